@@ -1,0 +1,2 @@
+//! The segment/page allocator.
+pub mod heap;

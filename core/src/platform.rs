@@ -1,0 +1,108 @@
+//! The platform contract: everything kiln needs from the host it runs on.
+//!
+//! A port (the std shim, a kernel) implements these narrow `unsafe trait`s and nothing else.
+//! Every method states what it requires of its caller and what it promises; none of them may
+//! allocate through kiln (they are called from inside the allocator's slow paths, where a
+//! re-entrant allocation would deadlock or corrupt the heap).
+//!
+//! ```text
+//!   trait            std shim (kiln-std)                 bare metal (kiln-bare)
+//!   ---------------  ----------------------------------  ----------------------------------
+//!   MemorySource     mmap, munmap, madvise(DONTNEED)     bitmap of free RAM segments
+//!   LocalSlot        thread-local heap + exit hook        per-CPU heap, interrupts off
+//!   ExecMemory       mmap RW -> mprotect RX               page-table permission flips
+//!   Console          stderr                               16550 / PL011 UART
+//! ```
+
+use core::ptr::NonNull;
+
+use crate::alloc::heap::Heap;
+
+/// Where segments come from.
+///
+/// # Safety (for implementors)
+/// `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
+/// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::segment::SEGMENT_SIZE), that
+/// nothing else uses until it is handed back with `release`. The source must be usable from
+/// several threads (or CPUs) at once.
+pub unsafe trait MemorySource: Sync {
+    /// Reserves `count >= 1` contiguous segments. Returns null when out of memory; never panics.
+    /// Must not allocate through kiln.
+    fn reserve(&self, count: usize) -> *mut u8;
+
+    /// Gives segments back to the platform.
+    ///
+    /// # Safety
+    /// `base` and `count` come from one earlier `reserve` call, and no byte of the region is used
+    /// afterwards. Must not allocate through kiln.
+    unsafe fn release(&self, base: *mut u8, count: usize);
+
+    /// Whether [`decommit`](Self::decommit) returns physical memory (capability; default no).
+    fn can_decommit(&self) -> bool {
+        false
+    }
+
+    /// Tells the platform the range holds nothing worth keeping; it may take the physical memory
+    /// back. The range stays reserved and reads as zero (or stale bytes) when touched again.
+    ///
+    /// # Safety
+    /// The range lies inside a reserved region, is aligned to 4 KiB at both ends, and holds no
+    /// live data. Must not allocate through kiln.
+    unsafe fn decommit(&self, _addr: *mut u8, _len: usize) {}
+}
+
+/// The current thread's (std) or CPU's (kernel) heap.
+///
+/// # Safety (for implementors)
+/// `with_heap` must hand `f` a heap that no other thread or CPU uses for the duration of the
+/// call (in a kernel: with preemption or interrupts disabled), and the same heap every time for
+/// the same thread or CPU, so that the heap's owner check (`segment.owner == heap`) is sound.
+pub unsafe trait LocalSlot: Sync {
+    /// Runs `f` with exclusive access to the local heap. Must not allocate through kiln before
+    /// `f` runs (the allocator calls this on every allocation).
+    fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R;
+}
+
+/// A region of memory for generated code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeRegion {
+    /// Start of the region; aligned to the platform's page size.
+    pub ptr: NonNull<u8>,
+    /// Length in bytes; a multiple of the platform's page size.
+    pub len: usize,
+}
+
+/// Executable memory for the JIT: write while not executable, then flip to read+execute.
+/// A region is never writable and executable at the same time.
+///
+/// # Safety (for implementors)
+/// `map_writable` returns memory nothing else uses; after `make_executable` returns true the
+/// region's bytes are what was written and can be executed by the calling CPU.
+pub unsafe trait ExecMemory: Sync {
+    /// Maps at least `len` bytes readable and writable, not executable. `None` when out of memory
+    /// or over the platform's cap on JIT memory. Must not allocate through kiln.
+    fn map_writable(&self, len: usize) -> Option<CodeRegion>;
+
+    /// Makes `region` read+execute (and not writable), after synchronising the instruction cache
+    /// for it (mandatory on aarch64). Returns false if the platform refused.
+    ///
+    /// # Safety
+    /// `region` comes from `map_writable` and is not being executed or written concurrently.
+    unsafe fn make_executable(&self, region: CodeRegion) -> bool;
+
+    /// Unmaps a region.
+    ///
+    /// # Safety
+    /// `region` comes from `map_writable`, and no code in it runs now or will run again.
+    unsafe fn unmap(&self, region: CodeRegion);
+}
+
+/// A byte sink for `[JIT]` traces and reports.
+///
+/// # Safety (for implementors)
+/// `write_bytes` must be callable from any thread or CPU at any time (including from inside the
+/// allocator's slow path) and must not allocate through kiln.
+pub unsafe trait Console: Sync {
+    /// Writes all of `bytes`.
+    fn write_bytes(&self, bytes: &[u8]);
+}

@@ -1,0 +1,2 @@
+//! kiln on a hosted OS (placeholder until the allocator core lands).
+#![deny(unsafe_op_in_unsafe_fn)]

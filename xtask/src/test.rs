@@ -1,0 +1,82 @@
+//! `cargo xtask test`: every test of the project, lane by lane.
+//!
+//! `cargo xtask test` runs all lanes in order; `cargo xtask test LANE...` runs only those.
+use crate::util::{cargo, run as sh};
+
+type LaneFn = fn() -> Result<(), String>;
+
+/// The lanes, in the order they run. Later work adds its lanes here.
+const LANES: &[(&str, LaneFn)] = &[
+    ("fmt", fmt),
+    ("clippy", clippy),
+    ("host", host),
+    ("no_std", no_std),
+];
+
+pub fn lane_names() -> Vec<&'static str> {
+    LANES.iter().map(|(n, _)| *n).collect()
+}
+
+pub fn run(wanted: &[String]) -> Result<(), String> {
+    for w in wanted {
+        if !LANES.iter().any(|(n, _)| n == w) {
+            return Err(format!(
+                "unknown lane `{w}`; lanes: {}",
+                lane_names().join(", ")
+            ));
+        }
+    }
+    let start = std::time::Instant::now();
+    for (name, lane) in LANES {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        eprintln!("=== lane {name} ===");
+        let t = std::time::Instant::now();
+        lane().map_err(|e| format!("lane {name}: {e}"))?;
+        eprintln!(
+            "=== lane {name} passed in {:.1}s ===",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!("all lanes passed in {:.1}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn fmt() -> Result<(), String> {
+    sh(cargo(&["fmt", "--all", "--check"]))
+}
+
+fn clippy() -> Result<(), String> {
+    sh(cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+fn host() -> Result<(), String> {
+    sh(cargo(&["test", "--workspace", "--all-features"]))?;
+    // The default feature set too: `stats` off must build and pass on its own.
+    sh(cargo(&["test", "--workspace"]))
+}
+
+/// The core must stay `no_std`: build it for both bare-metal targets.
+fn no_std() -> Result<(), String> {
+    for target in ["x86_64-unknown-none", "aarch64-unknown-none"] {
+        sh(cargo(&["build", "-p", "kiln", "--target", target]))?;
+        sh(cargo(&[
+            "build",
+            "-p",
+            "kiln",
+            "--all-features",
+            "--target",
+            target,
+        ]))?;
+    }
+    Ok(())
+}
