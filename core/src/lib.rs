@@ -9,5 +9,13 @@
 #[cfg(test)]
 extern crate std;
 
+// The `alloc` crate is renamed because `kiln::alloc` is the allocator itself.
+#[cfg(feature = "alloc")]
+extern crate alloc as liballoc;
+
 pub mod alloc;
+#[cfg(feature = "vm")]
+pub mod jit;
 pub mod platform;
+#[cfg(feature = "vm")]
+pub mod vm;

@@ -1,0 +1,1 @@
+//! The tracing JIT: hot-loop counting, recording, IR, optimisation, backends.

@@ -1,0 +1,1 @@
+//! The bytecode VM: opcode table, verifier, interpreter, the .kl language.
