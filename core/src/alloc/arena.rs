@@ -69,6 +69,7 @@
 mod allocator;
 mod checkpoint;
 mod chunk;
+pub mod growth;
 mod stats;
 #[cfg(test)]
 mod tests;
