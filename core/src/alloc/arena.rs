@@ -5,7 +5,7 @@
 //! | term | meaning |
 //! |---|---|
 //! | backing allocator | where chunks come from: the global allocator ([`Global`], i.e. `alloc::alloc`) by default, or any [`Allocator`] given to [`Arena::new_in`] |
-//! | chunk | one block taken from the backing allocator; a [`ChunkHeader`](chunk) at its start, payload after it |
+//! | chunk | one block taken from the backing allocator; a `ChunkHeader` at its start, payload after it |
 //! | current chunk | the newest chunk; the only one allocations are bumped from |
 //! | bump pointer | the next free byte of the current chunk; an allocation aligns it up and moves it forward |
 //! | mark | a saved bump position ([`Mark`]); [`Arena::rollback`] returns to it |
