@@ -44,7 +44,7 @@ pub fn lane() -> Result<(), String> {
     same_output_with_kiln(&lib, "python3", &scratch, |dir| python(dir))?;
     same_output_with_kiln(&lib, "sort", &scratch, |dir| sort(dir))?;
     same_output_with_kiln(&lib, "git", &scratch, |dir| git(dir))?;
-    stats_report(&lib, &scratch)?;
+    stats_report(&lib, &probe, &scratch)?;
     Ok(())
 }
 
@@ -222,39 +222,73 @@ git count-objects";
     Ok(cmd)
 }
 
-/// `KILN_STATS=1 sort ...`: the report must be there and prove that kiln did the work.
-fn stats_report(lib: &Path, scratch: &Path) -> Result<(), String> {
+/// `KILN_STATS=1`: the report must be there and prove that kiln did the work, for the threaded
+/// probe (known call counts, cross-thread frees) and for `sort` (whose output must not change).
+fn stats_report(lib: &Path, probe: &Path, scratch: &Path) -> Result<(), String> {
+    let mut cmd = Command::new(probe);
+    cmd.arg("threads").env("KILN_STATS", "1");
+    with_kiln(&mut cmd, lib);
+    let out = output(cmd)?;
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("preload: KILN_STATS=1 kiln-preload-probe threads:\n{report}");
+    if !out.status.success() {
+        return Err(format!("KILN_STATS=1 probe threads failed: {}", out.status));
+    }
+    let served = check_report(&report)?;
+    let remote = number_after(&report, " remote ").ok_or("no remote free count")?;
+    let fast = number_after(&report, "paths: fast ").ok_or("no fast path count")?;
+    // "segments in use N (peak M)": M is the only "(peak " in the report.
+    let peak_segments = number_after(&report, "(peak ").ok_or("no peak segment count")?;
+    expect(served >= 160_000, "kiln served the probe's 80 000 mallocs and 80 000 frees", &report)?;
+    expect(remote > 0, "frees from the consumer thread took the remote path", &report)?;
+    expect(fast > 0, "allocations took the fast path", &report)?;
+    expect(peak_segments > 0, "kiln segments were in use", &report)?;
+
     let dir = scratch.join("stats");
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir: {e}"))?;
+    let plain = output(sort(&dir)?)?;
     let mut cmd = sort(&dir)?;
     with_kiln(&mut cmd, lib);
     cmd.env("KILN_STATS", "1");
     let out = output(cmd)?;
-    let report = String::from_utf8_lossy(&out.stderr);
+    let report = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("preload: KILN_STATS=1 sort:\n{report}");
-    if !out.status.success() {
-        return Err(format!("KILN_STATS=1 sort failed: {}", out.status));
+    if !out.status.success() || out.stdout != plain.stdout {
+        return Err(format!("KILN_STATS=1 sort failed or changed its output: {}", out.status));
     }
-    let served = number_after(&report, "kiln: served ")
-        .ok_or("the report has no `kiln: served N of M calls` line")?;
-    let segments = number_after(&report, "segments in use ")
-        .ok_or("the report has no segment count")?;
+    check_report(&report)?;
     let peak = number_after(&report, "peak live ").ok_or("the report has no peak")?;
-    let checks = [
-        (served > 300_000, "kiln served at least one call per input line"),
-        (peak > 10 << 20, "peak live bytes cover the 12 MB input"),
-        (segments < 1 << 20, "a segment count is printed"),
-        (report.contains("calls: malloc="), "calls are counted per entry point"),
-        (report.contains("paths: fast "), "fast/slow path counts are printed"),
-        (report.contains("size classes"), "size classes are printed"),
-        (report.contains("glibc's allocator was not used"), "glibc's heap stayed empty"),
-    ];
-    for (ok, what) in checks {
-        if !ok {
-            return Err(format!("KILN_STATS report: expected that {what}:\n{report}"));
-        }
+    expect(peak > 10 << 20, "peak live bytes cover sort's 12 MB input", &report)
+}
+
+/// Checks what every report must show; returns the number of calls kiln served.
+fn check_report(report: &str) -> Result<u64, String> {
+    let served = number_after(report, "kiln: served ")
+        .ok_or(format!("no `kiln: served N of M calls` line in:\n{report}"))?;
+    let calls = number_after(report, &format!("kiln: served {served} of "))
+        .ok_or("no call total")?;
+    let outcomes: u64 = ["served=", "null=", "refused=", "bootstrap=", "leaked-free="]
+        .iter()
+        .map(|k| number_after(report, k).unwrap_or(u64::MAX / 8))
+        .sum();
+    expect(outcomes == calls, "every call has exactly one outcome", report)?;
+    expect(report.contains("calls: malloc="), "calls are counted per entry point", report)?;
+    expect(report.contains("paths: fast "), "fast/slow path counts are printed", report)?;
+    expect(report.contains("size classes"), "size classes are printed", report)?;
+    expect(
+        report.contains("glibc's allocator was not used"),
+        "glibc's heap stayed empty",
+        report,
+    )?;
+    Ok(served)
+}
+
+fn expect(ok: bool, what: &str, report: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("KILN_STATS report: expected that {what}:\n{report}"))
     }
-    Ok(())
 }
 
 /// The decimal number that follows `prefix` in `text`.

@@ -5,7 +5,7 @@ use core::ptr;
 
 use crate::fail::misuse;
 use crate::reentry::{self, enter};
-use crate::report::{self, count, served, Entry};
+use crate::report::{count, outcome, Entry, Outcome};
 
 /// Alignment of every `malloc`/`calloc`/`realloc` block (glibc's on x86_64 and aarch64).
 pub const MALLOC_ALIGN: usize = 16;
@@ -38,15 +38,26 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
             } else {
                 kiln_std::alloc(size, align)
             };
-            served();
+            outcome(Outcome::Served);
             p
         }
-        None => reentry::alloc(size, align),
+        None => {
+            outcome(Outcome::Bootstrap);
+            reentry::alloc(size, align)
+        }
     };
     if block.is_null() {
         set_errno(libc::ENOMEM);
     }
     block.cast()
+}
+
+/// A call refused for its arguments (overflowing size, bad alignment): null with `errno = code`.
+#[cold]
+fn refuse(code: c_int) -> *mut c_void {
+    outcome(Outcome::Refused);
+    set_errno(code);
+    ptr::null_mut()
 }
 
 /// Frees a block of kiln or of the bootstrap area; aborts on anything else.
@@ -56,18 +67,19 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
 /// `ptr` is non-null; the caller no longer uses the block.
 unsafe fn release(entry: &str, ptr: *mut c_void) {
     if reentry::owns(ptr.cast()) {
-        return; // bootstrap blocks are never reused
+        outcome(Outcome::Bootstrap); // bootstrap blocks are never reused
+        return;
     }
     let Some(_inside) = enter() else {
         // Freeing from inside kiln's own set-up: leak rather than re-enter it.
-        report::REENTRANT_FREES.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        outcome(Outcome::LeakedFree);
         return;
     };
     // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
     if let Err(e) = unsafe { kiln_std::free(ptr.cast()) } {
         misuse(entry, ptr.cast(), format_args!("invalid free ({e:?})"));
     }
-    served();
+    outcome(Outcome::Served);
 }
 
 /// The usable size of a live block (kiln's or the bootstrap area's), or `None`.
@@ -98,7 +110,9 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
     count(Entry::Free, 0);
-    if !ptr.is_null() {
+    if ptr.is_null() {
+        outcome(Outcome::Null);
+    } else {
         // SAFETY: non-null, handed over by the caller.
         unsafe { release("free", ptr) };
     }
@@ -110,10 +124,7 @@ pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     count(Entry::Calloc, n.saturating_mul(size));
     match n.checked_mul(size) {
         Some(total) => allocate(total, MALLOC_ALIGN, true),
-        None => {
-            set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        None => refuse(libc::ENOMEM),
     }
 }
 
@@ -142,10 +153,7 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
     match n.checked_mul(size) {
         // SAFETY: the caller's contract.
         Some(total) => unsafe { resize("reallocarray", ptr, total) },
-        None => {
-            set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        None => refuse(libc::ENOMEM),
     }
 }
 
@@ -172,11 +180,12 @@ unsafe fn resize(entry: &str, ptr: *mut c_void, size: usize) -> *mut c_void {
     }
     let Some(_inside) = enter() else {
         // Re-entry: a fresh bootstrap block and a copy; the old block is leaked.
+        outcome(Outcome::Bootstrap);
         return copy_into(reentry::alloc(size, MALLOC_ALIGN).cast(), ptr, old_size.min(size));
     };
     // SAFETY: `ptr` is a live kiln block (usable_size recognised it).
     let block = unsafe { kiln_std::realloc(ptr.cast(), size, MALLOC_ALIGN) };
-    served();
+    outcome(Outcome::Served);
     if block.is_null() {
         set_errno(libc::ENOMEM);
     }
@@ -209,6 +218,7 @@ fn copy_into(dst: *mut c_void, src: *mut c_void, n: usize) -> *mut c_void {
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     count(Entry::PosixMemalign, size);
     if !align.is_power_of_two() || !align.is_multiple_of(core::mem::size_of::<*mut c_void>()) {
+        outcome(Outcome::Refused);
         return libc::EINVAL;
     }
     // SAFETY: __errno_location is always valid for this thread.
@@ -228,8 +238,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     count(Entry::AlignedAlloc, size);
     if !align.is_power_of_two() {
-        set_errno(libc::EINVAL);
-        return ptr::null_mut();
+        return refuse(libc::EINVAL);
     }
     allocate(size, align.max(MALLOC_ALIGN), false)
 }
@@ -244,10 +253,7 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 fn aligned(align: usize, size: usize) -> *mut c_void {
     match align.max(MALLOC_ALIGN).checked_next_power_of_two() {
         Some(align) => allocate(size, align, false),
-        None => {
-            set_errno(libc::EINVAL);
-            ptr::null_mut()
-        }
+        None => refuse(libc::EINVAL),
     }
 }
 
@@ -265,10 +271,7 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     let page = page_size();
     match size.max(1).checked_next_multiple_of(page) {
         Some(rounded) => aligned(page, rounded),
-        None => {
-            set_errno(libc::ENOMEM);
-            ptr::null_mut()
-        }
+        None => refuse(libc::ENOMEM),
     }
 }
 
@@ -281,8 +284,14 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
 pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
     count(Entry::MallocUsableSize, 0);
     if ptr.is_null() {
+        outcome(Outcome::Null);
         return 0;
     }
+    outcome(if reentry::owns(ptr.cast()) {
+        Outcome::Bootstrap
+    } else {
+        Outcome::Served
+    });
     // SAFETY: non-null.
     unsafe { usable(ptr) }.unwrap_or(0)
 }
@@ -291,5 +300,5 @@ pub unsafe extern "C" fn malloc_usable_size(ptr: *mut c_void) -> usize {
 /// library is loaded and in use.
 #[no_mangle]
 pub extern "C" fn kiln_preload_served_calls() -> u64 {
-    report::served_calls()
+    crate::report::served_calls()
 }

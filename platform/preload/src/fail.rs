@@ -18,12 +18,21 @@ impl Line {
 
     /// Writes the buffer to stderr (fd 2), ignoring errors: there is nobody left to tell.
     pub(crate) fn flush_to_stderr(&mut self) {
+        self.flush_to(2);
+    }
+
+    /// Writes the buffer to the report's file descriptor (stderr as it was at load time).
+    pub(crate) fn flush_to_report(&mut self) {
+        self.flush_to(crate::report::REPORT_FD.load(core::sync::atomic::Ordering::Relaxed));
+    }
+
+    fn flush_to(&mut self, fd: core::ffi::c_int) {
         let mut done = 0;
         while done < self.len {
             // SAFETY: `buf[done..len]` is initialised memory we own; write(2) only reads it.
             let n = unsafe {
                 libc::write(
-                    2,
+                    fd,
                     self.buf[done..].as_ptr().cast(),
                     self.len - done,
                 )

@@ -23,6 +23,11 @@ extern "C" fn load() {
     let value = unsafe { libc::getenv(c"KILN_STATS".as_ptr()) };
     // SAFETY: a non-null getenv result is a NUL-terminated string, so its first byte is readable.
     if !value.is_null() && unsafe { *value } == b'1' as core::ffi::c_char {
+        // SAFETY: F_DUPFD_CLOEXEC on fd 2 only creates a new descriptor (or fails with -1).
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+        if fd >= 0 {
+            report::REPORT_FD.store(fd, Relaxed);
+        }
         report::ENABLED.store(true, Relaxed);
         // SAFETY: `print_at_exit` is a plain function valid for the life of the process (this
         // library is never unloaded: it is preloaded).

@@ -13,7 +13,7 @@
 //!   header: the block's size in the 8 bytes just below it; blocks are never reused.
 //! ```
 use core::cell::{Cell, UnsafeCell};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 thread_local! {
     /// Whether this thread is inside kiln now. Constant-initialised and without `Drop`, so
@@ -54,8 +54,6 @@ unsafe impl Sync for Area {}
 
 static AREA: Area = Area(UnsafeCell::new([0; BOOTSTRAP_SIZE]));
 static NEXT: AtomicUsize = AtomicUsize::new(0);
-/// Bootstrap blocks handed out.
-pub(crate) static BOOTSTRAP_ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 fn area_start() -> usize {
     AREA.0.get().addr()
@@ -79,7 +77,6 @@ pub(crate) fn alloc(size: usize, align: usize) -> *mut u8 {
         };
         match NEXT.compare_exchange_weak(offset, end, Relaxed, Relaxed) {
             Ok(_) => {
-                BOOTSTRAP_ALLOCS.fetch_add(1, Relaxed);
                 let base = AREA.0.get().cast::<u8>();
                 // SAFETY: `block - 8 .. end` lies inside AREA and was reserved for this call
                 // alone by the successful compare-exchange; the header is 8-aligned because

@@ -10,7 +10,6 @@ use kiln_core::alloc::size_class::{class_size, CLASS_COUNT};
 use kiln_core::alloc::stats::snapshot;
 
 use crate::fail::Line;
-use crate::reentry::BOOTSTRAP_ALLOCS;
 
 /// The exported C functions, as counted.
 #[derive(Clone, Copy)]
@@ -46,10 +45,28 @@ const ENTRY_NAMES: [&str; 11] = [
 pub(crate) static ENABLED: AtomicBool = AtomicBool::new(false);
 static CALLS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 static BYTES_REQUESTED: AtomicU64 = AtomicU64::new(0);
-/// Calls answered by kiln's allocator (not by the bootstrap area).
-static SERVED: AtomicU64 = AtomicU64::new(0);
-/// Frees that arrived while the thread was inside kiln; their blocks are leaked, not freed.
-pub(crate) static REENTRANT_FREES: AtomicU64 = AtomicU64::new(0);
+
+/// How one call was answered; every counted call ends in exactly one outcome, so the report can
+/// show that the outcomes add up to the calls.
+#[derive(Clone, Copy)]
+pub(crate) enum Outcome {
+    /// kiln's allocator answered it.
+    Served,
+    /// A null pointer given to `free`/`malloc_usable_size`: nothing to do.
+    Null,
+    /// Refused for its arguments (overflowing size, bad alignment) before reaching kiln.
+    Refused,
+    /// Re-entry: answered by the bootstrap area (or a free/size query of a bootstrap block).
+    Bootstrap,
+    /// A free that arrived while this thread was inside kiln: the block is leaked.
+    LeakedFree,
+}
+
+const OUTCOME_NAMES: [&str; 5] = ["served", "null", "refused", "bootstrap", "leaked-free"];
+static OUTCOMES: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+/// A duplicate of stderr taken at load time: programs such as `sort` close fd 2 in their own
+/// exit handlers, which run before ours.
+pub(crate) static REPORT_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(2);
 
 /// Counts one call of `entry` asking for `bytes`.
 #[inline]
@@ -60,11 +77,11 @@ pub(crate) fn count(entry: Entry, bytes: usize) {
     }
 }
 
-/// Counts one call that kiln's allocator answered.
+/// Counts how a call was answered.
 #[inline]
-pub(crate) fn served() {
+pub(crate) fn outcome(o: Outcome) {
     if ENABLED.load(Relaxed) {
-        SERVED.fetch_add(1, Relaxed);
+        OUTCOMES[o as usize].fetch_add(1, Relaxed);
     }
 }
 
@@ -75,16 +92,18 @@ pub(crate) extern "C" fn print_at_exit() {
     let pid = unsafe { libc::getpid() };
     let calls: u64 = CALLS.iter().map(|c| c.load(Relaxed)).sum();
     let _ = writeln!(line, "kiln: KILN_STATS report for pid {pid} (libkiln.so)");
-    line.flush_to_stderr();
-    let _ = writeln!(
+    line.flush_to_report();
+    let _ = write!(
         line,
-        "kiln: served {} of {} calls; {} re-entrant calls from the bootstrap area; {} re-entrant frees leaked",
-        SERVED.load(Relaxed),
-        calls,
-        BOOTSTRAP_ALLOCS.load(Relaxed),
-        REENTRANT_FREES.load(Relaxed)
+        "kiln: served {} of {} calls; outcomes:",
+        OUTCOMES[Outcome::Served as usize].load(Relaxed),
+        calls
     );
-    line.flush_to_stderr();
+    for (name, n) in OUTCOME_NAMES.iter().zip(&OUTCOMES) {
+        let _ = write!(line, " {name}={}", n.load(Relaxed));
+    }
+    let _ = writeln!(line);
+    line.flush_to_report();
     let _ = write!(line, "kiln: calls:");
     for (name, c) in ENTRY_NAMES.iter().zip(&CALLS) {
         let n = c.load(Relaxed);
@@ -93,7 +112,7 @@ pub(crate) extern "C" fn print_at_exit() {
         }
     }
     let _ = writeln!(line);
-    line.flush_to_stderr();
+    line.flush_to_report();
 
     let s = snapshot();
     let _ = writeln!(
@@ -103,26 +122,26 @@ pub(crate) extern "C" fn print_at_exit() {
         s.live_bytes,
         s.peak_bytes
     );
-    line.flush_to_stderr();
+    line.flush_to_report();
     let _ = writeln!(
         line,
         "kiln: paths: fast {} slow {} huge {}; frees: local {} remote {} huge {}",
         s.fast_alloc, s.slow_alloc, s.huge_alloc, s.local_free, s.remote_free, s.huge_free
     );
-    line.flush_to_stderr();
+    line.flush_to_report();
     let _ = writeln!(
         line,
         "kiln: segments in use {} (peak {}); pages retired {}",
         s.segments_in_use, s.peak_segments, s.pages_retired
     );
-    line.flush_to_stderr();
+    line.flush_to_report();
     let _ = writeln!(line, "kiln: size classes (bytes: allocs/frees):");
-    line.flush_to_stderr();
+    line.flush_to_report();
     for class in 0..CLASS_COUNT {
         let (a, f) = (s.class_alloc[class], s.class_free[class]);
         if a > 0 || f > 0 {
             let _ = writeln!(line, "kiln:   {:>8}: {a}/{f}", class_size(class));
-            line.flush_to_stderr();
+            line.flush_to_report();
         }
     }
     glibc_heap_line(&mut line);
@@ -144,10 +163,10 @@ fn glibc_heap_line(line: &mut Line) {
             "GLIBC'S ALLOCATOR WAS USED"
         }
     );
-    line.flush_to_stderr();
+    line.flush_to_report();
 }
 
 /// Calls kiln has served so far (counted only when the report is enabled).
 pub(crate) fn served_calls() -> u64 {
-    SERVED.load(Relaxed)
+    OUTCOMES[Outcome::Served as usize].load(Relaxed)
 }
