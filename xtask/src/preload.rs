@@ -1,7 +1,7 @@
 //! Lane `preload`: `libkiln.so` under real programs.
 //!
 //! Builds `cargo build --release -p kiln-preload`, then:
-//! - runs `kiln-preload-probe` (C semantics, alignment to 2 MiB, threads, fork) under it;
+//! - runs `kiln-preload-probe` (C semantics, alignment to 1 MiB, threads, fork) under it;
 //! - checks that double/interior frees abort a child process with a `kiln: ...` message;
 //! - runs python3 (dicts, lists, strings, threads), `sort` on a generated file and `git` on a
 //!   scratch repository with and without `LD_PRELOAD`, and requires identical output;
@@ -41,9 +41,9 @@ pub fn lane() -> Result<(), String> {
     ] {
         probe_aborts(&lib, &probe, scenario, message)?;
     }
-    same_output_with_kiln(&lib, "python3", &scratch, |dir| python(dir))?;
-    same_output_with_kiln(&lib, "sort", &scratch, |dir| sort(dir))?;
-    same_output_with_kiln(&lib, "git", &scratch, |dir| git(dir))?;
+    same_output_with_kiln(&lib, "python3", &scratch, python)?;
+    same_output_with_kiln(&lib, "sort", &scratch, sort)?;
+    same_output_with_kiln(&lib, "git", &scratch, git)?;
     stats_report(&lib, &probe, &scratch)?;
     Ok(())
 }
@@ -53,7 +53,8 @@ fn with_kiln(cmd: &mut Command, lib: &Path) {
 }
 
 fn output(mut cmd: Command) -> Result<Output, String> {
-    cmd.output().map_err(|e| format!("cannot start {cmd:?}: {e}"))
+    cmd.output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))
 }
 
 fn probe_passes(lib: &Path, probe: &Path, scenario: &str) -> Result<(), String> {
@@ -79,7 +80,11 @@ fn probe_aborts(lib: &Path, probe: &Path, scenario: &str, message: &str) -> Resu
     with_kiln(&mut cmd, lib);
     let out = output(cmd)?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("preload: probe {scenario}: {} / {}", out.status, stderr.trim());
+    eprintln!(
+        "preload: probe {scenario}: {} / {}",
+        out.status,
+        stderr.trim()
+    );
     if out.status.signal() != Some(libc_sigabrt()) || !stderr.contains(message) {
         return Err(format!(
             "probe {scenario}: expected SIGABRT and `{message}...` on stderr, got {} and {stderr:?}",
@@ -195,7 +200,8 @@ fn git(dir: &Path) -> Result<Command, String> {
     std::fs::create_dir_all(repo.join("src")).map_err(|e| format!("mkdir: {e}"))?;
     for i in 0..200 {
         let body = format!("fn f{i}() -> u32 {{ {i} }}\n").repeat(i % 30 + 1);
-        std::fs::write(repo.join(format!("src/f{i}.rs")), body).map_err(|e| format!("write: {e}"))?;
+        std::fs::write(repo.join(format!("src/f{i}.rs")), body)
+            .map_err(|e| format!("write: {e}"))?;
     }
     let script = "set -e
 git init -q -b main .
@@ -239,8 +245,16 @@ fn stats_report(lib: &Path, probe: &Path, scratch: &Path) -> Result<(), String> 
     let fast = number_after(&report, "paths: fast ").ok_or("no fast path count")?;
     // "segments in use N (peak M)": M is the only "(peak " in the report.
     let peak_segments = number_after(&report, "(peak ").ok_or("no peak segment count")?;
-    expect(served >= 160_000, "kiln served the probe's 80 000 mallocs and 80 000 frees", &report)?;
-    expect(remote > 0, "frees from the consumer thread took the remote path", &report)?;
+    expect(
+        served >= 160_000,
+        "kiln served the probe's 80 000 mallocs and 80 000 frees",
+        &report,
+    )?;
+    expect(
+        remote > 0,
+        "frees from the consumer thread took the remote path",
+        &report,
+    )?;
     expect(fast > 0, "allocations took the fast path", &report)?;
     expect(peak_segments > 0, "kiln segments were in use", &report)?;
 
@@ -254,27 +268,50 @@ fn stats_report(lib: &Path, probe: &Path, scratch: &Path) -> Result<(), String> 
     let report = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("preload: KILN_STATS=1 sort:\n{report}");
     if !out.status.success() || out.stdout != plain.stdout {
-        return Err(format!("KILN_STATS=1 sort failed or changed its output: {}", out.status));
+        return Err(format!(
+            "KILN_STATS=1 sort failed or changed its output: {}",
+            out.status
+        ));
     }
     check_report(&report)?;
     let peak = number_after(&report, "peak live ").ok_or("the report has no peak")?;
-    expect(peak > 10 << 20, "peak live bytes cover sort's 12 MB input", &report)
+    expect(
+        peak > 10 << 20,
+        "peak live bytes cover sort's 12 MB input",
+        &report,
+    )
 }
 
 /// Checks what every report must show; returns the number of calls kiln served.
 fn check_report(report: &str) -> Result<u64, String> {
     let served = number_after(report, "kiln: served ")
         .ok_or(format!("no `kiln: served N of M calls` line in:\n{report}"))?;
-    let calls = number_after(report, &format!("kiln: served {served} of "))
-        .ok_or("no call total")?;
+    let calls =
+        number_after(report, &format!("kiln: served {served} of ")).ok_or("no call total")?;
     let outcomes: u64 = ["served=", "null=", "refused=", "bootstrap=", "leaked-free="]
         .iter()
         .map(|k| number_after(report, k).unwrap_or(u64::MAX / 8))
         .sum();
-    expect(outcomes == calls, "every call has exactly one outcome", report)?;
-    expect(report.contains("calls: malloc="), "calls are counted per entry point", report)?;
-    expect(report.contains("paths: fast "), "fast/slow path counts are printed", report)?;
-    expect(report.contains("size classes"), "size classes are printed", report)?;
+    expect(
+        outcomes == calls,
+        "every call has exactly one outcome",
+        report,
+    )?;
+    expect(
+        report.contains("calls: malloc="),
+        "calls are counted per entry point",
+        report,
+    )?;
+    expect(
+        report.contains("paths: fast "),
+        "fast/slow path counts are printed",
+        report,
+    )?;
+    expect(
+        report.contains("size classes"),
+        "size classes are printed",
+        report,
+    )?;
     expect(
         report.contains("glibc's allocator was not used"),
         "glibc's heap stayed empty",
@@ -287,7 +324,9 @@ fn expect(ok: bool, what: &str, report: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("KILN_STATS report: expected that {what}:\n{report}"))
+        Err(format!(
+            "KILN_STATS report: expected that {what}:\n{report}"
+        ))
     }
 }
 

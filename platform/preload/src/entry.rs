@@ -77,7 +77,7 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
     };
     // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
     if let Err(e) = unsafe { kiln_std::free(ptr.cast()) } {
-        misuse(entry, ptr.cast(), format_args!("invalid free ({e:?})"));
+        misuse(entry, ptr.cast(), format_args!("invalid free: {e}"));
     }
     outcome(Outcome::Served);
 }
@@ -181,7 +181,11 @@ unsafe fn resize(entry: &str, ptr: *mut c_void, size: usize) -> *mut c_void {
     let Some(_inside) = enter() else {
         // Re-entry: a fresh bootstrap block and a copy; the old block is leaked.
         outcome(Outcome::Bootstrap);
-        return copy_into(reentry::alloc(size, MALLOC_ALIGN).cast(), ptr, old_size.min(size));
+        return copy_into(
+            reentry::alloc(size, MALLOC_ALIGN).cast(),
+            ptr,
+            old_size.min(size),
+        );
     };
     // SAFETY: `ptr` is a live kiln block (usable_size recognised it).
     let block = unsafe { kiln_std::realloc(ptr.cast(), size, MALLOC_ALIGN) };

@@ -30,13 +30,7 @@ impl Line {
         let mut done = 0;
         while done < self.len {
             // SAFETY: `buf[done..len]` is initialised memory we own; write(2) only reads it.
-            let n = unsafe {
-                libc::write(
-                    fd,
-                    self.buf[done..].as_ptr().cast(),
-                    self.len - done,
-                )
-            };
+            let n = unsafe { libc::write(fd, self.buf[done..].as_ptr().cast(), self.len - done) };
             if n <= 0 {
                 break;
             }

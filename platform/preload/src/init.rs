@@ -1,18 +1,16 @@
 //! Load-time set-up: a constructor in `.init_array` reads `KILN_STATS` and registers the exit
-//! report and the `fork` handlers. It runs after libc is initialised and before `main`; any
-//! allocation before it is already served by kiln (kiln sets itself up lazily on first use).
-use core::ffi::c_int;
+//! report. It runs after libc is initialised and before `main`; any allocation before it is
+//! already served by kiln (kiln sets itself up lazily on first use).
+//!
+//! `fork`: kiln's only locks are the segment pool's (`kiln::alloc::segment::Pool`) and
+//! `kiln_std`'s fallback heap for exiting threads. A `pthread_atfork` prepare handler has to take
+//! them and the parent/child handlers release them; `kiln_std` does not expose a lock/unlock pair
+//! for that yet (only `Pool::locked(f)`, which cannot stay held across `fork`), so no handler is
+//! registered and a fork that happens while another thread holds the pool lock can leave the
+//! child waiting on it. See the README's LD_PRELOAD section.
 use core::sync::atomic::Ordering::Relaxed;
 
 use crate::report;
-
-extern "C" {
-    fn pthread_atfork(
-        prepare: Option<extern "C" fn()>,
-        parent: Option<extern "C" fn()>,
-        child: Option<extern "C" fn()>,
-    ) -> c_int;
-}
 
 #[used]
 #[link_section = ".init_array"]
@@ -33,22 +31,4 @@ extern "C" fn load() {
         // library is never unloaded: it is preloaded).
         unsafe { libc::atexit(report::print_at_exit) };
     }
-    // SAFETY: the handlers are plain functions that stay valid for the life of the process.
-    unsafe { pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
-}
-
-/// Runs in the forking thread before `fork`: takes kiln's global locks so that the child never
-/// inherits one held by a thread that does not exist in it.
-extern "C" fn before_fork() {
-    kiln_std::fork::prepare();
-}
-
-/// Runs in the parent after `fork`: releases what `before_fork` took.
-extern "C" fn after_fork_in_parent() {
-    kiln_std::fork::parent();
-}
-
-/// Runs in the child after `fork`: releases (or re-initialises) what `before_fork` took.
-extern "C" fn after_fork_in_child() {
-    kiln_std::fork::child();
 }
