@@ -2,12 +2,15 @@
 //! once into a kiln arena, and prints the allocator calls, bytes, peak live bytes and time of each.
 //!
 //! ```text
-//! cargo run --release -p kiln-std --example arena_lexer [MEGABYTES]
+//! cargo run --release -p kiln-std --features stats --example arena_lexer [MEGABYTES]
 //! ```
 //!
-//! The global allocator is wrapped in a counter ([`Counting`]) so both runs are measured by the
-//! same instrument; the arena run also prints the arena's own statistics.
-use std::alloc::{GlobalAlloc, Layout, System};
+//! kiln is the global allocator, wrapped in a counter ([`Counting`]) that sees the exact bytes
+//! asked for. Each run happens in its own child process (this program started again with
+//! `--run heap|arena`), so that kiln's process-wide statistics (`--features stats`: calls per
+//! path, peak live bytes, segments) describe that run alone.
+use std::alloc::{GlobalAlloc, Layout};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -56,7 +59,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
 }
 
 #[global_allocator]
-static GLOBAL: Counting<System> = Counting(System);
+static GLOBAL: Counting<kiln_std::KilnAlloc> = Counting(kiln_std::KilnAlloc);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -143,81 +146,194 @@ struct ArenaToken<'a> {
     text: &'a str,
 }
 
+/// What one run measured, as the child prints it on one line: `key=value` pairs.
 struct Measured {
     calls: u64,
     bytes: u64,
     peak: u64,
     time: Duration,
     tokens: usize,
+    fingerprint: u64,
+    /// kiln's own view: allocations (fast + slow + huge), frees, peak live bytes, peak segments.
+    kiln: Option<[u64; 4]>,
+    /// The arena's statistics line (arena run only).
+    arena: Option<String>,
 }
 
-/// Runs `f`, measuring the global allocator calls it makes and its peak live bytes above the
-/// live bytes at its start.
-fn measure(f: impl FnOnce() -> usize) -> Measured {
+/// Runs `f` (which returns the token count, its fingerprint and an optional note), measuring the
+/// global allocator calls it makes and the peak live bytes above the live bytes at its start.
+fn measure(f: impl FnOnce() -> (usize, u64, Option<String>)) -> Measured {
     let (calls, bytes, live) = (CALLS.load(Relaxed), BYTES.load(Relaxed), LIVE.load(Relaxed));
     PEAK.store(live, Relaxed);
+    let before = kiln::alloc::stats::snapshot();
     let t = Instant::now();
-    let tokens = f();
+    let (tokens, fingerprint, arena) = f();
+    let time = t.elapsed();
+    let after = kiln::alloc::stats::snapshot();
+    let allocs = |s: &kiln::alloc::stats::Stats| s.fast_alloc + s.slow_alloc + s.huge_alloc;
+    let frees = |s: &kiln::alloc::stats::Stats| s.local_free + s.remote_free + s.huge_free;
     Measured {
-        time: t.elapsed(),
+        time,
         calls: CALLS.load(Relaxed) - calls,
         bytes: BYTES.load(Relaxed) - bytes,
         peak: PEAK.load(Relaxed) - live,
         tokens,
+        fingerprint,
+        kiln: kiln::alloc::stats::ENABLED.then(|| {
+            [
+                allocs(&after) - allocs(&before),
+                frees(&after) - frees(&before),
+                after.peak_bytes.saturating_sub(before.live_bytes),
+                after.peak_segments,
+            ]
+        }),
+        arena,
     }
 }
 
-fn main() {
-    let megabytes: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse().expect("MEGABYTES must be a whole number"))
-        .unwrap_or(8);
-    let src = generate(megabytes << 20);
-    println!("source: {} bytes", src.len());
-
-    let mut heap_fingerprint = 0u64;
-    let heap = measure(|| {
+fn heap_run(src: &str) -> Measured {
+    measure(|| {
         let mut tokens: Vec<HeapToken> = Vec::new();
-        lex(&src, |kind, text, _| {
+        lex(src, |kind, text, _| {
             tokens.push(HeapToken {
                 kind,
                 text: text.to_owned(),
             })
         });
-        heap_fingerprint = fingerprint(tokens.iter().map(|t| (t.kind, t.text.as_str())));
-        tokens.len()
-    });
+        let print = fingerprint(tokens.iter().map(|t| (t.kind, t.text.as_str())));
+        (tokens.len(), print, None)
+    })
+}
 
-    let mut arena_fingerprint = 0u64;
-    let mut arena_stats = None;
-    let arena = measure(|| {
+fn arena_run(src: &str) -> Measured {
+    measure(|| {
         let arena = Arena::new();
         // About 4 source bytes per token in this language: reserve from that, correct as we go.
         let mut tokens = EstimatedVec::with_estimate_in(src.len(), 4, &arena);
-        lex(&src, |kind, text, consumed| {
+        lex(src, |kind, text, consumed| {
             let text = arena.alloc_str(text);
             tokens.push(ArenaToken { kind, text }, consumed)
         });
-        arena_fingerprint = fingerprint(tokens.as_slice().iter().map(|t| (t.kind, t.text)));
+        let print = fingerprint(tokens.as_slice().iter().map(|t| (t.kind, t.text)));
         let n = tokens.len();
         drop(tokens);
-        arena_stats = Some((arena.stats(), n));
-        n
+        let s = arena.stats();
+        let note = format!(
+            "{} arena allocations ({} bytes) in {} chunks ({} chunk bytes, peak in use {})",
+            s.allocations,
+            s.bytes_allocated,
+            s.chunk_allocations,
+            s.peak_chunk_bytes,
+            s.peak_bytes_in_use
+        );
+        (n, print, Some(note))
+    })
+}
+
+/// Child side: one run, printed as one line for the parent.
+fn child(mode: &str, megabytes: usize) {
+    let src = generate(megabytes << 20);
+    let m = match mode {
+        "heap" => heap_run(&src),
+        "arena" => arena_run(&src),
+        other => panic!("unknown run `{other}` (heap or arena)"),
+    };
+    let kiln = m.kiln.map_or("off".to_owned(), |k| {
+        format!("{},{},{},{}", k[0], k[1], k[2], k[3])
     });
+    println!(
+        "calls={} bytes={} peak={} nanos={} tokens={} fingerprint={} kiln={} arena={}",
+        m.calls,
+        m.bytes,
+        m.peak,
+        m.time.as_nanos(),
+        m.tokens,
+        m.fingerprint,
+        kiln,
+        m.arena.unwrap_or_default().replace(' ', "_")
+    );
+}
+
+/// Parent side: runs `mode` in a child process and reads its line back.
+fn run_child(mode: &str, megabytes: usize) -> Measured {
+    let exe = std::env::current_exe().expect("own executable path");
+    let out = Command::new(exe)
+        .args(["--run", mode, &megabytes.to_string()])
+        .output()
+        .expect("start the child run");
+    assert!(
+        out.status.success(),
+        "{mode} run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8(out.stdout).expect("UTF-8 report");
+    let field = |key: &str| -> &str {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+    };
+    let num = |key: &str| -> u64 { field(key).parse().expect("a number") };
+    let kiln = field("kiln");
+    Measured {
+        calls: num("calls"),
+        bytes: num("bytes"),
+        peak: num("peak"),
+        time: Duration::from_nanos(num("nanos")),
+        tokens: num("tokens") as usize,
+        fingerprint: num("fingerprint"),
+        kiln: (kiln != "off").then(|| {
+            let v: Vec<u64> = kiln
+                .split(',')
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            [v[0], v[1], v[2], v[3]]
+        }),
+        arena: Some(field("arena").replace('_', " ")).filter(|s| !s.is_empty()),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--run") {
+        let megabytes = args.get(2).map_or(8, |a| a.parse().expect("MEGABYTES"));
+        return child(&args[1], megabytes);
+    }
+    let megabytes: usize = args
+        .first()
+        .map(|a| a.parse().expect("MEGABYTES must be a whole number"))
+        .unwrap_or(8);
+    let heap = run_child("heap", megabytes);
+    let arena = run_child("arena", megabytes);
     assert_eq!(heap.tokens, arena.tokens, "both runs see the same tokens");
     assert_eq!(
-        heap_fingerprint, arena_fingerprint,
+        heap.fingerprint, arena.fingerprint,
         "both runs see the same texts"
     );
 
-    println!("tokens: {}", heap.tokens);
     println!(
-        "{:<22} {:>14} {:>14} {:>14} {:>10}",
-        "run", "alloc calls", "bytes asked", "peak live", "time ms"
+        "source: {megabytes} MiB, {} tokens; global allocator: kiln",
+        heap.tokens
+    );
+    println!(
+        "{:<20} {:>12} {:>12} {:>12} {:>9}   {:>10} {:>10} {:>12} {:>5}",
+        "run",
+        "alloc calls",
+        "bytes asked",
+        "peak live",
+        "time ms",
+        "kiln alloc",
+        "kiln free",
+        "kiln peak",
+        "segs"
     );
     for (name, m) in [("heap (String/token)", &heap), ("arena", &arena)] {
+        let kiln = m
+            .kiln
+            .map_or("(build with --features stats)".to_owned(), |k| {
+                format!("{:>10} {:>10} {:>12} {:>5}", k[0], k[1], k[2], k[3])
+            });
         println!(
-            "{:<22} {:>14} {:>14} {:>14} {:>10.1}",
+            "{:<20} {:>12} {:>12} {:>12} {:>9.1}   {kiln}",
             name,
             m.calls,
             m.bytes,
@@ -225,14 +341,11 @@ fn main() {
             m.time.as_secs_f64() * 1e3
         );
     }
-    if let Some((s, n)) = arena_stats {
-        println!(
-            "arena stats: {} allocations ({} bytes) inside {} chunks ({} chunk bytes, peak in use {}), {} tokens",
-            s.allocations, s.bytes_allocated, s.chunk_allocations, s.peak_chunk_bytes, s.peak_bytes_in_use, n
-        );
+    if let Some(note) = &arena.arena {
+        println!("arena: {note}");
     }
     println!(
-        "ratio heap/arena: {:.0}x fewer allocator calls, {:.2}x time",
+        "heap/arena: {:.0}x the allocator calls, {:.2}x the time (one run each; not a benchmark)",
         heap.calls as f64 / arena.calls.max(1) as f64,
         heap.time.as_secs_f64() / arena.time.as_secs_f64()
     );
