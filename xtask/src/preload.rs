@@ -35,8 +35,9 @@ pub fn lane() -> Result<(), String> {
         probe_passes(&lib, &probe, scenario)?;
     }
     for (scenario, message) in [
-        ("double-free", "kiln: free(0x"),
+        ("double-free", "double free"),
         ("interior-free", "kiln: free(0x"),
+        ("foreign-free", "not allocated by kiln"),
         ("realloc-interior", "kiln: realloc(0x"),
     ] {
         probe_aborts(&lib, &probe, scenario, message)?;

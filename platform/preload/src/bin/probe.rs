@@ -3,7 +3,7 @@
 //!
 //! Scenarios: `api` (C semantics and alignment up to 1 MiB), `threads` (cross-thread frees with
 //! content checks), `fork` (fork while other threads allocate; children must not deadlock),
-//! and the misuse cases `double-free`, `interior-free`, `realloc-interior`, which must abort
+//! and the misuse cases `double-free`, `interior-free`, `foreign-free`, `realloc-interior`, which must abort
 //! with a `kiln: ...` message.
 use std::ffi::c_void;
 use std::process::ExitCode;
@@ -418,6 +418,14 @@ fn interior_free() -> Check {
     Err("a free of an interior pointer returned".to_owned())
 }
 
+fn foreign_free() -> Check {
+    let mut on_the_stack = [0u64; 4];
+    std::hint::black_box(&mut on_the_stack);
+    // SAFETY: not safe on purpose (see above); kiln must refuse a pointer it never handed out.
+    unsafe { c::free(on_the_stack.as_mut_ptr().cast()) };
+    Err("a free of a stack address returned".to_owned())
+}
+
 fn realloc_interior() -> Check {
     // SAFETY: not safe on purpose (see above); kiln must refuse the interior pointer.
     unsafe {
@@ -441,9 +449,10 @@ fn main() -> ExitCode {
         "fork" => fork(),
         "double-free" => double_free(),
         "interior-free" => interior_free(),
+        "foreign-free" => foreign_free(),
         "realloc-interior" => realloc_interior(),
         other => Err(format!(
-            "unknown scenario `{other}`: api, threads, fork, double-free, interior-free, realloc-interior"
+            "unknown scenario `{other}`: api, threads, fork, double-free, interior-free, foreign-free, realloc-interior"
         )),
     };
     match result {
