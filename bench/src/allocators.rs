@@ -30,6 +30,10 @@ fn hosted<A: GlobalAlloc + Send + Sync + 'static>(a: A) -> Result<Instance, Stri
 /// Every allocator, in table order: kiln first, then the hosted peers, then the `no_std` ones.
 pub const ALL: &[Spec] = &[
     Spec {
+        name: "kiln",
+        make: || hosted(kiln_std::KilnAlloc),
+    },
+    Spec {
         name: "glibc",
         make: || hosted(std::alloc::System),
     },

@@ -83,7 +83,7 @@ fn build_kiln_preload() -> Result<Option<PathBuf>, String> {
 }
 
 /// Allocators and workloads of the smoke lane.
-const SMOKE_ALLOCS: &str = "glibc,mimalloc";
+const SMOKE_ALLOCS: &str = "kiln,glibc";
 const SMOKE_BENCHES: &str = "random-mixed-400,realloc-churn";
 
 /// Lane `bench_smoke`: `--quick` on two allocators and two workloads, then the JSON must be
