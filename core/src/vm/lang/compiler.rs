@@ -1,0 +1,484 @@
+//! The compiler: [`Ast`] to a [`Program`].
+//!
+//! Registers: a function's parameters are registers `0 .. arity`; each `let` takes the next free
+//! register for the rest of its block; temporaries are taken above the locals and given back
+//! after the instruction that consumes them, so the register file is a stack. A call's argument
+//! window is always at the top of that stack (the callee's frame overlaps everything above it).
+//!
+//! Control flow: conditions compile to fused compare-and-branch instructions; `while` loops are
+//! rotated (`jmp cond; body: ..; cond: if c goto body`), so each iteration costs one branch and
+//! the loop header — the target of the backward branch — is the first instruction of the body.
+//!
+//! Scope: top-level statements form function 0 (`main`); functions see only their parameters
+//! and their own locals (there are no globals).
+use liballoc::format;
+use liballoc::string::String;
+use liballoc::vec::Vec;
+
+use super::alloc::Allocator;
+use super::ast::*;
+use crate::vm::builtins::Builtin;
+use crate::vm::bytecode::{encode_abc, encode_abx, Op};
+use crate::vm::error::SyntaxError;
+use crate::vm::program::{Const, Function, Program};
+
+/// Compiles a parsed file.
+pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxError> {
+    let mut prog = Program::default();
+    let mut sigs: Vec<(&str, usize)> = Vec::new();
+    for f in ast.fns.iter() {
+        let err = |msg: String| SyntaxError { line: f.line, col: f.col, msg, phase: "compile error" };
+        if sigs.iter().any(|(n, _)| *n == f.name) {
+            return Err(err(format!("function `{}` is defined twice", f.name)));
+        }
+        if Builtin::from_name(f.name).is_some() {
+            return Err(err(format!("`{}` is a builtin and cannot be redefined", f.name)));
+        }
+        if f.params.len > 255 {
+            return Err(err(format!("function `{}` has more than 255 parameters", f.name)));
+        }
+        sigs.push((f.name, f.params.len as usize));
+    }
+    let main = FnCompiler::new(ast, &mut prog, &sigs, "main", &[]).finish(ast.main)?;
+    prog.funcs.push(main);
+    for f in ast.fns.iter() {
+        let params = ast.name_list(f.params);
+        let func = FnCompiler::new(ast, &mut prog, &sigs, f.name, params).finish(f.body)?;
+        prog.funcs.push(func);
+    }
+    Ok(prog)
+}
+
+type Patches = Vec<usize>;
+
+struct FnCompiler<'c, 's, A: Allocator + Copy> {
+    ast: &'c Ast<'s, A>,
+    prog: &'c mut Program,
+    sigs: &'c [(&'s str, usize)],
+    func: Function,
+    locals: Vec<(&'s str, u8)>,
+    next_reg: usize,
+    loops: Vec<Patches>,
+    line: u32,
+    col: u32,
+}
+
+impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
+    fn new(ast: &'c Ast<'s, A>, prog: &'c mut Program, sigs: &'c [(&'s str, usize)], name: &str, params: &[&'s str]) -> Self {
+        let name = prog.intern(Const::Str(name.into())) as u32;
+        let arity = params.len() as u8;
+        let locals = params.iter().enumerate().map(|(i, p)| (*p, i as u8)).collect();
+        let func = Function { name, arity, nregs: arity.max(1) as u16, code: Vec::new(), lines: Vec::new() };
+        FnCompiler { ast, prog, sigs, func, locals, next_reg: params.len(), loops: Vec::new(), line: 0, col: 0 }
+    }
+
+    fn finish(mut self, body: List) -> Result<Function, SyntaxError> {
+        self.block(body)?;
+        self.emit(Op::RetNil as u32);
+        Ok(self.func)
+    }
+
+    fn err(&self, msg: String) -> SyntaxError {
+        SyntaxError { line: self.line, col: self.col, msg, phase: "compile error" }
+    }
+
+    fn here(&self) -> usize {
+        self.func.code.len()
+    }
+    fn emit(&mut self, word: u32) {
+        self.func.code.push(word);
+        self.func.lines.push(self.line);
+    }
+    fn emit_abc(&mut self, op: Op, a: u8, b: u8, c: u8) {
+        self.emit(encode_abc(op, a, b, c));
+    }
+    /// Emits a jump-carrying instruction with its target still open; returns the patch site.
+    fn emit_jump(&mut self, word0: u32) -> usize {
+        self.emit(word0);
+        self.emit(u32::MAX);
+        self.here() - 1
+    }
+    fn patch(&mut self, sites: &[usize], target: usize) {
+        sites.iter().for_each(|&s| self.func.code[s] = target as u32);
+    }
+
+    fn alloc_reg(&mut self) -> Result<u8, SyntaxError> {
+        let r = self.next_reg;
+        if r > 255 {
+            return Err(self.err("function needs more than 256 registers".into()));
+        }
+        self.next_reg += 1;
+        self.func.nregs = self.func.nregs.max(self.next_reg as u16);
+        Ok(r as u8)
+    }
+    fn lookup(&self, name: &str) -> Result<u8, SyntaxError> {
+        match self.locals.iter().rev().find(|(n, _)| *n == name) {
+            Some(&(_, r)) => Ok(r),
+            None => Err(self.err(format!("unknown variable `{name}`"))),
+        }
+    }
+    fn constant(&mut self, k: Const) -> Result<usize, SyntaxError> {
+        let i = self.prog.intern(k);
+        if i > u16::MAX as usize {
+            return Err(self.err("more than 65536 constants".into()));
+        }
+        Ok(i)
+    }
+    /// A numeric literal's constant index, when it fits the 8-bit `K` operand.
+    fn small_num_const(&mut self, e: ExprId) -> Option<u8> {
+        let k = match self.ast.expr(e).kind {
+            ExprKind::Int(i) => Const::Int(i),
+            ExprKind::Float(x) => Const::Float(x),
+            _ => return None,
+        };
+        u8::try_from(self.prog.intern(k)).ok()
+    }
+    fn at(&mut self, line: u32, col: u32) {
+        self.line = line;
+        self.col = col;
+    }
+
+    fn block(&mut self, body: List) -> Result<(), SyntaxError> {
+        let (locals, next) = (self.locals.len(), self.next_reg);
+        for &s in self.ast.block(body) {
+            self.stmt(s)?;
+        }
+        self.locals.truncate(locals);
+        self.next_reg = next;
+        Ok(())
+    }
+
+    fn stmt(&mut self, id: StmtId) -> Result<(), SyntaxError> {
+        let s = *self.ast.stmt(id);
+        self.at(s.line, s.col);
+        let temps = self.next_reg;
+        match s.kind {
+            StmtKind::Let(name, e) => {
+                let r = self.alloc_reg()?;
+                self.expr_to(e, r)?;
+                self.locals.push((name, r));
+                return Ok(());
+            }
+            StmtKind::Assign(name, e) => {
+                let r = self.lookup(name)?;
+                // `&&`/`||` write their target before evaluating the right side, which may read
+                // the variable: go through a temporary.
+                if matches!(self.ast.expr(e).kind, ExprKind::And(..) | ExprKind::Or(..)) {
+                    let t = self.expr_any(e)?;
+                    self.emit_abc(Op::Move, r, t, 0);
+                } else {
+                    self.expr_to(e, r)?;
+                }
+            }
+            StmtKind::SetIndex(obj, idx, v) => {
+                let (o, i, v) = (self.expr_any(obj)?, self.expr_any(idx)?, self.expr_any(v)?);
+                self.emit_abc(Op::SetIdx, o, i, v);
+            }
+            StmtKind::Expr(e) => {
+                self.expr_any(e)?;
+            }
+            StmtKind::If(cond, then, other) => self.if_stmt(cond, then, other)?,
+            StmtKind::While(cond, body) => self.while_stmt(cond, body)?,
+            StmtKind::Return(Some(e)) => {
+                let r = self.expr_any(e)?;
+                self.emit_abc(Op::Ret, r, 0, 0);
+            }
+            StmtKind::Return(None) => self.emit(Op::RetNil as u32),
+            StmtKind::Break => {
+                if self.loops.is_empty() {
+                    return Err(self.err("`break` outside a loop".into()));
+                }
+                let site = self.emit_jump(Op::Jmp as u32);
+                if let Some(l) = self.loops.last_mut() {
+                    l.push(site);
+                }
+            }
+        }
+        self.next_reg = temps;
+        Ok(())
+    }
+
+    fn if_stmt(&mut self, cond: ExprId, then: List, other: Option<List>) -> Result<(), SyntaxError> {
+        let mut to_else = Patches::new();
+        self.cond_jump(cond, false, &mut to_else)?;
+        self.block(then)?;
+        match other {
+            Some(other) => {
+                let to_end = self.emit_jump(Op::Jmp as u32);
+                let else_pc = self.here();
+                self.patch(&to_else, else_pc);
+                self.block(other)?;
+                let end = self.here();
+                self.patch(&[to_end], end);
+            }
+            None => {
+                let end = self.here();
+                self.patch(&to_else, end);
+            }
+        }
+        Ok(())
+    }
+
+    fn while_stmt(&mut self, cond: ExprId, body: List) -> Result<(), SyntaxError> {
+        let to_cond = self.emit_jump(Op::Jmp as u32);
+        let top = self.here();
+        self.loops.push(Patches::new());
+        self.block(body)?;
+        let cond_pc = self.here();
+        self.patch(&[to_cond], cond_pc);
+        let mut to_top = Patches::new();
+        let e = *self.ast.expr(cond);
+        self.at(e.line, e.col);
+        self.cond_jump(cond, true, &mut to_top)?;
+        self.patch(&to_top, top);
+        let breaks = self.loops.pop().unwrap_or_default();
+        let end = self.here();
+        self.patch(&breaks, end);
+        Ok(())
+    }
+
+    /// Emits code that jumps (via `patches`) when `truthy(e) == sense` and falls through otherwise.
+    fn cond_jump(&mut self, e: ExprId, sense: bool, patches: &mut Patches) -> Result<(), SyntaxError> {
+        let temps = self.next_reg;
+        match self.ast.expr(e).kind {
+            ExprKind::Not(x) => self.cond_jump(x, !sense, patches)?,
+            ExprKind::Bool(b) => {
+                if b == sense {
+                    patches.push(self.emit_jump(Op::Jmp as u32));
+                }
+            }
+            ExprKind::And(l, r) | ExprKind::Or(l, r) => {
+                let is_and = matches!(self.ast.expr(e).kind, ExprKind::And(..));
+                if is_and != sense {
+                    // and/false: either side false jumps; or/true: either side true jumps.
+                    self.cond_jump(l, sense, patches)?;
+                    self.cond_jump(r, sense, patches)?;
+                } else {
+                    let mut skip = Patches::new();
+                    self.cond_jump(l, !sense, &mut skip)?;
+                    self.cond_jump(r, sense, patches)?;
+                    let here = self.here();
+                    self.patch(&skip, here);
+                }
+            }
+            ExprKind::Binary(op, l, r) if is_comparison(op) => self.compare_jump(op, l, r, sense, patches)?,
+            _ => {
+                let r = self.expr_any(e)?;
+                patches.push(self.emit_jump(encode_abc(Op::JmpIf, r, sense as u8, 0)));
+            }
+        }
+        self.next_reg = temps;
+        Ok(())
+    }
+
+    fn compare_jump(&mut self, op: BinOp, l: ExprId, r: ExprId, sense: bool, patches: &mut Patches) -> Result<(), SyntaxError> {
+        // Ne is Eq with the opposite sense.
+        let (op, sense) = if op == BinOp::Ne { (BinOp::Eq, !sense) } else { (op, sense) };
+        if let Some(k) = self.small_num_const(r) {
+            let reg = self.expr_any(l)?;
+            let kop = match op {
+                BinOp::Lt => Op::JLtK,
+                BinOp::Le => Op::JLeK,
+                BinOp::Gt => Op::JGtK,
+                BinOp::Ge => Op::JGeK,
+                _ => Op::JEqK,
+            };
+            patches.push(self.emit_jump(encode_abc(kop, reg, k, sense as u8)));
+            return Ok(());
+        }
+        if let Some(k) = self.small_num_const(l) {
+            let reg = self.expr_any(r)?;
+            let kop = match op {
+                BinOp::Lt => Op::JGtK,
+                BinOp::Le => Op::JGeK,
+                BinOp::Gt => Op::JLtK,
+                BinOp::Ge => Op::JLeK,
+                _ => Op::JEqK,
+            };
+            patches.push(self.emit_jump(encode_abc(kop, reg, k, sense as u8)));
+            return Ok(());
+        }
+        let (x, y) = (self.expr_any(l)?, self.expr_any(r)?);
+        let (jop, x, y) = match op {
+            BinOp::Lt => (Op::JLt, x, y),
+            BinOp::Le => (Op::JLe, x, y),
+            BinOp::Gt => (Op::JLt, y, x),
+            BinOp::Ge => (Op::JLe, y, x),
+            _ => (Op::JEq, x, y),
+        };
+        patches.push(self.emit_jump(encode_abc(jop, x, y, sense as u8)));
+        Ok(())
+    }
+
+    /// The register holding `e`: a variable's own register, or a fresh temporary.
+    fn expr_any(&mut self, e: ExprId) -> Result<u8, SyntaxError> {
+        if let ExprKind::Var(name) = self.ast.expr(e).kind {
+            let saved = (self.line, self.col);
+            let ex = *self.ast.expr(e);
+            self.at(ex.line, ex.col);
+            let r = self.lookup(name);
+            self.at(saved.0, saved.1);
+            return r;
+        }
+        let r = self.alloc_reg()?;
+        self.expr_to(e, r)?;
+        Ok(r)
+    }
+
+    /// Emits code leaving the value of `e` in register `dst`.
+    fn expr_to(&mut self, e: ExprId, dst: u8) -> Result<(), SyntaxError> {
+        let ex = *self.ast.expr(e);
+        self.at(ex.line, ex.col);
+        let temps = self.next_reg;
+        match ex.kind {
+            ExprKind::Int(i) if i16::try_from(i).is_ok() => self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16)),
+            ExprKind::Int(i) => self.load_const(dst, Const::Int(i))?,
+            ExprKind::Float(x) => self.load_const(dst, Const::Float(x))?,
+            ExprKind::Str(raw) => self.load_const(dst, Const::Str(unescape(raw).into()))?,
+            ExprKind::Bool(b) => self.emit_abc(Op::LoadBool, dst, b as u8, 0),
+            ExprKind::Nil => self.emit_abc(Op::LoadNil, dst, 0, 0),
+            ExprKind::Var(name) => {
+                let r = self.lookup(name)?;
+                if r != dst {
+                    self.emit_abc(Op::Move, dst, r, 0);
+                }
+            }
+            ExprKind::Neg(x) => {
+                let r = self.expr_any(x)?;
+                self.emit_abc(Op::Neg, dst, r, 0);
+            }
+            ExprKind::Not(x) => {
+                let r = self.expr_any(x)?;
+                self.emit_abc(Op::Not, dst, r, 0);
+            }
+            ExprKind::Binary(op, l, r) => self.binary(op, l, r, dst)?,
+            ExprKind::And(l, r) | ExprKind::Or(l, r) => {
+                let is_and = matches!(ex.kind, ExprKind::And(..));
+                self.expr_to(l, dst)?;
+                // `a && b` is `a` when `a` is falsy, else `b`; `||` the other way round.
+                let skip = self.emit_jump(encode_abc(Op::JmpIf, dst, !is_and as u8, 0));
+                self.expr_to(r, dst)?;
+                let end = self.here();
+                self.patch(&[skip], end);
+            }
+            ExprKind::Call(name, args) => self.call(name, args, dst, ex)?,
+            ExprKind::Index(obj, idx) => {
+                let (o, i) = (self.expr_any(obj)?, self.expr_any(idx)?);
+                self.at(ex.line, ex.col);
+                self.emit_abc(Op::GetIdx, dst, o, i);
+            }
+            ExprKind::Array(items) => {
+                let (base, n) = self.window(items)?;
+                self.at(ex.line, ex.col);
+                self.emit_abc(Op::NewArr, dst, base, n);
+            }
+        }
+        self.next_reg = temps;
+        Ok(())
+    }
+
+    fn load_const(&mut self, dst: u8, k: Const) -> Result<(), SyntaxError> {
+        let i = self.constant(k)?;
+        self.emit(encode_abx(Op::LoadK, dst, i as u16));
+        Ok(())
+    }
+
+    fn binary(&mut self, op: BinOp, l: ExprId, r: ExprId, dst: u8) -> Result<(), SyntaxError> {
+        let line = (self.line, self.col);
+        let (rr, kop) = match op {
+            BinOp::Add => (Op::Add, Op::AddK),
+            BinOp::Sub => (Op::Sub, Op::SubK),
+            BinOp::Mul => (Op::Mul, Op::MulK),
+            BinOp::Div => (Op::Div, Op::DivK),
+            BinOp::Mod => (Op::Mod, Op::ModK),
+            BinOp::Eq | BinOp::Ne => (Op::Eq, Op::Eq),
+            BinOp::Lt | BinOp::Gt => (Op::Lt, Op::Lt),
+            BinOp::Le | BinOp::Ge => (Op::Le, Op::Le),
+        };
+        if kop != rr {
+            if let Some(k) = self.small_num_const(r) {
+                let x = self.expr_any(l)?;
+                self.at(line.0, line.1);
+                self.emit_abc(kop, dst, x, k);
+                return Ok(());
+            }
+        }
+        let (x, y) = (self.expr_any(l)?, self.expr_any(r)?);
+        self.at(line.0, line.1);
+        let (x, y) = if matches!(op, BinOp::Gt | BinOp::Ge) { (y, x) } else { (x, y) };
+        self.emit_abc(rr, dst, x, y);
+        if op == BinOp::Ne {
+            self.emit_abc(Op::Not, dst, dst, 0);
+        }
+        Ok(())
+    }
+
+    /// Evaluates `items` into consecutive fresh registers; returns the first and the count.
+    fn window(&mut self, items: List) -> Result<(u8, u8), SyntaxError> {
+        let n = u8::try_from(items.len).map_err(|_| self.err("more than 255 arguments or elements".into()))?;
+        let base = self.next_reg as u8;
+        for &item in self.ast.expr_list(items) {
+            let r = self.alloc_reg()?;
+            self.expr_to(item, r)?;
+        }
+        if n == 0 {
+            // The window still holds the result.
+            self.alloc_reg()?;
+        }
+        Ok((base, n))
+    }
+
+    fn call(&mut self, name: &str, args: List, dst: u8, ex: Expr<'_>) -> Result<(), SyntaxError> {
+        let target = if let Some(i) = self.sigs.iter().position(|(n, _)| *n == name) {
+            let want = self.sigs[i].1;
+            if want != args.len as usize {
+                return Err(self.err(format!("`{name}` takes {want} arguments, got {}", args.len)));
+            }
+            Ok(i + 1)
+        } else if let Some(b) = Builtin::from_name(name) {
+            if b.arity().is_some_and(|n| n != args.len as usize) {
+                let want = b.arity().unwrap_or(0);
+                return Err(self.err(format!("`{name}` takes {want} arguments, got {}", args.len)));
+            }
+            Err(b)
+        } else {
+            return Err(self.err(format!("unknown function `{name}`")));
+        };
+        let (base, n) = self.window(args)?;
+        self.at(ex.line, ex.col);
+        match target {
+            Ok(fi) => {
+                self.emit_abc(Op::Call, base, 0, n);
+                self.emit(fi as u32);
+            }
+            Err(b) => self.emit_abc(Op::CallB, base, b as u8, n),
+        }
+        if base != dst {
+            self.emit_abc(Op::Move, dst, base, 0);
+        }
+        Ok(())
+    }
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+}
+
+/// Decodes the escapes the lexer validated.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
