@@ -2,7 +2,7 @@
 //!
 //! Each operation has an inline fast path for the common types (int with int, float with float)
 //! and a `#[cold]` slow path for mixed numbers (promoted to float), string concatenation and the
-//! errors. Ints wrap on overflow; int `/` truncates toward zero and `%` takes the dividend's sign;
+//! errors. Ints wrap on overflow; int `/` truncates toward zero and `%` (int and float) takes the dividend's sign;
 //! int division or remainder by zero is an error, float division follows IEEE 754.
 use liballoc::string::String;
 
@@ -27,7 +27,7 @@ fast_arith!(add, |a: i64, b: i64| Ok(Value::Int(a.wrapping_add(b))), |a: f64, b:
 fast_arith!(sub, |a: i64, b: i64| Ok(Value::Int(a.wrapping_sub(b))), |a: f64, b: f64| a - b, "subtract");
 fast_arith!(mul, |a: i64, b: i64| Ok(Value::Int(a.wrapping_mul(b))), |a: f64, b: f64| a * b, "multiply");
 fast_arith!(div, int_div, |a: f64, b: f64| a / b, "divide");
-fast_arith!(rem, int_rem, float_rem, "take the remainder of");
+fast_arith!(rem, int_rem, |a: f64, b: f64| a % b, "take the remainder of");
 
 #[inline(always)]
 fn int_div(a: i64, b: i64) -> Result<Value, E> {
@@ -43,20 +43,6 @@ fn int_rem(a: i64, b: i64) -> Result<Value, E> {
         return Err(E::DivisionByZero);
     }
     Ok(Value::Int(a.wrapping_rem(b)))
-}
-
-/// `a % b` for floats with the dividend's sign (C `fmod`), without `std`.
-fn float_rem(a: f64, b: f64) -> f64 {
-    if b == 0.0 || a.is_infinite() || a.is_nan() || b.is_nan() {
-        return f64::NAN;
-    }
-    if b.is_infinite() {
-        return a;
-    }
-    let q = a / b;
-    // Truncate the quotient toward zero; beyond 2^53 every float is already integral.
-    let t = if q.abs() < 9007199254740992.0 { (q as i64) as f64 } else { q };
-    a - t * b
 }
 
 #[cold]

@@ -162,17 +162,8 @@ impl<'p> Vm<'p> {
         Ok(())
     }
 
-    fn grow_stack(&mut self, need: usize) -> Result<(), E> {
-        if self.stack.len() < need {
-            let more = need - self.stack.len();
-            self.meter.charge(more * mem::size_of::<Value>()).map_err(|_| E::OutOfMemory)?;
-            self.stack.resize(need, Value::Nil);
-        }
-        Ok(())
-    }
-
     fn load_consts(&mut self) -> Result<(), E> {
-        if self.consts.len() == self.prog.consts.len() {
+        if !self.consts.is_empty() {
             return Ok(());
         }
         let meter = self.meter.clone();
@@ -185,31 +176,34 @@ impl<'p> Vm<'p> {
                 Const::Float(x) => Ok(Value::Float(*x)),
                 Const::Str(s) => Value::new_str(&meter, s).map_err(|_| E::OutOfMemory),
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
+        // K operands are 8-bit: padding to 256 entries lets them index without bounds checks.
+        if self.consts.len() < 256 {
+            self.consts.resize(256, Value::Nil);
+        }
         Ok(())
     }
 
     /// Taken jump from `at` to a lower `target`: fuel for the loop body, and hot-loop counting.
     #[inline(always)]
-    fn back_edge(&mut self, func: usize, at: usize, target: usize, regs_at: usize, hook: &mut Option<&mut dyn LoopHook>) -> Result<(), E> {
+    fn back_edge(&mut self, func: usize, at: usize, target: usize, regs: &mut [Value], hook: &mut Option<&mut dyn LoopHook>) -> Result<(), E> {
         self.charge(at + 2 - target)?;
         if self.config.jit_threshold != 0 {
-            self.count_loop(func, target, regs_at, hook);
+            self.count_loop(func, target, regs, hook);
         }
         Ok(())
     }
 
     #[cold]
     #[inline(never)]
-    fn count_loop(&mut self, func: usize, target: usize, base: usize, hook: &mut Option<&mut dyn LoopHook>) {
+    fn count_loop(&mut self, func: usize, target: usize, regs: &mut [Value], hook: &mut Option<&mut dyn LoopHook>) {
         let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else { return };
         *n = n.saturating_add(1);
         let count = *n;
         if count == self.config.jit_threshold {
             if let Some(h) = hook.as_deref_mut() {
                 let nregs = self.prog.funcs[func].nregs as usize;
-                let regs = &mut self.stack[base..base + nregs];
-                h.hot_loop(HotLoop { func, header_pc: target, count, regs });
+                h.hot_loop(HotLoop { func, header_pc: target, count, regs: &mut regs[..nregs] });
             }
         }
     }
@@ -221,19 +215,47 @@ impl<'p> Vm<'p> {
         self.load_consts().map_err(|k| self.fail(0, 0, k))?;
         self.frames.clear();
         let mut pos = Pos { func: 0, pc: 0 };
-        let result = self.execute(out, &mut hook, &mut pos);
+        // The stack and constants move out of `self` while running, so the dispatch loop can
+        // hold a borrow of the current frame's registers and still update fuel and counters.
+        let mut stack = mem::take(&mut self.stack);
+        let consts = mem::take(&mut self.consts);
+        let result = match self.grow_stack(&mut stack, FRAME_WINDOW) {
+            Ok(()) => self.execute(&mut stack, &consts, out, &mut hook, &mut pos),
+            Err(k) => Err(k),
+        };
         // Release every frame's registers, also after an error, so heap values are reclaimed.
-        self.stack.iter_mut().for_each(|v| *v = Value::Nil);
+        stack.iter_mut().for_each(|v| *v = Value::Nil);
+        self.stack = stack;
+        self.consts = consts;
         result.map_err(|k| self.fail(pos.func, pos.pc, k))
     }
 
-    fn execute(&mut self, out: &mut dyn Write, hook: &mut Option<&mut dyn LoopHook>, pos: &mut Pos) -> Result<Value, E> {
+    fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
+        if stack.len() < need {
+            let more = need - stack.len();
+            self.meter.charge(more * mem::size_of::<Value>()).map_err(|_| E::OutOfMemory)?;
+            stack.try_reserve(more).map_err(|_| E::OutOfMemory)?;
+            stack.resize(need, Value::Nil);
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &mut self,
+        stack: &mut Vec<Value>,
+        consts: &[Value],
+        out: &mut dyn Write,
+        hook: &mut Option<&mut dyn LoopHook>,
+        pos: &mut Pos,
+    ) -> Result<Value, E> {
         let prog = self.prog;
         let mut fi = 0usize;
         let mut func = &prog.funcs[0];
         let mut base = 0usize;
         let mut pc = 0usize;
-        self.grow_stack(func.nregs as usize)?;
+        let Ok(kk) = <&[Value; 256]>::try_from(&consts[..256]) else {
+            return Err(E::BadArgument("constant table not padded"));
+        };
         macro_rules! bail {
             ($e:expr) => {{
                 pos.func = fi;
@@ -252,31 +274,85 @@ impl<'p> Vm<'p> {
         'frames: loop {
             let code: &[u32] = &func.code;
             let nregs = func.nregs as usize;
+            // A frame's window is a fixed 256 slots (the stack always extends that far past the
+            // base), so 8-bit register operands index it without bounds checks.
+            let Ok(regs) = <&mut [Value; FRAME_WINDOW]>::try_from(&mut stack[base..base + FRAME_WINDOW]) else {
+                bail!(E::StackOverflow)
+            };
             loop {
-                let regs = &mut self.stack[base..base + nregs];
-                let consts = &self.consts[..];
-                let w = code[pc];
+                // SAFETY: `Vm::new` verified this function: execution starts at PC 0, every
+                // instruction's successors are instruction starts inside the code (jump targets
+                // are checked, nothing falls off the end), so `pc < code.len()` here.
+                let w = unsafe { *code.get_unchecked(pc) };
                 macro_rules! ext {
                     () => {
-                        code[pc + 1] as usize
+                        // SAFETY: the verifier checked that every instruction with an `Ext`
+                        // operand has its extension word inside the code.
+                        unsafe { *code.get_unchecked(pc + 1) as usize }
                     };
                 }
+                // Int/int and float/float inline, without a `Result` in between; anything else
+                // (mixed numbers, strings, errors, int division) goes to `arith`.
                 macro_rules! arith {
-                    ($f:ident, $rhs:expr) => {{
-                        let v = tri!(super::arith::$f(&regs[b(w)], $rhs, &self.meter));
-                        regs[a(w)] = v;
+                    ($f:ident, $rhs:expr, $iop:ident, $fop:tt) => {{
+                        match (&regs[b(w)], $rhs) {
+                            (Value::Float(x), Value::Float(y)) => {
+                                let r = *x $fop *y;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (Value::Int(x), Value::Int(y)) => {
+                                let r = x.$iop(*y);
+                                regs[a(w)] = Value::Int(r);
+                            }
+                            (x, y) => {
+                                let v = tri!(super::arith::$f(x, y, &self.meter));
+                                regs[a(w)] = v;
+                            }
+                        }
                         pc += 1;
+                    }};
+                    ($f:ident, $rhs:expr, $fop:tt) => {{
+                        match (&regs[b(w)], $rhs) {
+                            (Value::Float(x), Value::Float(y)) => {
+                                let r = *x $fop *y;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (x, y) => {
+                                let v = tri!(super::arith::$f(x, y, &self.meter));
+                                regs[a(w)] = v;
+                            }
+                        }
+                        pc += 1;
+                    }};
+                }
+                macro_rules! jump {
+                    () => {{
+                        let target = ext!();
+                        if target <= pc {
+                            tri!(self.back_edge(fi, pc, target, regs, hook));
+                        }
+                        pc = target;
+                    }};
+                }
+                // Compare-and-branch with the same-type fast paths inline.
+                macro_rules! cmp_branch {
+                    ($x:expr, $y:expr, $op:tt, $slow:ident) => {{
+                        let taken = match ($x, $y) {
+                            (Value::Float(x), Value::Float(y)) => x $op y,
+                            (Value::Int(x), Value::Int(y)) => x $op y,
+                            (x, y) => tri!(super::arith::$slow(x, y)),
+                        };
+                        if taken == (c(w) != 0) {
+                            jump!();
+                        } else {
+                            pc += 2;
+                        }
                     }};
                 }
                 macro_rules! branch {
                     ($cond:expr) => {{
-                        let flag = c(w) != 0;
-                        if tri!($cond) == flag {
-                            let target = ext!();
-                            if target <= pc {
-                                tri!(self.back_edge(fi, pc, target, base, hook));
-                            }
-                            pc = target;
+                        if tri!($cond) == (c(w) != 0) {
+                            jump!();
                         } else {
                             pc += 2;
                         }
@@ -303,16 +379,16 @@ impl<'p> Vm<'p> {
                         regs[a(w)] = Value::Bool(b(w) != 0);
                         pc += 1;
                     }
-                    byte::Add => arith!(add, &regs[c(w)]),
-                    byte::Sub => arith!(sub, &regs[c(w)]),
-                    byte::Mul => arith!(mul, &regs[c(w)]),
-                    byte::Div => arith!(div, &regs[c(w)]),
-                    byte::Mod => arith!(rem, &regs[c(w)]),
-                    byte::AddK => arith!(add, &consts[c(w)]),
-                    byte::SubK => arith!(sub, &consts[c(w)]),
-                    byte::MulK => arith!(mul, &consts[c(w)]),
-                    byte::DivK => arith!(div, &consts[c(w)]),
-                    byte::ModK => arith!(rem, &consts[c(w)]),
+                    byte::Add => arith!(add, &regs[c(w)], wrapping_add, +),
+                    byte::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
+                    byte::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
+                    byte::Div => arith!(div, &regs[c(w)], /),
+                    byte::Mod => arith!(rem, &regs[c(w)], %),
+                    byte::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
+                    byte::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
+                    byte::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
+                    byte::DivK => arith!(div, &kk[c(w)], /),
+                    byte::ModK => arith!(rem, &kk[c(w)], %),
                     byte::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         regs[a(w)] = v;
@@ -336,33 +412,22 @@ impl<'p> Vm<'p> {
                         regs[a(w)] = Value::Bool(v);
                         pc += 1;
                     }
-                    byte::Jmp => {
-                        let target = ext!();
-                        if target <= pc {
-                            tri!(self.back_edge(fi, pc, target, base, hook));
-                        }
-                        pc = target;
-                    }
+                    byte::Jmp => jump!(),
                     byte::JmpIf => {
-                        let flag = b(w) != 0;
-                        if regs[a(w)].truthy() == flag {
-                            let target = ext!();
-                            if target <= pc {
-                                tri!(self.back_edge(fi, pc, target, base, hook));
-                            }
-                            pc = target;
+                        if regs[a(w)].truthy() == (b(w) != 0) {
+                            jump!();
                         } else {
                             pc += 2;
                         }
                     }
-                    byte::JLt => branch!(super::arith::lt(&regs[a(w)], &regs[b(w)])),
-                    byte::JLe => branch!(super::arith::le(&regs[a(w)], &regs[b(w)])),
+                    byte::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
+                    byte::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
                     byte::JEq => branch!(Ok::<bool, E>(regs[a(w)].equals(&regs[b(w)]))),
-                    byte::JLtK => branch!(super::arith::lt(&regs[a(w)], &consts[b(w)])),
-                    byte::JLeK => branch!(super::arith::le(&regs[a(w)], &consts[b(w)])),
-                    byte::JGtK => branch!(super::arith::lt(&consts[b(w)], &regs[a(w)])),
-                    byte::JGeK => branch!(super::arith::le(&consts[b(w)], &regs[a(w)])),
-                    byte::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&consts[b(w)]))),
+                    byte::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
+                    byte::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
+                    byte::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
+                    byte::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
+                    byte::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
                     byte::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {
@@ -371,7 +436,7 @@ impl<'p> Vm<'p> {
                         let cf = &prog.funcs[callee];
                         tri!(self.charge(cf.code.len()));
                         let new_base = base + a(w);
-                        tri!(self.grow_stack(new_base + cf.nregs as usize));
+                        tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
                         self.frames.push(Frame { func: fi as u32, ret_pc: (pc + 2) as u32, base: base as u32 });
                         fi = callee;
                         func = cf;
@@ -390,9 +455,9 @@ impl<'p> Vm<'p> {
                     byte::Ret | byte::RetNil => {
                         let v = if w as u8 == byte::Ret { mem::take(&mut regs[a(w)]) } else { Value::Nil };
                         // Collection point: the callee's registers are released here.
-                        regs.iter_mut().for_each(|r| *r = Value::Nil);
+                        regs[..nregs].iter_mut().for_each(|r| *r = Value::Nil);
                         let Some(fr) = self.frames.pop() else { return Ok(v) };
-                        self.stack[base] = v;
+                        regs[0] = v;
                         fi = fr.func as usize;
                         func = &prog.funcs[fi];
                         base = fr.base as usize;
@@ -423,6 +488,9 @@ impl<'p> Vm<'p> {
         }
     }
 }
+
+/// Slots every frame can address from its base: the 8-bit register operand's range.
+const FRAME_WINDOW: usize = 256;
 
 /// Where execution stopped, for error locations.
 struct Pos {

@@ -14,9 +14,10 @@
 //!
 //! # Value representation
 //!
-//! A [`Value`] is a `#[repr(u8)]` enum of 16 bytes, so its layout is fixed (RFC 2195): byte 0
-//! is the tag ([`value::TAG_NIL`] ..), bytes 8..16 the payload; bytes 1..8 are padding. Native
-//! code may read and write the scalar variants directly (write the tag byte and the payload).
+//! A [`Value`] is a `#[repr(u64)]` enum of 16 bytes, so its layout is fixed (RFC 2195): bytes
+//! 0..8 are the tag word ([`value::TAG_NIL`] ..), bytes 8..16 the payload; there is no padding.
+//! Native code may read and write the scalar variants directly (store the tag word and the
+//! payload word).
 //! Heap variants hold an `Rc` pointer in the payload; overwriting a slot that holds one must drop
 //! that reference (decrement, maybe free), so a JIT either leaves such slots to the interpreter
 //! or calls back into Rust to drop them.
@@ -24,7 +25,7 @@
 //! ```text
 //!   Value (16 bytes)
 //!   +----------------+----------------------------------------------+
-//!   | tag u8 + pad   | payload (8 bytes, offset 8)                  |
+//!   | tag (u64)      | payload (8 bytes, offset 8)                  |
 //!   +----------------+----------------------------------------------+
 //!     0 Nil            unused
 //!     1 Bool           0 / 1 in the first payload byte

@@ -14,10 +14,10 @@ use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 /// A VM value. `Clone` bumps a reference count for heap values and copies otherwise.
-/// `repr(u8)` fixes the layout: tag byte at offset 0, payload at offset 8 (see the module doc of
+/// `repr(u64)` fixes the layout: tag word at offset 0, payload at offset 8, no padding (see the module doc of
 /// [`crate::vm`]).
 #[derive(Clone, Default)]
-#[repr(u8)]
+#[repr(u64)]
 pub enum Value {
     /// The absence of a value; fresh registers hold it.
     #[default]
@@ -34,18 +34,18 @@ pub enum Value {
     Array(Rc<ArrayObj>) = TAG_ARRAY,
 }
 
-/// Tag byte of [`Value::Nil`].
-pub const TAG_NIL: u8 = 0;
-/// Tag byte of [`Value::Bool`].
-pub const TAG_BOOL: u8 = 1;
-/// Tag byte of [`Value::Int`].
-pub const TAG_INT: u8 = 2;
-/// Tag byte of [`Value::Float`].
-pub const TAG_FLOAT: u8 = 3;
-/// Tag byte of [`Value::Str`].
-pub const TAG_STR: u8 = 4;
-/// Tag byte of [`Value::Array`].
-pub const TAG_ARRAY: u8 = 5;
+/// Tag word of [`Value::Nil`].
+pub const TAG_NIL: u64 = 0;
+/// Tag word of [`Value::Bool`].
+pub const TAG_BOOL: u64 = 1;
+/// Tag word of [`Value::Int`].
+pub const TAG_INT: u64 = 2;
+/// Tag word of [`Value::Float`].
+pub const TAG_FLOAT: u64 = 3;
+/// Tag word of [`Value::Str`].
+pub const TAG_STR: u64 = 4;
+/// Tag word of [`Value::Array`].
+pub const TAG_ARRAY: u64 = 5;
 /// Offset of the payload within a [`Value`].
 pub const PAYLOAD_OFFSET: usize = 8;
 

@@ -396,8 +396,11 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             BinOp::Le | BinOp::Ge => (Op::Le, Op::Le),
         };
         if kop != rr {
-            if let Some(k) = self.small_num_const(r) {
-                let x = self.expr_any(l)?;
+            // `x op K`, and `K op x` for the commutative ops, use the constant operand directly.
+            let commutes = matches!(op, BinOp::Add | BinOp::Mul);
+            let swapped = if commutes { self.small_num_const(l).map(|k| (k, r)) } else { None };
+            if let Some((k, x)) = self.small_num_const(r).map(|k| (k, l)).or(swapped) {
+                let x = self.expr_any(x)?;
                 self.at(line.0, line.1);
                 self.emit_abc(kop, dst, x, k);
                 return Ok(());
