@@ -59,6 +59,9 @@ struct FnCompiler<'c, 's, A: Allocator + Copy> {
     locals: Vec<(&'s str, u8)>,
     next_reg: usize,
     loops: Vec<Patches>,
+    /// Set by [`Self::expr_fresh`]: the next `expr_to` target is a brand-new top register, so a
+    /// call may put its argument window there and skip the result move.
+    fresh_dst: bool,
     line: u32,
     col: u32,
 }
@@ -69,7 +72,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let arity = params.len() as u8;
         let locals = params.iter().enumerate().map(|(i, p)| (*p, i as u8)).collect();
         let func = Function { name, arity, nregs: arity.max(1) as u16, code: Vec::new(), lines: Vec::new() };
-        FnCompiler { ast, prog, sigs, func, locals, next_reg: params.len(), loops: Vec::new(), line: 0, col: 0 }
+        FnCompiler { ast, prog, sigs, func, locals, next_reg: params.len(), loops: Vec::new(), fresh_dst: false, line: 0, col: 0 }
     }
 
     fn finish(mut self, body: List) -> Result<Function, SyntaxError> {
@@ -126,12 +129,21 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     }
     /// A numeric literal's constant index, when it fits the 8-bit `K` operand.
     fn small_num_const(&mut self, e: ExprId) -> Option<u8> {
-        let k = match self.ast.expr(e).kind {
-            ExprKind::Int(i) => Const::Int(i),
-            ExprKind::Float(x) => Const::Float(x),
-            _ => return None,
-        };
+        let k = self.num_literal(e)?;
         u8::try_from(self.prog.intern(k)).ok()
+    }
+    /// The value of a numeric literal, folding a leading minus (`-1`, `-2.5`).
+    fn num_literal(&self, e: ExprId) -> Option<Const> {
+        match self.ast.expr(e).kind {
+            ExprKind::Int(i) => Some(Const::Int(i)),
+            ExprKind::Float(x) => Some(Const::Float(x)),
+            ExprKind::Neg(inner) => match self.num_literal(inner)? {
+                Const::Int(i) => Some(Const::Int(i.wrapping_neg())),
+                Const::Float(x) => Some(Const::Float(-x)),
+                Const::Str(_) => None,
+            },
+            _ => None,
+        }
     }
     fn at(&mut self, line: u32, col: u32) {
         self.line = line;
@@ -154,8 +166,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let temps = self.next_reg;
         match s.kind {
             StmtKind::Let(name, e) => {
-                let r = self.alloc_reg()?;
-                self.expr_to(e, r)?;
+                let r = self.expr_fresh(e)?;
                 self.locals.push((name, r));
                 return Ok(());
             }
@@ -320,7 +331,13 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             self.at(saved.0, saved.1);
             return r;
         }
+        self.expr_fresh(e)
+    }
+
+    /// Evaluates `e` into a new register on top of the register stack.
+    fn expr_fresh(&mut self, e: ExprId) -> Result<u8, SyntaxError> {
         let r = self.alloc_reg()?;
+        self.fresh_dst = true;
         self.expr_to(e, r)?;
         Ok(r)
     }
@@ -329,6 +346,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     fn expr_to(&mut self, e: ExprId, dst: u8) -> Result<(), SyntaxError> {
         let ex = *self.ast.expr(e);
         self.at(ex.line, ex.col);
+        let fresh = core::mem::take(&mut self.fresh_dst);
         let temps = self.next_reg;
         match ex.kind {
             ExprKind::Int(i) if i16::try_from(i).is_ok() => self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16)),
@@ -343,6 +361,11 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                     self.emit_abc(Op::Move, dst, r, 0);
                 }
             }
+            ExprKind::Neg(_) if self.num_literal(e).is_some() => match self.num_literal(e) {
+                Some(Const::Int(i)) if i16::try_from(i).is_ok() => self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16)),
+                Some(k) => self.load_const(dst, k)?,
+                None => {}
+            },
             ExprKind::Neg(x) => {
                 let r = self.expr_any(x)?;
                 self.emit_abc(Op::Neg, dst, r, 0);
@@ -361,7 +384,13 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 let end = self.here();
                 self.patch(&[skip], end);
             }
-            ExprKind::Call(name, args) => self.call(name, args, dst, ex)?,
+            ExprKind::Call(name, args) => {
+                if fresh && dst as usize + 1 == self.next_reg {
+                    // Nothing lives in `dst` yet: the argument window may start there.
+                    self.next_reg = dst as usize;
+                }
+                self.call(name, args, dst, ex)?;
+            }
             ExprKind::Index(obj, idx) => {
                 let (o, i) = (self.expr_any(obj)?, self.expr_any(idx)?);
                 self.at(ex.line, ex.col);
@@ -421,8 +450,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let n = u8::try_from(items.len).map_err(|_| self.err("more than 255 arguments or elements".into()))?;
         let base = self.next_reg as u8;
         for &item in self.ast.expr_list(items) {
-            let r = self.alloc_reg()?;
-            self.expr_to(item, r)?;
+            self.expr_fresh(item)?;
         }
         if n == 0 {
             // The window still holds the result.
