@@ -6,13 +6,16 @@
 //! kiln dis FILE          disassemble
 //! ```
 //! Exit codes: 0 success, 1 program error (syntax, verify, runtime), 2 usage or I/O error.
-//! The global allocator is the system allocator until `kiln_std::KilnAlloc` lands on main.
+//! The whole process allocates through kiln's own allocator ([`kiln_std::KilnAlloc`]).
 use std::fmt;
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kiln::vm::{bytecode, lang, Error, Vm, VmConfig};
+
+#[global_allocator]
+static ALLOC: kiln_std::KilnAlloc = kiln_std::KilnAlloc;
 
 #[derive(Parser)]
 #[command(name = "kiln", version, about = "Run, check or disassemble kiln (.kl) programs")]
