@@ -1,8 +1,10 @@
 //! `cargo xtask test | bench | qemu`: the project's task runner.
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
+mod bench_jit;
 mod test;
 mod util;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -14,6 +16,7 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "test" => test::run(rest),
+        "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!("usage: cargo xtask <test [LANE...]>");
             println!("lanes: {}", test::lane_names().join(", "));
@@ -29,5 +32,14 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cargo xtask bench WHAT [ARGS]`: each benchmark lives in its own file.
+fn bench(rest: &[String]) -> Result<(), String> {
+    let args: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["jit", more @ ..] => bench_jit::run(more),
+        _ => Err("usage: cargo xtask bench <jit> (see xtask/src/bench_*.rs)".into()),
     }
 }
