@@ -89,7 +89,7 @@ fn memory_cap_bounds_allocation() {
     let config = VmConfig { memory_cap: 64 * 1024, ..VmConfig::default() };
     let src = "let a = [];\nwhile true {\n  push(a, \"some text\");\n}";
     let err = run_with(src, config).unwrap_err();
-    assert_eq!(err.to_string(), "runtime error at line 3 (fn main, pc 5): out of memory (memory cap reached)");
+    assert_eq!(err.to_string(), "runtime error at line 3 (fn main, pc 3): out of memory (memory cap reached)");
     let config = VmConfig { memory_cap: 64 * 1024, ..VmConfig::default() };
     let err = run_with("let a = array(1000000000, 0);", config).unwrap_err();
     assert!(err.to_string().ends_with("out of memory (memory cap reached)"), "{err}");
@@ -221,10 +221,10 @@ fn hot_loop_hook_fires_once_at_the_threshold() {
     let mut hook = Recorder(Vec::new());
     let mut out = String::new();
     vm.run(&mut out, Some(&mut hook)).unwrap();
-    // Code: 0 loadint; 1 jmp @4; 3 addk (the loop header); 4 jltk ... @3.
-    // The 100th backward jump happens after 99 increments.
-    assert_eq!(hook.0, vec![(0, 3, 100, 99)]);
-    assert_eq!(vm.loop_count(0, 3), 500, "one backward jump per iteration");
+    // Code: 0 loadint; 1 jgek (entry test); 3 forltk r0 (step, test, jump back to itself: the
+    // loop header is PC 3). The 100th backward jump follows the 100th increment.
+    assert_eq!(hook.0, vec![(0, 3, 100, 100)]);
+    assert_eq!(vm.loop_count(0, 3), 499, "one backward jump per iteration but the last");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::process::Command;
 use crate::util::{cargo, root, run as sh};
 
 pub fn lane() -> Result<(), String> {
-    sh(cargo(&["test", "-p", "kiln", "--test", "vm_examples", "--test", "vm_errors", "--test", "vm_fuzz"]))?;
+    sh(cargo(&["test", "-p", "kiln", "--test", "vm_examples", "--test", "vm_errors", "--test", "vm_fuzz", "--test", "vm_lang"]))?;
     let kiln = build_kiln()?;
     let examples = root().join("examples");
     for name in example_names(&examples)? {

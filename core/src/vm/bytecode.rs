@@ -48,6 +48,8 @@ pub enum Kind {
     Read,
     /// A register the instruction writes (must be below the frame size).
     Write,
+    /// A register the instruction reads and then writes.
+    ReadWrite,
     /// Index into the constant pool (any constant).
     Const,
     /// Index into the constant pool naming an int or float constant.
@@ -166,6 +168,10 @@ opcodes! {
     JGeK = "jgek" [A: Read, B: NumConst, C: Flag, Ext: Target];
     /// `if (A == K[B]) == C { pc = Ext }`
     JEqK = "jeqk" [A: Read, B: NumConst, C: Flag, Ext: Target];
+    /// `A = A + K[B]; if A < K[C] { pc = Ext }`: a counted loop's step and test in one.
+    ForLtK = "forltk" [A: ReadWrite, B: NumConst, C: NumConst, Ext: Target];
+    /// `A = A + K[B]; if A < C { pc = Ext }`
+    ForLt = "forlt" [A: ReadWrite, B: NumConst, C: Read, Ext: Target];
     /// `A = fn[Ext](A .. A+C)`: the callee's frame starts at register A.
     Call = "call" [A: Window, C: Count, Ext: Func];
     /// `A = builtin[B](A .. A+C)`
@@ -271,7 +277,7 @@ pub fn disassemble_one(
             out.write_str(", ")?;
         }
         match kind {
-            Kind::Read | Kind::Write | Kind::Window => write!(out, "r{v}")?,
+            Kind::Read | Kind::Write | Kind::ReadWrite | Kind::Window => write!(out, "r{v}")?,
             Kind::Const | Kind::NumConst => {
                 write!(out, "k{v}")?;
                 if let Some(k) = prog.consts.get(v as usize) {

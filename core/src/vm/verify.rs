@@ -143,7 +143,7 @@ impl FnCheck<'_> {
             let u = v as usize;
             let what = op.mnemonic();
             match kind {
-                Kind::Read | Kind::Write if u >= nregs => {
+                Kind::Read | Kind::Write | Kind::ReadWrite if u >= nregs => {
                     return Err(self.err(pc, format!("`{what}` register r{u} out of range (frame has {nregs})")));
                 }
                 Kind::Window if u + count().max(1) > nregs => {
@@ -231,7 +231,7 @@ impl FnCheck<'_> {
         for &(slot, kind) in op.operands() {
             let r = operand(code, pc, slot, kind) as usize;
             match kind {
-                Kind::Read => need(r, regs)?,
+                Kind::Read | Kind::ReadWrite => need(r, regs)?,
                 Kind::Window => (r..r + count).try_for_each(|i| need(i, regs))?,
                 _ => {}
             }

@@ -62,6 +62,8 @@ struct FnCompiler<'c, 's, A: Allocator + Copy> {
     /// Set by [`Self::expr_fresh`]: the next `expr_to` target is a brand-new top register, so a
     /// call may put its argument window there and skip the result move.
     fresh_dst: bool,
+    /// PC of the last instruction emitted (its first word).
+    last_start: usize,
     line: u32,
     col: u32,
 }
@@ -72,7 +74,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let arity = params.len() as u8;
         let locals = params.iter().enumerate().map(|(i, p)| (*p, i as u8)).collect();
         let func = Function { name, arity, nregs: arity.max(1) as u16, code: Vec::new(), lines: Vec::new() };
-        FnCompiler { ast, prog, sigs, func, locals, next_reg: params.len(), loops: Vec::new(), fresh_dst: false, line: 0, col: 0 }
+        FnCompiler { ast, prog, sigs, func, locals, next_reg: params.len(), loops: Vec::new(), fresh_dst: false, last_start: 0, line: 0, col: 0 }
     }
 
     fn finish(mut self, body: List) -> Result<Function, SyntaxError> {
@@ -88,7 +90,13 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     fn here(&self) -> usize {
         self.func.code.len()
     }
+    /// Emits the first word of an instruction.
     fn emit(&mut self, word: u32) {
+        self.last_start = self.here();
+        self.emit_ext(word);
+    }
+    /// Emits an extension word.
+    fn emit_ext(&mut self, word: u32) {
         self.func.code.push(word);
         self.func.lines.push(self.line);
     }
@@ -98,7 +106,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     /// Emits a jump-carrying instruction with its target still open; returns the patch site.
     fn emit_jump(&mut self, word0: u32) -> usize {
         self.emit(word0);
-        self.emit(u32::MAX);
+        self.emit_ext(u32::MAX);
         self.here() - 1
     }
     fn patch(&mut self, sites: &[usize], target: usize) {
@@ -230,22 +238,61 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         Ok(())
     }
 
+    /// `while c { body }` compiles inverted: test once on entry, then test again at the bottom
+    /// and branch back, so an iteration costs one branch. When the body ends with `v = v + K`
+    /// and the condition is `v < limit`, the step and the test fuse into one `forlt`/`forltk`.
     fn while_stmt(&mut self, cond: ExprId, body: List) -> Result<(), SyntaxError> {
-        let to_cond = self.emit_jump(Op::Jmp as u32);
+        let mut exits = Patches::new();
+        self.cond_jump(cond, false, &mut exits)?;
         let top = self.here();
         self.loops.push(Patches::new());
         self.block(body)?;
-        let cond_pc = self.here();
-        self.patch(&[to_cond], cond_pc);
-        let mut to_top = Patches::new();
         let e = *self.ast.expr(cond);
         self.at(e.line, e.col);
-        self.cond_jump(cond, true, &mut to_top)?;
-        self.patch(&to_top, top);
+        if !self.fuse_loop_step(cond, body, top)? {
+            let mut to_top = Patches::new();
+            self.cond_jump(cond, true, &mut to_top)?;
+            self.patch(&to_top, top);
+        }
         let breaks = self.loops.pop().unwrap_or_default();
         let end = self.here();
         self.patch(&breaks, end);
+        self.patch(&exits, end);
         Ok(())
+    }
+
+    /// Rewrites a trailing `addk v, v, K` plus the test `v < limit` into one fused instruction.
+    /// Only when the body's last statement is that assignment itself, so no jump inside the body
+    /// can target the spot where the test would have started.
+    fn fuse_loop_step(&mut self, cond: ExprId, body: List, top: usize) -> Result<bool, SyntaxError> {
+        let Some(&last_stmt) = self.ast.block(body).last() else { return Ok(false) };
+        let StmtKind::Assign(var, value) = self.ast.stmt(last_stmt).kind else { return Ok(false) };
+        let ExprKind::Binary(BinOp::Add, _, _) = self.ast.expr(value).kind else { return Ok(false) };
+        let last = self.last_start;
+        if last < top || last + 1 != self.here() {
+            return Ok(false);
+        }
+        // `addk A, B, C` with A == B: an in-place step by the constant C.
+        let w = self.func.code[last];
+        let (a, b, k) = ((w >> 8) as u8, (w >> 16) as u8, (w >> 24) as u8);
+        if w as u8 != Op::AddK as u8 || a != b || self.lookup(var)? != a {
+            return Ok(false);
+        }
+        let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else { return Ok(false) };
+        let ExprKind::Var(name) = self.ast.expr(l).kind else { return Ok(false) };
+        if name != var {
+            return Ok(false);
+        }
+        let fused = if let Some(limit) = self.small_num_const(r) {
+            encode_abc(Op::ForLtK, a, k, limit)
+        } else if let ExprKind::Var(limit) = self.ast.expr(r).kind {
+            encode_abc(Op::ForLt, a, k, self.lookup(limit)?)
+        } else {
+            return Ok(false);
+        };
+        self.func.code[last] = fused;
+        self.emit_ext(top as u32);
+        Ok(true)
     }
 
     /// Emits code that jumps (via `patches`) when `truthy(e) == sense` and falls through otherwise.
@@ -480,7 +527,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         match target {
             Ok(fi) => {
                 self.emit_abc(Op::Call, base, 0, n);
-                self.emit(fi as u32);
+                self.emit_ext(fi as u32);
             }
             Err(b) => self.emit_abc(Op::CallB, base, b as u8, n),
         }
