@@ -29,7 +29,12 @@ fn check(name: &str) {
         return;
     }
     let want = std::fs::read_to_string(&path).expect("expected output file next to the example");
-    assert_eq!(got, want, "{name}.kl output differs from {}", path.display());
+    assert_eq!(
+        got,
+        want,
+        "{name}.kl output differs from {}",
+        path.display()
+    );
 }
 
 #[test]
@@ -40,7 +45,10 @@ fn every_example_has_a_snapshot_test() {
         .filter_map(|n| n.strip_suffix(".kl").map(String::from))
         .collect();
     names.sort();
-    assert_eq!(names, ["fib", "mandelbrot", "sieve", "spectral_norm", "strings"]);
+    assert_eq!(
+        names,
+        ["fib", "mandelbrot", "sieve", "spectral_norm", "strings"]
+    );
 }
 
 #[test]

@@ -15,12 +15,19 @@ fn example(name: &str) -> String {
 }
 
 fn limits() -> VmConfig {
-    VmConfig { fuel: Some(5_000), memory_cap: 1 << 20, max_depth: 64, jit_threshold: 7 }
+    VmConfig {
+        fuel: Some(5_000),
+        memory_cap: 1 << 20,
+        max_depth: 64,
+        jit_threshold: 7,
+    }
 }
 
 /// Verifies and, if accepted, runs; returns whether the verifier accepted.
 fn verify_and_run(prog: &Program) -> bool {
-    let Ok(mut vm) = Vm::new(prog, limits()) else { return false };
+    let Ok(mut vm) = Vm::new(prog, limits()) else {
+        return false;
+    };
     vm.set_args(&["3"]).unwrap();
     let mut out = String::new();
     let _ = vm.run(&mut out, None);
@@ -37,34 +44,59 @@ fn arb_const() -> impl Strategy<Value = Const> {
 
 /// Words whose opcode byte is valid and whose operands are small, so some programs verify.
 fn arb_word() -> impl Strategy<Value = u32> {
-    (0..ALL_OPS.len() as u32, 0u32..6, 0u32..6, 0u32..4, any::<u32>(), 0u8..10).prop_map(|(op, a, b, c, raw, pick)| match pick {
-        0 => raw,
-        1..=3 => raw % 12,
-        _ => op | a << 8 | b << 16 | c << 24,
-    })
+    (
+        0..ALL_OPS.len() as u32,
+        0u32..6,
+        0u32..6,
+        0u32..4,
+        any::<u32>(),
+        0u8..10,
+    )
+        .prop_map(|(op, a, b, c, raw, pick)| match pick {
+            0 => raw,
+            1..=3 => raw % 12,
+            _ => op | a << 8 | b << 16 | c << 24,
+        })
 }
 
 /// Random bodies; usually with every register initialised first and a `retnil` last, so that
 /// a fair share passes the verifier and reaches the interpreter.
 fn arb_function() -> impl Strategy<Value = Function> {
-    (0u8..3, 1u16..8, prop::collection::vec(arb_word(), 1..10), prop::bool::weighted(0.9), 0u8..8).prop_map(|(arity, nregs, body, init, tail)| {
-        let mut code: Vec<u32> = Vec::new();
-        if init {
-            code.extend((0..nregs as u32).map(|r| Op::LoadNil as u32 | r << 8));
-        }
-        code.extend(body);
-        if tail != 0 {
-            code.push(Op::RetNil as u32);
-        }
-        Function { name: 0, arity: arity.min(nregs as u8), nregs, lines: (0..code.len() as u32).collect(), code }
-    })
+    (
+        0u8..3,
+        1u16..8,
+        prop::collection::vec(arb_word(), 1..10),
+        prop::bool::weighted(0.9),
+        0u8..8,
+    )
+        .prop_map(|(arity, nregs, body, init, tail)| {
+            let mut code: Vec<u32> = Vec::new();
+            if init {
+                code.extend((0..nregs as u32).map(|r| Op::LoadNil as u32 | r << 8));
+            }
+            code.extend(body);
+            if tail != 0 {
+                code.push(Op::RetNil as u32);
+            }
+            Function {
+                name: 0,
+                arity: arity.min(nregs as u8),
+                nregs,
+                lines: (0..code.len() as u32).collect(),
+                code,
+            }
+        })
 }
 
 fn arb_program() -> impl Strategy<Value = Program> {
-    (prop::collection::vec(arb_const(), 1..6), prop::collection::vec(arb_function(), 1..3)).prop_map(|(consts, mut funcs)| {
-        funcs[0].arity = 0;
-        Program { consts, funcs }
-    })
+    (
+        prop::collection::vec(arb_const(), 1..6),
+        prop::collection::vec(arb_function(), 1..3),
+    )
+        .prop_map(|(consts, mut funcs)| {
+            funcs[0].arity = 0;
+            Program { consts, funcs }
+        })
 }
 
 #[derive(Clone, Debug)]
@@ -158,5 +190,8 @@ fn the_generators_reach_the_interpreter() {
         let prog = arb_program().new_tree(&mut runner).unwrap().current();
         accepted += verify(&prog).is_ok() as u32;
     }
-    assert!(accepted >= 80, "only {accepted} of 2000 random programs verified");
+    assert!(
+        accepted >= 80,
+        "only {accepted} of 2000 random programs verified"
+    );
 }

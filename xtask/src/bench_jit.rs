@@ -28,16 +28,45 @@ pub fn run(args: &[&str]) -> Result<(), String> {
     crate::util::ensure_debian_packages(&["lua5.4", "luajit"])?;
     let kiln = crate::vm::build_kiln()?;
     let native = build_native()?;
-    let runs: usize = std::env::var("KILN_BENCH_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+    let runs: usize = std::env::var("KILN_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let kiln = kiln.to_string_lossy().into_owned();
     let native = native.to_string_lossy().into_owned();
     let mut engines = vec![
-        Engine { name: "kiln interpreter", cmd: s(&[&kiln, "run", "examples/mandelbrot.kl", N]), wall: vec![], cpu: vec![] },
-        Engine { name: "Lua 5.4", cmd: s(&["lua5.4", "bench/mandelbrot.lua", N]), wall: vec![], cpu: vec![] },
-        Engine { name: "LuaJIT -joff", cmd: s(&["luajit", "-joff", "bench/mandelbrot.lua", N]), wall: vec![], cpu: vec![] },
-        Engine { name: "LuaJIT", cmd: s(&["luajit", "bench/mandelbrot.lua", N]), wall: vec![], cpu: vec![] },
-        Engine { name: "native Rust", cmd: s(&[&native, N]), wall: vec![], cpu: vec![] },
+        Engine {
+            name: "kiln interpreter",
+            cmd: s(&[&kiln, "run", "examples/mandelbrot.kl", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "Lua 5.4",
+            cmd: s(&["lua5.4", "bench/mandelbrot.lua", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "LuaJIT -joff",
+            cmd: s(&["luajit", "-joff", "bench/mandelbrot.lua", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "LuaJIT",
+            cmd: s(&["luajit", "bench/mandelbrot.lua", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "native Rust",
+            cmd: s(&[&native, N]),
+            wall: vec![],
+            cpu: vec![],
+        },
     ];
     let mut expected: Option<String> = None;
     for round in 0..runs {
@@ -63,7 +92,9 @@ fn build_native() -> Result<PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let exe = dir.join("mandelbrot-native");
     let mut c = Command::new("rustc");
-    c.args(["--edition", "2021", "-C", "opt-level=3", "-o"]).arg(&exe).arg(root().join("bench/mandelbrot.rs"));
+    c.args(["--edition", "2021", "-C", "opt-level=3", "-o"])
+        .arg(&exe)
+        .arg(root().join("bench/mandelbrot.rs"));
     sh(c)?;
     Ok(exe)
 }
@@ -80,7 +111,11 @@ fn time_once(cmd: &[String]) -> Result<(String, f64, f64), String> {
     let wall = start.elapsed().as_secs_f64();
     let cpu = children_cpu_seconds() - before;
     if !out.status.success() {
-        return Err(format!("{} failed: {}", cmd.join(" "), String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "{} failed: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     Ok((String::from_utf8_lossy(&out.stdout).into_owned(), wall, cpu))
 }
@@ -100,11 +135,20 @@ fn report(engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
     let base_wall = median(&engines[0].wall);
     let base_cpu = median(&engines[0].cpu);
     println!("mandelbrot N={N}, {runs} runs each, median; output {output}");
-    println!("{:<18} {:>10} {:>10} {:>22}", "engine", "wall s", "cpu s", "speed vs kiln (cpu)");
+    println!(
+        "{:<18} {:>10} {:>10} {:>22}",
+        "engine", "wall s", "cpu s", "speed vs kiln (cpu)"
+    );
     let mut json = format!("{{\n  \"benchmark\": \"mandelbrot\",\n  \"n\": {N},\n  \"runs\": {runs},\n  \"output\": \"{output}\",\n  \"engines\": [\n");
     for (i, e) in engines.iter().enumerate() {
         let (w, c) = (median(&e.wall), median(&e.cpu));
-        println!("{:<18} {:>10.3} {:>10.3} {:>21.2}x", e.name, w, c, base_cpu / c);
+        println!(
+            "{:<18} {:>10.3} {:>10.3} {:>21.2}x",
+            e.name,
+            w,
+            c,
+            base_cpu / c
+        );
         let sep = if i + 1 < engines.len() { "," } else { "" };
         json.push_str(&format!(
             "    {{\"engine\": \"{}\", \"median_wall_s\": {w:.4}, \"median_cpu_s\": {c:.4}, \"wall_s\": {:?}, \"cpu_s\": {:?}, \"speed_vs_kiln_cpu\": {:.3}, \"speed_vs_kiln_wall\": {:.3}}}{sep}\n",
@@ -146,7 +190,13 @@ extern "C" {
 /// User + system CPU seconds of all waited-for children so far.
 fn children_cpu_seconds() -> f64 {
     const RUSAGE_CHILDREN: i32 = -1;
-    let mut u = RUsage { utime_sec: 0, utime_usec: 0, stime_sec: 0, stime_usec: 0, rest: [0; 14] };
+    let mut u = RUsage {
+        utime_sec: 0,
+        utime_usec: 0,
+        stime_sec: 0,
+        stime_usec: 0,
+        rest: [0; 14],
+    };
     // SAFETY: `u` is a writable `struct rusage` of the size Linux expects on 64-bit targets.
     let rc = unsafe { getrusage(RUSAGE_CHILDREN, &mut u) };
     if rc != 0 {

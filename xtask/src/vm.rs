@@ -10,34 +10,90 @@ use std::process::Command;
 use crate::util::{cargo, root, run as sh};
 
 pub fn lane() -> Result<(), String> {
-    sh(cargo(&["test", "-p", "kiln", "--test", "vm_examples", "--test", "vm_errors", "--test", "vm_fuzz", "--test", "vm_lang"]))?;
+    sh(cargo(&[
+        "test",
+        "-p",
+        "kiln",
+        "--test",
+        "vm_examples",
+        "--test",
+        "vm_errors",
+        "--test",
+        "vm_fuzz",
+        "--test",
+        "vm_lang",
+    ]))?;
     let kiln = build_kiln()?;
     let examples = root().join("examples");
     for name in example_names(&examples)? {
-        let args = std::fs::read_to_string(examples.join(format!("{name}.args"))).unwrap_or_default();
+        let args =
+            std::fs::read_to_string(examples.join(format!("{name}.args"))).unwrap_or_default();
         let mut argv = vec!["run".to_string(), format!("examples/{name}.kl")];
         argv.extend(args.split_whitespace().map(String::from));
         let want = std::fs::read_to_string(examples.join(format!("{name}.out")))
             .map_err(|e| format!("examples/{name}.out: {e}"))?;
         expect(&kiln, &argv, 0, &want, "")?;
-        expect(&kiln, &["check".into(), format!("examples/{name}.kl")], 0, "ok (", "")?;
+        expect(
+            &kiln,
+            &["check".into(), format!("examples/{name}.kl")],
+            0,
+            "ok (",
+            "",
+        )?;
     }
     let run = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    expect(&kiln, &run(&["run", "examples/mandelbrot.kl", "1000"]), 0, "397380\n", "")?;
-    expect(&kiln, &run(&["dis", "examples/fib.kl"]), 0, "fn f1 fib (arity 1", "")?;
-    expect(&kiln, &run(&["run", "--jit=on", "examples/fib.kl"]), 2, "", "the JIT is not built yet")?;
-    expect(&kiln, &run(&["run", "--fuel", "1000", "examples/mandelbrot.kl"]), 1, "", "out of fuel")?;
+    expect(
+        &kiln,
+        &run(&["run", "examples/mandelbrot.kl", "1000"]),
+        0,
+        "397380\n",
+        "",
+    )?;
+    expect(
+        &kiln,
+        &run(&["dis", "examples/fib.kl"]),
+        0,
+        "fn f1 fib (arity 1",
+        "",
+    )?;
+    expect(
+        &kiln,
+        &run(&["run", "--jit=on", "examples/fib.kl"]),
+        2,
+        "",
+        "the JIT is not built yet",
+    )?;
+    expect(
+        &kiln,
+        &run(&["run", "--fuel", "1000", "examples/mandelbrot.kl"]),
+        1,
+        "",
+        "out of fuel",
+    )?;
     let bad = std::env::temp_dir().join("kiln-vm-lane-bad.kl");
     std::fs::write(&bad, "let x = 1;\nlet y = x +;\n").map_err(|e| e.to_string())?;
     let bad = bad.to_string_lossy().into_owned();
-    expect(&kiln, &run(&["check", &bad]), 1, "", "syntax error at 2:12: expected an expression, found `;`")?;
+    expect(
+        &kiln,
+        &run(&["check", &bad]),
+        1,
+        "",
+        "syntax error at 2:12: expected an expression, found `;`",
+    )?;
     eprintln!("vm lane: CLI checks passed");
     Ok(())
 }
 
 /// Builds the release `kiln` binary and returns its path.
 pub fn build_kiln() -> Result<PathBuf, String> {
-    sh(cargo(&["build", "--release", "-p", "kiln-std", "--bin", "kiln"]))?;
+    sh(cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "kiln-std",
+        "--bin",
+        "kiln",
+    ]))?;
     Ok(root().join("target/release/kiln"))
 }
 
@@ -53,15 +109,28 @@ fn example_names(dir: &Path) -> Result<Vec<String>, String> {
 
 /// Runs `kiln ARGS` and checks the exit code; `stdout_has`/`stderr_has` must appear in the
 /// output (for a run with expected output, stdout must equal it exactly).
-fn expect(kiln: &Path, args: &[String], code: i32, stdout_has: &str, stderr_has: &str) -> Result<(), String> {
+fn expect(
+    kiln: &Path,
+    args: &[String],
+    code: i32,
+    stdout_has: &str,
+    stderr_has: &str,
+) -> Result<(), String> {
     let out = Command::new(kiln)
         .args(args)
         .current_dir(root())
         .output()
         .map_err(|e| format!("cannot run {}: {e}", kiln.display()))?;
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
     let exact = args.first().is_some_and(|a| a == "run") && code == 0;
-    let stdout_ok = if exact { stdout == stdout_has } else { stdout.contains(stdout_has) };
+    let stdout_ok = if exact {
+        stdout == stdout_has
+    } else {
+        stdout.contains(stdout_has)
+    };
     if out.status.code() != Some(code) || !stdout_ok || !stderr.contains(stderr_has) {
         return Err(format!(
             "kiln {}: want exit {code}, stdout {stdout_has:?}, stderr containing {stderr_has:?}; \

@@ -23,11 +23,31 @@ macro_rules! fast_arith {
     };
 }
 
-fast_arith!(add, |a: i64, b: i64| Ok(Value::Int(a.wrapping_add(b))), |a: f64, b: f64| a + b, "add");
-fast_arith!(sub, |a: i64, b: i64| Ok(Value::Int(a.wrapping_sub(b))), |a: f64, b: f64| a - b, "subtract");
-fast_arith!(mul, |a: i64, b: i64| Ok(Value::Int(a.wrapping_mul(b))), |a: f64, b: f64| a * b, "multiply");
+fast_arith!(
+    add,
+    |a: i64, b: i64| Ok(Value::Int(a.wrapping_add(b))),
+    |a: f64, b: f64| a + b,
+    "add"
+);
+fast_arith!(
+    sub,
+    |a: i64, b: i64| Ok(Value::Int(a.wrapping_sub(b))),
+    |a: f64, b: f64| a - b,
+    "subtract"
+);
+fast_arith!(
+    mul,
+    |a: i64, b: i64| Ok(Value::Int(a.wrapping_mul(b))),
+    |a: f64, b: f64| a * b,
+    "multiply"
+);
 fast_arith!(div, int_div, |a: f64, b: f64| a / b, "divide");
-fast_arith!(rem, int_rem, |a: f64, b: f64| a % b, "take the remainder of");
+fast_arith!(
+    rem,
+    int_rem,
+    |a: f64, b: f64| a % b,
+    "take the remainder of"
+);
 
 #[inline(always)]
 fn int_div(a: i64, b: i64) -> Result<Value, E> {
@@ -62,12 +82,17 @@ fn slow(
         (Value::Float(a), Value::Int(b)) => Ok(Value::Float(float(*a, *b as f64))),
         (Value::Str(a), Value::Str(b)) if verb == "add" => {
             let mut s = String::new();
-            s.try_reserve_exact(a.as_str().len() + b.as_str().len()).map_err(|_| E::OutOfMemory)?;
+            s.try_reserve_exact(a.as_str().len() + b.as_str().len())
+                .map_err(|_| E::OutOfMemory)?;
             s.push_str(a.as_str());
             s.push_str(b.as_str());
             Value::new_str(meter, &s).map_err(|_| E::OutOfMemory)
         }
-        _ => Err(E::Type { op: verb, lhs: x.type_name(), rhs: y.type_name() }),
+        _ => Err(E::Type {
+            op: verb,
+            lhs: x.type_name(),
+            rhs: y.type_name(),
+        }),
     }
 }
 
@@ -77,7 +102,11 @@ pub fn neg(x: &Value) -> Result<Value, E> {
     match x {
         Value::Int(a) => Ok(Value::Int(a.wrapping_neg())),
         Value::Float(a) => Ok(Value::Float(-a)),
-        _ => Err(E::Type { op: "negate", lhs: x.type_name(), rhs: "" }),
+        _ => Err(E::Type {
+            op: "negate",
+            lhs: x.type_name(),
+            rhs: "",
+        }),
     }
 }
 
@@ -97,7 +126,12 @@ pub fn le(x: &Value, y: &Value) -> Result<bool, E> {
     match (x, y) {
         (Value::Int(a), Value::Int(b)) => Ok(a <= b),
         (Value::Float(a), Value::Float(b)) => Ok(a <= b),
-        _ => compare_slow(x, y).map(|o| matches!(o, Some(core::cmp::Ordering::Less | core::cmp::Ordering::Equal))),
+        _ => compare_slow(x, y).map(|o| {
+            matches!(
+                o,
+                Some(core::cmp::Ordering::Less | core::cmp::Ordering::Equal)
+            )
+        }),
     }
 }
 
@@ -110,7 +144,11 @@ fn compare_slow(x: &Value, y: &Value) -> Result<Option<core::cmp::Ordering>, E> 
         (Value::Int(a), Value::Float(b)) => Ok((*a as f64).partial_cmp(b)),
         (Value::Float(a), Value::Int(b)) => Ok(a.partial_cmp(&(*b as f64))),
         (Value::Str(a), Value::Str(b)) => Ok(Some(a.as_str().cmp(b.as_str()))),
-        _ => Err(E::Type { op: "compare", lhs: x.type_name(), rhs: y.type_name() }),
+        _ => Err(E::Type {
+            op: "compare",
+            lhs: x.type_name(),
+            rhs: y.type_name(),
+        }),
     }
 }
 
@@ -125,10 +163,17 @@ fn checked_index(i: i64, len: usize) -> Result<usize, E> {
 pub fn get_index(x: &Value, i: &Value) -> Result<Value, E> {
     match (x, i) {
         (Value::Array(arr), Value::Int(i)) => {
-            let items = arr.items.try_borrow().map_err(|_| E::BadArgument("array in use"))?;
+            let items = arr
+                .items
+                .try_borrow()
+                .map_err(|_| E::BadArgument("array in use"))?;
             Ok(items[checked_index(*i, items.len())?].clone())
         }
-        _ => Err(E::Type { op: "index", lhs: x.type_name(), rhs: i.type_name() }),
+        _ => Err(E::Type {
+            op: "index",
+            lhs: x.type_name(),
+            rhs: i.type_name(),
+        }),
     }
 }
 
@@ -137,7 +182,10 @@ pub fn set_index(x: &Value, i: &Value, v: Value) -> Result<(), E> {
     match (x, i) {
         (Value::Array(arr), Value::Int(i)) => {
             let old = {
-                let mut items = arr.items.try_borrow_mut().map_err(|_| E::BadArgument("array in use"))?;
+                let mut items = arr
+                    .items
+                    .try_borrow_mut()
+                    .map_err(|_| E::BadArgument("array in use"))?;
                 let at = checked_index(*i, items.len())?;
                 core::mem::replace(&mut items[at], v)
             };
@@ -145,6 +193,10 @@ pub fn set_index(x: &Value, i: &Value, v: Value) -> Result<(), E> {
             drop(old);
             Ok(())
         }
-        _ => Err(E::Type { op: "index", lhs: x.type_name(), rhs: i.type_name() }),
+        _ => Err(E::Type {
+            op: "index",
+            lhs: x.type_name(),
+            rhs: i.type_name(),
+        }),
     }
 }

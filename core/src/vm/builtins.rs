@@ -77,7 +77,13 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
         Builtin::Len => match arg(0) {
             Value::Str(s) => Value::Int(s.as_str().len() as i64),
             Value::Array(a) => Value::Int(a.items.borrow().len() as i64),
-            v => return Err(E::Type { op: "take len of", lhs: v.type_name(), rhs: "" }),
+            v => {
+                return Err(E::Type {
+                    op: "take len of",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
         },
         Builtin::Args => Value::new_array(env.meter, env.args.to_vec()).map_err(oom)?,
         Builtin::Int => match arg(0) {
@@ -89,7 +95,13 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
                 Ok(i) => Value::Int(i),
                 Err(_) => return Err(E::BadArgument("int() of a string that is not an integer")),
             },
-            v => return Err(E::Type { op: "convert to int", lhs: v.type_name(), rhs: "" }),
+            v => {
+                return Err(E::Type {
+                    op: "convert to int",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
         },
         Builtin::Float => match arg(0) {
             Value::Int(i) => Value::Float(*i as f64),
@@ -98,7 +110,13 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
                 Ok(x) => Value::Float(x),
                 Err(_) => return Err(E::BadArgument("float() of a string that is not a number")),
             },
-            v => return Err(E::Type { op: "convert to float", lhs: v.type_name(), rhs: "" }),
+            v => {
+                return Err(E::Type {
+                    op: "convert to float",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
         },
         Builtin::Str => {
             let mut s = String::new();
@@ -110,7 +128,13 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
                 a.push(arg(1).clone()).map_err(oom)?;
                 Value::Nil
             }
-            v => return Err(E::Type { op: "push to", lhs: v.type_name(), rhs: "" }),
+            v => {
+                return Err(E::Type {
+                    op: "push to",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
         },
         Builtin::Array => match arg(0) {
             Value::Int(n) if *n >= 0 => {
@@ -126,12 +150,24 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
                 Value::new_array(env.meter, items).map_err(oom)?
             }
             Value::Int(_) => return Err(E::BadArgument("array() length is negative")),
-            v => return Err(E::Type { op: "make an array of length", lhs: v.type_name(), rhs: "" }),
+            v => {
+                return Err(E::Type {
+                    op: "make an array of length",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
         },
         Builtin::Sqrt => match arg(0) {
             Value::Int(i) => Value::Float(libm_sqrt(*i as f64)),
             Value::Float(x) => Value::Float(libm_sqrt(*x)),
-            v => return Err(E::Type { op: "take sqrt of", lhs: v.type_name(), rhs: "" }),
+            v => {
+                return Err(E::Type {
+                    op: "take sqrt of",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
         },
     })
 }

@@ -321,7 +321,12 @@ pub fn disassemble(out: &mut dyn Write, prog: &Program) -> fmt::Result {
     Ok(())
 }
 
-fn disassemble_function(out: &mut dyn Write, prog: &Program, fi: usize, f: &Function) -> fmt::Result {
+fn disassemble_function(
+    out: &mut dyn Write,
+    prog: &Program,
+    fi: usize,
+    f: &Function,
+) -> fmt::Result {
     writeln!(
         out,
         "\nfn f{fi} {} (arity {}, {} registers, {} words)",

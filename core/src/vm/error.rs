@@ -25,7 +25,11 @@ pub struct SyntaxError {
 
 impl fmt::Display for SyntaxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at {}:{}: {}", self.phase, self.line, self.col, self.msg)
+        write!(
+            f,
+            "{} at {}:{}: {}",
+            self.phase, self.line, self.col, self.msg
+        )
     }
 }
 
@@ -42,7 +46,11 @@ pub struct VerifyError {
 
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "verify error in f{} at pc {}: {}", self.func, self.pc, self.reason)
+        write!(
+            f,
+            "verify error in f{} at pc {}: {}",
+            self.func, self.pc, self.reason
+        )
     }
 }
 
@@ -82,7 +90,7 @@ pub enum RuntimeErrorKind {
 impl fmt::Display for RuntimeErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RuntimeErrorKind::Type { op, lhs, rhs } if rhs.is_empty() => {
+            RuntimeErrorKind::Type { op, lhs, rhs: "" } => {
                 write!(f, "type error: cannot {op} {lhs}")
             }
             RuntimeErrorKind::Type { op, lhs, rhs } => {

@@ -17,7 +17,7 @@ use liballoc::vec;
 use liballoc::vec::Vec;
 
 use super::builtins::{self, Builtin, Env};
-use super::bytecode::{a, b, byte, bx, c, sbx};
+use super::bytecode::{a, b, bx, byte, c, sbx};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
 use super::program::{Const, Program};
 use super::value::{Meter, MeterCell, Value};
@@ -38,7 +38,12 @@ pub struct VmConfig {
 
 impl Default for VmConfig {
     fn default() -> VmConfig {
-        VmConfig { fuel: None, memory_cap: usize::MAX, max_depth: 100_000, jit_threshold: 0 }
+        VmConfig {
+            fuel: None,
+            memory_cap: usize::MAX,
+            max_depth: 100_000,
+            jit_threshold: 0,
+        }
     }
 }
 
@@ -142,7 +147,11 @@ impl<'p> Vm<'p> {
 
     /// The backward-jump counter of a loop header (0 when counting is off).
     pub fn loop_count(&self, func: usize, header_pc: usize) -> u32 {
-        self.counters.get(func).and_then(|c| c.get(header_pc)).copied().unwrap_or(0)
+        self.counters
+            .get(func)
+            .and_then(|c| c.get(header_pc))
+            .copied()
+            .unwrap_or(0)
     }
 
     #[cold]
@@ -151,7 +160,9 @@ impl<'p> Vm<'p> {
         let f = self.prog.funcs.get(func);
         RuntimeError {
             kind,
-            func: f.map(|f| String::from(self.prog.func_name(f))).unwrap_or_default(),
+            func: f
+                .map(|f| String::from(self.prog.func_name(f)))
+                .unwrap_or_default(),
             pc,
             line: f.and_then(|f| f.lines.get(pc)).copied().unwrap_or(0),
         }
@@ -186,7 +197,14 @@ impl<'p> Vm<'p> {
 
     /// Taken jump from `at` to a lower `target`: fuel for the loop body, and hot-loop counting.
     #[inline(always)]
-    fn back_edge(&mut self, func: usize, at: usize, target: usize, regs: &mut [Value], hook: &mut Option<&mut dyn LoopHook>) -> Result<(), E> {
+    fn back_edge(
+        &mut self,
+        func: usize,
+        at: usize,
+        target: usize,
+        regs: &mut [Value],
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) -> Result<(), E> {
         self.charge(at + 2 - target)?;
         if self.config.jit_threshold != 0 {
             self.count_loop(func, target, regs, hook);
@@ -196,20 +214,37 @@ impl<'p> Vm<'p> {
 
     #[cold]
     #[inline(never)]
-    fn count_loop(&mut self, func: usize, target: usize, regs: &mut [Value], hook: &mut Option<&mut dyn LoopHook>) {
-        let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else { return };
+    fn count_loop(
+        &mut self,
+        func: usize,
+        target: usize,
+        regs: &mut [Value],
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) {
+        let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else {
+            return;
+        };
         *n = n.saturating_add(1);
         let count = *n;
         if count == self.config.jit_threshold {
             if let Some(h) = hook.as_deref_mut() {
                 let nregs = self.prog.funcs[func].nregs as usize;
-                h.hot_loop(HotLoop { func, header_pc: target, count, regs: &mut regs[..nregs] });
+                h.hot_loop(HotLoop {
+                    func,
+                    header_pc: target,
+                    count,
+                    regs: &mut regs[..nregs],
+                });
             }
         }
     }
 
     /// Runs function 0 to completion and returns its result; `print` writes to `out`.
-    pub fn run(&mut self, out: &mut dyn Write, mut hook: Option<&mut dyn LoopHook>) -> Result<Value, RuntimeError> {
+    pub fn run(
+        &mut self,
+        out: &mut dyn Write,
+        mut hook: Option<&mut dyn LoopHook>,
+    ) -> Result<Value, RuntimeError> {
         let entry_len = self.prog.funcs[0].code.len();
         self.charge(entry_len).map_err(|k| self.fail(0, 0, k))?;
         self.load_consts().map_err(|k| self.fail(0, 0, k))?;
@@ -233,7 +268,9 @@ impl<'p> Vm<'p> {
     fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
         if stack.len() < need {
             let more = need - stack.len();
-            self.meter.charge(more * mem::size_of::<Value>()).map_err(|_| E::OutOfMemory)?;
+            self.meter
+                .charge(more * mem::size_of::<Value>())
+                .map_err(|_| E::OutOfMemory)?;
             stack.try_reserve(more).map_err(|_| E::OutOfMemory)?;
             stack.resize(need, Value::Nil);
         }
@@ -276,7 +313,9 @@ impl<'p> Vm<'p> {
             let nregs = func.nregs as usize;
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
-            let Ok(regs) = <&mut [Value; FRAME_WINDOW]>::try_from(&mut stack[base..base + FRAME_WINDOW]) else {
+            let Ok(regs) =
+                <&mut [Value; FRAME_WINDOW]>::try_from(&mut stack[base..base + FRAME_WINDOW])
+            else {
                 bail!(E::StackOverflow)
             };
             // Stores into a register; dropping an old heap reference here is a collection
@@ -476,7 +515,11 @@ impl<'p> Vm<'p> {
                         tri!(self.charge(cf.code.len()));
                         let new_base = base + a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
-                        self.frames.push(Frame { func: fi as u32, ret_pc: (pc + 2) as u32, base: base as u32 });
+                        self.frames.push(Frame {
+                            func: fi as u32,
+                            ret_pc: (pc + 2) as u32,
+                            base: base as u32,
+                        });
                         fi = callee;
                         func = cf;
                         base = new_base;
@@ -485,17 +528,29 @@ impl<'p> Vm<'p> {
                     }
                     byte::CallB => {
                         let (first, n) = (a(w), c(w));
-                        let Some(bi) = Builtin::from_index(b(w)) else { bail!(E::BadArgument("unknown builtin")) };
-                        let mut env = Env { out: &mut *out, meter: &self.meter, args: &self.args };
+                        let Some(bi) = Builtin::from_index(b(w)) else {
+                            bail!(E::BadArgument("unknown builtin"))
+                        };
+                        let mut env = Env {
+                            out: &mut *out,
+                            meter: &self.meter,
+                            args: &self.args,
+                        };
                         let v = tri!(builtins::call(bi, &regs[first..first + n], &mut env));
                         put!(first, v);
                         pc += 1;
                     }
                     byte::Ret | byte::RetNil => {
-                        let v = if w as u8 == byte::Ret { mem::take(&mut regs[a(w)]) } else { Value::Nil };
+                        let v = if w as u8 == byte::Ret {
+                            mem::take(&mut regs[a(w)])
+                        } else {
+                            Value::Nil
+                        };
                         // Collection point: the callee's registers are released here.
                         regs[..nregs].iter_mut().for_each(|r| *r = Value::Nil);
-                        let Some(fr) = self.frames.pop() else { return Ok(v) };
+                        let Some(fr) = self.frames.pop() else {
+                            return Ok(v);
+                        };
                         regs[0] = v;
                         fi = fr.func as usize;
                         func = &prog.funcs[fi];
@@ -507,7 +562,8 @@ impl<'p> Vm<'p> {
                     byte::NewArr => {
                         let (first, n) = (b(w), c(w));
                         let items = regs[first..first + n].to_vec();
-                        let v = tri!(Value::new_array(&self.meter, items).map_err(|_| E::OutOfMemory));
+                        let v =
+                            tri!(Value::new_array(&self.meter, items).map_err(|_| E::OutOfMemory));
                         put!(a(w), v);
                         pc += 1;
                     }

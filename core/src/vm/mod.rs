@@ -82,7 +82,12 @@ pub use value::Value;
 use core::fmt::Write;
 
 /// Compiles, verifies and runs `src` with `config`; `print` writes to `out`.
-pub fn run_source(src: &str, args: &[&str], config: VmConfig, out: &mut dyn Write) -> Result<Value, Error> {
+pub fn run_source(
+    src: &str,
+    args: &[&str],
+    config: VmConfig,
+    out: &mut dyn Write,
+) -> Result<Value, Error> {
     let prog = lang::compile(src)?;
     let mut vm = Vm::new(&prog, config)?;
     vm.set_args(args)?;

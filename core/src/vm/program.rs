@@ -123,7 +123,10 @@ impl Program {
     pub fn from_bytes(bytes: &[u8]) -> Result<Program, LoadError> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(5)? != b"KILN\x01" {
-            return Err(LoadError { offset: 0, reason: "bad magic or version (want \"KILN\\x01\")" });
+            return Err(LoadError {
+                offset: 0,
+                reason: "bad magic or version (want \"KILN\\x01\")",
+            });
         }
         let nconsts = r.count(5)?;
         let mut consts = Vec::with_capacity(nconsts);
@@ -134,11 +137,18 @@ impl Program {
                 1 => Const::Float(f64::from_bits(u64::from_le_bytes(r.array()?))),
                 2 => {
                     let n = r.count(1)?;
-                    let s = core::str::from_utf8(r.take(n)?)
-                        .map_err(|_| LoadError { offset: at, reason: "string constant is not UTF-8" })?;
+                    let s = core::str::from_utf8(r.take(n)?).map_err(|_| LoadError {
+                        offset: at,
+                        reason: "string constant is not UTF-8",
+                    })?;
                     Const::Str(s.into())
                 }
-                _ => return Err(LoadError { offset: at, reason: "unknown constant tag" }),
+                _ => {
+                    return Err(LoadError {
+                        offset: at,
+                        reason: "unknown constant tag",
+                    })
+                }
             });
         }
         let nfuncs = r.count(11)?;
@@ -148,12 +158,25 @@ impl Program {
             let arity = r.u8()?;
             let nregs = u16::from_le_bytes(r.array()?);
             let nwords = r.count(8)?;
-            let code = (0..nwords).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-            let lines = (0..nwords).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
-            funcs.push(Function { name, arity, nregs, code, lines });
+            let code = (0..nwords)
+                .map(|_| r.u32())
+                .collect::<Result<Vec<_>, _>>()?;
+            let lines = (0..nwords)
+                .map(|_| r.u32())
+                .collect::<Result<Vec<_>, _>>()?;
+            funcs.push(Function {
+                name,
+                arity,
+                nregs,
+                code,
+                lines,
+            });
         }
         if r.pos != bytes.len() {
-            return Err(LoadError { offset: r.pos, reason: "trailing bytes after the last function" });
+            return Err(LoadError {
+                offset: r.pos,
+                reason: "trailing bytes after the last function",
+            });
         }
         Ok(Program { consts, funcs })
     }
@@ -170,7 +193,11 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bad program bytes at offset {}: {}", self.offset, self.reason)
+        write!(
+            f,
+            "bad program bytes at offset {}: {}",
+            self.offset, self.reason
+        )
     }
 }
 
@@ -182,7 +209,10 @@ struct Reader<'b> {
 impl<'b> Reader<'b> {
     fn take(&mut self, n: usize) -> Result<&'b [u8], LoadError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or(LoadError { offset: self.pos, reason: "truncated" })?;
+        let end = end.ok_or(LoadError {
+            offset: self.pos,
+            reason: "truncated",
+        })?;
         let s = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -203,7 +233,10 @@ impl<'b> Reader<'b> {
         let at = self.pos;
         let n = self.u32()? as usize;
         if n.saturating_mul(min_size) > self.bytes.len() - self.pos {
-            return Err(LoadError { offset: at, reason: "count larger than the remaining input" });
+            return Err(LoadError {
+                offset: at,
+                reason: "count larger than the remaining input",
+            });
         }
         Ok(n)
     }

@@ -68,7 +68,10 @@ pub struct OverCap;
 impl MeterCell {
     /// A meter allowing `cap` live bytes (`usize::MAX` for no limit).
     pub fn new(cap: usize) -> Meter {
-        Rc::new(MeterCell { used: Cell::new(0), cap })
+        Rc::new(MeterCell {
+            used: Cell::new(0),
+            cap,
+        })
     }
     /// Live bytes charged now.
     pub fn used(&self) -> usize {
@@ -127,7 +130,8 @@ impl ArrayObj {
             let grow = items.capacity().max(4);
             self.meter.charge(grow * size_of::<Value>())?;
             items.reserve_exact(grow);
-            self.charged.set(self.charged.get() + grow * size_of::<Value>());
+            self.charged
+                .set(self.charged.get() + grow * size_of::<Value>());
         }
         items.push(v);
         Ok(())
@@ -144,7 +148,10 @@ impl Value {
     /// A new heap string charged to `meter`.
     pub fn new_str(meter: &Meter, text: &str) -> Result<Value, OverCap> {
         meter.charge(size_of::<StrObj>() + text.len())?;
-        let obj = StrObj { text: text.into(), meter: meter.clone() };
+        let obj = StrObj {
+            text: text.into(),
+            meter: meter.clone(),
+        };
         Ok(Value::Str(Rc::new(obj)))
     }
 
@@ -152,7 +159,11 @@ impl Value {
     pub fn new_array(meter: &Meter, items: Vec<Value>) -> Result<Value, OverCap> {
         let bytes = size_of::<ArrayObj>() + items.capacity() * size_of::<Value>();
         meter.charge(bytes)?;
-        let obj = ArrayObj { items: RefCell::new(items), charged: Cell::new(bytes), meter: meter.clone() };
+        let obj = ArrayObj {
+            items: RefCell::new(items),
+            charged: Cell::new(bytes),
+            meter: meter.clone(),
+        };
         Ok(Value::Array(Rc::new(obj)))
     }
 
@@ -182,7 +193,9 @@ impl Value {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+                (*a as f64) == *b
+            }
             (Value::Str(a), Value::Str(b)) => a.text == b.text,
             (Value::Array(a), Value::Array(b)) => Rc::ptr_eq(a, b),
             _ => false,
@@ -199,7 +212,9 @@ impl Value {
             // A cycle (an array inside itself) must not recurse forever.
             Value::Array(_) if depth > 16 => f.write_str("[...]"),
             Value::Array(a) => {
-                let Ok(items) = a.items.try_borrow() else { return f.write_str("[...]") };
+                let Ok(items) = a.items.try_borrow() else {
+                    return f.write_str("[...]");
+                };
                 f.write_str("[")?;
                 for (i, v) in items.iter().enumerate() {
                     if i > 0 {

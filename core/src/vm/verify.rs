@@ -33,7 +33,11 @@ pub const MAX_CODE_WORDS: usize = 1 << 24;
 /// Checks the whole program; the first problem found is the error.
 pub fn verify(prog: &Program) -> Result<(), VerifyError> {
     if prog.funcs.is_empty() {
-        return Err(VerifyError { func: 0, pc: 0, reason: "program has no functions".into() });
+        return Err(VerifyError {
+            func: 0,
+            pc: 0,
+            reason: "program has no functions".into(),
+        });
     }
     for (fi, f) in prog.funcs.iter().enumerate() {
         FnCheck { prog, fi, f }.run()?;
@@ -61,7 +65,12 @@ impl Regs {
         (n..256).for_each(|i| self.0[i / 64] &= !(1 << (i % 64)));
     }
     fn meet(&self, o: &Regs) -> Regs {
-        Regs([self.0[0] & o.0[0], self.0[1] & o.0[1], self.0[2] & o.0[2], self.0[3] & o.0[3]])
+        Regs([
+            self.0[0] & o.0[0],
+            self.0[1] & o.0[1],
+            self.0[2] & o.0[2],
+            self.0[3] & o.0[3],
+        ])
     }
 }
 
@@ -73,7 +82,11 @@ struct FnCheck<'p> {
 
 impl FnCheck<'_> {
     fn err(&self, pc: usize, reason: String) -> VerifyError {
-        VerifyError { func: self.fi, pc, reason }
+        VerifyError {
+            func: self.fi,
+            pc,
+            reason,
+        }
     }
 
     fn run(&self) -> Result<(), VerifyError> {
@@ -84,7 +97,10 @@ impl FnCheck<'_> {
             let op = self.op_at(pc);
             self.operands(pc, op, &starts)?;
             if !op.is_terminator() && pc + op.width() == self.f.code.len() {
-                return Err(self.err(pc, format!("`{}` falls off the end of the code", op.mnemonic())));
+                return Err(self.err(
+                    pc,
+                    format!("`{}` falls off the end of the code", op.mnemonic()),
+                ));
             }
             pc += op.width();
         }
@@ -104,10 +120,17 @@ impl FnCheck<'_> {
             return bad("entry function f0 must take no parameters".into());
         }
         if f.code.is_empty() || f.code.len() > MAX_CODE_WORDS {
-            return bad(format!("code length {} is not in 1..={MAX_CODE_WORDS}", f.code.len()));
+            return bad(format!(
+                "code length {} is not in 1..={MAX_CODE_WORDS}",
+                f.code.len()
+            ));
         }
         if f.lines.len() != f.code.len() {
-            return bad(format!("{} line entries for {} code words", f.lines.len(), f.code.len()));
+            return bad(format!(
+                "{} line entries for {} code words",
+                f.lines.len(),
+                f.code.len()
+            ));
         }
         Ok(())
     }
@@ -124,9 +147,13 @@ impl FnCheck<'_> {
         let mut pc = 0;
         while pc < code.len() {
             let byte = code[pc] as u8;
-            let op = Op::from_byte(byte).ok_or_else(|| self.err(pc, format!("unknown opcode {byte:#04x}")))?;
+            let op = Op::from_byte(byte)
+                .ok_or_else(|| self.err(pc, format!("unknown opcode {byte:#04x}")))?;
             if pc + op.width() > code.len() {
-                return Err(self.err(pc, format!("`{}` is missing its extension word", op.mnemonic())));
+                return Err(self.err(
+                    pc,
+                    format!("`{}` is missing its extension word", op.mnemonic()),
+                ));
             }
             starts[pc] = true;
             pc += op.width();
@@ -144,23 +171,44 @@ impl FnCheck<'_> {
             let what = op.mnemonic();
             match kind {
                 Kind::Read | Kind::Write | Kind::ReadWrite if u >= nregs => {
-                    return Err(self.err(pc, format!("`{what}` register r{u} out of range (frame has {nregs})")));
+                    return Err(self.err(
+                        pc,
+                        format!("`{what}` register r{u} out of range (frame has {nregs})"),
+                    ));
                 }
                 Kind::Window if u + count().max(1) > nregs => {
                     let n = count();
-                    return Err(self.err(pc, format!("`{what}` window r{u}..r{} exceeds frame of {nregs}", u + n)));
+                    return Err(self.err(
+                        pc,
+                        format!("`{what}` window r{u}..r{} exceeds frame of {nregs}", u + n),
+                    ));
                 }
                 Kind::Const | Kind::NumConst if u >= self.prog.consts.len() => {
-                    return Err(self.err(pc, format!("`{what}` constant k{u} out of range (pool has {})", self.prog.consts.len())));
+                    return Err(self.err(
+                        pc,
+                        format!(
+                            "`{what}` constant k{u} out of range (pool has {})",
+                            self.prog.consts.len()
+                        ),
+                    ));
                 }
                 Kind::NumConst if matches!(self.prog.consts[u], Const::Str(_)) => {
-                    return Err(self.err(pc, format!("`{what}` needs a numeric constant, k{u} is a string")));
+                    return Err(self.err(
+                        pc,
+                        format!("`{what}` needs a numeric constant, k{u} is a string"),
+                    ));
                 }
                 Kind::Flag if v > 1 => {
                     return Err(self.err(pc, format!("`{what}` flag {v} is not 0 or 1")));
                 }
                 Kind::Target if u >= code.len() => {
-                    return Err(self.err(pc, format!("jump target {u} out of range (code has {} words)", code.len())));
+                    return Err(self.err(
+                        pc,
+                        format!(
+                            "jump target {u} out of range (code has {} words)",
+                            code.len()
+                        ),
+                    ));
                 }
                 Kind::Target if !starts[u] => {
                     return Err(self.err(pc, format!("jump target {u} is inside an instruction")));
@@ -178,7 +226,13 @@ impl FnCheck<'_> {
             return Err(self.err(pc, format!("call to f{callee}, which does not exist")));
         };
         if f.arity as usize != nargs {
-            return Err(self.err(pc, format!("call to f{callee} with {nargs} arguments, it takes {}", f.arity)));
+            return Err(self.err(
+                pc,
+                format!(
+                    "call to f{callee} with {nargs} arguments, it takes {}",
+                    f.arity
+                ),
+            ));
         }
         Ok(())
     }
@@ -188,7 +242,13 @@ impl FnCheck<'_> {
             return Err(self.err(pc, format!("builtin b{id} does not exist")));
         };
         match b.arity() {
-            Some(n) if n != nargs => Err(self.err(pc, format!("builtin {} called with {nargs} arguments, it takes {n}", b.name()))),
+            Some(n) if n != nargs => Err(self.err(
+                pc,
+                format!(
+                    "builtin {} called with {nargs} arguments, it takes {n}",
+                    b.name()
+                ),
+            )),
             _ => Ok(()),
         }
     }
@@ -225,7 +285,10 @@ impl FnCheck<'_> {
             if regs.has(r) {
                 Ok(())
             } else {
-                Err(self.err(pc, format!("`{}` reads r{r} before it is written", op.mnemonic())))
+                Err(self.err(
+                    pc,
+                    format!("`{}` reads r{r} before it is written", op.mnemonic()),
+                ))
             }
         };
         for &(slot, kind) in op.operands() {

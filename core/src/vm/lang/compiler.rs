@@ -27,15 +27,26 @@ pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxE
     let mut prog = Program::default();
     let mut sigs: Vec<(&str, usize)> = Vec::new();
     for f in ast.fns.iter() {
-        let err = |msg: String| SyntaxError { line: f.line, col: f.col, msg, phase: "compile error" };
+        let err = |msg: String| SyntaxError {
+            line: f.line,
+            col: f.col,
+            msg,
+            phase: "compile error",
+        };
         if sigs.iter().any(|(n, _)| *n == f.name) {
             return Err(err(format!("function `{}` is defined twice", f.name)));
         }
         if Builtin::from_name(f.name).is_some() {
-            return Err(err(format!("`{}` is a builtin and cannot be redefined", f.name)));
+            return Err(err(format!(
+                "`{}` is a builtin and cannot be redefined",
+                f.name
+            )));
         }
         if f.params.len > 255 {
-            return Err(err(format!("function `{}` has more than 255 parameters", f.name)));
+            return Err(err(format!(
+                "function `{}` has more than 255 parameters",
+                f.name
+            )));
         }
         sigs.push((f.name, f.params.len as usize));
     }
@@ -69,12 +80,40 @@ struct FnCompiler<'c, 's, A: Allocator + Copy> {
 }
 
 impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
-    fn new(ast: &'c Ast<'s, A>, prog: &'c mut Program, sigs: &'c [(&'s str, usize)], name: &str, params: &[&'s str]) -> Self {
+    fn new(
+        ast: &'c Ast<'s, A>,
+        prog: &'c mut Program,
+        sigs: &'c [(&'s str, usize)],
+        name: &str,
+        params: &[&'s str],
+    ) -> Self {
         let name = prog.intern(Const::Str(name.into())) as u32;
         let arity = params.len() as u8;
-        let locals = params.iter().enumerate().map(|(i, p)| (*p, i as u8)).collect();
-        let func = Function { name, arity, nregs: arity.max(1) as u16, code: Vec::new(), lines: Vec::new() };
-        FnCompiler { ast, prog, sigs, func, locals, next_reg: params.len(), loops: Vec::new(), fresh_dst: false, last_start: 0, line: 0, col: 0 }
+        let locals = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as u8))
+            .collect();
+        let func = Function {
+            name,
+            arity,
+            nregs: arity.max(1) as u16,
+            code: Vec::new(),
+            lines: Vec::new(),
+        };
+        FnCompiler {
+            ast,
+            prog,
+            sigs,
+            func,
+            locals,
+            next_reg: params.len(),
+            loops: Vec::new(),
+            fresh_dst: false,
+            last_start: 0,
+            line: 0,
+            col: 0,
+        }
     }
 
     fn finish(mut self, body: List) -> Result<Function, SyntaxError> {
@@ -84,7 +123,12 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     }
 
     fn err(&self, msg: String) -> SyntaxError {
-        SyntaxError { line: self.line, col: self.col, msg, phase: "compile error" }
+        SyntaxError {
+            line: self.line,
+            col: self.col,
+            msg,
+            phase: "compile error",
+        }
     }
 
     fn here(&self) -> usize {
@@ -110,7 +154,9 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         self.here() - 1
     }
     fn patch(&mut self, sites: &[usize], target: usize) {
-        sites.iter().for_each(|&s| self.func.code[s] = target as u32);
+        sites
+            .iter()
+            .for_each(|&s| self.func.code[s] = target as u32);
     }
 
     fn alloc_reg(&mut self) -> Result<u8, SyntaxError> {
@@ -217,7 +263,12 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         Ok(())
     }
 
-    fn if_stmt(&mut self, cond: ExprId, then: List, other: Option<List>) -> Result<(), SyntaxError> {
+    fn if_stmt(
+        &mut self,
+        cond: ExprId,
+        then: List,
+        other: Option<List>,
+    ) -> Result<(), SyntaxError> {
         let mut to_else = Patches::new();
         self.cond_jump(cond, false, &mut to_else)?;
         self.block(then)?;
@@ -264,10 +315,21 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     /// Rewrites a trailing `addk v, v, K` plus the test `v < limit` into one fused instruction.
     /// Only when the body's last statement is that assignment itself, so no jump inside the body
     /// can target the spot where the test would have started.
-    fn fuse_loop_step(&mut self, cond: ExprId, body: List, top: usize) -> Result<bool, SyntaxError> {
-        let Some(&last_stmt) = self.ast.block(body).last() else { return Ok(false) };
-        let StmtKind::Assign(var, value) = self.ast.stmt(last_stmt).kind else { return Ok(false) };
-        let ExprKind::Binary(BinOp::Add, _, _) = self.ast.expr(value).kind else { return Ok(false) };
+    fn fuse_loop_step(
+        &mut self,
+        cond: ExprId,
+        body: List,
+        top: usize,
+    ) -> Result<bool, SyntaxError> {
+        let Some(&last_stmt) = self.ast.block(body).last() else {
+            return Ok(false);
+        };
+        let StmtKind::Assign(var, value) = self.ast.stmt(last_stmt).kind else {
+            return Ok(false);
+        };
+        let ExprKind::Binary(BinOp::Add, _, _) = self.ast.expr(value).kind else {
+            return Ok(false);
+        };
         let last = self.last_start;
         if last < top || last + 1 != self.here() {
             return Ok(false);
@@ -278,8 +340,12 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         if w as u8 != Op::AddK as u8 || a != b || self.lookup(var)? != a {
             return Ok(false);
         }
-        let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else { return Ok(false) };
-        let ExprKind::Var(name) = self.ast.expr(l).kind else { return Ok(false) };
+        let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else {
+            return Ok(false);
+        };
+        let ExprKind::Var(name) = self.ast.expr(l).kind else {
+            return Ok(false);
+        };
         if name != var {
             return Ok(false);
         }
@@ -296,7 +362,12 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     }
 
     /// Emits code that jumps (via `patches`) when `truthy(e) == sense` and falls through otherwise.
-    fn cond_jump(&mut self, e: ExprId, sense: bool, patches: &mut Patches) -> Result<(), SyntaxError> {
+    fn cond_jump(
+        &mut self,
+        e: ExprId,
+        sense: bool,
+        patches: &mut Patches,
+    ) -> Result<(), SyntaxError> {
         let temps = self.next_reg;
         match self.ast.expr(e).kind {
             ExprKind::Not(x) => self.cond_jump(x, !sense, patches)?,
@@ -319,7 +390,9 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                     self.patch(&skip, here);
                 }
             }
-            ExprKind::Binary(op, l, r) if is_comparison(op) => self.compare_jump(op, l, r, sense, patches)?,
+            ExprKind::Binary(op, l, r) if is_comparison(op) => {
+                self.compare_jump(op, l, r, sense, patches)?
+            }
             _ => {
                 let r = self.expr_any(e)?;
                 patches.push(self.emit_jump(encode_abc(Op::JmpIf, r, sense as u8, 0)));
@@ -329,9 +402,20 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         Ok(())
     }
 
-    fn compare_jump(&mut self, op: BinOp, l: ExprId, r: ExprId, sense: bool, patches: &mut Patches) -> Result<(), SyntaxError> {
+    fn compare_jump(
+        &mut self,
+        op: BinOp,
+        l: ExprId,
+        r: ExprId,
+        sense: bool,
+        patches: &mut Patches,
+    ) -> Result<(), SyntaxError> {
         // Ne is Eq with the opposite sense.
-        let (op, sense) = if op == BinOp::Ne { (BinOp::Eq, !sense) } else { (op, sense) };
+        let (op, sense) = if op == BinOp::Ne {
+            (BinOp::Eq, !sense)
+        } else {
+            (op, sense)
+        };
         if let Some(k) = self.small_num_const(r) {
             let reg = self.expr_any(l)?;
             let kop = match op {
@@ -396,7 +480,9 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let fresh = core::mem::take(&mut self.fresh_dst);
         let temps = self.next_reg;
         match ex.kind {
-            ExprKind::Int(i) if i16::try_from(i).is_ok() => self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16)),
+            ExprKind::Int(i) if i16::try_from(i).is_ok() => {
+                self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16))
+            }
             ExprKind::Int(i) => self.load_const(dst, Const::Int(i))?,
             ExprKind::Float(x) => self.load_const(dst, Const::Float(x))?,
             ExprKind::Str(raw) => self.load_const(dst, Const::Str(unescape(raw).into()))?,
@@ -409,7 +495,9 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 }
             }
             ExprKind::Neg(_) if self.num_literal(e).is_some() => match self.num_literal(e) {
-                Some(Const::Int(i)) if i16::try_from(i).is_ok() => self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16)),
+                Some(Const::Int(i)) if i16::try_from(i).is_ok() => {
+                    self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16))
+                }
                 Some(k) => self.load_const(dst, k)?,
                 None => {}
             },
@@ -474,7 +562,11 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         if kop != rr {
             // `x op K`, and `K op x` for the commutative ops, use the constant operand directly.
             let commutes = matches!(op, BinOp::Add | BinOp::Mul);
-            let swapped = if commutes { self.small_num_const(l).map(|k| (k, r)) } else { None };
+            let swapped = if commutes {
+                self.small_num_const(l).map(|k| (k, r))
+            } else {
+                None
+            };
             if let Some((k, x)) = self.small_num_const(r).map(|k| (k, l)).or(swapped) {
                 let x = self.expr_any(x)?;
                 self.at(line.0, line.1);
@@ -484,7 +576,11 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         }
         let (x, y) = (self.expr_any(l)?, self.expr_any(r)?);
         self.at(line.0, line.1);
-        let (x, y) = if matches!(op, BinOp::Gt | BinOp::Ge) { (y, x) } else { (x, y) };
+        let (x, y) = if matches!(op, BinOp::Gt | BinOp::Ge) {
+            (y, x)
+        } else {
+            (x, y)
+        };
         self.emit_abc(rr, dst, x, y);
         if op == BinOp::Ne {
             self.emit_abc(Op::Not, dst, dst, 0);
@@ -494,7 +590,8 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
 
     /// Evaluates `items` into consecutive fresh registers; returns the first and the count.
     fn window(&mut self, items: List) -> Result<(u8, u8), SyntaxError> {
-        let n = u8::try_from(items.len).map_err(|_| self.err("more than 255 arguments or elements".into()))?;
+        let n = u8::try_from(items.len)
+            .map_err(|_| self.err("more than 255 arguments or elements".into()))?;
         let base = self.next_reg as u8;
         for &item in self.ast.expr_list(items) {
             self.expr_fresh(item)?;
@@ -539,7 +636,10 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
 }
 
 fn is_comparison(op: BinOp) -> bool {
-    matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+    matches!(
+        op,
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+    )
 }
 
 /// Decodes the escapes the lexer validated.

@@ -36,22 +36,32 @@ pub struct Token<'s> {
     pub col: u32,
 }
 
-const KEYWORDS: &[&str] = &["fn", "let", "if", "else", "while", "return", "break", "true", "false", "nil"];
+const KEYWORDS: &[&str] = &[
+    "fn", "let", "if", "else", "while", "return", "break", "true", "false", "nil",
+];
 /// Two-character symbols first so `<=` wins over `<`.
 const SYMBOLS: &[&str] = &[
-    "==", "!=", "<=", ">=", "&&", "||", "(", ")", "{", "}", "[", "]", ",", ";", "+", "-", "*", "/", "%",
-    "!", "=", "<", ">",
+    "==", "!=", "<=", ">=", "&&", "||", "(", ")", "{", "}", "[", "]", ",", ";", "+", "-", "*", "/",
+    "%", "!", "=", "<", ">",
 ];
 
 /// Splits `src` into tokens ending with [`Tok::Eof`].
-pub fn lex<'s, A: Allocator + Copy>(src: &'s str, alloc: A) -> Result<AVec<Token<'s>, A>, SyntaxError> {
+pub fn lex<'s, A: Allocator + Copy>(
+    src: &'s str,
+    alloc: A,
+) -> Result<AVec<Token<'s>, A>, SyntaxError> {
     let mut out = new_vec(alloc);
     let bytes = src.as_bytes();
     let (mut i, mut line, mut line_start) = (0usize, 1u32, 0usize);
     while i < bytes.len() {
         let ch = bytes[i];
         let col = (i - line_start + 1) as u32;
-        let err = |msg| SyntaxError { line, col, msg, phase: "syntax error" };
+        let err = |msg| SyntaxError {
+            line,
+            col,
+            msg,
+            phase: "syntax error",
+        };
         if ch == b'\n' {
             line += 1;
             line_start = i + 1;
@@ -71,9 +81,14 @@ pub fn lex<'s, A: Allocator + Copy>(src: &'s str, alloc: A) -> Result<AVec<Token
             i = scan_number(bytes, i);
             let text = &src[start..i];
             if text.contains(['.', 'e', 'E']) {
-                Tok::Float(text.parse().map_err(|_| err(format!("bad float literal `{text}`")))?)
+                Tok::Float(
+                    text.parse()
+                        .map_err(|_| err(format!("bad float literal `{text}`")))?,
+                )
             } else {
-                Tok::Int(text.parse().map_err(|_| err(format!("integer literal `{text}` does not fit in 64 bits")))?)
+                Tok::Int(text.parse().map_err(|_| {
+                    err(format!("integer literal `{text}` does not fit in 64 bits"))
+                })?)
             }
         } else if ch.is_ascii_alphabetic() || ch == b'_' {
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
@@ -103,7 +118,11 @@ pub fn lex<'s, A: Allocator + Copy>(src: &'s str, alloc: A) -> Result<AVec<Token
         out.push(Token { tok, line, col });
     }
     let col = (bytes.len() - line_start + 1) as u32;
-    out.push(Token { tok: Tok::Eof, line, col });
+    out.push(Token {
+        tok: Tok::Eof,
+        line,
+        col,
+    });
     Ok(out)
 }
 

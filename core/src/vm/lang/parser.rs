@@ -28,8 +28,17 @@ use crate::vm::error::SyntaxError;
 pub const MAX_DEPTH: u32 = 200;
 
 /// Parses a token stream (ending in [`Tok::Eof`]).
-pub fn parse<'s, A: Allocator + Copy>(tokens: &[Token<'s>], alloc: A) -> Result<Ast<'s, A>, SyntaxError> {
-    let mut p = Parser { toks: tokens, pos: 0, ast: Ast::new_in(alloc), alloc, depth: 0 };
+pub fn parse<'s, A: Allocator + Copy>(
+    tokens: &[Token<'s>],
+    alloc: A,
+) -> Result<Ast<'s, A>, SyntaxError> {
+    let mut p = Parser {
+        toks: tokens,
+        pos: 0,
+        ast: Ast::new_in(alloc),
+        alloc,
+        depth: 0,
+    };
     let mut top = new_vec(alloc);
     while p.peek().tok != Tok::Eof {
         if p.at("fn") {
@@ -73,7 +82,12 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
         hit
     }
     fn error_at(&self, t: Token<'s>, msg: String) -> SyntaxError {
-        SyntaxError { line: t.line, col: t.col, msg, phase: "syntax error" }
+        SyntaxError {
+            line: t.line,
+            col: t.col,
+            msg,
+            phase: "syntax error",
+        }
     }
     fn expect(&mut self, sym: &str) -> Result<Token<'s>, SyntaxError> {
         if self.at(sym) {
@@ -88,34 +102,54 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
                 self.bump();
                 Ok(name)
             }
-            other => Err(self.error_at(self.peek(), format!("expected a name, found {}", describe(other)))),
+            other => Err(self.error_at(
+                self.peek(),
+                format!("expected a name, found {}", describe(other)),
+            )),
         }
     }
     fn enter(&mut self) -> Result<(), SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.error_at(self.peek(), format!("nesting deeper than {MAX_DEPTH} levels")));
+            return Err(self.error_at(
+                self.peek(),
+                format!("nesting deeper than {MAX_DEPTH} levels"),
+            ));
         }
         Ok(())
     }
 
     fn push_expr(&mut self, kind: ExprKind<'s>, at: Token<'s>) -> ExprId {
-        self.ast.exprs.push(Expr { kind, line: at.line, col: at.col });
+        self.ast.exprs.push(Expr {
+            kind,
+            line: at.line,
+            col: at.col,
+        });
         (self.ast.exprs.len() - 1) as ExprId
     }
     fn push_stmt(&mut self, kind: StmtKind<'s>, at: Token<'s>) -> StmtId {
-        self.ast.stmts.push(Stmt { kind, line: at.line, col: at.col });
+        self.ast.stmts.push(Stmt {
+            kind,
+            line: at.line,
+            col: at.col,
+        });
         (self.ast.stmts.len() - 1) as StmtId
     }
     fn stmt_list(&mut self, items: &[StmtId]) -> List {
         let start = self.ast.stmt_lists.len() as u32;
         self.ast.stmt_lists.extend_from_slice(items);
-        List { start, len: items.len() as u32 }
+        List {
+            start,
+            len: items.len() as u32,
+        }
     }
     fn expr_list(&mut self, items: &[ExprId]) -> List {
         let start = self.ast.expr_lists.len() as u32;
         self.ast.expr_lists.extend_from_slice(items);
-        List { start, len: items.len() as u32 }
+        List {
+            start,
+            len: items.len() as u32,
+        }
     }
 
     fn fn_decl(&mut self) -> Result<FnDecl<'s>, SyntaxError> {
@@ -133,9 +167,18 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
             }
         }
         self.expect(")")?;
-        let params = List { start, len: self.ast.names.len() as u32 - start };
+        let params = List {
+            start,
+            len: self.ast.names.len() as u32 - start,
+        };
         let body = self.block()?;
-        Ok(FnDecl { name, params, body, line: at.line, col: at.col })
+        Ok(FnDecl {
+            name,
+            params,
+            body,
+            line: at.line,
+            col: at.col,
+        })
     }
 
     fn block(&mut self) -> Result<List, SyntaxError> {
@@ -173,7 +216,11 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
             }
             Tok::Sym("return") => {
                 self.bump();
-                let e = if self.at(";") { None } else { Some(self.expr()?) };
+                let e = if self.at(";") {
+                    None
+                } else {
+                    Some(self.expr()?)
+                };
                 self.expect(";")?;
                 StmtKind::Return(e)
             }
@@ -182,7 +229,11 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
                 self.expect(";")?;
                 StmtKind::Break
             }
-            Tok::Sym("fn") => return Err(self.error_at(at, "functions can only be declared at the top level".into())),
+            Tok::Sym("fn") => {
+                return Err(
+                    self.error_at(at, "functions can only be declared at the top level".into())
+                )
+            }
             _ => self.expr_stmt(at)?,
         };
         Ok(self.push_stmt(kind, at))
@@ -218,7 +269,10 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
         match self.ast.expr(target).kind {
             ExprKind::Var(name) => Ok(StmtKind::Assign(name, value)),
             ExprKind::Index(obj, idx) => Ok(StmtKind::SetIndex(obj, idx, value)),
-            _ => Err(self.error_at(at, "can only assign to a variable or an array element".into())),
+            _ => Err(self.error_at(
+                at,
+                "can only assign to a variable or an array element".into(),
+            )),
         }
     }
 
@@ -252,14 +306,29 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
     /// Levels 0 (comparisons), 1 (sums), 2 (products), left-associative.
     fn binary(&mut self, level: usize) -> Result<ExprId, SyntaxError> {
         const LEVELS: [&[(&str, BinOp)]; 3] = [
-            &[("==", BinOp::Eq), ("!=", BinOp::Ne), ("<", BinOp::Lt), ("<=", BinOp::Le), (">", BinOp::Gt), (">=", BinOp::Ge)],
+            &[
+                ("==", BinOp::Eq),
+                ("!=", BinOp::Ne),
+                ("<", BinOp::Lt),
+                ("<=", BinOp::Le),
+                (">", BinOp::Gt),
+                (">=", BinOp::Ge),
+            ],
             &[("+", BinOp::Add), ("-", BinOp::Sub)],
             &[("*", BinOp::Mul), ("/", BinOp::Div), ("%", BinOp::Mod)],
         ];
-        let next = |p: &mut Self| if level + 1 < LEVELS.len() { p.binary(level + 1) } else { p.unary() };
+        let next = |p: &mut Self| {
+            if level + 1 < LEVELS.len() {
+                p.binary(level + 1)
+            } else {
+                p.unary()
+            }
+        };
         let mut l = next(self)?;
         loop {
-            let Some(&(_, op)) = LEVELS[level].iter().find(|(s, _)| self.at(s)) else { return Ok(l) };
+            let Some(&(_, op)) = LEVELS[level].iter().find(|(s, _)| self.at(s)) else {
+                return Ok(l);
+            };
             let at = self.bump();
             let r = next(self)?;
             l = self.push_expr(ExprKind::Binary(op, l, r), at);
@@ -272,7 +341,11 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
             self.enter()?;
             let e = self.unary()?;
             self.depth -= 1;
-            let kind = if at.tok == Tok::Sym("-") { ExprKind::Neg(e) } else { ExprKind::Not(e) };
+            let kind = if at.tok == Tok::Sym("-") {
+                ExprKind::Neg(e)
+            } else {
+                ExprKind::Not(e)
+            };
             return Ok(self.push_expr(kind, at));
         }
         let mut e = self.primary()?;
@@ -319,7 +392,12 @@ impl<'s, A: Allocator + Copy> Parser<'_, 's, A> {
                 return Ok(e);
             }
             Tok::Sym("[") => ExprKind::Array(self.args("]")?),
-            other => return Err(self.error_at(at, format!("expected an expression, found {}", describe(other)))),
+            other => {
+                return Err(self.error_at(
+                    at,
+                    format!("expected an expression, found {}", describe(other)),
+                ))
+            }
         };
         Ok(self.push_expr(kind, at))
     }

@@ -18,7 +18,11 @@ use kiln::vm::{bytecode, lang, Error, Vm, VmConfig};
 static ALLOC: kiln_std::KilnAlloc = kiln_std::KilnAlloc;
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Run, check or disassemble kiln (.kl) programs")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Run, check or disassemble kiln (.kl) programs"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -63,7 +67,15 @@ enum JitMode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Run { file, jit, jit_threshold, trace_jit, fuel, memory_cap, args } => {
+        Cmd::Run {
+            file,
+            jit,
+            jit_threshold,
+            trace_jit,
+            fuel,
+            memory_cap,
+            args,
+        } => {
             if jit != JitMode::Off {
                 eprintln!("kiln: the JIT is not built yet; only --jit=off is available");
                 return ExitCode::from(2);
@@ -73,7 +85,11 @@ fn main() -> ExitCode {
                 fuel,
                 memory_cap: memory_cap.unwrap_or(usize::MAX),
                 // Counting stays off while there is no JIT to hand hot loops to.
-                jit_threshold: if jit == JitMode::Off { 0 } else { jit_threshold },
+                jit_threshold: if jit == JitMode::Off {
+                    0
+                } else {
+                    jit_threshold
+                },
                 ..VmConfig::default()
             };
             with_source(&file, |src| run(src, &args, config))
@@ -81,7 +97,11 @@ fn main() -> ExitCode {
         Cmd::Check { file } => with_source(&file, |src| {
             let prog = lang::compile(src)?;
             kiln::vm::verify::verify(&prog)?;
-            println!("{file}: ok ({} functions, {} constants)", prog.funcs.len(), prog.consts.len());
+            println!(
+                "{file}: ok ({} functions, {} constants)",
+                prog.funcs.len(),
+                prog.consts.len()
+            );
             Ok(())
         }),
         Cmd::Dis { file } => with_source(&file, |src| {
