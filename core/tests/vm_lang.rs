@@ -87,3 +87,21 @@ fn a_self_containing_array_prints_without_recursing_forever() {
     assert!(out.starts_with("2\n[1, [1, [1, "), "{out}");
     assert!(out.contains("[...]"), "{out}");
 }
+
+#[test]
+fn the_front_end_allocates_from_the_arena_it_is_given() {
+    let arena = kiln::alloc::arena::Arena::new();
+    let src =
+        "fn f(a, b) { return [a, b]; }\nlet i = 0;\nwhile i < 3 { print(f(i, \"x\")); i = i + 1; }";
+    let prog = kiln::vm::lang::compile_in(src, &arena).unwrap();
+    let stats = arena.stats();
+    // Tokens, expression/statement pools and their lists: several vectors, all in the arena.
+    assert!(stats.allocations >= 6, "{stats:?}");
+    assert!(stats.bytes_allocated >= 500, "{stats:?}");
+    // The program itself is ordinary heap data and outlives the arena's contents.
+    drop(arena);
+    let mut vm = kiln::vm::Vm::new(&prog, VmConfig::default()).unwrap();
+    let mut out = String::new();
+    vm.run(&mut out, None).unwrap();
+    assert_eq!(out, "[0, x]\n[1, x]\n[2, x]\n");
+}

@@ -2,6 +2,7 @@
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
 mod bench_jit;
+mod preload;
 mod test;
 mod util;
 mod vm;

@@ -1,8 +1,9 @@
 //! The one place the lexer and parser get their memory from.
 //!
 //! Tokens and AST nodes live in [`AVec`]s parameterised by an `allocator_api2` allocator, so the
-//! front end works unchanged with any allocator. [`crate::vm::lang::compile`] picks the allocator;
-//! this module names the types.
+//! front end works unchanged with any allocator. [`crate::vm::lang::compile`] hands it a
+//! `&`[`Arena`](crate::alloc::arena::Arena) (bump allocation, freed all at once when the
+//! compilation ends); this module names the types.
 pub use allocator_api2::alloc::{Allocator, Global};
 
 /// A vector in the front end's allocator.

@@ -23,9 +23,11 @@ pub mod parser;
 use crate::vm::error::SyntaxError;
 use crate::vm::program::Program;
 
-/// Source text to a program (not yet verified).
+/// Source text to a program (not yet verified). Tokens and the syntax tree live in one
+/// [`Arena`](crate::alloc::arena::Arena) that is dropped, all at once, when compilation ends.
 pub fn compile(src: &str) -> Result<Program, SyntaxError> {
-    compile_in(src, alloc::Global)
+    let arena = crate::alloc::arena::Arena::new();
+    compile_in(src, &arena)
 }
 
 /// [`compile`] with the front end's memory taken from `alloc`.
