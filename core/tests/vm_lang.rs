@@ -105,3 +105,26 @@ fn the_front_end_allocates_from_the_arena_it_is_given() {
     vm.run(&mut out, None).unwrap();
     assert_eq!(out, "[0, x]\n[1, x]\n[2, x]\n");
 }
+
+#[test]
+fn value_layout_is_the_documented_one() {
+    use kiln::vm::value::{PAYLOAD_OFFSET, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL};
+    use kiln::vm::Value;
+    assert_eq!(core::mem::size_of::<Value>(), 16);
+    assert_eq!(PAYLOAD_OFFSET, 8);
+    let tag = |v: &Value| {
+        // SAFETY: `Value` is `#[repr(u64)]`: its first 8 bytes are the initialised tag word.
+        unsafe { *(v as *const Value as *const u64) }
+    };
+    let payload = |v: &Value| {
+        // SAFETY: for `Int` and `Float` (the only variants passed here) bytes 8..16 hold the
+        // fully initialised i64/f64 payload.
+        unsafe { *((v as *const Value as *const u8).add(PAYLOAD_OFFSET) as *const u64) }
+    };
+    assert_eq!(tag(&Value::Nil), TAG_NIL);
+    assert_eq!(tag(&Value::Bool(true)), TAG_BOOL);
+    assert_eq!(tag(&Value::Int(-5)), TAG_INT);
+    assert_eq!(payload(&Value::Int(-5)), (-5i64) as u64);
+    assert_eq!(tag(&Value::Float(1.5)), TAG_FLOAT);
+    assert_eq!(payload(&Value::Float(1.5)), 1.5f64.to_bits());
+}

@@ -4,7 +4,9 @@
 //! stored inline; strings and arrays are reference-counted heap objects. Every heap object holds
 //! a [`Meter`] handle and gives its bytes back to it when it is dropped, so the VM's memory cap
 //! counts live bytes. Reference counting cannot reclaim cycles (an array stored inside itself):
-//! such an array stays charged to the meter until the meter is gone.
+//! such an array stays charged to the meter until the meter is gone. Dropping an array nested
+//! N levels deep recurses N times on the native stack; the memory cap bounds N (each level costs
+//! at least 64 bytes of cap), which a host with a small kernel stack must size accordingly.
 use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::mem::size_of;
@@ -129,7 +131,10 @@ impl ArrayObj {
         if items.len() == items.capacity() {
             let grow = items.capacity().max(4);
             self.meter.charge(grow * size_of::<Value>())?;
-            items.reserve_exact(grow);
+            if items.try_reserve_exact(grow).is_err() {
+                self.meter.release(grow * size_of::<Value>());
+                return Err(OverCap);
+            }
             self.charged
                 .set(self.charged.get() + grow * size_of::<Value>());
         }

@@ -80,6 +80,7 @@ fn main() -> ExitCode {
                 eprintln!("kiln: the JIT is not built yet; only --jit=off is available");
                 return ExitCode::from(2);
             }
+            // Nothing to trace while only the interpreter exists; the JIT will print `[JIT]` lines.
             let _ = trace_jit;
             let config = VmConfig {
                 fuel,
