@@ -1,6 +1,7 @@
 //! `cargo xtask test | bench | qemu`: the project's task runner.
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
+mod qemu;
 mod test;
 mod util;
 
@@ -14,8 +15,9 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "test" => test::run(rest),
+        "qemu" => qemu::run_cmd(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [LANE...]>");
+            println!("usage: cargo xtask <test [LANE...] | qemu [KERNEL...]>");
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
         }

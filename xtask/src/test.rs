@@ -11,6 +11,7 @@ const LANES: &[(&str, LaneFn)] = &[
     ("clippy", clippy),
     ("host", host),
     ("no_std", no_std),
+    ("qemu", crate::qemu::lane),
 ];
 
 pub fn lane_names() -> Vec<&'static str> {
