@@ -36,17 +36,21 @@ pub mod segments;
 #[cfg(target_os = "none")]
 pub mod boot;
 #[cfg(target_os = "none")]
+pub mod cache;
+#[cfg(target_os = "none")]
 pub mod console;
 #[cfg(target_os = "none")]
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod early_heap;
 #[cfg(target_os = "none")]
+pub mod exec;
+#[cfg(target_os = "none")]
 pub mod exit;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
-mod paging;
+pub mod paging;
 #[cfg(target_os = "none")]
 mod panic;
 #[cfg(all(target_os = "none", target_arch = "x86_64"))]

@@ -7,9 +7,15 @@
 //!   L1[2..n]   further RAM gigabytes      1 GiB blocks, Normal write-back
 //! ```
 //! MAIR attr 0 = Device-nGnRnE, attr 1 = Normal inner/outer write-back, read/write-allocate.
+//!
+//! The exec window's 2 MiB block in L2 is replaced (break-before-make) by an L3 table of
+//! 512 x 4 KiB pages, each either EL1 read/write + PXN (writable) or EL1 read-only without PXN
+//! (executable). Permission changes broadcast their TLB invalidation (`tlbi vae1is`).
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::ops::Range;
+
+use super::{PagePerm, SMALL_PAGE};
 
 const GIB: usize = 1 << 30;
 const MIB2: usize = 2 << 20;
@@ -19,7 +25,9 @@ const TABLE: u64 = 1 << 1; // at levels 1-2: table (vs block); at level 3: must 
 const ATTR_DEVICE: u64 = 0 << 2;
 const ATTR_NORMAL: u64 = 1 << 2;
 const INNER_SHAREABLE: u64 = 3 << 8;
+const READ_ONLY: u64 = 1 << 7; // AP[2]: EL1 read-only
 const ACCESS_FLAG: u64 = 1 << 10;
+const ADDR_MASK: u64 = 0x0000_FFFF_FFFF_F000;
 const PXN: u64 = 1 << 53;
 const UXN: u64 = 1 << 54;
 
@@ -113,5 +121,69 @@ pub(crate) unsafe fn enable(l1: u64) {
             tmp = out(reg) _,
             options(nostack),
         );
+    }
+}
+
+static L3_EXEC: Table = Table::new();
+
+const PAGE_NORMAL: u64 = VALID | TABLE | ATTR_NORMAL | INNER_SHAREABLE | ACCESS_FLAG | UXN;
+
+/// Replaces the 2 MiB block at `base` by 4 KiB pages, all writable and not executable.
+///
+/// # Safety
+/// Called once, with `base` a 2 MiB-aligned address in the first RAM gigabyte that nothing uses.
+pub(crate) unsafe fn map_exec_window(base: usize) {
+    assert!((GIB..2 * GIB).contains(&base) && base.is_multiple_of(MIB2));
+    // SAFETY: called once (caller); L3_EXEC is unused until the L2 entry points at it.
+    let l3 = unsafe { &mut *L3_EXEC.0.get() };
+    for (i, entry) in l3.iter_mut().enumerate() {
+        *entry = (base + i * SMALL_PAGE) as u64 | PAGE_NORMAL | PXN;
+    }
+    let index = (base - GIB) / MIB2;
+    // SAFETY: break-before-make on an L2 entry that only maps the unused window: invalidate,
+    // flush its translations, then install the table.
+    unsafe {
+        let l2 = L2_RAM.0.get();
+        core::ptr::write_volatile(&raw mut (*l2)[index], 0);
+        asm!("dsb ishst", "tlbi vaae1is, {}", "dsb ish", "isb", in(reg) base >> 12, options(nostack));
+        core::ptr::write_volatile(
+            &raw mut (*l2)[index],
+            L3_EXEC.0.get() as u64 | VALID | TABLE,
+        );
+        asm!("dsb ishst", "isb", options(nostack));
+    }
+}
+
+/// Sets the permission of the window page at `va` and invalidates its translation everywhere.
+///
+/// # Safety
+/// `va` is a page of the window; the caller holds the window's lock and nothing executes (for
+/// `Writable`) or writes (for `Executable`) the page meanwhile.
+pub(crate) unsafe fn set_perm(window: usize, va: usize, perm: PagePerm) {
+    let bits = match perm {
+        PagePerm::Writable => PAGE_NORMAL | PXN,
+        PagePerm::Executable => PAGE_NORMAL | READ_ONLY,
+    };
+    let i = (va - window) / SMALL_PAGE;
+    // SAFETY: the caller holds the lock that serialises writers of L3_EXEC; the barriers make
+    // the new entry visible to the table walkers before the stale translation is dropped.
+    unsafe {
+        let l3 = L3_EXEC.0.get();
+        let entry = core::ptr::read_volatile(&raw const (*l3)[i]);
+        core::ptr::write_volatile(&raw mut (*l3)[i], (entry & ADDR_MASK) | bits);
+        asm!("dsb ishst", "tlbi vaae1is, {}", "dsb ish", "isb", in(reg) va >> 12, options(nostack));
+    }
+}
+
+/// The permission the page table gives the window page at `va`.
+pub(crate) fn perm(window: usize, va: usize) -> PagePerm {
+    // SAFETY: a plain read of one aligned table entry; writers hold the window's lock.
+    let entry = unsafe {
+        core::ptr::read_volatile(&raw const (*L3_EXEC.0.get())[(va - window) / SMALL_PAGE])
+    };
+    if entry & READ_ONLY == 0 && entry & PXN != 0 {
+        PagePerm::Writable
+    } else {
+        PagePerm::Executable
     }
 }
