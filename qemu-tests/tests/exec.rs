@@ -60,10 +60,8 @@ fn install_and_call(region: CodeRegion, code: &[u8], arg: u64) -> Result<u64, &'
     // SAFETY: the region is ours, writable, and at least one page long.
     unsafe { core::ptr::copy_nonoverlapping(code.as_ptr(), region.ptr.as_ptr(), code.len()) };
     // SAFETY: the region came from map_writable and nobody else uses it.
-    check(
-        unsafe { EXEC.make_executable(region) },
-        "make_executable refused",
-    )?;
+    let executable = unsafe { EXEC.make_executable(region) };
+    check(executable, "make_executable refused")?;
     check(
         page_perm(region.ptr.as_ptr()) == Some(PagePerm::Executable),
         "region is not read+execute after make_executable",
