@@ -11,7 +11,7 @@ use core::ops::Range;
 
 #[cfg(target_arch = "aarch64")]
 #[path = "_arch/aarch64/boot.rs"]
-mod arch;
+pub(crate) mod arch;
 #[cfg(target_arch = "x86_64")]
 #[path = "_arch/x86_64/boot.rs"]
 mod arch;

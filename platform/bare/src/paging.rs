@@ -10,7 +10,7 @@ mod arch;
 mod arch;
 
 #[cfg(target_arch = "aarch64")]
-pub(crate) use arch::init;
+pub(crate) use arch::{enable_secondary, init};
 pub(crate) use arch::{map_exec_window, perm, set_perm};
 
 /// Size of the small pages the exec window is mapped with.

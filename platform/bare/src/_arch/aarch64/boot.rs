@@ -123,12 +123,17 @@ extern "C" fn kiln_bare_aarch64_start() -> ! {
     super::start(ram)
 }
 
-/// The first `/memory` region of the device tree QEMU left at [`DTB_ADDR`].
+/// The device tree QEMU left at [`DTB_ADDR`] (it stays there: the segment pool starts above the
+/// kernel image), or `None` if there is none.
+pub(crate) fn device_tree() -> Option<fdt::Fdt<'static>> {
+    // SAFETY: QEMU `virt` places a device tree blob at the start of RAM, below the image, and
+    // nothing writes there; `from_ptr` checks the magic and size before reading further.
+    unsafe { fdt::Fdt::from_ptr(DTB_ADDR as *const u8) }.ok()
+}
+
+/// The first `/memory` region of the device tree.
 fn ram_from_device_tree() -> Result<core::ops::Range<usize>, &'static str> {
-    // SAFETY: QEMU `virt` places a device tree blob at the start of RAM; `from_ptr` checks its
-    // magic and size before reading further, and nothing writes there.
-    let fdt = unsafe { fdt::Fdt::from_ptr(DTB_ADDR as *const u8) }
-        .map_err(|_| "no valid device tree at 0x40000000")?;
+    let fdt = device_tree().ok_or("no valid device tree at 0x40000000")?;
     let region = fdt
         .memory()
         .regions()
