@@ -14,7 +14,10 @@ use core::ops::Range;
 pub(crate) mod arch;
 #[cfg(target_arch = "x86_64")]
 #[path = "_arch/x86_64/boot.rs"]
-mod arch;
+pub(crate) mod arch;
+#[cfg(target_arch = "x86_64")]
+#[path = "_arch/x86_64/idt.rs"]
+pub(crate) mod idt;
 
 use crate::{early_heap, exit, memory, println, serial};
 

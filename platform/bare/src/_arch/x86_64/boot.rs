@@ -130,6 +130,7 @@ boot_stack_top:
 extern "C" fn kiln_bare_x86_64_start(magic: u32, info: u32) -> ! {
     // SAFETY: the boot CPU is index 0, set once before anything reads it.
     unsafe { crate::cpu::set_cpu_index(0) };
+    super::idt::init();
     if magic != MULTIBOOT_BOOTLOADER_MAGIC {
         crate::serial::init();
         crate::println!("[kiln-bare] not started by a Multiboot loader (eax = {magic:#x})");
