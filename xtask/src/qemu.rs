@@ -12,24 +12,13 @@ use crate::util::{ensure_debian_packages, root, run};
 /// The targets every kernel runs on.
 const TARGETS: &[&str] = &["x86_64-unknown-none", "aarch64-unknown-none"];
 
-/// Cargo features of `qemu-tests` per target: `smp` kernels (run with `-smp 2`) need a port
-/// that starts secondary CPUs, which only aarch64 (PSCI) has so far.
-fn features(target: &str) -> &'static [&'static str] {
-    if target.starts_with("aarch64") {
-        &["--features", "smp"]
-    } else {
-        &[]
-    }
-}
-
 /// `cargo xtask qemu [KERNEL...]`: every kernel (or the named ones) on both architectures.
 pub fn run_cmd(kernels: &[String]) -> Result<(), String> {
     ensure_debian_packages(&["qemu-system-x86", "qemu-system-arm"])?;
     for target in TARGETS {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(root().join("qemu-tests"))
-            .args(["test", "--target", target])
-            .args(features(target));
+            .args(["test", "--target", target]);
         for k in kernels {
             cmd.args(["--test", k]);
         }
@@ -63,9 +52,7 @@ pub fn lane() -> Result<(), String> {
         let mut kernels = cargo();
         kernels
             .current_dir(root().join("qemu-tests"))
-            .args(["clippy", "--lib", "--tests", "--target", target]);
-        kernels
-            .args(features(target))
+            .args(["clippy", "--lib", "--tests", "--target", target])
             .args(["--", "-D", "warnings"]);
         run(kernels)?;
     }

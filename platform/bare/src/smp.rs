@@ -9,8 +9,7 @@
 //!     wait for CONTEXTS[i].started  <----   started = true; entry(); park forever
 //! ```
 //! aarch64 uses PSCI `CPU_ON` (conduit `hvc` or `smc`, as the device tree's `/psci` node says);
-//! x86_64 has no secondary start-up yet ([`start_secondary`] returns
-//! [`SmpError::Unsupported`]).
+//! x86_64 sends INIT-SIPI-SIPI to a real-mode trampoline at 0x8000.
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::cpu::MAX_CPUS;
@@ -100,10 +99,6 @@ pub fn start_secondary(entry: fn()) -> Result<usize, SmpError> {
 }
 
 /// A secondary CPU's first Rust code after its architecture set-up: announce, run, park.
-#[cfg_attr(
-    target_arch = "x86_64",
-    expect(dead_code, reason = "no x86_64 secondary start-up yet")
-)]
 fn secondary_main(ctx: &Context) -> ! {
     ctx.started.store(true, Ordering::Release);
     if let Some(entry) = ctx.entry {

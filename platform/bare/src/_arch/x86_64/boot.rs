@@ -102,6 +102,8 @@ boot_gdt:
     .quad 0
     .quad 0x00AF9A000000FFFF         /* 0x08: 64-bit code */
     .quad 0x00CF92000000FFFF         /* 0x10: data */
+    .global kiln_bare_boot_gdt_ptr
+kiln_bare_boot_gdt_ptr:
 boot_gdt_ptr:
     .word boot_gdt_ptr - boot_gdt - 1
     .quad boot_gdt

@@ -75,3 +75,18 @@ pub(crate) fn perm(window: usize, va: usize) -> PagePerm {
         PagePerm::Executable
     }
 }
+
+/// Makes the 2 MiB page holding `addr` (MMIO, e.g. the local APIC) uncached.
+///
+/// # Safety
+/// `addr` is below 4 GiB and the 2 MiB around it holds only device registers.
+pub(crate) unsafe fn make_uncached(addr: usize) {
+    const WRITE_THROUGH: u64 = 1 << 3;
+    const CACHE_DISABLE: u64 = 1 << 4;
+    // SAFETY: the boot page directory is ours; only this entry's caching bits change.
+    unsafe {
+        let pd = &raw mut kiln_bare_boot_pd;
+        (*pd)[addr >> 21] |= WRITE_THROUGH | CACHE_DISABLE;
+        asm!("invlpg [{}]", in(reg) addr, options(nostack));
+    }
+}

@@ -26,3 +26,11 @@ pub(crate) fn inb(port: u16) -> u8 {
     };
     value
 }
+
+/// Writes a 16-bit word to an I/O port.
+pub(crate) fn outw(port: u16, value: u16) {
+    // SAFETY: as for outb (used for QEMU's fw_cfg selector).
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+    };
+}
