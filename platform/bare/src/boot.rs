@@ -45,6 +45,7 @@ fn start(ram: Range<usize>) -> ! {
     serial::init();
     early_heap::init();
     memory::init(ram, image_end());
+    crate::heap::mark_ready();
     // SAFETY: defined by the kernel through `entry!` with exactly this signature.
     match unsafe { kiln_bare_main() } {
         Ok(()) => exit::success(),

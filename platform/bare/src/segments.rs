@@ -12,10 +12,8 @@
 //! so it is plain data that host unit tests can drive.
 use bitvec::prelude::*;
 
-/// Size of one segment (2 MiB), the unit the memory source hands out.
-pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
-/// log2 of [`SEGMENT_SIZE`].
-pub const SEGMENT_SHIFT: u32 = 21;
+/// Size of one segment (2 MiB), the unit the memory source hands out: kiln's own.
+pub use kiln::alloc::segment::SEGMENT_SIZE;
 
 /// Why a release was refused (the bitmap is left unchanged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
