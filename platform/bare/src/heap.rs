@@ -35,7 +35,8 @@ struct CpuHeap(UnsafeCell<Heap>);
 // SAFETY: each heap is only touched by the CPU whose index it has (see `CpuSlot`).
 unsafe impl Sync for CpuHeap {}
 
-static HEAPS: [CpuHeap; MAX_CPUS] = [const { CpuHeap(UnsafeCell::new(Heap::new(&POOL))) }; MAX_CPUS];
+static HEAPS: [CpuHeap; MAX_CPUS] =
+    [const { CpuHeap(UnsafeCell::new(Heap::new(&POOL))) }; MAX_CPUS];
 
 /// Set by boot once the segment pool exists; until then [`KilnAlloc`] serves the early heap.
 static READY: AtomicBool = AtomicBool::new(false);
