@@ -1,11 +1,13 @@
 //! Boot smoke test: the kernel boots, prints over serial, sees RAM, and exits with the success
-//! code. Fails if the segment pool is empty or the early heap cannot allocate.
+//! code. Fails if the segment pool is empty, the early heap cannot allocate, or a lock / the
+//! pinned heap leaves interrupts enabled while held (or disabled afterwards).
 #![no_std]
 #![no_main]
 
 use core::alloc::Layout;
 
-use kiln_bare::{boot::Verdict, early_heap, memory, println};
+use kiln_bare::sync::IrqMutex;
+use kiln_bare::{boot::Verdict, cpu, early_heap, heap, memory, println};
 use kiln_qemu_tests::{check, ARCH};
 
 kiln_bare::entry!(main);
@@ -35,5 +37,49 @@ fn main() -> Verdict {
     )?;
     // SAFETY: p came from early_heap::alloc with this layout and is not used afterwards.
     unsafe { early_heap::dealloc(p, layout) };
+    interrupt_masking()
+}
+
+/// Locks and the per-CPU heap slot must mask interrupts while held and restore them after.
+fn interrupt_masking() -> Verdict {
+    use kiln::platform::LocalSlot;
+    check(!cpu::interrupts_enabled(), "boot left interrupts enabled")?;
+    // SAFETY: no interrupt source is programmed (the x86 PICs are masked at boot, aarch64 has no
+    // interrupt controller set up), and the vectors report anything unexpected.
+    unsafe { cpu::enable_interrupts() };
+    check(cpu::interrupts_enabled(), "interrupts did not turn on")?;
+    let lock = IrqMutex::new(0u32);
+    {
+        let mut held = lock.lock();
+        *held += 1;
+        check(
+            !cpu::interrupts_enabled(),
+            "interrupts on while an IrqMutex is held",
+        )?;
+        let nested = IrqMutex::new(());
+        drop(nested.lock());
+        check(
+            !cpu::interrupts_enabled(),
+            "inner guard re-enabled interrupts under the outer one",
+        )?;
+    }
+    check(
+        cpu::interrupts_enabled(),
+        "interrupts stayed off after the lock was released",
+    )?;
+    let masked_in_heap = heap::SLOT.with_heap(|_| !cpu::interrupts_enabled());
+    check(
+        masked_in_heap,
+        "interrupts on while pinned to the CPU's heap",
+    )?;
+    check(
+        cpu::interrupts_enabled(),
+        "interrupts stayed off after with_heap",
+    )?;
+    // A moment with interrupts on: nothing may arrive (nothing is programmed).
+    for _ in 0..100_000 {
+        core::hint::spin_loop();
+    }
+    println!("interrupt masking: locks and the pinned heap mask, release restores");
     Ok(())
 }

@@ -19,6 +19,24 @@ pub(super) fn irq_restore(saved: usize) {
     unsafe { asm!("msr daif, {}", in(reg) saved, options(nomem, nostack)) };
 }
 
+/// Whether this CPU takes IRQs now (DAIF.I clear).
+pub fn interrupts_enabled() -> bool {
+    let daif: usize;
+    // SAFETY: reads DAIF; no other effect.
+    unsafe { asm!("mrs {}, daif", out(reg) daif, options(nomem, nostack, preserves_flags)) };
+    daif & (1 << 7) == 0
+}
+
+/// Unmasks IRQ and FIQ on this CPU.
+///
+/// # Safety
+/// Every interrupt that can arrive has a handler (kiln-bare configures no interrupt controller,
+/// so none is delivered; an unexpected one lands in the reporting vectors).
+pub unsafe fn enable_interrupts() {
+    // SAFETY: the caller vouches for the handlers.
+    unsafe { asm!("msr daifclr, #3", options(nomem, nostack)) };
+}
+
 /// Records `index` in `TPIDR_EL1`.
 ///
 /// # Safety

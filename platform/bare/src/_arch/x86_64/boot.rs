@@ -126,6 +126,13 @@ boot_stack_top:
     options(att_syntax)
 );
 
+/// Masks every line of the two 8259 PICs: the firmware left IRQ 0 (the timer) on vector 8,
+/// which would look like a double fault the moment interrupts are enabled.
+fn mask_legacy_pics() {
+    crate::port::outb(0x21, 0xFF);
+    crate::port::outb(0xA1, 0xFF);
+}
+
 /// The first Rust code: reads the RAM size out of the Multiboot info, then runs the generic
 /// boot.
 #[no_mangle]
@@ -133,6 +140,7 @@ extern "C" fn kiln_bare_x86_64_start(magic: u32, info: u32) -> ! {
     // SAFETY: the boot CPU is index 0, set once before anything reads it.
     unsafe { crate::cpu::set_cpu_index(0) };
     super::idt::init();
+    mask_legacy_pics();
     if magic != MULTIBOOT_BOOTLOADER_MAGIC {
         crate::serial::init();
         crate::println!("[kiln-bare] not started by a Multiboot loader (eax = {magic:#x})");

@@ -32,6 +32,24 @@ pub(super) fn irq_restore(saved: usize) {
     }
 }
 
+/// Whether this CPU takes interrupts now (RFLAGS.IF).
+pub fn interrupts_enabled() -> bool {
+    let flags: usize;
+    // SAFETY: reads RFLAGS through the stack; no other effect.
+    unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
+    flags & RFLAGS_IF != 0
+}
+
+/// Lets this CPU take interrupts (`sti`).
+///
+/// # Safety
+/// Every interrupt that can arrive has a handler (boot masks the legacy PICs; kiln-bare programs
+/// no other interrupt source).
+pub unsafe fn enable_interrupts() {
+    // SAFETY: the caller vouches for the handlers.
+    unsafe { asm!("sti", options(nomem, nostack)) };
+}
+
 /// Points `gs` at this CPU's block and records `index` there.
 ///
 /// # Safety
