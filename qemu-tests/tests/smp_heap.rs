@@ -78,6 +78,7 @@ impl Mailbox {
 static MAILBOX: [IrqMutex<Mailbox>; 2] =
     [IrqMutex::new(Mailbox::new()), IrqMutex::new(Mailbox::new())];
 static SENT_DONE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+static DRAINED: AtomicBool = AtomicBool::new(false);
 static COLLECTED: AtomicBool = AtomicBool::new(false);
 static CORRUPT: AtomicUsize = AtomicUsize::new(0);
 static RECEIVED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -147,11 +148,9 @@ fn work(me: usize) {
 
 fn secondary() {
     work(1);
-    // Wait for the boot CPU's last frees into our heap, then collect on this CPU.
-    while !SENT_DONE[0].load(Ordering::Acquire) {
-        core::hint::spin_loop();
-    }
-    while MAILBOX[1].lock().len != 0 {
+    // The boot CPU frees our blocks until it has drained its mailbox for the last time; only
+    // then can collecting our heap see every remote free.
+    while !DRAINED.load(Ordering::Acquire) {
         core::hint::spin_loop();
     }
     heap::collect();
@@ -164,11 +163,12 @@ fn main() -> Verdict {
     let stats_before = kiln::alloc::stats::snapshot();
     smp::start_secondary(secondary).map_err(|_| "secondary CPU did not start")?;
     work(0);
+    // work() returned after the secondary stopped sending and our mailbox was drained: we
+    // free none of its blocks any more.
+    DRAINED.store(true, Ordering::Release);
     while !COLLECTED.load(Ordering::Acquire) {
-        drain(0);
         core::hint::spin_loop();
     }
-    drain(0);
     heap::collect();
     let stats = kiln::alloc::stats::snapshot();
     let remote = stats.remote_free - stats_before.remote_free;
