@@ -1,7 +1,7 @@
 //! Allocator stress kernel: kiln is the `#[global_allocator]`, over the machine's RAM.
 //!
 //! Checks:
-//! - churn: 100k random alloc / free / realloc operations (sizes 1 B .. 64 KiB, now and then a
+//! - churn (then kiln's heap invariant walker): 100k random alloc / free / realloc operations (sizes 1 B .. 64 KiB, now and then a
 //!   3 MiB huge block; alignments up to 4 KiB) on up to 2048 live blocks, each filled with a
 //!   pattern unique to it and verified before every free and after every realloc;
 //! - memory goes back: after the burst is freed and the heap collected, every segment is free
@@ -160,6 +160,10 @@ fn main() -> Verdict {
     println!("{ARCH}: {free_before} of {total} segments free; churning");
     let mut rng = Rng::new(0x5eed_1234_abcd);
     let peak = churn(&mut rng)?;
+    if let Err(e) = heap::check() {
+        println!("{ARCH}: heap check after the churn: {e}");
+        return Err("heap invariants broken after the churn");
+    }
     heap::collect();
     let free_after = memory::free_segments();
     println!(

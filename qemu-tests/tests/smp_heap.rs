@@ -5,8 +5,9 @@
 //! contents and frees them: every such free is a remote free (the block's page belongs to the
 //! other CPU's heap). Some blocks are also freed locally.
 //!
-//! Checks: no block is corrupted in transit; kiln's counters saw the remote frees; once both
-//! CPUs collected their heaps, every segment is back in the segment bitmap.
+//! Checks: no block is corrupted in transit; kiln's counters saw the remote frees; both heaps
+//! pass kiln's invariant walker; once both CPUs collected their heaps, every segment is back in
+//! the segment bitmap.
 #![no_std]
 #![no_main]
 
@@ -80,6 +81,7 @@ static MAILBOX: [IrqMutex<Mailbox>; 2] =
 static SENT_DONE: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 static DRAINED: AtomicBool = AtomicBool::new(false);
 static COLLECTED: AtomicBool = AtomicBool::new(false);
+static HEAP_OK: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 static CORRUPT: AtomicUsize = AtomicUsize::new(0);
 static RECEIVED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 static LOCAL_FREED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
@@ -154,6 +156,7 @@ fn secondary() {
         core::hint::spin_loop();
     }
     heap::collect();
+    HEAP_OK[1].store(heap::check().is_ok(), Ordering::Relaxed);
     COLLECTED.store(true, Ordering::Release);
 }
 
@@ -170,6 +173,7 @@ fn main() -> Verdict {
         core::hint::spin_loop();
     }
     heap::collect();
+    HEAP_OK[0].store(heap::check().is_ok(), Ordering::Relaxed);
     let stats = kiln::alloc::stats::snapshot();
     let remote = stats.remote_free - stats_before.remote_free;
     let received = RECEIVED[0].load(Ordering::Relaxed) + RECEIVED[1].load(Ordering::Relaxed);
@@ -186,6 +190,10 @@ fn main() -> Verdict {
     check(
         CORRUPT.load(Ordering::Relaxed) == 0,
         "blocks corrupted between CPUs",
+    )?;
+    check(
+        HEAP_OK.iter().all(|ok| ok.load(Ordering::Relaxed)),
+        "a CPU's heap failed kiln's invariant check",
     )?;
     check(received + local == 2 * OPS, "blocks went missing")?;
     check(

@@ -104,6 +104,11 @@ pub fn collect() {
     POOL.trim();
 }
 
+/// Walks this CPU's heap and checks kiln's invariants (every segment, page and free list).
+pub fn check() -> Result<(), kiln::alloc::check::CheckError> {
+    SLOT.with_heap(|h| h.check())
+}
+
 /// Reports a free kiln refused and fails the run: the kernel's view of memory is already wrong.
 #[cold]
 #[inline(never)]
