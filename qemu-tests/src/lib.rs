@@ -1,5 +1,12 @@
 //! Helpers shared by the QEMU test kernels in `tests/` (each kernel is a `harness = false` test).
+//!
+//! Every kernel that links this crate has kiln as its `#[global_allocator]` (per-CPU kiln heaps
+//! over the machine's RAM, see `kiln_bare::heap`).
 #![no_std]
+
+/// kiln, the allocator of every test kernel.
+#[global_allocator]
+static KILN: kiln_bare::heap::KilnAlloc = kiln_bare::heap::KilnAlloc;
 
 /// The architecture this kernel was built for, for messages.
 pub const ARCH: &str = if cfg!(target_arch = "x86_64") {

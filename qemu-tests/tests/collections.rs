@@ -17,12 +17,9 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use kiln_bare::heap::{self, KilnAlloc};
+use kiln_bare::heap;
 use kiln_bare::{boot::Verdict, memory, println};
 use kiln_qemu_tests::{check, pattern, Rng, ARCH};
-
-#[global_allocator]
-static KILN: KilnAlloc = KilnAlloc;
 
 kiln_bare::entry!(main);
 

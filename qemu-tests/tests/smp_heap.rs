@@ -16,13 +16,10 @@ extern crate alloc;
 use alloc::alloc::{alloc, dealloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use kiln_bare::heap::{self, KilnAlloc};
+use kiln_bare::heap;
 use kiln_bare::sync::IrqMutex;
 use kiln_bare::{boot::Verdict, cpu, memory, println, smp};
 use kiln_qemu_tests::{check, fill, holds, Rng, ARCH};
-
-#[global_allocator]
-static KILN: KilnAlloc = KilnAlloc;
 
 kiln_bare::entry!(main);
 
