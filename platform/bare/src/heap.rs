@@ -101,6 +101,9 @@ pub fn usable_size(p: *const u8) -> Option<usize> {
 /// the segment bitmap.
 pub fn collect() {
     SLOT.with_heap(|h| h.collect());
+    // The pool's own lock is a plain spin lock: hold it with interrupts masked too, so a handler
+    // that allocates on this CPU cannot spin on it while we hold it.
+    let _masked = IrqGuard::new();
     POOL.trim();
 }
 
