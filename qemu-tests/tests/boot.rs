@@ -6,6 +6,7 @@
 
 use core::alloc::Layout;
 
+use kiln_bare::console::SerialConsole;
 use kiln_bare::sync::IrqMutex;
 use kiln_bare::{boot::Verdict, cpu, early_heap, heap, memory, println};
 use kiln_qemu_tests::{check, ARCH};
@@ -17,6 +18,8 @@ fn main() -> Verdict {
         "hello from kiln-bare on {ARCH}, CPU {}",
         kiln_bare::cpu::cpu_index()
     );
+    // kiln's own console (where `[JIT]` traces go) is the same serial port.
+    kiln::platform::Console::write_bytes(&SerialConsole, b"[kiln] console: serial\n");
     let total = memory::total_segments();
     let free = memory::free_segments();
     println!("segment pool: {free} of {total} segments free");
