@@ -9,10 +9,10 @@ mod arch;
 #[path = "_arch/x86_64/paging.rs"]
 mod arch;
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) use arch::init;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use arch::make_uncached;
-#[cfg(target_arch = "aarch64")]
-pub(crate) use arch::{enable_secondary, init};
 pub(crate) use arch::{map_exec_window, perm, set_perm};
 
 /// Size of the small pages the exec window is mapped with.

@@ -4,8 +4,9 @@
 //!   boot CPU                              secondary CPU (index i)
 //!   start_secondary(entry)
 //!     i = NEXT++ ; CONTEXTS[i] = {stack, i, entry}
-//!     arch::power_on(i, &CONTEXTS[i])  -->  asm entry: EL1, FP on, vectors, sp = stack
-//!                                           Rust: cpu index = i, MMU on (same tables)
+//!     arch::power_on(i, &CONTEXTS[i])  -->  asm entry: EL1, FP on, vectors, MMU on with the
+//!                                           boot CPU's registers (aarch64), sp = stack
+//!                                           Rust: cpu index = i
 //!     wait for CONTEXTS[i].started  <----   started = true; entry(); park forever
 //! ```
 //! aarch64 uses PSCI `CPU_ON` (conduit `hvc` or `smc`, as the device tree's `/psci` node says);
@@ -47,6 +48,8 @@ pub(crate) struct Context {
     index: usize,
     entry: Option<fn()>,
     started: AtomicBool,
+    /// What the architecture's entry code loads before any Rust runs.
+    regs: arch::BootRegs,
 }
 
 static mut STACKS: [Stack; MAX_CPUS] = [const { Stack([0; STACK_SIZE]) }; MAX_CPUS];
@@ -56,6 +59,7 @@ static mut CONTEXTS: [Context; MAX_CPUS] = [const {
         index: 0,
         entry: None,
         started: AtomicBool::new(false),
+        regs: arch::BootRegs::ZERO,
     }
 }; MAX_CPUS];
 static NEXT: AtomicUsize = AtomicUsize::new(1);
@@ -85,6 +89,7 @@ pub fn start_secondary(entry: fn()) -> Result<usize, SmpError> {
         (*ctx).stack_top = stack as usize + STACK_SIZE;
         (*ctx).index = index;
         (*ctx).entry = Some(entry);
+        (*ctx).regs = arch::BootRegs::of_this_cpu();
         &*ctx
     };
     arch::power_on(index, ctx)?;

@@ -124,15 +124,6 @@ pub(crate) unsafe fn enable(l1: u64) {
     }
 }
 
-/// Turns the MMU on for a secondary CPU with the tables the boot CPU built.
-///
-/// # Safety
-/// The boot CPU has run [`init`]; called once per secondary CPU, with its MMU off.
-pub(crate) unsafe fn enable_secondary() {
-    // SAFETY: the boot CPU's tables identity-map all memory in use (caller: init has run).
-    unsafe { enable(L1.0.get() as u64) };
-}
-
 static L3_EXEC: Table = Table::new();
 
 const PAGE_NORMAL: u64 = VALID | TABLE | ATTR_NORMAL | INNER_SHAREABLE | ACCESS_FLAG | UXN;

@@ -3,7 +3,8 @@
 //!
 //! The new CPU starts at `kiln_bare_secondary_entry` with the MMU off and `x0` = its
 //! [`Context`]; that context is cleaned to the point of coherency first, so the CPU reads it
-//! correctly with its caches still off.
+//! correctly with its caches still off. The entry code turns the MMU on with the boot CPU's
+//! registers ([`BootRegs`]) before the first Rust instruction.
 use core::arch::{asm, global_asm};
 
 use super::{secondary_main, Context, SmpError};
@@ -11,20 +12,71 @@ use crate::boot::arch::device_tree;
 
 const PSCI_CPU_ON_64: u64 = 0xC400_0003;
 
+/// The boot CPU's translation registers, loaded by a secondary before it runs any Rust: with
+/// the MMU on from the first Rust instruction, its stack is cacheable Normal memory throughout
+/// (no mix of uncached and cached accesses to the same lines).
+#[repr(C)]
+pub(crate) struct BootRegs {
+    mair: u64,
+    tcr: u64,
+    ttbr0: u64,
+    sctlr: u64,
+}
+
+impl BootRegs {
+    pub(super) const ZERO: BootRegs = BootRegs {
+        mair: 0,
+        tcr: 0,
+        ttbr0: 0,
+        sctlr: 0,
+    };
+
+    /// This CPU's (the boot CPU's) values, MMU already on.
+    pub(super) fn of_this_cpu() -> BootRegs {
+        let (mair, tcr, ttbr0, sctlr): (u64, u64, u64, u64);
+        // SAFETY: reading system registers has no effect.
+        unsafe {
+            asm!("mrs {}, mair_el1", "mrs {}, tcr_el1", "mrs {}, ttbr0_el1", "mrs {}, sctlr_el1",
+                 out(reg) mair, out(reg) tcr, out(reg) ttbr0, out(reg) sctlr, options(nomem, nostack));
+        }
+        BootRegs {
+            mair,
+            tcr,
+            ttbr0,
+            sctlr,
+        }
+    }
+}
+
 global_asm!(
     r#"
     .section .text, "ax"
     .global kiln_bare_secondary_entry
 kiln_bare_secondary_entry:
-    mov x19, x0                      /* context: stack_top at offset 0 */
+    mov x19, x0                      /* the Context */
     bl kiln_bare_enter_el1
-    ldr x1, [x19]
+    add x20, x19, #{regs}
+    ldp x1, x2, [x20]                /* MAIR, TCR */
+    ldp x3, x4, [x20, #16]           /* TTBR0, SCTLR */
+    msr mair_el1, x1
+    msr tcr_el1, x2
+    msr ttbr0_el1, x3
+    dsb ish
+    isb
+    tlbi vmalle1
+    dsb ish
+    isb
+    msr sctlr_el1, x4
+    isb
+    ldr x1, [x19, #{stack_top}]
     mov sp, x1
     mov x0, x19
     bl kiln_bare_aarch64_secondary
 1:  wfe
     b 1b
-    "#
+    "#,
+    regs = const core::mem::offset_of!(Context, regs),
+    stack_top = const core::mem::offset_of!(Context, stack_top),
 );
 
 extern "C" {
@@ -90,13 +142,11 @@ fn clean_to_poc(addr: usize, len: usize) {
     unsafe { asm!("dsb ish", options(nostack)) };
 }
 
-/// A secondary CPU's first Rust code: CPU index, MMU on with the boot CPU's tables, then the
-/// generic secondary main.
+/// A secondary CPU's first Rust code (its MMU is already on): CPU index, then the generic
+/// secondary main.
 #[no_mangle]
 extern "C" fn kiln_bare_aarch64_secondary(ctx: &Context) -> ! {
     // SAFETY: each secondary gets a distinct index from `start_secondary`, set once here.
     unsafe { crate::cpu::set_cpu_index(ctx.index) };
-    // SAFETY: the boot CPU's tables identity-map everything this CPU touches.
-    unsafe { crate::paging::enable_secondary() };
     secondary_main(ctx)
 }

@@ -102,6 +102,17 @@ extern "C" {
     static kiln_bare_ap_trampoline_end: u8;
 }
 
+/// Nothing extra: the trampoline loads the boot page tables itself.
+pub(crate) struct BootRegs;
+
+impl BootRegs {
+    pub(super) const ZERO: BootRegs = BootRegs;
+
+    pub(super) fn of_this_cpu() -> BootRegs {
+        BootRegs
+    }
+}
+
 /// CPUs QEMU reports through fw_cfg (1 without fw_cfg).
 pub(super) fn possible_cpus() -> usize {
     outw(FW_CFG_SELECTOR, FW_CFG_SIGNATURE);
