@@ -28,6 +28,8 @@
 //! Nothing here uses the `alloc` crate; everything the allocator needs comes from a
 //! [`MemorySource`](crate::platform::MemorySource).
 
+#[cfg(feature = "alloc")]
+pub mod arena;
 pub mod check;
 pub mod free;
 pub mod heap;
