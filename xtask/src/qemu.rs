@@ -49,12 +49,57 @@ pub fn lane() -> Result<(), String> {
             "warnings",
         ]);
         run(bare)?;
-        let mut kernels = cargo();
-        kernels
-            .current_dir(root().join("qemu-tests"))
-            .args(["clippy", "--lib", "--tests", "--target", target])
-            .args(["--", "-D", "warnings"]);
-        run(kernels)?;
+        // Once as the kernels are run, once per must_fail mode (its code differs by feature).
+        let modes = MUST_FAIL
+            .iter()
+            .map(|(mode, _)| format!("must-fail-{mode}"));
+        for features in std::iter::once(String::new()).chain(modes) {
+            let mut kernels = cargo();
+            kernels
+                .current_dir(root().join("qemu-tests"))
+                .args(["clippy", "--lib", "--tests", "--target", target])
+                .args(["--features", &features, "--", "-D", "warnings"]);
+            run(kernels)?;
+        }
     }
-    run_cmd(&[])
+    run_cmd(&[])?;
+    must_fail()
+}
+
+/// Ways the `must_fail` kernel fails, and what its run must print.
+const MUST_FAIL: &[(&str, &str)] = &[
+    ("panic", "[kiln-bare] PANIC on CPU 0: panicked at"),
+    ("fault", "[kiln-bare] EXCEPTION"),
+    ("verdict", "[kiln-bare] FAILED: deliberate Err verdict"),
+    ("hang", "FAIL (timeout)"),
+];
+
+/// Boots the `must_fail` kernel in each mode on both architectures: every run must be reported
+/// as a failure, with the expected message. This is what shows a broken kernel cannot pass.
+fn must_fail() -> Result<(), String> {
+    for target in TARGETS {
+        for (mode, marker) in MUST_FAIL {
+            let feature = format!("must-fail-{mode}");
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(root().join("qemu-tests"))
+                .args(["test", "--target", target, "--features", &feature])
+                .args(["--test", "must_fail"])
+                .env("KILN_QEMU_TIMEOUT", "5");
+            eprintln!("+ {cmd:?} (must fail)");
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                return Err(format!("{target} must_fail ({mode}) passed:\n{text}"));
+            }
+            if !text.contains(marker) {
+                return Err(format!(
+                    "{target} must_fail ({mode}) failed without `{marker}`:\n{text}"
+                ));
+            }
+            eprintln!("qemu {target} must_fail ({mode}): failed as it must (`{marker}`)");
+        }
+    }
+    Ok(())
 }
