@@ -1,6 +1,7 @@
 //! `cargo xtask test | bench | qemu`: the project's task runner.
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
+mod bench_alloc;
 mod preload;
 mod qemu;
 mod test;
@@ -17,8 +18,15 @@ fn main() -> ExitCode {
     let result = match cmd {
         "test" => test::run(rest),
         "qemu" => qemu::run_cmd(rest),
+        "bench" => match rest.split_first() {
+            Some((what, args)) if what == "alloc" => bench_alloc::run_bench(args),
+            _ => Err(
+                "usage: cargo xtask bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..]"
+                    .into(),
+            ),
+        },
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [LANE...] | qemu [KERNEL...]>");
+            println!("usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..]>");
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
         }

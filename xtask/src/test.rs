@@ -13,6 +13,7 @@ const LANES: &[(&str, LaneFn)] = &[
     ("no_std", no_std),
     ("preload", crate::preload::lane),
     ("qemu", crate::qemu::lane),
+    ("bench_smoke", crate::bench_alloc::smoke),
 ];
 
 pub fn lane_names() -> Vec<&'static str> {
