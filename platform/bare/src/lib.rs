@@ -19,6 +19,17 @@
 //!   exit.rs               QEMU exit code: 33 = success, 35 = failure (anything else: failure)
 //! ```
 //!
+//! ## kiln's platform contract, here
+//! ```text
+//!   MemorySource  memory::MEMORY     segment bitmap over RAM (segments.rs), early-heap storage
+//!   LocalSlot     heap::SLOT         HEAPS[cpu index], interrupts masked while in use
+//!   ExecMemory    exec::EXEC         exec window, 4 KiB pages RW+NX <-> RX (paging.rs, cache.rs)
+//!   Console       console::SerialConsole
+//!   GlobalAlloc   heap::KilnAlloc    early heap until boot is done, then this CPU's kiln heap
+//! ```
+//! Secondary CPUs: [`smp::start_secondary`] (x86_64 INIT-SIPI-SIPI, aarch64 PSCI `CPU_ON`).
+//! Every generic module with an architecture half names it `_arch/<arch>/<module>.rs`.
+//!
 //! ## Invariants
 //! - Every lock a handler or the allocator could take is an [`sync::IrqMutex`]: interrupts are
 //!   off while it is held, so a CPU never spins on a lock it holds itself.
