@@ -4,6 +4,7 @@
 mod bench_alloc;
 mod bench_jit;
 mod preload;
+mod qemu;
 mod test;
 mod util;
 mod vm;
@@ -18,9 +19,12 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "test" => test::run(rest),
+        "qemu" => qemu::run_cmd(rest),
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [LANE...] | bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..]>");
+            println!(
+                "usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc|jit [...]>"
+            );
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
         }
