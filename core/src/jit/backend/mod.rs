@@ -1,0 +1,3 @@
+//! Code generation backends.
+pub mod aarch64;
+pub mod x86_64;
