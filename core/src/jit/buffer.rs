@@ -313,7 +313,13 @@ impl CodeBuffer {
     }
 
     /// Writes `value` into the field of the instruction that ends at `loc`.
-    fn write_field(&mut self, loc: usize, field: u8, kind: u8, value: isize) -> Result<(), BufferError> {
+    fn write_field(
+        &mut self,
+        loc: usize,
+        field: u8,
+        kind: u8,
+        value: isize,
+    ) -> Result<(), BufferError> {
         let at = loc;
         let start = loc
             .checked_sub(field as usize)
@@ -331,7 +337,8 @@ impl CodeBuffer {
             (0..=3, _) => write_plain(field, value).ok_or(BufferError::OutOfRange { at }),
             (4..=8, Arch::Aarch64) => {
                 let old = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
-                let new = aarch64_field(encoding - 4, old, value).ok_or(BufferError::OutOfRange { at })?;
+                let new = aarch64_field(encoding - 4, old, value)
+                    .ok_or(BufferError::OutOfRange { at })?;
                 field.copy_from_slice(&new.to_le_bytes());
                 Ok(())
             }
@@ -394,7 +401,10 @@ fn aarch64_field(code: u8, insn: u32, value: isize) -> Option<u32> {
         // ADR: immlo (2 bits at 29) and immhi (19 bits at 5), in bytes.
         2 => {
             fits_signed(v, 21).then_some(())?;
-            (0x9F00_001F, ((((v >> 2) as u32) & 0x7FFFF) << 5) | (((v as u32) & 3) << 29))
+            (
+                0x9F00_001F,
+                ((((v >> 2) as u32) & 0x7FFFF) << 5) | (((v as u32) & 3) << 29),
+            )
         }
         // ADRP: the same split, in 4 KiB pages (rounded as dynasmrt does).
         3 => {
@@ -499,6 +509,9 @@ mod tests {
         b.push_u32(0);
         // kind 0xc2: absolute (bits 6-7 = 3), 4-byte field.
         b.backward_reloc("l", 0, 4, 0, 0xc2);
-        assert!(matches!(b.finish(), Err(BufferError::NotPositionIndependent { .. })));
+        assert!(matches!(
+            b.finish(),
+            Err(BufferError::NotPositionIndependent { .. })
+        ));
     }
 }

@@ -242,6 +242,9 @@ mod tests {
             mem.unmap(c);
         }
         assert_eq!(mem.mapped(), 0);
-        assert!(mem.map_writable(usize::MAX).is_none(), "absurd sizes are refused");
+        assert!(
+            mem.map_writable(usize::MAX).is_none(),
+            "absurd sizes are refused"
+        );
     }
 }
