@@ -47,6 +47,8 @@ impl Imm16 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Off8(u32);
 impl Off8 {
+    /// Offset zero.
+    pub const ZERO: Self = Self(0);
     /// `Some` if encodable.
     pub fn new(v: i64) -> Option<Self> {
         (v % 8 == 0 && (0..32768).contains(&v)).then_some(Self(v as u32))
@@ -61,6 +63,8 @@ impl Off8 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Off4(u32);
 impl Off4 {
+    /// Offset zero.
+    pub const ZERO: Self = Self(0);
     /// `Some` if encodable.
     pub fn new(v: i64) -> Option<Self> {
         (v % 4 == 0 && (0..16384).contains(&v)).then_some(Self(v as u32))
@@ -75,6 +79,8 @@ impl Off4 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Off1(u32);
 impl Off1 {
+    /// Offset zero.
+    pub const ZERO: Self = Self(0);
     /// `Some` if encodable.
     pub fn new(v: i64) -> Option<Self> {
         (0..4096).contains(&v).then_some(Self(v as u32))
