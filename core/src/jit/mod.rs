@@ -8,3 +8,4 @@ pub mod opt;
 pub mod regalloc;
 pub mod slots;
 pub mod snapshot;
+pub mod trace;
