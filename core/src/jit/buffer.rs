@@ -194,7 +194,7 @@ impl CodeBuffer {
         if alignment <= 1 {
             return;
         }
-        while self.bytes.len() % alignment != 0 {
+        while !self.bytes.len().is_multiple_of(alignment) {
             self.push(fill);
             if self.error.is_some() {
                 return;

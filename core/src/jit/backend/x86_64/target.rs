@@ -48,7 +48,7 @@ pub fn frame_size(spills: u32) -> Option<i32> {
         return None;
     }
     let mut f = spills * 8;
-    if (f + SAVED) % 16 != 0 {
+    if !(f + SAVED).is_multiple_of(16) {
         f += 8;
     }
     i32::try_from(f).ok()
