@@ -1,3 +1,614 @@
-//! Per-thread / per-CPU heaps (placeholder until the allocator core lands).
-/// A heap.
-pub struct Heap {}
+//! Heaps: the per-thread (std) or per-CPU (kernel) owners of pages.
+//!
+//! ```text
+//!   Heap
+//!   direct[class] ──> the page allocation pops from (EMPTY_PAGE when there is none)
+//!   queues[class]:  page <-> page <-> page      pages that may have free blocks; head == direct
+//!   full[class]:    page <-> page               pages that had none when last looked at
+//!   segments:       seg <-> seg <-> seg         segments this heap owns; those with a free page first
+//! ```
+//!
+//! Invariants (checked by [`Heap::check`]):
+//! - `direct[c]` is `queues[c].head`, or `EMPTY_PAGE` when the queue is empty;
+//! - a page is on `full[c]` iff it has the `IN_FULL` flag, and on `queues[c]` otherwise;
+//! - every page on a queue is in use, of class `c`, in a segment whose `owner` is this heap;
+//! - a heap never moves once it has allocated: segments record its address as their owner.
+//!
+//! The fast path ([`Heap::alloc`]) is size -> class -> `direct[class]` -> pop `free`; everything
+//! else is in `#[cold]` functions.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use super::page::{Page, HAS_ALIGNED, IN_FULL};
+use super::segment::{
+    segment_of, Pool, Segment, SegmentKind, SegmentList, HEADER_SIZE, PAGES_PER_SEGMENT,
+};
+use super::size_class::{class_of, class_size, span_pages, CLASS_COUNT, MAX_CLASS_SIZE};
+use super::{huge, stats};
+
+/// Alignment every block has without asking: blocks of class sizes that are multiples of 16 start
+/// at 16-byte aligned addresses.
+pub const NATURAL_ALIGN: usize = 16;
+
+/// The page `direct` points at when a class has no page: its `free` list is always empty, so
+/// the fast path needs no null check. Never written.
+static EMPTY_PAGE: Page = Page::EMPTY;
+
+fn empty_page() -> *mut Page {
+    ptr::addr_of!(EMPTY_PAGE).cast_mut()
+}
+
+/// How many full pages one slow path looks at for blocks freed by other threads.
+const FULL_SCAN_LIMIT: usize = 32;
+
+/// A doubly linked list of pages through `next`/`prev`.
+#[derive(Clone, Copy)]
+pub(crate) struct PageQueue {
+    pub(crate) head: *mut Page,
+    pub(crate) tail: *mut Page,
+}
+
+impl PageQueue {
+    const EMPTY: PageQueue = PageQueue {
+        head: ptr::null_mut(),
+        tail: ptr::null_mut(),
+    };
+
+    /// # Safety
+    /// `page` is valid and on no queue.
+    unsafe fn push_front(&mut self, page: *mut Page) {
+        // SAFETY: valid pages (caller, queue invariant).
+        unsafe {
+            (*page).prev = ptr::null_mut();
+            (*page).next = self.head;
+            if self.head.is_null() {
+                self.tail = page;
+            } else {
+                (*self.head).prev = page;
+            }
+        }
+        self.head = page;
+    }
+
+    /// # Safety
+    /// `page` is valid and on no queue.
+    unsafe fn push_back(&mut self, page: *mut Page) {
+        // SAFETY: valid pages (caller, queue invariant).
+        unsafe {
+            (*page).next = ptr::null_mut();
+            (*page).prev = self.tail;
+            if self.tail.is_null() {
+                self.head = page;
+            } else {
+                (*self.tail).next = page;
+            }
+        }
+        self.tail = page;
+    }
+
+    /// # Safety
+    /// `page` is on this queue.
+    unsafe fn remove(&mut self, page: *mut Page) {
+        // SAFETY: `page` and its neighbours are on this queue.
+        unsafe {
+            let (prev, next) = ((*page).prev, (*page).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).prev = prev;
+            }
+            (*page).next = ptr::null_mut();
+            (*page).prev = ptr::null_mut();
+        }
+    }
+
+    fn is_single(&self) -> bool {
+        !self.head.is_null() && self.head == self.tail
+    }
+}
+
+/// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it.
+pub struct Heap {
+    pool: &'static Pool,
+    direct: [*mut Page; CLASS_COUNT],
+    queues: [PageQueue; CLASS_COUNT],
+    full: [PageQueue; CLASS_COUNT],
+    segments: SegmentList,
+}
+
+// SAFETY: a heap is used by one thread at a time (the `LocalSlot` contract); handing it to another
+// thread (e.g. a static heap behind a lock) is sound because every access is exclusive.
+unsafe impl Send for Heap {}
+
+impl Heap {
+    /// An empty heap drawing segments from `pool`. Const, so it can live in a `static` or a
+    /// `const`-initialised thread-local.
+    pub const fn new(pool: &'static Pool) -> Heap {
+        Heap {
+            pool,
+            direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
+            queues: [PageQueue::EMPTY; CLASS_COUNT],
+            full: [PageQueue::EMPTY; CLASS_COUNT],
+            segments: SegmentList::new(),
+        }
+    }
+
+    /// The pool this heap draws from.
+    pub fn pool(&self) -> &'static Pool {
+        self.pool
+    }
+
+    /// Allocates `size` bytes aligned to `align` (a power of two). Null when out of memory or
+    /// when the request cannot be met (alignment above half a segment, size overflow).
+    #[inline(always)]
+    pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
+        if align <= NATURAL_ALIGN && size <= MAX_CLASS_SIZE {
+            // Rounding to the alignment (at least one unit of it, for size 0) keeps 16-aligned
+            // requests in classes whose sizes are multiples of 16.
+            let rounded = ((size + align - 1) & !(align - 1)).max(align);
+            self.alloc_class(class_of(rounded))
+        } else {
+            self.alloc_large_or_aligned(size, align)
+        }
+    }
+
+    /// Allocates one block of `class`: the fast path.
+    #[inline(always)]
+    pub(crate) fn alloc_class(&mut self, class: usize) -> *mut u8 {
+        let page = self.direct[class];
+        // SAFETY: `direct` holds EMPTY_PAGE or a page this heap owns. The raw place read creates
+        // no reference to the sentinel; a non-empty list means `page` is a real owned page.
+        unsafe {
+            if !(*page).free.is_null() {
+                stats::fast_alloc(class);
+                return (*page).pop_free();
+            }
+        }
+        self.alloc_slow(class)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow(&mut self, class: usize) -> *mut u8 {
+        let page = self.find_page(class);
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        stats::slow_alloc(class);
+        // SAFETY: `find_page` returns an owned page with a non-empty `free` list.
+        unsafe { (*page).pop_free() }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_large_or_aligned(&mut self, size: usize, align: usize) -> *mut u8 {
+        if !align.is_power_of_two() {
+            return ptr::null_mut();
+        }
+        if align <= NATURAL_ALIGN {
+            return huge::alloc(self.pool, size, align);
+        }
+        let Some(rounded) = size.checked_add(align - 1).map(|s| s & !(align - 1)) else {
+            return ptr::null_mut();
+        };
+        if rounded <= MAX_CLASS_SIZE && align <= HEADER_SIZE {
+            // Blocks of a class whose size is a multiple of `align` are aligned: every page
+            // area starts at a multiple of HEADER_SIZE.
+            let class = class_of(rounded.max(1));
+            if class_size(class) % align == 0 {
+                return self.alloc_class(class);
+            }
+        }
+        match size.checked_add(align - 1) {
+            Some(padded) if padded <= MAX_CLASS_SIZE => self.alloc_interior_aligned(padded, align),
+            _ => huge::alloc(self.pool, size, align),
+        }
+    }
+
+    /// Over-allocates and returns an aligned address inside the block; the page is flagged so
+    /// `free` maps such addresses back to their block.
+    fn alloc_interior_aligned(&mut self, padded: usize, align: usize) -> *mut u8 {
+        let p = self.alloc_class(class_of(padded));
+        if p.is_null() {
+            return p;
+        }
+        let aligned = ((p as usize + align - 1) & !(align - 1)) as *mut u8;
+        if aligned != p {
+            let seg = segment_of(p);
+            // SAFETY: `p` is a block this heap just allocated; its page is owned by this heap.
+            unsafe { (*(*seg).page_of(p)).flags |= HAS_ALIGNED };
+        }
+        aligned
+    }
+
+    /// Finds a page of `class` with a free block and makes it `direct`; null when out of memory.
+    fn find_page(&mut self, class: usize) -> *mut Page {
+        // SAFETY: all pages on this heap's queues are owned by it.
+        unsafe {
+            let mut page = self.queues[class].head;
+            while !page.is_null() {
+                let next = (*page).next;
+                (*page).collect();
+                if (*page).free.is_null() {
+                    (*page).extend();
+                }
+                if !(*page).free.is_null() {
+                    self.make_direct(class, page);
+                    return page;
+                }
+                self.move_to_full(class, page);
+                page = next;
+            }
+            let page = self.reclaim_full_page(class);
+            if !page.is_null() {
+                return page;
+            }
+        }
+        self.fresh_page(class)
+    }
+
+    /// # Safety
+    /// `page` is on `queues[class]`.
+    unsafe fn make_direct(&mut self, class: usize, page: *mut Page) {
+        if self.queues[class].head != page {
+            // SAFETY: on this queue (caller).
+            unsafe {
+                self.queues[class].remove(page);
+                self.queues[class].push_front(page);
+            }
+        }
+        self.direct[class] = page;
+    }
+
+    fn sync_direct(&mut self, class: usize) {
+        let head = self.queues[class].head;
+        self.direct[class] = if head.is_null() { empty_page() } else { head };
+    }
+
+    /// # Safety
+    /// `page` is on `queues[class]`.
+    unsafe fn move_to_full(&mut self, class: usize, page: *mut Page) {
+        // SAFETY: on the queue (caller); owned.
+        unsafe {
+            self.queues[class].remove(page);
+            (*page).flags |= IN_FULL;
+            self.full[class].push_back(page);
+        }
+        self.sync_direct(class);
+    }
+
+    /// Looks at a bounded number of full pages for blocks other threads freed; rotates the ones
+    /// it looked at to the back so later scans see the others.
+    ///
+    /// # Safety
+    /// Caller owns the heap.
+    unsafe fn reclaim_full_page(&mut self, class: usize) -> *mut Page {
+        for _ in 0..FULL_SCAN_LIMIT {
+            let page = self.full[class].head;
+            if page.is_null() {
+                break;
+            }
+            // SAFETY: pages on the full queue are owned by this heap.
+            unsafe {
+                self.full[class].remove(page);
+                if !(*page).thread_free.load(Ordering::Relaxed).is_null() {
+                    (*page).collect();
+                    (*page).flags &= !IN_FULL;
+                    self.queues[class].push_front(page);
+                    self.direct[class] = page;
+                    return page;
+                }
+                self.full[class].push_back(page);
+            }
+        }
+        ptr::null_mut()
+    }
+
+    /// A never-used page of `class`, from an owned segment, an adopted one, or a new one.
+    fn fresh_page(&mut self, class: usize) -> *mut Page {
+        let span = span_pages(class);
+        if let Some(page) = self.claim_in_owned_segments(class, span) {
+            return page;
+        }
+        // Adopt abandoned segments first: they may hold pages of this class with free blocks.
+        loop {
+            let seg = self.pool.take_abandoned();
+            if seg.is_null() {
+                break;
+            }
+            // SAFETY: a segment taken off the abandoned list belongs to nobody.
+            unsafe { self.adopt(seg) };
+            let head = self.queues[class].head;
+            // SAFETY: queue pages are owned.
+            if !head.is_null() && unsafe { !(*head).free.is_null() } {
+                self.direct[class] = head;
+                return head;
+            }
+            if let Some(page) = self.claim_in_owned_segments(class, span) {
+                return page;
+            }
+        }
+        let seg = self.pool.new_segment();
+        if seg.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a new segment is empty and ours.
+        unsafe {
+            (*seg).owner.store(self as *mut Heap, Ordering::Relaxed);
+            self.segments.push(seg);
+        }
+        self.claim_in_owned_segments(class, span)
+            .unwrap_or(ptr::null_mut())
+    }
+
+    fn claim_in_owned_segments(&mut self, class: usize, span: usize) -> Option<*mut Page> {
+        let mut seg = self.segments.head;
+        // Segments with a free page come first, so stop at the first full one.
+        // SAFETY: segments on the list are owned by this heap.
+        unsafe {
+            while !seg.is_null() && (*seg).has_free_page() {
+                if let Some(i) = (*seg).claim_span(span) {
+                    if !(*seg).has_free_page() {
+                        self.segments.remove(seg);
+                        self.push_segment_back(seg);
+                    }
+                    return Some(self.init_page(class, seg, i, span));
+                }
+                seg = (*seg).next;
+            }
+        }
+        None
+    }
+
+    /// # Safety
+    /// `seg` is owned by this heap and on no list.
+    unsafe fn push_segment_back(&mut self, seg: *mut Segment) {
+        // Walk to the tail: segment lists are short and this runs once per filled segment.
+        let mut tail = self.segments.head;
+        // SAFETY: owned segments.
+        unsafe {
+            if tail.is_null() {
+                self.segments.push(seg);
+                return;
+            }
+            while !(*tail).next.is_null() {
+                tail = (*tail).next;
+            }
+            (*tail).next = seg;
+            (*seg).prev = tail;
+            (*seg).next = ptr::null_mut();
+        }
+        self.segments.len += 1;
+    }
+
+    /// # Safety
+    /// Page `i` of `seg` starts a span of `span` pages just claimed.
+    unsafe fn init_page(
+        &mut self,
+        class: usize,
+        seg: *mut Segment,
+        i: usize,
+        span: usize,
+    ) -> *mut Page {
+        // SAFETY: the span is ours (caller).
+        unsafe {
+            let (start, len) = (*seg).span_area(i, span);
+            let page: *mut Page = &mut (*seg).pages[i];
+            (*page).init(class, class_size(class), start, len);
+            (*page).span = span as u8;
+            (*page).extend();
+            self.queues[class].push_front(page);
+            self.direct[class] = page;
+            page
+        }
+    }
+
+    /// Called by the local free path when a page became empty or was full.
+    ///
+    /// # Safety
+    /// `page` is owned by this heap and in use.
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn page_event(&mut self, page: *mut Page) {
+        // SAFETY: owned page (caller).
+        unsafe {
+            let class = (*page).class as usize;
+            if (*page).flags & IN_FULL != 0 {
+                self.full[class].remove(page);
+                (*page).flags &= !IN_FULL;
+                self.queues[class].push_back(page);
+                self.sync_direct(class);
+            }
+            // Keep the last page of a class, so alloc/free of one block at a page boundary does
+            // not get and retire a page every time -- unless it is all that keeps its segment
+            // from going back to the pool: then memory return after a burst wins.
+            if (*page).used == 0 {
+                let seg = segment_of(page.cast());
+                if !self.queues[class].is_single() || (*seg).is_only_span((*seg).index_of(page)) {
+                    self.retire(page);
+                }
+            }
+        }
+    }
+
+    /// Gives an empty page back to its segment, and the segment to the pool if it empties.
+    ///
+    /// # Safety
+    /// `page` is owned, on `queues[class]`, and has no block in use.
+    unsafe fn retire(&mut self, page: *mut Page) {
+        // SAFETY: owned page and segment.
+        unsafe {
+            let class = (*page).class as usize;
+            self.queues[class].remove(page);
+            self.sync_direct(class);
+            stats::page_retired(&*page);
+            let seg = segment_of(page.cast());
+            (*seg).release_span((*seg).index_of(page));
+            self.segments.remove(seg);
+            if (*seg).is_empty() {
+                self.pool.free_segment(seg);
+            } else {
+                self.insert_segment(seg);
+            }
+        }
+    }
+
+    /// Takes over an abandoned segment: collects its pages, retires the empty ones, queues the
+    /// rest; returns the segment to the pool if nothing in it is used any more.
+    ///
+    /// # Safety
+    /// `seg` was taken off the pool's abandoned list.
+    unsafe fn adopt(&mut self, seg: *mut Segment) {
+        // SAFETY: nobody else owns the segment now; the pool lock ordered us after the abandoner.
+        unsafe {
+            (*seg).owner.store(self as *mut Heap, Ordering::Release);
+            let mut i = 0;
+            while i < PAGES_PER_SEGMENT {
+                let page: *mut Page = &mut (*seg).pages[i];
+                if !(*page).in_use() {
+                    i += 1;
+                    continue;
+                }
+                let span = (*page).span as usize;
+                let class = (*page).class as usize;
+                (*page).collect();
+                (*page).flags &= !IN_FULL;
+                if (*page).used == 0 {
+                    stats::page_retired(&*page);
+                    (*seg).release_span(i);
+                } else if (*page).free.is_null() && (*page).capacity == (*page).reserved {
+                    (*page).flags |= IN_FULL;
+                    self.full[class].push_back(page);
+                } else {
+                    self.queues[class].push_back(page);
+                    self.sync_direct(class);
+                }
+                i += span;
+            }
+            if (*seg).is_empty() {
+                self.pool.free_segment(seg);
+            } else {
+                self.insert_segment(seg);
+            }
+        }
+    }
+
+    /// Lists an owned segment: at the front if it has a free page, else at the back, so the
+    /// search for a free page can stop at the first full segment.
+    ///
+    /// # Safety
+    /// `seg` is owned by this heap and on no list.
+    unsafe fn insert_segment(&mut self, seg: *mut Segment) {
+        // SAFETY: owned segment (caller).
+        unsafe {
+            if (*seg).has_free_page() {
+                self.segments.push(seg);
+            } else {
+                self.push_segment_back(seg);
+            }
+        }
+    }
+
+    /// Collects every page's remote and local frees, retires every empty page (the last page of
+    /// a class included), and adopts all abandoned segments. Memory goes back to the pool.
+    pub fn collect(&mut self) {
+        loop {
+            let seg = self.pool.take_abandoned();
+            if seg.is_null() {
+                break;
+            }
+            // SAFETY: taken off the abandoned list.
+            unsafe { self.adopt(seg) };
+        }
+        for class in 0..CLASS_COUNT {
+            // Bring full pages back so their remote frees are seen.
+            // SAFETY: pages on this heap's queues are owned.
+            unsafe {
+                loop {
+                    let page = self.full[class].head;
+                    if page.is_null() {
+                        break;
+                    }
+                    self.full[class].remove(page);
+                    (*page).flags &= !IN_FULL;
+                    self.queues[class].push_back(page);
+                }
+                let mut page = self.queues[class].head;
+                while !page.is_null() {
+                    let next = (*page).next;
+                    (*page).collect();
+                    if (*page).used == 0 {
+                        self.retire(page);
+                    } else if (*page).free.is_null() && (*page).capacity == (*page).reserved {
+                        self.move_to_full(class, page);
+                    }
+                    page = next;
+                }
+            }
+            self.sync_direct(class);
+        }
+    }
+
+    /// Gives up all pages: empty ones go back to the pool, the rest are abandoned for another
+    /// heap to adopt. Called when the owning thread exits. The heap is empty afterwards and may
+    /// be used again.
+    pub fn abandon(&mut self) {
+        self.collect();
+        loop {
+            let seg = self.segments.pop();
+            if seg.is_null() {
+                break;
+            }
+            // SAFETY: owned segment, now unlisted; we never touch it again.
+            unsafe { self.pool.abandon(seg) };
+        }
+        self.direct = [empty_page(); CLASS_COUNT];
+        self.queues = [PageQueue::EMPTY; CLASS_COUNT];
+        self.full = [PageQueue::EMPTY; CLASS_COUNT];
+    }
+
+    /// Whether this heap owns `seg`.
+    #[inline(always)]
+    pub(crate) fn owns(&self, seg: *const Segment) -> bool {
+        // SAFETY: `seg` was classified as ours by the caller.
+        unsafe { (*seg).owner.load(Ordering::Relaxed) as *const Heap == self as *const Heap }
+    }
+
+    /// Segments this heap owns.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len
+    }
+
+    pub(crate) fn segments_head(&self) -> *mut Segment {
+        self.segments.head
+    }
+
+    pub(crate) fn queue(&self, class: usize, full: bool) -> PageQueue {
+        if full {
+            self.full[class]
+        } else {
+            self.queues[class]
+        }
+    }
+
+    pub(crate) fn direct_page(&self, class: usize) -> *mut Page {
+        self.direct[class]
+    }
+
+    pub(crate) fn is_empty_page(page: *const Page) -> bool {
+        ptr::eq(page, &EMPTY_PAGE)
+    }
+}
+
+impl SegmentKind {
+    /// Whether this kind holds pages.
+    pub fn has_pages(self) -> bool {
+        self == SegmentKind::Pages
+    }
+}

@@ -1,2 +1,87 @@
 //! The segment/page allocator.
+//!
+//! Glossary (DESIGN.md section 1):
+//!
+//! | term       | here                     | invariant |
+//! |------------|--------------------------|-----------|
+//! | segment    | [`segment::Segment`]     | `segment_of(p) = p & !(SEGMENT_SIZE-1)` for every block `p` |
+//! | page       | [`page::Page`]           | metadata out of band, in the segment header; blocks have no header |
+//! | block      | one allocation           | `page_of(p) = pages[(p - segment) >> PAGE_SHIFT]` (back to the span head) |
+//! | size class | [`size_class`]           | size -> class is arithmetic on a leading-zero count, no loop |
+//! | heap       | [`heap::Heap`]           | only its owner touches its non-atomic lists |
+//! | free lists | `free`, `local_free`, `thread_free` | `used == capacity - |free| - |local_free|`; live = used - |thread_free| |
+//! | huge       | [`huge`]                 | its own segment span; freed straight back to the platform |
+//! | pool       | [`segment::Pool`]        | shared: memory source, empty-segment cache, abandoned segments |
+//!
+//! ```text
+//!  alloc(size, align)                              free(p)
+//!    │ class_of(size)                                │ segment_of(p), segment map + cookie
+//!    ▼                                               ▼
+//!  heap.direct[class] ── pop free ──> block        owner == heap ? push local_free
+//!    │ empty: #[cold] alloc_slow                              : push thread_free (atomic)
+//!    ▼                                               │ page empty / was full: #[cold] page_event
+//!  collect local_free + thread_free, next page,      ▼
+//!  fresh page from a segment, adopt abandoned,     retire page -> segment -> pool -> platform
+//!  new segment from the pool / platform
+//! ```
+//!
+//! Nothing here uses the `alloc` crate; everything the allocator needs comes from a
+//! [`MemorySource`](crate::platform::MemorySource).
+
+pub mod check;
+pub mod free;
 pub mod heap;
+pub mod huge;
+pub mod page;
+pub mod segment;
+pub mod size_class;
+pub mod stats;
+
+pub use free::{usable_size, FreeError};
+pub use heap::Heap;
+pub use segment::Pool;
+
+/// Frees `p` through the local heap `heap` (null is accepted).
+///
+/// # Safety
+/// See [`free::free`].
+#[inline]
+pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
+    // SAFETY: forwarded.
+    unsafe { free::free(heap, p) }
+}
+
+/// Resizes the block at `p` to `new_size` bytes aligned to `align`: in place when the block's
+/// class still fits (grows into the slack, or shrinks by at most half), else by moving. On
+/// `Ok(null)` (out of memory) the old block is untouched.
+///
+/// # Safety
+/// `p` was allocated by kiln with alignment `align` and is not used by anyone else; after a
+/// non-null `Ok` only the returned pointer may be used.
+pub unsafe fn realloc(
+    heap: &mut Heap,
+    p: *mut u8,
+    new_size: usize,
+    align: usize,
+) -> Result<*mut u8, FreeError> {
+    if p.is_null() {
+        return Ok(heap.alloc(new_size, align));
+    }
+    let usable =
+        usable_size(p).ok_or_else(|| free::classify(p).err().unwrap_or(FreeError::NotABlock))?;
+    if new_size <= usable && new_size >= usable / 2 && (p as usize) % align == 0 {
+        return Ok(p);
+    }
+    let q = heap.alloc(new_size, align);
+    if q.is_null() {
+        return Ok(q);
+    }
+    // SAFETY: both blocks are ours and at least `min(usable, new_size)` bytes long; distinct.
+    unsafe { core::ptr::copy_nonoverlapping(p, q, usable.min(new_size)) };
+    // SAFETY: `p` is ours and no longer used (caller).
+    unsafe { free::free(heap, p) }?;
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,3 +1,299 @@
-//! kiln on a hosted OS (placeholder until the allocator core lands).
+//! kiln on a hosted OS: the platform contract implemented with mmap and thread-locals, and
+//! [`KilnAlloc`], a `GlobalAlloc` on top of it.
+//!
+//! ```text
+//!   thread-local LOCAL { heap, state }       state: Fresh -> Active -> Exited
+//!       Fresh:  first use registers EXIT_HOOK (a thread-local with Drop) then becomes Active
+//!       Active: the heap serves the thread
+//!       Exited: EXIT_HOOK ran (the heap was abandoned); late allocations of a dying thread go
+//!               to FALLBACK, one heap shared behind a spin lock
+//! ```
+//!
+//! ```
+//! #[global_allocator]
+//! static A: kiln_std::KilnAlloc = kiln_std::KilnAlloc;
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod exec;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::{Cell, UnsafeCell};
+use core::ptr;
+
+use kiln::alloc::heap::Heap;
+use kiln::alloc::segment::{Pool, SEGMENT_SIZE};
+use kiln::alloc::FreeError;
+use kiln::platform::{Console, LocalSlot, MemorySource};
+
+/// Segments from `mmap`: over-map by one segment, trim to alignment.
+pub struct MmapSource;
+
+// SAFETY: mmap returns fresh private anonymous memory; `release` unmaps exactly what `reserve`
+// returned. No method allocates.
+unsafe impl MemorySource for MmapSource {
+    fn reserve(&self, count: usize) -> *mut u8 {
+        let Some(len) = count.checked_mul(SEGMENT_SIZE) else {
+            return ptr::null_mut();
+        };
+        let Some(map_len) = len.checked_add(SEGMENT_SIZE) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: anonymous private mapping; no existing memory is affected.
+        let raw = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return ptr::null_mut();
+        }
+        let start = raw as usize;
+        let aligned = (start + SEGMENT_SIZE - 1) & !(SEGMENT_SIZE - 1);
+        let head = aligned - start;
+        let tail = map_len - head - len;
+        // SAFETY: trimming the unaligned head and tail of our own fresh mapping.
+        unsafe {
+            if head > 0 {
+                libc::munmap(raw, head);
+            }
+            if tail > 0 {
+                libc::munmap((aligned + len) as *mut libc::c_void, tail);
+            }
+        }
+        aligned as *mut u8
+    }
+
+    unsafe fn release(&self, base: *mut u8, count: usize) {
+        // SAFETY: `base`/`count` describe one earlier reservation (caller).
+        unsafe { libc::munmap(base.cast(), count * SEGMENT_SIZE) };
+    }
+
+    fn can_decommit(&self) -> bool {
+        true
+    }
+
+    unsafe fn decommit(&self, addr: *mut u8, len: usize) {
+        // SAFETY: the range is ours and holds nothing live (caller).
+        unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) };
+    }
+}
+
+/// Writes to standard error with `write(2)`: no allocation, no lock.
+pub struct StdConsole;
+
+// SAFETY: write(2) on fd 2 is thread-safe and allocates nothing.
+unsafe impl Console for StdConsole {
+    fn write_bytes(&self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            // SAFETY: the buffer is valid for its length.
+            let n = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+            if n <= 0 {
+                return;
+            }
+            bytes = &bytes[n as usize..];
+        }
+    }
+}
+
+static SOURCE: MmapSource = MmapSource;
+/// The process-wide pool every thread's heap draws from.
+pub static POOL: Pool = Pool::new(&SOURCE);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Fresh,
+    Active,
+    Exited,
+}
+
+struct Local {
+    heap: UnsafeCell<Heap>,
+    state: Cell<State>,
+}
+
+/// Abandons the thread's heap when the thread exits.
+struct ExitHook;
+
+impl Drop for ExitHook {
+    fn drop(&mut self) {
+        let _ = LOCAL.try_with(|local| {
+            local.state.set(State::Exited);
+            // SAFETY: the thread is exiting; nothing else uses its heap now (the state change
+            // above routes any later allocation of this thread to FALLBACK).
+            unsafe { (*local.heap.get()).abandon() };
+        });
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local { heap: UnsafeCell::new(Heap::new(&POOL)), state: Cell::new(State::Fresh) }
+    };
+    static EXIT_HOOK: ExitHook = const { ExitHook };
+}
+
+static FALLBACK: spin::Mutex<Heap> = spin::Mutex::new(Heap::new(&POOL));
+
+/// The std `LocalSlot`: the thread's own heap, or the shared fallback heap while the thread is
+/// being torn down.
+pub struct ThreadSlot;
+
+// SAFETY: each thread gets its own `LOCAL` heap, never moved (thread-local storage); the fallback
+// heap is only handed out under its lock.
+unsafe impl LocalSlot for ThreadSlot {
+    #[inline(always)]
+    fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
+        let local = LOCAL.with(|l| l as *const Local);
+        // SAFETY: `LOCAL` has no destructor, so it lives as long as the thread.
+        let local = unsafe { &*local };
+        if local.state.get() != State::Active {
+            return with_heap_cold(local, f);
+        }
+        // SAFETY: only this thread uses its heap, and `with_heap` is not re-entered from `f`
+        // (kiln's heap calls no platform method that allocates).
+        f(unsafe { &mut *local.heap.get() })
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn with_heap_cold<R>(local: &Local, f: impl FnOnce(&mut Heap) -> R) -> R {
+    match local.state.get() {
+        State::Fresh => {
+            // Active first: registering the hook may allocate, and that allocation must find
+            // a usable heap rather than recurse here.
+            local.state.set(State::Active);
+            EXIT_HOOK.with(|_| {});
+            // SAFETY: as in `with_heap`.
+            f(unsafe { &mut *local.heap.get() })
+        }
+        State::Active => {
+            // SAFETY: as in `with_heap`.
+            f(unsafe { &mut *local.heap.get() })
+        }
+        State::Exited => f(&mut FALLBACK.lock()),
+    }
+}
+
+/// Allocates `size` bytes aligned to `align` from the calling thread's heap; null when out of
+/// memory or when `align` is not a power of two.
+#[inline]
+pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    ThreadSlot.with_heap(|h| h.alloc(size, align))
+}
+
+/// Like [`alloc`], zero-filled.
+pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
+    let p = alloc(size, align);
+    if !p.is_null() {
+        // SAFETY: `p` is a fresh block of at least `size` bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// Frees `p` (null is fine). A pointer kiln did not allocate, an interior pointer and (when the
+/// owner frees it) a double free are reported as errors and change nothing.
+///
+/// # Safety
+/// If `p` is a live kiln block, nobody uses it after this call.
+#[inline]
+pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
+    // SAFETY: forwarded (caller).
+    ThreadSlot.with_heap(|h| unsafe { kiln::alloc::free(h, p) })
+}
+
+/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]); null on
+/// out of memory (the old block stays valid) or when `p` is not a kiln block.
+///
+/// # Safety
+/// `p` is null or a live kiln block allocated with `align`; afterwards only the result is used.
+pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+    // SAFETY: forwarded (caller).
+    ThreadSlot
+        .with_heap(|h| unsafe { kiln::alloc::realloc(h, p, new_size, align) })
+        .unwrap_or(ptr::null_mut())
+}
+
+/// Bytes usable at `p`, or `None` when `p` is not a live kiln block.
+pub fn usable_size(p: *const u8) -> Option<usize> {
+    kiln::alloc::usable_size(p)
+}
+
+/// Collects the calling thread's heap (remote frees, empty pages), adopts every abandoned
+/// segment, and returns cached empty segments to the platform.
+pub fn collect() {
+    ThreadSlot.with_heap(|h| h.collect());
+    POOL.trim();
+}
+
+/// Segments currently reserved from the OS.
+pub fn segments_in_use() -> usize {
+    POOL.segments_in_use()
+}
+
+/// Checks the calling thread's heap invariants.
+pub fn check() -> Result<(), kiln::alloc::check::CheckError> {
+    ThreadSlot.with_heap(|h| h.check())
+}
+
+/// Reports an invalid free and aborts: the program has already corrupted its view of memory, and
+/// carrying on would hide the bug. Allocates nothing.
+#[cold]
+#[inline(never)]
+pub fn invalid_free(p: *mut u8, e: FreeError) -> ! {
+    let mut buf = [0u8; 160];
+    let msg = format_into(&mut buf, p, e);
+    StdConsole.write_bytes(msg);
+    std::process::abort()
+}
+
+fn format_into(buf: &mut [u8], p: *mut u8, e: FreeError) -> &[u8] {
+    use std::io::Write;
+    let mut cur = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cur, "kiln: invalid free of {p:p}: {e}\n");
+    let n = cur.position() as usize;
+    &buf[..n]
+}
+
+/// kiln as the global allocator. Out of memory returns null; it never panics inside
+/// `GlobalAlloc`. Freeing a pointer kiln did not allocate aborts with a `kiln: ...` message.
+pub struct KilnAlloc;
+
+// SAFETY: blocks are at least `layout.size()` bytes, aligned to `layout.align()`, and not handed
+// out again until freed; all methods are thread-safe through per-thread heaps.
+unsafe impl GlobalAlloc for KilnAlloc {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        alloc(layout.size(), layout.align())
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
+        // SAFETY: `p` was allocated by this allocator and is no longer used (GlobalAlloc contract).
+        if let Err(e) = unsafe { free(p) } {
+            invalid_free(p, e);
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        alloc_zeroed(layout.size(), layout.align())
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: GlobalAlloc contract: `p` is ours with `layout`.
+        let r = ThreadSlot
+            .with_heap(|h| unsafe { kiln::alloc::realloc(h, p, new_size, layout.align()) });
+        match r {
+            Ok(q) => q,
+            Err(e) => invalid_free(p, e),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The invariant walker: checks every segment, page and list a heap owns against the invariants
+//! stated in `segment.rs`, `page.rs` and `heap.rs`. Tests run it after every step.
+//!
+//! Call it only while no other thread frees into the heap's pages (remote frees may be collected
+//! concurrently, and then `thread_free` changes under the walk).
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use super::heap::Heap;
+use super::page::{Page, IN_FULL, PAGE_SIZE};
+use super::segment::{Segment, PAGES_PER_SEGMENT};
+use super::size_class::{class_size, span_pages, CLASS_COUNT};
+
+/// A broken invariant: what and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckError {
+    /// Which invariant.
+    pub what: &'static str,
+    /// The segment, page or block address involved.
+    pub addr: usize,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "heap invariant broken: {} (at {:#x})",
+            self.what, self.addr
+        )
+    }
+}
+
+fn fail<T>(what: &'static str, addr: usize) -> Result<T, CheckError> {
+    Err(CheckError { what, addr })
+}
+
+/// Blocks a span can hold at most (8-byte blocks in one page).
+const MAX_BLOCKS: usize = PAGE_SIZE / 8;
+
+impl Heap {
+    /// Walks everything this heap owns; the first broken invariant is returned.
+    pub fn check(&self) -> Result<(), CheckError> {
+        let mut pages_in_segments = 0usize;
+        let mut seg = self.segments_head();
+        let mut seen_full_segment = false;
+        let mut count = 0;
+        while !seg.is_null() {
+            count += 1;
+            if count > self.segment_count() {
+                return fail("segment list longer than its length (cycle?)", seg as usize);
+            }
+            // SAFETY: segments on the heap's list are live and owned.
+            let s = unsafe { &*seg };
+            if !Segment::is_ours(seg) {
+                return fail("owned segment not in the segment map", seg as usize);
+            }
+            if !self.owns(seg) {
+                return fail("segment on heap list has another owner", seg as usize);
+            }
+            if s.has_free_page() && seen_full_segment {
+                return fail("segment with free pages after a full one", seg as usize);
+            }
+            seen_full_segment |= !s.has_free_page();
+            pages_in_segments += check_segment(s)?;
+            seg = s.next;
+        }
+        if count != self.segment_count() {
+            return fail("segment list length mismatch", 0);
+        }
+        let mut pages_in_queues = 0;
+        for class in 0..CLASS_COUNT {
+            pages_in_queues += self.check_queue(class, false)?;
+            pages_in_queues += self.check_queue(class, true)?;
+            let head = self.queue(class, false).head;
+            let direct = self.direct_page(class);
+            if !(direct == head || (head.is_null() && Heap::is_empty_page(direct))) {
+                return fail("direct page is not the queue head", direct as usize);
+            }
+        }
+        if pages_in_queues != pages_in_segments {
+            return fail("pages in use and pages on queues differ", pages_in_queues);
+        }
+        Ok(())
+    }
+
+    fn check_queue(&self, class: usize, full: bool) -> Result<usize, CheckError> {
+        let q = self.queue(class, full);
+        let mut n = 0;
+        let mut prev: *mut Page = core::ptr::null_mut();
+        let mut page = q.head;
+        while !page.is_null() {
+            // SAFETY: queue pages are owned pages.
+            let p = unsafe { &*page };
+            if p.prev != prev {
+                return fail("queue back link broken", page as usize);
+            }
+            if p.class as usize != class || !p.in_use() {
+                return fail("page on the wrong queue or not in use", page as usize);
+            }
+            if (p.flags & IN_FULL != 0) != full {
+                return fail("IN_FULL flag disagrees with the queue", page as usize);
+            }
+            if !self.owns(super::segment::segment_of(page.cast())) {
+                return fail(
+                    "queued page in a segment owned by another heap",
+                    page as usize,
+                );
+            }
+            n += 1;
+            prev = page;
+            page = p.next;
+        }
+        if q.tail != prev {
+            return fail("queue tail wrong", q.tail as usize);
+        }
+        Ok(n)
+    }
+}
+
+/// Checks one segment's pages; returns how many spans are in use.
+fn check_segment(s: &Segment) -> Result<usize, CheckError> {
+    let mut in_use = 0;
+    let mut i = 0;
+    while i < PAGES_PER_SEGMENT {
+        let page = &s.pages[i];
+        let free_bit = s.free_pages & (1 << i) != 0;
+        if !page.in_use() {
+            if !free_bit {
+                return fail("page neither free nor in use", page as *const Page as usize);
+            }
+            i += 1;
+            continue;
+        }
+        let span = page.span as usize;
+        if span != span_pages(page.class as usize)
+            || page.block_size != class_size(page.class as usize)
+        {
+            return fail(
+                "page span or block size does not match its class",
+                page as *const Page as usize,
+            );
+        }
+        for d in 0..span {
+            if s.free_pages & (1 << (i + d)) != 0 {
+                return fail(
+                    "page of a span in use marked free",
+                    page as *const Page as usize,
+                );
+            }
+            if d > 0 && s.pages[i + d].head_delta as usize != d {
+                return fail(
+                    "span continuation page has a wrong head offset",
+                    page as *const Page as usize,
+                );
+            }
+        }
+        check_page(page)?;
+        in_use += 1;
+        i += span;
+    }
+    Ok(in_use)
+}
+
+/// `used == capacity - |free| - |local_free|`, lists well formed and disjoint.
+fn check_page(page: &Page) -> Result<(), CheckError> {
+    let addr = page as *const Page as usize;
+    if page.capacity > page.reserved || page.reserved as usize > MAX_BLOCKS {
+        return fail("capacity beyond reserved", addr);
+    }
+    let mut seen = [0u64; MAX_BLOCKS / 64];
+    let mut on_lists = 0u32;
+    for head in [
+        page.free,
+        page.local_free,
+        page.thread_free.load(Ordering::Acquire),
+    ] {
+        let Some(n) = page.list_len(head, page.capacity) else {
+            return fail(
+                "free list link outside the page, misaligned, or cyclic",
+                addr,
+            );
+        };
+        let mut b = head;
+        for _ in 0..n {
+            let Some(idx) = page.block_index(b.cast()) else {
+                return fail("free block outside the page", b as usize);
+            };
+            let (w, bit) = (idx as usize / 64, 1u64 << (idx % 64));
+            if seen[w] & bit != 0 {
+                return fail("block on two free lists (or twice on one)", b as usize);
+            }
+            seen[w] |= bit;
+            b = next_of(page, b);
+        }
+        on_lists += n;
+    }
+    let thread_free = page
+        .list_len(page.thread_free.load(Ordering::Acquire), page.capacity)
+        .unwrap_or(0);
+    if page.used + (on_lists - thread_free) != page.capacity {
+        return fail("used != capacity - |free| - |local_free|", addr);
+    }
+    Ok(())
+}
+
+fn next_of(page: &Page, b: *mut super::page::Block) -> *mut super::page::Block {
+    // SAFETY: `b` was validated as a carved block of `page` by `list_len`.
+    let word = unsafe { b.cast::<usize>().read() };
+    (word ^ page.key) as *mut super::page::Block
+}

@@ -1,0 +1,167 @@
+//! Freeing: classify the pointer, then push the block on its page's `local_free` (owner) or
+//! `thread_free` (any other thread, atomically).
+//!
+//! ```text
+//!   p ──mask──> segment ──is_ours?──> no: FreeError::Foreign (nothing read outside kiln)
+//!                  │ huge ─> block start? ─> back to the platform
+//!                  └ page_of(p) ─> in use? block start? ─> owner == heap ? free_local : free_remote
+//! ```
+//!
+//! Double frees: a freed block's first word is an encoded list link. When a block about to be
+//! freed already holds a word that decodes to a plausible link, the owner walks the page's lists
+//! to confirm (rare: user data seldom decodes to an in-page address), and reports
+//! `FreeError::DoubleFree` instead of corrupting the list. A double free by a thread other than
+//! the owner is not confirmed (the owner's lists cannot be walked from outside).
+
+use core::fmt;
+
+use super::heap::Heap;
+use super::huge;
+use super::page::{Page, HAS_ALIGNED, IN_FULL};
+use super::segment::{segment_of, Segment, SegmentKind};
+use super::stats;
+
+/// Why a pointer could not be freed. Nothing was changed when one of these is returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreeError {
+    /// Not in memory kiln manages (another allocator's, a stack or static address, or a huge
+    /// block that was already freed).
+    Foreign,
+    /// In kiln's memory but not the start of an allocated block (interior pointer, a free page).
+    NotABlock,
+    /// The block is already free.
+    DoubleFree,
+}
+
+impl fmt::Display for FreeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FreeError::Foreign => "pointer was not allocated by kiln (or was already freed)",
+            FreeError::NotABlock => "pointer is inside kiln's memory but not at an allocated block",
+            FreeError::DoubleFree => "double free: block is already free",
+        })
+    }
+}
+
+/// A classified pointer.
+pub(crate) enum Owner {
+    /// A page-backed block: its page and the block's start (differs from `p` for interior
+    /// aligned allocations).
+    Page {
+        seg: *mut Segment,
+        page: *mut Page,
+        block: *mut u8,
+    },
+    /// A huge block.
+    Huge { seg: *mut Segment },
+}
+
+/// Classifies `p` in O(1): which segment, page and block, or why it is not a block of ours.
+#[inline(always)]
+pub(crate) fn classify(p: *const u8) -> Result<Owner, FreeError> {
+    let seg = segment_of(p);
+    if !Segment::is_ours(seg) {
+        return Err(FreeError::Foreign);
+    }
+    // SAFETY: the segment map and cookie prove `seg` is a live header of ours.
+    unsafe {
+        if (*seg).kind == SegmentKind::Huge {
+            return if huge::is_block(seg, p) {
+                Ok(Owner::Huge { seg })
+            } else {
+                Err(FreeError::NotABlock)
+            };
+        }
+        let page = (*seg).page_of(p);
+        if !(*page).in_use() {
+            return Err(FreeError::NotABlock);
+        }
+        let idx = (*page).block_index(p).ok_or(FreeError::NotABlock)?;
+        let block = (*page).block_start(idx);
+        if block != p.cast_mut() && (*page).flags & HAS_ALIGNED == 0 {
+            return Err(FreeError::NotABlock);
+        }
+        Ok(Owner::Page { seg, page, block })
+    }
+}
+
+/// Frees `p` through `heap` (the caller's local heap). Null is accepted and does nothing.
+///
+/// # Safety
+/// `p` is null, or not used by the caller after this call. A foreign pointer is detected and
+/// reported (never written); a block of kiln's that is still in use by someone else is not.
+#[inline]
+pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
+    match classify(p) {
+        Ok(Owner::Page { seg, page, block }) => {
+            if heap.owns(seg) {
+                // SAFETY: the heap owns the page; `block` is an allocated block (checked).
+                unsafe { free_local(heap, page, block) }
+            } else {
+                // SAFETY: `block` is a live block of `page` (caller).
+                unsafe { free_remote(page, block) };
+                Ok(())
+            }
+        }
+        // SAFETY: classified as a live huge block.
+        Ok(Owner::Huge { seg }) => unsafe { huge::free(heap.pool(), seg, p) },
+        Err(FreeError::Foreign) if p.is_null() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The owner's free: push on `local_free`; empty or previously full pages take the cold path.
+///
+/// # Safety
+/// `heap` owns `page`; `block` is one of its blocks.
+#[inline(always)]
+unsafe fn free_local(heap: &mut Heap, page: *mut Page, block: *mut u8) -> Result<(), FreeError> {
+    // SAFETY: owner access (caller).
+    unsafe {
+        if (*page).looks_free(block) {
+            check_double_free(page, block)?;
+        }
+        stats::local_free((*page).class as usize, (*page).block_size);
+        (*page).push_local(block);
+        if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
+            heap.page_event(page);
+        }
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn check_double_free(page: *mut Page, block: *mut u8) -> Result<(), FreeError> {
+    // SAFETY: owner access (caller).
+    if unsafe { (*page).is_on_a_free_list(block, true) } {
+        Err(FreeError::DoubleFree)
+    } else {
+        Ok(())
+    }
+}
+
+/// A free from a thread that does not own the page: atomic push on `thread_free`.
+///
+/// # Safety
+/// `block` is an allocated block of `page`.
+#[inline(never)]
+unsafe fn free_remote(page: *mut Page, block: *mut u8) {
+    // SAFETY: the block is live, so the page stays in use until its owner collects it.
+    unsafe {
+        stats::remote_free((*page).class as usize, (*page).block_size);
+        (*page).push_remote(block);
+    }
+}
+
+/// Bytes usable at `p` (which must be a block kiln allocated), or `None` if it is not one.
+pub fn usable_size(p: *const u8) -> Option<usize> {
+    match classify(p).ok()? {
+        // SAFETY: classified live block.
+        Owner::Page { page, block, .. } => unsafe {
+            Some((*page).block_size - (p as usize - block as usize))
+        },
+        // SAFETY: classified live huge block.
+        Owner::Huge { seg } => unsafe { Some(huge::usable_size(seg)) },
+    }
+}

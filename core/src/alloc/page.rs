@@ -1,0 +1,371 @@
+//! Pages: 64 KiB slices of a segment (or spans of several) holding blocks of one size class.
+//!
+//! ```text
+//!   page area (span of `span` pages)
+//!   +-------+-------+-------+-------+---------------------------+
+//!   | blk 0 | blk 1 | blk 2 |  ...  | not yet carved (capacity..reserved)
+//!   +-------+-------+-------+-------+---------------------------+
+//!   ^ start                          ^ start + capacity * block_size
+//!
+//!   a free block's first word is the encoded next pointer:  word = next ^ key
+//! ```
+//!
+//! Three free lists per page (DESIGN.md section 1):
+//! - `free`: the allocation fast path pops from it;
+//! - `local_free`: the owner heap's frees push here, so `free` is never written by the free
+//!   path and the fast path stays a pop;
+//! - `thread_free`: other threads push here atomically; the owner takes the whole list at once.
+//!
+//! Invariants (owner's view, checked by `check`):
+//! - `used == capacity - |free| - |local_free|`; blocks in `thread_free` are counted in `used`
+//!   until the owner collects them, so live blocks `= used - |thread_free|`;
+//! - every list entry is `start + i * block_size` for some `i < capacity`, on at most one list;
+//! - `capacity <= reserved`, `reserved * block_size <= span area`.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+/// log2 of [`PAGE_SIZE`].
+pub const PAGE_SHIFT: usize = 16;
+/// Size of a page: the unit segments are split into.
+pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+
+/// Shift of the fixed-point reciprocal in `Page::recip`.
+const RECIP_SHIFT: u32 = 40;
+
+/// A free block: only its first word is used, to link it into a list.
+#[repr(C)]
+pub struct Block {
+    next: usize,
+}
+
+/// Flag: the page is allocated to a size class (not a free page of its segment).
+pub(crate) const IN_USE: u8 = 1;
+/// Flag: the page sits in its heap's full queue (no free block when last looked at).
+pub(crate) const IN_FULL: u8 = 2;
+/// Flag: some block of the page was handed out at an interior, aligned address.
+pub(crate) const HAS_ALIGNED: u8 = 4;
+
+/// Page metadata, kept out of band in the segment header.
+#[repr(C)]
+pub struct Page {
+    /// Allocation list (owner only).
+    pub(crate) free: *mut Block,
+    /// Blocks handed out and not on `free`/`local_free` (owner only).
+    pub(crate) used: u32,
+    /// Blocks carved so far (owner only).
+    pub(crate) capacity: u32,
+    /// Owner's frees (owner only).
+    pub(crate) local_free: *mut Block,
+    /// Frees from other threads (any thread, atomically).
+    pub(crate) thread_free: AtomicPtr<Block>,
+    /// Bytes per block.
+    pub(crate) block_size: usize,
+    /// First block.
+    pub(crate) start: *mut u8,
+    /// Key the list links are encoded with (`word = next ^ key`).
+    pub(crate) key: usize,
+    /// `ceil(2^RECIP_SHIFT / block_size)`: turns `offset / block_size` into a multiply.
+    pub(crate) recip: u64,
+    /// Blocks that fit in the span.
+    pub(crate) reserved: u32,
+    /// Size class.
+    pub(crate) class: u8,
+    /// Pages in the span (head page only).
+    pub(crate) span: u8,
+    /// For the pages of a span after the first: distance back to the head page.
+    pub(crate) head_delta: u8,
+    /// `IN_USE | IN_FULL | HAS_ALIGNED`.
+    pub(crate) flags: u8,
+    /// Heap queue links (owner only).
+    pub(crate) next: *mut Page,
+    pub(crate) prev: *mut Page,
+    /// Lifetime counters for the retired-page summary.
+    #[cfg(feature = "stats")]
+    pub(crate) lifetime_allocs: u64,
+    #[cfg(feature = "stats")]
+    pub(crate) peak_used: u32,
+}
+
+// SAFETY: a `Page` is only mutated by its owner heap (its non-atomic fields) or through
+// `thread_free` (atomic); sharing the sentinel `EMPTY_PAGE` is sound because it is never written.
+unsafe impl Sync for Page {}
+
+impl Page {
+    /// A page that is not in use.
+    pub const EMPTY: Page = Page {
+        free: ptr::null_mut(),
+        used: 0,
+        capacity: 0,
+        local_free: ptr::null_mut(),
+        thread_free: AtomicPtr::new(ptr::null_mut()),
+        block_size: 0,
+        start: ptr::null_mut(),
+        key: 0,
+        recip: 0,
+        reserved: 0,
+        class: 0,
+        span: 0,
+        head_delta: 0,
+        flags: 0,
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+        #[cfg(feature = "stats")]
+        lifetime_allocs: 0,
+        #[cfg(feature = "stats")]
+        peak_used: 0,
+    };
+
+    /// Turns a free page into an empty page of `class` covering `area_len` bytes at `start`.
+    pub(crate) fn init(
+        &mut self,
+        class: usize,
+        block_size: usize,
+        start: *mut u8,
+        area_len: usize,
+    ) {
+        *self = Page::EMPTY;
+        self.class = class as u8;
+        self.block_size = block_size;
+        self.start = start;
+        self.reserved = (area_len / block_size) as u32;
+        self.recip = (1u64 << RECIP_SHIFT).div_ceil(block_size as u64);
+        self.key = encode_key(start as usize);
+        self.flags = IN_USE;
+    }
+
+    #[inline(always)]
+    pub(crate) fn in_use(&self) -> bool {
+        self.flags & IN_USE != 0
+    }
+
+    #[inline(always)]
+    fn encode(&self, next: *mut Block) -> usize {
+        next as usize ^ self.key
+    }
+
+    #[inline(always)]
+    fn decode(&self, word: usize) -> *mut Block {
+        (word ^ self.key) as *mut Block
+    }
+
+    /// Pops a block from `free`, the allocation fast path.
+    ///
+    /// # Safety
+    /// Caller is the owner heap.
+    #[inline(always)]
+    pub(crate) unsafe fn pop_free(&mut self) -> *mut u8 {
+        let b = self.free;
+        if b.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: `b` is a free block of this page, so its first word is an encoded link.
+        self.free = self.decode(unsafe { (*b).next });
+        self.used += 1;
+        #[cfg(feature = "stats")]
+        {
+            self.lifetime_allocs += 1;
+            self.peak_used = self.peak_used.max(self.used);
+        }
+        b.cast()
+    }
+
+    /// Pushes a block the owner freed onto `local_free`.
+    ///
+    /// # Safety
+    /// Caller is the owner heap; `p` is a block of this page that is in use.
+    #[inline(always)]
+    pub(crate) unsafe fn push_local(&mut self, p: *mut u8) {
+        let b = p.cast::<Block>();
+        // SAFETY: the block is ours and at least one word long.
+        unsafe { (*b).next = self.encode(self.local_free) };
+        self.local_free = b;
+        self.used -= 1;
+    }
+
+    /// Pushes a block freed by another thread onto `thread_free`.
+    ///
+    /// # Safety
+    /// `p` is a block of this page that is in use (so the page cannot be retired meanwhile).
+    #[inline]
+    pub(crate) unsafe fn push_remote(&self, p: *mut u8) {
+        let b = p.cast::<Block>();
+        let mut head = self.thread_free.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the freeing thread owns the block until the exchange publishes it.
+            unsafe { (*b).next = self.encode(head) };
+            match self.thread_free.compare_exchange_weak(
+                head,
+                b,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => head = now,
+            }
+        }
+    }
+
+    /// Moves `local_free` and `thread_free` onto `free` (owner's slow path).
+    ///
+    /// # Safety
+    /// Caller is the owner heap.
+    pub(crate) unsafe fn collect(&mut self) {
+        let remote = self.thread_free.swap(ptr::null_mut(), Ordering::Acquire);
+        if !remote.is_null() {
+            let mut n = 0u32;
+            let mut tail = remote;
+            // SAFETY: every block on `thread_free` belongs to this page and holds an encoded link.
+            unsafe {
+                loop {
+                    n += 1;
+                    let next = self.decode((*tail).next);
+                    if next.is_null() {
+                        break;
+                    }
+                    tail = next;
+                }
+                (*tail).next = self.encode(self.free);
+            }
+            self.free = remote;
+            self.used -= n;
+        }
+        if !self.local_free.is_null() {
+            if self.free.is_null() {
+                self.free = self.local_free;
+            } else {
+                // Append: walk local_free to its tail (slow path; lists are short).
+                let mut tail = self.local_free;
+                // SAFETY: blocks on `local_free` are ours and hold encoded links.
+                unsafe {
+                    loop {
+                        let next = self.decode((*tail).next);
+                        if next.is_null() {
+                            break;
+                        }
+                        tail = next;
+                    }
+                    (*tail).next = self.encode(self.free);
+                }
+                self.free = self.local_free;
+            }
+            self.local_free = ptr::null_mut();
+        }
+    }
+
+    /// Carves more never-used blocks onto `free`. Touches at most about 8 KiB at a time so a
+    /// fresh page does not fault in all its memory at once.
+    ///
+    /// # Safety
+    /// Caller is the owner heap; `free` is empty.
+    pub(crate) unsafe fn extend(&mut self) {
+        let left = self.reserved - self.capacity;
+        if left == 0 {
+            return;
+        }
+        let batch = ((8 * 1024 / self.block_size) as u32).clamp(1, left);
+        let first = self.capacity;
+        let mut next: *mut Block = ptr::null_mut();
+        for i in (first..first + batch).rev() {
+            // SAFETY: block `i < reserved` lies inside the span.
+            let b = unsafe { self.start.add(i as usize * self.block_size) }.cast::<Block>();
+            // SAFETY: as above; the block is not in use.
+            unsafe { (*b).next = self.encode(next) };
+            next = b;
+        }
+        self.free = next;
+        self.capacity += batch;
+    }
+
+    /// Index of the block containing `p`, or `None` outside the carved blocks.
+    #[inline(always)]
+    pub(crate) fn block_index(&self, p: *const u8) -> Option<u32> {
+        let off = (p as usize).wrapping_sub(self.start as usize);
+        // Exact while off * block_size < 2^RECIP_SHIFT: off < 2^21 (a segment), size <= 2^18.
+        let idx = ((off as u64).wrapping_mul(self.recip) >> RECIP_SHIFT) as u32;
+        if off < self.capacity as usize * self.block_size {
+            Some(idx)
+        } else {
+            None
+        }
+    }
+
+    /// Start of block `idx`.
+    #[inline(always)]
+    pub(crate) fn block_start(&self, idx: u32) -> *mut u8 {
+        self.start.wrapping_add(idx as usize * self.block_size)
+    }
+
+    /// Whether `p` (a block of this page) is on `free` or `local_free` — or, when `remote` is
+    /// set, on `thread_free`. Used to confirm a suspected double free; O(capacity).
+    ///
+    /// # Safety
+    /// Caller is the owner heap, or `remote` is false and the page cannot change meanwhile.
+    pub(crate) unsafe fn is_on_a_free_list(&self, p: *mut u8, include_thread_free: bool) -> bool {
+        let lists = [
+            self.free,
+            self.local_free,
+            if include_thread_free {
+                self.thread_free.load(Ordering::Acquire)
+            } else {
+                ptr::null_mut()
+            },
+        ];
+        for head in lists {
+            let mut b = head;
+            let mut steps = 0;
+            while !b.is_null() && steps <= self.capacity {
+                if b.cast::<u8>() == p {
+                    return true;
+                }
+                // SAFETY: list entries are blocks of this page holding encoded links.
+                b = self.decode(unsafe { (*b).next });
+                steps += 1;
+            }
+        }
+        false
+    }
+
+    /// Whether the word a freed block would hold decodes to a plausible list link: a cheap
+    /// filter that lets a double free be confirmed without walking lists on every free.
+    #[inline(always)]
+    pub(crate) fn looks_free(&self, p: *mut u8) -> bool {
+        // SAFETY: `p` is a block of this page, at least one word long.
+        let word = unsafe { p.cast::<usize>().read() };
+        let next = self.decode(word) as usize;
+        next == 0
+            || (next.wrapping_sub(self.start as usize) < self.capacity as usize * self.block_size
+                && self
+                    .block_index(next as *const u8)
+                    .is_some_and(|i| self.block_start(i) as usize == next))
+    }
+
+    /// Number of blocks on a list (for `check`).
+    pub(crate) fn list_len(&self, head: *mut Block, limit: u32) -> Option<u32> {
+        let mut n = 0;
+        let mut b = head;
+        while !b.is_null() {
+            if n > limit {
+                return None;
+            }
+            let idx = self.block_index(b.cast())?;
+            if self.block_start(idx) != b.cast() {
+                return None;
+            }
+            n += 1;
+            // SAFETY: `b` was just proven to be a carved block of this page.
+            b = self.decode(unsafe { (*b).next });
+        }
+        Some(n)
+    }
+}
+
+/// A per-page key for encoding list links: mixes the page address with a per-process seed so a
+/// stray write or a user's data rarely decodes to a valid link.
+fn encode_key(start: usize) -> usize {
+    let seed = &KEY_SEED as *const u8 as usize; // differs per process under ASLR
+    let x = (start ^ seed.rotate_left(17)).wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as usize);
+    x | 1 // never 0, so a zeroed word never decodes to null
+}
+
+static KEY_SEED: u8 = 0;

@@ -1,0 +1,472 @@
+//! Segments: `SEGMENT_SIZE`-aligned 2 MiB regions from the platform, split into pages, with all
+//! page metadata in a header at the segment's start.
+//!
+//! ```text
+//!   segment (2 MiB, aligned to 2 MiB)
+//!   +--------+---------+---------+---------+-----+----------+
+//!   | header | page 0  | page 1  | page 2  | ... | page 31  |
+//!   | (meta) | (short) |  64 KiB |  64 KiB |     |  64 KiB  |
+//!   +--------+---------+---------+---------+-----+----------+
+//!   ^ segment_of(p) = p & !(SEGMENT_SIZE - 1)
+//!   page_of(p) = pages[(p - segment) >> PAGE_SHIFT], then back `head_delta` to the span's head
+//!
+//!   huge segment: one block, in a span of `span_segments` segments
+//!   +--------+----------------------------------------------+
+//!   | header | block at `huge_offset` (< SEGMENT_SIZE)        |
+//!   +--------+----------------------------------------------+
+//! ```
+//!
+//! Invariants:
+//! - `segment_of(p) == p & !(SEGMENT_SIZE-1)` for every block `p` (a huge block starts inside its
+//!   first segment);
+//! - a segment is ours iff its bit is set in the segment map *and* its cookie matches, so a foreign
+//!   pointer is recognised without reading anything outside kiln's own memory;
+//! - bit `i` of `free_pages` is set iff page `i` is not part of a span in use;
+//! - `owner` is the heap allowed to touch the pages' non-atomic lists; null while abandoned.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+use super::heap::Heap;
+use super::page::{Page, PAGE_SHIFT, PAGE_SIZE};
+use crate::platform::MemorySource;
+
+/// log2 of [`SEGMENT_SIZE`].
+pub const SEGMENT_SHIFT: usize = 21;
+/// Size (and alignment) of a segment.
+pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+/// Pages per segment.
+pub const PAGES_PER_SEGMENT: usize = SEGMENT_SIZE / PAGE_SIZE;
+/// Bytes at the start of a segment holding its header (page 0 is shorter by this much).
+pub const HEADER_SIZE: usize = 4096;
+/// Empty segments kept for reuse before they go back to the platform.
+pub const CACHE_MAX: usize = 4;
+
+const ALL_PAGES_FREE: u32 = u32::MAX;
+const COOKIE_KEY: usize = 0x6b69_6c6e_5345_474d; // "kilnSEGM"
+
+/// What a segment holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum SegmentKind {
+    /// Pages of size-classed blocks.
+    Pages,
+    /// One huge block.
+    Huge,
+}
+
+/// The segment header.
+#[repr(C)]
+pub struct Segment {
+    cookie: usize,
+    pub(crate) kind: SegmentKind,
+    /// Bit `i` set: page `i` is free.
+    pub(crate) free_pages: u32,
+    /// The heap that owns the pages' lists; null while abandoned (and always for huge segments).
+    pub(crate) owner: AtomicPtr<Heap>,
+    /// Segments in this span (1 unless huge).
+    pub(crate) span_segments: usize,
+    /// Huge: bytes requested and the block's offset from the segment start.
+    pub(crate) huge_size: usize,
+    pub(crate) huge_offset: usize,
+    /// Links in the owner heap's segment list or in a pool list.
+    pub(crate) next: *mut Segment,
+    pub(crate) prev: *mut Segment,
+    pub(crate) pages: [Page; PAGES_PER_SEGMENT],
+}
+
+const _: () = assert!(core::mem::size_of::<Segment>() <= HEADER_SIZE);
+
+/// The segment containing address `p`.
+#[inline(always)]
+pub fn segment_of(p: *const u8) -> *mut Segment {
+    ((p as usize) & !(SEGMENT_SIZE - 1)) as *mut Segment
+}
+
+impl Segment {
+    /// Writes a fresh header at `base`.
+    ///
+    /// # Safety
+    /// `base` is the start of `span` segments just reserved from the platform.
+    unsafe fn init(base: *mut u8, kind: SegmentKind, span: usize) -> *mut Segment {
+        let seg = base.cast::<Segment>();
+        // SAFETY: the header area is ours and large enough (asserted above); field-wise writes
+        // avoid materialising a 4 KiB temporary on the stack.
+        unsafe {
+            ptr::addr_of_mut!((*seg).cookie).write(base as usize ^ COOKIE_KEY);
+            ptr::addr_of_mut!((*seg).kind).write(kind);
+            ptr::addr_of_mut!((*seg).free_pages).write(ALL_PAGES_FREE);
+            ptr::addr_of_mut!((*seg).owner).write(AtomicPtr::new(ptr::null_mut()));
+            ptr::addr_of_mut!((*seg).span_segments).write(span);
+            ptr::addr_of_mut!((*seg).huge_size).write(0);
+            ptr::addr_of_mut!((*seg).huge_offset).write(0);
+            ptr::addr_of_mut!((*seg).next).write(ptr::null_mut());
+            ptr::addr_of_mut!((*seg).prev).write(ptr::null_mut());
+            let pages = ptr::addr_of_mut!((*seg).pages).cast::<Page>();
+            for i in 0..PAGES_PER_SEGMENT {
+                pages.add(i).write(Page::EMPTY);
+            }
+        }
+        seg
+    }
+
+    /// Whether the header at `seg` is one of ours (the map bit is set and the cookie matches).
+    /// Reads nothing unless the map says kiln owns that address.
+    #[inline(always)]
+    pub(crate) fn is_ours(seg: *const Segment) -> bool {
+        // SAFETY: the cookie is read only after the map proved the segment is mapped and ours.
+        map_contains(seg as usize) && unsafe { (*seg).cookie } == seg as usize ^ COOKIE_KEY
+    }
+
+    /// Index of the page holding `p`.
+    #[inline(always)]
+    pub(crate) fn page_index(&self, p: *const u8) -> usize {
+        ((p as usize) - (self as *const Segment as usize)) >> PAGE_SHIFT
+    }
+
+    /// Index of the page whose metadata is `page` (an element of `pages`).
+    #[inline]
+    pub(crate) fn index_of(&self, page: *const Page) -> usize {
+        (page as usize - self.pages.as_ptr() as usize) / core::mem::size_of::<Page>()
+    }
+
+    /// The head page of the span holding `p`.
+    #[inline(always)]
+    pub(crate) fn page_of(&mut self, p: *const u8) -> *mut Page {
+        let i = self.page_index(p);
+        let head = i - self.pages[i].head_delta as usize;
+        &mut self.pages[head]
+    }
+
+    /// Start and length of the area of a span starting at page `i`.
+    pub(crate) fn span_area(&self, i: usize, pages: usize) -> (*mut u8, usize) {
+        let base = self as *const Segment as *mut u8;
+        if i == 0 {
+            (
+                base.wrapping_add(HEADER_SIZE),
+                pages * PAGE_SIZE - HEADER_SIZE,
+            )
+        } else {
+            (base.wrapping_add(i * PAGE_SIZE), pages * PAGE_SIZE)
+        }
+    }
+
+    /// Finds and claims `n` contiguous free pages; returns the first page's index. Multi-page
+    /// spans never use page 0 (it is shorter by the header).
+    pub(crate) fn claim_span(&mut self, n: usize) -> Option<usize> {
+        let i = if n == 1 {
+            if self.free_pages == 0 {
+                return None;
+            }
+            self.free_pages.trailing_zeros() as usize
+        } else {
+            let run = (1u32 << n) - 1;
+            (1..=PAGES_PER_SEGMENT - n).find(|&i| (self.free_pages >> i) & run == run)?
+        };
+        self.free_pages &= !(((1u64 << n) - 1) << i) as u32;
+        for d in 1..n {
+            self.pages[i + d].head_delta = d as u8;
+        }
+        Some(i)
+    }
+
+    /// Gives the span whose head page is `i` back to the segment.
+    pub(crate) fn release_span(&mut self, i: usize) {
+        let n = self.pages[i].span.max(1) as usize;
+        for d in 0..n {
+            self.pages[i + d] = Page::EMPTY;
+        }
+        self.free_pages |= (((1u64 << n) - 1) << i) as u32;
+    }
+
+    /// Whether the span at page `i` is the only one in use.
+    #[inline]
+    pub(crate) fn is_only_span(&self, i: usize) -> bool {
+        let n = self.pages[i].span.max(1) as usize;
+        self.free_pages | ((((1u64 << n) - 1) << i) as u32) == ALL_PAGES_FREE
+    }
+
+    /// Whether no page of the segment is in use.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.free_pages == ALL_PAGES_FREE
+    }
+
+    /// Whether some page is free.
+    #[inline]
+    pub(crate) fn has_free_page(&self) -> bool {
+        self.free_pages != 0
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The segment map: one bit per segment-sized slot of the address space.
+
+/// Address bits the segment map covers. Hosted: 48-bit user space. Bare metal: 1 TiB of
+/// (identity-mapped) physical memory keeps the map at 64 KiB. Segments a platform returns above
+/// this are handed back and treated as out of memory.
+#[cfg(not(target_os = "none"))]
+pub const ADDRESS_BITS: usize = 48;
+#[cfg(target_os = "none")]
+pub const ADDRESS_BITS: usize = 40;
+
+const MAP_WORDS: usize = 1 << (ADDRESS_BITS - SEGMENT_SHIFT - 6);
+static SEGMENT_MAP: [AtomicU64; MAP_WORDS] = [const { AtomicU64::new(0) }; MAP_WORDS];
+
+#[inline(always)]
+fn map_slot(addr: usize) -> Option<(usize, u64)> {
+    let idx = addr >> SEGMENT_SHIFT;
+    if idx >= MAP_WORDS * 64 {
+        return None;
+    }
+    Some((idx / 64, 1u64 << (idx % 64)))
+}
+
+#[inline(always)]
+fn map_contains(addr: usize) -> bool {
+    match map_slot(addr) {
+        Some((w, bit)) => SEGMENT_MAP[w].load(Ordering::Acquire) & bit != 0,
+        None => false,
+    }
+}
+
+fn map_set(addr: usize, on: bool) {
+    if let Some((w, bit)) = map_slot(addr) {
+        if on {
+            SEGMENT_MAP[w].fetch_or(bit, Ordering::Release);
+        } else {
+            SEGMENT_MAP[w].fetch_and(!bit, Ordering::Release);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pool: what all heaps of one allocator share.
+
+/// A doubly linked list of segments through `next`/`prev`.
+pub(crate) struct SegmentList {
+    pub(crate) head: *mut Segment,
+    pub(crate) len: usize,
+}
+
+impl SegmentList {
+    pub(crate) const fn new() -> Self {
+        SegmentList {
+            head: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    /// # Safety
+    /// `seg` is a valid segment on no list.
+    pub(crate) unsafe fn push(&mut self, seg: *mut Segment) {
+        // SAFETY: `seg` and the current head are valid segments (caller and list invariant).
+        unsafe {
+            (*seg).prev = ptr::null_mut();
+            (*seg).next = self.head;
+            if !self.head.is_null() {
+                (*self.head).prev = seg;
+            }
+        }
+        self.head = seg;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `seg` is on this list.
+    pub(crate) unsafe fn remove(&mut self, seg: *mut Segment) {
+        // SAFETY: `seg` and its neighbours are valid segments on this list.
+        unsafe {
+            let (prev, next) = ((*seg).prev, (*seg).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if !next.is_null() {
+                (*next).prev = prev;
+            }
+            (*seg).next = ptr::null_mut();
+            (*seg).prev = ptr::null_mut();
+        }
+        self.len -= 1;
+    }
+
+    pub(crate) fn pop(&mut self) -> *mut Segment {
+        let seg = self.head;
+        if !seg.is_null() {
+            // SAFETY: the head is on this list.
+            unsafe { self.remove(seg) };
+        }
+        seg
+    }
+}
+
+struct PoolLists {
+    cache: SegmentList,
+    abandoned: SegmentList,
+}
+
+/// The shared side of an allocator: the memory source, a small cache of empty segments, and the
+/// segments of heaps that went away (abandoned), waiting to be adopted.
+pub struct Pool {
+    source: &'static dyn MemorySource,
+    lists: spin::Mutex<PoolLists>,
+    segments_in_use: AtomicUsize,
+    abandoned_len: AtomicUsize,
+}
+
+// SAFETY: the lists are only touched under the lock; segments on them belong to no heap.
+unsafe impl Sync for Pool {}
+// SAFETY: as above.
+unsafe impl Send for Pool {}
+
+impl Pool {
+    /// A pool drawing segments from `source`.
+    pub const fn new(source: &'static dyn MemorySource) -> Self {
+        Pool {
+            source,
+            lists: spin::Mutex::new(PoolLists {
+                cache: SegmentList::new(),
+                abandoned: SegmentList::new(),
+            }),
+            segments_in_use: AtomicUsize::new(0),
+            abandoned_len: AtomicUsize::new(0),
+        }
+    }
+
+    /// Segments reserved from the platform and not yet given back (cached ones included).
+    pub fn segments_in_use(&self) -> usize {
+        self.segments_in_use.load(Ordering::Relaxed)
+    }
+
+    /// Reserves `span` segments from the platform and registers the first in the segment map.
+    fn reserve(&self, kind: SegmentKind, span: usize) -> *mut Segment {
+        let base = self.source.reserve(span);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        if map_slot(base as usize + span * SEGMENT_SIZE - 1).is_none()
+            || base as usize % SEGMENT_SIZE != 0
+        {
+            // Outside what the map covers (or a broken source): unusable.
+            // SAFETY: just reserved with this count and never used.
+            unsafe { self.source.release(base, span) };
+            return ptr::null_mut();
+        }
+        // SAFETY: freshly reserved, `span` segments.
+        let seg = unsafe { Segment::init(base, kind, span) };
+        map_set(base as usize, true);
+        self.segments_in_use.fetch_add(span, Ordering::Relaxed);
+        super::stats::segment_delta(span as i64);
+        seg
+    }
+
+    /// Gives a span back to the platform.
+    ///
+    /// # Safety
+    /// `seg` came from `reserve` and nothing in it is used any more.
+    unsafe fn release(&self, seg: *mut Segment) {
+        // SAFETY: the header is valid until released.
+        let span = unsafe { (*seg).span_segments };
+        map_set(seg as usize, false);
+        // SAFETY: clear the cookie so a stale pointer into a reused mapping is not taken as ours.
+        unsafe { (*seg).cookie = 0 };
+        self.segments_in_use.fetch_sub(span, Ordering::Relaxed);
+        super::stats::segment_delta(-(span as i64));
+        // SAFETY: caller guarantees the span is unused; base and count match the reservation.
+        unsafe { self.source.release(seg.cast(), span) };
+    }
+
+    /// An empty segment of pages (from the cache, or the platform); null when out of memory.
+    pub(crate) fn new_segment(&self) -> *mut Segment {
+        let cached = self.lists.lock().cache.pop();
+        if !cached.is_null() {
+            return cached;
+        }
+        self.reserve(SegmentKind::Pages, 1)
+    }
+
+    /// Takes back an empty segment of pages: cached, or returned to the platform.
+    ///
+    /// # Safety
+    /// `seg` is an empty pages segment on no list.
+    pub(crate) unsafe fn free_segment(&self, seg: *mut Segment) {
+        // SAFETY: caller guarantees `seg` is a valid, empty segment.
+        unsafe { (*seg).owner.store(ptr::null_mut(), Ordering::Relaxed) };
+        {
+            let mut lists = self.lists.lock();
+            if lists.cache.len < CACHE_MAX {
+                // SAFETY: on no list.
+                unsafe { lists.cache.push(seg) };
+                return;
+            }
+        }
+        // SAFETY: empty and unlisted.
+        unsafe { self.release(seg) };
+    }
+
+    /// Reserves a huge span of `span` segments.
+    pub(crate) fn new_huge(&self, span: usize) -> *mut Segment {
+        self.reserve(SegmentKind::Huge, span)
+    }
+
+    /// Returns a huge span to the platform.
+    ///
+    /// # Safety
+    /// `seg` is a huge segment whose block is no longer used.
+    pub(crate) unsafe fn free_huge(&self, seg: *mut Segment) {
+        // SAFETY: forwarded.
+        unsafe { self.release(seg) }
+    }
+
+    /// Parks a segment whose heap went away.
+    ///
+    /// # Safety
+    /// `seg` is a pages segment on no list, and its old owner will not touch it again.
+    pub(crate) unsafe fn abandon(&self, seg: *mut Segment) {
+        // SAFETY: valid segment (caller). Release: the adopter must see all our list writes.
+        unsafe { (*seg).owner.store(ptr::null_mut(), Ordering::Release) };
+        let mut lists = self.lists.lock();
+        // SAFETY: on no list.
+        unsafe { lists.abandoned.push(seg) };
+        self.abandoned_len
+            .store(lists.abandoned.len, Ordering::Relaxed);
+    }
+
+    /// Takes one abandoned segment, or null. Cheap when there is none (no lock taken).
+    pub(crate) fn take_abandoned(&self) -> *mut Segment {
+        if self.abandoned_len.load(Ordering::Relaxed) == 0 {
+            return ptr::null_mut();
+        }
+        let mut lists = self.lists.lock();
+        let seg = lists.abandoned.pop();
+        self.abandoned_len
+            .store(lists.abandoned.len, Ordering::Relaxed);
+        seg
+    }
+
+    /// Number of abandoned segments waiting for a heap.
+    pub fn abandoned(&self) -> usize {
+        self.abandoned_len.load(Ordering::Relaxed)
+    }
+
+    /// Returns every cached empty segment to the platform.
+    pub fn trim(&self) {
+        loop {
+            let seg = self.lists.lock().cache.pop();
+            if seg.is_null() {
+                return;
+            }
+            // SAFETY: cached segments are empty and now unlisted.
+            unsafe { self.release(seg) };
+        }
+    }
+
+    /// Runs `f` with the pool's lock held (for a port's fork handlers: no other thread can be
+    /// inside the pool while `f` runs).
+    pub fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.lists.lock();
+        f()
+    }
+}

@@ -1,0 +1,121 @@
+//! Size classes: the rounded block sizes pages are carved into.
+//!
+//! ```text
+//!   class   0..=7   sizes 8, 16, ..., 64           (step 8)
+//!   class   8..     4 classes per doubling: 80 96 112 128 | 160 192 224 256 | 320 ...
+//!   class  35       8 KiB    <- last SMALL class: one 64 KiB page per page-run
+//!   class  36..=55  10 KiB .. 256 KiB  MEDIUM classes: spans of several pages
+//!   > 256 KiB       huge: a span of whole segments straight from the platform
+//! ```
+//!
+//! Invariants:
+//! - `class_size(class_of(n)) >= n` and `class_size(class_of(n)) <= n * 1.25` for `n > 64`
+//!   (at most 8 bytes of waste below that);
+//! - `class_of` is straight-line arithmetic (a leading-zero count), never a loop;
+//! - every class size above 64 is a multiple of 16, so such blocks are 16-byte aligned when the
+//!   page start is.
+
+use super::page::PAGE_SIZE;
+
+/// Number of page-backed size classes (small + medium).
+pub const CLASS_COUNT: usize = 56;
+/// Largest block size served from pages; anything larger is a huge object.
+pub const MAX_CLASS_SIZE: usize = 256 * 1024;
+/// Largest block size served from single-page spans.
+pub const MAX_SMALL_SIZE: usize = 8 * 1024;
+/// Pages per span are capped so a medium span never needs more than half a segment.
+const MAX_SPAN_PAGES: usize = 16;
+
+/// The class of a block of `size` bytes (`1 <= size <= MAX_CLASS_SIZE`).
+#[inline(always)]
+pub const fn class_of(size: usize) -> usize {
+    if size <= 64 {
+        // sizes 0..=8 -> 0, 9..=16 -> 1, ...
+        (size.saturating_sub(1)) >> 3
+    } else {
+        let n = size - 1;
+        let bit = (usize::BITS - 1 - n.leading_zeros()) as usize; // floor(log2(n)), >= 6
+        let group = bit - 6;
+        let step = (n >> (bit - 2)) & 3;
+        8 + group * 4 + step
+    }
+}
+
+/// The block size of `class` (`class < CLASS_COUNT`).
+#[inline(always)]
+pub const fn class_size(class: usize) -> usize {
+    if class < 8 {
+        (class + 1) * 8
+    } else {
+        let group = (class - 8) / 4;
+        let step = (class - 8) % 4;
+        let base = 64 << group;
+        base + (step + 1) * (base / 4)
+    }
+}
+
+/// Whether `class` is served from single-page spans.
+#[inline(always)]
+pub const fn is_small(class: usize) -> bool {
+    class_size(class) <= MAX_SMALL_SIZE
+}
+
+/// Pages in one span of `class`: one for small classes; for medium classes enough pages that a
+/// span holds about eight blocks, capped at `MAX_SPAN_PAGES`.
+pub const fn span_pages(class: usize) -> usize {
+    let size = class_size(class);
+    if size <= MAX_SMALL_SIZE {
+        return 1;
+    }
+    let pages = (size * 8).div_ceil(PAGE_SIZE);
+    if pages > MAX_SPAN_PAGES {
+        MAX_SPAN_PAGES
+    } else {
+        pages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_every_size_with_bounded_waste() {
+        for n in 1..=MAX_CLASS_SIZE {
+            let c = class_of(n);
+            assert!(c < CLASS_COUNT, "size {n} -> class {c}");
+            let s = class_size(c);
+            assert!(s >= n, "size {n} -> class {c} of {s}");
+            if n > 64 {
+                assert!(
+                    s * 4 <= n * 5,
+                    "size {n} wastes too much in class {c} ({s})"
+                );
+            } else {
+                assert!(s - n < 8);
+            }
+            if c > 0 {
+                assert!(class_size(c - 1) < n, "size {n} should use class {}", c - 1);
+            }
+        }
+        assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS_SIZE);
+    }
+
+    #[test]
+    fn small_classes_reach_8k_and_sizes_above_64_are_16_aligned() {
+        assert!(is_small(class_of(MAX_SMALL_SIZE)));
+        assert!(!is_small(class_of(MAX_SMALL_SIZE + 1)));
+        for c in 8..CLASS_COUNT {
+            assert_eq!(class_size(c) % 16, 0, "class {c}");
+        }
+    }
+
+    #[test]
+    fn medium_spans_hold_several_blocks_and_fit_half_a_segment() {
+        for c in 0..CLASS_COUNT {
+            let span = span_pages(c) * PAGE_SIZE;
+            assert!(span / class_size(c) >= 4, "class {c}");
+            assert!(span_pages(c) <= MAX_SPAN_PAGES);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Allocation statistics (cargo feature `stats`): counters per path and per class, live and peak
+//! bytes, segments in use, and a summary of every retired page. With the feature off every
+//! function here is an empty `#[inline(always)]` body: zero cost.
+//!
+//! Counters are process-wide relaxed atomics: exact once all threads are quiescent, approximate
+//! while they run.
+
+use super::page::Page;
+use super::size_class::CLASS_COUNT;
+
+/// A snapshot of the counters.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Allocations served by the fast path (pop from the direct page).
+    pub fast_alloc: u64,
+    /// Allocations that went through the slow path.
+    pub slow_alloc: u64,
+    /// Huge allocations (own segment span).
+    pub huge_alloc: u64,
+    /// Frees by the owner heap.
+    pub local_free: u64,
+    /// Frees by another thread (atomic push).
+    pub remote_free: u64,
+    /// Huge frees.
+    pub huge_free: u64,
+    /// Allocations per size class.
+    pub class_alloc: [u64; CLASS_COUNT],
+    /// Frees per size class.
+    pub class_free: [u64; CLASS_COUNT],
+    /// Bytes in live blocks (class sizes; huge sizes as requested).
+    pub live_bytes: u64,
+    /// Highest `live_bytes` seen.
+    pub peak_bytes: u64,
+    /// Segments reserved from the platform and not given back.
+    pub segments_in_use: u64,
+    /// Highest `segments_in_use` seen.
+    pub peak_segments: u64,
+    /// Pages given back to their segment.
+    pub pages_retired: u64,
+    /// Over all retired pages: blocks they served in their lifetime.
+    pub retired_lifetime_allocs: u64,
+    /// Over all retired pages: the sum of their peak use as a fraction of capacity, in 1/1000.
+    pub retired_peak_fill_permille_sum: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            fast_alloc: 0,
+            slow_alloc: 0,
+            huge_alloc: 0,
+            local_free: 0,
+            remote_free: 0,
+            huge_free: 0,
+            class_alloc: [0; CLASS_COUNT],
+            class_free: [0; CLASS_COUNT],
+            live_bytes: 0,
+            peak_bytes: 0,
+            segments_in_use: 0,
+            peak_segments: 0,
+            pages_retired: 0,
+            retired_lifetime_allocs: 0,
+            retired_peak_fill_permille_sum: 0,
+        }
+    }
+}
+
+/// Summary of one page's life, recorded when it is retired.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageSummary {
+    /// Size class.
+    pub class: u8,
+    /// Block size.
+    pub block_size: u32,
+    /// Blocks the page can hold.
+    pub reserved: u32,
+    /// Allocations it served.
+    pub lifetime_allocs: u64,
+    /// Most blocks in use at once.
+    pub peak_used: u32,
+}
+
+#[cfg(feature = "stats")]
+mod imp {
+    use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+    use super::*;
+
+    pub(super) struct Counters {
+        pub fast_alloc: AtomicU64,
+        pub slow_alloc: AtomicU64,
+        pub huge_alloc: AtomicU64,
+        pub local_free: AtomicU64,
+        pub remote_free: AtomicU64,
+        pub huge_free: AtomicU64,
+        pub class_alloc: [AtomicU64; CLASS_COUNT],
+        pub class_free: [AtomicU64; CLASS_COUNT],
+        pub live_bytes: AtomicI64,
+        pub peak_bytes: AtomicI64,
+        pub segments: AtomicI64,
+        pub peak_segments: AtomicI64,
+        pub pages_retired: AtomicU64,
+        pub retired_allocs: AtomicU64,
+        pub retired_fill: AtomicU64,
+    }
+
+    const Z: AtomicU64 = AtomicU64::new(0);
+    pub(super) static C: Counters = Counters {
+        fast_alloc: Z,
+        slow_alloc: Z,
+        huge_alloc: Z,
+        local_free: Z,
+        remote_free: Z,
+        huge_free: Z,
+        class_alloc: [Z; CLASS_COUNT],
+        class_free: [Z; CLASS_COUNT],
+        live_bytes: AtomicI64::new(0),
+        peak_bytes: AtomicI64::new(0),
+        segments: AtomicI64::new(0),
+        peak_segments: AtomicI64::new(0),
+        pages_retired: Z,
+        retired_allocs: Z,
+        retired_fill: Z,
+    };
+
+    pub(super) static RETIRED: spin::Mutex<heapless::HistoryBuffer<PageSummary, 64>> =
+        spin::Mutex::new(heapless::HistoryBuffer::new());
+
+    pub(super) fn add_live(bytes: i64) {
+        let now = C.live_bytes.fetch_add(bytes, Relaxed) + bytes;
+        if bytes > 0 {
+            C.peak_bytes.fetch_max(now, Relaxed);
+        }
+    }
+
+    pub(super) fn load(a: &AtomicU64) -> u64 {
+        a.load(Relaxed)
+    }
+
+    pub(super) fn inc(a: &AtomicU64) {
+        a.fetch_add(1, Relaxed);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn fast_alloc(_class: usize) {
+    #[cfg(feature = "stats")]
+    {
+        imp::inc(&imp::C.fast_alloc);
+        count_alloc(_class);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn slow_alloc(_class: usize) {
+    #[cfg(feature = "stats")]
+    {
+        imp::inc(&imp::C.slow_alloc);
+        count_alloc(_class);
+    }
+}
+
+#[cfg(feature = "stats")]
+fn count_alloc(class: usize) {
+    imp::inc(&imp::C.class_alloc[class]);
+    imp::add_live(super::size_class::class_size(class) as i64);
+}
+
+#[inline(always)]
+pub(crate) fn huge_alloc(_size: usize) {
+    #[cfg(feature = "stats")]
+    {
+        imp::inc(&imp::C.huge_alloc);
+        imp::add_live(_size as i64);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn huge_free(_size: usize) {
+    #[cfg(feature = "stats")]
+    {
+        imp::inc(&imp::C.huge_free);
+        imp::add_live(-(_size as i64));
+    }
+}
+
+#[inline(always)]
+pub(crate) fn local_free(_class: usize, _block_size: usize) {
+    #[cfg(feature = "stats")]
+    {
+        imp::inc(&imp::C.local_free);
+        imp::inc(&imp::C.class_free[_class]);
+        imp::add_live(-(_block_size as i64));
+    }
+}
+
+#[inline(always)]
+pub(crate) fn remote_free(_class: usize, _block_size: usize) {
+    #[cfg(feature = "stats")]
+    {
+        imp::inc(&imp::C.remote_free);
+        imp::inc(&imp::C.class_free[_class]);
+        imp::add_live(-(_block_size as i64));
+    }
+}
+
+#[inline(always)]
+pub(crate) fn segment_delta(_n: i64) {
+    #[cfg(feature = "stats")]
+    {
+        use core::sync::atomic::Ordering::Relaxed;
+        let now = imp::C.segments.fetch_add(_n, Relaxed) + _n;
+        imp::C.peak_segments.fetch_max(now, Relaxed);
+    }
+}
+
+#[inline(always)]
+pub(crate) fn page_retired(_page: &Page) {
+    #[cfg(feature = "stats")]
+    {
+        use core::sync::atomic::Ordering::Relaxed;
+        let summary = PageSummary {
+            class: _page.class,
+            block_size: _page.block_size as u32,
+            reserved: _page.reserved,
+            lifetime_allocs: _page.lifetime_allocs,
+            peak_used: _page.peak_used,
+        };
+        imp::inc(&imp::C.pages_retired);
+        imp::C
+            .retired_allocs
+            .fetch_add(summary.lifetime_allocs, Relaxed);
+        let fill = summary.peak_used as u64 * 1000 / summary.reserved.max(1) as u64;
+        imp::C.retired_fill.fetch_add(fill, Relaxed);
+        imp::RETIRED.lock().write(summary);
+    }
+}
+
+/// Whether statistics are compiled in.
+pub const ENABLED: bool = cfg!(feature = "stats");
+
+/// The counters now (all zero when the `stats` feature is off).
+pub fn snapshot() -> Stats {
+    #[cfg(feature = "stats")]
+    {
+        use core::sync::atomic::Ordering::Relaxed;
+        let c = &imp::C;
+        let mut s = Stats {
+            fast_alloc: imp::load(&c.fast_alloc),
+            slow_alloc: imp::load(&c.slow_alloc),
+            huge_alloc: imp::load(&c.huge_alloc),
+            local_free: imp::load(&c.local_free),
+            remote_free: imp::load(&c.remote_free),
+            huge_free: imp::load(&c.huge_free),
+            live_bytes: c.live_bytes.load(Relaxed).max(0) as u64,
+            peak_bytes: c.peak_bytes.load(Relaxed).max(0) as u64,
+            segments_in_use: c.segments.load(Relaxed).max(0) as u64,
+            peak_segments: c.peak_segments.load(Relaxed).max(0) as u64,
+            pages_retired: imp::load(&c.pages_retired),
+            retired_lifetime_allocs: imp::load(&c.retired_allocs),
+            retired_peak_fill_permille_sum: imp::load(&c.retired_fill),
+            ..Stats::default()
+        };
+        for i in 0..CLASS_COUNT {
+            s.class_alloc[i] = imp::load(&c.class_alloc[i]);
+            s.class_free[i] = imp::load(&c.class_free[i]);
+        }
+        s
+    }
+    #[cfg(not(feature = "stats"))]
+    Stats::default()
+}
+
+/// The most recently retired pages' summaries (up to 64, oldest first); calls `f` for each.
+pub fn for_each_retired_page(mut _f: impl FnMut(&PageSummary)) {
+    #[cfg(feature = "stats")]
+    for s in imp::RETIRED.lock().oldest_ordered() {
+        _f(s);
+    }
+}
