@@ -178,11 +178,11 @@ mod tests {
         let t = optimize(&b.finish(0).unwrap()).unwrap();
         let a = allocate(&t, &TINY);
         let end = interval_ends(&t);
-        for x in 0..t.insts.len() {
+        for (x, &end_x) in end.iter().enumerate() {
             for y in x + 1..t.insts.len() {
                 if let (Loc::Reg(p), Loc::Reg(q)) = (a.locs[x], a.locs[y]) {
                     let same = t.insts[x].ty == t.insts[y].ty;
-                    let overlap = y < end[x];
+                    let overlap = y < end_x;
                     assert!(!(same && overlap && p == q), "{x} and {y} share r{p}");
                 }
             }
