@@ -24,10 +24,19 @@ pub fn image(layout: &SlotLayout, vals: &[V]) -> Vec<u8> {
     m
 }
 
-/// The layouts the tests run under: the example, a 4-byte tag after the payload, an 8-byte
-/// tag with values too wide for an immediate.
-pub const LAYOUTS: [SlotLayout; 3] = [
+/// The layouts the tests run under: the example, the VM's (8-byte tag word at 0, payload at
+/// 8, int 2, float 3), a 4-byte tag after the payload, an 8-byte tag with values too wide for
+/// an immediate.
+pub const LAYOUTS: [SlotLayout; 4] = [
     SlotLayout::EXAMPLE,
+    SlotLayout {
+        size: 16,
+        tag_offset: 0,
+        tag_size: 8,
+        payload_offset: 8,
+        int_tag: 2,
+        float_tag: 3,
+    },
     SlotLayout {
         size: 16,
         tag_offset: 8,
@@ -213,6 +222,46 @@ pub fn calls() -> Trace {
     b.finish(0).unwrap()
 }
 
+/// Slots far from the base (offsets past every load/store immediate) and constants that need
+/// full 64-bit materialisation. Slots: 0 i, 1 n, `far` x (int), `far + 1` y (float).
+pub fn far_and_wide(far: u32) -> Trace {
+    let mut b = TraceBuilder::new(0);
+    let i = b.slot(0, Ty::Int);
+    let n = b.slot(1, Ty::Int);
+    b.at_pc(1);
+    b.guard(Op::Lt, i, n);
+    let x = b.slot(far, Ty::Int);
+    let y = b.slot(far + 1, Ty::Float);
+    let wide = b.kint(0x1234_5678_9abc_def0);
+    let neg = b.kint(-70_000);
+    let small_neg = b.kint(-5);
+    let t = b.op(Op::AddI, x, wide);
+    let t = b.op(Op::SubI, t, neg);
+    let t = b.op(Op::AddI, t, small_neg);
+    let t = b.op(Op::MulI, t, neg);
+    b.set_slot(far, t);
+    let third = b.kfloat(1.0 / 3.0);
+    let y2 = b.op(Op::MulF, y, third);
+    let y2 = b.op(Op::AddF, y2, third);
+    b.set_slot(far + 1, y2);
+    let big = b.kint(i64::MIN + 1);
+    b.at_pc(2);
+    b.guard(Op::Ne, t, big);
+    let one = b.kint(1);
+    let i2 = b.op(Op::AddI, i, one);
+    b.set_slot(0, i2);
+    b.finish(0).unwrap()
+}
+
+/// The starting values for [`far_and_wide`].
+pub fn far_image(far: u32) -> Vec<V> {
+    let mut v = vec![V::I(0); far as usize + 2];
+    v[1] = V::I(40);
+    v[far as usize] = V::I(3);
+    v[far as usize + 1] = V::F(2.5);
+    v
+}
+
 /// Every sample trace with a few starting images (`layout` decides the bytes).
 pub fn cases(layout: &SlotLayout) -> Vec<(&'static str, Trace, Vec<u8>)> {
     use V::*;
@@ -271,5 +320,6 @@ pub fn cases(layout: &SlotLayout) -> Vec<(&'static str, Trace, Vec<u8>)> {
         ("pressure int", pressure(20, false), im(&p)),
         ("pressure float", pressure(20, true), im(&pf)),
         ("calls", calls(), im(&[I(0), I(1), I(50), F(0.5), I(3)])),
+        ("far and wide", far_and_wide(2100), im(&far_image(2100))),
     ]
 }
