@@ -46,7 +46,7 @@ fn native_traces_agree_with_the_ir_interpreter() {
             let c = compile::<Native>(&rec, layout).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             let mut want = img.clone();
             let exit = run(&c.trace, layout, &mut want, 1_000_000).unwrap();
-            let slots = c.trace.max_slot().map_or(0, |s| s + 1);
+            let slots = c.min_slots();
             let t = InstalledTrace::install(&mem, &c.code, slots).unwrap();
             installed += 1;
             assert_eq!(
@@ -56,9 +56,12 @@ fn native_traces_agree_with_the_ir_interpreter() {
             );
             let mut got = img.clone();
             assert!(got.len() >= slots as usize * layout.size as usize);
-            // SAFETY: `got` holds `slots` slots in `layout`; the code was built for this host.
-            let n = unsafe { t.enter(got.as_mut_ptr()) };
+            let mut frame = c.frame();
+            // SAFETY: `got` holds `slots` slots in `layout`; the frame is the trace's own; the
+            // code was built for this host.
+            let n = unsafe { t.enter(got.as_mut_ptr(), frame.as_mut_ptr()) };
             assert_eq!(n, exit.snap, "{name}: exit number ({:?})", layout);
+            assert_eq!(c.restore(n, &frame, &mut got), Ok(exit.pc), "{name}");
             assert_eq!(got, want, "{name}: slots after exit ({:?})", layout);
             // SAFETY: the code is not running; `mem` installed it.
             unsafe { t.release(&mem) };
@@ -76,8 +79,10 @@ fn native_mandel_counts_iterations() {
     let c = compile::<Native>(&common::mandel(), layout).unwrap();
     let t = InstalledTrace::install(&mem, &c.code, 6).unwrap();
     let mut m = common::image(layout, &[F(0.0), F(0.0), F(0.3), F(0.6), I(0), I(1000)]);
-    // SAFETY: six slots in `layout`.
-    let n = unsafe { t.enter(m.as_mut_ptr()) };
+    let mut frame = c.frame();
+    // SAFETY: six slots in `layout`; the trace's own frame.
+    let n = unsafe { t.enter(m.as_mut_ptr(), frame.as_mut_ptr()) };
+    c.restore(n, &frame, &mut m).unwrap();
     assert_eq!(c.trace.snaps[n as usize].pc, 2, "escaped, not exhausted");
     let (tag, it) = layout.read(&m, 4).unwrap();
     assert_eq!(tag, layout.int_tag);

@@ -145,11 +145,13 @@ proptest! {
         let e = run(&c.trace, layout, &mut want, 10_000).unwrap();
         let t = InstalledTrace::install(&MEM, &c.code, 2 + INTS + FLOATS).unwrap();
         let mut got = img.clone();
-        // SAFETY: `got` holds all 2 + INTS + FLOATS slots in `layout`.
-        let exit = unsafe { t.enter(got.as_mut_ptr()) };
+        let mut frame = c.frame();
+        // SAFETY: `got` holds all 2 + INTS + FLOATS slots in `layout`; the trace's own frame.
+        let exit = unsafe { t.enter(got.as_mut_ptr(), frame.as_mut_ptr()) };
         // SAFETY: not running; installed from MEM.
         unsafe { t.release(&MEM) };
         prop_assert_eq!(exit, e.snap);
+        prop_assert_eq!(c.restore(exit, &frame, &mut got), Ok(e.pc));
         prop_assert_eq!(got, want);
     }
 }

@@ -80,19 +80,23 @@ impl InstalledTrace {
         self.region.ptr
     }
 
-    /// Runs the trace until a side exit; returns the exit number.
+    /// Runs the trace until a side exit; returns the exit number. The exit's slot values are
+    /// then in `frame`; [`Compiled::restore`](crate::jit::backend::Compiled::restore) writes
+    /// them back.
     ///
     /// # Safety
     /// `slots` points at a writable array of at least [`min_slots`](Self::min_slots) VM slots
-    /// laid out as the trace was compiled for, and no other thread touches it meanwhile; the
-    /// code was compiled for this CPU's architecture; the memory source has not released it.
-    pub unsafe fn enter(&self, slots: *mut u8) -> u32 {
+    /// laid out as the trace was compiled for, and no other thread touches it meanwhile;
+    /// `frame` is the trace's own [`ExitFrame`](crate::jit::backend::ExitFrame) (made by
+    /// `Compiled::frame`); the code was compiled for this CPU's architecture; the memory source
+    /// has not released it.
+    pub unsafe fn enter(&self, slots: *mut u8, frame: *mut u64) -> u32 {
         // SAFETY: the region holds a complete function with this signature (the backend's
         // calling convention), made executable in `install`.
-        let f: unsafe extern "C" fn(*mut u8) -> u32 =
+        let f: unsafe extern "C" fn(*mut u8, *mut u64) -> u32 =
             unsafe { core::mem::transmute(self.region.ptr.as_ptr()) };
-        // SAFETY: the caller guarantees the slot array.
-        unsafe { f(slots) }
+        // SAFETY: the caller guarantees the slot array and the frame.
+        unsafe { f(slots, frame) }
     }
 
     /// Gives the memory back.

@@ -10,7 +10,7 @@
 //! checks a backend.
 use liballoc::vec;
 
-use crate::jit::ir::{Op, Trace, Ty};
+use crate::jit::ir::{IrError, Op, Trace, Ty};
 use crate::jit::slots::SlotLayout;
 use crate::jit::snapshot::Snapshot;
 
@@ -30,6 +30,8 @@ pub enum InterpError {
     OutOfFuel,
     /// A slot index beyond the slot image.
     SlotOutOfBounds(u32),
+    /// The trace fails [`Trace::validate`].
+    Malformed(IrError),
 }
 
 /// Runs `trace` for at most `fuel` iterations.
@@ -39,6 +41,7 @@ pub fn run(
     mem: &mut [u8],
     fuel: u64,
 ) -> Result<Exit, InterpError> {
+    trace.validate().map_err(InterpError::Malformed)?;
     let mut vals = vec![0u64; trace.insts.len()];
     let loop_at = trace.loop_ref().map(|l| l as usize);
     let mut start = 0;

@@ -7,15 +7,25 @@
 //! - *isel* (`<arch>/isel.rs`): walks the optimised, allocated trace and picks templates.
 //!
 //! Native calling convention of a compiled trace (both architectures):
-//! `extern "C" fn(slots: *mut u8) -> u32`: `slots` points at VM slot 0, the return value is the
-//! exit (snapshot) number; before returning, the exit stub has written the snapshot's slots.
+//! `extern "C" fn(slots: *mut u8, frame: *mut u64) -> u32`: `slots` points at VM slot 0,
+//! `frame` at an [`ExitFrame`]; the return value is the exit (snapshot) number.
+//!
+//! Side exits (LuaJIT style): each guard jumps to a two-instruction stub (`exit number ->
+//! return register; jump`) and one shared handler dumps every allocatable register into the
+//! exit frame and returns. [`Compiled::restore`] then writes the snapshot's values (from the
+//! dump, the frame's spill slots, or constants) into the VM slots with their tags. Code size
+//! stays linear in the number of guards however many slots each snapshot names.
+//!
+//! ```text
+//!   ExitFrame words:  [0, 32) int registers by number | [32, 64) float registers | [64, ..) spills
+//! ```
 //!
 //! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
 //! the one that can run here, chosen by `cfg`.
 use liballoc::vec::Vec;
 
 use crate::jit::buffer::BufferError;
-use crate::jit::ir::Trace;
+use crate::jit::ir::{Trace, Ty};
 use crate::jit::opt::{optimize, OptError};
 use crate::jit::regalloc::{allocate, Allocation, Loc, RegPool};
 use crate::jit::slots::{LayoutError, SlotLayout};
@@ -75,13 +85,120 @@ pub trait Backend {
     ) -> Result<Vec<u8>, CompileError>;
 }
 
-/// A compiled trace: the optimised IR (whose snapshots give each exit's resume pc) and code.
+/// First word of the int register dump in an [`ExitFrame`].
+pub const DUMP_INT: usize = 0;
+/// First word of the float register dump.
+pub const DUMP_FLOAT: usize = 32;
+/// First spill slot word.
+pub const SPILL_BASE: usize = 64;
+
+/// The memory a running trace keeps its spill slots in and dumps its registers to on exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitFrame {
+    words: Vec<u64>,
+}
+
+impl ExitFrame {
+    /// A frame for a trace with `spill_slots` spill slots.
+    pub fn new(spill_slots: u32) -> Self {
+        Self {
+            words: liballoc::vec![0; SPILL_BASE + spill_slots as usize],
+        }
+    }
+
+    /// The pointer native code gets.
+    pub fn as_mut_ptr(&mut self) -> *mut u64 {
+        self.words.as_mut_ptr()
+    }
+
+    /// Number of words (native code may touch all of them).
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Never empty: the register dump is always there.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// The bits of a value at `loc` after an exit.
+    fn read(&self, loc: Loc, float: bool) -> Option<u64> {
+        let word = match loc {
+            Loc::Reg(r) if float => DUMP_FLOAT + r as usize,
+            Loc::Reg(r) => DUMP_INT + r as usize,
+            Loc::Spill(n) => SPILL_BASE + n as usize,
+            Loc::None => return None,
+        };
+        self.words.get(word).copied()
+    }
+}
+
+/// Why an exit could not be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The exit number names no snapshot.
+    BadExit(u32),
+    /// The slot array is too short for a snapshot entry.
+    SlotOutOfBounds(u32),
+    /// The frame is too small for the trace's spill slots.
+    BadFrame,
+}
+
+/// A compiled trace: the optimised IR (whose snapshots give each exit's resume pc), where each
+/// value lives, the slot layout, and the code.
 #[derive(Clone, Debug)]
 pub struct Compiled {
     /// The optimised trace; exit `n` resumes at `trace.snaps[n].pc`.
     pub trace: Trace,
+    /// Register allocation (read by [`restore`](Self::restore)).
+    pub alloc: Allocation,
+    /// The VM slot layout the code was built for.
+    pub layout: SlotLayout,
     /// Machine code, placement-free.
     pub code: Vec<u8>,
+}
+
+impl Compiled {
+    /// A fresh exit frame for this trace.
+    pub fn frame(&self) -> ExitFrame {
+        ExitFrame::new(self.alloc.spill_slots)
+    }
+
+    /// Number of slots the trace reads or writes (highest index plus one).
+    pub fn min_slots(&self) -> u32 {
+        self.trace.max_slot().map_or(0, |s| s + 1)
+    }
+
+    /// After native code returned `exit`, writes the snapshot's values into `slots` (a byte
+    /// image of the slot array) and returns the pc to resume at.
+    pub fn restore(
+        &self,
+        exit: u32,
+        frame: &ExitFrame,
+        slots: &mut [u8],
+    ) -> Result<u32, RestoreError> {
+        let snap = self
+            .trace
+            .snaps
+            .get(exit as usize)
+            .ok_or(RestoreError::BadExit(exit))?;
+        for e in &snap.entries {
+            let inst = self.trace.inst(e.val);
+            let float = inst.ty == Ty::Float;
+            let bits = if inst.op.is_const() {
+                inst.imm as u64
+            } else {
+                frame
+                    .read(self.alloc.locs[e.val as usize], float)
+                    .ok_or(RestoreError::BadFrame)?
+            };
+            let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
+            if !self.layout.write(slots, e.slot, tag, bits) {
+                return Err(RestoreError::SlotOutOfBounds(e.slot));
+            }
+        }
+        Ok(snap.pc)
+    }
 }
 
 /// Optimises, allocates and assembles a recorded trace for backend `B`.
@@ -93,7 +210,12 @@ pub fn compile<B: Backend>(
     let trace = optimize(recorded)?;
     let alloc = allocate(&trace, &B::POOL);
     let code = B::assemble(&trace, &alloc, layout)?;
-    Ok(Compiled { trace, code })
+    Ok(Compiled {
+        trace,
+        alloc,
+        layout: *layout,
+        code,
+    })
 }
 
 /// The source of a move: a location or a constant's bits.

@@ -2,7 +2,8 @@
 //!
 //! Glossary
 //! - *template*: one small function wrapping one `dynasm!` invocation. Registers are numbers
-//!   (`X(n)` / `D(n)`, `n < 31`); the stack pointer only appears statically (`sp`).
+//!   (`X(n)` / `D(n)`, `n < 31`); the stack pointer only appears statically (`sp`, in the
+//!   prologue and epilogue).
 //! - *checked immediate*: [`Imm12`], [`Off8`], [`Off4`], [`Off1`], [`Imm16`] can only be built by
 //!   constructors that return `None` for values the instruction cannot encode.
 //!
@@ -202,26 +203,6 @@ macro_rules! a64_templates {
             let off = off.get();
             ::dynasm::dynasm!(ops ; .arch aarch64 ; str D(t), [X(n), off]);
         }
-        /// `ldr xt, [sp, off]` (spill reload).
-        pub fn ldr_x_sp(ops: &mut $B, t: u8, off: Off8) {
-            let off = off.get();
-            ::dynasm::dynasm!(ops ; .arch aarch64 ; ldr X(t), [sp, off]);
-        }
-        /// `str xt, [sp, off]` (spill).
-        pub fn str_x_sp(ops: &mut $B, t: u8, off: Off8) {
-            let off = off.get();
-            ::dynasm::dynasm!(ops ; .arch aarch64 ; str X(t), [sp, off]);
-        }
-        /// `ldr dt, [sp, off]`.
-        pub fn ldr_d_sp(ops: &mut $B, t: u8, off: Off8) {
-            let off = off.get();
-            ::dynasm::dynasm!(ops ; .arch aarch64 ; ldr D(t), [sp, off]);
-        }
-        /// `str dt, [sp, off]`.
-        pub fn str_d_sp(ops: &mut $B, t: u8, off: Off8) {
-            let off = off.get();
-            ::dynasm::dynasm!(ops ; .arch aarch64 ; str D(t), [sp, off]);
-        }
         /// `add xd, xn, xm`.
         pub fn add_rr(ops: &mut $B, d: u8, n: u8, m: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; add X(d), X(n), X(m));
@@ -308,10 +289,9 @@ macro_rules! a64_templates {
         pub fn bind(ops: &mut $B, l: $L) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; =>l);
         }
-        /// Prologue: save fp/lr and every callee-saved register, reserve `frame` bytes of
-        /// spill area (a multiple of 16), slot base (1st argument) into x19.
-        pub fn prologue(ops: &mut $B, frame: Imm12) {
-            let frame = frame.get();
+        /// Prologue: save fp/lr and every callee-saved register; slot base (1st argument)
+        /// into x19, exit frame (2nd argument) into x20.
+        pub fn prologue(ops: &mut $B) {
             ::dynasm::dynasm!(ops ; .arch aarch64
                 ; stp x29, x30, [sp, -16]!
                 ; mov x29, sp
@@ -324,15 +304,13 @@ macro_rules! a64_templates {
                 ; stp d10, d11, [sp, -16]!
                 ; stp d12, d13, [sp, -16]!
                 ; stp d14, d15, [sp, -16]!
-                ; sub sp, sp, #frame
                 ; mov x19, x0
+                ; mov x20, x1
             );
         }
-        /// Epilogue: `w0` already holds the exit number.
-        pub fn epilogue(ops: &mut $B, frame: Imm12) {
-            let frame = frame.get();
+        /// Epilogue: `w0` already holds the return value.
+        pub fn epilogue(ops: &mut $B) {
             ::dynasm::dynasm!(ops ; .arch aarch64
-                ; add sp, sp, #frame
                 ; ldp d14, d15, [sp], 16
                 ; ldp d12, d13, [sp], 16
                 ; ldp d10, d11, [sp], 16
@@ -346,10 +324,11 @@ macro_rules! a64_templates {
                 ; ret
             );
         }
-        /// `movz w0, exit` then `b label` (to the shared epilogue).
+        /// `movz w16, exit` then `b label` (to the exit handler; x0 may still hold a value
+        /// the handler must dump, so the number travels in the scratch register x16).
         pub fn exit_to(ops: &mut $B, exit: Imm16, l: $L) {
             let exit = exit.get();
-            ::dynasm::dynasm!(ops ; .arch aarch64 ; movz w0, exit ; b =>l);
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; movz w16, exit ; b =>l);
         }
         /// `blr xn`.
         pub fn blr(ops: &mut $B, n: u8) {
@@ -383,8 +362,7 @@ mod tests {
             let ops = $ops;
             let (l0, l1) = ($l0, $l1);
             t::bind(ops, l0);
-            let frame = Imm12::new(32).unwrap();
-            t::prologue(ops, frame);
+            t::prologue(ops);
             let regs = [0u8, 1, 5, 16, 17, 19, 28, 30];
             for d in regs {
                 for n in regs {
@@ -433,13 +411,6 @@ mod tests {
                     }
                     t::movn(ops, d, Imm16::new(v));
                 }
-                for v in [0i64, 8, 32760] {
-                    let o = Off8::new(v).unwrap();
-                    t::ldr_x_sp(ops, d, o);
-                    t::str_x_sp(ops, d, o);
-                    t::ldr_d_sp(ops, d, o);
-                    t::str_d_sp(ops, d, o);
-                }
                 for v in [0i64, 4095] {
                     t::cmp_ri(ops, d, Imm12::new(v).unwrap());
                 }
@@ -453,7 +424,7 @@ mod tests {
             t::b(ops, l1);
             t::exit_to(ops, Imm16::new(9), l1);
             t::bind(ops, l1);
-            t::epilogue(ops, frame);
+            t::epilogue(ops);
         }};
     }
 

@@ -1,15 +1,17 @@
 //! AArch64 instruction selection: walks an optimised, allocated trace and emits templates.
 //!
 //! Same code layout as x86-64 (prologue, pre-roll, LOOP, body, PHI moves, branch back, one
-//! exit stub per snapshot, shared epilogue). Three-address instructions need no copies; every
+//! two-instruction exit stub per snapshot, one handler that dumps the registers). Three-address instructions need no copies; every
 //! immediate goes through a checked-immediate constructor and falls back to `movz`/`movk` (or
 //! address arithmetic in `x15`) when it does not fit, so no template can hit dynasm's
 //! out-of-range panic.
 use liballoc::vec::Vec;
 
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
-use super::target::{self as tg, ADDR, BASE, FS0, FS1, S0, S1, X0, X1};
-use crate::jit::backend::{sequentialize, Backend, CompileError, Src};
+use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
+use crate::jit::backend::{
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+};
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
 use crate::jit::regalloc::{Allocation, Loc, RegPool};
@@ -26,7 +28,9 @@ impl Backend for A64 {
         alloc: &Allocation,
         layout: &SlotLayout,
     ) -> Result<Vec<u8>, CompileError> {
-        let frame = tg::frame_size(alloc.spill_slots).ok_or(CompileError::TooManySpills)?;
+        if tg::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
+            return Err(CompileError::TooManySpills);
+        }
         if t.snaps.len() > u16::MAX as usize {
             return Err(CompileError::TooManyExits);
         }
@@ -41,7 +45,7 @@ impl Backend for A64 {
             exits,
             epilogue,
         };
-        isel.trace(frame)?;
+        isel.trace()?;
         Ok(isel.b.finish()?)
     }
 }
@@ -86,8 +90,8 @@ struct Isel<'a> {
 }
 
 impl Isel<'_> {
-    fn trace(&mut self, frame: Imm12) -> Result<(), CompileError> {
-        e::prologue(&mut self.b, frame);
+    fn trace(&mut self) -> Result<(), CompileError> {
+        e::prologue(&mut self.b);
         let mut loop_label = None;
         for r in 0..self.t.insts.len() {
             if self.t.insts[r].op == Op::Loop {
@@ -103,10 +107,26 @@ impl Isel<'_> {
             e::b(&mut self.b, l);
         }
         for n in 0..self.t.snaps.len() {
-            self.exit_stub(n)?;
+            e::bind(&mut self.b, self.exits[n]);
+            e::exit_to(&mut self.b, Imm16::new(n as u16), self.epilogue);
         }
+        self.exit_handler()
+    }
+
+    /// Dumps every allocatable register into the exit frame, then returns.
+    fn exit_handler(&mut self) -> Result<(), CompileError> {
         e::bind(&mut self.b, self.epilogue);
-        e::epilogue(&mut self.b, frame);
+        let pool = tg::POOL;
+        for &r in pool.int_caller.iter().chain(pool.int_callee) {
+            let off = tg::ctx_off(DUMP_INT + r as usize).ok_or(CompileError::TooManySpills)?;
+            e::str_x(&mut self.b, r, CTX, off);
+        }
+        for &x in pool.float_caller.iter().chain(pool.float_callee) {
+            let off = tg::ctx_off(DUMP_FLOAT + x as usize).ok_or(CompileError::TooManySpills)?;
+            e::str_d(&mut self.b, x, CTX, off);
+        }
+        e::mov_rr(&mut self.b, X0, S0);
+        e::epilogue(&mut self.b);
         Ok(())
     }
 
@@ -137,7 +157,7 @@ impl Isel<'_> {
     }
 
     fn spill(n: u32) -> Result<Off8, CompileError> {
-        tg::spill_off(n).ok_or(CompileError::TooManySpills)
+        tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills)
     }
 
     fn int_in(&mut self, r: Ref, scratch: u8) -> Result<u8, CompileError> {
@@ -148,7 +168,7 @@ impl Isel<'_> {
         Ok(match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::ldr_x_sp(&mut self.b, scratch, Self::spill(n)?);
+                e::ldr_x(&mut self.b, scratch, CTX, Self::spill(n)?);
                 scratch
             }
             Loc::None => scratch,
@@ -164,7 +184,7 @@ impl Isel<'_> {
         Ok(match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::ldr_d_sp(&mut self.b, scratch, Self::spill(n)?);
+                e::ldr_d(&mut self.b, scratch, CTX, Self::spill(n)?);
                 scratch
             }
             Loc::None => scratch,
@@ -182,8 +202,8 @@ impl Isel<'_> {
         if let Loc::Spill(n) = self.alloc.locs[r as usize] {
             let off = Self::spill(n)?;
             match self.t.ty(r) {
-                Ty::Float => e::str_d_sp(&mut self.b, reg, off),
-                _ => e::str_x_sp(&mut self.b, reg, off),
+                Ty::Float => e::str_d(&mut self.b, reg, CTX, off),
+                _ => e::str_x(&mut self.b, reg, CTX, off),
             }
         }
         Ok(())
@@ -382,68 +402,30 @@ impl Isel<'_> {
         }
         Ok(())
     }
-
-    fn exit_stub(&mut self, n: usize) -> Result<(), CompileError> {
-        e::bind(&mut self.b, self.exits[n]);
-        let entries = self.t.snaps[n].entries.clone();
-        for entry in &entries {
-            let ty = self.t.ty(entry.val);
-            let pay = self
-                .layout
-                .payload_disp(entry.slot)
-                .ok_or(CompileError::SlotTooFar)?;
-            let tag_disp = self
-                .layout
-                .tag_disp(entry.slot)
-                .ok_or(CompileError::SlotTooFar)?;
-            if ty == Ty::Float {
-                let f = self.float_in(entry.val, FS0)?;
-                let Mem::X(base, o) = self.slot_mem(pay, 8) else {
-                    return Err(CompileError::SlotTooFar);
-                };
-                e::str_d(&mut self.b, f, base, o);
-            } else {
-                let x = self.int_in(entry.val, S0)?;
-                let Mem::X(base, o) = self.slot_mem(pay, 8) else {
-                    return Err(CompileError::SlotTooFar);
-                };
-                e::str_x(&mut self.b, x, base, o);
-            }
-            let tag = self.layout.tag_of(ty).unwrap_or(0);
-            mov_imm(&mut self.b, S0, tag as i64);
-            match self.slot_mem(tag_disp, self.layout.tag_size) {
-                Mem::B(base, o) => e::strb(&mut self.b, S0, base, o),
-                Mem::W(base, o) => e::str_w(&mut self.b, S0, base, o),
-                Mem::X(base, o) => e::str_x(&mut self.b, S0, base, o),
-            }
-        }
-        e::exit_to(&mut self.b, Imm16::new(n as u16), self.epilogue);
-        Ok(())
-    }
 }
 
 /// One move of the PHI resolution; memory-to-memory and constants go through `x16`.
 fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) -> Result<(), CompileError> {
-    let sp = |n: u32| tg::spill_off(n).ok_or(CompileError::TooManySpills);
+    let sp = |n: u32| tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills);
     match (d, s, float) {
         (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => e::mov_rr(b, d, s),
         (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => e::fmov_dd(b, d, s),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::ldr_x_sp(b, d, sp(n)?),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::ldr_d_sp(b, d, sp(n)?),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::ldr_x(b, d, CTX, sp(n)?),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::ldr_d(b, d, CTX, sp(n)?),
         (Loc::Reg(d), Src::Const(k), false) => mov_imm(b, d, k),
         (Loc::Reg(d), Src::Const(k), true) => {
             mov_imm(b, S0, k);
             e::fmov_dx(b, d, S0);
         }
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::str_x_sp(b, s, sp(n)?),
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::str_d_sp(b, s, sp(n)?),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::str_x(b, s, CTX, sp(n)?),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::str_d(b, s, CTX, sp(n)?),
         (Loc::Spill(n), Src::Loc(Loc::Spill(m)), _) => {
-            e::ldr_x_sp(b, S0, sp(m)?);
-            e::str_x_sp(b, S0, sp(n)?);
+            e::ldr_x(b, S0, CTX, sp(m)?);
+            e::str_x(b, S0, CTX, sp(n)?);
         }
         (Loc::Spill(n), Src::Const(k), _) => {
             mov_imm(b, S0, k);
-            e::str_x_sp(b, S0, sp(n)?);
+            e::str_x(b, S0, CTX, sp(n)?);
         }
         // Values always have a location; nothing to move otherwise.
         _ => {}

@@ -5,16 +5,19 @@
 //!   x16, x17   int scratch (IP0/IP1: never allocated)
 //!   x15        address scratch (slot offsets too large for an immediate)
 //!   d31, d30   float scratch
-//!   x0-x14     allocatable, clobbered by calls      x20-x28  allocatable, preserved
+//!   x20        the exit frame (2nd argument): register dump and spill slots, see
+//!              [`ExitFrame`](crate::jit::backend::ExitFrame)
+//!   x0-x14     allocatable, clobbered by calls      x21-x28  allocatable, preserved
 //!   d0-d7, d16-d29  allocatable, clobbered          d8-d15   allocatable, preserved
 //!   x18 (platform), x29 (frame), x30 (link) are never touched except in prologue/epilogue
-//!   sp         spill area [sp + 8*n]; all callee-saved registers are stored above it
 //! ```
-use super::emit::{Imm12, Off8};
+use super::emit::Off8;
 use crate::jit::regalloc::RegPool;
 
 /// x19: the slot base.
 pub const BASE: u8 = 19;
+/// x20: the exit frame.
+pub const CTX: u8 = 20;
 /// x0: first argument and return value.
 pub const X0: u8 = 0;
 /// x1: second argument.
@@ -33,20 +36,15 @@ pub const FS1: u8 = 30;
 /// The allocatable registers.
 pub const POOL: RegPool = RegPool {
     int_caller: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
-    int_callee: &[20, 21, 22, 23, 24, 25, 26, 27, 28],
+    int_callee: &[21, 22, 23, 24, 25, 26, 27, 28],
     float_caller: &[
         0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
     ],
     float_callee: &[8, 9, 10, 11, 12, 13, 14, 15],
 };
 
-/// The spill area size for `spills` slots (a multiple of 16 that `sub sp` can encode).
-pub fn frame_size(spills: u32) -> Option<Imm12> {
-    let bytes = (spills as i64 * 8 + 15) & !15;
-    Imm12::new(bytes)
-}
-
-/// Offset of spill slot `n` from `sp` (valid whenever `frame_size` accepted the count).
-pub fn spill_off(n: u32) -> Option<Off8> {
-    Off8::new(n as i64 * 8)
+/// Offset of exit-frame word `w` from `x20`, if a scaled load/store immediate can hold it
+/// (words below 4096: the dumps and about 4000 spill slots).
+pub fn ctx_off(w: usize) -> Option<Off8> {
+    Off8::new(i64::try_from(w).ok()?.checked_mul(8)?)
 }

@@ -3,7 +3,8 @@
 //! Glossary
 //! - *template*: one small function wrapping one `dynasm!` invocation. Registers are numbers
 //!   (`0..16`, `Rq(n)` / `Rx(n)`); the only memory bases are the fixed `rbx` (VM slot base) and
-//!   `rsp` (spill area), so dynasm encodes every addressing mode statically.
+//!   `r12` (exit frame: register dump and spill slots), so dynasm encodes every addressing mode
+//!   statically.
 //! - *cond*: a [`Cond`] picks the `jcc` opcode; each maps to one static template arm.
 //!
 //! Invariants
@@ -90,21 +91,21 @@ macro_rules! x64_templates {
         pub fn store_slot_f(ops: &mut $B, disp: i32, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; movsd QWORD [rbx + disp], Rx(s));
         }
-        /// `mov dst, [rsp + disp]` (spill reload).
-        pub fn load_spill(ops: &mut $B, d: u8, disp: i32) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [rsp + disp]);
+        /// `mov dst, [r12 + disp]` (spill reload).
+        pub fn load_ctx(ops: &mut $B, d: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [r12 + disp]);
         }
-        /// `mov [rsp + disp], src` (spill).
-        pub fn store_spill(ops: &mut $B, disp: i32, s: u8) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; mov QWORD [rsp + disp], Rq(s));
+        /// `mov [r12 + disp], src` (spill, register dump).
+        pub fn store_ctx(ops: &mut $B, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov QWORD [r12 + disp], Rq(s));
         }
-        /// `movsd xmm, [rsp + disp]`.
-        pub fn load_spill_f(ops: &mut $B, d: u8, disp: i32) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [rsp + disp]);
+        /// `movsd xmm, [r12 + disp]`.
+        pub fn load_ctx_f(ops: &mut $B, d: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [r12 + disp]);
         }
-        /// `movsd [rsp + disp], xmm`.
-        pub fn store_spill_f(ops: &mut $B, disp: i32, s: u8) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + disp], Rx(s));
+        /// `movsd [r12 + disp], xmm`.
+        pub fn store_ctx_f(ops: &mut $B, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movsd QWORD [r12 + disp], Rx(s));
         }
         /// Tag store of 1 byte: `mov byte [rbx + disp], imm8`.
         pub fn store_tag8(ops: &mut $B, disp: i32, imm: i8) {
@@ -223,19 +224,21 @@ macro_rules! x64_templates {
         pub fn bind(ops: &mut $B, l: $L) {
             ::dynasm::dynasm!(ops ; .arch x64 ; =>l);
         }
-        /// Prologue: save callee-saved registers, slot base (1st argument) into rbx, reserve
-        /// `frame` bytes of spill area (`frame % 16 == 8` keeps calls aligned).
-        pub fn prologue(ops: &mut $B, frame: i32) {
+        /// Prologue: save callee-saved registers (six pushes plus the return address, and 8
+        /// more bytes keep `rsp` 16-byte aligned at calls), slot base (1st argument) into rbx,
+        /// exit frame (2nd argument) into r12.
+        pub fn prologue(ops: &mut $B) {
             ::dynasm::dynasm!(ops ; .arch x64
                 ; push rbx ; push rbp ; push r12 ; push r13 ; push r14 ; push r15
-                ; sub rsp, frame
+                ; sub rsp, 8
                 ; mov rbx, rdi
+                ; mov r12, rsi
             );
         }
         /// Epilogue: `eax` already holds the exit number.
-        pub fn epilogue(ops: &mut $B, frame: i32) {
+        pub fn epilogue(ops: &mut $B) {
             ::dynasm::dynasm!(ops ; .arch x64
-                ; add rsp, frame
+                ; add rsp, 8
                 ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbp ; pop rbx
                 ; ret
             );
@@ -276,7 +279,7 @@ mod tests {
             let ops = $ops;
             let (l0, l1) = ($l0, $l1);
             t::bind(ops, l0);
-            t::prologue(ops, 8);
+            t::prologue(ops);
             let disps = [0i32, 8, 127, 128, -8, 4096, i32::MAX - 8];
             for d in 0..16u8 {
                 for s in 0..16u8 {
@@ -306,10 +309,10 @@ mod tests {
                     t::store_slot(ops, disp, d);
                     t::load_slot_f(ops, d, disp);
                     t::store_slot_f(ops, disp, d);
-                    t::load_spill(ops, d, disp);
-                    t::store_spill(ops, disp, d);
-                    t::load_spill_f(ops, d, disp);
-                    t::store_spill_f(ops, disp, d);
+                    t::load_ctx(ops, d, disp);
+                    t::store_ctx(ops, disp, d);
+                    t::load_ctx_f(ops, d, disp);
+                    t::store_ctx_f(ops, disp, d);
                     t::cmp_tag64_r(ops, disp, d);
                     t::store_tag64_r(ops, disp, d);
                 }
@@ -333,7 +336,7 @@ mod tests {
             t::jmp(ops, l1);
             t::exit_to(ops, 7, l1);
             t::bind(ops, l1);
-            t::epilogue(ops, 8);
+            t::epilogue(ops);
         }};
     }
 

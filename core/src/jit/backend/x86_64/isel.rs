@@ -3,8 +3,8 @@
 //! Layout of the generated code:
 //! ```text
 //!   prologue; pre-roll; LOOP: body; PHI moves; jmp LOOP
-//!   exit n: write snapshot n's slots; mov eax, n; jmp epilogue     (one stub per snapshot)
-//!   epilogue: restore registers; ret
+//!   exit n: mov eax, n; jmp handler                      (one stub per snapshot)
+//!   handler: dump allocatable registers into the exit frame; epilogue; ret
 //! ```
 //! Operands in spill slots or constants are brought into the scratch registers (`rax`, `r11`,
 //! `xmm15`, `xmm14`) for the one instruction that needs them; results that live in a spill
@@ -13,12 +13,13 @@ use liballoc::vec::Vec;
 
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
-use crate::jit::backend::{sequentialize, Backend, CompileError, Src};
+use crate::jit::backend::{
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+};
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
 use crate::jit::regalloc::{Allocation, Loc, RegPool};
 use crate::jit::slots::SlotLayout;
-use crate::jit::snapshot::Snapshot;
 
 /// The x86-64 backend.
 #[derive(Clone, Copy, Debug)]
@@ -31,7 +32,9 @@ impl Backend for X64 {
         alloc: &Allocation,
         layout: &SlotLayout,
     ) -> Result<Vec<u8>, CompileError> {
-        let frame = tg::frame_size(alloc.spill_slots).ok_or(CompileError::TooManySpills)?;
+        if alloc.spill_slots > tg::MAX_SPILLS {
+            return Err(CompileError::TooManySpills);
+        }
         if t.snaps.len() > i32::MAX as usize {
             return Err(CompileError::TooManyExits);
         }
@@ -46,7 +49,7 @@ impl Backend for X64 {
             exits,
             epilogue,
         };
-        isel.trace(frame)?;
+        isel.trace()?;
         Ok(isel.b.finish()?)
     }
 }
@@ -61,8 +64,8 @@ struct Isel<'a> {
 }
 
 impl Isel<'_> {
-    fn trace(&mut self, frame: i32) -> Result<(), CompileError> {
-        e::prologue(&mut self.b, frame);
+    fn trace(&mut self) -> Result<(), CompileError> {
+        e::prologue(&mut self.b);
         let mut loop_label = None;
         for r in 0..self.t.insts.len() {
             let inst = self.t.insts[r];
@@ -80,11 +83,24 @@ impl Isel<'_> {
             e::jmp(&mut self.b, l);
         }
         for n in 0..self.t.snaps.len() {
-            self.exit_stub(n)?;
+            e::bind(&mut self.b, self.exits[n]);
+            e::exit_to(&mut self.b, n as i32, self.epilogue);
         }
-        e::bind(&mut self.b, self.epilogue);
-        e::epilogue(&mut self.b, frame);
+        self.exit_handler();
         Ok(())
+    }
+
+    /// Dumps every allocatable register into the exit frame, then returns.
+    fn exit_handler(&mut self) {
+        e::bind(&mut self.b, self.epilogue);
+        let pool = tg::POOL;
+        for &r in pool.int_caller.iter().chain(pool.int_callee) {
+            e::store_ctx(&mut self.b, word(DUMP_INT + r as usize), r);
+        }
+        for &x in pool.float_caller.iter().chain(pool.float_callee) {
+            e::store_ctx_f(&mut self.b, word(DUMP_FLOAT + x as usize), x);
+        }
+        e::epilogue(&mut self.b);
     }
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
@@ -129,7 +145,7 @@ impl Isel<'_> {
         match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::load_spill(&mut self.b, scratch, tg::spill_disp(n));
+                e::load_ctx(&mut self.b, scratch, spill_disp(n));
                 scratch
             }
             Loc::None => scratch,
@@ -146,7 +162,7 @@ impl Isel<'_> {
         match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::load_spill_f(&mut self.b, scratch, tg::spill_disp(n));
+                e::load_ctx_f(&mut self.b, scratch, spill_disp(n));
                 scratch
             }
             Loc::None => scratch,
@@ -165,8 +181,8 @@ impl Isel<'_> {
     fn store_result(&mut self, r: Ref, reg: u8) {
         if let Loc::Spill(n) = self.alloc.locs[r as usize] {
             match self.t.ty(r) {
-                Ty::Float => e::store_spill_f(&mut self.b, tg::spill_disp(n), reg),
-                _ => e::store_spill(&mut self.b, tg::spill_disp(n), reg),
+                Ty::Float => e::store_ctx_f(&mut self.b, spill_disp(n), reg),
+                _ => e::store_ctx(&mut self.b, spill_disp(n), reg),
             }
         }
     }
@@ -359,43 +375,17 @@ impl Isel<'_> {
             sequentialize(moves, temp, |d, s| move_value(b, float, d, s));
         }
     }
+}
 
-    fn exit_stub(&mut self, n: usize) -> Result<(), CompileError> {
-        e::bind(&mut self.b, self.exits[n]);
-        let snap: &Snapshot = &self.t.snaps[n];
-        for entry in &snap.entries {
-            let ty = self.t.ty(entry.val);
-            let pay = self
-                .layout
-                .payload_disp(entry.slot)
-                .ok_or(CompileError::SlotTooFar)?;
-            let tag_disp = self
-                .layout
-                .tag_disp(entry.slot)
-                .ok_or(CompileError::SlotTooFar)?;
-            if ty == Ty::Float {
-                let f = self.float_in(entry.val, FS0);
-                e::store_slot_f(&mut self.b, pay, f);
-            } else {
-                let x = self.int_in(entry.val, S0);
-                e::store_slot(&mut self.b, pay, x);
-            }
-            let tag = self.layout.tag_of(ty).unwrap_or(0);
-            match self.layout.tag_size {
-                1 => e::store_tag8(&mut self.b, tag_disp, tag as u8 as i8),
-                4 => e::store_tag32(&mut self.b, tag_disp, tag as u32 as i32),
-                _ => match i32::try_from(tag as i64) {
-                    Ok(t32) => e::store_tag64(&mut self.b, tag_disp, t32),
-                    Err(_) => {
-                        self.mov_imm(S1, tag as i64);
-                        e::store_tag64_r(&mut self.b, tag_disp, S1);
-                    }
-                },
-            }
-        }
-        e::exit_to(&mut self.b, n as i32, self.epilogue);
-        Ok(())
-    }
+/// Displacement of exit-frame word `w` from `r12` (bounded: registers < 64, spills checked
+/// against `MAX_SPILLS` before assembling).
+fn word(w: usize) -> i32 {
+    (w * 8) as i32
+}
+
+/// Displacement of spill slot `n`.
+fn spill_disp(n: u32) -> i32 {
+    word(SPILL_BASE + n as usize)
 }
 
 /// One move of the PHI resolution; memory-to-memory and constants go through `rax`.
@@ -407,22 +397,22 @@ fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) {
     match (d, s, float) {
         (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => e::mov_rr(b, d, s),
         (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => e::fmov_rr(b, d, s),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::load_spill(b, d, tg::spill_disp(n)),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::load_spill_f(b, d, tg::spill_disp(n)),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::load_ctx(b, d, spill_disp(n)),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::load_ctx_f(b, d, spill_disp(n)),
         (Loc::Reg(d), Src::Const(k), false) => imm(b, d, k),
         (Loc::Reg(d), Src::Const(k), true) => {
             imm(b, S0, k);
             e::movq_xr(b, d, S0);
         }
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::store_spill(b, tg::spill_disp(n), s),
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::store_spill_f(b, tg::spill_disp(n), s),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::store_ctx(b, spill_disp(n), s),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::store_ctx_f(b, spill_disp(n), s),
         (Loc::Spill(n), Src::Loc(Loc::Spill(m)), _) => {
-            e::load_spill(b, S0, tg::spill_disp(m));
-            e::store_spill(b, tg::spill_disp(n), S0);
+            e::load_ctx(b, S0, spill_disp(m));
+            e::store_ctx(b, spill_disp(n), S0);
         }
         (Loc::Spill(n), Src::Const(k), _) => {
             imm(b, S0, k);
-            e::store_spill(b, tg::spill_disp(n), S0);
+            e::store_ctx(b, spill_disp(n), S0);
         }
         // Values always have a location; nothing to move otherwise.
         _ => {}

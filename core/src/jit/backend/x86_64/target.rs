@@ -5,9 +5,10 @@
 //!   rax, r11   int scratch (never allocated; rax also carries the exit number)
 //!   xmm15,14   float scratch
 //!   rcx rdx rsi rdi r8 r9 r10     allocatable, clobbered by calls
-//!   rbp r12 r13 r14 r15           allocatable, preserved by calls
+//!   rbp r13 r14 r15               allocatable, preserved by calls
 //!   xmm0-13                       allocatable, clobbered by calls (SysV has no callee-saved xmm)
-//!   rsp        spill area [rsp + 8*n]; 56 bytes (return address + 6 pushes) above it
+//!   r12        the exit frame (2nd argument): register dump and spill slots, see
+//!              [`ExitFrame`](crate::jit::backend::ExitFrame)
 //! ```
 use crate::jit::regalloc::RegPool;
 
@@ -15,6 +16,8 @@ use crate::jit::regalloc::RegPool;
 pub const RAX: u8 = 0;
 /// rbx: the slot base.
 pub const BASE: u8 = 3;
+/// r12: the exit frame.
+pub const CTX: u8 = 12;
 /// rdi: first argument.
 pub const ARG0: u8 = 7;
 /// rsi: second argument.
@@ -31,30 +34,10 @@ pub const FS1: u8 = 14;
 /// The allocatable registers.
 pub const POOL: RegPool = RegPool {
     int_caller: &[1, 2, 6, 7, 8, 9, 10],
-    int_callee: &[5, 12, 13, 14, 15],
+    int_callee: &[5, 13, 14, 15],
     float_caller: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
     float_callee: &[],
 };
 
-/// Bytes pushed before the spill area: return address and six callee-saved registers.
-const SAVED: u32 = 56;
-
-/// Most spill slots a frame may have (keeps every displacement far inside an `i32`).
+/// Most spill slots a trace may have (keeps every displacement far inside an `i32`).
 pub const MAX_SPILLS: u32 = 1 << 20;
-
-/// The spill area size for `spills` slots, keeping `rsp` 16-byte aligned at calls.
-pub fn frame_size(spills: u32) -> Option<i32> {
-    if spills > MAX_SPILLS {
-        return None;
-    }
-    let mut f = spills * 8;
-    if !(f + SAVED).is_multiple_of(16) {
-        f += 8;
-    }
-    i32::try_from(f).ok()
-}
-
-/// Displacement of spill slot `n` from `rsp`.
-pub fn spill_disp(n: u32) -> i32 {
-    (n * 8) as i32
-}
