@@ -4,7 +4,9 @@
 //! - *interval*: `[def, last use]` of a value in instruction positions. Uses are operands,
 //!   snapshot entries of guards (read by the exit stub), and PHIs (used at the very end).
 //! - *loop extension*: a pre-roll value used in the body is live until the end of the trace,
-//!   because the body repeats.
+//!   because the body repeats — except the left side `a` of a `PHI(a, b)`: its old value dies
+//!   at its last use, and the back edge writes the new one. `b` is allocated with a hint for
+//!   `a`'s register, so most PHI moves vanish.
 //! - *crossing a call*: live before and after a `Call`; such a value gets a callee-saved
 //!   register or a spill slot.
 //! - *location* ([`Loc`]): a register or a spill slot, fixed for the value's whole life (no
@@ -67,10 +69,18 @@ fn interval_ends(t: &Trace) -> Vec<usize> {
             end[r as usize] = end[r as usize].max(pos);
         }
     };
+    let mut phi_lhs = vec![false; n];
     for (pos, inst) in t.insts.iter().enumerate() {
-        let at = if inst.op == Op::Phi { n } else { pos };
-        use_at(inst.a, at, &mut end);
-        use_at(inst.b, at, &mut end);
+        if inst.op == Op::Phi {
+            // The back edge reads `b` and writes `a`.
+            use_at(inst.b, n, &mut end);
+            if (inst.a as usize) < n {
+                phi_lhs[inst.a as usize] = true;
+            }
+            continue;
+        }
+        use_at(inst.a, pos, &mut end);
+        use_at(inst.b, pos, &mut end);
         if inst.snap != NO_SNAP {
             for e in &t.snaps[inst.snap as usize].entries {
                 use_at(e.val, pos, &mut end);
@@ -78,8 +88,11 @@ fn interval_ends(t: &Trace) -> Vec<usize> {
         }
     }
     if let Some(l) = t.loop_ref() {
-        for e in end.iter_mut().take(l as usize) {
-            if *e > l as usize {
+        for (e, &lhs) in end.iter_mut().zip(&phi_lhs).take(l as usize) {
+            if lhs {
+                // Live into the loop at least (the back edge refills it).
+                *e = (*e).max(l as usize + 1);
+            } else if *e > l as usize {
                 *e = n;
             }
         }
@@ -92,6 +105,13 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
     let n = t.insts.len();
     let end = interval_ends(t);
     let calls: Vec<usize> = (0..n).filter(|&i| t.insts[i].op == Op::Call).collect();
+    // `hint[b] = a` for every PHI(a, b): `b` would like `a`'s register.
+    let mut hint: Vec<Ref> = vec![NONE; n];
+    for inst in t.insts.iter().filter(|i| i.op == Op::Phi) {
+        if (inst.b as usize) < n {
+            hint[inst.b as usize] = inst.a;
+        }
+    }
     let mut locs = vec![Loc::None; n];
     let mut spill_slots = 0u32;
     // Active intervals: (ref, register).
@@ -216,6 +236,28 @@ mod tests {
                 "{:?}",
                 a.locs[r as usize]
             );
+        }
+    }
+
+    /// In `i += 1; sum += i`-style loops both PHIs share registers: no moves at the back edge.
+    #[test]
+    fn phi_operands_share_a_register_when_lifetimes_allow() {
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(2, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        let s = b.slot(1, Ty::Int);
+        let s2 = b.op(Op::AddI, s, i);
+        b.set_slot(1, s2);
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let t = optimize(&b.finish(0).unwrap()).unwrap();
+        let a = allocate(&t, &TINY);
+        let phis: Vec<_> = t.insts.iter().filter(|i| i.op == Op::Phi).collect();
+        assert_eq!(phis.len(), 2);
+        for p in phis {
+            assert_eq!(a.locs[p.a as usize], a.locs[p.b as usize], "{p:?}");
         }
     }
 }
