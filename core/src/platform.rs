@@ -20,8 +20,8 @@ use crate::alloc::heap::Heap;
 
 /// Where segments come from.
 ///
-/// # Safety (for implementors)
-/// `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
+/// # Safety
+/// For implementors: /// `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
 /// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::segment::SEGMENT_SIZE), that
 /// nothing else uses until it is handed back with `release`. The source must be usable from
 /// several threads (or CPUs) at once.
@@ -53,8 +53,8 @@ pub unsafe trait MemorySource: Sync {
 
 /// The current thread's (std) or CPU's (kernel) heap.
 ///
-/// # Safety (for implementors)
-/// `with_heap` must hand `f` a heap that no other thread or CPU uses for the duration of the
+/// # Safety
+/// For implementors: /// `with_heap` must hand `f` a heap that no other thread or CPU uses for the duration of the
 /// call (in a kernel: with preemption or interrupts disabled), and the same heap every time for
 /// the same thread or CPU, so that the heap's owner check (`segment.owner == heap`) is sound.
 pub unsafe trait LocalSlot: Sync {
@@ -75,8 +75,8 @@ pub struct CodeRegion {
 /// Executable memory for the JIT: write while not executable, then flip to read+execute.
 /// A region is never writable and executable at the same time.
 ///
-/// # Safety (for implementors)
-/// `map_writable` returns memory nothing else uses; after `make_executable` returns true the
+/// # Safety
+/// For implementors: /// `map_writable` returns memory nothing else uses; after `make_executable` returns true the
 /// region's bytes are what was written and can be executed by the calling CPU.
 pub unsafe trait ExecMemory: Sync {
     /// Maps at least `len` bytes readable and writable, not executable. `None` when out of memory
@@ -99,8 +99,8 @@ pub unsafe trait ExecMemory: Sync {
 
 /// A byte sink for `[JIT]` traces and reports.
 ///
-/// # Safety (for implementors)
-/// `write_bytes` must be callable from any thread or CPU at any time (including from inside the
+/// # Safety
+/// For implementors: /// `write_bytes` must be callable from any thread or CPU at any time (including from inside the
 /// allocator's slow path) and must not allocate through kiln.
 pub unsafe trait Console: Sync {
     /// Writes all of `bytes`.

@@ -2,6 +2,7 @@
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
 mod aarch64;
+mod preload;
 mod test;
 mod util;
 

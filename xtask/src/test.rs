@@ -11,6 +11,7 @@ const LANES: &[(&str, LaneFn)] = &[
     ("clippy", clippy),
     ("host", host),
     ("no_std", no_std),
+    ("preload", crate::preload::lane),
     ("aarch64", crate::aarch64::lane),
 ];
 

@@ -1,4 +1,6 @@
 //! Helpers shared by the lanes: running commands, installing what they need.
+// The package helpers serve the lanes that need system tools (QEMU, cross linkers, bench peers).
+#![allow(dead_code)]
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -33,7 +33,7 @@ pub const NATURAL_ALIGN: usize = 16;
 
 /// The page `direct` points at when a class has no page: its `free` list is always empty, so
 /// the fast path needs no null check. Never written.
-static EMPTY_PAGE: Page = Page::EMPTY;
+static EMPTY_PAGE: Page = Page::empty();
 
 fn empty_page() -> *mut Page {
     ptr::addr_of!(EMPTY_PAGE).cast_mut()
@@ -201,7 +201,7 @@ impl Heap {
             // Blocks of a class whose size is a multiple of `align` are aligned: every page
             // area starts at a multiple of HEADER_SIZE.
             let class = class_of(rounded.max(1));
-            if class_size(class) % align == 0 {
+            if class_size(class).is_multiple_of(align) {
                 return self.alloc_class(class);
             }
         }
@@ -577,7 +577,7 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn owns(&self, seg: *const Segment) -> bool {
         // SAFETY: `seg` was classified as ours by the caller.
-        unsafe { (*seg).owner.load(Ordering::Relaxed) as *const Heap == self as *const Heap }
+        unsafe { ptr::eq((*seg).owner.load(Ordering::Relaxed), self) }
     }
 
     /// Segments this heap owns.

@@ -28,6 +28,8 @@
 //! Nothing here uses the `alloc` crate; everything the allocator needs comes from a
 //! [`MemorySource`](crate::platform::MemorySource).
 
+#[cfg(feature = "alloc")]
+pub mod arena;
 pub mod check;
 pub mod free;
 pub mod heap;
@@ -69,7 +71,7 @@ pub unsafe fn realloc(
     }
     let usable =
         usable_size(p).ok_or_else(|| free::classify(p).err().unwrap_or(FreeError::NotABlock))?;
-    if new_size <= usable && new_size >= usable / 2 && (p as usize) % align == 0 {
+    if new_size <= usable && new_size >= usable / 2 && (p as usize).is_multiple_of(align) {
         return Ok(p);
     }
     let q = heap.alloc(new_size, align);

@@ -93,28 +93,30 @@ unsafe impl Sync for Page {}
 
 impl Page {
     /// A page that is not in use.
-    pub const EMPTY: Page = Page {
-        free: ptr::null_mut(),
-        used: 0,
-        capacity: 0,
-        local_free: ptr::null_mut(),
-        thread_free: AtomicPtr::new(ptr::null_mut()),
-        block_size: 0,
-        start: ptr::null_mut(),
-        key: 0,
-        recip: 0,
-        reserved: 0,
-        class: 0,
-        span: 0,
-        head_delta: 0,
-        flags: 0,
-        next: ptr::null_mut(),
-        prev: ptr::null_mut(),
-        #[cfg(feature = "stats")]
-        lifetime_allocs: 0,
-        #[cfg(feature = "stats")]
-        peak_used: 0,
-    };
+    pub const fn empty() -> Page {
+        Page {
+            free: ptr::null_mut(),
+            used: 0,
+            capacity: 0,
+            local_free: ptr::null_mut(),
+            thread_free: AtomicPtr::new(ptr::null_mut()),
+            block_size: 0,
+            start: ptr::null_mut(),
+            key: 0,
+            recip: 0,
+            reserved: 0,
+            class: 0,
+            span: 0,
+            head_delta: 0,
+            flags: 0,
+            next: ptr::null_mut(),
+            prev: ptr::null_mut(),
+            #[cfg(feature = "stats")]
+            lifetime_allocs: 0,
+            #[cfg(feature = "stats")]
+            peak_used: 0,
+        }
+    }
 
     /// Turns a free page into an empty page of `class` covering `area_len` bytes at `start`.
     pub(crate) fn init(
@@ -124,7 +126,7 @@ impl Page {
         start: *mut u8,
         area_len: usize,
     ) {
-        *self = Page::EMPTY;
+        *self = Page::empty();
         self.class = class as u8;
         self.block_size = block_size;
         self.start = start;

@@ -104,7 +104,7 @@ impl Segment {
             ptr::addr_of_mut!((*seg).prev).write(ptr::null_mut());
             let pages = ptr::addr_of_mut!((*seg).pages).cast::<Page>();
             for i in 0..PAGES_PER_SEGMENT {
-                pages.add(i).write(Page::EMPTY);
+                pages.add(i).write(Page::empty());
             }
         }
         seg
@@ -174,7 +174,7 @@ impl Segment {
     pub(crate) fn release_span(&mut self, i: usize) {
         let n = self.pages[i].span.max(1) as usize;
         for d in 0..n {
-            self.pages[i + d] = Page::EMPTY;
+            self.pages[i + d] = Page::empty();
         }
         self.free_pages |= (((1u64 << n) - 1) << i) as u32;
     }
@@ -347,7 +347,7 @@ impl Pool {
             return ptr::null_mut();
         }
         if map_slot(base as usize + span * SEGMENT_SIZE - 1).is_none()
-            || base as usize % SEGMENT_SIZE != 0
+            || !(base as usize).is_multiple_of(SEGMENT_SIZE)
         {
             // Outside what the map covers (or a broken source): unusable.
             // SAFETY: just reserved with this count and never used.

@@ -104,23 +104,22 @@ mod imp {
         pub retired_fill: AtomicU64,
     }
 
-    const Z: AtomicU64 = AtomicU64::new(0);
     pub(super) static C: Counters = Counters {
-        fast_alloc: Z,
-        slow_alloc: Z,
-        huge_alloc: Z,
-        local_free: Z,
-        remote_free: Z,
-        huge_free: Z,
-        class_alloc: [Z; CLASS_COUNT],
-        class_free: [Z; CLASS_COUNT],
+        fast_alloc: AtomicU64::new(0),
+        slow_alloc: AtomicU64::new(0),
+        huge_alloc: AtomicU64::new(0),
+        local_free: AtomicU64::new(0),
+        remote_free: AtomicU64::new(0),
+        huge_free: AtomicU64::new(0),
+        class_alloc: [const { AtomicU64::new(0) }; CLASS_COUNT],
+        class_free: [const { AtomicU64::new(0) }; CLASS_COUNT],
         live_bytes: AtomicI64::new(0),
         peak_bytes: AtomicI64::new(0),
         segments: AtomicI64::new(0),
         peak_segments: AtomicI64::new(0),
-        pages_retired: Z,
-        retired_allocs: Z,
-        retired_fill: Z,
+        pages_retired: AtomicU64::new(0),
+        retired_allocs: AtomicU64::new(0),
+        retired_fill: AtomicU64::new(0),
     };
 
     pub(super) static RETIRED: spin::Mutex<heapless::HistoryBuffer<PageSummary, 64>> =

@@ -258,7 +258,7 @@ pub fn invalid_free(p: *mut u8, e: FreeError) -> ! {
 fn format_into(buf: &mut [u8], p: *mut u8, e: FreeError) -> &[u8] {
     use std::io::Write;
     let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cur, "kiln: invalid free of {p:p}: {e}\n");
+    let _ = writeln!(cur, "kiln: invalid free of {p:p}: {e}");
     let n = cur.position() as usize;
     &buf[..n]
 }
