@@ -169,13 +169,14 @@ impl Compiled {
         self.trace.max_slot().map_or(0, |s| s + 1)
     }
 
-    /// After native code returned `exit`, writes the snapshot's values into `slots` (a byte
-    /// image of the slot array) and returns the pc to resume at.
-    pub fn restore(
+    /// After native code returned `exit`, hands each snapshot entry to `put(slot, type, bits)`
+    /// and returns the pc to resume at. A VM stores the values its own way (e.g. assigning
+    /// typed values, so whatever the slot held before is dropped properly).
+    pub fn restore_with(
         &self,
         exit: u32,
         frame: &ExitFrame,
-        slots: &mut [u8],
+        mut put: impl FnMut(u32, Ty, u64) -> Result<(), RestoreError>,
     ) -> Result<u32, RestoreError> {
         let snap = self
             .trace
@@ -184,20 +185,35 @@ impl Compiled {
             .ok_or(RestoreError::BadExit(exit))?;
         for e in &snap.entries {
             let inst = self.trace.inst(e.val);
-            let float = inst.ty == Ty::Float;
             let bits = if inst.op.is_const() {
                 inst.imm as u64
             } else {
                 frame
-                    .read(self.alloc.locs[e.val as usize], float)
+                    .read(self.alloc.locs[e.val as usize], inst.ty == Ty::Float)
                     .ok_or(RestoreError::BadFrame)?
             };
-            let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
-            if !self.layout.write(slots, e.slot, tag, bits) {
-                return Err(RestoreError::SlotOutOfBounds(e.slot));
-            }
+            put(e.slot, inst.ty, bits)?;
         }
         Ok(snap.pc)
+    }
+
+    /// [`restore_with`](Self::restore_with) into a byte image of the slot array, laid out by
+    /// the trace's [`SlotLayout`].
+    pub fn restore(
+        &self,
+        exit: u32,
+        frame: &ExitFrame,
+        slots: &mut [u8],
+    ) -> Result<u32, RestoreError> {
+        let layout = self.layout;
+        self.restore_with(exit, frame, |slot, ty, bits| {
+            let tag = layout.tag_of(ty).unwrap_or(0);
+            if layout.write(slots, slot, tag, bits) {
+                Ok(())
+            } else {
+                Err(RestoreError::SlotOutOfBounds(slot))
+            }
+        })
     }
 }
 
