@@ -9,7 +9,7 @@ pub fn lane() -> Result<(), String> {
         "gcc-aarch64-linux-gnu",
         "libc6-dev-arm64-cross",
     ])?;
-    run(cargo(&[
+    let mut tests = cargo(&[
         "test",
         "-p",
         "kiln",
@@ -17,5 +17,8 @@ pub fn lane() -> Result<(), String> {
         "kiln-std",
         "--target",
         "aarch64-unknown-linux-gnu",
-    ]))
+    ]);
+    // Tests that re-run their own binary as a child process need the emulator too.
+    tests.env("KILN_TEST_RUNNER", "qemu-aarch64 -L /usr/aarch64-linux-gnu");
+    run(tests)
 }

@@ -47,7 +47,18 @@ fn global_allocator_aborts_with_a_message_on_a_foreign_free() {
         return; // only reached if kiln accepted the free
     }
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    // Under an emulator (the aarch64 lane runs tests in qemu-aarch64) the child needs the same
+    // runner; the lane passes it in KILN_TEST_RUNNER.
+    let mut cmd = match std::env::var("KILN_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().unwrap());
+            c.args(words).arg(&exe);
+            c
+        }
+        _ => Command::new(&exe),
+    };
+    let out = cmd
         .args([
             "--exact",
             "global_allocator_aborts_with_a_message_on_a_foreign_free",
