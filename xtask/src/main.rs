@@ -1,6 +1,7 @@
 //! `cargo xtask test | bench | qemu`: the project's task runner.
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
+mod bench_alloc;
 mod bench_jit;
 mod preload;
 mod test;
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [LANE...]>");
+            println!("usage: cargo xtask <test [LANE...] | bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..] | bench jit>");
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
         }
@@ -40,7 +41,8 @@ fn main() -> ExitCode {
 fn bench(rest: &[String]) -> Result<(), String> {
     let args: Vec<&str> = rest.iter().map(String::as_str).collect();
     match args.as_slice() {
+        ["alloc", ..] => bench_alloc::run_bench(&rest[1..]),
         ["jit", more @ ..] => bench_jit::run(more),
-        _ => Err("usage: cargo xtask bench <jit> (see xtask/src/bench_*.rs)".into()),
+        _ => Err("usage: cargo xtask bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..] | bench jit".into()),
     }
 }
