@@ -64,6 +64,13 @@
 //! [`VmConfig::jit_threshold`] turns on counting of backward jumps per loop-header PC;
 //! [`LoopHook::hot_loop`] is called when a header's count reaches the threshold, with the
 //! frame's registers. [`Vm::slot`]/[`Vm::slot_mut`] access slots by index.
+//!
+//! The compiler emits `while` loops inverted: an entry test, the body starting at the loop
+//! header, and at the bottom one backward branch — a compare-and-branch (`jlt`, `jltk`, ...), an
+//! unconditional `jmp` (`while true`), or the fused step-and-test `forlt`/`forltk`
+//! (`i = i + 1; i < n`). Every backward branch goes through the same counting hook in
+//! `interp.rs` (`back_edge`), whichever op takes it. A trace therefore runs from the header to
+//! the backward branch that targets it.
 pub mod arith;
 pub mod builtins;
 pub mod bytecode;
