@@ -12,7 +12,9 @@ const LANES: &[(&str, LaneFn)] = &[
     ("host", host),
     ("no_std", no_std),
     ("preload", crate::preload::lane),
+    ("qemu", crate::qemu::lane),
     ("bench_smoke", crate::bench_alloc::smoke),
+    ("vm", crate::vm::lane),
 ];
 
 pub fn lane_names() -> Vec<&'static str> {
