@@ -1,6 +1,7 @@
 //! `cargo xtask test | bench | qemu`: the project's task runner.
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
+mod aarch64;
 mod bench_alloc;
 mod bench_jit;
 mod preload;

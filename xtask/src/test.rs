@@ -11,10 +11,11 @@ const LANES: &[(&str, LaneFn)] = &[
     ("clippy", clippy),
     ("host", host),
     ("no_std", no_std),
-    ("preload", crate::preload::lane),
-    ("qemu", crate::qemu::lane),
-    ("bench_smoke", crate::bench_alloc::smoke),
     ("vm", crate::vm::lane),
+    ("aarch64", crate::aarch64::lane),
+    ("preload", crate::preload::lane),
+    ("bench_smoke", crate::bench_alloc::smoke),
+    ("qemu", crate::qemu::lane),
 ];
 
 pub fn lane_names() -> Vec<&'static str> {

@@ -1,0 +1,434 @@
+//! AArch64 instruction selection: walks an optimised, allocated trace and emits templates.
+//!
+//! Same code layout as x86-64 (prologue, pre-roll, LOOP, body, PHI moves, branch back, one
+//! two-instruction exit stub per snapshot, one handler that dumps the registers). Three-address instructions need no copies; every
+//! immediate goes through a checked-immediate constructor and falls back to `movz`/`movk` (or
+//! address arithmetic in `x15`) when it does not fit, so no template can hit dynasm's
+//! out-of-range panic.
+use liballoc::vec::Vec;
+
+use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
+use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
+use crate::jit::backend::{
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+};
+use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
+use crate::jit::ir::{Op, Ref, Trace, Ty};
+use crate::jit::regalloc::{Allocation, Loc, RegPool};
+use crate::jit::slots::SlotLayout;
+
+/// The AArch64 backend.
+#[derive(Clone, Copy, Debug)]
+pub struct A64;
+
+impl Backend for A64 {
+    const POOL: RegPool = tg::POOL;
+    fn assemble(
+        t: &Trace,
+        alloc: &Allocation,
+        layout: &SlotLayout,
+    ) -> Result<Vec<u8>, CompileError> {
+        if tg::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
+            return Err(CompileError::TooManySpills);
+        }
+        if t.snaps.len() > u16::MAX as usize {
+            return Err(CompileError::TooManyExits);
+        }
+        let mut b = CodeBuffer::new(Arch::Aarch64);
+        let exits = (0..t.snaps.len()).map(|_| b.new_dynamic_label()).collect();
+        let epilogue = b.new_dynamic_label();
+        let mut isel = Isel {
+            b,
+            t,
+            alloc,
+            layout,
+            exits,
+            epilogue,
+        };
+        isel.trace()?;
+        Ok(isel.b.finish()?)
+    }
+}
+
+/// Loads `v` into `d` with the shortest `movz`/`movn`/`movk` sequence.
+fn mov_imm(b: &mut CodeBuffer, d: u8, v: i64) {
+    let u = v as u64;
+    if u <= 0xffff {
+        return e::movz(b, d, Imm16::new(u as u16), 0);
+    }
+    if !u <= 0xffff {
+        return e::movn(b, d, Imm16::new(!u as u16));
+    }
+    let mut first = true;
+    for sh in 0..4u8 {
+        let chunk = (u >> (16 * sh)) as u16;
+        if chunk != 0 {
+            if first {
+                e::movz(b, d, Imm16::new(chunk), sh);
+            } else {
+                e::movk(b, d, Imm16::new(chunk), sh);
+            }
+            first = false;
+        }
+    }
+}
+
+/// A memory operand for a slot field: base register and checked offset.
+enum Mem {
+    X(u8, Off8),
+    W(u8, Off4),
+    B(u8, Off1),
+}
+
+struct Isel<'a> {
+    b: CodeBuffer,
+    t: &'a Trace,
+    alloc: &'a Allocation,
+    layout: &'a SlotLayout,
+    exits: Vec<DynamicLabel>,
+    epilogue: DynamicLabel,
+}
+
+impl Isel<'_> {
+    fn trace(&mut self) -> Result<(), CompileError> {
+        e::prologue(&mut self.b);
+        let mut loop_label = None;
+        for r in 0..self.t.insts.len() {
+            if self.t.insts[r].op == Op::Loop {
+                let l = self.b.new_dynamic_label();
+                e::bind(&mut self.b, l);
+                loop_label = Some(l);
+            } else {
+                self.inst(r as Ref)?;
+            }
+        }
+        if let Some(l) = loop_label {
+            self.phi_moves()?;
+            e::b(&mut self.b, l);
+        }
+        for n in 0..self.t.snaps.len() {
+            e::bind(&mut self.b, self.exits[n]);
+            e::exit_to(&mut self.b, Imm16::new(n as u16), self.epilogue);
+        }
+        self.exit_handler()
+    }
+
+    /// Dumps every allocatable register into the exit frame, then returns.
+    fn exit_handler(&mut self) -> Result<(), CompileError> {
+        e::bind(&mut self.b, self.epilogue);
+        let pool = tg::POOL;
+        for &r in pool.int_caller.iter().chain(pool.int_callee) {
+            let off = tg::ctx_off(DUMP_INT + r as usize).ok_or(CompileError::TooManySpills)?;
+            e::str_x(&mut self.b, r, CTX, off);
+        }
+        for &x in pool.float_caller.iter().chain(pool.float_callee) {
+            let off = tg::ctx_off(DUMP_FLOAT + x as usize).ok_or(CompileError::TooManySpills)?;
+            e::str_d(&mut self.b, x, CTX, off);
+        }
+        e::mov_rr(&mut self.b, X0, S0);
+        e::epilogue(&mut self.b);
+        Ok(())
+    }
+
+    fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        match inst.op {
+            Op::Nop | Op::KInt | Op::KFloat | Op::Loop | Op::Phi => {}
+            Op::SLoad => self.sload(r)?,
+            Op::AddI | Op::SubI | Op::MulI => self.int_arith(r)?,
+            Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r)?,
+            Op::ToFloat => {
+                let ra = self.int_in(inst.a, S0)?;
+                let fd = self.out(r, FS0);
+                e::scvtf(&mut self.b, fd, ra);
+                self.store_result(r, fd)?;
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
+            Op::Call => self.call(r)?,
+        }
+        Ok(())
+    }
+
+    // ---- operands ----------------------------------------------------------------------------
+
+    fn konst(&self, r: Ref) -> Option<i64> {
+        let i = self.t.inst(r);
+        i.op.is_const().then_some(i.imm)
+    }
+
+    fn spill(n: u32) -> Result<Off8, CompileError> {
+        tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills)
+    }
+
+    fn int_in(&mut self, r: Ref, scratch: u8) -> Result<u8, CompileError> {
+        if let Some(k) = self.konst(r) {
+            mov_imm(&mut self.b, scratch, k);
+            return Ok(scratch);
+        }
+        Ok(match self.alloc.locs[r as usize] {
+            Loc::Reg(x) => x,
+            Loc::Spill(n) => {
+                e::ldr_x(&mut self.b, scratch, CTX, Self::spill(n)?);
+                scratch
+            }
+            Loc::None => scratch,
+        })
+    }
+
+    fn float_in(&mut self, r: Ref, scratch: u8) -> Result<u8, CompileError> {
+        if let Some(k) = self.konst(r) {
+            mov_imm(&mut self.b, S0, k);
+            e::fmov_dx(&mut self.b, scratch, S0);
+            return Ok(scratch);
+        }
+        Ok(match self.alloc.locs[r as usize] {
+            Loc::Reg(x) => x,
+            Loc::Spill(n) => {
+                e::ldr_d(&mut self.b, scratch, CTX, Self::spill(n)?);
+                scratch
+            }
+            Loc::None => scratch,
+        })
+    }
+
+    fn out(&self, r: Ref, scratch: u8) -> u8 {
+        match self.alloc.locs[r as usize] {
+            Loc::Reg(x) => x,
+            _ => scratch,
+        }
+    }
+
+    fn store_result(&mut self, r: Ref, reg: u8) -> Result<(), CompileError> {
+        if let Loc::Spill(n) = self.alloc.locs[r as usize] {
+            let off = Self::spill(n)?;
+            match self.t.ty(r) {
+                Ty::Float => e::str_d(&mut self.b, reg, CTX, off),
+                _ => e::str_x(&mut self.b, reg, CTX, off),
+            }
+        }
+        Ok(())
+    }
+
+    /// A memory operand for `width` bytes at `disp` from the slot base; offsets the load/store
+    /// immediates cannot hold are added into `x15` first.
+    fn slot_mem(&mut self, disp: i32, width: u8) -> Mem {
+        let d = disp as i64;
+        let direct = match width {
+            1 => Off1::new(d).map(|o| Mem::B(BASE, o)),
+            4 => Off4::new(d).map(|o| Mem::W(BASE, o)),
+            _ => Off8::new(d).map(|o| Mem::X(BASE, o)),
+        };
+        if let Some(m) = direct {
+            return m;
+        }
+        mov_imm(&mut self.b, ADDR, d);
+        e::add_rr(&mut self.b, ADDR, BASE, ADDR);
+        match width {
+            1 => Mem::B(ADDR, Off1::ZERO),
+            4 => Mem::W(ADDR, Off4::ZERO),
+            _ => Mem::X(ADDR, Off8::ZERO),
+        }
+    }
+
+    // ---- instructions ------------------------------------------------------------------------
+
+    fn sload(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let slot = inst.imm as u32;
+        let tag_disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+        let pay = self
+            .layout
+            .payload_disp(slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
+        match self.slot_mem(tag_disp, self.layout.tag_size) {
+            Mem::B(n, o) => e::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => e::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => e::ldr_x(&mut self.b, S0, n, o),
+        }
+        match Imm12::new(tag as i64).filter(|_| tag < 4096) {
+            Some(k) => e::cmp_ri(&mut self.b, S0, k),
+            None => {
+                mov_imm(&mut self.b, S1, tag as i64);
+                e::cmp_rr(&mut self.b, S0, S1);
+            }
+        }
+        e::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        let Mem::X(n, o) = self.slot_mem(pay, 8) else {
+            return Err(CompileError::SlotTooFar);
+        };
+        if inst.ty == Ty::Float {
+            let fd = self.out(r, FS0);
+            e::ldr_d(&mut self.b, fd, n, o);
+            self.store_result(r, fd)
+        } else {
+            let rd = self.out(r, S0);
+            e::ldr_x(&mut self.b, rd, n, o);
+            self.store_result(r, rd)
+        }
+    }
+
+    fn int_arith(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let rd = self.out(r, S0);
+        let ra = self.int_in(inst.a, S0)?;
+        // add/sub of a small constant (either sign) use the immediate forms.
+        let neg = |v: i64| v.checked_neg().and_then(Imm12::new);
+        let imm_form = match (inst.op, self.konst(inst.b)) {
+            (Op::AddI, Some(v)) => Imm12::new(v)
+                .map(|i| (true, i))
+                .or_else(|| neg(v).map(|i| (false, i))),
+            (Op::SubI, Some(v)) => Imm12::new(v)
+                .map(|i| (false, i))
+                .or_else(|| neg(v).map(|i| (true, i))),
+            _ => None,
+        };
+        match imm_form {
+            Some((true, i)) => e::add_ri(&mut self.b, rd, ra, i),
+            Some((false, i)) => e::sub_ri(&mut self.b, rd, ra, i),
+            None => {
+                let rb = self.int_in(inst.b, S1)?;
+                match inst.op {
+                    Op::AddI => e::add_rr(&mut self.b, rd, ra, rb),
+                    Op::SubI => e::sub_rr(&mut self.b, rd, ra, rb),
+                    _ => e::mul_rr(&mut self.b, rd, ra, rb),
+                }
+            }
+        }
+        self.store_result(r, rd)
+    }
+
+    fn float_arith(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let fd = self.out(r, FS0);
+        let fa = self.float_in(inst.a, FS0)?;
+        let fb = self.float_in(inst.b, FS1)?;
+        match inst.op {
+            Op::AddF => e::fadd(&mut self.b, fd, fa, fb),
+            Op::SubF => e::fsub(&mut self.b, fd, fa, fb),
+            Op::MulF => e::fmul(&mut self.b, fd, fa, fb),
+            _ => e::fdiv(&mut self.b, fd, fa, fb),
+        }
+        self.store_result(r, fd)
+    }
+
+    fn guard(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let exit = self.exits[inst.snap as usize];
+        let fail = if self.t.ty(inst.a) == Ty::Float {
+            let fa = self.float_in(inst.a, FS0)?;
+            let fb = self.float_in(inst.b, FS1)?;
+            e::fcmp(&mut self.b, fa, fb);
+            // After fcmp, "unordered" sets C and V: each failing condition includes it.
+            match inst.op {
+                Op::Lt => Cond::Pl,
+                Op::Le => Cond::Hi,
+                Op::Gt => Cond::Le,
+                Op::Ge => Cond::Lt,
+                Op::Eq => Cond::Ne,
+                _ => Cond::Eq,
+            }
+        } else {
+            let ra = self.int_in(inst.a, S0)?;
+            match self.konst(inst.b).and_then(Imm12::new) {
+                Some(k) => e::cmp_ri(&mut self.b, ra, k),
+                None => {
+                    let rb = self.int_in(inst.b, S1)?;
+                    e::cmp_rr(&mut self.b, ra, rb);
+                }
+            }
+            match inst.op {
+                Op::Lt => Cond::Ge,
+                Op::Le => Cond::Gt,
+                Op::Gt => Cond::Le,
+                Op::Ge => Cond::Lt,
+                Op::Eq => Cond::Ne,
+                _ => Cond::Eq,
+            }
+        };
+        e::b_cond(&mut self.b, fail, exit);
+        Ok(())
+    }
+
+    fn call(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let ra = self.int_in(inst.a, S0)?;
+        if ra != S0 {
+            e::mov_rr(&mut self.b, S0, ra);
+        }
+        let rb = self.int_in(inst.b, S1)?;
+        if rb != S1 {
+            e::mov_rr(&mut self.b, S1, rb);
+        }
+        e::mov_rr(&mut self.b, X0, S0);
+        e::mov_rr(&mut self.b, X1, S1);
+        let f = self.t.calls[inst.imm as usize] as usize as i64;
+        mov_imm(&mut self.b, S0, f);
+        e::blr(&mut self.b, S0);
+        let rd = self.out(r, S0);
+        if rd != X0 {
+            e::mov_rr(&mut self.b, rd, X0);
+        }
+        self.store_result(r, rd)
+    }
+
+    // ---- back edge and exits -----------------------------------------------------------------
+
+    fn src(&self, r: Ref) -> Src {
+        match self.konst(r) {
+            Some(k) => Src::Const(k),
+            None => Src::Loc(self.alloc.locs[r as usize]),
+        }
+    }
+
+    fn phi_moves(&mut self) -> Result<(), CompileError> {
+        for float in [false, true] {
+            let moves: Vec<(Loc, Src)> = self
+                .t
+                .insts
+                .iter()
+                .filter(|i| i.op == Op::Phi && (self.t.ty(i.a) == Ty::Float) == float)
+                .map(|i| (self.alloc.locs[i.a as usize], self.src(i.b)))
+                .collect();
+            let temp = Loc::Reg(if float { FS1 } else { S1 });
+            let b = &mut self.b;
+            let mut result = Ok(());
+            sequentialize(moves, temp, |d, s| {
+                if let Err(err) = move_value(b, float, d, s) {
+                    result = Err(err);
+                }
+            });
+            result?;
+        }
+        Ok(())
+    }
+}
+
+/// One move of the PHI resolution; memory-to-memory and constants go through `x16`.
+fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) -> Result<(), CompileError> {
+    let sp = |n: u32| tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills);
+    match (d, s, float) {
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => e::mov_rr(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => e::fmov_dd(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::ldr_x(b, d, CTX, sp(n)?),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::ldr_d(b, d, CTX, sp(n)?),
+        (Loc::Reg(d), Src::Const(k), false) => mov_imm(b, d, k),
+        (Loc::Reg(d), Src::Const(k), true) => {
+            mov_imm(b, S0, k);
+            e::fmov_dx(b, d, S0);
+        }
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::str_x(b, s, CTX, sp(n)?),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::str_d(b, s, CTX, sp(n)?),
+        (Loc::Spill(n), Src::Loc(Loc::Spill(m)), _) => {
+            e::ldr_x(b, S0, CTX, sp(m)?);
+            e::str_x(b, S0, CTX, sp(n)?);
+        }
+        (Loc::Spill(n), Src::Const(k), _) => {
+            mov_imm(b, S0, k);
+            e::str_x(b, S0, CTX, sp(n)?);
+        }
+        // Values always have a location; nothing to move otherwise.
+        _ => {}
+    }
+    Ok(())
+}

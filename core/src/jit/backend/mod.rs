@@ -1,0 +1,308 @@
+//! Code generation: one [`Backend`] trait, one implementation per architecture.
+//!
+//! Glossary
+//! - *target* (`<arch>/target.rs`): registers, their roles and the calling convention;
+//! - *emit* (`<arch>/emit.rs`): the `dynasm!` templates, including the slot load/store and tag
+//!   guard shapes parameterised by a [`SlotLayout`];
+//! - *isel* (`<arch>/isel.rs`): walks the optimised, allocated trace and picks templates.
+//!
+//! Native calling convention of a compiled trace (both architectures):
+//! `extern "C" fn(slots: *mut u8, frame: *mut u64) -> u32`: `slots` points at VM slot 0,
+//! `frame` at an [`ExitFrame`]; the return value is the exit (snapshot) number.
+//!
+//! Side exits (LuaJIT style): each guard jumps to a two-instruction stub (`exit number ->
+//! return register; jump`) and one shared handler dumps every allocatable register into the
+//! exit frame and returns. [`Compiled::restore`] then writes the snapshot's values (from the
+//! dump, the frame's spill slots, or constants) into the VM slots with their tags. Code size
+//! stays linear in the number of guards however many slots each snapshot names.
+//!
+//! ```text
+//!   ExitFrame words:  [0, 32) int registers by number | [32, 64) float registers | [64, ..) spills
+//! ```
+//!
+//! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
+//! the one that can run here, chosen by `cfg`.
+use liballoc::vec::Vec;
+
+use crate::jit::buffer::BufferError;
+use crate::jit::ir::{Trace, Ty};
+use crate::jit::opt::{optimize, OptError};
+use crate::jit::regalloc::{allocate, Allocation, Loc, RegPool};
+use crate::jit::slots::{LayoutError, SlotLayout};
+
+pub mod aarch64;
+pub mod x86_64;
+
+/// The backend that runs on this host, if any.
+#[cfg(target_arch = "x86_64")]
+pub type Native = x86_64::X64;
+/// The backend that runs on this host, if any.
+#[cfg(target_arch = "aarch64")]
+pub type Native = aarch64::A64;
+
+/// Why a trace could not be compiled (the VM then keeps interpreting the loop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompileError {
+    /// The optimiser refused the trace.
+    Opt(OptError),
+    /// The VM's slot layout is unusable.
+    Layout(LayoutError),
+    /// Assembling failed (e.g. a branch out of range).
+    Buffer(BufferError),
+    /// A slot offset does not fit the addressing mode.
+    SlotTooFar,
+    /// More spill slots than the frame can address.
+    TooManySpills,
+    /// More exits than the exit-number encoding allows.
+    TooManyExits,
+}
+
+impl From<OptError> for CompileError {
+    fn from(e: OptError) -> Self {
+        CompileError::Opt(e)
+    }
+}
+impl From<BufferError> for CompileError {
+    fn from(e: BufferError) -> Self {
+        CompileError::Buffer(e)
+    }
+}
+impl From<LayoutError> for CompileError {
+    fn from(e: LayoutError) -> Self {
+        CompileError::Layout(e)
+    }
+}
+
+/// One architecture's code generator.
+pub trait Backend {
+    /// The registers the allocator may hand out.
+    const POOL: RegPool;
+    /// Assembles an optimised, allocated trace into position-independent machine code.
+    fn assemble(
+        t: &Trace,
+        alloc: &Allocation,
+        layout: &SlotLayout,
+    ) -> Result<Vec<u8>, CompileError>;
+}
+
+/// First word of the int register dump in an [`ExitFrame`].
+pub const DUMP_INT: usize = 0;
+/// First word of the float register dump.
+pub const DUMP_FLOAT: usize = 32;
+/// First spill slot word.
+pub const SPILL_BASE: usize = 64;
+
+/// The memory a running trace keeps its spill slots in and dumps its registers to on exit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitFrame {
+    words: Vec<u64>,
+}
+
+impl ExitFrame {
+    /// A frame for a trace with `spill_slots` spill slots.
+    pub fn new(spill_slots: u32) -> Self {
+        Self {
+            words: liballoc::vec![0; SPILL_BASE + spill_slots as usize],
+        }
+    }
+
+    /// The pointer native code gets.
+    pub fn as_mut_ptr(&mut self) -> *mut u64 {
+        self.words.as_mut_ptr()
+    }
+
+    /// Number of words (native code may touch all of them).
+    pub fn len(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Never empty: the register dump is always there.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// The bits of a value at `loc` after an exit.
+    fn read(&self, loc: Loc, float: bool) -> Option<u64> {
+        let word = match loc {
+            Loc::Reg(r) if float => DUMP_FLOAT + r as usize,
+            Loc::Reg(r) => DUMP_INT + r as usize,
+            Loc::Spill(n) => SPILL_BASE + n as usize,
+            Loc::None => return None,
+        };
+        self.words.get(word).copied()
+    }
+}
+
+/// Why an exit could not be restored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The exit number names no snapshot.
+    BadExit(u32),
+    /// The slot array is too short for a snapshot entry.
+    SlotOutOfBounds(u32),
+    /// The frame is too small for the trace's spill slots.
+    BadFrame,
+}
+
+/// A compiled trace: the optimised IR (whose snapshots give each exit's resume pc), where each
+/// value lives, the slot layout, and the code.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// The optimised trace; exit `n` resumes at `trace.snaps[n].pc`.
+    pub trace: Trace,
+    /// Register allocation (read by [`restore`](Self::restore)).
+    pub alloc: Allocation,
+    /// The VM slot layout the code was built for.
+    pub layout: SlotLayout,
+    /// Machine code, placement-free.
+    pub code: Vec<u8>,
+}
+
+impl Compiled {
+    /// A fresh exit frame for this trace.
+    pub fn frame(&self) -> ExitFrame {
+        ExitFrame::new(self.alloc.spill_slots)
+    }
+
+    /// Number of slots the trace reads or writes (highest index plus one).
+    pub fn min_slots(&self) -> u32 {
+        self.trace.max_slot().map_or(0, |s| s + 1)
+    }
+
+    /// After native code returned `exit`, hands each snapshot entry to `put(slot, type, bits)`
+    /// and returns the pc to resume at. A VM stores the values its own way (e.g. assigning
+    /// typed values, so whatever the slot held before is dropped properly).
+    pub fn restore_with(
+        &self,
+        exit: u32,
+        frame: &ExitFrame,
+        mut put: impl FnMut(u32, Ty, u64) -> Result<(), RestoreError>,
+    ) -> Result<u32, RestoreError> {
+        let snap = self
+            .trace
+            .snaps
+            .get(exit as usize)
+            .ok_or(RestoreError::BadExit(exit))?;
+        for e in &snap.entries {
+            let inst = self.trace.inst(e.val);
+            let bits = if inst.op.is_const() {
+                inst.imm as u64
+            } else {
+                frame
+                    .read(self.alloc.locs[e.val as usize], inst.ty == Ty::Float)
+                    .ok_or(RestoreError::BadFrame)?
+            };
+            put(e.slot, inst.ty, bits)?;
+        }
+        Ok(snap.pc)
+    }
+
+    /// [`restore_with`](Self::restore_with) into a byte image of the slot array, laid out by
+    /// the trace's [`SlotLayout`].
+    pub fn restore(
+        &self,
+        exit: u32,
+        frame: &ExitFrame,
+        slots: &mut [u8],
+    ) -> Result<u32, RestoreError> {
+        let layout = self.layout;
+        self.restore_with(exit, frame, |slot, ty, bits| {
+            let tag = layout.tag_of(ty).unwrap_or(0);
+            if layout.write(slots, slot, tag, bits) {
+                Ok(())
+            } else {
+                Err(RestoreError::SlotOutOfBounds(slot))
+            }
+        })
+    }
+}
+
+/// Optimises, allocates and assembles a recorded trace for backend `B`.
+pub fn compile<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+) -> Result<Compiled, CompileError> {
+    layout.validate()?;
+    let trace = optimize(recorded)?;
+    let alloc = allocate(&trace, &B::POOL);
+    let code = B::assemble(&trace, &alloc, layout)?;
+    Ok(Compiled {
+        trace,
+        alloc,
+        layout: *layout,
+        code,
+    })
+}
+
+/// The source of a move: a location or a constant's bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// A register or spill slot.
+    Loc(Loc),
+    /// A constant (bits of an int or float).
+    Const(i64),
+}
+
+/// Orders a parallel move (every source read before any target written) into single moves,
+/// breaking cycles through `temp` (a location no move names). `emit(dst, src)` does one move.
+pub fn sequentialize(mut moves: Vec<(Loc, Src)>, temp: Loc, mut emit: impl FnMut(Loc, Src)) {
+    moves.retain(|&(d, s)| s != Src::Loc(d));
+    while !moves.is_empty() {
+        let ready = moves
+            .iter()
+            .position(|&(d, _)| !moves.iter().any(|&(_, s)| s == Src::Loc(d)));
+        match ready {
+            Some(i) => {
+                let (d, s) = moves.remove(i);
+                emit(d, s);
+            }
+            None => {
+                // Every target is still someone's source: a cycle. Park one target in `temp`.
+                let d = moves[0].0;
+                emit(temp, Src::Loc(d));
+                for m in moves.iter_mut() {
+                    if m.1 == Src::Loc(d) {
+                        m.1 = Src::Loc(temp);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use liballoc::vec;
+
+    /// Simulates the emitted moves on a register file and checks parallel semantics.
+    #[test]
+    fn parallel_moves_with_cycles() {
+        let r = Loc::Reg;
+        let moves = vec![
+            (r(1), Src::Loc(r(2))),
+            (r(2), Src::Loc(r(1))),
+            (r(3), Src::Loc(r(1))),
+            (r(4), Src::Const(9)),
+            (r(5), Src::Loc(r(6))),
+            (r(6), Src::Loc(r(7))),
+            (r(7), Src::Loc(r(5))),
+        ];
+        let mut file = [0i64, 10, 20, 30, 40, 50, 60, 70, 0];
+        let before = file;
+        sequentialize(moves, r(8), |d, s| {
+            let v = match s {
+                Src::Const(c) => c,
+                Src::Loc(Loc::Reg(x)) => file[x as usize],
+                _ => unreachable!(),
+            };
+            if let Loc::Reg(x) = d {
+                file[x as usize] = v;
+            }
+        });
+        assert_eq!(
+            &file[1..8],
+            &[before[2], before[1], before[1], 9, before[6], before[7], before[5]]
+        );
+    }
+}

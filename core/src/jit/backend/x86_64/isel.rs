@@ -1,0 +1,420 @@
+//! x86-64 instruction selection: walks an optimised, allocated trace and emits templates.
+//!
+//! Layout of the generated code:
+//! ```text
+//!   prologue; pre-roll; LOOP: body; PHI moves; jmp LOOP
+//!   exit n: mov eax, n; jmp handler                      (one stub per snapshot)
+//!   handler: dump allocatable registers into the exit frame; epilogue; ret
+//! ```
+//! Operands in spill slots or constants are brought into the scratch registers (`rax`, `r11`,
+//! `xmm15`, `xmm14`) for the one instruction that needs them; results that live in a spill
+//! slot are computed in a scratch register and stored.
+use liballoc::vec::Vec;
+
+use super::emit::{self as e, Cond};
+use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
+use crate::jit::backend::{
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+};
+use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
+use crate::jit::ir::{Op, Ref, Trace, Ty};
+use crate::jit::regalloc::{Allocation, Loc, RegPool};
+use crate::jit::slots::SlotLayout;
+
+/// The x86-64 backend.
+#[derive(Clone, Copy, Debug)]
+pub struct X64;
+
+impl Backend for X64 {
+    const POOL: RegPool = tg::POOL;
+    fn assemble(
+        t: &Trace,
+        alloc: &Allocation,
+        layout: &SlotLayout,
+    ) -> Result<Vec<u8>, CompileError> {
+        if alloc.spill_slots > tg::MAX_SPILLS {
+            return Err(CompileError::TooManySpills);
+        }
+        if t.snaps.len() > i32::MAX as usize {
+            return Err(CompileError::TooManyExits);
+        }
+        let mut b = CodeBuffer::new(Arch::X64);
+        let exits = (0..t.snaps.len()).map(|_| b.new_dynamic_label()).collect();
+        let epilogue = b.new_dynamic_label();
+        let mut isel = Isel {
+            b,
+            t,
+            alloc,
+            layout,
+            exits,
+            epilogue,
+        };
+        isel.trace()?;
+        Ok(isel.b.finish()?)
+    }
+}
+
+struct Isel<'a> {
+    b: CodeBuffer,
+    t: &'a Trace,
+    alloc: &'a Allocation,
+    layout: &'a SlotLayout,
+    exits: Vec<DynamicLabel>,
+    epilogue: DynamicLabel,
+}
+
+impl Isel<'_> {
+    fn trace(&mut self) -> Result<(), CompileError> {
+        e::prologue(&mut self.b);
+        let mut loop_label = None;
+        for r in 0..self.t.insts.len() {
+            let inst = self.t.insts[r];
+            match inst.op {
+                Op::Loop => {
+                    let l = self.b.new_dynamic_label();
+                    e::bind(&mut self.b, l);
+                    loop_label = Some(l);
+                }
+                _ => self.inst(r as Ref)?,
+            }
+        }
+        if let Some(l) = loop_label {
+            self.phi_moves();
+            e::jmp(&mut self.b, l);
+        }
+        for n in 0..self.t.snaps.len() {
+            e::bind(&mut self.b, self.exits[n]);
+            e::exit_to(&mut self.b, n as i32, self.epilogue);
+        }
+        self.exit_handler();
+        Ok(())
+    }
+
+    /// Dumps every allocatable register into the exit frame, then returns.
+    fn exit_handler(&mut self) {
+        e::bind(&mut self.b, self.epilogue);
+        let pool = tg::POOL;
+        for &r in pool.int_caller.iter().chain(pool.int_callee) {
+            e::store_ctx(&mut self.b, word(DUMP_INT + r as usize), r);
+        }
+        for &x in pool.float_caller.iter().chain(pool.float_callee) {
+            e::store_ctx_f(&mut self.b, word(DUMP_FLOAT + x as usize), x);
+        }
+        e::epilogue(&mut self.b);
+    }
+
+    fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        match inst.op {
+            Op::Nop | Op::KInt | Op::KFloat | Op::Loop | Op::Phi => {}
+            Op::SLoad => self.sload(r)?,
+            Op::AddI | Op::SubI | Op::MulI => self.int_arith(r),
+            Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r),
+            Op::ToFloat => {
+                let ra = self.int_in(inst.a, S0);
+                let fd = self.out(r, FS0);
+                e::cvtsi2sd(&mut self.b, fd, ra);
+                self.store_result(r, fd);
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
+            Op::Call => self.call(r),
+        }
+        Ok(())
+    }
+
+    // ---- operands ----------------------------------------------------------------------------
+
+    fn konst(&self, r: Ref) -> Option<i64> {
+        let i = self.t.inst(r);
+        i.op.is_const().then_some(i.imm)
+    }
+
+    fn mov_imm(&mut self, d: u8, v: i64) {
+        match i32::try_from(v) {
+            Ok(v32) => e::mov_ri32(&mut self.b, d, v32),
+            Err(_) => e::mov_ri64(&mut self.b, d, v),
+        }
+    }
+
+    /// The register holding int `r`, loading it into `scratch` if needed.
+    fn int_in(&mut self, r: Ref, scratch: u8) -> u8 {
+        if let Some(k) = self.konst(r) {
+            self.mov_imm(scratch, k);
+            return scratch;
+        }
+        match self.alloc.locs[r as usize] {
+            Loc::Reg(x) => x,
+            Loc::Spill(n) => {
+                e::load_ctx(&mut self.b, scratch, spill_disp(n));
+                scratch
+            }
+            Loc::None => scratch,
+        }
+    }
+
+    /// The register holding float `r`, loading it into `scratch` (via `rax`) if needed.
+    fn float_in(&mut self, r: Ref, scratch: u8) -> u8 {
+        if let Some(k) = self.konst(r) {
+            self.mov_imm(S0, k);
+            e::movq_xr(&mut self.b, scratch, S0);
+            return scratch;
+        }
+        match self.alloc.locs[r as usize] {
+            Loc::Reg(x) => x,
+            Loc::Spill(n) => {
+                e::load_ctx_f(&mut self.b, scratch, spill_disp(n));
+                scratch
+            }
+            Loc::None => scratch,
+        }
+    }
+
+    /// The register to compute `r` into: its own, or `scratch` if it lives in a spill slot.
+    fn out(&self, r: Ref, scratch: u8) -> u8 {
+        match self.alloc.locs[r as usize] {
+            Loc::Reg(x) => x,
+            _ => scratch,
+        }
+    }
+
+    /// Stores a result computed in `reg` to its spill slot, if it has one.
+    fn store_result(&mut self, r: Ref, reg: u8) {
+        if let Loc::Spill(n) = self.alloc.locs[r as usize] {
+            match self.t.ty(r) {
+                Ty::Float => e::store_ctx_f(&mut self.b, spill_disp(n), reg),
+                _ => e::store_ctx(&mut self.b, spill_disp(n), reg),
+            }
+        }
+    }
+
+    // ---- instructions ------------------------------------------------------------------------
+
+    fn sload(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let slot = inst.imm as u32;
+        let tag_disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+        let pay = self
+            .layout
+            .payload_disp(slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
+        match self.layout.tag_size {
+            1 => e::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
+            4 => e::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
+            _ => match i32::try_from(tag as i64) {
+                Ok(t32) => e::cmp_tag64(&mut self.b, tag_disp, t32),
+                Err(_) => {
+                    self.mov_imm(S0, tag as i64);
+                    e::cmp_tag64_r(&mut self.b, tag_disp, S0);
+                }
+            },
+        }
+        e::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        if inst.ty == Ty::Float {
+            let fd = self.out(r, FS0);
+            e::load_slot_f(&mut self.b, fd, pay);
+            self.store_result(r, fd);
+        } else {
+            let rd = self.out(r, S0);
+            e::load_slot(&mut self.b, rd, pay);
+            self.store_result(r, rd);
+        }
+        Ok(())
+    }
+
+    fn int_arith(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        let rd = self.out(r, S0);
+        let imm = self
+            .konst(inst.b)
+            .and_then(|k| i32::try_from(k).ok())
+            .filter(|_| matches!(inst.op, Op::AddI | Op::SubI));
+        if let Some(k) = imm {
+            let ra = self.int_in(inst.a, S0);
+            if rd != ra {
+                e::mov_rr(&mut self.b, rd, ra);
+            }
+            match inst.op {
+                Op::AddI => e::add_ri(&mut self.b, rd, k),
+                _ => e::sub_ri(&mut self.b, rd, k),
+            }
+            self.store_result(r, rd);
+            return;
+        }
+        let ra = self.int_in(inst.a, S0);
+        let rb = self.int_in(inst.b, S1);
+        // Two-address form: never overwrite `b` before reading it.
+        let acc = if rd == rb && rd != ra { S1 } else { rd };
+        if acc != ra {
+            e::mov_rr(&mut self.b, acc, ra);
+        }
+        match inst.op {
+            Op::AddI => e::add_rr(&mut self.b, acc, rb),
+            Op::SubI => e::sub_rr(&mut self.b, acc, rb),
+            _ => e::imul_rr(&mut self.b, acc, rb),
+        }
+        if acc != rd {
+            e::mov_rr(&mut self.b, rd, acc);
+        }
+        self.store_result(r, rd);
+    }
+
+    fn float_arith(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        let fd = self.out(r, FS0);
+        let fa = self.float_in(inst.a, FS0);
+        let fb = self.float_in(inst.b, FS1);
+        let acc = if fd == fb && fd != fa { FS1 } else { fd };
+        if acc != fa {
+            e::fmov_rr(&mut self.b, acc, fa);
+        }
+        match inst.op {
+            Op::AddF => e::addsd(&mut self.b, acc, fb),
+            Op::SubF => e::subsd(&mut self.b, acc, fb),
+            Op::MulF => e::mulsd(&mut self.b, acc, fb),
+            _ => e::divsd(&mut self.b, acc, fb),
+        }
+        if acc != fd {
+            e::fmov_rr(&mut self.b, fd, acc);
+        }
+        self.store_result(r, fd);
+    }
+
+    fn guard(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        let exit = self.exits[inst.snap as usize];
+        if self.t.ty(inst.a) == Ty::Float {
+            return self.float_guard(inst.op, inst.a, inst.b, exit);
+        }
+        let ra = self.int_in(inst.a, S0);
+        match self.konst(inst.b).and_then(|k| i32::try_from(k).ok()) {
+            Some(k) => e::cmp_ri(&mut self.b, ra, k),
+            None => {
+                let rb = self.int_in(inst.b, S1);
+                e::cmp_rr(&mut self.b, ra, rb);
+            }
+        }
+        let fail = match inst.op {
+            Op::Lt => Cond::Ge,
+            Op::Le => Cond::G,
+            Op::Gt => Cond::Le,
+            Op::Ge => Cond::L,
+            Op::Eq => Cond::Ne,
+            _ => Cond::E,
+        };
+        e::jcc(&mut self.b, fail, exit);
+    }
+
+    /// `ucomisd` sets CF for "below" and for unordered, so "a < b" is tested as "b above a":
+    /// every failing case, NaN included, takes the exit.
+    fn float_guard(&mut self, op: Op, a: Ref, b: Ref, exit: DynamicLabel) {
+        let fa = self.float_in(a, FS0);
+        let fb = self.float_in(b, FS1);
+        match op {
+            Op::Lt | Op::Le => e::ucomisd(&mut self.b, fb, fa),
+            _ => e::ucomisd(&mut self.b, fa, fb),
+        }
+        match op {
+            Op::Lt | Op::Gt => e::jcc(&mut self.b, Cond::Be, exit),
+            Op::Le | Op::Ge => e::jcc(&mut self.b, Cond::B, exit),
+            Op::Eq => {
+                e::jcc(&mut self.b, Cond::Ne, exit);
+                e::jcc(&mut self.b, Cond::P, exit);
+            }
+            _ => {
+                let ok = self.b.new_dynamic_label();
+                e::jcc(&mut self.b, Cond::P, ok);
+                e::jcc(&mut self.b, Cond::E, exit);
+                e::bind(&mut self.b, ok);
+            }
+        }
+    }
+
+    fn call(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        let ra = self.int_in(inst.a, S0);
+        if ra != S0 {
+            e::mov_rr(&mut self.b, S0, ra);
+        }
+        let rb = self.int_in(inst.b, S1);
+        if rb != S1 {
+            e::mov_rr(&mut self.b, S1, rb);
+        }
+        e::mov_rr(&mut self.b, ARG0, S0);
+        e::mov_rr(&mut self.b, ARG1, S1);
+        let f = self.t.calls[inst.imm as usize] as usize as i64;
+        e::mov_ri64(&mut self.b, S0, f);
+        e::call_r(&mut self.b, S0);
+        let rd = self.out(r, S0);
+        if rd != tg::RAX {
+            e::mov_rr(&mut self.b, rd, tg::RAX);
+        }
+        self.store_result(r, rd);
+    }
+
+    // ---- back edge and exits -----------------------------------------------------------------
+
+    fn src(&self, r: Ref) -> Src {
+        match self.konst(r) {
+            Some(k) => Src::Const(k),
+            None => Src::Loc(self.alloc.locs[r as usize]),
+        }
+    }
+
+    fn phi_moves(&mut self) {
+        for float in [false, true] {
+            let moves: Vec<(Loc, Src)> = self
+                .t
+                .insts
+                .iter()
+                .filter(|i| i.op == Op::Phi && (self.t.ty(i.a) == Ty::Float) == float)
+                .map(|i| (self.alloc.locs[i.a as usize], self.src(i.b)))
+                .collect();
+            let temp = Loc::Reg(if float { FS1 } else { S1 });
+            let b = &mut self.b;
+            sequentialize(moves, temp, |d, s| move_value(b, float, d, s));
+        }
+    }
+}
+
+/// Displacement of exit-frame word `w` from `r12` (bounded: registers < 64, spills checked
+/// against `MAX_SPILLS` before assembling).
+fn word(w: usize) -> i32 {
+    (w * 8) as i32
+}
+
+/// Displacement of spill slot `n`.
+fn spill_disp(n: u32) -> i32 {
+    word(SPILL_BASE + n as usize)
+}
+
+/// One move of the PHI resolution; memory-to-memory and constants go through `rax`.
+fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) {
+    let imm = |b: &mut CodeBuffer, reg: u8, v: i64| match i32::try_from(v) {
+        Ok(v32) => e::mov_ri32(b, reg, v32),
+        Err(_) => e::mov_ri64(b, reg, v),
+    };
+    match (d, s, float) {
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => e::mov_rr(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => e::fmov_rr(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::load_ctx(b, d, spill_disp(n)),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::load_ctx_f(b, d, spill_disp(n)),
+        (Loc::Reg(d), Src::Const(k), false) => imm(b, d, k),
+        (Loc::Reg(d), Src::Const(k), true) => {
+            imm(b, S0, k);
+            e::movq_xr(b, d, S0);
+        }
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::store_ctx(b, spill_disp(n), s),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::store_ctx_f(b, spill_disp(n), s),
+        (Loc::Spill(n), Src::Loc(Loc::Spill(m)), _) => {
+            e::load_ctx(b, S0, spill_disp(m));
+            e::store_ctx(b, spill_disp(n), S0);
+        }
+        (Loc::Spill(n), Src::Const(k), _) => {
+            imm(b, S0, k);
+            e::store_ctx(b, spill_disp(n), S0);
+        }
+        // Values always have a location; nothing to move otherwise.
+        _ => {}
+    }
+}

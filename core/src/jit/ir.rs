@@ -1,0 +1,478 @@
+//! The trace IR: a linear SSA instruction list with guards and snapshots.
+//!
+//! Glossary
+//! - *ref* ([`Ref`]): the index of an instruction in [`Trace::insts`]; an instruction's result is
+//!   named by its ref. Operands always point backwards (SSA in program order).
+//! - *constant*: a `KInt`/`KFloat` instruction; it has no register, backends rematerialise it.
+//! - *guard*: an instruction that checks a condition (a comparison, or the tag check of an
+//!   `SLoad`) and, when it fails, leaves the trace through its snapshot ([`Inst::snap`]).
+//! - *pre-roll*, *loop body*: after optimisation a trace is `pre-roll, LOOP, body, PHIs`: the
+//!   pre-roll is the first iteration (it loads slots and holds every loop invariant); the body
+//!   repeats. A pre-roll ref used in the body means "its value in the previous iteration"; a
+//!   `PHI(a, b)` says that at the back edge `a` takes the value of `b` (all PHIs at once).
+//!
+//! ```text
+//!   recorded:   SLOAD.. ops.. guards..                tail snapshot: slot -> ref
+//!   optimised:  SLOAD.. ops.. guards.. LOOP  ops'.. guards'..  PHI(a,b)..   (jump to LOOP)
+//! ```
+//!
+//! Invariants (checked by [`Trace::validate`])
+//! - every operand ref is smaller than the instruction's own ref, and has the type the opcode
+//!   expects; guards carry a valid snapshot index; at most one `LOOP`, and `PHI`s only after it.
+//!
+//! The opcode table is defined once, in `irdef!`: name, operand modes, result type, flags.
+use liballoc::vec::Vec;
+
+use crate::jit::snapshot::Snapshot;
+
+/// An instruction index.
+pub type Ref = u32;
+/// "No operand".
+pub const NONE: Ref = u32::MAX;
+/// "No snapshot".
+pub const NO_SNAP: u32 = u32::MAX;
+
+/// Value types of the IR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ty {
+    /// No value (guards, markers).
+    Void,
+    /// 64-bit signed integer, wrapping arithmetic.
+    Int,
+    /// IEEE-754 double.
+    Float,
+}
+
+/// Operand mode of one opcode field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// unused
+    None,
+    /// an int ref
+    Int,
+    /// a float ref
+    Float,
+    /// an int or float ref (both operands of one instruction agree)
+    Num,
+    /// a ref of any type
+    Any,
+}
+
+/// Opcode flags.
+pub mod flags {
+    /// No side effect, no guard: may be folded, CSE'd, hoisted, removed if unused.
+    pub const PURE: u8 = 1;
+    /// A constant (`imm` is the value).
+    pub const CONST: u8 = 2;
+    /// Leaves the trace through a snapshot when its condition fails.
+    pub const GUARD: u8 = 4;
+    /// Has a side effect (never CSE'd or removed).
+    pub const EFFECT: u8 = 8;
+    /// Operands commute.
+    pub const COMM: u8 = 16;
+    /// Structural marker (LOOP, PHI).
+    pub const MARK: u8 = 32;
+}
+
+/// The IR opcode table: `name (mode a, mode b) -> result type [flags] "doc"`.
+/// Comparison guards take their operands' type (both int or both float), like LuaJIT's.
+macro_rules! irdef {
+    ($m:ident) => {
+        $m! {
+            Nop     (None, None)    -> Void  [0]                              "removed instruction";
+            KInt    (None, None)    -> Int   [flags::CONST]                   "int constant, `imm`";
+            KFloat  (None, None)    -> Float [flags::CONST]                   "float constant, `imm` = bits";
+            SLoad   (None, None)    -> Void  [flags::GUARD]                   "load VM slot `imm`, guard its tag is `ty`";
+            AddI    (Int, Int)      -> Int   [flags::PURE | flags::COMM]      "a + b (wrapping)";
+            SubI    (Int, Int)      -> Int   [flags::PURE]                    "a - b (wrapping)";
+            MulI    (Int, Int)      -> Int   [flags::PURE | flags::COMM]      "a * b (wrapping)";
+            AddF    (Float, Float)  -> Float [flags::PURE | flags::COMM]      "a + b";
+            SubF    (Float, Float)  -> Float [flags::PURE]                    "a - b";
+            MulF    (Float, Float)  -> Float [flags::PURE | flags::COMM]      "a * b";
+            DivF    (Float, Float)  -> Float [flags::PURE]                    "a / b";
+            ToFloat (Int, None)     -> Float [flags::PURE]                    "int to float";
+            Lt      (Num, Num)      -> Void  [flags::GUARD]                   "guard a < b";
+            Le      (Num, Num)      -> Void  [flags::GUARD]                   "guard a <= b";
+            Gt      (Num, Num)      -> Void  [flags::GUARD]                   "guard a > b";
+            Ge      (Num, Num)      -> Void  [flags::GUARD]                   "guard a >= b";
+            Eq      (Num, Num)      -> Void  [flags::GUARD | flags::COMM]     "guard a == b";
+            Ne      (Num, Num)      -> Void  [flags::GUARD | flags::COMM]     "guard a != b";
+            Loop    (None, None)    -> Void  [flags::MARK]                    "start of the repeating body";
+            Phi     (Any, Any)      -> Void  [flags::MARK]                    "at the back edge, a := b";
+            Call    (Int, Int)      -> Int   [flags::EFFECT]                  "host function `imm`(a, b)";
+        }
+    };
+}
+
+macro_rules! define_ops {
+    ($($name:ident ($ma:ident, $mb:ident) -> $ty:ident [$fl:expr] $doc:literal;)*) => {
+        /// IR opcodes (see `irdef!` for the table).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Op {
+            $(#[doc = $doc] $name,)*
+        }
+
+        impl Op {
+            /// Every opcode, in table order.
+            pub const ALL: &'static [Op] = &[$(Op::$name,)*];
+
+            /// Lower-case name for dumps.
+            pub fn name(self) -> &'static str {
+                match self { $(Op::$name => stringify!($name),)* }
+            }
+
+            /// Operand modes `(a, b)`.
+            pub fn modes(self) -> (Mode, Mode) {
+                match self { $(Op::$name => (Mode::$ma, Mode::$mb),)* }
+            }
+
+            /// Result type fixed by the opcode (`SLoad` takes [`Inst::ty`]).
+            pub fn result(self) -> Ty {
+                match self { $(Op::$name => Ty::$ty,)* }
+            }
+
+            /// The [`flags`] bits.
+            pub fn flags(self) -> u8 {
+                match self { $(Op::$name => $fl,)* }
+            }
+        }
+    };
+}
+irdef!(define_ops);
+
+impl Op {
+    /// Whether the opcode is a guard.
+    #[inline]
+    pub fn is_guard(self) -> bool {
+        self.flags() & flags::GUARD != 0
+    }
+    /// Whether the opcode is a constant.
+    #[inline]
+    pub fn is_const(self) -> bool {
+        self.flags() & flags::CONST != 0
+    }
+    /// Whether the opcode is pure.
+    #[inline]
+    pub fn is_pure(self) -> bool {
+        self.flags() & flags::PURE != 0
+    }
+    /// Whether the comparison guard `self` holds for the ordering of `a` against `b`
+    /// (`None` = unordered, i.e. a NaN operand).
+    pub fn compare_holds(self, ord: Option<core::cmp::Ordering>) -> bool {
+        use core::cmp::Ordering::*;
+        match (self, ord) {
+            (Op::Ne, None) => true,
+            (_, None) => false,
+            (Op::Lt, Some(o)) => o == Less,
+            (Op::Le, Some(o)) => o != Greater,
+            (Op::Gt, Some(o)) => o == Greater,
+            (Op::Ge, Some(o)) => o != Less,
+            (Op::Eq, Some(o)) => o == Equal,
+            (Op::Ne, Some(o)) => o != Equal,
+            _ => false,
+        }
+    }
+}
+
+/// One IR instruction.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Inst {
+    /// The opcode.
+    pub op: Op,
+    /// Result type.
+    pub ty: Ty,
+    /// First operand.
+    pub a: Ref,
+    /// Second operand.
+    pub b: Ref,
+    /// Constant value, slot index (`SLoad`) or host-function index (`Call`).
+    pub imm: i64,
+    /// Snapshot index for guards, else [`NO_SNAP`].
+    pub snap: u32,
+}
+
+impl Inst {
+    /// An instruction with no immediate and no snapshot.
+    pub fn new(op: Op, ty: Ty, a: Ref, b: Ref) -> Self {
+        Self {
+            op,
+            ty,
+            a,
+            b,
+            imm: 0,
+            snap: NO_SNAP,
+        }
+    }
+}
+
+/// A host function a trace may call: two int arguments, int result.
+pub type HostFn = extern "C" fn(i64, i64) -> i64;
+
+/// A trace: instructions, snapshots, and the slot state at the back edge.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// The instructions.
+    pub insts: Vec<Inst>,
+    /// Snapshots, indexed by [`Inst::snap`]; a side exit returns its snapshot index.
+    pub snaps: Vec<Snapshot>,
+    /// The slot state at the backward branch (recorded form); its `pc` is the loop header.
+    pub tail: Snapshot,
+    /// Host functions, indexed by `Call`'s `imm`.
+    pub calls: Vec<HostFn>,
+}
+
+/// Why a trace is malformed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrError {
+    /// An operand points at or after its instruction, or past the end.
+    BadRef {
+        /// The instruction.
+        at: Ref,
+    },
+    /// An operand has the wrong type.
+    BadType {
+        /// The instruction.
+        at: Ref,
+    },
+    /// A guard without a valid snapshot, or a snapshot entry with a bad ref.
+    BadSnapshot {
+        /// The instruction (or `NONE` for the tail).
+        at: Ref,
+    },
+    /// More than one LOOP, or a PHI before it.
+    BadLoop {
+        /// The instruction.
+        at: Ref,
+    },
+    /// A `Call` names a host function the trace does not have, or a negative slot.
+    BadImmediate {
+        /// The instruction.
+        at: Ref,
+    },
+}
+
+impl Trace {
+    /// The instruction `r`.
+    #[inline]
+    pub fn inst(&self, r: Ref) -> &Inst {
+        &self.insts[r as usize]
+    }
+
+    /// The type of value `r`.
+    #[inline]
+    pub fn ty(&self, r: Ref) -> Ty {
+        self.insts[r as usize].ty
+    }
+
+    /// The index of the LOOP marker, if the trace has been unrolled.
+    pub fn loop_ref(&self) -> Option<Ref> {
+        self.insts
+            .iter()
+            .position(|i| i.op == Op::Loop)
+            .map(|p| p as Ref)
+    }
+
+    /// The highest slot index the trace reads or writes, if any.
+    pub fn max_slot(&self) -> Option<u32> {
+        let loads = self
+            .insts
+            .iter()
+            .filter(|i| i.op == Op::SLoad)
+            .map(|i| i.imm as u32);
+        let stores = self
+            .snaps
+            .iter()
+            .chain(core::iter::once(&self.tail))
+            .flat_map(|s| s.entries.iter().map(|e| e.slot));
+        loads.chain(stores).max()
+    }
+
+    /// Checks the invariants in the module doc.
+    pub fn validate(&self) -> Result<(), IrError> {
+        let mut seen_loop = false;
+        for (i, inst) in self.insts.iter().enumerate() {
+            let at = i as Ref;
+            self.validate_operands(at, inst)?;
+            match inst.op {
+                Op::Loop if seen_loop => return Err(IrError::BadLoop { at }),
+                Op::Loop => seen_loop = true,
+                Op::Phi if !seen_loop => return Err(IrError::BadLoop { at }),
+                Op::SLoad if inst.imm < 0 || inst.imm > u32::MAX as i64 => {
+                    return Err(IrError::BadImmediate { at })
+                }
+                Op::SLoad if inst.ty == Ty::Void => return Err(IrError::BadType { at }),
+                Op::Call if inst.imm < 0 || inst.imm as usize >= self.calls.len() => {
+                    return Err(IrError::BadImmediate { at })
+                }
+                _ => {}
+            }
+            if inst.op.is_guard() {
+                let snap = self
+                    .snaps
+                    .get(inst.snap as usize)
+                    .ok_or(IrError::BadSnapshot { at })?;
+                if snap
+                    .entries
+                    .iter()
+                    .any(|e| !self.is_value_before(e.val, at))
+                {
+                    return Err(IrError::BadSnapshot { at });
+                }
+            }
+        }
+        let end = self.insts.len() as Ref;
+        if self
+            .tail
+            .entries
+            .iter()
+            .any(|e| !self.is_value_before(e.val, end))
+        {
+            return Err(IrError::BadSnapshot { at: NONE });
+        }
+        Ok(())
+    }
+
+    /// Whether `r` names a value-producing instruction before `at`.
+    fn is_value_before(&self, r: Ref, at: Ref) -> bool {
+        r < at && self.insts[r as usize].ty != Ty::Void
+    }
+
+    fn validate_operands(&self, at: Ref, inst: &Inst) -> Result<(), IrError> {
+        let (ma, mb) = inst.op.modes();
+        let check = |mode: Mode, r: Ref| -> Result<Ty, IrError> {
+            if mode == Mode::None {
+                return Ok(Ty::Void);
+            }
+            // PHI operands may point anywhere before the end (b is defined in the body).
+            let limit = if inst.op == Op::Phi {
+                self.insts.len() as Ref
+            } else {
+                at
+            };
+            if r >= limit {
+                return Err(IrError::BadRef { at });
+            }
+            let ty = self.ty(r);
+            let ok = match mode {
+                Mode::Int => ty == Ty::Int,
+                Mode::Float => ty == Ty::Float,
+                Mode::Num | Mode::Any => ty != Ty::Void,
+                Mode::None => true,
+            };
+            ok.then_some(ty).ok_or(IrError::BadType { at })
+        };
+        let ta = check(ma, inst.a)?;
+        let tb = check(mb, inst.b)?;
+        if matches!(ma, Mode::Num | Mode::Any) && ta != tb {
+            return Err(IrError::BadType { at });
+        }
+        let expected = match inst.op {
+            Op::SLoad => inst.ty,
+            op => op.result(),
+        };
+        if inst.ty != expected {
+            return Err(IrError::BadType { at });
+        }
+        Ok(())
+    }
+}
+
+/// Builds a recorded trace instruction by instruction, tracking which ref each VM slot holds.
+///
+/// Slot reads go through [`TraceBuilder::slot`]: the first read of an untouched slot emits an
+/// `SLoad` (a tag guard); later reads reuse the ref. Writes only update the slot map; they reach
+/// memory through snapshots at exits.
+#[derive(Debug, Default)]
+pub struct TraceBuilder {
+    trace: Trace,
+    /// The current slot map (the entries every snapshot taken now gets).
+    slots: Snapshot,
+    /// Refs of slots already loaded and not overwritten since.
+    loaded: Snapshot,
+}
+
+impl TraceBuilder {
+    /// An empty trace starting at `pc`.
+    pub fn new(pc: u32) -> Self {
+        let mut b = Self::default();
+        b.slots.pc = pc;
+        b
+    }
+
+    /// Sets the bytecode position later guards resume at.
+    pub fn at_pc(&mut self, pc: u32) {
+        self.slots.pc = pc;
+    }
+
+    fn push(&mut self, inst: Inst) -> Ref {
+        self.trace.insts.push(inst);
+        (self.trace.insts.len() - 1) as Ref
+    }
+
+    fn take_snapshot(&mut self) -> u32 {
+        self.trace.snaps.push(self.slots.clone());
+        (self.trace.snaps.len() - 1) as u32
+    }
+
+    /// An int constant.
+    pub fn kint(&mut self, v: i64) -> Ref {
+        let mut i = Inst::new(Op::KInt, Ty::Int, NONE, NONE);
+        i.imm = v;
+        self.push(i)
+    }
+
+    /// A float constant.
+    pub fn kfloat(&mut self, v: f64) -> Ref {
+        let mut i = Inst::new(Op::KFloat, Ty::Float, NONE, NONE);
+        i.imm = v.to_bits() as i64;
+        self.push(i)
+    }
+
+    /// The current value of `slot`, which the interpreter saw holding a `ty`.
+    pub fn slot(&mut self, slot: u32, ty: Ty) -> Ref {
+        if let Some(r) = self.slots.get(slot).or_else(|| self.loaded.get(slot)) {
+            return r;
+        }
+        let snap = self.take_snapshot();
+        let mut i = Inst::new(Op::SLoad, ty, NONE, NONE);
+        i.imm = slot as i64;
+        i.snap = snap;
+        let r = self.push(i);
+        self.loaded.set(slot, r);
+        r
+    }
+
+    /// Writes `val` to `slot`.
+    pub fn set_slot(&mut self, slot: u32, val: Ref) {
+        self.slots.set(slot, val);
+    }
+
+    /// A pure two-operand (or one-operand, `b = NONE`) instruction.
+    pub fn op(&mut self, op: Op, a: Ref, b: Ref) -> Ref {
+        self.push(Inst::new(op, op.result(), a, b))
+    }
+
+    /// A comparison guard that exits to the current pc when it fails.
+    pub fn guard(&mut self, op: Op, a: Ref, b: Ref) {
+        let snap = self.take_snapshot();
+        let mut i = Inst::new(op, Ty::Void, a, b);
+        i.snap = snap;
+        self.push(i);
+    }
+
+    /// A call of a host function.
+    pub fn call(&mut self, f: HostFn, a: Ref, b: Ref) -> Ref {
+        self.trace.calls.push(f);
+        let mut i = Inst::new(Op::Call, Ty::Int, a, b);
+        i.imm = (self.trace.calls.len() - 1) as i64;
+        self.push(i)
+    }
+
+    /// Ends the recording at the backward branch to `loop_pc`.
+    pub fn finish(mut self, loop_pc: u32) -> Result<Trace, IrError> {
+        self.slots.pc = loop_pc;
+        self.trace.tail = self.slots;
+        self.trace.validate()?;
+        Ok(self.trace)
+    }
+}

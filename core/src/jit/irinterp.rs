@@ -1,0 +1,150 @@
+//! The IR reference interpreter: the oracle for the optimiser and the backends.
+//!
+//! It runs a trace against a byte image of the VM slot array, laid out by a [`SlotLayout`],
+//! and stops at the first side exit, returning the exit (snapshot) number with the slots
+//! written back exactly as a native exit would.
+//!
+//! Two forms run: a *recorded* trace (no LOOP: run the body, write the tail snapshot to the
+//! slots, start again) and an *optimised* one (pre-roll once, then body + parallel PHI moves).
+//! Comparing the two checks the optimiser; comparing the optimised form with native code
+//! checks a backend.
+use liballoc::vec;
+
+use crate::jit::ir::{IrError, Op, Trace, Ty};
+use crate::jit::slots::SlotLayout;
+use crate::jit::snapshot::Snapshot;
+
+/// Where a run left the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// Snapshot (exit) number.
+    pub snap: u32,
+    /// The bytecode position to resume at.
+    pub pc: u32,
+}
+
+/// Why a run did not reach an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterpError {
+    /// More loop iterations than allowed.
+    OutOfFuel,
+    /// A slot index beyond the slot image.
+    SlotOutOfBounds(u32),
+    /// The trace fails [`Trace::validate`].
+    Malformed(IrError),
+}
+
+/// Runs `trace` for at most `fuel` iterations.
+pub fn run(
+    trace: &Trace,
+    layout: &SlotLayout,
+    mem: &mut [u8],
+    fuel: u64,
+) -> Result<Exit, InterpError> {
+    trace.validate().map_err(InterpError::Malformed)?;
+    let mut vals = vec![0u64; trace.insts.len()];
+    let loop_at = trace.loop_ref().map(|l| l as usize);
+    let mut start = 0;
+    for _ in 0..fuel {
+        let end = trace.insts.len();
+        if let Some(exit) = step(trace, layout, mem, &mut vals, start, end)? {
+            return Ok(exit);
+        }
+        match loop_at {
+            Some(l) => {
+                // Parallel PHI moves: read every source before writing any target.
+                let moves: liballoc::vec::Vec<(usize, u64)> = trace.insts[l..]
+                    .iter()
+                    .filter(|i| i.op == Op::Phi)
+                    .map(|i| (i.a as usize, vals[i.b as usize]))
+                    .collect();
+                for (dst, v) in moves {
+                    vals[dst] = v;
+                }
+                start = l + 1;
+            }
+            None => write_back(trace, layout, mem, &vals, &trace.tail)?,
+        }
+    }
+    Err(InterpError::OutOfFuel)
+}
+
+/// Runs instructions `start..end`; `Some(exit)` if a guard failed.
+fn step(
+    trace: &Trace,
+    layout: &SlotLayout,
+    mem: &mut [u8],
+    vals: &mut [u64],
+    start: usize,
+    end: usize,
+) -> Result<Option<Exit>, InterpError> {
+    for r in start..end {
+        let inst = trace.insts[r];
+        let a = || vals[inst.a as usize];
+        let b = || vals[inst.b as usize];
+        let f = |x: u64| f64::from_bits(x);
+        let v = match inst.op {
+            Op::Nop | Op::Loop | Op::Phi => continue,
+            Op::KInt | Op::KFloat => inst.imm as u64,
+            Op::SLoad => {
+                let slot = inst.imm as u32;
+                let (tag, payload) = layout
+                    .read(mem, slot)
+                    .ok_or(InterpError::SlotOutOfBounds(slot))?;
+                if Some(tag) != layout.tag_of(inst.ty) {
+                    return exit(trace, layout, mem, vals, inst.snap).map(Some);
+                }
+                payload
+            }
+            Op::AddI => (a() as i64).wrapping_add(b() as i64) as u64,
+            Op::SubI => (a() as i64).wrapping_sub(b() as i64) as u64,
+            Op::MulI => (a() as i64).wrapping_mul(b() as i64) as u64,
+            Op::AddF => (f(a()) + f(b())).to_bits(),
+            Op::SubF => (f(a()) - f(b())).to_bits(),
+            Op::MulF => (f(a()) * f(b())).to_bits(),
+            Op::DivF => (f(a()) / f(b())).to_bits(),
+            Op::ToFloat => (a() as i64 as f64).to_bits(),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+                let ord = match trace.ty(inst.a) {
+                    Ty::Float => f(a()).partial_cmp(&f(b())),
+                    _ => Some((a() as i64).cmp(&(b() as i64))),
+                };
+                if !inst.op.compare_holds(ord) {
+                    return exit(trace, layout, mem, vals, inst.snap).map(Some);
+                }
+                continue;
+            }
+            Op::Call => (trace.calls[inst.imm as usize])(a() as i64, b() as i64) as u64,
+        };
+        vals[r] = v;
+    }
+    Ok(None)
+}
+
+fn exit(
+    trace: &Trace,
+    layout: &SlotLayout,
+    mem: &mut [u8],
+    vals: &[u64],
+    snap: u32,
+) -> Result<Exit, InterpError> {
+    let s = &trace.snaps[snap as usize];
+    write_back(trace, layout, mem, vals, s)?;
+    Ok(Exit { snap, pc: s.pc })
+}
+
+fn write_back(
+    trace: &Trace,
+    layout: &SlotLayout,
+    mem: &mut [u8],
+    vals: &[u64],
+    s: &Snapshot,
+) -> Result<(), InterpError> {
+    for e in &s.entries {
+        let tag = layout.tag_of(trace.ty(e.val)).unwrap_or(0);
+        if !layout.write(mem, e.slot, tag, vals[e.val as usize]) {
+            return Err(InterpError::SlotOutOfBounds(e.slot));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,294 @@
+//! The optimiser: constant folding, CSE, loop unrolling with invariant hoisting, PHIs, DCE.
+//!
+//! Glossary
+//! - *emitter*: appends instructions to the optimised trace through one funnel, [`Emitter::emit`],
+//!   which first folds (constants, identities, guards that always hold) and then CSEs (an
+//!   identical pure instruction or guard that already exists is reused). Every phase emits
+//!   through it, so every phase folds and CSEs.
+//! - *subst*: during unrolling, `subst[r]` is the ref that the body copy of pre-roll
+//!   instruction `r` produced.
+//!
+//! How loop-invariant code motion falls out (LuaJIT's LOOP): the recorded iteration is emitted
+//! once as the *pre-roll*, then emitted again as the *body*, with each `SLoad` of a slot the
+//! iteration writes replaced by the ref the iteration left in that slot. A body instruction whose
+//! operands are all invariant CSEs to its pre-roll twin and costs nothing in the loop. A pre-roll
+//! ref the body uses means its previous-iteration value; where the body computes a new value for
+//! it, a `PHI(pre, body)` carries it around the back edge. Values stay unboxed in registers
+//! across iterations because slots are written only at exits.
+//!
+//! Invariants
+//! - output passes [`Trace::validate`]; each PHI joins two values of the same type (else the
+//!   loop is type-unstable and compilation is refused).
+//! - body snapshots name every slot the previous iteration wrote (the tail), so an exit from
+//!   the body restores the full state.
+use liballoc::collections::BTreeMap;
+use liballoc::vec::Vec;
+
+use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, Ty, NONE, NO_SNAP};
+use crate::jit::snapshot::Snapshot;
+
+/// Why a trace could not be optimised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptError {
+    /// The input (or, a bug, the output) is malformed.
+    Ir(IrError),
+    /// A slot holds different types at loop entry and at the back edge.
+    TypeUnstable {
+        /// The slot.
+        slot: u32,
+    },
+    /// The trace already has a LOOP (optimised twice).
+    AlreadyLooped,
+}
+
+impl From<IrError> for OptError {
+    fn from(e: IrError) -> Self {
+        OptError::Ir(e)
+    }
+}
+
+type CseKey = (Op, Ty, Ref, Ref, i64);
+
+/// The folding, CSE-ing instruction funnel.
+struct Emitter {
+    out: Trace,
+    cse: BTreeMap<CseKey, Ref>,
+}
+
+impl Emitter {
+    fn push(&mut self, inst: Inst) -> Ref {
+        self.out.insts.push(inst);
+        (self.out.insts.len() - 1) as Ref
+    }
+
+    fn konst(&mut self, ty: Ty, bits: i64) -> Ref {
+        let op = if ty == Ty::Float {
+            Op::KFloat
+        } else {
+            Op::KInt
+        };
+        let mut i = Inst::new(op, ty, NONE, NONE);
+        i.imm = bits;
+        self.emit(i, None)
+    }
+
+    fn const_of(&self, r: Ref) -> Option<i64> {
+        let i = self.out.insts.get(r as usize)?;
+        i.op.is_const().then_some(i.imm)
+    }
+
+    /// Emits `inst` (operands already in output refs); returns its ref, an equivalent older
+    /// ref, or `NONE` for a guard that always holds.
+    fn emit(&mut self, mut inst: Inst, snap: Option<&Snapshot>) -> Ref {
+        if inst.op.flags() & flags::COMM != 0
+            && self.const_of(inst.a).is_some()
+            && self.const_of(inst.b).is_none()
+        {
+            core::mem::swap(&mut inst.a, &mut inst.b);
+        }
+        if let Some(r) = self.fold(&inst) {
+            return r;
+        }
+        let cse = inst.op.is_pure() || inst.op.is_const() || inst.op.is_guard();
+        let key = (inst.op, inst.ty, inst.a, inst.b, inst.imm);
+        if cse {
+            if let Some(&r) = self.cse.get(&key) {
+                return r;
+            }
+        }
+        if let Some(s) = snap {
+            self.out.snaps.push(s.clone());
+            inst.snap = (self.out.snaps.len() - 1) as u32;
+        } else {
+            inst.snap = NO_SNAP;
+        }
+        let r = self.push(inst);
+        if cse {
+            self.cse.insert(key, r);
+        }
+        r
+    }
+
+    /// Constant folding and algebraic identities. `Some(ref)` replaces the instruction.
+    fn fold(&mut self, inst: &Inst) -> Option<Ref> {
+        let (ka, kb) = (self.const_of(inst.a), self.const_of(inst.b));
+        let f = |x: i64| f64::from_bits(x as u64);
+        let fk = |v: f64| v.to_bits() as i64;
+        match (inst.op, ka, kb) {
+            (Op::AddI, Some(x), Some(y)) => Some(self.konst(Ty::Int, x.wrapping_add(y))),
+            (Op::SubI, Some(x), Some(y)) => Some(self.konst(Ty::Int, x.wrapping_sub(y))),
+            (Op::MulI, Some(x), Some(y)) => Some(self.konst(Ty::Int, x.wrapping_mul(y))),
+            (Op::AddF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) + f(y)))),
+            (Op::SubF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) - f(y)))),
+            (Op::MulF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) * f(y)))),
+            (Op::DivF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) / f(y)))),
+            (Op::ToFloat, Some(x), _) => Some(self.konst(Ty::Float, fk(x as f64))),
+            (Op::AddI | Op::SubI, _, Some(0)) | (Op::MulI, _, Some(1)) => Some(inst.a),
+            (Op::MulI, _, Some(0)) => Some(inst.b),
+            (Op::SubI, _, _) if inst.a == inst.b => Some(self.konst(Ty::Int, 0)),
+            (op, Some(x), Some(y)) if op.is_guard() && op != Op::SLoad => {
+                let ord = match self.out.ty(inst.a) {
+                    Ty::Float => f(x).partial_cmp(&f(y)),
+                    _ => Some(x.cmp(&y)),
+                };
+                // A guard that always fails stays: the trace then always exits there.
+                op.compare_holds(ord).then_some(NONE)
+            }
+            (Op::Eq | Op::Le | Op::Ge, _, _)
+                if inst.a == inst.b && self.out.ty(inst.a) == Ty::Int =>
+            {
+                Some(NONE)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Optimises a recorded trace into `pre-roll, LOOP, body, PHIs`.
+pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
+    rec.validate()?;
+    if rec.loop_ref().is_some() {
+        return Err(OptError::AlreadyLooped);
+    }
+    let mut em = Emitter {
+        out: Trace {
+            calls: rec.calls.clone(),
+            ..Trace::default()
+        },
+        cse: BTreeMap::new(),
+    };
+    // Pass 1: the pre-roll, folded and CSE'd.
+    let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
+    for inst in &rec.insts {
+        let mut i = *inst;
+        i.a = remap(&map, i.a);
+        i.b = remap(&map, i.b);
+        let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
+        map.push(em.emit(i, snap.as_ref()));
+    }
+    let tail = rec.tail.map(|r| remap(&map, r));
+    em.out.tail = tail.clone();
+    unroll(&mut em, &tail)?;
+    let mut out = em.out;
+    eliminate_dead_code(&mut out);
+    out.validate()?;
+    Ok(out)
+}
+
+fn remap(map: &[Ref], r: Ref) -> Ref {
+    if r == NONE {
+        NONE
+    } else {
+        map[r as usize]
+    }
+}
+
+/// Pass 2: LOOP marker, the body copy, and the PHIs.
+fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
+    let pre_len = em.out.insts.len();
+    let loop_ref = em.push(Inst::new(Op::Loop, Ty::Void, NONE, NONE));
+    let mut subst: Vec<Ref> = (0..pre_len as Ref).collect();
+    for r in 0..pre_len {
+        let inst = em.out.insts[r];
+        let new = match inst.op {
+            Op::Nop | Op::KInt | Op::KFloat => r as Ref,
+            Op::SLoad => match tail.get(inst.imm as u32) {
+                Some(t) if em.out.ty(t) != inst.ty => {
+                    return Err(OptError::TypeUnstable {
+                        slot: inst.imm as u32,
+                    })
+                }
+                Some(t) => t,
+                None => r as Ref,
+            },
+            _ => {
+                let mut i = inst;
+                i.a = remap(&subst, i.a);
+                i.b = remap(&subst, i.b);
+                let snap = (i.snap != NO_SNAP)
+                    .then(|| body_snapshot(&em.out.snaps[i.snap as usize], tail, &subst));
+                em.emit(i, snap.as_ref())
+            }
+        };
+        subst[r] = new;
+    }
+    add_phis(em, loop_ref, &subst)
+}
+
+/// A body guard's snapshot: the tail's slots (previous iteration), overlaid with the guard's
+/// own entries translated into body refs.
+fn body_snapshot(own: &Snapshot, tail: &Snapshot, subst: &[Ref]) -> Snapshot {
+    let mut s = tail.clone();
+    s.pc = own.pc;
+    for e in &own.entries {
+        s.set(e.slot, remap(subst, e.val));
+    }
+    s
+}
+
+/// Adds `PHI(r, subst[r])` for every pre-roll value the body uses whose body value differs.
+fn add_phis(em: &mut Emitter, loop_ref: Ref, subst: &[Ref]) -> Result<(), OptError> {
+    let mut work: Vec<Ref> = Vec::new();
+    for inst in &em.out.insts[loop_ref as usize + 1..] {
+        work.extend([inst.a, inst.b]);
+        if inst.snap != NO_SNAP {
+            work.extend(
+                em.out.snaps[inst.snap as usize]
+                    .entries
+                    .iter()
+                    .map(|e| e.val),
+            );
+        }
+    }
+    let mut done = liballoc::vec![false; loop_ref as usize];
+    let mut phis: Vec<(Ref, Ref)> = Vec::new();
+    while let Some(r) = work.pop() {
+        if r == NONE || r >= loop_ref || done[r as usize] {
+            continue;
+        }
+        done[r as usize] = true;
+        let body = subst[r as usize];
+        if body != r && !em.out.inst(r).op.is_const() {
+            if em.out.ty(r) != em.out.ty(body) {
+                let slot = em.out.inst(r).imm as u32;
+                return Err(OptError::TypeUnstable { slot });
+            }
+            phis.push((r, body));
+            work.push(body);
+        }
+    }
+    phis.sort_unstable();
+    for (a, b) in phis {
+        em.push(Inst::new(Op::Phi, Ty::Void, a, b));
+    }
+    Ok(())
+}
+
+/// Turns pure instructions nobody uses into `Nop`.
+fn eliminate_dead_code(t: &mut Trace) {
+    let n = t.insts.len();
+    let mut live = liballoc::vec![false; n];
+    for r in (0..n).rev() {
+        let inst = t.insts[r];
+        let root = !inst.op.is_pure() && !inst.op.is_const();
+        if !(root || live[r]) {
+            continue;
+        }
+        live[r] = true;
+        for o in [inst.a, inst.b] {
+            if o != NONE && (o as usize) < n {
+                live[o as usize] = true;
+            }
+        }
+        if inst.snap != NO_SNAP {
+            for e in &t.snaps[inst.snap as usize].entries {
+                live[e.val as usize] = true;
+            }
+        }
+    }
+    for (r, inst) in t.insts.iter_mut().enumerate() {
+        if !live[r] && (inst.op.is_pure() || inst.op.is_const()) {
+            *inst = Inst::new(Op::Nop, Ty::Void, NONE, NONE);
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Register allocation: linear scan over the optimised trace, one location per value.
+//!
+//! Glossary
+//! - *interval*: `[def, last use]` of a value in instruction positions. Uses are operands,
+//!   snapshot entries of guards (read by the exit stub), and PHIs (used at the very end).
+//! - *loop extension*: a pre-roll value used in the body is live until the end of the trace,
+//!   because the body repeats — except the left side `a` of a `PHI(a, b)`: its old value dies
+//!   at its last use, and the back edge writes the new one. `b` is allocated with a hint for
+//!   `a`'s register, so most PHI moves vanish.
+//! - *crossing a call*: live before and after a `Call`; such a value gets a callee-saved
+//!   register or a spill slot.
+//! - *location* ([`Loc`]): a register or a spill slot, fixed for the value's whole life (no
+//!   splitting), so exit stubs and PHI moves know where everything is.
+//!
+//! Invariants
+//! - two values whose intervals overlap never share a register (an operand dying at an
+//!   instruction may share with that instruction's result; backends read operands first);
+//! - constants get [`Loc::None`]: backends rematerialise them at each use;
+//! - ints and floats stay unboxed in their register class across iterations.
+use liballoc::vec;
+use liballoc::vec::Vec;
+
+use crate::jit::ir::{Op, Ref, Trace, Ty, NONE, NO_SNAP};
+
+/// Where a value lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loc {
+    /// No location: constants, and instructions without a value.
+    None,
+    /// A register of the value's class.
+    Reg(u8),
+    /// Spill slot `n` (8 bytes each) in the trace's stack frame.
+    Spill(u32),
+}
+
+/// The allocatable registers of a target, per class; scratch and fixed registers excluded.
+#[derive(Clone, Copy, Debug)]
+pub struct RegPool {
+    /// Int registers a call may clobber.
+    pub int_caller: &'static [u8],
+    /// Int registers preserved across calls.
+    pub int_callee: &'static [u8],
+    /// Float registers a call may clobber.
+    pub float_caller: &'static [u8],
+    /// Float registers preserved across calls.
+    pub float_callee: &'static [u8],
+}
+
+/// The result: a location per ref and the number of spill slots used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Allocation {
+    /// Location of each ref.
+    pub locs: Vec<Loc>,
+    /// Spill slots used.
+    pub spill_slots: u32,
+}
+
+/// Whether instruction `op` with type `ty` produces a value that needs a location.
+pub fn needs_location(op: Op, ty: Ty) -> bool {
+    ty != Ty::Void && !op.is_const() && op != Op::Nop
+}
+
+/// Last-use position of every ref (its own position if unused).
+fn interval_ends(t: &Trace) -> Vec<usize> {
+    let n = t.insts.len();
+    let mut end: Vec<usize> = (0..n).collect();
+    let use_at = |r: Ref, pos: usize, end: &mut Vec<usize>| {
+        if r != NONE && (r as usize) < n {
+            end[r as usize] = end[r as usize].max(pos);
+        }
+    };
+    let mut phi_lhs = vec![false; n];
+    for (pos, inst) in t.insts.iter().enumerate() {
+        if inst.op == Op::Phi {
+            // The back edge reads `b` and writes `a`.
+            use_at(inst.b, n, &mut end);
+            if (inst.a as usize) < n {
+                phi_lhs[inst.a as usize] = true;
+            }
+            continue;
+        }
+        use_at(inst.a, pos, &mut end);
+        use_at(inst.b, pos, &mut end);
+        if inst.snap != NO_SNAP {
+            for e in &t.snaps[inst.snap as usize].entries {
+                use_at(e.val, pos, &mut end);
+            }
+        }
+    }
+    if let Some(l) = t.loop_ref() {
+        for (e, &lhs) in end.iter_mut().zip(&phi_lhs).take(l as usize) {
+            if lhs {
+                // Live into the loop at least (the back edge refills it).
+                *e = (*e).max(l as usize + 1);
+            } else if *e > l as usize {
+                *e = n;
+            }
+        }
+    }
+    end
+}
+
+/// Runs linear scan over `t` with the registers of `pool`.
+pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
+    let n = t.insts.len();
+    let end = interval_ends(t);
+    let calls: Vec<usize> = (0..n).filter(|&i| t.insts[i].op == Op::Call).collect();
+    // `hint[b] = a` for every PHI(a, b): `b` would like `a`'s register.
+    let mut hint: Vec<Ref> = vec![NONE; n];
+    for inst in t.insts.iter().filter(|i| i.op == Op::Phi) {
+        if (inst.b as usize) < n {
+            hint[inst.b as usize] = inst.a;
+        }
+    }
+    let mut locs = vec![Loc::None; n];
+    let mut spill_slots = 0u32;
+    // Active intervals: (ref, register).
+    let mut active: Vec<(usize, u8)> = Vec::new();
+    for r in 0..n {
+        let inst = t.insts[r];
+        if !needs_location(inst.op, inst.ty) {
+            continue;
+        }
+        active.retain(|&(a, _)| end[a] > r);
+        let crosses = calls.iter().any(|&c| r < c && c < end[r]);
+        let float = inst.ty == Ty::Float;
+        let (caller, callee) = if float {
+            (pool.float_caller, pool.float_callee)
+        } else {
+            (pool.int_caller, pool.int_callee)
+        };
+        let same_class = |a: usize| (t.insts[a].ty == Ty::Float) == float;
+        let taken = |reg: u8, active: &Vec<(usize, u8)>| {
+            active.iter().any(|&(a, x)| x == reg && same_class(a))
+        };
+        let allowed = |reg: u8| callee.contains(&reg) || (!crosses && caller.contains(&reg));
+        let candidates = (!crosses)
+            .then_some(caller)
+            .into_iter()
+            .flatten()
+            .chain(callee.iter());
+        let free = candidates.copied().find(|&reg| !taken(reg, &active));
+        let reg = match free {
+            Some(reg) => Some(reg),
+            None => {
+                // Steal from the same-class interval that ends last, if it ends after us.
+                let victim = active
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &(a, x))| same_class(a) && allowed(x) && end[a] > end[r])
+                    .max_by_key(|(_, &(a, _))| end[a])
+                    .map(|(i, _)| i);
+                victim.map(|i| {
+                    let (a, x) = active.remove(i);
+                    locs[a] = Loc::Spill(spill_slots);
+                    spill_slots += 1;
+                    x
+                })
+            }
+        };
+        match reg {
+            Some(x) => {
+                locs[r] = Loc::Reg(x);
+                active.push((r, x));
+            }
+            None => {
+                locs[r] = Loc::Spill(spill_slots);
+                spill_slots += 1;
+            }
+        }
+    }
+    Allocation { locs, spill_slots }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jit::ir::{Op, TraceBuilder};
+    use crate::jit::opt::optimize;
+
+    const TINY: RegPool = RegPool {
+        int_caller: &[1, 2],
+        int_callee: &[3],
+        float_caller: &[1],
+        float_callee: &[],
+    };
+
+    /// Overlapping intervals never share a register; with too few registers values spill.
+    #[test]
+    fn overlapping_values_get_distinct_registers_or_spill() {
+        let mut b = TraceBuilder::new(0);
+        let vals: Vec<Ref> = (0..6).map(|s| b.slot(s, Ty::Int)).collect();
+        let mut acc = vals[0];
+        for &v in &vals[1..] {
+            acc = b.op(Op::AddI, acc, v);
+        }
+        b.set_slot(0, acc);
+        let t = optimize(&b.finish(0).unwrap()).unwrap();
+        let a = allocate(&t, &TINY);
+        let end = interval_ends(&t);
+        for (x, &end_x) in end.iter().enumerate() {
+            for y in x + 1..t.insts.len() {
+                if let (Loc::Reg(p), Loc::Reg(q)) = (a.locs[x], a.locs[y]) {
+                    let same = t.insts[x].ty == t.insts[y].ty;
+                    let overlap = y < end_x;
+                    assert!(!(same && overlap && p == q), "{x} and {y} share r{p}");
+                }
+            }
+        }
+        assert!(
+            a.spill_slots > 0,
+            "six live loads into three registers must spill"
+        );
+    }
+
+    extern "C" fn add(a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    /// A value live across a call lands in a callee-saved register or a spill slot.
+    #[test]
+    fn values_live_across_calls_avoid_caller_saved_registers() {
+        let mut b = TraceBuilder::new(0);
+        let x = b.slot(0, Ty::Int);
+        let y = b.slot(1, Ty::Int);
+        let z = b.slot(2, Ty::Int);
+        let c = b.call(add, x, x);
+        let s = b.op(Op::AddI, c, y);
+        let s = b.op(Op::AddI, s, z);
+        b.set_slot(3, s);
+        let t = b.finish(0).unwrap();
+        let a = allocate(&t, &TINY);
+        for r in [y, z] {
+            assert!(
+                matches!(a.locs[r as usize], Loc::Reg(3) | Loc::Spill(_)),
+                "{:?}",
+                a.locs[r as usize]
+            );
+        }
+    }
+
+    /// In `i += 1; sum += i`-style loops both PHIs share registers: no moves at the back edge.
+    #[test]
+    fn phi_operands_share_a_register_when_lifetimes_allow() {
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(2, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        let s = b.slot(1, Ty::Int);
+        let s2 = b.op(Op::AddI, s, i);
+        b.set_slot(1, s2);
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let t = optimize(&b.finish(0).unwrap()).unwrap();
+        let a = allocate(&t, &TINY);
+        let phis: Vec<_> = t.insts.iter().filter(|i| i.op == Op::Phi).collect();
+        assert_eq!(phis.len(), 2);
+        for p in phis {
+            assert_eq!(a.locs[p.a as usize], a.locs[p.b as usize], "{p:?}");
+        }
+    }
+}

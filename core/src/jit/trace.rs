@@ -1,0 +1,247 @@
+//! The trace state machine: what the JIT is doing for each loop header, and why traces abort.
+//!
+//! ```text
+//!            hot (counter reached threshold)          recording ended at the back edge
+//!   Cold ---------------------------------> Recording ----------------------------> Compiled
+//!    ^                                          |                                     (native code
+//!    |  abort (attempts < MAX_ATTEMPTS)          | abort                                entered at the
+//!    +------------------------------------------+                                      loop header)
+//!                                               | abort (attempts == MAX_ATTEMPTS)
+//!                                               v
+//!                                          Blacklisted  (stays in the interpreter for good)
+//! ```
+//!
+//! Glossary
+//! - *abort*: recording or compiling gave up; [`Abort`] is the one table of reasons (each with
+//!   a message for the `[JIT]` log) — the recorder, optimiser, backends and installer all map
+//!   their failures onto it, so the VM handles every failure the same way: keep interpreting.
+//!
+//! Invariants: at most one loop is `Recording` at a time; a `Blacklisted` loop never leaves that
+//! state; `Compiled` holds the index of its installed trace.
+use liballoc::collections::BTreeMap;
+
+use crate::jit::backend::CompileError;
+use crate::jit::install::InstallError;
+use crate::jit::opt::OptError;
+
+macro_rules! aborts {
+    ($($name:ident $(($field:ty))? => $msg:literal;)*) => {
+        /// Why a trace was abandoned.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Abort {
+            $(#[doc = $msg] $name $(($field))?,)*
+        }
+
+        impl Abort {
+            /// A short human-readable reason.
+            pub fn message(&self) -> &'static str {
+                match self {
+                    $(aborts!(@pat $name $(($field))?) => $msg,)*
+                }
+            }
+        }
+    };
+    (@pat $name:ident ($field:ty)) => { Abort::$name(_) };
+    (@pat $name:ident) => { Abort::$name };
+}
+
+aborts! {
+    Unsupported(u8)         => "bytecode the JIT does not handle (opcode byte attached)";
+    UnsupportedType         => "a value type the JIT does not handle";
+    LeftLoop                => "control left the loop before reaching its back edge";
+    TooLong                 => "the trace grew past the instruction limit";
+    TypeUnstable            => "a slot changes type around the loop";
+    Malformed               => "the recorded IR failed validation (a recorder bug)";
+    Codegen(CompileError)   => "the backend could not compile the trace";
+    NoExecMemory            => "no executable memory left (or the JIT cap was reached)";
+    Protect                 => "the platform refused to make code executable";
+}
+
+impl From<CompileError> for Abort {
+    fn from(e: CompileError) -> Self {
+        match e {
+            CompileError::Opt(OptError::TypeUnstable { .. }) => Abort::TypeUnstable,
+            CompileError::Opt(OptError::Ir(_) | OptError::AlreadyLooped) => Abort::Malformed,
+            other => Abort::Codegen(other),
+        }
+    }
+}
+
+impl From<InstallError> for Abort {
+    fn from(e: InstallError) -> Self {
+        match e {
+            InstallError::NoMemory | InstallError::Empty => Abort::NoExecMemory,
+            InstallError::Protect => Abort::Protect,
+        }
+    }
+}
+
+/// Aborts after which a loop is blacklisted.
+pub const MAX_ATTEMPTS: u8 = 3;
+
+/// The JIT's state for one loop header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopState {
+    /// Not (yet) hot; `aborts` earlier attempts failed.
+    Cold {
+        /// Failed attempts so far.
+        aborts: u8,
+    },
+    /// The interpreter is recording this loop's next iteration.
+    Recording {
+        /// Failed attempts before this one.
+        aborts: u8,
+    },
+    /// Native code exists; entered at the loop header.
+    Compiled {
+        /// Index of the installed trace.
+        trace: usize,
+    },
+    /// Gave up on this loop.
+    Blacklisted,
+}
+
+/// What the interpreter should do at a loop header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Keep interpreting.
+    Interpret,
+    /// Start recording this iteration.
+    Record,
+    /// Enter installed trace `n`.
+    Enter(usize),
+}
+
+/// Why a transition was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateError {
+    /// Another loop is already being recorded.
+    Busy,
+    /// The loop is not in the state the event needs.
+    WrongState,
+}
+
+/// The per-loop state machine, keyed by a loop id (e.g. function index and header pc).
+#[derive(Debug, Default)]
+pub struct Traces {
+    loops: BTreeMap<u64, LoopState>,
+    recording: Option<u64>,
+}
+
+impl Traces {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state of loop `id`.
+    pub fn state(&self, id: u64) -> LoopState {
+        self.loops
+            .get(&id)
+            .copied()
+            .unwrap_or(LoopState::Cold { aborts: 0 })
+    }
+
+    /// What to do on arriving at loop header `id`, given whether its counter says it is hot.
+    pub fn arrive(&mut self, id: u64, hot: bool) -> Action {
+        match self.state(id) {
+            LoopState::Compiled { trace } => Action::Enter(trace),
+            LoopState::Cold { aborts } if hot && self.recording.is_none() => {
+                self.loops.insert(id, LoopState::Recording { aborts });
+                self.recording = Some(id);
+                Action::Record
+            }
+            _ => Action::Interpret,
+        }
+    }
+
+    /// The loop being recorded, if any.
+    pub fn recording(&self) -> Option<u64> {
+        self.recording
+    }
+
+    /// Recording or compiling `id` failed; returns the new state.
+    pub fn abort(&mut self, id: u64, _why: Abort) -> Result<LoopState, StateError> {
+        let LoopState::Recording { aborts } = self.state(id) else {
+            return Err(StateError::WrongState);
+        };
+        self.recording = None;
+        let aborts = aborts.saturating_add(1);
+        let next = if aborts >= MAX_ATTEMPTS {
+            LoopState::Blacklisted
+        } else {
+            LoopState::Cold { aborts }
+        };
+        self.loops.insert(id, next);
+        Ok(next)
+    }
+
+    /// `id` was compiled and installed as trace `trace`.
+    pub fn compiled(&mut self, id: u64, trace: usize) -> Result<(), StateError> {
+        if !matches!(self.state(id), LoopState::Recording { .. }) {
+            return Err(StateError::WrongState);
+        }
+        self.recording = None;
+        self.loops.insert(id, LoopState::Compiled { trace });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hot_loop_records_then_compiles_then_enters() {
+        let mut t = Traces::new();
+        assert_eq!(t.arrive(7, false), Action::Interpret);
+        assert_eq!(t.arrive(7, true), Action::Record);
+        assert_eq!(t.recording(), Some(7));
+        assert_eq!(
+            t.arrive(9, true),
+            Action::Interpret,
+            "one recording at a time"
+        );
+        t.compiled(7, 0).unwrap();
+        assert_eq!(t.arrive(7, false), Action::Enter(0));
+        assert_eq!(t.compiled(7, 1), Err(StateError::WrongState));
+    }
+
+    #[test]
+    fn repeated_aborts_blacklist_the_loop() {
+        let mut t = Traces::new();
+        for n in 1..=MAX_ATTEMPTS {
+            assert_eq!(t.arrive(3, true), Action::Record);
+            let s = t.abort(3, Abort::Unsupported(0x2a)).unwrap();
+            if n < MAX_ATTEMPTS {
+                assert_eq!(s, LoopState::Cold { aborts: n });
+            } else {
+                assert_eq!(s, LoopState::Blacklisted);
+            }
+        }
+        assert_eq!(t.arrive(3, true), Action::Interpret);
+        assert_eq!(t.abort(3, Abort::TooLong), Err(StateError::WrongState));
+    }
+
+    #[test]
+    fn abort_reasons_have_messages() {
+        let all = [
+            Abort::Unsupported(1),
+            Abort::UnsupportedType,
+            Abort::LeftLoop,
+            Abort::TooLong,
+            Abort::TypeUnstable,
+            Abort::Malformed,
+            Abort::Codegen(CompileError::TooManySpills),
+            Abort::NoExecMemory,
+            Abort::Protect,
+        ];
+        for a in all {
+            assert!(!a.message().is_empty());
+        }
+        assert_eq!(
+            Abort::from(CompileError::Opt(OptError::TypeUnstable { slot: 1 })),
+            Abort::TypeUnstable
+        );
+    }
+}
