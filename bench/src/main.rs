@@ -9,6 +9,7 @@
 //! `check-json` (validates a JSON file; used by the `bench_smoke` test lane).
 mod allocators;
 mod arena;
+mod bump;
 mod chart;
 mod measure;
 mod preload;
@@ -109,7 +110,9 @@ fn main() -> ExitCode {
 
 fn selected_allocs(args: &AllocArgs) -> Result<Vec<&'static allocators::Spec>, String> {
     for a in &args.alloc {
-        let known = allocators::by_name(a).is_some() || ["tcmalloc"].contains(&a.as_str());
+        let known = allocators::by_name(a).is_some()
+            || ["tcmalloc"].contains(&a.as_str())
+            || bump::ALLOCATORS.contains(&a.as_str());
         if !known {
             let names: Vec<_> = allocators::ALL.iter().map(|s| s.name).collect();
             return Err(format!(
@@ -147,11 +150,22 @@ fn run_alloc(args: AllocArgs) -> Result<(), String> {
         .iter()
         .filter(|(name, _)| bench_wanted(&args, name))
         .collect();
-    if benches.is_empty() && c_benches.is_empty() {
+    let want_bump = bench_wanted(&args, bump::NAME)
+        && (args.alloc.is_empty()
+            || bump::ALLOCATORS
+                .iter()
+                .any(|a| args.alloc.iter().any(|x| x == a)));
+    if benches.is_empty() && c_benches.is_empty() && !want_bump {
         return Err(format!("no workload matches {:?}", args.bench));
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    if want_bump {
+        bump::report(&settings, &args.alloc, &args.out)?;
+        if benches.is_empty() && c_benches.is_empty() {
+            return Ok(());
+        }
+    }
 
     let mut rows = Vec::new();
     let mut notes = Vec::new();
