@@ -102,6 +102,7 @@ fn draw_panel(area: &Area, bench: &str, metric: Metric, values: &[Option<f64>]) 
                 .disable_x_mesh()
                 .x_labels(n as usize)
                 .x_label_formatter(&|_| String::new())
+                .y_labels(6)
                 .y_desc("Mops/s")
                 .draw()?;
             chart.draw_series(bars.map(|(i, v)| bar(i, floor, v)))?;
