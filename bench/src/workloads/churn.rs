@@ -111,7 +111,7 @@ pub fn realloc_churn(a: &Instance, budget: Budget, probe: Probe) -> Result<Outco
     let start = Instant::now();
     let mut done = 0;
     while done < budget.ops {
-        if done % CHECK_EVERY == 0 && budget.expired() {
+        if done.is_multiple_of(CHECK_EVERY) && budget.expired() {
             break;
         }
         let r = rng.next_u32();
@@ -157,7 +157,7 @@ fn map_round(
     let keys_from = *rng;
     let mut done = 0u64;
     for _ in 0..entries.min(limit) {
-        if done % CHECK_EVERY == 0 && budget.expired() {
+        if done.is_multiple_of(CHECK_EVERY) && budget.expired() {
             return Ok(done);
         }
         let k = rng.next_u32();
