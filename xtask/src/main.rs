@@ -2,8 +2,12 @@
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
 mod bench_alloc;
+mod bench_jit;
+mod preload;
+mod qemu;
 mod test;
 mod util;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -15,15 +19,12 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "test" => test::run(rest),
-        "bench" => match rest.split_first() {
-            Some((what, args)) if what == "alloc" => bench_alloc::run_bench(args),
-            _ => Err(
-                "usage: cargo xtask bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..]"
-                    .into(),
-            ),
-        },
+        "qemu" => qemu::run_cmd(rest),
+        "bench" => bench(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [LANE...] | bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..]>");
+            println!(
+                "usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc|jit [...]>"
+            );
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
         }
@@ -37,5 +38,15 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cargo xtask bench WHAT [ARGS]`: each benchmark lives in its own file.
+fn bench(rest: &[String]) -> Result<(), String> {
+    let args: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["jit", more @ ..] => bench_jit::run(more),
+        ["alloc", ..] => bench_alloc::run_bench(&rest[1..]),
+        _ => Err("usage: cargo xtask bench <alloc|jit> (see xtask/src/bench_*.rs)".into()),
     }
 }

@@ -11,7 +11,10 @@ const LANES: &[(&str, LaneFn)] = &[
     ("clippy", clippy),
     ("host", host),
     ("no_std", no_std),
+    ("preload", crate::preload::lane),
+    ("qemu", crate::qemu::lane),
     ("bench_smoke", crate::bench_alloc::smoke),
+    ("vm", crate::vm::lane),
 ];
 
 pub fn lane_names() -> Vec<&'static str> {

@@ -28,6 +28,8 @@
 //! Nothing here uses the `alloc` crate; everything the allocator needs comes from a
 //! [`MemorySource`](crate::platform::MemorySource).
 
+#[cfg(feature = "alloc")]
+pub mod arena;
 pub mod check;
 pub mod free;
 pub mod heap;
@@ -45,7 +47,7 @@ pub use segment::Pool;
 ///
 /// # Safety
 /// See [`free::free`].
-#[inline]
+#[inline(always)]
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     // SAFETY: forwarded.
     unsafe { free::free(heap, p) }

@@ -1,0 +1,30 @@
+//! Page tables: the identity map boot builds (x86_64: in the assembly entry; aarch64: here,
+//! before the MMU goes on), and the exec window's 4 KiB pages whose permission flips between
+//! writable and executable (never both).
+
+#[cfg(target_arch = "aarch64")]
+#[path = "_arch/aarch64/paging.rs"]
+mod arch;
+#[cfg(target_arch = "x86_64")]
+#[path = "_arch/x86_64/paging.rs"]
+mod arch;
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) use arch::init;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use arch::make_uncached;
+pub(crate) use arch::{map_exec_window, perm, set_perm};
+
+/// Size of the small pages the exec window is mapped with.
+pub const SMALL_PAGE: usize = 4096;
+/// Small pages in the exec window (one 2 MiB segment).
+pub const EXEC_WINDOW_PAGES: usize = 512;
+
+/// What a small page of the exec window allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PagePerm {
+    /// Read + write, no execute.
+    Writable,
+    /// Read + execute, no write.
+    Executable,
+}

@@ -1,0 +1,34 @@
+//! Load-time set-up: a constructor in `.init_array` reads `KILN_STATS` and registers the exit
+//! report. It runs after libc is initialised and before `main`; any allocation before it is
+//! already served by kiln (kiln sets itself up lazily on first use).
+//!
+//! `fork`: kiln's only locks are the segment pool's (`kiln::alloc::segment::Pool`) and
+//! `kiln_std`'s fallback heap for exiting threads. A `pthread_atfork` prepare handler has to take
+//! them and the parent/child handlers release them; `kiln_std` does not expose a lock/unlock pair
+//! for that yet (only `Pool::locked(f)`, which cannot stay held across `fork`), so no handler is
+//! registered and a fork that happens while another thread holds the pool lock can leave the
+//! child waiting on it. See the README's LD_PRELOAD section.
+use core::sync::atomic::Ordering::Relaxed;
+
+use crate::report;
+
+#[used]
+#[link_section = ".init_array"]
+static CONSTRUCTOR: extern "C" fn() = load;
+
+extern "C" fn load() {
+    // SAFETY: the name is a NUL-terminated literal; getenv does not allocate.
+    let value = unsafe { libc::getenv(c"KILN_STATS".as_ptr()) };
+    // SAFETY: a non-null getenv result is a NUL-terminated string, so its first byte is readable.
+    if !value.is_null() && unsafe { *value } == b'1' as core::ffi::c_char {
+        // SAFETY: F_DUPFD_CLOEXEC on fd 2 only creates a new descriptor (or fails with -1).
+        let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+        if fd >= 0 {
+            report::REPORT_FD.store(fd, Relaxed);
+        }
+        report::ENABLED.store(true, Relaxed);
+        // SAFETY: `print_at_exit` is a plain function valid for the life of the process (this
+        // library is never unloaded: it is preloaded).
+        unsafe { libc::atexit(report::print_at_exit) };
+    }
+}

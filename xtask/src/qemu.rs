@@ -1,0 +1,120 @@
+//! `cargo xtask qemu` and the `qemu` lane of `cargo xtask test`: the bare-metal test kernels
+//! of `qemu-tests/`, booted under `qemu-system-x86_64` and `qemu-system-aarch64 -M virt`.
+//!
+//! Each kernel is a `harness = false` test; the cargo runner scripts in `qemu-tests/runner/`
+//! boot it under a timeout and pass only on the explicit success exit code (33). The crate is
+//! its own workspace (excluded from the root one), so it is built from its own directory, where
+//! its `.cargo/config.toml` names the runners and the static relocation model.
+use std::process::Command;
+
+use crate::util::{ensure_debian_packages, root, run};
+
+/// The targets every kernel runs on.
+const TARGETS: &[&str] = &["x86_64-unknown-none", "aarch64-unknown-none"];
+
+/// `cargo xtask qemu [KERNEL...]`: every kernel (or the named ones) on both architectures.
+pub fn run_cmd(kernels: &[String]) -> Result<(), String> {
+    ensure_debian_packages(&["qemu-system-x86", "qemu-system-arm"])?;
+    for target in TARGETS {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(root().join("qemu-tests"))
+            .args(["test", "--target", target]);
+        for k in kernels {
+            cmd.args(["--test", k]);
+        }
+        run(cmd)?;
+    }
+    Ok(())
+}
+
+/// The `qemu` lane: lint the bare-metal code for its real targets (the workspace's `clippy` lane
+/// only sees kiln-bare's host build), then run all kernels on both architectures.
+pub fn lane() -> Result<(), String> {
+    let cargo = || Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let mut fmt = cargo();
+    fmt.current_dir(root().join("qemu-tests"))
+        .args(["fmt", "--check"]);
+    run(fmt)?;
+    for target in TARGETS {
+        let mut bare = cargo();
+        bare.current_dir(root()).args([
+            "clippy",
+            "-p",
+            "kiln-bare",
+            "--no-deps",
+            "--target",
+            target,
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        run(bare)?;
+        // Once as the kernels are run, once per must_fail mode (its code differs by feature).
+        let modes = MUST_FAIL
+            .iter()
+            .map(|(mode, _)| format!("must-fail-{mode}"));
+        for features in std::iter::once(String::new()).chain(modes) {
+            let mut kernels = cargo();
+            kernels
+                .current_dir(root().join("qemu-tests"))
+                .args(["clippy", "--lib", "--tests", "--target", target])
+                .args(["--features", &features, "--", "-D", "warnings"]);
+            run(kernels)?;
+        }
+    }
+    run_cmd(&[])?;
+    aarch64_el2_max()?;
+    must_fail()
+}
+
+/// The aarch64 kernels that touch the boot path, the MMU and SMP once more on a different
+/// machine: `-cpu max` entered at EL2 (`virtualization=on`: the drop to EL1, PSCI over `smc`).
+fn aarch64_el2_max() -> Result<(), String> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root().join("qemu-tests"))
+        .args(["test", "--target", "aarch64-unknown-none"])
+        .args([
+            "--test", "boot", "--test", "exec", "--test", "smp_lock", "--test", "smp_heap",
+        ])
+        .env("KILN_QEMU_CPU", "max")
+        .env("KILN_QEMU_MACHINE", "virt,virtualization=on");
+    run(cmd)
+}
+
+/// Ways the `must_fail` kernel fails, and what its run must print.
+const MUST_FAIL: &[(&str, &str)] = &[
+    ("panic", "[kiln-bare] PANIC on CPU 0: panicked at"),
+    ("fault", "[kiln-bare] EXCEPTION"),
+    ("verdict", "[kiln-bare] FAILED: deliberate Err verdict"),
+    ("hang", "FAIL (timeout)"),
+];
+
+/// Boots the `must_fail` kernel in each mode on both architectures: every run must be reported
+/// as a failure, with the expected message. This is what shows a broken kernel cannot pass.
+fn must_fail() -> Result<(), String> {
+    for target in TARGETS {
+        for (mode, marker) in MUST_FAIL {
+            let feature = format!("must-fail-{mode}");
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            cmd.current_dir(root().join("qemu-tests"))
+                .args(["test", "--target", target, "--features", &feature])
+                .args(["--test", "must_fail"])
+                .env("KILN_QEMU_TIMEOUT", "5");
+            eprintln!("+ {cmd:?} (must fail)");
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                return Err(format!("{target} must_fail ({mode}) passed:\n{text}"));
+            }
+            if !text.contains(marker) {
+                return Err(format!(
+                    "{target} must_fail ({mode}) failed without `{marker}`:\n{text}"
+                ));
+            }
+            eprintln!("qemu {target} must_fail ({mode}): failed as it must (`{marker}`)");
+        }
+    }
+    Ok(())
+}
