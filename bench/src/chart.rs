@@ -3,6 +3,7 @@
 //! Throughput uses a log scale (the slowest peers are orders of magnitude behind).
 use crate::report::{axes, Row};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// What a chart plots.
@@ -102,9 +103,11 @@ fn draw_panel(area: &Area, bench: &str, metric: Metric, values: &[Option<f64>]) 
                 .disable_x_mesh()
                 .x_labels(n as usize)
                 .x_label_formatter(&|_| String::new())
+                .y_labels(6)
                 .y_desc("Mops/s")
                 .draw()?;
-            chart.draw_series(bars.map(|(i, v)| bar(i, floor, v)))?;
+            chart.draw_series(bars.clone().map(|(i, v)| bar(i, floor, v)))?;
+            chart.draw_series(bars.map(|(i, v)| label(i, v)))?;
         }
         Metric::Peak => {
             let mut chart = builder.build_cartesian_2d((0..n).into_segmented(), 0.0..max * 1.1)?;
@@ -115,7 +118,8 @@ fn draw_panel(area: &Area, bench: &str, metric: Metric, values: &[Option<f64>]) 
                 .x_label_formatter(&|_| String::new())
                 .y_desc("MiB")
                 .draw()?;
-            chart.draw_series(bars.map(|(i, v)| bar(i, 0.0, v)))?;
+            chart.draw_series(bars.clone().map(|(i, v)| bar(i, 0.0, v)))?;
+            chart.draw_series(bars.map(|(i, v)| label(i, v)))?;
         }
     }
     Ok(())
@@ -131,4 +135,18 @@ fn bar(i: u32, base: f64, v: f64) -> Rectangle<(SegmentValue<u32>, f64)> {
     );
     r.set_margin(0, 0, 4, 4);
     r
+}
+
+/// The bar's value written just above it (log axes have few labels).
+fn label(i: u32, v: f64) -> Text<'static, (SegmentValue<u32>, f64), String> {
+    let text = if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let style =
+        TextStyle::from(("sans-serif", 10).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
+    Text::new(text, (SegmentValue::CenterOf(i), v), style)
 }

@@ -67,7 +67,7 @@ struct AllocArgs {
     /// Only these allocators (comma-separated, exact names).
     #[arg(long, value_delimiter = ',')]
     alloc: Vec<String>,
-    /// Timed runs per pair (default 5, or 3 with --quick).
+    /// Timed runs per pair (default 3).
     #[arg(long)]
     runs: Option<usize>,
     /// Where alloc.json and the SVGs go.
@@ -220,11 +220,12 @@ fn run_alloc(args: AllocArgs) -> Result<(), String> {
     println!("{}", report::ratios(&rows));
     println!("{}", report::target_report(&rows));
     println!(
-        "Wrote {}, alloc.svg and alloc_peak.svg in {} ({} rows, {:.0} s{}).",
+        "Wrote {}, alloc.svg and alloc_peak.svg in {} ({} rows, {:.0} s wall, {:.0} s CPU{}).",
         json.display(),
         args.out.display(),
         rows.len(),
         started.elapsed().as_secs_f64(),
+        cpu_seconds(),
         if args.quick {
             ", --quick: not a measurement"
         } else {
@@ -232,6 +233,22 @@ fn run_alloc(args: AllocArgs) -> Result<(), String> {
         }
     );
     Ok(())
+}
+
+/// CPU time (user + system) of this process and its finished children, in seconds: the wall
+/// time on an idle machine is about this much over the cores the workloads use.
+fn cpu_seconds() -> f64 {
+    let secs = |who| {
+        // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a valid, writable rusage.
+        if unsafe { libc::getrusage(who, &mut u) } != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    };
+    secs(libc::RUSAGE_SELF) + secs(libc::RUSAGE_CHILDREN)
 }
 
 /// One workload for every allocator: timed runs round-robin, then one peak child each.

@@ -29,8 +29,8 @@ pub struct Settings {
 impl Settings {
     pub const FULL: Settings = Settings {
         divisor: 1,
-        runs: 5,
-        limit: Duration::from_secs(3),
+        runs: 3,
+        limit: Duration::from_millis(1500),
     };
     pub const QUICK: Settings = Settings {
         divisor: 50,

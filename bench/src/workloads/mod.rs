@@ -168,3 +168,52 @@ pub fn layout(size: usize) -> Layout {
 pub fn out_of_memory(size: usize, done: u64) -> String {
     format!("allocator returned null for {size} bytes after {done} ops (out of memory)")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocators;
+
+    /// Every workload runs on every allocator, counts its ops and returns (no hang, no crash,
+    /// no out-of-memory on a 1 GiB arena).
+    #[test]
+    fn every_workload_runs_on_every_allocator() {
+        for spec in allocators::ALL {
+            for w in ALL {
+                let a = (spec.make)().unwrap();
+                let mut probed = 0;
+                let o = (w.run)(&a, Budget::new(4000, Duration::from_secs(20)), &mut || {
+                    probed += 1
+                })
+                .unwrap_or_else(|e| panic!("{}/{}: {e}", w.name, spec.name));
+                assert_eq!(probed, 1, "{}/{}: probe calls", w.name, spec.name);
+                assert!(
+                    o.ops >= 2000 && o.ops <= 4000,
+                    "{}/{}: {o:?}",
+                    w.name,
+                    spec.name
+                );
+                assert!(o.secs > 0.0);
+            }
+        }
+    }
+
+    /// A run whose deadline has already passed stops at once with a valid (maybe empty) outcome;
+    /// the multi-threaded ones must not leave a thread waiting forever.
+    #[test]
+    fn an_expired_deadline_stops_every_workload() {
+        let a = (allocators::by_name("glibc").unwrap().make)().unwrap();
+        for w in ALL {
+            let o = (w.run)(&a, Budget::new(1 << 40, Duration::ZERO), &mut || {}).unwrap();
+            assert!(o.ops < 1 << 20, "{}: {o:?}", w.name);
+        }
+    }
+
+    #[test]
+    fn xorshift32_matches_the_c_loop() {
+        // The first outputs of Marsaglia's xorshift32 from seed 2463534242 (as in random_mixed.c).
+        let mut r = XorShift32::new();
+        assert_eq!(r.next_u32(), 723_471_715);
+        assert_eq!(r.next_u32(), 2_497_366_906);
+    }
+}

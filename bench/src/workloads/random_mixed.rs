@@ -81,7 +81,7 @@ fn churn(
 ) -> Result<u64, String> {
     let ws = slots.len() as u32;
     for done in 0..ops {
-        if done % CHECK_EVERY == 0 && budget.expired() {
+        if done.is_multiple_of(CHECK_EVERY) && budget.expired() {
             return Ok(done);
         }
         let r = rng.next_u32();

@@ -88,7 +88,7 @@ fn produce(
 ) -> Result<u64, String> {
     let mut rng = XorShift32::new();
     for done in 0..blocks {
-        if done % CHECK_EVERY == 0 && budget.expired() {
+        if done.is_multiple_of(CHECK_EVERY) && budget.expired() {
             return Ok(done);
         }
         let r = rng.next_u32();
@@ -208,7 +208,7 @@ fn larson_round(
     rng: &mut XorShift32,
 ) -> Result<(u64, bool), String> {
     for i in 0..iters {
-        if i % CHECK_EVERY == 0 && budget.expired() {
+        if i.is_multiple_of(CHECK_EVERY) && budget.expired() {
             return Ok((2 * i, true));
         }
         let r = rng.next_u32();
