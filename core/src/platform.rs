@@ -37,6 +37,12 @@ pub unsafe trait MemorySource: Sync {
     /// afterwards. Must not allocate through kiln.
     unsafe fn release(&self, base: *mut u8, count: usize);
 
+    /// Whether freshly reserved memory reads as zero (capability; default no). Lets `calloc` of a
+    /// huge block skip clearing memory the platform already cleared.
+    fn zeroed(&self) -> bool {
+        false
+    }
+
     /// Whether [`decommit`](Self::decommit) returns physical memory (capability; default no).
     fn can_decommit(&self) -> bool {
         false

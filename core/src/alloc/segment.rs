@@ -344,6 +344,11 @@ impl Pool {
         }
     }
 
+    /// Whether a huge block (always fresh from the platform) already reads as zero.
+    pub fn huge_blocks_are_zeroed(&self) -> bool {
+        self.source.zeroed()
+    }
+
     /// Segments reserved from the platform and not yet given back (cached ones included).
     pub fn segments_in_use(&self) -> usize {
         self.segments_in_use.load(Ordering::Relaxed)
@@ -472,10 +477,20 @@ impl Pool {
         }
     }
 
-    /// Runs `f` with the pool's lock held (for a port's fork handlers: no other thread can be
-    /// inside the pool while `f` runs).
-    pub fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
-        let _guard = self.lists.lock();
-        f()
+    /// Takes the pool's lock and keeps it (for a port's `fork` prepare handler: the child must
+    /// not inherit a lock some other thread held). Pair with [`unlock_after_fork`](Self::unlock_after_fork).
+    pub fn lock_for_fork(&self) {
+        core::mem::forget(self.lists.lock());
+    }
+
+    /// Releases the lock taken by [`lock_for_fork`](Self::lock_for_fork), in the parent and in
+    /// the child after `fork`.
+    ///
+    /// # Safety
+    /// The calling thread took the lock with `lock_for_fork` (in the child: the forking thread,
+    /// which is the only thread there).
+    pub unsafe fn unlock_after_fork(&self) {
+        // SAFETY: held by `lock_for_fork` (caller), whose guard was forgotten.
+        unsafe { self.lists.force_unlock() };
     }
 }

@@ -270,6 +270,25 @@ pub fn snapshot() -> Stats {
     Stats::default()
 }
 
+/// Takes the retired-page ring's lock and keeps it (for a `fork` prepare handler; no-op without
+/// the `stats` feature). Pair with [`unlock_after_fork`].
+pub fn lock_for_fork() {
+    #[cfg(feature = "stats")]
+    core::mem::forget(imp::RETIRED.lock());
+}
+
+/// Releases the lock taken by [`lock_for_fork`].
+///
+/// # Safety
+/// The calling thread took it with [`lock_for_fork`].
+pub unsafe fn unlock_after_fork() {
+    // SAFETY: held by `lock_for_fork` (caller), whose guard was forgotten.
+    #[cfg(feature = "stats")]
+    unsafe {
+        imp::RETIRED.force_unlock()
+    };
+}
+
 /// The most recently retired pages' summaries (up to 64, oldest first); calls `f` for each.
 pub fn for_each_retired_page(mut _f: impl FnMut(&PageSummary)) {
     #[cfg(feature = "stats")]

@@ -2,12 +2,11 @@
 //! report. It runs after libc is initialised and before `main`; any allocation before it is
 //! already served by kiln (kiln sets itself up lazily on first use).
 //!
-//! `fork`: kiln's only locks are the segment pool's (`kiln::alloc::segment::Pool`) and
-//! `kiln_std`'s fallback heap for exiting threads. A `pthread_atfork` prepare handler has to take
-//! them and the parent/child handlers release them; `kiln_std` does not expose a lock/unlock pair
-//! for that yet (only `Pool::locked(f)`, which cannot stay held across `fork`), so no handler is
-//! registered and a fork that happens while another thread holds the pool lock can leave the
-//! child waiting on it. See the README's LD_PRELOAD section.
+//! `fork`: kiln-std registers `pthread_atfork` handlers on the first allocation of the process
+//! (`kiln_std::register_fork_handlers`): the prepare handler takes kiln's locks (the fallback
+//! heap's, the segment pool's, the stats ring's) and the parent/child handlers release them, so a
+//! child never inherits a lock another thread held. `platform/std/tests/fork.rs` proves it with a
+//! thread holding the pool lock across `fork`.
 use core::sync::atomic::Ordering::Relaxed;
 
 use crate::report;

@@ -75,6 +75,10 @@ unsafe impl MemorySource for MmapSource {
         unsafe { libc::munmap(base.cast(), count * SEGMENT_SIZE) };
     }
 
+    fn zeroed(&self) -> bool {
+        true // fresh anonymous mappings are zero-filled
+    }
+
     fn can_decommit(&self) -> bool {
         true
     }
@@ -171,6 +175,7 @@ fn with_heap_cold<R>(local: &Local, f: impl FnOnce(&mut Heap) -> R) -> R {
             // a usable heap rather than recurse here.
             local.state.set(State::Active);
             EXIT_HOOK.with(|_| {});
+            register_fork_handlers();
             // SAFETY: as in `with_heap`.
             f(unsafe { &mut *local.heap.get() })
         }
@@ -182,6 +187,34 @@ fn with_heap_cold<R>(local: &Local, f: impl FnOnce(&mut Heap) -> R) -> R {
     }
 }
 
+static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Registers `pthread_atfork` handlers once per process, so a child never inherits a kiln lock
+/// that another thread of the parent held at the moment of `fork`. Lock order: the fallback heap,
+/// then the pool, then the stats ring (the order in which kiln's own paths nest them).
+fn register_fork_handlers() {
+    if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
+        return;
+    }
+    extern "C" fn prepare() {
+        core::mem::forget(FALLBACK.lock());
+        POOL.lock_for_fork();
+        kiln::alloc::stats::lock_for_fork();
+    }
+    extern "C" fn release() {
+        // SAFETY: `prepare` ran on this thread (parent) or on the thread that became the child's
+        // only thread, and took exactly these locks.
+        unsafe {
+            kiln::alloc::stats::unlock_after_fork();
+            POOL.unlock_after_fork();
+            FALLBACK.force_unlock();
+        }
+    }
+    // SAFETY: plain functions valid for the life of the process. Registration may allocate;
+    // the flag above stops a re-entrant call from registering twice.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
+}
+
 /// Allocates `size` bytes aligned to `align` from the calling thread's heap; null when out of
 /// memory or when `align` is not a power of two.
 #[inline(always)]
@@ -189,10 +222,13 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     ThreadSlot.with_heap(|h| h.alloc(size, align))
 }
 
-/// Like [`alloc`], zero-filled.
+/// Like [`alloc`], zero-filled. Huge blocks come straight from fresh mappings, which are zero
+/// already, so only page-backed blocks are cleared.
 pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
     let p = alloc(size, align);
-    if !p.is_null() {
+    let fresh_zero =
+        size > kiln::alloc::size_class::MAX_CLASS_SIZE && POOL.huge_blocks_are_zeroed();
+    if !p.is_null() && !fresh_zero {
         // SAFETY: `p` is a fresh block of at least `size` bytes.
         unsafe { ptr::write_bytes(p, 0, size) };
     }
