@@ -344,7 +344,8 @@ impl Pool {
         }
     }
 
-    /// Whether a huge block (always fresh from the platform) already reads as zero.
+    /// Whether a huge block of more than one segment (always fresh from the platform; spans of
+    /// one may come from the cache) already reads as zero.
     pub fn huge_blocks_are_zeroed(&self) -> bool {
         self.source.zeroed()
     }
@@ -401,13 +402,15 @@ impl Pool {
         self.reserve(SegmentKind::Pages, 1)
     }
 
-    /// Takes back an empty segment of pages: cached, or returned to the platform.
+    /// Takes back an empty single segment (of pages, or a huge span of one): cached, or returned
+    /// to the platform. A cached segment's header is reset to an empty pages segment.
     ///
     /// # Safety
-    /// `seg` is an empty pages segment on no list.
+    /// `seg` is a single empty segment on no list; nothing in it is used any more.
     pub(crate) unsafe fn free_segment(&self, seg: *mut Segment) {
-        // SAFETY: caller guarantees `seg` is a valid, empty segment.
-        unsafe { (*seg).owner.store(ptr::null_mut(), Ordering::Relaxed) };
+        // SAFETY: caller guarantees `seg` is one valid, unused segment; re-initialising its header
+        // keeps the cookie and map bit (still ours) and makes it an empty pages segment.
+        unsafe { Segment::init(seg.cast(), SegmentKind::Pages, 1) };
         {
             let mut lists = self.lists.lock();
             if lists.cache.len < CACHE_MAX {
@@ -420,18 +423,35 @@ impl Pool {
         unsafe { self.release(seg) };
     }
 
-    /// Reserves a huge span of `span` segments.
+    /// A huge span of `span` segments. A span of one reuses a cached segment when there is one,
+    /// so a table or buffer that grows past the largest class and shrinks again does not cost an
+    /// mmap/munmap pair each time.
     pub(crate) fn new_huge(&self, span: usize) -> *mut Segment {
+        if span == 1 {
+            let cached = self.lists.lock().cache.pop();
+            if !cached.is_null() {
+                // SAFETY: a cached segment is empty and ours alone now.
+                unsafe { (*cached).kind = SegmentKind::Huge };
+                return cached;
+            }
+        }
         self.reserve(SegmentKind::Huge, span)
     }
 
-    /// Returns a huge span to the platform.
+    /// Takes back a huge span: a span of one goes to the cache like an empty segment, larger
+    /// ones straight back to the platform.
     ///
     /// # Safety
     /// `seg` is a huge segment whose block is no longer used.
     pub(crate) unsafe fn free_huge(&self, seg: *mut Segment) {
-        // SAFETY: forwarded.
-        unsafe { self.release(seg) }
+        // SAFETY: valid header (caller); either path takes the whole, unused span.
+        unsafe {
+            if (*seg).span_segments == 1 {
+                self.free_segment(seg);
+            } else {
+                self.release(seg);
+            }
+        }
     }
 
     /// Parks a segment whose heap went away.

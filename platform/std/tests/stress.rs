@@ -90,3 +90,23 @@ fn all_to_all() {
     kiln_std::collect();
     kiln_std::check().unwrap();
 }
+
+#[test]
+fn zeroed_allocations_are_zero_even_when_memory_is_reused() {
+    for round in 0..4 {
+        for size in [100, 5000, 100_000, 300_000, 1_500_000, 3_000_000] {
+            let p = kiln_std::alloc(size, 8);
+            // SAFETY: fresh block of `size` bytes; dirty it, then free it for reuse.
+            unsafe {
+                std::ptr::write_bytes(p, 0xEE, size);
+                kiln_std::free(p).unwrap();
+            }
+            let z = kiln_std::alloc_zeroed(size, 8);
+            // SAFETY: fresh block of `size` bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(z, size) };
+            assert!(bytes.iter().all(|&b| b == 0), "round {round}: {size}-byte calloc not zero");
+            // SAFETY: live, freed once.
+            unsafe { kiln_std::free(z) }.unwrap();
+        }
+    }
+}
