@@ -112,5 +112,7 @@ pub fn smoke() -> Result<(), String> {
             return Err(format!("{} is not the chart of the run", path.display()));
         }
     }
-    Ok(())
+    // The harness's own tests (every workload on every allocator), in the release build the
+    // smoke run just made, so the host lane need not build jemalloc and friends in debug.
+    run(cargo(&["test", "--release", "-p", "kiln-bench"]))
 }

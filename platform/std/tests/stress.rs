@@ -104,7 +104,10 @@ fn zeroed_allocations_are_zero_even_when_memory_is_reused() {
             let z = kiln_std::alloc_zeroed(size, 8);
             // SAFETY: fresh block of `size` bytes.
             let bytes = unsafe { std::slice::from_raw_parts(z, size) };
-            assert!(bytes.iter().all(|&b| b == 0), "round {round}: {size}-byte calloc not zero");
+            assert!(
+                bytes.iter().all(|&b| b == 0),
+                "round {round}: {size}-byte calloc not zero"
+            );
             // SAFETY: live, freed once.
             unsafe { kiln_std::free(z) }.unwrap();
         }
