@@ -87,10 +87,8 @@ mod imp {
     use super::*;
 
     pub(super) struct Counters {
-        pub fast_alloc: AtomicU64,
         pub slow_alloc: AtomicU64,
         pub huge_alloc: AtomicU64,
-        pub local_free: AtomicU64,
         pub remote_free: AtomicU64,
         pub huge_free: AtomicU64,
         pub class_alloc: [AtomicU64; CLASS_COUNT],
@@ -105,10 +103,8 @@ mod imp {
     }
 
     pub(super) static C: Counters = Counters {
-        fast_alloc: AtomicU64::new(0),
         slow_alloc: AtomicU64::new(0),
         huge_alloc: AtomicU64::new(0),
-        local_free: AtomicU64::new(0),
         remote_free: AtomicU64::new(0),
         huge_free: AtomicU64::new(0),
         class_alloc: [const { AtomicU64::new(0) }; CLASS_COUNT],
@@ -127,7 +123,8 @@ mod imp {
 
     pub(super) fn add_live(bytes: i64) {
         let now = C.live_bytes.fetch_add(bytes, Relaxed) + bytes;
-        if bytes > 0 {
+        // A plain load first: the read-modify-write is only needed when a new peak is reached.
+        if bytes > 0 && now > C.peak_bytes.load(Relaxed) {
             C.peak_bytes.fetch_max(now, Relaxed);
         }
     }
@@ -141,13 +138,13 @@ mod imp {
     }
 }
 
+/// Fast-path allocation. Only the per-class counter and live bytes are touched here: the
+/// fast-path total is derived in `snapshot` (sum of class counts minus slow-path ones), which
+/// saves an atomic read-modify-write per allocation.
 #[inline(always)]
 pub(crate) fn fast_alloc(_class: usize) {
     #[cfg(feature = "stats")]
-    {
-        imp::inc(&imp::C.fast_alloc);
-        count_alloc(_class);
-    }
+    count_alloc(_class);
 }
 
 #[inline(always)]
@@ -183,11 +180,11 @@ pub(crate) fn huge_free(_size: usize) {
     }
 }
 
+/// Owner's free. The local total is derived in `snapshot` (class frees minus remote ones).
 #[inline(always)]
 pub(crate) fn local_free(_class: usize, _block_size: usize) {
     #[cfg(feature = "stats")]
     {
-        imp::inc(&imp::C.local_free);
         imp::inc(&imp::C.class_free[_class]);
         imp::add_live(-(_block_size as i64));
     }
@@ -245,10 +242,8 @@ pub fn snapshot() -> Stats {
         use core::sync::atomic::Ordering::Relaxed;
         let c = &imp::C;
         let mut s = Stats {
-            fast_alloc: imp::load(&c.fast_alloc),
             slow_alloc: imp::load(&c.slow_alloc),
             huge_alloc: imp::load(&c.huge_alloc),
-            local_free: imp::load(&c.local_free),
             remote_free: imp::load(&c.remote_free),
             huge_free: imp::load(&c.huge_free),
             live_bytes: c.live_bytes.load(Relaxed).max(0) as u64,
@@ -264,6 +259,10 @@ pub fn snapshot() -> Stats {
             s.class_alloc[i] = imp::load(&c.class_alloc[i]);
             s.class_free[i] = imp::load(&c.class_free[i]);
         }
+        let class_allocs: u64 = s.class_alloc.iter().sum();
+        let class_frees: u64 = s.class_free.iter().sum();
+        s.fast_alloc = class_allocs.saturating_sub(s.slow_alloc);
+        s.local_free = class_frees.saturating_sub(s.remote_free);
         s
     }
     #[cfg(not(feature = "stats"))]
