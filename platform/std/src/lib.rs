@@ -174,7 +174,12 @@ fn with_heap_cold<R>(local: &Local, f: impl FnOnce(&mut Heap) -> R) -> R {
             // Active first: registering the hook may allocate, and that allocation must find
             // a usable heap rather than recurse here.
             local.state.set(State::Active);
-            EXIT_HOOK.with(|_| {});
+            if EXIT_HOOK.try_with(|_| {}).is_err() {
+                // First allocation during this thread's teardown: no exit hook can be registered
+                // any more, so the heap would never be abandoned. Use the shared one.
+                local.state.set(State::Exited);
+                return f(&mut FALLBACK.lock());
+            }
             register_fork_handlers();
             // SAFETY: as in `with_heap`.
             f(unsafe { &mut *local.heap.get() })

@@ -84,3 +84,18 @@ fn cross_thread_churn_stays_correct() {
         assert_eq!(keys, 512);
     }
 }
+
+/// A thread whose first allocation happens while its thread-locals are being destroyed (in a
+/// TLS destructor) must still be served (by the shared fallback heap), not abort.
+#[test]
+fn first_allocation_inside_a_tls_destructor_is_served() {
+    struct AllocOnDrop;
+    impl Drop for AllocOnDrop {
+        fn drop(&mut self) {
+            let v: Vec<u64> = (0..1000).collect();
+            assert_eq!(v.iter().sum::<u64>(), 499_500);
+        }
+    }
+    thread_local! { static LATE: AllocOnDrop = const { AllocOnDrop }; }
+    std::thread::spawn(|| LATE.with(|_| {})).join().unwrap();
+}
