@@ -2,9 +2,12 @@
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
 mod aarch64;
+mod bench_alloc;
+mod bench_jit;
 mod preload;
 mod test;
 mod util;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -16,8 +19,9 @@ fn main() -> ExitCode {
     };
     let result = match cmd {
         "test" => test::run(rest),
+        "bench" => bench(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test [LANE...]>");
+            println!("usage: cargo xtask <test [LANE...] | bench alloc [--quick] [--bench NAME,..] [--alloc NAME,..]>");
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
         }
@@ -31,5 +35,15 @@ fn main() -> ExitCode {
             eprintln!("xtask: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `cargo xtask bench WHAT [ARGS]`: each benchmark lives in its own file.
+fn bench(rest: &[String]) -> Result<(), String> {
+    let args: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["jit", more @ ..] => bench_jit::run(more),
+        ["alloc", ..] => bench_alloc::run_bench(&rest[1..]),
+        _ => Err("usage: cargo xtask bench <alloc|jit> (see xtask/src/bench_*.rs)".into()),
     }
 }

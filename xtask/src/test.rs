@@ -12,6 +12,8 @@ const LANES: &[(&str, LaneFn)] = &[
     ("host", host),
     ("no_std", no_std),
     ("preload", crate::preload::lane),
+    ("bench_smoke", crate::bench_alloc::smoke),
+    ("vm", crate::vm::lane),
     ("aarch64", crate::aarch64::lane),
 ];
 

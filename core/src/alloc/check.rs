@@ -148,7 +148,9 @@ fn check_segment(s: &Segment) -> Result<usize, CheckError> {
                     page as *const Page as usize,
                 );
             }
-            if d > 0 && s.pages[i + d].head_delta as usize != d {
+            if s.span_head[i + d] as usize != i
+                || (d > 0 && s.pages[i + d].head_delta as usize != d)
+            {
                 return fail(
                     "span continuation page has a wrong head offset",
                     page as *const Page as usize,

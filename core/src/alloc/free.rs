@@ -91,7 +91,7 @@ pub(crate) fn classify(p: *const u8) -> Result<Owner, FreeError> {
 /// # Safety
 /// `p` is null, or not used by the caller after this call. A foreign pointer is detected and
 /// reported (never written); a block of kiln's that is still in use by someone else is not.
-#[inline]
+#[inline(always)]
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     match classify(p) {
         Ok(Owner::Page { seg, page, block }) => {

@@ -47,7 +47,7 @@ pub use segment::Pool;
 ///
 /// # Safety
 /// See [`free::free`].
-#[inline]
+#[inline(always)]
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     // SAFETY: forwarded.
     unsafe { free::free(heap, p) }

@@ -163,6 +163,10 @@ impl Page {
         }
         // SAFETY: `b` is a free block of this page, so its first word is an encoded link.
         self.free = self.decode(unsafe { (*b).next });
+        // Clear the link: a block handed out must not look free to the double-free filter even
+        // if its user never overwrites the first word (the line is in cache: one store).
+        // SAFETY: as above; the block is now ours to hand out.
+        unsafe { (*b).next = 0 };
         self.used += 1;
         #[cfg(feature = "stats")]
         {
@@ -284,9 +288,10 @@ impl Page {
     pub(crate) fn block_index(&self, p: *const u8) -> Option<u32> {
         let off = (p as usize).wrapping_sub(self.start as usize);
         // Exact while off * block_size < 2^RECIP_SHIFT: off < 2^21 (a segment), size <= 2^18.
-        let idx = ((off as u64).wrapping_mul(self.recip) >> RECIP_SHIFT) as u32;
-        if off < self.capacity as usize * self.block_size {
-            Some(idx)
+        // An address below `start` wraps to a huge offset and fails the capacity test.
+        let idx = (off as u64).wrapping_mul(self.recip) >> RECIP_SHIFT;
+        if idx < self.capacity as u64 {
+            Some(idx as u32)
         } else {
             None
         }
@@ -328,18 +333,15 @@ impl Page {
         false
     }
 
-    /// Whether the word a freed block would hold decodes to a plausible list link: a cheap
-    /// filter that lets a double free be confirmed without walking lists on every free.
+    /// Whether the word a freed block would hold decodes to a plausible list link (null, or an
+    /// address in the same segment): a cheap filter, so a double free is confirmed by walking
+    /// the lists only for the rare live block whose first word happens to pass it.
     #[inline(always)]
     pub(crate) fn looks_free(&self, p: *mut u8) -> bool {
         // SAFETY: `p` is a block of this page, at least one word long.
         let word = unsafe { p.cast::<usize>().read() };
         let next = self.decode(word) as usize;
-        next == 0
-            || (next.wrapping_sub(self.start as usize) < self.capacity as usize * self.block_size
-                && self
-                    .block_index(next as *const u8)
-                    .is_some_and(|i| self.block_start(i) as usize == next))
+        next == 0 || (next ^ p as usize) < super::segment::SEGMENT_SIZE
     }
 
     /// Number of blocks on a list (for `check`).

@@ -69,6 +69,9 @@ pub struct Segment {
     /// Huge: bytes requested and the block's offset from the segment start.
     pub(crate) huge_size: usize,
     pub(crate) huge_offset: usize,
+    /// `span_head[i]`: index of the head page of the span page `i` belongs to (a byte table so
+    /// `page_of` needs no multiply to find the head).
+    pub(crate) span_head: [u8; PAGES_PER_SEGMENT],
     /// Links in the owner heap's segment list or in a pool list.
     pub(crate) next: *mut Segment,
     pub(crate) prev: *mut Segment,
@@ -100,6 +103,10 @@ impl Segment {
             ptr::addr_of_mut!((*seg).span_segments).write(span);
             ptr::addr_of_mut!((*seg).huge_size).write(0);
             ptr::addr_of_mut!((*seg).huge_offset).write(0);
+            let heads = ptr::addr_of_mut!((*seg).span_head).cast::<u8>();
+            for i in 0..PAGES_PER_SEGMENT {
+                heads.add(i).write(i as u8);
+            }
             ptr::addr_of_mut!((*seg).next).write(ptr::null_mut());
             ptr::addr_of_mut!((*seg).prev).write(ptr::null_mut());
             let pages = ptr::addr_of_mut!((*seg).pages).cast::<Page>();
@@ -133,9 +140,9 @@ impl Segment {
     /// The head page of the span holding `p`.
     #[inline(always)]
     pub(crate) fn page_of(&mut self, p: *const u8) -> *mut Page {
-        let i = self.page_index(p);
-        let head = i - self.pages[i].head_delta as usize;
-        &mut self.pages[head]
+        let head = self.span_head[self.page_index(p) & (PAGES_PER_SEGMENT - 1)] as usize;
+        // SAFETY: `span_head` entries are page indices below PAGES_PER_SEGMENT.
+        unsafe { self.pages.as_mut_ptr().add(head) }
     }
 
     /// Start and length of the area of a span starting at page `i`.
@@ -166,6 +173,7 @@ impl Segment {
         self.free_pages &= !(((1u64 << n) - 1) << i) as u32;
         for d in 1..n {
             self.pages[i + d].head_delta = d as u8;
+            self.span_head[i + d] = i as u8;
         }
         Some(i)
     }
@@ -175,6 +183,7 @@ impl Segment {
         let n = self.pages[i].span.max(1) as usize;
         for d in 0..n {
             self.pages[i + d] = Page::empty();
+            self.span_head[i + d] = (i + d) as u8;
         }
         self.free_pages |= (((1u64 << n) - 1) << i) as u32;
     }

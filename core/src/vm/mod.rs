@@ -1,1 +1,95 @@
-//! The bytecode VM: opcode table, verifier, interpreter, the .kl language.
+//! The bytecode VM: opcode table, verifier, interpreter, and the `.kl` language.
+//!
+//! # Glossary
+//!
+//! | term | meaning |
+//! |---|---|
+//! | value | a [`Value`]: nil, bool, int (i64), float (f64), or a reference to a heap string/array |
+//! | register / slot | one `Value` in the VM's register stack; a frame's register `r` is slot `base + r` |
+//! | frame | one active call: function, `base`, return PC; the entry function's base is 0 |
+//! | PC | index of a 32-bit code word within a function's code; instructions are 1 or 2 words |
+//! | loop header | the target of a backward jump (a jump to a lower or equal PC) |
+//! | constant pool | every literal and identifier of a program, interned once ([`Program::consts`]) |
+//! | fuel | prepaid instruction budget; see [`Vm`] |
+//!
+//! # Value representation
+//!
+//! A [`Value`] is a `#[repr(u64)]` enum of 16 bytes, so its layout is fixed (RFC 2195): bytes
+//! 0..8 are the tag word ([`value::TAG_NIL`] ..), bytes 8..16 the payload; there is no padding.
+//! Native code may read and write the scalar variants directly (store the tag word and the
+//! payload word).
+//! Heap variants hold an `Rc` pointer in the payload; overwriting a slot that holds one must drop
+//! that reference (decrement, maybe free), so a JIT either leaves such slots to the interpreter
+//! or calls back into Rust to drop them.
+//!
+//! ```text
+//!   Value (16 bytes)
+//!   +----------------+----------------------------------------------+
+//!   | tag (u64)      | payload (8 bytes, offset 8)                  |
+//!   +----------------+----------------------------------------------+
+//!     0 Nil            unused
+//!     1 Bool           0 / 1 in the first payload byte
+//!     2 Int            i64
+//!     3 Float          f64 bits
+//!     4 Str, 5 Array   pointer into the Rc allocation (the object; counts precede it)
+//! ```
+//!
+//! # Register stack and frames
+//!
+//! All frames share one `Vec<Value>`. A call `call A, C, f` places the callee's frame at the
+//! caller's register `A`: the arguments the caller left in `A .. A+C` are the callee's
+//! parameters `0 .. C`, and the callee's result comes back in the caller's `A`. The verifier
+//! ensures the caller keeps nothing live above `A` across the call.
+//!
+//! ```text
+//!  slot:  0                 base_g           base_g + A_g = base_f
+//!         |<-- main frame ----------------->|
+//!         | r0 | r1 | ... | r(A_g-1)        | r(A_g) .. (args, then callee temps)
+//!                           |<-- g's frame (base_g) ---------------------->|
+//!                                             |<-- f's frame (base_f) --------->|
+//!         the stack grows to the right; frames overlap exactly at the argument window
+//! ```
+//!
+//! # Where heap values are reclaimed (collection points)
+//!
+//! Heap objects are reference counted; an object is freed when its last reference is dropped,
+//! which happens only (1) when an instruction overwrites a register (`A = ...` of any op), (2) in
+//! `setidx` when an array element is replaced, (3) at `ret`/`retnil`, which clears every
+//! register of the returning frame, (4) when [`Vm::run`] finishes and clears the stack. Pure
+//! numeric instructions on numeric registers never free anything. Cycles (an array inside itself)
+//! are not reclaimed; they stay charged to the memory cap.
+//!
+//! # JIT hooks
+//!
+//! [`VmConfig::jit_threshold`] turns on counting of backward jumps per loop-header PC;
+//! [`LoopHook::hot_loop`] is called when a header's count reaches the threshold, with the
+//! frame's registers. [`Vm::slot`]/[`Vm::slot_mut`] access slots by index.
+pub mod arith;
+pub mod builtins;
+pub mod bytecode;
+pub mod error;
+pub mod interp;
+pub mod lang;
+pub mod program;
+pub mod value;
+pub mod verify;
+
+pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
+pub use interp::{HotLoop, LoopHook, Vm, VmConfig};
+pub use program::{Const, Function, Program};
+pub use value::Value;
+
+use core::fmt::Write;
+
+/// Compiles, verifies and runs `src` with `config`; `print` writes to `out`.
+pub fn run_source(
+    src: &str,
+    args: &[&str],
+    config: VmConfig,
+    out: &mut dyn Write,
+) -> Result<Value, Error> {
+    let prog = lang::compile(src)?;
+    let mut vm = Vm::new(&prog, config)?;
+    vm.set_args(args)?;
+    Ok(vm.run(out, None)?)
+}

@@ -184,7 +184,7 @@ fn with_heap_cold<R>(local: &Local, f: impl FnOnce(&mut Heap) -> R) -> R {
 
 /// Allocates `size` bytes aligned to `align` from the calling thread's heap; null when out of
 /// memory or when `align` is not a power of two.
-#[inline]
+#[inline(always)]
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
     ThreadSlot.with_heap(|h| h.alloc(size, align))
 }
@@ -204,10 +204,14 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 ///
 /// # Safety
 /// If `p` is a live kiln block, nobody uses it after this call.
-#[inline]
+#[inline(always)]
 pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
-    // SAFETY: forwarded (caller).
-    ThreadSlot.with_heap(|h| unsafe { kiln::alloc::free(h, p) })
+    #[inline(always)]
+    fn free_in(h: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
+        // SAFETY: forwarded from `free` (caller).
+        unsafe { kiln::alloc::free(h, p) }
+    }
+    ThreadSlot.with_heap(|h| free_in(h, p))
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]); null on

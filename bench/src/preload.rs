@@ -1,0 +1,125 @@
+//! random-mixed in C through LD_PRELOAD: each malloc is a separate process running
+//! `bench/c/random_mixed.c` (built by `cargo xtask bench alloc`), which times its own loop and
+//! reports its own peak RSS (same reset-then-VmHWM method as the in-process children).
+use crate::workloads::Outcome;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The LD_PRELOAD rows' workloads: (name, working-set size).
+pub const WORKLOADS: &[(&str, u32)] = &[("c-random-mixed-400", 400), ("c-random-mixed-8192", 8192)];
+/// Timed ops of a full C run.
+pub const OPS: u64 = 20_000_000;
+
+/// A malloc to preload: its name and the library (None = the C library's own malloc).
+pub struct Malloc {
+    pub name: &'static str,
+    pub lib: Option<PathBuf>,
+}
+
+/// Where Debian puts shared libraries.
+const LIB_DIRS: &[&str] = &[
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+];
+
+fn find_lib(file: &str) -> Option<PathBuf> {
+    LIB_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(file))
+        .find(|p| p.exists())
+}
+
+/// The mallocs to run, and a note for each one that has to be skipped (never replaced).
+pub fn mallocs(kiln_lib: Option<&Path>) -> (Vec<Malloc>, Vec<String>) {
+    let mut found = vec![Malloc {
+        name: "glibc",
+        lib: None,
+    }];
+    let mut notes = Vec::new();
+    let debian = [
+        ("mimalloc", "libmimalloc.so.2", "libmimalloc2.0"),
+        ("jemalloc", "libjemalloc.so.2", "libjemalloc2"),
+        (
+            "tcmalloc",
+            "libtcmalloc_minimal.so.4",
+            "libtcmalloc-minimal4",
+        ),
+    ];
+    for (name, file, pkg) in debian {
+        match find_lib(file) {
+            Some(lib) => found.push(Malloc {
+                name,
+                lib: Some(lib),
+            }),
+            None => notes.push(format!(
+                "LD_PRELOAD {name}: skipped, {file} not found (Debian package {pkg})"
+            )),
+        }
+    }
+    match kiln_lib {
+        Some(lib) if lib.exists() => found.insert(
+            0,
+            Malloc {
+                name: "kiln",
+                lib: Some(lib.to_path_buf()),
+            },
+        ),
+        _ => notes.push(
+            "LD_PRELOAD kiln: skipped, libkiln.so not built (cargo build --release -p kiln-preload)"
+                .into(),
+        ),
+    }
+    (found, notes)
+}
+
+/// One run of the C loop; returns the outcome and the peak in KiB.
+pub fn run(c_bin: &Path, m: &Malloc, ops: u64, ws: u32) -> Result<(Outcome, u64), String> {
+    let mut cmd = Command::new(c_bin);
+    cmd.arg(ops.to_string()).arg(ws.to_string());
+    // Never inherit a preload from our own environment: glibc must be glibc.
+    cmd.env_remove("LD_PRELOAD");
+    if let Some(lib) = &m.lib {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", c_bin.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "{} under {} failed ({}): {}",
+            c_bin.display(),
+            m.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    parse(&text).ok_or_else(|| format!("cannot parse the C loop's output `{}`", text.trim()))
+}
+
+/// Parses `ops=N secs=S peak_kib=K`.
+fn parse(text: &str) -> Option<(Outcome, u64)> {
+    let field = |key: &str| {
+        text.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    };
+    let ops = field("ops")?.parse().ok()?;
+    let secs = field("secs")?.parse().ok()?;
+    let peak = field("peak_kib")?.parse().ok()?;
+    Some((Outcome { ops, secs }, peak))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn parses_the_c_loops_line() {
+        let (o, peak) = parse("ops=20000000 secs=0.5 peak_kib=68\n").unwrap();
+        assert_eq!((o.ops, o.secs, peak), (20_000_000, 0.5, 68));
+        assert!(parse("ops=1 secs=x peak_kib=2").is_none());
+        assert!(parse("garbage").is_none());
+    }
+}

@@ -1,0 +1,170 @@
+//! The workloads: each drives an allocator through `&dyn GlobalAlloc` and reports how many
+//! operations it timed and how long they took.
+//!
+//! Glossary:
+//! - op: one allocator call the workload counts (an alloc, a free, or a realloc; see each
+//!   workload's doc for exactly what it counts).
+//! - budget: the op count a run aims for, and a deadline after which it stops early so that slow
+//!   allocators (linked_list on large working sets) finish in time. Throughput is ops/s over the
+//!   ops actually timed, so a run cut short by its deadline is still an honest rate; the table
+//!   prints the timed op count beside it.
+//! - probe: called once when the workload's own bookkeeping (slot tables, rings) is set up and
+//!   before its first call into the allocator, so the peak-memory child takes its baseline there:
+//!   the peak then covers everything the allocator maps for the workload, prefault included.
+//!
+//! Invariant: every workload frees every block it allocated before it returns, error or not.
+mod churn;
+mod random_mixed;
+mod threads;
+
+use crate::allocators::Instance;
+use std::alloc::Layout;
+use std::time::{Duration, Instant};
+
+/// How much work one run does.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Ops to time (the untimed prefault pass of random-mixed is a tenth of this).
+    pub ops: u64,
+    /// How long one phase (set-up or timed part) may take.
+    pub limit: Duration,
+    /// The current phase stops at this point even if it has not reached `ops`.
+    pub deadline: Instant,
+}
+
+impl Budget {
+    /// `ops` ops, or as many as fit in `limit` from now.
+    pub fn new(ops: u64, limit: Duration) -> Self {
+        Self {
+            ops,
+            limit,
+            deadline: Instant::now() + limit,
+        }
+    }
+    /// The same budget with a fresh deadline, for the next phase.
+    pub fn restart(&self) -> Self {
+        Self::new(self.ops, self.limit)
+    }
+    /// True once the deadline has passed (callers check every [`CHECK_EVERY`] ops).
+    pub fn expired(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+}
+
+/// How often (in ops) a loop looks at the clock: rare enough to cost nothing measurable.
+pub const CHECK_EVERY: u64 = 1024;
+
+/// What one run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome {
+    /// Ops in the timed part.
+    pub ops: u64,
+    /// Seconds the timed part took.
+    pub secs: f64,
+}
+
+impl Outcome {
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs.max(1e-9)
+    }
+}
+
+/// Called before the workload's first allocator call (see the module doc).
+pub type Probe<'a> = &'a mut dyn FnMut();
+
+/// One workload.
+pub struct Workload {
+    /// Its name in tables, JSON and filters.
+    pub name: &'static str,
+    /// Ops of a full run.
+    pub ops: u64,
+    /// Runs it.
+    pub run: fn(&Instance, Budget, Probe) -> Result<Outcome, String>,
+}
+
+/// Every in-process workload, in table order.
+pub const ALL: &[Workload] = &[
+    Workload {
+        name: "random-mixed-400",
+        ops: 5_000_000,
+        run: |a, b, p| random_mixed::run(a, b, p, 400, random_mixed::small_size),
+    },
+    Workload {
+        name: "random-mixed-8192",
+        ops: 5_000_000,
+        run: |a, b, p| random_mixed::run(a, b, p, 8192, random_mixed::small_size),
+    },
+    Workload {
+        name: "random-mixed-100000",
+        ops: 5_000_000,
+        run: |a, b, p| random_mixed::run(a, b, p, 100_000, random_mixed::small_size),
+    },
+    Workload {
+        name: "mid-large-8192",
+        ops: 5_000_000,
+        run: |a, b, p| random_mixed::run(a, b, p, 8192, random_mixed::mid_large_size),
+    },
+    Workload {
+        name: "producer-consumer",
+        ops: 4_000_000,
+        run: threads::producer_consumer,
+    },
+    Workload {
+        name: "larson",
+        ops: 4_000_000,
+        run: threads::larson,
+    },
+    Workload {
+        name: "realloc-churn",
+        ops: 2_000_000,
+        run: churn::realloc_churn,
+    },
+    Workload {
+        name: "hashmap-churn",
+        ops: 2_000_000,
+        run: churn::hashmap_churn,
+    },
+];
+
+/// The workload called `name`, if there is one.
+pub fn by_name(name: &str) -> Option<&'static Workload> {
+    ALL.iter().find(|w| w.name == name)
+}
+
+/// xorshift32 (Marsaglia): the same generator as the C loop in `bench/c/`.
+#[derive(Clone, Copy)]
+pub struct XorShift32(u32);
+
+impl XorShift32 {
+    /// A generator with the harness's fixed seed, so every allocator sees the same sequence.
+    pub fn new() -> Self {
+        Self(2_463_534_242)
+    }
+    #[inline(always)]
+    pub fn next_u32(&mut self) -> u32 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.0 = x;
+        x
+    }
+}
+
+/// Every block the workloads ask for is 8-aligned (what a `Box<[u64]>` or a C `malloc` user
+/// relies on).
+pub const ALIGN: usize = 8;
+
+/// The layout of a `size`-byte block.
+#[inline(always)]
+pub fn layout(size: usize) -> Layout {
+    // Sizes here are at most a few MiB, far below isize::MAX, and ALIGN is a power of two.
+    Layout::from_size_align(size, ALIGN).expect("workload sizes are small")
+}
+
+/// The error for an allocator that returned null.
+#[cold]
+#[inline(never)]
+pub fn out_of_memory(size: usize, done: u64) -> String {
+    format!("allocator returned null for {size} bytes after {done} ops (out of memory)")
+}

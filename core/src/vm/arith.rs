@@ -1,0 +1,202 @@
+//! The semantics of arithmetic, comparison and indexing on [`Value`]s.
+//!
+//! Each operation has an inline fast path for the common types (int with int, float with float)
+//! and a `#[cold]` slow path for mixed numbers (promoted to float), string concatenation and the
+//! errors. Ints wrap on overflow; int `/` truncates toward zero and `%` (int and float) takes the dividend's sign;
+//! int division or remainder by zero is an error, float division follows IEEE 754.
+use liballoc::string::String;
+
+use super::error::RuntimeErrorKind as E;
+use super::value::{Meter, Value};
+
+macro_rules! fast_arith {
+    ($name:ident, $int:expr, $float:expr, $verb:literal) => {
+        /// The language operator; see the module doc.
+        #[inline(always)]
+        pub fn $name(x: &Value, y: &Value, meter: &Meter) -> Result<Value, E> {
+            match (x, y) {
+                (Value::Int(a), Value::Int(b)) => $int(*a, *b),
+                (Value::Float(a), Value::Float(b)) => Ok(Value::Float($float(*a, *b))),
+                _ => slow(x, y, meter, $verb, $int, $float),
+            }
+        }
+    };
+}
+
+fast_arith!(
+    add,
+    |a: i64, b: i64| Ok(Value::Int(a.wrapping_add(b))),
+    |a: f64, b: f64| a + b,
+    "add"
+);
+fast_arith!(
+    sub,
+    |a: i64, b: i64| Ok(Value::Int(a.wrapping_sub(b))),
+    |a: f64, b: f64| a - b,
+    "subtract"
+);
+fast_arith!(
+    mul,
+    |a: i64, b: i64| Ok(Value::Int(a.wrapping_mul(b))),
+    |a: f64, b: f64| a * b,
+    "multiply"
+);
+fast_arith!(div, int_div, |a: f64, b: f64| a / b, "divide");
+fast_arith!(
+    rem,
+    int_rem,
+    |a: f64, b: f64| a % b,
+    "take the remainder of"
+);
+
+#[inline(always)]
+fn int_div(a: i64, b: i64) -> Result<Value, E> {
+    if b == 0 {
+        return Err(E::DivisionByZero);
+    }
+    Ok(Value::Int(a.wrapping_div(b)))
+}
+
+#[inline(always)]
+fn int_rem(a: i64, b: i64) -> Result<Value, E> {
+    if b == 0 {
+        return Err(E::DivisionByZero);
+    }
+    Ok(Value::Int(a.wrapping_rem(b)))
+}
+
+#[cold]
+#[inline(never)]
+fn slow(
+    x: &Value,
+    y: &Value,
+    meter: &Meter,
+    verb: &'static str,
+    int: impl Fn(i64, i64) -> Result<Value, E>,
+    float: impl Fn(f64, f64) -> f64,
+) -> Result<Value, E> {
+    match (x, y) {
+        (Value::Int(a), Value::Int(b)) => int(*a, *b),
+        (Value::Float(a), Value::Float(b)) => Ok(Value::Float(float(*a, *b))),
+        (Value::Int(a), Value::Float(b)) => Ok(Value::Float(float(*a as f64, *b))),
+        (Value::Float(a), Value::Int(b)) => Ok(Value::Float(float(*a, *b as f64))),
+        (Value::Str(a), Value::Str(b)) if verb == "add" => {
+            let mut s = String::new();
+            s.try_reserve_exact(a.as_str().len() + b.as_str().len())
+                .map_err(|_| E::OutOfMemory)?;
+            s.push_str(a.as_str());
+            s.push_str(b.as_str());
+            Value::new_str(meter, &s).map_err(|_| E::OutOfMemory)
+        }
+        _ => Err(E::Type {
+            op: verb,
+            lhs: x.type_name(),
+            rhs: y.type_name(),
+        }),
+    }
+}
+
+/// Unary minus.
+#[inline(always)]
+pub fn neg(x: &Value) -> Result<Value, E> {
+    match x {
+        Value::Int(a) => Ok(Value::Int(a.wrapping_neg())),
+        Value::Float(a) => Ok(Value::Float(-a)),
+        _ => Err(E::Type {
+            op: "negate",
+            lhs: x.type_name(),
+            rhs: "",
+        }),
+    }
+}
+
+/// `x < y` for numbers (mixed compare as floats) and strings (byte-wise).
+#[inline(always)]
+pub fn lt(x: &Value, y: &Value) -> Result<bool, E> {
+    match (x, y) {
+        (Value::Int(a), Value::Int(b)) => Ok(a < b),
+        (Value::Float(a), Value::Float(b)) => Ok(a < b),
+        _ => compare_slow(x, y).map(|o| o == Some(core::cmp::Ordering::Less)),
+    }
+}
+
+/// `x <= y`; NaN compares false.
+#[inline(always)]
+pub fn le(x: &Value, y: &Value) -> Result<bool, E> {
+    match (x, y) {
+        (Value::Int(a), Value::Int(b)) => Ok(a <= b),
+        (Value::Float(a), Value::Float(b)) => Ok(a <= b),
+        _ => compare_slow(x, y).map(|o| {
+            matches!(
+                o,
+                Some(core::cmp::Ordering::Less | core::cmp::Ordering::Equal)
+            )
+        }),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn compare_slow(x: &Value, y: &Value) -> Result<Option<core::cmp::Ordering>, E> {
+    match (x, y) {
+        (Value::Int(a), Value::Int(b)) => Ok(Some(a.cmp(b))),
+        (Value::Float(a), Value::Float(b)) => Ok(a.partial_cmp(b)),
+        (Value::Int(a), Value::Float(b)) => Ok((*a as f64).partial_cmp(b)),
+        (Value::Float(a), Value::Int(b)) => Ok(a.partial_cmp(&(*b as f64))),
+        (Value::Str(a), Value::Str(b)) => Ok(Some(a.as_str().cmp(b.as_str()))),
+        _ => Err(E::Type {
+            op: "compare",
+            lhs: x.type_name(),
+            rhs: y.type_name(),
+        }),
+    }
+}
+
+fn checked_index(i: i64, len: usize) -> Result<usize, E> {
+    if i < 0 || i as u64 >= len as u64 {
+        return Err(E::IndexOutOfRange { index: i, len });
+    }
+    Ok(i as usize)
+}
+
+/// `x[i]` for arrays.
+pub fn get_index(x: &Value, i: &Value) -> Result<Value, E> {
+    match (x, i) {
+        (Value::Array(arr), Value::Int(i)) => {
+            let items = arr
+                .items
+                .try_borrow()
+                .map_err(|_| E::BadArgument("array in use"))?;
+            Ok(items[checked_index(*i, items.len())?].clone())
+        }
+        _ => Err(E::Type {
+            op: "index",
+            lhs: x.type_name(),
+            rhs: i.type_name(),
+        }),
+    }
+}
+
+/// `x[i] = v` for arrays.
+pub fn set_index(x: &Value, i: &Value, v: Value) -> Result<(), E> {
+    match (x, i) {
+        (Value::Array(arr), Value::Int(i)) => {
+            let old = {
+                let mut items = arr
+                    .items
+                    .try_borrow_mut()
+                    .map_err(|_| E::BadArgument("array in use"))?;
+                let at = checked_index(*i, items.len())?;
+                core::mem::replace(&mut items[at], v)
+            };
+            // Dropped after the borrow ends: freeing `old` may free other arrays.
+            drop(old);
+            Ok(())
+        }
+        _ => Err(E::Type {
+            op: "index",
+            lhs: x.type_name(),
+            rhs: i.type_name(),
+        }),
+    }
+}

@@ -1,0 +1,189 @@
+//! Builtin functions (`print`, `len`, `args`, ...), called by the `callb` instruction.
+use core::fmt::Write;
+
+use liballoc::string::String;
+use liballoc::vec::Vec;
+
+use super::error::RuntimeErrorKind as E;
+use super::value::{Meter, Value};
+
+macro_rules! builtins {
+    ($($name:ident = $text:literal, $arity:expr;)*) => {
+        /// A builtin function. `arity() == None` means any number of arguments.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Builtin { $($name,)* }
+        const ALL: &[Builtin] = &[$(Builtin::$name,)*];
+        impl Builtin {
+            /// The name the language uses.
+            pub fn name(self) -> &'static str {
+                match self { $(Builtin::$name => $text,)* }
+            }
+            /// The number of arguments, or `None` for variadic builtins.
+            pub fn arity(self) -> Option<usize> {
+                match self { $(Builtin::$name => $arity,)* }
+            }
+        }
+    };
+}
+
+builtins! {
+    Print = "print", None;
+    Len = "len", Some(1);
+    Args = "args", Some(0);
+    Int = "int", Some(1);
+    Float = "float", Some(1);
+    Str = "str", Some(1);
+    Push = "push", Some(2);
+    Array = "array", Some(2);
+    Sqrt = "sqrt", Some(1);
+}
+
+impl Builtin {
+    /// The builtin with this index (the `B` operand of `callb`).
+    pub fn from_index(i: usize) -> Option<Builtin> {
+        ALL.get(i).copied()
+    }
+    /// The builtin with this name.
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        ALL.iter().copied().find(|b| b.name() == name)
+    }
+}
+
+/// What a builtin may touch besides its arguments.
+pub struct Env<'e> {
+    /// Where `print` writes.
+    pub out: &'e mut dyn Write,
+    /// The heap meter new strings and arrays are charged to.
+    pub meter: &'e Meter,
+    /// The script's command-line arguments.
+    pub args: &'e [Value],
+}
+
+/// Runs builtin `b` on `args` (the verifier checked the count).
+#[cold]
+#[inline(never)]
+pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
+    let oom = |_| E::OutOfMemory;
+    let arg = |i: usize| args.get(i).unwrap_or(&Value::Nil);
+    Ok(match b {
+        Builtin::Print => {
+            for (i, v) in args.iter().enumerate() {
+                let sep = if i > 0 { " " } else { "" };
+                write!(env.out, "{sep}{v}").map_err(|_| E::Output)?;
+            }
+            env.out.write_char('\n').map_err(|_| E::Output)?;
+            Value::Nil
+        }
+        Builtin::Len => match arg(0) {
+            Value::Str(s) => Value::Int(s.as_str().len() as i64),
+            Value::Array(a) => Value::Int(a.items.borrow().len() as i64),
+            v => {
+                return Err(E::Type {
+                    op: "take len of",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
+        },
+        Builtin::Args => Value::new_array(env.meter, env.args.to_vec()).map_err(oom)?,
+        Builtin::Int => match arg(0) {
+            Value::Int(i) => Value::Int(*i),
+            // `as` saturates and maps NaN to 0: never undefined.
+            Value::Float(x) => Value::Int(*x as i64),
+            Value::Bool(b) => Value::Int(*b as i64),
+            Value::Str(s) => match s.as_str().trim().parse::<i64>() {
+                Ok(i) => Value::Int(i),
+                Err(_) => return Err(E::BadArgument("int() of a string that is not an integer")),
+            },
+            v => {
+                return Err(E::Type {
+                    op: "convert to int",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
+        },
+        Builtin::Float => match arg(0) {
+            Value::Int(i) => Value::Float(*i as f64),
+            Value::Float(x) => Value::Float(*x),
+            Value::Str(s) => match s.as_str().trim().parse::<f64>() {
+                Ok(x) => Value::Float(x),
+                Err(_) => return Err(E::BadArgument("float() of a string that is not a number")),
+            },
+            v => {
+                return Err(E::Type {
+                    op: "convert to float",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
+        },
+        Builtin::Str => {
+            let mut s = String::new();
+            let _ = write!(s, "{}", arg(0));
+            Value::new_str(env.meter, &s).map_err(oom)?
+        }
+        Builtin::Push => match arg(0) {
+            Value::Array(a) => {
+                a.push(arg(1).clone()).map_err(oom)?;
+                Value::Nil
+            }
+            v => {
+                return Err(E::Type {
+                    op: "push to",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
+        },
+        Builtin::Array => match arg(0) {
+            Value::Int(n) if *n >= 0 => {
+                let n = *n as usize;
+                // Charge before allocating so a huge `n` fails cleanly instead of aborting.
+                let bytes = n.saturating_mul(core::mem::size_of::<Value>());
+                if !env.meter.fits(bytes) {
+                    return Err(E::OutOfMemory);
+                }
+                let mut items = Vec::new();
+                items.try_reserve_exact(n).map_err(|_| E::OutOfMemory)?;
+                items.resize(n, arg(1).clone());
+                Value::new_array(env.meter, items).map_err(oom)?
+            }
+            Value::Int(_) => return Err(E::BadArgument("array() length is negative")),
+            v => {
+                return Err(E::Type {
+                    op: "make an array of length",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
+        },
+        Builtin::Sqrt => match arg(0) {
+            Value::Int(i) => Value::Float(libm_sqrt(*i as f64)),
+            Value::Float(x) => Value::Float(libm_sqrt(*x)),
+            v => {
+                return Err(E::Type {
+                    op: "take sqrt of",
+                    lhs: v.type_name(),
+                    rhs: "",
+                })
+            }
+        },
+    })
+}
+
+/// Square root without `std` (core has no `f64::sqrt`): Newton's method seeded from the
+/// halved exponent; six steps converge to within an ulp for every finite positive input.
+fn libm_sqrt(x: f64) -> f64 {
+    if x.is_nan() || x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 || x.is_infinite() {
+        return x;
+    }
+    let mut y = f64::from_bits((x.to_bits() >> 1) + (1023u64 << 51));
+    for _ in 0..6 {
+        y = 0.5 * (y + x / y);
+    }
+    y
+}

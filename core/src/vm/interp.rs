@@ -1,0 +1,594 @@
+//! The interpreter: one dispatch loop over verified bytecode.
+//!
+//! Only a [`Vm`] runs code, and [`Vm::new`] verifies the program first, so the loop may rely on
+//! the verifier's guarantees (known opcodes, extension words present, registers inside the frame,
+//! jump targets on instruction starts, call arities). It still indexes with bounds checks: a
+//! verifier bug becomes a runtime error or a clean stop, never memory corruption.
+//!
+//! Hooks for the JIT: every taken jump to a lower PC goes through [`Vm::back_edge`] (cold path
+//! only when counting is on), which bumps the per-function counter of the loop header PC and,
+//! exactly when it reaches [`VmConfig::jit_threshold`], calls [`LoopHook::hot_loop`] with the
+//! frame's registers.
+use core::fmt::Write;
+use core::mem;
+
+use liballoc::string::String;
+use liballoc::vec;
+use liballoc::vec::Vec;
+
+use super::builtins::{self, Builtin, Env};
+use super::bytecode::{a, b, bx, byte, c, sbx};
+use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
+use super::program::{Const, Program};
+use super::value::{Meter, MeterCell, Value};
+use super::verify::verify;
+
+/// Limits and knobs a host sets before running untrusted code.
+#[derive(Clone, Copy, Debug)]
+pub struct VmConfig {
+    /// Instruction budget (see [`Vm`] for how it is charged); `None` means unlimited.
+    pub fuel: Option<u64>,
+    /// Cap on live heap bytes (strings, arrays, the register stack); `usize::MAX` for none.
+    pub memory_cap: usize,
+    /// Maximum call depth.
+    pub max_depth: usize,
+    /// Backward-jump count at which a loop header is reported hot; 0 turns counting off.
+    pub jit_threshold: u32,
+}
+
+impl Default for VmConfig {
+    fn default() -> VmConfig {
+        VmConfig {
+            fuel: None,
+            memory_cap: usize::MAX,
+            max_depth: 100_000,
+            jit_threshold: 0,
+        }
+    }
+}
+
+/// What [`LoopHook::hot_loop`] is told.
+pub struct HotLoop<'a> {
+    /// Index of the function holding the loop.
+    pub func: usize,
+    /// PC of the loop header (the backward jump's target).
+    pub header_pc: usize,
+    /// The header's counter value (equal to the threshold).
+    pub count: u32,
+    /// The current frame's registers, by index.
+    pub regs: &'a mut [Value],
+}
+
+/// Receives hot-loop reports; the JIT implements this.
+pub trait LoopHook {
+    /// Called once per loop header, when its backward-jump count reaches the threshold.
+    fn hot_loop(&mut self, at: HotLoop<'_>);
+}
+
+/// One call frame: where the caller resumes.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    func: u32,
+    ret_pc: u32,
+    base: u32,
+}
+
+/// A virtual machine bound to one verified program.
+///
+/// Fuel is charged in advance for each straight-line stretch of code, in code words: the entry
+/// function's length at start, a callee's length per call, the rest of the caller on return, the
+/// loop body's length per backward jump. Every instruction executed was paid for, so a budget of
+/// F bounds execution to at most F instructions (typically it allows fewer).
+pub struct Vm<'p> {
+    prog: &'p Program,
+    consts: Vec<Value>,
+    stack: Vec<Value>,
+    frames: Vec<Frame>,
+    meter: Meter,
+    fuel: u64,
+    config: VmConfig,
+    counters: Vec<Vec<u32>>,
+    args: Vec<Value>,
+}
+
+impl<'p> Vm<'p> {
+    /// Verifies `prog` and prepares a VM for it.
+    pub fn new(prog: &'p Program, config: VmConfig) -> Result<Vm<'p>, VerifyError> {
+        verify(prog)?;
+        let meter = MeterCell::new(config.memory_cap);
+        let counters = if config.jit_threshold > 0 {
+            prog.funcs.iter().map(|f| vec![0; f.code.len()]).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Vm {
+            prog,
+            consts: Vec::new(),
+            stack: Vec::new(),
+            frames: Vec::new(),
+            meter,
+            fuel: config.fuel.unwrap_or(u64::MAX),
+            config,
+            counters,
+            args: Vec::new(),
+        })
+    }
+
+    /// Sets what `args()` returns.
+    pub fn set_args(&mut self, args: &[&str]) -> Result<(), RuntimeError> {
+        let meter = self.meter.clone();
+        self.args = args
+            .iter()
+            .map(|s| Value::new_str(&meter, s))
+            .collect::<Result<_, _>>()
+            .map_err(|_| self.fail(0, 0, E::OutOfMemory))?;
+        Ok(())
+    }
+
+    /// Live heap bytes charged to this VM.
+    pub fn heap_bytes(&self) -> usize {
+        self.meter.used()
+    }
+
+    /// Fuel left.
+    pub fn fuel_left(&self) -> u64 {
+        self.fuel
+    }
+
+    /// Register slot `i` of the whole register stack (frame base + register index).
+    pub fn slot(&self, i: usize) -> Option<&Value> {
+        self.stack.get(i)
+    }
+
+    /// Mutable access to register slot `i` of the register stack.
+    pub fn slot_mut(&mut self, i: usize) -> Option<&mut Value> {
+        self.stack.get_mut(i)
+    }
+
+    /// The backward-jump counter of a loop header (0 when counting is off).
+    pub fn loop_count(&self, func: usize, header_pc: usize) -> u32 {
+        self.counters
+            .get(func)
+            .and_then(|c| c.get(header_pc))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fail(&self, func: usize, pc: usize, kind: E) -> RuntimeError {
+        let f = self.prog.funcs.get(func);
+        RuntimeError {
+            kind,
+            func: f
+                .map(|f| String::from(self.prog.func_name(f)))
+                .unwrap_or_default(),
+            pc,
+            line: f.and_then(|f| f.lines.get(pc)).copied().unwrap_or(0),
+        }
+    }
+
+    fn charge(&mut self, words: usize) -> Result<(), E> {
+        self.fuel = self.fuel.checked_sub(words as u64).ok_or(E::OutOfFuel)?;
+        Ok(())
+    }
+
+    fn load_consts(&mut self) -> Result<(), E> {
+        if !self.consts.is_empty() {
+            return Ok(());
+        }
+        let meter = self.meter.clone();
+        self.consts = self
+            .prog
+            .consts
+            .iter()
+            .map(|k| match k {
+                Const::Int(i) => Ok(Value::Int(*i)),
+                Const::Float(x) => Ok(Value::Float(*x)),
+                Const::Str(s) => Value::new_str(&meter, s).map_err(|_| E::OutOfMemory),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // K operands are 8-bit: padding to 256 entries lets them index without bounds checks.
+        if self.consts.len() < 256 {
+            self.consts.resize(256, Value::Nil);
+        }
+        Ok(())
+    }
+
+    /// Taken jump from `at` to a lower `target`: fuel for the loop body, and hot-loop counting.
+    #[inline(always)]
+    fn back_edge(
+        &mut self,
+        func: usize,
+        at: usize,
+        target: usize,
+        regs: &mut [Value],
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) -> Result<(), E> {
+        self.charge(at + 2 - target)?;
+        if self.config.jit_threshold != 0 {
+            self.count_loop(func, target, regs, hook);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn count_loop(
+        &mut self,
+        func: usize,
+        target: usize,
+        regs: &mut [Value],
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) {
+        let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else {
+            return;
+        };
+        *n = n.saturating_add(1);
+        let count = *n;
+        if count == self.config.jit_threshold {
+            if let Some(h) = hook.as_deref_mut() {
+                let nregs = self.prog.funcs[func].nregs as usize;
+                h.hot_loop(HotLoop {
+                    func,
+                    header_pc: target,
+                    count,
+                    regs: &mut regs[..nregs],
+                });
+            }
+        }
+    }
+
+    /// Runs function 0 to completion and returns its result; `print` writes to `out`.
+    pub fn run(
+        &mut self,
+        out: &mut dyn Write,
+        mut hook: Option<&mut dyn LoopHook>,
+    ) -> Result<Value, RuntimeError> {
+        let entry_len = self.prog.funcs[0].code.len();
+        self.charge(entry_len).map_err(|k| self.fail(0, 0, k))?;
+        self.load_consts().map_err(|k| self.fail(0, 0, k))?;
+        self.frames.clear();
+        let mut pos = Pos { func: 0, pc: 0 };
+        // The stack and constants move out of `self` while running, so the dispatch loop can
+        // hold a borrow of the current frame's registers and still update fuel and counters.
+        let mut stack = mem::take(&mut self.stack);
+        let consts = mem::take(&mut self.consts);
+        let result = match self.grow_stack(&mut stack, FRAME_WINDOW) {
+            Ok(()) => self.execute(&mut stack, &consts, out, &mut hook, &mut pos),
+            Err(k) => Err(k),
+        };
+        // Release every frame's registers, also after an error, so heap values are reclaimed.
+        stack.iter_mut().for_each(|v| *v = Value::Nil);
+        self.stack = stack;
+        self.consts = consts;
+        result.map_err(|k| self.fail(pos.func, pos.pc, k))
+    }
+
+    fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
+        if stack.len() < need {
+            let more = need - stack.len();
+            self.meter
+                .charge(more * mem::size_of::<Value>())
+                .map_err(|_| E::OutOfMemory)?;
+            stack.try_reserve(more).map_err(|_| E::OutOfMemory)?;
+            stack.resize(need, Value::Nil);
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &mut self,
+        stack: &mut Vec<Value>,
+        consts: &[Value],
+        out: &mut dyn Write,
+        hook: &mut Option<&mut dyn LoopHook>,
+        pos: &mut Pos,
+    ) -> Result<Value, E> {
+        let prog = self.prog;
+        let mut fi = 0usize;
+        let mut func = &prog.funcs[0];
+        let mut base = 0usize;
+        let mut pc = 0usize;
+        let Ok(kk) = <&[Value; 256]>::try_from(&consts[..256]) else {
+            return Err(E::BadArgument("constant table not padded"));
+        };
+        macro_rules! bail {
+            ($e:expr) => {{
+                pos.func = fi;
+                pos.pc = pc;
+                return Err($e);
+            }};
+        }
+        macro_rules! tri {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(k) => bail!(k),
+                }
+            };
+        }
+        'frames: loop {
+            let code: &[u32] = &func.code;
+            let nregs = func.nregs as usize;
+            // A frame's window is a fixed 256 slots (the stack always extends that far past the
+            // base), so 8-bit register operands index it without bounds checks.
+            let Ok(regs) =
+                <&mut [Value; FRAME_WINDOW]>::try_from(&mut stack[base..base + FRAME_WINDOW])
+            else {
+                bail!(E::StackOverflow)
+            };
+            // Stores into a register; dropping an old heap reference here is a collection
+            // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
+            macro_rules! put {
+                ($r:expr, $v:expr) => {{
+                    let new = $v;
+                    regs[$r] = new;
+                }};
+            }
+            loop {
+                // SAFETY: `Vm::new` verified this function: execution starts at PC 0, every
+                // instruction's successors are instruction starts inside the code (jump targets
+                // are checked, nothing falls off the end), so `pc < code.len()` here.
+                let w = unsafe { *code.get_unchecked(pc) };
+                macro_rules! ext {
+                    () => {
+                        // SAFETY: the verifier checked that every instruction with an `Ext`
+                        // operand has its extension word inside the code.
+                        unsafe { *code.get_unchecked(pc + 1) as usize }
+                    };
+                }
+                // Int/int and float/float inline, without a `Result` in between; anything else
+                // (mixed numbers, strings, errors, int division) goes to `arith`.
+                macro_rules! arith {
+                    ($f:ident, $rhs:expr, $iop:ident, $fop:tt) => {{
+                        match (&regs[b(w)], $rhs) {
+                            (Value::Float(x), Value::Float(y)) => {
+                                let r = *x $fop *y;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (Value::Int(x), Value::Int(y)) => {
+                                let r = x.$iop(*y);
+                                regs[a(w)] = Value::Int(r);
+                            }
+                            (x, y) => {
+                                let v = tri!(super::arith::$f(x, y, &self.meter));
+                                put!(a(w), v);
+                            }
+                        }
+                        pc += 1;
+                    }};
+                    ($f:ident, $rhs:expr, $fop:tt) => {{
+                        match (&regs[b(w)], $rhs) {
+                            (Value::Float(x), Value::Float(y)) => {
+                                let r = *x $fop *y;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (x, y) => {
+                                let v = tri!(super::arith::$f(x, y, &self.meter));
+                                put!(a(w), v);
+                            }
+                        }
+                        pc += 1;
+                    }};
+                }
+                macro_rules! jump {
+                    () => {{
+                        let target = ext!();
+                        if target <= pc {
+                            tri!(self.back_edge(fi, pc, target, regs, hook));
+                        }
+                        pc = target;
+                    }};
+                }
+                // Compare-and-branch with the same-type fast paths inline.
+                macro_rules! cmp_branch {
+                    ($x:expr, $y:expr, $op:tt, $slow:ident) => {{
+                        let taken = match ($x, $y) {
+                            (Value::Float(x), Value::Float(y)) => x $op y,
+                            (Value::Int(x), Value::Int(y)) => x $op y,
+                            (x, y) => tri!(super::arith::$slow(x, y)),
+                        };
+                        if taken == (c(w) != 0) {
+                            jump!();
+                        } else {
+                            pc += 2;
+                        }
+                    }};
+                }
+                // `A += K[B]; if A < limit goto Ext`, with `add` and `lt` semantics.
+                macro_rules! for_loop {
+                    ($limit:expr) => {{
+                        match (&regs[a(w)], &kk[b(w)]) {
+                            (Value::Int(x), Value::Int(y)) => {
+                                let r = x.wrapping_add(*y);
+                                regs[a(w)] = Value::Int(r);
+                            }
+                            (Value::Float(x), Value::Float(y)) => {
+                                let r = *x + *y;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (x, y) => {
+                                let v = tri!(super::arith::add(x, y, &self.meter));
+                                put!(a(w), v);
+                            }
+                        }
+                        let taken = match (&regs[a(w)], $limit) {
+                            (Value::Int(x), Value::Int(y)) => x < y,
+                            (Value::Float(x), Value::Float(y)) => x < y,
+                            (x, y) => tri!(super::arith::lt(x, y)),
+                        };
+                        if taken {
+                            jump!();
+                        } else {
+                            pc += 2;
+                        }
+                    }};
+                }
+                macro_rules! branch {
+                    ($cond:expr) => {{
+                        if tri!($cond) == (c(w) != 0) {
+                            jump!();
+                        } else {
+                            pc += 2;
+                        }
+                    }};
+                }
+                match w as u8 {
+                    byte::Move => {
+                        put!(a(w), regs[b(w)].clone());
+                        pc += 1;
+                    }
+                    byte::LoadK => {
+                        put!(a(w), consts[bx(w)].clone());
+                        pc += 1;
+                    }
+                    byte::LoadInt => {
+                        put!(a(w), Value::Int(sbx(w)));
+                        pc += 1;
+                    }
+                    byte::LoadNil => {
+                        put!(a(w), Value::Nil);
+                        pc += 1;
+                    }
+                    byte::LoadBool => {
+                        put!(a(w), Value::Bool(b(w) != 0));
+                        pc += 1;
+                    }
+                    byte::Add => arith!(add, &regs[c(w)], wrapping_add, +),
+                    byte::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
+                    byte::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
+                    byte::Div => arith!(div, &regs[c(w)], /),
+                    byte::Mod => arith!(rem, &regs[c(w)], %),
+                    byte::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
+                    byte::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
+                    byte::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
+                    byte::DivK => arith!(div, &kk[c(w)], /),
+                    byte::ModK => arith!(rem, &kk[c(w)], %),
+                    byte::Neg => {
+                        let v = tri!(super::arith::neg(&regs[b(w)]));
+                        put!(a(w), v);
+                        pc += 1;
+                    }
+                    byte::Not => {
+                        put!(a(w), Value::Bool(!regs[b(w)].truthy()));
+                        pc += 1;
+                    }
+                    byte::Eq => {
+                        put!(a(w), Value::Bool(regs[b(w)].equals(&regs[c(w)])));
+                        pc += 1;
+                    }
+                    byte::Lt => {
+                        let v = tri!(super::arith::lt(&regs[b(w)], &regs[c(w)]));
+                        put!(a(w), Value::Bool(v));
+                        pc += 1;
+                    }
+                    byte::Le => {
+                        let v = tri!(super::arith::le(&regs[b(w)], &regs[c(w)]));
+                        put!(a(w), Value::Bool(v));
+                        pc += 1;
+                    }
+                    byte::Jmp => jump!(),
+                    byte::JmpIf => {
+                        if regs[a(w)].truthy() == (b(w) != 0) {
+                            jump!();
+                        } else {
+                            pc += 2;
+                        }
+                    }
+                    byte::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
+                    byte::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
+                    byte::JEq => branch!(Ok::<bool, E>(regs[a(w)].equals(&regs[b(w)]))),
+                    byte::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
+                    byte::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
+                    byte::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
+                    byte::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
+                    byte::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
+                    byte::ForLtK => for_loop!(&kk[c(w)]),
+                    byte::ForLt => for_loop!(&regs[c(w)]),
+                    byte::Call => {
+                        let callee = ext!();
+                        if self.frames.len() >= self.config.max_depth {
+                            bail!(E::StackOverflow);
+                        }
+                        let cf = &prog.funcs[callee];
+                        tri!(self.charge(cf.code.len()));
+                        let new_base = base + a(w);
+                        tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
+                        self.frames.push(Frame {
+                            func: fi as u32,
+                            ret_pc: (pc + 2) as u32,
+                            base: base as u32,
+                        });
+                        fi = callee;
+                        func = cf;
+                        base = new_base;
+                        pc = 0;
+                        continue 'frames;
+                    }
+                    byte::CallB => {
+                        let (first, n) = (a(w), c(w));
+                        let Some(bi) = Builtin::from_index(b(w)) else {
+                            bail!(E::BadArgument("unknown builtin"))
+                        };
+                        let mut env = Env {
+                            out: &mut *out,
+                            meter: &self.meter,
+                            args: &self.args,
+                        };
+                        let v = tri!(builtins::call(bi, &regs[first..first + n], &mut env));
+                        put!(first, v);
+                        pc += 1;
+                    }
+                    byte::Ret | byte::RetNil => {
+                        let v = if w as u8 == byte::Ret {
+                            mem::take(&mut regs[a(w)])
+                        } else {
+                            Value::Nil
+                        };
+                        // Collection point: the callee's registers are released here.
+                        regs[..nregs].iter_mut().for_each(|r| *r = Value::Nil);
+                        let Some(fr) = self.frames.pop() else {
+                            return Ok(v);
+                        };
+                        regs[0] = v;
+                        fi = fr.func as usize;
+                        func = &prog.funcs[fi];
+                        base = fr.base as usize;
+                        pc = fr.ret_pc as usize;
+                        tri!(self.charge(func.code.len() - pc));
+                        continue 'frames;
+                    }
+                    byte::NewArr => {
+                        let (first, n) = (b(w), c(w));
+                        let items = regs[first..first + n].to_vec();
+                        let v =
+                            tri!(Value::new_array(&self.meter, items).map_err(|_| E::OutOfMemory));
+                        put!(a(w), v);
+                        pc += 1;
+                    }
+                    byte::GetIdx => {
+                        let v = tri!(super::arith::get_index(&regs[b(w)], &regs[c(w)]));
+                        put!(a(w), v);
+                        pc += 1;
+                    }
+                    byte::SetIdx => {
+                        let v = regs[c(w)].clone();
+                        tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
+                        pc += 1;
+                    }
+                    _ => bail!(E::BadArgument("unknown opcode (program not verified)")),
+                }
+            }
+        }
+    }
+}
+
+/// Slots every frame can address from its base: the 8-bit register operand's range.
+const FRAME_WINDOW: usize = 256;
+
+/// Where execution stopped, for error locations.
+struct Pos {
+    func: usize,
+    pc: usize,
+}

@@ -1,0 +1,15 @@
+//! The one place the lexer and parser get their memory from.
+//!
+//! Tokens and AST nodes live in [`AVec`]s parameterised by an `allocator_api2` allocator, so the
+//! front end works unchanged with any allocator. [`crate::vm::lang::compile`] hands it a
+//! `&`[`Arena`](crate::alloc::arena::Arena) (bump allocation, freed all at once when the
+//! compilation ends); this module names the types.
+pub use allocator_api2::alloc::{Allocator, Global};
+
+/// A vector in the front end's allocator.
+pub type AVec<T, A> = allocator_api2::vec::Vec<T, A>;
+
+/// An empty vector in `alloc`.
+pub fn new_vec<T, A: Allocator>(alloc: A) -> AVec<T, A> {
+    AVec::new_in(alloc)
+}

@@ -1,0 +1,662 @@
+//! The compiler: [`Ast`] to a [`Program`].
+//!
+//! Registers: a function's parameters are registers `0 .. arity`; each `let` takes the next free
+//! register for the rest of its block; temporaries are taken above the locals and given back
+//! after the instruction that consumes them, so the register file is a stack. A call's argument
+//! window is always at the top of that stack (the callee's frame overlaps everything above it).
+//!
+//! Control flow: conditions compile to fused compare-and-branch instructions; `while` loops are
+//! rotated (`jmp cond; body: ..; cond: if c goto body`), so each iteration costs one branch and
+//! the loop header — the target of the backward branch — is the first instruction of the body.
+//!
+//! Scope: top-level statements form function 0 (`main`); functions see only their parameters
+//! and their own locals (there are no globals).
+use liballoc::format;
+use liballoc::string::String;
+use liballoc::vec::Vec;
+
+use super::alloc::Allocator;
+use super::ast::*;
+use crate::vm::builtins::Builtin;
+use crate::vm::bytecode::{encode_abc, encode_abx, Op};
+use crate::vm::error::SyntaxError;
+use crate::vm::program::{Const, Function, Program};
+
+/// Compiles a parsed file.
+pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxError> {
+    let mut prog = Program::default();
+    let mut sigs: Vec<(&str, usize)> = Vec::new();
+    for f in ast.fns.iter() {
+        let err = |msg: String| SyntaxError {
+            line: f.line,
+            col: f.col,
+            msg,
+            phase: "compile error",
+        };
+        if sigs.iter().any(|(n, _)| *n == f.name) {
+            return Err(err(format!("function `{}` is defined twice", f.name)));
+        }
+        if Builtin::from_name(f.name).is_some() {
+            return Err(err(format!(
+                "`{}` is a builtin and cannot be redefined",
+                f.name
+            )));
+        }
+        if f.params.len > 255 {
+            return Err(err(format!(
+                "function `{}` has more than 255 parameters",
+                f.name
+            )));
+        }
+        sigs.push((f.name, f.params.len as usize));
+    }
+    let main = FnCompiler::new(ast, &mut prog, &sigs, "main", &[]).finish(ast.main)?;
+    prog.funcs.push(main);
+    for f in ast.fns.iter() {
+        let params = ast.name_list(f.params);
+        let func = FnCompiler::new(ast, &mut prog, &sigs, f.name, params).finish(f.body)?;
+        prog.funcs.push(func);
+    }
+    Ok(prog)
+}
+
+type Patches = Vec<usize>;
+
+struct FnCompiler<'c, 's, A: Allocator + Copy> {
+    ast: &'c Ast<'s, A>,
+    prog: &'c mut Program,
+    sigs: &'c [(&'s str, usize)],
+    func: Function,
+    locals: Vec<(&'s str, u8)>,
+    next_reg: usize,
+    loops: Vec<Patches>,
+    /// Set by [`Self::expr_fresh`]: the next `expr_to` target is a brand-new top register, so a
+    /// call may put its argument window there and skip the result move.
+    fresh_dst: bool,
+    /// PC of the last instruction emitted (its first word).
+    last_start: usize,
+    line: u32,
+    col: u32,
+}
+
+impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
+    fn new(
+        ast: &'c Ast<'s, A>,
+        prog: &'c mut Program,
+        sigs: &'c [(&'s str, usize)],
+        name: &str,
+        params: &[&'s str],
+    ) -> Self {
+        let name = prog.intern(Const::Str(name.into())) as u32;
+        let arity = params.len() as u8;
+        let locals = params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (*p, i as u8))
+            .collect();
+        let func = Function {
+            name,
+            arity,
+            nregs: arity.max(1) as u16,
+            code: Vec::new(),
+            lines: Vec::new(),
+        };
+        FnCompiler {
+            ast,
+            prog,
+            sigs,
+            func,
+            locals,
+            next_reg: params.len(),
+            loops: Vec::new(),
+            fresh_dst: false,
+            last_start: 0,
+            line: 0,
+            col: 0,
+        }
+    }
+
+    fn finish(mut self, body: List) -> Result<Function, SyntaxError> {
+        self.block(body)?;
+        self.emit(Op::RetNil as u32);
+        Ok(self.func)
+    }
+
+    fn err(&self, msg: String) -> SyntaxError {
+        SyntaxError {
+            line: self.line,
+            col: self.col,
+            msg,
+            phase: "compile error",
+        }
+    }
+
+    fn here(&self) -> usize {
+        self.func.code.len()
+    }
+    /// Emits the first word of an instruction.
+    fn emit(&mut self, word: u32) {
+        self.last_start = self.here();
+        self.emit_ext(word);
+    }
+    /// Emits an extension word.
+    fn emit_ext(&mut self, word: u32) {
+        self.func.code.push(word);
+        self.func.lines.push(self.line);
+    }
+    fn emit_abc(&mut self, op: Op, a: u8, b: u8, c: u8) {
+        self.emit(encode_abc(op, a, b, c));
+    }
+    /// Emits a jump-carrying instruction with its target still open; returns the patch site.
+    fn emit_jump(&mut self, word0: u32) -> usize {
+        self.emit(word0);
+        self.emit_ext(u32::MAX);
+        self.here() - 1
+    }
+    fn patch(&mut self, sites: &[usize], target: usize) {
+        sites
+            .iter()
+            .for_each(|&s| self.func.code[s] = target as u32);
+    }
+
+    fn alloc_reg(&mut self) -> Result<u8, SyntaxError> {
+        let r = self.next_reg;
+        if r > 255 {
+            return Err(self.err("function needs more than 256 registers".into()));
+        }
+        self.next_reg += 1;
+        self.func.nregs = self.func.nregs.max(self.next_reg as u16);
+        Ok(r as u8)
+    }
+    fn lookup(&self, name: &str) -> Result<u8, SyntaxError> {
+        match self.locals.iter().rev().find(|(n, _)| *n == name) {
+            Some(&(_, r)) => Ok(r),
+            None => Err(self.err(format!("unknown variable `{name}`"))),
+        }
+    }
+    fn constant(&mut self, k: Const) -> Result<usize, SyntaxError> {
+        let i = self.prog.intern(k);
+        if i > u16::MAX as usize {
+            return Err(self.err("more than 65536 constants".into()));
+        }
+        Ok(i)
+    }
+    /// A numeric literal's constant index, when it fits the 8-bit `K` operand.
+    fn small_num_const(&mut self, e: ExprId) -> Option<u8> {
+        let k = self.num_literal(e)?;
+        u8::try_from(self.prog.intern(k)).ok()
+    }
+    /// The value of a numeric literal, folding a leading minus (`-1`, `-2.5`).
+    fn num_literal(&self, e: ExprId) -> Option<Const> {
+        match self.ast.expr(e).kind {
+            ExprKind::Int(i) => Some(Const::Int(i)),
+            ExprKind::Float(x) => Some(Const::Float(x)),
+            ExprKind::Neg(inner) => match self.num_literal(inner)? {
+                Const::Int(i) => Some(Const::Int(i.wrapping_neg())),
+                Const::Float(x) => Some(Const::Float(-x)),
+                Const::Str(_) => None,
+            },
+            _ => None,
+        }
+    }
+    fn at(&mut self, line: u32, col: u32) {
+        self.line = line;
+        self.col = col;
+    }
+
+    fn block(&mut self, body: List) -> Result<(), SyntaxError> {
+        let (locals, next) = (self.locals.len(), self.next_reg);
+        for &s in self.ast.block(body) {
+            self.stmt(s)?;
+        }
+        self.locals.truncate(locals);
+        self.next_reg = next;
+        Ok(())
+    }
+
+    fn stmt(&mut self, id: StmtId) -> Result<(), SyntaxError> {
+        let s = *self.ast.stmt(id);
+        self.at(s.line, s.col);
+        let temps = self.next_reg;
+        match s.kind {
+            StmtKind::Let(name, e) => {
+                let r = self.expr_fresh(e)?;
+                self.locals.push((name, r));
+                return Ok(());
+            }
+            StmtKind::Assign(name, e) => {
+                let r = self.lookup(name)?;
+                // `&&`/`||` write their target before evaluating the right side, which may read
+                // the variable: go through a temporary.
+                if matches!(self.ast.expr(e).kind, ExprKind::And(..) | ExprKind::Or(..)) {
+                    let t = self.expr_any(e)?;
+                    self.emit_abc(Op::Move, r, t, 0);
+                } else {
+                    self.expr_to(e, r)?;
+                }
+            }
+            StmtKind::SetIndex(obj, idx, v) => {
+                let (o, i, v) = (self.expr_any(obj)?, self.expr_any(idx)?, self.expr_any(v)?);
+                self.emit_abc(Op::SetIdx, o, i, v);
+            }
+            StmtKind::Expr(e) => {
+                self.expr_any(e)?;
+            }
+            StmtKind::If(cond, then, other) => self.if_stmt(cond, then, other)?,
+            StmtKind::While(cond, body) => self.while_stmt(cond, body)?,
+            StmtKind::Return(Some(e)) => {
+                let r = self.expr_any(e)?;
+                self.emit_abc(Op::Ret, r, 0, 0);
+            }
+            StmtKind::Return(None) => self.emit(Op::RetNil as u32),
+            StmtKind::Break => {
+                if self.loops.is_empty() {
+                    return Err(self.err("`break` outside a loop".into()));
+                }
+                let site = self.emit_jump(Op::Jmp as u32);
+                if let Some(l) = self.loops.last_mut() {
+                    l.push(site);
+                }
+            }
+        }
+        self.next_reg = temps;
+        Ok(())
+    }
+
+    fn if_stmt(
+        &mut self,
+        cond: ExprId,
+        then: List,
+        other: Option<List>,
+    ) -> Result<(), SyntaxError> {
+        let mut to_else = Patches::new();
+        self.cond_jump(cond, false, &mut to_else)?;
+        self.block(then)?;
+        match other {
+            Some(other) => {
+                let to_end = self.emit_jump(Op::Jmp as u32);
+                let else_pc = self.here();
+                self.patch(&to_else, else_pc);
+                self.block(other)?;
+                let end = self.here();
+                self.patch(&[to_end], end);
+            }
+            None => {
+                let end = self.here();
+                self.patch(&to_else, end);
+            }
+        }
+        Ok(())
+    }
+
+    /// `while c { body }` compiles inverted: test once on entry, then test again at the bottom
+    /// and branch back, so an iteration costs one branch. When the body ends with `v = v + K`
+    /// and the condition is `v < limit`, the step and the test fuse into one `forlt`/`forltk`.
+    fn while_stmt(&mut self, cond: ExprId, body: List) -> Result<(), SyntaxError> {
+        let mut exits = Patches::new();
+        self.cond_jump(cond, false, &mut exits)?;
+        let top = self.here();
+        self.loops.push(Patches::new());
+        self.block(body)?;
+        let e = *self.ast.expr(cond);
+        self.at(e.line, e.col);
+        if !self.fuse_loop_step(cond, body, top)? {
+            let mut to_top = Patches::new();
+            self.cond_jump(cond, true, &mut to_top)?;
+            self.patch(&to_top, top);
+        }
+        let breaks = self.loops.pop().unwrap_or_default();
+        let end = self.here();
+        self.patch(&breaks, end);
+        self.patch(&exits, end);
+        Ok(())
+    }
+
+    /// Rewrites a trailing `addk v, v, K` plus the test `v < limit` into one fused instruction.
+    /// Only when the body's last statement is that assignment itself, so no jump inside the body
+    /// can target the spot where the test would have started.
+    fn fuse_loop_step(
+        &mut self,
+        cond: ExprId,
+        body: List,
+        top: usize,
+    ) -> Result<bool, SyntaxError> {
+        let Some(&last_stmt) = self.ast.block(body).last() else {
+            return Ok(false);
+        };
+        let StmtKind::Assign(var, value) = self.ast.stmt(last_stmt).kind else {
+            return Ok(false);
+        };
+        let ExprKind::Binary(BinOp::Add, _, _) = self.ast.expr(value).kind else {
+            return Ok(false);
+        };
+        let last = self.last_start;
+        if last < top || last + 1 != self.here() {
+            return Ok(false);
+        }
+        // `addk A, B, C` with A == B: an in-place step by the constant C.
+        let w = self.func.code[last];
+        let (a, b, k) = ((w >> 8) as u8, (w >> 16) as u8, (w >> 24) as u8);
+        if w as u8 != Op::AddK as u8 || a != b || self.lookup(var)? != a {
+            return Ok(false);
+        }
+        let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else {
+            return Ok(false);
+        };
+        let ExprKind::Var(name) = self.ast.expr(l).kind else {
+            return Ok(false);
+        };
+        if name != var {
+            return Ok(false);
+        }
+        let fused = if let Some(limit) = self.small_num_const(r) {
+            encode_abc(Op::ForLtK, a, k, limit)
+        } else if let ExprKind::Var(limit) = self.ast.expr(r).kind {
+            encode_abc(Op::ForLt, a, k, self.lookup(limit)?)
+        } else {
+            return Ok(false);
+        };
+        self.func.code[last] = fused;
+        self.emit_ext(top as u32);
+        Ok(true)
+    }
+
+    /// Emits code that jumps (via `patches`) when `truthy(e) == sense` and falls through otherwise.
+    fn cond_jump(
+        &mut self,
+        e: ExprId,
+        sense: bool,
+        patches: &mut Patches,
+    ) -> Result<(), SyntaxError> {
+        let temps = self.next_reg;
+        match self.ast.expr(e).kind {
+            ExprKind::Not(x) => self.cond_jump(x, !sense, patches)?,
+            ExprKind::Bool(b) => {
+                if b == sense {
+                    patches.push(self.emit_jump(Op::Jmp as u32));
+                }
+            }
+            ExprKind::And(l, r) | ExprKind::Or(l, r) => {
+                let is_and = matches!(self.ast.expr(e).kind, ExprKind::And(..));
+                if is_and != sense {
+                    // and/false: either side false jumps; or/true: either side true jumps.
+                    self.cond_jump(l, sense, patches)?;
+                    self.cond_jump(r, sense, patches)?;
+                } else {
+                    let mut skip = Patches::new();
+                    self.cond_jump(l, !sense, &mut skip)?;
+                    self.cond_jump(r, sense, patches)?;
+                    let here = self.here();
+                    self.patch(&skip, here);
+                }
+            }
+            ExprKind::Binary(op, l, r) if is_comparison(op) => {
+                self.compare_jump(op, l, r, sense, patches)?
+            }
+            _ => {
+                let r = self.expr_any(e)?;
+                patches.push(self.emit_jump(encode_abc(Op::JmpIf, r, sense as u8, 0)));
+            }
+        }
+        self.next_reg = temps;
+        Ok(())
+    }
+
+    fn compare_jump(
+        &mut self,
+        op: BinOp,
+        l: ExprId,
+        r: ExprId,
+        sense: bool,
+        patches: &mut Patches,
+    ) -> Result<(), SyntaxError> {
+        // Ne is Eq with the opposite sense.
+        let (op, sense) = if op == BinOp::Ne {
+            (BinOp::Eq, !sense)
+        } else {
+            (op, sense)
+        };
+        if let Some(k) = self.small_num_const(r) {
+            let reg = self.expr_any(l)?;
+            let kop = match op {
+                BinOp::Lt => Op::JLtK,
+                BinOp::Le => Op::JLeK,
+                BinOp::Gt => Op::JGtK,
+                BinOp::Ge => Op::JGeK,
+                _ => Op::JEqK,
+            };
+            patches.push(self.emit_jump(encode_abc(kop, reg, k, sense as u8)));
+            return Ok(());
+        }
+        if let Some(k) = self.small_num_const(l) {
+            let reg = self.expr_any(r)?;
+            let kop = match op {
+                BinOp::Lt => Op::JGtK,
+                BinOp::Le => Op::JGeK,
+                BinOp::Gt => Op::JLtK,
+                BinOp::Ge => Op::JLeK,
+                _ => Op::JEqK,
+            };
+            patches.push(self.emit_jump(encode_abc(kop, reg, k, sense as u8)));
+            return Ok(());
+        }
+        let (x, y) = (self.expr_any(l)?, self.expr_any(r)?);
+        let (jop, x, y) = match op {
+            BinOp::Lt => (Op::JLt, x, y),
+            BinOp::Le => (Op::JLe, x, y),
+            BinOp::Gt => (Op::JLt, y, x),
+            BinOp::Ge => (Op::JLe, y, x),
+            _ => (Op::JEq, x, y),
+        };
+        patches.push(self.emit_jump(encode_abc(jop, x, y, sense as u8)));
+        Ok(())
+    }
+
+    /// The register holding `e`: a variable's own register, or a fresh temporary.
+    fn expr_any(&mut self, e: ExprId) -> Result<u8, SyntaxError> {
+        if let ExprKind::Var(name) = self.ast.expr(e).kind {
+            let saved = (self.line, self.col);
+            let ex = *self.ast.expr(e);
+            self.at(ex.line, ex.col);
+            let r = self.lookup(name);
+            self.at(saved.0, saved.1);
+            return r;
+        }
+        self.expr_fresh(e)
+    }
+
+    /// Evaluates `e` into a new register on top of the register stack.
+    fn expr_fresh(&mut self, e: ExprId) -> Result<u8, SyntaxError> {
+        let r = self.alloc_reg()?;
+        self.fresh_dst = true;
+        self.expr_to(e, r)?;
+        Ok(r)
+    }
+
+    /// Emits code leaving the value of `e` in register `dst`.
+    fn expr_to(&mut self, e: ExprId, dst: u8) -> Result<(), SyntaxError> {
+        let ex = *self.ast.expr(e);
+        self.at(ex.line, ex.col);
+        let fresh = core::mem::take(&mut self.fresh_dst);
+        let temps = self.next_reg;
+        match ex.kind {
+            ExprKind::Int(i) if i16::try_from(i).is_ok() => {
+                self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16))
+            }
+            ExprKind::Int(i) => self.load_const(dst, Const::Int(i))?,
+            ExprKind::Float(x) => self.load_const(dst, Const::Float(x))?,
+            ExprKind::Str(raw) => self.load_const(dst, Const::Str(unescape(raw).into()))?,
+            ExprKind::Bool(b) => self.emit_abc(Op::LoadBool, dst, b as u8, 0),
+            ExprKind::Nil => self.emit_abc(Op::LoadNil, dst, 0, 0),
+            ExprKind::Var(name) => {
+                let r = self.lookup(name)?;
+                if r != dst {
+                    self.emit_abc(Op::Move, dst, r, 0);
+                }
+            }
+            ExprKind::Neg(_) if self.num_literal(e).is_some() => match self.num_literal(e) {
+                Some(Const::Int(i)) if i16::try_from(i).is_ok() => {
+                    self.emit(encode_abx(Op::LoadInt, dst, i as i16 as u16))
+                }
+                Some(k) => self.load_const(dst, k)?,
+                None => {}
+            },
+            ExprKind::Neg(x) => {
+                let r = self.expr_any(x)?;
+                self.emit_abc(Op::Neg, dst, r, 0);
+            }
+            ExprKind::Not(x) => {
+                let r = self.expr_any(x)?;
+                self.emit_abc(Op::Not, dst, r, 0);
+            }
+            ExprKind::Binary(op, l, r) => self.binary(op, l, r, dst)?,
+            ExprKind::And(l, r) | ExprKind::Or(l, r) => {
+                let is_and = matches!(ex.kind, ExprKind::And(..));
+                self.expr_to(l, dst)?;
+                // `a && b` is `a` when `a` is falsy, else `b`; `||` the other way round.
+                let skip = self.emit_jump(encode_abc(Op::JmpIf, dst, !is_and as u8, 0));
+                self.expr_to(r, dst)?;
+                let end = self.here();
+                self.patch(&[skip], end);
+            }
+            ExprKind::Call(name, args) => {
+                if fresh && dst as usize + 1 == self.next_reg {
+                    // Nothing lives in `dst` yet: the argument window may start there.
+                    self.next_reg = dst as usize;
+                }
+                self.call(name, args, dst, ex)?;
+            }
+            ExprKind::Index(obj, idx) => {
+                let (o, i) = (self.expr_any(obj)?, self.expr_any(idx)?);
+                self.at(ex.line, ex.col);
+                self.emit_abc(Op::GetIdx, dst, o, i);
+            }
+            ExprKind::Array(items) => {
+                let (base, n) = self.window(items)?;
+                self.at(ex.line, ex.col);
+                self.emit_abc(Op::NewArr, dst, base, n);
+            }
+        }
+        self.next_reg = temps;
+        Ok(())
+    }
+
+    fn load_const(&mut self, dst: u8, k: Const) -> Result<(), SyntaxError> {
+        let i = self.constant(k)?;
+        self.emit(encode_abx(Op::LoadK, dst, i as u16));
+        Ok(())
+    }
+
+    fn binary(&mut self, op: BinOp, l: ExprId, r: ExprId, dst: u8) -> Result<(), SyntaxError> {
+        let line = (self.line, self.col);
+        let (rr, kop) = match op {
+            BinOp::Add => (Op::Add, Op::AddK),
+            BinOp::Sub => (Op::Sub, Op::SubK),
+            BinOp::Mul => (Op::Mul, Op::MulK),
+            BinOp::Div => (Op::Div, Op::DivK),
+            BinOp::Mod => (Op::Mod, Op::ModK),
+            BinOp::Eq | BinOp::Ne => (Op::Eq, Op::Eq),
+            BinOp::Lt | BinOp::Gt => (Op::Lt, Op::Lt),
+            BinOp::Le | BinOp::Ge => (Op::Le, Op::Le),
+        };
+        if kop != rr {
+            // `x op K`, and `K op x` for the commutative ops, use the constant operand directly.
+            let commutes = matches!(op, BinOp::Add | BinOp::Mul);
+            let swapped = if commutes {
+                self.small_num_const(l).map(|k| (k, r))
+            } else {
+                None
+            };
+            if let Some((k, x)) = self.small_num_const(r).map(|k| (k, l)).or(swapped) {
+                let x = self.expr_any(x)?;
+                self.at(line.0, line.1);
+                self.emit_abc(kop, dst, x, k);
+                return Ok(());
+            }
+        }
+        let (x, y) = (self.expr_any(l)?, self.expr_any(r)?);
+        self.at(line.0, line.1);
+        let (x, y) = if matches!(op, BinOp::Gt | BinOp::Ge) {
+            (y, x)
+        } else {
+            (x, y)
+        };
+        self.emit_abc(rr, dst, x, y);
+        if op == BinOp::Ne {
+            self.emit_abc(Op::Not, dst, dst, 0);
+        }
+        Ok(())
+    }
+
+    /// Evaluates `items` into consecutive fresh registers; returns the first and the count.
+    fn window(&mut self, items: List) -> Result<(u8, u8), SyntaxError> {
+        let n = u8::try_from(items.len)
+            .map_err(|_| self.err("more than 255 arguments or elements".into()))?;
+        let base = self.next_reg as u8;
+        for &item in self.ast.expr_list(items) {
+            self.expr_fresh(item)?;
+        }
+        if n == 0 {
+            // The window still holds the result.
+            self.alloc_reg()?;
+        }
+        Ok((base, n))
+    }
+
+    fn call(&mut self, name: &str, args: List, dst: u8, ex: Expr<'_>) -> Result<(), SyntaxError> {
+        let target = if let Some(i) = self.sigs.iter().position(|(n, _)| *n == name) {
+            let want = self.sigs[i].1;
+            if want != args.len as usize {
+                return Err(self.err(format!("`{name}` takes {want} arguments, got {}", args.len)));
+            }
+            Ok(i + 1)
+        } else if let Some(b) = Builtin::from_name(name) {
+            if b.arity().is_some_and(|n| n != args.len as usize) {
+                let want = b.arity().unwrap_or(0);
+                return Err(self.err(format!("`{name}` takes {want} arguments, got {}", args.len)));
+            }
+            Err(b)
+        } else {
+            return Err(self.err(format!("unknown function `{name}`")));
+        };
+        let (base, n) = self.window(args)?;
+        self.at(ex.line, ex.col);
+        match target {
+            Ok(fi) => {
+                self.emit_abc(Op::Call, base, 0, n);
+                self.emit_ext(fi as u32);
+            }
+            Err(b) => self.emit_abc(Op::CallB, base, b as u8, n),
+        }
+        if base != dst {
+            self.emit_abc(Op::Move, dst, base, 0);
+        }
+        Ok(())
+    }
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(
+        op,
+        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+    )
+}
+
+/// Decodes the escapes the lexer validated.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(ch) = chars.next() {
+        if ch != '\\' {
+            out.push(ch);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}

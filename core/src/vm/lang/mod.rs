@@ -1,0 +1,38 @@
+//! The `.kl` language: lexer, parser and compiler to bytecode.
+//!
+//! ```text
+//! fn fib(n) { if n < 2 { return n; } return fib(n - 1) + fib(n - 2); }
+//! let xs = [1, 2, 3];
+//! push(xs, fib(20));
+//! print("fib(20) =", xs[3], len(xs));
+//! ```
+//! Values: ints, floats, `true`/`false`, `nil`, strings (`"..."` with `\n \t \" \\`), arrays.
+//! Statements: `let`, assignment (to variables and array elements), `if`/`else`, `while`,
+//! `break`, `return`, expression statements. Operators: `+ - * / %`, `== != < <= > >=`,
+//! `&& || !` (short-circuit; the result is one of the operands). Builtins: `print(..)`,
+//! `len(x)`, `args()`, `int(x)`, `float(x)`, `str(x)`, `push(a, v)`, `array(n, v)`, `sqrt(x)`.
+//!
+//! The lexer and the parser take all their memory from one allocator handed to them (see
+//! [`alloc`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
+pub mod alloc;
+pub mod ast;
+pub mod compiler;
+pub mod lexer;
+pub mod parser;
+
+use crate::vm::error::SyntaxError;
+use crate::vm::program::Program;
+
+/// Source text to a program (not yet verified). Tokens and the syntax tree live in one
+/// [`Arena`](crate::alloc::arena::Arena) that is dropped, all at once, when compilation ends.
+pub fn compile(src: &str) -> Result<Program, SyntaxError> {
+    let arena = crate::alloc::arena::Arena::new();
+    compile_in(src, &arena)
+}
+
+/// [`compile`] with the front end's memory taken from `alloc`.
+pub fn compile_in<A: alloc::Allocator + Copy>(src: &str, alloc: A) -> Result<Program, SyntaxError> {
+    let tokens = lexer::lex(src, alloc)?;
+    let ast = parser::parse(&tokens, alloc)?;
+    compiler::compile(&ast)
+}

@@ -1,0 +1,443 @@
+//! Error cases: every kind of bad input gets its exact message and location.
+use kiln::vm::bytecode::{encode_abc, encode_abx, Op};
+use kiln::vm::{
+    lang, run_source, Const, Error, Function, HotLoop, LoopHook, Program, RuntimeErrorKind, Vm,
+    VmConfig,
+};
+
+fn run(src: &str) -> Result<String, Error> {
+    run_with(src, VmConfig::default())
+}
+
+fn run_with(src: &str, config: VmConfig) -> Result<String, Error> {
+    let mut out = String::new();
+    run_source(src, &[], config, &mut out).map(|_| out)
+}
+
+fn error_of(src: &str) -> String {
+    match run(src) {
+        Ok(out) => panic!("expected an error, program printed {out:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    assert_eq!(
+        error_of("let x = ;"),
+        "syntax error at 1:9: expected an expression, found `;`"
+    );
+    assert_eq!(
+        error_of("let a = 1;\nwhile a < 3 {\n  a = a + 1;\n"),
+        "syntax error at 4:1: expected `}` before the end of the file"
+    );
+    assert_eq!(
+        error_of("print(\"abc);"),
+        "syntax error at 1:7: string literal not closed"
+    );
+    assert_eq!(
+        error_of("let y = 2 $ 3;"),
+        "syntax error at 1:11: unexpected character `$`"
+    );
+    assert_eq!(
+        error_of("1 + 2 = 3;"),
+        "syntax error at 1:1: can only assign to a variable or an array element"
+    );
+    assert_eq!(
+        error_of("if 1 { fn f() {} }"),
+        "syntax error at 1:8: functions can only be declared at the top level"
+    );
+}
+
+#[test]
+fn deep_nesting_is_a_syntax_error_not_a_stack_overflow() {
+    let src = format!("let x = {}1{};", "(".repeat(5000), ")".repeat(5000));
+    assert_eq!(
+        error_of(&src),
+        "syntax error at 1:209: nesting deeper than 200 levels"
+    );
+}
+
+#[test]
+fn compile_errors_carry_line_and_column() {
+    assert_eq!(
+        error_of("let a = 1;\nprint(b);"),
+        "compile error at 2:7: unknown variable `b`"
+    );
+    assert_eq!(
+        error_of("fn f(a) { return a; }\nf(1, 2);"),
+        "compile error at 2:1: `f` takes 1 arguments, got 2"
+    );
+    assert_eq!(
+        error_of("nope();"),
+        "compile error at 1:1: unknown function `nope`"
+    );
+    assert_eq!(
+        error_of("break;"),
+        "compile error at 1:1: `break` outside a loop"
+    );
+    assert_eq!(
+        error_of("fn len(x) { }"),
+        "compile error at 1:1: `len` is a builtin and cannot be redefined"
+    );
+}
+
+#[test]
+fn runtime_type_error_has_pc_and_line() {
+    let src = "let a = 1;\nlet b = \"two\";\nlet c = a + b;";
+    assert_eq!(
+        error_of(src),
+        "runtime error at line 3 (fn main, pc 2): type error: cannot add int and string"
+    );
+    assert_eq!(
+        error_of("let a = [1];\nif a < 2 { }"),
+        "runtime error at line 2 (fn main, pc 2): type error: cannot compare array and int"
+    );
+    assert_eq!(
+        error_of("let s = -\"x\";"),
+        "runtime error at line 1 (fn main, pc 1): type error: cannot negate string"
+    );
+}
+
+#[test]
+fn runtime_division_by_zero_has_pc_and_line() {
+    let src = "fn div(a, b) {\n  return a / b;\n}\nprint(div(6, 3));\nprint(div(1, 0));";
+    let mut out = String::new();
+    let err = run_source(src, &[], VmConfig::default(), &mut out).unwrap_err();
+    assert_eq!(out, "2\n", "the first call ran before the error");
+    assert_eq!(
+        err.to_string(),
+        "runtime error at line 2 (fn div, pc 0): division by zero"
+    );
+    assert_eq!(
+        error_of("let x = 5 % 0;"),
+        "runtime error at line 1 (fn main, pc 1): division by zero"
+    );
+    // Float division by zero is IEEE, not an error.
+    assert_eq!(run("print(1.0 / 0.0, 0 - 1 / 0.0);").unwrap(), "inf -inf\n");
+}
+
+#[test]
+fn runtime_index_out_of_range_has_pc_and_line() {
+    let src = "let a = [1, 2, 3];\nlet i = 0;\nwhile i < 5 {\n  print(a[i]);\n  i = i + 1;\n}";
+    let mut out = String::new();
+    let err = run_source(src, &[], VmConfig::default(), &mut out).unwrap_err();
+    assert_eq!(out, "1\n2\n3\n");
+    assert_eq!(
+        err.to_string(),
+        "runtime error at line 4 (fn main, pc 7): index out of range: index 3, length 3"
+    );
+    assert_eq!(
+        error_of("let a = [];\na[-1] = 2;"),
+        "runtime error at line 2 (fn main, pc 3): index out of range: index -1, length 0"
+    );
+}
+
+#[test]
+fn fuel_bounds_an_infinite_loop() {
+    let config = VmConfig {
+        fuel: Some(10_000),
+        ..VmConfig::default()
+    };
+    let err = run_with("let i = 0;\nwhile true {\n  i = i + 1;\n}", config).unwrap_err();
+    let Error::Runtime(e) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(e.kind, RuntimeErrorKind::OutOfFuel);
+    // Enough fuel lets the same kind of loop finish.
+    let config = VmConfig {
+        fuel: Some(10_000),
+        ..VmConfig::default()
+    };
+    assert_eq!(
+        run_with(
+            "let i = 0;\nwhile i < 100 { i = i + 1; }\nprint(i);",
+            config
+        )
+        .unwrap(),
+        "100\n"
+    );
+}
+
+#[test]
+fn memory_cap_bounds_allocation() {
+    let config = VmConfig {
+        memory_cap: 64 * 1024,
+        ..VmConfig::default()
+    };
+    let src = "let a = [];\nwhile true {\n  push(a, \"some text\");\n}";
+    let err = run_with(src, config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "runtime error at line 3 (fn main, pc 3): out of memory (memory cap reached)"
+    );
+    let config = VmConfig {
+        memory_cap: 64 * 1024,
+        ..VmConfig::default()
+    };
+    let err = run_with("let a = array(1000000000, 0);", config).unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("out of memory (memory cap reached)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn heap_is_reclaimed_when_values_die() {
+    let prog =
+        lang::compile("let i = 0;\nwhile i < 1000 {\n  let s = [i, str(i)];\n  i = i + 1;\n}")
+            .unwrap();
+    let config = VmConfig {
+        memory_cap: 16 * 1024,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).unwrap();
+    let mut out = String::new();
+    vm.run(&mut out, None)
+        .expect("garbage is freed, so 1000 iterations fit in 16 KiB");
+    // Only the register stack and the interned constants stay charged.
+    assert!(
+        vm.heap_bytes() <= 8 * 1024,
+        "{} bytes still live",
+        vm.heap_bytes()
+    );
+}
+
+#[test]
+fn unbounded_recursion_is_a_stack_overflow() {
+    let err = error_of("fn f(n) { return f(n + 1); }\nf(0);");
+    assert_eq!(
+        err,
+        "runtime error at line 1 (fn f, pc 1): stack overflow (call depth limit)"
+    );
+}
+
+fn program(nregs: u16, code: Vec<u32>) -> Program {
+    let lines = vec![1; code.len()];
+    Program {
+        consts: vec![Const::Str("main".into()), Const::Int(7)],
+        funcs: vec![Function {
+            name: 0,
+            arity: 0,
+            nregs,
+            code,
+            lines,
+        }],
+    }
+}
+
+fn verify_error(p: &Program) -> String {
+    kiln::vm::verify::verify(p).unwrap_err().to_string()
+}
+
+#[test]
+fn verifier_rejects_bad_jumps() {
+    let ret = encode_abc(Op::RetNil, 0, 0, 0);
+    let p = program(1, vec![encode_abc(Op::Jmp, 0, 0, 0), 9, ret]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: jump target 9 out of range (code has 3 words)"
+    );
+    // Word 2 is the extension word of the `jlt` at 1.
+    let jlt = encode_abc(Op::JLt, 0, 0, 1);
+    let p = program(1, vec![encode_abc(Op::LoadNil, 0, 0, 0), jlt, 2, ret]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 1: jump target 2 is inside an instruction"
+    );
+    let p = program(1, vec![encode_abc(Op::Jmp, 0, 0, 0)]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: `jmp` is missing its extension word"
+    );
+}
+
+#[test]
+fn verifier_rejects_bad_operands() {
+    let ret = encode_abc(Op::RetNil, 0, 0, 0);
+    let p = program(2, vec![encode_abc(Op::Move, 5, 0, 0), ret]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: `move` register r5 out of range (frame has 2)"
+    );
+    let p = program(2, vec![encode_abx(Op::LoadK, 0, 40), ret]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: `loadk` constant k40 out of range (pool has 2)"
+    );
+    let p = program(
+        2,
+        vec![
+            encode_abc(Op::LoadInt, 0, 0, 0),
+            encode_abc(Op::AddK, 0, 0, 0),
+            ret,
+        ],
+    );
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 1: `addk` needs a numeric constant, k0 is a string"
+    );
+    let p = program(2, vec![0xee, ret]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: unknown opcode 0xee"
+    );
+    let p = program(2, vec![encode_abc(Op::LoadNil, 0, 0, 0)]);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: `loadnil` falls off the end of the code"
+    );
+}
+
+#[test]
+fn verifier_rejects_inconsistent_register_use() {
+    let ret = encode_abc(Op::RetNil, 0, 0, 0);
+    // r1 is read before anything wrote it.
+    let p = program(
+        2,
+        vec![
+            encode_abc(Op::LoadInt, 0, 0, 0),
+            encode_abc(Op::Add, 0, 0, 1),
+            ret,
+        ],
+    );
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 1: `add` reads r1 before it is written"
+    );
+    // Written on one path only.
+    let code = vec![
+        encode_abc(Op::LoadBool, 0, 1, 0),
+        encode_abc(Op::JmpIf, 0, 1, 0),
+        5,
+        encode_abc(Op::LoadInt, 1, 0, 0),
+        encode_abc(Op::LoadNil, 0, 0, 0),
+        encode_abc(Op::Ret, 1, 0, 0),
+    ];
+    assert_eq!(
+        verify_error(&program(2, code)),
+        "verify error in f0 at pc 5: `ret` reads r1 before it is written"
+    );
+}
+
+#[test]
+fn verifier_rejects_calls_with_wrong_arity() {
+    let mut p = program(
+        3,
+        vec![
+            encode_abc(Op::LoadInt, 0, 0, 0),
+            encode_abc(Op::Call, 0, 0, 1),
+            1,
+            encode_abc(Op::RetNil, 0, 0, 0),
+        ],
+    );
+    let callee = Function {
+        name: 0,
+        arity: 2,
+        nregs: 2,
+        code: vec![encode_abc(Op::RetNil, 0, 0, 0)],
+        lines: vec![1],
+    };
+    p.funcs.push(callee);
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 1: call to f1 with 1 arguments, it takes 2"
+    );
+    p.funcs[0].code[2] = 7;
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 1: call to f7, which does not exist"
+    );
+    let p = program(
+        3,
+        vec![
+            encode_abc(Op::CallB, 0, 1, 0),
+            encode_abc(Op::RetNil, 0, 0, 0),
+        ],
+    );
+    assert_eq!(
+        verify_error(&p),
+        "verify error in f0 at pc 0: builtin len called with 0 arguments, it takes 1"
+    );
+}
+
+#[test]
+fn verifier_accepts_every_example_and_bytes_round_trip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for name in ["fib", "mandelbrot", "sieve", "spectral_norm", "strings"] {
+        let src = std::fs::read_to_string(dir.join(format!("{name}.kl"))).unwrap();
+        let prog = lang::compile(&src).unwrap();
+        kiln::vm::verify::verify(&prog).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            Program::from_bytes(&prog.to_bytes()).unwrap(),
+            prog,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn load_errors_name_the_offset() {
+    assert_eq!(
+        Program::from_bytes(b"NOPE").unwrap_err().to_string(),
+        "bad program bytes at offset 0: truncated"
+    );
+    let mut huge = b"KILN\x01".to_vec();
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(
+        Program::from_bytes(&huge).unwrap_err().to_string(),
+        "bad program bytes at offset 5: count larger than the remaining input"
+    );
+}
+
+struct Recorder(Vec<(usize, usize, u32, i64)>);
+
+impl LoopHook for Recorder {
+    fn hot_loop(&mut self, at: HotLoop<'_>) {
+        let i = match at.regs[0] {
+            kiln::vm::Value::Int(i) => i,
+            _ => -1,
+        };
+        self.0.push((at.func, at.header_pc, at.count, i));
+    }
+}
+
+#[test]
+fn hot_loop_hook_fires_once_at_the_threshold() {
+    let prog = lang::compile("let i = 0;\nwhile i < 500 {\n  i = i + 1;\n}").unwrap();
+    let config = VmConfig {
+        jit_threshold: 100,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).unwrap();
+    let mut hook = Recorder(Vec::new());
+    let mut out = String::new();
+    vm.run(&mut out, Some(&mut hook)).unwrap();
+    // Code: 0 loadint; 1 jgek (entry test); 3 forltk r0 (step, test, jump back to itself: the
+    // loop header is PC 3). The 100th backward jump follows the 100th increment.
+    assert_eq!(hook.0, vec![(0, 3, 100, 100)]);
+    assert_eq!(
+        vm.loop_count(0, 3),
+        499,
+        "one backward jump per iteration but the last"
+    );
+}
+
+#[test]
+fn disassembly_names_ops_constants_and_calls() {
+    let prog = lang::compile("fn sq(x) { return x * x; }\nprint(sq(1.5));").unwrap();
+    let mut text = String::new();
+    kiln::vm::bytecode::disassemble(&mut text, &prog).unwrap();
+    for needle in [
+        "fn f0 main",
+        "fn f1 sq (arity 1",
+        "call     r0, 1, f1   ; sq",
+        "callb",
+        "print",
+        "mul      r1, r0, r0",
+        "ret      r1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing in\n{text}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Language semantics: small programs and the exact output they must print.
+use kiln::vm::{run_source, VmConfig};
+
+fn run(src: &str) -> String {
+    let mut out = String::new();
+    if let Err(e) = run_source(src, &["a1", "22"], VmConfig::default(), &mut out) {
+        panic!("{e}\nin:\n{src}");
+    }
+    out
+}
+
+#[test]
+fn arithmetic_and_comparisons() {
+    assert_eq!(
+        run("print(7 / 2, -7 / 2, 7 % 3, -7 % 3, 7.5 % 2, 2 * 3 + 4, 2 * (3 + 4));"),
+        "3 -3 1 -1 1.5 10 14\n"
+    );
+    assert_eq!(
+        run("print(1 + 0.5, 3 - 1.0, 1 < 1.5, 2 <= 2, 3 > 4, 3 >= 3, 1 == 1.0, 1 != 2);"),
+        "1.5 2.0 true true false true true true\n"
+    );
+    assert_eq!(
+        run("print(9223372036854775807 + 1, -(-3), !true, !nil, !0);"),
+        "-9223372036854775808 3 false true false\n"
+    );
+    assert_eq!(
+        run("print(\"ab\" + \"cd\", \"ab\" < \"b\", \"x\" == \"x\", [1] == [1]);"),
+        "abcd true true false\n"
+    );
+}
+
+#[test]
+fn short_circuit_returns_an_operand_and_skips_the_rest() {
+    let src = "fn boom() { return 1 / 0; }\nprint(false && boom(), true || boom(), nil || 3, 2 && 5);\nlet x = 1;\nx = false || x;\nprint(x);";
+    assert_eq!(run(src), "false true 3 5\n1\n");
+}
+
+#[test]
+fn loops_if_else_break_and_fused_steps() {
+    let src = "let i = 0;\nlet s = 0;\nwhile i < 10 {\n  if i % 2 == 0 { s = s + i; } else if i == 7 { break; } else { s = s + 100; }\n  i = i + 1;\n}\nprint(i, s);";
+    assert_eq!(run(src), "7 312\n");
+    // A float counter against an int limit, and a limit that changes inside the loop.
+    assert_eq!(
+        run("let x = 0.5;\nwhile x < 3 { x = x + 1; }\nprint(x);"),
+        "3.5\n"
+    );
+    assert_eq!(
+        run("let n = 3;\nlet i = 0;\nwhile i < n { n = n - 1; i = i + 1; }\nprint(i, n);"),
+        "2 1\n"
+    );
+    // The last statement is an `if` around the step: no fusion, same meaning.
+    assert_eq!(run("let i = 0;\nlet k = 0;\nwhile i < 5 { k = k + 1; if k > 0 { i = i + 1; } }\nprint(i, k);"), "5 5\n");
+    assert_eq!(
+        run("let i = 10;\nwhile i < 5 { i = i + 1; }\nprint(i);"),
+        "10\n"
+    );
+}
+
+#[test]
+fn functions_recursion_and_scopes() {
+    let src = "fn fact(n) { if n <= 1 { return 1; } return n * fact(n - 1); }\nfn nothing() { }\nlet x = 1;\nif true { let x = 2; print(x); }\nprint(x, fact(20), nothing());";
+    assert_eq!(run(src), "2\n1 2432902008176640000 nil\n");
+    // Calls as arguments, nested windows.
+    assert_eq!(
+        run("fn add(a, b) { return a + b; }\nprint(add(add(1, 2), add(3, add(4, 5))));"),
+        "15\n"
+    );
+}
+
+#[test]
+fn arrays_strings_and_builtins() {
+    let src = "let a = [1, \"two\", [3]];\npush(a, 4.5);\na[0] = a[0] + 10;\nprint(a, len(a), a[2][0], len(\"héllo\"));\nlet b = a;\nb[1] = nil;\nprint(a[1], array(3, 0), str(12) + \"!\", int(\"42\") + 1, float(2), int(3.9), sqrt(16));";
+    assert_eq!(
+        run(src),
+        "[11, two, [3], 4.5] 4 3 6\nnil [0, 0, 0] 12! 43 2.0 3 4.0\n"
+    );
+    assert_eq!(run("print(args(), len(args()));"), "[a1, 22] 2\n");
+    assert_eq!(
+        run("print(\"tab\\there\", \"quote\\\"\", \"nl\\n\");"),
+        "tab\there quote\" nl\n\n"
+    );
+}
+
+#[test]
+fn a_self_containing_array_prints_without_recursing_forever() {
+    let out = run("let a = [1];\npush(a, a);\nprint(len(a));\nprint(a);");
+    assert!(out.starts_with("2\n[1, [1, [1, "), "{out}");
+    assert!(out.contains("[...]"), "{out}");
+}
+
+#[test]
+fn the_front_end_allocates_from_the_arena_it_is_given() {
+    let arena = kiln::alloc::arena::Arena::new();
+    let src =
+        "fn f(a, b) { return [a, b]; }\nlet i = 0;\nwhile i < 3 { print(f(i, \"x\")); i = i + 1; }";
+    let prog = kiln::vm::lang::compile_in(src, &arena).unwrap();
+    let stats = arena.stats();
+    // Tokens, expression/statement pools and their lists: several vectors, all in the arena.
+    assert!(stats.allocations >= 6, "{stats:?}");
+    assert!(stats.bytes_allocated >= 500, "{stats:?}");
+    // The program itself is ordinary heap data and outlives the arena's contents.
+    drop(arena);
+    let mut vm = kiln::vm::Vm::new(&prog, VmConfig::default()).unwrap();
+    let mut out = String::new();
+    vm.run(&mut out, None).unwrap();
+    assert_eq!(out, "[0, x]\n[1, x]\n[2, x]\n");
+}
+
+#[test]
+fn value_layout_is_the_documented_one() {
+    use kiln::vm::value::{PAYLOAD_OFFSET, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL};
+    use kiln::vm::Value;
+    assert_eq!(core::mem::size_of::<Value>(), 16);
+    assert_eq!(PAYLOAD_OFFSET, 8);
+    let tag = |v: &Value| {
+        // SAFETY: `Value` is `#[repr(u64)]`: its first 8 bytes are the initialised tag word.
+        unsafe { *(v as *const Value as *const u64) }
+    };
+    let payload = |v: &Value| {
+        // SAFETY: for `Int` and `Float` (the only variants passed here) bytes 8..16 hold the
+        // fully initialised i64/f64 payload.
+        unsafe { *((v as *const Value as *const u8).add(PAYLOAD_OFFSET) as *const u64) }
+    };
+    assert_eq!(tag(&Value::Nil), TAG_NIL);
+    assert_eq!(tag(&Value::Bool(true)), TAG_BOOL);
+    assert_eq!(tag(&Value::Int(-5)), TAG_INT);
+    assert_eq!(payload(&Value::Int(-5)), (-5i64) as u64);
+    assert_eq!(tag(&Value::Float(1.5)), TAG_FLOAT);
+    assert_eq!(payload(&Value::Float(1.5)), 1.5f64.to_bits());
+}

@@ -1,0 +1,155 @@
+//! `kiln`: run, check or disassemble a `.kl` program.
+//!
+//! ```text
+//! kiln run FILE [ARGS...] [--jit=off|auto|on] [--jit-threshold N] [--trace-jit]
+//! kiln check FILE        parse, compile and verify only
+//! kiln dis FILE          disassemble
+//! ```
+//! Exit codes: 0 success, 1 program error (syntax, verify, runtime), 2 usage or I/O error.
+//! The whole process allocates through kiln's own allocator ([`kiln_std::KilnAlloc`]).
+use std::fmt;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kiln::vm::{bytecode, lang, Error, Vm, VmConfig};
+
+#[global_allocator]
+static ALLOC: kiln_std::KilnAlloc = kiln_std::KilnAlloc;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Run, check or disassemble kiln (.kl) programs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile, verify and run FILE; ARGS are visible to the program via `args()`.
+    Run {
+        file: String,
+        /// JIT mode (only `off` exists until the JIT lands).
+        #[arg(long, value_enum, default_value_t = JitMode::Off)]
+        jit: JitMode,
+        /// Backward jumps before a loop counts as hot.
+        #[arg(long, default_value_t = 1000)]
+        jit_threshold: u32,
+        /// Print `[JIT]` events.
+        #[arg(long)]
+        trace_jit: bool,
+        /// Instruction budget (unlimited when absent).
+        #[arg(long)]
+        fuel: Option<u64>,
+        /// Cap on the program's live heap bytes.
+        #[arg(long)]
+        memory_cap: Option<usize>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Parse, compile and verify FILE without running it.
+    Check { file: String },
+    /// Print FILE's bytecode.
+    Dis { file: String },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum JitMode {
+    Off,
+    Auto,
+    On,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            file,
+            jit,
+            jit_threshold,
+            trace_jit,
+            fuel,
+            memory_cap,
+            args,
+        } => {
+            if jit != JitMode::Off {
+                eprintln!("kiln: the JIT is not built yet; only --jit=off is available");
+                return ExitCode::from(2);
+            }
+            // Nothing to trace while only the interpreter exists; the JIT will print `[JIT]` lines.
+            let _ = trace_jit;
+            let config = VmConfig {
+                fuel,
+                memory_cap: memory_cap.unwrap_or(usize::MAX),
+                // Counting stays off while there is no JIT to hand hot loops to.
+                jit_threshold: if jit == JitMode::Off {
+                    0
+                } else {
+                    jit_threshold
+                },
+                ..VmConfig::default()
+            };
+            with_source(&file, |src| run(src, &args, config))
+        }
+        Cmd::Check { file } => with_source(&file, |src| {
+            let prog = lang::compile(src)?;
+            kiln::vm::verify::verify(&prog)?;
+            println!(
+                "{file}: ok ({} functions, {} constants)",
+                prog.funcs.len(),
+                prog.consts.len()
+            );
+            Ok(())
+        }),
+        Cmd::Dis { file } => with_source(&file, |src| {
+            let prog = lang::compile(src)?;
+            let mut text = String::new();
+            bytecode::disassemble(&mut text, &prog).expect("writing to a String cannot fail");
+            print!("{text}");
+            Ok(())
+        }),
+    }
+}
+
+fn with_source(file: &str, f: impl FnOnce(&str) -> Result<(), Error>) -> ExitCode {
+    let src = match std::fs::read_to_string(file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kiln: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match f(&src) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{file}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(src: &str, args: &[String], config: VmConfig) -> Result<(), Error> {
+    let prog = lang::compile(src)?;
+    let mut vm = Vm::new(&prog, config)?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    vm.set_args(&args)?;
+    let stdout = std::io::stdout();
+    let mut out = IoWrite(std::io::BufWriter::new(stdout.lock()));
+    let result = vm.run(&mut out, None);
+    let _ = out.0.flush();
+    result.map(|_| ())?;
+    Ok(())
+}
+
+/// `fmt::Write` over an `io::Write`, so the no_std VM can print to stdout.
+struct IoWrite<W: std::io::Write>(W);
+
+impl<W: std::io::Write> fmt::Write for IoWrite<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}

@@ -1,0 +1,206 @@
+//! `cargo xtask bench jit`: kiln's interpreter against Lua 5.4, LuaJIT (interpreter and JIT)
+//! and native Rust on the same algorithm, side by side in one run.
+//!
+//! Workload: mandelbrot, N = 2000 (`examples/mandelbrot.kl`, `bench/mandelbrot.lua`,
+//! `bench/mandelbrot.rs`). Every engine runs `KILN_BENCH_RUNS` times (default 5), round-robin
+//! so machine load hits all engines alike; all must print the same count. Reported: median wall
+//! time and median CPU time (user + sys of the child, from `getrusage`), and each engine's
+//! speed relative to the kiln interpreter. Writes `target/bench/jit.json`.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::util::{root, run as sh};
+
+const N: &str = "2000";
+
+struct Engine {
+    name: &'static str,
+    cmd: Vec<String>,
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+pub fn run(args: &[&str]) -> Result<(), String> {
+    if !args.is_empty() {
+        return Err(format!("bench jit takes no arguments, got {args:?}"));
+    }
+    crate::util::ensure_debian_packages(&["lua5.4", "luajit"])?;
+    let kiln = crate::vm::build_kiln()?;
+    let native = build_native()?;
+    let runs: usize = std::env::var("KILN_BENCH_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let kiln = kiln.to_string_lossy().into_owned();
+    let native = native.to_string_lossy().into_owned();
+    let mut engines = vec![
+        Engine {
+            name: "kiln interpreter",
+            cmd: s(&[&kiln, "run", "examples/mandelbrot.kl", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "Lua 5.4",
+            cmd: s(&["lua5.4", "bench/mandelbrot.lua", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "LuaJIT -joff",
+            cmd: s(&["luajit", "-joff", "bench/mandelbrot.lua", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "LuaJIT",
+            cmd: s(&["luajit", "bench/mandelbrot.lua", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "native Rust",
+            cmd: s(&[&native, N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+    ];
+    let mut expected: Option<String> = None;
+    for round in 0..runs {
+        for e in engines.iter_mut() {
+            let (out, wall, cpu) = time_once(&e.cmd)?;
+            match &expected {
+                None => expected = Some(out),
+                Some(want) if *want != out => {
+                    return Err(format!("{} printed {out:?}, expected {want:?}", e.name));
+                }
+                Some(_) => {}
+            }
+            e.wall.push(wall);
+            e.cpu.push(cpu);
+        }
+        eprintln!("bench jit: round {}/{runs} done", round + 1);
+    }
+    report(&engines, runs, expected.unwrap_or_default().trim())
+}
+
+fn build_native() -> Result<PathBuf, String> {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let exe = dir.join("mandelbrot-native");
+    let mut c = Command::new("rustc");
+    c.args(["--edition", "2021", "-C", "opt-level=3", "-o"])
+        .arg(&exe)
+        .arg(root().join("bench/mandelbrot.rs"));
+    sh(c)?;
+    Ok(exe)
+}
+
+/// Runs `cmd` once from the workspace root: stdout, wall seconds, child CPU seconds.
+fn time_once(cmd: &[String]) -> Result<(String, f64, f64), String> {
+    let before = children_cpu_seconds();
+    let start = Instant::now();
+    let out = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .current_dir(root())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e} (is it installed?)", cmd[0]))?;
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - before;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok((String::from_utf8_lossy(&out.stdout).into_owned(), wall, cpu))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let m = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    }
+}
+
+fn report(engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
+    let base_wall = median(&engines[0].wall);
+    let base_cpu = median(&engines[0].cpu);
+    println!("mandelbrot N={N}, {runs} runs each, median; output {output}");
+    println!(
+        "{:<18} {:>10} {:>10} {:>22}",
+        "engine", "wall s", "cpu s", "speed vs kiln (cpu)"
+    );
+    let mut json = format!("{{\n  \"benchmark\": \"mandelbrot\",\n  \"n\": {N},\n  \"runs\": {runs},\n  \"output\": \"{output}\",\n  \"engines\": [\n");
+    for (i, e) in engines.iter().enumerate() {
+        let (w, c) = (median(&e.wall), median(&e.cpu));
+        println!(
+            "{:<18} {:>10.3} {:>10.3} {:>21.2}x",
+            e.name,
+            w,
+            c,
+            base_cpu / c
+        );
+        let sep = if i + 1 < engines.len() { "," } else { "" };
+        json.push_str(&format!(
+            "    {{\"engine\": \"{}\", \"median_wall_s\": {w:.4}, \"median_cpu_s\": {c:.4}, \"wall_s\": {:?}, \"cpu_s\": {:?}, \"speed_vs_kiln_cpu\": {:.3}, \"speed_vs_kiln_wall\": {:.3}}}{sep}\n",
+            e.name, e.wall, e.cpu, base_cpu / c, base_wall / w
+        ));
+    }
+    let lua = &engines[1];
+    let ratio_cpu = median(&lua.cpu) / base_cpu;
+    let ratio_wall = median(&lua.wall) / base_wall;
+    json.push_str(&format!("  ],\n  \"lua54_over_kiln_cpu\": {ratio_cpu:.3},\n  \"lua54_over_kiln_wall\": {ratio_wall:.3}\n}}\n"));
+    println!("kiln interpreter vs Lua 5.4: Lua time / kiln time = {ratio_cpu:.2} (cpu), {ratio_wall:.2} (wall); >1 means kiln is faster");
+    let path = root().join("target/bench/jit.json");
+    write(&path, &json)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `struct rusage` on 64-bit Linux: two `timeval`s (user, system) and 14 longs.
+#[repr(C)]
+struct RUsage {
+    utime_sec: i64,
+    utime_usec: i64,
+    stime_sec: i64,
+    stime_usec: i64,
+    rest: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut RUsage) -> i32;
+}
+
+/// User + system CPU seconds of all waited-for children so far.
+fn children_cpu_seconds() -> f64 {
+    const RUSAGE_CHILDREN: i32 = -1;
+    let mut u = RUsage {
+        utime_sec: 0,
+        utime_usec: 0,
+        stime_sec: 0,
+        stime_usec: 0,
+        rest: [0; 14],
+    };
+    // SAFETY: `u` is a writable `struct rusage` of the size Linux expects on 64-bit targets.
+    let rc = unsafe { getrusage(RUSAGE_CHILDREN, &mut u) };
+    if rc != 0 {
+        return 0.0;
+    }
+    (u.utime_sec + u.stime_sec) as f64 + (u.utime_usec + u.stime_usec) as f64 / 1e6
+}
