@@ -160,7 +160,7 @@ impl Recorder<'_> {
         Ok(())
     }
 
-    fn to_float(&mut self, v: Val) -> Val {
+    fn float_of(&mut self, v: Val) -> Val {
         match v.num {
             Num::Float(_) => v,
             Num::Int(i) => Val {
@@ -185,7 +185,7 @@ impl Recorder<'_> {
                 r: self.tb.op(op, x.r, y.r),
             });
         }
-        let (x, y) = (self.to_float(x), self.to_float(y));
+        let (x, y) = (self.float_of(x), self.float_of(y));
         let (p, q) = (x.num.as_f64(), y.num.as_f64());
         let (op, v) = match opcode {
             byte::Add | byte::AddK => (Op::AddF, p + q),
@@ -205,7 +205,7 @@ impl Recorder<'_> {
     fn compare(&mut self, cmp: Op, x: Val, y: Val) -> bool {
         let (x, y) = match (x.num, y.num) {
             (Num::Int(_), Num::Int(_)) => (x, y),
-            _ => (self.to_float(x), self.to_float(y)),
+            _ => (self.float_of(x), self.float_of(y)),
         };
         let ord = match (x.num, y.num) {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
@@ -325,30 +325,23 @@ impl Recorder<'_> {
             self.reg(c(w))?
         };
         let target = self.ext(pc)?;
-        // The snapshot of the guard must resume past this instruction: the add is done.
-        let taken_pc = target as u32;
-        let fall_pc = (pc + 2) as u32;
-        let holds = {
-            let (p, q) = (v.num, limit.num);
-            let ord = match (p, q) {
-                (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
-                (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
-            };
-            Op::Lt.compare_holds(ord)
+        let ord = match (v.num, limit.num) {
+            (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
+            (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
-        // Failing `v < limit` means exactly "not taken" (NaN included), and failing
-        // `limit <= v` exactly "taken" for ints; floats that stop the loop leave it anyway.
-        self.tb.at_pc(if holds { fall_pc } else { taken_pc });
+        if !Op::Lt.compare_holds(ord) {
+            // The recorded iteration is the loop's last one.
+            return Err(Abort::LeftLoop);
+        }
+        // Failing `v < limit` means exactly "not taken" (NaN included): resume after this
+        // instruction, whose add is already in the snapshot.
+        self.tb.at_pc((pc + 2) as u32);
         let (vf, lf) = match (v.num, limit.num) {
             (Num::Int(_), Num::Int(_)) => (v, limit),
-            _ => (self.to_float(v), self.to_float(limit)),
+            _ => (self.float_of(v), self.float_of(limit)),
         };
-        if holds {
-            self.tb.guard(Op::Lt, vf.r, lf.r);
-            self.jump(pc, target)
-        } else {
-            Err(Abort::LeftLoop)
-        }
+        self.tb.guard(Op::Lt, vf.r, lf.r);
+        self.jump(pc, target)
     }
 }
 
