@@ -1,4 +1,4 @@
-//! `cargo xtask bench jit`: kiln's interpreter against Lua 5.4, LuaJIT (interpreter and JIT)
+//! `cargo xtask bench jit`: kiln's interpreter and tracing JIT against Lua 5.4, LuaJIT (interpreter and JIT)
 //! and native Rust on the same algorithm, side by side in one run.
 //!
 //! Workload: mandelbrot, N = 2000 (`examples/mandelbrot.kl`, `bench/mandelbrot.lua`,
@@ -39,7 +39,13 @@ pub fn run(args: &[&str]) -> Result<(), String> {
     let mut engines = vec![
         Engine {
             name: "kiln interpreter",
-            cmd: s(&[&kiln, "run", "examples/mandelbrot.kl", N]),
+            cmd: s(&[&kiln, "run", "--jit=off", "examples/mandelbrot.kl", N]),
+            wall: vec![],
+            cpu: vec![],
+        },
+        Engine {
+            name: "kiln JIT",
+            cmd: s(&[&kiln, "run", "--jit=on", "examples/mandelbrot.kl", N]),
             wall: vec![],
             cpu: vec![],
         },
@@ -155,7 +161,9 @@ fn report(engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
             e.name, e.wall, e.cpu, base_cpu / c, base_wall / w
         ));
     }
-    let lua = &engines[1];
+    let Some(lua) = engines.iter().find(|e| e.name == "Lua 5.4") else {
+        return Err("no Lua 5.4 engine in the table".into());
+    };
     let ratio_cpu = median(&lua.cpu) / base_cpu;
     let ratio_wall = median(&lua.wall) / base_wall;
     json.push_str(&format!("  ],\n  \"lua54_over_kiln_cpu\": {ratio_cpu:.3},\n  \"lua54_over_kiln_wall\": {ratio_wall:.3}\n}}\n"));

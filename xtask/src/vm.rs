@@ -58,10 +58,23 @@ pub fn lane() -> Result<(), String> {
     )?;
     expect(
         &kiln,
-        &run(&["run", "--jit=on", "examples/fib.kl"]),
+        &run(&[
+            "run",
+            "--jit=on",
+            "--trace-jit",
+            "examples/mandelbrot.kl",
+            "1000",
+        ]),
+        0,
+        "397380\n",
+        "[JIT] Compiled loop at PC 31",
+    )?;
+    expect(
+        &kiln,
+        &run(&["run", "--jit=on", "--fuel", "1000", "examples/fib.kl"]),
         2,
         "",
-        "the JIT is not built yet",
+        "no --fuel budget",
     )?;
     expect(
         &kiln,

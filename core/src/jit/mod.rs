@@ -1,10 +1,13 @@
 //! The tracing JIT: hot-loop counting, recording, IR, optimisation, backends.
 pub mod backend;
 pub mod buffer;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub mod driver;
 pub mod install;
 pub mod ir;
 pub mod irinterp;
 pub mod opt;
+pub mod record;
 pub mod regalloc;
 pub mod slots;
 pub mod snapshot;

@@ -63,6 +63,13 @@ pub struct HotLoop<'a> {
 pub trait LoopHook {
     /// Called once per loop header, when its backward-jump count reaches the threshold.
     fn hot_loop(&mut self, at: HotLoop<'_>);
+
+    /// Called at every taken backward jump to `header_pc` while counting is on, with the
+    /// frame's registers. A JIT that ran compiled code for the loop returns the PC to continue
+    /// at (the registers already hold the loop's results); `None` keeps interpreting.
+    fn enter(&mut self, _func: usize, _header_pc: usize, _regs: &mut [Value]) -> Option<usize> {
+        None
+    }
 }
 
 /// One call frame: where the caller resumes.
@@ -195,7 +202,8 @@ impl<'p> Vm<'p> {
         Ok(())
     }
 
-    /// Taken jump from `at` to a lower `target`: fuel for the loop body, and hot-loop counting.
+    /// Taken jump from `at` to a lower `target`: fuel for the loop body, hot-loop counting, and
+    /// compiled code for the loop if the JIT has some. Returns the PC to continue at.
     #[inline(always)]
     fn back_edge(
         &mut self,
@@ -204,12 +212,12 @@ impl<'p> Vm<'p> {
         target: usize,
         regs: &mut [Value],
         hook: &mut Option<&mut dyn LoopHook>,
-    ) -> Result<(), E> {
+    ) -> Result<usize, E> {
         self.charge(at + 2 - target)?;
         if self.config.jit_threshold != 0 {
-            self.count_loop(func, target, regs, hook);
+            return Ok(self.count_loop(func, target, regs, hook));
         }
-        Ok(())
+        Ok(target)
     }
 
     #[cold]
@@ -220,23 +228,30 @@ impl<'p> Vm<'p> {
         target: usize,
         regs: &mut [Value],
         hook: &mut Option<&mut dyn LoopHook>,
-    ) {
+    ) -> usize {
         let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else {
-            return;
+            return target;
         };
         *n = n.saturating_add(1);
         let count = *n;
+        let Some(h) = hook.as_deref_mut() else {
+            return target;
+        };
+        let nregs = self.prog.funcs[func].nregs as usize;
         if count == self.config.jit_threshold {
-            if let Some(h) = hook.as_deref_mut() {
-                let nregs = self.prog.funcs[func].nregs as usize;
-                h.hot_loop(HotLoop {
-                    func,
-                    header_pc: target,
-                    count,
-                    regs: &mut regs[..nregs],
-                });
+            h.hot_loop(HotLoop {
+                func,
+                header_pc: target,
+                count,
+                regs: &mut regs[..nregs],
+            });
+        }
+        if count >= self.config.jit_threshold {
+            if let Some(pc) = h.enter(func, target, &mut regs[..nregs]) {
+                return pc;
             }
         }
+        target
     }
 
     /// Runs function 0 to completion and returns its result; `print` writes to `out`.
@@ -375,10 +390,11 @@ impl<'p> Vm<'p> {
                 macro_rules! jump {
                     () => {{
                         let target = ext!();
-                        if target <= pc {
-                            tri!(self.back_edge(fi, pc, target, regs, hook));
-                        }
-                        pc = target;
+                        pc = if target <= pc {
+                            tri!(self.back_edge(fi, pc, target, regs, hook))
+                        } else {
+                            target
+                        };
                     }};
                 }
                 // Compare-and-branch with the same-type fast paths inline.

@@ -33,8 +33,9 @@ enum Cmd {
     /// Compile, verify and run FILE; ARGS are visible to the program via `args()`.
     Run {
         file: String,
-        /// JIT mode (only `off` exists until the JIT lands).
-        #[arg(long, value_enum, default_value_t = JitMode::Off)]
+        /// JIT mode: `auto` compiles hot loops when this CPU has a backend (x86-64, AArch64) and
+        /// no fuel budget is set; `on` insists (error otherwise); `off` only interprets.
+        #[arg(long, value_enum, default_value_t = JitMode::Auto)]
         jit: JitMode,
         /// Backward jumps before a loop counts as hot.
         #[arg(long, default_value_t = 1000)]
@@ -76,24 +77,21 @@ fn main() -> ExitCode {
             memory_cap,
             args,
         } => {
-            if jit != JitMode::Off {
-                eprintln!("kiln: the JIT is not built yet; only --jit=off is available");
+            // Native code does not meter fuel, and only two architectures have a backend.
+            let jit_possible = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+            if jit == JitMode::On && (fuel.is_some() || !jit_possible) {
+                eprintln!("kiln: --jit=on needs an x86-64 or AArch64 host and no --fuel budget");
                 return ExitCode::from(2);
             }
-            // Nothing to trace while only the interpreter exists; the JIT will print `[JIT]` lines.
-            let _ = trace_jit;
+            let use_jit =
+                jit != JitMode::Off && fuel.is_none() && jit_possible && jit_threshold > 0;
             let config = VmConfig {
                 fuel,
                 memory_cap: memory_cap.unwrap_or(usize::MAX),
-                // Counting stays off while there is no JIT to hand hot loops to.
-                jit_threshold: if jit == JitMode::Off {
-                    0
-                } else {
-                    jit_threshold
-                },
+                jit_threshold: if use_jit { jit_threshold } else { 0 },
                 ..VmConfig::default()
             };
-            with_source(&file, |src| run(src, &args, config))
+            with_source(&file, |src| run(src, &args, config, use_jit, trace_jit))
         }
         Cmd::Check { file } => with_source(&file, |src| {
             let prog = lang::compile(src)?;
@@ -132,17 +130,52 @@ fn with_source(file: &str, f: impl FnOnce(&str) -> Result<(), Error>) -> ExitCod
     }
 }
 
-fn run(src: &str, args: &[String], config: VmConfig) -> Result<(), Error> {
+fn run(
+    src: &str,
+    args: &[String],
+    config: VmConfig,
+    use_jit: bool,
+    trace_jit: bool,
+) -> Result<(), Error> {
     let prog = lang::compile(src)?;
     let mut vm = Vm::new(&prog, config)?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     vm.set_args(&args)?;
     let stdout = std::io::stdout();
     let mut out = IoWrite(std::io::BufWriter::new(stdout.lock()));
-    let result = vm.run(&mut out, None);
+    let result = run_vm(&prog, &mut vm, &mut out, use_jit, trace_jit);
     let _ = out.0.flush();
     result.map(|_| ())?;
     Ok(())
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn run_vm(
+    prog: &kiln::vm::Program,
+    vm: &mut Vm<'_>,
+    out: &mut dyn fmt::Write,
+    use_jit: bool,
+    trace_jit: bool,
+) -> Result<kiln::vm::Value, kiln::vm::RuntimeError> {
+    if !use_jit {
+        return vm.run(out, None);
+    }
+    static EXEC: kiln_std::exec::StdExecMemory = kiln_std::exec::StdExecMemory::new();
+    let console = kiln_std::StdConsole;
+    let log: Option<&dyn kiln::platform::Console> = if trace_jit { Some(&console) } else { None };
+    let mut jit = kiln::jit::driver::Jit::new(prog, &EXEC, log);
+    vm.run(out, Some(&mut jit))
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn run_vm(
+    _prog: &kiln::vm::Program,
+    vm: &mut Vm<'_>,
+    out: &mut dyn fmt::Write,
+    _use_jit: bool,
+    _trace_jit: bool,
+) -> Result<kiln::vm::Value, kiln::vm::RuntimeError> {
+    vm.run(out, None)
 }
 
 /// `fmt::Write` over an `io::Write`, so the no_std VM can print to stdout.

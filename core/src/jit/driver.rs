@@ -1,0 +1,210 @@
+//! The JIT driver: the VM's [`LoopHook`]. A hot loop is recorded, compiled for this CPU and
+//! installed; later arrivals at its header run the native code and resume the interpreter at
+//! the exit's pc.
+//!
+//! ```text
+//!   interpreter back edge --count == threshold--> hot_loop: record -> compile -> install
+//!   interpreter back edge --trace installed----> enter: native code -> exit n -> restore
+//!                                                 slots (typed stores) -> resume at snaps[n].pc
+//! ```
+//!
+//! Invariants
+//! - the VM's registers are `[Value]`, 16 bytes each: tag word at 0 (`TAG_INT`, `TAG_FLOAT`),
+//!   payload at 8 ([`VM_LAYOUT`]); native code only reads them, and exits write back through
+//!   `Value` assignments, so heap values a register held are dropped, never leaked or aliased;
+//! - a loop whose recording or compilation fails is never entered; the reason is logged and
+//!   the [`Traces`] state machine decides when to give up on it;
+//! - native code ignores the VM's fuel budget, so a host that meters untrusted code keeps the
+//!   JIT off (the CLI does).
+use core::fmt::Write as _;
+
+use liballoc::vec::Vec;
+
+use crate::jit::backend::{compile, Compiled, ExitFrame, Native};
+use crate::jit::install::InstalledTrace;
+use crate::jit::ir::Ty;
+use crate::jit::record::record;
+use crate::jit::slots::SlotLayout;
+use crate::jit::trace::{Abort, Action, LoopState, Traces};
+use crate::platform::{Console, ExecMemory};
+use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::program::Program;
+use crate::vm::value::{Value, TAG_FLOAT, TAG_INT};
+
+/// How a [`Value`] sits in memory.
+pub const VM_LAYOUT: SlotLayout = SlotLayout {
+    size: 16,
+    tag_offset: 0,
+    tag_size: 8,
+    payload_offset: 8,
+    int_tag: TAG_INT,
+    float_tag: TAG_FLOAT,
+};
+const _: () = assert!(core::mem::size_of::<Value>() == 16);
+
+/// Counters a test or `--trace-jit` can read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitStats {
+    /// Loops reported hot.
+    pub hot: u64,
+    /// Traces compiled and installed.
+    pub compiled: u64,
+    /// Recordings or compilations abandoned.
+    pub aborted: u64,
+    /// Times native code was entered.
+    pub entered: u64,
+}
+
+struct Installed {
+    compiled: Compiled,
+    code: InstalledTrace,
+    frame: ExitFrame,
+}
+
+/// The tracing JIT for one program run.
+pub struct Jit<'a> {
+    prog: &'a Program,
+    mem: &'a dyn ExecMemory,
+    log: Option<&'a dyn Console>,
+    traces: Traces,
+    installed: Vec<Installed>,
+    stats: JitStats,
+}
+
+fn loop_id(func: usize, pc: usize) -> u64 {
+    ((func as u64) << 32) | pc as u64
+}
+
+impl<'a> Jit<'a> {
+    /// A JIT for `prog` that takes executable memory from `mem` and, if `log` is given, reports
+    /// `[JIT]` events there.
+    pub fn new(prog: &'a Program, mem: &'a dyn ExecMemory, log: Option<&'a dyn Console>) -> Self {
+        Self {
+            prog,
+            mem,
+            log,
+            traces: Traces::new(),
+            installed: Vec::new(),
+            stats: JitStats::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> JitStats {
+        self.stats
+    }
+
+    fn say(&self, args: core::fmt::Arguments<'_>) {
+        if let Some(c) = self.log {
+            let mut line: heapless::String<160> = heapless::String::new();
+            let _ = line.write_fmt(args);
+            let _ = line.push('\n');
+            c.write_bytes(line.as_bytes());
+        }
+    }
+
+    /// Record, compile and install; the trace's index on success.
+    fn build(&mut self, func: usize, pc: usize, regs: &[Value]) -> Result<usize, Abort> {
+        let rec = record(self.prog, func, pc, regs)?;
+        let compiled = compile::<Native>(&rec, &VM_LAYOUT)?;
+        let code = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
+        let frame = compiled.frame();
+        self.installed.push(Installed {
+            compiled,
+            code,
+            frame,
+        });
+        Ok(self.installed.len() - 1)
+    }
+}
+
+impl Jit<'_> {
+    /// One recording attempt for the loop at `pc` (hot, or aborted before and retried).
+    fn attempt(&mut self, func: usize, pc: usize, regs: &[Value]) {
+        let id = loop_id(func, pc);
+        if self.traces.arrive(id, true) != Action::Record {
+            return;
+        }
+        match self.build(func, pc, regs) {
+            Ok(n) => {
+                let _ = self.traces.compiled(id, n);
+                self.stats.compiled += 1;
+                let size = self.installed[n].code.len();
+                self.say(format_args!(
+                    "[JIT] Compiled loop at PC {pc} ({size} bytes)"
+                ));
+            }
+            Err(why) => {
+                let _ = self.traces.abort(id, why);
+                self.stats.aborted += 1;
+                match why {
+                    Abort::Unsupported(op) => {
+                        let name =
+                            crate::vm::bytecode::Op::from_byte(op).map_or("?", |o| o.mnemonic());
+                        self.say(format_args!(
+                            "[JIT] Trace aborted at PC {pc}: `{name}` is not supported"
+                        ));
+                    }
+                    _ => self.say(format_args!(
+                        "[JIT] Trace aborted at PC {pc}: {}",
+                        why.message()
+                    )),
+                }
+            }
+        }
+    }
+}
+
+impl LoopHook for Jit<'_> {
+    fn hot_loop(&mut self, at: HotLoop<'_>) {
+        self.stats.hot += 1;
+        self.say(format_args!(
+            "[JIT] Hot loop detected at PC {} (iterations: {})",
+            at.header_pc, at.count
+        ));
+        self.attempt(at.func, at.header_pc, at.regs);
+    }
+
+    fn enter(&mut self, func: usize, header_pc: usize, regs: &mut [Value]) -> Option<usize> {
+        let trace = match self.traces.state(loop_id(func, header_pc)) {
+            LoopState::Compiled { trace } => trace,
+            LoopState::Cold { aborts } if aborts > 0 => {
+                // The recorded iteration left the common path; record the next one.
+                self.attempt(func, header_pc, regs);
+                return None;
+            }
+            _ => return None,
+        };
+        let t = self.installed.get_mut(trace)?;
+        if regs.len() < t.code.min_slots() as usize {
+            return None;
+        }
+        self.stats.entered += 1;
+        // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` `Value`s,
+        // which are laid out as VM_LAYOUT (checked at compile time above); the frame is this
+        // trace's own; the code was compiled by the native backend and is still installed.
+        let exit = unsafe { t.code.enter(regs.as_mut_ptr().cast(), t.frame.as_mut_ptr()) };
+        let resume = t.compiled.restore_with(exit, &t.frame, |slot, ty, bits| {
+            let v = match ty {
+                Ty::Int => Value::Int(bits as i64),
+                _ => Value::Float(f64::from_bits(bits)),
+            };
+            // In bounds: `regs` holds at least `min_slots` registers.
+            if let Some(r) = regs.get_mut(slot as usize) {
+                *r = v;
+            }
+            Ok(())
+        });
+        resume.ok().map(|pc| pc as usize)
+    }
+}
+
+impl Drop for Jit<'_> {
+    fn drop(&mut self) {
+        for t in self.installed.drain(..) {
+            // SAFETY: the code was installed from `self.mem` and cannot be running: entering
+            // it needs `&mut self`.
+            unsafe { t.code.release(self.mem) };
+        }
+    }
+}

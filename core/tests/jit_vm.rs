@@ -1,0 +1,147 @@
+//! The interpreter is the oracle: programs run with the tracing JIT (low threshold, so traces
+//! are recorded, compiled and entered) must print exactly what the interpreter prints.
+#![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+
+use std::path::PathBuf;
+
+use kiln::jit::driver::{Jit, JitStats};
+use kiln::vm::{lang, Vm, VmConfig};
+use kiln_std::exec::StdExecMemory;
+
+static MEM: StdExecMemory = StdExecMemory::new();
+
+/// Runs `src`; with `threshold = Some(t)` the JIT is on.
+fn run(src: &str, args: &[&str], threshold: Option<u32>) -> (String, JitStats) {
+    let prog = lang::compile(src).expect("compiles");
+    let config = VmConfig {
+        jit_threshold: threshold.unwrap_or(0),
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).expect("verifies");
+    vm.set_args(args).unwrap();
+    let mut out = String::new();
+    let stats = match threshold {
+        Some(_) => {
+            let mut jit = Jit::new(&prog, &MEM, None);
+            vm.run(&mut out, Some(&mut jit)).expect("runs with the JIT");
+            jit.stats()
+        }
+        None => {
+            vm.run(&mut out, None).expect("runs");
+            JitStats::default()
+        }
+    };
+    (out, stats)
+}
+
+/// Same output with and without the JIT, for several thresholds; returns the JIT's counters
+/// at threshold 10.
+fn same_output(src: &str, args: &[&str]) -> JitStats {
+    let (want, _) = run(src, args, None);
+    let mut stats = JitStats::default();
+    for t in [1, 10, 100] {
+        let (got, s) = run(src, args, Some(t));
+        assert_eq!(got, want, "threshold {t}\n{src}");
+        if t == 10 {
+            stats = s;
+        }
+    }
+    stats
+}
+
+fn example(name: &str) -> (String, Vec<String>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let src = std::fs::read_to_string(dir.join(format!("{name}.kl"))).unwrap();
+    let args = std::fs::read_to_string(dir.join(format!("{name}.args"))).unwrap_or_default();
+    (src, args.split_whitespace().map(String::from).collect())
+}
+
+#[test]
+fn examples_agree_with_the_interpreter() {
+    for name in ["mandelbrot", "fib", "sieve", "spectral_norm", "strings"] {
+        let (src, args) = example(name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stats = same_output(&src, &args);
+        if name == "mandelbrot" {
+            assert!(
+                stats.compiled >= 1 && stats.entered > 100,
+                "{name}: {stats:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn int_loop_runs_natively() {
+    let s = same_output(
+        "let s = 0; let i = 0; while i < 100000 { s = s + i * 3 - 1; i = i + 1; } print(s);",
+        &[],
+    );
+    assert_eq!(s.compiled, 1, "{s:?}");
+    assert!(s.entered >= 1);
+}
+
+#[test]
+fn float_and_mixed_arithmetic() {
+    same_output(
+        "let x = 0.5; let y = 3; let i = 0;
+         while i < 5000 { x = x * 1.0001 + i; y = y * 3 + 1; x = -x / 3.0 + y; i = i + 1; }
+         print(x, y);",
+        &[],
+    );
+}
+
+#[test]
+fn break_in_the_middle_of_a_loop() {
+    let s = same_output(
+        "let s = 0; let i = 0;
+         while i < 100000 { s = s + i; if i == 77777 { break; } i = i + 1; }
+         print(s, i);",
+        &[],
+    );
+    assert!(s.compiled >= 1, "{s:?}");
+}
+
+#[test]
+fn nan_comparisons_take_the_interpreters_branch() {
+    same_output(
+        "let z = 0.0 / 0.0; let c = 0; let d = 0; let i = 0;
+         while i < 3000 { if z < 1.0 { c = c + 1; } if z >= 1.0 { d = d + 1; } i = i + 1; }
+         print(c, d);",
+        &[],
+    );
+}
+
+#[test]
+fn a_slot_that_changes_type_leaves_the_trace() {
+    same_output(
+        "let x = 1; let i = 0;
+         while i < 3000 { if i == 2000 { x = 1.5; } x = x + 1; i = i + 1; }
+         print(x);",
+        &[],
+    );
+}
+
+#[test]
+fn unsupported_loops_abort_and_stay_interpreted() {
+    let s = same_output(
+        "fn f(a) { return a + 1; }
+         let arr = array(10, 0); let i = 0; let t = 0;
+         while i < 3000 { arr[i % 10] = i; t = f(t); i = i + 1; }
+         print(arr[3], t);",
+        &[],
+    );
+    assert_eq!(s.compiled, 0, "{s:?}");
+    assert!(s.aborted >= 1, "{s:?}");
+}
+
+#[test]
+fn nested_loops_compile_the_inner_one() {
+    let s = same_output(
+        "let t = 0; let y = 0;
+         while y < 300 { let x = 0; while x < 300 { t = t + x * y; x = x + 1; } y = y + 1; }
+         print(t);",
+        &[],
+    );
+    assert!(s.compiled >= 1 && s.entered >= 100, "{s:?}");
+}
