@@ -46,7 +46,44 @@ pub fn lane() -> Result<(), String> {
     same_output_with_kiln(&lib, "sort", &scratch, sort)?;
     same_output_with_kiln(&lib, "git", &scratch, git)?;
     stats_report(&lib, &probe, &scratch)?;
-    Ok(())
+    arena_lexer_example()
+}
+
+/// `examples/arena_lexer.rs` on a 2 MiB source: it must print both runs and the arena must make
+/// far fewer allocator calls than one heap allocation per token.
+fn arena_lexer_example() -> Result<(), String> {
+    let out = cargo(&[
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "kiln-std",
+        "--features",
+        "stats",
+        "--example",
+        "arena_lexer",
+        "2",
+    ])
+    .output()
+    .map_err(|e| format!("cannot run arena_lexer: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprint!("{text}");
+    if !out.status.success() {
+        return Err(format!(
+            "arena_lexer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let calls = |prefix: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(prefix))?;
+        line[prefix.len()..].split_whitespace().next()?.parse().ok()
+    };
+    match (calls("heap (String/token)"), calls("arena")) {
+        (Some(heap), Some(arena)) if arena * 100 < heap && text.contains("heap/arena:") => Ok(()),
+        other => Err(format!(
+            "arena_lexer: expected the arena to make <1% of the heap run's calls, got {other:?}"
+        )),
+    }
 }
 
 fn with_kiln(cmd: &mut Command, lib: &Path) {
