@@ -37,6 +37,15 @@ fn wait_child(pid: libc::pid_t, limit: Duration) -> Option<i32> {
 
 #[test]
 fn children_forked_during_allocation_never_deadlock() {
+    if std::env::var_os("KILN_TEST_RUNNER").is_some() {
+        // qemu user mode (the aarch64 lane) holds its own locks around guest mmap/munmap, so
+        // forking while other threads map memory can hang the emulated child inside qemu, not
+        // kiln. The deterministic test below still runs there; this one runs natively.
+        eprintln!(
+            "children_forked_during_allocation_never_deadlock: not meaningful under an emulator"
+        );
+        return;
+    }
     let churners: Vec<_> = (0..2).map(|_| std::thread::spawn(churn_segments)).collect();
     for round in 0..150 {
         // SAFETY: the child only allocates through kiln and calls async-signal-safe `_exit`.
