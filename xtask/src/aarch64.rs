@@ -1,6 +1,8 @@
 //! Lane `aarch64`: the core and std crates' tests built for aarch64-unknown-linux-gnu and run
 //! under `qemu-aarch64` user mode (the runner and linker come from `.cargo/config.toml`).
-//! This is where the AArch64 JIT backend's native code actually executes.
+//! This is where the AArch64 JIT backend's native code actually executes. Then the `kiln` binary
+//! built for aarch64 runs `examples/mandelbrot.kl --jit=auto --trace-jit` under qemu-aarch64 and
+//! must print both `[JIT]` lines and 397380.
 use crate::util::{cargo, ensure_debian_packages, run};
 
 pub fn lane() -> Result<(), String> {
@@ -20,5 +22,53 @@ pub fn lane() -> Result<(), String> {
     ]);
     // Tests that re-run their own binary as a child process need the emulator too.
     tests.env("KILN_TEST_RUNNER", "qemu-aarch64 -L /usr/aarch64-linux-gnu");
-    run(tests)
+    run(tests)?;
+    mandelbrot_jit_on_aarch64()
+}
+
+/// The `kiln` binary built for aarch64 runs mandelbrot with the JIT under qemu-aarch64: both
+/// `[JIT]` log lines and the right count.
+fn mandelbrot_jit_on_aarch64() -> Result<(), String> {
+    const TARGET: &str = "aarch64-unknown-linux-gnu";
+    run(cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "kiln-std",
+        "--bin",
+        "kiln",
+        "--target",
+        TARGET,
+    ]))?;
+    let kiln = crate::util::root().join(format!("target/{TARGET}/release/kiln"));
+    let out = std::process::Command::new("qemu-aarch64")
+        .args(["-L", "/usr/aarch64-linux-gnu"])
+        .arg(&kiln)
+        .args(["run", "--jit=auto", "--trace-jit", "examples/mandelbrot.kl"])
+        .current_dir(crate::util::root())
+        .output()
+        .map_err(|e| format!("cannot run qemu-aarch64: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let log = format!("{stdout}{stderr}");
+    let has = |needle: &str| log.lines().any(|l| l.starts_with(needle));
+    if out.status.success()
+        && has("[JIT] Hot loop detected at PC ")
+        && has("[JIT] Compiled loop at PC ")
+        && stdout.lines().any(|l| l.trim() == "397380")
+    {
+        for line in log
+            .lines()
+            .filter(|l| l.starts_with("[JIT] Hot") || l.starts_with("[JIT] Compiled"))
+        {
+            eprintln!("aarch64: {line}");
+        }
+        eprintln!("aarch64: mandelbrot.kl printed 397380 with the JIT");
+        Ok(())
+    } else {
+        Err(format!(
+            "aarch64 kiln mandelbrot with the JIT failed ({}):\n{log}",
+            out.status
+        ))
+    }
 }
