@@ -43,6 +43,15 @@ pub(crate) fn alloc(pool: &Pool, size: usize, align: usize) -> *mut u8 {
     seg.cast::<u8>().wrapping_add(offset)
 }
 
+/// Whether `p` (a block just allocated from `pool`) is a huge block in a multi-segment span on a
+/// platform whose fresh memory reads as zero: such spans come straight from the platform.
+pub(crate) fn is_fresh_zeroed(pool: &Pool, p: *const u8) -> bool {
+    let seg = super::segment::segment_of(p);
+    // SAFETY: `p` is a live block of ours, so its segment header is valid.
+    pool.huge_blocks_are_zeroed()
+        && unsafe { (*seg).kind == super::segment::SegmentKind::Huge && (*seg).span_segments > 1 }
+}
+
 /// Bytes usable at `p`, the block of huge segment `seg`.
 ///
 /// # Safety

@@ -227,19 +227,9 @@ pub fn alloc(size: usize, align: usize) -> *mut u8 {
     ThreadSlot.with_heap(|h| h.alloc(size, align))
 }
 
-/// Like [`alloc`], zero-filled. Huge blocks that span more than one segment come straight from
-/// fresh mappings, which are zero already, so they are not cleared again (spans of one may be
-/// reused from the segment cache and are cleared).
+/// Like [`alloc`], zero-filled (see [`Heap::alloc_zeroed`]).
 pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-    let p = alloc(size, align);
-    let offset = kiln::alloc::segment::HEADER_SIZE.max(align);
-    let multi_segment = size.saturating_add(offset) > kiln::alloc::segment::SEGMENT_SIZE;
-    let fresh_zero = multi_segment && POOL.huge_blocks_are_zeroed();
-    if !p.is_null() && !fresh_zero {
-        // SAFETY: `p` is a fresh block of at least `size` bytes.
-        unsafe { ptr::write_bytes(p, 0, size) };
-    }
-    p
+    ThreadSlot.with_heap(|h| h.alloc_zeroed(size, align))
 }
 
 /// Frees `p` (null is fine). A pointer kiln did not allocate, an interior pointer and (when the
