@@ -1,6 +1,7 @@
 //! The AArch64 backend.
 pub mod emit;
 pub mod isel;
+mod link;
 pub mod target;
 
 pub use isel::A64;

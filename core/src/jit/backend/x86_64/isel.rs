@@ -3,7 +3,8 @@
 //! Layout of the generated code:
 //! ```text
 //!   prologue; pre-roll; LOOP: body; PHI moves; jmp LOOP
-//!   exit n: mov eax, n; jmp handler                      (one stub per snapshot)
+//!   exit n: [write-back; jmp linked trace]               (linked traces, see `link.rs`)
+//!           mov eax, exit id; jmp handler                (one stub per snapshot)
 //!   handler: dump allocatable registers into the exit frame; epilogue; ret
 //! ```
 //! Operands in spill slots or constants are brought into the scratch registers (`rax`, `r11`,
@@ -13,8 +14,9 @@ use liballoc::vec::Vec;
 
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
+use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -31,11 +33,12 @@ impl Backend for X64 {
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
+        links: &ExitLinks,
     ) -> Result<Vec<u8>, CompileError> {
         if alloc.spill_slots > tg::MAX_SPILLS {
             return Err(CompileError::TooManySpills);
         }
-        if t.snaps.len() > i32::MAX as usize {
+        if t.snaps.len() > 0xffff {
             return Err(CompileError::TooManyExits);
         }
         let mut b = CodeBuffer::new(Arch::X64);
@@ -48,19 +51,29 @@ impl Backend for X64 {
             layout,
             exits,
             epilogue,
+            links: *links,
+            plans: exit_plans(t, links, alloc, layout),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
     }
+
+    fn entry_offset() -> usize {
+        let mut b = CodeBuffer::new(Arch::X64);
+        e::prologue(&mut b);
+        b.offset()
+    }
 }
 
-struct Isel<'a> {
-    b: CodeBuffer,
+pub(super) struct Isel<'a> {
+    pub(super) b: CodeBuffer,
     t: &'a Trace,
     alloc: &'a Allocation,
-    layout: &'a SlotLayout,
+    pub(super) layout: &'a SlotLayout,
     exits: Vec<DynamicLabel>,
     epilogue: DynamicLabel,
+    pub(super) links: ExitLinks,
+    plans: Option<Vec<ExitPlan>>,
 }
 
 impl Isel<'_> {
@@ -84,7 +97,12 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
-            e::exit_to(&mut self.b, n as i32, self.epilogue);
+            if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
+                let slow = self.b.new_dynamic_label();
+                self.write_back_and_link(n, &plan, slow)?;
+                e::bind(&mut self.b, slow);
+            }
+            e::exit_to(&mut self.b, self.links.exit_id(n) as i32, self.epilogue);
         }
         self.exit_handler();
         Ok(())
@@ -131,7 +149,7 @@ impl Isel<'_> {
         i.op.is_const().then_some(i.imm)
     }
 
-    fn mov_imm(&mut self, d: u8, v: i64) {
+    pub(super) fn mov_imm(&mut self, d: u8, v: i64) {
         match i32::try_from(v) {
             Ok(v32) => e::mov_ri32(&mut self.b, d, v32),
             Err(_) => e::mov_ri64(&mut self.b, d, v),
@@ -404,7 +422,7 @@ fn word(w: usize) -> i32 {
 }
 
 /// Displacement of spill slot `n`.
-fn spill_disp(n: u32) -> i32 {
+pub(super) fn spill_disp(n: u32) -> i32 {
     word(SPILL_BASE + n as usize)
 }
 
