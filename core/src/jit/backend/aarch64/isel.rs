@@ -156,7 +156,14 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::KFloat => {
+                // A hoisted constant: built once, here (see regalloc).
+                if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+                    mov_imm(&mut self.b, S0, inst.imm);
+                    e::fmov_dx(&mut self.b, x, S0);
+                }
+            }
             Op::NotB => self.not_bool(r)?,
             Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
@@ -201,6 +208,9 @@ impl Isel<'_> {
     }
 
     fn float_in(&mut self, r: Ref, scratch: u8) -> Result<u8, CompileError> {
+        if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+            return Ok(x);
+        }
         if let Some(k) = self.konst(r) {
             mov_imm(&mut self.b, S0, k);
             e::fmov_dx(&mut self.b, scratch, S0);

@@ -124,7 +124,14 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::KFloat => {
+                // A hoisted constant: built once, here (see regalloc).
+                if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+                    self.mov_imm(S0, inst.imm);
+                    e::movq_xr(&mut self.b, x, S0);
+                }
+            }
             Op::NotB => self.not_bool(r),
             Op::Exit => e::jmp(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
@@ -174,6 +181,9 @@ impl Isel<'_> {
 
     /// The register holding float `r`, loading it into `scratch` (via `rax`) if needed.
     fn float_in(&mut self, r: Ref, scratch: u8) -> u8 {
+        if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+            return x;
+        }
         if let Some(k) = self.konst(r) {
             self.mov_imm(S0, k);
             e::movq_xr(&mut self.b, scratch, S0);
