@@ -277,6 +277,12 @@ impl Isel<'_> {
         }
         let ra = self.int_in(inst.a, S0);
         let rb = self.int_in(inst.b, S1);
+        // `d = b op a` for a commutative op whose result register holds `b`: no copies.
+        let (ra, rb) = if matches!(inst.op, Op::AddI | Op::MulI) && rd == rb && rd != ra {
+            (rb, ra)
+        } else {
+            (ra, rb)
+        };
         // Two-address form: never overwrite `b` before reading it.
         let acc = if rd == rb && rd != ra { S1 } else { rd };
         if acc != ra {
@@ -312,6 +318,13 @@ impl Isel<'_> {
         let fd = self.out(r, FS0);
         let fa = self.float_in(inst.a, FS0);
         let fb = self.float_in(inst.b, FS1);
+        // `d = b op a` for a commutative op whose result register holds `b`: no copies.
+        let commutes = matches!(inst.op, Op::AddF | Op::MulF);
+        let (fa, fb) = if commutes && fd == fb && fd != fa {
+            (fb, fa)
+        } else {
+            (fa, fb)
+        };
         let acc = if fd == fb && fd != fa { FS1 } else { fd };
         if acc != fa {
             e::fmov_rr(&mut self.b, acc, fa);
