@@ -80,6 +80,7 @@ impl Isel<'_> {
     fn trace(&mut self) -> Result<(), CompileError> {
         e::prologue(&mut self.b);
         let mut loop_label = None;
+        let rotated = self.rotatable_guard();
         for r in 0..self.t.insts.len() {
             let inst = self.t.insts[r];
             match inst.op {
@@ -88,10 +89,15 @@ impl Isel<'_> {
                     e::bind(&mut self.b, l);
                     loop_label = Some(l);
                 }
+                _ if Some(r as Ref) == rotated => {
+                    if let Some(l) = loop_label {
+                        self.guard_back_edge(r as Ref, l);
+                    }
+                }
                 _ => self.inst(r as Ref)?,
             }
         }
-        if let Some(l) = loop_label {
+        if let (Some(l), None) = (loop_label, rotated) {
             self.phi_moves();
             e::jmp(&mut self.b, l);
         }
@@ -341,20 +347,61 @@ impl Isel<'_> {
         self.store_result(r, fd);
     }
 
+    /// The body's last instruction, if it is an int guard and the back edge moves nothing: it
+    /// can branch back to LOOP when it holds and jump to its exit otherwise (one taken branch
+    /// per iteration instead of a guard plus a `jmp`).
+    fn rotatable_guard(&self) -> Option<Ref> {
+        let l = self.t.loop_ref()?;
+        let last = (l as usize + 1..self.t.insts.len()).rev().find(|&r| {
+            !matches!(self.t.insts[r].op, Op::Phi | Op::Nop) && !self.t.insts[r].op.is_const()
+        })?;
+        let inst = self.t.insts[last];
+        let int_guard = matches!(inst.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne)
+            && self.t.ty(inst.a) != Ty::Float;
+        let moves_nothing = self
+            .t
+            .insts
+            .iter()
+            .filter(|i| i.op == Op::Phi)
+            .all(|i| self.src(i.b) == Src::Loc(self.alloc.locs[i.a as usize]));
+        (int_guard && moves_nothing).then_some(last as Ref)
+    }
+
+    /// The rotated form of int guard `r`: `jcc holds, LOOP; jmp exit`.
+    fn guard_back_edge(&mut self, r: Ref, loop_label: DynamicLabel) {
+        let inst = *self.t.inst(r);
+        self.int_compare(inst.a, inst.b);
+        let holds = match inst.op {
+            Op::Lt => Cond::L,
+            Op::Le => Cond::Le,
+            Op::Gt => Cond::G,
+            Op::Ge => Cond::Ge,
+            Op::Eq => Cond::E,
+            _ => Cond::Ne,
+        };
+        e::jcc(&mut self.b, holds, loop_label);
+        e::jmp(&mut self.b, self.exits[inst.snap as usize]);
+    }
+
+    /// `cmp a, b` for an int guard.
+    fn int_compare(&mut self, a: Ref, b: Ref) {
+        let ra = self.int_in(a, S0);
+        match self.konst(b).and_then(|k| i32::try_from(k).ok()) {
+            Some(k) => e::cmp_ri(&mut self.b, ra, k),
+            None => {
+                let rb = self.int_in(b, S1);
+                e::cmp_rr(&mut self.b, ra, rb);
+            }
+        }
+    }
+
     fn guard(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
         let exit = self.exits[inst.snap as usize];
         if self.t.ty(inst.a) == Ty::Float {
             return self.float_guard(inst.op, inst.a, inst.b, exit);
         }
-        let ra = self.int_in(inst.a, S0);
-        match self.konst(inst.b).and_then(|k| i32::try_from(k).ok()) {
-            Some(k) => e::cmp_ri(&mut self.b, ra, k),
-            None => {
-                let rb = self.int_in(inst.b, S1);
-                e::cmp_rr(&mut self.b, ra, rb);
-            }
-        }
+        self.int_compare(inst.a, inst.b);
         let fail = match inst.op {
             Op::Lt => Cond::Ge,
             Op::Le => Cond::G,
