@@ -198,7 +198,7 @@ impl Heap {
         // no reference to the sentinel; a non-empty list means `page` is a real owned page.
         unsafe {
             if !(*page).free.is_null() {
-                self.stats.fast_alloc(class);
+                self.stats.fast_alloc(class, (*page).block_size);
                 return (*page).pop_free();
             }
         }
@@ -213,7 +213,8 @@ impl Heap {
         if page.is_null() {
             return ptr::null_mut();
         }
-        self.stats.slow_alloc(class);
+        // SAFETY: `find_page` returns an owned page.
+        self.stats.slow_alloc(class, unsafe { (*page).block_size });
         // SAFETY: `find_page` returns an owned page with a non-empty `free` list.
         unsafe { (*page).pop_free() }
     }

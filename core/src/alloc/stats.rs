@@ -284,26 +284,26 @@ impl HeapStats {
     /// Fast-path allocation. The fast-path total is derived in `snapshot` (class counts minus
     /// slow-path ones).
     #[inline(always)]
-    pub(crate) fn fast_alloc(&self, _class: usize) {
+    pub(crate) fn fast_alloc(&self, _class: usize, _block_size: usize) {
         #[cfg(feature = "stats")]
-        self.count_alloc(_class);
+        self.count_alloc(_class, _block_size);
     }
 
     #[inline(always)]
-    pub(crate) fn slow_alloc(&self, _class: usize) {
+    pub(crate) fn slow_alloc(&self, _class: usize, _block_size: usize) {
         #[cfg(feature = "stats")]
         {
             imp::bump(&self.slot().slow_alloc, 1);
-            self.count_alloc(_class);
+            self.count_alloc(_class, _block_size);
         }
     }
 
     #[cfg(feature = "stats")]
     #[inline(always)]
-    fn count_alloc(&self, class: usize) {
+    fn count_alloc(&self, class: usize, block_size: usize) {
         let slot = self.slot();
         imp::bump(&slot.class_alloc[class], 1);
-        imp::live(slot, super::size_class::class_size(class) as i64);
+        imp::live(slot, block_size as i64);
     }
 
     /// Owner's free. The local total is derived in `snapshot` (class frees minus remote ones).

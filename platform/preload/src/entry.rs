@@ -26,26 +26,33 @@ fn page_size() -> usize {
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two >= 16) from kiln, or from the
-/// bootstrap area on re-entry; null with `errno = ENOMEM` on failure.
-#[inline]
+/// bootstrap area on re-entry; null with `errno = ENOMEM` on failure. Inlined into each entry
+/// point so `malloc` is one function with no call on its fast path but the thread-local lookup.
+#[inline(always)]
 fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     // Every call gets a distinct block, as glibc does for malloc(0).
     let size = size.max(1);
-    let block = match enter() {
-        Some(_inside) => {
-            let p = if zeroed {
-                kiln_std::alloc_zeroed(size, align)
-            } else {
-                kiln_std::alloc(size, align)
-            };
-            outcome(Outcome::Served);
-            p
-        }
-        None => {
-            outcome(Outcome::Bootstrap);
-            reentry::alloc(size, align)
-        }
+    let Some(_inside) = enter() else {
+        return allocate_reentrant(size, align);
     };
+    let block = if zeroed {
+        kiln_std::alloc_zeroed(size, align)
+    } else {
+        kiln_std::alloc(size, align)
+    };
+    outcome(Outcome::Served);
+    if block.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// A re-entrant allocation: served by the bootstrap area.
+#[cold]
+#[inline(never)]
+fn allocate_reentrant(size: usize, align: usize) -> *mut c_void {
+    outcome(Outcome::Bootstrap);
+    let block = reentry::alloc(size, align);
     if block.is_null() {
         set_errno(libc::ENOMEM);
     }
@@ -65,6 +72,7 @@ fn refuse(code: c_int) -> *mut c_void {
 /// # Safety
 ///
 /// `ptr` is non-null; the caller no longer uses the block.
+#[inline(always)]
 unsafe fn release(entry: &str, ptr: *mut c_void) {
     if reentry::owns(ptr.cast()) {
         outcome(Outcome::Bootstrap); // bootstrap blocks are never reused
