@@ -154,7 +154,8 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 unsafe fn push_local(heap: &mut Heap, page: *mut Page, block: *mut u8) {
     // SAFETY: owner access (caller).
     unsafe {
-        heap.stats.local_free((*page).class as usize, (*page).block_size);
+        heap.stats
+            .local_free((*page).class as usize, (*page).block_size);
         (*page).push_local(block);
         if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
             page_event(heap, page);

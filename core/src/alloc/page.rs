@@ -30,7 +30,6 @@ pub const PAGE_SHIFT: usize = 16;
 /// Size of a page: the unit segments are split into.
 pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
 
-
 /// A free block: only its first word is used, to link it into a list.
 #[repr(C)]
 pub struct Block {

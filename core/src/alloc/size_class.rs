@@ -141,9 +141,16 @@ mod tests {
                 let got = small_class_of(size, align);
                 assert!(class_size(got) >= size.max(1), "size {size} align {align}");
                 if align == 16 || size > 0 {
-                    assert_eq!(got, want.max(class_of(align.max(8))), "size {size} align {align}");
+                    assert_eq!(
+                        got,
+                        want.max(class_of(align.max(8))),
+                        "size {size} align {align}"
+                    );
                 }
-                assert!(class_size(got).is_multiple_of(align.min(16)), "size {size} align {align}");
+                assert!(
+                    class_size(got).is_multiple_of(align.min(16)),
+                    "size {size} align {align}"
+                );
             }
         }
     }

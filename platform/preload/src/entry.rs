@@ -4,6 +4,7 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 
 use crate::fail::misuse;
+use crate::heap_cache;
 use crate::reentry::{self, enter};
 use crate::report::{count, outcome, Entry, Outcome};
 
@@ -32,6 +33,27 @@ fn page_size() -> usize {
 fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     // Every call gets a distinct block, as glibc does for malloc(0).
     let size = size.max(1);
+    let Some(heap) = heap_cache::heap() else {
+        return allocate_uncached(size, align, zeroed);
+    };
+    let block = if zeroed {
+        heap.alloc_zeroed(size, align)
+    } else {
+        heap.alloc(size, align)
+    };
+    outcome(Outcome::Served);
+    if block.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// [`allocate`] before this thread's heap is cached (its first call, a re-entrant call during
+/// kiln's thread set-up, or a call while the thread exits): through kiln-std with the re-entry
+/// guard, then the heap is cached if kiln-std now serves this thread.
+#[cold]
+#[inline(never)]
+fn allocate_uncached(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     let Some(_inside) = enter() else {
         return allocate_reentrant(size, align);
     };
@@ -41,6 +63,7 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
         kiln_std::alloc(size, align)
     };
     outcome(Outcome::Served);
+    heap_cache::fill();
     if block.is_null() {
         set_errno(libc::ENOMEM);
     }
@@ -78,6 +101,25 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
         outcome(Outcome::Bootstrap); // bootstrap blocks are never reused
         return;
     }
+    let Some(heap) = heap_cache::heap() else {
+        // SAFETY: forwarded (caller).
+        return unsafe { release_uncached(entry, ptr) };
+    };
+    // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
+    if let Err(e) = unsafe { kiln_core::alloc::free(heap, ptr.cast()) } {
+        misuse(entry, ptr.cast(), format_args!("invalid free: {e}"));
+    }
+    outcome(Outcome::Served);
+}
+
+/// [`release`] before this thread's heap is cached: through kiln-std with the re-entry guard.
+///
+/// # Safety
+///
+/// As for [`release`].
+#[cold]
+#[inline(never)]
+unsafe fn release_uncached(entry: &str, ptr: *mut c_void) {
     let Some(_inside) = enter() else {
         // Freeing from inside kiln's own set-up: leak rather than re-enter it.
         outcome(Outcome::LeakedFree);
@@ -88,6 +130,7 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
         misuse(entry, ptr.cast(), format_args!("invalid free: {e}"));
     }
     outcome(Outcome::Served);
+    heap_cache::fill();
 }
 
 /// The usable size of a live block (kiln's or the bootstrap area's), or `None`.

@@ -28,6 +28,7 @@
 
 mod entry;
 mod fail;
+mod heap_cache;
 pub mod init;
 mod reentry;
 mod report;

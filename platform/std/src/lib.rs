@@ -129,6 +129,12 @@ impl Drop for ExitHook {
     fn drop(&mut self) {
         let _ = LOCAL.try_with(|local| {
             local.state.set(State::Exited);
+            let notify = ON_THREAD_EXIT.load(core::sync::atomic::Ordering::Acquire);
+            if !notify.is_null() {
+                // SAFETY: only `on_thread_exit` stores here, and it stores an `fn()`.
+                let notify: fn() = unsafe { core::mem::transmute::<*mut (), fn()>(notify) };
+                notify();
+            }
             // SAFETY: the thread is exiting; nothing else uses its heap now (the state change
             // above routes any later allocation of this thread to FALLBACK).
             unsafe { (*local.heap.get()).abandon() };
@@ -145,6 +151,26 @@ thread_local! {
 
 static FALLBACK: spin::Mutex<Heap> = spin::Mutex::new(Heap::new(&POOL));
 
+/// Called on an exiting thread right after its heap stopped serving it (see [`on_thread_exit`]).
+static ON_THREAD_EXIT: core::sync::atomic::AtomicPtr<()> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+/// Registers `f` to run on every exiting thread at the moment its heap stops serving it (before
+/// the heap is abandoned). A layer that caches [`active_heap`]'s result per thread (libkiln.so
+/// does) clears its cache there. One function per process; a later call replaces it.
+pub fn on_thread_exit(f: fn()) {
+    ON_THREAD_EXIT.store(f as *mut (), core::sync::atomic::Ordering::Release);
+}
+
+/// The calling thread's heap, when it is set up and serving this thread; `None` before its
+/// first allocation and once the thread is exiting. The pointer stays valid for the life of the
+/// thread; using it is only allowed on this thread and only until [`on_thread_exit`]'s function
+/// runs.
+#[inline]
+pub fn active_heap() -> Option<*mut Heap> {
+    active_heap_of(local())
+}
+
 /// The std `LocalSlot`: the thread's own heap, or the shared fallback heap while the thread is
 /// being torn down.
 pub struct ThreadSlot;
@@ -155,7 +181,7 @@ unsafe impl LocalSlot for ThreadSlot {
     #[inline(always)]
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
         let local = local();
-        match active_heap(local) {
+        match active_heap_of(local) {
             // SAFETY: only this thread uses its heap, and `with_heap` is not re-entered from `f`
             // (kiln's heap calls no platform method that allocates).
             Some(heap) => f(unsafe { &mut *heap }),
@@ -175,7 +201,7 @@ fn local() -> &'static Local {
 
 /// The thread's heap when it is set up and not torn down (the fast paths), else `None`.
 #[inline(always)]
-fn active_heap(local: &Local) -> Option<*mut Heap> {
+fn active_heap_of(local: &Local) -> Option<*mut Heap> {
     (local.state.get() == State::Active).then(|| local.heap.get())
 }
 
@@ -238,7 +264,7 @@ fn register_fork_handlers() {
 #[inline(always)]
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let local = local();
-    if let Some(heap) = active_heap(local) {
+    if let Some(heap) = active_heap_of(local) {
         // SAFETY: the thread's own heap; nothing on this path re-enters kiln-std.
         return unsafe { (*heap).alloc(size, align) };
     }
@@ -258,7 +284,7 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
     let local = local();
-    if let Some(heap) = active_heap(local) {
+    if let Some(heap) = active_heap_of(local) {
         // SAFETY: the thread's own heap; `p` is the caller's to give up (forwarded).
         return unsafe { kiln::alloc::free(&mut *heap, p) };
     }
