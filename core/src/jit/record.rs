@@ -317,12 +317,20 @@ impl Recorder<'_> {
     fn for_loop(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let x = self.reg(a(w))?;
         let step = self.konst(b(w))?;
-        let v = self.arith(byte::Add, x, step)?;
-        self.set(a(w), v)?;
+        // Load the limit before the counter's slot changes: a failing tag guard on the limit
+        // resumes at this instruction, which must find the counter not yet stepped.
         let limit = if w as u8 == byte::ForLtK {
             self.konst(c(w))?
         } else {
             self.reg(c(w))?
+        };
+        let v = self.arith(byte::Add, x, step)?;
+        self.set(a(w), v)?;
+        // `forlt r, k, r` compares the stepped counter with itself.
+        let limit = if w as u8 == byte::ForLt && c(w) == a(w) {
+            v
+        } else {
+            limit
         };
         let target = self.ext(pc)?;
         let ord = match (v.num, limit.num) {
