@@ -163,7 +163,7 @@ fn random_programs_agree_with_the_interpreter() {
 #[test]
 fn generated_programs_compile() {
     let mut runner = TestRunner::new(Config {
-        cases: 500,
+        cases: 5000,
         failure_persistence: None,
         ..Config::default()
     });
