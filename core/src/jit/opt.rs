@@ -291,4 +291,8 @@ fn eliminate_dead_code(t: &mut Trace) {
             *inst = Inst::new(Op::Nop, Ty::Void, NONE, NONE);
         }
     }
+    // The tail is not code: native code never writes it (body exits carry their own copies).
+    // A slot the iteration overwrites before every exit names a value no exit reads, which
+    // is now a `Nop`; drop that entry rather than keep dead code alive for it.
+    t.tail.entries.retain(|e| live[e.val as usize]);
 }
