@@ -10,7 +10,7 @@ mod progen;
 
 use kiln::jit::driver::{Jit, JitStats};
 use kiln::jit::trace::Abort;
-use kiln::vm::{lang, Program, RuntimeError, Vm, VmConfig};
+use kiln::vm::{lang, Program, RuntimeError, RuntimeErrorKind, Vm, VmConfig};
 use kiln_std::exec::StdExecMemory;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -18,9 +18,6 @@ use std::sync::Mutex;
 use kiln::platform::Console;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-
-/// Native code does not charge fuel yet: compare fuel only once it does.
-const FUEL_IN_TRACES: bool = false;
 
 static MEM: StdExecMemory = StdExecMemory::new();
 
@@ -69,7 +66,7 @@ fn run(prog: &Program, threshold: Option<u32>, fuel: Option<u64>) -> (Outcome, J
     let outcome = Outcome {
         out,
         result: result.map(|v| format!("{v:?}")),
-        fuel_left: if FUEL_IN_TRACES { vm.fuel_left() } else { 0 },
+        fuel_left: vm.fuel_left(),
     };
     (outcome, stats)
 }
@@ -80,9 +77,17 @@ fn fuel_used(prog: &Program) -> u64 {
     u64::MAX - o.fuel_left
 }
 
+/// What one case reached.
+struct Reached {
+    /// The unmetered JIT run's counters.
+    stats: JitStats,
+    /// The metered JIT run entered native code and ran out of fuel.
+    out_of_fuel_natively: bool,
+}
+
 /// Runs `src` in the interpreter and with the JIT at `threshold`, with and without a fuel
-/// budget of `fuel_pct` percent of what the program needs; returns the JIT run's counters.
-fn check(src: &str, threshold: u32, fuel_pct: u64) -> Result<JitStats, TestCaseError> {
+/// budget of `fuel_pct` percent of what the program needs.
+fn check(src: &str, threshold: u32, fuel_pct: u64) -> Result<Reached, TestCaseError> {
     let prog = match lang::compile(src) {
         Ok(p) => p,
         Err(e) => return Err(TestCaseError::fail(format!("does not compile: {e}\n{src}"))),
@@ -90,12 +95,9 @@ fn check(src: &str, threshold: u32, fuel_pct: u64) -> Result<JitStats, TestCaseE
     let (want, _) = run(&prog, None, None);
     let (got, stats) = run(&prog, Some(threshold), None);
     prop_assert_eq!(&got, &want, "threshold {}\n{}", threshold, src);
-    if !FUEL_IN_TRACES {
-        return Ok(stats);
-    }
     let budget = fuel_used(&prog) * fuel_pct / 100;
     let (want, _) = run(&prog, None, Some(budget));
-    let (got, _) = run(&prog, Some(threshold), Some(budget));
+    let (got, metered) = run(&prog, Some(threshold), Some(budget));
     prop_assert_eq!(
         &got,
         &want,
@@ -104,7 +106,11 @@ fn check(src: &str, threshold: u32, fuel_pct: u64) -> Result<JitStats, TestCaseE
         budget,
         src
     );
-    Ok(stats)
+    let out_of_fuel = matches!(&got.result, Err(e) if e.kind == RuntimeErrorKind::OutOfFuel);
+    Ok(Reached {
+        stats,
+        out_of_fuel_natively: out_of_fuel && metered.entered > 0,
+    })
 }
 
 /// How many programs: thousands natively, fewer under an emulator.
@@ -123,7 +129,7 @@ fn random_programs_agree_with_the_interpreter() {
         failure_persistence: None,
         ..Config::default()
     });
-    let totals = std::cell::RefCell::new((0u32, 0u32, 0u32, 0u64));
+    let totals = std::cell::RefCell::new((0u32, 0u32, 0u32, 0u32));
     let strategy = (
         prop::collection::vec(any::<u8>(), 0..400),
         1u32..5,
@@ -131,12 +137,12 @@ fn random_programs_agree_with_the_interpreter() {
     );
     let result = runner.run(&strategy, |(bytes, threshold, fuel_pct)| {
         let src = progen::program(&bytes);
-        let stats = check(&src, threshold, fuel_pct)?;
-        let mut t = totals.borrow_mut();
+        let reached = check(&src, threshold, fuel_pct)?;
+        let (stats, mut t) = (reached.stats, totals.borrow_mut());
         t.0 += 1;
         t.1 += (stats.compiled > 0) as u32;
         t.2 += (stats.entered > 0) as u32;
-        t.3 += stats.entered;
+        t.3 += reached.out_of_fuel_natively as u32;
         Ok(())
     });
     if let Err(e) = result {
@@ -147,9 +153,10 @@ fn random_programs_agree_with_the_interpreter() {
             other => panic!("{other}"),
         }
     }
-    let (programs, compiled, entered, entries) = *totals.borrow();
+    let (programs, compiled, entered, starved) = *totals.borrow();
     eprintln!(
-        "{programs} programs: {compiled} compiled a trace, {entered} entered one ({entries} entries)"
+        "{programs} programs: {compiled} compiled a trace, {entered} entered one, \
+         {starved} ran out of fuel after entering one"
     );
     for (why, n) in ABORTS.0.lock().unwrap().iter() {
         eprintln!("  {n:6} aborts: {why}");
@@ -161,8 +168,9 @@ fn random_programs_agree_with_the_interpreter() {
         "some traces aborted as malformed (a JIT bug; see the counts above)"
     );
     assert!(
-        compiled * 2 >= programs && entered * 3 >= programs,
-        "too few programs reach native code: {compiled} compiled, {entered} entered of {programs}"
+        compiled * 2 >= programs && entered * 2 >= programs && starved * 5 >= programs,
+        "too few programs reach native code: {compiled} compiled, {entered} entered, \
+         {starved} ran out of fuel there, of {programs}"
     );
 }
 

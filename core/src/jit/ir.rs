@@ -100,6 +100,7 @@ macro_rules! irdef {
             Loop    (None, None)    -> Void  [flags::MARK]                    "start of the repeating body";
             Phi     (Any, Any)      -> Void  [flags::MARK]                    "at the back edge, a := b";
             Call    (Int, Int)      -> Int   [flags::EFFECT]                  "host function `imm`(a, b)";
+            Fuel    (None, None)    -> Void  [flags::GUARD | flags::EFFECT]   "charge `imm` fuel; exit instead if less is left";
         }
     };
 }
@@ -185,7 +186,7 @@ pub struct Inst {
     pub a: Ref,
     /// Second operand.
     pub b: Ref,
-    /// Constant value, slot index (`SLoad`) or host-function index (`Call`).
+    /// Constant value, slot index (`SLoad`), host-function index (`Call`) or fuel (`Fuel`).
     pub imm: i64,
     /// Snapshot index for guards, else [`NO_SNAP`].
     pub snap: u32,
@@ -304,6 +305,7 @@ impl Trace {
                 Op::Call if inst.imm < 0 || inst.imm as usize >= self.calls.len() => {
                     return Err(IrError::BadImmediate { at })
                 }
+                Op::Fuel if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
                 _ => {}
             }
             if inst.op.is_guard() {
@@ -456,6 +458,21 @@ impl TraceBuilder {
     pub fn guard(&mut self, op: Op, a: Ref, b: Ref) {
         let snap = self.take_snapshot();
         let mut i = Inst::new(op, Ty::Void, a, b);
+        i.snap = snap;
+        self.push(i);
+    }
+
+    /// A snapshot of the current slot map and pc, for a guard emitted later
+    /// ([`fuel`](Self::fuel)).
+    pub fn snapshot(&mut self) -> u32 {
+        self.take_snapshot()
+    }
+
+    /// Charges `cost` units of the VM's fuel; when less is left, exits through snapshot
+    /// `snap` (taken with [`snapshot`](Self::snapshot)) without charging.
+    pub fn fuel(&mut self, cost: i64, snap: u32) {
+        let mut i = Inst::new(Op::Fuel, Ty::Void, NONE, NONE);
+        i.imm = cost;
         i.snap = snap;
         self.push(i);
     }

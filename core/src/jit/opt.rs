@@ -89,7 +89,9 @@ impl Emitter {
         if let Some(r) = self.fold(&inst) {
             return r;
         }
-        let cse = inst.op.is_pure() || inst.op.is_const() || inst.op.is_guard();
+        // A guard with an effect (`Fuel`) is not a fact to reuse: each one charges.
+        let effect = inst.op.flags() & flags::EFFECT != 0;
+        let cse = inst.op.is_pure() || inst.op.is_const() || (inst.op.is_guard() && !effect);
         let key = (inst.op, inst.ty, inst.a, inst.b, inst.imm);
         if cse {
             if let Some(&r) = self.cse.get(&key) {

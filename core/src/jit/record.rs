@@ -10,6 +10,11 @@
 //!   wrong. `forlt`/`forltk` update their counter first; their guard is exact and resumes after
 //!   the instruction.
 //!
+//! - *fuel*: the interpreter charges `pc + 2 - header` fuel at the backward jump at `pc`; the
+//!   recorder emits a `Fuel` instruction of that cost for the jump back to the header, whose
+//!   snapshot resumes at the jump itself with the state before it: when the budget would run
+//!   out, the interpreter re-executes the jump and raises `OutOfFuel` exactly as without JIT.
+//!
 //! Invariants
 //! - recording starts at the loop header with the registers the interpreter holds there and
 //!   ends at the first jump back to the header; any other backward jump (an inner loop), any
@@ -272,7 +277,11 @@ impl Recorder<'_> {
                 };
                 self.set(a(w), v)?;
             }
-            byte::Jmp => return self.jump(pc, self.ext(pc)?),
+            byte::Jmp => {
+                let target = self.ext(pc)?;
+                self.charge_back_edge(pc, target, None);
+                return self.jump(pc, target);
+            }
             byte::JLt | byte::JLe | byte::JEq => {
                 let (x, y) = (self.reg(a(w))?, self.reg(b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
@@ -306,7 +315,9 @@ impl Recorder<'_> {
         }
         let holds = self.compare(cmp, x, y);
         if holds == (c(w) != 0) {
-            self.jump(pc, self.ext(pc)?)
+            let target = self.ext(pc)?;
+            self.charge_back_edge(pc, target, None);
+            self.jump(pc, target)
         } else {
             Ok(Next::Pc(pc + 2))
         }
@@ -315,6 +326,9 @@ impl Recorder<'_> {
     /// `A += K[B]; if A < limit goto target`: the guard checks the direction taken now, after
     /// the add, and resumes after the instruction.
     fn for_loop(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let target = self.ext(pc)?;
+        // The fuel exit needs the state before the step (the interpreter redoes it).
+        let before_step = self.tb.snapshot();
         let x = self.reg(a(w))?;
         let step = self.konst(b(w))?;
         // Load the limit before the counter's slot changes: a failing tag guard on the limit
@@ -332,7 +346,6 @@ impl Recorder<'_> {
         } else {
             limit
         };
-        let target = self.ext(pc)?;
         let ord = match (v.num, limit.num) {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
@@ -349,7 +362,20 @@ impl Recorder<'_> {
             _ => (self.float_of(v), self.float_of(limit)),
         };
         self.tb.guard(Op::Lt, vf.r, lf.r);
+        self.charge_back_edge(pc, target, Some(before_step));
         self.jump(pc, target)
+    }
+
+    /// Emits the fuel charge of the jump at `pc` to `target` if it closes the loop. `snap`
+    /// resumes at the jump with the state before it (taken now when `None`: the jump has not
+    /// changed any slot yet).
+    fn charge_back_edge(&mut self, pc: usize, target: usize, snap: Option<u32>) {
+        if target != self.header {
+            return;
+        }
+        self.tb.at_pc(pc as u32);
+        let snap = snap.unwrap_or_else(|| self.tb.snapshot());
+        self.tb.fuel((pc + 2 - self.header) as i64, snap);
     }
 }
 
