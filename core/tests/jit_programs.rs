@@ -113,12 +113,19 @@ fn check(src: &str, threshold: u32, fuel_pct: u64) -> Result<Reached, TestCaseEr
     })
 }
 
-/// How many programs: thousands natively, fewer under an emulator.
+/// How many programs: thousands natively, fewer under an emulator; `KILN_JIT_PROGRAMS=n`
+/// overrides (for long bug hunts).
 fn cases() -> u32 {
+    if let Some(n) = std::env::var("KILN_JIT_PROGRAMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return n;
+    }
     if std::env::var_os("KILN_TEST_RUNNER").is_some() {
-        300
+        800
     } else {
-        3000
+        5000
     }
 }
 
@@ -178,7 +185,7 @@ fn random_programs_agree_with_the_interpreter() {
 #[test]
 fn generated_programs_compile() {
     let mut runner = TestRunner::new(Config {
-        cases: 5000,
+        cases: cases(),
         failure_persistence: None,
         ..Config::default()
     });

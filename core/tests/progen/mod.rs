@@ -12,7 +12,8 @@
 //! What the programs exercise: int and float variables (and one bool), int/float/mixed
 //! arithmetic including `/` and `%` (int division by zero is a runtime error), comparisons,
 //! `&&`/`||`/`!`, nested `while` loops in every shape the compiler emits (fused `forlt`/
-//! `forltk` steps, inverted compare-and-branch tests, `&&` conditions), `if`/`else`, `break`,
+//! `forltk` steps, inverted compare-and-branch tests, `&&` conditions), `if`/`else`, `break`
+//! and `return` out of loops,
 //! assignments that change a variable's type at some iteration (guards failing mid-loop), `nil`
 //! arriving mid-loop (a type error), calls of small generated functions (with loops of their
 //! own), and prints.
@@ -121,6 +122,17 @@ impl Gen<'_> {
         self.line("let b0 = true;");
         let lim = 1 + self.pick(MAX_TRIPS);
         self.line(&format!("let lim = {lim};"));
+        // Sometimes many more variables: more values live in a loop than registers (spills).
+        let wide = if self.chance(25) { 14 } else { 0 };
+        for w in 0..wide {
+            let init = if w % 2 == 0 {
+                self.int_lit()
+            } else {
+                self.float_lit()
+            };
+            self.line(&format!("let w{w} = {init};"));
+            self.locals.push(format!("w{w}"));
+        }
         // Counters are declared up front so `cN` is visible wherever loop N sits.
         self.counters_up_to_now_placeholder();
         let n = 1 + self.pick(4);
@@ -133,6 +145,10 @@ impl Gen<'_> {
             }
         }
         self.line("print(i0, i1, i2, f0, f1, b0, lim);");
+        if wide > 0 {
+            let all: Vec<String> = (0..wide).map(|w| format!("w{w}")).collect();
+            self.line(&format!("print({});", all.join(", ")));
+        }
         self.declare_counters();
     }
 
@@ -170,9 +186,10 @@ impl Gen<'_> {
             self.indent += 1;
             let e = self.expr(1);
             self.line(&format!("acc = acc + {e};"));
-            if self.chance(30) {
+            if self.chance(40) {
                 let c2 = self.cond(1);
-                self.line(&format!("if {c2} {{ break; }}"));
+                let leave = ["break;", "return acc;"][self.pick(2) as usize];
+                self.line(&format!("if {c2} {{ {leave} }}"));
             }
             self.line(&format!("{c} = {c} + 1;"));
             self.indent -= 1;
@@ -269,7 +286,9 @@ impl Gen<'_> {
             }
             11 if in_loop => {
                 let c = self.cond(2);
-                self.line(&format!("if {c} {{ break; }}"));
+                // Mostly `break`; sometimes the whole program ends mid-loop.
+                let leave = if self.chance(15) { "return;" } else { "break;" };
+                self.line(&format!("if {c} {{ {leave} }}"));
             }
             12 | 13 if (self.loops.len() as u32) < MAX_LOOP_DEPTH => self.while_loop(),
             14 => {
@@ -414,6 +433,11 @@ impl Gen<'_> {
                 format!("({l} {op} {r})")
             }
             9 => format!("-{}", self.leaf()),
+            // Float division (inf and NaN when the literal is 0.0).
+            10 if self.friendly => {
+                let l = self.expr(depth - 1);
+                format!("({l} / {})", self.float_lit())
+            }
             10 if !self.funcs.is_empty() && self.chance(40) => self.call(),
             10 if !self.friendly => {
                 let f = ["int", "float"][self.pick(2) as usize];
