@@ -59,7 +59,12 @@ pub mod exec;
 #[cfg(target_os = "none")]
 pub mod exit;
 #[cfg(target_os = "none")]
+pub mod guard;
+#[cfg(target_os = "none")]
 pub mod heap;
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+#[path = "_arch/x86_64/lapic.rs"]
+mod lapic;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
@@ -75,3 +80,5 @@ pub mod serial;
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sync;
+#[cfg(target_os = "none")]
+mod tlb;

@@ -1,0 +1,24 @@
+//! aarch64: broadcast invalidation by virtual address (`tlbi vaae1is`) reaches every CPU in the
+//! inner-shareable domain; the `dsb ish` after it waits until all of them have completed it.
+use core::arch::asm;
+
+use crate::paging::SMALL_PAGE;
+
+/// Drops every CPU's translations for the window pages `start..start + len`.
+///
+/// The caller updated their page-table entries before (the leading `dsb ishst` makes those
+/// stores visible to the table walkers first).
+pub(crate) fn invalidate_range(start: usize, len: usize) {
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb ishst", options(nostack)) };
+    for va in (start..start + len).step_by(SMALL_PAGE) {
+        // SAFETY: invalidating translations has no effect beyond later table walks.
+        unsafe { asm!("tlbi vaae1is, {}", in(reg) va >> 12, options(nostack)) };
+    }
+    // SAFETY: barriers only: wait for the broadcast to complete, then resynchronise this CPU.
+    unsafe { asm!("dsb ish", "isb", options(nostack)) };
+}
+
+/// Nothing to serve: aarch64 shoot-downs need no cooperation from the other CPUs.
+#[inline]
+pub(crate) fn serve_pending() {}
