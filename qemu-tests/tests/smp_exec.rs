@@ -29,7 +29,7 @@ use kiln_qemu_tests::{check, ARCH};
 
 kiln_bare::entry!(main);
 
-const ROUNDS: usize = 60;
+const ROUNDS: usize = 20;
 /// Where the runner's write probe lands in the page (past the code).
 const PROBE_OFFSET: usize = 0x800;
 
@@ -45,8 +45,11 @@ const DOUBLE: &[u8] = &[0x48, 0x8d, 0x04, 0x3f, 0xc3]; // lea rax, [rdi + rdi]; 
 #[cfg(target_arch = "aarch64")]
 const DOUBLE: &[u8] = &[0x00, 0x00, 0x00, 0x8b, 0xc0, 0x03, 0x5f, 0xd6]; // add x0, x0, x0; ret
 
-/// The two programs, with what they compute.
-const CODES: [(&[u8], fn(u64) -> u64); 2] = [(ADD7, |x| x + 7), (DOUBLE, |x| x + x)];
+/// Machine code of `extern "C" fn(u64) -> u64`, and what it computes.
+type Program = (&'static [u8], fn(u64) -> u64);
+
+/// The two programs.
+const CODES: [Program; 2] = [(ADD7, |x| x + 7), (DOUBLE, |x| x + x)];
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -201,7 +204,7 @@ fn expect(cpu: usize, op: Op, want: Reply, what: &'static str) -> Result<(), &'s
 }
 
 fn round(n: usize) -> Result<(), &'static str> {
-    let (installer, runner) = if n % 2 == 0 { (0, 1) } else { (1, 0) };
+    let (installer, runner) = if n.is_multiple_of(2) { (0, 1) } else { (1, 0) };
     let (first, second) = (n % 2, (n + 1) % 2);
     let arg = 1000 + n as u64;
     let Reply::Addr(addr) = on(installer, Op::Map) else {

@@ -67,14 +67,16 @@ pub fn lane() -> Result<(), String> {
     must_fail()
 }
 
-/// The aarch64 kernels that touch the boot path, the MMU and SMP once more on a different
-/// machine: `-cpu max` entered at EL2 (`virtualization=on`: the drop to EL1, PSCI over `smc`).
+/// The aarch64 kernels that touch the boot path, the MMU, SMP and TLB maintenance once more on
+/// a different machine: `-cpu max` entered at EL2 (`virtualization=on`: the drop to EL1, PSCI
+/// over `smc`).
 fn aarch64_el2_max() -> Result<(), String> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root().join("qemu-tests"))
         .args(["test", "--target", "aarch64-unknown-none"])
         .args([
             "--test", "boot", "--test", "exec", "--test", "smp_lock", "--test", "smp_heap",
+            "--test", "smp_exec",
         ])
         .env("KILN_QEMU_CPU", "max")
         .env("KILN_QEMU_MACHINE", "virt,virtualization=on");
