@@ -268,6 +268,10 @@ fn main() -> Verdict {
         round(n)?;
     }
     on(1, Op::Stop);
-    println!("{ARCH}: {ROUNDS} rounds of install on one CPU / run on the other, with shoot-downs");
-    Ok(())
+    let shootdowns = kiln_bare::tlb::remote_shootdowns();
+    println!(
+        "{ARCH}: {ROUNDS} rounds of install on one CPU / run on the other, {shootdowns} shoot-downs"
+    );
+    // Every round flips permissions four times (protect, unmap, install, release).
+    check(shootdowns >= 4 * ROUNDS, "fewer shoot-downs than flips")
 }

@@ -86,4 +86,4 @@ pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sync;
 #[cfg(target_os = "none")]
-mod tlb;
+pub mod tlb;

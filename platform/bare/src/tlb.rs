@@ -34,3 +34,9 @@ mod arch;
 #[cfg(target_arch = "x86_64")]
 pub(crate) use arch::{boot_cpu_online, this_cpu_online, SHOOTDOWN_VECTOR};
 pub(crate) use arch::{invalidate_range, serve_pending};
+
+/// Shoot-downs since boot that reached other running CPUs (x86_64: IPI rounds; aarch64:
+/// broadcast invalidations made while a second CPU ran). For tests and reports.
+pub fn remote_shootdowns() -> usize {
+    arch::remote_shootdowns()
+}

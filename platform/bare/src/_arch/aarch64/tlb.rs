@@ -1,8 +1,17 @@
 //! aarch64: broadcast invalidation by virtual address (`tlbi vaae1is`) reaches every CPU in the
 //! inner-shareable domain; the `dsb ish` after it waits until all of them have completed it.
 use core::arch::asm;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::paging::SMALL_PAGE;
+
+/// Broadcast invalidations since boot (each reaches every CPU).
+static BROADCASTS: AtomicUsize = AtomicUsize::new(0);
+
+/// Broadcast invalidations since boot, made while a second CPU runs.
+pub(crate) fn remote_shootdowns() -> usize {
+    BROADCASTS.load(Ordering::Relaxed)
+}
 
 /// Drops every CPU's translations for the window pages `start..start + len`.
 ///
@@ -17,6 +26,9 @@ pub(crate) fn invalidate_range(start: usize, len: usize) {
     }
     // SAFETY: barriers only: wait for the broadcast to complete, then resynchronise this CPU.
     unsafe { asm!("dsb ish", "isb", options(nostack)) };
+    if crate::smp::running_cpus() > 1 {
+        BROADCASTS.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Nothing to serve: aarch64 shoot-downs need no cooperation from the other CPUs.

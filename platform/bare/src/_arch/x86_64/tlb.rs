@@ -21,6 +21,13 @@ static PENDING: AtomicUsize = AtomicUsize::new(0);
 /// The current shoot-down's range (first page, page count); written before `PENDING`.
 static RANGE_START: AtomicUsize = AtomicUsize::new(0);
 static RANGE_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// Shoot-downs that interrupted other CPUs, since boot.
+static REMOTE: AtomicUsize = AtomicUsize::new(0);
+
+/// Shoot-downs that had to interrupt other CPUs, since boot.
+pub(crate) fn remote_shootdowns() -> usize {
+    REMOTE.load(Ordering::Relaxed)
+}
 
 fn go_online() {
     lapic::enable();
@@ -64,6 +71,7 @@ pub(crate) fn invalidate_range(start: usize, len: usize) {
     RANGE_START.store(start, Ordering::Relaxed);
     RANGE_PAGES.store(pages, Ordering::Relaxed);
     PENDING.store(others, Ordering::Release);
+    REMOTE.fetch_add(1, Ordering::Relaxed);
     for cpu in 0..usize::BITS {
         if others & (1 << cpu) != 0 {
             lapic::send_fixed(cpu, SHOOTDOWN_VECTOR);
