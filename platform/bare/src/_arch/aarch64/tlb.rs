@@ -21,14 +21,29 @@ pub(crate) fn invalidate_range(start: usize, len: usize) {
     // SAFETY: barrier only.
     unsafe { asm!("dsb ishst", options(nostack)) };
     for va in (start..start + len).step_by(SMALL_PAGE) {
-        // SAFETY: invalidating translations has no effect beyond later table walks.
-        unsafe { asm!("tlbi vaae1is, {}", in(reg) va >> 12, options(nostack)) };
+        invalidate_page(va);
     }
     // SAFETY: barriers only: wait for the broadcast to complete, then resynchronise this CPU.
     unsafe { asm!("dsb ish", "isb", options(nostack)) };
     if crate::smp::running_cpus() > 1 {
         BROADCASTS.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Queues the invalidation of `va`'s translation on every CPU (completed by the next `dsb ish`).
+#[cfg(not(feature = "test-sabotage-tlb"))]
+#[inline]
+fn invalidate_page(va: usize) {
+    // SAFETY: invalidating translations has no effect beyond later table walks.
+    unsafe { asm!("tlbi vaae1is, {}", in(reg) va >> 12, options(nostack)) };
+}
+
+/// The lane's deliberately broken build: this CPU only.
+#[cfg(feature = "test-sabotage-tlb")]
+#[inline]
+fn invalidate_page(va: usize) {
+    // SAFETY: as above.
+    unsafe { asm!("tlbi vaae1, {}", in(reg) va >> 12, options(nostack)) };
 }
 
 /// Nothing to serve: aarch64 shoot-downs need no cooperation from the other CPUs.
