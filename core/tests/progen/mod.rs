@@ -340,11 +340,12 @@ impl Gen<'_> {
         let c = self.loops.last().cloned().unwrap_or_default();
         let at = self.pick(MAX_TRIPS / 2);
         let v = self.writable();
-        let kinds = if self.friendly { 6 } else { 8 };
+        let kinds = if self.friendly { 6 } else { 9 };
         let val = match self.pick(kinds) {
             0..=2 => self.float_lit(),
             3..=5 => self.int_lit(),
             6 => "false".to_string(),
+            7 => "\"s\"".to_string(),
             _ => "nil".to_string(),
         };
         let cmp = ["==", ">=", ">"][self.pick(3) as usize];
@@ -360,8 +361,18 @@ impl Gen<'_> {
         } else {
             self.pick(MAX_TRIPS + 1).to_string()
         };
-        let shape = self.pick(5);
+        let shape = self.pick(6);
         match shape {
+            // A float counter with a fractional step (fuses into `forltk` on floats), maybe
+            // starting as an int (the first step makes it a float).
+            5 => {
+                let start = ["0", "0.25", "-1.5"][self.pick(3) as usize];
+                let step = ["0.5", "1.25", "1"][self.pick(3) as usize];
+                self.line(&format!("{c} = {start};"));
+                self.line(&format!("while {c} < {bound} {{"));
+                self.body(&c);
+                self.line(&format!("    {c} = {c} + {step};"));
+            }
             // Step last: fuses into `forltk`/`forlt`.
             0 | 1 => {
                 self.line(&format!("{c} = 0;"));
