@@ -137,6 +137,7 @@ fn random_programs_agree_with_the_interpreter() {
         ..Config::default()
     });
     let totals = std::cell::RefCell::new((0u32, 0u32, 0u32, 0u32));
+    let side_traces = std::cell::Cell::new(0u64);
     let strategy = (
         prop::collection::vec(any::<u8>(), 0..400),
         1u32..5,
@@ -150,6 +151,7 @@ fn random_programs_agree_with_the_interpreter() {
         t.1 += (stats.compiled > 0) as u32;
         t.2 += (stats.entered > 0) as u32;
         t.3 += reached.out_of_fuel_natively as u32;
+        side_traces.set(side_traces.get() + stats.side_compiled);
         Ok(())
     });
     if let Err(e) = result {
@@ -163,7 +165,8 @@ fn random_programs_agree_with_the_interpreter() {
     let (programs, compiled, entered, starved) = *totals.borrow();
     eprintln!(
         "{programs} programs: {compiled} compiled a trace, {entered} entered one, \
-         {starved} ran out of fuel after entering one"
+         {starved} ran out of fuel after entering one; {} side traces",
+        side_traces.get()
     );
     for (why, n) in ABORTS.0.lock().unwrap().iter() {
         eprintln!("  {n:6} aborts: {why}");
