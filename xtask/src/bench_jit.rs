@@ -6,6 +6,8 @@
 //! so machine load hits all engines alike; all must print the same count. Reported: median wall
 //! time and median CPU time (user + sys of the child, from `getrusage`), and each engine's
 //! speed relative to the kiln interpreter. Writes `target/bench/jit.json`.
+//! `KILN_BENCH_BASELINE=path/to/kiln` adds that binary's JIT as one more engine (a build from
+//! before a change, measured in the same rounds).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -74,6 +76,18 @@ pub fn run(args: &[&str]) -> Result<(), String> {
             cpu: vec![],
         },
     ];
+    // Another build of kiln (e.g. before a change), to measure the change side by side.
+    if let Ok(base) = std::env::var("KILN_BENCH_BASELINE") {
+        engines.insert(
+            2,
+            Engine {
+                name: "kiln JIT, baseline build",
+                cmd: s(&[&base, "run", "--jit=on", "examples/mandelbrot.kl", N]),
+                wall: vec![],
+                cpu: vec![],
+            },
+        );
+    }
     let mut expected: Option<String> = None;
     for round in 0..runs {
         for e in engines.iter_mut() {

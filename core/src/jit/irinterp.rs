@@ -34,12 +34,25 @@ pub enum InterpError {
     Malformed(IrError),
 }
 
-/// Runs `trace` for at most `fuel` iterations.
+/// Runs `trace` for at most `fuel` iterations, with an unlimited VM fuel budget.
 pub fn run(
     trace: &Trace,
     layout: &SlotLayout,
     mem: &mut [u8],
     fuel: u64,
+) -> Result<Exit, InterpError> {
+    let mut unlimited = u64::MAX;
+    run_metered(trace, layout, mem, fuel, &mut unlimited)
+}
+
+/// [`run`] with the VM's fuel budget in `budget`: `Fuel` instructions charge it, and exit
+/// (charging nothing) when less is left, as native code does.
+pub fn run_metered(
+    trace: &Trace,
+    layout: &SlotLayout,
+    mem: &mut [u8],
+    fuel: u64,
+    budget: &mut u64,
 ) -> Result<Exit, InterpError> {
     trace.validate().map_err(InterpError::Malformed)?;
     let mut vals = vec![0u64; trace.insts.len()];
@@ -47,7 +60,7 @@ pub fn run(
     let mut start = 0;
     for _ in 0..fuel {
         let end = trace.insts.len();
-        if let Some(exit) = step(trace, layout, mem, &mut vals, start, end)? {
+        if let Some(exit) = step(trace, layout, mem, &mut vals, start, end, budget)? {
             return Ok(exit);
         }
         match loop_at {
@@ -77,6 +90,7 @@ fn step(
     vals: &mut [u64],
     start: usize,
     end: usize,
+    budget: &mut u64,
 ) -> Result<Option<Exit>, InterpError> {
     for r in start..end {
         let inst = trace.insts[r];
@@ -85,7 +99,9 @@ fn step(
         let f = |x: u64| f64::from_bits(x);
         let v = match inst.op {
             Op::Nop | Op::Loop | Op::Phi => continue,
-            Op::KInt | Op::KFloat => inst.imm as u64,
+            Op::KInt | Op::KFloat | Op::KBool => inst.imm as u64,
+            Op::NotB => (a() == 0) as u64,
+            Op::Exit => return exit(trace, layout, mem, vals, inst.snap).map(Some),
             Op::SLoad => {
                 let slot = inst.imm as u32;
                 let (tag, payload) = layout
@@ -94,7 +110,11 @@ fn step(
                 if Some(tag) != layout.tag_of(inst.ty) {
                     return exit(trace, layout, mem, vals, inst.snap).map(Some);
                 }
-                payload
+                match inst.ty {
+                    // A bool's payload is its first byte (native code loads one byte too).
+                    Ty::Bool => payload & 0xff,
+                    _ => payload,
+                }
             }
             Op::AddI => (a() as i64).wrapping_add(b() as i64) as u64,
             Op::SubI => (a() as i64).wrapping_sub(b() as i64) as u64,
@@ -115,6 +135,13 @@ fn step(
                 continue;
             }
             Op::Call => (trace.calls[inst.imm as usize])(a() as i64, b() as i64) as u64,
+            Op::Fuel => {
+                match budget.checked_sub(inst.imm as u64) {
+                    Some(left) => *budget = left,
+                    None => return exit(trace, layout, mem, vals, inst.snap).map(Some),
+                }
+                continue;
+            }
         };
         vals[r] = v;
     }

@@ -10,7 +10,7 @@ use liballoc::vec::Vec;
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -133,7 +133,9 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::NotB => self.not_bool(r)?,
+            Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r)?,
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r)?,
@@ -145,6 +147,7 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
             Op::Call => self.call(r)?,
+            Op::Fuel => self.fuel(r)?,
         }
         Ok(())
     }
@@ -254,6 +257,15 @@ impl Isel<'_> {
             }
         }
         e::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        if inst.ty == Ty::Bool {
+            // One byte: the rest of a bool's payload is unspecified.
+            let Mem::B(n, o) = self.slot_mem(pay, 1) else {
+                return Err(CompileError::SlotTooFar);
+            };
+            let rd = self.out(r, S0);
+            e::ldrb(&mut self.b, rd, n, o);
+            return self.store_result(r, rd);
+        }
         let Mem::X(n, o) = self.slot_mem(pay, 8) else {
             return Err(CompileError::SlotTooFar);
         };
@@ -295,6 +307,16 @@ impl Isel<'_> {
                 }
             }
         }
+        self.store_result(r, rd)
+    }
+
+    /// `1 - a` (a bool is 0 or 1).
+    fn not_bool(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let rd = self.out(r, S0);
+        let ra = self.int_in(inst.a, S1)?;
+        mov_imm(&mut self.b, S0, 1);
+        e::sub_rr(&mut self.b, rd, S0, ra);
         self.store_result(r, rd)
     }
 
@@ -347,6 +369,19 @@ impl Isel<'_> {
             }
         };
         e::b_cond(&mut self.b, fail, exit);
+        Ok(())
+    }
+
+    /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word (unsigned: `hi`).
+    fn fuel(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let off = tg::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        e::ldr_x(&mut self.b, S0, CTX, off);
+        mov_imm(&mut self.b, S1, inst.imm);
+        e::cmp_rr(&mut self.b, S1, S0);
+        e::b_cond(&mut self.b, Cond::Hi, self.exits[inst.snap as usize]);
+        e::sub_rr(&mut self.b, S0, S0, S1);
+        e::str_x(&mut self.b, S0, CTX, off);
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use liballoc::vec::Vec;
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -106,7 +106,9 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::NotB => self.not_bool(r),
+            Op::Exit => e::jmp(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r),
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r),
@@ -118,6 +120,7 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
             Op::Call => self.call(r),
+            Op::Fuel => self.fuel(r),
         }
         Ok(())
     }
@@ -214,6 +217,10 @@ impl Isel<'_> {
             let fd = self.out(r, FS0);
             e::load_slot_f(&mut self.b, fd, pay);
             self.store_result(r, fd);
+        } else if inst.ty == Ty::Bool {
+            let rd = self.out(r, S0);
+            e::load_slot_u8(&mut self.b, rd, pay);
+            self.store_result(r, rd);
         } else {
             let rd = self.out(r, S0);
             e::load_slot(&mut self.b, rd, pay);
@@ -253,6 +260,20 @@ impl Isel<'_> {
             Op::SubI => e::sub_rr(&mut self.b, acc, rb),
             _ => e::imul_rr(&mut self.b, acc, rb),
         }
+        if acc != rd {
+            e::mov_rr(&mut self.b, rd, acc);
+        }
+        self.store_result(r, rd);
+    }
+
+    /// `1 - a` (a bool is 0 or 1).
+    fn not_bool(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        let rd = self.out(r, S0);
+        let ra = self.int_in(inst.a, S1);
+        let acc = if rd == ra { S0 } else { rd };
+        e::mov_ri32(&mut self.b, acc, 1);
+        e::sub_rr(&mut self.b, acc, ra);
         if acc != rd {
             e::mov_rr(&mut self.b, rd, acc);
         }
@@ -328,6 +349,17 @@ impl Isel<'_> {
                 e::bind(&mut self.b, ok);
             }
         }
+    }
+
+    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word (unsigned).
+    fn fuel(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        e::load_ctx(&mut self.b, S0, word(FUEL));
+        self.mov_imm(S1, inst.imm);
+        e::cmp_rr(&mut self.b, S0, S1);
+        e::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
+        e::sub_rr(&mut self.b, S0, S1);
+        e::store_ctx(&mut self.b, word(FUEL), S0);
     }
 
     fn call(&mut self, r: Ref) {
