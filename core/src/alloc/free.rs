@@ -2,9 +2,12 @@
 //! `thread_free` (any other thread, atomically).
 //!
 //! ```text
-//!   p ──mask──> segment ──is_ours?──> no: FreeError::Foreign (nothing read outside kiln)
-//!                  │ huge ─> block start? ─> back to the platform
-//!                  └ page_of(p) ─> in use? block start? ─> owner == heap ? free_local : free_remote
+//!   p ──mask──> segment ──map bit + cookie?──> no: FreeError::Foreign (nothing read outside kiln)
+//!                  └ page_of(p) ─> block start of a carved block? (exact-division test; fails on
+//!                       │            pages not in use and on huge segments)
+//!                       ├ yes, owner == heap: double-free filter, push local_free   (inline)
+//!                       └ otherwise, #[cold] free_not_local: remote push on thread_free, huge
+//!                         block back to the pool, interior aligned pointer, or an error
 //! ```
 //!
 //! Double frees: a freed block's first word is an encoded list link. When a block about to be
