@@ -18,9 +18,11 @@
 //!   JIT off (the CLI does).
 use core::fmt::Write as _;
 
+use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 use crate::jit::backend::{compile, Compiled, ExitFrame, Native};
+use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::record;
@@ -28,6 +30,7 @@ use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_FLOAT, TAG_INT};
 
@@ -69,6 +72,7 @@ pub struct Jit<'a> {
     traces: Traces,
     installed: Vec<Installed>,
     stats: JitStats,
+    funcs: FuncJit<'a>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -86,7 +90,13 @@ impl<'a> Jit<'a> {
             traces: Traces::new(),
             installed: Vec::new(),
             stats: JitStats::default(),
+            funcs: FuncJit::new(prog, mem, log),
         }
+    }
+
+    /// The function JIT's counters so far.
+    pub fn func_stats(&self) -> FuncStats {
+        self.funcs.stats()
     }
 
     /// The counters so far.
@@ -196,6 +206,29 @@ impl LoopHook for Jit<'_> {
             Ok(())
         });
         resume.ok().map(|pc| pc as usize)
+    }
+
+    fn hot_func(&mut self, at: HotFunc<'_>) {
+        self.hot_function(at);
+    }
+
+    fn native_func(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+        self.funcs.native(func, args)
+    }
+
+    fn native_side(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+    ) -> Option<Rc<dyn NativeFunc>> {
+        self.funcs.side(func, pc, regs)
+    }
+}
+
+impl Jit<'_> {
+    fn hot_function(&mut self, at: HotFunc<'_>) {
+        self.funcs.hot(at);
     }
 }
 

@@ -100,6 +100,12 @@ macro_rules! irdef {
             Loop    (None, None)    -> Void  [flags::MARK]                    "start of the repeating body";
             Phi     (Any, Any)      -> Void  [flags::MARK]                    "at the back edge, a := b";
             Call    (Int, Int)      -> Int   [flags::EFFECT]                  "host function `imm`(a, b)";
+            CArgI   (Int, None)     -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is int a";
+            CArgF   (Float, None)   -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is float a";
+            CallV   (None, None)    -> Int   [flags::EFFECT]                  "VM call of call site `imm` through host function 0 (see jit::callframe); status, 0 = ok";
+            CResI   (Int, None)     -> Int   [flags::PURE]                    "int result of the CallV a";
+            CResF   (Int, None)     -> Float [flags::PURE]                    "float result of the CallV a";
+            Exit    (None, None)    -> Void  [flags::GUARD]                   "always leave through the snapshot (a function trace's return)";
         }
     };
 }
@@ -150,6 +156,11 @@ impl Op {
     #[inline]
     pub fn is_const(self) -> bool {
         self.flags() & flags::CONST != 0
+    }
+    /// Whether the opcode calls out of the trace (clobbering caller-saved registers).
+    #[inline]
+    pub fn is_call(self) -> bool {
+        matches!(self, Op::Call | Op::CallV)
     }
     /// Whether the opcode is pure.
     #[inline]

@@ -32,6 +32,8 @@ pub enum InterpError {
     SlotOutOfBounds(u32),
     /// The trace fails [`Trace::validate`].
     Malformed(IrError),
+    /// The trace calls VM functions (`CallV`), which only a running VM can do.
+    NeedsVm,
 }
 
 /// Runs `trace` for at most `fuel` iterations.
@@ -115,6 +117,11 @@ fn step(
                 continue;
             }
             Op::Call => (trace.calls[inst.imm as usize])(a() as i64, b() as i64) as u64,
+            Op::Exit => return exit(trace, layout, mem, vals, inst.snap).map(Some),
+            // VM calls need a VM; function traces are checked against the interpreter instead.
+            Op::CArgI | Op::CArgF | Op::CallV | Op::CResI | Op::CResF => {
+                return Err(InterpError::NeedsVm)
+            }
         };
         vals[r] = v;
     }

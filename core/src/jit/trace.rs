@@ -55,6 +55,8 @@ aborts! {
     Codegen(CompileError)   => "the backend could not compile the trace";
     NoExecMemory            => "no executable memory left (or the JIT cap was reached)";
     Protect                 => "the platform refused to make code executable";
+    InnerLoop               => "the function contains a loop (the loop JIT handles it)";
+    CallResultBranch        => "a branch depends on a call result";
 }
 
 impl From<CompileError> for Abort {

@@ -234,6 +234,23 @@ pub fn compile<B: Backend>(
     })
 }
 
+/// Like [`compile`], for a trace that does not loop (a function trace, see `jit::func`).
+pub fn compile_linear<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+) -> Result<Compiled, CompileError> {
+    layout.validate()?;
+    let trace = crate::jit::opt::optimize_linear(recorded)?;
+    let alloc = allocate(&trace, &B::POOL);
+    let code = B::assemble(&trace, &alloc, layout)?;
+    Ok(Compiled {
+        trace,
+        alloc,
+        layout: *layout,
+        code,
+    })
+}
+
 /// The source of a move: a location or a constant's bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Src {

@@ -7,6 +7,8 @@
 //! out-of-range panic.
 use liballoc::vec::Vec;
 
+mod calls;
+
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::{
@@ -145,6 +147,9 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
             Op::Call => self.call(r)?,
+            Op::CArgI | Op::CArgF | Op::CallV | Op::CResI | Op::CResF | Op::Exit => {
+                self.vm_call(r)?
+            }
         }
         Ok(())
     }

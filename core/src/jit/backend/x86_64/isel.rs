@@ -11,6 +11,8 @@
 //! slot are computed in a scratch register and stored.
 use liballoc::vec::Vec;
 
+mod calls;
+
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::{
@@ -118,6 +120,9 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
             Op::Call => self.call(r),
+            Op::CArgI | Op::CArgF | Op::CallV | Op::CResI | Op::CResF | Op::Exit => {
+                self.vm_call(r)?
+            }
         }
         Ok(())
     }
