@@ -25,6 +25,7 @@
 //!   result, or more than [`MAX_RECORD_OPS`] bytecodes abort with a reason from [`Abort`].
 use liballoc::vec::Vec;
 
+use crate::jit::callframe::{pack_direct, MAX_ARGS};
 use crate::jit::ir::{Inst, Op, Ref, Trace, Ty, NONE};
 use crate::jit::record::MAX_RECORD_OPS;
 use crate::jit::snapshot::Snapshot;
@@ -51,30 +52,24 @@ pub struct CallSite {
 /// A recorded function trace.
 #[derive(Clone, Debug)]
 pub struct FuncTrace {
-    /// The IR (no LOOP; ends in `Exit`); `calls` is empty, the driver adds the helper.
+    /// The IR (no LOOP; ends in `RetI`/`RetF`/`RetN`); `calls` is empty, the driver adds the
+    /// helpers.
     pub trace: Trace,
-    /// Call sites, indexed by `CallV`'s `imm`.
+    /// Call sites, indexed by `CallV`'s and `CallD`'s `imm`.
     pub sites: Vec<CallSite>,
-    /// The register `ret` returns (`None` for `retnil`).
-    pub ret_reg: Option<usize>,
     /// Type of the returned value (`Void` for nil).
     pub ret_ty: Ty,
 }
 
-impl FuncTrace {
-    /// Snapshot index of the return exit.
-    pub fn ret_exit(&self) -> u32 {
-        (self.trace.snaps.len() - 1) as u32
-    }
-
-    /// Most arguments any call site passes.
-    pub fn max_args(&self) -> usize {
-        self.sites.iter().map(|s| s.args.len()).max().unwrap_or(0)
-    }
+/// What the recorder knows about callees.
+pub struct Callees<'a> {
+    /// For a compiled function: its return type and the address of its entry trace's
+    /// `FuncCode` (the target of direct calls).
+    pub compiled: &'a dyn Fn(usize) -> Option<(Ty, i64)>,
+    /// Whether this recording is `func`'s entry trace: its calls of `func` call itself
+    /// directly (expecting int, which its own return must then be).
+    pub is_entry: bool,
 }
-
-/// What a callee is expected to return.
-pub type RetHint<'a> = &'a dyn Fn(usize) -> Option<Ty>;
 
 /// A shadow register: type, the payload when known, and its IR ref.
 #[derive(Clone, Copy, Debug)]
@@ -104,7 +99,7 @@ pub fn record_func(
     func: usize,
     start_pc: usize,
     regs: &[Value],
-    hint: RetHint<'_>,
+    callees: &Callees<'_>,
 ) -> Result<FuncTrace, Abort> {
     let f = prog.funcs.get(func).ok_or(Abort::Malformed)?;
     let mut rec = FuncRecorder {
@@ -116,7 +111,7 @@ pub fn record_func(
         slots: Snapshot::default(),
         loaded: Snapshot::default(),
         sites: Vec::new(),
-        hint,
+        callees,
     };
     for (i, v) in regs.iter().enumerate() {
         let shadow = match v {
@@ -127,17 +122,16 @@ pub fn record_func(
         };
         *rec.shadow.get_mut(i).ok_or(Abort::Malformed)? = shadow;
     }
-    let (ret_reg, ret_ty) = rec.run(start_pc)?;
+    let ret_ty = rec.run(start_pc)?;
     rec.trace.validate().map_err(|_| Abort::Malformed)?;
     Ok(FuncTrace {
         trace: rec.trace,
         sites: rec.sites,
-        ret_reg,
         ret_ty,
     })
 }
 
-struct FuncRecorder<'p, 'h> {
+struct FuncRecorder<'p, 'c> {
     prog: &'p Program,
     func: usize,
     code: &'p [u32],
@@ -150,7 +144,7 @@ struct FuncRecorder<'p, 'h> {
     /// Registers read from memory (`SLoad`) and not written since.
     loaded: Snapshot,
     sites: Vec<CallSite>,
-    hint: RetHint<'h>,
+    callees: &'c Callees<'c>,
 }
 
 /// Where the recording goes next.
@@ -160,7 +154,7 @@ enum Next {
 }
 
 impl FuncRecorder<'_, '_> {
-    fn run(&mut self, start_pc: usize) -> Result<(Option<usize>, Ty), Abort> {
+    fn run(&mut self, start_pc: usize) -> Result<Ty, Abort> {
         let mut pc = start_pc;
         for _ in 0..MAX_RECORD_OPS {
             self.slots.pc = pc as u32;
@@ -168,7 +162,7 @@ impl FuncRecorder<'_, '_> {
             match self.step(pc, w)? {
                 Next::Pc(next) if next <= pc => return Err(Abort::InnerLoop),
                 Next::Pc(next) => pc = next,
-                Next::Ret(reg) => return self.ret(pc, reg),
+                Next::Ret(reg) => return self.ret(reg),
             }
         }
         Err(Abort::TooLong)
@@ -424,6 +418,9 @@ impl FuncRecorder<'_, '_> {
     /// after the call) and the result into register A.
     fn call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let (window, argc, callee) = (a(w), c(w), self.ext(pc)?);
+        if argc > MAX_ARGS {
+            return Err(Abort::TooManyArgs);
+        }
         let mut args = Vec::with_capacity(argc);
         for i in 0..argc {
             let v = self.reg(window + i)?;
@@ -437,7 +434,17 @@ impl FuncRecorder<'_, '_> {
             self.push(inst);
             args.push(v.ty);
         }
-        let ret = (self.hint)(callee).unwrap_or(Ty::Int);
+        let target = if callee == self.func && self.callees.is_entry {
+            Some((Ty::Int, 0))
+        } else {
+            (self.callees.compiled)(callee)
+        };
+        let ret = target.map_or(Ty::Int, |(ty, _)| ty);
+        let floats = args
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t == Ty::Float)
+            .fold(0u32, |m, (i, _)| m | 1 << i);
         self.sites.push(CallSite {
             callee,
             pc,
@@ -445,8 +452,16 @@ impl FuncRecorder<'_, '_> {
             args,
             ret,
         });
-        let mut call = Inst::new(Op::CallV, Ty::Int, NONE, NONE);
-        call.imm = (self.sites.len() - 1) as i64;
+        let site = (self.sites.len() - 1) as i64;
+        let mut call = match target {
+            Some((_, meta)) => {
+                let meta = self.konst(Op::KInt, Ty::Int, meta);
+                let packed = self.konst(Op::KInt, Ty::Int, pack_direct(window, argc, floats));
+                Inst::new(Op::CallD, Ty::Int, meta, packed)
+            }
+            None => Inst::new(Op::CallV, Ty::Int, NONE, NONE),
+        };
+        call.imm = site;
         let status = self.push(call);
         // The callee owns the window and everything above it from now on.
         self.slots.entries.retain(|e| (e.slot as usize) < window);
@@ -474,27 +489,23 @@ impl FuncRecorder<'_, '_> {
         Ok(Next::Pc(pc + 2))
     }
 
-    /// `ret`: the trace ends in `Exit` through the return snapshot.
-    fn ret(&mut self, pc: usize, reg: Option<usize>) -> Result<(Option<usize>, Ty), Abort> {
-        let mut snap = Snapshot {
-            pc: pc as u32,
-            entries: Vec::new(),
-        };
-        let ty = match reg {
+    /// `ret`: the trace ends in `RetI`/`RetF`/`RetN`.
+    fn ret(&mut self, reg: Option<usize>) -> Result<Ty, Abort> {
+        let (op, v) = match reg {
             Some(r) => {
-                let (ty, _) = self
-                    .shadow
-                    .get(r)
-                    .copied()
-                    .flatten()
-                    .ok_or(Abort::UnsupportedType)?;
-                if let Some(v) = self.slots.get(r as u32) {
-                    snap.set(r as u32, v);
-                }
-                ty
+                let v = self.reg(r)?;
+                (
+                    if v.ty == Ty::Float {
+                        Op::RetF
+                    } else {
+                        Op::RetI
+                    },
+                    Some(v),
+                )
             }
-            None => Ty::Void,
+            None => (Op::RetN, None),
         };
+        let ty = v.map_or(Ty::Void, |v| v.ty);
         // Recursive calls were recorded expecting a type; the function must return it.
         if self
             .sites
@@ -503,10 +514,7 @@ impl FuncRecorder<'_, '_> {
         {
             return Err(Abort::TypeUnstable);
         }
-        let snap = self.snapshot(snap);
-        let mut exit = Inst::new(Op::Exit, Ty::Void, NONE, NONE);
-        exit.snap = snap;
-        self.push(exit);
-        Ok((reg, ty))
+        self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
+        Ok(ty)
     }
 }

@@ -49,16 +49,17 @@ use core::cell::{Cell, RefCell};
 use core::fmt::Write as _;
 use core::ptr::NonNull;
 
+use liballoc::boxed::Box;
 use liballoc::collections::BTreeMap;
 use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
-use crate::jit::backend::{compile_linear, Compiled, ExitFrame, Native, SPILL_BASE};
+use crate::jit::backend::{compile_linear, CompileError, Compiled, ExitFrame, Native, SPILL_BASE};
 use crate::jit::callframe as cf;
 use crate::jit::driver::VM_LAYOUT;
-use crate::jit::frecord::{record_func, CallSite, FuncTrace};
+use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
 use crate::jit::install::InstalledTrace;
-use crate::jit::ir::{Op, Ty};
+use crate::jit::ir::{Inst, Op, Ty, NONE};
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::error::RuntimeErrorKind as E;
@@ -80,38 +81,42 @@ pub struct FuncStats {
     pub aborted: u64,
 }
 
-/// An installed function trace.
+/// An installed function trace. `repr(C)` with the code address first: direct calls load
+/// their target from word 0 of the callee's `FuncCode` (see [`crate::jit::callframe`]).
+#[repr(C)]
 pub struct FuncCode {
+    entry: NonNull<u8>,
     func: usize,
     compiled: Compiled,
-    entry: NonNull<u8>,
     sites: Vec<CallSite>,
-    ret_reg: Option<usize>,
     ret_ty: Ty,
-    ret_exit: u32,
-    /// Exit-frame words after the register dump: spill slots, then the call area.
-    frame_extra: u32,
-    /// Frame word where the call area starts.
-    area: usize,
     pool: RefCell<Vec<ExitFrame>>,
     exits: RefCell<Vec<u32>>,
     sides: RefCell<BTreeMap<u32, Rc<dyn NativeFunc>>>,
+    /// Exit link table (one word per snapshot; `Links` gives native code its address): the
+    /// `FuncCode` of the side trace a side exit continues in natively, or 0.
+    links: Box<[Cell<u64>]>,
     runs: Cell<u64>,
 }
 
+/// Spill words of every function-trace frame (the call area follows the spill slots).
+const FRAME_EXTRA: u32 = (cf::FRAME_WORDS - SPILL_BASE) as u32;
+
 impl FuncCode {
-    fn new(func: usize, ft: &FuncTrace, compiled: Compiled, entry: NonNull<u8>) -> Self {
-        let spills = compiled.alloc.spill_slots;
+    fn new(
+        func: usize,
+        ft: &FuncTrace,
+        compiled: Compiled,
+        entry: NonNull<u8>,
+        links: Box<[Cell<u64>]>,
+    ) -> Self {
         let nsnaps = compiled.trace.snaps.len();
         Self {
-            func,
+            links,
             entry,
+            func,
             sites: ft.sites.clone(),
-            ret_reg: ft.ret_reg,
             ret_ty: ft.ret_ty,
-            ret_exit: (nsnaps - 1) as u32,
-            frame_extra: spills + cf::words(ft.max_args()) as u32,
-            area: SPILL_BASE + spills as usize,
             compiled,
             pool: RefCell::new(Vec::new()),
             exits: RefCell::new(liballoc::vec![0; nsnaps]),
@@ -120,46 +125,82 @@ impl FuncCode {
         }
     }
 
-    /// Times the code was run.
+    /// Times the code was entered from Rust.
     pub fn runs(&self) -> u64 {
         self.runs.get()
+    }
+
+    fn frame(&self) -> ExitFrame {
+        self.pool
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| ExitFrame::new(FRAME_EXTRA))
     }
 
     /// Enters the native code on the frame at `base` and returns the exit taken, with the
     /// activation's frame (for the restore).
     fn enter(&self, env: &mut NativeEnv<'_, '_, '_>, base: usize) -> Option<(u32, ExitFrame)> {
+        let (budget, left) = env.direct_room(base);
         let slots = env.frame_ptr(base)?;
-        let mut frame = self
-            .pool
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| ExitFrame::new(self.frame_extra));
+        let mut frame = self.frame();
         let words = frame.as_mut_ptr();
         let env_ptr: *mut NativeEnv<'_, '_, '_> = env;
-        // SAFETY: the frame has SPILL_BASE + frame_extra words and the call area's fixed words
-        // lie inside it (`area + ARGS <= SPILL_BASE + frame_extra`).
+        // SAFETY: every function-trace frame has FRAME_WORDS words (`FRAME_EXTRA` after the
+        // dump), so the call area's words lie inside it.
         unsafe {
-            words
-                .add(self.area + cf::ENV)
-                .write(env_ptr as usize as u64);
-            words.add(self.area + cf::BASE).write(base as u64);
-            words
-                .add(self.area + cf::META)
+            let area = words.add(cf::AREA);
+            area.add(cf::ENV).write(env_ptr as usize as u64);
+            area.add(cf::BASE).write(base as u64);
+            area.add(cf::META)
                 .write(self as *const FuncCode as usize as u64);
+            area.add(cf::DDEPTH).write(0);
+            area.add(cf::BUDGET).write(budget as u64);
+            area.add(cf::LEFT).write(left as u64);
         }
         self.runs.set(self.runs.get() + 1);
         // SAFETY: `entry` is this trace's code, compiled by the native backend for the
         // `fn(slots, frame) -> exit` convention and installed executable; `slots` points at
         // a whole frame window of `Value`s (checked by `frame_ptr`, and the trace touches only
-        // registers of this function, below the window's 256); `words` is this activation's
-        // own frame of the size the code was compiled for. While it runs, `env` is used only
-        // through `env_ptr` (by `call_helper`), and `self` only through shared references.
+        // registers of this function, below the window's 256, plus the windows of its calls,
+        // which `call_helper` reserves and direct calls only make within the budget that
+        // `direct_budget` derived from the stack's reserve); `words` is this activation's
+        // own frame of FRAME_WORDS words. While it runs, `env` is used only through `env_ptr`
+        // (by the helpers), and `self` only through shared references.
         let exit = unsafe {
             let f: unsafe extern "C" fn(*mut u8, *mut u64) -> u32 =
                 core::mem::transmute(self.entry.as_ptr());
             f(slots.cast(), words)
         };
         Some((exit, frame))
+    }
+
+    /// After the native code of an activation on the frame at `base` stopped at `exit`:
+    /// return its value, or finish the frame (side trace or interpreter).
+    fn finish(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        base: usize,
+        exit: u32,
+        frame: &ExitFrame,
+    ) -> Result<(), Trap> {
+        if let Some(t) = env.take_pending() {
+            return Err(t);
+        }
+        if exit == cf::RET_CODE {
+            let bits = frame.word(cf::AREA + cf::RESULT).unwrap_or(0);
+            let v = match self.ret_ty {
+                Ty::Int => Value::Int(bits as i64),
+                Ty::Float => Value::Float(f64::from_bits(bits)),
+                Ty::Void => Value::Nil,
+            };
+            env.return_value(self.func, base, v);
+            return Ok(());
+        }
+        let pc = self.restore(env, base, exit, frame)?;
+        match self.side_for(env, exit, pc, base) {
+            Some(side) => side.run(env, base),
+            None => env.interpret(self.func, pc, base),
+        }
     }
 
     /// Writes exit `exit`'s snapshot into the frame at `base`; the pc to resume at.
@@ -221,17 +262,38 @@ impl FuncCode {
             return None;
         }
         self.sides.borrow_mut().insert(exit, side.clone());
+        self.link(exit, &side);
         Some(side)
     }
 
-    /// One `call` of this trace (see [`call_helper`]): 0 if it returned a value of the
-    /// expected type (in the call area's RESULT), 1 to leave the trace.
+    /// Lets native code continue in `side` at exit `exit` without leaving: only if the exit
+    /// restores nothing (the side trace reads the same slots) and `side` returns the same type
+    /// (direct callers expect it). The side trace stays alive in `sides`.
+    fn link(&self, exit: u32, side: &Rc<dyn NativeFunc>) {
+        let Some(code) = side.as_any().downcast_ref::<FuncCode>() else {
+            return;
+        };
+        let restores_nothing = self
+            .compiled
+            .trace
+            .snaps
+            .get(exit as usize)
+            .is_some_and(|s| s.entries.is_empty());
+        if restores_nothing && code.ret_ty == self.ret_ty {
+            if let Some(slot) = self.links.get(exit as usize) {
+                slot.set(code as *const FuncCode as usize as u64);
+            }
+        }
+    }
+
+    /// Call site `site` of this trace, made through the VM (see [`call_helper`]); the callee
+    /// is then finished and its value checked by [`Self::answer`].
     fn call_site(
         &self,
         env: &mut NativeEnv<'_, '_, '_>,
         base: usize,
         site: usize,
-        area: *const u64,
+        area: *mut u64,
     ) -> u64 {
         let Some(s) = self.sites.get(site) else {
             env.set_pending(self.internal(0));
@@ -241,8 +303,8 @@ impl FuncCode {
         let mut write_args = |regs: &mut [Value]| {
             for (i, (ty, r)) in s.args.iter().zip(regs.iter_mut()).enumerate() {
                 // SAFETY: `area` is the call area of the running activation (see
-                // `call_helper`); argument word `i` exists because the area has room for
-                // the largest call site's arguments, and `CArgI`/`CArgF` wrote it.
+                // `call_helper`); argument word `i < MAX_ARGS` exists and `CArgI`/`CArgF`
+                // wrote it.
                 let bits = unsafe { area.add(cf::ARGS + i).read() };
                 *r = match ty {
                     Ty::Float => Value::Float(f64::from_bits(bits)),
@@ -250,7 +312,20 @@ impl FuncCode {
                 };
             }
         };
-        if let Err(t) = env.call((self.func, s.pc), s.callee, callee_base, &mut write_args) {
+        let r = env.call((self.func, s.pc), s.callee, callee_base, &mut write_args);
+        Self::answer(env, r, s, callee_base, area)
+    }
+
+    /// STATUS for a finished call of `s` (result in slot `callee_base`): 0 with RESULT set if
+    /// it is of the expected type, 1 (leave the trace) otherwise or on a trap (parked).
+    fn answer(
+        env: &mut NativeEnv<'_, '_, '_>,
+        r: Result<(), Trap>,
+        s: &CallSite,
+        callee_base: usize,
+        area: *mut u64,
+    ) -> u64 {
+        if let Err(t) = r {
             env.set_pending(t);
             return 1;
         }
@@ -259,8 +334,8 @@ impl FuncCode {
             (Some(Value::Float(f)), Ty::Float) => f.to_bits(),
             _ => return 1,
         };
-        // SAFETY: as above; RESULT is a fixed word of the call area.
-        unsafe { (area as *mut u64).add(cf::RESULT).write(result) };
+        // SAFETY: `area` is a live call area (see the callers); RESULT is one of its words.
+        unsafe { area.add(cf::RESULT).write(result) };
         0
     }
 }
@@ -271,50 +346,104 @@ impl NativeFunc for FuncCode {
             // No whole frame window here (never expected): the interpreter can do it.
             return env.interpret(self.func, 0, base);
         };
-        let restored = match env.take_pending() {
-            Some(t) => Err(t),
-            None => self.restore(env, base, exit, &frame),
-        };
+        // A linked side trace may have finished the activation: its META word says which.
+        let meta = frame.word(cf::AREA + cf::META).unwrap_or(0) as usize as *const FuncCode;
+        // SAFETY: META holds `self` or a side trace `self` linked (kept alive in `sides`).
+        let last = unsafe { meta.as_ref() }.unwrap_or(self);
+        let r = last.finish(env, base, exit, &frame);
         self.pool.borrow_mut().push(frame);
-        let pc = restored?;
-        if exit == self.ret_exit {
-            env.return_from(self.func, base, self.ret_reg);
-            return Ok(());
-        }
-        match self.side_for(env, exit, pc, base) {
-            Some(side) => side.run(env, base),
-            None => env.interpret(self.func, pc, base),
-        }
+        r
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+/// The running activation of a call area: its `NativeEnv`, `FuncCode`, base and direct depth.
+///
+/// # Safety
+/// `area` is the call area of a function-trace frame whose ENV and META words were written
+/// (by `FuncCode::enter` or a direct call) from a `&mut NativeEnv` and a `&FuncCode` that are
+/// alive and otherwise unused until the native code that owns the frame returns.
+unsafe fn activation<'e>(
+    area: *mut u64,
+) -> (&'e mut NativeEnv<'e, 'e, 'e>, &'e FuncCode, usize, usize) {
+    // SAFETY: per the caller's guarantee.
+    unsafe {
+        let env = &mut *(area.add(cf::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
+        let code = &*(area.add(cf::META).read() as usize as *const FuncCode);
+        let base = area.add(cf::BASE).read() as usize;
+        let ddepth = area.add(cf::DDEPTH).read() as usize;
+        (env, code, base, ddepth)
     }
 }
 
 /// Host function 0 of every function trace: runs call site `site` of the activation whose
-/// call area starts at `area` (see [`crate::jit::callframe`]), writes STATUS (and RESULT), and
-/// returns the address of the activation's slot 0, which may have moved.
+/// call area starts at `area` (see [`crate::jit::callframe`]) through the VM, writes STATUS
+/// (and RESULT), and returns the address of the activation's slot 0, which may have moved.
 pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
     let area = area as usize as *mut u64;
-    // SAFETY: native code passes the call area of its own activation, whose ENV, BASE and
-    // META words `FuncCode::enter` wrote from a `&mut NativeEnv` and a `&FuncCode` that stay
-    // alive, and otherwise unused, until the native code returns.
-    let (env, code, base) = unsafe {
-        let env = &mut *(area.add(cf::ENV).read() as usize as *mut NativeEnv<'_, '_, '_>);
-        let code = &*(area.add(cf::META).read() as usize as *const FuncCode);
-        (env, code, area.add(cf::BASE).read() as usize)
+    // SAFETY: native code passes the call area of its own, running activation.
+    let (env, code, base, ddepth) = unsafe { activation(area) };
+    let status =
+        env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area));
+    // SAFETY: STATUS is a word of that call area.
+    unsafe { area.add(cf::STATUS).write(status) };
+    slot_base(env, code, base, area)
+}
+
+/// Host function 1 of every function trace: a callee called directly left its trace. Its
+/// frame is at `frame` (exit number in its STATUS word, the caller's site in its RESULT
+/// word); the callee's frame is finished in the VM and the caller (call area `area`) gets
+/// STATUS and RESULT as from [`call_helper`], and the address of its slot 0.
+pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
+    let (frame, area) = (frame as usize as *mut u64, area as usize as *mut u64);
+    // SAFETY: native code passes its own call area and the frame of the callee it just
+    // called directly, which it filled from its own ENV and a live `FuncCode` (META).
+    let ((env, code, base, _), (_, callee, callee_base, callee_dd)) =
+        unsafe { (activation(area), activation(frame.add(cf::AREA))) };
+    // SAFETY: the callee's frame has FRAME_WORDS words; the caller stored the exit number and
+    // the site in its call area.
+    let (exit, site) = unsafe {
+        let a = frame.add(cf::AREA);
+        (
+            a.add(cf::STATUS).read() as u32,
+            a.add(cf::RESULT).read() as usize,
+        )
     };
-    let status = code.call_site(env, base, site as usize, area);
-    let slots = match env.frame_ptr(base) {
+    let mut copy = callee.frame();
+    // SAFETY: both frames have FRAME_WORDS words and do not overlap (one is on the machine
+    // stack, the other in the pool).
+    unsafe { core::ptr::copy_nonoverlapping(frame, copy.as_mut_ptr(), cf::FRAME_WORDS) };
+    let status = env.with_direct_frames(callee_dd, |env| {
+        let r = callee.finish(env, callee_base, exit, &copy);
+        match code.sites.get(site) {
+            Some(s) => FuncCode::answer(env, r, s, callee_base, area),
+            None => {
+                env.set_pending(code.internal(0));
+                1
+            }
+        }
+    });
+    callee.pool.borrow_mut().push(copy);
+    // SAFETY: STATUS is a word of the caller's call area.
+    unsafe { area.add(cf::STATUS).write(status) };
+    slot_base(env, code, base, area)
+}
+
+/// The address of slot `base` for native code to reload; 0 with STATUS 1 and a parked trap
+/// if the frame is not there (cannot happen: the stack only grows).
+fn slot_base(env: &mut NativeEnv<'_, '_, '_>, code: &FuncCode, base: usize, area: *mut u64) -> i64 {
+    match env.frame_ptr(base) {
         Some(p) => p as usize as i64,
         None => {
-            // Cannot happen (the stack only grows); leave through the status guard.
             env.set_pending(code.internal(0));
-            // SAFETY: STATUS is a fixed word of the call area.
+            // SAFETY: STATUS is a word of the live call area.
             unsafe { area.add(cf::STATUS).write(1) };
-            return 0;
+            0
         }
-    };
-    // SAFETY: as above.
-    unsafe { area.add(cf::STATUS).write(status) };
-    slots
+    }
 }
 
 /// The function half of the JIT for one program run.
@@ -447,21 +576,38 @@ impl<'a> FuncJit<'a> {
     /// Record, compile, install; the code size on success.
     fn build(&mut self, func: usize, pc: usize, regs: &[Value], id: u64) -> Result<usize, Abort> {
         let code = &self.code;
-        let hint = |g: usize| code.get(&trace_id(g, 0, false)).map(|c| c.ret_ty);
-        let ft = record_func(self.prog, func, pc, regs, &hint)?;
+        let compiled_callee = |g: usize| {
+            let c = code.get(&trace_id(g, 0, false))?;
+            Some((c.ret_ty, Rc::as_ptr(c) as usize as i64))
+        };
+        let callees = Callees {
+            compiled: &compiled_callee,
+            is_entry: id == trace_id(func, 0, false),
+        };
+        let ft = record_func(self.prog, func, pc, regs, &callees)?;
         let mut trace = ft.trace.clone();
         trace.calls.push(call_helper);
+        trace.calls.push(exit_helper);
+        let links: Box<[Cell<u64>]> = (0..trace.snaps.len()).map(|_| Cell::new(0)).collect();
+        let mut table = Inst::new(Op::Links, Ty::Void, NONE, NONE);
+        table.imm = links.as_ptr() as usize as i64;
+        // Before the final return (nothing refers to it, so no ref moves).
+        let at = trace.insts.len().saturating_sub(1);
+        trace.insts.insert(at, table);
         let compiled = compile_linear::<Native>(&trace, &VM_LAYOUT)?;
-        let last = compiled.trace.insts.last();
-        let ret_exit = compiled.trace.snaps.len().checked_sub(1);
-        if last.map(|i| (i.op, i.snap as usize)) != ret_exit.map(|n| (Op::Exit, n)) {
-            // The trace must still end in `Exit` through the last snapshot (`FuncCode` treats
-            // that one as the return); anything else is a bug, so do not install.
+        if compiled.alloc.spill_slots as usize > cf::MAX_SPILLS {
+            return Err(Abort::Codegen(CompileError::TooManySpills));
+        }
+        if !matches!(
+            compiled.trace.insts.last().map(|i| i.op),
+            Some(Op::RetI | Op::RetF | Op::RetN)
+        ) {
+            // Native code must end in a return; anything else is a bug, so do not install.
             return Err(Abort::Malformed);
         }
         let installed = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
         let size = installed.len();
-        let fc = FuncCode::new(func, &ft, compiled, installed.entry());
+        let fc = FuncCode::new(func, &ft, compiled, installed.entry(), links);
         self.installed.push(installed);
         self.code.insert(id, Rc::new(fc));
         Ok(size)

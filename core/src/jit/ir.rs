@@ -102,10 +102,14 @@ macro_rules! irdef {
             Call    (Int, Int)      -> Int   [flags::EFFECT]                  "host function `imm`(a, b)";
             CArgI   (Int, None)     -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is int a";
             CArgF   (Float, None)   -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is float a";
-            CallV   (None, None)    -> Int   [flags::EFFECT]                  "VM call of call site `imm` through host function 0 (see jit::callframe); status, 0 = ok";
+            CallV   (None, None)    -> Int   [flags::EFFECT]                  "VM call of call site `imm` through host function 0 (see jit::callframe); status";
             CResI   (Int, None)     -> Int   [flags::PURE]                    "int result of the CallV a";
             CResF   (Int, None)     -> Float [flags::PURE]                    "float result of the CallV a";
-            Exit    (None, None)    -> Void  [flags::GUARD]                   "always leave through the snapshot (a function trace's return)";
+            RetI    (Int, None)     -> Void  [flags::EFFECT]                  "return int a from a function trace (see jit::callframe)";
+            RetF    (Float, None)   -> Void  [flags::EFFECT]                  "return float a from a function trace";
+            RetN    (None, None)    -> Void  [flags::EFFECT]                  "return nil from a function trace";
+            CallD   (Int, Int)      -> Int   [flags::EFFECT]                  "direct call of function trace a (0: this one) for site `imm`, b = packed window/args; status";
+            Links   (None, None)    -> Void  [flags::EFFECT]                  "`imm`: address of the exit link table (one word per snapshot; see jit::callframe)";
         }
     };
 }
@@ -160,7 +164,7 @@ impl Op {
     /// Whether the opcode calls out of the trace (clobbering caller-saved registers).
     #[inline]
     pub fn is_call(self) -> bool {
-        matches!(self, Op::Call | Op::CallV)
+        matches!(self, Op::Call | Op::CallV | Op::CallD)
     }
     /// Whether the opcode is pure.
     #[inline]

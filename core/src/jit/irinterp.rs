@@ -117,11 +117,17 @@ fn step(
                 continue;
             }
             Op::Call => (trace.calls[inst.imm as usize])(a() as i64, b() as i64) as u64,
-            Op::Exit => return exit(trace, layout, mem, vals, inst.snap).map(Some),
             // VM calls need a VM; function traces are checked against the interpreter instead.
-            Op::CArgI | Op::CArgF | Op::CallV | Op::CResI | Op::CResF => {
-                return Err(InterpError::NeedsVm)
-            }
+            Op::CArgI
+            | Op::CArgF
+            | Op::CallV
+            | Op::CResI
+            | Op::CResF
+            | Op::RetI
+            | Op::RetF
+            | Op::RetN
+            | Op::CallD
+            | Op::Links => return Err(InterpError::NeedsVm),
         };
         vals[r] = v;
     }

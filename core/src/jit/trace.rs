@@ -57,6 +57,7 @@ aborts! {
     Protect                 => "the platform refused to make code executable";
     InnerLoop               => "the function contains a loop (the loop JIT handles it)";
     CallResultBranch        => "a branch depends on a call result";
+    TooManyArgs             => "a call passes more arguments than a function trace supports";
 }
 
 impl From<CompileError> for Abort {

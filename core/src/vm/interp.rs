@@ -328,6 +328,14 @@ impl<'p> Vm<'p> {
         result.map_err(|k| self.fail(pos.func, pos.pc, k))
     }
 
+    /// Whether `slots` more register slots fit under the memory cap with room to spare (a
+    /// quarter of the cap stays free for the program).
+    pub(super) fn heap_fits(&self, slots: usize) -> bool {
+        let bytes = slots.saturating_mul(mem::size_of::<Value>());
+        self.meter
+            .fits(bytes.saturating_add(self.config.memory_cap / 4))
+    }
+
     pub(super) fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
         if stack.len() < need {
             let more = need - stack.len();

@@ -51,6 +51,10 @@ use super::value::Value;
 /// Native activations that may nest on the host stack; deeper calls are interpreted.
 pub const MAX_NATIVE_DEPTH: usize = 200;
 
+/// Register-stack slots native code gets beyond its frame window for direct calls (when the
+/// memory cap leaves room for them).
+pub const DIRECT_SLACK: usize = 1024;
+
 /// What [`LoopHook::hot_func`] is told.
 pub struct HotFunc<'a> {
     /// Index of the function.
@@ -77,6 +81,9 @@ pub trait NativeFunc {
     /// Runs the function on the frame at slot `base` (its arguments in place) until it
     /// returns; the result is then in slot `base`.
     fn run(&self, env: &mut NativeEnv<'_, '_, '_>, base: usize) -> Result<(), Trap>;
+
+    /// The implementation, for a JIT that links its own code together.
+    fn as_any(&self) -> &dyn core::any::Any;
 }
 
 /// Everything native code may use of a running VM: the register stack, the interpreter (to
@@ -200,6 +207,44 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         }
     }
 
+    /// Room for calls native code entered now on the frame at `base` may make directly
+    /// (without the VM): how many nested calls (the call depth left before the VM's limit,
+    /// capped so the machine stack stays bounded, [`MAX_NATIVE_DEPTH`] activations in all),
+    /// and how many register-stack slots exist from `base` on (the stack first grows by
+    /// [`DIRECT_SLACK`] slots if the memory cap allows).
+    pub fn direct_room(&mut self, base: usize) -> (usize, usize) {
+        let depth_left = self
+            .vm
+            .config
+            .max_depth
+            .saturating_sub(self.vm.frames.len());
+        let budget = depth_left.min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth));
+        let want = base + FRAME_WINDOW + DIRECT_SLACK;
+        if self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
+            let _ = self.vm.grow_stack(self.stack, want);
+        }
+        (budget, self.stack.len().saturating_sub(base))
+    }
+
+    /// Runs `f` as from an activation `ddepth` direct calls below the one the VM entered:
+    /// that many frame markers make the call depth exact, and the machine stack they use
+    /// counts against [`MAX_NATIVE_DEPTH`].
+    pub fn with_direct_frames<R>(&mut self, ddepth: usize, f: impl FnOnce(&mut Self) -> R) -> R {
+        for _ in 0..ddepth {
+            self.vm.frames.push(Frame {
+                func: 0,
+                ret_pc: 0,
+                base: 0,
+            });
+        }
+        self.vm.native_depth += ddepth;
+        let r = f(self);
+        self.vm.native_depth -= ddepth;
+        let keep = self.vm.frames.len() - ddepth;
+        self.vm.frames.truncate(keep);
+        r
+    }
+
     /// Native code continuing `func` from `pc` on the frame at `base`, if the hook makes some
     /// (see [`LoopHook::native_side`]).
     pub fn side(&mut self, func: usize, pc: usize, base: usize) -> Option<Rc<dyn NativeFunc>> {
@@ -239,14 +284,10 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         Ok(())
     }
 
-    /// `ret`: the frame at `base` of `func` returns the value in its register `ret` (nil for
-    /// `None`): every register is released and the value lands in slot `base`.
-    pub fn return_from(&mut self, func: usize, base: usize, ret: Option<usize>) {
+    /// `ret v` of the frame at `base` of `func`: every register is released and `v` lands in
+    /// slot `base`.
+    pub fn return_value(&mut self, func: usize, base: usize, v: Value) {
         let nregs = self.vm.prog.funcs.get(func).map_or(0, |f| f.nregs as usize);
-        let v = match ret.and_then(|r| self.stack.get_mut(base + r)) {
-            Some(s) => core::mem::take(s),
-            None => Value::Nil,
-        };
         let end = (base + nregs).min(self.stack.len());
         if let Some(frame) = self.stack.get_mut(base..end) {
             frame.iter_mut().for_each(|s| *s = Value::Nil);

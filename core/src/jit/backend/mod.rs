@@ -116,6 +116,11 @@ impl ExitFrame {
         self.words.len()
     }
 
+    /// Word `i` of the frame, if it has one.
+    pub fn word(&self, i: usize) -> Option<u64> {
+        self.words.get(i).copied()
+    }
+
     /// Never empty: the register dump is always there.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()

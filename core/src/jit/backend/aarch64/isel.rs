@@ -110,6 +110,7 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
+            self.exit_link(n)?;
             e::exit_to(&mut self.b, Imm16::new(n as u16), self.epilogue);
         }
         self.exit_handler()
@@ -147,9 +148,16 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
             Op::Call => self.call(r)?,
-            Op::CArgI | Op::CArgF | Op::CallV | Op::CResI | Op::CResF | Op::Exit => {
-                self.vm_call(r)?
-            }
+            Op::CArgI
+            | Op::CArgF
+            | Op::CallV
+            | Op::CResI
+            | Op::CResF
+            | Op::RetI
+            | Op::RetF
+            | Op::RetN
+            | Op::CallD
+            | Op::Links => self.vm_call(r)?,
         }
         Ok(())
     }
