@@ -227,3 +227,38 @@ fn unsupported_functions_abort_with_a_reason() {
     );
     assert_eq!(r.stats.compiled, 0, "{}", r.log);
 }
+
+/// Registers a compiled caller passes arguments in may still hold strings from earlier code;
+/// a direct call must not store over them (that would leak them): under a memory cap that a
+/// leak of one string per iteration would exhaust, the JIT run ends like the interpreter's.
+#[test]
+fn stale_heap_values_in_argument_registers_are_not_leaked() {
+    let src = "fn inc(x) { return x + 1; }\n\
+               fn twice(x) { return inc(inc(x)); }\n\
+               let i = 0; let n = 0;\n\
+               while i < 20000 { let t = \"!\" + str(i); n = twice(n); i = i + 1; }\n\
+               print(n);";
+    let prog = lang::compile(src).expect("compiles");
+    let outcome = |jit: bool| {
+        let config = VmConfig {
+            jit_threshold: if jit { 10 } else { 0 },
+            memory_cap: 256 * 1024,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).expect("verifies");
+        vm.set_func_threshold(2);
+        let mut out = String::new();
+        let r = if jit {
+            let mut j = Jit::new(&prog, &MEM, None);
+            let r = vm.run(&mut out, Some(&mut j));
+            assert!(j.func_stats().compiled >= 2, "{:?}", j.func_stats());
+            r
+        } else {
+            vm.run(&mut out, None)
+        };
+        (out, r.err().map(|e| e.to_string()))
+    };
+    let want = outcome(false);
+    assert_eq!(want, ("40000\n".to_string(), None));
+    assert_eq!(outcome(true), want);
+}

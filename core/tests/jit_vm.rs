@@ -58,7 +58,14 @@ fn example(name: &str) -> (String, Vec<String>) {
 
 #[test]
 fn examples_agree_with_the_interpreter() {
-    for name in ["mandelbrot", "fib", "sieve", "spectral_norm", "strings"] {
+    for name in [
+        "mandelbrot",
+        "fib",
+        "sieve",
+        "spectral_norm",
+        "strings",
+        "tak",
+    ] {
         let (src, args) = example(name);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let stats = same_output(&src, &args);

@@ -69,6 +69,19 @@ pub fn lane() -> Result<(), String> {
         "397380\n",
         "[JIT] Compiled loop at PC 31",
     )?;
+    // The function JIT from the CLI: `--jit=on` compiles fib on its first call.
+    for line in [
+        "[JIT] Hot function fib detected (calls: 1)",
+        "[JIT] Compiled function fib (",
+    ] {
+        expect(
+            &kiln,
+            &run(&["run", "--jit=on", "--trace-jit", "examples/fib.kl", "20"]),
+            0,
+            "fib(20) = 6765\n",
+            line,
+        )?;
+    }
     expect(
         &kiln,
         &run(&["run", "--jit=on", "--fuel", "1000", "examples/fib.kl"]),

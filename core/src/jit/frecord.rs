@@ -1,28 +1,31 @@
-//! The function recorder: turns one path through a hot function, from its entry to a `ret`,
-//! into a linear IR trace (a *function trace*).
+//! The function recorder: turns one path through a hot function, from its entry (or from a
+//! side exit) to a `ret`, into a linear IR trace (a *function trace*).
 //!
 //! Glossary
 //! - *shadow registers*: as in the loop recorder ([`crate::jit::record`]), the recorder replays
-//!   the function on a copy of its arguments, without side effects, so it knows the direction
+//!   the function on a copy of its registers, without side effects, so it knows the direction
 //!   of every branch. A register written by a call holds a value of a known type but an
 //!   *unknown* payload (the recorder does not run callees).
-//! - *call site*: a `call` on the path, recorded as `CArgI`/`CArgF` per argument, `CallV`
-//!   (status), a guard `status == 0` and `CResI`/`CResF` (the result). Its [`CallSite`] says
-//!   which function, where the callee's frame starts, the argument types and the result type
-//!   the trace expects.
-//! - *expected result type*: what [`RetHint`] says the callee returns (the return type of its
-//!   own function trace if it has one, else int); a call returning another type leaves the
-//!   trace right after the call, with the value in the caller's register.
+//! - *call site*: a `call` on the path, recorded as `CArgI`/`CArgF` per argument, the call
+//!   (`CallD` to a compiled callee or to the function itself from its entry trace, else
+//!   `CallV` through the VM), a guard `status == 0` and `CResI`/`CResF` (the result). Its
+//!   [`CallSite`] says which function, where the callee's frame starts, the argument types and
+//!   the result type the trace expects.
+//! - *expected result type*: the return type of the callee's entry trace ([`Callees`]), else
+//!   int; a call returning another type leaves the trace right after the call, with the value
+//!   in the caller's register.
 //!
 //! Invariants
 //! - guards resume in this function's frame: branch guards at the branch itself, a call's
 //!   status guard right after the call with every register below the call window restored and
 //!   the callee's result already in the window's first register (the snapshot does not name
 //!   registers at or above the window, which the callee owns);
-//! - the trace ends with `Exit` through the *return snapshot*, whose pc is the `ret` and whose
-//!   only entry is the returned register (when the trace computed it);
+//! - the trace ends in `RetI`/`RetF`/`RetN`, which hands the value to the caller without a
+//!   snapshot (see [`crate::jit::callframe`]); an entry trace whose recursive calls expected
+//!   another type than it returns is refused (`TypeUnstable`);
 //! - ints and floats only; a backward jump (a loop), any other bytecode, a branch on a call
-//!   result, or more than [`MAX_RECORD_OPS`] bytecodes abort with a reason from [`Abort`].
+//!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
+//!   bytecodes abort with a reason from [`Abort`].
 use liballoc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};

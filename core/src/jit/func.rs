@@ -1,50 +1,55 @@
 //! The function JIT: hot functions become native code that the interpreter and other native
-//! code call as real calls; anything native code cannot finish, the interpreter finishes in the
-//! same frame.
+//! code call as real calls (no inlining); anything native code cannot finish, the interpreter
+//! finishes in the same frame.
 //!
 //! # Glossary
 //!
 //! | term | meaning |
 //! |---|---|
-//! | function trace | a linear trace of one path through a function, from its entry (or from a side exit) to a `ret` ([`crate::jit::frecord`]); compiled by [`compile_linear`] |
-//! | [`FuncCode`] | an installed function trace: code, snapshots, call sites; the VM runs it through [`NativeFunc`] |
-//! | activation | one run of a `FuncCode` on one VM frame, with its own [`ExitFrame`] (spills, register dump, call area), so recursion never shares spill slots |
-//! | return exit | the last snapshot of a function trace: its pc is the `ret`; taking it returns from the frame without the interpreter |
-//! | side exit | any other snapshot: a guard failed; the frame is finished by a *side trace* compiled from that exit if it is hot, else by the interpreter |
-//! | call site | a `call` inside a trace: `CallV` calls [`call_helper`], which runs the callee (native if it is compiled, else interpreted) through [`NativeEnv::call`] |
+//! | function trace | a linear trace of one path through a function, from its entry (*entry trace*) or from a hot side exit (*side trace*) to a `ret` ([`crate::jit::frecord`]), compiled by [`compile_linear`] |
+//! | [`FuncCode`] | an installed function trace: code, snapshots, call sites, exit links; the VM runs it through [`NativeFunc`] |
+//! | activation | one run of a function trace on one VM frame, with its own frame of [`callframe::FRAME_WORDS`](crate::jit::callframe) words (register dump, spills, call area): from the pool when Rust enters it, on the machine stack for a direct call, so recursion never shares spill slots |
+//! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (arguments stored as values into the callee's registers); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
+//! | return | `RetI`/`RetF`/`RetN`: the value goes to the caller in the call area, without the interpreter |
+//! | side exit | a guard failed: a linked side trace continues natively (same frame, same slots, if the exit restores nothing); else [`FuncCode::finish`] restores the snapshot and a side trace (hot exits) or the interpreter finishes the frame |
+//! | budget | direct calls still allowed below an activation: the VM's depth limit minus the depth, capped by the machine-stack allowance ([`crate::vm::native::MAX_NATIVE_DEPTH`]) |
 //!
 //! ```text
-//!  interpreter `call f` ---------------------------+
-//!  native `CallV` -> call_helper -> NativeEnv::call +-> FuncCode::run(env, base)
-//!                                                        | ExitFrame from the pool; call area := env, base, self
-//!                                                        v
-//!                                   native code(slots = &stack[base], frame) -> exit n
-//!                                                        |
-//!              n == return exit: restore, release the frame's registers, result -> slot base
-//!              pending trap:     return it (every native caller above returns it too)
-//!              side exit:        restore; hot? side trace (FuncCode) on the same frame
-//!                                          : interpreter from the exit pc until the frame returns
+//!  interpreter `call f` --> NativeEnv::run_native --> FuncCode::run: frame from the pool,
+//!                                                     call area := env, base, self, budget
+//!  native code of f: CallD g --(budget, no heap value in the window)--> g's code, frame on
+//!                    the machine stack; g returns RET_CODE + value      (no Rust in between)
+//!                               g exits ------> exit_helper: g's frame finished in the VM
+//!                    CallV g / no budget -----> call_helper: NativeEnv::call (VM semantics)
+//!                    guard fails --> linked side trace (tail jump), else exit n
+//!  FuncCode::run after exit n: RET_CODE -> value to slot base; pending trap -> return it;
+//!                    else restore snapshot n, then side trace (hot) or interpreter from its pc
 //! ```
 //!
 //! # Invariants
 //!
 //! - A function returns the same value, raises the same error at the same location, and
-//!   leaves the same registers behind whether it ran natively or not: the interpreter is the
-//!   oracle, and every place native code gives up resumes it with a state it could have
-//!   reached itself (snapshots), in the same frame.
+//!   prints the same output whether it ran natively or not: the interpreter is the oracle,
+//!   and every place native code gives up resumes it with a state it could have reached
+//!   itself (snapshots), in the same frame.
 //! - A guard failing inside a function called from native code is handled entirely inside
-//!   that activation (side trace or interpreter); its caller only sees the call return, so the
-//!   rest of the call completes and the value reaches the native caller.
-//! - Native code writes VM slots only through Rust (snapshot restores, arguments stored by
-//!   the helper as `Value`s), so a heap value a slot held is always dropped, never leaked.
+//!   that activation (linked side trace, exit helper, side trace or interpreter); its caller
+//!   only sees the call return, so the rest of the call completes and the value reaches the
+//!   native caller.
+//! - Native code stores into VM registers only where no heap value is (it checks the tag
+//!   first and otherwise calls the VM), so heap values are always dropped by Rust, never leaked
+//!   or aliased; registers of a natively returned frame may keep numbers where the interpreter
+//!   leaves nil (the verifier guarantees nobody reads them).
 //! - A trap (runtime error) below native code is parked in the [`NativeEnv`]; the call's status
 //!   makes the trace leave, and every activation returns it unchanged, so it surfaces with the
 //!   location where it happened.
-//! - Call depth: every activation is one frame of the VM's depth count, checked before the
-//!   call; deep recursion hits the VM's limit with the interpreter's error.
-//! - Code and metadata live as long as the [`FuncJit`]; a `FuncCode` is shared (`Rc`) and never
-//!   mutated except its activation pool, side-trace table and counters (cells, borrowed briefly,
-//!   never across native code).
+//! - Call depth: every activation is one frame of the VM's depth count (direct ones are
+//!   counted by their DDEPTH word and materialised as frame markers whenever the VM runs under
+//!   them); a direct call happens only within the budget, so deep recursion reaches the VM's
+//!   limit through the VM, with the interpreter's error and location.
+//! - Code and metadata live as long as the [`FuncJit`]; a `FuncCode` is shared (`Rc`) and
+//!   never mutated except its activation pool, side-trace table, link table and counters
+//!   (cells, borrowed briefly, never across native code).
 use core::cell::{Cell, RefCell};
 use core::fmt::Write as _;
 use core::ptr::NonNull;
