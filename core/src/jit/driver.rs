@@ -18,6 +18,7 @@
 //!   JIT off (the CLI does).
 use core::fmt::Write as _;
 
+use liballoc::collections::BTreeMap;
 use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
@@ -25,14 +26,14 @@ use crate::jit::backend::{compile, Compiled, ExitFrame, Native};
 use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
-use crate::jit::record::record;
+use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
-use crate::vm::value::{Value, TAG_FLOAT, TAG_INT};
+use crate::vm::value::{Value, TAG_BOOL, TAG_FLOAT, TAG_INT};
 
 /// How a [`Value`] sits in memory.
 pub const VM_LAYOUT: SlotLayout = SlotLayout {
@@ -42,6 +43,7 @@ pub const VM_LAYOUT: SlotLayout = SlotLayout {
     payload_offset: 8,
     int_tag: TAG_INT,
     float_tag: TAG_FLOAT,
+    bool_tag: TAG_BOOL,
 };
 const _: () = assert!(core::mem::size_of::<Value>() == 16);
 
@@ -56,6 +58,21 @@ pub struct JitStats {
     pub aborted: u64,
     /// Times native code was entered.
     pub entered: u64,
+    /// Side traces compiled and installed (also counted in `compiled`).
+    pub side_compiled: u64,
+}
+
+/// Side exits to one resume pc before a side trace is recorded from there.
+pub const HOT_EXIT: u32 = 10;
+/// Times a side recording that reached a loop header without a trace is retried before it
+/// counts as an abort.
+pub const MAX_DEFERRALS: u8 = 16;
+
+/// Side-exit counts of one resume pc.
+#[derive(Clone, Copy, Debug, Default)]
+struct ExitCount {
+    count: u32,
+    deferred: u8,
 }
 
 struct Installed {
@@ -72,6 +89,7 @@ pub struct Jit<'a> {
     traces: Traces,
     installed: Vec<Installed>,
     stats: JitStats,
+    exits: BTreeMap<u64, ExitCount>,
     funcs: FuncJit<'a>,
 }
 
@@ -90,6 +108,7 @@ impl<'a> Jit<'a> {
             traces: Traces::new(),
             installed: Vec::new(),
             stats: JitStats::default(),
+            exits: BTreeMap::new(),
             funcs: FuncJit::new(prog, mem, log),
         }
     }
@@ -114,8 +133,25 @@ impl<'a> Jit<'a> {
     }
 
     /// Record, compile and install; the trace's index on success.
-    fn build(&mut self, func: usize, pc: usize, regs: &[Value]) -> Result<usize, Abort> {
-        let rec = record(self.prog, func, pc, regs)?;
+    fn build(
+        &mut self,
+        start: usize,
+        func: usize,
+        side: bool,
+        regs: &[Value],
+    ) -> Result<usize, Abort> {
+        let rec = {
+            let traces = &self.traces;
+            let links =
+                |p: usize| matches!(traces.state(loop_id(func, p)), LoopState::Compiled { .. });
+            let from = Start {
+                func,
+                pc: start,
+                side,
+                links: &links,
+            };
+            record_from(self.prog, from, regs)?
+        };
         let compiled = compile::<Native>(&rec, &VM_LAYOUT)?;
         let code = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
         let frame = compiled.frame();
@@ -129,62 +165,77 @@ impl<'a> Jit<'a> {
 }
 
 impl Jit<'_> {
-    /// One recording attempt for the loop at `pc` (hot, or aborted before and retried).
-    fn attempt(&mut self, func: usize, pc: usize, regs: &[Value]) {
+    /// One recording attempt at `pc`: a hot loop header (or one aborted before and retried),
+    /// or with `side`, the resume pc of a hot side exit. The new trace's index on success.
+    fn attempt(&mut self, func: usize, pc: usize, side: bool, regs: &[Value]) -> Option<usize> {
         let id = loop_id(func, pc);
         if self.traces.arrive(id, true) != Action::Record {
-            return;
+            return None;
         }
-        match self.build(func, pc, regs) {
+        match self.build(pc, func, side, regs) {
             Ok(n) => {
                 let _ = self.traces.compiled(id, n);
                 self.stats.compiled += 1;
                 let size = self.installed[n].code.len();
-                self.say(format_args!(
-                    "[JIT] Compiled loop at PC {pc} ({size} bytes)"
-                ));
+                if side {
+                    self.stats.side_compiled += 1;
+                    self.say(format_args!(
+                        "[JIT] Compiled side trace at PC {pc} ({size} bytes)"
+                    ));
+                } else {
+                    self.say(format_args!(
+                        "[JIT] Compiled loop at PC {pc} ({size} bytes)"
+                    ));
+                }
+                Some(n)
             }
+            Err(Abort::InnerLoop) if side && self.defer(id) => None,
             Err(why) => {
                 let _ = self.traces.abort(id, why);
                 self.stats.aborted += 1;
+                let what = if side { "Side trace" } else { "Trace" };
                 match why {
                     Abort::Unsupported(op) => {
                         let name =
                             crate::vm::bytecode::Op::from_byte(op).map_or("?", |o| o.mnemonic());
                         self.say(format_args!(
-                            "[JIT] Trace aborted at PC {pc}: `{name}` is not supported"
+                            "[JIT] {what} aborted at PC {pc}: `{name}` is not supported"
                         ));
                     }
                     _ => self.say(format_args!(
-                        "[JIT] Trace aborted at PC {pc}: {}",
+                        "[JIT] {what} aborted at PC {pc}: {}",
                         why.message()
                     )),
                 }
+                None
             }
         }
     }
-}
 
-impl LoopHook for Jit<'_> {
-    fn hot_loop(&mut self, at: HotLoop<'_>) {
-        self.stats.hot += 1;
-        self.say(format_args!(
-            "[JIT] Hot loop detected at PC {} (iterations: {})",
-            at.header_pc, at.count
-        ));
-        self.attempt(at.func, at.header_pc, at.regs);
+    /// A side recording reached a loop header that has no trace yet: try again after twice as
+    /// many exits as last time, up to [`MAX_DEFERRALS`] times (false: count it as an abort).
+    fn defer(&mut self, id: u64) -> bool {
+        let e = self.exits.entry(id).or_default();
+        if e.deferred >= MAX_DEFERRALS {
+            return false;
+        }
+        e.deferred += 1;
+        e.count = 0;
+        let _ = self.traces.defer(id);
+        true
     }
 
-    fn enter(&mut self, func: usize, header_pc: usize, regs: &mut [Value]) -> Option<usize> {
-        let trace = match self.traces.state(loop_id(func, header_pc)) {
-            LoopState::Compiled { trace } => trace,
-            LoopState::Cold { aborts } if aborts > 0 => {
-                // The recorded iteration left the common path; record the next one.
-                self.attempt(func, header_pc, regs);
-                return None;
-            }
-            _ => return None,
-        };
+    /// Counts a side exit to `id`; true when it is hot: [`HOT_EXIT`] exits, doubled after each
+    /// deferral (the loop the recording ran into needs time to get hot itself).
+    fn exit_is_hot(&mut self, id: u64) -> bool {
+        let e = self.exits.entry(id).or_default();
+        e.count = e.count.saturating_add(1);
+        e.count >= HOT_EXIT << e.deferred.min(16)
+    }
+
+    /// Runs installed trace `trace` once (until its exit) and writes the exit's values back
+    /// into `regs`; the pc to resume at.
+    fn run_once(&mut self, trace: usize, regs: &mut [Value]) -> Option<usize> {
         let t = self.installed.get_mut(trace)?;
         if regs.len() < t.code.min_slots() as usize {
             return None;
@@ -197,6 +248,7 @@ impl LoopHook for Jit<'_> {
         let resume = t.compiled.restore_with(exit, &t.frame, |slot, ty, bits| {
             let v = match ty {
                 Ty::Int => Value::Int(bits as i64),
+                Ty::Bool => Value::Bool(bits != 0),
                 _ => Value::Float(f64::from_bits(bits)),
             };
             // In bounds: `regs` holds at least `min_slots` registers.
@@ -208,8 +260,62 @@ impl LoopHook for Jit<'_> {
         resume.ok().map(|pc| pc as usize)
     }
 
+    /// Runs trace `trace` (entered at `start`), then whatever trace its exit leads to, until
+    /// an exit resumes where no trace (and no hot side exit) is, or where the last trace began
+    /// (the interpreter must make progress there). Returns the pc to resume at.
+    fn run_chain(
+        &mut self,
+        func: usize,
+        mut trace: usize,
+        mut start: usize,
+        regs: &mut [Value],
+    ) -> Option<usize> {
+        loop {
+            let pc = self.run_once(trace, regs)?;
+            if pc == start {
+                return Some(pc);
+            }
+            let id = loop_id(func, pc);
+            let next = match self.traces.state(id) {
+                LoopState::Compiled { trace } => Some(trace),
+                LoopState::Cold { .. } if self.exit_is_hot(id) => {
+                    self.attempt(func, pc, true, regs)
+                }
+                _ => None,
+            };
+            match next {
+                Some(t) => (trace, start) = (t, pc),
+                None => return Some(pc),
+            }
+        }
+    }
+}
+
+impl LoopHook for Jit<'_> {
+    fn hot_loop(&mut self, at: HotLoop<'_>) {
+        self.stats.hot += 1;
+        self.say(format_args!(
+            "[JIT] Hot loop detected at PC {} (iterations: {})",
+            at.header_pc, at.count
+        ));
+        self.attempt(at.func, at.header_pc, false, at.regs);
+    }
+
+    fn enter(&mut self, func: usize, header_pc: usize, regs: &mut [Value]) -> Option<usize> {
+        let trace = match self.traces.state(loop_id(func, header_pc)) {
+            LoopState::Compiled { trace } => trace,
+            LoopState::Cold { aborts } if aborts > 0 => {
+                // The recorded iteration left the common path; record the next one.
+                self.attempt(func, header_pc, false, regs);
+                return None;
+            }
+            _ => return None,
+        };
+        self.run_chain(func, trace, header_pc, regs)
+    }
+
     fn hot_func(&mut self, at: HotFunc<'_>) {
-        self.hot_function(at);
+        self.funcs.hot(at);
     }
 
     fn native_func(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
@@ -223,12 +329,6 @@ impl LoopHook for Jit<'_> {
         regs: &[Value],
     ) -> Option<Rc<dyn NativeFunc>> {
         self.funcs.side(func, pc, regs)
-    }
-}
-
-impl Jit<'_> {
-    fn hot_function(&mut self, at: HotFunc<'_>) {
-        self.funcs.hot(at);
     }
 }
 

@@ -163,7 +163,7 @@ impl FuncRecorder<'_, '_> {
             self.slots.pc = pc as u32;
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             match self.step(pc, w)? {
-                Next::Pc(next) if next <= pc => return Err(Abort::InnerLoop),
+                Next::Pc(next) if next <= pc => return Err(Abort::FuncLoop),
                 Next::Pc(next) => pc = next,
                 Next::Ret(reg) => return self.ret(reg),
             }
@@ -335,7 +335,7 @@ impl FuncRecorder<'_, '_> {
             byte::Ret => return Ok(Next::Ret(Some(a(w)))),
             byte::RetNil => return Ok(Next::Ret(None)),
             // A counted loop's step-and-branch: the loop JIT's business.
-            byte::ForLt | byte::ForLtK => return Err(Abort::InnerLoop),
+            byte::ForLt | byte::ForLtK => return Err(Abort::FuncLoop),
             other => return Err(Abort::Unsupported(other)),
         }
         Ok(Next::Pc(pc + 1))

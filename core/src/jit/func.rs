@@ -196,6 +196,7 @@ impl FuncCode {
             let v = match self.ret_ty {
                 Ty::Int => Value::Int(bits as i64),
                 Ty::Float => Value::Float(f64::from_bits(bits)),
+                Ty::Bool => Value::Bool(bits & 1 != 0),
                 Ty::Void => Value::Nil,
             };
             env.return_value(self.func, base, v);
@@ -221,6 +222,7 @@ impl FuncCode {
             .restore_with(exit, frame, |slot, ty, bits| {
                 let v = match ty {
                     Ty::Float => Value::Float(f64::from_bits(bits)),
+                    Ty::Bool => Value::Bool(bits & 1 != 0),
                     _ => Value::Int(bits as i64),
                 };
                 if let Some(s) = env.slot_mut(base + slot as usize) {

@@ -3,7 +3,13 @@
 //! Glossary
 //! - *ref* ([`Ref`]): the index of an instruction in [`Trace::insts`]; an instruction's result is
 //!   named by its ref. Operands always point backwards (SSA in program order).
-//! - *constant*: a `KInt`/`KFloat` instruction; it has no register, backends rematerialise it.
+//! - *constant*: a `KInt`/`KFloat`/`KBool` instruction; it has no register, backends
+//!   rematerialise it.
+//! - *bool*: a [`Ty::Bool`] value is 0 or 1 in an int register; comparison guards on two bools
+//!   compare them as ints.
+//! - *linked trace*: a trace that ends in an `Exit` instead of looping: it runs once, straight
+//!   line, and leaves through its last snapshot to a loop header that has a trace of its own
+//!   (the driver enters that one next). The optimiser does not unroll it.
 //! - *guard*: an instruction that checks a condition (a comparison, or the tag check of an
 //!   `SLoad`) and, when it fails, leaves the trace through its snapshot ([`Inst::snap`]).
 //! - *pre-roll*, *loop body*: after optimisation a trace is `pre-roll, LOOP, body, PHIs`: the
@@ -41,6 +47,8 @@ pub enum Ty {
     Int,
     /// IEEE-754 double.
     Float,
+    /// `false` (0) or `true` (1), held in an int register; the VM slot's payload is one byte.
+    Bool,
 }
 
 /// Operand mode of one opcode field.
@@ -56,6 +64,8 @@ pub enum Mode {
     Num,
     /// a ref of any type
     Any,
+    /// a bool ref
+    Bool,
 }
 
 /// Opcode flags.
@@ -100,6 +110,9 @@ macro_rules! irdef {
             Loop    (None, None)    -> Void  [flags::MARK]                    "start of the repeating body";
             Phi     (Any, Any)      -> Void  [flags::MARK]                    "at the back edge, a := b";
             Call    (Int, Int)      -> Int   [flags::EFFECT]                  "host function `imm`(a, b)";
+            KBool   (None, None)    -> Bool  [flags::CONST]                   "bool constant, `imm` 0 or 1";
+            NotB    (Bool, None)    -> Bool  [flags::PURE]                    "!a";
+            Exit    (None, None)    -> Void  [flags::GUARD | flags::EFFECT]   "leave through `snap` unconditionally (a linked trace's end)";
             CArgI   (Int, None)     -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is int a";
             CArgF   (Float, None)   -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is float a";
             CallV   (None, None)    -> Int   [flags::EFFECT]                  "VM call of call site `imm` through host function 0 (see jit::callframe); status";
@@ -371,6 +384,7 @@ impl Trace {
             let ok = match mode {
                 Mode::Int => ty == Ty::Int,
                 Mode::Float => ty == Ty::Float,
+                Mode::Bool => ty == Ty::Bool,
                 Mode::Num | Mode::Any => ty != Ty::Void,
                 Mode::None => true,
             };
@@ -481,6 +495,31 @@ impl TraceBuilder {
         let mut i = Inst::new(Op::Call, Ty::Int, a, b);
         i.imm = (self.trace.calls.len() - 1) as i64;
         self.push(i)
+    }
+
+    /// A bool constant.
+    pub fn kbool(&mut self, v: bool) -> Ref {
+        let mut i = Inst::new(Op::KBool, Ty::Bool, NONE, NONE);
+        i.imm = v as i64;
+        self.push(i)
+    }
+
+    /// Ends the recording with an unconditional exit to `pc` (a linked trace): the exit's
+    /// snapshot, which is also the tail, holds every slot the trace wrote.
+    pub fn finish_exit(mut self, pc: u32) -> Result<Trace, IrError> {
+        self.slots.pc = pc;
+        let snap = self.take_snapshot();
+        let mut i = Inst::new(Op::Exit, Ty::Void, NONE, NONE);
+        i.snap = snap;
+        self.push(i);
+        self.trace.tail = self.slots;
+        self.trace.validate()?;
+        Ok(self.trace)
+    }
+
+    /// Whether the trace ends in an unconditional `Exit` (a linked trace, never unrolled).
+    pub fn is_linked(t: &Trace) -> bool {
+        t.insts.last().is_some_and(|i| i.op == Op::Exit)
     }
 
     /// Ends the recording at the backward branch to `loop_pc`.

@@ -87,7 +87,9 @@ fn step(
         let f = |x: u64| f64::from_bits(x);
         let v = match inst.op {
             Op::Nop | Op::Loop | Op::Phi => continue,
-            Op::KInt | Op::KFloat => inst.imm as u64,
+            Op::KInt | Op::KFloat | Op::KBool => inst.imm as u64,
+            Op::NotB => (a() == 0) as u64,
+            Op::Exit => return exit(trace, layout, mem, vals, inst.snap).map(Some),
             Op::SLoad => {
                 let slot = inst.imm as u32;
                 let (tag, payload) = layout
@@ -96,7 +98,11 @@ fn step(
                 if Some(tag) != layout.tag_of(inst.ty) {
                     return exit(trace, layout, mem, vals, inst.snap).map(Some);
                 }
-                payload
+                match inst.ty {
+                    // A bool's payload is its first byte (native code loads one byte too).
+                    Ty::Bool => payload & 0xff,
+                    _ => payload,
+                }
             }
             Op::AddI => (a() as i64).wrapping_add(b() as i64) as u64,
             Op::SubI => (a() as i64).wrapping_sub(b() as i64) as u64,

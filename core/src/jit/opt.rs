@@ -16,6 +16,9 @@
 //! it, a `PHI(pre, body)` carries it around the back edge. Values stay unboxed in registers
 //! across iterations because slots are written only at exits.
 //!
+//! A *linked* trace (one ending in `Exit`, see [`crate::jit::ir`]) runs once: it gets the
+//! folding/CSE pass and DCE but no LOOP, body or PHIs.
+//!
 //! Invariants
 //! - output passes [`Trace::validate`]; each PHI joins two values of the same type (else the
 //!   loop is type-unstable and compilation is refused).
@@ -24,7 +27,7 @@
 use liballoc::collections::BTreeMap;
 use liballoc::vec::Vec;
 
-use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, Ty, NONE, NO_SNAP};
+use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, TraceBuilder, Ty, NONE, NO_SNAP};
 use crate::jit::snapshot::Snapshot;
 
 /// Why a trace could not be optimised.
@@ -62,10 +65,10 @@ impl Emitter {
     }
 
     fn konst(&mut self, ty: Ty, bits: i64) -> Ref {
-        let op = if ty == Ty::Float {
-            Op::KFloat
-        } else {
-            Op::KInt
+        let op = match ty {
+            Ty::Float => Op::KFloat,
+            Ty::Bool => Op::KBool,
+            _ => Op::KInt,
         };
         let mut i = Inst::new(op, ty, NONE, NONE);
         i.imm = bits;
@@ -123,6 +126,10 @@ impl Emitter {
             (Op::MulF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) * f(y)))),
             (Op::DivF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) / f(y)))),
             (Op::ToFloat, Some(x), _) => Some(self.konst(Ty::Float, fk(x as f64))),
+            (Op::NotB, Some(x), _) => Some(self.konst(Ty::Bool, (x == 0) as i64)),
+            (Op::NotB, None, _) if self.out.inst(inst.a).op == Op::NotB => {
+                Some(self.out.inst(inst.a).a)
+            }
             (Op::AddI | Op::SubI, _, Some(0)) | (Op::MulI, _, Some(1)) => Some(inst.a),
             (Op::MulI, _, Some(0)) => Some(inst.b),
             (Op::SubI, _, _) if inst.a == inst.b => Some(self.konst(Ty::Int, 0)),
@@ -168,7 +175,9 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
     }
     let tail = rec.tail.map(|r| remap(&map, r));
     em.out.tail = tail.clone();
-    unroll(&mut em, &tail)?;
+    if !TraceBuilder::is_linked(rec) {
+        unroll(&mut em, &tail)?;
+    }
     let mut out = em.out;
     eliminate_dead_code(&mut out);
     out.validate()?;
@@ -219,7 +228,7 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
     for r in 0..pre_len {
         let inst = em.out.insts[r];
         let new = match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat => r as Ref,
+            Op::Nop | Op::KInt | Op::KFloat | Op::KBool => r as Ref,
             Op::SLoad => match tail.get(inst.imm as u32) {
                 Some(t) if em.out.ty(t) != inst.ty => {
                     return Err(OptError::TypeUnstable {

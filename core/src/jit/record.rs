@@ -10,16 +10,27 @@
 //!   wrong. `forlt`/`forltk` update their counter first; their guard is exact and resumes after
 //!   the instruction.
 //!
+//! - *root* / *side* recording: a root recording starts at a hot loop header; a side recording
+//!   starts at the resume pc of a hot side exit, with the registers the exit restored.
+//! - *link*: reaching (by a jump or by falling through) a loop header that has an installed
+//!   trace ends the recording with an `Exit` to that header; the driver enters that trace next.
+//!
 //! Invariants
-//! - recording starts at the loop header with the registers the interpreter holds there and
-//!   ends at the first jump back to the header; any other backward jump (an inner loop), any
-//!   bytecode or value type the JIT does not handle, or more than [`MAX_RECORD_OPS`] bytecodes
-//!   abort with a reason from the one [`Abort`] table;
-//! - ints and floats only; int `/` and `%` abort (division by zero is an error the trace cannot
-//!   raise); mixed arithmetic converts the int side with `ToFloat`, as the interpreter does.
+//! - recording starts with the registers the interpreter holds at the start pc and ends at the
+//!   first jump back to it (a looping trace) or at a linked header (a linked trace); a backward
+//!   jump to any other pc ([`Abort::InnerLoop`]), any bytecode or value type the JIT does not
+//!   handle, or more than [`MAX_RECORD_OPS`] bytecodes abort with a reason from the one
+//!   [`Abort`] table;
+//! - ints, floats and bools; a bool register is `Ty::Bool`, `jmpif` on it guards its value,
+//!   `not` is `NotB`; value-producing comparisons (`eq`, `lt`, `le`) guard their outcome and
+//!   yield a bool constant; numbers are always truthy;
+//! - int `/` and `%` guard `divisor != 0` at the instruction's own pc (so the interpreter
+//!   raises the error there) and call a host function with the interpreter's wrapping
+//!   semantics; float `%` aborts; mixed arithmetic converts the int side with `ToFloat`, as the
+//!   interpreter does.
 use liballoc::vec::Vec;
 
-use crate::jit::ir::{Op, Ref, Trace, TraceBuilder, Ty, NONE};
+use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
 use crate::vm::program::{Const, Program};
@@ -33,6 +44,7 @@ pub const MAX_RECORD_OPS: usize = 1000;
 enum Num {
     Int(i64),
     Float(f64),
+    Bool(bool),
 }
 
 impl Num {
@@ -40,13 +52,18 @@ impl Num {
         match self {
             Num::Int(_) => Ty::Int,
             Num::Float(_) => Ty::Float,
+            Num::Bool(_) => Ty::Bool,
         }
     }
     fn as_f64(self) -> f64 {
         match self {
             Num::Int(i) => i as f64,
             Num::Float(f) => f,
+            Num::Bool(b) => b as u8 as f64,
         }
+    }
+    fn is_number(self) -> bool {
+        !matches!(self, Num::Bool(_))
     }
 }
 
@@ -63,47 +80,96 @@ struct Recorder<'p> {
     header: usize,
     shadow: Vec<Option<Num>>,
     tb: TraceBuilder,
+    /// A side trace (started at a side exit, not at a hot loop header).
+    side: bool,
+    /// Whether a pc of this function is a loop header with an installed trace.
+    links: &'p dyn Fn(usize) -> bool,
+}
+
+/// How a recording starts and where it may end.
+#[derive(Clone, Copy)]
+pub struct Start<'a> {
+    /// The function.
+    pub func: usize,
+    /// Where recording starts: a hot loop header, or a side exit's resume pc.
+    pub pc: usize,
+    /// Started at a side exit: control may leave the loop the recording started in (a `forlt`
+    /// that falls through is recorded, guarded, not an abort).
+    pub side: bool,
+    /// Loop headers of `func` that have an installed trace: reaching one (other than `pc`)
+    /// ends the recording with a link to it.
+    pub links: &'a dyn Fn(usize) -> bool,
 }
 
 /// Records one iteration of the loop whose header is `header_pc` in function `func`, starting
-/// from the frame registers `regs` (as the interpreter holds them at the header).
+/// from the frame registers `regs` (as the interpreter holds them at the header). Nothing is
+/// linked: the recording must come back to the header.
 pub fn record(
     prog: &Program,
     func: usize,
     header_pc: usize,
     regs: &[Value],
 ) -> Result<Trace, Abort> {
-    let code = &prog.funcs.get(func).ok_or(Abort::Malformed)?.code;
+    let start = Start {
+        func,
+        pc: header_pc,
+        side: false,
+        links: &|_| false,
+    };
+    record_from(prog, start, regs)
+}
+
+/// Records from `start.pc` with the frame registers `regs` (as the interpreter holds them
+/// there) until control comes back to `start.pc` (a looping trace) or reaches a linked loop
+/// header (a linked trace, ending in `Exit` to that header).
+pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<Trace, Abort> {
+    let code = &prog.funcs.get(start.func).ok_or(Abort::Malformed)?.code;
     let shadow = regs
         .iter()
         .map(|v| match v {
             Value::Int(i) => Some(Num::Int(*i)),
             Value::Float(f) => Some(Num::Float(*f)),
+            Value::Bool(b) => Some(Num::Bool(*b)),
             _ => None,
         })
         .collect();
     let mut rec = Recorder {
         prog,
         code,
-        header: header_pc,
+        header: start.pc,
         shadow,
-        tb: TraceBuilder::new(header_pc as u32),
+        tb: TraceBuilder::new(start.pc as u32),
+        side: start.side,
+        links: start.links,
     };
-    rec.run()?;
-    rec.tb
-        .finish(header_pc as u32)
-        .map_err(|_| Abort::Malformed)
+    let end = rec.run()?;
+    let built = match end {
+        End::Loop => rec.tb.finish(start.pc as u32),
+        End::Link(pc) => rec.tb.finish_exit(pc as u32),
+    };
+    built.map_err(|_| Abort::Malformed)
+}
+
+/// How a recording ended.
+enum End {
+    /// Back at the start pc: the trace loops.
+    Loop,
+    /// At another loop header that has a trace: the trace exits to it.
+    Link(usize),
 }
 
 impl Recorder<'_> {
-    fn run(&mut self) -> Result<(), Abort> {
+    fn run(&mut self) -> Result<End, Abort> {
         let mut pc = self.header;
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             self.tb.at_pc(pc as u32);
             match self.step(pc, w)? {
+                Next::Pc(next) if next != self.header && (self.links)(next) => {
+                    return Ok(End::Link(next))
+                }
                 Next::Pc(next) => pc = next,
-                Next::Done => return Ok(()),
+                Next::Done => return Ok(End::Loop),
             }
         }
         Err(Abort::TooLong)
@@ -120,8 +186,9 @@ impl Recorder<'_> {
     fn jump(&self, pc: usize, target: usize) -> Result<Next, Abort> {
         if target == self.header {
             Ok(Next::Done)
-        } else if target <= pc {
-            Err(Abort::LeftLoop)
+        } else if target <= pc && !(self.links)(target) {
+            // An inner (or outer) loop without a trace of its own yet.
+            Err(Abort::InnerLoop)
         } else {
             Ok(Next::Pc(target))
         }
@@ -150,6 +217,7 @@ impl Recorder<'_> {
                 num: Num::Float(*f),
                 r: self.tb.kfloat(*f),
             }),
+            // Only numbers reach here from the bytecodes the recorder handles.
             _ => Err(Abort::UnsupportedType),
         }
     }
@@ -162,7 +230,7 @@ impl Recorder<'_> {
 
     fn float_of(&mut self, v: Val) -> Val {
         match v.num {
-            Num::Float(_) => v,
+            Num::Float(_) | Num::Bool(_) => v,
             Num::Int(i) => Val {
                 num: Num::Float(i as f64),
                 r: self.tb.op(Op::ToFloat, v.r, NONE),
@@ -173,11 +241,18 @@ impl Recorder<'_> {
     /// `x op y` with the interpreter's typing: int with int stays int (wrapping), anything
     /// else is float.
     fn arith(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
+        if !x.num.is_number() || !y.num.is_number() {
+            // A type error: the interpreter raises it.
+            return Err(Abort::UnsupportedType);
+        }
         if let (Num::Int(p), Num::Int(q)) = (x.num, y.num) {
             let (op, v) = match opcode {
                 byte::Add | byte::AddK => (Op::AddI, p.wrapping_add(q)),
                 byte::Sub | byte::SubK => (Op::SubI, p.wrapping_sub(q)),
                 byte::Mul | byte::MulK => (Op::MulI, p.wrapping_mul(q)),
+                byte::Div | byte::DivK | byte::Mod | byte::ModK => {
+                    return self.int_div(opcode, x, y, p, q)
+                }
                 other => return Err(Abort::Unsupported(other)),
             };
             return Ok(Val {
@@ -200,15 +275,35 @@ impl Recorder<'_> {
         })
     }
 
+    /// Int `/` or `%` (`p`, `q` the values now): a guard exits before a zero divisor, so the
+    /// interpreter raises the error at this pc; the operation itself is a host call with the
+    /// interpreter's wrapping semantics (`i64::MIN / -1` wraps, `% -1` is 0).
+    fn int_div(&mut self, opcode: u8, x: Val, y: Val, p: i64, q: i64) -> Result<Val, Abort> {
+        if q == 0 {
+            return Err(Abort::DivisionByZero);
+        }
+        let zero = self.tb.kint(0);
+        self.tb.guard(Op::Ne, y.r, zero);
+        let (f, v): (HostFn, i64) = match opcode {
+            byte::Div | byte::DivK => (host_div, p.wrapping_div(q)),
+            _ => (host_rem, p.wrapping_rem(q)),
+        };
+        Ok(Val {
+            num: Num::Int(v),
+            r: self.tb.call(f, x.r, y.r),
+        })
+    }
+
     /// Guards that `x cmp y` comes out as it did now (`cmp` is `Lt`, `Le` or `Eq`); returns the
-    /// outcome.
+    /// outcome. Two bools compare as ints; callers never pass a bool with a number.
     fn compare(&mut self, cmp: Op, x: Val, y: Val) -> bool {
         let (x, y) = match (x.num, y.num) {
-            (Num::Int(_), Num::Int(_)) => (x, y),
+            (Num::Int(_), Num::Int(_)) | (Num::Bool(_), Num::Bool(_)) => (x, y),
             _ => (self.float_of(x), self.float_of(y)),
         };
         let ord = match (x.num, y.num) {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
+            (Num::Bool(p), Num::Bool(q)) => Some(p.cmp(&q)),
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
         let holds = cmp.compare_holds(ord);
@@ -242,12 +337,12 @@ impl Recorder<'_> {
                 };
                 self.set(a(w), v)?;
             }
-            byte::Add | byte::Sub | byte::Mul | byte::Div => {
+            byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
                 let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
             }
-            byte::AddK | byte::SubK | byte::MulK | byte::DivK => {
+            byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
                 let (x, y) = (self.reg(b(w))?, self.konst(c(w))?);
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
@@ -269,8 +364,48 @@ impl Recorder<'_> {
                             r: self.tb.op(Op::MulF, x.r, m1),
                         }
                     }
+                    Num::Bool(_) => return Err(Abort::UnsupportedType),
                 };
                 self.set(a(w), v)?;
+            }
+            byte::LoadBool => {
+                let v = self.bool_const(b(w) != 0);
+                self.set(a(w), v)?;
+            }
+            byte::Not => {
+                let x = self.reg(b(w))?;
+                let v = match x.num {
+                    Num::Bool(v) => Val {
+                        num: Num::Bool(!v),
+                        r: self.tb.op(Op::NotB, x.r, NONE),
+                    },
+                    // Numbers are truthy (their type is guarded by the slot load).
+                    _ => self.bool_const(false),
+                };
+                self.set(a(w), v)?;
+            }
+            byte::Eq | byte::Lt | byte::Le => {
+                let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
+                let cmp = [Op::Eq, Op::Lt, Op::Le][(op - byte::Eq) as usize];
+                let holds = self.test(cmp, x, y)?;
+                let v = self.bool_const(holds);
+                self.set(a(w), v)?;
+            }
+            byte::JmpIf => {
+                let x = self.reg(a(w))?;
+                let truthy = match x.num {
+                    Num::Bool(v) => {
+                        let k = self.tb.kbool(v);
+                        self.tb.guard(Op::Eq, x.r, k);
+                        v
+                    }
+                    _ => true,
+                };
+                return if truthy == (b(w) != 0) {
+                    self.jump(pc, self.ext(pc)?)
+                } else {
+                    Ok(Next::Pc(pc + 2))
+                };
             }
             byte::Jmp => return self.jump(pc, self.ext(pc)?),
             byte::JLt | byte::JLe | byte::JEq => {
@@ -299,12 +434,29 @@ impl Recorder<'_> {
         Ok(Next::Pc(pc + 1))
     }
 
+    fn bool_const(&mut self, v: bool) -> Val {
+        Val {
+            num: Num::Bool(v),
+            r: self.tb.kbool(v),
+        }
+    }
+
+    /// The outcome of `x cmp y` with the interpreter's typing, guarded: `<`/`<=` on numbers;
+    /// `==` on two numbers of one type or two bools (a bool never equals a number: no guard
+    /// needed, the slot loads already guard the types).
+    fn test(&mut self, cmp: Op, x: Val, y: Val) -> Result<bool, Abort> {
+        let bools = (!x.num.is_number(), !y.num.is_number());
+        match (cmp, bools) {
+            (Op::Eq, (true, false) | (false, true)) => Ok(false),
+            (Op::Eq, _) if x.num.ty() != y.num.ty() => Err(Abort::UnsupportedType),
+            (Op::Lt | Op::Le, (true, _) | (_, true)) => Err(Abort::UnsupportedType),
+            _ => Ok(self.compare(cmp, x, y)),
+        }
+    }
+
     /// A compare-and-branch: taken when the comparison equals the C flag.
     fn branch(&mut self, pc: usize, w: u32, cmp: Op, x: Val, y: Val) -> Result<Next, Abort> {
-        if cmp == Op::Eq && x.num.ty() != y.num.ty() {
-            return Err(Abort::UnsupportedType);
-        }
-        let holds = self.compare(cmp, x, y);
+        let holds = self.test(cmp, x, y)?;
         if holds == (c(w) != 0) {
             self.jump(pc, self.ext(pc)?)
         } else {
@@ -330,8 +482,7 @@ impl Recorder<'_> {
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
         if !Op::Lt.compare_holds(ord) {
-            // The recorded iteration is the loop's last one.
-            return Err(Abort::LeftLoop);
+            return self.for_loop_falls_through(pc, v, limit, target);
         }
         // Failing `v < limit` means exactly "not taken" (NaN included): resume after this
         // instruction, whose add is already in the snapshot.
@@ -342,6 +493,47 @@ impl Recorder<'_> {
         };
         self.tb.guard(Op::Lt, vf.r, lf.r);
         self.jump(pc, target)
+    }
+}
+
+impl Recorder<'_> {
+    /// The recorded iteration is the loop's last one. A root trace gives up (its loop would not
+    /// come back); a side trace guards that an int counter stays at or past its limit (failing
+    /// means the loop continues: resume at its target with the add done) and carries on.
+    fn for_loop_falls_through(
+        &mut self,
+        pc: usize,
+        v: Val,
+        limit: Val,
+        target: usize,
+    ) -> Result<Next, Abort> {
+        if !self.side {
+            return Err(Abort::LeftLoop);
+        }
+        if !matches!((v.num, limit.num), (Num::Int(_), Num::Int(_))) {
+            // `!(v < limit)` for floats includes NaN, which `Ge` does not.
+            return Err(Abort::UnsupportedType);
+        }
+        self.tb.at_pc(target as u32);
+        self.tb.guard(Op::Ge, v.r, limit.r);
+        Ok(Next::Pc(pc + 2))
+    }
+}
+
+extern "C" fn host_div(a: i64, b: i64) -> i64 {
+    // `b != 0` is guarded before the call; the check keeps a broken guard from trapping.
+    if b == 0 {
+        0
+    } else {
+        a.wrapping_div(b)
+    }
+}
+
+extern "C" fn host_rem(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        0
+    } else {
+        a.wrapping_rem(b)
     }
 }
 

@@ -3,10 +3,11 @@
 //! ```text
 //!   base + slot * size:  [ .. tag (tag_size bytes at tag_offset) .. payload (8 bytes) .. ]
 //! ```
-//! The payload is an `i64` or the bits of an `f64`, little-endian; the tag says which.
+//! The payload is an `i64` or the bits of an `f64`, little-endian, or a bool in its first byte;
+//! the tag says which.
 //!
 //! Invariant ([`SlotLayout::validate`]): tag and payload lie inside the slot and do not overlap,
-//! `tag_size` is 1, 4 or 8, and both tag values fit in `tag_size` bytes and differ. Everything
+//! `tag_size` is 1, 4 or 8, and the three tag values fit in `tag_size` bytes and differ. Everything
 //! that reads or writes slots (the IR interpreter, each backend's `emit`) goes through here.
 use crate::jit::ir::Ty;
 
@@ -25,6 +26,9 @@ pub struct SlotLayout {
     pub int_tag: u64,
     /// Tag of a float value.
     pub float_tag: u64,
+    /// Tag of a bool value (its payload is one byte, 0 or 1; the other payload bytes are
+    /// unspecified, so bools are loaded with a one-byte load).
+    pub bool_tag: u64,
 }
 
 /// Why a layout is unusable.
@@ -34,12 +38,12 @@ pub enum LayoutError {
     TagSize,
     /// Tag or payload outside the slot, or overlapping.
     Geometry,
-    /// A tag value does not fit, or the two are equal.
+    /// A tag value does not fit, or two are equal.
     TagValue,
 }
 
 impl SlotLayout {
-    /// A 16-byte slot: 1-byte tag at 0 (int 1, float 2), payload at 8.
+    /// A 16-byte slot: 1-byte tag at 0 (int 1, float 2, bool 3), payload at 8.
     pub const EXAMPLE: SlotLayout = SlotLayout {
         size: 16,
         tag_offset: 0,
@@ -47,6 +51,7 @@ impl SlotLayout {
         payload_offset: 8,
         int_tag: 1,
         float_tag: 2,
+        bool_tag: 3,
     };
 
     /// Checks the invariant in the module doc.
@@ -68,7 +73,9 @@ impl SlotLayout {
             8 => u64::MAX,
             n => (1u64 << (8 * n as u32)) - 1,
         };
-        if self.int_tag > max || self.float_tag > max || self.int_tag == self.float_tag {
+        let tags = [self.int_tag, self.float_tag, self.bool_tag];
+        let distinct = tags[0] != tags[1] && tags[0] != tags[2] && tags[1] != tags[2];
+        if tags.iter().any(|&t| t > max) || !distinct {
             return Err(LayoutError::TagValue);
         }
         Ok(())
@@ -79,6 +86,7 @@ impl SlotLayout {
         match ty {
             Ty::Int => Some(self.int_tag),
             Ty::Float => Some(self.float_tag),
+            Ty::Bool => Some(self.bool_tag),
             Ty::Void => None,
         }
     }

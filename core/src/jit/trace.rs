@@ -55,7 +55,9 @@ aborts! {
     Codegen(CompileError)   => "the backend could not compile the trace";
     NoExecMemory            => "no executable memory left (or the JIT cap was reached)";
     Protect                 => "the platform refused to make code executable";
-    InnerLoop               => "the function contains a loop (the loop JIT handles it)";
+    InnerLoop               => "reached a loop header that has no trace yet";
+    DivisionByZero          => "the recorded iteration divides an int by zero";
+    FuncLoop                => "the function contains a loop (the loop JIT handles it)";
     CallResultBranch        => "a branch depends on a call result";
     TooManyArgs             => "a call passes more arguments than a function trace supports";
 }
@@ -179,6 +181,17 @@ impl Traces {
         Ok(next)
     }
 
+    /// Recording `id` stopped for a reason that may go away (an inner loop without a trace
+    /// yet): back to `Cold` without counting an abort.
+    pub fn defer(&mut self, id: u64) -> Result<(), StateError> {
+        let LoopState::Recording { aborts } = self.state(id) else {
+            return Err(StateError::WrongState);
+        };
+        self.recording = None;
+        self.loops.insert(id, LoopState::Cold { aborts });
+        Ok(())
+    }
+
     /// `id` was compiled and installed as trace `trace`.
     pub fn compiled(&mut self, id: u64, trace: usize) -> Result<(), StateError> {
         if !matches!(self.state(id), LoopState::Recording { .. }) {
@@ -227,6 +240,18 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_recording_is_not_an_abort() {
+        let mut t = Traces::new();
+        for _ in 0..2 * MAX_ATTEMPTS {
+            assert_eq!(t.arrive(5, true), Action::Record);
+            t.defer(5).unwrap();
+            assert_eq!(t.state(5), LoopState::Cold { aborts: 0 });
+            assert_eq!(t.recording(), None);
+        }
+        assert_eq!(t.defer(5), Err(StateError::WrongState));
+    }
+
+    #[test]
     fn abort_reasons_have_messages() {
         let all = [
             Abort::Unsupported(1),
@@ -238,6 +263,8 @@ mod tests {
             Abort::Codegen(CompileError::TooManySpills),
             Abort::NoExecMemory,
             Abort::Protect,
+            Abort::InnerLoop,
+            Abort::DivisionByZero,
         ];
         for a in all {
             assert!(!a.message().is_empty());

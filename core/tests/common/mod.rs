@@ -36,6 +36,7 @@ pub const LAYOUTS: [SlotLayout; 4] = [
         payload_offset: 8,
         int_tag: 2,
         float_tag: 3,
+        bool_tag: 1,
     },
     SlotLayout {
         size: 16,
@@ -44,6 +45,7 @@ pub const LAYOUTS: [SlotLayout; 4] = [
         payload_offset: 0,
         int_tag: 7,
         float_tag: 0x8000_0001,
+        bool_tag: 9,
     },
     SlotLayout {
         size: 24,
@@ -52,6 +54,7 @@ pub const LAYOUTS: [SlotLayout; 4] = [
         payload_offset: 0,
         int_tag: 0xfff8_0000_0000_0001,
         float_tag: 0x7ff0_1234_5678_9abc,
+        bool_tag: 0x7ff0_0000_0000_0002,
     },
 ];
 

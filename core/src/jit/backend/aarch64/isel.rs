@@ -136,7 +136,9 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::NotB => self.not_bool(r)?,
+            Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r)?,
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r)?,
@@ -267,6 +269,15 @@ impl Isel<'_> {
             }
         }
         e::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        if inst.ty == Ty::Bool {
+            // One byte: the rest of a bool's payload is unspecified.
+            let Mem::B(n, o) = self.slot_mem(pay, 1) else {
+                return Err(CompileError::SlotTooFar);
+            };
+            let rd = self.out(r, S0);
+            e::ldrb(&mut self.b, rd, n, o);
+            return self.store_result(r, rd);
+        }
         let Mem::X(n, o) = self.slot_mem(pay, 8) else {
             return Err(CompileError::SlotTooFar);
         };
@@ -308,6 +319,16 @@ impl Isel<'_> {
                 }
             }
         }
+        self.store_result(r, rd)
+    }
+
+    /// `1 - a` (a bool is 0 or 1).
+    fn not_bool(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let rd = self.out(r, S0);
+        let ra = self.int_in(inst.a, S1)?;
+        mov_imm(&mut self.b, S0, 1);
+        e::sub_rr(&mut self.b, rd, S0, ra);
         self.store_result(r, rd)
     }
 

@@ -79,6 +79,10 @@ macro_rules! x64_templates {
         pub fn load_slot(ops: &mut $B, d: u8, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [rbx + disp]);
         }
+        /// `movzx dst, byte [rbx + disp]` (a bool payload; zero-extends to 64 bits).
+        pub fn load_slot_u8(ops: &mut $B, d: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [rbx + disp]);
+        }
         /// `mov [rbx + disp], src`.
         pub fn store_slot(ops: &mut $B, disp: i32, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov QWORD [rbx + disp], Rq(s));
@@ -306,6 +310,7 @@ mod tests {
                 t::mov_ri64(ops, d, i64::MIN + 3);
                 for disp in disps {
                     t::load_slot(ops, d, disp);
+                    t::load_slot_u8(ops, d, disp);
                     t::store_slot(ops, disp, d);
                     t::load_slot_f(ops, d, disp);
                     t::store_slot_f(ops, disp, d);

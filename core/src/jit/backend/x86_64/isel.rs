@@ -109,7 +109,9 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::NotB => self.not_bool(r),
+            Op::Exit => e::jmp(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r),
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r),
@@ -227,6 +229,10 @@ impl Isel<'_> {
             let fd = self.out(r, FS0);
             e::load_slot_f(&mut self.b, fd, pay);
             self.store_result(r, fd);
+        } else if inst.ty == Ty::Bool {
+            let rd = self.out(r, S0);
+            e::load_slot_u8(&mut self.b, rd, pay);
+            self.store_result(r, rd);
         } else {
             let rd = self.out(r, S0);
             e::load_slot(&mut self.b, rd, pay);
@@ -266,6 +272,20 @@ impl Isel<'_> {
             Op::SubI => e::sub_rr(&mut self.b, acc, rb),
             _ => e::imul_rr(&mut self.b, acc, rb),
         }
+        if acc != rd {
+            e::mov_rr(&mut self.b, rd, acc);
+        }
+        self.store_result(r, rd);
+    }
+
+    /// `1 - a` (a bool is 0 or 1).
+    fn not_bool(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        let rd = self.out(r, S0);
+        let ra = self.int_in(inst.a, S1);
+        let acc = if rd == ra { S0 } else { rd };
+        e::mov_ri32(&mut self.b, acc, 1);
+        e::sub_rr(&mut self.b, acc, ra);
         if acc != rd {
             e::mov_rr(&mut self.b, rd, acc);
         }

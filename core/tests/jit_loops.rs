@@ -1,0 +1,376 @@
+//! The loop JIT's coverage: bools, int `/` and `%`, nested loops through linked and side
+//! traces. Every program runs with the JIT off (the oracle) and forced on at low thresholds;
+//! output, errors (kind, pc, line) and the `[JIT]` log lines are compared.
+#![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use kiln::jit::driver::{Jit, JitStats};
+use kiln::platform::Console;
+use kiln::vm::{lang, RuntimeError, Vm, VmConfig};
+use kiln_std::exec::StdExecMemory;
+
+static MEM: StdExecMemory = StdExecMemory::new();
+
+/// Collects the `[JIT]` log.
+#[derive(Default)]
+struct Log(Mutex<String>);
+
+// SAFETY: `write_bytes` only appends to a mutex-protected string; it never allocates executable
+// memory or re-enters the JIT.
+unsafe impl Console for Log {
+    fn write_bytes(&self, bytes: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
+/// What one run produced.
+struct Run {
+    out: String,
+    result: Result<(), RuntimeError>,
+    stats: JitStats,
+    log: String,
+    /// Sum of the interpreter's backward-jump counters over function 0: how often the
+    /// interpreter itself took a loop's back edge.
+    interpreted_back_edges: u64,
+}
+
+/// Runs `src`; with `threshold = Some(t)` the JIT is on.
+fn run(src: &str, args: &[&str], threshold: Option<u32>) -> Run {
+    let prog = lang::compile(src).expect("compiles");
+    let config = VmConfig {
+        jit_threshold: threshold.unwrap_or(0),
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).expect("verifies");
+    vm.set_args(args).unwrap();
+    let mut out = String::new();
+    let log = Log::default();
+    let (result, stats) = match threshold {
+        Some(_) => {
+            let mut jit = Jit::new(&prog, &MEM, Some(&log));
+            let r = vm.run(&mut out, Some(&mut jit)).map(drop);
+            (r, jit.stats())
+        }
+        None => (vm.run(&mut out, None).map(drop), JitStats::default()),
+    };
+    let interpreted_back_edges = (0..prog.funcs[0].code.len())
+        .map(|pc| vm.loop_count(0, pc) as u64)
+        .sum();
+    let log = log.0.into_inner().unwrap();
+    Run {
+        out,
+        result,
+        stats,
+        log,
+        interpreted_back_edges,
+    }
+}
+
+/// Same output and same result (error kind, function, pc, line) with and without the JIT, at
+/// several thresholds; returns the run at threshold 10.
+fn same_as_interpreter(src: &str, args: &[&str]) -> Run {
+    let want = run(src, args, None);
+    let mut keep = None;
+    for t in [1, 10, 57] {
+        let got = run(src, args, Some(t));
+        assert_eq!(got.out, want.out, "threshold {t}\n{src}\n{}", got.log);
+        assert_eq!(got.result, want.result, "threshold {t}\n{src}\n{}", got.log);
+        if t == 10 {
+            keep = Some(got);
+        }
+    }
+    keep.unwrap()
+}
+
+fn assert_no_abort_at(r: &Run, what: &str) {
+    assert!(
+        !r.log.contains("aborted"),
+        "{what}: a trace aborted\n{}",
+        r.log
+    );
+}
+
+/// Every `[JIT]` line has one of the known shapes (loops, side traces, and the function JIT's).
+fn assert_log_lines_well_formed(log: &str) {
+    for line in log.lines() {
+        let rest = line.strip_prefix("[JIT] ").expect(line);
+        let ok = [
+            "Hot loop detected at PC ",
+            "Compiled loop at PC ",
+            "Compiled side trace at PC ",
+            "Trace aborted at PC ",
+            "Side trace aborted at PC ",
+            "Hot function ",
+            "Compiled function ",
+            "Function ",
+        ]
+        .iter()
+        .any(|p| rest.starts_with(p));
+        assert!(ok, "unexpected log line {line:?}");
+        if rest.starts_with("Compiled") {
+            let (_, size) = rest.split_once(" (").expect(line);
+            let n: usize = size
+                .strip_suffix(" bytes)")
+                .expect(line)
+                .parse()
+                .expect(line);
+            assert!(n > 0, "{line}");
+        }
+    }
+}
+
+fn example(name: &str) -> (String, Vec<String>) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let src = std::fs::read_to_string(dir.join(format!("{name}.kl"))).unwrap();
+    let args = std::fs::read_to_string(dir.join(format!("{name}.args"))).unwrap_or_default();
+    (src, args.split_whitespace().map(String::from).collect())
+}
+
+// ---- bools -------------------------------------------------------------------------------------
+
+#[test]
+fn bool_registers_loadbool_not_and_jmpif_are_traced() {
+    let r = same_as_interpreter(
+        "let c = 0; let d = 0; let i = 0;
+         while i < 4000 {
+             let odd = false;
+             if i % 2 == 1 { odd = true; }
+             let even = !odd;
+             if even { c = c + 1; }
+             if !even { d = d + 3; }
+             i = i + 1;
+         }
+         print(c, d);",
+        &[],
+    );
+    assert_no_abort_at(&r, "bool loop");
+    assert!(
+        r.stats.compiled >= 1 && r.stats.entered >= 10,
+        "{:?}",
+        r.stats
+    );
+}
+
+#[test]
+fn a_bool_carried_around_the_loop_is_negated_natively() {
+    let r = same_as_interpreter(
+        "let f = false; let g = true; let c = 0; let i = 0;
+         while i < 5001 {
+             f = !f;
+             let h = !g;
+             if f { c = c + 1; }
+             if h { c = c + 1000; }
+             i = i + 1;
+         }
+         print(c, f, g);",
+        &[],
+    );
+    assert_no_abort_at(&r, "flip loop");
+    assert!(
+        r.stats.compiled >= 1 && r.stats.entered >= 1,
+        "{:?}",
+        r.stats
+    );
+}
+
+#[test]
+fn a_bool_that_flips_mid_loop_leaves_through_its_guard() {
+    let r = same_as_interpreter(
+        "let flag = false; let c = 0; let i = 0;
+         while i < 6000 {
+             if i == 3500 { flag = true; }
+             if flag { c = c + 2; } else { c = c + 1; }
+             i = i + 1;
+         }
+         print(c, flag, !flag);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
+fn comparisons_that_produce_bools() {
+    let r = same_as_interpreter(
+        "let a = 0; let b = 0; let i = 0; let x = 0.5;
+         while i < 5000 {
+             let small = i < 2500;
+             let le = x <= 1000.0;
+             let same = small == le;
+             if same { a = a + 1; }
+             if i == 4999 == false { b = b + 1; }
+             x = x + 0.5;
+             i = i + 1;
+         }
+         print(a, b, x);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
+fn the_mandelbrot_middle_loop_records_without_aborting() {
+    let (src, _) = example("mandelbrot");
+    let r = same_as_interpreter(&src, &["120"]);
+    assert!(!r.log.contains("`loadbool` is not supported"), "{}", r.log);
+    assert!(
+        r.log.contains("[JIT] Compiled loop at PC 22 "),
+        "middle loop not compiled\n{}",
+        r.log
+    );
+    assert_log_lines_well_formed(&r.log);
+}
+
+// ---- int division ------------------------------------------------------------------------------
+
+#[test]
+fn int_division_and_remainder_match_the_interpreter() {
+    let r = same_as_interpreter(
+        "let s = 0; let t = 0; let i = -3000; let m = -9223372036854775807 - 1; let w = 0;
+         while i < 3000 {
+             s = s + i / 7 + i % 7 + 1000 / (i % 13 + 20) - i % -5;
+             let d = -1;
+             if i > 0 { d = 1; }
+             t = t + m / d + m % d;
+             w = w + (i * 31) % 1000 / 3;
+             i = i + 1;
+         }
+         print(s, t, w);",
+        &[],
+    );
+    assert_no_abort_at(&r, "int division loop");
+    assert!(r.stats.compiled >= 1, "{:?}", r.stats);
+}
+
+#[test]
+fn a_divisor_that_becomes_zero_raises_the_interpreters_error_at_the_same_place() {
+    // Computed inside the trace: only the divisor guard can catch it.
+    for op in ["/", "%"] {
+        let src = format!(
+            "let s = 0; let i = 0;
+             while i < 5000 {{
+                 let d = 4000 - i;
+                 s = s + 100 {op} d;
+                 i = i + 1;
+             }}
+             print(s);"
+        );
+        let r = same_as_interpreter(&src, &[]);
+        let e = r.result.as_ref().expect_err("divides by zero");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(r.stats.compiled >= 1, "{op}: {:?}\n{}", r.stats, r.log);
+    }
+    // Set on a path of its own (the trace leaves through a branch guard first).
+    for op in ["/", "%"] {
+        let src = format!(
+            "let d = 5; let s = 0; let i = 0;
+             while i < 5000 {{
+                 if i == 4000 {{ d = 0; }}
+                 s = s + 100 {op} d;
+                 i = i + 1;
+             }}
+             print(s);"
+        );
+        let r = same_as_interpreter(&src, &[]);
+        let e = r.result.as_ref().expect_err("divides by zero");
+        assert_eq!(e.line, 4, "{e}");
+    }
+}
+
+#[test]
+fn a_constant_zero_divisor_in_a_hot_loop_errors_like_the_interpreter() {
+    let r = same_as_interpreter(
+        "let s = 0; let i = 0;
+         while i < 3000 { if i == 2000 { s = s % 0; } s = s + i; i = i + 1; }
+         print(s);",
+        &[],
+    );
+    assert!(r.result.is_err());
+}
+
+// ---- nested loops: linked traces and side traces -----------------------------------------------
+
+#[test]
+fn a_loop_nest_runs_without_bouncing_through_the_interpreter() {
+    let src = "let t = 0; let y = 0;
+         while y < 200 {
+             let x = 0;
+             while x < 200 {
+                 let k = 0; let acc = 0;
+                 while k < 5 { acc = acc + k * x; k = k + 1; }
+                 if acc % 3 == 0 { t = t + acc; } else { t = t - 1; }
+                 x = x + 1;
+             }
+             y = y + 1;
+         }
+         print(t);";
+    let off = run(src, &[], None);
+    let r = same_as_interpreter(src, &[]);
+    assert!(r.stats.side_compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        r.log.contains("[JIT] Compiled side trace at PC "),
+        "{}",
+        r.log
+    );
+    assert_log_lines_well_formed(&r.log);
+    // 40,000 inner-loop starts; the interpreter takes a few back edges per row at most.
+    assert!(
+        r.interpreted_back_edges < 5_000,
+        "the interpreter took {} back edges (without the JIT: {})\n{}",
+        r.interpreted_back_edges,
+        off.interpreted_back_edges,
+        r.log
+    );
+}
+
+#[test]
+fn mandelbrot_runs_its_whole_nest_natively() {
+    let (src, _) = example("mandelbrot");
+    let n = "150";
+    let off = run(&src, &[n], None);
+    let r = same_as_interpreter(&src, &[n]);
+    assert!(r.stats.side_compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        r.interpreted_back_edges * 20 < 150 * 150,
+        "the interpreter took {} back edges (without the JIT: {})\n{}",
+        r.interpreted_back_edges,
+        off.interpreted_back_edges,
+        r.log
+    );
+}
+
+#[test]
+fn a_side_trace_that_cannot_be_recorded_leaves_the_exit_to_the_interpreter() {
+    // The escape path reads an array (not traced): its side recording aborts every time and
+    // the exit keeps resuming the interpreter.
+    let r = same_as_interpreter(
+        "let arr = [1, 2, 3]; let t = 0; let i = 0;
+         while i < 6000 {
+             if i % 4 == 0 { t = t + arr[1]; } else { t = t + 1; }
+             i = i + 1;
+         }
+         print(t);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        r.log.contains("[JIT] Side trace aborted at PC "),
+        "{}",
+        r.log
+    );
+    assert_log_lines_well_formed(&r.log);
+}
+
+#[test]
+fn the_example_corpus_agrees_with_the_interpreter() {
+    for name in ["mandelbrot", "fib", "sieve", "spectral_norm", "strings"] {
+        let (src, args) = example(name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = same_as_interpreter(&src, &args);
+        assert_log_lines_well_formed(&r.log);
+    }
+}
