@@ -262,3 +262,22 @@ fn stale_heap_values_in_argument_registers_are_not_leaked() {
     assert_eq!(want, ("40000\n".to_string(), None));
     assert_eq!(outcome(true), want);
 }
+
+/// Int `/` and `%` inside compiled functions (negative operands, wrapping), and a zero divisor
+/// reached only after the function was compiled.
+#[test]
+fn int_division_in_compiled_functions() {
+    let src = "fn h(a, b) { return a / b * 10 + a % b; }\n\
+               fn g(n) { return h(n * 7 - 50, n % 5 - 2) + h(n, 3); }\n\
+               let i = 0; let s = 0;\n\
+               while i < 40 { if i % 5 != 2 { s = s + g(i); } i = i + 1; }\n\
+               print(s, h(-9223372036854775807 - 1, -1));\n\
+               print(g(2));";
+    let r = agrees(src, 100_000);
+    assert!(
+        r.outcome.err.contains("division by zero"),
+        "{:?}",
+        r.outcome
+    );
+    assert!(r.stats.compiled >= 2, "{:?}\n{}", r.stats, r.log);
+}

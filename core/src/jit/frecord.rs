@@ -23,14 +23,15 @@
 //! - the trace ends in `RetI`/`RetF`/`RetN`, which hands the value to the caller without a
 //!   snapshot (see [`crate::jit::callframe`]); an entry trace whose recursive calls expected
 //!   another type than it returns is refused (`TypeUnstable`);
-//! - ints and floats only; a backward jump (a loop), any other bytecode, a branch on a call
+//! - ints and floats only (int `/` and `%` behind a non-zero-divisor guard, as host calls
+//!   after the two helpers); a backward jump (a loop), any other bytecode, a branch on a call
 //!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
 //!   bytecodes abort with a reason from [`Abort`].
 use liballoc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};
-use crate::jit::ir::{Inst, Op, Ref, Trace, Ty, NONE};
-use crate::jit::record::MAX_RECORD_OPS;
+use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
+use crate::jit::record::{host_div, host_rem, MAX_RECORD_OPS};
 use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
@@ -72,6 +73,9 @@ pub struct Callees<'a> {
     /// Whether this recording is `func`'s entry trace: its calls of `func` call itself
     /// directly (expecting int, which its own return must then be).
     pub is_entry: bool,
+    /// Host functions 0 and 1 of the trace: the call helper and the exit helper (see
+    /// [`crate::jit::callframe`]).
+    pub helpers: [HostFn; 2],
 }
 
 /// A shadow register: type, the payload when known, and its IR ref.
@@ -110,7 +114,10 @@ pub fn record_func(
         func,
         code: &f.code,
         shadow: liballoc::vec![None; f.nregs as usize],
-        trace: Trace::default(),
+        trace: Trace {
+            calls: callees.helpers.to_vec(),
+            ..Trace::default()
+        },
         slots: Snapshot::default(),
         loaded: Snapshot::default(),
         sites: Vec::new(),
@@ -282,12 +289,12 @@ impl FuncRecorder<'_, '_> {
                 };
                 self.set(a(w), v)?;
             }
-            byte::Add | byte::Sub | byte::Mul | byte::Div => {
+            byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
                 let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
             }
-            byte::AddK | byte::SubK | byte::MulK | byte::DivK => {
+            byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
                 let (x, y) = (self.reg(b(w))?, self.kval(c(w))?);
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
@@ -351,6 +358,9 @@ impl FuncRecorder<'_, '_> {
     /// `x op y` typed as the interpreter types it (int with int wraps, else float).
     fn arith(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
         if x.ty == Ty::Int && y.ty == Ty::Int {
+            if matches!(opcode, byte::Div | byte::DivK | byte::Mod | byte::ModK) {
+                return self.int_div(opcode, x, y);
+            }
             let (op, f): (Op, fn(i64, i64) -> i64) = match opcode {
                 byte::Add | byte::AddK => (Op::AddI, i64::wrapping_add),
                 byte::Sub | byte::SubK => (Op::SubI, i64::wrapping_sub),
@@ -380,6 +390,39 @@ impl FuncRecorder<'_, '_> {
             ty: Ty::Float,
             bits,
             r: self.op(op, x.r, y.r),
+        })
+    }
+
+    /// Int `/` or `%`: a guard leaves before a zero divisor (the interpreter then raises the
+    /// error at this pc); the operation is a host call with the interpreter's semantics.
+    fn int_div(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
+        if y.int() == Some(0) {
+            return Err(Abort::DivisionByZero);
+        }
+        let zero = self.konst(Op::KInt, Ty::Int, 0);
+        self.guard(Op::Ne, y.r, zero);
+        let (f, g): (HostFn, fn(i64, i64) -> i64) = match opcode {
+            byte::Div | byte::DivK => (host_div, i64::wrapping_div),
+            _ => (host_rem, i64::wrapping_rem),
+        };
+        let index = match self
+            .trace
+            .calls
+            .iter()
+            .position(|&h| h as usize == f as usize)
+        {
+            Some(i) => i,
+            None => {
+                self.trace.calls.push(f);
+                self.trace.calls.len() - 1
+            }
+        };
+        let mut call = Inst::new(Op::Call, Ty::Int, x.r, y.r);
+        call.imm = index as i64;
+        Ok(Val {
+            ty: Ty::Int,
+            bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
+            r: self.push(call),
         })
     }
 

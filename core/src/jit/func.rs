@@ -590,11 +590,10 @@ impl<'a> FuncJit<'a> {
         let callees = Callees {
             compiled: &compiled_callee,
             is_entry: id == trace_id(func, 0, false),
+            helpers: [call_helper, exit_helper],
         };
         let ft = record_func(self.prog, func, pc, regs, &callees)?;
         let mut trace = ft.trace.clone();
-        trace.calls.push(call_helper);
-        trace.calls.push(exit_helper);
         let links: Box<[Cell<u64>]> = (0..trace.snaps.len()).map(|_| Cell::new(0)).collect();
         let mut table = Inst::new(Op::Links, Ty::Void, NONE, NONE);
         table.imm = links.as_ptr() as usize as i64;
