@@ -281,3 +281,26 @@ fn int_division_in_compiled_functions() {
     );
     assert!(r.stats.compiled >= 2, "{:?}\n{}", r.stats, r.log);
 }
+
+/// Native code belongs to one run's JIT: a second run of the same VM, after that JIT is gone,
+/// interprets (and gets the same output) instead of calling released code.
+#[test]
+fn a_second_run_does_not_reuse_native_code_of_a_dropped_jit() {
+    let prog = lang::compile(FIB).expect("compiles");
+    let config = VmConfig {
+        jit_threshold: 10,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).expect("verifies");
+    vm.set_func_threshold(2);
+    let mut first = String::new();
+    {
+        let mut jit = Jit::new(&prog, &MEM, None);
+        vm.run(&mut first, Some(&mut jit)).expect("runs");
+        assert!(jit.func_stats().compiled >= 1);
+    }
+    let mut second = String::new();
+    vm.run(&mut second, None).expect("runs again");
+    assert_eq!(first, "6765\n13\n");
+    assert_eq!(second, first);
+}

@@ -9,6 +9,11 @@
 //! only when counting is on), which bumps the per-function counter of the loop header PC and,
 //! exactly when it reaches [`VmConfig::jit_threshold`], calls [`LoopHook::hot_loop`] with the
 //! frame's registers.
+//!
+//! Every `call` (while counting is on) goes through `count_call` (`native.rs`): per-function
+//! call counts, [`LoopHook::hot_func`] at the threshold, and native code from
+//! [`LoopHook::native_func`], run through a [`NativeEnv`] instead of pushing an interpreted
+//! frame.
 use core::fmt::Write;
 use core::mem;
 
@@ -323,6 +328,8 @@ impl<'p> Vm<'p> {
         };
         // Release every frame's registers, also after an error, so heap values are reclaimed.
         stack.iter_mut().for_each(|v| *v = Value::Nil);
+        // Native code belongs to this run's hook, which may be gone before the next run.
+        self.natives.iter_mut().for_each(|n| *n = None);
         self.stack = stack;
         self.consts = consts;
         result.map_err(|k| self.fail(pos.func, pos.pc, k))
