@@ -128,7 +128,7 @@ fn run_workload(w: &Workload, kiln: &Path) -> Result<(), String> {
             2,
             Engine {
                 name: "kiln JIT, baseline build",
-                cmd: s(&[&base, "run", "--jit=on", "examples/mandelbrot.kl", N]),
+                cmd: s(&[&base, "run", "--jit=on", &kl]),
                 wall: vec![],
                 cpu: vec![],
             },
