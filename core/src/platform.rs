@@ -83,7 +83,9 @@ pub struct CodeRegion {
 ///
 /// # Safety
 /// For implementors: /// `map_writable` returns memory nothing else uses; after `make_executable` returns true the
-/// region's bytes are what was written and can be executed by the calling CPU.
+/// region's bytes are what was written and can be executed by the calling CPU. With several
+/// CPUs, when `make_executable` or `unmap` returns no CPU still holds a translation with the
+/// region's old permissions (a TLB shoot-down where invalidation is per-CPU, e.g. x86_64).
 pub unsafe trait ExecMemory: Sync {
     /// Maps at least `len` bytes readable and writable, not executable. `None` when out of memory
     /// or over the platform's cap on JIT memory. Must not allocate through kiln.

@@ -14,11 +14,13 @@ cmd=(qemu-system-aarch64 -M "${KILN_QEMU_MACHINE:-virt}" -cpu "${KILN_QEMU_CPU:-
      -display none -monitor none -serial stdio -semihosting-config enable=on,target=native
      -kernel "$kernel")
 echo "+ timeout ${KILN_QEMU_TIMEOUT:-60} ${cmd[*]}" >&2
+start=$(date +%s.%N)
 timeout "${KILN_QEMU_TIMEOUT:-60}" "${cmd[@]}" </dev/null
 status=$?
+took=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }')
 case "$status" in
-  33) echo "qemu aarch64 ${name%%-*}: PASS"; exit 0 ;;
+  33) echo "qemu aarch64 ${name%%-*}: PASS ($took)"; exit 0 ;;
   124) echo "qemu aarch64 ${name%%-*}: FAIL (timeout)" ;;
-  *) echo "qemu aarch64 ${name%%-*}: FAIL (exit status $status)" ;;
+  *) echo "qemu aarch64 ${name%%-*}: FAIL (exit status $status, $took)" ;;
 esac
 exit 1

@@ -11,11 +11,13 @@ case "$name" in smp*) cpus=2 ;; esac
 cmd=(qemu-system-x86_64 -m 256M -smp "$cpus" -cpu max -display none -monitor none -serial stdio
      -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$kernel")
 echo "+ timeout ${KILN_QEMU_TIMEOUT:-60} ${cmd[*]}" >&2
+start=$(date +%s.%N)
 timeout "${KILN_QEMU_TIMEOUT:-60}" "${cmd[@]}" </dev/null
 status=$?
+took=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f s", e - s }')
 case "$status" in
-  33) echo "qemu x86_64 ${name%%-*}: PASS"; exit 0 ;;
+  33) echo "qemu x86_64 ${name%%-*}: PASS ($took)"; exit 0 ;;
   124) echo "qemu x86_64 ${name%%-*}: FAIL (timeout)" ;;
-  *) echo "qemu x86_64 ${name%%-*}: FAIL (exit status $status)" ;;
+  *) echo "qemu x86_64 ${name%%-*}: FAIL (exit status $status, $took)" ;;
 esac
 exit 1

@@ -49,10 +49,12 @@ pub fn lane() -> Result<(), String> {
             "warnings",
         ]);
         run(bare)?;
-        // Once as the kernels are run, once per must_fail mode (its code differs by feature).
+        // Once as the kernels are run, once per must_fail mode (its code differs by feature), once
+        // with the sabotaged shoot-down.
         let modes = MUST_FAIL
             .iter()
-            .map(|(mode, _)| format!("must-fail-{mode}"));
+            .map(|(mode, _)| format!("must-fail-{mode}"))
+            .chain(std::iter::once("sabotage-tlb".to_string()));
         for features in std::iter::once(String::new()).chain(modes) {
             let mut kernels = cargo();
             kernels
@@ -67,14 +69,16 @@ pub fn lane() -> Result<(), String> {
     must_fail()
 }
 
-/// The aarch64 kernels that touch the boot path, the MMU and SMP once more on a different
-/// machine: `-cpu max` entered at EL2 (`virtualization=on`: the drop to EL1, PSCI over `smc`).
+/// The aarch64 kernels that touch the boot path, the MMU, SMP and TLB maintenance once more on
+/// a different machine: `-cpu max` entered at EL2 (`virtualization=on`: the drop to EL1, PSCI
+/// over `smc`).
 fn aarch64_el2_max() -> Result<(), String> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root().join("qemu-tests"))
         .args(["test", "--target", "aarch64-unknown-none"])
         .args([
             "--test", "boot", "--test", "exec", "--test", "smp_lock", "--test", "smp_heap",
+            "--test", "smp_exec",
         ])
         .env("KILN_QEMU_CPU", "max")
         .env("KILN_QEMU_MACHINE", "virt,virtualization=on");
@@ -115,6 +119,36 @@ fn must_fail() -> Result<(), String> {
             }
             eprintln!("qemu {target} must_fail ({mode}): failed as it must (`{marker}`)");
         }
+        stale_tlb_is_caught(target)?;
     }
+    Ok(())
+}
+
+/// Builds `smp_exec` against a kiln-bare whose TLB shoot-downs skip the other CPU (feature
+/// `sabotage-tlb`) and requires the run to fail on a stale translation: the kernel really
+/// checks the shoot-down rather than passing by luck.
+fn stale_tlb_is_caught(target: &str) -> Result<(), String> {
+    const MARKER: &str = "(stale writable TLB entry)";
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root().join("qemu-tests"))
+        .args(["test", "--target", target, "--features", "sabotage-tlb"])
+        .args(["--test", "smp_exec"])
+        .env("KILN_QEMU_TIMEOUT", "20");
+    eprintln!("+ {cmd:?} (must fail)");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return Err(format!(
+            "{target} smp_exec passed without TLB shoot-downs:\n{text}"
+        ));
+    }
+    if !text.contains(MARKER) {
+        return Err(format!(
+            "{target} smp_exec without shoot-downs failed without `{MARKER}`:\n{text}"
+        ));
+    }
+    eprintln!("qemu {target} smp_exec without shoot-downs: failed as it must (`{MARKER}`)");
     Ok(())
 }

@@ -69,13 +69,37 @@ pub fn lane() -> Result<(), String> {
         "397380\n",
         "[JIT] Compiled loop at PC 31",
     )?;
-    expect(
-        &kiln,
-        &run(&["run", "--jit=on", "--fuel", "1000", "examples/fib.kl"]),
-        2,
-        "",
-        "no --fuel budget",
-    )?;
+    // Native code charges fuel as the interpreter does: the same error at the same place.
+    for jit in ["--jit=off", "--jit=on"] {
+        expect(
+            &kiln,
+            &run(&[
+                "run",
+                jit,
+                "--jit-threshold",
+                "2",
+                "--fuel",
+                "100000",
+                "examples/mandelbrot.kl",
+            ]),
+            1,
+            "",
+            "runtime error at line 34 (fn main, pc 49): out of fuel",
+        )?;
+    }
+    // The function JIT from the CLI: `--jit=on` compiles fib on its first call.
+    for line in [
+        "[JIT] Hot function fib detected (calls: 1)",
+        "[JIT] Compiled function fib (",
+    ] {
+        expect(
+            &kiln,
+            &run(&["run", "--jit=on", "--trace-jit", "examples/fib.kl", "20"]),
+            0,
+            "fib(20) = 6765\n",
+            line,
+        )?;
+    }
     expect(
         &kiln,
         &run(&["run", "--fuel", "1000", "examples/mandelbrot.kl"]),

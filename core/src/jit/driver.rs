@@ -31,17 +31,21 @@
 //!   fails keeps resuming the interpreter;
 //! - a chain hands control back to the interpreter whenever an exit resumes where the trace
 //!   that took it started, so a trace whose first guard fails cannot spin;
-//! - native code ignores the VM's fuel budget, so a host that meters untrusted code keeps the
-//!   JIT off (the CLI does).
+//! - native code charges the VM's fuel exactly as the interpreter does (see the backend's
+//!   module doc): the budget goes into the (shared) exit frame on entry and comes back on
+//!   exit, and a trace that would run out resumes the interpreter at the backward jump, which
+//!   then raises `OutOfFuel` where it would have without the JIT.
 use core::fmt::Write as _;
 
 use liballoc::boxed::Box;
 use liballoc::collections::BTreeMap;
+use liballoc::rc::Rc;
 use liballoc::vec;
 use liballoc::vec::Vec;
 
 use crate::jit::backend::link::split_exit_id;
 use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
+use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
@@ -49,6 +53,7 @@ use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
 
@@ -126,6 +131,7 @@ pub struct Jit<'a> {
     /// spill slots any installed trace uses.
     frame: ExitFrame,
     max_spills: u32,
+    funcs: FuncJit<'a>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -146,7 +152,13 @@ impl<'a> Jit<'a> {
             exits: BTreeMap::new(),
             frame: ExitFrame::new(0),
             max_spills: 0,
+            funcs: FuncJit::new(prog, mem, log),
         }
+    }
+
+    /// The function JIT's counters so far.
+    pub fn func_stats(&self) -> FuncStats {
+        self.funcs.stats()
     }
 
     /// The counters so far.
@@ -321,9 +333,14 @@ impl Jit<'_> {
     }
 
     /// Runs installed trace `trace` (and the traces its exits link to natively) until an
-    /// exit returns, and writes that exit's values back into `regs`: the pc to resume at and
-    /// the trace that took the exit.
-    fn run_once(&mut self, trace: usize, regs: &mut [Value]) -> Option<(usize, usize)> {
+    /// exit returns, charging `fuel`, and writes that exit's values back into `regs`: the pc
+    /// to resume at and the trace that took the exit.
+    fn run_once(
+        &mut self,
+        trace: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Option<(usize, usize)> {
         let t = self.installed.get(trace)?;
         if regs.len() < t.code.min_slots() as usize {
             return None;
@@ -340,10 +357,12 @@ impl Jit<'_> {
         // exit frame has room for the spill slots of every installed trace; the code was
         // compiled by the native backend and is still installed, as is every trace a link
         // table names.
+        self.frame.set_fuel(*fuel);
         let id = unsafe {
             t.code
                 .enter(regs.as_mut_ptr().cast(), self.frame.as_mut_ptr())
         };
+        *fuel = self.frame.fuel();
         let (tag, exit) = split_exit_id(id);
         let exited = tag as usize;
         let t = self.installed.get(exited)?;
@@ -367,9 +386,15 @@ impl Jit<'_> {
     /// Runs trace `trace`, then whatever trace its exit leads to, until an exit resumes where
     /// no trace (and no hot side exit) is, or where the trace that took it began (the
     /// interpreter must make progress there). Returns the pc to resume at.
-    fn run_chain(&mut self, func: usize, mut trace: usize, regs: &mut [Value]) -> Option<usize> {
+    fn run_chain(
+        &mut self,
+        func: usize,
+        mut trace: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Option<usize> {
         loop {
-            let (pc, exited) = self.run_once(trace, regs)?;
+            let (pc, exited) = self.run_once(trace, regs, fuel)?;
             if pc == self.installed[exited].start {
                 return Some(pc);
             }
@@ -399,7 +424,13 @@ impl LoopHook for Jit<'_> {
         self.attempt(at.func, at.header_pc, false, at.regs);
     }
 
-    fn enter(&mut self, func: usize, header_pc: usize, regs: &mut [Value]) -> Option<usize> {
+    fn enter(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Option<usize> {
         let trace = match self.traces.state(loop_id(func, header_pc)) {
             LoopState::Compiled { trace } => trace,
             LoopState::Cold { aborts } if aborts > 0 => {
@@ -409,7 +440,24 @@ impl LoopHook for Jit<'_> {
             }
             _ => return None,
         };
-        self.run_chain(func, trace, regs)
+        self.run_chain(func, trace, regs, fuel)
+    }
+
+    fn hot_func(&mut self, at: HotFunc<'_>) {
+        self.funcs.hot(at);
+    }
+
+    fn native_func(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+        self.funcs.native(func, args)
+    }
+
+    fn native_side(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+    ) -> Option<Rc<dyn NativeFunc>> {
+        self.funcs.side(func, pc, regs)
     }
 }
 

@@ -92,7 +92,9 @@ impl Emitter {
         if let Some(r) = self.fold(&inst) {
             return r;
         }
-        let cse = inst.op.is_pure() || inst.op.is_const() || inst.op.is_guard();
+        // A guard with an effect (`Fuel`) is not a fact to reuse: each one charges.
+        let effect = inst.op.flags() & flags::EFFECT != 0;
+        let cse = inst.op.is_pure() || inst.op.is_const() || (inst.op.is_guard() && !effect);
         let key = (inst.op, inst.ty, inst.a, inst.b, inst.imm);
         if cse {
             if let Some(&r) = self.cse.get(&key) {
@@ -177,6 +179,34 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
     em.out.tail = tail.clone();
     if !TraceBuilder::is_linked(rec) {
         unroll(&mut em, &tail)?;
+    }
+    let mut out = em.out;
+    eliminate_dead_code(&mut out);
+    out.validate()?;
+    Ok(out)
+}
+
+/// Optimises a trace that does not loop (a function trace, which ends in `Exit`): folding,
+/// CSE and dead-code elimination in one pass, no unrolling.
+pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
+    rec.validate()?;
+    if rec.loop_ref().is_some() {
+        return Err(OptError::AlreadyLooped);
+    }
+    let mut em = Emitter {
+        out: Trace {
+            calls: rec.calls.clone(),
+            ..Trace::default()
+        },
+        cse: BTreeMap::new(),
+    };
+    let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
+    for inst in &rec.insts {
+        let mut i = *inst;
+        i.a = remap(&map, i.a);
+        i.b = remap(&map, i.b);
+        let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
+        map.push(em.emit(i, snap.as_ref()));
     }
     let mut out = em.out;
     eliminate_dead_code(&mut out);
@@ -300,4 +330,8 @@ fn eliminate_dead_code(t: &mut Trace) {
             *inst = Inst::new(Op::Nop, Ty::Void, NONE, NONE);
         }
     }
+    // The tail is not code: native code never writes it (body exits carry their own copies).
+    // A slot the iteration overwrites before every exit names a value no exit reads, which
+    // is now a `Nop`; drop that entry rather than keep dead code alive for it.
+    t.tail.entries.retain(|e| live[e.val as usize]);
 }

@@ -11,7 +11,7 @@ mod arch;
 mod arch;
 
 pub(crate) use arch::set_cpu_index;
-pub use arch::{cpu_index, enable_interrupts, interrupts_enabled, wait_forever};
+pub use arch::{cpu_index, enable_interrupts, interrupts_enabled, park, wait_forever};
 
 /// Most CPUs the per-CPU tables have room for.
 pub const MAX_CPUS: usize = 8;

@@ -8,7 +8,14 @@
 //! ```
 //! A region is never writable and executable at once: `make_executable` synchronises the
 //! instruction cache, then drops write permission and grants execute in one entry update per
-//! page. All state is behind one [`IrqMutex`].
+//! page, and `unmap` does the reverse. Either ends with a TLB shoot-down ([`crate::tlb`]): when
+//! it returns, no CPU holds a translation with the old permission. All state is behind one
+//! [`IrqMutex`]; a CPU spinning for it serves pending shoot-downs (the holder may be waiting
+//! for exactly that).
+//!
+//! Code made executable by one CPU and run by another: that CPU must pass a context
+//! synchronisation event after it learns of the code ([`crate::cache::sync_core`]; on x86_64
+//! the shoot-down IPI's `iretq` already is one).
 use core::ptr::NonNull;
 
 use bitvec::prelude::*;
@@ -16,7 +23,7 @@ use kiln::platform::{CodeRegion, ExecMemory, MemorySource};
 
 use crate::memory::MEMORY;
 use crate::paging::{self, PagePerm, EXEC_WINDOW_PAGES, SMALL_PAGE};
-use crate::sync::IrqMutex;
+use crate::sync::{IrqMutex, IrqMutexGuard};
 
 struct Window {
     base: usize,
@@ -30,6 +37,18 @@ pub struct BareExec;
 
 /// The one exec-memory provider (hand `&EXEC` to kiln).
 pub static EXEC: BareExec = BareExec;
+
+/// Takes the window lock; while another CPU holds it, serves the shoot-downs it may be waiting
+/// for (this CPU's interrupts may be masked).
+fn lock_window() -> IrqMutexGuard<'static, Option<Window>> {
+    loop {
+        if let Some(guard) = WINDOW.try_lock() {
+            return guard;
+        }
+        crate::tlb::serve_pending();
+        core::hint::spin_loop();
+    }
+}
 
 /// Takes a segment for the window and maps it with small pages; `None` when RAM is exhausted.
 #[cold]
@@ -61,7 +80,7 @@ fn find_run(used: &BitSlice<usize, Lsb0>, pages: usize) -> Option<usize> {
 
 /// The window page permission at `addr` (for tests and assertions); `None` outside the window.
 pub fn page_perm(addr: *const u8) -> Option<PagePerm> {
-    let window = WINDOW.lock();
+    let window = lock_window();
     let w = window.as_ref()?;
     let a = addr as usize;
     (w.base..w.base + EXEC_WINDOW_PAGES * SMALL_PAGE)
@@ -85,14 +104,15 @@ fn in_window(w: &Window, region: &CodeRegion) -> bool {
 
 // SAFETY: map_writable hands out page runs marked used until unmap, writable and not executable;
 // make_executable synchronises the icache before granting execute and never leaves a page
-// writable and executable; everything is behind the window lock, so any CPU may call in.
+// writable and executable, on any CPU (TLB shoot-down before returning); everything is behind
+// the window lock, so any CPU may call in.
 unsafe impl ExecMemory for BareExec {
     fn map_writable(&self, len: usize) -> Option<CodeRegion> {
         let pages = len.div_ceil(SMALL_PAGE).max(1);
         if pages > EXEC_WINDOW_PAGES {
             return None;
         }
-        let mut window = WINDOW.lock();
+        let mut window = lock_window();
         if window.is_none() {
             *window = Some(open_window()?);
         }
@@ -107,7 +127,7 @@ unsafe impl ExecMemory for BareExec {
     }
 
     unsafe fn make_executable(&self, region: CodeRegion) -> bool {
-        let window = WINDOW.lock();
+        let window = lock_window();
         let Some(w) = window.as_ref() else {
             return false;
         };
@@ -119,11 +139,12 @@ unsafe impl ExecMemory for BareExec {
             // SAFETY: the page is in the window, we hold its lock, and (caller) nobody writes it.
             unsafe { paging::set_perm(w.base, va, PagePerm::Executable) };
         }
+        crate::tlb::invalidate_range(region.ptr.as_ptr() as usize, region.len);
         true
     }
 
     unsafe fn unmap(&self, region: CodeRegion) {
-        let mut window = WINDOW.lock();
+        let mut window = lock_window();
         let Some(w) = window.as_mut() else {
             return;
         };
@@ -135,6 +156,7 @@ unsafe impl ExecMemory for BareExec {
             // runs any more.
             unsafe { paging::set_perm(w.base, va, PagePerm::Writable) };
         }
+        crate::tlb::invalidate_range(region.ptr.as_ptr() as usize, region.len);
         let first = (region.ptr.as_ptr() as usize - w.base) / SMALL_PAGE;
         w.used[first..first + region.len / SMALL_PAGE].fill(false);
     }

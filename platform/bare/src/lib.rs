@@ -10,6 +10,7 @@
 //!   per-CPU table. x86_64 keeps it at `gs:0`, aarch64 in `TPIDR_EL1`.
 //! - **exec window**: one segment mapped with 4 KiB pages, where JIT code lives; each page is
 //!   either writable+no-execute or read+execute, never both.
+//! - **shoot-down**: dropping stale translations of window pages on every CPU after a flip.
 //!
 //! ## Boot, one file per stage
 //! ```text
@@ -23,11 +24,15 @@
 //! ```text
 //!   MemorySource  memory::MEMORY     segment bitmap over RAM (segments.rs), early-heap storage
 //!   LocalSlot     heap::SLOT         HEAPS[cpu index], interrupts masked while in use
-//!   ExecMemory    exec::EXEC         exec window, 4 KiB pages RW+NX <-> RX (paging.rs, cache.rs)
+//!   ExecMemory    exec::EXEC         exec window, 4 KiB pages RW+NX <-> RX (paging.rs, cache.rs),
+//!                                    TLB shoot-down on every flip (tlb.rs)
 //!   Console       console::SerialConsole
 //!   GlobalAlloc   heap::KilnAlloc    early heap until boot is done, then this CPU's kiln heap
 //! ```
 //! Secondary CPUs: [`smp::start_secondary`] (x86_64 INIT-SIPI-SIPI, aarch64 PSCI `CPU_ON`).
+//! Once a second CPU starts, x86_64 CPUs run with interrupts enabled: the only interrupt is the
+//! TLB shoot-down IPI (the legacy PICs are masked). [`guard::call_guarded`] runs a function with
+//! page faults turned into errors (tests probe page permissions with it).
 //! Every generic module with an architecture half names it `_arch/<arch>/<module>.rs`.
 //!
 //! ## Invariants
@@ -59,7 +64,12 @@ pub mod exec;
 #[cfg(target_os = "none")]
 pub mod exit;
 #[cfg(target_os = "none")]
+pub mod guard;
+#[cfg(target_os = "none")]
 pub mod heap;
+#[cfg(all(target_os = "none", target_arch = "x86_64"))]
+#[path = "_arch/x86_64/lapic.rs"]
+mod lapic;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
@@ -75,3 +85,5 @@ pub mod serial;
 pub mod smp;
 #[cfg(target_os = "none")]
 pub mod sync;
+#[cfg(target_os = "none")]
+pub mod tlb;

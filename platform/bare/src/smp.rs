@@ -103,11 +103,12 @@ pub fn start_secondary(entry: fn()) -> Result<usize, SmpError> {
     Err(SmpError::Timeout)
 }
 
-/// A secondary CPU's first Rust code after its architecture set-up: announce, run, park.
+/// A secondary CPU's first Rust code after its architecture set-up: announce, run, park
+/// (parked, it still takes TLB shoot-downs).
 fn secondary_main(ctx: &Context) -> ! {
     ctx.started.store(true, Ordering::Release);
     if let Some(entry) = ctx.entry {
         entry();
     }
-    crate::cpu::wait_forever()
+    crate::cpu::park()
 }

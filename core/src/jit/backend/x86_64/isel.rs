@@ -12,11 +12,13 @@
 //! slot are computed in a scratch register and stored.
 use liballoc::vec::Vec;
 
+mod calls;
+
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -103,6 +105,7 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
+            self.exit_link(n);
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
                 let slow = self.b.new_dynamic_label();
                 self.write_back_and_link(n, &plan, slow)?;
@@ -151,6 +154,17 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
             Op::Call => self.call(r),
+            Op::Fuel => self.fuel(r),
+            Op::CArgI
+            | Op::CArgF
+            | Op::CallV
+            | Op::CResI
+            | Op::CResF
+            | Op::RetI
+            | Op::RetF
+            | Op::RetN
+            | Op::CallD
+            | Op::Links => self.vm_call(r)?,
         }
         Ok(())
     }
@@ -436,6 +450,17 @@ impl Isel<'_> {
                 e::bind(&mut self.b, ok);
             }
         }
+    }
+
+    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word (unsigned).
+    fn fuel(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        e::load_ctx(&mut self.b, S0, word(FUEL));
+        self.mov_imm(S1, inst.imm);
+        e::cmp_rr(&mut self.b, S0, S1);
+        e::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
+        e::sub_rr(&mut self.b, S0, S1);
+        e::store_ctx(&mut self.b, word(FUEL), S0);
     }
 
     fn call(&mut self, r: Ref) {

@@ -7,7 +7,8 @@
 //! RAM size from the device tree, turns the MMU on and runs the generic boot.
 //!
 //! Vector table: 16 entries of 128 bytes (current EL with SP0 / SPx, lower EL 64 / 32 bit; each
-//! sync, IRQ, FIQ, SError). Every entry reports and exits: kiln-bare takes no interrupts.
+//! sync, IRQ, FIQ, SError). Every entry reports and exits (kiln-bare takes no interrupts), except
+//! a page fault inside a guarded call ([`crate::guard`]), which resumes at its recovery point.
 use core::arch::global_asm;
 
 use crate::{exit, println};
@@ -95,9 +96,10 @@ vector_common:
     mrs x1, esr_el1
     mrs x2, elr_el1
     mrs x3, far_el1
-    bl kiln_bare_exception
-6:  wfe
-    b 6b
+    bl kiln_bare_exception           /* returns only to resume a guarded call */
+    msr elr_el1, x0
+    mov sp, x1
+    eret
 
     .section .bss.stack, "aw", @nobits
     .balign 16
@@ -155,9 +157,37 @@ const VECTOR_KINDS: [&str; 4] = ["synchronous", "IRQ", "FIQ", "SError"];
 
 static IN_EXCEPTION: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// Every exception ends here: report it and fail the run.
+/// Where a recovered exception resumes (`eret` to `pc` with `sp`).
+#[repr(C)]
+struct Resume {
+    pc: usize,
+    sp: usize,
+}
+
+/// Vector entry 4: synchronous, current EL with SP_EL1 (kiln-bare runs at EL1h).
+const SYNC_CURRENT_EL_SPX: u64 = 4;
+/// ESR_EL1.EC: instruction abort and data abort taken without a change of EL.
+const EC_INSTRUCTION_ABORT_SAME_EL: u64 = 0x21;
+const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
+
+/// Every exception ends here: a page fault inside a guarded call resumes at its recovery point;
+/// anything else is reported and fails the run.
 #[no_mangle]
-extern "C" fn kiln_bare_exception(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+extern "C" fn kiln_bare_exception(kind: u64, esr: u64, elr: u64, far: u64) -> Resume {
+    let ec = esr >> 26;
+    if kind == SYNC_CURRENT_EL_SPX
+        && (ec == EC_INSTRUCTION_ABORT_SAME_EL || ec == EC_DATA_ABORT_SAME_EL)
+    {
+        if let Some((pc, sp)) = crate::guard::recover(far as usize) {
+            return Resume { pc, sp };
+        }
+    }
+    report(kind, esr, elr, far)
+}
+
+#[cold]
+#[inline(never)]
+fn report(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
     if IN_EXCEPTION.swap(true, core::sync::atomic::Ordering::SeqCst) {
         // A fault while reporting a fault (or semihosting is off): stop; the timeout fails it.
         crate::cpu::wait_forever();

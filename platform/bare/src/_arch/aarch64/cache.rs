@@ -32,3 +32,11 @@ pub fn sync_icache(ptr: *const u8, len: usize) {
     // SAFETY: barriers only.
     unsafe { asm!("dsb ish", "isb", options(nostack)) };
 }
+
+/// A context synchronisation event on this CPU (`isb`): instructions after it are fetched anew,
+/// so code another CPU installed and synchronised is seen.
+#[inline]
+pub fn sync_core() {
+    // SAFETY: barrier only.
+    unsafe { asm!("isb", options(nostack)) };
+}

@@ -63,3 +63,8 @@ pub fn wait_forever() -> ! {
         unsafe { asm!("msr daifset, #3", "wfe", options(nomem, nostack)) };
     }
 }
+
+/// Idles this CPU for good (aarch64 shoot-downs are broadcast in hardware; nothing to take).
+pub fn park() -> ! {
+    wait_forever()
+}

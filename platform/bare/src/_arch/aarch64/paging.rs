@@ -10,7 +10,7 @@
 //!
 //! The exec window's 2 MiB block in L2 is replaced (break-before-make) by an L3 table of
 //! 512 x 4 KiB pages, each either EL1 read/write + PXN (writable) or EL1 read-only without PXN
-//! (executable). Permission changes broadcast their TLB invalidation (`tlbi vae1is`).
+//! (executable). Permission changes are followed by a broadcast TLB invalidation (`tlb.rs`).
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::ops::Range;
@@ -154,7 +154,8 @@ pub(crate) unsafe fn map_exec_window(base: usize) {
     }
 }
 
-/// Sets the permission of the window page at `va` and invalidates its translation everywhere.
+/// Sets the permission of the window page at `va` in the table. Translations cached before
+/// stay until [`crate::tlb::invalidate_range`] (broadcast), which the caller runs next.
 ///
 /// # Safety
 /// `va` is a page of the window; the caller holds the window's lock and nothing executes (for
@@ -165,13 +166,12 @@ pub(crate) unsafe fn set_perm(window: usize, va: usize, perm: PagePerm) {
         PagePerm::Executable => PAGE_NORMAL | READ_ONLY,
     };
     let i = (va - window) / SMALL_PAGE;
-    // SAFETY: the caller holds the lock that serialises writers of L3_EXEC; the barriers make
-    // the new entry visible to the table walkers before the stale translation is dropped.
+    // SAFETY: the caller holds the lock that serialises writers of L3_EXEC; the entry is
+    // aligned and written whole (table walkers may read it at any time).
     unsafe {
         let l3 = L3_EXEC.0.get();
         let entry = core::ptr::read_volatile(&raw const (*l3)[i]);
         core::ptr::write_volatile(&raw mut (*l3)[i], (entry & ADDR_MASK) | bits);
-        asm!("dsb ishst", "tlbi vaae1is, {}", "dsb ish", "isb", in(reg) va >> 12, options(nostack));
     }
 }
 

@@ -8,3 +8,10 @@ pub fn sync_icache(_ptr: *const u8, _len: usize) {
     // cpuid only reads identification registers (and serialises); safe in this Rust version.
     let _ = core::arch::x86_64::__cpuid(0);
 }
+
+/// Serialises this CPU (`cpuid`), as the SDM asks of a CPU about to run code another CPU wrote.
+#[inline]
+pub fn sync_core() {
+    // cpuid only reads identification registers (and serialises); safe in this Rust version.
+    let _ = core::arch::x86_64::__cpuid(0);
+}

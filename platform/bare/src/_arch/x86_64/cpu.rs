@@ -86,3 +86,12 @@ pub fn wait_forever() -> ! {
         unsafe { asm!("cli", "hlt", options(nomem, nostack)) };
     }
 }
+
+/// Idles this CPU for good while it keeps taking interrupts (the TLB shoot-down IPI): a parked
+/// CPU must still acknowledge shoot-downs, or their initiator would wait forever.
+pub fn park() -> ! {
+    loop {
+        // SAFETY: sti; hlt waits for the next interrupt; handlers return here.
+        unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+    }
+}

@@ -1,17 +1,24 @@
-//! x86_64 exception vectors that report: an IDT whose 32 exception gates print the vector,
-//! error code, RIP and CR2, then fail the run (instead of a silent triple fault).
+//! x86_64 interrupt descriptor table: 32 exception gates that report (or, inside a guarded
+//! call, recover from a page fault), the TLB shoot-down IPI and the APIC's spurious vector.
 //!
 //! ```text
-//!   stub n: [push 0 if the CPU pushes no error code]; push n; jmp common
-//!   common: rdi = vector, rsi = error, rdx = RIP, rcx = CR2 -> kiln_bare_x86_exception
+//!   exception stub n: [push 0 if the CPU pushes no error code]; push n; jmp isr_common
+//!   isr_common: push the 9 caller-saved registers -> kiln_bare_x86_exception(&mut frame);
+//!               returns only for a recovered fault (frame.rip/rsp rewritten) -> pop, iretq
+//!   vector 0xF0 (tlb::SHOOTDOWN_VECTOR): save caller-saved registers, kiln_bare_x86_tlb_ipi
+//!   vector 0xFF (lapic::SPURIOUS_VECTOR): iretq
 //!   IDT entry (16 bytes): offset 0..16 | selector 0x08 | type 0x8E (interrupt gate) |
 //!                         offset 16..32 | offset 32..64 | 0
 //! ```
+//! All other vectors have no gate (a stray interrupt raises #NP, which reports). Handlers are
+//! Rust compiled for x86_64-unknown-none: soft-float (no SSE register is touched, so JIT code's
+//! xmm registers survive) and no red zone (an interrupt cannot clobber the stack below rsp).
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-const VECTORS: usize = 32;
+const EXCEPTIONS: usize = 32;
+const VECTORS: usize = 256;
 
 global_asm!(
     r#"
@@ -60,16 +67,58 @@ global_asm!(
     ISR_ERR 29
     ISR_ERR 30
     ISR_NOERR 31
-isr_common:
-    mov (%rsp), %rdi
-    mov 8(%rsp), %rsi
-    mov 16(%rsp), %rdx
-    mov %cr2, %rcx
-    and $-16, %rsp
+isr_common:                         /* 7 words pushed: 9 more keep rsp 16-byte aligned */
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    mov %rsp, %rdi
     call kiln_bare_x86_exception
-1:  cli
-    hlt
-    jmp 1b
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    add $16, %rsp
+    iretq
+
+    .balign 16
+    .global kiln_bare_isr_tlb
+kiln_bare_isr_tlb:                   /* 5 words pushed: 9 more keep rsp 16-byte aligned */
+    push %rax
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    call kiln_bare_x86_tlb_ipi
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
+    .balign 16
+    .global kiln_bare_isr_spurious
+kiln_bare_isr_spurious:
+    iretq
 
     .section .rodata, "a"
     .balign 8
@@ -83,7 +132,28 @@ kiln_bare_isr_table:
 );
 
 extern "C" {
-    static kiln_bare_isr_table: [u64; VECTORS];
+    static kiln_bare_isr_table: [u64; EXCEPTIONS];
+    static kiln_bare_isr_tlb: u8;
+    static kiln_bare_isr_spurious: u8;
+}
+
+/// What `isr_common` leaves on the stack, lowest address first.
+#[repr(C)]
+struct ExceptionFrame {
+    saved: [u64; 9],
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+/// An interrupt gate to `handler` in the kernel code segment.
+fn gate(handler: u64) -> [u64; 2] {
+    let low = (handler & 0xFFFF) | (0x08 << 16) | (0x8E << 40) | ((handler >> 16) & 0xFFFF) << 48;
+    [low, handler >> 32]
 }
 
 #[repr(C, align(16))]
@@ -102,10 +172,11 @@ pub(crate) fn init() {
         // SAFETY: the table is a constant in the image.
         unsafe { kiln_bare_isr_table }.iter(),
     ) {
-        let low =
-            (handler & 0xFFFF) | (0x08 << 16) | (0x8E << 40) | ((handler >> 16) & 0xFFFF) << 48;
-        *entry = [low, handler >> 32];
+        *entry = gate(handler);
     }
+    idt[usize::from(crate::tlb::SHOOTDOWN_VECTOR)] = gate(&raw const kiln_bare_isr_tlb as u64);
+    idt[usize::from(crate::lapic::SPURIOUS_VECTOR)] =
+        gate(&raw const kiln_bare_isr_spurious as u64);
     load();
 }
 
@@ -153,9 +224,28 @@ const NAMES: [&str; 22] = [
 
 static IN_EXCEPTION: AtomicBool = AtomicBool::new(false);
 
-/// Every exception ends here: report it and fail the run.
+const PAGE_FAULT: u64 = 14;
+
+/// Every exception ends here: a page fault inside a guarded call resumes at its recovery point;
+/// anything else is reported and fails the run.
 #[no_mangle]
-extern "C" fn kiln_bare_x86_exception(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
+extern "C" fn kiln_bare_x86_exception(frame: &mut ExceptionFrame) {
+    let cr2: u64;
+    // SAFETY: reading CR2 has no effect.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    if frame.vector == PAGE_FAULT {
+        if let Some((pc, sp)) = crate::guard::recover(cr2 as usize) {
+            frame.rip = pc as u64;
+            frame.rsp = sp as u64;
+            return;
+        }
+    }
+    report(frame.vector, frame.error, frame.rip, cr2)
+}
+
+#[cold]
+#[inline(never)]
+fn report(vector: u64, error: u64, rip: u64, cr2: u64) -> ! {
     if IN_EXCEPTION.swap(true, Ordering::SeqCst) {
         crate::cpu::wait_forever();
     }

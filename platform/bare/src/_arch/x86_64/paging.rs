@@ -46,7 +46,8 @@ pub(crate) unsafe fn map_exec_window(base: usize) {
     }
 }
 
-/// Sets the permission of the window page at `va` and drops its stale translation.
+/// Sets the permission of the window page at `va` in the page table. Translations cached
+/// before stay until [`crate::tlb::invalidate_range`], which the caller runs next.
 ///
 /// # Safety
 /// `va` is a page of the window; the caller holds the window's lock and nothing executes (for
@@ -59,9 +60,9 @@ pub(crate) unsafe fn set_perm(window: usize, va: usize, perm: PagePerm) {
     // SAFETY: the caller holds the lock that serialises writers of EXEC_PT.
     let pt = unsafe { &mut *EXEC_PT.0.get() };
     let i = (va - window) / SMALL_PAGE;
-    pt[i] = (pt[i] & ADDR_MASK) | bits;
-    // SAFETY: invlpg only drops a cached translation (and serialises this CPU).
-    unsafe { asm!("invlpg [{}]", in(reg) va, options(nostack)) };
+    // A volatile store: page walkers of other CPUs read this entry concurrently.
+    // SAFETY: an aligned entry of the table borrowed above.
+    unsafe { core::ptr::write_volatile(&raw mut pt[i], (pt[i] & ADDR_MASK) | bits) };
 }
 
 /// The permission the page table gives the window page at `va`.

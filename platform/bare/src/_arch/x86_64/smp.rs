@@ -12,18 +12,13 @@ use core::arch::global_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{secondary_main, Context, SmpError};
+use crate::lapic::send_ipi;
 use crate::port::{inb, outw};
 
 /// Physical address the trampoline runs at (SIPI vector 0x08).
 const TRAMPOLINE: usize = 0x8000;
-const LAPIC: usize = 0xFEE0_0000;
-const LAPIC_SVR: usize = 0xF0;
-const LAPIC_ICR_LOW: usize = 0x300;
-const LAPIC_ICR_HIGH: usize = 0x310;
-const SVR_ENABLE: u32 = 1 << 8;
 const ICR_INIT: u32 = 0x0000_4500;
 const ICR_STARTUP: u32 = 0x0000_4600;
-const ICR_PENDING: u32 = 1 << 12;
 const FW_CFG_SELECTOR: u16 = 0x510;
 const FW_CFG_DATA: u16 = 0x511;
 const FW_CFG_SIGNATURE: u16 = 0x0000;
@@ -131,25 +126,6 @@ pub(super) fn possible_cpus() -> usize {
     usize::from(u16::from_le_bytes([low, high]))
 }
 
-fn lapic_write(reg: usize, value: u32) {
-    // SAFETY: the local APIC's registers are identity-mapped (uncached) MMIO.
-    unsafe { core::ptr::write_volatile((LAPIC + reg) as *mut u32, value) };
-}
-
-fn lapic_read(reg: usize) -> u32 {
-    // SAFETY: as for lapic_write.
-    unsafe { core::ptr::read_volatile((LAPIC + reg) as *const u32) }
-}
-
-/// Sends one inter-processor interrupt and waits until the APIC has delivered it.
-fn send_ipi(apic_id: u32, command: u32) {
-    lapic_write(LAPIC_ICR_HIGH, apic_id << 24);
-    lapic_write(LAPIC_ICR_LOW, command);
-    while lapic_read(LAPIC_ICR_LOW) & ICR_PENDING != 0 {
-        core::hint::spin_loop();
-    }
-}
-
 fn pause(iterations: u32) {
     for _ in 0..iterations {
         core::hint::spin_loop();
@@ -158,9 +134,7 @@ fn pause(iterations: u32) {
 
 /// Starts CPU `index` (local APIC ID `index`) with INIT-SIPI-SIPI.
 pub(super) fn power_on(index: usize, ctx: &Context) -> Result<(), SmpError> {
-    // SAFETY: the APIC's 2 MiB page holds only device registers.
-    unsafe { crate::paging::make_uncached(LAPIC) };
-    lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | SVR_ENABLE | 0xFF);
+    crate::tlb::boot_cpu_online();
     let start = &raw const kiln_bare_ap_trampoline as usize;
     let len = &raw const kiln_bare_ap_trampoline_end as usize - start;
     // SAFETY: conventional memory at 0x8000 (below the image at 1 MiB) is unused by kiln-bare
@@ -184,5 +158,6 @@ extern "C" fn kiln_bare_x86_64_secondary(ctx: &Context) -> ! {
     // SAFETY: each AP gets a distinct index from `start_secondary`, set once here.
     unsafe { crate::cpu::set_cpu_index(ctx.index) };
     crate::boot::idt::load();
+    crate::tlb::this_cpu_online();
     secondary_main(ctx)
 }
