@@ -84,6 +84,7 @@ fn mandelbrot_jit_on_aarch64() -> Result<(), String> {
     if out.status.success()
         && has("[JIT] Hot loop detected at PC ")
         && has("[JIT] Compiled loop at PC ")
+        && has("[JIT] Compiled side trace at PC ")
         && stdout.lines().any(|l| l.trim() == "397380")
     {
         for line in log
