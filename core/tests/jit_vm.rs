@@ -219,3 +219,32 @@ fn an_unmetered_loop_stays_native() {
         assert_eq!(stats.entered, 1, "fuel {fuel:?}: {stats:?}");
     }
 }
+
+/// Nested loops run as linked and side traces (jumps between traces never pass through the
+/// interpreter's back edge): every backward jump they take is still charged exactly once.
+#[test]
+fn fuel_through_linked_and_side_traces() {
+    let src = "let t = 0; let y = 0;
+         while y < 60 {
+             let x = 0;
+             while x < 40 { if x % 7 == 3 { t = t + 2; } else { t = t + x * y; } x = x + 1; }
+             if y % 5 == 0 { t = t - 1; }
+             y = y + 1;
+         }
+         print(t);";
+    let (unmetered, stats) = run_metered(src, &[], Some(2), Some(u64::MAX));
+    assert!(stats.side_compiled >= 1, "{stats:?}");
+    let need = u64::MAX - unmetered.2;
+    assert_eq!(unmetered, run_metered(src, &[], None, Some(u64::MAX)).0);
+    let mut starved = 0;
+    for budget in (0..need)
+        .step_by(need as usize / 97 + 1)
+        .chain([need - 1, need])
+    {
+        let (want, _) = run_metered(src, &[], None, Some(budget));
+        let (got, stats) = run_metered(src, &[], Some(2), Some(budget));
+        assert_eq!(got, want, "fuel {budget}");
+        starved += (got.1.is_err() && stats.side_compiled > 0) as u32;
+    }
+    assert!(starved >= 50, "{starved}");
+}
