@@ -95,7 +95,7 @@ fn assert_no_abort_at(r: &Run, what: &str) {
     );
 }
 
-/// Every `[JIT]` line has one of the four known shapes.
+/// Every `[JIT]` line has one of the known shapes (loops, side traces, and the function JIT's).
 fn assert_log_lines_well_formed(log: &str) {
     for line in log.lines() {
         let rest = line.strip_prefix("[JIT] ").expect(line);
@@ -105,6 +105,9 @@ fn assert_log_lines_well_formed(log: &str) {
             "Compiled side trace at PC ",
             "Trace aborted at PC ",
             "Side trace aborted at PC ",
+            "Hot function ",
+            "Compiled function ",
+            "Function ",
         ]
         .iter()
         .any(|p| rest.starts_with(p));

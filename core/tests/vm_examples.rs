@@ -47,7 +47,14 @@ fn every_example_has_a_snapshot_test() {
     names.sort();
     assert_eq!(
         names,
-        ["fib", "mandelbrot", "sieve", "spectral_norm", "strings"]
+        [
+            "fib",
+            "mandelbrot",
+            "sieve",
+            "spectral_norm",
+            "strings",
+            "tak"
+        ]
     );
 }
 
@@ -74,4 +81,9 @@ fn spectral_norm() {
 #[test]
 fn strings() {
     check("strings");
+}
+
+#[test]
+fn tak() {
+    check("tak");
 }

@@ -2,7 +2,8 @@
 //! under `qemu-aarch64` user mode (the runner and linker come from `.cargo/config.toml`).
 //! This is where the AArch64 JIT backend's native code actually executes. Then the `kiln` binary
 //! built for aarch64 runs `examples/mandelbrot.kl --jit=auto --trace-jit` under qemu-aarch64 and
-//! must print both `[JIT]` lines and 397380.
+//! must print both `[JIT]` lines and 397380, and `examples/fib.kl 24 --jit=on` must compile fib
+//! and print 46368.
 use crate::util::{cargo, ensure_debian_packages, run};
 
 pub fn lane() -> Result<(), String> {
@@ -23,7 +24,35 @@ pub fn lane() -> Result<(), String> {
     // Tests that re-run their own binary as a child process need the emulator too.
     tests.env("KILN_TEST_RUNNER", "qemu-aarch64 -L /usr/aarch64-linux-gnu");
     run(tests)?;
-    mandelbrot_jit_on_aarch64()
+    mandelbrot_jit_on_aarch64()?;
+    fib_function_jit_on_aarch64()
+}
+
+/// The aarch64 `kiln` binary (built by `mandelbrot_jit_on_aarch64`) runs fib with the
+/// function JIT under qemu-aarch64: compiled on the first call, right result.
+fn fib_function_jit_on_aarch64() -> Result<(), String> {
+    let kiln = crate::util::root().join("target/aarch64-unknown-linux-gnu/release/kiln");
+    let out = std::process::Command::new("qemu-aarch64")
+        .args(["-L", "/usr/aarch64-linux-gnu"])
+        .arg(&kiln)
+        .args(["run", "--jit=on", "--trace-jit", "examples/fib.kl", "24"])
+        .current_dir(crate::util::root())
+        .output()
+        .map_err(|e| format!("cannot run qemu-aarch64: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let compiled = stderr
+        .lines()
+        .any(|l| l.starts_with("[JIT] Compiled function fib ("));
+    if out.status.success() && compiled && stdout.trim() == "fib(24) = 46368" {
+        eprintln!("aarch64: fib.kl printed fib(24) = 46368 with the function JIT");
+        Ok(())
+    } else {
+        Err(format!(
+            "aarch64 kiln fib with the function JIT failed ({}):\n{stdout}{stderr}",
+            out.status
+        ))
+    }
 }
 
 /// The `kiln` binary built for aarch64 runs mandelbrot with the JIT under qemu-aarch64: both

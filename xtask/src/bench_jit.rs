@@ -1,11 +1,13 @@
 //! `cargo xtask bench jit`: kiln's interpreter and tracing JIT against Lua 5.4, LuaJIT (interpreter and JIT)
 //! and native Rust on the same algorithm, side by side in one run.
 //!
-//! Workload: mandelbrot, N = 2000 (`examples/mandelbrot.kl`, `bench/mandelbrot.lua`,
-//! `bench/mandelbrot.rs`). Every engine runs `KILN_BENCH_RUNS` times (default 5), round-robin
-//! so machine load hits all engines alike; all must print the same count. Reported: median wall
-//! time and median CPU time (user + sys of the child, from `getrusage`), and each engine's
-//! speed relative to the kiln interpreter. Writes `target/bench/jit.json`.
+//! Workloads ([`WORKLOADS`]; `cargo xtask bench jit NAME..` runs a subset): mandelbrot,
+//! N = 2000 (loops), and the call-heavy fib, N = 32, and tak, 26 18 9 (the function JIT), each
+//! as `examples/NAME.kl`, `bench/NAME.lua`, `bench/NAME.rs`. Every engine runs
+//! `KILN_BENCH_RUNS` times (default 5), round-robin so machine load hits all engines alike; all
+//! must print the same output. Reported: median wall time and median CPU time (user + sys of
+//! the child, from `getrusage`), and each engine's speed relative to the kiln interpreter.
+//! Writes `target/bench/jit.json` (mandelbrot) and `target/bench/jit_NAME.json` (the others).
 //! `KILN_BENCH_BASELINE=path/to/kiln` adds that binary's JIT as one more engine (a build from
 //! before a change, measured in the same rounds).
 use std::path::{Path, PathBuf};
@@ -14,7 +16,27 @@ use std::time::Instant;
 
 use crate::util::{root, run as sh};
 
-const N: &str = "2000";
+/// One program, in kiln, Lua and Rust, with its arguments.
+struct Workload {
+    name: &'static str,
+    args: &'static [&'static str],
+}
+
+/// Every workload, in the order they run.
+const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "mandelbrot",
+        args: &["2000"],
+    },
+    Workload {
+        name: "fib",
+        args: &["32"],
+    },
+    Workload {
+        name: "tak",
+        args: &["26", "18", "9"],
+    },
+];
 
 struct Engine {
     name: &'static str,
@@ -24,54 +46,78 @@ struct Engine {
 }
 
 pub fn run(args: &[&str]) -> Result<(), String> {
-    if !args.is_empty() {
-        return Err(format!("bench jit takes no arguments, got {args:?}"));
+    if let Some(bad) = args
+        .iter()
+        .find(|a| !WORKLOADS.iter().any(|w| w.name == **a))
+    {
+        let names: Vec<&str> = WORKLOADS.iter().map(|w| w.name).collect();
+        return Err(format!(
+            "bench jit: unknown workload {bad:?} (have {names:?})"
+        ));
     }
     crate::util::ensure_debian_packages(&["lua5.4", "luajit"])?;
     let kiln = crate::vm::build_kiln()?;
-    let native = build_native()?;
+    for w in WORKLOADS {
+        if args.is_empty() || args.contains(&w.name) {
+            run_workload(w, &kiln)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_workload(w: &Workload, kiln: &Path) -> Result<(), String> {
+    let native = build_native(w.name)?;
     let runs: usize = std::env::var("KILN_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5)
         .max(1);
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let kiln = kiln.to_string_lossy().into_owned();
     let native = native.to_string_lossy().into_owned();
+    let (kl, lua) = (
+        format!("examples/{}.kl", w.name),
+        format!("bench/{}.lua", w.name),
+    );
+    let s = |v: &[&str]| {
+        v.iter()
+            .chain(w.args)
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+    };
     let mut engines = vec![
         Engine {
             name: "kiln interpreter",
-            cmd: s(&[&kiln, "run", "--jit=off", "examples/mandelbrot.kl", N]),
+            cmd: s(&[&kiln, "run", "--jit=off", &kl]),
             wall: vec![],
             cpu: vec![],
         },
         Engine {
             name: "kiln JIT",
-            cmd: s(&[&kiln, "run", "--jit=on", "examples/mandelbrot.kl", N]),
+            cmd: s(&[&kiln, "run", "--jit=on", &kl]),
             wall: vec![],
             cpu: vec![],
         },
         Engine {
             name: "Lua 5.4",
-            cmd: s(&["lua5.4", "bench/mandelbrot.lua", N]),
+            cmd: s(&["lua5.4", &lua]),
             wall: vec![],
             cpu: vec![],
         },
         Engine {
             name: "LuaJIT -joff",
-            cmd: s(&["luajit", "-joff", "bench/mandelbrot.lua", N]),
+            cmd: s(&["luajit", "-joff", &lua]),
             wall: vec![],
             cpu: vec![],
         },
         Engine {
             name: "LuaJIT",
-            cmd: s(&["luajit", "bench/mandelbrot.lua", N]),
+            cmd: s(&["luajit", &lua]),
             wall: vec![],
             cpu: vec![],
         },
         Engine {
             name: "native Rust",
-            cmd: s(&[&native, N]),
+            cmd: s(&[&native]),
             wall: vec![],
             cpu: vec![],
         },
@@ -82,7 +128,7 @@ pub fn run(args: &[&str]) -> Result<(), String> {
             2,
             Engine {
                 name: "kiln JIT, baseline build",
-                cmd: s(&[&base, "run", "--jit=on", "examples/mandelbrot.kl", N]),
+                cmd: s(&[&base, "run", "--jit=on", &kl]),
                 wall: vec![],
                 cpu: vec![],
             },
@@ -102,19 +148,19 @@ pub fn run(args: &[&str]) -> Result<(), String> {
             e.wall.push(wall);
             e.cpu.push(cpu);
         }
-        eprintln!("bench jit: round {}/{runs} done", round + 1);
+        eprintln!("bench jit {}: round {}/{runs} done", w.name, round + 1);
     }
-    report(&engines, runs, expected.unwrap_or_default().trim())
+    report(w, &engines, runs, expected.unwrap_or_default().trim())
 }
 
-fn build_native() -> Result<PathBuf, String> {
+fn build_native(name: &str) -> Result<PathBuf, String> {
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let exe = dir.join("mandelbrot-native");
+    let exe = dir.join(format!("{name}-native"));
     let mut c = Command::new("rustc");
     c.args(["--edition", "2021", "-C", "opt-level=3", "-o"])
         .arg(&exe)
-        .arg(root().join("bench/mandelbrot.rs"));
+        .arg(root().join(format!("bench/{name}.rs")));
     sh(c)?;
     Ok(exe)
 }
@@ -151,15 +197,16 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn report(engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
+fn report(w: &Workload, engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
     let base_wall = median(&engines[0].wall);
     let base_cpu = median(&engines[0].cpu);
-    println!("mandelbrot N={N}, {runs} runs each, median; output {output}");
+    let (name, n) = (w.name, w.args.join(" "));
+    println!("{name} {n}, {runs} runs each, median; output {output}");
     println!(
         "{:<18} {:>10} {:>10} {:>22}",
         "engine", "wall s", "cpu s", "speed vs kiln (cpu)"
     );
-    let mut json = format!("{{\n  \"benchmark\": \"mandelbrot\",\n  \"n\": {N},\n  \"runs\": {runs},\n  \"output\": \"{output}\",\n  \"engines\": [\n");
+    let mut json = format!("{{\n  \"benchmark\": \"{name}\",\n  \"n\": \"{n}\",\n  \"runs\": {runs},\n  \"output\": \"{output}\",\n  \"engines\": [\n");
     for (i, e) in engines.iter().enumerate() {
         let (w, c) = (median(&e.wall), median(&e.cpu));
         println!(
@@ -182,7 +229,11 @@ fn report(engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
     let ratio_wall = median(&lua.wall) / base_wall;
     json.push_str(&format!("  ],\n  \"lua54_over_kiln_cpu\": {ratio_cpu:.3},\n  \"lua54_over_kiln_wall\": {ratio_wall:.3}\n}}\n"));
     println!("kiln interpreter vs Lua 5.4: Lua time / kiln time = {ratio_cpu:.2} (cpu), {ratio_wall:.2} (wall); >1 means kiln is faster");
-    let path = root().join("target/bench/jit.json");
+    let file = match name {
+        "mandelbrot" => "jit.json".to_string(),
+        other => format!("jit_{other}.json"),
+    };
+    let path = root().join("target/bench").join(file);
     write(&path, &json)?;
     println!("wrote {}", path.display());
     Ok(())

@@ -21,9 +21,11 @@
 use core::fmt::Write as _;
 
 use liballoc::collections::BTreeMap;
+use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 use crate::jit::backend::{compile, Compiled, ExitFrame, Native};
+use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
@@ -31,6 +33,7 @@ use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_BOOL, TAG_FLOAT, TAG_INT};
 
@@ -89,6 +92,7 @@ pub struct Jit<'a> {
     installed: Vec<Installed>,
     stats: JitStats,
     exits: BTreeMap<u64, ExitCount>,
+    funcs: FuncJit<'a>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -107,7 +111,13 @@ impl<'a> Jit<'a> {
             installed: Vec::new(),
             stats: JitStats::default(),
             exits: BTreeMap::new(),
+            funcs: FuncJit::new(prog, mem, log),
         }
+    }
+
+    /// The function JIT's counters so far.
+    pub fn func_stats(&self) -> FuncStats {
+        self.funcs.stats()
     }
 
     /// The counters so far.
@@ -313,6 +323,23 @@ impl LoopHook for Jit<'_> {
             _ => return None,
         };
         self.run_chain(func, trace, header_pc, regs, fuel)
+    }
+
+    fn hot_func(&mut self, at: HotFunc<'_>) {
+        self.funcs.hot(at);
+    }
+
+    fn native_func(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+        self.funcs.native(func, args)
+    }
+
+    fn native_side(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+    ) -> Option<Rc<dyn NativeFunc>> {
+        self.funcs.side(func, pc, regs)
     }
 }
 

@@ -114,6 +114,16 @@ macro_rules! irdef {
             NotB    (Bool, None)    -> Bool  [flags::PURE]                    "!a";
             Exit    (None, None)    -> Void  [flags::GUARD | flags::EFFECT]   "leave through `snap` unconditionally (a linked trace's end)";
             Fuel    (None, None)    -> Void  [flags::GUARD | flags::EFFECT]   "charge `imm` fuel; exit instead if less is left";
+            CArgI   (Int, None)     -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is int a";
+            CArgF   (Float, None)   -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is float a";
+            CallV   (None, None)    -> Int   [flags::EFFECT]                  "VM call of call site `imm` through host function 0 (see jit::callframe); status";
+            CResI   (Int, None)     -> Int   [flags::PURE]                    "int result of the CallV a";
+            CResF   (Int, None)     -> Float [flags::PURE]                    "float result of the CallV a";
+            RetI    (Int, None)     -> Void  [flags::EFFECT]                  "return int a from a function trace (see jit::callframe)";
+            RetF    (Float, None)   -> Void  [flags::EFFECT]                  "return float a from a function trace";
+            RetN    (None, None)    -> Void  [flags::EFFECT]                  "return nil from a function trace";
+            CallD   (Int, Int)      -> Int   [flags::EFFECT]                  "direct call of function trace a (0: this one) for site `imm`, b = packed window/args; status";
+            Links   (None, None)    -> Void  [flags::EFFECT]                  "`imm`: address of the exit link table (one word per snapshot; see jit::callframe)";
         }
     };
 }
@@ -164,6 +174,11 @@ impl Op {
     #[inline]
     pub fn is_const(self) -> bool {
         self.flags() & flags::CONST != 0
+    }
+    /// Whether the opcode calls out of the trace (clobbering caller-saved registers).
+    #[inline]
+    pub fn is_call(self) -> bool {
+        matches!(self, Op::Call | Op::CallV | Op::CallD)
     }
     /// Whether the opcode is pure.
     #[inline]

@@ -32,6 +32,8 @@ pub enum InterpError {
     SlotOutOfBounds(u32),
     /// The trace fails [`Trace::validate`].
     Malformed(IrError),
+    /// The trace calls VM functions (`CallV`), which only a running VM can do.
+    NeedsVm,
 }
 
 /// Runs `trace` for at most `fuel` iterations, with an unlimited VM fuel budget.
@@ -142,6 +144,17 @@ fn step(
                 }
                 continue;
             }
+            // VM calls need a VM; function traces are checked against the interpreter instead.
+            Op::CArgI
+            | Op::CArgF
+            | Op::CallV
+            | Op::CResI
+            | Op::CResF
+            | Op::RetI
+            | Op::RetF
+            | Op::RetN
+            | Op::CallD
+            | Op::Links => return Err(InterpError::NeedsVm),
         };
         vals[r] = v;
     }

@@ -186,6 +186,34 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
     Ok(out)
 }
 
+/// Optimises a trace that does not loop (a function trace, which ends in `Exit`): folding,
+/// CSE and dead-code elimination in one pass, no unrolling.
+pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
+    rec.validate()?;
+    if rec.loop_ref().is_some() {
+        return Err(OptError::AlreadyLooped);
+    }
+    let mut em = Emitter {
+        out: Trace {
+            calls: rec.calls.clone(),
+            ..Trace::default()
+        },
+        cse: BTreeMap::new(),
+    };
+    let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
+    for inst in &rec.insts {
+        let mut i = *inst;
+        i.a = remap(&map, i.a);
+        i.b = remap(&map, i.b);
+        let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
+        map.push(em.emit(i, snap.as_ref()));
+    }
+    let mut out = em.out;
+    eliminate_dead_code(&mut out);
+    out.validate()?;
+    Ok(out)
+}
+
 fn remap(map: &[Ref], r: Ref) -> Ref {
     if r == NONE {
         NONE

@@ -551,7 +551,8 @@ impl Recorder<'_> {
     }
 }
 
-extern "C" fn host_div(a: i64, b: i64) -> i64 {
+/// Int `/` with the interpreter's wrapping semantics (the divisor is guarded non-zero).
+pub(crate) extern "C" fn host_div(a: i64, b: i64) -> i64 {
     // `b != 0` is guarded before the call; the check keeps a broken guard from trapping.
     if b == 0 {
         0
@@ -560,7 +561,8 @@ extern "C" fn host_div(a: i64, b: i64) -> i64 {
     }
 }
 
-extern "C" fn host_rem(a: i64, b: i64) -> i64 {
+/// Int `%` with the interpreter's wrapping semantics (the divisor is guarded non-zero).
+pub(crate) extern "C" fn host_rem(a: i64, b: i64) -> i64 {
     if b == 0 {
         0
     } else {

@@ -104,7 +104,7 @@ fn interval_ends(t: &Trace) -> Vec<usize> {
 pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
     let n = t.insts.len();
     let end = interval_ends(t);
-    let calls: Vec<usize> = (0..n).filter(|&i| t.insts[i].op == Op::Call).collect();
+    let calls: Vec<usize> = (0..n).filter(|&i| t.insts[i].op.is_call()).collect();
     // `hint[b] = a` for every PHI(a, b): `b` would like `a`'s register.
     let mut hint: Vec<Ref> = vec![NONE; n];
     for inst in t.insts.iter().filter(|i| i.op == Op::Phi) {

@@ -57,6 +57,9 @@ aborts! {
     Protect                 => "the platform refused to make code executable";
     InnerLoop               => "reached a loop header that has no trace yet";
     DivisionByZero          => "the recorded iteration divides an int by zero";
+    FuncLoop                => "the function contains a loop (the loop JIT handles it)";
+    CallResultBranch        => "a branch depends on a call result";
+    TooManyArgs             => "a call passes more arguments than a function trace supports";
 }
 
 impl From<CompileError> for Abort {

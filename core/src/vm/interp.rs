@@ -9,6 +9,11 @@
 //! only when counting is on), which bumps the per-function counter of the loop header PC and,
 //! exactly when it reaches [`VmConfig::jit_threshold`], calls [`LoopHook::hot_loop`] with the
 //! frame's registers.
+//!
+//! Every `call` (while counting is on) goes through `count_call` (`native.rs`): per-function
+//! call counts, [`LoopHook::hot_func`] at the threshold, and native code from
+//! [`LoopHook::native_func`], run through a [`NativeEnv`] instead of pushing an interpreted
+//! frame.
 use core::fmt::Write;
 use core::mem;
 
@@ -16,9 +21,12 @@ use liballoc::string::String;
 use liballoc::vec;
 use liballoc::vec::Vec;
 
+use liballoc::rc::Rc;
+
 use super::builtins::{self, Builtin, Env};
 use super::bytecode::{a, b, bx, byte, c, sbx};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
+use super::native::{HotFunc, NativeEnv, NativeFunc};
 use super::program::{Const, Program};
 use super::value::{Meter, MeterCell, Value};
 use super::verify::verify;
@@ -78,14 +86,34 @@ pub trait LoopHook {
     ) -> Option<usize> {
         None
     }
+
+    /// Called once per function, when its call count reaches the function threshold, with
+    /// the callee's arguments (see [`super::native`]).
+    fn hot_func(&mut self, _at: HotFunc<'_>) {}
+
+    /// Native code for `func`, asked at every call of a hot function; `None` interprets it.
+    fn native_func(&mut self, _func: usize, _args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+        None
+    }
+
+    /// Native code that continues `func` from `pc` (a hot exit of its native code), with the
+    /// frame's registers as they are there; `None` lets the interpreter finish the frame.
+    fn native_side(
+        &mut self,
+        _func: usize,
+        _pc: usize,
+        _regs: &[Value],
+    ) -> Option<Rc<dyn NativeFunc>> {
+        None
+    }
 }
 
 /// One call frame: where the caller resumes.
 #[derive(Clone, Copy, Debug)]
-struct Frame {
-    func: u32,
-    ret_pc: u32,
-    base: u32,
+pub(super) struct Frame {
+    pub(super) func: u32,
+    pub(super) ret_pc: u32,
+    pub(super) base: u32,
 }
 
 /// A virtual machine bound to one verified program.
@@ -95,14 +123,22 @@ struct Frame {
 /// loop body's length per backward jump. Every instruction executed was paid for, so a budget of
 /// F bounds execution to at most F instructions (typically it allows fewer).
 pub struct Vm<'p> {
-    prog: &'p Program,
+    pub(super) prog: &'p Program,
     consts: Vec<Value>,
     stack: Vec<Value>,
-    frames: Vec<Frame>,
+    pub(super) frames: Vec<Frame>,
     meter: Meter,
     fuel: u64,
-    config: VmConfig,
+    pub(super) config: VmConfig,
     counters: Vec<Vec<u32>>,
+    /// Calls per function (empty when counting is off); see [`super::native`].
+    pub(super) calls: Vec<u32>,
+    /// Call count at which a function is hot (defaults to the loop threshold).
+    pub(super) func_threshold: u32,
+    /// Native activations on the host stack now.
+    pub(super) native_depth: usize,
+    /// Native code per function, once the hook handed some out (empty when counting is off).
+    pub(super) natives: Vec<Option<Rc<dyn NativeFunc>>>,
     args: Vec<Value>,
 }
 
@@ -116,6 +152,11 @@ impl<'p> Vm<'p> {
         } else {
             Vec::new()
         };
+        let calls = if config.jit_threshold > 0 {
+            vec![0; prog.funcs.len()]
+        } else {
+            Vec::new()
+        };
         Ok(Vm {
             prog,
             consts: Vec::new(),
@@ -125,6 +166,10 @@ impl<'p> Vm<'p> {
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
             counters,
+            func_threshold: config.jit_threshold,
+            native_depth: 0,
+            natives: (0..calls.len()).map(|_| None).collect(),
+            calls,
             args: Vec::new(),
         })
     }
@@ -145,7 +190,9 @@ impl<'p> Vm<'p> {
         self.meter.used()
     }
 
-    /// Fuel left.
+    /// Fuel left. Exact (the same with the JIT on or off) when [`VmConfig::fuel`] set a
+    /// budget; without one, calls that compiled functions make to each other directly are not
+    /// counted.
     pub fn fuel_left(&self) -> u64 {
         self.fuel
     }
@@ -171,7 +218,7 @@ impl<'p> Vm<'p> {
 
     #[cold]
     #[inline(never)]
-    fn fail(&self, func: usize, pc: usize, kind: E) -> RuntimeError {
+    pub(super) fn fail(&self, func: usize, pc: usize, kind: E) -> RuntimeError {
         let f = self.prog.funcs.get(func);
         RuntimeError {
             kind,
@@ -183,7 +230,7 @@ impl<'p> Vm<'p> {
         }
     }
 
-    fn charge(&mut self, words: usize) -> Result<(), E> {
+    pub(super) fn charge(&mut self, words: usize) -> Result<(), E> {
         self.fuel = self.fuel.checked_sub(words as u64).ok_or(E::OutOfFuel)?;
         Ok(())
     }
@@ -278,17 +325,35 @@ impl<'p> Vm<'p> {
         let mut stack = mem::take(&mut self.stack);
         let consts = mem::take(&mut self.consts);
         let result = match self.grow_stack(&mut stack, FRAME_WINDOW) {
-            Ok(()) => self.execute(&mut stack, &consts, out, &mut hook, &mut pos),
+            Ok(()) => {
+                let start = Start {
+                    func: 0,
+                    pc: 0,
+                    base: 0,
+                    stop: 0,
+                };
+                self.execute(&mut stack, &consts, out, &mut hook, &mut pos, start)
+            }
             Err(k) => Err(k),
         };
         // Release every frame's registers, also after an error, so heap values are reclaimed.
         stack.iter_mut().for_each(|v| *v = Value::Nil);
+        // Native code belongs to this run's hook, which may be gone before the next run.
+        self.natives.iter_mut().for_each(|n| *n = None);
         self.stack = stack;
         self.consts = consts;
         result.map_err(|k| self.fail(pos.func, pos.pc, k))
     }
 
-    fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
+    /// Whether `slots` more register slots fit under the memory cap with room to spare (a
+    /// quarter of the cap stays free for the program).
+    pub(super) fn heap_fits(&self, slots: usize) -> bool {
+        let bytes = slots.saturating_mul(mem::size_of::<Value>());
+        self.meter
+            .fits(bytes.saturating_add(self.config.memory_cap / 4))
+    }
+
+    pub(super) fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
         if stack.len() < need {
             let more = need - stack.len();
             self.meter
@@ -300,19 +365,24 @@ impl<'p> Vm<'p> {
         Ok(())
     }
 
-    fn execute(
+    /// Runs from `start` until the frame it starts in returns (the call depth falls back to
+    /// `start.stop`); an error leaves its location in `pos`.
+    pub(super) fn execute(
         &mut self,
         stack: &mut Vec<Value>,
         consts: &[Value],
         out: &mut dyn Write,
         hook: &mut Option<&mut dyn LoopHook>,
         pos: &mut Pos,
+        start: Start,
     ) -> Result<Value, E> {
         let prog = self.prog;
-        let mut fi = 0usize;
-        let mut func = &prog.funcs[0];
-        let mut base = 0usize;
-        let mut pc = 0usize;
+        let mut fi = start.func;
+        let Some(mut func) = prog.funcs.get(fi) else {
+            return Err(E::BadArgument("no such function"));
+        };
+        let mut base = start.base;
+        let mut pc = start.pc;
         let Ok(kk) = <&[Value; 256]>::try_from(&consts[..256]) else {
             return Err(E::BadArgument("constant table not padded"));
         };
@@ -539,6 +609,19 @@ impl<'p> Vm<'p> {
                         tri!(self.charge(cf.code.len()));
                         let new_base = base + a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
+                        if self.config.jit_threshold != 0 {
+                            if let Some(native) = self.count_call(stack, callee, new_base, hook) {
+                                let at = (fi, pc);
+                                let mut env = NativeEnv::new(self, stack, consts, out, hook);
+                                if let Err(t) = env.run_native(&native, at, new_base) {
+                                    pos.func = t.func;
+                                    pos.pc = t.pc;
+                                    return Err(t.kind);
+                                }
+                                pc += 2;
+                                continue 'frames;
+                            }
+                        }
                         self.frames.push(Frame {
                             func: fi as u32,
                             ret_pc: (pc + 2) as u32,
@@ -572,6 +655,9 @@ impl<'p> Vm<'p> {
                         };
                         // Collection point: the callee's registers are released here.
                         regs[..nregs].iter_mut().for_each(|r| *r = Value::Nil);
+                        if self.frames.len() <= start.stop {
+                            return Ok(v);
+                        }
                         let Some(fr) = self.frames.pop() else {
                             return Ok(v);
                         };
@@ -609,10 +695,21 @@ impl<'p> Vm<'p> {
 }
 
 /// Slots every frame can address from its base: the 8-bit register operand's range.
-const FRAME_WINDOW: usize = 256;
+pub(super) const FRAME_WINDOW: usize = 256;
 
 /// Where execution stopped, for error locations.
-struct Pos {
-    func: usize,
-    pc: usize,
+pub(super) struct Pos {
+    pub(super) func: usize,
+    pub(super) pc: usize,
+}
+
+/// Where [`Vm::execute`] starts, and the call depth at which the starting frame's `ret`
+/// returns from it (0 for the entry function; the depth of a native caller's frame marker for
+/// a frame the interpreter finishes for native code).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Start {
+    pub(super) func: usize,
+    pub(super) pc: usize,
+    pub(super) base: usize,
+    pub(super) stop: usize,
 }

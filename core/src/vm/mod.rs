@@ -77,6 +77,7 @@ pub mod bytecode;
 pub mod error;
 pub mod interp;
 pub mod lang;
+pub mod native;
 pub mod program;
 pub mod value;
 pub mod verify;

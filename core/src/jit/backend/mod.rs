@@ -136,6 +136,11 @@ impl ExitFrame {
         self.words.len()
     }
 
+    /// Word `i` of the frame, if it has one.
+    pub fn word(&self, i: usize) -> Option<u64> {
+        self.words.get(i).copied()
+    }
+
     /// Never empty: the register dump is always there.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
@@ -244,6 +249,23 @@ pub fn compile<B: Backend>(
 ) -> Result<Compiled, CompileError> {
     layout.validate()?;
     let trace = optimize(recorded)?;
+    let alloc = allocate(&trace, &B::POOL);
+    let code = B::assemble(&trace, &alloc, layout)?;
+    Ok(Compiled {
+        trace,
+        alloc,
+        layout: *layout,
+        code,
+    })
+}
+
+/// Like [`compile`], for a trace that does not loop (a function trace, see `jit::func`).
+pub fn compile_linear<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+) -> Result<Compiled, CompileError> {
+    layout.validate()?;
+    let trace = crate::jit::opt::optimize_linear(recorded)?;
     let alloc = allocate(&trace, &B::POOL);
     let code = B::assemble(&trace, &alloc, layout)?;
     Ok(Compiled {

@@ -91,7 +91,11 @@ fn main() -> ExitCode {
                 jit_threshold: if use_jit { jit_threshold } else { 0 },
                 ..VmConfig::default()
             };
-            with_source(&file, |src| run(src, &args, config, use_jit, trace_jit))
+            // `--jit=on` compiles functions on their first call (loops keep the threshold).
+            let eager = use_jit && jit == JitMode::On;
+            with_source(&file, |src| {
+                run(src, &args, config, (use_jit, eager), trace_jit)
+            })
         }
         Cmd::Check { file } => with_source(&file, |src| {
             let prog = lang::compile(src)?;
@@ -134,11 +138,14 @@ fn run(
     src: &str,
     args: &[String],
     config: VmConfig,
-    use_jit: bool,
+    (use_jit, eager_funcs): (bool, bool),
     trace_jit: bool,
 ) -> Result<(), Error> {
     let prog = lang::compile(src)?;
     let mut vm = Vm::new(&prog, config)?;
+    if eager_funcs {
+        vm.set_func_threshold(1);
+    }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     vm.set_args(&args)?;
     let stdout = std::io::stdout();

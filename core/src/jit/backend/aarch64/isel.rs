@@ -7,6 +7,8 @@
 //! out-of-range panic.
 use liballoc::vec::Vec;
 
+mod calls;
+
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::{
@@ -108,6 +110,7 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
+            self.exit_link(n)?;
             e::exit_to(&mut self.b, Imm16::new(n as u16), self.epilogue);
         }
         self.exit_handler()
@@ -148,6 +151,16 @@ impl Isel<'_> {
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
             Op::Call => self.call(r)?,
             Op::Fuel => self.fuel(r)?,
+            Op::CArgI
+            | Op::CArgF
+            | Op::CallV
+            | Op::CResI
+            | Op::CResF
+            | Op::RetI
+            | Op::RetF
+            | Op::RetN
+            | Op::CallD
+            | Op::Links => self.vm_call(r)?,
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The AArch64 backend.
 pub mod emit;
+pub mod emit_call;
 pub mod isel;
 pub mod target;
 

@@ -11,6 +11,8 @@
 //! slot are computed in a scratch register and stored.
 use liballoc::vec::Vec;
 
+mod calls;
+
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::{
@@ -84,6 +86,7 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
+            self.exit_link(n);
             e::exit_to(&mut self.b, n as i32, self.epilogue);
         }
         self.exit_handler();
@@ -121,6 +124,16 @@ impl Isel<'_> {
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
             Op::Call => self.call(r),
             Op::Fuel => self.fuel(r),
+            Op::CArgI
+            | Op::CArgF
+            | Op::CallV
+            | Op::CResI
+            | Op::CResF
+            | Op::RetI
+            | Op::RetF
+            | Op::RetN
+            | Op::CallD
+            | Op::Links => self.vm_call(r)?,
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The x86-64 backend.
 pub mod emit;
+pub mod emit_call;
 pub mod isel;
 pub mod target;
 

@@ -1,0 +1,237 @@
+//! x86-64 selection of the call ops of function traces (`CArgI`, `CArgF`, `CallV`, `CallD`,
+//! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
+use super::super::emit_call as ec;
+use super::{e, tg, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
+use crate::jit::backend::CompileError;
+use crate::jit::callframe as cf;
+use crate::jit::ir::{IrError, Op, Ref};
+use crate::jit::opt::OptError;
+
+/// rdx: the second return register (a returning trace's slot base).
+const RDX: u8 = 2;
+
+fn area(w: usize) -> i32 {
+    cf::area_disp(w) as i32
+}
+
+impl Isel<'_> {
+    fn host_fn(&self, r: Ref, n: usize) -> Result<i64, CompileError> {
+        let f =
+            self.t
+                .calls
+                .get(n)
+                .ok_or(CompileError::Opt(OptError::Ir(IrError::BadImmediate {
+                    at: r,
+                })))?;
+        Ok(*f as usize as i64)
+    }
+
+    /// Emits one call op.
+    pub(super) fn vm_call(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        match inst.op {
+            Op::CArgI => {
+                let ra = self.int_in(inst.a, S0);
+                e::store_ctx(&mut self.b, area(cf::ARGS + inst.imm as usize), ra);
+            }
+            Op::CArgF => {
+                let fa = self.float_in(inst.a, FS0);
+                e::store_ctx_f(&mut self.b, area(cf::ARGS + inst.imm as usize), fa);
+            }
+            Op::CallV => {
+                self.helper_call(r, inst.imm)?;
+                self.status(r);
+            }
+            Op::CallD => self.direct_call(r)?,
+            Op::CResI => {
+                let rd = self.out(r, S0);
+                e::load_ctx(&mut self.b, rd, area(cf::RESULT));
+                self.store_result(r, rd);
+            }
+            Op::CResF => {
+                let fd = self.out(r, FS0);
+                e::load_ctx_f(&mut self.b, fd, area(cf::RESULT));
+                self.store_result(r, fd);
+            }
+            Op::RetI | Op::RetF | Op::RetN => {
+                if inst.op == Op::RetI {
+                    let ra = self.int_in(inst.a, S0);
+                    e::store_ctx(&mut self.b, area(cf::RESULT), ra);
+                } else if inst.op == Op::RetF {
+                    let fa = self.float_in(inst.a, FS0);
+                    e::store_ctx_f(&mut self.b, area(cf::RESULT), fa);
+                }
+                e::mov_rr(&mut self.b, RDX, tg::BASE);
+                e::mov_ri32(&mut self.b, tg::RAX, cf::RET_CODE as i32);
+                e::epilogue(&mut self.b);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Before exit stub `n` of a function trace: if the exit restores nothing and the trace's
+    /// link table has a side trace for it, continue there (same frame, same slots) as a tail
+    /// call; its return goes straight to our caller.
+    pub(super) fn exit_link(&mut self, n: usize) {
+        let Some(table) = self
+            .t
+            .insts
+            .iter()
+            .find(|i| i.op == Op::Links)
+            .map(|i| i.imm)
+        else {
+            return;
+        };
+        if !self.t.snaps[n].entries.is_empty() {
+            return;
+        }
+        let no_link = self.b.new_dynamic_label();
+        e::mov_ri64(&mut self.b, S0, table + 8 * n as i64);
+        ec::load_rax_rax(&mut self.b, 0);
+        e::cmp_ri(&mut self.b, tg::RAX, 0);
+        e::jcc(&mut self.b, Cond::E, no_link);
+        e::mov_rr(&mut self.b, S1, tg::RAX);
+        e::store_ctx(&mut self.b, area(cf::META), S1);
+        e::mov_rr(&mut self.b, ARG0, tg::BASE);
+        e::mov_rr(&mut self.b, ARG1, tg::CTX);
+        ec::pop_frame(&mut self.b);
+        ec::jmp_at_r11(&mut self.b);
+        e::bind(&mut self.b, no_link);
+    }
+
+    /// `helper(&area, site)`; the helper returns our slot base.
+    fn helper_call(&mut self, r: Ref, site: i64) -> Result<(), CompileError> {
+        let helper = self.host_fn(r, 0)?;
+        e::mov_rr(&mut self.b, ARG0, tg::CTX);
+        e::add_ri(&mut self.b, ARG0, word(cf::AREA));
+        self.mov_imm(ARG1, site);
+        e::mov_ri64(&mut self.b, S0, helper);
+        e::call_r(&mut self.b, S0);
+        // The register stack may have moved.
+        e::mov_rr(&mut self.b, tg::BASE, tg::RAX);
+        Ok(())
+    }
+
+    /// The call's status into the op's location.
+    fn status(&mut self, r: Ref) {
+        let rd = self.out(r, S0);
+        e::load_ctx(&mut self.b, rd, area(cf::STATUS));
+        self.store_result(r, rd);
+    }
+
+    /// `CallD`: a direct call of a compiled callee, falling back to the helper.
+    fn direct_call(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let meta = self.konst(inst.a).unwrap_or(0);
+        let packed = self.konst(inst.b).unwrap_or(0);
+        let (window, argc, floats) = (
+            (packed & 0xff) as usize,
+            ((packed >> 8) & 0xff) as usize,
+            (packed >> 16) as u32,
+        );
+        let slow = self.b.new_dynamic_label();
+        let exited = self.b.new_dynamic_label();
+        let done = self.b.new_dynamic_label();
+        let l = *self.layout;
+        if l.tag_size != 8 {
+            // Direct calls store whole tag words; other layouts take the helper.
+            self.helper_call(r, inst.imm)?;
+            self.status(r);
+            return Ok(());
+        }
+        let disp = |slot: usize| -> Result<(i32, i32), CompileError> {
+            let s = slot as u32;
+            Ok((
+                l.tag_disp(s).ok_or(CompileError::SlotTooFar)?,
+                l.payload_disp(s).ok_or(CompileError::SlotTooFar)?,
+            ))
+        };
+        // Budget left, the callee's whole window inside the register stack, and no heap value
+        // in the argument registers (storing over one would leak it): else the helper.
+        ec::cmp_ctx_i(&mut self.b, area(cf::BUDGET), 0);
+        e::jcc(&mut self.b, Cond::Le, slow);
+        ec::cmp_ctx_i(&mut self.b, area(cf::LEFT), (window + cf::WINDOW) as i32);
+        e::jcc(&mut self.b, Cond::L, slow);
+        for i in 0..argc {
+            let (tag, _) = disp(window + i)?;
+            e::cmp_tag64(&mut self.b, tag, cf::FIRST_HEAP_TAG as i32);
+            e::jcc(&mut self.b, Cond::Ae, slow);
+        }
+        for i in 0..argc {
+            let (tag, pay) = disp(window + i)?;
+            let t = if floats & (1 << i) != 0 {
+                l.float_tag
+            } else {
+                l.int_tag
+            };
+            e::load_ctx(&mut self.b, S0, area(cf::ARGS + i));
+            e::store_slot(&mut self.b, pay, S0);
+            e::store_tag64(&mut self.b, tag, t as i32);
+        }
+        // The callee's frame on the machine stack.
+        let frame = (cf::FRAME_WORDS * 8) as i32;
+        ec::sub_rsp(&mut self.b, frame);
+        ec::mov_from_rsp(&mut self.b, S1);
+        e::load_ctx(&mut self.b, S0, area(cf::ENV));
+        ec::store_r11(&mut self.b, area(cf::ENV), S0);
+        e::load_ctx(&mut self.b, S0, area(cf::BASE));
+        e::add_ri(&mut self.b, S0, window as i32);
+        ec::store_r11(&mut self.b, area(cf::BASE), S0);
+        if meta == 0 {
+            e::load_ctx(&mut self.b, S0, area(cf::META));
+        } else {
+            e::mov_ri64(&mut self.b, S0, meta);
+        }
+        ec::store_r11(&mut self.b, area(cf::META), S0);
+        e::load_ctx(&mut self.b, S0, area(cf::DDEPTH));
+        e::add_ri(&mut self.b, S0, 1);
+        ec::store_r11(&mut self.b, area(cf::DDEPTH), S0);
+        e::load_ctx(&mut self.b, S0, area(cf::BUDGET));
+        e::sub_ri(&mut self.b, S0, 1);
+        ec::store_r11(&mut self.b, area(cf::BUDGET), S0);
+        e::load_ctx(&mut self.b, S0, area(cf::LEFT));
+        e::sub_ri(&mut self.b, S0, window as i32);
+        ec::store_r11(&mut self.b, area(cf::LEFT), S0);
+        let win_bytes = (window as u32 * l.size) as i32;
+        e::mov_rr(&mut self.b, ARG0, tg::BASE);
+        e::add_ri(&mut self.b, ARG0, win_bytes);
+        e::mov_rr(&mut self.b, ARG1, S1);
+        ec::load_r11(&mut self.b, S0, area(cf::META));
+        ec::load_rax_rax(&mut self.b, 0);
+        e::call_r(&mut self.b, S0);
+        e::cmp_ri(&mut self.b, tg::RAX, cf::RET_CODE as i32);
+        e::jcc(&mut self.b, Cond::Ne, exited);
+        // Returned: its value into our RESULT, status 0, our slot base from its own.
+        ec::mov_from_rsp(&mut self.b, S1);
+        ec::load_r11(&mut self.b, S0, area(cf::RESULT));
+        e::store_ctx(&mut self.b, area(cf::RESULT), S0);
+        e::mov_ri32(&mut self.b, S0, 0);
+        e::store_ctx(&mut self.b, area(cf::STATUS), S0);
+        e::mov_rr(&mut self.b, tg::BASE, RDX);
+        e::sub_ri(&mut self.b, tg::BASE, win_bytes);
+        ec::add_rsp(&mut self.b, frame);
+        e::jmp(&mut self.b, done);
+        // The callee left its trace: the exit helper finishes its frame (exit number and
+        // site travel in the dead frame's STATUS and RESULT words).
+        e::bind(&mut self.b, exited);
+        ec::mov_from_rsp(&mut self.b, S1);
+        ec::store_r11(&mut self.b, area(cf::STATUS), tg::RAX);
+        self.mov_imm(S0, inst.imm);
+        ec::store_r11(&mut self.b, area(cf::RESULT), S0);
+        e::mov_rr(&mut self.b, ARG0, S1);
+        e::mov_rr(&mut self.b, ARG1, tg::CTX);
+        e::add_ri(&mut self.b, ARG1, word(cf::AREA));
+        let exit_helper = self.host_fn(r, 1)?;
+        e::mov_ri64(&mut self.b, S0, exit_helper);
+        e::call_r(&mut self.b, S0);
+        e::mov_rr(&mut self.b, tg::BASE, tg::RAX);
+        ec::add_rsp(&mut self.b, frame);
+        e::jmp(&mut self.b, done);
+        e::bind(&mut self.b, slow);
+        self.helper_call(r, inst.imm)?;
+        e::bind(&mut self.b, done);
+        self.status(r);
+        Ok(())
+    }
+}

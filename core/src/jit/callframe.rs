@@ -1,0 +1,91 @@
+//! The frame of a function-trace activation, and the protocol of calls between native code,
+//! the VM-call helper and other function traces.
+//!
+//! Every function trace (see [`crate::jit::func`]) runs with a frame of [`FRAME_WORDS`] words
+//! (an [`ExitFrame`]: register dump, up to [`MAX_SPILLS`] spill slots), followed at the fixed
+//! word [`AREA`] by the *call area*. The layout is the same for every function trace, so a
+//! caller can make a frame for any callee without knowing it.
+//!
+//! ```text
+//!   word 0       register dump (int, then float)     written by the exit handler
+//!   word 64      spill slots (at most MAX_SPILLS)
+//!   word AREA+0  ENV     *mut NativeEnv               \
+//!           +1   BASE    frame base (slot index)       | written by whoever starts the
+//!           +2   META    *const FuncCode (running)     | activation: FuncCode::run, or a
+//!           +3   DDEPTH  direct calls below the entry  | direct call in the caller's code
+//!           +4   BUDGET  direct calls still allowed    |
+//!           +5   LEFT    register-stack slots from BASE to the stack's end (or fewer)
+//!           +6   STATUS  0: call returned the expected type; 1: leave the trace
+//!           +7   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
+//!           +8   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
+//! ```
+//!
+//! Calls (`CallV`, `CallD`):
+//! - helper call: `helper(&area, site)` (host function 0 of the trace) runs the callee
+//!   through the VM, writes STATUS (and RESULT) and returns the address of the caller's slot 0,
+//!   which native code reloads as its slot base (the register stack may have moved);
+//! - direct call (`CallD`, callee compiled): if BUDGET > 0 and no argument register holds a
+//!   heap value and LEFT covers the callee's whole frame window, the caller stores the arguments as values into the callee's registers,
+//!   pushes a fresh frame on the machine stack, fills its ENV..LEFT (DDEPTH + 1,
+//!   BUDGET - 1, LEFT - window) and calls the callee's entry (`FuncCode` word 0) with
+//!   `(slots of the callee, frame)`. The callee returns [`RET_CODE`] with its value in its
+//!   RESULT and its slot base in the second return register (`rdx` / `x1`); any other exit
+//!   number means the callee left its trace: the caller hands the callee's frame to the
+//!   exit helper (host function 1: `exit_helper(callee frame, exit, &area, site)`), which
+//!   finishes the callee's frame in the VM and answers like the call helper. Otherwise the
+//!   caller falls back to the helper call.
+//!
+//! [`ExitFrame`]: crate::jit::backend::ExitFrame
+
+use crate::jit::backend::SPILL_BASE;
+
+/// Spill slots a function trace may use.
+pub const MAX_SPILLS: usize = 64;
+/// Most arguments a call inside a function trace may pass.
+pub const MAX_ARGS: usize = 16;
+/// First word of the call area.
+pub const AREA: usize = SPILL_BASE + MAX_SPILLS;
+/// Word of the `NativeEnv` pointer.
+pub const ENV: usize = 0;
+/// Word of the frame base (slot index).
+pub const BASE: usize = 1;
+/// Word of the `FuncCode` pointer.
+pub const META: usize = 2;
+/// Word of the number of direct calls between this activation and the one Rust entered.
+pub const DDEPTH: usize = 3;
+/// Word of the number of direct calls still allowed below this activation.
+pub const BUDGET: usize = 4;
+/// Word of the number of register-stack slots known to exist from BASE on.
+pub const LEFT: usize = 5;
+/// Word of the call status.
+pub const STATUS: usize = 6;
+/// Word of the call result (and of the activation's own return value).
+pub const RESULT: usize = 7;
+/// First argument word.
+pub const ARGS: usize = 8;
+/// Register slots a frame may address from its base (the VM's 8-bit register operands).
+pub const WINDOW: usize = 256;
+/// Words of a whole frame (an even number: the frame keeps the stack 16-byte aligned).
+pub const FRAME_WORDS: usize = (AREA + ARGS + MAX_ARGS + 1) & !1;
+/// Tags from this value up are heap references (strings, arrays): native code never stores
+/// over them (the VM must drop them). Nil, bool, int and float lie below.
+pub const FIRST_HEAP_TAG: u64 = crate::vm::value::TAG_STR;
+const _: () = assert!(
+    crate::vm::value::TAG_ARRAY > FIRST_HEAP_TAG
+        && crate::vm::value::TAG_FLOAT < FIRST_HEAP_TAG
+        && crate::vm::value::TAG_INT < FIRST_HEAP_TAG
+        && crate::vm::value::TAG_BOOL < FIRST_HEAP_TAG
+        && crate::vm::value::TAG_NIL < FIRST_HEAP_TAG
+);
+/// Exit number of a trace's return (`RetI`/`RetF`/`RetN`).
+pub const RET_CODE: u32 = 0x7fff_fff0;
+/// `CallD`'s second operand: the callee's window, the argument count and which arguments
+/// are floats, as `window | argc << 8 | float_mask << 16`.
+pub const fn pack_direct(window: usize, argc: usize, float_mask: u32) -> i64 {
+    (window as i64) | ((argc as i64) << 8) | ((float_mask as i64) << 16)
+}
+
+/// Frame-word byte offset of call-area word `w`.
+pub const fn area_disp(w: usize) -> usize {
+    (AREA + w) * 8
+}

@@ -1,0 +1,566 @@
+//! The function recorder: turns one path through a hot function, from its entry (or from a
+//! side exit) to a `ret`, into a linear IR trace (a *function trace*).
+//!
+//! Glossary
+//! - *shadow registers*: as in the loop recorder ([`crate::jit::record`]), the recorder replays
+//!   the function on a copy of its registers, without side effects, so it knows the direction
+//!   of every branch. A register written by a call holds a value of a known type but an
+//!   *unknown* payload (the recorder does not run callees).
+//! - *call site*: a `call` on the path, recorded as `CArgI`/`CArgF` per argument, the call
+//!   (`CallD` to a compiled callee or to the function itself from its entry trace, else
+//!   `CallV` through the VM), a guard `status == 0` and `CResI`/`CResF` (the result). Its
+//!   [`CallSite`] says which function, where the callee's frame starts, the argument types and
+//!   the result type the trace expects.
+//! - *expected result type*: the return type of the callee's entry trace ([`Callees`]), else
+//!   int; a call returning another type leaves the trace right after the call, with the value
+//!   in the caller's register.
+//!
+//! Invariants
+//! - guards resume in this function's frame: branch guards at the branch itself, a call's
+//!   status guard right after the call with every register below the call window restored and
+//!   the callee's result already in the window's first register (the snapshot does not name
+//!   registers at or above the window, which the callee owns);
+//! - the trace ends in `RetI`/`RetF`/`RetN`, which hands the value to the caller without a
+//!   snapshot (see [`crate::jit::callframe`]); an entry trace whose recursive calls expected
+//!   another type than it returns is refused (`TypeUnstable`);
+//! - ints and floats only (int `/` and `%` behind a non-zero-divisor guard, as host calls
+//!   after the two helpers); a backward jump (a loop), any other bytecode, a branch on a call
+//!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
+//!   bytecodes abort with a reason from [`Abort`].
+use liballoc::vec::Vec;
+
+use crate::jit::callframe::{pack_direct, MAX_ARGS};
+use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
+use crate::jit::record::{host_div, host_rem, MAX_RECORD_OPS};
+use crate::jit::snapshot::Snapshot;
+use crate::jit::trace::Abort;
+use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
+use crate::vm::program::{Const, Program};
+use crate::vm::value::Value;
+
+/// One `call` on the recorded path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSite {
+    /// The callee's function index.
+    pub callee: usize,
+    /// PC of the `call` instruction.
+    pub pc: usize,
+    /// The caller register where the callee's frame starts.
+    pub window: usize,
+    /// Argument types, in order.
+    pub args: Vec<Ty>,
+    /// The result type the trace continues with.
+    pub ret: Ty,
+}
+
+/// A recorded function trace.
+#[derive(Clone, Debug)]
+pub struct FuncTrace {
+    /// The IR (no LOOP; ends in `RetI`/`RetF`/`RetN`); `calls` is empty, the driver adds the
+    /// helpers.
+    pub trace: Trace,
+    /// Call sites, indexed by `CallV`'s and `CallD`'s `imm`.
+    pub sites: Vec<CallSite>,
+    /// Type of the returned value (`Void` for nil).
+    pub ret_ty: Ty,
+}
+
+/// What the recorder knows about callees.
+pub struct Callees<'a> {
+    /// For a compiled function: its return type and the address of its entry trace's
+    /// `FuncCode` (the target of direct calls).
+    pub compiled: &'a dyn Fn(usize) -> Option<(Ty, i64)>,
+    /// Whether this recording is `func`'s entry trace: its calls of `func` call itself
+    /// directly (expecting int, which its own return must then be).
+    pub is_entry: bool,
+    /// Host functions 0 and 1 of the trace: the call helper and the exit helper (see
+    /// [`crate::jit::callframe`]).
+    pub helpers: [HostFn; 2],
+}
+
+/// A shadow register: type, the payload when known, and its IR ref.
+#[derive(Clone, Copy, Debug)]
+struct Val {
+    ty: Ty,
+    /// Int value or float bits; `None` for a call result.
+    bits: Option<i64>,
+    r: Ref,
+}
+
+impl Val {
+    fn int(&self) -> Option<i64> {
+        self.bits.filter(|_| self.ty == Ty::Int)
+    }
+    fn float(&self) -> Option<f64> {
+        match self.ty {
+            Ty::Float => self.bits.map(|b| f64::from_bits(b as u64)),
+            _ => self.bits.map(|i| i as f64),
+        }
+    }
+}
+
+/// Records the path `func` takes from `start_pc` to its `ret`, with the frame's registers
+/// holding `regs` there (the arguments at entry, the whole frame for a side trace).
+pub fn record_func(
+    prog: &Program,
+    func: usize,
+    start_pc: usize,
+    regs: &[Value],
+    callees: &Callees<'_>,
+) -> Result<FuncTrace, Abort> {
+    let f = prog.funcs.get(func).ok_or(Abort::Malformed)?;
+    let mut rec = FuncRecorder {
+        prog,
+        func,
+        code: &f.code,
+        shadow: liballoc::vec![None; f.nregs as usize],
+        trace: Trace {
+            calls: callees.helpers.to_vec(),
+            ..Trace::default()
+        },
+        slots: Snapshot::default(),
+        loaded: Snapshot::default(),
+        sites: Vec::new(),
+        callees,
+    };
+    for (i, v) in regs.iter().enumerate() {
+        let shadow = match v {
+            Value::Int(x) => Some((Ty::Int, Some(*x))),
+            Value::Float(x) => Some((Ty::Float, Some(x.to_bits() as i64))),
+            // Registers of other types abort the recording if the path reads them.
+            _ => None,
+        };
+        *rec.shadow.get_mut(i).ok_or(Abort::Malformed)? = shadow;
+    }
+    let ret_ty = rec.run(start_pc)?;
+    rec.trace.validate().map_err(|_| Abort::Malformed)?;
+    Ok(FuncTrace {
+        trace: rec.trace,
+        sites: rec.sites,
+        ret_ty,
+    })
+}
+
+struct FuncRecorder<'p, 'c> {
+    prog: &'p Program,
+    func: usize,
+    code: &'p [u32],
+    /// Per register: type and known payload (`None` payload: a call result); `None`: not a
+    /// number the trace can use.
+    shadow: Vec<Option<(Ty, Option<i64>)>>,
+    trace: Trace,
+    /// Registers the path wrote: the entries of every snapshot taken now.
+    slots: Snapshot,
+    /// Registers read from memory (`SLoad`) and not written since.
+    loaded: Snapshot,
+    sites: Vec<CallSite>,
+    callees: &'c Callees<'c>,
+}
+
+/// Where the recording goes next.
+enum Next {
+    Pc(usize),
+    Ret(Option<usize>),
+}
+
+impl FuncRecorder<'_, '_> {
+    fn run(&mut self, start_pc: usize) -> Result<Ty, Abort> {
+        let mut pc = start_pc;
+        for _ in 0..MAX_RECORD_OPS {
+            self.slots.pc = pc as u32;
+            let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
+            match self.step(pc, w)? {
+                Next::Pc(next) if next <= pc => return Err(Abort::FuncLoop),
+                Next::Pc(next) => pc = next,
+                Next::Ret(reg) => return self.ret(reg),
+            }
+        }
+        Err(Abort::TooLong)
+    }
+
+    // ---- IR ----------------------------------------------------------------------------------
+
+    fn push(&mut self, inst: Inst) -> Ref {
+        self.trace.insts.push(inst);
+        (self.trace.insts.len() - 1) as Ref
+    }
+
+    fn snapshot(&mut self, s: Snapshot) -> u32 {
+        self.trace.snaps.push(s);
+        (self.trace.snaps.len() - 1) as u32
+    }
+
+    fn konst(&mut self, op: Op, ty: Ty, bits: i64) -> Ref {
+        let mut i = Inst::new(op, ty, NONE, NONE);
+        i.imm = bits;
+        self.push(i)
+    }
+
+    fn op(&mut self, op: Op, x: Ref, y: Ref) -> Ref {
+        self.push(Inst::new(op, op.result(), x, y))
+    }
+
+    fn guard(&mut self, op: Op, x: Ref, y: Ref) {
+        let snap = self.snapshot(self.slots.clone());
+        let mut i = Inst::new(op, Ty::Void, x, y);
+        i.snap = snap;
+        self.push(i);
+    }
+
+    // ---- registers ---------------------------------------------------------------------------
+
+    fn reg(&mut self, r: usize) -> Result<Val, Abort> {
+        let (ty, bits) = self
+            .shadow
+            .get(r)
+            .copied()
+            .flatten()
+            .ok_or(Abort::UnsupportedType)?;
+        let slot = r as u32;
+        let r = match self.slots.get(slot).or_else(|| self.loaded.get(slot)) {
+            Some(r) => r,
+            None => {
+                let snap = self.snapshot(self.slots.clone());
+                let mut i = Inst::new(Op::SLoad, ty, NONE, NONE);
+                i.imm = slot as i64;
+                i.snap = snap;
+                let r = self.push(i);
+                self.loaded.set(slot, r);
+                r
+            }
+        };
+        Ok(Val { ty, bits, r })
+    }
+
+    fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
+        *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some((v.ty, v.bits));
+        self.slots.set(r as u32, v.r);
+        Ok(())
+    }
+
+    fn kval(&mut self, k: usize) -> Result<Val, Abort> {
+        match self.prog.consts.get(k) {
+            Some(Const::Int(i)) => Ok(Val {
+                ty: Ty::Int,
+                bits: Some(*i),
+                r: self.konst(Op::KInt, Ty::Int, *i),
+            }),
+            Some(Const::Float(f)) => {
+                let bits = f.to_bits() as i64;
+                Ok(Val {
+                    ty: Ty::Float,
+                    bits: Some(bits),
+                    r: self.konst(Op::KFloat, Ty::Float, bits),
+                })
+            }
+            _ => Err(Abort::UnsupportedType),
+        }
+    }
+
+    fn float_of(&mut self, v: Val) -> Val {
+        if v.ty == Ty::Float {
+            return v;
+        }
+        Val {
+            ty: Ty::Float,
+            bits: v.int().map(|i| (i as f64).to_bits() as i64),
+            r: self.op(Op::ToFloat, v.r, NONE),
+        }
+    }
+
+    // ---- bytecode ----------------------------------------------------------------------------
+
+    fn step(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let op = w as u8;
+        match op {
+            byte::Move => {
+                let v = self.reg(b(w))?;
+                self.set(a(w), v)?;
+            }
+            byte::LoadK => {
+                let v = self.kval(bx(w))?;
+                self.set(a(w), v)?;
+            }
+            byte::LoadInt => {
+                let v = Val {
+                    ty: Ty::Int,
+                    bits: Some(sbx(w)),
+                    r: self.konst(Op::KInt, Ty::Int, sbx(w)),
+                };
+                self.set(a(w), v)?;
+            }
+            byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
+                let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
+                let v = self.arith(op, x, y)?;
+                self.set(a(w), v)?;
+            }
+            byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
+                let (x, y) = (self.reg(b(w))?, self.kval(c(w))?);
+                let v = self.arith(op, x, y)?;
+                self.set(a(w), v)?;
+            }
+            byte::Neg => {
+                let x = self.reg(b(w))?;
+                let v = if x.ty == Ty::Int {
+                    let zero = self.konst(Op::KInt, Ty::Int, 0);
+                    Val {
+                        ty: Ty::Int,
+                        bits: x.int().map(i64::wrapping_neg),
+                        r: self.op(Op::SubI, zero, x.r),
+                    }
+                } else {
+                    let m1 = self.konst(Op::KFloat, Ty::Float, (-1.0f64).to_bits() as i64);
+                    Val {
+                        ty: Ty::Float,
+                        bits: x.float().map(|f| (-f).to_bits() as i64),
+                        r: self.op(Op::MulF, x.r, m1),
+                    }
+                };
+                self.set(a(w), v)?;
+            }
+            byte::Jmp => return Ok(Next::Pc(self.ext(pc)?)),
+            byte::JLt | byte::JLe | byte::JEq => {
+                let (x, y) = (self.reg(a(w))?, self.reg(b(w))?);
+                let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
+                return self.branch(pc, w, cmp, x, y);
+            }
+            byte::JLtK | byte::JLeK | byte::JEqK => {
+                let (x, y) = (self.reg(a(w))?, self.kval(b(w))?);
+                let cmp = match op {
+                    byte::JLtK => Op::Lt,
+                    byte::JLeK => Op::Le,
+                    _ => Op::Eq,
+                };
+                return self.branch(pc, w, cmp, x, y);
+            }
+            byte::JGtK | byte::JGeK => {
+                let (x, y) = (self.kval(b(w))?, self.reg(a(w))?);
+                let cmp = if op == byte::JGtK { Op::Lt } else { Op::Le };
+                return self.branch(pc, w, cmp, x, y);
+            }
+            byte::Call => return self.call(pc, w),
+            byte::Ret => return Ok(Next::Ret(Some(a(w)))),
+            byte::RetNil => return Ok(Next::Ret(None)),
+            // A counted loop's step-and-branch: the loop JIT's business.
+            byte::ForLt | byte::ForLtK => return Err(Abort::FuncLoop),
+            other => return Err(Abort::Unsupported(other)),
+        }
+        Ok(Next::Pc(pc + 1))
+    }
+
+    fn ext(&self, pc: usize) -> Result<usize, Abort> {
+        self.code
+            .get(pc + 1)
+            .map(|&x| x as usize)
+            .ok_or(Abort::Malformed)
+    }
+
+    /// `x op y` typed as the interpreter types it (int with int wraps, else float).
+    fn arith(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
+        if x.ty == Ty::Int && y.ty == Ty::Int {
+            if matches!(opcode, byte::Div | byte::DivK | byte::Mod | byte::ModK) {
+                return self.int_div(opcode, x, y);
+            }
+            let (op, f): (Op, fn(i64, i64) -> i64) = match opcode {
+                byte::Add | byte::AddK => (Op::AddI, i64::wrapping_add),
+                byte::Sub | byte::SubK => (Op::SubI, i64::wrapping_sub),
+                byte::Mul | byte::MulK => (Op::MulI, i64::wrapping_mul),
+                other => return Err(Abort::Unsupported(other)),
+            };
+            let bits = x.bits.zip(y.bits).map(|(p, q)| f(p, q));
+            return Ok(Val {
+                ty: Ty::Int,
+                bits,
+                r: self.op(op, x.r, y.r),
+            });
+        }
+        let (x, y) = (self.float_of(x), self.float_of(y));
+        let (op, f): (Op, fn(f64, f64) -> f64) = match opcode {
+            byte::Add | byte::AddK => (Op::AddF, |p, q| p + q),
+            byte::Sub | byte::SubK => (Op::SubF, |p, q| p - q),
+            byte::Mul | byte::MulK => (Op::MulF, |p, q| p * q),
+            byte::Div | byte::DivK => (Op::DivF, |p, q| p / q),
+            other => return Err(Abort::Unsupported(other)),
+        };
+        let bits = x
+            .float()
+            .zip(y.float())
+            .map(|(p, q)| f(p, q).to_bits() as i64);
+        Ok(Val {
+            ty: Ty::Float,
+            bits,
+            r: self.op(op, x.r, y.r),
+        })
+    }
+
+    /// Int `/` or `%`: a guard leaves before a zero divisor (the interpreter then raises the
+    /// error at this pc); the operation is a host call with the interpreter's semantics.
+    fn int_div(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
+        if y.int() == Some(0) {
+            return Err(Abort::DivisionByZero);
+        }
+        let zero = self.konst(Op::KInt, Ty::Int, 0);
+        self.guard(Op::Ne, y.r, zero);
+        let (f, g): (HostFn, fn(i64, i64) -> i64) = match opcode {
+            byte::Div | byte::DivK => (host_div, i64::wrapping_div),
+            _ => (host_rem, i64::wrapping_rem),
+        };
+        let index = match self
+            .trace
+            .calls
+            .iter()
+            .position(|&h| h as usize == f as usize)
+        {
+            Some(i) => i,
+            None => {
+                self.trace.calls.push(f);
+                self.trace.calls.len() - 1
+            }
+        };
+        let mut call = Inst::new(Op::Call, Ty::Int, x.r, y.r);
+        call.imm = index as i64;
+        Ok(Val {
+            ty: Ty::Int,
+            bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
+            r: self.push(call),
+        })
+    }
+
+    /// A compare-and-branch, guarded to go the way it goes now; the guard resumes at the
+    /// branch, which the interpreter then evaluates itself.
+    fn branch(&mut self, pc: usize, w: u32, cmp: Op, x: Val, y: Val) -> Result<Next, Abort> {
+        if cmp == Op::Eq && x.ty != y.ty {
+            return Err(Abort::UnsupportedType);
+        }
+        let (x, y) = if x.ty == Ty::Int && y.ty == Ty::Int {
+            (x, y)
+        } else {
+            (self.float_of(x), self.float_of(y))
+        };
+        let ord = match (x.ty, x.int().zip(y.int())) {
+            (Ty::Int, Some((p, q))) => Some(p.cmp(&q)),
+            (Ty::Int, None) => return Err(Abort::CallResultBranch),
+            _ => {
+                let (p, q) = x.float().zip(y.float()).ok_or(Abort::CallResultBranch)?;
+                p.partial_cmp(&q)
+            }
+        };
+        let holds = cmp.compare_holds(ord);
+        let guard = match (cmp, holds) {
+            (op, true) => op,
+            (Op::Lt, false) => Op::Ge,
+            (Op::Le, false) => Op::Gt,
+            _ => Op::Ne,
+        };
+        self.guard(guard, x.r, y.r);
+        if holds == (c(w) != 0) {
+            Ok(Next::Pc(self.ext(pc)?))
+        } else {
+            Ok(Next::Pc(pc + 2))
+        }
+    }
+
+    /// `call A, C, f`: arguments into the call area, the call, the status guard (resuming
+    /// after the call) and the result into register A.
+    fn call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let (window, argc, callee) = (a(w), c(w), self.ext(pc)?);
+        if argc > MAX_ARGS {
+            return Err(Abort::TooManyArgs);
+        }
+        let mut args = Vec::with_capacity(argc);
+        for i in 0..argc {
+            let v = self.reg(window + i)?;
+            let op = if v.ty == Ty::Float {
+                Op::CArgF
+            } else {
+                Op::CArgI
+            };
+            let mut inst = Inst::new(op, Ty::Void, v.r, NONE);
+            inst.imm = i as i64;
+            self.push(inst);
+            args.push(v.ty);
+        }
+        let target = if callee == self.func && self.callees.is_entry {
+            Some((Ty::Int, 0))
+        } else {
+            (self.callees.compiled)(callee)
+        };
+        let ret = target.map_or(Ty::Int, |(ty, _)| ty);
+        let floats = args
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| **t == Ty::Float)
+            .fold(0u32, |m, (i, _)| m | 1 << i);
+        self.sites.push(CallSite {
+            callee,
+            pc,
+            window,
+            args,
+            ret,
+        });
+        let site = (self.sites.len() - 1) as i64;
+        let mut call = match target {
+            Some((_, meta)) => {
+                let meta = self.konst(Op::KInt, Ty::Int, meta);
+                let packed = self.konst(Op::KInt, Ty::Int, pack_direct(window, argc, floats));
+                Inst::new(Op::CallD, Ty::Int, meta, packed)
+            }
+            None => Inst::new(Op::CallV, Ty::Int, NONE, NONE),
+        };
+        call.imm = site;
+        let status = self.push(call);
+        // The callee owns the window and everything above it from now on.
+        self.slots.entries.retain(|e| (e.slot as usize) < window);
+        self.loaded.entries.retain(|e| (e.slot as usize) < window);
+        for s in self.shadow.iter_mut().skip(window) {
+            *s = None;
+        }
+        self.slots.pc = (pc + 2) as u32;
+        let zero = self.konst(Op::KInt, Ty::Int, 0);
+        self.guard(Op::Eq, status, zero);
+        let res = if ret == Ty::Float {
+            Op::CResF
+        } else {
+            Op::CResI
+        };
+        let r = self.op(res, status, NONE);
+        self.set(
+            window,
+            Val {
+                ty: ret,
+                bits: None,
+                r,
+            },
+        )?;
+        Ok(Next::Pc(pc + 2))
+    }
+
+    /// `ret`: the trace ends in `RetI`/`RetF`/`RetN`.
+    fn ret(&mut self, reg: Option<usize>) -> Result<Ty, Abort> {
+        let (op, v) = match reg {
+            Some(r) => {
+                let v = self.reg(r)?;
+                (
+                    if v.ty == Ty::Float {
+                        Op::RetF
+                    } else {
+                        Op::RetI
+                    },
+                    Some(v),
+                )
+            }
+            None => (Op::RetN, None),
+        };
+        let ty = v.map_or(Ty::Void, |v| v.ty);
+        // Recursive calls were recorded expecting a type; the function must return it.
+        if self
+            .sites
+            .iter()
+            .any(|s| s.callee == self.func && s.ret != ty)
+        {
+            return Err(Abort::TypeUnstable);
+        }
+        self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
+        Ok(ty)
+    }
+}

@@ -1,0 +1,632 @@
+//! The function JIT: hot functions become native code that the interpreter and other native
+//! code call as real calls (no inlining); anything native code cannot finish, the interpreter
+//! finishes in the same frame.
+//!
+//! # Glossary
+//!
+//! | term | meaning |
+//! |---|---|
+//! | function trace | a linear trace of one path through a function, from its entry (*entry trace*) or from a hot side exit (*side trace*) to a `ret` ([`crate::jit::frecord`]), compiled by [`compile_linear`] |
+//! | [`FuncCode`] | an installed function trace: code, snapshots, call sites, exit links; the VM runs it through [`NativeFunc`] |
+//! | activation | one run of a function trace on one VM frame, with its own frame of [`callframe::FRAME_WORDS`](crate::jit::callframe) words (register dump, spills, call area): from the pool when Rust enters it, on the machine stack for a direct call, so recursion never shares spill slots |
+//! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (arguments stored as values into the callee's registers); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
+//! | return | `RetI`/`RetF`/`RetN`: the value goes to the caller in the call area, without the interpreter |
+//! | side exit | a guard failed: a linked side trace continues natively (same frame, same slots, if the exit restores nothing); else [`FuncCode::finish`] restores the snapshot and a side trace (hot exits) or the interpreter finishes the frame |
+//! | budget | direct calls still allowed below an activation: the VM's depth limit minus the depth, capped by the machine-stack allowance ([`crate::vm::native::MAX_NATIVE_DEPTH`]) |
+//!
+//! ```text
+//!  interpreter `call f` --> NativeEnv::run_native --> FuncCode::run: frame from the pool,
+//!                                                     call area := env, base, self, budget
+//!  native code of f: CallD g --(budget, no heap value in the window)--> g's code, frame on
+//!                    the machine stack; g returns RET_CODE + value      (no Rust in between)
+//!                               g exits ------> exit_helper: g's frame finished in the VM
+//!                    CallV g / no budget -----> call_helper: NativeEnv::call (VM semantics)
+//!                    guard fails --> linked side trace (tail jump), else exit n
+//!  FuncCode::run after exit n: RET_CODE -> value to slot base; pending trap -> return it;
+//!                    else restore snapshot n, then side trace (hot) or interpreter from its pc
+//! ```
+//!
+//! # Invariants
+//!
+//! - A function returns the same value, raises the same error at the same location, and
+//!   prints the same output whether it ran natively or not: the interpreter is the oracle,
+//!   and every place native code gives up resumes it with a state it could have reached
+//!   itself (snapshots), in the same frame.
+//! - A guard failing inside a function called from native code is handled entirely inside
+//!   that activation (linked side trace, exit helper, side trace or interpreter); its caller
+//!   only sees the call return, so the rest of the call completes and the value reaches the
+//!   native caller.
+//! - Native code stores into VM registers only where no heap value is (it checks the tag
+//!   first and otherwise calls the VM), so heap values are always dropped by Rust, never leaked
+//!   or aliased; registers of a natively returned frame may keep numbers where the interpreter
+//!   leaves nil (the verifier guarantees nobody reads them).
+//! - A trap (runtime error) below native code is parked in the [`NativeEnv`]; the call's status
+//!   makes the trace leave, and every activation returns it unchanged, so it surfaces with the
+//!   location where it happened.
+//! - Call depth: every activation is one frame of the VM's depth count (direct ones are
+//!   counted by their DDEPTH word and materialised as frame markers whenever the VM runs under
+//!   them); a direct call happens only within the budget, so deep recursion reaches the VM's
+//!   limit through the VM, with the interpreter's error and location.
+//! - Code and metadata live as long as the [`FuncJit`]; a `FuncCode` is shared (`Rc`) and
+//!   never mutated except its activation pool, side-trace table, link table and counters
+//!   (cells, borrowed briefly, never across native code).
+use core::cell::{Cell, RefCell};
+use core::fmt::Write as _;
+use core::ptr::NonNull;
+
+use liballoc::boxed::Box;
+use liballoc::collections::BTreeMap;
+use liballoc::rc::Rc;
+use liballoc::vec::Vec;
+
+use crate::jit::backend::{compile_linear, CompileError, Compiled, ExitFrame, Native, SPILL_BASE};
+use crate::jit::callframe as cf;
+use crate::jit::driver::VM_LAYOUT;
+use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
+use crate::jit::install::InstalledTrace;
+use crate::jit::ir::{Inst, Op, Ty, NONE};
+use crate::jit::trace::{Abort, Action, LoopState, Traces};
+use crate::platform::{Console, ExecMemory};
+use crate::vm::error::RuntimeErrorKind as E;
+use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
+use crate::vm::program::Program;
+use crate::vm::value::Value;
+
+/// Exits of one snapshot after which a side trace is recorded from it.
+pub const SIDE_THRESHOLD: u32 = 8;
+
+/// Counters a test or `--trace-jit` can read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FuncStats {
+    /// Functions reported hot.
+    pub hot: u64,
+    /// Function traces (entry and side) compiled and installed.
+    pub compiled: u64,
+    /// Recordings or compilations abandoned.
+    pub aborted: u64,
+}
+
+/// An installed function trace. `repr(C)` with the code address first: direct calls load
+/// their target from word 0 of the callee's `FuncCode` (see [`crate::jit::callframe`]).
+#[repr(C)]
+pub struct FuncCode {
+    entry: NonNull<u8>,
+    func: usize,
+    compiled: Compiled,
+    sites: Vec<CallSite>,
+    ret_ty: Ty,
+    pool: RefCell<Vec<ExitFrame>>,
+    exits: RefCell<Vec<u32>>,
+    sides: RefCell<BTreeMap<u32, Rc<dyn NativeFunc>>>,
+    /// Exit link table (one word per snapshot; `Links` gives native code its address): the
+    /// `FuncCode` of the side trace a side exit continues in natively, or 0.
+    links: Box<[Cell<u64>]>,
+    runs: Cell<u64>,
+}
+
+/// Spill words of every function-trace frame (the call area follows the spill slots).
+const FRAME_EXTRA: u32 = (cf::FRAME_WORDS - SPILL_BASE) as u32;
+
+impl FuncCode {
+    fn new(
+        func: usize,
+        ft: &FuncTrace,
+        compiled: Compiled,
+        entry: NonNull<u8>,
+        links: Box<[Cell<u64>]>,
+    ) -> Self {
+        let nsnaps = compiled.trace.snaps.len();
+        Self {
+            links,
+            entry,
+            func,
+            sites: ft.sites.clone(),
+            ret_ty: ft.ret_ty,
+            compiled,
+            pool: RefCell::new(Vec::new()),
+            exits: RefCell::new(liballoc::vec![0; nsnaps]),
+            sides: RefCell::new(BTreeMap::new()),
+            runs: Cell::new(0),
+        }
+    }
+
+    /// Times the code was entered from Rust.
+    pub fn runs(&self) -> u64 {
+        self.runs.get()
+    }
+
+    fn frame(&self) -> ExitFrame {
+        self.pool
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| ExitFrame::new(FRAME_EXTRA))
+    }
+
+    /// Enters the native code on the frame at `base` and returns the exit taken, with the
+    /// activation's frame (for the restore).
+    fn enter(&self, env: &mut NativeEnv<'_, '_, '_>, base: usize) -> Option<(u32, ExitFrame)> {
+        let (budget, left) = env.direct_room(base);
+        let slots = env.frame_ptr(base)?;
+        let mut frame = self.frame();
+        let words = frame.as_mut_ptr();
+        let env_ptr: *mut NativeEnv<'_, '_, '_> = env;
+        // SAFETY: every function-trace frame has FRAME_WORDS words (`FRAME_EXTRA` after the
+        // dump), so the call area's words lie inside it.
+        unsafe {
+            let area = words.add(cf::AREA);
+            area.add(cf::ENV).write(env_ptr as usize as u64);
+            area.add(cf::BASE).write(base as u64);
+            area.add(cf::META)
+                .write(self as *const FuncCode as usize as u64);
+            area.add(cf::DDEPTH).write(0);
+            area.add(cf::BUDGET).write(budget as u64);
+            area.add(cf::LEFT).write(left as u64);
+        }
+        self.runs.set(self.runs.get() + 1);
+        // SAFETY: `entry` is this trace's code, compiled by the native backend for the
+        // `fn(slots, frame) -> exit` convention and installed executable; `slots` points at
+        // a whole frame window of `Value`s (checked by `frame_ptr`, and the trace touches only
+        // registers of this function, below the window's 256, plus the windows of its calls,
+        // which `call_helper` reserves and direct calls only make within the budget that
+        // `direct_budget` derived from the stack's reserve); `words` is this activation's
+        // own frame of FRAME_WORDS words. While it runs, `env` is used only through `env_ptr`
+        // (by the helpers), and `self` only through shared references.
+        let exit = unsafe {
+            let f: unsafe extern "C" fn(*mut u8, *mut u64) -> u32 =
+                core::mem::transmute(self.entry.as_ptr());
+            f(slots.cast(), words)
+        };
+        Some((exit, frame))
+    }
+
+    /// After the native code of an activation on the frame at `base` stopped at `exit`:
+    /// return its value, or finish the frame (side trace or interpreter).
+    fn finish(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        base: usize,
+        exit: u32,
+        frame: &ExitFrame,
+    ) -> Result<(), Trap> {
+        if let Some(t) = env.take_pending() {
+            return Err(t);
+        }
+        if exit == cf::RET_CODE {
+            let bits = frame.word(cf::AREA + cf::RESULT).unwrap_or(0);
+            let v = match self.ret_ty {
+                Ty::Int => Value::Int(bits as i64),
+                Ty::Float => Value::Float(f64::from_bits(bits)),
+                Ty::Bool => Value::Bool(bits & 1 != 0),
+                Ty::Void => Value::Nil,
+            };
+            env.return_value(self.func, base, v);
+            return Ok(());
+        }
+        let pc = self.restore(env, base, exit, frame)?;
+        match self.side_for(env, exit, pc, base) {
+            Some(side) => side.run(env, base),
+            None => env.interpret(self.func, pc, base),
+        }
+    }
+
+    /// Writes exit `exit`'s snapshot into the frame at `base`; the pc to resume at.
+    fn restore(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        base: usize,
+        exit: u32,
+        frame: &ExitFrame,
+    ) -> Result<usize, Trap> {
+        let pc = self
+            .compiled
+            .restore_with(exit, frame, |slot, ty, bits| {
+                let v = match ty {
+                    Ty::Float => Value::Float(f64::from_bits(bits)),
+                    Ty::Bool => Value::Bool(bits & 1 != 0),
+                    _ => Value::Int(bits as i64),
+                };
+                if let Some(s) = env.slot_mut(base + slot as usize) {
+                    *s = v;
+                }
+                Ok(())
+            })
+            .map_err(|_| self.internal(0))?;
+        Ok(pc as usize)
+    }
+
+    fn internal(&self, pc: usize) -> Trap {
+        Trap {
+            kind: E::BadArgument("JIT exit could not be restored"),
+            func: self.func,
+            pc,
+        }
+    }
+
+    /// After a side exit at `pc`: the side trace for it (recorded once the exit is hot).
+    fn side_for(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        exit: u32,
+        pc: usize,
+        base: usize,
+    ) -> Option<Rc<dyn NativeFunc>> {
+        if let Some(side) = self.sides.borrow().get(&exit) {
+            return Some(side.clone());
+        }
+        let count = {
+            let mut exits = self.exits.borrow_mut();
+            let n = exits.get_mut(exit as usize)?;
+            *n = n.saturating_add(1);
+            *n
+        };
+        if count != SIDE_THRESHOLD {
+            return None;
+        }
+        let side = env.side(self.func, pc, base)?;
+        if core::ptr::addr_eq(Rc::as_ptr(&side), self as *const FuncCode) {
+            // This trace starts at `pc` itself and failed its own first guard there: no link
+            // (it would call itself forever); the interpreter takes this exit.
+            return None;
+        }
+        self.sides.borrow_mut().insert(exit, side.clone());
+        self.link(exit, &side);
+        Some(side)
+    }
+
+    /// Lets native code continue in `side` at exit `exit` without leaving: only if the exit
+    /// restores nothing (the side trace reads the same slots) and `side` returns the same type
+    /// (direct callers expect it). The side trace stays alive in `sides`.
+    fn link(&self, exit: u32, side: &Rc<dyn NativeFunc>) {
+        let Some(code) = side.as_any().downcast_ref::<FuncCode>() else {
+            return;
+        };
+        let restores_nothing = self
+            .compiled
+            .trace
+            .snaps
+            .get(exit as usize)
+            .is_some_and(|s| s.entries.is_empty());
+        if restores_nothing && code.ret_ty == self.ret_ty {
+            if let Some(slot) = self.links.get(exit as usize) {
+                slot.set(code as *const FuncCode as usize as u64);
+            }
+        }
+    }
+
+    /// Call site `site` of this trace, made through the VM (see [`call_helper`]); the callee
+    /// is then finished and its value checked by [`Self::answer`].
+    fn call_site(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        base: usize,
+        site: usize,
+        area: *mut u64,
+    ) -> u64 {
+        let Some(s) = self.sites.get(site) else {
+            env.set_pending(self.internal(0));
+            return 1;
+        };
+        let callee_base = base + s.window;
+        let mut write_args = |regs: &mut [Value]| {
+            for (i, (ty, r)) in s.args.iter().zip(regs.iter_mut()).enumerate() {
+                // SAFETY: `area` is the call area of the running activation (see
+                // `call_helper`); argument word `i < MAX_ARGS` exists and `CArgI`/`CArgF`
+                // wrote it.
+                let bits = unsafe { area.add(cf::ARGS + i).read() };
+                *r = match ty {
+                    Ty::Float => Value::Float(f64::from_bits(bits)),
+                    _ => Value::Int(bits as i64),
+                };
+            }
+        };
+        let r = env.call((self.func, s.pc), s.callee, callee_base, &mut write_args);
+        Self::answer(env, r, s, callee_base, area)
+    }
+
+    /// STATUS for a finished call of `s` (result in slot `callee_base`): 0 with RESULT set if
+    /// it is of the expected type, 1 (leave the trace) otherwise or on a trap (parked).
+    fn answer(
+        env: &mut NativeEnv<'_, '_, '_>,
+        r: Result<(), Trap>,
+        s: &CallSite,
+        callee_base: usize,
+        area: *mut u64,
+    ) -> u64 {
+        if let Err(t) = r {
+            env.set_pending(t);
+            return 1;
+        }
+        let result = match (env.slot_mut(callee_base), s.ret) {
+            (Some(Value::Int(i)), Ty::Int) => *i as u64,
+            (Some(Value::Float(f)), Ty::Float) => f.to_bits(),
+            _ => return 1,
+        };
+        // SAFETY: `area` is a live call area (see the callers); RESULT is one of its words.
+        unsafe { area.add(cf::RESULT).write(result) };
+        0
+    }
+}
+
+impl NativeFunc for FuncCode {
+    fn run(&self, env: &mut NativeEnv<'_, '_, '_>, base: usize) -> Result<(), Trap> {
+        let Some((exit, frame)) = self.enter(env, base) else {
+            // No whole frame window here (never expected): the interpreter can do it.
+            return env.interpret(self.func, 0, base);
+        };
+        // A linked side trace may have finished the activation: its META word says which.
+        let meta = frame.word(cf::AREA + cf::META).unwrap_or(0) as usize as *const FuncCode;
+        // SAFETY: META holds `self` or a side trace `self` linked (kept alive in `sides`).
+        let last = unsafe { meta.as_ref() }.unwrap_or(self);
+        let r = last.finish(env, base, exit, &frame);
+        self.pool.borrow_mut().push(frame);
+        r
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+/// The running activation of a call area: its `NativeEnv`, `FuncCode`, base and direct depth.
+///
+/// # Safety
+/// `area` is the call area of a function-trace frame whose ENV and META words were written
+/// (by `FuncCode::enter` or a direct call) from a `&mut NativeEnv` and a `&FuncCode` that are
+/// alive and otherwise unused until the native code that owns the frame returns.
+unsafe fn activation<'e>(
+    area: *mut u64,
+) -> (&'e mut NativeEnv<'e, 'e, 'e>, &'e FuncCode, usize, usize) {
+    // SAFETY: per the caller's guarantee.
+    unsafe {
+        let env = &mut *(area.add(cf::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
+        let code = &*(area.add(cf::META).read() as usize as *const FuncCode);
+        let base = area.add(cf::BASE).read() as usize;
+        let ddepth = area.add(cf::DDEPTH).read() as usize;
+        (env, code, base, ddepth)
+    }
+}
+
+/// Host function 0 of every function trace: runs call site `site` of the activation whose
+/// call area starts at `area` (see [`crate::jit::callframe`]) through the VM, writes STATUS
+/// (and RESULT), and returns the address of the activation's slot 0, which may have moved.
+pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
+    let area = area as usize as *mut u64;
+    // SAFETY: native code passes the call area of its own, running activation.
+    let (env, code, base, ddepth) = unsafe { activation(area) };
+    let status =
+        env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area));
+    // SAFETY: STATUS is a word of that call area.
+    unsafe { area.add(cf::STATUS).write(status) };
+    slot_base(env, code, base, area)
+}
+
+/// Host function 1 of every function trace: a callee called directly left its trace. Its
+/// frame is at `frame` (exit number in its STATUS word, the caller's site in its RESULT
+/// word); the callee's frame is finished in the VM and the caller (call area `area`) gets
+/// STATUS and RESULT as from [`call_helper`], and the address of its slot 0.
+pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
+    let (frame, area) = (frame as usize as *mut u64, area as usize as *mut u64);
+    // SAFETY: native code passes its own call area and the frame of the callee it just
+    // called directly, which it filled from its own ENV and a live `FuncCode` (META).
+    let ((env, code, base, _), (_, callee, callee_base, callee_dd)) =
+        unsafe { (activation(area), activation(frame.add(cf::AREA))) };
+    // SAFETY: the callee's frame has FRAME_WORDS words; the caller stored the exit number and
+    // the site in its call area.
+    let (exit, site) = unsafe {
+        let a = frame.add(cf::AREA);
+        (
+            a.add(cf::STATUS).read() as u32,
+            a.add(cf::RESULT).read() as usize,
+        )
+    };
+    let mut copy = callee.frame();
+    // SAFETY: both frames have FRAME_WORDS words and do not overlap (one is on the machine
+    // stack, the other in the pool).
+    unsafe { core::ptr::copy_nonoverlapping(frame, copy.as_mut_ptr(), cf::FRAME_WORDS) };
+    let status = env.with_direct_frames(callee_dd, |env| {
+        let r = callee.finish(env, callee_base, exit, &copy);
+        match code.sites.get(site) {
+            Some(s) => FuncCode::answer(env, r, s, callee_base, area),
+            None => {
+                env.set_pending(code.internal(0));
+                1
+            }
+        }
+    });
+    callee.pool.borrow_mut().push(copy);
+    // SAFETY: STATUS is a word of the caller's call area.
+    unsafe { area.add(cf::STATUS).write(status) };
+    slot_base(env, code, base, area)
+}
+
+/// The address of slot `base` for native code to reload; 0 with STATUS 1 and a parked trap
+/// if the frame is not there (cannot happen: the stack only grows).
+fn slot_base(env: &mut NativeEnv<'_, '_, '_>, code: &FuncCode, base: usize, area: *mut u64) -> i64 {
+    match env.frame_ptr(base) {
+        Some(p) => p as usize as i64,
+        None => {
+            env.set_pending(code.internal(0));
+            // SAFETY: STATUS is a word of the live call area.
+            unsafe { area.add(cf::STATUS).write(1) };
+            0
+        }
+    }
+}
+
+/// The function half of the JIT for one program run.
+pub struct FuncJit<'a> {
+    prog: &'a Program,
+    mem: &'a dyn ExecMemory,
+    log: Option<&'a dyn Console>,
+    states: Traces,
+    code: BTreeMap<u64, Rc<FuncCode>>,
+    installed: Vec<InstalledTrace>,
+    stats: FuncStats,
+}
+
+/// Trace id of `func`'s entry trace (`pc` 0) or of its side trace from `pc`.
+fn trace_id(func: usize, pc: usize, side: bool) -> u64 {
+    ((func as u64) << 33) | ((pc as u64) << 1) | side as u64
+}
+
+impl<'a> FuncJit<'a> {
+    /// A function JIT taking executable memory from `mem`, logging `[JIT]` lines to `log`.
+    pub fn new(prog: &'a Program, mem: &'a dyn ExecMemory, log: Option<&'a dyn Console>) -> Self {
+        Self {
+            prog,
+            mem,
+            log,
+            states: Traces::new(),
+            code: BTreeMap::new(),
+            installed: Vec::new(),
+            stats: FuncStats::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> FuncStats {
+        self.stats
+    }
+
+    fn say(&self, args: core::fmt::Arguments<'_>) {
+        if let Some(c) = self.log {
+            let mut line: heapless::String<200> = heapless::String::new();
+            let _ = line.write_fmt(args);
+            let _ = line.push('\n');
+            c.write_bytes(line.as_bytes());
+        }
+    }
+
+    fn name(&self, func: usize) -> &'a str {
+        self.prog
+            .funcs
+            .get(func)
+            .map_or("?", |f| self.prog.func_name(f))
+    }
+
+    /// A function's call count reached the threshold.
+    pub fn hot(&mut self, at: HotFunc<'_>) {
+        self.stats.hot += 1;
+        self.say(format_args!(
+            "[JIT] Hot function {} detected (calls: {})",
+            self.name(at.func),
+            at.count
+        ));
+        self.attempt(at.func, 0, at.args, false);
+    }
+
+    /// Native code for a call of `func` with `args`, retrying a recording that aborted.
+    pub fn native(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+        let id = trace_id(func, 0, false);
+        match self.states.state(id) {
+            LoopState::Compiled { .. } => {}
+            LoopState::Cold { aborts } if aborts > 0 => self.attempt(func, 0, args, false),
+            _ => return None,
+        }
+        let code: Rc<dyn NativeFunc> = self.code.get(&id)?.clone();
+        Some(code)
+    }
+
+    /// A side trace continuing `func` from `pc` with the frame `regs`.
+    pub fn side(&mut self, func: usize, pc: usize, regs: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+        self.attempt(func, pc, regs, true);
+        let code: Rc<dyn NativeFunc> = self.code.get(&trace_id(func, pc, true))?.clone();
+        Some(code)
+    }
+
+    fn attempt(&mut self, func: usize, pc: usize, regs: &[Value], side: bool) {
+        let id = trace_id(func, pc, side);
+        if self.states.arrive(id, true) != Action::Record {
+            return;
+        }
+        let name = self.name(func);
+        let what = if side { " side trace at PC " } else { "" };
+        match self.build(func, pc, regs, id) {
+            Ok(size) => {
+                let _ = self.states.compiled(id, 0);
+                self.stats.compiled += 1;
+                if side {
+                    self.say(format_args!(
+                        "[JIT] Compiled function {name}{what}{pc} ({size} bytes)"
+                    ));
+                } else {
+                    self.say(format_args!(
+                        "[JIT] Compiled function {name} ({size} bytes)"
+                    ));
+                }
+            }
+            Err(why) => {
+                let _ = self.states.abort(id, why);
+                self.stats.aborted += 1;
+                let at = if side {
+                    " side trace at PC "
+                } else {
+                    " at PC "
+                };
+                match why {
+                    Abort::Unsupported(op) => {
+                        let op =
+                            crate::vm::bytecode::Op::from_byte(op).map_or("?", |o| o.mnemonic());
+                        self.say(format_args!(
+                            "[JIT] Function {name} aborted{at}{pc}: `{op}` is not supported"
+                        ));
+                    }
+                    _ => self.say(format_args!(
+                        "[JIT] Function {name} aborted{at}{pc}: {}",
+                        why.message()
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Record, compile, install; the code size on success.
+    fn build(&mut self, func: usize, pc: usize, regs: &[Value], id: u64) -> Result<usize, Abort> {
+        let code = &self.code;
+        let compiled_callee = |g: usize| {
+            let c = code.get(&trace_id(g, 0, false))?;
+            Some((c.ret_ty, Rc::as_ptr(c) as usize as i64))
+        };
+        let callees = Callees {
+            compiled: &compiled_callee,
+            is_entry: id == trace_id(func, 0, false),
+            helpers: [call_helper, exit_helper],
+        };
+        let ft = record_func(self.prog, func, pc, regs, &callees)?;
+        let mut trace = ft.trace.clone();
+        let links: Box<[Cell<u64>]> = (0..trace.snaps.len()).map(|_| Cell::new(0)).collect();
+        let mut table = Inst::new(Op::Links, Ty::Void, NONE, NONE);
+        table.imm = links.as_ptr() as usize as i64;
+        // Before the final return (nothing refers to it, so no ref moves).
+        let at = trace.insts.len().saturating_sub(1);
+        trace.insts.insert(at, table);
+        let compiled = compile_linear::<Native>(&trace, &VM_LAYOUT)?;
+        if compiled.alloc.spill_slots as usize > cf::MAX_SPILLS {
+            return Err(Abort::Codegen(CompileError::TooManySpills));
+        }
+        if !matches!(
+            compiled.trace.insts.last().map(|i| i.op),
+            Some(Op::RetI | Op::RetF | Op::RetN)
+        ) {
+            // Native code must end in a return; anything else is a bug, so do not install.
+            return Err(Abort::Malformed);
+        }
+        let installed = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
+        let size = installed.len();
+        let fc = FuncCode::new(func, &ft, compiled, installed.entry(), links);
+        self.installed.push(installed);
+        self.code.insert(id, Rc::new(fc));
+        Ok(size)
+    }
+}
+
+impl Drop for FuncJit<'_> {
+    fn drop(&mut self) {
+        self.code.clear();
+        for t in self.installed.drain(..) {
+            // SAFETY: installed from `self.mem`; no activation can be running: entering code
+            // needs the VM, whose run borrowed the JIT mutably and has ended.
+            unsafe { t.release(self.mem) };
+        }
+    }
+}
