@@ -353,12 +353,12 @@ impl Jit<'_> {
             return None;
         }
         self.stats.entered += 1;
+        self.frame.set_fuel(*fuel);
         // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` (and
         // `nregs`) `Value`s, laid out as VM_LAYOUT (checked at compile time above); the shared
         // exit frame has room for the spill slots of every installed trace; the code was
         // compiled by the native backend and is still installed, as is every trace a link
         // table names.
-        self.frame.set_fuel(*fuel);
         let id = unsafe {
             t.code
                 .enter(regs.as_mut_ptr().cast(), self.frame.as_mut_ptr())
