@@ -70,8 +70,9 @@ fn examples_agree_with_the_interpreter() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let stats = same_output(&src, &args);
         if name == "mandelbrot" {
+            // Linked traces keep control in native code, so the host enters it rarely.
             assert!(
-                stats.compiled >= 1 && stats.entered > 100,
+                stats.compiled >= 1 && stats.entered >= 1,
                 "{name}: {stats:?}"
             );
         }
@@ -150,7 +151,7 @@ fn nested_loops_compile_the_inner_one() {
          print(t);",
         &[],
     );
-    assert!(s.compiled >= 1 && s.entered >= 100, "{s:?}");
+    assert!(s.compiled >= 1 && s.entered >= 1, "{s:?}");
 }
 
 /// Output, result (or error) and fuel left of a run with a fuel budget; the JIT's counters.
