@@ -304,3 +304,36 @@ fn a_second_run_does_not_reuse_native_code_of_a_dropped_jit() {
     assert_eq!(first, "6765\n13\n");
     assert_eq!(second, first);
 }
+
+/// With a fuel budget calls stay interpreted (function traces do not charge fuel), so the
+/// budget runs out at the same instruction as without the JIT.
+#[test]
+fn fuel_budgets_keep_calls_interpreted() {
+    let prog = lang::compile(FIB).expect("compiles");
+    let outcome = |jit: bool| {
+        let config = VmConfig {
+            jit_threshold: if jit { 10 } else { 0 },
+            fuel: Some(50_000),
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).expect("verifies");
+        vm.set_func_threshold(1);
+        let mut out = String::new();
+        let log = Log(Mutex::new(Vec::new()));
+        let r = if jit {
+            let mut j = Jit::new(&prog, &MEM, Some(&log));
+            let r = vm.run(&mut out, Some(&mut j));
+            assert_eq!(j.func_stats().compiled, 0);
+            r
+        } else {
+            vm.run(&mut out, None)
+        };
+        (out, r.err().map(|e| e.to_string()), vm.fuel_left())
+    };
+    let want = outcome(false);
+    assert!(
+        want.1.as_deref().is_some_and(|e| e.contains("out of fuel")),
+        "{want:?}"
+    );
+    assert_eq!(outcome(true), want);
+}

@@ -129,3 +129,45 @@ fn malformed_traces_are_rejected() {
     t.insts.push(Inst::new(Op::Lt, Ty::Void, NONE, NONE));
     assert!(t.validate().is_err());
 }
+
+/// A slot that every exit sees holding something else (the iteration overwrites it before its
+/// only guard) ends the iteration as a constant nothing reads: the optimiser removes the dead
+/// constant and must not leave the tail naming it (it used to fail validation and abort).
+#[test]
+fn a_tail_value_no_exit_reads_does_not_break_the_trace() {
+    use kiln::jit::ir::{TraceBuilder, Ty};
+    let mut b = TraceBuilder::new(0);
+    let i = b.slot(0, Ty::Int);
+    let n = b.slot(1, Ty::Int);
+    let f = b.slot(2, Ty::Float);
+    let one = b.kint(1);
+    let i2 = b.op(Op::AddI, i, one);
+    b.set_slot(0, i2);
+    b.set_slot(3, f);
+    b.at_pc(5);
+    b.guard(Op::Lt, i2, n);
+    let k = b.kint(91);
+    b.set_slot(3, k);
+    let rec = b.finish(0).unwrap();
+    let opt = optimize(&rec).expect("optimises");
+    let layout = &LAYOUTS[1];
+    let img = common::image(
+        layout,
+        &[
+            common::V::I(0),
+            common::V::I(10),
+            common::V::F(2.5),
+            common::V::I(0),
+        ],
+    );
+    let (mut a, mut m) = (img.clone(), img);
+    let ea = run(&rec, layout, &mut a, 1000).unwrap();
+    let eb = run(&opt, layout, &mut m, 1000).unwrap();
+    assert_eq!(ea.pc, 5);
+    assert_eq!(eb.pc, 5);
+    assert_eq!(a, m);
+    assert_eq!(
+        layout.read(&m, 3).unwrap(),
+        (layout.float_tag, 2.5f64.to_bits())
+    );
+}

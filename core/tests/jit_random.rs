@@ -1,13 +1,16 @@
 //! Random loop traces: the optimiser must agree with the recorded trace, and native code with
-//! the optimised trace, on exit pc/number and every slot byte.
+//! the optimised trace, on exit pc/number, every slot byte and the fuel left (each iteration
+//! charges fuel at its back edge; small budgets run out mid-loop).
 mod common;
 
 use common::{image, LAYOUTS, V};
 use kiln::jit::ir::{Op, Ref, Trace, TraceBuilder, Ty, NONE};
-use kiln::jit::irinterp::run;
+use kiln::jit::irinterp::run_metered;
 use kiln::jit::opt::optimize;
 use proptest::prelude::*;
 
+/// Fuel each iteration charges.
+const FUEL_COST: i64 = 7;
 const INTS: u32 = 6;
 const FLOATS: u32 = 6;
 
@@ -83,6 +86,10 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
             }
         }
     }
+    // The back edge's fuel charge (resuming at the back edge itself when the budget is low).
+    b.at_pc(998);
+    let before = b.snapshot();
+    b.fuel(FUEL_COST, before);
     b.at_pc(999);
     let one = b.kint(1);
     let i2 = b.op(Op::AddI, i, one);
@@ -110,16 +117,19 @@ proptest! {
         n in 0i64..40,
         seed in prop::collection::vec(any::<i16>(), 1..8),
         l in 0usize..LAYOUTS.len(),
+        budget in prop_oneof![0u64..300, Just(u64::MAX)],
     ) {
         let layout = &LAYOUTS[l];
         let rec = build(&prog);
         let opt = optimize(&rec).unwrap();
         let img = image(layout, &start(n, &seed));
         let (mut a, mut b) = (img.clone(), img.clone());
-        let ea = run(&rec, layout, &mut a, 10_000).unwrap();
-        let eb = run(&opt, layout, &mut b, 10_000).unwrap();
+        let (mut fa, mut fb) = (budget, budget);
+        let ea = run_metered(&rec, layout, &mut a, 10_000, &mut fa).unwrap();
+        let eb = run_metered(&opt, layout, &mut b, 10_000, &mut fb).unwrap();
         prop_assert_eq!(ea.pc, eb.pc);
         prop_assert_eq!(a, b);
+        prop_assert_eq!(fa, fb);
     }
 }
 
@@ -133,6 +143,7 @@ proptest! {
         n in 0i64..40,
         seed in prop::collection::vec(any::<i16>(), 1..8),
         l in 0usize..LAYOUTS.len(),
+        budget in prop_oneof![0u64..300, Just(u64::MAX)],
     ) {
         use kiln::jit::backend::{compile, Native};
         use kiln::jit::install::InstalledTrace;
@@ -142,15 +153,18 @@ proptest! {
         let c = compile::<Native>(&build(&prog), layout).unwrap();
         let img = image(layout, &start(n, &seed));
         let mut want = img.clone();
-        let e = run(&c.trace, layout, &mut want, 10_000).unwrap();
+        let mut fuel_left = budget;
+        let e = run_metered(&c.trace, layout, &mut want, 10_000, &mut fuel_left).unwrap();
         let t = InstalledTrace::install(&MEM, &c.code, 2 + INTS + FLOATS).unwrap();
         let mut got = img.clone();
         let mut frame = c.frame();
+        frame.set_fuel(budget);
         // SAFETY: `got` holds all 2 + INTS + FLOATS slots in `layout`; the trace's own frame.
         let exit = unsafe { t.enter(got.as_mut_ptr(), frame.as_mut_ptr()) };
         // SAFETY: not running; installed from MEM.
         unsafe { t.release(&MEM) };
         prop_assert_eq!(exit, e.snap);
+        prop_assert_eq!(frame.fuel(), fuel_left);
         prop_assert_eq!(c.restore(exit, &frame, &mut got), Ok(e.pc));
         prop_assert_eq!(got, want);
     }

@@ -152,3 +152,77 @@ fn nested_loops_compile_the_inner_one() {
     );
     assert!(s.compiled >= 1 && s.entered >= 100, "{s:?}");
 }
+
+/// Output, result (or error) and fuel left of a run with a fuel budget; the JIT's counters.
+fn run_metered(
+    src: &str,
+    args: &[&str],
+    threshold: Option<u32>,
+    fuel: Option<u64>,
+) -> (
+    (String, Result<String, kiln::vm::RuntimeError>, u64),
+    JitStats,
+) {
+    let prog = lang::compile(src).expect("compiles");
+    let config = VmConfig {
+        fuel,
+        jit_threshold: threshold.unwrap_or(0),
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).expect("verifies");
+    vm.set_args(args).unwrap();
+    let mut out = String::new();
+    let mut jit = Jit::new(&prog, &MEM, None);
+    let result = match threshold {
+        Some(_) => vm.run(&mut out, Some(&mut jit)),
+        None => vm.run(&mut out, None),
+    };
+    let result = result.map(|v| format!("{v:?}"));
+    ((out, result, vm.fuel_left()), jit.stats())
+}
+
+/// Native code charges fuel exactly as the interpreter does: under budgets that run out at
+/// many different points (and under none), the examples print the same, fail at the same
+/// instruction and leave the same fuel, with the JIT on and off.
+#[test]
+fn fuel_limited_examples_agree_with_the_interpreter() {
+    for (name, args) in [
+        ("mandelbrot", vec!["40"]),
+        ("spectral_norm", vec!["20"]),
+        ("sieve", vec!["3000"]),
+        ("fib", vec!["15"]),
+    ] {
+        let (src, _) = example(name);
+        let (unmetered, _) = run_metered(&src, &args, None, Some(u64::MAX));
+        let need = u64::MAX - unmetered.2;
+        let mut ran_out_natively = 0;
+        for pct in [1, 7, 13, 29, 50, 71, 93, 99, 100] {
+            let budget = need * pct / 100;
+            let (want, _) = run_metered(&src, &args, None, Some(budget));
+            for t in [1, 2, 10] {
+                let (got, stats) = run_metered(&src, &args, Some(t), Some(budget));
+                assert_eq!(got, want, "{name}: threshold {t}, fuel {budget}");
+                ran_out_natively += (got.1.is_err() && stats.entered > 0) as u32;
+            }
+        }
+        let (want, _) = run_metered(&src, &args, None, None);
+        let (got, _) = run_metered(&src, &args, Some(1), None);
+        assert_eq!(got, want, "{name}: unmetered");
+        if name == "mandelbrot" {
+            assert!(ran_out_natively >= 10, "{name}: {ran_out_natively}");
+        }
+    }
+}
+
+/// The fuel check costs no exits: with no budget (or a huge one) a hot loop is entered once
+/// and stays in native code to the end.
+#[test]
+fn an_unmetered_loop_stays_native() {
+    let src = "let s = 0; let i = 0; while i < 100000 { s = s + i; i = i + 1; } print(s);";
+    for fuel in [None, Some(1 << 62), Some(u64::MAX)] {
+        let ((out, result, _), stats) = run_metered(src, &[], Some(5), fuel);
+        assert_eq!(out, "4999950000\n");
+        assert!(result.is_ok());
+        assert_eq!(stats.entered, 1, "fuel {fuel:?}: {stats:?}");
+    }
+}

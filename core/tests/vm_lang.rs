@@ -54,6 +54,15 @@ fn loops_if_else_break_and_fused_steps() {
         run("let i = 10;\nwhile i < 5 { i = i + 1; }\nprint(i);"),
         "10\n"
     );
+    // The body ends by stepping a variable it declared itself (out of scope at the test).
+    assert_eq!(
+        run("let c = 0;\nlet s = 0;\nwhile c < 5 { c = c + 1; let t = s; t = t + 2; s = t; }\nprint(s);"),
+        "10\n"
+    );
+    assert_eq!(
+        run("let c = 0;\nwhile c < 3 { let t = c; t = t + 1; c = c + 1; let u = 0; u = u + 1; }\nprint(c);"),
+        "3\n"
+    );
 }
 
 #[test]

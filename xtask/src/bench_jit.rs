@@ -8,6 +8,8 @@
 //! must print the same output. Reported: median wall time and median CPU time (user + sys of
 //! the child, from `getrusage`), and each engine's speed relative to the kiln interpreter.
 //! Writes `target/bench/jit.json` (mandelbrot) and `target/bench/jit_NAME.json` (the others).
+//! `KILN_BENCH_BASELINE=path/to/kiln` adds that binary's JIT as one more engine (a build from
+//! before a change, measured in the same rounds).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -120,6 +122,18 @@ fn run_workload(w: &Workload, kiln: &Path) -> Result<(), String> {
             cpu: vec![],
         },
     ];
+    // Another build of kiln (e.g. before a change), to measure the change side by side.
+    if let Ok(base) = std::env::var("KILN_BENCH_BASELINE") {
+        engines.insert(
+            2,
+            Engine {
+                name: "kiln JIT, baseline build",
+                cmd: s(&[&base, "run", "--jit=on", &kl]),
+                wall: vec![],
+                cpu: vec![],
+            },
+        );
+    }
     let mut expected: Option<String> = None;
     for round in 0..runs {
         for e in engines.iter_mut() {

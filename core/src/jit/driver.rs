@@ -14,8 +14,10 @@
 //!   `Value` assignments, so heap values a register held are dropped, never leaked or aliased;
 //! - a loop whose recording or compilation fails is never entered; the reason is logged and
 //!   the [`Traces`] state machine decides when to give up on it;
-//! - native code ignores the VM's fuel budget, so a host that meters untrusted code keeps the
-//!   JIT off (the CLI does).
+//! - native code charges the VM's fuel exactly as the interpreter does (see the backend's
+//!   module doc): the budget goes into the exit frame on entry and comes back on exit, and a
+//!   trace that would run out resumes the interpreter at the backward jump, which then
+//!   raises `OutOfFuel` where it would have without the JIT.
 use core::fmt::Write as _;
 
 use liballoc::collections::BTreeMap;
@@ -233,18 +235,20 @@ impl Jit<'_> {
         e.count >= HOT_EXIT << e.deferred.min(16)
     }
 
-    /// Runs installed trace `trace` once (until its exit) and writes the exit's values back
-    /// into `regs`; the pc to resume at.
-    fn run_once(&mut self, trace: usize, regs: &mut [Value]) -> Option<usize> {
+    /// Runs installed trace `trace` once (until its exit), charging `fuel`, and writes the
+    /// exit's values back into `regs`; the pc to resume at.
+    fn run_once(&mut self, trace: usize, regs: &mut [Value], fuel: &mut u64) -> Option<usize> {
         let t = self.installed.get_mut(trace)?;
         if regs.len() < t.code.min_slots() as usize {
             return None;
         }
         self.stats.entered += 1;
+        t.frame.set_fuel(*fuel);
         // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` `Value`s,
         // which are laid out as VM_LAYOUT (checked at compile time above); the frame is this
         // trace's own; the code was compiled by the native backend and is still installed.
         let exit = unsafe { t.code.enter(regs.as_mut_ptr().cast(), t.frame.as_mut_ptr()) };
+        *fuel = t.frame.fuel();
         let resume = t.compiled.restore_with(exit, &t.frame, |slot, ty, bits| {
             let v = match ty {
                 Ty::Int => Value::Int(bits as i64),
@@ -269,9 +273,10 @@ impl Jit<'_> {
         mut trace: usize,
         mut start: usize,
         regs: &mut [Value],
+        fuel: &mut u64,
     ) -> Option<usize> {
         loop {
-            let pc = self.run_once(trace, regs)?;
+            let pc = self.run_once(trace, regs, fuel)?;
             if pc == start {
                 return Some(pc);
             }
@@ -301,7 +306,13 @@ impl LoopHook for Jit<'_> {
         self.attempt(at.func, at.header_pc, false, at.regs);
     }
 
-    fn enter(&mut self, func: usize, header_pc: usize, regs: &mut [Value]) -> Option<usize> {
+    fn enter(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Option<usize> {
         let trace = match self.traces.state(loop_id(func, header_pc)) {
             LoopState::Compiled { trace } => trace,
             LoopState::Cold { aborts } if aborts > 0 => {
@@ -311,7 +322,7 @@ impl LoopHook for Jit<'_> {
             }
             _ => return None,
         };
-        self.run_chain(func, trace, header_pc, regs)
+        self.run_chain(func, trace, header_pc, regs, fuel)
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {

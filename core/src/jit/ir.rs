@@ -113,6 +113,7 @@ macro_rules! irdef {
             KBool   (None, None)    -> Bool  [flags::CONST]                   "bool constant, `imm` 0 or 1";
             NotB    (Bool, None)    -> Bool  [flags::PURE]                    "!a";
             Exit    (None, None)    -> Void  [flags::GUARD | flags::EFFECT]   "leave through `snap` unconditionally (a linked trace's end)";
+            Fuel    (None, None)    -> Void  [flags::GUARD | flags::EFFECT]   "charge `imm` fuel; exit instead if less is left";
             CArgI   (Int, None)     -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is int a";
             CArgF   (Float, None)   -> Void  [flags::EFFECT]                  "argument `imm` of the next CallV is float a";
             CallV   (None, None)    -> Int   [flags::EFFECT]                  "VM call of call site `imm` through host function 0 (see jit::callframe); status";
@@ -213,7 +214,7 @@ pub struct Inst {
     pub a: Ref,
     /// Second operand.
     pub b: Ref,
-    /// Constant value, slot index (`SLoad`) or host-function index (`Call`).
+    /// Constant value, slot index (`SLoad`), host-function index (`Call`) or fuel (`Fuel`).
     pub imm: i64,
     /// Snapshot index for guards, else [`NO_SNAP`].
     pub snap: u32,
@@ -332,6 +333,7 @@ impl Trace {
                 Op::Call if inst.imm < 0 || inst.imm as usize >= self.calls.len() => {
                     return Err(IrError::BadImmediate { at })
                 }
+                Op::Fuel if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
                 _ => {}
             }
             if inst.op.is_guard() {
@@ -485,6 +487,29 @@ impl TraceBuilder {
     pub fn guard(&mut self, op: Op, a: Ref, b: Ref) {
         let snap = self.take_snapshot();
         let mut i = Inst::new(op, Ty::Void, a, b);
+        i.snap = snap;
+        self.push(i);
+    }
+
+    /// A snapshot of the current slot map and pc, for a guard emitted later
+    /// ([`fuel`](Self::fuel)).
+    pub fn snapshot(&mut self) -> u32 {
+        self.take_snapshot()
+    }
+
+    /// A comparison guard that exits through snapshot `snap` (taken earlier with
+    /// [`snapshot`](Self::snapshot)) when it fails.
+    pub fn guard_to(&mut self, op: Op, a: Ref, b: Ref, snap: u32) {
+        let mut i = Inst::new(op, Ty::Void, a, b);
+        i.snap = snap;
+        self.push(i);
+    }
+
+    /// Charges `cost` units of the VM's fuel; when less is left, exits through snapshot
+    /// `snap` (taken with [`snapshot`](Self::snapshot)) without charging.
+    pub fn fuel(&mut self, cost: i64, snap: u32) {
+        let mut i = Inst::new(Op::Fuel, Ty::Void, NONE, NONE);
+        i.imm = cost;
         i.snap = snap;
         self.push(i);
     }

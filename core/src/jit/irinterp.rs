@@ -36,12 +36,25 @@ pub enum InterpError {
     NeedsVm,
 }
 
-/// Runs `trace` for at most `fuel` iterations.
+/// Runs `trace` for at most `fuel` iterations, with an unlimited VM fuel budget.
 pub fn run(
     trace: &Trace,
     layout: &SlotLayout,
     mem: &mut [u8],
     fuel: u64,
+) -> Result<Exit, InterpError> {
+    let mut unlimited = u64::MAX;
+    run_metered(trace, layout, mem, fuel, &mut unlimited)
+}
+
+/// [`run`] with the VM's fuel budget in `budget`: `Fuel` instructions charge it, and exit
+/// (charging nothing) when less is left, as native code does.
+pub fn run_metered(
+    trace: &Trace,
+    layout: &SlotLayout,
+    mem: &mut [u8],
+    fuel: u64,
+    budget: &mut u64,
 ) -> Result<Exit, InterpError> {
     trace.validate().map_err(InterpError::Malformed)?;
     let mut vals = vec![0u64; trace.insts.len()];
@@ -49,7 +62,7 @@ pub fn run(
     let mut start = 0;
     for _ in 0..fuel {
         let end = trace.insts.len();
-        if let Some(exit) = step(trace, layout, mem, &mut vals, start, end)? {
+        if let Some(exit) = step(trace, layout, mem, &mut vals, start, end, budget)? {
             return Ok(exit);
         }
         match loop_at {
@@ -79,6 +92,7 @@ fn step(
     vals: &mut [u64],
     start: usize,
     end: usize,
+    budget: &mut u64,
 ) -> Result<Option<Exit>, InterpError> {
     for r in start..end {
         let inst = trace.insts[r];
@@ -123,6 +137,13 @@ fn step(
                 continue;
             }
             Op::Call => (trace.calls[inst.imm as usize])(a() as i64, b() as i64) as u64,
+            Op::Fuel => {
+                match budget.checked_sub(inst.imm as u64) {
+                    Some(left) => *budget = left,
+                    None => return exit(trace, layout, mem, vals, inst.snap).map(Some),
+                }
+                continue;
+            }
             // VM calls need a VM; function traces are checked against the interpreter instead.
             Op::CArgI
             | Op::CArgF

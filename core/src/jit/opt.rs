@@ -92,7 +92,9 @@ impl Emitter {
         if let Some(r) = self.fold(&inst) {
             return r;
         }
-        let cse = inst.op.is_pure() || inst.op.is_const() || inst.op.is_guard();
+        // A guard with an effect (`Fuel`) is not a fact to reuse: each one charges.
+        let effect = inst.op.flags() & flags::EFFECT != 0;
+        let cse = inst.op.is_pure() || inst.op.is_const() || (inst.op.is_guard() && !effect);
         let key = (inst.op, inst.ty, inst.a, inst.b, inst.imm);
         if cse {
             if let Some(&r) = self.cse.get(&key) {
@@ -328,4 +330,8 @@ fn eliminate_dead_code(t: &mut Trace) {
             *inst = Inst::new(Op::Nop, Ty::Void, NONE, NONE);
         }
     }
+    // The tail is not code: native code never writes it (body exits carry their own copies).
+    // A slot the iteration overwrites before every exit names a value no exit reads, which
+    // is now a `Nop`; drop that entry rather than keep dead code alive for it.
+    t.tail.entries.retain(|e| live[e.val as usize]);
 }

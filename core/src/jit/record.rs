@@ -14,6 +14,12 @@
 //!   starts at the resume pc of a hot side exit, with the registers the exit restored.
 //! - *link*: reaching (by a jump or by falling through) a loop header that has an installed
 //!   trace ends the recording with an `Exit` to that header; the driver enters that trace next.
+//! - *fuel*: the interpreter charges `pc + 2 - target` fuel at a taken backward jump at `pc`;
+//!   the recorder emits a `Fuel` instruction of that cost for every backward jump it records
+//!   (back to the start, or to a linked header), whose snapshot resumes at the jump itself with
+//!   the state before it: when the budget would run out, the interpreter re-executes the jump
+//!   and raises `OutOfFuel` exactly as without the JIT. No exit resumes at a jump's target as
+//!   if the jump had been taken, so no jump goes uncharged.
 //!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
@@ -402,12 +408,12 @@ impl Recorder<'_> {
                     _ => true,
                 };
                 return if truthy == (b(w) != 0) {
-                    self.jump(pc, self.ext(pc)?)
+                    self.take_jump(pc, self.ext(pc)?, None)
                 } else {
                     Ok(Next::Pc(pc + 2))
                 };
             }
-            byte::Jmp => return self.jump(pc, self.ext(pc)?),
+            byte::Jmp => return self.take_jump(pc, self.ext(pc)?, None),
             byte::JLt | byte::JLe | byte::JEq => {
                 let (x, y) = (self.reg(a(w))?, self.reg(b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
@@ -458,7 +464,7 @@ impl Recorder<'_> {
     fn branch(&mut self, pc: usize, w: u32, cmp: Op, x: Val, y: Val) -> Result<Next, Abort> {
         let holds = self.test(cmp, x, y)?;
         if holds == (c(w) != 0) {
-            self.jump(pc, self.ext(pc)?)
+            self.take_jump(pc, self.ext(pc)?, None)
         } else {
             Ok(Next::Pc(pc + 2))
         }
@@ -467,22 +473,32 @@ impl Recorder<'_> {
     /// `A += K[B]; if A < limit goto target`: the guard checks the direction taken now, after
     /// the add, and resumes after the instruction.
     fn for_loop(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let target = self.ext(pc)?;
+        // The fuel exit needs the state before the step (the interpreter redoes it).
+        let before_step = self.tb.snapshot();
         let x = self.reg(a(w))?;
         let step = self.konst(b(w))?;
-        let v = self.arith(byte::Add, x, step)?;
-        self.set(a(w), v)?;
+        // Load the limit before the counter's slot changes: a failing tag guard on the limit
+        // resumes at this instruction, which must find the counter not yet stepped.
         let limit = if w as u8 == byte::ForLtK {
             self.konst(c(w))?
         } else {
             self.reg(c(w))?
         };
-        let target = self.ext(pc)?;
+        let v = self.arith(byte::Add, x, step)?;
+        self.set(a(w), v)?;
+        // `forlt r, k, r` compares the stepped counter with itself.
+        let limit = if w as u8 == byte::ForLt && c(w) == a(w) {
+            v
+        } else {
+            limit
+        };
         let ord = match (v.num, limit.num) {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
         if !Op::Lt.compare_holds(ord) {
-            return self.for_loop_falls_through(pc, v, limit, target);
+            return self.for_loop_falls_through(pc, v, limit, before_step);
         }
         // Failing `v < limit` means exactly "not taken" (NaN included): resume after this
         // instruction, whose add is already in the snapshot.
@@ -492,20 +508,36 @@ impl Recorder<'_> {
             _ => (self.float_of(v), self.float_of(limit)),
         };
         self.tb.guard(Op::Lt, vf.r, lf.r);
-        self.jump(pc, target)
+        self.take_jump(pc, target, Some(before_step))
+    }
+
+    /// Records the taken jump at `pc` to `target`. A backward jump first charges its fuel
+    /// (`pc + 2 - target`, as the interpreter's back edge does) through a `Fuel` whose snapshot
+    /// `snap` resumes at the jump with the state before it (taken now when `None`: the jump
+    /// has changed no slot).
+    fn take_jump(&mut self, pc: usize, target: usize, snap: Option<u32>) -> Result<Next, Abort> {
+        let next = self.jump(pc, target)?;
+        if target <= pc {
+            self.tb.at_pc(pc as u32);
+            let snap = snap.unwrap_or_else(|| self.tb.snapshot());
+            self.tb.fuel((pc + 2 - target) as i64, snap);
+        }
+        Ok(next)
     }
 }
 
 impl Recorder<'_> {
     /// The recorded iteration is the loop's last one. A root trace gives up (its loop would not
-    /// come back); a side trace guards that an int counter stays at or past its limit (failing
-    /// means the loop continues: resume at its target with the add done) and carries on.
+    /// come back); a side trace guards that an int counter stays at or past its limit and
+    /// carries on. Failing means the loop continues: the exit resumes at this instruction with
+    /// the state before the step (`before_step`), so the interpreter redoes the step and takes
+    /// the backward jump itself, charging its fuel.
     fn for_loop_falls_through(
         &mut self,
         pc: usize,
         v: Val,
         limit: Val,
-        target: usize,
+        before_step: u32,
     ) -> Result<Next, Abort> {
         if !self.side {
             return Err(Abort::LeftLoop);
@@ -514,8 +546,7 @@ impl Recorder<'_> {
             // `!(v < limit)` for floats includes NaN, which `Ge` does not.
             return Err(Abort::UnsupportedType);
         }
-        self.tb.at_pc(target as u32);
-        self.tb.guard(Op::Ge, v.r, limit.r);
+        self.tb.guard_to(Op::Ge, v.r, limit.r, before_step);
         Ok(Next::Pc(pc + 2))
     }
 }

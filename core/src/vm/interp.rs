@@ -72,10 +72,18 @@ pub trait LoopHook {
     /// Called once per loop header, when its backward-jump count reaches the threshold.
     fn hot_loop(&mut self, at: HotLoop<'_>);
 
-    /// Called at every taken backward jump to `header_pc` while counting is on, with the
-    /// frame's registers. A JIT that ran compiled code for the loop returns the PC to continue
-    /// at (the registers already hold the loop's results); `None` keeps interpreting.
-    fn enter(&mut self, _func: usize, _header_pc: usize, _regs: &mut [Value]) -> Option<usize> {
+    /// Called at every taken backward jump to `header_pc` while counting is on (after the
+    /// jump's fuel was charged), with the frame's registers and the fuel left. A JIT that ran
+    /// compiled code for the loop returns the PC to continue at (the registers already hold
+    /// the loop's results, and `fuel` was charged as the interpreter would have charged for
+    /// the same instructions); `None` keeps interpreting.
+    fn enter(
+        &mut self,
+        _func: usize,
+        _header_pc: usize,
+        _regs: &mut [Value],
+        _fuel: &mut u64,
+    ) -> Option<usize> {
         None
     }
 
@@ -292,7 +300,7 @@ impl<'p> Vm<'p> {
             });
         }
         if count >= self.config.jit_threshold {
-            if let Some(pc) = h.enter(func, target, &mut regs[..nregs]) {
+            if let Some(pc) = h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
                 return pc;
             }
         }

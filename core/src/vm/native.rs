@@ -30,6 +30,9 @@
 //! - The call depth a native call sees is the interpreter's: `frames.len()` counts interpreted
 //!   frames and activation markers alike, and the depth check happens before the callee runs,
 //!   at the caller's `call` pc, with the interpreter's error.
+//! - With a fuel budget ([`VmConfig::fuel`](super::VmConfig)) no call runs natively: function
+//!   traces do not charge fuel, so metered runs keep every call in the interpreter (loop
+//!   traces still run and charge).
 //! - Native activations nest at most [`MAX_NATIVE_DEPTH`] deep on the host stack; a call
 //!   deeper than that runs the callee in the interpreter (whose frames live on the VM stack),
 //!   so deep recursion cannot overflow the host stack.
@@ -329,6 +332,10 @@ impl Vm<'_> {
         base: usize,
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> Option<Rc<dyn NativeFunc>> {
+        if self.config.fuel.is_some() {
+            // Function traces do not charge fuel: a metered run interprets every call.
+            return None;
+        }
         if self.native_depth >= MAX_NATIVE_DEPTH {
             // The host stack is as deep as native calls may go: interpret this call.
             return None;

@@ -17,8 +17,16 @@
 //! stays linear in the number of guards however many slots each snapshot names.
 //!
 //! ```text
-//!   ExitFrame words:  [0, 32) int registers by number | [32, 64) float registers | [64, ..) spills
+//!   ExitFrame words:  [0, 32) int registers by number | [32, 64) float registers
+//!                     | 64: fuel left | [65, ..) spills
 //! ```
+//!
+//! Fuel: the VM charges fuel at every taken backward jump (see [`Vm`](crate::vm::Vm)). A
+//! trace's `Fuel` instruction does the same with the count in the frame's fuel word: when
+//! less than its cost is left it leaves through its snapshot, which resumes the interpreter
+//! *at* the backward jump with nothing charged, so the interpreter raises `OutOfFuel` at
+//! the same instruction with the same fuel left. The caller puts the budget into the frame
+//! before entering ([`ExitFrame::set_fuel`]) and takes what is left after the exit.
 //!
 //! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
 //! the one that can run here, chosen by `cfg`.
@@ -89,8 +97,10 @@ pub trait Backend {
 pub const DUMP_INT: usize = 0;
 /// First word of the float register dump.
 pub const DUMP_FLOAT: usize = 32;
+/// The word holding the fuel left (charged by `Fuel` instructions).
+pub const FUEL: usize = 64;
 /// First spill slot word.
-pub const SPILL_BASE: usize = 64;
+pub const SPILL_BASE: usize = 65;
 
 /// The memory a running trace keeps its spill slots in and dumps its registers to on exit.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +119,16 @@ impl ExitFrame {
     /// The pointer native code gets.
     pub fn as_mut_ptr(&mut self) -> *mut u64 {
         self.words.as_mut_ptr()
+    }
+
+    /// Sets the fuel the trace may charge (before entering it).
+    pub fn set_fuel(&mut self, fuel: u64) {
+        self.words[FUEL] = fuel;
+    }
+
+    /// The fuel left (after an exit).
+    pub fn fuel(&self) -> u64 {
+        self.words[FUEL]
     }
 
     /// Number of words (native code may touch all of them).

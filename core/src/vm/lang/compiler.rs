@@ -337,7 +337,9 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         // `addk A, B, C` with A == B: an in-place step by the constant C.
         let w = self.func.code[last];
         let (a, b, k) = ((w >> 8) as u8, (w >> 16) as u8, (w >> 24) as u8);
-        if w as u8 != Op::AddK as u8 || a != b || self.lookup(var)? != a {
+        // The body's scope is closed: a variable the body declared no longer resolves (it
+        // cannot be the loop variable), so it is not fused rather than an error.
+        if w as u8 != Op::AddK as u8 || a != b || self.lookup(var).ok() != Some(a) {
             return Ok(false);
         }
         let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else {

@@ -33,8 +33,9 @@ enum Cmd {
     /// Compile, verify and run FILE; ARGS are visible to the program via `args()`.
     Run {
         file: String,
-        /// JIT mode: `auto` compiles hot loops when this CPU has a backend (x86-64, AArch64) and
-        /// no fuel budget is set; `on` insists (error otherwise); `off` only interprets.
+        /// JIT mode: `auto` compiles hot loops when this CPU has a backend (x86-64, AArch64);
+        /// `on` insists (error otherwise); `off` only interprets. Native code charges `--fuel`
+        /// exactly as the interpreter does.
         #[arg(long, value_enum, default_value_t = JitMode::Auto)]
         jit: JitMode,
         /// Backward jumps before a loop counts as hot.
@@ -77,14 +78,13 @@ fn main() -> ExitCode {
             memory_cap,
             args,
         } => {
-            // Native code does not meter fuel, and only two architectures have a backend.
+            // Only two architectures have a backend.
             let jit_possible = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
-            if jit == JitMode::On && (fuel.is_some() || !jit_possible) {
-                eprintln!("kiln: --jit=on needs an x86-64 or AArch64 host and no --fuel budget");
+            if jit == JitMode::On && !jit_possible {
+                eprintln!("kiln: --jit=on needs an x86-64 or AArch64 host");
                 return ExitCode::from(2);
             }
-            let use_jit =
-                jit != JitMode::Off && fuel.is_none() && jit_possible && jit_threshold > 0;
+            let use_jit = jit != JitMode::Off && jit_possible && jit_threshold > 0;
             let config = VmConfig {
                 fuel,
                 memory_cap: memory_cap.unwrap_or(usize::MAX),

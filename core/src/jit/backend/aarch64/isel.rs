@@ -12,7 +12,7 @@ mod calls;
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -150,6 +150,7 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
             Op::Call => self.call(r)?,
+            Op::Fuel => self.fuel(r)?,
             Op::CArgI
             | Op::CArgF
             | Op::CallV
@@ -381,6 +382,19 @@ impl Isel<'_> {
             }
         };
         e::b_cond(&mut self.b, fail, exit);
+        Ok(())
+    }
+
+    /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word (unsigned: `hi`).
+    fn fuel(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let off = tg::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        e::ldr_x(&mut self.b, S0, CTX, off);
+        mov_imm(&mut self.b, S1, inst.imm);
+        e::cmp_rr(&mut self.b, S1, S0);
+        e::b_cond(&mut self.b, Cond::Hi, self.exits[inst.snap as usize]);
+        e::sub_rr(&mut self.b, S0, S0, S1);
+        e::str_x(&mut self.b, S0, CTX, off);
         Ok(())
     }
 

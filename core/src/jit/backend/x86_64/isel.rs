@@ -16,7 +16,7 @@ mod calls;
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, SPILL_BASE,
+    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -123,6 +123,7 @@ impl Isel<'_> {
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
             Op::Call => self.call(r),
+            Op::Fuel => self.fuel(r),
             Op::CArgI
             | Op::CArgF
             | Op::CallV
@@ -361,6 +362,17 @@ impl Isel<'_> {
                 e::bind(&mut self.b, ok);
             }
         }
+    }
+
+    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word (unsigned).
+    fn fuel(&mut self, r: Ref) {
+        let inst = *self.t.inst(r);
+        e::load_ctx(&mut self.b, S0, word(FUEL));
+        self.mov_imm(S1, inst.imm);
+        e::cmp_rr(&mut self.b, S0, S1);
+        e::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
+        e::sub_rr(&mut self.b, S0, S1);
+        e::store_ctx(&mut self.b, word(FUEL), S0);
     }
 
     fn call(&mut self, r: Ref) {
