@@ -24,11 +24,13 @@ unsafe impl Console for Log {
     }
 }
 
-/// What one run produced: the printed output, then the error text (empty if none).
+/// What one run produced: the printed output, the error text (empty if none), and the fuel
+/// left (native code must charge what the interpreter charges, also when nothing is metered).
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
     out: String,
     err: String,
+    fuel: u64,
 }
 
 struct Run {
@@ -60,8 +62,9 @@ fn run(src: &str, threshold: Option<u32>, max_depth: usize) -> Run {
     };
     let err = result.err().map(|e| e.to_string()).unwrap_or_default();
     let log = String::from_utf8(log.0.into_inner().unwrap()).unwrap();
+    let fuel = vm.fuel_left();
     Run {
-        outcome: Outcome { out, err },
+        outcome: Outcome { out, err, fuel },
         stats,
         log,
     }

@@ -616,7 +616,9 @@ impl<'p> Vm<'p> {
                                     pos.pc = t.pc;
                                     return Err(t.kind);
                                 }
+                                // As `ret` would: the rest of this function.
                                 pc += 2;
+                                tri!(self.charge(code.len() - pc));
                                 continue 'frames;
                             }
                         }

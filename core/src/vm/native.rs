@@ -154,6 +154,12 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
             .map_err(|kind| trap(kind, at))
     }
 
+    /// Charges `fuel` as the interpreter would have (a trap at `at` if it runs out).
+    pub fn charge(&mut self, fuel: u64, at: (usize, usize)) -> Result<(), Trap> {
+        let words = usize::try_from(fuel).unwrap_or(usize::MAX);
+        self.vm.charge(words).map_err(|k| trap(k, at))
+    }
+
     /// Runs `native` on the frame at `base` as one activation.
     pub(super) fn run_native(
         &mut self,
@@ -196,7 +202,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         args(&mut self.stack[base..base + FRAME_WINDOW]);
         let native = self.vm.count_call(self.stack, callee, base, self.hook);
         match native {
-            Some(code) => self.run_native(&code, at, base),
+            Some(code) => self.run_native(&code, at, base)?,
             None => {
                 self.vm.frames.push(Frame {
                     func: at.0 as u32,
@@ -205,9 +211,12 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
                 });
                 let r = self.interpret(callee, 0, base);
                 self.vm.frames.pop();
-                r
+                r?
             }
         }
+        // The interpreter's `ret` charges the rest of the caller.
+        let caller_len = self.vm.prog.funcs.get(at.0).map_or(0, |f| f.code.len());
+        self.charge(caller_len.saturating_sub(at.1 + 2) as u64, (at.0, at.1 + 2))
     }
 
     /// Room for calls native code entered now on the frame at `base` may make directly
