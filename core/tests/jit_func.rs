@@ -308,10 +308,10 @@ fn a_second_run_does_not_reuse_native_code_of_a_dropped_jit() {
     assert_eq!(second, first);
 }
 
-/// With a fuel budget calls stay interpreted (function traces do not charge fuel), so the
-/// budget runs out at the same instruction as without the JIT.
+/// With a fuel budget the budget runs out at the same instruction, with the same fuel left,
+/// as without the JIT (calls then go through the VM, which checks the budget).
 #[test]
-fn fuel_budgets_keep_calls_interpreted() {
+fn fuel_budgets_run_out_where_the_interpreter_does() {
     let prog = lang::compile(FIB).expect("compiles");
     let outcome = |jit: bool| {
         let config = VmConfig {
@@ -325,9 +325,7 @@ fn fuel_budgets_keep_calls_interpreted() {
         let log = Log(Mutex::new(Vec::new()));
         let r = if jit {
             let mut j = Jit::new(&prog, &MEM, Some(&log));
-            let r = vm.run(&mut out, Some(&mut j));
-            assert_eq!(j.func_stats().compiled, 0);
-            r
+            vm.run(&mut out, Some(&mut j))
         } else {
             vm.run(&mut out, None)
         };

@@ -37,6 +37,10 @@ struct Run {
     /// Sum of the interpreter's backward-jump counters over function 0: how often the
     /// interpreter itself took a loop's back edge.
     interpreted_back_edges: u64,
+    /// Live heap bytes charged to the VM after the run.
+    heap_bytes: usize,
+    /// Functions the function JIT compiled.
+    funcs_compiled: u64,
 }
 
 /// Runs `src`; with `threshold = Some(t)` the JIT is on.
@@ -50,13 +54,13 @@ fn run(src: &str, args: &[&str], threshold: Option<u32>) -> Run {
     vm.set_args(args).unwrap();
     let mut out = String::new();
     let log = Log::default();
-    let (result, stats) = match threshold {
+    let (result, stats, funcs_compiled) = match threshold {
         Some(_) => {
             let mut jit = Jit::new(&prog, &MEM, Some(&log));
             let r = vm.run(&mut out, Some(&mut jit)).map(drop);
-            (r, jit.stats())
+            (r, jit.stats(), jit.func_stats().compiled)
         }
-        None => (vm.run(&mut out, None).map(drop), JitStats::default()),
+        None => (vm.run(&mut out, None).map(drop), JitStats::default(), 0),
     };
     let interpreted_back_edges = (0..prog.funcs[0].code.len())
         .map(|pc| vm.loop_count(0, pc) as u64)
@@ -68,6 +72,8 @@ fn run(src: &str, args: &[&str], threshold: Option<u32>) -> Run {
         stats,
         log,
         interpreted_back_edges,
+        heap_bytes: vm.heap_bytes(),
+        funcs_compiled,
     }
 }
 
@@ -80,6 +86,17 @@ fn same_as_interpreter(src: &str, args: &[&str]) -> Run {
         let got = run(src, args, Some(t));
         assert_eq!(got.out, want.out, "threshold {t}\n{src}\n{}", got.log);
         assert_eq!(got.result, want.result, "threshold {t}\n{src}\n{}", got.log);
+        // A leaked or aliased heap value would show here. Direct calls between compiled
+        // functions grow the register stack ahead of time (`vm::native::DIRECT_SLACK`), so
+        // runs that compiled a function may hold more stack, never less.
+        if got.funcs_compiled == 0 {
+            assert_eq!(
+                got.heap_bytes, want.heap_bytes,
+                "threshold {t}: heap bytes\n{src}"
+            );
+        } else {
+            assert!(got.heap_bytes >= want.heap_bytes, "threshold {t}\n{src}");
+        }
         if t == 10 {
             keep = Some(got);
         }
@@ -363,6 +380,26 @@ fn a_side_trace_that_cannot_be_recorded_leaves_the_exit_to_the_interpreter() {
         r.log
     );
     assert_log_lines_well_formed(&r.log);
+}
+
+#[test]
+fn an_exit_never_overwrites_a_heap_value_natively() {
+    // `v` holds a fresh string when the inner trace is entered (the first iterations do not
+    // write it), and the trace overwrites it without reading it: a native write-back must
+    // leave that exit to the host, which drops the string (a raw store would leak it and the
+    // heap byte count would differ).
+    let r = same_as_interpreter(
+        "let t = 0; let y = 0;
+         while y < 60 {
+             let v = \"str\" + \"ing\";
+             let x = 0;
+             while x < 200 { if x > 5 { v = x; t = t + v; } x = x + 1; }
+             y = y + 1;
+         }
+         print(t);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
 }
 
 #[test]

@@ -69,19 +69,6 @@ pub fn lane() -> Result<(), String> {
         "397380\n",
         "[JIT] Compiled loop at PC 31",
     )?;
-    // The function JIT from the CLI: `--jit=on` compiles fib on its first call.
-    for line in [
-        "[JIT] Hot function fib detected (calls: 1)",
-        "[JIT] Compiled function fib (",
-    ] {
-        expect(
-            &kiln,
-            &run(&["run", "--jit=on", "--trace-jit", "examples/fib.kl", "20"]),
-            0,
-            "fib(20) = 6765\n",
-            line,
-        )?;
-    }
     // Native code charges fuel as the interpreter does: the same error at the same place.
     for jit in ["--jit=off", "--jit=on"] {
         expect(
@@ -100,6 +87,26 @@ pub fn lane() -> Result<(), String> {
             "runtime error at line 34 (fn main, pc 49): out of fuel",
         )?;
     }
+    // The function JIT from the CLI: `--jit=on` compiles fib on its first call.
+    for line in [
+        "[JIT] Hot function fib detected (calls: 1)",
+        "[JIT] Compiled function fib (",
+    ] {
+        expect(
+            &kiln,
+            &run(&["run", "--jit=on", "--trace-jit", "examples/fib.kl", "20"]),
+            0,
+            "fib(20) = 6765\n",
+            line,
+        )?;
+    }
+    expect(
+        &kiln,
+        &run(&["run", "--fuel", "1000", "examples/mandelbrot.kl"]),
+        1,
+        "",
+        "out of fuel",
+    )?;
     let bad = std::env::temp_dir().join("kiln-vm-lane-bad.kl");
     std::fs::write(&bad, "let x = 1;\nlet y = x +;\n").map_err(|e| e.to_string())?;
     let bad = bad.to_string_lossy().into_owned();

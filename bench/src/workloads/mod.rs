@@ -45,6 +45,14 @@ impl Budget {
     pub fn restart(&self) -> Self {
         Self::new(self.ops, self.limit)
     }
+    /// A fresh deadline of half the limit, for an untimed warm-up phase: it only brings the
+    /// working set to its steady state, so a slow allocator need not spend a full phase on it.
+    pub fn warm_up(&self) -> Self {
+        Self {
+            deadline: Instant::now() + self.limit / 2,
+            ..*self
+        }
+    }
     /// True once the deadline has passed (callers check every [`CHECK_EVERY`] ops).
     pub fn expired(&self) -> bool {
         Instant::now() >= self.deadline

@@ -59,7 +59,7 @@ fn prefault_then_time(
     size: fn(u32) -> usize,
 ) -> Result<Outcome, String> {
     probe();
-    churn(a, &budget, budget.ops / 10, slots, rng, size)?;
+    churn(a, &budget.warm_up(), budget.ops / 10, slots, rng, size)?;
     let timed = budget.restart();
     let start = Instant::now();
     let ops = churn(a, &timed, budget.ops, slots, rng, size)?;

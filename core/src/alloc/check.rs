@@ -8,7 +8,7 @@ use core::fmt;
 use core::sync::atomic::Ordering;
 
 use super::heap::Heap;
-use super::page::{Page, IN_FULL, PAGE_SIZE};
+use super::page::{Page, IN_FULL, KEPT, PAGE_SIZE};
 use super::segment::{Segment, PAGES_PER_SEGMENT};
 use super::size_class::{class_size, span_pages, CLASS_COUNT};
 
@@ -101,6 +101,12 @@ impl Heap {
             if (p.flags & IN_FULL != 0) != full {
                 return fail("IN_FULL flag disagrees with the queue", page as usize);
             }
+            if p.flags & KEPT != 0 && (full || !q.is_single()) {
+                return fail(
+                    "page kept as the last of its class is not alone on its queue",
+                    page as usize,
+                );
+            }
             if !self.owns(super::segment::segment_of(page.cast())) {
                 return fail(
                     "queued page in a segment owned by another heap",
@@ -148,7 +154,10 @@ fn check_segment(s: &Segment) -> Result<usize, CheckError> {
                     page as *const Page as usize,
                 );
             }
+            let head_off = s.page_off[i + d] as usize;
+            let page_at_off = (s as *const Segment as usize + head_off) as *const Page;
             if s.span_head[i + d] as usize != i
+                || !core::ptr::eq(page_at_off, page)
                 || (d > 0 && s.pages[i + d].head_delta as usize != d)
             {
                 return fail(

@@ -2,9 +2,12 @@
 //! `thread_free` (any other thread, atomically).
 //!
 //! ```text
-//!   p ──mask──> segment ──is_ours?──> no: FreeError::Foreign (nothing read outside kiln)
-//!                  │ huge ─> block start? ─> back to the platform
-//!                  └ page_of(p) ─> in use? block start? ─> owner == heap ? free_local : free_remote
+//!   p ──mask──> segment ──map bit + cookie?──> no: FreeError::Foreign (nothing read outside kiln)
+//!                  └ page_of(p) ─> block start of a carved block? (exact-division test; fails on
+//!                       │            pages not in use and on huge segments)
+//!                       ├ yes, owner == heap: double-free filter, push local_free   (inline)
+//!                       └ otherwise, #[cold] free_not_local: remote push on thread_free, huge
+//!                         block back to the pool, interior aligned pointer, or an error
 //! ```
 //!
 //! Double frees: a freed block's first word is an encoded list link. When a block about to be
@@ -17,7 +20,7 @@ use core::fmt;
 
 use super::heap::Heap;
 use super::huge;
-use super::page::{Page, HAS_ALIGNED, IN_FULL};
+use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{segment_of, Segment, SegmentKind};
 use super::stats;
 
@@ -58,6 +61,11 @@ pub(crate) enum Owner {
 }
 
 /// Classifies `p` in O(1): which segment, page and block, or why it is not a block of ours.
+///
+/// Fast path: the segment map and cookie, the span's head page, and the exact-division
+/// block-start test, which also fails on a page not in use (capacity 0) and on every page of a
+/// huge segment. Everything else (huge blocks, interior aligned pointers, errors) is decided in
+/// [`classify_slow`].
 #[inline(always)]
 pub(crate) fn classify(p: *const u8) -> Result<Owner, FreeError> {
     let seg = segment_of(p);
@@ -66,6 +74,31 @@ pub(crate) fn classify(p: *const u8) -> Result<Owner, FreeError> {
     }
     // SAFETY: the segment map and cookie prove `seg` is a live header of ours.
     unsafe {
+        let page = (*seg).page_of(p);
+        if (*page).is_block_start(p) {
+            return Ok(Owner::Page {
+                seg,
+                page,
+                block: p.cast_mut(),
+            });
+        }
+        classify_slow(seg, page, p)
+    }
+}
+
+/// The rest of [`classify`]: huge blocks, interior aligned pointers, and the errors.
+///
+/// # Safety
+/// `seg` is a live segment header of ours and `page` is `page_of(p)` in it.
+#[cold]
+#[inline(never)]
+unsafe fn classify_slow(
+    seg: *mut Segment,
+    page: *mut Page,
+    p: *const u8,
+) -> Result<Owner, FreeError> {
+    // SAFETY: live header (caller).
+    unsafe {
         if (*seg).kind == SegmentKind::Huge {
             return if huge::is_block(seg, p) {
                 Ok(Owner::Huge { seg })
@@ -73,73 +106,158 @@ pub(crate) fn classify(p: *const u8) -> Result<Owner, FreeError> {
                 Err(FreeError::NotABlock)
             };
         }
-        let page = (*seg).page_of(p);
-        if !(*page).in_use() {
+        if !(*page).in_use() || (*page).flags & HAS_ALIGNED == 0 {
             return Err(FreeError::NotABlock);
         }
         let idx = (*page).block_index(p).ok_or(FreeError::NotABlock)?;
-        let block = (*page).block_start(idx);
-        if block != p.cast_mut() && (*page).flags & HAS_ALIGNED == 0 {
-            return Err(FreeError::NotABlock);
-        }
-        Ok(Owner::Page { seg, page, block })
+        Ok(Owner::Page {
+            seg,
+            page,
+            block: (*page).block_start(idx),
+        })
     }
 }
 
 /// Frees `p` through `heap` (the caller's local heap). Null is accepted and does nothing.
+///
+/// The inline part is the owner's free of a block start: segment map and cookie, head page,
+/// block-start test, owner test, double-free filter, push on `local_free`. Every other case
+/// leaves through a tail call to a cold function, so the hot part keeps no registers alive
+/// across a call (no stack frame).
 ///
 /// # Safety
 /// `p` is null, or not used by the caller after this call. A foreign pointer is detected and
 /// reported (never written); a block of kiln's that is still in use by someone else is not.
 #[inline(always)]
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
-    match classify(p) {
-        Ok(Owner::Page { seg, page, block }) => {
-            if heap.owns(seg) {
-                // SAFETY: the heap owns the page; `block` is an allocated block (checked).
-                unsafe { free_local(heap, page, block) }
-            } else {
-                // SAFETY: `block` is a live block of `page` (caller).
-                unsafe { free_remote(page, block) };
-                Ok(())
-            }
-        }
-        // SAFETY: classified as a live huge block.
-        Ok(Owner::Huge { seg }) => unsafe { huge::free(heap.pool(), seg, p) },
-        Err(FreeError::Foreign) if p.is_null() => Ok(()),
-        Err(e) => Err(e),
+    let seg = segment_of(p);
+    if !Segment::is_ours(seg) {
+        return not_ours(p);
     }
-}
-
-/// The owner's free: push on `local_free`; empty or previously full pages take the cold path.
-///
-/// # Safety
-/// `heap` owns `page`; `block` is one of its blocks.
-#[inline(always)]
-unsafe fn free_local(heap: &mut Heap, page: *mut Page, block: *mut u8) -> Result<(), FreeError> {
-    // SAFETY: owner access (caller).
+    // SAFETY: the segment map and cookie prove `seg` is a live header of ours; `page_of` is
+    // the head page of the span holding `p`.
     unsafe {
-        if (*page).looks_free(block) {
-            check_double_free(page, block)?;
+        let page = (*seg).page_of(p);
+        if !(*page).is_block_start(p) || !heap.owns(seg) {
+            return free_not_local(heap, seg, page, p);
         }
-        stats::local_free((*page).class as usize, (*page).block_size);
-        (*page).push_local(block);
-        if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
-            heap.page_event(page);
+        if (*page).looks_free(p) {
+            return free_local_suspect(heap, page, p);
         }
+        push_local(heap, page, p);
     }
     Ok(())
 }
 
+/// The owner's push on `local_free`; an emptied or previously full page takes the cold path.
+///
+/// # Safety
+/// `heap` owns `page`; `block` is one of its blocks, allocated and not free.
+#[inline(always)]
+unsafe fn push_local(heap: &mut Heap, page: *mut Page, block: *mut u8) {
+    // SAFETY: owner access (caller).
+    unsafe {
+        heap.stats
+            .local_free((*page).class as usize, (*page).block_size);
+        (*page).push_local(block);
+        if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
+            page_event(heap, page);
+        }
+    }
+}
+
+/// The page emptied or was full. An empty page already kept as the last page of its class
+/// (`KEPT`, not full) needs no second look, so `Heap::page_event` is skipped for it.
+///
+/// # Safety
+/// `heap` owns `page`, which is in use.
 #[cold]
 #[inline(never)]
-unsafe fn check_double_free(page: *mut Page, block: *mut u8) -> Result<(), FreeError> {
+unsafe fn page_event(heap: &mut Heap, page: *mut Page) {
     // SAFETY: owner access (caller).
-    if unsafe { (*page).is_on_a_free_list(block, true) } {
-        Err(FreeError::DoubleFree)
-    } else {
-        Ok(())
+    unsafe {
+        if (*page).flags & (KEPT | IN_FULL) != KEPT {
+            heap.page_event(page);
+        }
     }
+}
+
+/// A pointer outside kiln's segments: fine if null, else foreign.
+#[cold]
+#[inline(never)]
+fn not_ours(p: *mut u8) -> Result<(), FreeError> {
+    if p.is_null() {
+        Ok(())
+    } else {
+        Err(FreeError::Foreign)
+    }
+}
+
+/// Everything but the owner's free of a block start: remote frees, huge blocks, interior
+/// aligned pointers, and the errors.
+///
+/// # Safety
+/// As for [`free`]; `seg` is a live segment of ours and `page` is `page_of(p)` in it.
+#[cold]
+#[inline(never)]
+unsafe fn free_not_local(
+    heap: &mut Heap,
+    seg: *mut Segment,
+    page: *mut Page,
+    p: *mut u8,
+) -> Result<(), FreeError> {
+    // SAFETY: `page` is a page header of a live segment of ours (caller).
+    let owner = if unsafe { (*page).is_block_start(p) } {
+        Owner::Page {
+            seg,
+            page,
+            block: p,
+        }
+    } else {
+        // SAFETY: forwarded (caller).
+        unsafe { classify_slow(seg, page, p) }?
+    };
+    match owner {
+        Owner::Page { seg, page, block } => {
+            if heap.owns(seg) {
+                // SAFETY: the heap owns the page; `block` is an allocated block (checked).
+                unsafe {
+                    if (*page).looks_free(block) {
+                        return free_local_suspect(heap, page, block);
+                    }
+                    push_local(heap, page, block);
+                }
+            } else {
+                // SAFETY: `block` is a live block of `page` (caller).
+                unsafe { free_remote(page, block) };
+            }
+            Ok(())
+        }
+        // SAFETY: classified as a live huge block.
+        Owner::Huge { seg } => unsafe { huge::free(heap.pool(), seg, p) },
+    }
+}
+
+/// The owner's free of a block whose first word looks like a free-list link: walk the page's
+/// lists to tell a double free from user data that happens to look like a link.
+///
+/// # Safety
+/// `heap` owns `page`; `block` is one of its blocks.
+#[cold]
+#[inline(never)]
+unsafe fn free_local_suspect(
+    heap: &mut Heap,
+    page: *mut Page,
+    block: *mut u8,
+) -> Result<(), FreeError> {
+    // SAFETY: owner access (caller).
+    unsafe {
+        if (*page).is_on_a_free_list(block, true) {
+            return Err(FreeError::DoubleFree);
+        }
+        push_local(heap, page, block);
+    }
+    Ok(())
 }
 
 /// A free from a thread that does not own the page: atomic push on `thread_free`.

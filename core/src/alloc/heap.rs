@@ -20,11 +20,13 @@
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-use super::page::{Page, HAS_ALIGNED, IN_FULL};
+use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{
     segment_of, Pool, Segment, SegmentKind, SegmentList, HEADER_SIZE, PAGES_PER_SEGMENT,
 };
-use super::size_class::{class_of, class_size, span_pages, CLASS_COUNT, MAX_CLASS_SIZE};
+use super::size_class::{
+    class_of, class_size, small_class_of, span_pages, CLASS_COUNT, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX,
+};
 use super::{huge, stats};
 
 /// Alignment every block has without asking: blocks of class sizes that are multiples of 16 start
@@ -55,11 +57,23 @@ impl PageQueue {
         tail: ptr::null_mut(),
     };
 
+    /// A page joins: a page kept as the only one of the queue is no longer alone.
+    ///
+    /// # Safety
+    /// The queue's pages are valid.
+    unsafe fn unkeep_head(&mut self) {
+        if !self.head.is_null() {
+            // SAFETY: queue pages are valid (caller).
+            unsafe { (*self.head).flags &= !KEPT };
+        }
+    }
+
     /// # Safety
     /// `page` is valid and on no queue.
     unsafe fn push_front(&mut self, page: *mut Page) {
         // SAFETY: valid pages (caller, queue invariant).
         unsafe {
+            self.unkeep_head();
             (*page).prev = ptr::null_mut();
             (*page).next = self.head;
             if self.head.is_null() {
@@ -76,6 +90,7 @@ impl PageQueue {
     unsafe fn push_back(&mut self, page: *mut Page) {
         // SAFETY: valid pages (caller, queue invariant).
         unsafe {
+            self.unkeep_head();
             (*page).next = ptr::null_mut();
             (*page).prev = self.tail;
             if self.tail.is_null() {
@@ -108,7 +123,7 @@ impl PageQueue {
         }
     }
 
-    fn is_single(&self) -> bool {
+    pub(crate) fn is_single(&self) -> bool {
         !self.head.is_null() && self.head == self.tail
     }
 }
@@ -120,6 +135,8 @@ pub struct Heap {
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
     segments: SegmentList,
+    /// This heap's statistics slot (zero-sized without the `stats` feature).
+    pub(crate) stats: stats::HeapStats,
 }
 
 // SAFETY: a heap is used by one thread at a time (the `LocalSlot` contract); handing it to another
@@ -136,6 +153,7 @@ impl Heap {
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
             segments: SegmentList::new(),
+            stats: stats::HeapStats::new(),
         }
     }
 
@@ -148,7 +166,9 @@ impl Heap {
     /// when the request cannot be met (alignment above half a segment, size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
-        if align <= NATURAL_ALIGN && size <= MAX_CLASS_SIZE {
+        if align <= NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
+            self.alloc_class(small_class_of(size, align))
+        } else if align <= NATURAL_ALIGN && size <= MAX_CLASS_SIZE {
             // Rounding to the alignment (at least one unit of it, for size 0) keeps 16-aligned
             // requests in classes whose sizes are multiples of 16.
             let rounded = ((size + align - 1) & !(align - 1)).max(align);
@@ -178,7 +198,7 @@ impl Heap {
         // no reference to the sentinel; a non-empty list means `page` is a real owned page.
         unsafe {
             if !(*page).free.is_null() {
-                stats::fast_alloc(class);
+                self.stats.fast_alloc(class, (*page).block_size);
                 return (*page).pop_free();
             }
         }
@@ -188,11 +208,13 @@ impl Heap {
     #[cold]
     #[inline(never)]
     fn alloc_slow(&mut self, class: usize) -> *mut u8 {
+        self.stats.register();
         let page = self.find_page(class);
         if page.is_null() {
             return ptr::null_mut();
         }
-        stats::slow_alloc(class);
+        // SAFETY: `find_page` returns an owned page.
+        self.stats.slow_alloc(class, unsafe { (*page).block_size });
         // SAFETY: `find_page` returns an owned page with a non-empty `free` list.
         unsafe { (*page).pop_free() }
     }
@@ -289,7 +311,7 @@ impl Heap {
         // SAFETY: on the queue (caller); owned.
         unsafe {
             self.queues[class].remove(page);
-            (*page).flags |= IN_FULL;
+            (*page).flags = ((*page).flags | IN_FULL) & !KEPT;
             self.full[class].push_back(page);
         }
         self.sync_direct(class);
@@ -444,6 +466,10 @@ impl Heap {
                 let seg = segment_of(page.cast());
                 if !self.queues[class].is_single() || (*seg).is_only_span((*seg).index_of(page)) {
                     self.retire(page);
+                } else {
+                    // Kept: later frees that empty it again skip this call until a page joins
+                    // the queue or another span of the segment is released (see `KEPT`).
+                    (*page).flags |= KEPT;
                 }
             }
         }
@@ -477,6 +503,7 @@ impl Heap {
     /// # Safety
     /// `seg` was taken off the pool's abandoned list.
     unsafe fn adopt(&mut self, seg: *mut Segment) {
+        self.stats.register();
         // SAFETY: nobody else owns the segment now; the pool lock ordered us after the abandoner.
         unsafe {
             (*seg).owner.store(self as *mut Heap, Ordering::Release);
@@ -490,7 +517,7 @@ impl Heap {
                 let span = (*page).span as usize;
                 let class = (*page).class as usize;
                 (*page).collect();
-                (*page).flags &= !IN_FULL;
+                (*page).flags &= !(IN_FULL | KEPT);
                 if (*page).used == 0 {
                     stats::page_retired(&*page);
                     (*seg).release_span(i);
@@ -583,6 +610,7 @@ impl Heap {
         self.direct = [empty_page(); CLASS_COUNT];
         self.queues = [PageQueue::EMPTY; CLASS_COUNT];
         self.full = [PageQueue::EMPTY; CLASS_COUNT];
+        self.stats.release();
     }
 
     /// Whether this heap owns `seg`.

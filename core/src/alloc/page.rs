@@ -30,9 +30,6 @@ pub const PAGE_SHIFT: usize = 16;
 /// Size of a page: the unit segments are split into.
 pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
 
-/// Shift of the fixed-point reciprocal in `Page::recip`.
-const RECIP_SHIFT: u32 = 40;
-
 /// A free block: only its first word is used, to link it into a list.
 #[repr(C)]
 pub struct Block {
@@ -45,38 +42,49 @@ pub(crate) const IN_USE: u8 = 1;
 pub(crate) const IN_FULL: u8 = 2;
 /// Flag: some block of the page was handed out at an interior, aligned address.
 pub(crate) const HAS_ALIGNED: u8 = 4;
+/// Flag: the page is empty and was kept as the only page of its class queue (see
+/// `Heap::page_event`), so the free path need not ask again each time it empties. Cleared when
+/// another page joins the queue, when the page goes to the full queue, and when another span of
+/// its segment is released (it may now be all that keeps the segment from the pool).
+pub(crate) const KEPT: u8 = 8;
 
-/// Page metadata, kept out of band in the segment header.
+/// Page metadata, kept out of band in the segment header. The fields the free path reads come
+/// first (`free` .. `flags`), so they share a cache line more often than not.
 #[repr(C)]
 pub struct Page {
     /// Allocation list (owner only).
     pub(crate) free: *mut Block,
-    /// Blocks handed out and not on `free`/`local_free` (owner only).
-    pub(crate) used: u32,
-    /// Blocks carved so far (owner only).
-    pub(crate) capacity: u32,
     /// Owner's frees (owner only).
     pub(crate) local_free: *mut Block,
-    /// Frees from other threads (any thread, atomically).
-    pub(crate) thread_free: AtomicPtr<Block>,
-    /// Bytes per block.
-    pub(crate) block_size: usize,
     /// First block.
     pub(crate) start: *mut u8,
     /// Key the list links are encoded with (`word = next ^ key`).
     pub(crate) key: usize,
-    /// `ceil(2^RECIP_SHIFT / block_size)`: turns `offset / block_size` into a multiply.
-    pub(crate) recip: u64,
-    /// Blocks that fit in the span.
-    pub(crate) reserved: u32,
+    /// Inverse of the odd part of `block_size` modulo 2^64: `(p - start) * inv`, rotated right by
+    /// `shift`, is the block index when `p` is a block start and a huge number otherwise (exact
+    /// division test, no divide and no second multiply).
+    pub(crate) inv: u64,
+    /// Blocks handed out and not on `free`/`local_free` (owner only).
+    pub(crate) used: u32,
+    /// Blocks carved so far (owner only). 0 for a page not in use, so no pointer passes the
+    /// block-start test on it.
+    pub(crate) capacity: u32,
+    /// `IN_USE | IN_FULL | HAS_ALIGNED | KEPT`.
+    pub(crate) flags: u8,
+    /// Trailing zero bits of `block_size`.
+    pub(crate) shift: u8,
     /// Size class.
     pub(crate) class: u8,
     /// Pages in the span (head page only).
     pub(crate) span: u8,
+    /// Blocks that fit in the span.
+    pub(crate) reserved: u32,
+    /// Bytes per block.
+    pub(crate) block_size: usize,
+    /// Frees from other threads (any thread, atomically).
+    pub(crate) thread_free: AtomicPtr<Block>,
     /// For the pages of a span after the first: distance back to the head page.
     pub(crate) head_delta: u8,
-    /// `IN_USE | IN_FULL | HAS_ALIGNED`.
-    pub(crate) flags: u8,
     /// Heap queue links (owner only).
     pub(crate) next: *mut Page,
     pub(crate) prev: *mut Page,
@@ -96,19 +104,20 @@ impl Page {
     pub const fn empty() -> Page {
         Page {
             free: ptr::null_mut(),
-            used: 0,
-            capacity: 0,
             local_free: ptr::null_mut(),
-            thread_free: AtomicPtr::new(ptr::null_mut()),
-            block_size: 0,
             start: ptr::null_mut(),
             key: 0,
-            recip: 0,
-            reserved: 0,
+            inv: 0,
+            used: 0,
+            capacity: 0,
+            flags: 0,
+            shift: 0,
             class: 0,
             span: 0,
+            reserved: 0,
+            block_size: 0,
+            thread_free: AtomicPtr::new(ptr::null_mut()),
             head_delta: 0,
-            flags: 0,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             #[cfg(feature = "stats")]
@@ -131,7 +140,8 @@ impl Page {
         self.block_size = block_size;
         self.start = start;
         self.reserved = (area_len / block_size) as u32;
-        self.recip = (1u64 << RECIP_SHIFT).div_ceil(block_size as u64);
+        self.shift = block_size.trailing_zeros() as u8;
+        self.inv = odd_inverse((block_size >> self.shift) as u64);
         self.key = encode_key(start as usize);
         self.flags = IN_USE;
     }
@@ -283,18 +293,36 @@ impl Page {
         self.capacity += batch;
     }
 
-    /// Index of the block containing `p`, or `None` outside the carved blocks.
+    /// Index of the block starting at `p` if `p` is the start of a carved block; otherwise a
+    /// number `>= capacity` (always so on a page not in use, whose capacity is 0).
+    ///
+    /// Exact division test: with `block_size = odd << shift` and `inv * odd == 1 (mod 2^64)`,
+    /// `rotr(off * inv, shift)` equals `off / block_size` when `block_size` divides `off`, and is
+    /// above `2^64 / block_size` (far above any capacity) when it does not: a misaligned `off`
+    /// leaves low bits that the rotation moves to the top, and a multiple of `2^shift` that is not
+    /// a multiple of `odd` maps above `(2^(64-shift) - 1) / odd`. An address below `start` wraps
+    /// to an offset whose quotient is at least `(2^64 - 2^21) / block_size`, also out of range.
     #[inline(always)]
+    pub(crate) fn exact_block_index(&self, p: *const u8) -> u64 {
+        let off = (p as usize).wrapping_sub(self.start as usize) as u64;
+        off.wrapping_mul(self.inv).rotate_right(self.shift as u32)
+    }
+
+    /// Whether `p` is the start of a carved block of this page.
+    #[inline(always)]
+    pub(crate) fn is_block_start(&self, p: *const u8) -> bool {
+        self.exact_block_index(p) < self.capacity as u64
+    }
+
+    /// Index of the block containing `p`, or `None` outside the carved blocks. Divides: for the
+    /// cold paths (interior aligned pointers, `check`).
     pub(crate) fn block_index(&self, p: *const u8) -> Option<u32> {
-        let off = (p as usize).wrapping_sub(self.start as usize);
-        // Exact while off * block_size < 2^RECIP_SHIFT: off < 2^21 (a segment), size <= 2^18.
-        // An address below `start` wraps to a huge offset and fails the capacity test.
-        let idx = (off as u64).wrapping_mul(self.recip) >> RECIP_SHIFT;
-        if idx < self.capacity as u64 {
-            Some(idx as u32)
-        } else {
-            None
+        if self.block_size == 0 {
+            return None;
         }
+        let off = (p as usize).checked_sub(self.start as usize)?;
+        let idx = off / self.block_size;
+        (idx < self.capacity as usize).then_some(idx as u32)
     }
 
     /// Start of block `idx`.
@@ -364,6 +392,18 @@ impl Page {
     }
 }
 
+/// The inverse of odd `d` modulo 2^64, by Newton's iteration (each step doubles the correct low
+/// bits; `d` itself is correct to 3 bits since `d * d == 1 (mod 8)` for odd `d`).
+const fn odd_inverse(d: u64) -> u64 {
+    let mut x = d;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(d.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
 /// A per-page key for encoding list links: mixes the page address with a per-process seed so a
 /// stray write or a user's data rarely decodes to a valid link.
 fn encode_key(start: usize) -> usize {
@@ -373,3 +413,53 @@ fn encode_key(start: usize) -> usize {
 }
 
 static KEY_SEED: u8 = 0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::size_class::{class_size, CLASS_COUNT};
+
+    const SEGMENT_SIZE_FOR_TEST: usize = crate::alloc::segment::SEGMENT_SIZE;
+
+    #[test]
+    fn odd_inverse_inverts() {
+        for d in [1u64, 3, 5, 7, 9, 15, 17, 1001, 65535, (1 << 20) + 1] {
+            assert_eq!(d.wrapping_mul(odd_inverse(d)), 1, "d = {d}");
+        }
+    }
+
+    /// The exact-division test against plain division, for every class, over a whole segment's
+    /// worth of offsets around the carved range (including addresses below `start`).
+    #[test]
+    fn exact_block_index_matches_division() {
+        let start = 0x4000_0000usize as *mut u8;
+        for class in 0..CLASS_COUNT {
+            let size = class_size(class);
+            let mut page = Page::empty();
+            page.init(class, size, start, 16 * PAGE_SIZE);
+            page.capacity = page.reserved;
+            let check = |off: isize| {
+                let p = start.wrapping_offset(off);
+                let expect = off >= 0
+                    && (off as usize).is_multiple_of(size)
+                    && (off as usize / size) < page.capacity as usize;
+                assert_eq!(page.is_block_start(p), expect, "class {class} off {off}");
+                if expect {
+                    assert_eq!(page.exact_block_index(p), (off as usize / size) as u64);
+                }
+            };
+            // Every offset near the start, then around every block boundary.
+            for off in -(4096 + 3)..(4 * size as isize).min(20_000) {
+                check(off);
+            }
+            for k in 0..=page.capacity as isize + 2 {
+                let base = k * size as isize;
+                for d in [-16, -8, -1, 0, 1, 8, 16, size as isize / 2] {
+                    check(base + d);
+                }
+            }
+            check(-(SEGMENT_SIZE_FOR_TEST as isize));
+        }
+        assert!(!Page::empty().is_block_start(start));
+    }
+}

@@ -8,7 +8,7 @@
 //!   | (meta) | (short) |  64 KiB |  64 KiB |     |  64 KiB  |
 //!   +--------+---------+---------+---------+-----+----------+
 //!   ^ segment_of(p) = p & !(SEGMENT_SIZE - 1)
-//!   page_of(p) = pages[(p - segment) >> PAGE_SHIFT], then back `head_delta` to the span's head
+//!   page_of(p) = segment + page_off[(p - segment) >> PAGE_SHIFT]   (the span's head `Page`)
 //!
 //!   huge segment: one block, in a span of `span_segments` segments
 //!   +--------+----------------------------------------------+
@@ -28,7 +28,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use super::heap::Heap;
-use super::page::{Page, PAGE_SHIFT, PAGE_SIZE};
+use super::page::{Page, KEPT, PAGE_SHIFT, PAGE_SIZE};
 use crate::platform::MemorySource;
 
 /// log2 of [`SEGMENT_SIZE`].
@@ -72,6 +72,10 @@ pub struct Segment {
     /// `span_head[i]`: index of the head page of the span page `i` belongs to (a byte table so
     /// `page_of` needs no multiply to find the head).
     pub(crate) span_head: [u8; PAGES_PER_SEGMENT],
+    /// `page_off[i]`: byte offset from the segment start of the head `Page` of the span page `i`
+    /// belongs to, so the free path finds it with one load and an add (no multiply by the size
+    /// of a `Page`).
+    pub(crate) page_off: [u16; PAGES_PER_SEGMENT],
     /// Links in the owner heap's segment list or in a pool list.
     pub(crate) next: *mut Segment,
     pub(crate) prev: *mut Segment,
@@ -79,6 +83,12 @@ pub struct Segment {
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= HEADER_SIZE);
+const _: () = assert!(core::mem::size_of::<Segment>() <= u16::MAX as usize);
+
+/// Byte offset of `pages[i]` from the start of its segment.
+const fn page_offset(i: usize) -> u16 {
+    (core::mem::offset_of!(Segment, pages) + i * core::mem::size_of::<Page>()) as u16
+}
 
 /// The segment containing address `p`.
 #[inline(always)]
@@ -104,8 +114,10 @@ impl Segment {
             ptr::addr_of_mut!((*seg).huge_size).write(0);
             ptr::addr_of_mut!((*seg).huge_offset).write(0);
             let heads = ptr::addr_of_mut!((*seg).span_head).cast::<u8>();
+            let offs = ptr::addr_of_mut!((*seg).page_off).cast::<u16>();
             for i in 0..PAGES_PER_SEGMENT {
                 heads.add(i).write(i as u8);
+                offs.add(i).write(page_offset(i));
             }
             ptr::addr_of_mut!((*seg).next).write(ptr::null_mut());
             ptr::addr_of_mut!((*seg).prev).write(ptr::null_mut());
@@ -140,9 +152,9 @@ impl Segment {
     /// The head page of the span holding `p`.
     #[inline(always)]
     pub(crate) fn page_of(&mut self, p: *const u8) -> *mut Page {
-        let head = self.span_head[self.page_index(p) & (PAGES_PER_SEGMENT - 1)] as usize;
-        // SAFETY: `span_head` entries are page indices below PAGES_PER_SEGMENT.
-        unsafe { self.pages.as_mut_ptr().add(head) }
+        let off = self.page_off[self.page_index(p) & (PAGES_PER_SEGMENT - 1)] as usize;
+        // `page_off` entries are offsets of elements of `pages` inside this header.
+        (self as *mut Segment).cast::<u8>().wrapping_add(off).cast()
     }
 
     /// Start and length of the area of a span starting at page `i`.
@@ -174,6 +186,7 @@ impl Segment {
         for d in 1..n {
             self.pages[i + d].head_delta = d as u8;
             self.span_head[i + d] = i as u8;
+            self.page_off[i + d] = page_offset(i);
         }
         Some(i)
     }
@@ -184,8 +197,14 @@ impl Segment {
         for d in 0..n {
             self.pages[i + d] = Page::empty();
             self.span_head[i + d] = (i + d) as u8;
+            self.page_off[i + d] = page_offset(i + d);
         }
         self.free_pages |= (((1u64 << n) - 1) << i) as u32;
+        // A kept empty page may now be the only span left: let the next free that empties it
+        // decide again whether the segment should go back to the pool.
+        for page in self.pages.iter_mut() {
+            page.flags &= !KEPT;
+        }
     }
 
     /// Whether the span at page `i` is the only one in use.

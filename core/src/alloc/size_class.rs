@@ -41,6 +41,37 @@ pub const fn class_of(size: usize) -> usize {
     }
 }
 
+/// Sizes up to this are classed by a table lookup ([`small_class_of`]).
+pub const SMALL_LOOKUP_MAX: usize = 1024;
+
+/// `SMALL_CLASS[i]`: the class of a block of `8 * i` bytes (`i = 0`: 16 bytes, so a zero-size
+/// request with 16-byte alignment gets a 16-byte block too).
+static SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 8 + 1] = {
+    let mut t = [0u8; SMALL_LOOKUP_MAX / 8 + 1];
+    t[0] = class_of(16) as u8;
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = class_of(i * 8) as u8;
+        i += 1;
+    }
+    t
+};
+
+/// The class of a block of `size <= SMALL_LOOKUP_MAX` bytes aligned to `align <= 16` (both
+/// checked by the caller; out of range is a logic error caught by `debug_assert`): one table
+/// load. The size is rounded up to the alignment (at least 8) first, so a 16-aligned request gets
+/// a class whose size is a multiple of 16.
+#[inline(always)]
+pub fn small_class_of(size: usize, align: usize) -> usize {
+    debug_assert!(size <= SMALL_LOOKUP_MAX && align <= 16);
+    let mask = align.max(8) - 1;
+    let idx = ((size + mask) & !mask) >> 3;
+    debug_assert!(idx < SMALL_CLASS.len());
+    // SAFETY: `size <= 1024` and `mask <= 15` (caller), and 1024 is a multiple of 16, so the
+    // rounded size is at most 1024 and `idx <= 128`, the table's last entry.
+    unsafe { *SMALL_CLASS.get_unchecked(idx) as usize }
+}
+
 /// The block size of `class` (`class < CLASS_COUNT`).
 #[inline(always)]
 pub const fn class_size(class: usize) -> usize {
@@ -99,6 +130,29 @@ mod tests {
             }
         }
         assert_eq!(class_size(CLASS_COUNT - 1), MAX_CLASS_SIZE);
+    }
+
+    #[test]
+    fn the_small_table_agrees_with_class_of() {
+        for align in [1, 2, 4, 8, 16] {
+            for size in 0..=SMALL_LOOKUP_MAX {
+                let rounded = ((size + align - 1) & !(align - 1)).max(align);
+                let want = class_of(rounded);
+                let got = small_class_of(size, align);
+                assert!(class_size(got) >= size.max(1), "size {size} align {align}");
+                if align == 16 || size > 0 {
+                    assert_eq!(
+                        got,
+                        want.max(class_of(align.max(8))),
+                        "size {size} align {align}"
+                    );
+                }
+                assert!(
+                    class_size(got).is_multiple_of(align.min(16)),
+                    "size {size} align {align}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,8 +2,21 @@
 //! bytes, segments in use, and a summary of every retired page. With the feature off every
 //! function here is an empty `#[inline(always)]` body: zero cost.
 //!
-//! Counters are process-wide relaxed atomics: exact once all threads are quiescent, approximate
-//! while they run.
+//! Where the counts live:
+//!
+//! | counter | kept in | updated by |
+//! |---|---|---|
+//! | per-class allocs, slow allocs, owner's frees | the heap's slot in `SLOTS` | its owner alone: a relaxed load and store, no read-modify-write |
+//! | live bytes | the slot's `pending`, folded into the global counter every `FLUSH_BYTES` | the owner |
+//! | remote and huge frees, huge allocs, segments, retired pages | process-wide atomics | any thread (cold paths) |
+//!
+//! A heap claims a slot the first time it takes pages (its slow path or an adoption) and gives
+//! it back when it is abandoned, merging its counts into the process-wide totals. `snapshot` sums
+//! the totals and every slot. The fast paths of a `stats` build therefore pay no atomic
+//! read-modify-write. Counts are exact once all threads are quiescent and approximate while they
+//! run; the peak is sampled when a slot flushes, so it may miss up to `FLUSH_BYTES` per thread.
+//! When all `SLOTS` are claimed, further heaps share one overflow slot, whose plain
+//! load-and-store updates can lose counts under contention (it is still memory-safe).
 
 use super::page::Page;
 use super::size_class::CLASS_COUNT;
@@ -82,10 +95,11 @@ pub struct PageSummary {
 
 #[cfg(feature = "stats")]
 mod imp {
-    use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+    use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
     use super::*;
 
+    /// Process-wide counters: the cold paths' own, plus what abandoned heaps merged in.
     pub(super) struct Counters {
         pub slow_alloc: AtomicU64,
         pub huge_alloc: AtomicU64,
@@ -118,6 +132,39 @@ mod imp {
         retired_fill: AtomicU64::new(0),
     };
 
+    /// One heap's counters. Written by the owner heap only (relaxed load + store), read by
+    /// `snapshot` from any thread.
+    pub(crate) struct Slot {
+        pub claimed: AtomicBool,
+        pub slow_alloc: AtomicU64,
+        pub class_alloc: [AtomicU64; CLASS_COUNT],
+        pub class_free: [AtomicU64; CLASS_COUNT],
+        /// Live-byte change not yet added to `C.live_bytes`.
+        pub pending: AtomicI64,
+    }
+
+    impl Slot {
+        const fn new() -> Slot {
+            Slot {
+                claimed: AtomicBool::new(false),
+                slow_alloc: AtomicU64::new(0),
+                class_alloc: [const { AtomicU64::new(0) }; CLASS_COUNT],
+                class_free: [const { AtomicU64::new(0) }; CLASS_COUNT],
+                pending: AtomicI64::new(0),
+            }
+        }
+    }
+
+    /// Heaps that can have their own slot at once.
+    pub(super) const SLOT_COUNT: usize = 128;
+    pub(super) static SLOTS: [Slot; SLOT_COUNT] = [const { Slot::new() }; SLOT_COUNT];
+    /// Shared by heaps that found no free slot (and the target of heaps not yet registered,
+    /// which have no pages and so count nothing).
+    pub(super) static OVERFLOW: Slot = Slot::new();
+
+    /// A live-byte change this large is folded into the global counter (and the peak).
+    pub(super) const FLUSH_BYTES: i64 = 64 * 1024;
+
     pub(super) static RETIRED: spin::Mutex<heapless::HistoryBuffer<PageSummary, 64>> =
         spin::Mutex::new(heapless::HistoryBuffer::new());
 
@@ -129,6 +176,30 @@ mod imp {
         }
     }
 
+    /// The owner's increment: no read-modify-write, since nobody else writes the slot.
+    #[inline(always)]
+    pub(super) fn bump(a: &AtomicU64, n: u64) {
+        a.store(a.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// The owner's live-byte change; folded into the global counter past `FLUSH_BYTES`.
+    #[inline(always)]
+    pub(super) fn live(slot: &Slot, bytes: i64) {
+        let now = slot.pending.load(Relaxed) + bytes;
+        if (now + FLUSH_BYTES) as u64 > (2 * FLUSH_BYTES) as u64 {
+            flush(slot, now);
+        } else {
+            slot.pending.store(now, Relaxed);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn flush(slot: &Slot, now: i64) {
+        slot.pending.store(0, Relaxed);
+        add_live(now);
+    }
+
     pub(super) fn load(a: &AtomicU64) -> u64 {
         a.load(Relaxed)
     }
@@ -138,28 +209,113 @@ mod imp {
     }
 }
 
-/// Fast-path allocation. Only the per-class counter and live bytes are touched here: the
-/// fast-path total is derived in `snapshot` (sum of class counts minus slow-path ones), which
-/// saves an atomic read-modify-write per allocation.
-#[inline(always)]
-pub(crate) fn fast_alloc(_class: usize) {
+/// A heap's handle on its statistics slot (zero-sized without the `stats` feature).
+pub(crate) struct HeapStats {
     #[cfg(feature = "stats")]
-    count_alloc(_class);
+    slot: *const imp::Slot,
 }
 
-#[inline(always)]
-pub(crate) fn slow_alloc(_class: usize) {
-    #[cfg(feature = "stats")]
-    {
-        imp::inc(&imp::C.slow_alloc);
-        count_alloc(_class);
+impl HeapStats {
+    /// Not registered yet: points at the overflow slot, which a heap without pages never writes.
+    pub(crate) const fn new() -> HeapStats {
+        HeapStats {
+            #[cfg(feature = "stats")]
+            slot: &imp::OVERFLOW,
+        }
     }
-}
 
-#[cfg(feature = "stats")]
-fn count_alloc(class: usize) {
-    imp::inc(&imp::C.class_alloc[class]);
-    imp::add_live(super::size_class::class_size(class) as i64);
+    #[cfg(feature = "stats")]
+    #[inline(always)]
+    fn slot(&self) -> &imp::Slot {
+        // SAFETY: `slot` points at an element of the static `SLOTS` or at `OVERFLOW`.
+        unsafe { &*self.slot }
+    }
+
+    /// Claims a slot of its own for the heap, if it has none yet and one is free. Called where a
+    /// heap takes pages (slow path, adoption), so every counted event finds it registered.
+    #[inline(always)]
+    pub(crate) fn register(&mut self) {
+        #[cfg(feature = "stats")]
+        if core::ptr::eq(self.slot, &imp::OVERFLOW) {
+            self.claim();
+        }
+    }
+
+    #[cfg(feature = "stats")]
+    #[cold]
+    #[inline(never)]
+    fn claim(&mut self) {
+        use core::sync::atomic::Ordering::{Acquire, Relaxed};
+        for slot in &imp::SLOTS {
+            if !slot.claimed.load(Relaxed)
+                && slot
+                    .claimed
+                    .compare_exchange(false, true, Acquire, Relaxed)
+                    .is_ok()
+            {
+                self.slot = slot;
+                return;
+            }
+        }
+    }
+
+    /// The heap is abandoned: merge its counts into the process-wide totals, zero its slot and
+    /// give it back.
+    pub(crate) fn release(&mut self) {
+        #[cfg(feature = "stats")]
+        {
+            use core::sync::atomic::Ordering::{Relaxed, Release};
+            if core::ptr::eq(self.slot, &imp::OVERFLOW) {
+                return;
+            }
+            let slot = self.slot();
+            let take = |a: &core::sync::atomic::AtomicU64| a.swap(0, Relaxed);
+            imp::C.slow_alloc.fetch_add(take(&slot.slow_alloc), Relaxed);
+            for c in 0..CLASS_COUNT {
+                imp::C.class_alloc[c].fetch_add(take(&slot.class_alloc[c]), Relaxed);
+                imp::C.class_free[c].fetch_add(take(&slot.class_free[c]), Relaxed);
+            }
+            imp::add_live(slot.pending.swap(0, Relaxed));
+            slot.claimed.store(false, Release);
+            self.slot = &imp::OVERFLOW;
+        }
+    }
+
+    /// Fast-path allocation. The fast-path total is derived in `snapshot` (class counts minus
+    /// slow-path ones).
+    #[inline(always)]
+    pub(crate) fn fast_alloc(&self, _class: usize, _block_size: usize) {
+        #[cfg(feature = "stats")]
+        self.count_alloc(_class, _block_size);
+    }
+
+    #[inline(always)]
+    pub(crate) fn slow_alloc(&self, _class: usize, _block_size: usize) {
+        #[cfg(feature = "stats")]
+        {
+            imp::bump(&self.slot().slow_alloc, 1);
+            self.count_alloc(_class, _block_size);
+        }
+    }
+
+    #[cfg(feature = "stats")]
+    #[inline(always)]
+    fn count_alloc(&self, class: usize, block_size: usize) {
+        let slot = self.slot();
+        imp::bump(&slot.class_alloc[class], 1);
+        imp::live(slot, block_size as i64);
+    }
+
+    /// Owner's free. The local total is derived in `snapshot` (class frees minus remote ones).
+    #[inline(always)]
+    pub(crate) fn local_free(&self, _class: usize, _block_size: usize) {
+        #[cfg(feature = "stats")]
+        {
+            let slot = self.slot();
+            imp::bump(&slot.class_free[_class], 1);
+            imp::live(slot, -(_block_size as i64));
+        }
+    }
 }
 
 #[inline(always)]
@@ -180,16 +336,8 @@ pub(crate) fn huge_free(_size: usize) {
     }
 }
 
-/// Owner's free. The local total is derived in `snapshot` (class frees minus remote ones).
-#[inline(always)]
-pub(crate) fn local_free(_class: usize, _block_size: usize) {
-    #[cfg(feature = "stats")]
-    {
-        imp::inc(&imp::C.class_free[_class]);
-        imp::add_live(-(_block_size as i64));
-    }
-}
-
+/// A free by a thread that does not own the page: straight into the process-wide counters (the
+/// remote path already does an atomic exchange on the page).
 #[inline(always)]
 pub(crate) fn remote_free(_class: usize, _block_size: usize) {
     #[cfg(feature = "stats")]
@@ -259,6 +407,17 @@ pub fn snapshot() -> Stats {
             s.class_alloc[i] = imp::load(&c.class_alloc[i]);
             s.class_free[i] = imp::load(&c.class_free[i]);
         }
+        let mut live = c.live_bytes.load(Relaxed);
+        for slot in imp::SLOTS.iter().chain([&imp::OVERFLOW]) {
+            s.slow_alloc += imp::load(&slot.slow_alloc);
+            for i in 0..CLASS_COUNT {
+                s.class_alloc[i] += imp::load(&slot.class_alloc[i]);
+                s.class_free[i] += imp::load(&slot.class_free[i]);
+            }
+            live += slot.pending.load(Relaxed);
+        }
+        s.live_bytes = live.max(0) as u64;
+        s.peak_bytes = s.peak_bytes.max(s.live_bytes);
         let class_allocs: u64 = s.class_alloc.iter().sum();
         let class_frees: u64 = s.class_free.iter().sum();
         s.fast_alloc = class_allocs.saturating_sub(s.slow_alloc);

@@ -1,30 +1,51 @@
 //! The JIT driver: the VM's [`LoopHook`]. A hot loop is recorded, compiled for this CPU and
 //! installed; later arrivals at its header run the native code and resume the interpreter at
-//! the exit's pc.
+//! the exit's pc — or, when a trace starts at that pc, run that trace next.
 //!
 //! ```text
 //!   interpreter back edge --count == threshold--> hot_loop: record -> compile -> install
-//!   interpreter back edge --trace installed----> enter: native code -> exit n -> restore
-//!                                                 slots (typed stores) -> resume at snaps[n].pc
+//!   interpreter back edge --trace installed----> enter: run_chain:
+//!        run trace -> exit n -> restore slots (typed stores) -> pc = snaps[n].pc
+//!        trace installed at pc?            yes: run it next (a link or a side trace)
+//!        exit to pc hot (HOT_EXIT exits)?  yes: record a side trace from pc, run it next
+//!        otherwise (or pc == where the last trace started): resume the interpreter at pc
 //! ```
 //!
+//! Glossary
+//! - *side trace*: a trace recorded from the resume pc of a side exit that got hot, with the
+//!   registers that exit restored; it ends back at its own start (a loop) or, usually, at a
+//!   loop header that has a trace (a *link*: its last instruction exits to that header and the
+//!   chain enters that header's trace). Traces are keyed by (function, start pc): any trace is
+//!   valid to run whenever the interpreter stands at its start pc, because it guards every
+//!   type and branch it depends on.
+//! - *deferral*: a side recording that ran into a loop header without a trace yet is retried
+//!   after twice as many exits, [`MAX_DEFERRALS`] times, before it counts as an abort.
+//!
 //! Invariants
-//! - the VM's registers are `[Value]`, 16 bytes each: tag word at 0 (`TAG_INT`, `TAG_FLOAT`),
-//!   payload at 8 ([`VM_LAYOUT`]); native code only reads them, and exits write back through
-//!   `Value` assignments, so heap values a register held are dropped, never leaked or aliased;
+//! - the VM's registers are `[Value]`, 16 bytes each: tag word at 0 (`TAG_INT`, `TAG_FLOAT`,
+//!   `TAG_BOOL`), payload at 8 ([`VM_LAYOUT`]); native code only reads them, and exits write
+//!   back through `Value` assignments, so heap values a register held are dropped, never
+//!   leaked or aliased;
 //! - a loop whose recording or compilation fails is never entered; the reason is logged and
-//!   the [`Traces`] state machine decides when to give up on it;
+//!   the [`Traces`] state machine decides when to give up on it; a side exit whose recording
+//!   fails keeps resuming the interpreter;
+//! - a chain hands control back to the interpreter whenever an exit resumes where the trace
+//!   that took it started, so a trace whose first guard fails cannot spin;
 //! - native code charges the VM's fuel exactly as the interpreter does (see the backend's
-//!   module doc): the budget goes into the exit frame on entry and comes back on exit, and a
-//!   trace that would run out resumes the interpreter at the backward jump, which then
-//!   raises `OutOfFuel` where it would have without the JIT.
+//!   module doc): the budget goes into the shared exit frame on entry and comes back on exit
+//!   (linked traces charge the same word), and a trace that would run out resumes the
+//!   interpreter at the backward jump, which then raises `OutOfFuel` where it would have
+//!   without the JIT.
 use core::fmt::Write as _;
 
+use liballoc::boxed::Box;
 use liballoc::collections::BTreeMap;
 use liballoc::rc::Rc;
+use liballoc::vec;
 use liballoc::vec::Vec;
 
-use crate::jit::backend::{compile, Compiled, ExitFrame, Native};
+use crate::jit::backend::link::split_exit_id;
+use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
 use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
@@ -35,7 +56,7 @@ use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
-use crate::vm::value::{Value, TAG_BOOL, TAG_FLOAT, TAG_INT};
+use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
 
 /// How a [`Value`] sits in memory.
 pub const VM_LAYOUT: SlotLayout = SlotLayout {
@@ -46,7 +67,10 @@ pub const VM_LAYOUT: SlotLayout = SlotLayout {
     int_tag: TAG_INT,
     float_tag: TAG_FLOAT,
     bool_tag: TAG_BOOL,
+    scalar_tags_max: Some(TAG_FLOAT),
 };
+const _: () = assert!(TAG_NIL < TAG_FLOAT && TAG_BOOL < TAG_FLOAT && TAG_INT < TAG_FLOAT);
+const _: () = assert!(TAG_STR > TAG_FLOAT && TAG_ARRAY > TAG_FLOAT);
 const _: () = assert!(core::mem::size_of::<Value>() == 16);
 
 /// Counters a test or `--trace-jit` can read.
@@ -80,7 +104,19 @@ struct ExitCount {
 struct Installed {
     compiled: Compiled,
     code: InstalledTrace,
-    frame: ExitFrame,
+    /// The function and pc the trace starts at.
+    func: usize,
+    start: usize,
+    /// The link table native exit stubs read: one entry per snapshot, 0 or a trace entry
+    /// address (see `backend::link`). Boxed: its address is baked into the code.
+    links: Box<[u64]>,
+}
+
+impl Installed {
+    /// Where a linked exit jumps in (past the prologue).
+    fn entry_addr(&self) -> u64 {
+        self.code.entry().as_ptr() as u64 + Native::entry_offset() as u64
+    }
 }
 
 /// The tracing JIT for one program run.
@@ -93,6 +129,10 @@ pub struct Jit<'a> {
     stats: JitStats,
     exits: BTreeMap<u64, ExitCount>,
     funcs: FuncJit<'a>,
+    /// The exit frame every trace runs with (linked traces share it), sized for the most
+    /// spill slots any installed trace uses.
+    frame: ExitFrame,
+    max_spills: u32,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -112,17 +152,19 @@ impl<'a> Jit<'a> {
             stats: JitStats::default(),
             exits: BTreeMap::new(),
             funcs: FuncJit::new(prog, mem, log),
+            frame: ExitFrame::new(0),
+            max_spills: 0,
         }
-    }
-
-    /// The function JIT's counters so far.
-    pub fn func_stats(&self) -> FuncStats {
-        self.funcs.stats()
     }
 
     /// The counters so far.
     pub fn stats(&self) -> JitStats {
         self.stats
+    }
+
+    /// The function JIT's counters so far.
+    pub fn func_stats(&self) -> FuncStats {
+        self.funcs.stats()
     }
 
     fn say(&self, args: core::fmt::Arguments<'_>) {
@@ -154,15 +196,71 @@ impl<'a> Jit<'a> {
             };
             record_from(self.prog, from, regs)?
         };
-        let compiled = compile::<Native>(&rec, &VM_LAYOUT)?;
+        let index = self.installed.len();
+        let tag = u16::try_from(index).map_err(|_| Abort::NoExecMemory)?;
+        // The optimiser emits at most one snapshot per recorded guard for the pre-roll and one
+        // for the body (checked below).
+        let table: Box<[u64]> = vec![0u64; 2 * rec.snaps.len() + 1].into_boxed_slice();
+        let exit_links = ExitLinks {
+            tag,
+            table: table.as_ptr() as u64,
+        };
+        let compiled = compile_linked::<Native>(&rec, &VM_LAYOUT, &exit_links)?;
+        if compiled.trace.snaps.len() > table.len() {
+            return Err(Abort::Malformed);
+        }
         let code = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
-        let frame = compiled.frame();
+        if compiled.alloc.spill_slots > self.max_spills {
+            self.max_spills = compiled.alloc.spill_slots;
+            self.frame = ExitFrame::new(self.max_spills);
+        }
         self.installed.push(Installed {
             compiled,
             code,
-            frame,
+            func,
+            start,
+            links: table,
         });
-        Ok(self.installed.len() - 1)
+        self.link(index);
+        Ok(index)
+    }
+
+    /// Links the exits of every trace of the new trace's function that resume at its start
+    /// to it, and its own exits to the traces installed where they resume. Never an exit to
+    /// the start of the trace that takes it: the interpreter must make progress there.
+    fn link(&mut self, new: usize) {
+        let func = self.installed[new].func;
+        let nregs = self.prog.funcs.get(func).map_or(0, |f| f.nregs as u32);
+        let fits = |t: &Installed| t.code.min_slots() <= nregs;
+        let entries: Vec<(usize, u64)> = self
+            .installed
+            .iter()
+            .filter(|t| t.func == func && fits(t))
+            .map(|t| (t.start, t.entry_addr()))
+            .collect();
+        let new_start = self.installed[new].start;
+        let new_entry = fits(&self.installed[new]).then(|| self.installed[new].entry_addr());
+        for (i, t) in self.installed.iter_mut().enumerate() {
+            if t.func != func {
+                continue;
+            }
+            for (n, snap) in t.compiled.trace.snaps.iter().enumerate() {
+                let pc = snap.pc as usize;
+                if pc == t.start {
+                    continue;
+                }
+                let target = if i == new {
+                    entries.iter().find(|e| e.0 == pc).map(|e| e.1)
+                } else if pc == new_start {
+                    new_entry
+                } else {
+                    None
+                };
+                if let (Some(addr), Some(slot)) = (target, t.links.get_mut(n)) {
+                    *slot = addr;
+                }
+            }
+        }
     }
 }
 
@@ -235,49 +333,70 @@ impl Jit<'_> {
         e.count >= HOT_EXIT << e.deferred.min(16)
     }
 
-    /// Runs installed trace `trace` once (until its exit), charging `fuel`, and writes the
-    /// exit's values back into `regs`; the pc to resume at.
-    fn run_once(&mut self, trace: usize, regs: &mut [Value], fuel: &mut u64) -> Option<usize> {
-        let t = self.installed.get_mut(trace)?;
+    /// Runs installed trace `trace` (and the traces its exits link to natively) until an
+    /// exit returns, and writes that exit's values back into `regs`: the pc to resume at and
+    /// the trace that took the exit. Native code charges `fuel` as the interpreter would.
+    fn run_once(
+        &mut self,
+        trace: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Option<(usize, usize)> {
+        let t = self.installed.get(trace)?;
         if regs.len() < t.code.min_slots() as usize {
             return None;
         }
+        // Linked traces of this function may run too: they need no more than `nregs` slots
+        // (`link` checks), which `regs` holds.
+        let nregs = self.prog.funcs.get(t.func).map_or(0, |f| f.nregs as usize);
+        if regs.len() < nregs {
+            return None;
+        }
         self.stats.entered += 1;
-        t.frame.set_fuel(*fuel);
-        // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` `Value`s,
-        // which are laid out as VM_LAYOUT (checked at compile time above); the frame is this
-        // trace's own; the code was compiled by the native backend and is still installed.
-        let exit = unsafe { t.code.enter(regs.as_mut_ptr().cast(), t.frame.as_mut_ptr()) };
-        *fuel = t.frame.fuel();
-        let resume = t.compiled.restore_with(exit, &t.frame, |slot, ty, bits| {
-            let v = match ty {
-                Ty::Int => Value::Int(bits as i64),
-                Ty::Bool => Value::Bool(bits != 0),
-                _ => Value::Float(f64::from_bits(bits)),
-            };
-            // In bounds: `regs` holds at least `min_slots` registers.
-            if let Some(r) = regs.get_mut(slot as usize) {
-                *r = v;
-            }
-            Ok(())
-        });
-        resume.ok().map(|pc| pc as usize)
+        self.frame.set_fuel(*fuel);
+        // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` (and
+        // `nregs`) `Value`s, laid out as VM_LAYOUT (checked at compile time above); the shared
+        // exit frame has room for the spill slots of every installed trace; the code was
+        // compiled by the native backend and is still installed, as is every trace a link
+        // table names.
+        let id = unsafe {
+            t.code
+                .enter(regs.as_mut_ptr().cast(), self.frame.as_mut_ptr())
+        };
+        *fuel = self.frame.fuel();
+        let (tag, exit) = split_exit_id(id);
+        let exited = tag as usize;
+        let t = self.installed.get(exited)?;
+        let resume = t
+            .compiled
+            .restore_with(exit, &self.frame, |slot, ty, bits| {
+                let v = match ty {
+                    Ty::Int => Value::Int(bits as i64),
+                    Ty::Bool => Value::Bool(bits != 0),
+                    _ => Value::Float(f64::from_bits(bits)),
+                };
+                // In bounds: `regs` holds at least `min_slots` registers.
+                if let Some(r) = regs.get_mut(slot as usize) {
+                    *r = v;
+                }
+                Ok(())
+            });
+        resume.ok().map(|pc| (pc as usize, exited))
     }
 
-    /// Runs trace `trace` (entered at `start`), then whatever trace its exit leads to, until
-    /// an exit resumes where no trace (and no hot side exit) is, or where the last trace began
-    /// (the interpreter must make progress there). Returns the pc to resume at.
+    /// Runs trace `trace`, then whatever trace its exit leads to, until an exit resumes where
+    /// no trace (and no hot side exit) is, or where the trace that took it began (the
+    /// interpreter must make progress there). Returns the pc to resume at.
     fn run_chain(
         &mut self,
         func: usize,
         mut trace: usize,
-        mut start: usize,
         regs: &mut [Value],
         fuel: &mut u64,
     ) -> Option<usize> {
         loop {
-            let pc = self.run_once(trace, regs, fuel)?;
-            if pc == start {
+            let (pc, exited) = self.run_once(trace, regs, fuel)?;
+            if pc == self.installed[exited].start {
                 return Some(pc);
             }
             let id = loop_id(func, pc);
@@ -289,7 +408,7 @@ impl Jit<'_> {
                 _ => None,
             };
             match next {
-                Some(t) => (trace, start) = (t, pc),
+                Some(t) => trace = t,
                 None => return Some(pc),
             }
         }
@@ -322,7 +441,7 @@ impl LoopHook for Jit<'_> {
             }
             _ => return None,
         };
-        self.run_chain(func, trace, header_pc, regs, fuel)
+        self.run_chain(func, trace, regs, fuel)
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {

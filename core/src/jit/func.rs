@@ -50,8 +50,8 @@
 //! - Fuel: a direct call adds the callee's length (at the call) and the caller's rest (at a
 //!   normal return) to the Rust-entered activation's FUEL word, which Rust charges when native
 //!   code returns; the helpers charge the same amounts in Rust. The total equals the
-//!   interpreter's. Native code never checks a budget, so the VM runs no function natively
-//!   when a fuel budget is set.
+//!   interpreter's. Native code never checks a budget, so a run with a fuel budget makes no
+//!   direct calls (budget 0): every call goes through the helper, which checks and charges.
 //! - Code and metadata live as long as the [`FuncJit`]; a `FuncCode` is shared (`Rc`) and
 //!   never mutated except its activation pool, side-trace table, link table and counters
 //!   (cells, borrowed briefly, never across native code).

@@ -15,7 +15,10 @@
 //! Invariants
 //! - two values whose intervals overlap never share a register (an operand dying at an
 //!   instruction may share with that instruction's result; backends read operands first);
-//! - constants get [`Loc::None`]: backends rematerialise them at each use;
+//! - int constants get [`Loc::None`]: backends rematerialise them at each use (they fit
+//!   immediates); a float constant that lives across instructions gets a register when one is
+//!   free (never a spill slot, never by evicting a value): the backend materialises it once,
+//!   where it is defined, so a loop body does not rebuild it every iteration;
 //! - ints and floats stay unboxed in their register class across iterations.
 use liballoc::vec;
 use liballoc::vec::Vec;
@@ -118,7 +121,8 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
     let mut active: Vec<(usize, u8)> = Vec::new();
     for r in 0..n {
         let inst = t.insts[r];
-        if !needs_location(inst.op, inst.ty) {
+        let hoisted_const = inst.op == Op::KFloat && end[r] > r;
+        if !needs_location(inst.op, inst.ty) && !hoisted_const {
             continue;
         }
         active.retain(|&(a, _)| end[a] > r);
@@ -142,12 +146,15 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
         let free = candidates.copied().find(|&reg| !taken(reg, &active));
         let reg = match free {
             Some(reg) => Some(reg),
+            None if hoisted_const => continue,
             None => {
                 // Steal from the same-class interval that ends last, if it ends after us.
                 let victim = active
                     .iter()
                     .enumerate()
-                    .filter(|(_, &(a, x))| same_class(a) && allowed(x) && end[a] > end[r])
+                    .filter(|(_, &(a, x))| {
+                        same_class(a) && allowed(x) && end[a] > end[r] && !t.insts[a].op.is_const()
+                    })
                     .max_by_key(|(_, &(a, _))| end[a])
                     .map(|(i, _)| i);
                 victim.map(|i| {

@@ -29,6 +29,10 @@ pub struct SlotLayout {
     /// Tag of a bool value (its payload is one byte, 0 or 1; the other payload bytes are
     /// unspecified, so bools are loaded with a one-byte load).
     pub bool_tag: u64,
+    /// If known: the highest tag of a value that owns no heap memory (tags `0..=max`: nil,
+    /// bools, numbers). Linked exits overwrite such slots natively; `None` sends every exit
+    /// through the host.
+    pub scalar_tags_max: Option<u64>,
 }
 
 /// Why a layout is unusable.
@@ -52,6 +56,7 @@ impl SlotLayout {
         int_tag: 1,
         float_tag: 2,
         bool_tag: 3,
+        scalar_tags_max: None,
     };
 
     /// Checks the invariant in the module doc.

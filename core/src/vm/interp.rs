@@ -190,7 +190,8 @@ impl<'p> Vm<'p> {
         self.meter.used()
     }
 
-    /// Fuel left.
+    /// Fuel left: the same with the JIT on or off (native code charges what the interpreter
+    /// would, including calls compiled functions make to each other directly).
     pub fn fuel_left(&self) -> u64 {
         self.fuel
     }
@@ -616,9 +617,7 @@ impl<'p> Vm<'p> {
                                     pos.pc = t.pc;
                                     return Err(t.kind);
                                 }
-                                // As `ret` would: the rest of this function.
                                 pc += 2;
-                                tri!(self.charge(code.len() - pc));
                                 continue 'frames;
                             }
                         }

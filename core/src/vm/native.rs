@@ -30,9 +30,6 @@
 //! - The call depth a native call sees is the interpreter's: `frames.len()` counts interpreted
 //!   frames and activation markers alike, and the depth check happens before the callee runs,
 //!   at the caller's `call` pc, with the interpreter's error.
-//! - With a fuel budget ([`VmConfig::fuel`](super::VmConfig)) no call runs natively: function
-//!   traces do not charge fuel, so metered runs keep every call in the interpreter (loop
-//!   traces still run and charge).
 //! - Native activations nest at most [`MAX_NATIVE_DEPTH`] deep on the host stack; a call
 //!   deeper than that runs the callee in the interpreter (whose frames live on the VM stack),
 //!   so deep recursion cannot overflow the host stack.
@@ -154,12 +151,6 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
             .map_err(|kind| trap(kind, at))
     }
 
-    /// Charges `fuel` as the interpreter would have (a trap at `at` if it runs out).
-    pub fn charge(&mut self, fuel: u64, at: (usize, usize)) -> Result<(), Trap> {
-        let words = usize::try_from(fuel).unwrap_or(usize::MAX);
-        self.vm.charge(words).map_err(|k| trap(k, at))
-    }
-
     /// Runs `native` on the frame at `base` as one activation.
     pub(super) fn run_native(
         &mut self,
@@ -176,7 +167,29 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         let r = native.run(self, base);
         self.vm.native_depth -= 1;
         self.vm.frames.pop();
-        r
+        r?;
+        self.charge_return(at)
+    }
+
+    /// Charges `fuel` as the interpreter would have (a trap at `at` if it runs out).
+    pub fn charge(&mut self, fuel: u64, at: (usize, usize)) -> Result<(), Trap> {
+        let words = usize::try_from(fuel).unwrap_or(usize::MAX);
+        self.vm.charge(words).map_err(|k| trap(k, at))
+    }
+
+    /// The fuel the interpreter's `ret` charges when a call made at `at` returns to its
+    /// caller: the rest of the caller's code (`len - ret_pc`), raised at the return pc.
+    fn charge_return(&mut self, at: (usize, usize)) -> Result<(), Trap> {
+        let ret_pc = at.1 + 2;
+        let len = self
+            .vm
+            .prog
+            .funcs
+            .get(at.0)
+            .map_or(ret_pc, |f| f.code.len());
+        self.vm
+            .charge(len.saturating_sub(ret_pc))
+            .map_err(|k| trap(k, (at.0, ret_pc)))
     }
 
     /// A call made by native code: the `call` at `at` (function, pc) calls `callee` on the
@@ -202,7 +215,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         args(&mut self.stack[base..base + FRAME_WINDOW]);
         let native = self.vm.count_call(self.stack, callee, base, self.hook);
         match native {
-            Some(code) => self.run_native(&code, at, base)?,
+            Some(code) => self.run_native(&code, at, base),
             None => {
                 self.vm.frames.push(Frame {
                     func: at.0 as u32,
@@ -211,12 +224,10 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
                 });
                 let r = self.interpret(callee, 0, base);
                 self.vm.frames.pop();
-                r?
+                r?;
+                self.charge_return(at)
             }
         }
-        // The interpreter's `ret` charges the rest of the caller.
-        let caller_len = self.vm.prog.funcs.get(at.0).map_or(0, |f| f.code.len());
-        self.charge(caller_len.saturating_sub(at.1 + 2) as u64, (at.0, at.1 + 2))
     }
 
     /// Room for calls native code entered now on the frame at `base` may make directly
@@ -230,7 +241,14 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
             .config
             .max_depth
             .saturating_sub(self.vm.frames.len());
-        let budget = depth_left.min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth));
+        // Direct calls charge their fuel without checking a budget (`jit::callframe`), so a
+        // metered run makes every call through the helper, which checks and charges exactly
+        // as the interpreter.
+        let budget = if self.vm.config.fuel.is_some() {
+            0
+        } else {
+            depth_left.min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth))
+        };
         let want = base + FRAME_WINDOW + DIRECT_SLACK;
         if self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
             let _ = self.vm.grow_stack(self.stack, want);
@@ -341,10 +359,6 @@ impl Vm<'_> {
         base: usize,
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> Option<Rc<dyn NativeFunc>> {
-        if self.config.fuel.is_some() {
-            // Function traces do not charge fuel: a metered run interprets every call.
-            return None;
-        }
         if self.native_depth >= MAX_NATIVE_DEPTH {
             // The host stack is as deep as native calls may go: interpret this call.
             return None;

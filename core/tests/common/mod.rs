@@ -37,6 +37,7 @@ pub const LAYOUTS: [SlotLayout; 4] = [
         int_tag: 2,
         float_tag: 3,
         bool_tag: 1,
+        scalar_tags_max: Some(3),
     },
     SlotLayout {
         size: 16,
@@ -46,6 +47,7 @@ pub const LAYOUTS: [SlotLayout; 4] = [
         int_tag: 7,
         float_tag: 0x8000_0001,
         bool_tag: 9,
+        scalar_tags_max: None,
     },
     SlotLayout {
         size: 24,
@@ -55,6 +57,7 @@ pub const LAYOUTS: [SlotLayout; 4] = [
         int_tag: 0xfff8_0000_0000_0001,
         float_tag: 0x7ff0_1234_5678_9abc,
         bool_tag: 0x7ff0_0000_0000_0002,
+        scalar_tags_max: Some(0x7ff0_1234_5678_9abc),
     },
 ];
 

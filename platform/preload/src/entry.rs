@@ -4,6 +4,7 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 
 use crate::fail::misuse;
+use crate::heap_cache;
 use crate::reentry::{self, enter};
 use crate::report::{count, outcome, Entry, Outcome};
 
@@ -26,26 +27,55 @@ fn page_size() -> usize {
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two >= 16) from kiln, or from the
-/// bootstrap area on re-entry; null with `errno = ENOMEM` on failure.
-#[inline]
+/// bootstrap area on re-entry; null with `errno = ENOMEM` on failure. Inlined into each entry
+/// point so `malloc` is one function with no call on its fast path but the thread-local lookup.
+#[inline(always)]
 fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     // Every call gets a distinct block, as glibc does for malloc(0).
     let size = size.max(1);
-    let block = match enter() {
-        Some(_inside) => {
-            let p = if zeroed {
-                kiln_std::alloc_zeroed(size, align)
-            } else {
-                kiln_std::alloc(size, align)
-            };
-            outcome(Outcome::Served);
-            p
-        }
-        None => {
-            outcome(Outcome::Bootstrap);
-            reentry::alloc(size, align)
-        }
+    let Some(heap) = heap_cache::heap() else {
+        return allocate_uncached(size, align, zeroed);
     };
+    let block = if zeroed {
+        heap.alloc_zeroed(size, align)
+    } else {
+        heap.alloc(size, align)
+    };
+    outcome(Outcome::Served);
+    if block.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// [`allocate`] before this thread's heap is cached (its first call, a re-entrant call during
+/// kiln's thread set-up, or a call while the thread exits): through kiln-std with the re-entry
+/// guard, then the heap is cached if kiln-std now serves this thread.
+#[cold]
+#[inline(never)]
+fn allocate_uncached(size: usize, align: usize, zeroed: bool) -> *mut c_void {
+    let Some(_inside) = enter() else {
+        return allocate_reentrant(size, align);
+    };
+    let block = if zeroed {
+        kiln_std::alloc_zeroed(size, align)
+    } else {
+        kiln_std::alloc(size, align)
+    };
+    outcome(Outcome::Served);
+    heap_cache::fill();
+    if block.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    block.cast()
+}
+
+/// A re-entrant allocation: served by the bootstrap area.
+#[cold]
+#[inline(never)]
+fn allocate_reentrant(size: usize, align: usize) -> *mut c_void {
+    outcome(Outcome::Bootstrap);
+    let block = reentry::alloc(size, align);
     if block.is_null() {
         set_errno(libc::ENOMEM);
     }
@@ -65,11 +95,31 @@ fn refuse(code: c_int) -> *mut c_void {
 /// # Safety
 ///
 /// `ptr` is non-null; the caller no longer uses the block.
+#[inline(always)]
 unsafe fn release(entry: &str, ptr: *mut c_void) {
     if reentry::owns(ptr.cast()) {
         outcome(Outcome::Bootstrap); // bootstrap blocks are never reused
         return;
     }
+    let Some(heap) = heap_cache::heap() else {
+        // SAFETY: forwarded (caller).
+        return unsafe { release_uncached(entry, ptr) };
+    };
+    // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
+    if let Err(e) = unsafe { kiln_core::alloc::free(heap, ptr.cast()) } {
+        misuse(entry, ptr.cast(), format_args!("invalid free: {e}"));
+    }
+    outcome(Outcome::Served);
+}
+
+/// [`release`] before this thread's heap is cached: through kiln-std with the re-entry guard.
+///
+/// # Safety
+///
+/// As for [`release`].
+#[cold]
+#[inline(never)]
+unsafe fn release_uncached(entry: &str, ptr: *mut c_void) {
     let Some(_inside) = enter() else {
         // Freeing from inside kiln's own set-up: leak rather than re-enter it.
         outcome(Outcome::LeakedFree);
@@ -80,6 +130,7 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
         misuse(entry, ptr.cast(), format_args!("invalid free: {e}"));
     }
     outcome(Outcome::Served);
+    heap_cache::fill();
 }
 
 /// The usable size of a live block (kiln's or the bootstrap area's), or `None`.

@@ -12,6 +12,7 @@
 //! | re-entry | a call into an entry point made while this thread is already inside kiln (kiln's own thread set-up calling `calloc` through libc, for instance) |
 //! | bootstrap area | a static bump region that serves re-entrant allocations; its blocks are never reused and freeing them does nothing |
 //! | served | a call that kiln's allocator (`kiln_std`) answered, as opposed to the bootstrap area |
+//! | heap cache | the thread's kiln heap, kept in initial-exec TLS once kiln-std serves the thread, so `malloc`/`free` reach it without `__tls_get_addr` (`heap_cache.rs`) |
 //!
 //! # Invariants
 //!
@@ -28,6 +29,7 @@
 
 mod entry;
 mod fail;
+mod heap_cache;
 pub mod init;
 mod reentry;
 mod report;

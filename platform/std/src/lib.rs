@@ -129,6 +129,12 @@ impl Drop for ExitHook {
     fn drop(&mut self) {
         let _ = LOCAL.try_with(|local| {
             local.state.set(State::Exited);
+            let notify = ON_THREAD_EXIT.load(core::sync::atomic::Ordering::Acquire);
+            if !notify.is_null() {
+                // SAFETY: only `on_thread_exit` stores here, and it stores an `fn()`.
+                let notify: fn() = unsafe { core::mem::transmute::<*mut (), fn()>(notify) };
+                notify();
+            }
             // SAFETY: the thread is exiting; nothing else uses its heap now (the state change
             // above routes any later allocation of this thread to FALLBACK).
             unsafe { (*local.heap.get()).abandon() };
@@ -145,6 +151,26 @@ thread_local! {
 
 static FALLBACK: spin::Mutex<Heap> = spin::Mutex::new(Heap::new(&POOL));
 
+/// Called on an exiting thread right after its heap stopped serving it (see [`on_thread_exit`]).
+static ON_THREAD_EXIT: core::sync::atomic::AtomicPtr<()> =
+    core::sync::atomic::AtomicPtr::new(ptr::null_mut());
+
+/// Registers `f` to run on every exiting thread at the moment its heap stops serving it (before
+/// the heap is abandoned). A layer that caches [`active_heap`]'s result per thread (libkiln.so
+/// does) clears its cache there. One function per process; a later call replaces it.
+pub fn on_thread_exit(f: fn()) {
+    ON_THREAD_EXIT.store(f as *mut (), core::sync::atomic::Ordering::Release);
+}
+
+/// The calling thread's heap, when it is set up and serving this thread; `None` before its
+/// first allocation and once the thread is exiting. The pointer stays valid for the life of the
+/// thread; using it is only allowed on this thread and only until [`on_thread_exit`]'s function
+/// runs.
+#[inline]
+pub fn active_heap() -> Option<*mut Heap> {
+    active_heap_of(local())
+}
+
 /// The std `LocalSlot`: the thread's own heap, or the shared fallback heap while the thread is
 /// being torn down.
 pub struct ThreadSlot;
@@ -154,16 +180,29 @@ pub struct ThreadSlot;
 unsafe impl LocalSlot for ThreadSlot {
     #[inline(always)]
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
-        let local = LOCAL.with(|l| l as *const Local);
-        // SAFETY: `LOCAL` has no destructor, so it lives as long as the thread.
-        let local = unsafe { &*local };
-        if local.state.get() != State::Active {
-            return with_heap_cold(local, f);
+        let local = local();
+        match active_heap_of(local) {
+            // SAFETY: only this thread uses its heap, and `with_heap` is not re-entered from `f`
+            // (kiln's heap calls no platform method that allocates).
+            Some(heap) => f(unsafe { &mut *heap }),
+            None => with_heap_cold(local, f),
         }
-        // SAFETY: only this thread uses its heap, and `with_heap` is not re-entered from `f`
-        // (kiln's heap calls no platform method that allocates).
-        f(unsafe { &mut *local.heap.get() })
     }
+}
+
+/// This thread's `LOCAL` (one thread-local address computation).
+#[inline(always)]
+fn local() -> &'static Local {
+    let local = LOCAL.with(|l| l as *const Local);
+    // SAFETY: `LOCAL` has no destructor, so it lives as long as the thread; it is only used by
+    // this thread.
+    unsafe { &*local }
+}
+
+/// The thread's heap when it is set up and not torn down (the fast paths), else `None`.
+#[inline(always)]
+fn active_heap_of(local: &Local) -> Option<*mut Heap> {
+    (local.state.get() == State::Active).then(|| local.heap.get())
 }
 
 #[cold]
@@ -224,7 +263,12 @@ fn register_fork_handlers() {
 /// memory or when `align` is not a power of two.
 #[inline(always)]
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    ThreadSlot.with_heap(|h| h.alloc(size, align))
+    let local = local();
+    if let Some(heap) = active_heap_of(local) {
+        // SAFETY: the thread's own heap; nothing on this path re-enters kiln-std.
+        return unsafe { (*heap).alloc(size, align) };
+    }
+    with_heap_cold(local, |h| h.alloc(size, align))
 }
 
 /// Like [`alloc`], zero-filled (see [`Heap::alloc_zeroed`]).
@@ -239,12 +283,13 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 /// If `p` is a live kiln block, nobody uses it after this call.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
-    #[inline(always)]
-    fn free_in(h: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
-        // SAFETY: forwarded from `free` (caller).
-        unsafe { kiln::alloc::free(h, p) }
+    let local = local();
+    if let Some(heap) = active_heap_of(local) {
+        // SAFETY: the thread's own heap; `p` is the caller's to give up (forwarded).
+        return unsafe { kiln::alloc::free(&mut *heap, p) };
     }
-    ThreadSlot.with_heap(|h| free_in(h, p))
+    // SAFETY: forwarded (caller).
+    with_heap_cold(local, |h| unsafe { kiln::alloc::free(h, p) })
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]); null on

@@ -39,7 +39,10 @@ use crate::jit::regalloc::{allocate, Allocation, Loc, RegPool};
 use crate::jit::slots::{LayoutError, SlotLayout};
 
 pub mod aarch64;
+pub mod link;
 pub mod x86_64;
+
+pub use link::ExitLinks;
 
 /// The backend that runs on this host, if any.
 #[cfg(target_arch = "x86_64")]
@@ -85,12 +88,18 @@ impl From<LayoutError> for CompileError {
 pub trait Backend {
     /// The registers the allocator may hand out.
     const POOL: RegPool;
-    /// Assembles an optimised, allocated trace into position-independent machine code.
+    /// Assembles an optimised, allocated trace into position-independent machine code whose
+    /// exits are numbered and linked as `links` says (see [`link`]).
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
+        links: &ExitLinks,
     ) -> Result<Vec<u8>, CompileError>;
+
+    /// Bytes from a trace's start to the end of its prologue: where a linked exit of another
+    /// trace jumps in (every trace's prologue is the same).
+    fn entry_offset() -> usize;
 }
 
 /// First word of the int register dump in an [`ExitFrame`].
@@ -181,6 +190,8 @@ pub struct Compiled {
     pub layout: SlotLayout,
     /// Machine code, placement-free.
     pub code: Vec<u8>,
+    /// How the exits are numbered and linked.
+    pub links: ExitLinks,
 }
 
 impl Compiled {
@@ -242,20 +253,31 @@ impl Compiled {
     }
 }
 
-/// Optimises, allocates and assembles a recorded trace for backend `B`.
+/// Optimises, allocates and assembles a recorded trace for backend `B`; every exit returns
+/// to the host with its snapshot number.
 pub fn compile<B: Backend>(
     recorded: &Trace,
     layout: &SlotLayout,
 ) -> Result<Compiled, CompileError> {
+    compile_linked::<B>(recorded, layout, &ExitLinks::default())
+}
+
+/// [`compile`] with exits numbered and linked as `links` says.
+pub fn compile_linked<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+    links: &ExitLinks,
+) -> Result<Compiled, CompileError> {
     layout.validate()?;
     let trace = optimize(recorded)?;
     let alloc = allocate(&trace, &B::POOL);
-    let code = B::assemble(&trace, &alloc, layout)?;
+    let code = B::assemble(&trace, &alloc, layout, links)?;
     Ok(Compiled {
         trace,
         alloc,
         layout: *layout,
         code,
+        links: *links,
     })
 }
 
@@ -267,12 +289,14 @@ pub fn compile_linear<B: Backend>(
     layout.validate()?;
     let trace = crate::jit::opt::optimize_linear(recorded)?;
     let alloc = allocate(&trace, &B::POOL);
-    let code = B::assemble(&trace, &alloc, layout)?;
+    let links = ExitLinks::default();
+    let code = B::assemble(&trace, &alloc, layout, &links)?;
     Ok(Compiled {
         trace,
         alloc,
         layout: *layout,
         code,
+        links,
     })
 }
 

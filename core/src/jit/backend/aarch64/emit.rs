@@ -334,6 +334,10 @@ macro_rules! a64_templates {
         pub fn blr(ops: &mut $B, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; blr X(n));
         }
+        /// `br xn` (to a linked trace).
+        pub fn br(ops: &mut $B, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; br X(n));
+        }
     };
 }
 #[cfg(test)]
@@ -415,6 +419,7 @@ mod tests {
                     t::cmp_ri(ops, d, Imm12::new(v).unwrap());
                 }
                 t::blr(ops, d);
+                t::br(ops, d);
             }
             for c in ALL_CONDS {
                 t::b_cond(ops, c, l0);

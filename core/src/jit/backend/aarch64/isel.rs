@@ -11,8 +11,9 @@ mod calls;
 
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
+use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -29,6 +30,7 @@ impl Backend for A64 {
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
+        links: &ExitLinks,
     ) -> Result<Vec<u8>, CompileError> {
         if tg::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
             return Err(CompileError::TooManySpills);
@@ -46,14 +48,22 @@ impl Backend for A64 {
             layout,
             exits,
             epilogue,
+            links: *links,
+            plans: exit_plans(t, links, alloc, layout),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
     }
+
+    fn entry_offset() -> usize {
+        let mut b = CodeBuffer::new(Arch::Aarch64);
+        e::prologue(&mut b);
+        b.offset()
+    }
 }
 
 /// Loads `v` into `d` with the shortest `movz`/`movn`/`movk` sequence.
-fn mov_imm(b: &mut CodeBuffer, d: u8, v: i64) {
+pub(super) fn mov_imm(b: &mut CodeBuffer, d: u8, v: i64) {
     let u = v as u64;
     if u <= 0xffff {
         return e::movz(b, d, Imm16::new(u as u16), 0);
@@ -76,19 +86,21 @@ fn mov_imm(b: &mut CodeBuffer, d: u8, v: i64) {
 }
 
 /// A memory operand for a slot field: base register and checked offset.
-enum Mem {
+pub(super) enum Mem {
     X(u8, Off8),
     W(u8, Off4),
     B(u8, Off1),
 }
 
-struct Isel<'a> {
-    b: CodeBuffer,
+pub(super) struct Isel<'a> {
+    pub(super) b: CodeBuffer,
     t: &'a Trace,
     alloc: &'a Allocation,
-    layout: &'a SlotLayout,
+    pub(super) layout: &'a SlotLayout,
     exits: Vec<DynamicLabel>,
     epilogue: DynamicLabel,
+    pub(super) links: ExitLinks,
+    plans: Option<Vec<ExitPlan>>,
 }
 
 impl Isel<'_> {
@@ -111,7 +123,18 @@ impl Isel<'_> {
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
             self.exit_link(n)?;
-            e::exit_to(&mut self.b, Imm16::new(n as u16), self.epilogue);
+            if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
+                let slow = self.b.new_dynamic_label();
+                self.write_back_and_link(n, &plan, slow)?;
+                e::bind(&mut self.b, slow);
+            }
+            match u16::try_from(self.links.exit_id(n)) {
+                Ok(id) => e::exit_to(&mut self.b, Imm16::new(id), self.epilogue),
+                Err(_) => {
+                    mov_imm(&mut self.b, S0, self.links.exit_id(n) as i64);
+                    e::b(&mut self.b, self.epilogue);
+                }
+            }
         }
         self.exit_handler()
     }
@@ -136,7 +159,14 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::KFloat => {
+                // A hoisted constant: built once, here (see regalloc).
+                if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+                    mov_imm(&mut self.b, S0, inst.imm);
+                    e::fmov_dx(&mut self.b, x, S0);
+                }
+            }
             Op::NotB => self.not_bool(r)?,
             Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
@@ -172,7 +202,7 @@ impl Isel<'_> {
         i.op.is_const().then_some(i.imm)
     }
 
-    fn spill(n: u32) -> Result<Off8, CompileError> {
+    pub(super) fn spill(n: u32) -> Result<Off8, CompileError> {
         tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills)
     }
 
@@ -192,6 +222,9 @@ impl Isel<'_> {
     }
 
     fn float_in(&mut self, r: Ref, scratch: u8) -> Result<u8, CompileError> {
+        if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+            return Ok(x);
+        }
         if let Some(k) = self.konst(r) {
             mov_imm(&mut self.b, S0, k);
             e::fmov_dx(&mut self.b, scratch, S0);
@@ -227,7 +260,7 @@ impl Isel<'_> {
 
     /// A memory operand for `width` bytes at `disp` from the slot base; offsets the load/store
     /// immediates cannot hold are added into `x15` first.
-    fn slot_mem(&mut self, disp: i32, width: u8) -> Mem {
+    pub(super) fn slot_mem(&mut self, disp: i32, width: u8) -> Mem {
         let d = disp as i64;
         let direct = match width {
             1 => Off1::new(d).map(|o| Mem::B(BASE, o)),

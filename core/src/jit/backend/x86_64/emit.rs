@@ -255,6 +255,14 @@ macro_rules! x64_templates {
         pub fn call_r(ops: &mut $B, r: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; call Rq(r));
         }
+        /// `jmp reg` (to a linked trace).
+        pub fn jmp_r(ops: &mut $B, r: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; jmp Rq(r));
+        }
+        /// `mov dst, [base + disp]` (a link-table entry).
+        pub fn load_rm(ops: &mut $B, d: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp]);
+        }
     };
 }
 #[cfg(test)]
@@ -322,6 +330,11 @@ mod tests {
                     t::store_tag64_r(ops, disp, d);
                 }
                 t::call_r(ops, d);
+                t::jmp_r(ops, d);
+                for base in [0u8, 3, 4, 5, 12, 13] {
+                    t::load_rm(ops, d, base, 8);
+                    t::load_rm(ops, d, base, -1024);
+                }
             }
             for disp in disps {
                 for imm in [0i32, -1, 255, 0x7fff_ffff] {

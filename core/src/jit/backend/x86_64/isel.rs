@@ -3,7 +3,8 @@
 //! Layout of the generated code:
 //! ```text
 //!   prologue; pre-roll; LOOP: body; PHI moves; jmp LOOP
-//!   exit n: mov eax, n; jmp handler                      (one stub per snapshot)
+//!   exit n: [write-back; jmp linked trace]               (linked traces, see `link.rs`)
+//!           mov eax, exit id; jmp handler                (one stub per snapshot)
 //!   handler: dump allocatable registers into the exit frame; epilogue; ret
 //! ```
 //! Operands in spill slots or constants are brought into the scratch registers (`rax`, `r11`,
@@ -15,8 +16,9 @@ mod calls;
 
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
+use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -33,11 +35,12 @@ impl Backend for X64 {
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
+        links: &ExitLinks,
     ) -> Result<Vec<u8>, CompileError> {
         if alloc.spill_slots > tg::MAX_SPILLS {
             return Err(CompileError::TooManySpills);
         }
-        if t.snaps.len() > i32::MAX as usize {
+        if t.snaps.len() > 0xffff {
             return Err(CompileError::TooManyExits);
         }
         let mut b = CodeBuffer::new(Arch::X64);
@@ -50,19 +53,29 @@ impl Backend for X64 {
             layout,
             exits,
             epilogue,
+            links: *links,
+            plans: exit_plans(t, links, alloc, layout),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
     }
+
+    fn entry_offset() -> usize {
+        let mut b = CodeBuffer::new(Arch::X64);
+        e::prologue(&mut b);
+        b.offset()
+    }
 }
 
-struct Isel<'a> {
-    b: CodeBuffer,
+pub(super) struct Isel<'a> {
+    pub(super) b: CodeBuffer,
     t: &'a Trace,
     alloc: &'a Allocation,
-    layout: &'a SlotLayout,
+    pub(super) layout: &'a SlotLayout,
     exits: Vec<DynamicLabel>,
     epilogue: DynamicLabel,
+    pub(super) links: ExitLinks,
+    plans: Option<Vec<ExitPlan>>,
 }
 
 impl Isel<'_> {
@@ -87,7 +100,12 @@ impl Isel<'_> {
         for n in 0..self.t.snaps.len() {
             e::bind(&mut self.b, self.exits[n]);
             self.exit_link(n);
-            e::exit_to(&mut self.b, n as i32, self.epilogue);
+            if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
+                let slow = self.b.new_dynamic_label();
+                self.write_back_and_link(n, &plan, slow)?;
+                e::bind(&mut self.b, slow);
+            }
+            e::exit_to(&mut self.b, self.links.exit_id(n) as i32, self.epilogue);
         }
         self.exit_handler();
         Ok(())
@@ -109,7 +127,14 @@ impl Isel<'_> {
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::Nop | Op::KInt | Op::KFloat | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
+            Op::KFloat => {
+                // A hoisted constant: built once, here (see regalloc).
+                if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+                    self.mov_imm(S0, inst.imm);
+                    e::movq_xr(&mut self.b, x, S0);
+                }
+            }
             Op::NotB => self.not_bool(r),
             Op::Exit => e::jmp(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
@@ -145,7 +170,7 @@ impl Isel<'_> {
         i.op.is_const().then_some(i.imm)
     }
 
-    fn mov_imm(&mut self, d: u8, v: i64) {
+    pub(super) fn mov_imm(&mut self, d: u8, v: i64) {
         match i32::try_from(v) {
             Ok(v32) => e::mov_ri32(&mut self.b, d, v32),
             Err(_) => e::mov_ri64(&mut self.b, d, v),
@@ -170,6 +195,9 @@ impl Isel<'_> {
 
     /// The register holding float `r`, loading it into `scratch` (via `rax`) if needed.
     fn float_in(&mut self, r: Ref, scratch: u8) -> u8 {
+        if let Loc::Reg(x) = self.alloc.locs[r as usize] {
+            return x;
+        }
         if let Some(k) = self.konst(r) {
             self.mov_imm(S0, k);
             e::movq_xr(&mut self.b, scratch, S0);
@@ -263,6 +291,12 @@ impl Isel<'_> {
         }
         let ra = self.int_in(inst.a, S0);
         let rb = self.int_in(inst.b, S1);
+        // `d = b op a` for a commutative op whose result register holds `b`: no copies.
+        let (ra, rb) = if matches!(inst.op, Op::AddI | Op::MulI) && rd == rb && rd != ra {
+            (rb, ra)
+        } else {
+            (ra, rb)
+        };
         // Two-address form: never overwrite `b` before reading it.
         let acc = if rd == rb && rd != ra { S1 } else { rd };
         if acc != ra {
@@ -298,6 +332,13 @@ impl Isel<'_> {
         let fd = self.out(r, FS0);
         let fa = self.float_in(inst.a, FS0);
         let fb = self.float_in(inst.b, FS1);
+        // `d = b op a` for a commutative op whose result register holds `b`: no copies.
+        let commutes = matches!(inst.op, Op::AddF | Op::MulF);
+        let (fa, fb) = if commutes && fd == fb && fd != fa {
+            (fb, fa)
+        } else {
+            (fa, fb)
+        };
         let acc = if fd == fb && fd != fa { FS1 } else { fd };
         if acc != fa {
             e::fmov_rr(&mut self.b, acc, fa);
@@ -429,7 +470,7 @@ fn word(w: usize) -> i32 {
 }
 
 /// Displacement of spill slot `n`.
-fn spill_disp(n: u32) -> i32 {
+pub(super) fn spill_disp(n: u32) -> i32 {
     word(SPILL_BASE + n as usize)
 }
 

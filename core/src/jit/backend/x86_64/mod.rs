@@ -2,6 +2,7 @@
 pub mod emit;
 pub mod emit_call;
 pub mod isel;
+mod link;
 pub mod target;
 
 pub use isel::X64;

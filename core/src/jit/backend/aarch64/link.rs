@@ -1,0 +1,94 @@
+//! AArch64 exit stubs of linked traces: native write-back, then a jump through the link table
+//! (the plan and its invariants: [`crate::jit::backend::link`]).
+use super::emit::{self as e, Cond, Imm12, Off8};
+use super::isel::{mov_imm, Isel, Mem};
+use super::target::{CTX, S0, S1};
+use crate::jit::backend::link::{ExitPlan, Store};
+use crate::jit::backend::{CompileError, Src};
+use crate::jit::buffer::DynamicLabel;
+use crate::jit::ir::Ty;
+use crate::jit::regalloc::Loc;
+
+impl Isel<'_> {
+    /// Exit stub `n`: check the unchecked tags (else `slow`), store the snapshot, then jump to
+    /// `table[n]` unless it is 0 (then fall into `slow`, the host exit).
+    pub(super) fn write_back_and_link(
+        &mut self,
+        n: usize,
+        plan: &ExitPlan,
+        slow: DynamicLabel,
+    ) -> Result<(), CompileError> {
+        let max = self.layout.scalar_tags_max.unwrap_or(0);
+        for &slot in &plan.checks {
+            let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+            self.load_tag(disp)?;
+            mov_imm(&mut self.b, S1, max as i64);
+            e::cmp_rr(&mut self.b, S0, S1);
+            // Unsigned: a tag above the scalar ones may own heap memory.
+            e::b_cond(&mut self.b, Cond::Hi, slow);
+        }
+        for st in &plan.stores {
+            self.store_slot(st)?;
+        }
+        let entry = self.links.table.wrapping_add(8 * n as u64);
+        mov_imm(&mut self.b, S0, entry as i64);
+        e::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
+        let zero = Imm12::new(0).ok_or(CompileError::SlotTooFar)?;
+        e::cmp_ri(&mut self.b, S0, zero);
+        e::b_cond(&mut self.b, Cond::Eq, slow);
+        e::br(&mut self.b, S0);
+        Ok(())
+    }
+
+    /// The tag of the slot at `disp` into `S0` (zero-extended).
+    fn load_tag(&mut self, disp: i32) -> Result<(), CompileError> {
+        match self.slot_mem(disp, self.layout.tag_size) {
+            Mem::B(n, o) => e::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => e::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => e::ldr_x(&mut self.b, S0, n, o),
+        }
+        Ok(())
+    }
+
+    /// One typed store of a write-back: tag, then payload.
+    fn store_slot(&mut self, st: &Store) -> Result<(), CompileError> {
+        let tag_disp = self
+            .layout
+            .tag_disp(st.slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        let pay = self
+            .layout
+            .payload_disp(st.slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        let tag = self.layout.tag_of(st.ty).unwrap_or(0);
+        mov_imm(&mut self.b, S0, tag as i64);
+        match self.slot_mem(tag_disp, self.layout.tag_size) {
+            Mem::B(n, o) => e::strb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => e::str_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => e::str_x(&mut self.b, S0, n, o),
+        }
+        // The value first (into S1 if it is not in a register), then the address (x15).
+        let (reg, float) = match st.src {
+            Src::Const(k) => {
+                mov_imm(&mut self.b, S1, k);
+                (S1, false)
+            }
+            Src::Loc(Loc::Reg(x)) => (x, st.ty == Ty::Float),
+            Src::Loc(Loc::Spill(m)) => {
+                e::ldr_x(&mut self.b, S1, CTX, Self::spill(m)?);
+                (S1, false)
+            }
+            // Every snapshot value has a location or is a constant.
+            Src::Loc(Loc::None) => return Err(CompileError::SlotTooFar),
+        };
+        let Mem::X(n, o) = self.slot_mem(pay, 8) else {
+            return Err(CompileError::SlotTooFar);
+        };
+        if float {
+            e::str_d(&mut self.b, reg, n, o);
+        } else {
+            e::str_x(&mut self.b, reg, n, o);
+        }
+        Ok(())
+    }
+}

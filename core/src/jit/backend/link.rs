@@ -1,0 +1,142 @@
+//! Trace linking: what an exit stub writes back natively before it jumps to another trace.
+//!
+//! Glossary
+//! - *exit id*: the number native code returns: `tag << 16 | snapshot` ([`ExitLinks::tag`]),
+//!   so when control has passed through several linked traces the driver knows whose snapshot
+//!   to restore.
+//! - *link table*: one `u64` per snapshot, owned by the driver ([`ExitLinks::table`]); 0 means
+//!   "return to the host", anything else is the address of another trace's entry (just past
+//!   its prologue: every trace has the same prologue, so the stack frame, the slot base and the
+//!   exit frame carry over).
+//! - *write-back plan* ([`ExitPlan`]): before an exit stub consults its link-table entry it
+//!   stores the snapshot's values into the VM slots itself (tag and payload), as the host's
+//!   restore would; the next trace reads them with its own `SLoad`s. A slot whose tag the trace
+//!   has not checked before the exit might hold a heap value, which a raw store would leak, so
+//!   the stub first checks each such tag against [`SlotLayout::scalar_tags_max`] and takes the
+//!   host path (which drops the old value) when it is above.
+//!
+//! ```text
+//!   exit n:  [cmp tag(slot), scalar max; ja slow n]...   (unchecked slots only)
+//!            [store tag, store payload]...                (every snapshot entry)
+//!            target = table[n]; if target == 0 goto slow n; jmp target
+//!   slow n:  exit id -> return register; jmp handler      (dump registers, return)
+//! ```
+//!
+//! Invariants
+//! - the host's restore after a slow-path exit writes the same values again, so a stub that
+//!   stored some slots and then found no link is harmless;
+//! - a trace gets write-back stubs only when the layout names its scalar tags and the plans
+//!   stay under [`MAX_WRITEBACK_STORES`] stores in total (code size grows with exits x slots);
+//!   otherwise every exit returns to the host as before.
+use liballoc::vec;
+use liballoc::vec::Vec;
+
+use crate::jit::ir::{Op, Trace, Ty, NO_SNAP};
+use crate::jit::regalloc::Allocation;
+use crate::jit::slots::SlotLayout;
+
+use super::Src;
+
+/// How native code numbers and links a trace's exits (set by the driver before compiling).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitLinks {
+    /// Put in bits 16.. of every exit id (the driver's trace index).
+    pub tag: u16,
+    /// Address of the link table (one `u64` per snapshot), or 0: no write-back stubs.
+    pub table: u64,
+}
+
+impl ExitLinks {
+    /// The id native code returns for snapshot `snap`.
+    pub fn exit_id(&self, snap: usize) -> u32 {
+        (self.tag as u32) << 16 | snap as u32
+    }
+}
+
+/// Splits an exit id into `(tag, snapshot)`.
+pub fn split_exit_id(id: u32) -> (u16, u32) {
+    ((id >> 16) as u16, id & 0xffff)
+}
+
+/// Most write-back stores one trace's stubs may hold.
+pub const MAX_WRITEBACK_STORES: usize = 4096;
+
+/// One store of a write-back: `slot <- src` with `ty`'s tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Store {
+    /// The VM slot.
+    pub slot: u32,
+    /// The value's type (decides the tag).
+    pub ty: Ty,
+    /// Where the value is.
+    pub src: Src,
+}
+
+/// What exit stub `n` does before consulting the link table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExitPlan {
+    /// Slots whose tag must be a scalar's before anything is stored.
+    pub checks: Vec<u32>,
+    /// The stores, one per snapshot entry.
+    pub stores: Vec<Store>,
+}
+
+/// The write-back plan of every exit, or `None` when the trace's exits all go to the host.
+pub fn exit_plans(
+    t: &Trace,
+    links: &ExitLinks,
+    alloc: &Allocation,
+    layout: &SlotLayout,
+) -> Option<Vec<ExitPlan>> {
+    if links.table == 0 || layout.scalar_tags_max.is_none() {
+        return None;
+    }
+    let total: usize = t.snaps.iter().map(|s| s.entries.len()).sum();
+    if total > MAX_WRITEBACK_STORES {
+        return None;
+    }
+    // Where each snapshot is used (its guard's position).
+    let mut at = vec![usize::MAX; t.snaps.len()];
+    for (pos, inst) in t.insts.iter().enumerate() {
+        if inst.snap != NO_SNAP {
+            at[inst.snap as usize] = pos;
+        }
+    }
+    let plans = t
+        .snaps
+        .iter()
+        .zip(&at)
+        .map(|(snap, &pos)| {
+            let checked = |slot: u32| {
+                t.insts[..pos.min(t.insts.len())]
+                    .iter()
+                    .any(|i| i.op == Op::SLoad && i.imm == slot as i64)
+            };
+            let checks = snap
+                .entries
+                .iter()
+                .map(|e| e.slot)
+                .filter(|&s| !checked(s))
+                .collect();
+            let stores = snap
+                .entries
+                .iter()
+                .map(|e| {
+                    let inst = t.inst(e.val);
+                    let src = if inst.op.is_const() {
+                        Src::Const(inst.imm)
+                    } else {
+                        Src::Loc(alloc.locs[e.val as usize])
+                    };
+                    Store {
+                        slot: e.slot,
+                        ty: inst.ty,
+                        src,
+                    }
+                })
+                .collect();
+            ExitPlan { checks, stores }
+        })
+        .collect();
+    Some(plans)
+}

@@ -1,0 +1,93 @@
+//! x86-64 exit stubs of linked traces: native write-back, then a jump through the link table
+//! (the plan and its invariants: [`crate::jit::backend::link`]).
+use super::emit::{self as e, Cond};
+use super::isel::{spill_disp, Isel};
+use super::target::S0;
+use crate::jit::backend::link::{ExitPlan, Store};
+use crate::jit::backend::{CompileError, Src};
+use crate::jit::buffer::DynamicLabel;
+use crate::jit::ir::Ty;
+use crate::jit::regalloc::Loc;
+
+impl Isel<'_> {
+    /// Exit stub `n`: check the unchecked tags (else `slow`), store the snapshot, then jump to
+    /// `table[n]` unless it is 0 (then fall into `slow`, the host exit).
+    pub(super) fn write_back_and_link(
+        &mut self,
+        n: usize,
+        plan: &ExitPlan,
+        slow: DynamicLabel,
+    ) -> Result<(), CompileError> {
+        let max = self.layout.scalar_tags_max.unwrap_or(0);
+        for &slot in &plan.checks {
+            let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+            match self.layout.tag_size {
+                1 => e::cmp_tag8(&mut self.b, disp, max as u8 as i8),
+                4 => e::cmp_tag32(&mut self.b, disp, max as u32 as i32),
+                _ => match i32::try_from(max as i64) {
+                    Ok(k) => e::cmp_tag64(&mut self.b, disp, k),
+                    Err(_) => {
+                        self.mov_imm(S0, max as i64);
+                        e::cmp_tag64_r(&mut self.b, disp, S0);
+                    }
+                },
+            }
+            // Unsigned: a tag above the scalar ones may own heap memory.
+            e::jcc(&mut self.b, Cond::A, slow);
+        }
+        for st in &plan.stores {
+            self.store_slot(st)?;
+        }
+        let table = self.links_table_entry(n);
+        self.mov_imm(S0, table);
+        e::load_rm(&mut self.b, S0, S0, 0);
+        e::cmp_ri(&mut self.b, S0, 0);
+        e::jcc(&mut self.b, Cond::E, slow);
+        e::jmp_r(&mut self.b, S0);
+        Ok(())
+    }
+
+    /// One typed store of a write-back: tag, then payload.
+    fn store_slot(&mut self, st: &Store) -> Result<(), CompileError> {
+        let tag_disp = self
+            .layout
+            .tag_disp(st.slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        let pay = self
+            .layout
+            .payload_disp(st.slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        let tag = self.layout.tag_of(st.ty).unwrap_or(0);
+        match self.layout.tag_size {
+            1 => e::store_tag8(&mut self.b, tag_disp, tag as u8 as i8),
+            4 => e::store_tag32(&mut self.b, tag_disp, tag as u32 as i32),
+            _ => match i32::try_from(tag as i64) {
+                Ok(k) => e::store_tag64(&mut self.b, tag_disp, k),
+                Err(_) => {
+                    self.mov_imm(S0, tag as i64);
+                    e::store_tag64_r(&mut self.b, tag_disp, S0);
+                }
+            },
+        }
+        match st.src {
+            Src::Const(k) => {
+                self.mov_imm(S0, k);
+                e::store_slot(&mut self.b, pay, S0);
+            }
+            Src::Loc(Loc::Reg(x)) if st.ty == Ty::Float => e::store_slot_f(&mut self.b, pay, x),
+            Src::Loc(Loc::Reg(x)) => e::store_slot(&mut self.b, pay, x),
+            Src::Loc(Loc::Spill(m)) => {
+                e::load_ctx(&mut self.b, S0, spill_disp(m));
+                e::store_slot(&mut self.b, pay, S0);
+            }
+            // Every snapshot value has a location or is a constant.
+            Src::Loc(Loc::None) => return Err(CompileError::SlotTooFar),
+        }
+        Ok(())
+    }
+
+    /// The address of link-table entry `n`.
+    fn links_table_entry(&self, n: usize) -> i64 {
+        self.links.table.wrapping_add(8 * n as u64) as i64
+    }
+}
