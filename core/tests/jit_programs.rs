@@ -44,9 +44,7 @@ static ABORTS: AbortLog = AbortLog(Mutex::new(BTreeMap::new()));
 struct Outcome {
     out: String,
     result: Result<String, RuntimeError>,
-    /// Fuel left, for metered runs only: an unmetered run's count is not exact once native
-    /// code calls compiled functions directly (see `VmConfig::fuel`).
-    fuel_left: Option<u64>,
+    fuel_left: u64,
 }
 
 /// Runs `prog`; with `threshold` the JIT is on. Returns the outcome, the loop JIT's counters
@@ -70,7 +68,7 @@ fn run(prog: &Program, threshold: Option<u32>, fuel: Option<u64>) -> (Outcome, J
     let outcome = Outcome {
         out,
         result: result.map(|v| format!("{v:?}")),
-        fuel_left: fuel.map(|_| vm.fuel_left()),
+        fuel_left: vm.fuel_left(),
     };
     (outcome, stats, funcs)
 }
@@ -78,7 +76,7 @@ fn run(prog: &Program, threshold: Option<u32>, fuel: Option<u64>) -> (Outcome, J
 /// Fuel an unmetered run of `prog` uses (the interpreter's count).
 fn fuel_used(prog: &Program) -> u64 {
     let (o, ..) = run(prog, None, Some(u64::MAX));
-    u64::MAX - o.fuel_left.expect("a metered run")
+    u64::MAX - o.fuel_left
 }
 
 /// What one case reached.
