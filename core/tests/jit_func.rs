@@ -24,11 +24,13 @@ unsafe impl Console for Log {
     }
 }
 
-/// What one run produced: the printed output, then the error text (empty if none).
+/// What one run produced: the printed output, the error text (empty if none), and the fuel
+/// left (native code must charge what the interpreter charges, also when nothing is metered).
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
     out: String,
     err: String,
+    fuel: u64,
 }
 
 struct Run {
@@ -60,8 +62,9 @@ fn run(src: &str, threshold: Option<u32>, max_depth: usize) -> Run {
     };
     let err = result.err().map(|e| e.to_string()).unwrap_or_default();
     let log = String::from_utf8(log.0.into_inner().unwrap()).unwrap();
+    let fuel = vm.fuel_left();
     Run {
-        outcome: Outcome { out, err },
+        outcome: Outcome { out, err, fuel },
         stats,
         log,
     }
@@ -303,4 +306,35 @@ fn a_second_run_does_not_reuse_native_code_of_a_dropped_jit() {
     vm.run(&mut second, None).expect("runs again");
     assert_eq!(first, "6765\n13\n");
     assert_eq!(second, first);
+}
+
+/// With a fuel budget the budget runs out at the same instruction, with the same fuel left,
+/// as without the JIT (calls then go through the VM, which checks the budget).
+#[test]
+fn fuel_budgets_run_out_where_the_interpreter_does() {
+    let prog = lang::compile(FIB).expect("compiles");
+    let outcome = |jit: bool| {
+        let config = VmConfig {
+            jit_threshold: if jit { 10 } else { 0 },
+            fuel: Some(50_000),
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).expect("verifies");
+        vm.set_func_threshold(1);
+        let mut out = String::new();
+        let log = Log(Mutex::new(Vec::new()));
+        let r = if jit {
+            let mut j = Jit::new(&prog, &MEM, Some(&log));
+            vm.run(&mut out, Some(&mut j))
+        } else {
+            vm.run(&mut out, None)
+        };
+        (out, r.err().map(|e| e.to_string()), vm.fuel_left())
+    };
+    let want = outcome(false);
+    assert!(
+        want.1.as_deref().is_some_and(|e| e.contains("out of fuel")),
+        "{want:?}"
+    );
+    assert_eq!(outcome(true), want);
 }

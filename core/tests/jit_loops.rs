@@ -39,6 +39,8 @@ struct Run {
     interpreted_back_edges: u64,
     /// Live heap bytes charged to the VM after the run.
     heap_bytes: usize,
+    /// Functions the function JIT compiled.
+    funcs_compiled: u64,
 }
 
 /// Runs `src`; with `threshold = Some(t)` the JIT is on.
@@ -52,13 +54,13 @@ fn run(src: &str, args: &[&str], threshold: Option<u32>) -> Run {
     vm.set_args(args).unwrap();
     let mut out = String::new();
     let log = Log::default();
-    let (result, stats) = match threshold {
+    let (result, stats, funcs_compiled) = match threshold {
         Some(_) => {
             let mut jit = Jit::new(&prog, &MEM, Some(&log));
             let r = vm.run(&mut out, Some(&mut jit)).map(drop);
-            (r, jit.stats())
+            (r, jit.stats(), jit.func_stats().compiled)
         }
-        None => (vm.run(&mut out, None).map(drop), JitStats::default()),
+        None => (vm.run(&mut out, None).map(drop), JitStats::default(), 0),
     };
     let interpreted_back_edges = (0..prog.funcs[0].code.len())
         .map(|pc| vm.loop_count(0, pc) as u64)
@@ -71,6 +73,7 @@ fn run(src: &str, args: &[&str], threshold: Option<u32>) -> Run {
         log,
         interpreted_back_edges,
         heap_bytes: vm.heap_bytes(),
+        funcs_compiled,
     }
 }
 
@@ -83,6 +86,17 @@ fn same_as_interpreter(src: &str, args: &[&str]) -> Run {
         let got = run(src, args, Some(t));
         assert_eq!(got.out, want.out, "threshold {t}\n{src}\n{}", got.log);
         assert_eq!(got.result, want.result, "threshold {t}\n{src}\n{}", got.log);
+        // A leaked or aliased heap value would show here. Direct calls between compiled
+        // functions grow the register stack ahead of time (`vm::native::DIRECT_SLACK`), so
+        // runs that compiled a function may hold more stack, never less.
+        if got.funcs_compiled == 0 {
+            assert_eq!(
+                got.heap_bytes, want.heap_bytes,
+                "threshold {t}: heap bytes\n{src}"
+            );
+        } else {
+            assert!(got.heap_bytes >= want.heap_bytes, "threshold {t}\n{src}");
+        }
         if t == 10 {
             keep = Some(got);
         }
@@ -374,21 +388,18 @@ fn an_exit_never_overwrites_a_heap_value_natively() {
     // write it), and the trace overwrites it without reading it: a native write-back must
     // leave that exit to the host, which drops the string (a raw store would leak it and the
     // heap byte count would differ).
-    let src = "let t = 0; let y = 0;
+    let r = same_as_interpreter(
+        "let t = 0; let y = 0;
          while y < 60 {
              let v = \"str\" + \"ing\";
              let x = 0;
              while x < 200 { if x > 5 { v = x; t = t + v; } x = x + 1; }
              y = y + 1;
          }
-         print(t);";
-    let want = run(src, &[], None);
-    let r = same_as_interpreter(src, &[]);
+         print(t);",
+        &[],
+    );
     assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
-    for t in [1, 10, 57] {
-        let got = run(src, &[], Some(t));
-        assert_eq!(got.heap_bytes, want.heap_bytes, "threshold {t}: heap bytes");
-    }
 }
 
 #[test]

@@ -183,8 +183,8 @@ fn run_metered(
 }
 
 /// Native code charges fuel exactly as the interpreter does: under budgets that run out at
-/// many different points, the examples print the same, fail at the same instruction and leave
-/// the same fuel, with the JIT on and off; under none, they print the same.
+/// many different points (and under none), the examples print the same, fail at the same
+/// instruction and leave the same fuel, with the JIT on and off.
 #[test]
 fn fuel_limited_examples_agree_with_the_interpreter() {
     for (name, args) in [
@@ -206,11 +206,9 @@ fn fuel_limited_examples_agree_with_the_interpreter() {
                 ran_out_natively += (got.1.is_err() && stats.entered > 0) as u32;
             }
         }
-        // Unmetered, direct calls between compiled functions charge nothing (`fuel_left` is
-        // exact only under a budget), so only the output and result must agree.
         let (want, _) = run_metered(&src, &args, None, None);
         let (got, _) = run_metered(&src, &args, Some(1), None);
-        assert_eq!((got.0, got.1), (want.0, want.1), "{name}: unmetered");
+        assert_eq!(got, want, "{name}: unmetered");
         if name == "mandelbrot" {
             assert!(ran_out_natively >= 10, "{name}: {ran_out_natively}");
         }
@@ -228,4 +226,33 @@ fn an_unmetered_loop_stays_native() {
         assert!(result.is_ok());
         assert_eq!(stats.entered, 1, "fuel {fuel:?}: {stats:?}");
     }
+}
+
+/// Nested loops run as linked and side traces (jumps between traces never pass through the
+/// interpreter's back edge): every backward jump they take is still charged exactly once.
+#[test]
+fn fuel_through_linked_and_side_traces() {
+    let src = "let t = 0; let y = 0;
+         while y < 60 {
+             let x = 0;
+             while x < 40 { if x % 7 == 3 { t = t + 2; } else { t = t + x * y; } x = x + 1; }
+             if y % 5 == 0 { t = t - 1; }
+             y = y + 1;
+         }
+         print(t);";
+    let (unmetered, stats) = run_metered(src, &[], Some(2), Some(u64::MAX));
+    assert!(stats.side_compiled >= 1, "{stats:?}");
+    let need = u64::MAX - unmetered.2;
+    assert_eq!(unmetered, run_metered(src, &[], None, Some(u64::MAX)).0);
+    let mut starved = 0;
+    for budget in (0..need)
+        .step_by(need as usize / 97 + 1)
+        .chain([need - 1, need])
+    {
+        let (want, _) = run_metered(src, &[], None, Some(budget));
+        let (got, stats) = run_metered(src, &[], Some(2), Some(budget));
+        assert_eq!(got, want, "fuel {budget}");
+        starved += (got.1.is_err() && stats.side_compiled > 0) as u32;
+    }
+    assert!(starved >= 50, "{starved}");
 }

@@ -180,11 +180,13 @@ fn check_page(page: &Page) -> Result<(), CheckError> {
         return fail("capacity beyond reserved", addr);
     }
     let mut seen = [0u64; MAX_BLOCKS / 64];
-    let mut on_lists = 0u32;
-    for head in [
-        page.free,
-        page.local_free,
-        page.thread_free.load(Ordering::Acquire),
+    // `thread_free` is read once: other threads may push onto it while the owner checks, so
+    // a second read could count a block the walk did not see.
+    let mut owner_lists = 0u32;
+    for (head, owner_list) in [
+        (page.free, true),
+        (page.local_free, true),
+        (page.thread_free.load(Ordering::Acquire), false),
     ] {
         let Some(n) = page.list_len(head, page.capacity) else {
             return fail(
@@ -204,12 +206,11 @@ fn check_page(page: &Page) -> Result<(), CheckError> {
             seen[w] |= bit;
             b = next_of(page, b);
         }
-        on_lists += n;
+        if owner_list {
+            owner_lists += n;
+        }
     }
-    let thread_free = page
-        .list_len(page.thread_free.load(Ordering::Acquire), page.capacity)
-        .unwrap_or(0);
-    if page.used + (on_lists - thread_free) != page.capacity {
+    if page.used + owner_lists != page.capacity {
         return fail("used != capacity - |free| - |local_free|", addr);
     }
     Ok(())

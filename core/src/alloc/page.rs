@@ -30,6 +30,10 @@ pub const PAGE_SHIFT: usize = 16;
 /// Size of a page: the unit segments are split into.
 pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
 
+/// Bytes of blocks `Page::extend` carves at a time: one OS page, so a class with a handful of
+/// live blocks touches 4 KiB of its page, not more.
+const EXTEND_BYTES: usize = 4096;
+
 /// A free block: only its first word is used, to link it into a list.
 #[repr(C)]
 pub struct Block {
@@ -269,8 +273,8 @@ impl Page {
         }
     }
 
-    /// Carves more never-used blocks onto `free`. Touches at most about 8 KiB at a time so a
-    /// fresh page does not fault in all its memory at once.
+    /// Carves more never-used blocks onto `free`. Touches at most about `EXTEND_BYTES` (one
+    /// block if it is larger) at a time, so a fresh page does not fault in all its memory at once.
     ///
     /// # Safety
     /// Caller is the owner heap; `free` is empty.
@@ -279,7 +283,7 @@ impl Page {
         if left == 0 {
             return;
         }
-        let batch = ((8 * 1024 / self.block_size) as u32).clamp(1, left);
+        let batch = ((EXTEND_BYTES / self.block_size) as u32).clamp(1, left);
         let first = self.capacity;
         let mut next: *mut Block = ptr::null_mut();
         for i in (first..first + batch).rev() {

@@ -15,9 +15,11 @@
 //!           +3   DDEPTH  direct calls below the entry  | direct call in the caller's code
 //!           +4   BUDGET  direct calls still allowed    |
 //!           +5   LEFT    register-stack slots from BASE to the stack's end (or fewer)
-//!           +6   STATUS  0: call returned the expected type; 1: leave the trace
-//!           +7   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
-//!           +8   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
+//!           +6   FUELP   *mut u64: fuel the direct calls below the Rust-entered activation
+//!                        charged (that activation's FUEL word; Rust charges it to the VM)
+//!           +7   STATUS  0: call returned the expected type; 1: leave the trace
+//!           +8   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
+//!           +9   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
 //! ```
 //!
 //! Calls (`CallV`, `CallD`):
@@ -26,7 +28,7 @@
 //!   which native code reloads as its slot base (the register stack may have moved);
 //! - direct call (`CallD`, callee compiled): if BUDGET > 0 and no argument register holds a
 //!   heap value and LEFT covers the callee's whole frame window, the caller stores the arguments as values into the callee's registers,
-//!   pushes a fresh frame on the machine stack, fills its ENV..LEFT (DDEPTH + 1,
+//!   pushes a fresh frame on the machine stack, fills its ENV..FUELP (DDEPTH + 1,
 //!   BUDGET - 1, LEFT - window) and calls the callee's entry (`FuncCode` word 0) with
 //!   `(slots of the callee, frame)`. The callee returns [`RET_CODE`] with its value in its
 //!   RESULT and its slot base in the second return register (`rdx` / `x1`); any other exit
@@ -57,12 +59,14 @@ pub const DDEPTH: usize = 3;
 pub const BUDGET: usize = 4;
 /// Word of the number of register-stack slots known to exist from BASE on.
 pub const LEFT: usize = 5;
+/// Word of the pointer to the fuel counter of the direct calls.
+pub const FUELP: usize = 6;
 /// Word of the call status.
-pub const STATUS: usize = 6;
+pub const STATUS: usize = 7;
 /// Word of the call result (and of the activation's own return value).
-pub const RESULT: usize = 7;
+pub const RESULT: usize = 8;
 /// First argument word.
-pub const ARGS: usize = 8;
+pub const ARGS: usize = 9;
 /// Register slots a frame may address from its base (the VM's 8-bit register operands).
 pub const WINDOW: usize = 256;
 /// Words of a whole frame (an even number: the frame keeps the stack 16-byte aligned).
@@ -79,10 +83,16 @@ const _: () = assert!(
 );
 /// Exit number of a trace's return (`RetI`/`RetF`/`RetN`).
 pub const RET_CODE: u32 = 0x7fff_fff0;
-/// `CallD`'s second operand: the callee's window, the argument count and which arguments
-/// are floats, as `window | argc << 8 | float_mask << 16`.
-pub const fn pack_direct(window: usize, argc: usize, float_mask: u32) -> i64 {
-    (window as i64) | ((argc as i64) << 8) | ((float_mask as i64) << 16)
+/// `CallD`'s second operand: the callee's window, the argument count, which arguments are
+/// floats, and the fuel the interpreter charges for the call: the callee's length at the call,
+/// the caller's rest when it returns; as
+/// `window | argc << 8 | float_mask << 16 | callee_len << 32 | rest << 48`.
+pub const fn pack_direct(window: usize, argc: usize, float_mask: u32, fuel: (u16, u16)) -> i64 {
+    (window as i64)
+        | ((argc as i64) << 8)
+        | ((float_mask as i64) << 16)
+        | ((fuel.0 as i64) << 32)
+        | ((fuel.1 as i64) << 48)
 }
 
 /// Frame-word byte offset of call-area word `w`.

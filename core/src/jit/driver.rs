@@ -32,9 +32,10 @@
 //! - a chain hands control back to the interpreter whenever an exit resumes where the trace
 //!   that took it started, so a trace whose first guard fails cannot spin;
 //! - native code charges the VM's fuel exactly as the interpreter does (see the backend's
-//!   module doc): the budget goes into the (shared) exit frame on entry and comes back on
-//!   exit, and a trace that would run out resumes the interpreter at the backward jump, which
-//!   then raises `OutOfFuel` where it would have without the JIT.
+//!   module doc): the budget goes into the shared exit frame on entry and comes back on exit
+//!   (linked traces charge the same word), and a trace that would run out resumes the
+//!   interpreter at the backward jump, which then raises `OutOfFuel` where it would have
+//!   without the JIT.
 use core::fmt::Write as _;
 
 use liballoc::boxed::Box;
@@ -127,11 +128,11 @@ pub struct Jit<'a> {
     installed: Vec<Installed>,
     stats: JitStats,
     exits: BTreeMap<u64, ExitCount>,
+    funcs: FuncJit<'a>,
     /// The exit frame every trace runs with (linked traces share it), sized for the most
     /// spill slots any installed trace uses.
     frame: ExitFrame,
     max_spills: u32,
-    funcs: FuncJit<'a>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -150,20 +151,20 @@ impl<'a> Jit<'a> {
             installed: Vec::new(),
             stats: JitStats::default(),
             exits: BTreeMap::new(),
+            funcs: FuncJit::new(prog, mem, log),
             frame: ExitFrame::new(0),
             max_spills: 0,
-            funcs: FuncJit::new(prog, mem, log),
         }
-    }
-
-    /// The function JIT's counters so far.
-    pub fn func_stats(&self) -> FuncStats {
-        self.funcs.stats()
     }
 
     /// The counters so far.
     pub fn stats(&self) -> JitStats {
         self.stats
+    }
+
+    /// The function JIT's counters so far.
+    pub fn func_stats(&self) -> FuncStats {
+        self.funcs.stats()
     }
 
     fn say(&self, args: core::fmt::Arguments<'_>) {
@@ -333,8 +334,8 @@ impl Jit<'_> {
     }
 
     /// Runs installed trace `trace` (and the traces its exits link to natively) until an
-    /// exit returns, charging `fuel`, and writes that exit's values back into `regs`: the pc
-    /// to resume at and the trace that took the exit.
+    /// exit returns, and writes that exit's values back into `regs`: the pc to resume at and
+    /// the trace that took the exit. Native code charges `fuel` as the interpreter would.
     fn run_once(
         &mut self,
         trace: usize,

@@ -502,7 +502,8 @@ impl FuncRecorder<'_, '_> {
         let mut call = match target {
             Some((_, meta)) => {
                 let meta = self.konst(Op::KInt, Ty::Int, meta);
-                let packed = self.konst(Op::KInt, Ty::Int, pack_direct(window, argc, floats));
+                let fuel = self.call_fuel(callee, pc)?;
+                let packed = self.konst(Op::KInt, Ty::Int, pack_direct(window, argc, floats, fuel));
                 Inst::new(Op::CallD, Ty::Int, meta, packed)
             }
             None => Inst::new(Op::CallV, Ty::Int, NONE, NONE),
@@ -533,6 +534,15 @@ impl FuncRecorder<'_, '_> {
             },
         )?;
         Ok(Next::Pc(pc + 2))
+    }
+
+    /// Fuel the interpreter charges for the `call` at `pc`: the callee's length at the call,
+    /// and the rest of this function after the call when it returns.
+    fn call_fuel(&self, callee: usize, pc: usize) -> Result<(u16, u16), Abort> {
+        let callee = self.prog.funcs.get(callee).ok_or(Abort::Malformed)?;
+        let rest = self.code.len().saturating_sub(pc + 2);
+        let fit = |n: usize| u16::try_from(n).map_err(|_| Abort::TooLong);
+        Ok((fit(callee.code.len())?, fit(rest)?))
     }
 
     /// `ret`: the trace ends in `RetI`/`RetF`/`RetN`.

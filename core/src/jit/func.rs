@@ -47,6 +47,11 @@
 //!   counted by their DDEPTH word and materialised as frame markers whenever the VM runs under
 //!   them); a direct call happens only within the budget, so deep recursion reaches the VM's
 //!   limit through the VM, with the interpreter's error and location.
+//! - Fuel: a direct call adds the callee's length (at the call) and the caller's rest (at a
+//!   normal return) to the Rust-entered activation's FUEL word, which Rust charges when native
+//!   code returns; the helpers charge the same amounts in Rust. The total equals the
+//!   interpreter's. Native code never checks a budget, so a run with a fuel budget makes no
+//!   direct calls (budget 0): every call goes through the helper, which checks and charges.
 //! - Code and metadata live as long as the [`FuncJit`]; a `FuncCode` is shared (`Rc`) and
 //!   never mutated except its activation pool, side-trace table, link table and counters
 //!   (cells, borrowed briefly, never across native code).
@@ -59,7 +64,9 @@ use liballoc::collections::BTreeMap;
 use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
-use crate::jit::backend::{compile_linear, CompileError, Compiled, ExitFrame, Native, SPILL_BASE};
+use crate::jit::backend::{
+    compile_linear, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
+};
 use crate::jit::callframe as cf;
 use crate::jit::driver::VM_LAYOUT;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
@@ -161,6 +168,9 @@ impl FuncCode {
             area.add(cf::DDEPTH).write(0);
             area.add(cf::BUDGET).write(budget as u64);
             area.add(cf::LEFT).write(left as u64);
+            // Direct calls below this activation add their fuel to its FUEL word.
+            words.add(FUEL).write(0);
+            area.add(cf::FUELP).write(words.add(FUEL) as usize as u64);
         }
         self.runs.set(self.runs.get() + 1);
         // SAFETY: `entry` is this trace's code, compiled by the native backend for the
@@ -353,6 +363,11 @@ impl NativeFunc for FuncCode {
             // No whole frame window here (never expected): the interpreter can do it.
             return env.interpret(self.func, 0, base);
         };
+        // What the direct calls made natively cost, as the interpreter would have charged it.
+        if let Err(t) = env.charge(frame.fuel(), (self.func, 0)) {
+            self.pool.borrow_mut().push(frame);
+            return Err(t);
+        }
         // A linked side trace may have finished the activation: its META word says which.
         let meta = frame.word(cf::AREA + cf::META).unwrap_or(0) as usize as *const FuncCode;
         // SAFETY: META holds `self` or a side trace `self` linked (kept alive in `sides`).
@@ -426,7 +441,15 @@ pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
     let status = env.with_direct_frames(callee_dd, |env| {
         let r = callee.finish(env, callee_base, exit, &copy);
         match code.sites.get(site) {
-            Some(s) => FuncCode::answer(env, r, s, callee_base, area),
+            Some(s) => {
+                // The call returned: the interpreter's `ret` charges the rest of the caller.
+                let r = r.and_then(|()| {
+                    let len = env.prog().funcs.get(code.func).map_or(0, |f| f.code.len());
+                    let rest = len.saturating_sub(s.pc + 2) as u64;
+                    env.charge(rest, (code.func, s.pc + 2))
+                });
+                FuncCode::answer(env, r, s, callee_base, area)
+            }
             None => {
                 env.set_pending(code.internal(0));
                 1

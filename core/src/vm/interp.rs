@@ -190,9 +190,8 @@ impl<'p> Vm<'p> {
         self.meter.used()
     }
 
-    /// Fuel left. Exact (the same with the JIT on or off) when [`VmConfig::fuel`] set a
-    /// budget; without one, calls that compiled functions make to each other directly are not
-    /// counted.
+    /// Fuel left: the same with the JIT on or off (native code charges what the interpreter
+    /// would, including calls compiled functions make to each other directly).
     pub fn fuel_left(&self) -> u64 {
         self.fuel
     }

@@ -171,6 +171,12 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         self.charge_return(at)
     }
 
+    /// Charges `fuel` as the interpreter would have (a trap at `at` if it runs out).
+    pub fn charge(&mut self, fuel: u64, at: (usize, usize)) -> Result<(), Trap> {
+        let words = usize::try_from(fuel).unwrap_or(usize::MAX);
+        self.vm.charge(words).map_err(|k| trap(k, at))
+    }
+
     /// The fuel the interpreter's `ret` charges when a call made at `at` returns to its
     /// caller: the rest of the caller's code (`len - ret_pc`), raised at the return pc.
     fn charge_return(&mut self, at: (usize, usize)) -> Result<(), Trap> {
@@ -235,8 +241,9 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
             .config
             .max_depth
             .saturating_sub(self.vm.frames.len());
-        // Direct calls charge no fuel (native code does not meter calls), so a metered run
-        // makes every call through the helper, which charges exactly as the interpreter.
+        // Direct calls charge their fuel without checking a budget (`jit::callframe`), so a
+        // metered run makes every call through the helper, which checks and charges exactly
+        // as the interpreter.
         let budget = if self.vm.config.fuel.is_some() {
             0
         } else {

@@ -42,6 +42,10 @@ macro_rules! x64_call_templates {
         pub fn jmp_at_r11(ops: &mut $B) {
             ::dynasm::dynasm!(ops ; .arch x64 ; jmp QWORD [r11]);
         }
+        /// `add qword [rax], imm32`.
+        pub fn add_at_rax(ops: &mut $B, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [rax], imm);
+        }
         /// `cmp qword [r12 + disp], imm32`.
         pub fn cmp_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [r12 + disp], imm);
@@ -73,6 +77,7 @@ mod tests {
                 t::sub_rsp(ops, imm);
                 t::add_rsp(ops, imm);
                 t::load_rax_rax(ops, imm);
+                t::add_at_rax(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
                 t::cmp_ctx_i(ops, imm, 0);
                 for r in 0..16u8 {

@@ -452,14 +452,19 @@ impl Isel<'_> {
         }
     }
 
-    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word (unsigned).
+    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word: the subtraction's
+    /// borrow (CF, unsigned) takes the exit before the store, so an exit charges nothing.
     fn fuel(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
         e::load_ctx(&mut self.b, S0, word(FUEL));
-        self.mov_imm(S1, inst.imm);
-        e::cmp_rr(&mut self.b, S0, S1);
+        match i32::try_from(inst.imm) {
+            Ok(k) => e::sub_ri(&mut self.b, S0, k),
+            Err(_) => {
+                self.mov_imm(S1, inst.imm);
+                e::sub_rr(&mut self.b, S0, S1);
+            }
+        }
         e::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
-        e::sub_rr(&mut self.b, S0, S1);
         e::store_ctx(&mut self.b, word(FUEL), S0);
     }
 

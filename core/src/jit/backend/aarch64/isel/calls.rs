@@ -107,6 +107,21 @@ impl Isel<'_> {
         Ok(())
     }
 
+    /// Adds a direct call's fuel to the counter FUELP points at.
+    fn charge_call(&mut self, fuel: i64) -> Result<(), CompileError> {
+        e::ldr_x(&mut self.b, S0, CTX, area(cf::FUELP)?);
+        e::ldr_x(&mut self.b, S1, S0, Off8::ZERO);
+        match Imm12::new(fuel) {
+            Some(k) => e::add_ri(&mut self.b, S1, S1, k),
+            None => {
+                mov_imm(&mut self.b, ADDR, fuel);
+                e::add_rr(&mut self.b, S1, S1, ADDR);
+            }
+        }
+        e::str_x(&mut self.b, S1, S0, Off8::ZERO);
+        Ok(())
+    }
+
     /// `helper(&area, site)`; the helper returns our slot base.
     fn helper_call(&mut self, r: Ref, site: i64) -> Result<(), CompileError> {
         let helper = self.host_fn(r, 0)?;
@@ -144,11 +159,13 @@ impl Isel<'_> {
         let inst = *self.t.inst(r);
         let meta = self.konst(inst.a).unwrap_or(0);
         let packed = self.konst(inst.b).unwrap_or(0);
-        let (window, argc, floats) = (
+        let (window, argc, floats, fuel) = (
             (packed & 0xff) as usize,
             ((packed >> 8) & 0xff) as usize,
-            (packed >> 16) as u32,
+            ((packed >> 16) & 0xffff) as u32,
+            (packed >> 32) & 0xffff,
         );
+        let rest = (packed >> 48) & 0xffff;
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
@@ -192,6 +209,8 @@ impl Isel<'_> {
             mov_imm(&mut self.b, S1, t as i64);
             self.slot_word(tag, S1, true)?;
         }
+        // The interpreter charges the callee's length at the call (x15 is still free here).
+        self.charge_call(fuel)?;
         // The callee's frame on the machine stack, addressed through x15.
         let frame = imm12(cf::FRAME_WORDS * 8)?;
         e::sub_ri(&mut self.b, SP, SP, frame);
@@ -220,6 +239,8 @@ impl Isel<'_> {
         copy(self, cf::LEFT)?;
         e::sub_ri(&mut self.b, S0, S0, imm12(window)?);
         e::str_x(&mut self.b, S0, ADDR, area(cf::LEFT)?);
+        copy(self, cf::FUELP)?;
+        e::str_x(&mut self.b, S0, ADDR, area(cf::FUELP)?);
         let win_bytes = imm12(window * l.size as usize)?;
         e::add_ri(&mut self.b, X0, BASE, win_bytes);
         e::mov_rr(&mut self.b, X1, ADDR);
@@ -236,6 +257,8 @@ impl Isel<'_> {
         mov_imm(&mut self.b, S0, 0);
         e::str_x(&mut self.b, S0, CTX, area(cf::STATUS)?);
         e::sub_ri(&mut self.b, BASE, X1, win_bytes);
+        // ... and the rest of the caller at the return.
+        self.charge_call(rest)?;
         e::add_ri(&mut self.b, SP, SP, frame);
         e::b(&mut self.b, done);
         // The callee left its trace: the exit helper finishes its frame (exit number and

@@ -100,6 +100,12 @@ impl Isel<'_> {
         e::bind(&mut self.b, no_link);
     }
 
+    /// Adds a direct call's fuel to the counter FUELP points at.
+    fn charge_call(&mut self, fuel: i32) {
+        e::load_ctx(&mut self.b, S0, area(cf::FUELP));
+        ec::add_at_rax(&mut self.b, fuel);
+    }
+
     /// `helper(&area, site)`; the helper returns our slot base.
     fn helper_call(&mut self, r: Ref, site: i64) -> Result<(), CompileError> {
         let helper = self.host_fn(r, 0)?;
@@ -125,11 +131,13 @@ impl Isel<'_> {
         let inst = *self.t.inst(r);
         let meta = self.konst(inst.a).unwrap_or(0);
         let packed = self.konst(inst.b).unwrap_or(0);
-        let (window, argc, floats) = (
+        let (window, argc, floats, fuel) = (
             (packed & 0xff) as usize,
             ((packed >> 8) & 0xff) as usize,
-            (packed >> 16) as u32,
+            ((packed >> 16) & 0xffff) as u32,
+            ((packed >> 32) & 0xffff) as i32,
         );
+        let rest = ((packed >> 48) & 0xffff) as i32;
         let slow = self.b.new_dynamic_label();
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
@@ -169,6 +177,8 @@ impl Isel<'_> {
             e::store_slot(&mut self.b, pay, S0);
             e::store_tag64(&mut self.b, tag, t as i32);
         }
+        // The interpreter charges the callee's length at the call.
+        self.charge_call(fuel);
         // The callee's frame on the machine stack.
         let frame = (cf::FRAME_WORDS * 8) as i32;
         ec::sub_rsp(&mut self.b, frame);
@@ -193,6 +203,8 @@ impl Isel<'_> {
         e::load_ctx(&mut self.b, S0, area(cf::LEFT));
         e::sub_ri(&mut self.b, S0, window as i32);
         ec::store_r11(&mut self.b, area(cf::LEFT), S0);
+        e::load_ctx(&mut self.b, S0, area(cf::FUELP));
+        ec::store_r11(&mut self.b, area(cf::FUELP), S0);
         let win_bytes = (window as u32 * l.size) as i32;
         e::mov_rr(&mut self.b, ARG0, tg::BASE);
         e::add_ri(&mut self.b, ARG0, win_bytes);
@@ -210,6 +222,8 @@ impl Isel<'_> {
         e::store_ctx(&mut self.b, area(cf::STATUS), S0);
         e::mov_rr(&mut self.b, tg::BASE, RDX);
         e::sub_ri(&mut self.b, tg::BASE, win_bytes);
+        // ... and the rest of the caller at the return.
+        self.charge_call(rest);
         ec::add_rsp(&mut self.b, frame);
         e::jmp(&mut self.b, done);
         // The callee left its trace: the exit helper finishes its frame (exit number and
