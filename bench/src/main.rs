@@ -6,11 +6,13 @@
 //! stdout, `alloc.json`, `alloc.svg` (throughput) and `alloc_peak.svg` in the output directory.
 //!
 //! Subcommands: `alloc` (the benchmark), `child` (one peak measurement, used by `alloc`) and
-//! `check-json` (validates a JSON file; used by the `bench_smoke` test lane).
+//! `check-json` (validates a JSON file; used by the `bench_smoke` test lane), and `jit-chart`
+//! (draws `cargo xtask bench jit`'s JSON files into `jit.svg`).
 mod allocators;
 mod arena;
 mod bump;
 mod chart;
+mod jit_chart;
 mod measure;
 mod preload;
 mod report;
@@ -52,6 +54,12 @@ enum Cmd {
         /// Workloads that must have rows (comma-separated).
         #[arg(long, value_delimiter = ',')]
         bench: Vec<String>,
+    },
+    /// Draw DIR/jit.svg from the JIT benchmark's DIR/jit.json and DIR/jit_*.json.
+    JitChart {
+        /// Where `cargo xtask bench jit` wrote its JSON.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
     },
 }
 
@@ -98,6 +106,7 @@ fn main() -> ExitCode {
         }
         Cmd::CheckJson { file, alloc, bench } => report::check_json(&file, &alloc, &bench)
             .map(|rows| println!("{}: {} well-formed rows", file.display(), rows.len())),
+        Cmd::JitChart { out } => jit_chart::run(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

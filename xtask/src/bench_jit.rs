@@ -10,6 +10,15 @@
 //! Writes `target/bench/jit.json` (mandelbrot) and `target/bench/jit_NAME.json` (the others).
 //! `KILN_BENCH_BASELINE=path/to/kiln` adds that binary's JIT as one more engine (a build from
 //! before a change, measured in the same rounds).
+//!
+//! Each workload's report ends with the targets, from median CPU times: JIT at least 8x
+//! faster than the interpreter, JIT time <= 1.2x native Rust's, and (mandelbrot) <= 1.0x
+//! LuaJIT's; the ratios go into the JSON as `targets`. The JIT's compile time per trace is
+//! measured once per run ([`compile_time`]) and stored as `compile_time` in every file. At the
+//! end `kiln-bench jit-chart` draws every `target/bench/jit*.json` into `target/bench/jit.svg`.
+mod compile_time;
+mod targets;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -57,15 +66,37 @@ pub fn run(args: &[&str]) -> Result<(), String> {
     }
     crate::util::ensure_debian_packages(&["lua5.4", "luajit"])?;
     let kiln = crate::vm::build_kiln()?;
+    let compile = compile_time::measure()?;
     for w in WORKLOADS {
         if args.is_empty() || args.contains(&w.name) {
-            run_workload(w, &kiln)?;
+            run_workload(w, &kiln, &compile)?;
         }
     }
-    Ok(())
+    compile.print();
+    draw_chart()
 }
 
-fn run_workload(w: &Workload, kiln: &Path) -> Result<(), String> {
+/// Builds the harness and has it draw `target/bench/jit.svg` from the JSON files.
+fn draw_chart() -> Result<(), String> {
+    sh(crate::util::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "kiln-bench",
+    ]))?;
+    let mut chart = Command::new(root().join("target/release/kiln-bench"));
+    chart
+        .args(["jit-chart", "--out"])
+        .arg(root().join("target/bench"))
+        .current_dir(root());
+    sh(chart)
+}
+
+fn run_workload(
+    w: &Workload,
+    kiln: &Path,
+    compile: &compile_time::CompileTimes,
+) -> Result<(), String> {
     let native = build_native(w.name)?;
     let runs: usize = std::env::var("KILN_BENCH_RUNS")
         .ok()
@@ -150,7 +181,13 @@ fn run_workload(w: &Workload, kiln: &Path) -> Result<(), String> {
         }
         eprintln!("bench jit {}: round {}/{runs} done", w.name, round + 1);
     }
-    report(w, &engines, runs, expected.unwrap_or_default().trim())
+    report(
+        w,
+        &engines,
+        runs,
+        expected.unwrap_or_default().trim(),
+        compile,
+    )
 }
 
 fn build_native(name: &str) -> Result<PathBuf, String> {
@@ -197,7 +234,13 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn report(w: &Workload, engines: &[Engine], runs: usize, output: &str) -> Result<(), String> {
+fn report(
+    w: &Workload,
+    engines: &[Engine],
+    runs: usize,
+    output: &str,
+    compile: &compile_time::CompileTimes,
+) -> Result<(), String> {
     let base_wall = median(&engines[0].wall);
     let base_cpu = median(&engines[0].cpu);
     let (name, n) = (w.name, w.args.join(" "));
@@ -227,8 +270,30 @@ fn report(w: &Workload, engines: &[Engine], runs: usize, output: &str) -> Result
     };
     let ratio_cpu = median(&lua.cpu) / base_cpu;
     let ratio_wall = median(&lua.wall) / base_wall;
-    json.push_str(&format!("  ],\n  \"lua54_over_kiln_cpu\": {ratio_cpu:.3},\n  \"lua54_over_kiln_wall\": {ratio_wall:.3}\n}}\n"));
+    json.push_str(&format!("  ],\n  \"lua54_over_kiln_cpu\": {ratio_cpu:.3},\n  \"lua54_over_kiln_wall\": {ratio_wall:.3}"));
     println!("kiln interpreter vs Lua 5.4: Lua time / kiln time = {ratio_cpu:.2} (cpu), {ratio_wall:.2} (wall); >1 means kiln is faster");
+    let cpu_of = |engine: &str| {
+        engines
+            .iter()
+            .find(|e| e.name == engine)
+            .map(|e| median(&e.cpu))
+            .ok_or_else(|| format!("no {engine:?} engine in the table"))
+    };
+    let checks = targets::check(
+        name,
+        targets::CpuTimes {
+            interpreter: cpu_of("kiln interpreter")?,
+            jit: cpu_of("kiln JIT")?,
+            native: cpu_of("native Rust")?,
+            luajit: cpu_of("LuaJIT")?,
+        },
+    );
+    targets::print(name, &checks);
+    json.push_str(&format!(
+        ",\n  \"targets\": {},\n  \"compile_time\": {}\n}}\n",
+        targets::json(&checks),
+        compile.json()
+    ));
     let file = match name {
         "mandelbrot" => "jit.json".to_string(),
         other => format!("jit_{other}.json"),
