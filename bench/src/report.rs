@@ -1,4 +1,4 @@
-//! Reporting: the rows, the JSON file, the printed tables, kiln's ratios and the issue's targets.
+//! Reporting: the rows, the JSON file, the printed tables, kiln's ratios and kiln's targets.
 //!
 //! Glossary:
 //! - row: one (workload, allocator) pair: median ops/s over the timed runs, the min and max run,
@@ -209,7 +209,7 @@ fn peak_ratio(rows: &[Row], bench: &str) -> Option<f64> {
     Some(k / m.max(1.0))
 }
 
-/// One target of issue 3.
+/// One of kiln's allocator targets.
 struct Target {
     what: String,
     /// The measured ratio, or why there is none.
@@ -292,13 +292,13 @@ fn targets(rows: &[Row]) -> Vec<Target> {
     t
 }
 
-/// The issue's targets, each met / not met with its number.
+/// kiln's allocator targets, each met / not met with its number.
 pub fn target_report(rows: &[Row]) -> String {
     if !rows.iter().any(|r| r.allocator == "kiln") {
         return "Targets: not evaluated, kiln is not in this run.\n".into();
     }
     let list = targets(rows);
-    let mut s = String::from("Targets (issue 3):\n\n");
+    let mut s = String::from("Targets (kiln's own):\n\n");
     let mut met = 0;
     for t in &list {
         let (verdict, num) = match &t.value {

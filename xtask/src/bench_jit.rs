@@ -11,7 +11,7 @@
 //! `KILN_BENCH_BASELINE=path/to/kiln` adds that binary's JIT as one more engine (a build from
 //! before a change, measured in the same rounds).
 //!
-//! Each workload's report ends with the targets, from median CPU times: JIT at least 8x
+//! Each workload's report ends with kiln's JIT targets, from median CPU times: JIT at least 8x
 //! faster than the interpreter, JIT time <= 1.2x native Rust's, and (mandelbrot) <= 1.0x
 //! LuaJIT's; the ratios go into the JSON as `targets`. The JIT's compile time per trace is
 //! measured once per run ([`compile_time`]) and stored as `compile_time` in every file. At the

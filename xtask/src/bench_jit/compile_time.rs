@@ -5,13 +5,13 @@
 //! mandelbrot; `long-64`, `long-400`: synthetic long traces with register pressure and
 //! spills). The example compiles each one 200 times per backend (optimise, allocate registers,
 //! assemble) and prints the median and minimum; here we run it once per bench run, keep the rows
-//! of the host's backend and report them against the target (< 100 µs per trace).
+//! of the host's backend and report them against kiln's target (< 100 µs per trace).
 //!
 //! These are sample traces timed in the example's process, not the traces the workloads
 //! compile during their timed runs (the driver is `no_std` and has no clock); the report says so.
 use crate::util::{cargo, root};
 
-/// The target: a trace compiles in under this many microseconds.
+/// kiln's target: a trace compiles in under this many microseconds.
 pub const TARGET_US: f64 = 100.0;
 
 /// One row of the example's output.

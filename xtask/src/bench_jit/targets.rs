@@ -1,8 +1,8 @@
-//! The issue's speed targets for the JIT, checked on one workload's median CPU times.
+//! kiln's speed targets for the JIT, checked on one workload's median CPU times.
 //!
 //! Glossary: a *ratio* here is always a quotient of median CPU times from the same run;
 //! `speedup` = interpreter time / JIT time (higher is better), `over` = JIT time / peer time
-//! (lower is better). Targets (issue 6): speedup >= 8 on every workload, JIT <= 1.2x native
+//! (lower is better). Targets: speedup >= 8 on every workload, JIT <= 1.2x native
 //! Rust's time, and JIT <= 1.0x LuaJIT's time on mandelbrot (on the others the LuaJIT ratio is
 //! printed without a target).
 
