@@ -166,9 +166,14 @@ impl Heap {
     /// when the request cannot be met (alignment above half a segment, size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
-        if align <= NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
+        // `align & (align - 1)`: a non-power-of-two alignment takes the checked path below.
+        if align <= NATURAL_ALIGN && align & align.wrapping_sub(1) == 0 && size <= SMALL_LOOKUP_MAX
+        {
             self.alloc_class(small_class_of(size, align))
-        } else if align <= NATURAL_ALIGN && size <= MAX_CLASS_SIZE {
+        } else if align <= NATURAL_ALIGN
+            && align & align.wrapping_sub(1) == 0
+            && size <= MAX_CLASS_SIZE
+        {
             // Rounding to the alignment (at least one unit of it, for size 0) keeps 16-aligned
             // requests in classes whose sizes are multiples of 16.
             let rounded = ((size + align - 1) & !(align - 1)).max(align);

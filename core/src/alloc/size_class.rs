@@ -15,16 +15,11 @@
 //! - every class size above 64 is a multiple of 16, so such blocks are 16-byte aligned when the
 //!   page start is.
 
-use super::page::PAGE_SIZE;
+pub use super::geometry::{MAX_CLASS_SIZE, MAX_SMALL_SIZE};
+use super::geometry::{MAX_SPAN_PAGES, PAGE_SIZE};
 
-/// Number of page-backed size classes (small + medium).
-pub const CLASS_COUNT: usize = 56;
-/// Largest block size served from pages; anything larger is a huge object.
-pub const MAX_CLASS_SIZE: usize = 256 * 1024;
-/// Largest block size served from single-page spans.
-pub const MAX_SMALL_SIZE: usize = 8 * 1024;
-/// Pages per span are capped so a medium span never needs more than half a segment.
-const MAX_SPAN_PAGES: usize = 16;
+/// Number of page-backed size classes (small + medium): 56 (36 in the small geometry).
+pub const CLASS_COUNT: usize = class_of(MAX_CLASS_SIZE) + 1;
 
 /// The class of a block of `size` bytes (`1 <= size <= MAX_CLASS_SIZE`).
 #[inline(always)]
@@ -156,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn small_classes_reach_8k_and_sizes_above_64_are_16_aligned() {
+    fn small_classes_reach_max_small_size_and_sizes_above_64_are_16_aligned() {
         assert!(is_small(class_of(MAX_SMALL_SIZE)));
         assert!(!is_small(class_of(MAX_SMALL_SIZE + 1)));
         for c in 8..CLASS_COUNT {

@@ -10,8 +10,8 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use super::segment::{Pool, SEGMENT_SIZE};
-use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE};
+use super::segment::{Pool, HEADER_SIZE, SEGMENT_SHIFT, SEGMENT_SIZE};
+use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
 use super::{free, realloc, usable_size, FreeError, Heap};
 use crate::platform::MemorySource;
 
@@ -166,7 +166,8 @@ fn memory_goes_back_to_the_platform_after_a_burst() {
     let p = pool(1000);
     let mut h = Box::new(Heap::new(p));
     let mut live = Vec::new();
-    for i in 0..200_000usize {
+    // About 50 segments' worth of blocks of 16 to 1015 bytes.
+    for i in 0..50 * SEGMENT_SIZE / 520 {
         live.push(h.alloc(16 + (i * 7) % 1000, 8));
     }
     let peak = p.segments_in_use();
@@ -176,8 +177,9 @@ fn memory_goes_back_to_the_platform_after_a_burst() {
         unsafe { free(&mut h, q) }.unwrap();
     }
     h.check().unwrap();
+    // The cache, plus segments holding the one empty page kept per class.
     assert!(
-        p.segments_in_use() <= 8,
+        p.segments_in_use() <= 8.max(peak / 5),
         "after the burst {} of {peak} segments remain",
         p.segments_in_use()
     );
@@ -188,10 +190,10 @@ fn memory_goes_back_to_the_platform_after_a_burst() {
 }
 
 #[test]
-fn aligned_requests_up_to_one_mib() {
+fn aligned_requests_up_to_half_a_segment() {
     let mut h = heap(64);
     let mut shift = 3;
-    while shift <= 20 {
+    while shift < SEGMENT_SHIFT {
         let align = 1usize << shift;
         for size in [1, 24, 100, 5000, 70_000, 300_000] {
             let p = h.alloc(size, align);
@@ -220,9 +222,9 @@ fn realloc_stays_in_place_while_the_class_fits() {
         let q = realloc(&mut h, p, 5000, 8).unwrap();
         assert_ne!(q, p);
         assert!(holds(q, 60, 3));
-        let r = realloc(&mut h, q, SEGMENT_SIZE - 8192, 8).unwrap();
+        let r = realloc(&mut h, q, SEGMENT_SIZE - 2 * HEADER_SIZE, 8).unwrap();
         assert!(holds(r, 60, 3));
-        let s = realloc(&mut h, r, SEGMENT_SIZE - 100_000, 8).unwrap();
+        let s = realloc(&mut h, r, SEGMENT_SIZE - SEGMENT_SIZE / 20, 8).unwrap();
         assert_eq!(s, r, "huge shrink in place");
         free(&mut h, s).unwrap();
     }
@@ -279,15 +281,15 @@ enum Op {
 fn size_strategy() -> impl Strategy<Value = usize> {
     prop_oneof![
         8 => 0usize..=256,
-        4 => 257usize..=8192,
-        1 => 8193usize..=MAX_CLASS_SIZE,
+        4 => 257usize..=MAX_SMALL_SIZE.max(8192).min(MAX_CLASS_SIZE),
+        1 => MAX_SMALL_SIZE + 1..=MAX_CLASS_SIZE,
         1 => MAX_CLASS_SIZE + 1..4 * MAX_CLASS_SIZE,
     ]
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (size_strategy(), prop_oneof![4 => 0u8..=4, 1 => 5u8..=20]).prop_map(|(size, align_shift)| Op::Alloc { size, align_shift }),
+        6 => (size_strategy(), prop_oneof![4 => 0u8..=4, 1 => 5u8..=(SEGMENT_SHIFT - 1) as u8]).prop_map(|(size, align_shift)| Op::Alloc { size, align_shift }),
         4 => any::<usize>().prop_map(|pick| Op::Free { pick }),
         2 => any::<usize>().prop_map(|pick| Op::FreeRemote { pick }),
         2 => (any::<usize>(), size_strategy()).prop_map(|(pick, size)| Op::Realloc { pick, size }),
