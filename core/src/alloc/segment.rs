@@ -36,15 +36,17 @@ pub use super::geometry::{PAGES_PER_SEGMENT, SEGMENT_SHIFT, SEGMENT_SIZE};
 /// Bytes at the start of a segment holding its header (page 0 is shorter by this much).
 #[cfg(not(feature = "small-geometry"))]
 pub const HEADER_SIZE: usize = 4096;
-/// Bytes at the start of a segment holding its header (page 0 is shorter by this much): 4 KiB;
-/// in the small geometry the header rounded up to a power of two (2 KiB), so page 0's blocks
-/// are aligned like those of the other pages up to that alignment.
+/// Bytes at the start of a segment holding its header: 4 KiB, so page 0 is shorter by this
+/// much; in the small geometry the header rounded up to a power of two (4 KiB: the first two
+/// 2 KiB pages, which are never handed out).
 #[cfg(feature = "small-geometry")]
 pub const HEADER_SIZE: usize = core::mem::size_of::<Segment>().next_power_of_two();
 /// Empty segments kept for reuse before they go back to the platform.
 pub const CACHE_MAX: usize = 4;
 
-const ALL_PAGES_FREE: u32 = (((1u64 << PAGES_PER_SEGMENT) - 1) & 0xffff_ffff) as u32;
+/// `free_pages` of an empty segment: every page but those of the header.
+const ALL_PAGES_FREE: u32 =
+    ((((1u64 << PAGES_PER_SEGMENT) - 1) & !((1u64 << FIRST_PAGE) - 1)) & 0xffff_ffff) as u32;
 const COOKIE_KEY: usize = 0x6b69_6c6e_5345_474d_u64 as usize; // "kilnSEGM" (truncated on 32-bit)
 
 /// What a segment holds.
@@ -85,7 +87,17 @@ pub struct Segment {
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= HEADER_SIZE);
-const _: () = assert!(HEADER_SIZE.is_power_of_two() && HEADER_SIZE < PAGE_SIZE);
+const _: () = assert!(HEADER_SIZE.is_power_of_two());
+/// The first page that can hold blocks: 0 when the header fits in a short page 0, else the page
+/// after the header.
+pub const FIRST_PAGE: usize = HEADER_SIZE / PAGE_SIZE;
+const _: () = assert!(FIRST_PAGE < PAGES_PER_SEGMENT / 4);
+/// Every page (and span) start is aligned to this: the header size or the page size.
+pub const PAGE_START_ALIGN: usize = if HEADER_SIZE < PAGE_SIZE {
+    HEADER_SIZE
+} else {
+    PAGE_SIZE
+};
 const _: () = assert!(core::mem::size_of::<Segment>() <= u16::MAX as usize);
 
 /// Byte offset of `pages[i]` from the start of its segment.

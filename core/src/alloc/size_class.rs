@@ -16,7 +16,7 @@
 //!   page start is.
 
 pub use super::geometry::{MAX_CLASS_SIZE, MAX_SMALL_SIZE};
-use super::geometry::{MAX_SPAN_PAGES, PAGE_SIZE};
+use super::geometry::{MAX_SPAN_PAGES, PAGE_SIZE, SPAN_BLOCKS};
 
 /// Number of page-backed size classes (small + medium): 56 (36 in the small geometry).
 pub const CLASS_COUNT: usize = class_of(MAX_CLASS_SIZE) + 1;
@@ -87,13 +87,14 @@ pub const fn is_small(class: usize) -> bool {
 }
 
 /// Pages in one span of `class`: one for small classes; for medium classes enough pages that a
-/// span holds about eight blocks, capped at `MAX_SPAN_PAGES`.
+/// span holds about `SPAN_BLOCKS` blocks (eight; two in the small geometry), capped at
+/// `MAX_SPAN_PAGES`.
 pub const fn span_pages(class: usize) -> usize {
     let size = class_size(class);
     if size <= MAX_SMALL_SIZE {
         return 1;
     }
-    let pages = (size * 8).div_ceil(PAGE_SIZE);
+    let pages = (size * SPAN_BLOCKS).div_ceil(PAGE_SIZE);
     if pages > MAX_SPAN_PAGES {
         MAX_SPAN_PAGES
     } else {
@@ -163,7 +164,10 @@ mod tests {
     fn medium_spans_hold_several_blocks_and_fit_half_a_segment() {
         for c in 0..CLASS_COUNT {
             let span = span_pages(c) * PAGE_SIZE;
-            assert!(span / class_size(c) >= 4, "class {c}");
+            assert!(
+                span / class_size(c) >= super::super::geometry::MIN_SPAN_BLOCKS,
+                "class {c}"
+            );
             assert!(span_pages(c) <= MAX_SPAN_PAGES);
         }
     }

@@ -224,7 +224,7 @@ fn realloc_stays_in_place_while_the_class_fits() {
         assert!(holds(q, 60, 3));
         let r = realloc(&mut h, q, SEGMENT_SIZE - 2 * HEADER_SIZE, 8).unwrap();
         assert!(holds(r, 60, 3));
-        let s = realloc(&mut h, r, SEGMENT_SIZE - SEGMENT_SIZE / 20, 8).unwrap();
+        let s = realloc(&mut h, r, (SEGMENT_SIZE - 2 * HEADER_SIZE) / 10 * 9, 8).unwrap();
         assert_eq!(s, r, "huge shrink in place");
         free(&mut h, s).unwrap();
     }
