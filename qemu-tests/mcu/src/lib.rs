@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!   0x0000_0000  vector table, code, rodata (cortex-m-rt's link.x, memory.x)
-//!   0x2000_0000  data, bss (the 64 KiB heap region, 64 KiB aligned) ... stack at the top
+//!   0x2000_0000  the 64 KiB heap region (section .kiln_heap, first in RAM), data, bss, ...
+//!                stack at the top
 //!   0x4000_4000  CMSDK APB UART0: DATA +0, STATE +4 (bit 0: TX full), CTRL +8 (bit 0: TX on)
 //! ```
 #![no_std]
@@ -132,6 +133,8 @@ struct Region(UnsafeCell<[u8; HEAP_BYTES]>);
 // one owner at a time.
 unsafe impl Sync for Region {}
 
+// In its own section, placed first in RAM by memory.x: no alignment padding before it.
+#[link_section = ".kiln_heap"]
 static REGION: Region = Region(UnsafeCell::new([0; HEAP_BYTES]));
 static TAKEN: AtomicBool = AtomicBool::new(false);
 

@@ -54,10 +54,8 @@ fn random_layout(rng: &mut Rng) -> Layout {
 
 fn release(b: Block) -> Verdict {
     // SAFETY: `b` is live and `layout.size()` bytes long.
-    check(
-        unsafe { holds(b.ptr, b.layout.size(), b.tag) },
-        "block contents changed",
-    )?;
+    let intact = unsafe { holds(b.ptr, b.layout.size(), b.tag) };
+    check(intact, "block contents changed")?;
     // SAFETY: allocated with this layout, not used again.
     unsafe { dealloc(b.ptr, b.layout) };
     Ok(())
@@ -78,7 +76,10 @@ fn run() -> Verdict {
                     ooms += 1;
                     continue;
                 }
-                check(p as usize % layout.align() == 0, "misaligned block")?;
+                check(
+                    (p as usize).is_multiple_of(layout.align()),
+                    "misaligned block",
+                )?;
                 // SAFETY: a fresh block of `layout.size()` bytes.
                 unsafe { fill(p, layout.size(), op as u32) };
                 slots[i] = Some(Block {
@@ -96,18 +97,14 @@ fn run() -> Verdict {
                 if q.is_null() {
                     ooms += 1;
                     // SAFETY: a failed realloc leaves the old block live and unchanged.
-                    check(
-                        unsafe { holds(b.ptr, b.layout.size(), b.tag) },
-                        "failed realloc changed the block",
-                    )?;
+                    let intact = unsafe { holds(b.ptr, b.layout.size(), b.tag) };
+                    check(intact, "failed realloc changed the block")?;
                     continue;
                 }
                 let kept = b.layout.size().min(new);
                 // SAFETY: `q` is live with at least `kept` bytes.
-                check(
-                    unsafe { holds(q, kept, b.tag) },
-                    "realloc lost the contents",
-                )?;
+                let intact = unsafe { holds(q, kept, b.tag) };
+                check(intact, "realloc lost the contents")?;
                 let layout = Layout::from_size_align(new, b.layout.align()).unwrap();
                 // SAFETY: `q` is `new` bytes long.
                 unsafe { fill(q, new, op as u32) };
