@@ -100,17 +100,30 @@ fn split(addr: usize) -> (usize, usize, usize) {
     (window, idx / WORD_BITS, 1 << (idx % WORD_BITS))
 }
 
-/// The leaf of `window`, if some segment of it was ever registered.
+/// The leaf of `window`, if some segment of it was ever registered: the window's home slot
+/// inline, the rest of the probe sequence out of line.
 #[inline(always)]
 fn leaf_of(window: usize) -> Option<&'static Leaf> {
+    let root = &ROOTS[window % ROOT_COUNT];
+    if root.key.load(Ordering::Acquire) == window + 1 {
+        // SAFETY: a published leaf is never freed and was fully initialised (zeroed) before its
+        // key was stored with Release (Acquire above).
+        return Some(unsafe { &*root.leaf.load(Ordering::Relaxed) });
+    }
+    probe(window)
+}
+
+/// The probe sequence after the home slot.
+#[cold]
+#[inline(never)]
+fn probe(window: usize) -> Option<&'static Leaf> {
     let key = window + 1;
     let mut slot = window % ROOT_COUNT;
     for _ in 0..ROOT_COUNT {
         let root = &ROOTS[slot];
         let k = root.key.load(Ordering::Acquire);
         if k == key {
-            // SAFETY: a published leaf is never freed and was fully initialised (zeroed) before
-            // its key was stored with Release (Acquire above).
+            // SAFETY: as in `leaf_of`.
             return Some(unsafe { &*root.leaf.load(Ordering::Relaxed) });
         }
         if k == 0 {
@@ -125,10 +138,18 @@ fn leaf_of(window: usize) -> Option<&'static Leaf> {
 #[inline(always)]
 pub(crate) fn contains(addr: usize) -> bool {
     let (window, word, bit) = split(addr);
-    match leaf_of(window) {
-        Some(leaf) => leaf[word].load(Ordering::Acquire) & bit != 0,
-        None => false,
-    }
+    let root = &ROOTS[window % ROOT_COUNT];
+    let leaf: *const Leaf = if root.key.load(Ordering::Acquire) == window + 1 {
+        root.leaf.load(Ordering::Relaxed)
+    } else {
+        match probe(window) {
+            Some(leaf) => leaf,
+            None => return false,
+        }
+    };
+    // SAFETY: a published leaf is never freed and was fully initialised (zeroed) before its key
+    // was stored with Release (Acquire above); `word < LEAF_WORDS` by construction.
+    unsafe { (*leaf).get_unchecked(word).load(Ordering::Acquire) & bit != 0 }
 }
 
 /// Registers the segment at `addr`. Fails (false) only when a new window needs a leaf and
