@@ -89,7 +89,7 @@ fn run(pool: &'static Pool, alias: usize) -> Result<(), &'static str> {
             let align = [8, 16, 64, 4096][rng.below(4)];
             let p = heap.alloc(size, align);
             check(!p.is_null(), "allocation failed")?;
-            check(p as usize % align == 0, "misaligned block")?;
+            check((p as usize).is_multiple_of(align), "misaligned block")?;
             lowest = lowest.min(p as usize);
             // SAFETY: a fresh block of `size` bytes.
             unsafe { fill(p, size, op) };
@@ -99,10 +99,8 @@ fn run(pool: &'static Pool, alias: usize) -> Result<(), &'static str> {
             // SAFETY: live, `size` bytes.
             check(unsafe { holds(p, size, tag) }, "block contents changed")?;
             // SAFETY: allocated by `heap`, freed once.
-            check(
-                unsafe { kiln::alloc::free(&mut heap, p) }.is_ok(),
-                "free refused",
-            )?;
+            let freed = unsafe { kiln::alloc::free(&mut heap, p) };
+            check(freed.is_ok(), "free refused")?;
         }
     }
     check(lowest >= alias, "a block below the alias")?;
@@ -120,10 +118,8 @@ fn run(pool: &'static Pool, alias: usize) -> Result<(), &'static str> {
         // SAFETY: live, `size` bytes.
         check(unsafe { holds(p, size, tag) }, "block contents changed")?;
         // SAFETY: allocated by `heap`, freed once.
-        check(
-            unsafe { kiln::alloc::free(&mut heap, p) }.is_ok(),
-            "free refused",
-        )?;
+        let freed = unsafe { kiln::alloc::free(&mut heap, p) };
+        check(freed.is_ok(), "free refused")?;
     }
     heap.collect();
     heap.check().map_err(|_| "invariant walker failed")?;

@@ -30,7 +30,7 @@ extern "C" {
 /// both addresses.
 pub(crate) unsafe fn alias_identity_map(virt: usize) -> Result<(), &'static str> {
     const SPAN: usize = 1 << 39;
-    let canonical = virt < 1 << 47 || virt >= 0xffff_8000_0000_0000;
+    let canonical = !(1 << 47..0xffff_8000_0000_0000).contains(&virt);
     if virt == 0 || !virt.is_multiple_of(SPAN) || !canonical {
         return Err("alias must be a non-zero, canonical multiple of 512 GiB");
     }
