@@ -6,7 +6,8 @@
 //! - `qemu-tests/mcu` (its own workspace): fmt, clippy for `thumbv7em-none-eabihf`, then its
 //!   images under `qemu-system-arm -M mps2-an386` (Cortex-M4, 64 KiB heap): the allocator stress
 //!   test and a `.kl` program in the interpreter. The runner passes an image only on semihosting
-//!   exit status 0 *and* its `[kiln-mcu] PASSED` line;
+//!   exit status 0 *and* its `[kiln-mcu] PASSED` line; an image that panics on purpose
+//!   (`must_fail`, feature `must-fail`) must be reported as failing;
 //! - the allocator's code size on thumbv7em (release `alloc_stress`, `llvm-nm`), printed.
 use std::process::Command;
 
@@ -36,8 +37,43 @@ pub fn lane() -> Result<(), String> {
     let mut clippy = mcu();
     clippy.args(["clippy", "--lib", "--tests", "--", "-D", "warnings"]);
     run(clippy)?;
+    let mut clippy = mcu();
+    clippy.args([
+        "clippy",
+        "--tests",
+        "--features",
+        "must-fail",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(clippy)?;
     images()?;
+    must_fail()?;
     code_size()
+}
+
+/// Boots the image that panics on purpose: its run must be reported as a failure, with the
+/// panic message (a broken image cannot pass).
+fn must_fail() -> Result<(), String> {
+    const MARKER: &str = "[kiln-mcu] PANIC";
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root().join("qemu-tests/mcu"))
+        .args(["test", "--features", "must-fail", "--test", "must_fail"])
+        .env("KILN_QEMU_TIMEOUT", "10");
+    eprintln!("+ {cmd:?} (must fail)");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        return Err(format!("mcu must_fail passed:\n{text}"));
+    }
+    if !text.contains(MARKER) {
+        return Err(format!("mcu must_fail failed without `{MARKER}`:\n{text}"));
+    }
+    eprintln!("qemu mps2-an386 must_fail: failed as it must (`{MARKER}`)");
+    Ok(())
 }
 
 /// Boots the images (`cargo xtask qemu` runs this part too).
