@@ -14,7 +14,7 @@ extern crate std;
 extern crate alloc as liballoc;
 
 pub mod alloc;
-#[cfg(feature = "vm")]
+#[cfg(feature = "jit")]
 pub mod jit;
 pub mod platform;
 #[cfg(feature = "vm")]

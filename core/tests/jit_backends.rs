@@ -1,5 +1,6 @@
 //! Both backends on every host: each sample trace compiles for x86-64 and AArch64 (only the
 //! native one runs here; `jit_native` runs it), and failures are errors, not panics.
+#![cfg(feature = "jit")]
 mod common;
 
 use common::{cases, LAYOUTS};

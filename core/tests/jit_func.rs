@@ -1,6 +1,7 @@
 //! The function JIT against the interpreter: programs with calls, recursion, guards failing
 //! inside natively called functions, runtime errors below native code and the call-depth
 //! limit must print and fail exactly as they do with the JIT off.
+#![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 use std::sync::Mutex;

@@ -1,4 +1,5 @@
 //! IR-level JIT tests: the optimiser against the reference interpreter.
+#![cfg(feature = "jit")]
 mod common;
 
 use common::{cases, LAYOUTS};

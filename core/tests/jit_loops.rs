@@ -1,6 +1,7 @@
 //! The loop JIT's coverage: bools, int `/` and `%`, nested loops through linked and side
 //! traces. Every program runs with the JIT off (the oracle) and forced on at low thresholds;
 //! output, errors (kind, pc, line) and the `[JIT]` log lines are compared.
+#![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 use std::path::PathBuf;

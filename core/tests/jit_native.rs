@@ -1,5 +1,6 @@
 //! Native JIT tests: each sample trace compiled for this host's architecture, installed in the
 //! std shim's executable memory and run; slots and exit numbers must match the IR interpreter.
+#![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod common;
 

@@ -4,6 +4,7 @@
 //! random fuel budget that runs out mid-loop. The generator is in `progen`; its programs
 //! change variable types mid-loop, break out early and fail mid-loop, so guards fail and side
 //! exits resume the interpreter at every kind of place.
+#![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 mod progen;

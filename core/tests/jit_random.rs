@@ -1,6 +1,7 @@
 //! Random loop traces: the optimiser must agree with the recorded trace, and native code with
 //! the optimised trace, on exit pc/number, every slot byte and the fuel left (each iteration
 //! charges fuel at its back edge; small budgets run out mid-loop).
+#![cfg(feature = "jit")]
 mod common;
 
 use common::{image, LAYOUTS, V};

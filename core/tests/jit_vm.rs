@@ -1,5 +1,6 @@
 //! The interpreter is the oracle: programs run with the tracing JIT (low threshold, so traces
 //! are recorded, compiled and entered) must print exactly what the interpreter prints.
+#![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 use std::path::PathBuf;

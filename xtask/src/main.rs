@@ -4,6 +4,7 @@
 mod aarch64;
 mod bench_alloc;
 mod bench_jit;
+mod mcu;
 mod preload;
 mod qemu;
 mod test;

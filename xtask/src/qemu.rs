@@ -1,5 +1,7 @@
 //! `cargo xtask qemu` and the `qemu` lane of `cargo xtask test`: the bare-metal test kernels
-//! of `qemu-tests/`, booted under `qemu-system-x86_64` and `qemu-system-aarch64 -M virt`.
+//! of `qemu-tests/`, booted under `qemu-system-x86_64` and `qemu-system-aarch64 -M virt`, and
+//! (`cargo xtask qemu` only; the `mcu` lane runs them in `cargo xtask test`) the Cortex-M4
+//! images of `qemu-tests/mcu` under `qemu-system-arm -M mps2-an386`.
 //!
 //! Each kernel is a `harness = false` test; the cargo runner scripts in `qemu-tests/runner/`
 //! boot it under a timeout and pass only on the explicit success exit code (33). The crate is
@@ -12,8 +14,18 @@ use crate::util::{ensure_debian_packages, root, run};
 /// The targets every kernel runs on.
 const TARGETS: &[&str] = &["x86_64-unknown-none", "aarch64-unknown-none"];
 
-/// `cargo xtask qemu [KERNEL...]`: every kernel (or the named ones) on both architectures.
+/// `cargo xtask qemu [KERNEL...]`: every kernel (or the named ones) on both architectures, and
+/// without names the Cortex-M4 images too.
 pub fn run_cmd(kernels: &[String]) -> Result<(), String> {
+    run_kernels(kernels)?;
+    if kernels.is_empty() {
+        crate::mcu::images()?;
+    }
+    Ok(())
+}
+
+/// The kernels of `qemu-tests/` (or the named ones) on both architectures.
+fn run_kernels(kernels: &[String]) -> Result<(), String> {
     ensure_debian_packages(&["qemu-system-x86", "qemu-system-arm"])?;
     for target in TARGETS {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -64,7 +76,7 @@ pub fn lane() -> Result<(), String> {
             run(kernels)?;
         }
     }
-    run_cmd(&[])?;
+    run_kernels(&[])?;
     aarch64_el2_max()?;
     must_fail()
 }

@@ -16,6 +16,7 @@ const LANES: &[(&str, LaneFn)] = &[
     ("preload", crate::preload::lane),
     ("bench_smoke", crate::bench_alloc::smoke),
     ("qemu", crate::qemu::lane),
+    ("mcu", crate::mcu::lane),
 ];
 
 pub fn lane_names() -> Vec<&'static str> {
@@ -79,8 +80,48 @@ fn host() -> Result<(), String> {
     ]))
 }
 
-/// The core must stay `no_std`: build it for both bare-metal targets.
+/// The core must stay `no_std`: build it for both bare-metal targets with every feature, for
+/// the 32-bit targets without the JIT (in both geometries), and check that an allocator-only
+/// build compiles no proc macro.
 fn no_std() -> Result<(), String> {
+    for target in ["thumbv7em-none-eabihf", "riscv32imac-unknown-none-elf"] {
+        for features in ["vm,stats", "vm,stats,small-geometry"] {
+            sh(cargo(&[
+                "build",
+                "-p",
+                "kiln",
+                "--no-default-features",
+                "--features",
+                features,
+                "--target",
+                target,
+            ]))?;
+        }
+    }
+    let tree = cargo(&[
+        "tree",
+        "-p",
+        "kiln",
+        "--no-default-features",
+        "--target",
+        "x86_64-unknown-none",
+        "-e",
+        "normal,build",
+        "--prefix",
+        "none",
+    ])
+    .output()
+    .map_err(|e| format!("cargo tree: {e}"))?;
+    let deps = String::from_utf8_lossy(&tree.stdout);
+    if !tree.status.success()
+        || deps
+            .lines()
+            .any(|l| l.starts_with("dynasm") || l.starts_with("syn "))
+    {
+        return Err(format!(
+            "the allocator-only build pulls a proc macro:\n{deps}"
+        ));
+    }
     for target in ["x86_64-unknown-none", "aarch64-unknown-none"] {
         sh(cargo(&["build", "-p", "kiln", "--target", target]))?;
         sh(cargo(&[

@@ -9,7 +9,7 @@ use core::sync::atomic::Ordering;
 
 use super::heap::Heap;
 use super::page::{Page, IN_FULL, KEPT, PAGE_SIZE};
-use super::segment::{Segment, PAGES_PER_SEGMENT};
+use super::segment::{Segment, FIRST_PAGE, PAGES_PER_SEGMENT};
 use super::size_class::{class_size, span_pages, CLASS_COUNT};
 
 /// A broken invariant: what and where.
@@ -127,7 +127,12 @@ impl Heap {
 /// Checks one segment's pages; returns how many spans are in use.
 fn check_segment(s: &Segment) -> Result<usize, CheckError> {
     let mut in_use = 0;
-    let mut i = 0;
+    let mut i = FIRST_PAGE;
+    // The mask is zero in the default geometry (no header page).
+    #[allow(clippy::bad_bit_mask)]
+    if s.free_pages & ((1 << FIRST_PAGE) - 1) != 0 {
+        return fail("a header page is marked free", s as *const Segment as usize);
+    }
     while i < PAGES_PER_SEGMENT {
         let page = &s.pages[i];
         let free_bit = s.free_pages & (1 << i) != 0;

@@ -20,9 +20,10 @@
 use core::ptr;
 use core::sync::atomic::Ordering;
 
+use super::geometry::KEEP_LAST_PAGE;
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{
-    segment_of, Pool, Segment, SegmentKind, SegmentList, HEADER_SIZE, PAGES_PER_SEGMENT,
+    segment_of, Pool, Segment, SegmentKind, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN,
 };
 use super::size_class::{
     class_of, class_size, small_class_of, span_pages, CLASS_COUNT, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX,
@@ -166,9 +167,14 @@ impl Heap {
     /// when the request cannot be met (alignment above half a segment, size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
-        if align <= NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
+        // `align & (align - 1)`: a non-power-of-two alignment takes the checked path below.
+        if align <= NATURAL_ALIGN && align & align.wrapping_sub(1) == 0 && size <= SMALL_LOOKUP_MAX
+        {
             self.alloc_class(small_class_of(size, align))
-        } else if align <= NATURAL_ALIGN && size <= MAX_CLASS_SIZE {
+        } else if align <= NATURAL_ALIGN
+            && align & align.wrapping_sub(1) == 0
+            && size <= MAX_CLASS_SIZE
+        {
             // Rounding to the alignment (at least one unit of it, for size 0) keeps 16-aligned
             // requests in classes whose sizes are multiples of 16.
             let rounded = ((size + align - 1) & !(align - 1)).max(align);
@@ -231,9 +237,9 @@ impl Heap {
         let Some(rounded) = size.checked_add(align - 1).map(|s| s & !(align - 1)) else {
             return ptr::null_mut();
         };
-        if rounded <= MAX_CLASS_SIZE && align <= HEADER_SIZE {
+        if rounded <= MAX_CLASS_SIZE && align <= PAGE_START_ALIGN {
             // Blocks of a class whose size is a multiple of `align` are aligned: every page
-            // area starts at a multiple of HEADER_SIZE.
+            // area starts at a multiple of PAGE_START_ALIGN.
             let class = class_of(rounded.max(1));
             if class_size(class).is_multiple_of(align) {
                 return self.alloc_class(class);
@@ -461,10 +467,14 @@ impl Heap {
             }
             // Keep the last page of a class, so alloc/free of one block at a page boundary does
             // not get and retire a page every time -- unless it is all that keeps its segment
-            // from going back to the pool: then memory return after a burst wins.
+            // from going back to the pool: then memory return after a burst wins. The small
+            // geometry keeps none: 16 pages cannot hold an empty page for every class touched.
             if (*page).used == 0 {
                 let seg = segment_of(page.cast());
-                if !self.queues[class].is_single() || (*seg).is_only_span((*seg).index_of(page)) {
+                if !KEEP_LAST_PAGE
+                    || !self.queues[class].is_single()
+                    || (*seg).is_only_span((*seg).index_of(page))
+                {
                     self.retire(page);
                 } else {
                     // Kept: later frees that empty it again skip this call until a page joins

@@ -32,10 +32,12 @@
 pub mod arena;
 pub mod check;
 pub mod free;
+pub mod geometry;
 pub mod heap;
 pub mod huge;
 pub mod page;
 pub mod segment;
+pub mod segment_map;
 pub mod size_class;
 pub mod stats;
 

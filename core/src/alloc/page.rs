@@ -1,4 +1,4 @@
-//! Pages: 64 KiB slices of a segment (or spans of several) holding blocks of one size class.
+//! Pages: `PAGE_SIZE` (64 KiB; 4 KiB in the small geometry) slices of a segment (or spans of several) holding blocks of one size class.
 //!
 //! ```text
 //!   page area (span of `span` pages)
@@ -25,14 +25,11 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-/// log2 of [`PAGE_SIZE`].
-pub const PAGE_SHIFT: usize = 16;
-/// Size of a page: the unit segments are split into.
-pub const PAGE_SIZE: usize = 1 << PAGE_SHIFT;
+pub use super::geometry::{PAGE_SHIFT, PAGE_SIZE};
 
 /// Bytes of blocks `Page::extend` carves at a time: one OS page, so a class with a handful of
 /// live blocks touches 4 KiB of its page, not more.
-const EXTEND_BYTES: usize = 4096;
+const EXTEND_BYTES: usize = if PAGE_SIZE < 4096 { PAGE_SIZE } else { 4096 };
 
 /// A free block: only its first word is used, to link it into a list.
 #[repr(C)]

@@ -1,4 +1,4 @@
-//! Segments: `SEGMENT_SIZE`-aligned 2 MiB regions from the platform, split into pages, with all
+//! Segments: `SEGMENT_SIZE`-aligned regions (2 MiB; 64 KiB in the small geometry) from the platform, split into pages, with all
 //! page metadata in a header at the segment's start.
 //!
 //! ```text
@@ -25,25 +25,29 @@
 //! - `owner` is the heap allowed to touch the pages' non-atomic lists; null while abandoned.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 use super::heap::Heap;
 use super::page::{Page, KEPT, PAGE_SHIFT, PAGE_SIZE};
+use super::segment_map;
 use crate::platform::MemorySource;
 
-/// log2 of [`SEGMENT_SIZE`].
-pub const SEGMENT_SHIFT: usize = 21;
-/// Size (and alignment) of a segment.
-pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
-/// Pages per segment.
-pub const PAGES_PER_SEGMENT: usize = SEGMENT_SIZE / PAGE_SIZE;
+pub use super::geometry::{PAGES_PER_SEGMENT, SEGMENT_SHIFT, SEGMENT_SIZE};
 /// Bytes at the start of a segment holding its header (page 0 is shorter by this much).
+#[cfg(not(feature = "small-geometry"))]
 pub const HEADER_SIZE: usize = 4096;
+/// Bytes at the start of a segment holding its header: 4 KiB, so page 0 is shorter by this
+/// much; in the small geometry the header rounded up to a power of two (4 KiB: the first two
+/// 2 KiB pages, which are never handed out).
+#[cfg(feature = "small-geometry")]
+pub const HEADER_SIZE: usize = core::mem::size_of::<Segment>().next_power_of_two();
 /// Empty segments kept for reuse before they go back to the platform.
 pub const CACHE_MAX: usize = 4;
 
-const ALL_PAGES_FREE: u32 = u32::MAX;
-const COOKIE_KEY: usize = 0x6b69_6c6e_5345_474d; // "kilnSEGM"
+/// `free_pages` of an empty segment: every page but those of the header.
+const ALL_PAGES_FREE: u32 =
+    ((((1u64 << PAGES_PER_SEGMENT) - 1) & !((1u64 << FIRST_PAGE) - 1)) & 0xffff_ffff) as u32;
+const COOKIE_KEY: usize = 0x6b69_6c6e_5345_474d_u64 as usize; // "kilnSEGM" (truncated on 32-bit)
 
 /// What a segment holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -83,6 +87,17 @@ pub struct Segment {
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= HEADER_SIZE);
+const _: () = assert!(HEADER_SIZE.is_power_of_two());
+/// The first page that can hold blocks: 0 when the header fits in a short page 0, else the page
+/// after the header.
+pub const FIRST_PAGE: usize = HEADER_SIZE / PAGE_SIZE;
+const _: () = assert!(FIRST_PAGE < PAGES_PER_SEGMENT / 4);
+/// Every page (and span) start is aligned to this: the header size or the page size.
+pub const PAGE_START_ALIGN: usize = if HEADER_SIZE < PAGE_SIZE {
+    HEADER_SIZE
+} else {
+    PAGE_SIZE
+};
 const _: () = assert!(core::mem::size_of::<Segment>() <= u16::MAX as usize);
 
 /// Byte offset of `pages[i]` from the start of its segment.
@@ -134,7 +149,7 @@ impl Segment {
     #[inline(always)]
     pub(crate) fn is_ours(seg: *const Segment) -> bool {
         // SAFETY: the cookie is read only after the map proved the segment is mapped and ours.
-        map_contains(seg as usize) && unsafe { (*seg).cookie } == seg as usize ^ COOKIE_KEY
+        segment_map::contains(seg as usize) && unsafe { (*seg).cookie } == seg as usize ^ COOKIE_KEY
     }
 
     /// Index of the page holding `p`.
@@ -224,47 +239,6 @@ impl Segment {
     #[inline]
     pub(crate) fn has_free_page(&self) -> bool {
         self.free_pages != 0
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The segment map: one bit per segment-sized slot of the address space.
-
-/// Address bits the segment map covers. Hosted: 48-bit user space. Bare metal: 1 TiB of
-/// (identity-mapped) physical memory keeps the map at 64 KiB. Segments a platform returns above
-/// this are handed back and treated as out of memory.
-#[cfg(not(target_os = "none"))]
-pub const ADDRESS_BITS: usize = 48;
-#[cfg(target_os = "none")]
-pub const ADDRESS_BITS: usize = 40;
-
-const MAP_WORDS: usize = 1 << (ADDRESS_BITS - SEGMENT_SHIFT - 6);
-static SEGMENT_MAP: [AtomicU64; MAP_WORDS] = [const { AtomicU64::new(0) }; MAP_WORDS];
-
-#[inline(always)]
-fn map_slot(addr: usize) -> Option<(usize, u64)> {
-    let idx = addr >> SEGMENT_SHIFT;
-    if idx >= MAP_WORDS * 64 {
-        return None;
-    }
-    Some((idx / 64, 1u64 << (idx % 64)))
-}
-
-#[inline(always)]
-fn map_contains(addr: usize) -> bool {
-    match map_slot(addr) {
-        Some((w, bit)) => SEGMENT_MAP[w].load(Ordering::Acquire) & bit != 0,
-        None => false,
-    }
-}
-
-fn map_set(addr: usize, on: bool) {
-    if let Some((w, bit)) = map_slot(addr) {
-        if on {
-            SEGMENT_MAP[w].fetch_or(bit, Ordering::Release);
-        } else {
-            SEGMENT_MAP[w].fetch_and(!bit, Ordering::Release);
-        }
     }
 }
 
@@ -380,17 +354,29 @@ impl Pool {
         if base.is_null() {
             return ptr::null_mut();
         }
-        if map_slot(base as usize + span * SEGMENT_SIZE - 1).is_none()
-            || !(base as usize).is_multiple_of(SEGMENT_SIZE)
+        if !(base as usize).is_multiple_of(SEGMENT_SIZE)
+            || (base as usize)
+                .checked_add(span * SEGMENT_SIZE - 1)
+                .is_none()
         {
-            // Outside what the map covers (or a broken source): unusable.
+            // A broken source: unusable.
             // SAFETY: just reserved with this count and never used.
             unsafe { self.source.release(base, span) };
             return ptr::null_mut();
         }
         // SAFETY: freshly reserved, `span` segments.
         let seg = unsafe { Segment::init(base, kind, span) };
-        map_set(base as usize, true);
+        // The header is complete before the map says the segment is ours.
+        if !segment_map::insert(base as usize, self.source) {
+            // No memory for the map's leaf of a new address window: out of memory.
+            // SAFETY: the header is ours and unpublished; the span was just reserved with this
+            // count and is handed back unused.
+            unsafe {
+                (*seg).cookie = 0;
+                self.source.release(base, span);
+            }
+            return ptr::null_mut();
+        }
         self.segments_in_use.fetch_add(span, Ordering::Relaxed);
         super::stats::segment_delta(span as i64);
         seg
@@ -403,7 +389,7 @@ impl Pool {
     unsafe fn release(&self, seg: *mut Segment) {
         // SAFETY: the header is valid until released.
         let span = unsafe { (*seg).span_segments };
-        map_set(seg as usize, false);
+        segment_map::remove(seg as usize);
         // SAFETY: clear the cookie so a stale pointer into a reused mapping is not taken as ours.
         unsafe { (*seg).cookie = 0 };
         self.segments_in_use.fetch_sub(span, Ordering::Relaxed);

@@ -15,16 +15,11 @@
 //! - every class size above 64 is a multiple of 16, so such blocks are 16-byte aligned when the
 //!   page start is.
 
-use super::page::PAGE_SIZE;
+pub use super::geometry::{MAX_CLASS_SIZE, MAX_SMALL_SIZE};
+use super::geometry::{MAX_SPAN_PAGES, PAGE_SIZE, SPAN_BLOCKS};
 
-/// Number of page-backed size classes (small + medium).
-pub const CLASS_COUNT: usize = 56;
-/// Largest block size served from pages; anything larger is a huge object.
-pub const MAX_CLASS_SIZE: usize = 256 * 1024;
-/// Largest block size served from single-page spans.
-pub const MAX_SMALL_SIZE: usize = 8 * 1024;
-/// Pages per span are capped so a medium span never needs more than half a segment.
-const MAX_SPAN_PAGES: usize = 16;
+/// Number of page-backed size classes (small + medium): 56 (36 in the small geometry).
+pub const CLASS_COUNT: usize = class_of(MAX_CLASS_SIZE) + 1;
 
 /// The class of a block of `size` bytes (`1 <= size <= MAX_CLASS_SIZE`).
 #[inline(always)]
@@ -92,13 +87,14 @@ pub const fn is_small(class: usize) -> bool {
 }
 
 /// Pages in one span of `class`: one for small classes; for medium classes enough pages that a
-/// span holds about eight blocks, capped at `MAX_SPAN_PAGES`.
+/// span holds about `SPAN_BLOCKS` blocks (eight; two in the small geometry), capped at
+/// `MAX_SPAN_PAGES`.
 pub const fn span_pages(class: usize) -> usize {
     let size = class_size(class);
     if size <= MAX_SMALL_SIZE {
         return 1;
     }
-    let pages = (size * 8).div_ceil(PAGE_SIZE);
+    let pages = (size * SPAN_BLOCKS).div_ceil(PAGE_SIZE);
     if pages > MAX_SPAN_PAGES {
         MAX_SPAN_PAGES
     } else {
@@ -156,7 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn small_classes_reach_8k_and_sizes_above_64_are_16_aligned() {
+    fn small_classes_reach_max_small_size_and_sizes_above_64_are_16_aligned() {
         assert!(is_small(class_of(MAX_SMALL_SIZE)));
         assert!(!is_small(class_of(MAX_SMALL_SIZE + 1)));
         for c in 8..CLASS_COUNT {
@@ -168,7 +164,10 @@ mod tests {
     fn medium_spans_hold_several_blocks_and_fit_half_a_segment() {
         for c in 0..CLASS_COUNT {
             let span = span_pages(c) * PAGE_SIZE;
-            assert!(span / class_size(c) >= 4, "class {c}");
+            assert!(
+                span / class_size(c) >= super::super::geometry::MIN_SPAN_BLOCKS,
+                "class {c}"
+            );
             assert!(span_pages(c) <= MAX_SPAN_PAGES);
         }
     }

@@ -95,7 +95,11 @@ pub struct PageSummary {
 
 #[cfg(feature = "stats")]
 mod imp {
-    use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+    use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    // 64-bit counters on every target: native where the target has them, else portable-atomic's
+    // lock-based fallback (32-bit microcontrollers).
+    use portable_atomic::{AtomicI64, AtomicU64};
 
     use super::*;
 
@@ -269,7 +273,7 @@ impl HeapStats {
                 return;
             }
             let slot = self.slot();
-            let take = |a: &core::sync::atomic::AtomicU64| a.swap(0, Relaxed);
+            let take = |a: &portable_atomic::AtomicU64| a.swap(0, Relaxed);
             imp::C.slow_alloc.fetch_add(take(&slot.slow_alloc), Relaxed);
             for c in 0..CLASS_COUNT {
                 imp::C.class_alloc[c].fetch_add(take(&slot.class_alloc[c]), Relaxed);

@@ -15,6 +15,19 @@ pub(crate) use arch::init;
 pub(crate) use arch::make_uncached;
 pub(crate) use arch::{map_exec_window, perm, set_perm};
 
+/// Maps the memory of the identity map (x86_64: the first 4 GiB; aarch64: the first 512 GiB) a
+/// second time at `virt`, a multiple of 512 GiB (x86_64: canonical, e.g. 1 TiB or the higher
+/// half `0xffff_8000_0000_0000`; aarch64: below 2^48). A test of kiln with its heap above 1 TiB
+/// or in the higher half hands out `phys + virt` for segments it takes from RAM.
+///
+/// # Safety
+/// Nothing uses `virt .. virt + 512 GiB` yet; the caller accepts that the same memory is then
+/// reachable under two addresses (and must not treat them as different memory).
+pub unsafe fn alias_identity_map(virt: usize) -> Result<(), &'static str> {
+    // SAFETY: forwarded.
+    unsafe { arch::alias_identity_map(virt) }
+}
+
 /// Size of the small pages the exec window is mapped with.
 pub const SMALL_PAGE: usize = 4096;
 /// Small pages in the exec window (one 2 MiB segment).

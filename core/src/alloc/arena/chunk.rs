@@ -79,23 +79,32 @@ impl<A: Allocator> Arena<A> {
             .and_then(|n| n.checked_add(CHUNK_ALIGN - 1))
             .map(|n| n & !(CHUNK_ALIGN - 1))
             .ok_or(too_large)?;
-        let size = needed.max(self.next_chunk.get());
+        let oom = ArenaError::OutOfMemory {
+            size: layout.size(),
+            align: layout.align(),
+        };
+        let mut size = needed.max(self.next_chunk.get());
+        let mut fell_back = false;
         let chunk_layout = Layout::from_size_align(size, CHUNK_ALIGN).map_err(|_| too_large)?;
-        let block = self
-            .backing
-            .allocate(chunk_layout)
-            .map_err(|_| ArenaError::OutOfMemory {
-                size: layout.size(),
-                align: layout.align(),
-            })?;
+        let block = match self.backing.allocate(chunk_layout) {
+            Ok(block) => block,
+            // The grown chunk is more than this request needs; when memory is short (a small
+            // heap) a chunk just large enough may still fit.
+            Err(_) if size > needed => {
+                size = needed;
+                fell_back = true;
+                let fit = Layout::from_size_align(size, CHUNK_ALIGN).map_err(|_| too_large)?;
+                self.backing.allocate(fit).map_err(|_| oom)?
+            }
+            Err(_) => return Err(oom),
+        };
         // Growth: double what we just took, within the cap (an oversized chunk does not push the
         // next one past the cap).
+        // After a fallback, growth restarts from the chunk that fitted.
         let doubled = size.saturating_mul(2).min(self.options.max_chunk);
-        self.next_chunk.set(
-            doubled
-                .max(self.options.first_chunk)
-                .max(self.next_chunk.get()),
-        );
+        let floor = if fell_back { 0 } else { self.next_chunk.get() };
+        self.next_chunk
+            .set(doubled.max(self.options.first_chunk).max(floor));
         let chunk = block.cast::<ChunkHeader>().as_ptr();
         // SAFETY: `block` is fresh memory of `size >= PAYLOAD_OFFSET` bytes, aligned to
         // CHUNK_ALIGN >= align_of::<ChunkHeader>().

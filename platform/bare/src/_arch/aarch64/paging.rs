@@ -1,7 +1,9 @@
-//! aarch64 translation tables: 4 KiB granule, 39-bit virtual addresses (walk from level 1),
-//! identity map.
+//! aarch64 translation tables: 4 KiB granule, 48-bit virtual addresses (walk from level 0),
+//! identity map of the first 512 GiB through `L0[0]`; [`alias_identity_map`] points another
+//! level-0 entry at the same level-1 table (the same memory again, e.g. at 1 TiB).
 //!
 //! ```text
+//!   L0[0] ---> L1
 //!   L1[0]      0x0000_0000 - 0x3FFF_FFFF  1 GiB block, Device-nGnRnE, never executable (MMIO)
 //!   L1[1] ---> L2: 512 x 2 MiB blocks     0x4000_0000 - 0x7FFF_FFFF  Normal write-back (RAM)
 //!   L1[2..n]   further RAM gigabytes      1 GiB blocks, Normal write-back
@@ -33,7 +35,7 @@ const UXN: u64 = 1 << 54;
 
 // attr 0 (bits 7:0) = 0x00 Device-nGnRnE; attr 1 (bits 15:8) = 0xFF Normal write-back.
 const MAIR: u64 = 0xFF << 8;
-const TCR_T0SZ_39: u64 = 25;
+const TCR_T0SZ_48: u64 = 16;
 const TCR_IRGN0_WB: u64 = 1 << 8;
 const TCR_ORGN0_WB: u64 = 1 << 10;
 const TCR_SH0_INNER: u64 = 3 << 12;
@@ -56,6 +58,7 @@ impl Table {
     }
 }
 
+static L0: Table = Table::new();
 static L1: Table = Table::new();
 static L2_RAM: Table = Table::new();
 
@@ -64,8 +67,10 @@ pub(crate) fn init(ram: Range<usize>) {
     assert!(ram.start == GIB, "QEMU virt RAM starts at 1 GiB");
     // SAFETY: runs once on the boot CPU with the MMU off, before anything else uses the tables.
     unsafe {
+        let l0 = &mut *L0.0.get();
         let l1 = &mut *L1.0.get();
         let l2 = &mut *L2_RAM.0.get();
+        l0[0] = L1.0.get() as u64 | VALID | TABLE;
         l1[0] = VALID | ATTR_DEVICE | ACCESS_FLAG | PXN | UXN;
         for (i, entry) in l2.iter_mut().enumerate() {
             *entry = (GIB + i * MIB2) as u64 | VALID | ATTR_NORMAL | INNER_SHAREABLE | ACCESS_FLAG;
@@ -76,9 +81,33 @@ pub(crate) fn init(ram: Range<usize>) {
             *entry = (g * GIB) as u64 | VALID | ATTR_NORMAL | INNER_SHAREABLE | ACCESS_FLAG;
         }
     }
-    // SAFETY: L1 describes an identity map of everything the kernel touches (its image, stack,
-    // RAM, the UART), so turning translation on changes no address the code uses.
-    unsafe { enable(L1.0.get() as u64) };
+    // SAFETY: L0 -> L1 describes an identity map of everything the kernel touches (its image,
+    // stack, RAM, the UART), so turning translation on changes no address the code uses.
+    unsafe { enable(L0.0.get() as u64) };
+}
+
+/// Maps the identity-mapped first 512 GiB (MMIO gigabyte and RAM, same attributes) a second
+/// time at `virt`, a multiple of 512 GiB below 2^48.
+///
+/// # Safety
+/// Nothing uses `virt .. virt + 512 GiB` yet; the caller accepts that memory is reachable
+/// under both addresses.
+pub(crate) unsafe fn alias_identity_map(virt: usize) -> Result<(), &'static str> {
+    const SPAN: usize = 512 * GIB;
+    if virt == 0 || !virt.is_multiple_of(SPAN) || virt >= 1 << 48 {
+        return Err("alias must be a non-zero multiple of 512 GiB below 2^48");
+    }
+    // SAFETY: L0 is only written here and in `init`; the entry was invalid, so no TLB holds it
+    // (a new valid entry needs only the barriers, no invalidation).
+    unsafe {
+        let l0 = &mut *L0.0.get();
+        if l0[virt / SPAN] != 0 {
+            return Err("alias slot already mapped");
+        }
+        core::ptr::write_volatile(&raw mut l0[virt / SPAN], l0[0]);
+        asm!("dsb ishst", "isb", options(nostack));
+    }
+    Ok(())
 }
 
 /// Loads the translation registers and sets SCTLR_EL1.M|C|I (and clears A: unaligned normal
@@ -90,7 +119,7 @@ pub(crate) unsafe fn enable(l1: u64) {
     let parange: u64;
     // SAFETY: reading the ID register has no effect.
     unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) parange, options(nomem, nostack)) };
-    let tcr = TCR_T0SZ_39
+    let tcr = TCR_T0SZ_48
         | TCR_IRGN0_WB
         | TCR_ORGN0_WB
         | TCR_SH0_INNER

@@ -17,6 +17,35 @@ const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
 extern "C" {
     /// 2048 page-directory entries covering 0..4 GiB (boot assembly).
     static mut kiln_bare_boot_pd: [u64; 2048];
+    /// The boot PML4; entry 0 covers the identity map (boot assembly).
+    static mut kiln_bare_boot_pml4: [u64; 512];
+}
+
+/// Maps the identity-mapped first 4 GiB a second time at `virt`, a multiple of 512 GiB in the
+/// canonical lower (`< 2^47`) or higher (`>= 0xffff_8000_0000_0000`) half, by pointing its PML4
+/// entry at the identity map's page-directory-pointer table.
+///
+/// # Safety
+/// Nothing uses `virt .. virt + 512 GiB` yet; the caller accepts that memory is reachable under
+/// both addresses.
+pub(crate) unsafe fn alias_identity_map(virt: usize) -> Result<(), &'static str> {
+    const SPAN: usize = 1 << 39;
+    let canonical = !(1 << 47..0xffff_8000_0000_0000).contains(&virt);
+    if virt == 0 || !virt.is_multiple_of(SPAN) || !canonical {
+        return Err("alias must be a non-zero, canonical multiple of 512 GiB");
+    }
+    let i = (virt >> 39) & 511;
+    // SAFETY: the boot PML4 is ours; entry `i` was not present (checked), so no TLB holds a
+    // translation through it; reloading CR3 is still done for good measure.
+    unsafe {
+        let pml4 = &raw mut kiln_bare_boot_pml4;
+        if (*pml4)[i] != 0 {
+            return Err("alias slot already mapped");
+        }
+        core::ptr::write_volatile(&raw mut (*pml4)[i], (*pml4)[0]);
+        asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack));
+    }
+    Ok(())
 }
 
 #[repr(C, align(4096))]
