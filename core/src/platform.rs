@@ -33,13 +33,23 @@ pub unsafe trait MemorySource: Sync {
     /// Gives segments back to the platform.
     ///
     /// # Safety
-    /// `base` and `count` come from one earlier `reserve` call, and no byte of the region is used
-    /// afterwards. Must not allocate through kiln.
+    /// `base` and `count` come from one earlier `reserve` call (or, when
+    /// [`can_release_parts`](Self::can_release_parts) says so, name a run of segments inside one
+    /// reservation not released yet), and no byte of the region is used afterwards. Must not
+    /// allocate through kiln.
     unsafe fn release(&self, base: *mut u8, count: usize);
 
     /// Whether freshly reserved memory reads as zero (capability; default no). Lets `calloc` of a
     /// huge block skip clearing memory the platform already cleared.
     fn zeroed(&self) -> bool {
+        false
+    }
+
+    /// Whether [`release`](Self::release) also accepts any run of whole segments inside one
+    /// reservation (capability; default no: only exactly what one `reserve` returned). With it,
+    /// a huge block aligned to more than a segment gives the over-reserved head and tail back at
+    /// once; without it they stay reserved until the block is freed.
+    fn can_release_parts(&self) -> bool {
         false
     }
 
