@@ -14,6 +14,7 @@ extern crate std;
 extern crate alloc as liballoc;
 
 pub mod alloc;
+pub mod global;
 #[cfg(feature = "vm")]
 pub mod jit;
 pub mod platform;

@@ -423,7 +423,8 @@ impl Pool {
         // SAFETY: the header was just written.
         unsafe { (*seg).lead_segments = lead };
         map_set(base as usize, true);
-        self.segments_in_use.fetch_add(lead + span, Ordering::Relaxed);
+        self.segments_in_use
+            .fetch_add(lead + span, Ordering::Relaxed);
         super::stats::segment_delta((lead + span) as i64);
         seg
     }
@@ -476,12 +477,15 @@ impl Pool {
         map_set(seg as usize, false);
         // SAFETY: clear the cookie so a stale pointer into a reused mapping is not taken as ours.
         unsafe { (*seg).cookie = 0 };
-        self.segments_in_use.fetch_sub(lead + span, Ordering::Relaxed);
+        self.segments_in_use
+            .fetch_sub(lead + span, Ordering::Relaxed);
         super::stats::segment_delta(-((lead + span) as i64));
         // SAFETY: caller guarantees the span is unused; base and count match the reservation.
         unsafe {
-            self.source
-                .release(seg.cast::<u8>().wrapping_sub(lead * SEGMENT_SIZE), lead + span)
+            self.source.release(
+                seg.cast::<u8>().wrapping_sub(lead * SEGMENT_SIZE),
+                lead + span,
+            )
         };
     }
 
