@@ -23,7 +23,8 @@
 //! ## kiln's platform contract, here
 //! ```text
 //!   MemorySource  memory::MEMORY     segment bitmap over RAM (segments.rs), early-heap storage
-//!   LocalSlot     heap::SLOT         HEAPS[cpu index], interrupts masked while in use
+//!   (per-CPU)     heap::HEAPS        kiln::global::PerCpuHeaps, CPUs named by heap::BareCpus
+//!                                    with interrupts masked while in use
 //!   ExecMemory    exec::EXEC         exec window, 4 KiB pages RW+NX <-> RX (paging.rs, cache.rs),
 //!                                    TLB shoot-down on every flip (tlb.rs)
 //!   Console       console::SerialConsole
