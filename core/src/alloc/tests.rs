@@ -313,7 +313,7 @@ fn aligned_requests_up_to_gigabytes() {
             // SAFETY: first and last byte of the block.
             unsafe { *p.add(size - 1) = 7 };
             // The block is aligned to its segment: its own segment is no header of ours.
-            assert_eq!(free::classify(p).is_ok(), true);
+            assert!(free::classify(p).is_ok());
             // SAFETY: allocated above.
             unsafe { free(&mut trimmed, p) }.unwrap();
             assert_eq!(parts.reserved.load(Ordering::SeqCst), 0, "all given back");
@@ -328,11 +328,14 @@ fn aligned_requests_up_to_gigabytes() {
     for shift in 21..=30 {
         let align = 1usize << shift;
         let p = h.alloc(5 << 20, align);
-        assert!(!p.is_null() && p as usize % align == 0, "align {align}");
+        assert!(
+            !p.is_null() && (p as usize).is_multiple_of(align),
+            "align {align}"
+        );
         fill(p, 5 << 20, 0x3C);
         // SAFETY: allocated above; realloc keeps the alignment and the contents.
         let q = unsafe { realloc(&mut h, p, 7 << 20, align) }.unwrap();
-        assert!(!q.is_null() && q as usize % align == 0);
+        assert!(!q.is_null() && (q as usize).is_multiple_of(align));
         // SAFETY: 5 MiB were copied.
         assert_eq!(unsafe { *q.add((5 << 20) - 1) }, 0x3C);
         // SAFETY: allocated above.
@@ -386,8 +389,7 @@ fn no_safe_sequence_corrupts_a_heap() {
     let a: Vec<*mut u8> = (0..300).map(|i| h.alloc(16 + i % 7 * 8, 8)).collect();
     let mut boxed = Box::new(h);
     let b: Vec<*mut u8> = (0..300).map(|_| boxed.alloc(200, 8)).collect();
-    let mut v = Vec::new();
-    v.push(*boxed);
+    let mut v = std::vec![*boxed];
     let moved = &mut v[0];
     for x in a.into_iter().chain(b) {
         // SAFETY: live blocks of this heap.

@@ -115,7 +115,7 @@ fn global_alloc_serves_alignments_up_to_one_gib() {
                 *p = 0x11;
                 *p.add(size - 1) = 0x22;
                 let q = realloc(p, layout, size + 4096);
-                assert!(!q.is_null() && q as usize % align == 0);
+                assert!(!q.is_null() && (q as usize).is_multiple_of(align));
                 assert_eq!((*q, *q.add(size - 1)), (0x11, 0x22));
                 dealloc(q, Layout::from_size_align(size + 4096, align).unwrap());
             }
