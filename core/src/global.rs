@@ -580,8 +580,8 @@ impl Region {
         }
     }
 
-    /// Hands `len` bytes at `start` to the region. A second call replaces the range only while
-    /// nothing was reserved from the first.
+    /// Hands `len` bytes at `start` to the region; true when taken. A second call replaces the
+    /// range only while nothing was reserved from the first (else it returns false).
     ///
     /// # Safety
     /// The range is readable and writable memory that nothing else uses from now on, for the

@@ -443,7 +443,12 @@ impl Pool {
         if base.is_null() {
             return ptr::null_mut();
         }
-        let block = (base as usize + SEGMENT_SIZE).next_multiple_of(align);
+        let Some(block) = (base as usize + SEGMENT_SIZE).checked_next_multiple_of(align) else {
+            // The aligned address would wrap around (a 32-bit source near the top): unusable.
+            // SAFETY: just reserved with this count and never used.
+            unsafe { self.source.release(base, total) };
+            return ptr::null_mut();
+        };
         let head = block - SEGMENT_SIZE;
         let lead = (head - base as usize) / SEGMENT_SIZE;
         let tail = total - lead - span;
