@@ -190,7 +190,8 @@ impl Heap {
     }
 
     /// Allocates `size` bytes aligned to `align` (a power of two). Null when out of memory or
-    /// when the request cannot be met (alignment above half a segment, size overflow).
+    /// when the request cannot be met (alignment not a power of two or above
+    /// [`huge::MAX_ALIGN`], size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
         if align <= NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
