@@ -5,6 +5,27 @@
 //! allocate through kiln (they are called from inside the allocator's slow paths, where a
 //! re-entrant allocation would deadlock or corrupt the heap).
 //!
+//! What each part of kiln calls:
+//!
+//! | part of kiln | needs | never calls |
+//! |---|---|---|
+//! | allocator ([`crate::alloc`], [`crate::global`]) | [`MemorySource`] only; [`crate::global::PerCpuHeaps`] also a [`CpuPin`](crate::global::CpuPin) | [`LocalSlot`] (only [`crate::global::SlotHeaps`] uses one), [`ExecMemory`], [`Console`] |
+//! | interpreter ([`crate::vm`]) | a global allocator (the `alloc` crate) | any trait here |
+//! | JIT ([`crate::jit`]) | [`ExecMemory`], optionally a [`Console`] for `[JIT]` lines, and the CPU state below | [`MemorySource`], [`LocalSlot`] |
+//!
+//! The JIT also needs from the CPU and the kernel:
+//! - x86_64: SSE2 (every x86_64 CPU has it) enabled for the code that runs traces
+//!   (`CR4.OSFXSR`, `CR0.EM` clear). aarch64: FP/SIMD enabled (`CPACR_EL1.FPEN = 0b11`).
+//! - FP state saved across interrupts and context switches: native code keeps floats and
+//!   spilled values in `xmm0..xmm15` (x86_64) / `v0..v31`, `FPCR`, `FPSR` (aarch64) for its
+//!   whole run; a handler or another thread that uses those registers must find them saved
+//!   (FXSAVE/XSAVE, or the Q registers) and restore them. An `x86_64-unknown-none` kernel is
+//!   soft-float, so its own handlers do not touch them; a context switch to another thread that
+//!   runs JIT code still must save them.
+//! - Machine stack: `VmConfig::native_stack` plus
+//!   [`JIT_STACK_HEADROOM`](crate::vm::native::JIT_STACK_HEADROOM) free where `Vm::run` is
+//!   called (see [`NATIVE_FRAME_BYTES`](crate::vm::native::NATIVE_FRAME_BYTES)).
+//!
 //! ```text
 //!   trait            std shim (kiln-std)                 bare metal (kiln-bare)
 //!   ---------------  ----------------------------------  ----------------------------------
@@ -21,7 +42,7 @@ use crate::alloc::heap::Heap;
 /// Where segments come from.
 ///
 /// # Safety
-/// For implementors: /// `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
+/// For implementors: `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
 /// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::segment::SEGMENT_SIZE), that
 /// nothing else uses until it is handed back with `release`. The source must be usable from
 /// several threads (or CPUs) at once.
@@ -33,13 +54,23 @@ pub unsafe trait MemorySource: Sync {
     /// Gives segments back to the platform.
     ///
     /// # Safety
-    /// `base` and `count` come from one earlier `reserve` call, and no byte of the region is used
-    /// afterwards. Must not allocate through kiln.
+    /// `base` and `count` come from one earlier `reserve` call (or, when
+    /// [`can_release_parts`](Self::can_release_parts) says so, name a run of segments inside one
+    /// reservation not released yet), and no byte of the region is used afterwards. Must not
+    /// allocate through kiln.
     unsafe fn release(&self, base: *mut u8, count: usize);
 
     /// Whether freshly reserved memory reads as zero (capability; default no). Lets `calloc` of a
     /// huge block skip clearing memory the platform already cleared.
     fn zeroed(&self) -> bool {
+        false
+    }
+
+    /// Whether [`release`](Self::release) also accepts any run of whole segments inside one
+    /// reservation (capability; default no: only exactly what one `reserve` returned). With it,
+    /// a huge block aligned to more than a segment gives the over-reserved head and tail back at
+    /// once; without it they stay reserved until the block is freed.
+    fn can_release_parts(&self) -> bool {
         false
     }
 
@@ -57,12 +88,13 @@ pub unsafe trait MemorySource: Sync {
     unsafe fn decommit(&self, _addr: *mut u8, _len: usize) {}
 }
 
-/// The current thread's (std) or CPU's (kernel) heap.
+/// The current thread's (std) or CPU's (kernel) heap: how [`crate::global::SlotHeaps`]
+/// reaches a heap, and what every global allocator type of [`crate::global`] implements. The
+/// allocator core never calls it; a kernel implements it only to use `SlotHeaps`.
 ///
 /// # Safety
-/// For implementors: /// `with_heap` must hand `f` a heap that no other thread or CPU uses for the duration of the
-/// call (in a kernel: with preemption or interrupts disabled), and the same heap every time for
-/// the same thread or CPU, so that the heap's owner check (`segment.owner == heap`) is sound.
+/// For implementors: `with_heap` must hand `f` a heap that nothing else uses for the duration
+/// of the call (in a kernel: with preemption or interrupts disabled, or under a lock).
 pub unsafe trait LocalSlot: Sync {
     /// Runs `f` with exclusive access to the local heap. Must not allocate through kiln before
     /// `f` runs (the allocator calls this on every allocation).
@@ -81,8 +113,17 @@ pub struct CodeRegion {
 /// Executable memory for the JIT: write while not executable, then flip to read+execute.
 /// A region is never writable and executable at the same time.
 ///
+/// What may be skipped: on a CPU or page-table format without a no-execute bit, memory cannot
+/// be writable-but-not-executable; `map_writable` may then return memory that is also
+/// executable, and if `make_executable` cannot remove write permission either, permissions
+/// never change and no TLB shoot-down is needed (W^X is then not enforced: only the
+/// platform's protection is lost, not kiln's correctness). Never skippable: the instruction
+/// cache synchronisation on aarch64 (`dc cvau` / `ic ivau` / `dsb` / `isb`), and on every
+/// architecture a context-synchronising event on any *other* CPU before it first runs code
+/// this CPU wrote (aarch64 `isb`, x86_64 `cpuid` or an interrupt return).
+///
 /// # Safety
-/// For implementors: /// `map_writable` returns memory nothing else uses; after `make_executable` returns true the
+/// For implementors: `map_writable` returns memory nothing else uses; after `make_executable` returns true the
 /// region's bytes are what was written and can be executed by the calling CPU. With several
 /// CPUs, when `make_executable` or `unmap` returns no CPU still holds a translation with the
 /// region's old permissions (a TLB shoot-down where invalidation is per-CPU, e.g. x86_64).
@@ -108,7 +149,7 @@ pub unsafe trait ExecMemory: Sync {
 /// A byte sink for `[JIT]` traces and reports.
 ///
 /// # Safety
-/// For implementors: /// `write_bytes` must be callable from any thread or CPU at any time (including from inside the
+/// For implementors: `write_bytes` must be callable from any thread or CPU at any time (including from inside the
 /// allocator's slow path) and must not allocate through kiln.
 pub unsafe trait Console: Sync {
     /// Writes all of `bytes`.

@@ -20,6 +20,7 @@ fn limits() -> VmConfig {
         memory_cap: 1 << 20,
         max_depth: 64,
         jit_threshold: 7,
+        ..VmConfig::default()
     }
 }
 

@@ -181,7 +181,7 @@ fn main() -> Verdict {
 
     static NOT_OURS: u64 = 0;
     // SAFETY: kiln must refuse this pointer without touching it.
-    let refused = unsafe { heap::free(&NOT_OURS as *const u64 as *mut u8) };
+    let refused = unsafe { heap::HEAPS.free(&NOT_OURS as *const u64 as *mut u8) };
     println!("{ARCH}: free of a foreign pointer: {refused:?}");
     check(
         refused.is_err(),

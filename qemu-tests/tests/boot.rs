@@ -70,7 +70,7 @@ fn interrupt_masking() -> Verdict {
         cpu::interrupts_enabled(),
         "interrupts stayed off after the lock was released",
     )?;
-    let masked_in_heap = heap::SLOT.with_heap(|_| !cpu::interrupts_enabled());
+    let masked_in_heap = heap::HEAPS.with_heap(|_| !cpu::interrupts_enabled());
     check(
         masked_in_heap,
         "interrupts on while pinned to the CPU's heap",

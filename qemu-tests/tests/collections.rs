@@ -97,7 +97,9 @@ fn big_blocks() -> Result<(), &'static str> {
     check(one.iter().all(|&b| b == 0xA5), "1 MiB box contents")?;
     check(five.iter().all(|&b| b == 0x5A), "5 MiB box contents")?;
     check(
-        heap::usable_size(five.as_ptr()).is_some_and(|n| n >= 5 << 20),
+        heap::HEAPS
+            .usable_size(five.as_ptr())
+            .is_some_and(|n| n >= 5 << 20),
         "usable_size of a huge block",
     )
 }

@@ -1,7 +1,7 @@
 //! Lane `preload`: `libkiln.so` under real programs.
 //!
 //! Builds `cargo build --release -p kiln-preload`, then:
-//! - runs `kiln-preload-probe` (C semantics, alignment to 1 MiB, threads, fork) under it;
+//! - runs `kiln-preload-probe` (C semantics, every alignment up to 1 GiB, threads, fork) under it;
 //! - checks that double/interior frees abort a child process with a `kiln: ...` message;
 //! - runs python3 (dicts, lists, strings, threads), `sort` on a generated file and `git` on a
 //!   scratch repository with and without `LD_PRELOAD`, and requires identical output;

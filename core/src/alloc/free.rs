@@ -70,7 +70,10 @@ pub(crate) enum Owner {
 pub(crate) fn classify(p: *const u8) -> Result<Owner, FreeError> {
     let seg = segment_of(p);
     if !Segment::is_ours(seg) {
-        return Err(FreeError::Foreign);
+        return match huge::aligned_header_of(p) {
+            Some(seg) => Ok(Owner::Huge { seg }),
+            None => Err(FreeError::Foreign),
+        };
     }
     // SAFETY: the segment map and cookie prove `seg` is a live header of ours.
     unsafe {
@@ -132,7 +135,8 @@ unsafe fn classify_slow(
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     let seg = segment_of(p);
     if !Segment::is_ours(seg) {
-        return not_ours(p);
+        // SAFETY: forwarded (caller).
+        return unsafe { not_ours(p) };
     }
     // SAFETY: the segment map and cookie prove `seg` is a live header of ours; `page_of` is
     // the head page of the span holding `p`.
@@ -182,14 +186,21 @@ unsafe fn page_event(heap: &mut Heap, page: *mut Page) {
     }
 }
 
-/// A pointer outside kiln's segments: fine if null, else foreign.
+/// A pointer whose segment is not a header of ours: fine if null, a huge block aligned to a
+/// segment or more (its header is one segment back), else foreign.
+///
+/// # Safety
+/// As for [`free`].
 #[cold]
 #[inline(never)]
-fn not_ours(p: *mut u8) -> Result<(), FreeError> {
+unsafe fn not_ours(p: *mut u8) -> Result<(), FreeError> {
     if p.is_null() {
-        Ok(())
-    } else {
-        Err(FreeError::Foreign)
+        return Ok(());
+    }
+    match huge::aligned_header_of(p) {
+        // SAFETY: classified as a live over-aligned huge block; the caller gives it up.
+        Some(seg) => unsafe { huge::free(seg, p) },
+        None => Err(FreeError::Foreign),
     }
 }
 
@@ -234,7 +245,7 @@ unsafe fn free_not_local(
             Ok(())
         }
         // SAFETY: classified as a live huge block.
-        Owner::Huge { seg } => unsafe { huge::free(heap.pool(), seg, p) },
+        Owner::Huge { seg } => unsafe { huge::free(seg, p) },
     }
 }
 

@@ -11,14 +11,19 @@
 //! Invariants (checked by [`Heap::check`]):
 //! - `direct[c]` is `queues[c].head`, or `EMPTY_PAGE` when the queue is empty;
 //! - a page is on `full[c]` iff it has the `IN_FULL` flag, and on `queues[c]` otherwise;
-//! - every page on a queue is in use, of class `c`, in a segment whose `owner` is this heap;
-//! - a heap never moves once it has allocated: segments record its address as their owner.
+//! - every page on a queue is in use, of class `c`, in a segment whose `owner` is this heap's id;
+//! - a heap's id is unique for the life of the program (taken from a counter when the heap
+//!   first takes a segment; never reused), so a heap may move, and a heap created where a
+//!   dropped one lived does not inherit its segments: segments name their owner by id, never by
+//!   address, and nothing points into a heap;
+//! - dropping a heap abandons its segments (another heap adopts them), so no safe sequence of
+//!   calls leaves a segment owned by a heap that no longer exists.
 //!
 //! The fast path ([`Heap::alloc`]) is size -> class -> `direct[class]` -> pop `free`; everything
 //! else is in `#[cold]` functions.
 
 use core::ptr;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::geometry::KEEP_LAST_PAGE;
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
@@ -40,6 +45,23 @@ static EMPTY_PAGE: Page = Page::empty();
 
 fn empty_page() -> *mut Page {
     ptr::addr_of!(EMPTY_PAGE).cast_mut()
+}
+
+/// The id a heap has before it takes its first segment: no segment ever names it.
+const NO_ID: usize = usize::MAX;
+
+/// The next heap id (0 means "no owner" in a segment, `NO_ID` "not assigned yet").
+static NEXT_ID: AtomicUsize = AtomicUsize::new(1);
+
+/// A fresh heap id, or `None` once every id was handed out (a 32-bit target creating four
+/// billion heaps): that heap then gets no memory rather than a reused id.
+#[cold]
+fn fresh_id() -> Option<usize> {
+    NEXT_ID
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < NO_ID - 1).then_some(n + 1)
+        })
+        .ok()
 }
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
@@ -129,8 +151,12 @@ impl PageQueue {
     }
 }
 
-/// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it.
+/// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
+/// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
+/// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
 pub struct Heap {
+    /// Owner id written into the segments this heap owns (`NO_ID` until the first one).
+    id: usize,
     pool: &'static Pool,
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
@@ -149,6 +175,7 @@ impl Heap {
     /// `const`-initialised thread-local.
     pub const fn new(pool: &'static Pool) -> Heap {
         Heap {
+            id: NO_ID,
             pool,
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
             queues: [PageQueue::EMPTY; CLASS_COUNT],
@@ -164,7 +191,8 @@ impl Heap {
     }
 
     /// Allocates `size` bytes aligned to `align` (a power of two). Null when out of memory or
-    /// when the request cannot be met (alignment above half a segment, size overflow).
+    /// when the request cannot be met (alignment not a power of two or above
+    /// [`huge::MAX_ALIGN`], size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
         // `align & (align - 1)`: a non-power-of-two alignment takes the checked path below.
@@ -357,7 +385,7 @@ impl Heap {
             return page;
         }
         // Adopt abandoned segments first: they may hold pages of this class with free blocks.
-        loop {
+        while self.has_id() {
             let seg = self.pool.take_abandoned();
             if seg.is_null() {
                 break;
@@ -374,13 +402,16 @@ impl Heap {
                 return page;
             }
         }
+        if !self.has_id() {
+            return ptr::null_mut();
+        }
         let seg = self.pool.new_segment();
         if seg.is_null() {
             return ptr::null_mut();
         }
         // SAFETY: a new segment is empty and ours.
         unsafe {
-            (*seg).owner.store(self as *mut Heap, Ordering::Relaxed);
+            (*seg).owner.store(self.id, Ordering::Relaxed);
             self.segments.push(seg);
         }
         self.claim_in_owned_segments(class, span)
@@ -516,7 +547,7 @@ impl Heap {
         self.stats.register();
         // SAFETY: nobody else owns the segment now; the pool lock ordered us after the abandoner.
         unsafe {
-            (*seg).owner.store(self as *mut Heap, Ordering::Release);
+            (*seg).owner.store(self.id, Ordering::Release);
             let mut i = 0;
             while i < PAGES_PER_SEGMENT {
                 let page: *mut Page = &mut (*seg).pages[i];
@@ -564,10 +595,22 @@ impl Heap {
         }
     }
 
+    /// Gives this heap an id if it has none; false when ids ran out (then it owns nothing).
+    #[inline]
+    fn has_id(&mut self) -> bool {
+        if self.id == NO_ID {
+            match fresh_id() {
+                Some(id) => self.id = id,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// Collects every page's remote and local frees, retires every empty page (the last page of
     /// a class included), and adopts all abandoned segments. Memory goes back to the pool.
     pub fn collect(&mut self) {
-        loop {
+        while self.has_id() {
             let seg = self.pool.take_abandoned();
             if seg.is_null() {
                 break;
@@ -575,6 +618,11 @@ impl Heap {
             // SAFETY: taken off the abandoned list.
             unsafe { self.adopt(seg) };
         }
+        self.collect_own();
+    }
+
+    /// The part of [`collect`](Self::collect) that touches only this heap's own pages.
+    fn collect_own(&mut self) {
         for class in 0..CLASS_COUNT {
             // Bring full pages back so their remote frees are seen.
             // SAFETY: pages on this heap's queues are owned.
@@ -608,7 +656,7 @@ impl Heap {
     /// heap to adopt. Called when the owning thread exits. The heap is empty afterwards and may
     /// be used again.
     pub fn abandon(&mut self) {
-        self.collect();
+        self.collect_own();
         loop {
             let seg = self.segments.pop();
             if seg.is_null() {
@@ -627,7 +675,7 @@ impl Heap {
     #[inline(always)]
     pub(crate) fn owns(&self, seg: *const Segment) -> bool {
         // SAFETY: `seg` was classified as ours by the caller.
-        unsafe { ptr::eq((*seg).owner.load(Ordering::Relaxed), self) }
+        unsafe { (*seg).owner.load(Ordering::Relaxed) == self.id }
     }
 
     /// Segments this heap owns.
@@ -653,6 +701,18 @@ impl Heap {
 
     pub(crate) fn is_empty_page(page: *const Page) -> bool {
         ptr::eq(page, &EMPTY_PAGE)
+    }
+}
+
+impl Drop for Heap {
+    /// Abandons what the heap still owns: empty pages go back to the pool, the rest waits there
+    /// for another heap to adopt it (blocks still live elsewhere stay valid).
+    fn drop(&mut self) {
+        if self.segments.len > 0 {
+            self.abandon();
+        } else {
+            self.stats.release();
+        }
     }
 }
 

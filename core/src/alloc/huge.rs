@@ -6,6 +6,13 @@
 //!   | header | block (huge_size bytes) at huge_offset ...  (span_segments * 2 MiB)
 //!   +--------+----------------------------------------------------------+
 //!   huge_offset = max(HEADER_SIZE, align)  <  SEGMENT_SIZE, so segment_of(block) is the header
+//!
+//!   over-aligned (align >= SEGMENT_SIZE): the header has a segment of its own, right in front
+//!   +--------+---------------+-------------------------------------------+
+//!   | header | (unused)      | block at huge_offset = SEGMENT_SIZE, aligned to `align`
+//!   +--------+---------------+-------------------------------------------+
+//!   segment_of(block) is the block's own first segment, whose map bit is clear: the cold path
+//!   of `free` looks one segment back ([`aligned_header_of`])
 //! ```
 
 use core::ptr;
@@ -14,13 +21,18 @@ use super::free::FreeError;
 use super::segment::{Pool, Segment, HEADER_SIZE, SEGMENT_SIZE};
 use super::stats;
 
-/// Largest alignment a huge block can have: the block must start inside its first segment.
+/// Largest alignment a huge block has with its header in its own first segment; above it the
+/// header takes a segment of its own in front of the block.
 pub const MAX_HUGE_ALIGN: usize = SEGMENT_SIZE / 2;
+
+/// Largest alignment kiln serves: half the address space (1 GiB and far beyond on 64-bit
+/// targets; 1 GiB on 32-bit ones).
+pub const MAX_ALIGN: usize = 1 << (usize::BITS - 2);
 
 /// Allocates a huge block; null when out of memory or the request cannot be met.
 pub(crate) fn alloc(pool: &Pool, size: usize, align: usize) -> *mut u8 {
     if align > MAX_HUGE_ALIGN {
-        return ptr::null_mut();
+        return alloc_over_aligned(pool, size, align);
     }
     let offset = HEADER_SIZE.max(align);
     let Some(total) = size
@@ -43,10 +55,59 @@ pub(crate) fn alloc(pool: &Pool, size: usize, align: usize) -> *mut u8 {
     seg.cast::<u8>().wrapping_add(offset)
 }
 
+/// A huge block aligned to `align > MAX_HUGE_ALIGN`: the header segment, then the block at
+/// the next segment boundary, which is a multiple of `align`.
+#[cold]
+#[inline(never)]
+fn alloc_over_aligned(pool: &Pool, size: usize, align: usize) -> *mut u8 {
+    if !align.is_power_of_two() || align > MAX_ALIGN {
+        return ptr::null_mut();
+    }
+    let align = align.max(SEGMENT_SIZE);
+    let Some(span) = size
+        .checked_add(2 * SEGMENT_SIZE - 1)
+        .map(|t| (t / SEGMENT_SIZE).max(2))
+    else {
+        return ptr::null_mut();
+    };
+    let seg = pool.new_huge_aligned(span, align);
+    if seg.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh huge segment is ours alone.
+    unsafe {
+        (*seg).huge_size = size;
+        (*seg).huge_offset = SEGMENT_SIZE;
+    }
+    stats::huge_alloc(size);
+    seg.cast::<u8>().wrapping_add(SEGMENT_SIZE)
+}
+
+/// The header of the over-aligned huge block `p`, if `p` is one of ours: `p` starts a segment,
+/// and the segment in front of it is a live huge header whose block is at `p`.
+pub(crate) fn aligned_header_of(p: *const u8) -> Option<*mut Segment> {
+    let addr = p as usize;
+    if addr < SEGMENT_SIZE || !addr.is_multiple_of(SEGMENT_SIZE) {
+        return None;
+    }
+    let seg = (addr - SEGMENT_SIZE) as *mut Segment;
+    // SAFETY: the header is read only after the map and cookie proved it live and ours.
+    let is_block = Segment::is_ours(seg)
+        && unsafe {
+            (*seg).kind == super::segment::SegmentKind::Huge && (*seg).huge_offset == SEGMENT_SIZE
+        };
+    is_block.then_some(seg)
+}
+
+/// The header of a huge or page-backed block `p` just allocated (either kind).
+fn header_of_fresh(p: *const u8) -> *mut Segment {
+    aligned_header_of(p).unwrap_or_else(|| super::segment::segment_of(p))
+}
+
 /// Whether `p` (a block just allocated from `pool`) is a huge block in a multi-segment span on a
 /// platform whose fresh memory reads as zero: such spans come straight from the platform.
 pub(crate) fn is_fresh_zeroed(pool: &Pool, p: *const u8) -> bool {
-    let seg = super::segment::segment_of(p);
+    let seg = header_of_fresh(p);
     // SAFETY: `p` is a live block of ours, so its segment header is valid.
     pool.huge_blocks_are_zeroed()
         && unsafe { (*seg).kind == super::segment::SegmentKind::Huge && (*seg).span_segments > 1 }
@@ -74,14 +135,14 @@ pub(crate) unsafe fn is_block(seg: *const Segment, p: *const u8) -> bool {
 ///
 /// # Safety
 /// `seg` is a live huge segment of ours, and `p` nobody's any more.
-pub(crate) unsafe fn free(pool: &Pool, seg: *mut Segment, p: *mut u8) -> Result<(), FreeError> {
+pub(crate) unsafe fn free(seg: *mut Segment, p: *mut u8) -> Result<(), FreeError> {
     // SAFETY: caller.
     if !unsafe { is_block(seg, p) } {
         return Err(FreeError::NotABlock);
     }
     // SAFETY: live header.
     stats::huge_free(unsafe { (*seg).huge_size });
-    // SAFETY: the block was its only content.
-    unsafe { pool.free_huge(seg) };
+    // SAFETY: the block was its only content; the span goes back to the pool that reserved it.
+    unsafe { (*(*seg).pool).free_huge(seg) };
     Ok(())
 }

@@ -22,12 +22,14 @@
 //! - a segment is ours iff its bit is set in the segment map *and* its cookie matches, so a foreign
 //!   pointer is recognised without reading anything outside kiln's own memory;
 //! - bit `i` of `free_pages` is set iff page `i` is not part of a span in use;
-//! - `owner` is the heap allowed to touch the pages' non-atomic lists; null while abandoned.
+//! - `owner` is the id of the heap allowed to touch the pages' non-atomic lists (a number no
+//!   other heap ever gets, not an address a later heap could occupy); 0 while abandoned.
+//! - `pool` is the pool that reserved the span: a huge block goes back to that pool's source
+//!   whichever heap frees it.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::heap::Heap;
 use super::page::{Page, KEPT, PAGE_SHIFT, PAGE_SIZE};
 use super::segment_map;
 use crate::platform::MemorySource;
@@ -66,10 +68,16 @@ pub struct Segment {
     pub(crate) kind: SegmentKind,
     /// Bit `i` set: page `i` is free.
     pub(crate) free_pages: u32,
-    /// The heap that owns the pages' lists; null while abandoned (and always for huge segments).
-    pub(crate) owner: AtomicPtr<Heap>,
-    /// Segments in this span (1 unless huge).
+    /// Id of the heap that owns the pages' lists ([`Heap::id`](super::heap::Heap)); 0 while
+    /// abandoned (and always for huge segments).
+    pub(crate) owner: AtomicUsize,
+    /// The pool that reserved this span.
+    pub(crate) pool: *const Pool,
+    /// Segments in this span (1 unless huge), counted from the header.
     pub(crate) span_segments: usize,
+    /// Segments reserved in front of the header that belong to the same reservation (an
+    /// over-aligned huge block on a source that cannot give back parts of a reservation).
+    pub(crate) lead_segments: usize,
     /// Huge: bytes requested and the block's offset from the segment start.
     pub(crate) huge_size: usize,
     pub(crate) huge_offset: usize,
@@ -115,8 +123,8 @@ impl Segment {
     /// Writes a fresh header at `base`.
     ///
     /// # Safety
-    /// `base` is the start of `span` segments just reserved from the platform.
-    unsafe fn init(base: *mut u8, kind: SegmentKind, span: usize) -> *mut Segment {
+    /// `base` is the start of `span` segments just reserved from the platform by `pool`.
+    unsafe fn init(base: *mut u8, kind: SegmentKind, span: usize, pool: &Pool) -> *mut Segment {
         let seg = base.cast::<Segment>();
         // SAFETY: the header area is ours and large enough (asserted above); field-wise writes
         // avoid materialising a 4 KiB temporary on the stack.
@@ -124,8 +132,10 @@ impl Segment {
             ptr::addr_of_mut!((*seg).cookie).write(base as usize ^ COOKIE_KEY);
             ptr::addr_of_mut!((*seg).kind).write(kind);
             ptr::addr_of_mut!((*seg).free_pages).write(ALL_PAGES_FREE);
-            ptr::addr_of_mut!((*seg).owner).write(AtomicPtr::new(ptr::null_mut()));
+            ptr::addr_of_mut!((*seg).owner).write(AtomicUsize::new(0));
+            ptr::addr_of_mut!((*seg).pool).write(pool);
             ptr::addr_of_mut!((*seg).span_segments).write(span);
+            ptr::addr_of_mut!((*seg).lead_segments).write(0);
             ptr::addr_of_mut!((*seg).huge_size).write(0);
             ptr::addr_of_mut!((*seg).huge_offset).write(0);
             let heads = ptr::addr_of_mut!((*seg).span_head).cast::<u8>();
@@ -354,32 +364,99 @@ impl Pool {
         if base.is_null() {
             return ptr::null_mut();
         }
+        // SAFETY: just reserved, `span` segments, nothing in front of the header.
+        unsafe { self.register(base, kind, span, 0) }
+    }
+
+    /// Writes the header of a span at `base` and registers it in the segment map; null (and the
+    /// whole reservation handed back) when the span is unusable.
+    ///
+    /// # Safety
+    /// `base - lead * SEGMENT_SIZE` is the start of `lead + span` segments reserved by one
+    /// `reserve` call of this pool's source and not used by anything.
+    unsafe fn register(
+        &self,
+        base: *mut u8,
+        kind: SegmentKind,
+        span: usize,
+        lead: usize,
+    ) -> *mut Segment {
         if !(base as usize).is_multiple_of(SEGMENT_SIZE)
             || (base as usize)
                 .checked_add(span * SEGMENT_SIZE - 1)
                 .is_none()
         {
             // A broken source: unusable.
-            // SAFETY: just reserved with this count and never used.
-            unsafe { self.source.release(base, span) };
+            // SAFETY: the whole reservation (caller), never used.
+            unsafe {
+                self.source
+                    .release(base.wrapping_sub(lead * SEGMENT_SIZE), lead + span)
+            };
             return ptr::null_mut();
         }
-        // SAFETY: freshly reserved, `span` segments.
-        let seg = unsafe { Segment::init(base, kind, span) };
+        // SAFETY: freshly reserved, `span` segments from `base` (caller).
+        let seg = unsafe { Segment::init(base, kind, span, self) };
+        // SAFETY: the header was just written.
+        unsafe { (*seg).lead_segments = lead };
         // The header is complete before the map says the segment is ours.
         if !segment_map::insert(base as usize, self.source) {
             // No memory for the map's leaf of a new address window: out of memory.
-            // SAFETY: the header is ours and unpublished; the span was just reserved with this
-            // count and is handed back unused.
+            // SAFETY: the header is ours and unpublished; the whole reservation (caller) is
+            // handed back unused.
             unsafe {
                 (*seg).cookie = 0;
-                self.source.release(base, span);
+                self.source
+                    .release(base.wrapping_sub(lead * SEGMENT_SIZE), lead + span);
             }
             return ptr::null_mut();
         }
-        self.segments_in_use.fetch_add(span, Ordering::Relaxed);
-        super::stats::segment_delta(span as i64);
+        self.segments_in_use
+            .fetch_add(lead + span, Ordering::Relaxed);
+        super::stats::segment_delta((lead + span) as i64);
         seg
+    }
+
+    /// A huge span of `span` segments (header segment included) whose *second* segment starts
+    /// at a multiple of `align` (a power of two, at least `SEGMENT_SIZE`): the header segment
+    /// sits right in front of the block. Over-reserves `align / SEGMENT_SIZE - 1` segments and
+    /// gives the unused head and tail back when the source can take parts of a reservation
+    /// ([`MemorySource::can_release_parts`]); otherwise they stay with the span.
+    pub(crate) fn new_huge_aligned(&self, span: usize, align: usize) -> *mut Segment {
+        let extra = align / SEGMENT_SIZE - 1;
+        let Some(total) = span.checked_add(extra) else {
+            return ptr::null_mut();
+        };
+        let base = self.source.reserve(total);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        let Some(block) = (base as usize + SEGMENT_SIZE).checked_next_multiple_of(align) else {
+            // The aligned address would wrap around (a 32-bit source near the top): unusable.
+            // SAFETY: just reserved with this count and never used.
+            unsafe { self.source.release(base, total) };
+            return ptr::null_mut();
+        };
+        let head = block - SEGMENT_SIZE;
+        let lead = (head - base as usize) / SEGMENT_SIZE;
+        let tail = total - lead - span;
+        let headp = base.wrapping_add(lead * SEGMENT_SIZE);
+        if self.source.can_release_parts() {
+            // SAFETY: sub-runs of the reservation just made, never used; the source accepts
+            // parts (capability).
+            unsafe {
+                if lead > 0 {
+                    self.source.release(base, lead);
+                }
+                if tail > 0 {
+                    self.source
+                        .release(headp.wrapping_add(span * SEGMENT_SIZE), tail);
+                }
+                self.register(headp, SegmentKind::Huge, span, 0)
+            }
+        } else {
+            // SAFETY: the whole reservation, never used; the tail stays part of the span.
+            unsafe { self.register(headp, SegmentKind::Huge, span + tail, lead) }
+        }
     }
 
     /// Gives a span back to the platform.
@@ -388,14 +465,20 @@ impl Pool {
     /// `seg` came from `reserve` and nothing in it is used any more.
     unsafe fn release(&self, seg: *mut Segment) {
         // SAFETY: the header is valid until released.
-        let span = unsafe { (*seg).span_segments };
+        let (span, lead) = unsafe { ((*seg).span_segments, (*seg).lead_segments) };
         segment_map::remove(seg as usize);
         // SAFETY: clear the cookie so a stale pointer into a reused mapping is not taken as ours.
         unsafe { (*seg).cookie = 0 };
-        self.segments_in_use.fetch_sub(span, Ordering::Relaxed);
-        super::stats::segment_delta(-(span as i64));
+        self.segments_in_use
+            .fetch_sub(lead + span, Ordering::Relaxed);
+        super::stats::segment_delta(-((lead + span) as i64));
         // SAFETY: caller guarantees the span is unused; base and count match the reservation.
-        unsafe { self.source.release(seg.cast(), span) };
+        unsafe {
+            self.source.release(
+                seg.cast::<u8>().wrapping_sub(lead * SEGMENT_SIZE),
+                lead + span,
+            )
+        };
     }
 
     /// An empty segment of pages (from the cache, or the platform); null when out of memory.
@@ -415,7 +498,7 @@ impl Pool {
     pub(crate) unsafe fn free_segment(&self, seg: *mut Segment) {
         // SAFETY: caller guarantees `seg` is one valid, unused segment; re-initialising its header
         // keeps the cookie and map bit (still ours) and makes it an empty pages segment.
-        unsafe { Segment::init(seg.cast(), SegmentKind::Pages, 1) };
+        unsafe { Segment::init(seg.cast(), SegmentKind::Pages, 1, self) };
         {
             let mut lists = self.lists.lock();
             if lists.cache.len < CACHE_MAX {
@@ -451,7 +534,7 @@ impl Pool {
     pub(crate) unsafe fn free_huge(&self, seg: *mut Segment) {
         // SAFETY: valid header (caller); either path takes the whole, unused span.
         unsafe {
-            if (*seg).span_segments == 1 {
+            if (*seg).span_segments == 1 && (*seg).lead_segments == 0 {
                 self.free_segment(seg);
             } else {
                 self.release(seg);
@@ -465,7 +548,7 @@ impl Pool {
     /// `seg` is a pages segment on no list, and its old owner will not touch it again.
     pub(crate) unsafe fn abandon(&self, seg: *mut Segment) {
         // SAFETY: valid segment (caller). Release: the adopter must see all our list writes.
-        unsafe { (*seg).owner.store(ptr::null_mut(), Ordering::Release) };
+        unsafe { (*seg).owner.store(0, Ordering::Release) };
         let mut lists = self.lists.lock();
         // SAFETY: on no list.
         unsafe { lists.abandoned.push(seg) };

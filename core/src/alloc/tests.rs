@@ -20,6 +20,83 @@ struct TestSource {
     reserved: AtomicUsize,
 }
 
+/// A source over `mmap` that also takes back parts of a reservation (like kiln-std's): address
+/// space only, so reservations of several GiB cost nothing.
+struct PartsSource {
+    reserved: AtomicUsize,
+}
+
+// SAFETY: fresh private anonymous mappings, aligned by trimming; `release` unmaps exactly the
+// segments it is given, which lie inside one reservation.
+unsafe impl MemorySource for PartsSource {
+    fn reserve(&self, count: usize) -> *mut u8 {
+        let len = count * SEGMENT_SIZE;
+        // SAFETY: anonymous private mapping; no existing memory is affected.
+        let raw = unsafe { libc_mmap(len + SEGMENT_SIZE) };
+        if raw.is_null() {
+            return core::ptr::null_mut();
+        }
+        let aligned = (raw as usize).next_multiple_of(SEGMENT_SIZE);
+        let head = aligned - raw as usize;
+        // SAFETY: trimming our own fresh mapping.
+        unsafe {
+            if head > 0 {
+                libc_munmap(raw, head);
+            }
+            libc_munmap((aligned + len) as *mut u8, SEGMENT_SIZE - head);
+        }
+        self.reserved.fetch_add(count, Ordering::SeqCst);
+        aligned as *mut u8
+    }
+
+    unsafe fn release(&self, base: *mut u8, count: usize) {
+        self.reserved.fetch_sub(count, Ordering::SeqCst);
+        // SAFETY: segments of one of our reservations (caller).
+        unsafe { libc_munmap(base, count * SEGMENT_SIZE) };
+    }
+
+    fn can_release_parts(&self) -> bool {
+        true
+    }
+}
+
+extern "C" {
+    fn mmap(addr: *mut u8, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut u8;
+    fn munmap(addr: *mut u8, len: usize) -> i32;
+}
+
+/// `mmap` of `len` bytes read/write, private, anonymous, no swap reservation; null on failure.
+///
+/// # Safety
+/// Creates a fresh mapping; always safe to call, `unsafe` for the FFI.
+unsafe fn libc_mmap(len: usize) -> *mut u8 {
+    const PROT_RW: i32 = 3;
+    const MAP_PRIVATE_ANON_NORESERVE: i32 = 0x02 | 0x20 | 0x4000;
+    // SAFETY: see the function's contract.
+    let p = unsafe {
+        mmap(
+            core::ptr::null_mut(),
+            len,
+            PROT_RW,
+            MAP_PRIVATE_ANON_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p as isize == -1 {
+        core::ptr::null_mut()
+    } else {
+        p
+    }
+}
+
+/// # Safety
+/// `addr..addr + len` is part of a mapping of ours that nothing uses any more.
+unsafe fn libc_munmap(addr: *mut u8, len: usize) {
+    // SAFETY: caller.
+    unsafe { munmap(addr, len) };
+}
+
 // SAFETY: System returns distinct, 2 MiB-aligned regions of the requested size.
 unsafe impl MemorySource for TestSource {
     fn reserve(&self, count: usize) -> *mut u8 {
@@ -208,6 +285,153 @@ fn aligned_requests_up_to_half_a_segment() {
         shift += 1;
     }
     h.check().unwrap();
+}
+
+/// Every power-of-two alignment from 2 MiB to 1 GiB (4 GiB on 64-bit), through a source that
+/// takes parts back (head and tail trimmed) and one that does not (kept until the free).
+#[test]
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn aligned_requests_up_to_gigabytes() {
+    let parts: &'static PartsSource = Box::leak(Box::new(PartsSource {
+        reserved: AtomicUsize::new(0),
+    }));
+    let parts_pool: &'static Pool = Box::leak(Box::new(Pool::new(parts)));
+    let mut trimmed = Heap::new(parts_pool);
+    for shift in 21..=32 {
+        let align = 1usize << shift;
+        for size in [1, 5 << 20, align + 1] {
+            let p = trimmed.alloc(size, align);
+            assert!(!p.is_null(), "size {size} align {align}");
+            assert_eq!(p as usize % align, 0, "size {size} align {align}");
+            assert!(usable_size(p).unwrap() >= size);
+            // Segments held: the block's own plus the header's, nothing of the over-reservation.
+            let held = parts.reserved.load(Ordering::SeqCst);
+            assert_eq!(
+                held,
+                size.div_ceil(SEGMENT_SIZE) + 1,
+                "size {size} align {align}"
+            );
+            fill(p, size.min(1 << 20), 0xA5);
+            // SAFETY: first and last byte of the block.
+            unsafe { *p.add(size - 1) = 7 };
+            // The block is aligned to its segment: its own segment is no header of ours.
+            assert!(free::classify(p).is_ok());
+            // SAFETY: allocated above.
+            unsafe { free(&mut trimmed, p) }.unwrap();
+            assert_eq!(parts.reserved.load(Ordering::SeqCst), 0, "all given back");
+            // SAFETY: freed: now foreign, reported and not touched.
+            assert_eq!(unsafe { free(&mut trimmed, p) }, Err(FreeError::Foreign));
+        }
+    }
+    trimmed.check().unwrap();
+
+    // A source that only takes whole reservations back keeps the slack until the free.
+    let mut h = heap(usize::MAX);
+    for shift in 21..=30 {
+        let align = 1usize << shift;
+        let p = h.alloc(5 << 20, align);
+        assert!(
+            !p.is_null() && (p as usize).is_multiple_of(align),
+            "align {align}"
+        );
+        fill(p, 5 << 20, 0x3C);
+        // SAFETY: allocated above; realloc keeps the alignment and the contents.
+        let q = unsafe { realloc(&mut h, p, 7 << 20, align) }.unwrap();
+        assert!(!q.is_null() && (q as usize).is_multiple_of(align));
+        // SAFETY: 5 MiB were copied.
+        assert_eq!(unsafe { *q.add((5 << 20) - 1) }, 0x3C);
+        // SAFETY: allocated above.
+        unsafe { free(&mut h, q) }.unwrap();
+    }
+    assert_eq!(h.pool().segments_in_use(), 0);
+    // Not a power of two, or above the largest alignment: null.
+    assert!(h.alloc(64, 3 << 21).is_null());
+    assert!(h.alloc(64, super::huge::MAX_ALIGN << 1).is_null());
+    // Out of memory: null, and the heap stays usable.
+    let mut small = heap(4);
+    assert!(small.alloc(1, 16 << 20).is_null());
+    assert!(!small.alloc(1, 4 << 20).is_null() || small.pool().segments_in_use() == 0);
+    small.check().unwrap();
+}
+
+/// The sequences that corrupted a heap when segments named their owner by address: a heap
+/// recreated where a dead one lived, a heap that moved after allocating, a huge block freed
+/// through a heap of another pool. Each must leave every heap checkable and every block
+/// usable.
+#[test]
+fn no_safe_sequence_corrupts_a_heap() {
+    let p = pool(64);
+    // 1. A heap dies with live blocks, and a new one takes its place (same address).
+    let mut slot = Heap::new(p);
+    let blocks: Vec<*mut u8> = (0..200).map(|i| slot.alloc(64 + i % 4 * 16, 8)).collect();
+    for &b in &blocks {
+        fill(b, 64, 1);
+    }
+    slot = Heap::new(p); // the old heap is dropped here; its segments are abandoned
+    for &b in &blocks {
+        // SAFETY: live blocks of the old heap, freed once each.
+        unsafe { free(&mut slot, b) }.unwrap();
+    }
+    slot.check().unwrap();
+    assert!(
+        slot.segment_count() <= 64,
+        "segment count {}",
+        slot.segment_count()
+    );
+    slot.collect();
+    slot.check().unwrap();
+    let q = slot.alloc(64, 8);
+    fill(q, 64, 2);
+    // SAFETY: allocated above.
+    unsafe { free(&mut slot, q) }.unwrap();
+    slot.check().unwrap();
+
+    // 2. A heap moves (into a box, then a vector) between allocating and freeing.
+    let mut h = Heap::new(p);
+    let a: Vec<*mut u8> = (0..300).map(|i| h.alloc(16 + i % 7 * 8, 8)).collect();
+    let mut boxed = Box::new(h);
+    let b: Vec<*mut u8> = (0..300).map(|_| boxed.alloc(200, 8)).collect();
+    let mut v = std::vec![*boxed];
+    let moved = &mut v[0];
+    for x in a.into_iter().chain(b) {
+        // SAFETY: live blocks of this heap.
+        unsafe { free(moved, x) }.unwrap();
+    }
+    moved.check().unwrap();
+
+    // 3. Heaps of two pools free each other's blocks, huge ones included.
+    let other = pool(64);
+    let mut h1 = Heap::new(p);
+    let mut h2 = Heap::new(other);
+    let big = h1.alloc(3 << 20, 8);
+    let small = h1.alloc(40, 8);
+    let huge_aligned = h1.alloc(10, 4 << 20);
+    assert!(!big.is_null() && !small.is_null() && !huge_aligned.is_null());
+    let in_use = other.segments_in_use();
+    // SAFETY: live blocks, each freed once.
+    unsafe {
+        free(&mut h2, big).unwrap();
+        free(&mut h2, small).unwrap();
+        free(&mut h2, huge_aligned).unwrap();
+    }
+    assert_eq!(
+        other.segments_in_use(),
+        in_use,
+        "the other pool's source got nothing back"
+    );
+    h1.collect();
+    h1.check().unwrap();
+    h2.check().unwrap();
+    drop(h1);
+    drop(h2);
+    drop(v);
+    drop(slot);
+    // Every heap is gone: what they held was abandoned; a new heap adopts and empties it all.
+    let mut last = Heap::new(p);
+    last.collect();
+    last.check().unwrap();
+    p.trim();
+    assert_eq!(p.segments_in_use(), 0, "nothing leaked");
 }
 
 #[test]

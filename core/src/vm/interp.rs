@@ -42,6 +42,14 @@ pub struct VmConfig {
     pub max_depth: usize,
     /// Backward-jump count at which a loop header is reported hot; 0 turns counting off.
     pub jit_threshold: u32,
+    /// Bytes of machine stack that native calls of the function JIT may take below the point
+    /// where [`Vm::run`] was called. Each native frame costs at most
+    /// [`NATIVE_FRAME_BYTES`](super::native::NATIVE_FRAME_BYTES); a call that would cross the
+    /// budget runs in the interpreter instead (whose frames live on the VM's own stack), so
+    /// the machine stack never grows past it, and recursion deeper than `max_depth` fails with
+    /// the interpreter's error either way. The caller's stack needs this much plus
+    /// [`JIT_STACK_HEADROOM`](super::native::JIT_STACK_HEADROOM) free at `run`.
+    pub native_stack: usize,
 }
 
 impl Default for VmConfig {
@@ -51,6 +59,7 @@ impl Default for VmConfig {
             memory_cap: usize::MAX,
             max_depth: 100_000,
             jit_threshold: 0,
+            native_stack: super::native::DEFAULT_NATIVE_STACK,
         }
     }
 }
@@ -137,6 +146,9 @@ pub struct Vm<'p> {
     pub(super) func_threshold: u32,
     /// Native activations on the host stack now.
     pub(super) native_depth: usize,
+    /// Lowest machine-stack address native frames may reach in this run (`run`'s stack pointer
+    /// minus `config.native_stack`).
+    pub(super) stack_floor: usize,
     /// Native code per function, once the hook handed some out (empty when counting is off).
     pub(super) natives: Vec<Option<Rc<dyn NativeFunc>>>,
     args: Vec<Value>,
@@ -168,6 +180,7 @@ impl<'p> Vm<'p> {
             counters,
             func_threshold: config.jit_threshold,
             native_depth: 0,
+            stack_floor: usize::MAX,
             natives: (0..calls.len()).map(|_| None).collect(),
             calls,
             args: Vec::new(),
@@ -318,6 +331,7 @@ impl<'p> Vm<'p> {
         self.charge(entry_len).map_err(|k| self.fail(0, 0, k))?;
         self.load_consts().map_err(|k| self.fail(0, 0, k))?;
         self.frames.clear();
+        self.stack_floor = super::native::stack_pointer().saturating_sub(self.config.native_stack);
         let mut pos = Pos { func: 0, pc: 0 };
         // The stack and constants move out of `self` while running, so the dispatch loop can
         // hold a borrow of the current frame's registers and still update fuel and counters.

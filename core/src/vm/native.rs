@@ -30,9 +30,12 @@
 //! - The call depth a native call sees is the interpreter's: `frames.len()` counts interpreted
 //!   frames and activation markers alike, and the depth check happens before the callee runs,
 //!   at the caller's `call` pc, with the interpreter's error.
-//! - Native activations nest at most [`MAX_NATIVE_DEPTH`] deep on the host stack; a call
-//!   deeper than that runs the callee in the interpreter (whose frames live on the VM stack),
-//!   so deep recursion cannot overflow the host stack.
+//! - Native frames (activations and direct native-to-native calls) take at most
+//!   [`NATIVE_FRAME_BYTES`] of machine stack each, and they nest only while that much is left
+//!   of [`VmConfig::native_stack`](super::VmConfig) below `Vm::run`'s stack pointer (and at
+//!   most [`MAX_NATIVE_DEPTH`] deep); a call beyond runs the callee in the interpreter (whose
+//!   frames live on the VM stack), so deep recursion cannot overflow the host stack, and
+//!   recursion past `max_depth` fails with the interpreter's `StackOverflow` error.
 //! - A trap raised anywhere below native code is returned to the interpreter that entered
 //!   native code and reported with the trap's location, as if the interpreter had raised it.
 //! - Native code keeps raw pointers into the register stack only while no VM code runs: every
@@ -50,6 +53,28 @@ use super::value::Value;
 
 /// Native activations that may nest on the host stack; deeper calls are interpreted.
 pub const MAX_NATIVE_DEPTH: usize = 200;
+
+/// Machine stack one native frame may take, at most: a direct native-to-native call of the
+/// function JIT, or an activation entered through the VM (the Rust frames of the call helper
+/// and `NativeEnv` included). Measured by `core/tests/jit_stack.rs` (which fails if a frame
+/// takes more) on x86_64 and aarch64, with the margin stated there.
+pub const NATIVE_FRAME_BYTES: usize = 3072;
+
+/// Default [`VmConfig::native_stack`](super::VmConfig): 128 KiB, so the default fits a host
+/// thread (2 MiB) with room to spare; a kernel with small stacks sets its own.
+pub const DEFAULT_NATIVE_STACK: usize = 128 * 1024;
+
+/// Machine stack a run needs beyond [`VmConfig::native_stack`](super::VmConfig): the
+/// interpreter, the JIT compiling a trace at the deepest point, and the runtime helpers
+/// (measured by `core/tests/jit_stack.rs`, with margin).
+pub const JIT_STACK_HEADROOM: usize = 96 * 1024;
+
+/// The current stack pointer, approximately (the address of a local).
+#[inline(always)]
+pub(super) fn stack_pointer() -> usize {
+    let marker = 0u8;
+    core::hint::black_box(&marker) as *const u8 as usize
+}
 
 /// Register-stack slots native code gets beyond its frame window for direct calls (when the
 /// memory cap leaves room for them).
@@ -247,7 +272,9 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         let budget = if self.vm.config.fuel.is_some() {
             0
         } else {
-            depth_left.min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth))
+            depth_left
+                .min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth))
+                .min(self.vm.native_frames_left())
         };
         let want = base + FRAME_WINDOW + DIRECT_SLACK;
         if self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
@@ -337,6 +364,13 @@ fn trap(kind: E, at: (usize, usize)) -> Trap {
 }
 
 impl Vm<'_> {
+    /// Native frames that still fit in the machine-stack budget
+    /// ([`VmConfig::native_stack`](super::VmConfig)) below the current stack pointer.
+    #[inline]
+    pub(super) fn native_frames_left(&self) -> usize {
+        stack_pointer().saturating_sub(self.stack_floor) / NATIVE_FRAME_BYTES
+    }
+
     /// Sets the call count at which a function is hot (1: on its first call); 0 keeps the
     /// loop threshold. Counting is on only when [`VmConfig::jit_threshold`](super::VmConfig)
     /// is.
@@ -359,7 +393,7 @@ impl Vm<'_> {
         base: usize,
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> Option<Rc<dyn NativeFunc>> {
-        if self.native_depth >= MAX_NATIVE_DEPTH {
+        if self.native_depth >= MAX_NATIVE_DEPTH || self.native_frames_left() == 0 {
             // The host stack is as deep as native calls may go: interpret this call.
             return None;
         }

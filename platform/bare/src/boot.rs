@@ -21,6 +21,22 @@ pub(crate) mod idt;
 
 use crate::{early_heap, exit, memory, println, serial};
 
+/// Bytes of stack the boot CPU runs on (secondary CPUs get as much, [`crate::smp::STACK_SIZE`]):
+/// room for kiln's JIT with the default budget (`VmConfig::native_stack`, 128 KiB, plus
+/// `JIT_STACK_HEADROOM`, 96 KiB) and the kernel's own frames. A kernel that runs `.kl` code on
+/// a smaller stack lowers `VmConfig::native_stack` to `stack - JIT_STACK_HEADROOM - its own use`.
+pub const STACK_SIZE: usize = 256 * 1024;
+
+core::arch::global_asm!(
+    ".pushsection .bss.kiln_bare_stack, \"aw\", @nobits",
+    ".balign 16",
+    ".skip {size}",
+    ".global kiln_bare_boot_stack_top",
+    "kiln_bare_boot_stack_top:",
+    ".popsection",
+    size = const STACK_SIZE,
+);
+
 /// A kernel's verdict: `Err` carries the reason, printed before the failure exit.
 pub type Verdict = Result<(), &'static str>;
 

@@ -1,4 +1,20 @@
-//! # kiln-bare: kiln on bare metal (QEMU x86_64 and aarch64 `virt`)
+//! # kiln-bare: kiln's QEMU harness for bare metal (x86_64 and aarch64 `virt`)
+//!
+//! This crate boots kiln's test kernels under QEMU: its boot code, linker scripts
+//! (`link/<arch>.ld`), Multiboot `mem_upper` probing, 8-CPU tables and QEMU exit devices are
+//! made for that and nothing else. A kernel of your own does not need it: kiln's allocator
+//! needs only a `MemorySource` (and [`kiln::global`] provides the global allocator), the JIT an
+//! `ExecMemory`. What is worth taking from here into a kernel:
+//!
+//! | part | what it is | depends on |
+//! |---|---|---|
+//! | [`segments::SegmentBitmap`] | free/used bitmap of 2 MiB segments over a RAM range; the core of a `MemorySource` (`memory.rs` wraps it in a lock) | `bitvec`; builds and is unit-tested on the host |
+//! | `heap::BareCpus` + `heap::HEAPS` | a `kiln::global::CpuPin` (interrupts masked, CPU index) and the per-CPU global allocator over it | the CPU index and interrupt masking of `cpu.rs` |
+//! | `sync::IrqMutex` | a spin lock held with interrupts masked | `cpu.rs` |
+//! | `exec::EXEC`, `paging.rs`, `tlb.rs`, `cache.rs` | an `ExecMemory`: a window of 4 KiB pages flipped between RW+NX and RX, with TLB shoot-down and icache maintenance | this crate's page tables |
+//!
+//! The `#[panic_handler]` (prints and fails the QEMU run) is behind the `panic-handler`
+//! feature, off by default, so linking kiln-bare never clashes with a kernel's own.
 //!
 //! ## Glossary
 //! - **image**: the kernel's loaded bytes, `__image_start..__image_end` (linker script in `link/`).
@@ -23,7 +39,8 @@
 //! ## kiln's platform contract, here
 //! ```text
 //!   MemorySource  memory::MEMORY     segment bitmap over RAM (segments.rs), early-heap storage
-//!   LocalSlot     heap::SLOT         HEAPS[cpu index], interrupts masked while in use
+//!   (per-CPU)     heap::HEAPS        kiln::global::PerCpuHeaps, CPUs named by heap::BareCpus
+//!                                    with interrupts masked while in use
 //!   ExecMemory    exec::EXEC         exec window, 4 KiB pages RW+NX <-> RX (paging.rs, cache.rs),
 //!                                    TLB shoot-down on every flip (tlb.rs)
 //!   Console       console::SerialConsole
@@ -74,7 +91,7 @@ mod lapic;
 pub mod memory;
 #[cfg(target_os = "none")]
 pub mod paging;
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", feature = "panic-handler"))]
 mod panic;
 #[cfg(all(target_os = "none", target_arch = "x86_64"))]
 #[path = "_arch/x86_64/port.rs"]

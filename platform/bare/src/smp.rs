@@ -22,8 +22,8 @@ mod arch;
 #[path = "_arch/x86_64/smp.rs"]
 mod arch;
 
-/// Bytes of stack each secondary CPU gets.
-pub const STACK_SIZE: usize = 64 * 1024;
+/// Bytes of stack each secondary CPU gets: as much as the boot CPU's.
+pub const STACK_SIZE: usize = crate::boot::STACK_SIZE;
 
 /// Why a CPU did not start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

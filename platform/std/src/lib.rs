@@ -1,5 +1,6 @@
 //! kiln on a hosted OS: the platform contract implemented with mmap and thread-locals, and
-//! [`KilnAlloc`], a `GlobalAlloc` on top of it.
+//! [`KilnAlloc`], the `GlobalAlloc`: kiln's own [`SlotHeaps`] over [`ThreadSlot`] (one heap per
+//! thread), with an invalid free aborting the process.
 //!
 //! ```text
 //!   thread-local LOCAL { heap, state }       state: Fresh -> Active -> Exited
@@ -20,11 +21,13 @@ pub mod exec;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::{Cell, UnsafeCell};
+use core::mem::ManuallyDrop;
 use core::ptr;
 
 use kiln::alloc::heap::Heap;
 use kiln::alloc::segment::{Pool, SEGMENT_SIZE};
 use kiln::alloc::FreeError;
+use kiln::global::SlotHeaps;
 use kiln::platform::{Console, LocalSlot, MemorySource};
 
 /// Segments from `mmap`: over-map by one segment, trim to alignment.
@@ -79,6 +82,10 @@ unsafe impl MemorySource for MmapSource {
         true // fresh anonymous mappings are zero-filled
     }
 
+    fn can_release_parts(&self) -> bool {
+        true // munmap takes any page-aligned part of a mapping
+    }
+
     fn can_decommit(&self) -> bool {
         true
     }
@@ -118,7 +125,9 @@ enum State {
 }
 
 struct Local {
-    heap: UnsafeCell<Heap>,
+    // Never dropped: the exit hook abandons the heap, and `LOCAL` must have no destructor so it
+    // stays reachable for a dying thread's late allocations.
+    heap: ManuallyDrop<UnsafeCell<Heap>>,
     state: Cell<State>,
 }
 
@@ -144,7 +153,10 @@ impl Drop for ExitHook {
 
 thread_local! {
     static LOCAL: Local = const {
-        Local { heap: UnsafeCell::new(Heap::new(&POOL)), state: Cell::new(State::Fresh) }
+        Local {
+            heap: ManuallyDrop::new(UnsafeCell::new(Heap::new(&POOL))),
+            state: Cell::new(State::Fresh),
+        }
     };
     static EXIT_HOOK: ExitHook = const { ExitHook };
 }
@@ -259,21 +271,21 @@ fn register_fork_handlers() {
     unsafe { libc::pthread_atfork(Some(prepare), Some(release), Some(release)) };
 }
 
+/// Every thread's heap, with kiln's one copy of the allocation protocol on top; an invalid
+/// free through `GlobalAlloc` aborts ([`invalid_free`]).
+pub static HEAPS: SlotHeaps<ThreadSlot> =
+    SlotHeaps::new(ThreadSlot).with_invalid_free(invalid_free);
+
 /// Allocates `size` bytes aligned to `align` from the calling thread's heap; null when out of
 /// memory or when `align` is not a power of two.
 #[inline(always)]
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
-    let local = local();
-    if let Some(heap) = active_heap_of(local) {
-        // SAFETY: the thread's own heap; nothing on this path re-enters kiln-std.
-        return unsafe { (*heap).alloc(size, align) };
-    }
-    with_heap_cold(local, |h| h.alloc(size, align))
+    HEAPS.alloc(size, align)
 }
 
 /// Like [`alloc`], zero-filled (see [`Heap::alloc_zeroed`]).
 pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-    ThreadSlot.with_heap(|h| h.alloc_zeroed(size, align))
+    HEAPS.alloc_zeroed(size, align)
 }
 
 /// Frees `p` (null is fine). A pointer kiln did not allocate, an interior pointer and (when the
@@ -283,13 +295,8 @@ pub fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
 /// If `p` is a live kiln block, nobody uses it after this call.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
-    let local = local();
-    if let Some(heap) = active_heap_of(local) {
-        // SAFETY: the thread's own heap; `p` is the caller's to give up (forwarded).
-        return unsafe { kiln::alloc::free(&mut *heap, p) };
-    }
     // SAFETY: forwarded (caller).
-    with_heap_cold(local, |h| unsafe { kiln::alloc::free(h, p) })
+    unsafe { HEAPS.free(p) }
 }
 
 /// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]); null on
@@ -299,21 +306,18 @@ pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
 /// `p` is null or a live kiln block allocated with `align`; afterwards only the result is used.
 pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
     // SAFETY: forwarded (caller).
-    ThreadSlot
-        .with_heap(|h| unsafe { kiln::alloc::realloc(h, p, new_size, align) })
-        .unwrap_or(ptr::null_mut())
+    unsafe { HEAPS.realloc(p, new_size, align) }.unwrap_or(ptr::null_mut())
 }
 
 /// Bytes usable at `p`, or `None` when `p` is not a live kiln block.
 pub fn usable_size(p: *const u8) -> Option<usize> {
-    kiln::alloc::usable_size(p)
+    HEAPS.usable_size(p)
 }
 
 /// Collects the calling thread's heap (remote frees, empty pages), adopts every abandoned
 /// segment, and returns cached empty segments to the platform.
 pub fn collect() {
-    ThreadSlot.with_heap(|h| h.collect());
-    POOL.trim();
+    HEAPS.collect()
 }
 
 /// Segments currently reserved from the OS.
@@ -323,14 +327,14 @@ pub fn segments_in_use() -> usize {
 
 /// Checks the calling thread's heap invariants.
 pub fn check() -> Result<(), kiln::alloc::check::CheckError> {
-    ThreadSlot.with_heap(|h| h.check())
+    HEAPS.check()
 }
 
 /// Reports an invalid free and aborts: the program has already corrupted its view of memory, and
 /// carrying on would hide the bug. Allocates nothing.
 #[cold]
 #[inline(never)]
-pub fn invalid_free(p: *mut u8, e: FreeError) -> ! {
+pub fn invalid_free(p: *mut u8, e: FreeError) {
     let mut buf = [0u8; 160];
     let msg = format_into(&mut buf, p, e);
     StdConsole.write_bytes(msg);
@@ -345,37 +349,32 @@ fn format_into(buf: &mut [u8], p: *mut u8, e: FreeError) -> &[u8] {
     &buf[..n]
 }
 
-/// kiln as the global allocator. Out of memory returns null; it never panics inside
-/// `GlobalAlloc`. Freeing a pointer kiln did not allocate aborts with a `kiln: ...` message.
+/// kiln as the global allocator: [`HEAPS`] (kiln's [`SlotHeaps`] over the thread's heap). Out
+/// of memory returns null; it never panics inside `GlobalAlloc`. Freeing a pointer kiln did not
+/// allocate aborts with a `kiln: ...` message.
 pub struct KilnAlloc;
 
-// SAFETY: blocks are at least `layout.size()` bytes, aligned to `layout.align()`, and not handed
-// out again until freed; all methods are thread-safe through per-thread heaps.
+// SAFETY: forwards every call to `HEAPS`, a `GlobalAlloc` with the same contract.
 unsafe impl GlobalAlloc for KilnAlloc {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        alloc(layout.size(), layout.align())
+        // SAFETY: forwarded (caller).
+        unsafe { GlobalAlloc::alloc(&HEAPS, layout) }
     }
 
-    #[inline]
-    unsafe fn dealloc(&self, p: *mut u8, _layout: Layout) {
-        // SAFETY: `p` was allocated by this allocator and is no longer used (GlobalAlloc contract).
-        if let Err(e) = unsafe { free(p) } {
-            invalid_free(p, e);
-        }
+    #[inline(always)]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        // SAFETY: forwarded (caller).
+        unsafe { GlobalAlloc::dealloc(&HEAPS, p, layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        alloc_zeroed(layout.size(), layout.align())
+        // SAFETY: forwarded (caller).
+        unsafe { GlobalAlloc::alloc_zeroed(&HEAPS, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: GlobalAlloc contract: `p` is ours with `layout`.
-        let r = ThreadSlot
-            .with_heap(|h| unsafe { kiln::alloc::realloc(h, p, new_size, layout.align()) });
-        match r {
-            Ok(q) => q,
-            Err(e) => invalid_free(p, e),
-        }
+        // SAFETY: forwarded (caller).
+        unsafe { GlobalAlloc::realloc(&HEAPS, p, layout, new_size) }
     }
 }

@@ -69,6 +69,8 @@ fn cross_thread_churn_stays_correct() {
                     }
                 }
                 drop(senders);
+                // The invariant walker over this thread's heap after the churn.
+                kiln_std::check().unwrap();
                 (rx, received, map.len())
             })
         })
@@ -83,6 +85,44 @@ fn cross_thread_churn_stays_correct() {
         assert_eq!(received, ITEMS);
         assert_eq!(keys, 512);
     }
+    kiln_std::collect();
+    kiln_std::check().unwrap();
+    assert_eq!(kiln_std::HEAPS.invalid_frees(), 0);
+}
+
+/// Every power-of-two alignment up to 1 GiB through `GlobalAlloc` (`Layout` as Rust code asks
+/// for it): aligned, usable, and given back.
+#[test]
+fn global_alloc_serves_alignments_up_to_one_gib() {
+    use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, Layout};
+    for shift in 4..=30 {
+        let align = 1usize << shift;
+        for size in [8, align + 3] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: non-zero size; every block is written within bounds and freed once.
+            unsafe {
+                let p = if shift % 2 == 0 {
+                    alloc(layout)
+                } else {
+                    alloc_zeroed(layout)
+                };
+                assert!(!p.is_null(), "size {size} align {align}");
+                assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                assert!(kiln_std::usable_size(p).unwrap() >= size);
+                if shift % 2 == 1 {
+                    assert_eq!(*p.add(size - 1), 0, "zeroed");
+                }
+                *p = 0x11;
+                *p.add(size - 1) = 0x22;
+                let q = realloc(p, layout, size + 4096);
+                assert!(!q.is_null() && (q as usize).is_multiple_of(align));
+                assert_eq!((*q, *q.add(size - 1)), (0x11, 0x22));
+                dealloc(q, Layout::from_size_align(size + 4096, align).unwrap());
+            }
+        }
+    }
+    kiln_std::collect();
+    kiln_std::check().unwrap();
 }
 
 /// A thread whose first allocation happens while its thread-locals are being destroyed (in a

@@ -1,7 +1,7 @@
 //! `kiln-preload-probe SCENARIO`: exercises the C allocation API of whatever `malloc` the process
 //! has; run it under `LD_PRELOAD=target/release/libkiln.so` (see `cargo xtask test preload`).
 //!
-//! Scenarios: `api` (C semantics and alignment up to 1 MiB), `threads` (cross-thread frees with
+//! Scenarios: `api` (C semantics and every alignment up to 1 GiB), `threads` (cross-thread frees with
 //! content checks), `fork` (fork while other threads allocate; children must not deadlock),
 //! and the misuse cases `double-free`, `interior-free`, `foreign-free`, `realloc-interior`, which must abort
 //! with a `kiln: ...` message.
@@ -202,15 +202,88 @@ fn api() -> Check {
                 c::free(p2);
             }
         }
-        // kiln aligns up to half a segment (1 MiB); beyond that a clean failure.
+        // Alignments of a segment (2 MiB) and more, up to 1 GiB: every entry point, a 5 MiB
+        // block (huge pages, DMA buffers), written at both ends, and realloc keeps it.
+        for shift in 21..=30 {
+            let align = 1usize << shift;
+            let size = 5 << 20;
+            let mut p: *mut c_void = std::ptr::null_mut();
+            let rc = c::posix_memalign(&mut p, align, size);
+            ensure(
+                rc == 0 && (p as usize).is_multiple_of(align),
+                &format!("posix_memalign({align}, 5 MiB) returned {rc}"),
+            )?;
+            fill(p, size, 4);
+            let q = c::realloc(p, size + 4096);
+            ensure(
+                holds(q, size, 4),
+                "realloc of a segment-aligned block keeps contents",
+            )?;
+            c::free(q);
+            let p = c::aligned_alloc(align, size);
+            ensure(
+                !p.is_null() && (p as usize).is_multiple_of(align),
+                &format!("aligned_alloc({align}, 5 MiB)"),
+            )?;
+            ensure(
+                c::malloc_usable_size(p) >= size,
+                "usable size of an aligned block",
+            )?;
+            fill(p, size, 5);
+            c::free(p);
+            let p = c::memalign(align, 8);
+            ensure(
+                !p.is_null() && (p as usize).is_multiple_of(align),
+                &format!("memalign({align}, 8)"),
+            )?;
+            c::free(p);
+        }
+        // A non-power-of-two alignment beyond a segment is still EINVAL / rounded up.
         let mut p: *mut c_void = std::ptr::null_mut();
         ensure(
-            c::posix_memalign(&mut p, 2 << 20, 8) == libc::ENOMEM,
-            "2 MiB alignment: ENOMEM",
+            c::posix_memalign(&mut p, 3 << 20, 8) == libc::EINVAL,
+            "posix_memalign(3 MiB) EINVAL",
+        )?;
+        set_errno(0);
+        ensure(
+            c::aligned_alloc(3 << 20, 8).is_null() && errno() == libc::EINVAL,
+            "aligned_alloc(3 MiB) EINVAL",
+        )?;
+        let p = c::memalign(3 << 20, 8);
+        ensure(
+            !p.is_null() && (p as usize).is_multiple_of(4 << 20),
+            "memalign(3 MiB) rounds up to 4 MiB",
+        )?;
+        c::free(p);
+        // Memory runs out: ENOMEM / null with errno, nothing else disturbed.
+        let mut p: *mut c_void = std::ptr::null_mut();
+        ensure(
+            c::posix_memalign(&mut p, 1 << 30, usize::MAX / 2) == libc::ENOMEM && p.is_null(),
+            "posix_memalign of an impossible size: ENOMEM",
+        )?;
+        set_errno(0);
+        ensure(
+            c::aligned_alloc(1 << 30, usize::MAX / 2).is_null() && errno() == libc::ENOMEM,
+            "aligned_alloc of an impossible size: null, ENOMEM",
+        )?;
+        set_errno(0);
+        ensure(
+            c::memalign(1 << 30, usize::MAX / 2).is_null() && errno() == libc::ENOMEM,
+            "memalign of an impossible size: null, ENOMEM",
+        )?;
+        set_errno(0);
+        ensure(
+            c::valloc(usize::MAX / 2).is_null() && errno() == libc::ENOMEM,
+            "valloc of an impossible size: null, ENOMEM",
+        )?;
+        set_errno(0);
+        ensure(
+            c::pvalloc(usize::MAX - 10).is_null() && errno() == libc::ENOMEM,
+            "pvalloc of an overflowing size: null, ENOMEM",
         )?;
         ensure(
-            c::aligned_alloc(2 << 20, 8).is_null(),
-            "2 MiB aligned_alloc: null",
+            c::memalign(usize::MAX, 8).is_null(),
+            "memalign of an alignment with no power of two above it: null",
         )?;
         let p = c::memalign(48, 10);
         ensure(

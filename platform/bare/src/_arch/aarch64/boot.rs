@@ -27,7 +27,7 @@ _start:
 0:  wfe                              /* a secondary CPU: PSCI CPU_ON starts it elsewhere */
     b 0b
 1:  bl kiln_bare_enter_el1
-    ldr x1, =boot_stack_top
+    ldr x1, =kiln_bare_boot_stack_top
     mov sp, x1
     ldr x1, =__bss_start
     ldr x2, =__bss_end
@@ -101,11 +101,6 @@ vector_common:
     mov sp, x1
     eret
 
-    .section .bss.stack, "aw", @nobits
-    .balign 16
-boot_stack:
-    .skip 64 * 1024
-boot_stack_top:
     "#
 );
 

@@ -38,7 +38,7 @@ mb_header:
     .global _start32
 _start32:
     cli
-    mov $boot_stack_top, %esp
+    mov $kiln_bare_boot_stack_top, %esp
     mov %eax, %edi                   /* Multiboot magic -> first argument */
     mov %ebx, %esi                   /* Multiboot info  -> second argument */
 
@@ -87,7 +87,7 @@ start64:
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
-    mov $boot_stack_top, %rsp
+    mov $kiln_bare_boot_stack_top, %rsp
     xor %ebp, %ebp
     mov %edi, %edi
     mov %esi, %esi
@@ -118,10 +118,6 @@ boot_pdpt:
     .global kiln_bare_boot_pd
 kiln_bare_boot_pd:
     .skip 4096 * 4
-    .balign 16
-boot_stack:
-    .skip 64 * 1024
-boot_stack_top:
     "#,
     options(att_syntax)
 );
