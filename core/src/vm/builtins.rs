@@ -76,7 +76,7 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
         }
         Builtin::Len => match arg(0) {
             Value::Str(s) => Value::Int(s.as_str().len() as i64),
-            Value::Array(a) => Value::Int(a.items.borrow().len() as i64),
+            Value::Array(a) => Value::Int(a.len() as i64),
             v => {
                 return Err(E::Type {
                     op: "take len of",
