@@ -161,12 +161,13 @@ fn out_of_range(i: i64, len: usize) -> E {
 /// An index as `usize`, saturating: a negative index or one past `usize` (32-bit targets)
 /// becomes `usize::MAX`, which no array length reaches. A no-op on 64-bit targets.
 #[inline(always)]
-fn index_of(i: i64) -> usize {
+pub(super) fn index_of(i: i64) -> usize {
     (i as u64).min(usize::MAX as u64) as usize
 }
 
 /// `x[i]` for arrays.
-#[inline(always)]
+#[cold]
+#[inline(never)]
 pub fn get_index(x: &Value, i: &Value) -> Result<Value, E> {
     match (x, i) {
         (Value::Array(arr), Value::Int(i)) => {
@@ -179,7 +180,8 @@ pub fn get_index(x: &Value, i: &Value) -> Result<Value, E> {
 }
 
 /// `x[i] = v` for arrays.
-#[inline(always)]
+#[cold]
+#[inline(never)]
 pub fn set_index(x: &Value, i: &Value, v: Value) -> Result<(), E> {
     match (x, i) {
         (Value::Array(arr), Value::Int(i)) => match arr.replace(index_of(*i), v) {

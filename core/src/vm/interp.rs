@@ -677,11 +677,24 @@ impl<'p> Vm<'p> {
                         pc += 1;
                     }
                     byte::GetIdx => {
+                        if let (Value::Array(arr), Value::Int(i)) = (&regs[b(w)], &regs[c(w)]) {
+                            if let Some(v) = arr.get(super::arith::index_of(*i)) {
+                                put!(a(w), v);
+                                pc += 1;
+                                continue;
+                            }
+                        }
                         let v = tri!(super::arith::get_index(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), v);
                         pc += 1;
                     }
                     byte::SetIdx => {
+                        if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
+                            if arr.set_inline(super::arith::index_of(*i), &regs[c(w)]) {
+                                pc += 1;
+                                continue;
+                            }
+                        }
                         let v = regs[c(w)].clone();
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
                         pc += 1;

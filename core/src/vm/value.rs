@@ -213,6 +213,25 @@ impl ArrayObj {
         Ok(unsafe { core::ptr::replace(self.ptr.get().add(i), v) })
     }
 
+    /// Stores `v` at `i` when neither `v` nor the element there owns anything (nil, bool,
+    /// int, float): a plain 16-byte copy, no reference counts, nothing to drop. Returns false
+    /// (and changes nothing) otherwise, or when `i` is past the end.
+    #[inline(always)]
+    pub fn set_inline(&self, i: usize, v: &Value) -> bool {
+        if i >= self.len.get() || v.tag() >= TAG_STR {
+            return false;
+        }
+        // SAFETY: `i < len`, so the slot is initialised and inside the buffer.
+        let slot = unsafe { &mut *self.ptr.get().add(i) };
+        if slot.tag() >= TAG_STR {
+            return false;
+        }
+        // SAFETY: both values own nothing, so overwriting one with a bitwise copy of the other
+        // leaks nothing and duplicates no ownership.
+        unsafe { core::ptr::copy_nonoverlapping(v, slot, 1) };
+        true
+    }
+
     /// Clones of all elements, in order.
     pub fn to_vec(&self) -> Result<Vec<Value>, OverCap> {
         let n = self.len.get();
@@ -281,6 +300,13 @@ impl Value {
             bytes,
             meter.clone(),
         ))))
+    }
+
+    /// The tag word (`TAG_*`); the heap kinds are the ones at or above [`TAG_STR`].
+    #[inline(always)]
+    pub fn tag(&self) -> u64 {
+        // SAFETY: `Value` is `repr(u64)`, so its first 8 bytes are the tag word.
+        unsafe { *(self as *const Value as *const u64) }
     }
 
     /// `nil` and `false` are false; everything else (including 0) is true.
