@@ -28,7 +28,7 @@ use super::bytecode::{a, b, bx, byte, c, sbx};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
 use super::native::{HotFunc, NativeEnv, NativeFunc};
 use super::program::{Const, Program};
-use super::value::{Meter, MeterCell, Value};
+use super::value::{Meter, MeterCell, Value, TAG_STR};
 use super::verify::verify;
 
 /// Limits and knobs a host sets before running untrusted code.
@@ -450,11 +450,16 @@ impl<'p> Vm<'p> {
                         }
                         pc += 1;
                     }};
-                    ($f:ident, $rhs:expr, $fop:tt) => {{
+                    ($f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
                                 regs[a(w)] = Value::Float(r);
+                            }
+                            // Division by zero goes to `arith`, which reports it.
+                            (Value::Int(x), Value::Int(y)) if *y != 0 => {
+                                let r = x.$iop(*y);
+                                regs[a(w)] = Value::Int(r);
                             }
                             (x, y) => {
                                 let v = tri!(super::arith::$f(x, y, &self.meter));
@@ -551,13 +556,13 @@ impl<'p> Vm<'p> {
                     byte::Add => arith!(add, &regs[c(w)], wrapping_add, +),
                     byte::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
                     byte::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
-                    byte::Div => arith!(div, &regs[c(w)], /),
-                    byte::Mod => arith!(rem, &regs[c(w)], %),
+                    byte::Div => arith!(div, &regs[c(w)], wrapping_div if nonzero, /),
+                    byte::Mod => arith!(rem, &regs[c(w)], wrapping_rem if nonzero, %),
                     byte::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
                     byte::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
                     byte::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
-                    byte::DivK => arith!(div, &kk[c(w)], /),
-                    byte::ModK => arith!(rem, &kk[c(w)], %),
+                    byte::DivK => arith!(div, &kk[c(w)], wrapping_div if nonzero, /),
+                    byte::ModK => arith!(rem, &kk[c(w)], wrapping_rem if nonzero, %),
                     byte::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         put!(a(w), v);
@@ -604,7 +609,9 @@ impl<'p> Vm<'p> {
                         if self.frames.len() >= self.config.max_depth {
                             bail!(E::StackOverflow);
                         }
-                        let cf = &prog.funcs[callee];
+                        // SAFETY: the verifier checked that every `call` names an existing
+                        // function (`check_call`).
+                        let cf = unsafe { prog.funcs.get_unchecked(callee) };
                         tri!(self.charge(cf.code.len()));
                         let new_base = base + a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
@@ -652,8 +659,14 @@ impl<'p> Vm<'p> {
                         } else {
                             Value::Nil
                         };
-                        // Collection point: the callee's registers are released here.
-                        regs[..nregs].iter_mut().for_each(|r| *r = Value::Nil);
+                        // Collection point: the callee's registers are released here. Only
+                        // heap values need it; the rest are dead and never read again (the
+                        // verifier proves every register is written before it is read).
+                        for r in regs[..nregs].iter_mut() {
+                            if r.tag() >= TAG_STR {
+                                *r = Value::Nil;
+                            }
+                        }
                         if self.frames.len() <= start.stop {
                             return Ok(v);
                         }
@@ -662,7 +675,9 @@ impl<'p> Vm<'p> {
                         };
                         regs[0] = v;
                         fi = fr.func as usize;
-                        func = &prog.funcs[fi];
+                        // SAFETY: `fr.func` was the index of a running function when the
+                        // frame was pushed.
+                        func = unsafe { prog.funcs.get_unchecked(fi) };
                         base = fr.base as usize;
                         pc = fr.ret_pc as usize;
                         tri!(self.charge(func.code.len() - pc));
