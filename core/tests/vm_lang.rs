@@ -137,3 +137,62 @@ fn value_layout_is_the_documented_one() {
     assert_eq!(tag(&Value::Float(1.5)), TAG_FLOAT);
     assert_eq!(payload(&Value::Float(1.5)), 1.5f64.to_bits());
 }
+
+#[test]
+fn array_elements_of_every_kind_by_register_and_immediate_index() {
+    // Immediate indices (`v[2]`) and register indices (`v[i]`) must agree, for numbers and for
+    // heap values replacing numbers and the other way round (the reference-counted path).
+    let src = "let v = [1, 2.5, \"s\", [7], nil, true];\n\
+               let i = 0;\n\
+               while i < 6 { print(v[i]); i = i + 1; }\n\
+               print(v[0], v[1], v[2], v[3], v[4], v[5]);\n\
+               v[0] = \"a\" + \"b\"; v[2] = 3; v[3] = v[3]; let j = 4; v[j] = [v[0]]; v[5] = v;\n\
+               print(v[0], v[2], v[3], v[4], len(v[5]));\n\
+               v[5] = 0; v[j] = 1.5; v[1] = v[2]; v[3][0] = v[3];\n\
+               print(v[1], v[4], v[5], len(v[3][0][0]), v[255 - 250]);";
+    assert_eq!(
+        run(src),
+        "1\n2.5\ns\n[7]\nnil\ntrue\n1 2.5 s [7] nil true\nab 3 [7] [ab] 6\n3 1.5 0 1 0\n"
+    );
+}
+
+#[test]
+fn immediate_index_errors_match_register_index_errors() {
+    let run_err = |src: &str| {
+        let mut out = String::new();
+        let e = run_source(src, &[], VmConfig::default(), &mut out)
+            .unwrap_err()
+            .to_string();
+        // The message without its location (the two forms differ in PC and line).
+        e.split_once("): ").map(|(_, m)| m.to_string()).unwrap_or(e)
+    };
+    for (imm, reg) in [
+        (
+            "let a = [1];\nprint(a[1]);",
+            "let a = [1];\nlet i = 1;\nprint(a[i]);",
+        ),
+        (
+            "let a = [1];\na[200] = 2;",
+            "let a = [1];\nlet i = 200;\na[i] = 2;",
+        ),
+        (
+            "let a = 5;\nprint(a[0]);",
+            "let a = 5;\nlet i = 0;\nprint(a[i]);",
+        ),
+        (
+            "let a = \"x\";\na[0] = 1;",
+            "let a = \"x\";\nlet i = 0;\na[i] = 1;",
+        ),
+        (
+            "let a = [[1]];\na[0] = a[1];",
+            "let a = [[1]];\nlet i = 1;\na[0] = a[i];",
+        ),
+    ] {
+        assert_eq!(run_err(imm), run_err(reg), "{imm}");
+    }
+    // 2^32 + 1 must not wrap to 1 on any target.
+    assert_eq!(
+        run_err("let a = [1, 2];\nprint(a[4294967297]);"),
+        "index out of range: index 4294967297, length 2"
+    );
+}

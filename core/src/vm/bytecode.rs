@@ -68,6 +68,8 @@ pub enum Kind {
     Window,
     /// The number of registers in the window.
     Count,
+    /// An unsigned 8-bit immediate (a constant array index).
+    Index,
 }
 
 macro_rules! opcodes {
@@ -186,6 +188,10 @@ opcodes! {
     GetIdx = "getidx" [A: Write, B: Read, C: Read];
     /// `A[B] = C`
     SetIdx = "setidx" [A: Read, B: Read, C: Read];
+    /// `A = B[C]` with C an immediate index (`v[3]`)
+    GetIdxI = "getidxi" [A: Write, B: Read, C: Index];
+    /// `A[B] = C` with B an immediate index (`v[3] = x`)
+    SetIdxI = "setidxi" [A: Read, B: Index, C: Read];
 }
 
 impl Op {
@@ -284,7 +290,7 @@ pub fn disassemble_one(
                     let _ = write!(comment, " k{v}={k}");
                 }
             }
-            Kind::Imm | Kind::Flag | Kind::Count => write!(out, "{v}")?,
+            Kind::Imm | Kind::Flag | Kind::Count | Kind::Index => write!(out, "{v}")?,
             Kind::Target => write!(out, "@{v}")?,
             Kind::Func => {
                 write!(out, "f{v}")?;

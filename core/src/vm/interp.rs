@@ -714,6 +714,31 @@ impl<'p> Vm<'p> {
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
                         pc += 1;
                     }
+                    byte::GetIdxI => {
+                        if let Value::Array(arr) = &regs[b(w)] {
+                            if let Some(v) = arr.get(c(w)) {
+                                put!(a(w), v);
+                                pc += 1;
+                                continue;
+                            }
+                        }
+                        let i = Value::Int(c(w) as i64);
+                        let v = tri!(super::arith::get_index(&regs[b(w)], &i));
+                        put!(a(w), v);
+                        pc += 1;
+                    }
+                    byte::SetIdxI => {
+                        if let Value::Array(arr) = &regs[a(w)] {
+                            if arr.set_inline(b(w), &regs[c(w)]) {
+                                pc += 1;
+                                continue;
+                            }
+                        }
+                        let v = regs[c(w)].clone();
+                        let i = Value::Int(b(w) as i64);
+                        tri!(super::arith::set_index(&regs[a(w)], &i, v));
+                        pc += 1;
+                    }
                     _ => bail!(E::BadArgument("unknown opcode (program not verified)")),
                 }
             }

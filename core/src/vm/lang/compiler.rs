@@ -186,6 +186,13 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let k = self.num_literal(e)?;
         u8::try_from(self.prog.intern(k)).ok()
     }
+    /// An int literal index in `0..=255`, which `getidxi`/`setidxi` take as an immediate.
+    fn small_index(&self, e: ExprId) -> Option<u8> {
+        match self.ast.expr(e).kind {
+            ExprKind::Int(i) => u8::try_from(i).ok(),
+            _ => None,
+        }
+    }
     /// The value of a numeric literal, folding a leading minus (`-1`, `-2.5`).
     fn num_literal(&self, e: ExprId) -> Option<Const> {
         match self.ast.expr(e).kind {
@@ -236,8 +243,14 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 }
             }
             StmtKind::SetIndex(obj, idx, v) => {
-                let (o, i, v) = (self.expr_any(obj)?, self.expr_any(idx)?, self.expr_any(v)?);
-                self.emit_abc(Op::SetIdx, o, i, v);
+                let o = self.expr_any(obj)?;
+                if let Some(k) = self.small_index(idx) {
+                    let v = self.expr_any(v)?;
+                    self.emit_abc(Op::SetIdxI, o, k, v);
+                } else {
+                    let (i, v) = (self.expr_any(idx)?, self.expr_any(v)?);
+                    self.emit_abc(Op::SetIdx, o, i, v);
+                }
             }
             StmtKind::Expr(e) => {
                 self.expr_any(e)?;
@@ -529,9 +542,15 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 self.call(name, args, dst, ex)?;
             }
             ExprKind::Index(obj, idx) => {
-                let (o, i) = (self.expr_any(obj)?, self.expr_any(idx)?);
-                self.at(ex.line, ex.col);
-                self.emit_abc(Op::GetIdx, dst, o, i);
+                let o = self.expr_any(obj)?;
+                if let Some(k) = self.small_index(idx) {
+                    self.at(ex.line, ex.col);
+                    self.emit_abc(Op::GetIdxI, dst, o, k);
+                } else {
+                    let i = self.expr_any(idx)?;
+                    self.at(ex.line, ex.col);
+                    self.emit_abc(Op::GetIdx, dst, o, i);
+                }
             }
             ExprKind::Array(items) => {
                 let (base, n) = self.window(items)?;
