@@ -196,3 +196,17 @@ fn immediate_index_errors_match_register_index_errors() {
         "index out of range: index 4294967297, length 2"
     );
 }
+
+#[test]
+fn sqrt_is_correctly_rounded() {
+    // Every result must be the IEEE 754 square root, bit for bit (what Lua's math.sqrt and C's
+    // sqrt print), for ints and floats, in the interpreter's fast path and its generic path.
+    let src = "let i = 0;\nwhile i < 2000 {\n  print(sqrt(i * 1.37 + 0.001), sqrt(i));\n  i = i + 1;\n}\nprint(sqrt(-1.0), sqrt(0.0), sqrt(1.0 / 0.0));";
+    let mut want = String::new();
+    for i in 0..2000 {
+        let x = i as f64 * 1.37 + 0.001;
+        want.push_str(&format!("{:?} {:?}\n", x.sqrt(), (i as f64).sqrt()));
+    }
+    want.push_str("NaN 0.0 inf\n");
+    assert_eq!(run(src), want);
+}

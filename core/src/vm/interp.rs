@@ -641,6 +641,14 @@ impl<'p> Vm<'p> {
                     }
                     byte::CallB => {
                         let (first, n) = (a(w), c(w));
+                        // `sqrt` of a float, the one builtin hot inside numeric loops.
+                        if b(w) == Builtin::Sqrt as usize {
+                            if let Value::Float(x) = regs[first] {
+                                regs[first] = Value::Float(builtins::sqrt(x));
+                                pc += 1;
+                                continue;
+                            }
+                        }
                         let Some(bi) = Builtin::from_index(b(w)) else {
                             bail!(E::BadArgument("unknown builtin"))
                         };
