@@ -412,3 +412,18 @@ fn the_example_corpus_agrees_with_the_interpreter() {
         assert_log_lines_well_formed(&r.log);
     }
 }
+
+#[test]
+fn fused_le_and_variable_step_loops_compile_and_match() {
+    let r = same_as_interpreter(
+        "let n = 3000; let s = 0; let i = 1; let k = 3; let x = 0.0;
+         while i <= n { s = s + i % 7; i = i + k; }
+         let j = 0; let m = 2500;
+         while j < m { x = x + 0.5; j = j + k; }
+         let f = 0.25;
+         while f <= 900.0 { s = s + 1; f = f + 0.5; }
+         print(s, i, j, x, f);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 3, "{:?}\n{}", r.stats, r.log);
+}

@@ -210,3 +210,32 @@ fn sqrt_is_correctly_rounded() {
     want.push_str("NaN 0.0 inf\n");
     assert_eq!(run(src), want);
 }
+
+#[test]
+fn fused_loop_steps_keep_add_and_compare_semantics() {
+    // `<` and `<=`, constant and variable steps and limits: each loop's last statement is the
+    // step, so each compiles to one fused instruction; the result must be what separate `add`
+    // and compare instructions give, also for floats, mixed numbers and strings.
+    let src = "let n = 10; let s = 0; let i = 0;\n\
+               while i <= n { s = s + i; i = i + 1; }\n\
+               let j = 1; let k = 3;\n\
+               let h = 100; while j <= h { s = s + j; j = j + k; }\n\
+               let m = 200; while j < m { s = s + 1; j = j + k; }\n\
+               let x = 0.5;\n\
+               while x <= 4 { s = s + 1; x = x + 0.75; }\n\
+               let t = \"a\";\n\
+               while t <= \"aaaa\" { s = s + 1; t = t + \"a\"; }\n\
+               let d = 0 - 1;\n\
+               let y = 5; while y <= 9 { y = y + d; if y < 0 { break; } }\n\
+               print(s, i, j, x, t, y);";
+    assert_eq!(run(src), "1814 11 202 4.25 aaaaa -1\n");
+    let dis = {
+        let prog = kiln::vm::lang::compile(src).unwrap();
+        let mut out = String::new();
+        kiln::vm::bytecode::disassemble(&mut out, &prog).unwrap();
+        out
+    };
+    for op in ["forle ", "forltr ", "forler "] {
+        assert!(dis.contains(op), "no `{op}` in\n{dis}");
+    }
+}

@@ -342,7 +342,12 @@ impl FuncRecorder<'_, '_> {
             byte::Ret => return Ok(Next::Ret(Some(a(w)))),
             byte::RetNil => return Ok(Next::Ret(None)),
             // A counted loop's step-and-branch: the loop JIT's business.
-            byte::ForLt | byte::ForLtK => return Err(Abort::FuncLoop),
+            byte::ForLt
+            | byte::ForLtK
+            | byte::ForLe
+            | byte::ForLeK
+            | byte::ForLtR
+            | byte::ForLeR => return Err(Abort::FuncLoop),
             other => return Err(Abort::Unsupported(other)),
         }
         Ok(Next::Pc(pc + 1))

@@ -494,10 +494,14 @@ impl<'p> Vm<'p> {
                         }
                     }};
                 }
-                // `A += K[B]; if A < limit goto Ext`, with `add` and `lt` semantics.
+                // `A += step; if A < limit goto Ext` (or `<=`), with `add` and `lt`/`le`
+                // semantics.
                 macro_rules! for_loop {
-                    ($limit:expr) => {{
-                        match (&regs[a(w)], &kk[b(w)]) {
+                    ($limit:expr) => {
+                        for_loop!(&kk[b(w)], $limit, <, lt)
+                    };
+                    ($step:expr, $limit:expr, $op:tt, $slow:ident) => {{
+                        match (&regs[a(w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
                                 regs[a(w)] = Value::Int(r);
@@ -512,9 +516,9 @@ impl<'p> Vm<'p> {
                             }
                         }
                         let taken = match (&regs[a(w)], $limit) {
-                            (Value::Int(x), Value::Int(y)) => x < y,
-                            (Value::Float(x), Value::Float(y)) => x < y,
-                            (x, y) => tri!(super::arith::lt(x, y)),
+                            (Value::Int(x), Value::Int(y)) => x $op y,
+                            (Value::Float(x), Value::Float(y)) => x $op y,
+                            (x, y) => tri!(super::arith::$slow(x, y)),
                         };
                         if taken {
                             jump!();
@@ -604,6 +608,10 @@ impl<'p> Vm<'p> {
                     byte::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
                     byte::ForLtK => for_loop!(&kk[c(w)]),
                     byte::ForLt => for_loop!(&regs[c(w)]),
+                    byte::ForLeK => for_loop!(&kk[b(w)], &kk[c(w)], <=, le),
+                    byte::ForLe => for_loop!(&kk[b(w)], &regs[c(w)], <=, le),
+                    byte::ForLtR => for_loop!(&regs[b(w)], &regs[c(w)], <, lt),
+                    byte::ForLeR => for_loop!(&regs[b(w)], &regs[c(w)], <=, le),
                     byte::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {

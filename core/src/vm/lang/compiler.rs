@@ -347,16 +347,19 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         if last < top || last + 1 != self.here() {
             return Ok(false);
         }
-        // `addk A, B, C` with A == B: an in-place step by the constant C.
+        // `addk A, A, K` (an in-place step by a constant) or `add A, A, R` (by a register).
         let w = self.func.code[last];
         let (a, b, k) = ((w >> 8) as u8, (w >> 16) as u8, (w >> 24) as u8);
+        let step_reg = w as u8 == Op::Add as u8;
         // The body's scope is closed: a variable the body declared no longer resolves (it
         // cannot be the loop variable), so it is not fused rather than an error.
-        if w as u8 != Op::AddK as u8 || a != b || self.lookup(var).ok() != Some(a) {
+        if !(step_reg || w as u8 == Op::AddK as u8) || a != b || self.lookup(var).ok() != Some(a) {
             return Ok(false);
         }
-        let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else {
-            return Ok(false);
+        let (le, l, r) = match self.ast.expr(cond).kind {
+            ExprKind::Binary(BinOp::Lt, l, r) => (false, l, r),
+            ExprKind::Binary(BinOp::Le, l, r) => (true, l, r),
+            _ => return Ok(false),
         };
         let ExprKind::Var(name) = self.ast.expr(l).kind else {
             return Ok(false);
@@ -364,10 +367,22 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         if name != var {
             return Ok(false);
         }
-        let fused = if let Some(limit) = self.small_num_const(r) {
-            encode_abc(Op::ForLtK, a, k, limit)
+        let const_limit = if step_reg {
+            None
+        } else {
+            self.small_num_const(r)
+        };
+        let fused = if let Some(limit) = const_limit {
+            let op = if le { Op::ForLeK } else { Op::ForLtK };
+            encode_abc(op, a, k, limit)
         } else if let ExprKind::Var(limit) = self.ast.expr(r).kind {
-            encode_abc(Op::ForLt, a, k, self.lookup(limit)?)
+            let op = match (step_reg, le) {
+                (false, false) => Op::ForLt,
+                (false, true) => Op::ForLe,
+                (true, false) => Op::ForLtR,
+                (true, true) => Op::ForLeR,
+            };
+            encode_abc(op, a, k, self.lookup(limit)?)
         } else {
             return Ok(false);
         };
