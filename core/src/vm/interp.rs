@@ -24,7 +24,7 @@ use liballoc::vec::Vec;
 use liballoc::rc::Rc;
 
 use super::builtins::{self, Builtin, Env};
-use super::bytecode::{a, b, bx, byte, c, sbx};
+use super::bytecode::{a, b, bx, c, sbx, Op};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
 use super::native::{HotFunc, NativeEnv, NativeFunc};
 use super::program::{Const, Program};
@@ -536,83 +536,88 @@ impl<'p> Vm<'p> {
                         }
                     }};
                 }
-                match w as u8 {
-                    byte::Move => {
+                // SAFETY: `Vm::new` verified that every instruction start holds a valid
+                // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
+                // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
+                // `match` on `Op` needs no range check before its jump table.
+                let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
+                match op {
+                    Op::Move => {
                         put!(a(w), regs[b(w)].clone());
                         pc += 1;
                     }
-                    byte::LoadK => {
+                    Op::LoadK => {
                         put!(a(w), consts[bx(w)].clone());
                         pc += 1;
                     }
-                    byte::LoadInt => {
+                    Op::LoadInt => {
                         put!(a(w), Value::Int(sbx(w)));
                         pc += 1;
                     }
-                    byte::LoadNil => {
+                    Op::LoadNil => {
                         put!(a(w), Value::Nil);
                         pc += 1;
                     }
-                    byte::LoadBool => {
+                    Op::LoadBool => {
                         put!(a(w), Value::Bool(b(w) != 0));
                         pc += 1;
                     }
-                    byte::Add => arith!(add, &regs[c(w)], wrapping_add, +),
-                    byte::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
-                    byte::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
-                    byte::Div => arith!(div, &regs[c(w)], wrapping_div if nonzero, /),
-                    byte::Mod => arith!(rem, &regs[c(w)], wrapping_rem if nonzero, %),
-                    byte::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
-                    byte::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
-                    byte::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
-                    byte::DivK => arith!(div, &kk[c(w)], wrapping_div if nonzero, /),
-                    byte::ModK => arith!(rem, &kk[c(w)], wrapping_rem if nonzero, %),
-                    byte::Neg => {
+                    Op::Add => arith!(add, &regs[c(w)], wrapping_add, +),
+                    Op::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
+                    Op::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
+                    Op::Div => arith!(div, &regs[c(w)], wrapping_div if nonzero, /),
+                    Op::Mod => arith!(rem, &regs[c(w)], wrapping_rem if nonzero, %),
+                    Op::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
+                    Op::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
+                    Op::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
+                    Op::DivK => arith!(div, &kk[c(w)], wrapping_div if nonzero, /),
+                    Op::ModK => arith!(rem, &kk[c(w)], wrapping_rem if nonzero, %),
+                    Op::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::Not => {
+                    Op::Not => {
                         put!(a(w), Value::Bool(!regs[b(w)].truthy()));
                         pc += 1;
                     }
-                    byte::Eq => {
+                    Op::Eq => {
                         put!(a(w), Value::Bool(regs[b(w)].equals(&regs[c(w)])));
                         pc += 1;
                     }
-                    byte::Lt => {
+                    Op::Lt => {
                         let v = tri!(super::arith::lt(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
                         pc += 1;
                     }
-                    byte::Le => {
+                    Op::Le => {
                         let v = tri!(super::arith::le(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
                         pc += 1;
                     }
-                    byte::Jmp => jump!(),
-                    byte::JmpIf => {
+                    Op::Jmp => jump!(),
+                    Op::JmpIf => {
                         if regs[a(w)].truthy() == (b(w) != 0) {
                             jump!();
                         } else {
                             pc += 2;
                         }
                     }
-                    byte::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
-                    byte::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
-                    byte::JEq => branch!(Ok::<bool, E>(regs[a(w)].equals(&regs[b(w)]))),
-                    byte::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
-                    byte::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
-                    byte::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
-                    byte::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
-                    byte::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
-                    byte::ForLtK => for_loop!(&kk[c(w)]),
-                    byte::ForLt => for_loop!(&regs[c(w)]),
-                    byte::ForLeK => for_loop!(&kk[b(w)], &kk[c(w)], <=, le),
-                    byte::ForLe => for_loop!(&kk[b(w)], &regs[c(w)], <=, le),
-                    byte::ForLtR => for_loop!(&regs[b(w)], &regs[c(w)], <, lt),
-                    byte::ForLeR => for_loop!(&regs[b(w)], &regs[c(w)], <=, le),
-                    byte::Call => {
+                    Op::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
+                    Op::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
+                    Op::JEq => branch!(Ok::<bool, E>(regs[a(w)].equals(&regs[b(w)]))),
+                    Op::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
+                    Op::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
+                    Op::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
+                    Op::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
+                    Op::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
+                    Op::ForLtK => for_loop!(&kk[c(w)]),
+                    Op::ForLt => for_loop!(&regs[c(w)]),
+                    Op::ForLeK => for_loop!(&kk[b(w)], &kk[c(w)], <=, le),
+                    Op::ForLe => for_loop!(&kk[b(w)], &regs[c(w)], <=, le),
+                    Op::ForLtR => for_loop!(&regs[b(w)], &regs[c(w)], <, lt),
+                    Op::ForLeR => for_loop!(&regs[b(w)], &regs[c(w)], <=, le),
+                    Op::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {
                             bail!(E::StackOverflow);
@@ -647,7 +652,7 @@ impl<'p> Vm<'p> {
                         pc = 0;
                         continue 'frames;
                     }
-                    byte::CallB => {
+                    Op::CallB => {
                         let (first, n) = (a(w), c(w));
                         // `sqrt` of a float, the one builtin hot inside numeric loops.
                         if b(w) == Builtin::Sqrt as usize {
@@ -669,8 +674,8 @@ impl<'p> Vm<'p> {
                         put!(first, v);
                         pc += 1;
                     }
-                    byte::Ret | byte::RetNil => {
-                        let v = if w as u8 == byte::Ret {
+                    Op::Ret | Op::RetNil => {
+                        let v = if op == Op::Ret {
                             mem::take(&mut regs[a(w)])
                         } else {
                             Value::Nil
@@ -699,7 +704,7 @@ impl<'p> Vm<'p> {
                         tri!(self.charge(func.code.len() - pc));
                         continue 'frames;
                     }
-                    byte::NewArr => {
+                    Op::NewArr => {
                         let (first, n) = (b(w), c(w));
                         let items = regs[first..first + n].to_vec();
                         let v =
@@ -707,7 +712,7 @@ impl<'p> Vm<'p> {
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::GetIdx => {
+                    Op::GetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[b(w)], &regs[c(w)]) {
                             if let Some(v) = arr.get(super::arith::index_of(*i)) {
                                 put!(a(w), v);
@@ -719,7 +724,7 @@ impl<'p> Vm<'p> {
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::SetIdx => {
+                    Op::SetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
                             if arr.set_inline(super::arith::index_of(*i), &regs[c(w)]) {
                                 pc += 1;
@@ -730,7 +735,7 @@ impl<'p> Vm<'p> {
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
                         pc += 1;
                     }
-                    byte::GetIdxI => {
+                    Op::GetIdxI => {
                         if let Value::Array(arr) = &regs[b(w)] {
                             if let Some(v) = arr.get(c(w)) {
                                 put!(a(w), v);
@@ -743,7 +748,7 @@ impl<'p> Vm<'p> {
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::SetIdxI => {
+                    Op::SetIdxI => {
                         if let Value::Array(arr) = &regs[a(w)] {
                             if arr.set_inline(b(w), &regs[c(w)]) {
                                 pc += 1;
@@ -755,7 +760,6 @@ impl<'p> Vm<'p> {
                         tri!(super::arith::set_index(&regs[a(w)], &i, v));
                         pc += 1;
                     }
-                    _ => bail!(E::BadArgument("unknown opcode (program not verified)")),
                 }
             }
         }
