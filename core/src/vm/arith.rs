@@ -65,6 +65,17 @@ fn int_rem(a: i64, b: i64) -> Result<Value, E> {
     Ok(Value::Int(a.wrapping_rem(b)))
 }
 
+/// `op` on an int and a float (either order) promoted to float; `None` for any other pair.
+/// Out of line but not cold: mixed arithmetic is common (`1.0 / n`).
+#[inline(never)]
+pub fn mixed(x: &Value, y: &Value, op: impl Fn(f64, f64) -> f64) -> Option<f64> {
+    match (x, y) {
+        (Value::Int(a), Value::Float(b)) => Some(op(*a as f64, *b)),
+        (Value::Float(a), Value::Int(b)) => Some(op(*a, *b as f64)),
+        _ => None,
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn slow(

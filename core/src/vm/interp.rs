@@ -444,8 +444,14 @@ impl<'p> Vm<'p> {
                                 regs[a(w)] = Value::Int(r);
                             }
                             (x, y) => {
-                                let v = tri!(super::arith::$f(x, y, &self.meter));
-                                put!(a(w), v);
+                                // Mixed numbers compute in float, as `arith` does, out of line
+                                // so the same-type paths above keep their shape.
+                                if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
+                                    regs[a(w)] = Value::Float(r);
+                                } else {
+                                    let v = tri!(super::arith::$f(x, y, &self.meter));
+                                    put!(a(w), v);
+                                }
                             }
                         }
                         pc += 1;
@@ -462,8 +468,14 @@ impl<'p> Vm<'p> {
                                 regs[a(w)] = Value::Int(r);
                             }
                             (x, y) => {
-                                let v = tri!(super::arith::$f(x, y, &self.meter));
-                                put!(a(w), v);
+                                // Mixed numbers compute in float, as `arith` does, out of line
+                                // so the same-type paths above keep their shape.
+                                if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
+                                    regs[a(w)] = Value::Float(r);
+                                } else {
+                                    let v = tri!(super::arith::$f(x, y, &self.meter));
+                                    put!(a(w), v);
+                                }
                             }
                         }
                         pc += 1;
