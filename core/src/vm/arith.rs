@@ -65,6 +65,13 @@ fn int_rem(a: i64, b: i64) -> Result<Value, E> {
     Ok(Value::Int(a.wrapping_rem(b)))
 }
 
+/// Language equality ([`Value::equals`]) out of line, for the pairs the interpreter does not
+/// compare inline.
+#[inline(never)]
+pub fn equal(x: &Value, y: &Value) -> bool {
+    x.equals(y)
+}
+
 /// `op` on an int and a float (either order) promoted to float; `None` for any other pair.
 /// Out of line but not cold: mixed arithmetic is common (`1.0 / n`).
 #[inline(never)]

@@ -539,9 +539,15 @@ impl<'p> Vm<'p> {
                         }
                     }};
                 }
-                macro_rules! branch {
-                    ($cond:expr) => {{
-                        if tri!($cond) == (c(w) != 0) {
+                // Equality-and-branch: same-type numbers inline, the rest out of line.
+                macro_rules! eq_branch {
+                    ($x:expr, $y:expr) => {{
+                        let taken = match ($x, $y) {
+                            (Value::Int(x), Value::Int(y)) => x == y,
+                            (Value::Float(x), Value::Float(y)) => x == y,
+                            (x, y) => super::arith::equal(x, y),
+                        };
+                        if taken == (c(w) != 0) {
                             jump!();
                         } else {
                             pc += 2;
@@ -617,12 +623,12 @@ impl<'p> Vm<'p> {
                     }
                     Op::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
                     Op::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
-                    Op::JEq => branch!(Ok::<bool, E>(regs[a(w)].equals(&regs[b(w)]))),
+                    Op::JEq => eq_branch!(&regs[a(w)], &regs[b(w)]),
                     Op::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
                     Op::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
                     Op::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
                     Op::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
-                    Op::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
+                    Op::JEqK => eq_branch!(&regs[a(w)], &kk[b(w)]),
                     Op::ForLtK => for_loop!(&kk[c(w)]),
                     Op::ForLt => for_loop!(&regs[c(w)]),
                     Op::ForLeK => for_loop!(&kk[b(w)], &kk[c(w)], <=, le),
