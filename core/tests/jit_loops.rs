@@ -427,3 +427,21 @@ fn fused_le_and_variable_step_loops_compile_and_match() {
     );
     assert!(r.stats.compiled >= 3, "{:?}\n{}", r.stats, r.log);
 }
+
+#[test]
+fn multiply_accumulate_loops_compile_and_match() {
+    let r = same_as_interpreter(
+        "let s = 0.0; let n = 0; let i = 0; let x = 0.37;
+         while i < 4000 {
+             s = s + x * 1.5e-3;
+             let k = i % 5;
+             n = n + k * i;
+             x = x + 0.001;
+             s = s + x * x;
+             i = i + 1;
+         }
+         print(s, n, x);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+}

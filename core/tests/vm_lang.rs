@@ -239,3 +239,26 @@ fn fused_loop_steps_keep_add_and_compare_semantics() {
         assert!(dis.contains(op), "no `{op}` in\n{dis}");
     }
 }
+
+#[test]
+fn multiply_accumulate_keeps_mul_then_add_semantics() {
+    // `s = s + a * b` compiles to one `muladd`; ints wrap, floats round twice (no fused
+    // multiply-add: 0.1 * 3.0 rounds before the add), mixed numbers promote, strings still add.
+    let src = "let s = 9223372036854775807; let a = 2; let b = 3;\n\
+               s = s + a * b;\n\
+               let f = 0.1; let g = 3.0; let h = -0.30000000000000004;\n\
+               h = h + f * g;\n\
+               let m = 1; m = m + f * b;\n\
+               let t = \"x\"; t = t + t * 1;\n\
+               print(s, h, m);";
+    let mut out = String::new();
+    let err = run_source(src, &[], VmConfig::default(), &mut out).unwrap_err();
+    assert_eq!(out, "");
+    assert!(err.to_string().contains("multiply"), "{err}");
+    let src = src.replace("let t = \"x\"; t = t + t * 1;\n", "");
+    assert_eq!(run(&src), "-9223372036854775803 0.0 1.3\n");
+    let prog = kiln::vm::lang::compile(&src).unwrap();
+    let mut dis = String::new();
+    kiln::vm::bytecode::disassemble(&mut dis, &prog).unwrap();
+    assert_eq!(dis.matches("muladd ").count(), 3, "{dis}");
+}

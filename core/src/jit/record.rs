@@ -348,6 +348,13 @@ impl Recorder<'_> {
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
             }
+            byte::MulAdd => {
+                // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
+                let (acc, y, z) = (self.reg(a(w))?, self.reg(b(w))?, self.reg(c(w))?);
+                let t = self.arith(byte::Mul, y, z)?;
+                let v = self.arith(byte::Add, acc, t)?;
+                self.set(a(w), v)?;
+            }
             byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
                 let (x, y) = (self.reg(b(w))?, self.konst(c(w))?);
                 let v = self.arith(op, x, y)?;

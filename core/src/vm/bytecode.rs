@@ -200,6 +200,8 @@ opcodes! {
     ForLtR = "forltr" [A: ReadWrite, B: Read, C: Read, Ext: Target];
     /// `A = A + B; if A <= C { pc = Ext }`
     ForLeR = "forler" [A: ReadWrite, B: Read, C: Read, Ext: Target];
+    /// `A = A + B * C` (a `mul` then an `add`, each with its own rounding): `sum = sum + x * y`.
+    MulAdd = "muladd" [A: ReadWrite, B: Read, C: Read];
 }
 
 /// The shape of a fused step-and-test loop instruction (`forlt` and its relatives).

@@ -590,6 +590,26 @@ impl<'p> Vm<'p> {
                     Op::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
                     Op::DivK => arith!(div, &kk[c(w)], wrapping_div if nonzero, /),
                     Op::ModK => arith!(rem, &kk[c(w)], wrapping_rem if nonzero, %),
+                    Op::MulAdd => {
+                        match (&regs[a(w)], &regs[b(w)], &regs[c(w)]) {
+                            (Value::Float(x), Value::Float(y), Value::Float(z)) => {
+                                // Two roundings, as `mul` then `add` (Rust never contracts
+                                // this into a fused multiply-add).
+                                let r = *x + *y * *z;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (Value::Int(x), Value::Int(y), Value::Int(z)) => {
+                                let r = x.wrapping_add(y.wrapping_mul(*z));
+                                regs[a(w)] = Value::Int(r);
+                            }
+                            (x, y, z) => {
+                                let t = tri!(super::arith::mul(y, z, &self.meter));
+                                let v = tri!(super::arith::add(x, &t, &self.meter));
+                                put!(a(w), v);
+                            }
+                        }
+                        pc += 1;
+                    }
                     Op::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         put!(a(w), v);

@@ -186,6 +186,23 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let k = self.num_literal(e)?;
         u8::try_from(self.prog.intern(k)).ok()
     }
+    /// The factors of `name = name + p * q` (neither a numeric literal, which `mulk` takes
+    /// better), compiled as one `muladd`.
+    fn mul_add_operands(&mut self, name: &str, e: ExprId) -> Option<(ExprId, ExprId)> {
+        let ExprKind::Binary(BinOp::Add, l, r) = self.ast.expr(e).kind else {
+            return None;
+        };
+        let ExprKind::Var(v) = self.ast.expr(l).kind else {
+            return None;
+        };
+        let ExprKind::Binary(BinOp::Mul, p, q) = self.ast.expr(r).kind else {
+            return None;
+        };
+        if v != name || self.num_literal(p).is_some() || self.num_literal(q).is_some() {
+            return None;
+        }
+        Some((p, q))
+    }
     /// An int literal index in `0..=255`, which `getidxi`/`setidxi` take as an immediate.
     fn small_index(&self, e: ExprId) -> Option<u8> {
         match self.ast.expr(e).kind {
@@ -238,6 +255,11 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 if matches!(self.ast.expr(e).kind, ExprKind::And(..) | ExprKind::Or(..)) {
                     let t = self.expr_any(e)?;
                     self.emit_abc(Op::Move, r, t, 0);
+                } else if let Some((p, q)) = self.mul_add_operands(name, e) {
+                    let (y, z) = (self.expr_any(p)?, self.expr_any(q)?);
+                    let ex = *self.ast.expr(e);
+                    self.at(ex.line, ex.col);
+                    self.emit_abc(Op::MulAdd, r, y, z);
                 } else {
                     self.expr_to(e, r)?;
                 }
