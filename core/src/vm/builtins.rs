@@ -174,7 +174,7 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
 
 /// The correctly rounded square root (IEEE 754 `sqrt`, as C's `sqrt` and Lua's `math.sqrt`
 /// give), from the FPU instruction: `core` has no `f64::sqrt`. Targets without SSE2 or NEON
-/// fall back to [`newton_sqrt`], which may differ in the last bit.
+/// fall back to `newton_sqrt`, which may differ in the last bit.
 #[inline]
 pub fn sqrt(x: f64) -> f64 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
