@@ -764,7 +764,15 @@ impl<'p> Vm<'p> {
                     }
                     Op::SetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
-                            if arr.set_inline(super::arith::index_of(*i), &regs[c(w)]) {
+                            let i = super::arith::index_of(*i);
+                            if arr.set_inline(i, &regs[c(w)]) {
+                                pc += 1;
+                                continue;
+                            }
+                            // A heap value stored or replaced: clone in, drop the old one
+                            // after the store (an index past the end falls to the error path).
+                            if let Ok(old) = arr.replace(i, regs[c(w)].clone()) {
+                                drop(old);
                                 pc += 1;
                                 continue;
                             }
@@ -789,6 +797,11 @@ impl<'p> Vm<'p> {
                     Op::SetIdxI => {
                         if let Value::Array(arr) = &regs[a(w)] {
                             if arr.set_inline(b(w), &regs[c(w)]) {
+                                pc += 1;
+                                continue;
+                            }
+                            if let Ok(old) = arr.replace(b(w), regs[c(w)].clone()) {
+                                drop(old);
                                 pc += 1;
                                 continue;
                             }
