@@ -235,8 +235,9 @@ fn the_mandelbrot_middle_loop_records_without_aborting() {
     let (src, _) = example("mandelbrot");
     let r = same_as_interpreter(&src, &["120"]);
     assert!(!r.log.contains("`loadbool` is not supported"), "{}", r.log);
+    // PC 21: the loop header after `args()[0]` compiles to one `getidxi`.
     assert!(
-        r.log.contains("[JIT] Compiled loop at PC 22 "),
+        r.log.contains("[JIT] Compiled loop at PC 21 "),
         "middle loop not compiled\n{}",
         r.log
     );
@@ -411,4 +412,37 @@ fn the_example_corpus_agrees_with_the_interpreter() {
         let r = same_as_interpreter(&src, &args);
         assert_log_lines_well_formed(&r.log);
     }
+}
+
+#[test]
+fn fused_le_and_variable_step_loops_compile_and_match() {
+    let r = same_as_interpreter(
+        "let n = 3000; let s = 0; let i = 1; let k = 3; let x = 0.0;
+         while i <= n { s = s + i % 7; i = i + k; }
+         let j = 0; let m = 2500;
+         while j < m { x = x + 0.5; j = j + k; }
+         let f = 0.25;
+         while f <= 900.0 { s = s + 1; f = f + 0.5; }
+         print(s, i, j, x, f);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 3, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
+fn multiply_accumulate_loops_compile_and_match() {
+    let r = same_as_interpreter(
+        "let s = 0.0; let n = 0; let i = 0; let x = 0.37;
+         while i < 4000 {
+             s = s + x * 1.5e-3;
+             let k = i % 5;
+             n = n + k * i;
+             x = x + 0.001;
+             s = s + x * x;
+             i = i + 1;
+         }
+         print(s, n, x);",
+        &[],
+    );
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
 }

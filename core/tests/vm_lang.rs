@@ -137,3 +137,128 @@ fn value_layout_is_the_documented_one() {
     assert_eq!(tag(&Value::Float(1.5)), TAG_FLOAT);
     assert_eq!(payload(&Value::Float(1.5)), 1.5f64.to_bits());
 }
+
+#[test]
+fn array_elements_of_every_kind_by_register_and_immediate_index() {
+    // Immediate indices (`v[2]`) and register indices (`v[i]`) must agree, for numbers and for
+    // heap values replacing numbers and the other way round (the reference-counted path).
+    let src = "let v = [1, 2.5, \"s\", [7], nil, true];\n\
+               let i = 0;\n\
+               while i < 6 { print(v[i]); i = i + 1; }\n\
+               print(v[0], v[1], v[2], v[3], v[4], v[5]);\n\
+               v[0] = \"a\" + \"b\"; v[2] = 3; v[3] = v[3]; let j = 4; v[j] = [v[0]]; v[5] = v;\n\
+               print(v[0], v[2], v[3], v[4], len(v[5]));\n\
+               v[5] = 0; v[j] = 1.5; v[1] = v[2]; v[3][0] = v[3];\n\
+               print(v[1], v[4], v[5], len(v[3][0][0]), v[255 - 250]);";
+    assert_eq!(
+        run(src),
+        "1\n2.5\ns\n[7]\nnil\ntrue\n1 2.5 s [7] nil true\nab 3 [7] [ab] 6\n3 1.5 0 1 0\n"
+    );
+}
+
+#[test]
+fn immediate_index_errors_match_register_index_errors() {
+    let run_err = |src: &str| {
+        let mut out = String::new();
+        let e = run_source(src, &[], VmConfig::default(), &mut out)
+            .unwrap_err()
+            .to_string();
+        // The message without its location (the two forms differ in PC and line).
+        e.split_once("): ").map(|(_, m)| m.to_string()).unwrap_or(e)
+    };
+    for (imm, reg) in [
+        (
+            "let a = [1];\nprint(a[1]);",
+            "let a = [1];\nlet i = 1;\nprint(a[i]);",
+        ),
+        (
+            "let a = [1];\na[200] = 2;",
+            "let a = [1];\nlet i = 200;\na[i] = 2;",
+        ),
+        (
+            "let a = 5;\nprint(a[0]);",
+            "let a = 5;\nlet i = 0;\nprint(a[i]);",
+        ),
+        (
+            "let a = \"x\";\na[0] = 1;",
+            "let a = \"x\";\nlet i = 0;\na[i] = 1;",
+        ),
+        (
+            "let a = [[1]];\na[0] = a[1];",
+            "let a = [[1]];\nlet i = 1;\na[0] = a[i];",
+        ),
+    ] {
+        assert_eq!(run_err(imm), run_err(reg), "{imm}");
+    }
+    // 2^32 + 1 must not wrap to 1 on any target.
+    assert_eq!(
+        run_err("let a = [1, 2];\nprint(a[4294967297]);"),
+        "index out of range: index 4294967297, length 2"
+    );
+}
+
+#[test]
+fn sqrt_is_correctly_rounded() {
+    // Every result must be the IEEE 754 square root, bit for bit (what Lua's math.sqrt and C's
+    // sqrt print), for ints and floats, in the interpreter's fast path and its generic path.
+    let src = "let i = 0;\nwhile i < 2000 {\n  print(sqrt(i * 1.37 + 0.001), sqrt(i));\n  i = i + 1;\n}\nprint(sqrt(-1.0), sqrt(0.0), sqrt(1.0 / 0.0));";
+    let mut want = String::new();
+    for i in 0..2000 {
+        let x = i as f64 * 1.37 + 0.001;
+        want.push_str(&format!("{:?} {:?}\n", x.sqrt(), (i as f64).sqrt()));
+    }
+    want.push_str("NaN 0.0 inf\n");
+    assert_eq!(run(src), want);
+}
+
+#[test]
+fn fused_loop_steps_keep_add_and_compare_semantics() {
+    // `<` and `<=`, constant and variable steps and limits: each loop's last statement is the
+    // step, so each compiles to one fused instruction; the result must be what separate `add`
+    // and compare instructions give, also for floats, mixed numbers and strings.
+    let src = "let n = 10; let s = 0; let i = 0;\n\
+               while i <= n { s = s + i; i = i + 1; }\n\
+               let j = 1; let k = 3;\n\
+               let h = 100; while j <= h { s = s + j; j = j + k; }\n\
+               let m = 200; while j < m { s = s + 1; j = j + k; }\n\
+               let x = 0.5;\n\
+               while x <= 4 { s = s + 1; x = x + 0.75; }\n\
+               let t = \"a\";\n\
+               while t <= \"aaaa\" { s = s + 1; t = t + \"a\"; }\n\
+               let d = 0 - 1;\n\
+               let y = 5; while y <= 9 { y = y + d; if y < 0 { break; } }\n\
+               print(s, i, j, x, t, y);";
+    assert_eq!(run(src), "1814 11 202 4.25 aaaaa -1\n");
+    let dis = {
+        let prog = kiln::vm::lang::compile(src).unwrap();
+        let mut out = String::new();
+        kiln::vm::bytecode::disassemble(&mut out, &prog).unwrap();
+        out
+    };
+    for op in ["forle ", "forltr ", "forler "] {
+        assert!(dis.contains(op), "no `{op}` in\n{dis}");
+    }
+}
+
+#[test]
+fn multiply_accumulate_keeps_mul_then_add_semantics() {
+    // `s = s + a * b` compiles to one `muladd`; ints wrap, floats round twice (no fused
+    // multiply-add: 0.1 * 3.0 rounds before the add), mixed numbers promote, strings still add.
+    let src = "let s = 9223372036854775807; let a = 2; let b = 3;\n\
+               s = s + a * b;\n\
+               let f = 0.1; let g = 3.0; let h = -0.30000000000000004;\n\
+               h = h + f * g;\n\
+               let m = 1; m = m + f * b;\n\
+               let t = \"x\"; t = t + t * 1;\n\
+               print(s, h, m);";
+    let mut out = String::new();
+    let err = run_source(src, &[], VmConfig::default(), &mut out).unwrap_err();
+    assert_eq!(out, "");
+    assert!(err.to_string().contains("multiply"), "{err}");
+    let src = src.replace("let t = \"x\"; t = t + t * 1;\n", "");
+    assert_eq!(run(&src), "-9223372036854775803 0.0 1.3\n");
+    let prog = kiln::vm::lang::compile(&src).unwrap();
+    let mut dis = String::new();
+    kiln::vm::bytecode::disassemble(&mut dis, &prog).unwrap();
+    assert_eq!(dis.matches("muladd ").count(), 3, "{dis}");
+}

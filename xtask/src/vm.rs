@@ -67,7 +67,8 @@ pub fn lane() -> Result<(), String> {
         ]),
         0,
         "397380\n",
-        "[JIT] Compiled loop at PC 31",
+        // The inner loop's header (PC 30 since `args()[0]` became one `getidxi`).
+        "[JIT] Compiled loop at PC 30",
     )?;
     // Native code charges fuel as the interpreter does: the same error at the same place.
     for jit in ["--jit=off", "--jit=on"] {
@@ -84,7 +85,7 @@ pub fn lane() -> Result<(), String> {
             ]),
             1,
             "",
-            "runtime error at line 34 (fn main, pc 49): out of fuel",
+            "runtime error at line 34 (fn main, pc 48): out of fuel",
         )?;
     }
     // The function JIT from the CLI: `--jit=on` compiles fib on its first call.

@@ -294,6 +294,13 @@ impl FuncRecorder<'_, '_> {
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
             }
+            byte::MulAdd => {
+                // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
+                let (acc, y, z) = (self.reg(a(w))?, self.reg(b(w))?, self.reg(c(w))?);
+                let t = self.arith(byte::Mul, y, z)?;
+                let v = self.arith(byte::Add, acc, t)?;
+                self.set(a(w), v)?;
+            }
             byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
                 let (x, y) = (self.reg(b(w))?, self.kval(c(w))?);
                 let v = self.arith(op, x, y)?;
@@ -342,7 +349,12 @@ impl FuncRecorder<'_, '_> {
             byte::Ret => return Ok(Next::Ret(Some(a(w)))),
             byte::RetNil => return Ok(Next::Ret(None)),
             // A counted loop's step-and-branch: the loop JIT's business.
-            byte::ForLt | byte::ForLtK => return Err(Abort::FuncLoop),
+            byte::ForLt
+            | byte::ForLtK
+            | byte::ForLe
+            | byte::ForLeK
+            | byte::ForLtR
+            | byte::ForLeR => return Err(Abort::FuncLoop),
             other => return Err(Abort::Unsupported(other)),
         }
         Ok(Next::Pc(pc + 1))

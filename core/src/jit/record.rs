@@ -348,6 +348,13 @@ impl Recorder<'_> {
                 let v = self.arith(op, x, y)?;
                 self.set(a(w), v)?;
             }
+            byte::MulAdd => {
+                // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
+                let (acc, y, z) = (self.reg(a(w))?, self.reg(b(w))?, self.reg(c(w))?);
+                let t = self.arith(byte::Mul, y, z)?;
+                let v = self.arith(byte::Add, acc, t)?;
+                self.set(a(w), v)?;
+            }
             byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
                 let (x, y) = (self.reg(b(w))?, self.konst(c(w))?);
                 let v = self.arith(op, x, y)?;
@@ -434,7 +441,12 @@ impl Recorder<'_> {
                 let cmp = if op == byte::JGtK { Op::Lt } else { Op::Le };
                 return self.branch(pc, w, cmp, x, y);
             }
-            byte::ForLt | byte::ForLtK => return self.for_loop(pc, w),
+            byte::ForLt
+            | byte::ForLtK
+            | byte::ForLe
+            | byte::ForLeK
+            | byte::ForLtR
+            | byte::ForLeR => return self.for_loop(pc, w),
             other => return Err(Abort::Unsupported(other)),
         }
         Ok(Next::Pc(pc + 1))
@@ -476,19 +488,28 @@ impl Recorder<'_> {
         let target = self.ext(pc)?;
         // The fuel exit needs the state before the step (the interpreter redoes it).
         let before_step = self.tb.snapshot();
+        let Some(shape) = crate::vm::bytecode::Op::from_byte(w as u8).and_then(|o| o.for_shape())
+        else {
+            return Err(Abort::Unsupported(w as u8));
+        };
+        let cmp = if shape.le { Op::Le } else { Op::Lt };
         let x = self.reg(a(w))?;
-        let step = self.konst(b(w))?;
+        let step = if shape.step_reg {
+            self.reg(b(w))?
+        } else {
+            self.konst(b(w))?
+        };
         // Load the limit before the counter's slot changes: a failing tag guard on the limit
         // resumes at this instruction, which must find the counter not yet stepped.
-        let limit = if w as u8 == byte::ForLtK {
-            self.konst(c(w))?
-        } else {
+        let limit = if shape.limit_reg {
             self.reg(c(w))?
+        } else {
+            self.konst(c(w))?
         };
         let v = self.arith(byte::Add, x, step)?;
         self.set(a(w), v)?;
         // `forlt r, k, r` compares the stepped counter with itself.
-        let limit = if w as u8 == byte::ForLt && c(w) == a(w) {
+        let limit = if shape.limit_reg && c(w) == a(w) {
             v
         } else {
             limit
@@ -497,8 +518,8 @@ impl Recorder<'_> {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
-        if !Op::Lt.compare_holds(ord) {
-            return self.for_loop_falls_through(pc, v, limit, before_step);
+        if !cmp.compare_holds(ord) {
+            return self.for_loop_falls_through(pc, v, limit, before_step, shape.le);
         }
         // Failing `v < limit` means exactly "not taken" (NaN included): resume after this
         // instruction, whose add is already in the snapshot.
@@ -507,7 +528,7 @@ impl Recorder<'_> {
             (Num::Int(_), Num::Int(_)) => (v, limit),
             _ => (self.float_of(v), self.float_of(limit)),
         };
-        self.tb.guard(Op::Lt, vf.r, lf.r);
+        self.tb.guard(cmp, vf.r, lf.r);
         self.take_jump(pc, target, Some(before_step))
     }
 
@@ -538,6 +559,7 @@ impl Recorder<'_> {
         v: Val,
         limit: Val,
         before_step: u32,
+        le: bool,
     ) -> Result<Next, Abort> {
         if !self.side {
             return Err(Abort::LeftLoop);
@@ -546,7 +568,8 @@ impl Recorder<'_> {
             // `!(v < limit)` for floats includes NaN, which `Ge` does not.
             return Err(Abort::UnsupportedType);
         }
-        self.tb.guard_to(Op::Ge, v.r, limit.r, before_step);
+        let past = if le { Op::Gt } else { Op::Ge };
+        self.tb.guard_to(past, v.r, limit.r, before_step);
         Ok(Next::Pc(pc + 2))
     }
 }

@@ -65,6 +65,24 @@ fn int_rem(a: i64, b: i64) -> Result<Value, E> {
     Ok(Value::Int(a.wrapping_rem(b)))
 }
 
+/// Language equality ([`Value::equals`]) out of line, for the pairs the interpreter does not
+/// compare inline.
+#[inline(never)]
+pub fn equal(x: &Value, y: &Value) -> bool {
+    x.equals(y)
+}
+
+/// `op` on an int and a float (either order) promoted to float; `None` for any other pair.
+/// Out of line but not cold: mixed arithmetic is common (`1.0 / n`).
+#[inline(never)]
+pub fn mixed(x: &Value, y: &Value, op: impl Fn(f64, f64) -> f64) -> Option<f64> {
+    match (x, y) {
+        (Value::Int(a), Value::Float(b)) => Some(op(*a as f64, *b)),
+        (Value::Float(a), Value::Int(b)) => Some(op(*a, *b as f64)),
+        _ => None,
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn slow(
@@ -152,51 +170,56 @@ fn compare_slow(x: &Value, y: &Value) -> Result<Option<core::cmp::Ordering>, E> 
     }
 }
 
-fn checked_index(i: i64, len: usize) -> Result<usize, E> {
-    if i < 0 || i as u64 >= len as u64 {
-        return Err(E::IndexOutOfRange { index: i, len });
-    }
-    Ok(i as usize)
+#[cold]
+#[inline(never)]
+fn out_of_range(i: i64, len: usize) -> E {
+    E::IndexOutOfRange { index: i, len }
+}
+
+/// An index as `usize`, saturating: a negative index or one past `usize` (32-bit targets)
+/// becomes `usize::MAX`, which no array length reaches. A no-op on 64-bit targets.
+#[inline(always)]
+pub(super) fn index_of(i: i64) -> usize {
+    (i as u64).min(usize::MAX as u64) as usize
 }
 
 /// `x[i]` for arrays.
+#[cold]
+#[inline(never)]
 pub fn get_index(x: &Value, i: &Value) -> Result<Value, E> {
     match (x, i) {
         (Value::Array(arr), Value::Int(i)) => {
-            let items = arr
-                .items
-                .try_borrow()
-                .map_err(|_| E::BadArgument("array in use"))?;
-            Ok(items[checked_index(*i, items.len())?].clone())
+            // A negative index becomes huge as `usize` and fails the length check.
+            arr.get(index_of(*i))
+                .ok_or_else(|| out_of_range(*i, arr.len()))
         }
-        _ => Err(E::Type {
-            op: "index",
-            lhs: x.type_name(),
-            rhs: i.type_name(),
-        }),
+        _ => Err(index_type(x, i)),
     }
 }
 
 /// `x[i] = v` for arrays.
+#[cold]
+#[inline(never)]
 pub fn set_index(x: &Value, i: &Value, v: Value) -> Result<(), E> {
     match (x, i) {
-        (Value::Array(arr), Value::Int(i)) => {
-            let old = {
-                let mut items = arr
-                    .items
-                    .try_borrow_mut()
-                    .map_err(|_| E::BadArgument("array in use"))?;
-                let at = checked_index(*i, items.len())?;
-                core::mem::replace(&mut items[at], v)
-            };
-            // Dropped after the borrow ends: freeing `old` may free other arrays.
-            drop(old);
-            Ok(())
-        }
-        _ => Err(E::Type {
-            op: "index",
-            lhs: x.type_name(),
-            rhs: i.type_name(),
-        }),
+        (Value::Array(arr), Value::Int(i)) => match arr.replace(index_of(*i), v) {
+            // Dropped after `replace` returned: freeing `old` may free other arrays.
+            Ok(old) => {
+                drop(old);
+                Ok(())
+            }
+            Err(_) => Err(out_of_range(*i, arr.len())),
+        },
+        _ => Err(index_type(x, i)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn index_type(x: &Value, i: &Value) -> E {
+    E::Type {
+        op: "index",
+        lhs: x.type_name(),
+        rhs: i.type_name(),
     }
 }

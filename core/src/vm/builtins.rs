@@ -76,7 +76,7 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
         }
         Builtin::Len => match arg(0) {
             Value::Str(s) => Value::Int(s.as_str().len() as i64),
-            Value::Array(a) => Value::Int(a.items.borrow().len() as i64),
+            Value::Array(a) => Value::Int(a.len() as i64),
             v => {
                 return Err(E::Type {
                     op: "take len of",
@@ -159,8 +159,8 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
             }
         },
         Builtin::Sqrt => match arg(0) {
-            Value::Int(i) => Value::Float(libm_sqrt(*i as f64)),
-            Value::Float(x) => Value::Float(libm_sqrt(*x)),
+            Value::Int(i) => Value::Float(sqrt(*i as f64)),
+            Value::Float(x) => Value::Float(sqrt(*x)),
             v => {
                 return Err(E::Type {
                     op: "take sqrt of",
@@ -172,9 +172,31 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
     })
 }
 
-/// Square root without `std` (core has no `f64::sqrt`): Newton's method seeded from the
-/// halved exponent; six steps converge to within an ulp for every finite positive input.
-fn libm_sqrt(x: f64) -> f64 {
+/// The correctly rounded square root (IEEE 754 `sqrt`, as C's `sqrt` and Lua's `math.sqrt`
+/// give), from the FPU instruction: `core` has no `f64::sqrt`. Targets without SSE2 or NEON
+/// fall back to `newton_sqrt`, which may differ in the last bit.
+#[inline]
+pub fn sqrt(x: f64) -> f64 {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    {
+        use core::arch::x86_64::{_mm_cvtsd_f64, _mm_set_sd, _mm_sqrt_pd};
+        // SAFETY: the `cfg` guarantees SSE2, which these intrinsics need.
+        return unsafe { _mm_cvtsd_f64(_mm_sqrt_pd(_mm_set_sd(x))) };
+    }
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    {
+        use core::arch::aarch64::{vdup_n_f64, vget_lane_f64, vsqrt_f64};
+        // SAFETY: the `cfg` guarantees NEON, which these intrinsics need.
+        return unsafe { vget_lane_f64::<0>(vsqrt_f64(vdup_n_f64(x))) };
+    }
+    #[allow(unreachable_code)]
+    newton_sqrt(x)
+}
+
+/// Square root by Newton's method seeded from the halved exponent; six steps converge to
+/// within an ulp for every finite positive input.
+#[allow(dead_code)] // used on targets without an FPU square root
+fn newton_sqrt(x: f64) -> f64 {
     if x.is_nan() || x < 0.0 {
         return f64::NAN;
     }

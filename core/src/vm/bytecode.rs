@@ -68,6 +68,8 @@ pub enum Kind {
     Window,
     /// The number of registers in the window.
     Count,
+    /// An unsigned 8-bit immediate (a constant array index).
+    Index,
 }
 
 macro_rules! opcodes {
@@ -186,6 +188,51 @@ opcodes! {
     GetIdx = "getidx" [A: Write, B: Read, C: Read];
     /// `A[B] = C`
     SetIdx = "setidx" [A: Read, B: Read, C: Read];
+    /// `A = B[C]` with C an immediate index (`v[3]`)
+    GetIdxI = "getidxi" [A: Write, B: Read, C: Index];
+    /// `A[B] = C` with B an immediate index (`v[3] = x`)
+    SetIdxI = "setidxi" [A: Read, B: Index, C: Read];
+    /// `A = A + K[B]; if A <= C { pc = Ext }`
+    ForLe = "forle" [A: ReadWrite, B: NumConst, C: Read, Ext: Target];
+    /// `A = A + K[B]; if A <= K[C] { pc = Ext }`
+    ForLeK = "forlek" [A: ReadWrite, B: NumConst, C: NumConst, Ext: Target];
+    /// `A = A + B; if A < C { pc = Ext }`: a loop stepping by a variable.
+    ForLtR = "forltr" [A: ReadWrite, B: Read, C: Read, Ext: Target];
+    /// `A = A + B; if A <= C { pc = Ext }`
+    ForLeR = "forler" [A: ReadWrite, B: Read, C: Read, Ext: Target];
+    /// `A = A + B * C` (a `mul` then an `add`, each with its own rounding): `sum = sum + x * y`.
+    MulAdd = "muladd" [A: ReadWrite, B: Read, C: Read];
+}
+
+/// The shape of a fused step-and-test loop instruction (`forlt` and its relatives).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForShape {
+    /// The step is register B (else constant `K[B]`).
+    pub step_reg: bool,
+    /// The limit is register C (else constant `K[C]`).
+    pub limit_reg: bool,
+    /// The test is `<=` (else `<`).
+    pub le: bool,
+}
+
+impl Op {
+    /// The shape of a fused loop instruction, `None` for every other opcode.
+    pub fn for_shape(self) -> Option<ForShape> {
+        let (step_reg, limit_reg, le) = match self {
+            Op::ForLtK => (false, false, false),
+            Op::ForLt => (false, true, false),
+            Op::ForLeK => (false, false, true),
+            Op::ForLe => (false, true, true),
+            Op::ForLtR => (true, true, false),
+            Op::ForLeR => (true, true, true),
+            _ => return None,
+        };
+        Some(ForShape {
+            step_reg,
+            limit_reg,
+            le,
+        })
+    }
 }
 
 impl Op {
@@ -284,7 +331,7 @@ pub fn disassemble_one(
                     let _ = write!(comment, " k{v}={k}");
                 }
             }
-            Kind::Imm | Kind::Flag | Kind::Count => write!(out, "{v}")?,
+            Kind::Imm | Kind::Flag | Kind::Count | Kind::Index => write!(out, "{v}")?,
             Kind::Target => write!(out, "@{v}")?,
             Kind::Func => {
                 write!(out, "f{v}")?;

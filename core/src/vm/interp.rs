@@ -24,11 +24,11 @@ use liballoc::vec::Vec;
 use liballoc::rc::Rc;
 
 use super::builtins::{self, Builtin, Env};
-use super::bytecode::{a, b, bx, byte, c, sbx};
+use super::bytecode::{a, b, bx, c, sbx, Op};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
 use super::native::{HotFunc, NativeEnv, NativeFunc};
 use super::program::{Const, Program};
-use super::value::{Meter, MeterCell, Value};
+use super::value::{Meter, MeterCell, Value, TAG_STR};
 use super::verify::verify;
 
 /// Limits and knobs a host sets before running untrusted code.
@@ -458,21 +458,38 @@ impl<'p> Vm<'p> {
                                 regs[a(w)] = Value::Int(r);
                             }
                             (x, y) => {
-                                let v = tri!(super::arith::$f(x, y, &self.meter));
-                                put!(a(w), v);
+                                // Mixed numbers compute in float, as `arith` does, out of line
+                                // so the same-type paths above keep their shape.
+                                if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
+                                    regs[a(w)] = Value::Float(r);
+                                } else {
+                                    let v = tri!(super::arith::$f(x, y, &self.meter));
+                                    put!(a(w), v);
+                                }
                             }
                         }
                         pc += 1;
                     }};
-                    ($f:ident, $rhs:expr, $fop:tt) => {{
+                    ($f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
                                 regs[a(w)] = Value::Float(r);
                             }
+                            // Division by zero goes to `arith`, which reports it.
+                            (Value::Int(x), Value::Int(y)) if *y != 0 => {
+                                let r = x.$iop(*y);
+                                regs[a(w)] = Value::Int(r);
+                            }
                             (x, y) => {
-                                let v = tri!(super::arith::$f(x, y, &self.meter));
-                                put!(a(w), v);
+                                // Mixed numbers compute in float, as `arith` does, out of line
+                                // so the same-type paths above keep their shape.
+                                if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
+                                    regs[a(w)] = Value::Float(r);
+                                } else {
+                                    let v = tri!(super::arith::$f(x, y, &self.meter));
+                                    put!(a(w), v);
+                                }
                             }
                         }
                         pc += 1;
@@ -503,10 +520,14 @@ impl<'p> Vm<'p> {
                         }
                     }};
                 }
-                // `A += K[B]; if A < limit goto Ext`, with `add` and `lt` semantics.
+                // `A += step; if A < limit goto Ext` (or `<=`), with `add` and `lt`/`le`
+                // semantics.
                 macro_rules! for_loop {
-                    ($limit:expr) => {{
-                        match (&regs[a(w)], &kk[b(w)]) {
+                    ($limit:expr) => {
+                        for_loop!(&kk[b(w)], $limit, <, lt)
+                    };
+                    ($step:expr, $limit:expr, $op:tt, $slow:ident) => {{
+                        match (&regs[a(w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
                                 regs[a(w)] = Value::Int(r);
@@ -521,9 +542,9 @@ impl<'p> Vm<'p> {
                             }
                         }
                         let taken = match (&regs[a(w)], $limit) {
-                            (Value::Int(x), Value::Int(y)) => x < y,
-                            (Value::Float(x), Value::Float(y)) => x < y,
-                            (x, y) => tri!(super::arith::lt(x, y)),
+                            (Value::Int(x), Value::Int(y)) => x $op y,
+                            (Value::Float(x), Value::Float(y)) => x $op y,
+                            (x, y) => tri!(super::arith::$slow(x, y)),
                         };
                         if taken {
                             jump!();
@@ -532,93 +553,130 @@ impl<'p> Vm<'p> {
                         }
                     }};
                 }
-                macro_rules! branch {
-                    ($cond:expr) => {{
-                        if tri!($cond) == (c(w) != 0) {
+                // Equality-and-branch: same-type numbers inline, the rest out of line.
+                macro_rules! eq_branch {
+                    ($x:expr, $y:expr) => {{
+                        let taken = match ($x, $y) {
+                            (Value::Int(x), Value::Int(y)) => x == y,
+                            (Value::Float(x), Value::Float(y)) => x == y,
+                            (x, y) => super::arith::equal(x, y),
+                        };
+                        if taken == (c(w) != 0) {
                             jump!();
                         } else {
                             pc += 2;
                         }
                     }};
                 }
-                match w as u8 {
-                    byte::Move => {
+                // SAFETY: `Vm::new` verified that every instruction start holds a valid
+                // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
+                // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
+                // `match` on `Op` needs no range check before its jump table.
+                let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
+                match op {
+                    Op::Move => {
                         put!(a(w), regs[b(w)].clone());
                         pc += 1;
                     }
-                    byte::LoadK => {
+                    Op::LoadK => {
                         put!(a(w), consts[bx(w)].clone());
                         pc += 1;
                     }
-                    byte::LoadInt => {
+                    Op::LoadInt => {
                         put!(a(w), Value::Int(sbx(w)));
                         pc += 1;
                     }
-                    byte::LoadNil => {
+                    Op::LoadNil => {
                         put!(a(w), Value::Nil);
                         pc += 1;
                     }
-                    byte::LoadBool => {
+                    Op::LoadBool => {
                         put!(a(w), Value::Bool(b(w) != 0));
                         pc += 1;
                     }
-                    byte::Add => arith!(add, &regs[c(w)], wrapping_add, +),
-                    byte::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
-                    byte::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
-                    byte::Div => arith!(div, &regs[c(w)], /),
-                    byte::Mod => arith!(rem, &regs[c(w)], %),
-                    byte::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
-                    byte::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
-                    byte::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
-                    byte::DivK => arith!(div, &kk[c(w)], /),
-                    byte::ModK => arith!(rem, &kk[c(w)], %),
-                    byte::Neg => {
+                    Op::Add => arith!(add, &regs[c(w)], wrapping_add, +),
+                    Op::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
+                    Op::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
+                    Op::Div => arith!(div, &regs[c(w)], wrapping_div if nonzero, /),
+                    Op::Mod => arith!(rem, &regs[c(w)], wrapping_rem if nonzero, %),
+                    Op::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
+                    Op::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
+                    Op::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
+                    Op::DivK => arith!(div, &kk[c(w)], wrapping_div if nonzero, /),
+                    Op::ModK => arith!(rem, &kk[c(w)], wrapping_rem if nonzero, %),
+                    Op::MulAdd => {
+                        match (&regs[a(w)], &regs[b(w)], &regs[c(w)]) {
+                            (Value::Float(x), Value::Float(y), Value::Float(z)) => {
+                                // Two roundings, as `mul` then `add` (Rust never contracts
+                                // this into a fused multiply-add).
+                                let r = *x + *y * *z;
+                                regs[a(w)] = Value::Float(r);
+                            }
+                            (Value::Int(x), Value::Int(y), Value::Int(z)) => {
+                                let r = x.wrapping_add(y.wrapping_mul(*z));
+                                regs[a(w)] = Value::Int(r);
+                            }
+                            (x, y, z) => {
+                                let t = tri!(super::arith::mul(y, z, &self.meter));
+                                let v = tri!(super::arith::add(x, &t, &self.meter));
+                                put!(a(w), v);
+                            }
+                        }
+                        pc += 1;
+                    }
+                    Op::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::Not => {
+                    Op::Not => {
                         put!(a(w), Value::Bool(!regs[b(w)].truthy()));
                         pc += 1;
                     }
-                    byte::Eq => {
+                    Op::Eq => {
                         put!(a(w), Value::Bool(regs[b(w)].equals(&regs[c(w)])));
                         pc += 1;
                     }
-                    byte::Lt => {
+                    Op::Lt => {
                         let v = tri!(super::arith::lt(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
                         pc += 1;
                     }
-                    byte::Le => {
+                    Op::Le => {
                         let v = tri!(super::arith::le(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
                         pc += 1;
                     }
-                    byte::Jmp => jump!(),
-                    byte::JmpIf => {
+                    Op::Jmp => jump!(),
+                    Op::JmpIf => {
                         if regs[a(w)].truthy() == (b(w) != 0) {
                             jump!();
                         } else {
                             pc += 2;
                         }
                     }
-                    byte::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
-                    byte::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
-                    byte::JEq => branch!(Ok::<bool, E>(regs[a(w)].equals(&regs[b(w)]))),
-                    byte::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
-                    byte::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
-                    byte::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
-                    byte::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
-                    byte::JEqK => branch!(Ok::<bool, E>(regs[a(w)].equals(&kk[b(w)]))),
-                    byte::ForLtK => for_loop!(&kk[c(w)]),
-                    byte::ForLt => for_loop!(&regs[c(w)]),
-                    byte::Call => {
+                    Op::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
+                    Op::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
+                    Op::JEq => eq_branch!(&regs[a(w)], &regs[b(w)]),
+                    Op::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
+                    Op::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
+                    Op::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
+                    Op::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
+                    Op::JEqK => eq_branch!(&regs[a(w)], &kk[b(w)]),
+                    Op::ForLtK => for_loop!(&kk[c(w)]),
+                    Op::ForLt => for_loop!(&regs[c(w)]),
+                    Op::ForLeK => for_loop!(&kk[b(w)], &kk[c(w)], <=, le),
+                    Op::ForLe => for_loop!(&kk[b(w)], &regs[c(w)], <=, le),
+                    Op::ForLtR => for_loop!(&regs[b(w)], &regs[c(w)], <, lt),
+                    Op::ForLeR => for_loop!(&regs[b(w)], &regs[c(w)], <=, le),
+                    Op::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {
                             bail!(E::StackOverflow);
                         }
-                        let cf = &prog.funcs[callee];
+                        // SAFETY: the verifier checked that every `call` names an existing
+                        // function (`check_call`).
+                        let cf = unsafe { prog.funcs.get_unchecked(callee) };
                         tri!(self.charge(cf.code.len()));
                         let new_base = base + a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
@@ -646,8 +704,16 @@ impl<'p> Vm<'p> {
                         pc = 0;
                         continue 'frames;
                     }
-                    byte::CallB => {
+                    Op::CallB => {
                         let (first, n) = (a(w), c(w));
+                        // `sqrt` of a float, the one builtin hot inside numeric loops.
+                        if b(w) == Builtin::Sqrt as usize {
+                            if let Value::Float(x) = regs[first] {
+                                regs[first] = Value::Float(builtins::sqrt(x));
+                                pc += 1;
+                                continue;
+                            }
+                        }
                         let Some(bi) = Builtin::from_index(b(w)) else {
                             bail!(E::BadArgument("unknown builtin"))
                         };
@@ -660,14 +726,20 @@ impl<'p> Vm<'p> {
                         put!(first, v);
                         pc += 1;
                     }
-                    byte::Ret | byte::RetNil => {
-                        let v = if w as u8 == byte::Ret {
+                    Op::Ret | Op::RetNil => {
+                        let v = if op == Op::Ret {
                             mem::take(&mut regs[a(w)])
                         } else {
                             Value::Nil
                         };
-                        // Collection point: the callee's registers are released here.
-                        regs[..nregs].iter_mut().for_each(|r| *r = Value::Nil);
+                        // Collection point: the callee's registers are released here. Only
+                        // heap values need it; the rest are dead and never read again (the
+                        // verifier proves every register is written before it is read).
+                        for r in regs[..nregs].iter_mut() {
+                            if r.tag() >= TAG_STR {
+                                *r = Value::Nil;
+                            }
+                        }
                         if self.frames.len() <= start.stop {
                             return Ok(v);
                         }
@@ -676,13 +748,15 @@ impl<'p> Vm<'p> {
                         };
                         regs[0] = v;
                         fi = fr.func as usize;
-                        func = &prog.funcs[fi];
+                        // SAFETY: `fr.func` was the index of a running function when the
+                        // frame was pushed.
+                        func = unsafe { prog.funcs.get_unchecked(fi) };
                         base = fr.base as usize;
                         pc = fr.ret_pc as usize;
                         tri!(self.charge(func.code.len() - pc));
                         continue 'frames;
                     }
-                    byte::NewArr => {
+                    Op::NewArr => {
                         let (first, n) = (b(w), c(w));
                         let items = regs[first..first + n].to_vec();
                         let v =
@@ -690,17 +764,67 @@ impl<'p> Vm<'p> {
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::GetIdx => {
+                    Op::GetIdx => {
+                        if let (Value::Array(arr), Value::Int(i)) = (&regs[b(w)], &regs[c(w)]) {
+                            if let Some(v) = arr.get(super::arith::index_of(*i)) {
+                                put!(a(w), v);
+                                pc += 1;
+                                continue;
+                            }
+                        }
                         let v = tri!(super::arith::get_index(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), v);
                         pc += 1;
                     }
-                    byte::SetIdx => {
+                    Op::SetIdx => {
+                        if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
+                            let i = super::arith::index_of(*i);
+                            if arr.set_inline(i, &regs[c(w)]) {
+                                pc += 1;
+                                continue;
+                            }
+                            // A heap value stored or replaced: clone in, drop the old one
+                            // after the store (an index past the end falls to the error path).
+                            if let Ok(old) = arr.replace(i, regs[c(w)].clone()) {
+                                drop(old);
+                                pc += 1;
+                                continue;
+                            }
+                        }
                         let v = regs[c(w)].clone();
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
                         pc += 1;
                     }
-                    _ => bail!(E::BadArgument("unknown opcode (program not verified)")),
+                    Op::GetIdxI => {
+                        if let Value::Array(arr) = &regs[b(w)] {
+                            if let Some(v) = arr.get(c(w)) {
+                                put!(a(w), v);
+                                pc += 1;
+                                continue;
+                            }
+                        }
+                        let i = Value::Int(c(w) as i64);
+                        let v = tri!(super::arith::get_index(&regs[b(w)], &i));
+                        put!(a(w), v);
+                        pc += 1;
+                    }
+                    Op::SetIdxI => {
+                        if let Value::Array(arr) = &regs[a(w)] {
+                            if arr.set_inline(b(w), &regs[c(w)]) {
+                                pc += 1;
+                                continue;
+                            }
+                            if let Ok(old) = arr.replace(b(w), regs[c(w)].clone()) {
+                                drop(old);
+                                pc += 1;
+                                continue;
+                            }
+                        }
+                        let v = regs[c(w)].clone();
+                        let i = Value::Int(b(w) as i64);
+                        tri!(super::arith::set_index(&regs[a(w)], &i, v));
+                        pc += 1;
+                    }
                 }
             }
         }

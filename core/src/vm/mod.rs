@@ -34,6 +34,11 @@
 //!     4 Str, 5 Array   pointer into the Rc allocation (the object; counts precede it)
 //! ```
 //!
+//! An array ([`value::ArrayObj`], `repr(C)`) keeps its elements in one buffer of `Value`s with no
+//! borrow flag: native code finds the element pointer and the length at
+//! `value::ARRAY_PTR_OFFSET` and `value::ARRAY_LEN_OFFSET` from the payload pointer (a test
+//! checks both against the real layout).
+//!
 //! # Register stack and frames
 //!
 //! All frames share one `Vec<Value>`. A call `call A, C, f` places the callee's frame at the

@@ -186,6 +186,30 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let k = self.num_literal(e)?;
         u8::try_from(self.prog.intern(k)).ok()
     }
+    /// The factors of `name = name + p * q` (neither a numeric literal, which `mulk` takes
+    /// better), compiled as one `muladd`.
+    fn mul_add_operands(&mut self, name: &str, e: ExprId) -> Option<(ExprId, ExprId)> {
+        let ExprKind::Binary(BinOp::Add, l, r) = self.ast.expr(e).kind else {
+            return None;
+        };
+        let ExprKind::Var(v) = self.ast.expr(l).kind else {
+            return None;
+        };
+        let ExprKind::Binary(BinOp::Mul, p, q) = self.ast.expr(r).kind else {
+            return None;
+        };
+        if v != name || self.num_literal(p).is_some() || self.num_literal(q).is_some() {
+            return None;
+        }
+        Some((p, q))
+    }
+    /// An int literal index in `0..=255`, which `getidxi`/`setidxi` take as an immediate.
+    fn small_index(&self, e: ExprId) -> Option<u8> {
+        match self.ast.expr(e).kind {
+            ExprKind::Int(i) => u8::try_from(i).ok(),
+            _ => None,
+        }
+    }
     /// The value of a numeric literal, folding a leading minus (`-1`, `-2.5`).
     fn num_literal(&self, e: ExprId) -> Option<Const> {
         match self.ast.expr(e).kind {
@@ -231,13 +255,24 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 if matches!(self.ast.expr(e).kind, ExprKind::And(..) | ExprKind::Or(..)) {
                     let t = self.expr_any(e)?;
                     self.emit_abc(Op::Move, r, t, 0);
+                } else if let Some((p, q)) = self.mul_add_operands(name, e) {
+                    let (y, z) = (self.expr_any(p)?, self.expr_any(q)?);
+                    let ex = *self.ast.expr(e);
+                    self.at(ex.line, ex.col);
+                    self.emit_abc(Op::MulAdd, r, y, z);
                 } else {
                     self.expr_to(e, r)?;
                 }
             }
             StmtKind::SetIndex(obj, idx, v) => {
-                let (o, i, v) = (self.expr_any(obj)?, self.expr_any(idx)?, self.expr_any(v)?);
-                self.emit_abc(Op::SetIdx, o, i, v);
+                let o = self.expr_any(obj)?;
+                if let Some(k) = self.small_index(idx) {
+                    let v = self.expr_any(v)?;
+                    self.emit_abc(Op::SetIdxI, o, k, v);
+                } else {
+                    let (i, v) = (self.expr_any(idx)?, self.expr_any(v)?);
+                    self.emit_abc(Op::SetIdx, o, i, v);
+                }
             }
             StmtKind::Expr(e) => {
                 self.expr_any(e)?;
@@ -334,16 +369,19 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         if last < top || last + 1 != self.here() {
             return Ok(false);
         }
-        // `addk A, B, C` with A == B: an in-place step by the constant C.
+        // `addk A, A, K` (an in-place step by a constant) or `add A, A, R` (by a register).
         let w = self.func.code[last];
         let (a, b, k) = ((w >> 8) as u8, (w >> 16) as u8, (w >> 24) as u8);
+        let step_reg = w as u8 == Op::Add as u8;
         // The body's scope is closed: a variable the body declared no longer resolves (it
         // cannot be the loop variable), so it is not fused rather than an error.
-        if w as u8 != Op::AddK as u8 || a != b || self.lookup(var).ok() != Some(a) {
+        if !(step_reg || w as u8 == Op::AddK as u8) || a != b || self.lookup(var).ok() != Some(a) {
             return Ok(false);
         }
-        let ExprKind::Binary(BinOp::Lt, l, r) = self.ast.expr(cond).kind else {
-            return Ok(false);
+        let (le, l, r) = match self.ast.expr(cond).kind {
+            ExprKind::Binary(BinOp::Lt, l, r) => (false, l, r),
+            ExprKind::Binary(BinOp::Le, l, r) => (true, l, r),
+            _ => return Ok(false),
         };
         let ExprKind::Var(name) = self.ast.expr(l).kind else {
             return Ok(false);
@@ -351,10 +389,22 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         if name != var {
             return Ok(false);
         }
-        let fused = if let Some(limit) = self.small_num_const(r) {
-            encode_abc(Op::ForLtK, a, k, limit)
+        let const_limit = if step_reg {
+            None
+        } else {
+            self.small_num_const(r)
+        };
+        let fused = if let Some(limit) = const_limit {
+            let op = if le { Op::ForLeK } else { Op::ForLtK };
+            encode_abc(op, a, k, limit)
         } else if let ExprKind::Var(limit) = self.ast.expr(r).kind {
-            encode_abc(Op::ForLt, a, k, self.lookup(limit)?)
+            let op = match (step_reg, le) {
+                (false, false) => Op::ForLt,
+                (false, true) => Op::ForLe,
+                (true, false) => Op::ForLtR,
+                (true, true) => Op::ForLeR,
+            };
+            encode_abc(op, a, k, self.lookup(limit)?)
         } else {
             return Ok(false);
         };
@@ -529,9 +579,15 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 self.call(name, args, dst, ex)?;
             }
             ExprKind::Index(obj, idx) => {
-                let (o, i) = (self.expr_any(obj)?, self.expr_any(idx)?);
-                self.at(ex.line, ex.col);
-                self.emit_abc(Op::GetIdx, dst, o, i);
+                let o = self.expr_any(obj)?;
+                if let Some(k) = self.small_index(idx) {
+                    self.at(ex.line, ex.col);
+                    self.emit_abc(Op::GetIdxI, dst, o, k);
+                } else {
+                    let i = self.expr_any(idx)?;
+                    self.at(ex.line, ex.col);
+                    self.emit_abc(Op::GetIdx, dst, o, i);
+                }
             }
             ExprKind::Array(items) => {
                 let (base, n) = self.window(items)?;
