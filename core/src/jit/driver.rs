@@ -3,8 +3,10 @@
 //! the exit's pc — or, when a trace starts at that pc, run that trace next.
 //!
 //! ```text
-//!   interpreter back edge --count == threshold--> hot_loop: record -> compile -> install
-//!   interpreter back edge --trace installed----> enter: run_chain:
+//!   interpreter back edge --count == threshold--> hot_loop (log), then enter:
+//!   enter, loop cold (first time or its wait is over) --> record -> compile -> install
+//!        (abort: Wait(penalty), doubling with a random part; blacklisted: Wait(u32::MAX))
+//!   enter, trace installed --> run_chain:
 //!        run trace -> exit n -> restore slots (typed stores) -> pc = snaps[n].pc
 //!        trace installed at pc?            yes: run it next (a link or a side trace)
 //!        exit to pc hot (HOT_EXIT exits)?  yes: record a side trace from pc, run it next
@@ -53,7 +55,7 @@ use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
-use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::interp::{HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
@@ -422,7 +424,7 @@ impl LoopHook for Jit<'_> {
             "[JIT] Hot loop detected at PC {} (iterations: {})",
             at.header_pc, at.count
         ));
-        self.attempt(at.func, at.header_pc, false, at.regs);
+        // The VM calls `enter` right after this, which records the loop.
     }
 
     fn enter(
@@ -431,24 +433,26 @@ impl LoopHook for Jit<'_> {
         header_pc: usize,
         regs: &mut [Value],
         fuel: &mut u64,
-    ) -> Option<usize> {
-        let trace = match self.traces.state(loop_id(func, header_pc)) {
-            LoopState::Compiled { trace } => trace,
-            LoopState::Cold { aborts } if aborts > 0 => {
-                // The recorded iteration left the common path; record the next one.
-                self.attempt(func, header_pc, false, regs);
-                return None;
-            }
-            _ => return None,
-        };
-        self.run_chain(func, trace, regs, fuel)
+    ) -> Reply<usize> {
+        let id = loop_id(func, header_pc);
+        if let LoopState::Cold { .. } = self.traces.state(id) {
+            // Hot, and the wait after the last abort (if any) is over: record this iteration.
+            self.attempt(func, header_pc, false, regs);
+        }
+        match self.traces.state(id) {
+            LoopState::Compiled { trace } => match self.run_chain(func, trace, regs, fuel) {
+                Some(pc) => Reply::Native(pc),
+                None => Reply::Wait(1),
+            },
+            _ => Reply::Wait(self.traces.wait(id)),
+        }
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {
         self.funcs.hot(at);
     }
 
-    fn native_func(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+    fn native_func(&mut self, func: usize, args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
         self.funcs.native(func, args)
     }
 

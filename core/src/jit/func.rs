@@ -75,6 +75,7 @@ use crate::jit::ir::{Inst, Op, Ty, NONE};
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::error::RuntimeErrorKind as E;
+use crate::vm::interp::Reply;
 use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
 use crate::vm::program::Program;
 use crate::vm::value::Value;
@@ -527,7 +528,8 @@ impl<'a> FuncJit<'a> {
             .map_or("?", |f| self.prog.func_name(f))
     }
 
-    /// A function's call count reached the threshold.
+    /// A function's call count reached the threshold (the VM asks [`native`](Self::native)
+    /// right after, which records it).
     pub fn hot(&mut self, at: HotFunc<'_>) {
         self.stats.hot += 1;
         self.say(format_args!(
@@ -535,19 +537,20 @@ impl<'a> FuncJit<'a> {
             self.name(at.func),
             at.count
         ));
-        self.attempt(at.func, 0, at.args, false);
     }
 
-    /// Native code for a call of `func` with `args`, retrying a recording that aborted.
-    pub fn native(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+    /// Native code for a call of `func` with `args`: recorded now if the function is not
+    /// compiled yet (first time hot, or the wait after an abort is over); otherwise how many
+    /// calls to wait before asking again.
+    pub fn native(&mut self, func: usize, args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
         let id = trace_id(func, 0, false);
-        match self.states.state(id) {
-            LoopState::Compiled { .. } => {}
-            LoopState::Cold { aborts } if aborts > 0 => self.attempt(func, 0, args, false),
-            _ => return None,
+        if let LoopState::Cold { .. } = self.states.state(id) {
+            self.attempt(func, 0, args, false);
         }
-        let code: Rc<dyn NativeFunc> = self.code.get(&id)?.clone();
-        Some(code)
+        match self.code.get(&id) {
+            Some(code) => Reply::Native(code.clone()),
+            None => Reply::Wait(self.states.wait(id)),
+        }
     }
 
     /// A side trace continuing `func` from `pc` with the frame `regs`.

@@ -19,6 +19,8 @@
 //! Invariants: at most one loop is `Recording` at a time; a `Blacklisted` loop never leaves that
 //! state; `Compiled` holds the index of its installed trace.
 use liballoc::collections::BTreeMap;
+#[cfg(test)]
+use liballoc::vec::Vec;
 
 use crate::jit::backend::CompileError;
 use crate::jit::install::InstallError;
@@ -84,6 +86,13 @@ impl From<InstallError> for Abort {
 /// Aborts after which a loop is blacklisted.
 pub const MAX_ATTEMPTS: u8 = 3;
 
+/// Arrivals (backward jumps or calls) the interpreter waits after a first abort before the
+/// next attempt; each further abort doubles the wait and adds a random 0..[`PENALTY_JITTER`]
+/// (LuaJIT's penalty), so two loops that abort together do not retry in lockstep.
+pub const PENALTY_MIN: u32 = 64;
+/// Exclusive bound of the random part of a wait.
+pub const PENALTY_JITTER: u32 = 16;
+
 /// The JIT's state for one loop header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoopState {
@@ -131,6 +140,8 @@ pub enum StateError {
 pub struct Traces {
     loops: BTreeMap<u64, LoopState>,
     recording: Option<u64>,
+    /// xorshift32 state for the random part of the penalty (fixed seed: runs reproduce).
+    seed: u32,
 }
 
 impl Traces {
@@ -157,6 +168,24 @@ impl Traces {
                 Action::Record
             }
             _ => Action::Interpret,
+        }
+    }
+
+    /// How many arrivals the interpreter should let pass before asking about `id` again:
+    /// 1 for a compiled (or unknown) loop, the penalty for one that aborted, `u32::MAX` for
+    /// a blacklisted one.
+    pub fn wait(&mut self, id: u64) -> u32 {
+        match self.state(id) {
+            LoopState::Cold { aborts } if aborts > 0 => {
+                self.seed = if self.seed == 0 { 0x9e37_79b9 } else { self.seed };
+                self.seed ^= self.seed << 13;
+                self.seed ^= self.seed >> 17;
+                self.seed ^= self.seed << 5;
+                let shift = u32::from(aborts - 1).min(16);
+                (PENALTY_MIN << shift).saturating_add(self.seed % PENALTY_JITTER)
+            }
+            LoopState::Blacklisted => u32::MAX,
+            _ => 1,
         }
     }
 
@@ -237,6 +266,34 @@ mod tests {
         }
         assert_eq!(t.arrive(3, true), Action::Interpret);
         assert_eq!(t.abort(3, Abort::TooLong), Err(StateError::WrongState));
+    }
+
+    #[test]
+    fn retries_back_off_and_a_blacklisted_loop_waits_forever() {
+        let mut t = Traces::new();
+        assert_eq!(t.wait(4), 1, "an unknown loop is asked at once");
+        let mut last = 0;
+        for n in 1..=MAX_ATTEMPTS {
+            assert_eq!(t.arrive(4, true), Action::Record);
+            t.abort(4, Abort::TooLong).unwrap();
+            let w = t.wait(4);
+            if n < MAX_ATTEMPTS {
+                let base = PENALTY_MIN << (n - 1);
+                assert!((base..base + PENALTY_JITTER).contains(&w), "{n}: {w}");
+                assert!(w > last, "the wait grows: {w} after {last}");
+                last = w;
+            } else {
+                assert_eq!(w, u32::MAX);
+            }
+        }
+        let mut u = Traces::new();
+        u.arrive(1, true);
+        u.abort(1, Abort::TooLong).unwrap();
+        let waits: Vec<u32> = (0..8).map(|_| u.wait(1)).collect();
+        let range = PENALTY_MIN..PENALTY_MIN + PENALTY_JITTER;
+        assert!(waits.iter().all(|w| range.contains(w)), "{waits:?}");
+        assert!(waits.iter().any(|w| *w != waits[0]), "random part: {waits:?}");
+        t.compiled(4, 0).unwrap_err();
     }
 
     #[test]

@@ -5,15 +5,17 @@
 //! jump targets on instruction starts, call arities). It still indexes with bounds checks: a
 //! verifier bug becomes a runtime error or a clean stop, never memory corruption.
 //!
-//! Hooks for the JIT: every taken jump to a lower PC goes through [`Vm::back_edge`] (cold path
-//! only when counting is on), which bumps the per-function counter of the loop header PC and,
-//! exactly when it reaches [`VmConfig::jit_threshold`], calls [`LoopHook::hot_loop`] with the
-//! frame's registers.
+//! Hooks for the JIT: every taken jump to a lower PC goes through [`Vm::back_edge`], which (when
+//! counting is on) bumps the [`HotCount`] of the loop header PC; only when the count reaches
+//! the header's `next` does the cold path run: [`LoopHook::hot_loop`] once at
+//! [`VmConfig::jit_threshold`], then [`LoopHook::enter`], whose [`Reply`] either resumes after
+//! native code or sets how many backward jumps to wait before asking again. A loop the JIT gave
+//! up on thus costs one increment and one compare per iteration, found by PC in O(1).
 //!
-//! Every `call` (while counting is on) goes through `count_call` (`native.rs`): per-function
-//! call counts, [`LoopHook::hot_func`] at the threshold, and native code from
-//! [`LoopHook::native_func`], run through a [`NativeEnv`] instead of pushing an interpreted
-//! frame.
+//! Every `call` (while counting is on) ticks the callee's [`HotCount`] the same way
+//! (`count_call`, `native.rs`): [`LoopHook::hot_func`] at the threshold, native code from
+//! [`LoopHook::native_func`] (kept for the run), run through a [`NativeEnv`] instead of
+//! pushing an interpreted frame.
 use core::fmt::Write;
 use core::mem;
 
@@ -67,33 +69,81 @@ pub struct HotLoop<'a> {
     pub regs: &'a mut [Value],
 }
 
+/// A hook's answer at a hot loop header or a call of a hot function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply<T> {
+    /// Native code ran (a loop: the PC to resume at) or is to run (a function: its code).
+    Native(T),
+    /// Keep interpreting; ask again after this many more arrivals (at least 1).
+    Wait(u32),
+}
+
+/// Arrivals at one loop header (taken backward jumps) or calls of one function, and the
+/// count at which the hook is asked next: the interpreter's whole per-arrival cost is one
+/// increment and one compare, whatever state the JIT keeps for the loop.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HotCount {
+    /// Arrivals so far (wrapping after `u32::MAX`).
+    pub(super) count: u32,
+    /// The hook is asked when `count` reaches this.
+    pub(super) next: u32,
+}
+
+impl HotCount {
+    pub(super) const fn new(threshold: u32) -> Self {
+        Self {
+            count: 0,
+            next: threshold,
+        }
+    }
+
+    /// Counts one arrival; true when the hook is to be asked.
+    #[inline(always)]
+    pub(super) fn tick(&mut self) -> bool {
+        self.count = self.count.wrapping_add(1);
+        self.count >= self.next
+    }
+
+    /// Ask again after `n` more arrivals.
+    pub(super) fn wait(&mut self, n: u32) {
+        self.next = self.count.saturating_add(n.max(1));
+    }
+}
+
 /// Receives hot-loop reports; the JIT implements this.
 pub trait LoopHook {
     /// Called once per loop header, when its backward-jump count reaches the threshold.
     fn hot_loop(&mut self, at: HotLoop<'_>);
 
-    /// Called at every taken backward jump to `header_pc` while counting is on (after the
-    /// jump's fuel was charged), with the frame's registers and the fuel left. A JIT that ran
-    /// compiled code for the loop returns the PC to continue at (the registers already hold
-    /// the loop's results, and `fuel` was charged as the interpreter would have charged for
-    /// the same instructions); `None` keeps interpreting.
+    /// Called at a taken backward jump to `header_pc` once the header is hot (right after
+    /// [`hot_loop`](Self::hot_loop), then whenever the wait the last reply asked for is over),
+    /// after the jump's fuel was charged, with the frame's registers and the fuel left. A JIT
+    /// that ran compiled code for the loop replies `Native(pc)`: the PC to continue at (the
+    /// registers already hold the loop's results, and `fuel` was charged as the interpreter
+    /// would have charged for the same instructions), and it is asked again at the next
+    /// backward jump. `Wait(n)` keeps interpreting and asks again only after `n` more backward
+    /// jumps to this header (`u32::MAX`: practically never), so a loop the JIT gave up on
+    /// costs the interpreter one counter increment per iteration.
     fn enter(
         &mut self,
         _func: usize,
         _header_pc: usize,
         _regs: &mut [Value],
         _fuel: &mut u64,
-    ) -> Option<usize> {
-        None
+    ) -> Reply<usize> {
+        Reply::Wait(u32::MAX)
     }
 
     /// Called once per function, when its call count reaches the function threshold, with
     /// the callee's arguments (see [`super::native`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
 
-    /// Native code for `func`, asked at every call of a hot function; `None` interprets it.
-    fn native_func(&mut self, _func: usize, _args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
-        None
+    /// Native code for `func`, asked at a call of a hot function (at the threshold, then
+    /// whenever the wait the last reply asked for is over). `Native(code)` is kept for the
+    /// rest of the run and runs every later call; `Wait(n)` interprets this call and asks
+    /// again after `n` more calls (`u32::MAX`: practically never).
+    fn native_func(&mut self, _func: usize, _args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
+        Reply::Wait(u32::MAX)
     }
 
     /// Native code that continues `func` from `pc` (a hot exit of its native code), with the
@@ -130,9 +180,13 @@ pub struct Vm<'p> {
     meter: Meter,
     fuel: u64,
     pub(super) config: VmConfig,
-    counters: Vec<Vec<u32>>,
+    /// Per function, per PC: arrivals at the loop header at that PC (empty when counting is
+    /// off).
+    counters: Vec<Vec<HotCount>>,
+    /// The running function's `counters` (see [`Vm::loop_counts`]); null when counting is off.
+    hot: *mut HotCount,
     /// Calls per function (empty when counting is off); see [`super::native`].
-    pub(super) calls: Vec<u32>,
+    pub(super) calls: Vec<HotCount>,
     /// Call count at which a function is hot (defaults to the loop threshold).
     pub(super) func_threshold: u32,
     /// Native activations on the host stack now.
@@ -148,12 +202,13 @@ impl<'p> Vm<'p> {
         verify(prog)?;
         let meter = MeterCell::new(config.memory_cap);
         let counters = if config.jit_threshold > 0 {
-            prog.funcs.iter().map(|f| vec![0; f.code.len()]).collect()
+            let c = HotCount::new(config.jit_threshold);
+            prog.funcs.iter().map(|f| vec![c; f.code.len()]).collect()
         } else {
             Vec::new()
         };
         let calls = if config.jit_threshold > 0 {
-            vec![0; prog.funcs.len()]
+            vec![HotCount::new(config.jit_threshold); prog.funcs.len()]
         } else {
             Vec::new()
         };
@@ -166,6 +221,7 @@ impl<'p> Vm<'p> {
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
             counters,
+            hot: core::ptr::null_mut(),
             func_threshold: config.jit_threshold,
             native_depth: 0,
             natives: (0..calls.len()).map(|_| None).collect(),
@@ -211,8 +267,7 @@ impl<'p> Vm<'p> {
         self.counters
             .get(func)
             .and_then(|c| c.get(header_pc))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |c| c.count)
     }
 
     #[cold]
@@ -256,6 +311,18 @@ impl<'p> Vm<'p> {
         Ok(())
     }
 
+    /// The loop-header counters of `func`, one per PC (null when counting is off). Taken
+    /// once per frame switch, so a backward jump finds its header's counter by PC alone. A raw
+    /// pointer (from `Vec::as_mut_ptr`, which keeps other such pointers valid): the counters
+    /// are never resized after [`Vm::new`], and all accesses while running go through these
+    /// pointers.
+    #[inline(always)]
+    fn loop_counts(&mut self, func: usize) -> *mut HotCount {
+        self.counters
+            .get_mut(func)
+            .map_or(core::ptr::null_mut(), |c| c.as_mut_ptr())
+    }
+
     /// Taken jump from `at` to a lower `target`: fuel for the loop body, hot-loop counting, and
     /// compiled code for the loop if the JIT has some. Returns the PC to continue at.
     #[inline(always)]
@@ -268,44 +335,54 @@ impl<'p> Vm<'p> {
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> Result<usize, E> {
         self.charge(at + 2 - target)?;
-        if self.config.jit_threshold != 0 {
-            return Ok(self.count_loop(func, target, regs, hook));
+        if !self.hot.is_null() {
+            // SAFETY: `hot` points at the running function's counters (set at every frame
+            // switch, and a nested run of the interpreter only happens inside a `call`, after
+            // which the frame switch sets it again), one per code word (`Vm::new`), never
+            // resized while running; `target` is a jump target the verifier checked to lie
+            // inside the code. Nothing else holds a reference to them now.
+            let n = unsafe { &mut *self.hot.add(target) };
+            if n.tick() {
+                return Ok(self.loop_event(func, target, n, regs, hook));
+            }
         }
         Ok(target)
     }
 
+    /// The header at `target` (counter `n`) is hot and its wait is over: tell the hook (once,
+    /// at the threshold), let it run native code, and note how long to wait before asking
+    /// again.
     #[cold]
     #[inline(never)]
-    fn count_loop(
+    fn loop_event(
         &mut self,
         func: usize,
         target: usize,
+        n: &mut HotCount,
         regs: &mut [Value],
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> usize {
-        let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else {
-            return target;
-        };
-        *n = n.saturating_add(1);
-        let count = *n;
-        let Some(h) = hook.as_deref_mut() else {
-            return target;
-        };
-        let nregs = self.prog.funcs[func].nregs as usize;
-        if count == self.config.jit_threshold {
-            h.hot_loop(HotLoop {
-                func,
-                header_pc: target,
-                count,
-                regs: &mut regs[..nregs],
-            });
-        }
-        if count >= self.config.jit_threshold {
-            if let Some(pc) = h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
-                return pc;
+        let count = n.count;
+        let (pc, wait) = match hook.as_deref_mut() {
+            None => (target, u32::MAX),
+            Some(h) => {
+                let nregs = self.prog.funcs[func].nregs as usize;
+                if count == self.config.jit_threshold {
+                    h.hot_loop(HotLoop {
+                        func,
+                        header_pc: target,
+                        count,
+                        regs: &mut regs[..nregs],
+                    });
+                }
+                match h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
+                    Reply::Native(pc) => (pc, 1),
+                    Reply::Wait(n) => (target, n),
+                }
             }
-        }
-        target
+        };
+        n.wait(wait);
+        pc
     }
 
     /// Runs function 0 to completion and returns its result; `print` writes to `out`.
@@ -403,6 +480,7 @@ impl<'p> Vm<'p> {
         'frames: loop {
             let code: &[u32] = &func.code;
             let nregs = func.nregs as usize;
+            self.hot = self.loop_counts(fi);
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
             let Ok(regs) =

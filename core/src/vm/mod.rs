@@ -83,7 +83,7 @@ pub mod value;
 pub mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
-pub use interp::{HotLoop, LoopHook, Vm, VmConfig};
+pub use interp::{HotLoop, LoopHook, Reply, Vm, VmConfig};
 pub use program::{Const, Function, Program};
 pub use value::Value;
 
