@@ -78,35 +78,75 @@ pub enum Reply<T> {
     Wait(u32),
 }
 
-/// Arrivals at one loop header (taken backward jumps) or calls of one function, and the
-/// count at which the hook is asked next: the interpreter's whole per-arrival cost is one
-/// increment and one compare, whatever state the JIT keeps for the loop.
+/// Arrivals at one loop header (taken backward jumps) or calls of one function, counted down
+/// to the next time the hook is asked: the interpreter's whole per-arrival cost is one
+/// decrement and one branch, whatever state the JIT keeps for the loop. (Loop headers keep
+/// the `left` words in an array of their own, indexed by PC; see [`Vm::loop_counts`].)
 #[derive(Clone, Copy, Debug)]
 pub(super) struct HotCount {
-    /// Arrivals so far (wrapping after `u32::MAX`).
-    pub(super) count: u32,
-    /// The hook is asked when `count` reaches this.
-    pub(super) next: u32,
+    /// Arrivals left before the hook is asked (never 0 between arrivals).
+    left: u32,
+    hist: HotHist,
+}
+
+/// What a countdown needs to tell how many arrivals there were in all.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HotHist {
+    /// What `left` was last set to.
+    set: u32,
+    /// Arrivals counted before `left` was last set (wrapping).
+    base: u32,
+}
+
+impl HotHist {
+    const fn new(threshold: u32) -> Self {
+        Self {
+            set: threshold,
+            base: 0,
+        }
+    }
+
+    /// Arrivals so far (wrapping after `u32::MAX`), with `left` the countdown.
+    fn count(&self, left: u32) -> u32 {
+        self.base.wrapping_add(self.set - left)
+    }
+
+    /// Ask again after `n` more arrivals (at least 1).
+    fn wait(&mut self, left: &mut u32, n: u32) {
+        self.base = self.count(*left);
+        *left = n.max(1);
+        self.set = *left;
+    }
 }
 
 impl HotCount {
     pub(super) const fn new(threshold: u32) -> Self {
         Self {
-            count: 0,
-            next: threshold,
+            left: threshold,
+            hist: HotHist::new(threshold),
         }
     }
 
     /// Counts one arrival; true when the hook is to be asked.
     #[inline(always)]
     pub(super) fn tick(&mut self) -> bool {
-        self.count = self.count.wrapping_add(1);
-        self.count >= self.next
+        self.left -= 1;
+        self.left == 0
     }
 
-    /// Ask again after `n` more arrivals.
+    /// Arrivals so far (wrapping after `u32::MAX`).
+    pub(super) fn count(&self) -> u32 {
+        self.hist.count(self.left)
+    }
+
+    /// Ask again after `n` more arrivals (at least 1).
     pub(super) fn wait(&mut self, n: u32) {
-        self.next = self.count.saturating_add(n.max(1));
+        self.hist.wait(&mut self.left, n);
+    }
+
+    /// Takes back the last arrival (one that does not count).
+    pub(super) fn untick(&mut self) {
+        self.left += 1;
     }
 }
 
@@ -182,9 +222,12 @@ pub struct Vm<'p> {
     pub(super) config: VmConfig,
     /// Per function, per PC: arrivals at the loop header at that PC (empty when counting is
     /// off).
-    counters: Vec<Vec<HotCount>>,
+    /// (the countdown words; see [`HotCount`]).
+    counters: Vec<Vec<u32>>,
+    /// The rest of each loop header's [`HotCount`], same indexing.
+    loop_hist: Vec<Vec<HotHist>>,
     /// The running function's `counters` (see [`Vm::loop_counts`]); null when counting is off.
-    hot: *mut HotCount,
+    hot: *mut u32,
     /// Calls per function (empty when counting is off); see [`super::native`].
     pub(super) calls: Vec<HotCount>,
     /// Call count at which a function is hot (defaults to the loop threshold).
@@ -201,9 +244,15 @@ impl<'p> Vm<'p> {
     pub fn new(prog: &'p Program, config: VmConfig) -> Result<Vm<'p>, VerifyError> {
         verify(prog)?;
         let meter = MeterCell::new(config.memory_cap);
-        let counters = if config.jit_threshold > 0 {
-            let c = HotCount::new(config.jit_threshold);
-            prog.funcs.iter().map(|f| vec![c; f.code.len()]).collect()
+        let t = config.jit_threshold;
+        let loop_hist = if t > 0 {
+            let h = HotHist::new(t);
+            prog.funcs.iter().map(|f| vec![h; f.code.len()]).collect()
+        } else {
+            Vec::new()
+        };
+        let counters = if t > 0 {
+            prog.funcs.iter().map(|f| vec![t; f.code.len()]).collect()
         } else {
             Vec::new()
         };
@@ -221,6 +270,7 @@ impl<'p> Vm<'p> {
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
             counters,
+            loop_hist,
             hot: core::ptr::null_mut(),
             func_threshold: config.jit_threshold,
             native_depth: 0,
@@ -264,10 +314,12 @@ impl<'p> Vm<'p> {
 
     /// The backward-jump counter of a loop header (0 when counting is off).
     pub fn loop_count(&self, func: usize, header_pc: usize) -> u32 {
-        self.counters
-            .get(func)
-            .and_then(|c| c.get(header_pc))
-            .map_or(0, |c| c.count)
+        let left = self.counters.get(func).and_then(|c| c.get(header_pc));
+        let hist = self.loop_hist.get(func).and_then(|c| c.get(header_pc));
+        match (left, hist) {
+            (Some(left), Some(hist)) => hist.count(*left),
+            _ => 0,
+        }
     }
 
     #[cold]
@@ -317,7 +369,7 @@ impl<'p> Vm<'p> {
     /// are never resized after [`Vm::new`], and all accesses while running go through these
     /// pointers.
     #[inline(always)]
-    fn loop_counts(&mut self, func: usize) -> *mut HotCount {
+    fn loop_counts(&mut self, func: usize) -> *mut u32 {
         self.counters
             .get_mut(func)
             .map_or(core::ptr::null_mut(), |c| c.as_mut_ptr())
@@ -341,15 +393,16 @@ impl<'p> Vm<'p> {
             // which the frame switch sets it again), one per code word (`Vm::new`), never
             // resized while running; `target` is a jump target the verifier checked to lie
             // inside the code. Nothing else holds a reference to them now.
-            let n = unsafe { &mut *self.hot.add(target) };
-            if n.tick() {
-                return Ok(self.loop_event(func, target, n, regs, hook));
+            let left = unsafe { &mut *self.hot.add(target) };
+            *left -= 1;
+            if *left == 0 {
+                return Ok(self.loop_event(func, target, left, regs, hook));
             }
         }
         Ok(target)
     }
 
-    /// The header at `target` (counter `n`) is hot and its wait is over: tell the hook (once,
+    /// The header at `target` (countdown `left`) is hot and its wait is over: tell the hook (once,
     /// at the threshold), let it run native code, and note how long to wait before asking
     /// again.
     #[cold]
@@ -358,11 +411,16 @@ impl<'p> Vm<'p> {
         &mut self,
         func: usize,
         target: usize,
-        n: &mut HotCount,
+        left: &mut u32,
         regs: &mut [Value],
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> usize {
-        let count = n.count;
+        let Some(hist) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) else {
+            *left = u32::MAX;
+            return target;
+        };
+        let mut hist = *hist;
+        let count = hist.count(*left);
         let (pc, wait) = match hook.as_deref_mut() {
             None => (target, u32::MAX),
             Some(h) => {
@@ -381,7 +439,10 @@ impl<'p> Vm<'p> {
                 }
             }
         };
-        n.wait(wait);
+        hist.wait(left, wait);
+        if let Some(h) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) {
+            *h = hist;
+        }
         pc
     }
 

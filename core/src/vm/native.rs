@@ -44,7 +44,7 @@ use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 use super::error::RuntimeErrorKind as E;
-use super::interp::{Frame, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
+use super::interp::{Frame, HotCount, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
 use super::program::Program;
 use super::value::Value;
 
@@ -343,14 +343,17 @@ impl Vm<'_> {
     pub fn set_func_threshold(&mut self, n: u32) {
         self.func_threshold = if n == 0 { self.config.jit_threshold } else { n };
         let t = self.func_threshold;
-        for c in self.calls.iter_mut().filter(|c| c.next != 0) {
-            c.next = t.max(c.count.saturating_add(1));
+        for c in self.calls.iter_mut() {
+            let count = c.count();
+            if count < t {
+                c.wait(t - count);
+            }
         }
     }
 
     /// Calls of `func` counted so far (0 when counting is off).
     pub fn call_count(&self, func: usize) -> u32 {
-        self.calls.get(func).map_or(0, |c| c.count)
+        self.calls.get(func).map_or(0, HotCount::count)
     }
 
     /// Counts a call of `callee` (frame at `base`, arguments in place) and returns its native
@@ -386,14 +389,15 @@ impl Vm<'_> {
         if self.native_depth >= MAX_NATIVE_DEPTH {
             // The host stack is as deep as native calls may go: interpret this call, which
             // does not count (the threshold is met where native code can run).
-            let c = self.calls.get_mut(callee)?;
-            c.count = c.count.wrapping_sub(1);
+            self.calls.get_mut(callee)?.untick();
             return None;
         }
         if let Some(Some(code)) = self.natives.get(callee) {
+            // Every call of a function with native code comes here to run it.
+            self.calls.get_mut(callee)?.wait(1);
             return Some(code.clone());
         }
-        let count = self.calls.get(callee)?.count;
+        let count = self.calls.get(callee)?.count();
         let reply = match hook.as_deref_mut() {
             None => Reply::Wait(u32::MAX),
             Some(h) => {
@@ -412,12 +416,12 @@ impl Vm<'_> {
         match reply {
             Reply::Native(code) => {
                 // Native code, once handed out, stays valid for the run: later calls skip the
-                // hook, and every call comes here (`next` 0) to run it.
+                // hook, and every call comes here (wait 1) to run it.
                 if let Some(slot) = self.natives.get_mut(callee) {
                     *slot = Some(code.clone());
                 }
                 if let Some(c) = self.calls.get_mut(callee) {
-                    c.next = 0;
+                    c.wait(1);
                 }
                 Some(code)
             }
