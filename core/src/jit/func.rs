@@ -92,6 +92,10 @@ pub struct FuncStats {
     pub compiled: u64,
     /// Recordings or compilations abandoned.
     pub aborted: u64,
+    /// Compiled functions the interpreter's calls keep interpreting: short and without calls,
+    /// they cost less interpreted than entering native code costs (their code still serves
+    /// direct calls from other native code).
+    pub short_leaves: u64,
 }
 
 /// An installed function trace. `repr(C)` with the code address first: direct calls load
@@ -111,6 +115,10 @@ pub struct FuncCode {
     links: Box<[Cell<u64>]>,
     runs: Cell<u64>,
 }
+
+/// Code words below which a function without calls is not entered from the interpreter (see
+/// [`FuncCode::pays_from_interpreter`]).
+pub const ENTRY_MIN_WORDS: usize = 24;
 
 /// Spill words of every function-trace frame (the call area follows the spill slots).
 const FRAME_EXTRA: u32 = (cf::FRAME_WORDS - SPILL_BASE) as u32;
@@ -136,6 +144,16 @@ impl FuncCode {
             sides: RefCell::new(BTreeMap::new()),
             runs: Cell::new(0),
         }
+    }
+
+    /// Whether the interpreter's `call` should run this code: entering and leaving native code
+    /// from the interpreter costs about as much as interpreting [`ENTRY_MIN_WORDS`] code words
+    /// (`docs/perf.md`), so a short function that makes no calls (a function trace has no
+    /// loop: it runs each word at most once) is cheaper interpreted. A function that calls
+    /// others wins through its direct native calls.
+    fn pays_from_interpreter(&self, prog: &Program) -> bool {
+        let words = prog.funcs.get(self.func).map_or(0, |f| f.code.len());
+        !self.sites.is_empty() || words >= ENTRY_MIN_WORDS
     }
 
     /// Times the code was entered from Rust.
@@ -548,7 +566,12 @@ impl<'a> FuncJit<'a> {
             self.attempt(func, 0, args, false);
         }
         match self.code.get(&id) {
-            Some(code) => Reply::Native(code.clone()),
+            Some(code) if code.pays_from_interpreter(self.prog) => Reply::Native(code.clone()),
+            // Compiled for direct calls from other native code only.
+            Some(_) => {
+                self.stats.short_leaves += 1;
+                Reply::Wait(u32::MAX)
+            }
             None => Reply::Wait(self.states.wait(id)),
         }
     }

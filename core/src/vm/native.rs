@@ -358,9 +358,8 @@ impl Vm<'_> {
 
     /// Counts a call of `callee` (frame at `base`, arguments in place) and returns its native
     /// code if there is some to run: one increment and one compare unless the function is
-    /// hot and its wait is over (or it has native code). Not inlined: the interpreter's
-    /// `call` arm stays small.
-    #[inline(never)]
+    /// hot and its wait is over (or it has native code).
+    #[inline(always)]
     pub(super) fn count_call(
         &mut self,
         stack: &[Value],
