@@ -53,7 +53,7 @@ use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
-use crate::jit::trace::{Abort, Action, LoopState, Traces};
+use crate::jit::trace::{Abort, Action, TraceState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
@@ -189,7 +189,7 @@ impl<'a> Jit<'a> {
         let rec = {
             let traces = &self.traces;
             let links =
-                |p: usize| matches!(traces.state(loop_id(func, p)), LoopState::Compiled { .. });
+                |p: usize| matches!(traces.state(loop_id(func, p)), TraceState::Compiled { .. });
             let from = Start {
                 func,
                 pc: start,
@@ -403,8 +403,8 @@ impl Jit<'_> {
             }
             let id = loop_id(func, pc);
             let next = match self.traces.state(id) {
-                LoopState::Compiled { trace } => Some(trace),
-                LoopState::Cold { .. } if self.exit_is_hot(id) => {
+                TraceState::Compiled { trace } => Some(trace),
+                TraceState::Cold { .. } if self.exit_is_hot(id) => {
                     self.attempt(func, pc, true, regs)
                 }
                 _ => None,
@@ -435,12 +435,12 @@ impl LoopHook for Jit<'_> {
         fuel: &mut u64,
     ) -> Reply<usize> {
         let id = loop_id(func, header_pc);
-        if let LoopState::Cold { .. } = self.traces.state(id) {
+        if let TraceState::Cold { .. } = self.traces.state(id) {
             // Hot, and the wait after the last abort (if any) is over: record this iteration.
             self.attempt(func, header_pc, false, regs);
         }
         match self.traces.state(id) {
-            LoopState::Compiled { trace } => match self.run_chain(func, trace, regs, fuel) {
+            TraceState::Compiled { trace } => match self.run_chain(func, trace, regs, fuel) {
                 Some(pc) => Reply::Native(pc),
                 None => Reply::Wait(1),
             },

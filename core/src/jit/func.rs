@@ -72,7 +72,7 @@ use crate::jit::driver::VM_LAYOUT;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
-use crate::jit::trace::{Abort, Action, LoopState, Traces};
+use crate::jit::trace::{Abort, Action, TraceState, Traces};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::interp::Reply;
@@ -562,7 +562,7 @@ impl<'a> FuncJit<'a> {
     /// calls to wait before asking again.
     pub fn native(&mut self, func: usize, args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
         let id = trace_id(func, 0, false);
-        if let LoopState::Cold { .. } = self.states.state(id) {
+        if let TraceState::Cold { .. } = self.states.state(id) {
             self.attempt(func, 0, args, false);
         }
         match self.code.get(&id) {

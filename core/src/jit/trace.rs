@@ -93,9 +93,10 @@ pub const PENALTY_MIN: u32 = 64;
 /// Exclusive bound of the random part of a wait.
 pub const PENALTY_JITTER: u32 = 16;
 
-/// The JIT's state for one loop header.
+/// The JIT's state for one trace start: a loop header, a side-exit resume pc, or a
+/// function entry (the function JIT keys its traces the same way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoopState {
+pub enum TraceState {
     /// Not (yet) hot; `aborts` earlier attempts failed.
     Cold {
         /// Failed attempts so far.
@@ -138,7 +139,7 @@ pub enum StateError {
 /// The per-loop state machine, keyed by a loop id (e.g. function index and header pc).
 #[derive(Debug, Default)]
 pub struct Traces {
-    loops: BTreeMap<u64, LoopState>,
+    loops: BTreeMap<u64, TraceState>,
     recording: Option<u64>,
     /// xorshift32 state for the random part of the penalty (fixed seed: runs reproduce).
     seed: u32,
@@ -151,19 +152,19 @@ impl Traces {
     }
 
     /// The state of loop `id`.
-    pub fn state(&self, id: u64) -> LoopState {
+    pub fn state(&self, id: u64) -> TraceState {
         self.loops
             .get(&id)
             .copied()
-            .unwrap_or(LoopState::Cold { aborts: 0 })
+            .unwrap_or(TraceState::Cold { aborts: 0 })
     }
 
     /// What to do on arriving at loop header `id`, given whether its counter says it is hot.
     pub fn arrive(&mut self, id: u64, hot: bool) -> Action {
         match self.state(id) {
-            LoopState::Compiled { trace } => Action::Enter(trace),
-            LoopState::Cold { aborts } if hot && self.recording.is_none() => {
-                self.loops.insert(id, LoopState::Recording { aborts });
+            TraceState::Compiled { trace } => Action::Enter(trace),
+            TraceState::Cold { aborts } if hot && self.recording.is_none() => {
+                self.loops.insert(id, TraceState::Recording { aborts });
                 self.recording = Some(id);
                 Action::Record
             }
@@ -176,7 +177,7 @@ impl Traces {
     /// a blacklisted one.
     pub fn wait(&mut self, id: u64) -> u32 {
         match self.state(id) {
-            LoopState::Cold { aborts } if aborts > 0 => {
+            TraceState::Cold { aborts } if aborts > 0 => {
                 self.seed = if self.seed == 0 { 0x9e37_79b9 } else { self.seed };
                 self.seed ^= self.seed << 13;
                 self.seed ^= self.seed >> 17;
@@ -184,7 +185,7 @@ impl Traces {
                 let shift = u32::from(aborts - 1).min(16);
                 (PENALTY_MIN << shift).saturating_add(self.seed % PENALTY_JITTER)
             }
-            LoopState::Blacklisted => u32::MAX,
+            TraceState::Blacklisted => u32::MAX,
             _ => 1,
         }
     }
@@ -195,16 +196,16 @@ impl Traces {
     }
 
     /// Recording or compiling `id` failed; returns the new state.
-    pub fn abort(&mut self, id: u64, _why: Abort) -> Result<LoopState, StateError> {
-        let LoopState::Recording { aborts } = self.state(id) else {
+    pub fn abort(&mut self, id: u64, _why: Abort) -> Result<TraceState, StateError> {
+        let TraceState::Recording { aborts } = self.state(id) else {
             return Err(StateError::WrongState);
         };
         self.recording = None;
         let aborts = aborts.saturating_add(1);
         let next = if aborts >= MAX_ATTEMPTS {
-            LoopState::Blacklisted
+            TraceState::Blacklisted
         } else {
-            LoopState::Cold { aborts }
+            TraceState::Cold { aborts }
         };
         self.loops.insert(id, next);
         Ok(next)
@@ -213,21 +214,21 @@ impl Traces {
     /// Recording `id` stopped for a reason that may go away (an inner loop without a trace
     /// yet): back to `Cold` without counting an abort.
     pub fn defer(&mut self, id: u64) -> Result<(), StateError> {
-        let LoopState::Recording { aborts } = self.state(id) else {
+        let TraceState::Recording { aborts } = self.state(id) else {
             return Err(StateError::WrongState);
         };
         self.recording = None;
-        self.loops.insert(id, LoopState::Cold { aborts });
+        self.loops.insert(id, TraceState::Cold { aborts });
         Ok(())
     }
 
     /// `id` was compiled and installed as trace `trace`.
     pub fn compiled(&mut self, id: u64, trace: usize) -> Result<(), StateError> {
-        if !matches!(self.state(id), LoopState::Recording { .. }) {
+        if !matches!(self.state(id), TraceState::Recording { .. }) {
             return Err(StateError::WrongState);
         }
         self.recording = None;
-        self.loops.insert(id, LoopState::Compiled { trace });
+        self.loops.insert(id, TraceState::Compiled { trace });
         Ok(())
     }
 }
@@ -259,9 +260,9 @@ mod tests {
             assert_eq!(t.arrive(3, true), Action::Record);
             let s = t.abort(3, Abort::Unsupported(0x2a)).unwrap();
             if n < MAX_ATTEMPTS {
-                assert_eq!(s, LoopState::Cold { aborts: n });
+                assert_eq!(s, TraceState::Cold { aborts: n });
             } else {
-                assert_eq!(s, LoopState::Blacklisted);
+                assert_eq!(s, TraceState::Blacklisted);
             }
         }
         assert_eq!(t.arrive(3, true), Action::Interpret);
@@ -302,7 +303,7 @@ mod tests {
         for _ in 0..2 * MAX_ATTEMPTS {
             assert_eq!(t.arrive(5, true), Action::Record);
             t.defer(5).unwrap();
-            assert_eq!(t.state(5), LoopState::Cold { aborts: 0 });
+            assert_eq!(t.state(5), TraceState::Cold { aborts: 0 });
             assert_eq!(t.recording(), None);
         }
         assert_eq!(t.defer(5), Err(StateError::WrongState));
