@@ -120,6 +120,21 @@ pub struct FuncCode {
 /// [`FuncCode::pays_from_interpreter`]).
 pub const ENTRY_MIN_WORDS: usize = 24;
 
+/// Whether verified code `code` contains a `call` (on any path, not only the recorded one).
+fn has_call(code: &[u32]) -> bool {
+    let mut pc = 0;
+    while let Some(&w) = code.get(pc) {
+        let Some(op) = crate::vm::bytecode::Op::from_byte(w as u8) else {
+            return true;
+        };
+        if op == crate::vm::bytecode::Op::Call {
+            return true;
+        }
+        pc += op.width();
+    }
+    false
+}
+
 /// Spill words of every function-trace frame (the call area follows the spill slots).
 const FRAME_EXTRA: u32 = (cf::FRAME_WORDS - SPILL_BASE) as u32;
 
@@ -152,8 +167,10 @@ impl FuncCode {
     /// loop: it runs each word at most once) is cheaper interpreted. A function that calls
     /// others wins through its direct native calls.
     fn pays_from_interpreter(&self, prog: &Program) -> bool {
-        let words = prog.funcs.get(self.func).map_or(0, |f| f.code.len());
-        !self.sites.is_empty() || words >= ENTRY_MIN_WORDS
+        let Some(code) = prog.funcs.get(self.func).map(|f| &f.code[..]) else {
+            return false;
+        };
+        code.len() >= ENTRY_MIN_WORDS || has_call(code)
     }
 
     /// Times the code was entered from Rust.
