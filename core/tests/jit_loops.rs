@@ -122,6 +122,8 @@ fn assert_log_lines_well_formed(log: &str) {
             "Compiled side trace at PC ",
             "Trace aborted at PC ",
             "Side trace aborted at PC ",
+            "Trace at PC ",
+            "Side trace at PC ",
             "Hot function ",
             "Compiled function ",
             "Function ",
@@ -410,4 +412,19 @@ fn the_example_corpus_agrees_with_the_interpreter() {
         let r = same_as_interpreter(&src, &args);
         assert_log_lines_well_formed(&r.log);
     }
+}
+
+/// A loop the JIT cannot compile is tried `MAX_ATTEMPTS` times, with growing waits between
+/// attempts, then blacklisted (one log line says so) and never recorded again.
+#[test]
+fn an_uncompilable_loop_is_retried_with_backoff_then_blacklisted() {
+    let src = "let a = array(100, 1);\nlet s = 0;\nlet i = 0;\n\
+               while i < 20000 { s = s + a[i % 100]; i = i + 1; }\nprint(s);";
+    let r = same_as_interpreter(src, &[]);
+    assert_eq!(r.out, "20000\n");
+    let aborts = r.log.matches("[JIT] Trace aborted at PC ").count();
+    assert_eq!(aborts, kiln::jit::trace::MAX_ATTEMPTS as usize, "{}", r.log);
+    assert_eq!(r.stats.aborted, kiln::jit::trace::MAX_ATTEMPTS as u64);
+    assert_eq!(r.log.matches("blacklisted after").count(), 1, "{}", r.log);
+    assert_eq!(r.stats.compiled, 0);
 }

@@ -53,7 +53,7 @@ use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
-use crate::jit::trace::{Abort, Action, TraceState, Traces};
+use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
@@ -308,6 +308,12 @@ impl Jit<'_> {
                         "[JIT] {what} aborted at PC {pc}: {}",
                         why.message()
                     )),
+                }
+                if self.traces.state(id) == TraceState::Blacklisted {
+                    self.say(format_args!(
+                        "[JIT] {what} at PC {pc} blacklisted after {MAX_ATTEMPTS} aborts: \
+                         interpreted from now on"
+                    ));
                 }
                 None
             }

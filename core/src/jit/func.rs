@@ -72,7 +72,7 @@ use crate::jit::driver::VM_LAYOUT;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
-use crate::jit::trace::{Abort, Action, TraceState, Traces};
+use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::interp::Reply;
@@ -587,6 +587,11 @@ impl<'a> FuncJit<'a> {
             // Compiled for direct calls from other native code only.
             Some(_) => {
                 self.stats.short_leaves += 1;
+                self.say(format_args!(
+                    "[JIT] Function {} stays interpreted when the interpreter calls it \
+                     (shorter than {ENTRY_MIN_WORDS} words, no calls)",
+                    self.name(func)
+                ));
                 Reply::Wait(u32::MAX)
             }
             None => Reply::Wait(self.states.wait(id)),
@@ -622,7 +627,7 @@ impl<'a> FuncJit<'a> {
                 }
             }
             Err(why) => {
-                let _ = self.states.abort(id, why);
+                let blacklisted = self.states.abort(id, why) == Ok(TraceState::Blacklisted);
                 self.stats.aborted += 1;
                 let at = if side {
                     " side trace at PC "
@@ -641,6 +646,12 @@ impl<'a> FuncJit<'a> {
                         "[JIT] Function {name} aborted{at}{pc}: {}",
                         why.message()
                     )),
+                }
+                if blacklisted {
+                    self.say(format_args!(
+                        "[JIT] Function {name}{at}{pc} blacklisted after {MAX_ATTEMPTS} aborts: \
+                         interpreted from now on"
+                    ));
                 }
             }
         }
