@@ -178,7 +178,11 @@ impl Traces {
     pub fn wait(&mut self, id: u64) -> u32 {
         match self.state(id) {
             TraceState::Cold { aborts } if aborts > 0 => {
-                self.seed = if self.seed == 0 { 0x9e37_79b9 } else { self.seed };
+                self.seed = if self.seed == 0 {
+                    0x9e37_79b9
+                } else {
+                    self.seed
+                };
                 self.seed ^= self.seed << 13;
                 self.seed ^= self.seed >> 17;
                 self.seed ^= self.seed << 5;
@@ -293,7 +297,10 @@ mod tests {
         let waits: Vec<u32> = (0..8).map(|_| u.wait(1)).collect();
         let range = PENALTY_MIN..PENALTY_MIN + PENALTY_JITTER;
         assert!(waits.iter().all(|w| range.contains(w)), "{waits:?}");
-        assert!(waits.iter().any(|w| *w != waits[0]), "random part: {waits:?}");
+        assert!(
+            waits.iter().any(|w| *w != waits[0]),
+            "random part: {waits:?}"
+        );
         t.compiled(4, 0).unwrap_err();
     }
 
