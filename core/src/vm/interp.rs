@@ -226,6 +226,10 @@ pub struct Vm<'p> {
     counters: Vec<Vec<u32>>,
     /// The rest of each loop header's [`HotCount`], same indexing.
     loop_hist: Vec<Vec<HotHist>>,
+    /// Per function, the address of its `counters` (from `Vec::as_mut_ptr`, taken once in
+    /// [`Vm::new`]; the counters are never resized, and while running they are reached only
+    /// through these pointers).
+    hot_ptrs: Vec<*mut u32>,
     /// The running function's `counters` (see [`Vm::loop_counts`]); null when counting is off.
     hot: *mut u32,
     /// Calls per function (empty when counting is off); see [`super::native`].
@@ -251,7 +255,7 @@ impl<'p> Vm<'p> {
         } else {
             Vec::new()
         };
-        let counters = if t > 0 {
+        let mut counters: Vec<Vec<u32>> = if t > 0 {
             prog.funcs.iter().map(|f| vec![t; f.code.len()]).collect()
         } else {
             Vec::new()
@@ -269,6 +273,7 @@ impl<'p> Vm<'p> {
             meter,
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
+            hot_ptrs: counters.iter_mut().map(|c| c.as_mut_ptr()).collect(),
             counters,
             loop_hist,
             hot: core::ptr::null_mut(),
@@ -370,9 +375,10 @@ impl<'p> Vm<'p> {
     /// pointers.
     #[inline(always)]
     fn loop_counts(&mut self, func: usize) -> *mut u32 {
-        self.counters
-            .get_mut(func)
-            .map_or(core::ptr::null_mut(), |c| c.as_mut_ptr())
+        self.hot_ptrs
+            .get(func)
+            .copied()
+            .unwrap_or(core::ptr::null_mut())
     }
 
     /// Taken jump from `at` to a lower `target`: fuel for the loop body, hot-loop counting, and

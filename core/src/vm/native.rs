@@ -362,7 +362,7 @@ impl Vm<'_> {
     #[inline(always)]
     pub(super) fn count_call(
         &mut self,
-        stack: &[Value],
+        stack: &Vec<Value>,
         callee: usize,
         base: usize,
         hook: &mut Option<&mut dyn LoopHook>,
@@ -380,7 +380,7 @@ impl Vm<'_> {
     #[inline(never)]
     fn call_event(
         &mut self,
-        stack: &[Value],
+        stack: &Vec<Value>,
         callee: usize,
         base: usize,
         hook: &mut Option<&mut dyn LoopHook>,
