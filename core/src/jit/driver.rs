@@ -6,6 +6,8 @@
 //!   interpreter back edge --count == threshold--> hot_loop (log), then enter:
 //!   enter, loop cold (first time or its wait is over) --> record -> compile -> install
 //!        (abort: Wait(penalty), doubling with a random part; blacklisted: Wait(u32::MAX))
+//!   enter, trace installed, its last 64 entries ran < 32 words each on average (Payoff):
+//!        Wait(256 << misses) instead of entering (entering would cost more than it runs)
 //!   enter, trace installed --> run_chain:
 //!        run trace -> exit n -> restore slots (typed stores) -> pc = snaps[n].pc
 //!        trace installed at pc?            yes: run it next (a link or a side trace)
@@ -88,6 +90,8 @@ pub struct JitStats {
     pub entered: u64,
     /// Side traces compiled and installed (also counted in `compiled`).
     pub side_compiled: u64,
+    /// Times a loop trace was left alone for a while because its entries did not pay.
+    pub paused: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -112,6 +116,58 @@ struct Installed {
     /// The link table native exit stubs read: one entry per snapshot, 0 or a trace entry
     /// address (see `backend::link`). Boxed: its address is baked into the code.
     links: Box<[u64]>,
+    /// Whether entering it from the interpreter pays (see [`Payoff`]).
+    payoff: Payoff,
+}
+
+/// Entries from the interpreter to one trace, and the code words they ran natively (the fuel
+/// they charged). Entering and leaving costs about as much as interpreting [`ENTRY_MIN_WORDS`]
+/// words, so a trace whose entries average fewer (a loop compiled on a path that became rare,
+/// whose other path cannot be compiled: every entry leaves at the first guard) is not entered
+/// for a while: [`PAUSE_MIN`] arrivals, doubling while it keeps not paying.
+#[derive(Clone, Copy, Debug, Default)]
+struct Payoff {
+    entries: u32,
+    words: u64,
+    /// Consecutive samples that did not pay.
+    misses: u8,
+    /// The next arrival replies with a pause instead of entering.
+    pause: bool,
+}
+
+/// Entries per payoff sample.
+pub const PAYOFF_SAMPLE: u32 = 64;
+/// Average code words per entry below which entering a loop trace does not pay.
+pub const ENTRY_MIN_WORDS: u64 = 32;
+/// Arrivals a trace that did not pay is left alone (doubled per consecutive miss, up to
+/// `PAUSE_MIN << 12`).
+pub const PAUSE_MIN: u32 = 256;
+
+impl Payoff {
+    /// Counts an entry that ran `words` natively; true when a sample just ended without
+    /// paying.
+    fn entered(&mut self, words: u64) -> bool {
+        self.entries += 1;
+        self.words = self.words.saturating_add(words);
+        if self.entries < PAYOFF_SAMPLE {
+            return false;
+        }
+        let pays = self.words >= u64::from(PAYOFF_SAMPLE) * ENTRY_MIN_WORDS;
+        self.entries = 0;
+        self.words = 0;
+        if pays {
+            self.misses = 0;
+        } else {
+            self.misses = self.misses.saturating_add(1);
+            self.pause = true;
+        }
+        !pays
+    }
+
+    /// The pause after the last miss.
+    fn pause_len(&self) -> u32 {
+        PAUSE_MIN << u32::from(self.misses.clamp(1, 13) - 1)
+    }
 }
 
 impl Installed {
@@ -222,6 +278,7 @@ impl<'a> Jit<'a> {
             func,
             start,
             links: table,
+            payoff: Payoff::default(),
         });
         self.link(index);
         Ok(index)
@@ -446,10 +503,26 @@ impl LoopHook for Jit<'_> {
             self.attempt(func, header_pc, false, regs);
         }
         match self.traces.state(id) {
-            TraceState::Compiled { trace } => match self.run_chain(func, trace, regs, fuel) {
-                Some(pc) => Reply::Native(pc),
-                None => Reply::Wait(1),
-            },
+            TraceState::Compiled { trace } => {
+                if let Some(t) = self.installed.get_mut(trace) {
+                    if t.payoff.pause {
+                        t.payoff.pause = false;
+                        return Reply::Wait(t.payoff.pause_len());
+                    }
+                }
+                let before = *fuel;
+                let r = self.run_chain(func, trace, regs, fuel);
+                let words = before.saturating_sub(*fuel);
+                if let Some(t) = self.installed.get_mut(trace) {
+                    if t.payoff.entered(words) {
+                        self.stats.paused += 1;
+                    }
+                }
+                match r {
+                    Some(pc) => Reply::Native(pc),
+                    None => Reply::Wait(1),
+                }
+            }
             _ => Reply::Wait(self.traces.wait(id)),
         }
     }
