@@ -1,4 +1,5 @@
-//! The trace state machine: what the JIT is doing for each loop header, and why traces abort.
+//! The trace state machine: what the JIT is doing for each trace start (loop header, side-exit
+//! resume pc, function entry), why traces abort, and how long the VM waits before a retry.
 //!
 //! ```text
 //!            hot (counter reached threshold)          recording ended at the back edge
@@ -9,6 +10,10 @@
 //!                                               | abort (attempts == MAX_ATTEMPTS)
 //!                                               v
 //!                                          Blacklisted  (stays in the interpreter for good)
+//!
+//!   Traces::wait: Cold after n aborts -> PENALTY_MIN << (n - 1), plus 0..PENALTY_JITTER
+//!   arrivals before the next attempt; Blacklisted -> u32::MAX (the VM's countdown never asks
+//!   again in practice); otherwise 1.
 //! ```
 //!
 //! Glossary
