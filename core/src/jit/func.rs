@@ -116,8 +116,8 @@ pub struct FuncCode {
     runs: Cell<u64>,
 }
 
-/// Code words below which a function without calls is not entered from the interpreter (see
-/// [`FuncCode::pays_from_interpreter`]).
+/// Code words below which a function without calls is not entered from the interpreter
+/// (entering and leaving native code costs about as much as interpreting this many words).
 pub const ENTRY_MIN_WORDS: usize = 24;
 
 /// Whether verified code `code` contains a `call` (on any path, not only the recorded one).

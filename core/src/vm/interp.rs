@@ -5,14 +5,14 @@
 //! jump targets on instruction starts, call arities). It still indexes with bounds checks: a
 //! verifier bug becomes a runtime error or a clean stop, never memory corruption.
 //!
-//! Hooks for the JIT: every taken jump to a lower PC goes through [`Vm::back_edge`], which (when
-//! counting is on) bumps the [`HotCount`] of the loop header PC; only when the count reaches
-//! the header's `next` does the cold path run: [`LoopHook::hot_loop`] once at
+//! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, which (when
+//! counting is on) decrements the loop header PC's countdown word (`HotCount`); only when it
+//! reaches 0 does the cold path run: [`LoopHook::hot_loop`] once at
 //! [`VmConfig::jit_threshold`], then [`LoopHook::enter`], whose [`Reply`] either resumes after
 //! native code or sets how many backward jumps to wait before asking again. A loop the JIT gave
-//! up on thus costs one increment and one compare per iteration, found by PC in O(1).
+//! up on thus costs one decrement and one branch per iteration, found by PC in O(1).
 //!
-//! Every `call` (while counting is on) ticks the callee's [`HotCount`] the same way
+//! Every `call` (while counting is on) ticks the callee's `HotCount` the same way
 //! (`count_call`, `native.rs`): [`LoopHook::hot_func`] at the threshold, native code from
 //! [`LoopHook::native_func`] (kept for the run), run through a [`NativeEnv`] instead of
 //! pushing an interpreted frame.
