@@ -90,6 +90,26 @@ fn agrees(src: &str, max_depth: usize) -> Run {
     keep.unwrap()
 }
 
+/// A compiled function without calls and shorter than `ENTRY_MIN_WORDS` is not entered from
+/// the interpreter (entering costs more than interpreting it); one that calls is.
+#[test]
+fn short_leaf_functions_stay_interpreted_when_the_interpreter_calls_them() {
+    let src = "fn f(x, y) { return x * 2 + y; }\nlet i = 0;\nlet s = 0;\n\
+               while i < 300 { s = f(i, s) % 1000003; i = i + 1; }\nprint(s);";
+    let r = agrees(src, 1000);
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert_eq!(r.stats.short_leaves, 1, "{:?}", r.stats);
+    let r = agrees(FIB, 1000);
+    assert_eq!(r.stats.short_leaves, 0, "{:?}", r.stats);
+    // Hot on its leaf path (no call recorded), but the function does call: entered.
+    let src = "fn down(n) { if n < 1 { return 0; } return down(n - 1) + 1; }\n\
+               let i = 0;\nlet s = 0;\nwhile i < 50 { s = s + down(0); i = i + 1; }\n\
+               print(s + down(150));";
+    let r = agrees(src, 1000);
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert_eq!(r.stats.short_leaves, 0, "{:?}", r.stats);
+}
+
 const FIB: &str = "fn fib(n) { if n < 2 { return n; } return fib(n - 1) + fib(n - 2); }\n\
                    print(fib(20)); print(fib(7));";
 

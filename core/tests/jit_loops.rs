@@ -123,6 +123,8 @@ fn assert_log_lines_well_formed(log: &str) {
             "Compiled side trace at PC ",
             "Trace aborted at PC ",
             "Side trace aborted at PC ",
+            "Trace at PC ",
+            "Side trace at PC ",
             "Hot function ",
             "Compiled function ",
             "Function ",
@@ -445,4 +447,44 @@ fn multiply_accumulate_loops_compile_and_match() {
         &[],
     );
     assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+}
+
+/// A loop the JIT cannot compile is tried `MAX_ATTEMPTS` times, with growing waits between
+/// attempts, then blacklisted (one log line says so) and never recorded again.
+#[test]
+fn an_uncompilable_loop_is_retried_with_backoff_then_blacklisted() {
+    let src = "let a = array(100, 1);\nlet s = 0;\nlet i = 0;\n\
+               while i < 20000 { s = s + a[i % 100]; i = i + 1; }\nprint(s);";
+    let r = same_as_interpreter(src, &[]);
+    assert_eq!(r.out, "20000\n");
+    let aborts = r.log.matches("[JIT] Trace aborted at PC ").count();
+    assert_eq!(aborts, kiln::jit::trace::MAX_ATTEMPTS as usize, "{}", r.log);
+    assert_eq!(r.stats.aborted, kiln::jit::trace::MAX_ATTEMPTS as u64);
+    assert_eq!(r.log.matches("blacklisted after").count(), 1, "{}", r.log);
+    assert_eq!(r.stats.compiled, 0);
+}
+
+/// A loop compiled on a path that turns out rare, whose common path cannot be compiled (an
+/// array read): every entry leaves at the first guard, so the JIT stops entering it for a
+/// while instead of paying the entry on every iteration.
+#[test]
+fn a_trace_whose_entries_do_not_pay_is_left_alone() {
+    let src = "let a = array(10, 3);\nlet i = 0;\nlet s = 0;\n\
+               while i < 30000 {\n  if i % 1000 == 10 { s = s + 1; } else { s = s + a[i % 10]; }\n\
+               i = i + 1;\n}\nprint(s);";
+    let r = same_as_interpreter(src, &[]);
+    assert_eq!(r.out, "89940\n");
+    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(r.stats.paused >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        r.stats.entered < 3000,
+        "entered on most iterations: {:?}",
+        r.stats
+    );
+    // A loop that runs natively is never paused.
+    let r = same_as_interpreter(
+        "let i = 0;\nlet s = 0;\nwhile i < 30000 { s = s + i % 7; i = i + 1; }\nprint(s);",
+        &[],
+    );
+    assert_eq!(r.stats.paused, 0, "{:?}", r.stats);
 }

@@ -1,8 +1,9 @@
 //! Error cases: every kind of bad input gets its exact message and location.
 use kiln::vm::bytecode::{encode_abc, encode_abx, Op};
+use kiln::vm::native::{HotFunc, NativeFunc};
 use kiln::vm::{
-    lang, run_source, Const, Error, Function, HotLoop, LoopHook, Program, RuntimeErrorKind, Vm,
-    VmConfig,
+    lang, run_source, Const, Error, Function, HotLoop, LoopHook, Program, Reply, RuntimeErrorKind,
+    Value, Vm, VmConfig,
 };
 
 fn run(src: &str) -> Result<String, Error> {
@@ -422,6 +423,71 @@ fn hot_loop_hook_fires_once_at_the_threshold() {
         499,
         "one backward jump per iteration but the last"
     );
+}
+
+/// A hook that never has native code and asks to be left alone for `wait` arrivals.
+struct Waiter {
+    wait: u32,
+    /// (func, header pc or 0, count) of every time the VM asked.
+    asked: Vec<(usize, usize, u32)>,
+    hot: u32,
+}
+
+impl LoopHook for Waiter {
+    fn hot_loop(&mut self, _at: HotLoop<'_>) {
+        self.hot += 1;
+    }
+
+    fn enter(&mut self, func: usize, pc: usize, _: &mut [Value], _: &mut u64) -> Reply<usize> {
+        self.asked.push((func, pc, 0));
+        Reply::Wait(self.wait)
+    }
+
+    fn hot_func(&mut self, _at: HotFunc<'_>) {
+        self.hot += 1;
+    }
+
+    fn native_func(&mut self, func: usize, _: &[Value]) -> Reply<std::rc::Rc<dyn NativeFunc>> {
+        self.asked.push((func, 0, 0));
+        Reply::Wait(self.wait)
+    }
+}
+
+fn asked(src: &str, wait: u32) -> Waiter {
+    let prog = lang::compile(src).unwrap();
+    let config = VmConfig {
+        jit_threshold: 100,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).unwrap();
+    let mut hook = Waiter {
+        wait,
+        asked: Vec::new(),
+        hot: 0,
+    };
+    let mut out = String::new();
+    vm.run(&mut out, Some(&mut hook)).unwrap();
+    hook
+}
+
+#[test]
+fn the_hook_is_asked_again_only_after_the_wait_it_asked_for() {
+    // 10000 iterations: 9999 backward jumps to PC 3; hot at 100, then every 1000th.
+    let src = "let i = 0;\nwhile i < 10000 {\n  i = i + 1;\n}";
+    let h = asked(src, 1000);
+    assert_eq!(h.hot, 1);
+    assert_eq!(h.asked.len(), 10, "at 100, 1100, ..., 9100: {:?}", h.asked);
+    assert!(h.asked.iter().all(|a| *a == (0, 3, 0)));
+    // A loop the hook gave up on is never asked again.
+    assert_eq!(asked(src, u32::MAX).asked.len(), 1);
+    // Calls: 5000 calls of f1, hot at the 100th, then every 500th.
+    let src = "fn f(x) { return x + 1; }\nlet i = 0;\nwhile i < 5000 {\n  i = f(i);\n}";
+    let h = asked(src, 500);
+    assert_eq!(h.hot, 2, "the loop and the function");
+    let calls = h.asked.iter().filter(|a| a.0 == 1).count();
+    assert_eq!(calls, 10, "at 100, 600, ..., 4600: {:?}", h.asked);
+    let h = asked(src, u32::MAX);
+    assert_eq!(h.asked.len(), 2, "once for the loop, once for the function");
 }
 
 #[test]

@@ -3,8 +3,12 @@
 //! the exit's pc — or, when a trace starts at that pc, run that trace next.
 //!
 //! ```text
-//!   interpreter back edge --count == threshold--> hot_loop: record -> compile -> install
-//!   interpreter back edge --trace installed----> enter: run_chain:
+//!   interpreter back edge --count == threshold--> hot_loop (log), then enter:
+//!   enter, loop cold (first time or its wait is over) --> record -> compile -> install
+//!        (abort: Wait(penalty), doubling with a random part; blacklisted: Wait(u32::MAX))
+//!   enter, trace installed, its last 64 entries ran < 32 words each on average (Payoff):
+//!        Wait(256 << misses) instead of entering (entering would cost more than it runs)
+//!   enter, trace installed --> run_chain:
 //!        run trace -> exit n -> restore slots (typed stores) -> pc = snaps[n].pc
 //!        trace installed at pc?            yes: run it next (a link or a side trace)
 //!        exit to pc hot (HOT_EXIT exits)?  yes: record a side trace from pc, run it next
@@ -51,9 +55,9 @@ use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
-use crate::jit::trace::{Abort, Action, LoopState, Traces};
+use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
-use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::interp::{HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
@@ -86,6 +90,8 @@ pub struct JitStats {
     pub entered: u64,
     /// Side traces compiled and installed (also counted in `compiled`).
     pub side_compiled: u64,
+    /// Times a loop trace was left alone for a while because its entries did not pay.
+    pub paused: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -110,6 +116,58 @@ struct Installed {
     /// The link table native exit stubs read: one entry per snapshot, 0 or a trace entry
     /// address (see `backend::link`). Boxed: its address is baked into the code.
     links: Box<[u64]>,
+    /// Whether entering it from the interpreter pays (see [`Payoff`]).
+    payoff: Payoff,
+}
+
+/// Entries from the interpreter to one trace, and the code words they ran natively (the fuel
+/// they charged). Entering and leaving costs about as much as interpreting [`ENTRY_MIN_WORDS`]
+/// words, so a trace whose entries average fewer (a loop compiled on a path that became rare,
+/// whose other path cannot be compiled: every entry leaves at the first guard) is not entered
+/// for a while: [`PAUSE_MIN`] arrivals, doubling while it keeps not paying.
+#[derive(Clone, Copy, Debug, Default)]
+struct Payoff {
+    entries: u32,
+    words: u64,
+    /// Consecutive samples that did not pay.
+    misses: u8,
+    /// The next arrival replies with a pause instead of entering.
+    pause: bool,
+}
+
+/// Entries per payoff sample.
+pub const PAYOFF_SAMPLE: u32 = 64;
+/// Average code words per entry below which entering a loop trace does not pay.
+pub const ENTRY_MIN_WORDS: u64 = 32;
+/// Arrivals a trace that did not pay is left alone (doubled per consecutive miss, up to
+/// `PAUSE_MIN << 12`).
+pub const PAUSE_MIN: u32 = 256;
+
+impl Payoff {
+    /// Counts an entry that ran `words` natively; true when a sample just ended without
+    /// paying.
+    fn entered(&mut self, words: u64) -> bool {
+        self.entries += 1;
+        self.words = self.words.saturating_add(words);
+        if self.entries < PAYOFF_SAMPLE {
+            return false;
+        }
+        let pays = self.words >= u64::from(PAYOFF_SAMPLE) * ENTRY_MIN_WORDS;
+        self.entries = 0;
+        self.words = 0;
+        if pays {
+            self.misses = 0;
+        } else {
+            self.misses = self.misses.saturating_add(1);
+            self.pause = true;
+        }
+        !pays
+    }
+
+    /// The pause after the last miss.
+    fn pause_len(&self) -> u32 {
+        PAUSE_MIN << u32::from(self.misses.clamp(1, 13) - 1)
+    }
 }
 
 impl Installed {
@@ -187,7 +245,7 @@ impl<'a> Jit<'a> {
         let rec = {
             let traces = &self.traces;
             let links =
-                |p: usize| matches!(traces.state(loop_id(func, p)), LoopState::Compiled { .. });
+                |p: usize| matches!(traces.state(loop_id(func, p)), TraceState::Compiled { .. });
             let from = Start {
                 func,
                 pc: start,
@@ -220,6 +278,7 @@ impl<'a> Jit<'a> {
             func,
             start,
             links: table,
+            payoff: Payoff::default(),
         });
         self.link(index);
         Ok(index)
@@ -306,6 +365,12 @@ impl Jit<'_> {
                         "[JIT] {what} aborted at PC {pc}: {}",
                         why.message()
                     )),
+                }
+                if self.traces.state(id) == TraceState::Blacklisted {
+                    self.say(format_args!(
+                        "[JIT] {what} at PC {pc} blacklisted after {MAX_ATTEMPTS} aborts: \
+                         interpreted from now on"
+                    ));
                 }
                 None
             }
@@ -401,8 +466,8 @@ impl Jit<'_> {
             }
             let id = loop_id(func, pc);
             let next = match self.traces.state(id) {
-                LoopState::Compiled { trace } => Some(trace),
-                LoopState::Cold { .. } if self.exit_is_hot(id) => {
+                TraceState::Compiled { trace } => Some(trace),
+                TraceState::Cold { .. } if self.exit_is_hot(id) => {
                     self.attempt(func, pc, true, regs)
                 }
                 _ => None,
@@ -422,7 +487,7 @@ impl LoopHook for Jit<'_> {
             "[JIT] Hot loop detected at PC {} (iterations: {})",
             at.header_pc, at.count
         ));
-        self.attempt(at.func, at.header_pc, false, at.regs);
+        // The VM calls `enter` right after this, which records the loop.
     }
 
     fn enter(
@@ -431,24 +496,42 @@ impl LoopHook for Jit<'_> {
         header_pc: usize,
         regs: &mut [Value],
         fuel: &mut u64,
-    ) -> Option<usize> {
-        let trace = match self.traces.state(loop_id(func, header_pc)) {
-            LoopState::Compiled { trace } => trace,
-            LoopState::Cold { aborts } if aborts > 0 => {
-                // The recorded iteration left the common path; record the next one.
-                self.attempt(func, header_pc, false, regs);
-                return None;
+    ) -> Reply<usize> {
+        let id = loop_id(func, header_pc);
+        if let TraceState::Cold { .. } = self.traces.state(id) {
+            // Hot, and the wait after the last abort (if any) is over: record this iteration.
+            self.attempt(func, header_pc, false, regs);
+        }
+        match self.traces.state(id) {
+            TraceState::Compiled { trace } => {
+                if let Some(t) = self.installed.get_mut(trace) {
+                    if t.payoff.pause {
+                        t.payoff.pause = false;
+                        return Reply::Wait(t.payoff.pause_len());
+                    }
+                }
+                let before = *fuel;
+                let r = self.run_chain(func, trace, regs, fuel);
+                let words = before.saturating_sub(*fuel);
+                if let Some(t) = self.installed.get_mut(trace) {
+                    if t.payoff.entered(words) {
+                        self.stats.paused += 1;
+                    }
+                }
+                match r {
+                    Some(pc) => Reply::Native(pc),
+                    None => Reply::Wait(1),
+                }
             }
-            _ => return None,
-        };
-        self.run_chain(func, trace, regs, fuel)
+            _ => Reply::Wait(self.traces.wait(id)),
+        }
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {
         self.funcs.hot(at);
     }
 
-    fn native_func(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+    fn native_func(&mut self, func: usize, args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
         self.funcs.native(func, args)
     }
 

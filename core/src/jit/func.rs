@@ -72,9 +72,10 @@ use crate::jit::driver::VM_LAYOUT;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
-use crate::jit::trace::{Abort, Action, LoopState, Traces};
+use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::error::RuntimeErrorKind as E;
+use crate::vm::interp::Reply;
 use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
 use crate::vm::program::Program;
 use crate::vm::value::Value;
@@ -91,6 +92,10 @@ pub struct FuncStats {
     pub compiled: u64,
     /// Recordings or compilations abandoned.
     pub aborted: u64,
+    /// Compiled functions the interpreter's calls keep interpreting: short and without calls,
+    /// they cost less interpreted than entering native code costs (their code still serves
+    /// direct calls from other native code).
+    pub short_leaves: u64,
 }
 
 /// An installed function trace. `repr(C)` with the code address first: direct calls load
@@ -109,6 +114,25 @@ pub struct FuncCode {
     /// `FuncCode` of the side trace a side exit continues in natively, or 0.
     links: Box<[Cell<u64>]>,
     runs: Cell<u64>,
+}
+
+/// Code words below which a function without calls is not entered from the interpreter
+/// (entering and leaving native code costs about as much as interpreting this many words).
+pub const ENTRY_MIN_WORDS: usize = 24;
+
+/// Whether verified code `code` contains a `call` (on any path, not only the recorded one).
+fn has_call(code: &[u32]) -> bool {
+    let mut pc = 0;
+    while let Some(&w) = code.get(pc) {
+        let Some(op) = crate::vm::bytecode::Op::from_byte(w as u8) else {
+            return true;
+        };
+        if op == crate::vm::bytecode::Op::Call {
+            return true;
+        }
+        pc += op.width();
+    }
+    false
 }
 
 /// Spill words of every function-trace frame (the call area follows the spill slots).
@@ -135,6 +159,18 @@ impl FuncCode {
             sides: RefCell::new(BTreeMap::new()),
             runs: Cell::new(0),
         }
+    }
+
+    /// Whether the interpreter's `call` should run this code: entering and leaving native code
+    /// from the interpreter costs about as much as interpreting [`ENTRY_MIN_WORDS`] code words
+    /// (`docs/perf.md`), so a short function that makes no calls (a function trace has no
+    /// loop: it runs each word at most once) is cheaper interpreted. A function that calls
+    /// others wins through its direct native calls.
+    fn pays_from_interpreter(&self, prog: &Program) -> bool {
+        let Some(code) = prog.funcs.get(self.func).map(|f| &f.code[..]) else {
+            return false;
+        };
+        code.len() >= ENTRY_MIN_WORDS || has_call(code)
     }
 
     /// Times the code was entered from Rust.
@@ -527,7 +563,8 @@ impl<'a> FuncJit<'a> {
             .map_or("?", |f| self.prog.func_name(f))
     }
 
-    /// A function's call count reached the threshold.
+    /// A function's call count reached the threshold (the VM asks [`native`](Self::native)
+    /// right after, which records it).
     pub fn hot(&mut self, at: HotFunc<'_>) {
         self.stats.hot += 1;
         self.say(format_args!(
@@ -535,19 +572,30 @@ impl<'a> FuncJit<'a> {
             self.name(at.func),
             at.count
         ));
-        self.attempt(at.func, 0, at.args, false);
     }
 
-    /// Native code for a call of `func` with `args`, retrying a recording that aborted.
-    pub fn native(&mut self, func: usize, args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+    /// Native code for a call of `func` with `args`: recorded now if the function is not
+    /// compiled yet (first time hot, or the wait after an abort is over); otherwise how many
+    /// calls to wait before asking again.
+    pub fn native(&mut self, func: usize, args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
         let id = trace_id(func, 0, false);
-        match self.states.state(id) {
-            LoopState::Compiled { .. } => {}
-            LoopState::Cold { aborts } if aborts > 0 => self.attempt(func, 0, args, false),
-            _ => return None,
+        if let TraceState::Cold { .. } = self.states.state(id) {
+            self.attempt(func, 0, args, false);
         }
-        let code: Rc<dyn NativeFunc> = self.code.get(&id)?.clone();
-        Some(code)
+        match self.code.get(&id) {
+            Some(code) if code.pays_from_interpreter(self.prog) => Reply::Native(code.clone()),
+            // Compiled for direct calls from other native code only.
+            Some(_) => {
+                self.stats.short_leaves += 1;
+                self.say(format_args!(
+                    "[JIT] Function {} stays interpreted when the interpreter calls it \
+                     (shorter than {ENTRY_MIN_WORDS} words, no calls)",
+                    self.name(func)
+                ));
+                Reply::Wait(u32::MAX)
+            }
+            None => Reply::Wait(self.states.wait(id)),
+        }
     }
 
     /// A side trace continuing `func` from `pc` with the frame `regs`.
@@ -579,7 +627,7 @@ impl<'a> FuncJit<'a> {
                 }
             }
             Err(why) => {
-                let _ = self.states.abort(id, why);
+                let blacklisted = self.states.abort(id, why) == Ok(TraceState::Blacklisted);
                 self.stats.aborted += 1;
                 let at = if side {
                     " side trace at PC "
@@ -598,6 +646,12 @@ impl<'a> FuncJit<'a> {
                         "[JIT] Function {name} aborted{at}{pc}: {}",
                         why.message()
                     )),
+                }
+                if blacklisted {
+                    self.say(format_args!(
+                        "[JIT] Function {name}{at}{pc} blacklisted after {MAX_ATTEMPTS} aborts: \
+                         interpreted from now on"
+                    ));
                 }
             }
         }

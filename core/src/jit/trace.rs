@@ -1,4 +1,5 @@
-//! The trace state machine: what the JIT is doing for each loop header, and why traces abort.
+//! The trace state machine: what the JIT is doing for each trace start (loop header, side-exit
+//! resume pc, function entry), why traces abort, and how long the VM waits before a retry.
 //!
 //! ```text
 //!            hot (counter reached threshold)          recording ended at the back edge
@@ -9,6 +10,10 @@
 //!                                               | abort (attempts == MAX_ATTEMPTS)
 //!                                               v
 //!                                          Blacklisted  (stays in the interpreter for good)
+//!
+//!   Traces::wait: Cold after n aborts -> PENALTY_MIN << (n - 1), plus 0..PENALTY_JITTER
+//!   arrivals before the next attempt; Blacklisted -> u32::MAX (the VM's countdown never asks
+//!   again in practice); otherwise 1.
 //! ```
 //!
 //! Glossary
@@ -19,6 +24,8 @@
 //! Invariants: at most one loop is `Recording` at a time; a `Blacklisted` loop never leaves that
 //! state; `Compiled` holds the index of its installed trace.
 use liballoc::collections::BTreeMap;
+#[cfg(test)]
+use liballoc::vec::Vec;
 
 use crate::jit::backend::CompileError;
 use crate::jit::install::InstallError;
@@ -84,9 +91,17 @@ impl From<InstallError> for Abort {
 /// Aborts after which a loop is blacklisted.
 pub const MAX_ATTEMPTS: u8 = 3;
 
-/// The JIT's state for one loop header.
+/// Arrivals (backward jumps or calls) the interpreter waits after a first abort before the
+/// next attempt; each further abort doubles the wait and adds a random 0..[`PENALTY_JITTER`]
+/// (LuaJIT's penalty), so two loops that abort together do not retry in lockstep.
+pub const PENALTY_MIN: u32 = 64;
+/// Exclusive bound of the random part of a wait.
+pub const PENALTY_JITTER: u32 = 16;
+
+/// The JIT's state for one trace start: a loop header, a side-exit resume pc, or a
+/// function entry (the function JIT keys its traces the same way).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LoopState {
+pub enum TraceState {
     /// Not (yet) hot; `aborts` earlier attempts failed.
     Cold {
         /// Failed attempts so far.
@@ -129,8 +144,10 @@ pub enum StateError {
 /// The per-loop state machine, keyed by a loop id (e.g. function index and header pc).
 #[derive(Debug, Default)]
 pub struct Traces {
-    loops: BTreeMap<u64, LoopState>,
+    loops: BTreeMap<u64, TraceState>,
     recording: Option<u64>,
+    /// xorshift32 state for the random part of the penalty (fixed seed: runs reproduce).
+    seed: u32,
 }
 
 impl Traces {
@@ -140,23 +157,45 @@ impl Traces {
     }
 
     /// The state of loop `id`.
-    pub fn state(&self, id: u64) -> LoopState {
+    pub fn state(&self, id: u64) -> TraceState {
         self.loops
             .get(&id)
             .copied()
-            .unwrap_or(LoopState::Cold { aborts: 0 })
+            .unwrap_or(TraceState::Cold { aborts: 0 })
     }
 
     /// What to do on arriving at loop header `id`, given whether its counter says it is hot.
     pub fn arrive(&mut self, id: u64, hot: bool) -> Action {
         match self.state(id) {
-            LoopState::Compiled { trace } => Action::Enter(trace),
-            LoopState::Cold { aborts } if hot && self.recording.is_none() => {
-                self.loops.insert(id, LoopState::Recording { aborts });
+            TraceState::Compiled { trace } => Action::Enter(trace),
+            TraceState::Cold { aborts } if hot && self.recording.is_none() => {
+                self.loops.insert(id, TraceState::Recording { aborts });
                 self.recording = Some(id);
                 Action::Record
             }
             _ => Action::Interpret,
+        }
+    }
+
+    /// How many arrivals the interpreter should let pass before asking about `id` again:
+    /// 1 for a compiled (or unknown) loop, the penalty for one that aborted, `u32::MAX` for
+    /// a blacklisted one.
+    pub fn wait(&mut self, id: u64) -> u32 {
+        match self.state(id) {
+            TraceState::Cold { aborts } if aborts > 0 => {
+                self.seed = if self.seed == 0 {
+                    0x9e37_79b9
+                } else {
+                    self.seed
+                };
+                self.seed ^= self.seed << 13;
+                self.seed ^= self.seed >> 17;
+                self.seed ^= self.seed << 5;
+                let shift = u32::from(aborts - 1).min(16);
+                (PENALTY_MIN << shift).saturating_add(self.seed % PENALTY_JITTER)
+            }
+            TraceState::Blacklisted => u32::MAX,
+            _ => 1,
         }
     }
 
@@ -166,16 +205,16 @@ impl Traces {
     }
 
     /// Recording or compiling `id` failed; returns the new state.
-    pub fn abort(&mut self, id: u64, _why: Abort) -> Result<LoopState, StateError> {
-        let LoopState::Recording { aborts } = self.state(id) else {
+    pub fn abort(&mut self, id: u64, _why: Abort) -> Result<TraceState, StateError> {
+        let TraceState::Recording { aborts } = self.state(id) else {
             return Err(StateError::WrongState);
         };
         self.recording = None;
         let aborts = aborts.saturating_add(1);
         let next = if aborts >= MAX_ATTEMPTS {
-            LoopState::Blacklisted
+            TraceState::Blacklisted
         } else {
-            LoopState::Cold { aborts }
+            TraceState::Cold { aborts }
         };
         self.loops.insert(id, next);
         Ok(next)
@@ -184,21 +223,21 @@ impl Traces {
     /// Recording `id` stopped for a reason that may go away (an inner loop without a trace
     /// yet): back to `Cold` without counting an abort.
     pub fn defer(&mut self, id: u64) -> Result<(), StateError> {
-        let LoopState::Recording { aborts } = self.state(id) else {
+        let TraceState::Recording { aborts } = self.state(id) else {
             return Err(StateError::WrongState);
         };
         self.recording = None;
-        self.loops.insert(id, LoopState::Cold { aborts });
+        self.loops.insert(id, TraceState::Cold { aborts });
         Ok(())
     }
 
     /// `id` was compiled and installed as trace `trace`.
     pub fn compiled(&mut self, id: u64, trace: usize) -> Result<(), StateError> {
-        if !matches!(self.state(id), LoopState::Recording { .. }) {
+        if !matches!(self.state(id), TraceState::Recording { .. }) {
             return Err(StateError::WrongState);
         }
         self.recording = None;
-        self.loops.insert(id, LoopState::Compiled { trace });
+        self.loops.insert(id, TraceState::Compiled { trace });
         Ok(())
     }
 }
@@ -230,13 +269,44 @@ mod tests {
             assert_eq!(t.arrive(3, true), Action::Record);
             let s = t.abort(3, Abort::Unsupported(0x2a)).unwrap();
             if n < MAX_ATTEMPTS {
-                assert_eq!(s, LoopState::Cold { aborts: n });
+                assert_eq!(s, TraceState::Cold { aborts: n });
             } else {
-                assert_eq!(s, LoopState::Blacklisted);
+                assert_eq!(s, TraceState::Blacklisted);
             }
         }
         assert_eq!(t.arrive(3, true), Action::Interpret);
         assert_eq!(t.abort(3, Abort::TooLong), Err(StateError::WrongState));
+    }
+
+    #[test]
+    fn retries_back_off_and_a_blacklisted_loop_waits_forever() {
+        let mut t = Traces::new();
+        assert_eq!(t.wait(4), 1, "an unknown loop is asked at once");
+        let mut last = 0;
+        for n in 1..=MAX_ATTEMPTS {
+            assert_eq!(t.arrive(4, true), Action::Record);
+            t.abort(4, Abort::TooLong).unwrap();
+            let w = t.wait(4);
+            if n < MAX_ATTEMPTS {
+                let base = PENALTY_MIN << (n - 1);
+                assert!((base..base + PENALTY_JITTER).contains(&w), "{n}: {w}");
+                assert!(w > last, "the wait grows: {w} after {last}");
+                last = w;
+            } else {
+                assert_eq!(w, u32::MAX);
+            }
+        }
+        let mut u = Traces::new();
+        u.arrive(1, true);
+        u.abort(1, Abort::TooLong).unwrap();
+        let waits: Vec<u32> = (0..8).map(|_| u.wait(1)).collect();
+        let range = PENALTY_MIN..PENALTY_MIN + PENALTY_JITTER;
+        assert!(waits.iter().all(|w| range.contains(w)), "{waits:?}");
+        assert!(
+            waits.iter().any(|w| *w != waits[0]),
+            "random part: {waits:?}"
+        );
+        t.compiled(4, 0).unwrap_err();
     }
 
     #[test]
@@ -245,7 +315,7 @@ mod tests {
         for _ in 0..2 * MAX_ATTEMPTS {
             assert_eq!(t.arrive(5, true), Action::Record);
             t.defer(5).unwrap();
-            assert_eq!(t.state(5), LoopState::Cold { aborts: 0 });
+            assert_eq!(t.state(5), TraceState::Cold { aborts: 0 });
             assert_eq!(t.recording(), None);
         }
         assert_eq!(t.defer(5), Err(StateError::WrongState));

@@ -5,15 +5,17 @@
 //! jump targets on instruction starts, call arities). It still indexes with bounds checks: a
 //! verifier bug becomes a runtime error or a clean stop, never memory corruption.
 //!
-//! Hooks for the JIT: every taken jump to a lower PC goes through [`Vm::back_edge`] (cold path
-//! only when counting is on), which bumps the per-function counter of the loop header PC and,
-//! exactly when it reaches [`VmConfig::jit_threshold`], calls [`LoopHook::hot_loop`] with the
-//! frame's registers.
+//! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, which (when
+//! counting is on) decrements the loop header PC's countdown word (`HotCount`); only when it
+//! reaches 0 does the cold path run: [`LoopHook::hot_loop`] once at
+//! [`VmConfig::jit_threshold`], then [`LoopHook::enter`], whose [`Reply`] either resumes after
+//! native code or sets how many backward jumps to wait before asking again. A loop the JIT gave
+//! up on thus costs one decrement and one branch per iteration, found by PC in O(1).
 //!
-//! Every `call` (while counting is on) goes through `count_call` (`native.rs`): per-function
-//! call counts, [`LoopHook::hot_func`] at the threshold, and native code from
-//! [`LoopHook::native_func`], run through a [`NativeEnv`] instead of pushing an interpreted
-//! frame.
+//! Every `call` (while counting is on) ticks the callee's `HotCount` the same way
+//! (`count_call`, `native.rs`): [`LoopHook::hot_func`] at the threshold, native code from
+//! [`LoopHook::native_func`] (kept for the run), run through a [`NativeEnv`] instead of
+//! pushing an interpreted frame.
 use core::fmt::Write;
 use core::mem;
 
@@ -76,33 +78,121 @@ pub struct HotLoop<'a> {
     pub regs: &'a mut [Value],
 }
 
+/// A hook's answer at a hot loop header or a call of a hot function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply<T> {
+    /// Native code ran (a loop: the PC to resume at) or is to run (a function: its code).
+    Native(T),
+    /// Keep interpreting; ask again after this many more arrivals (at least 1).
+    Wait(u32),
+}
+
+/// Arrivals at one loop header (taken backward jumps) or calls of one function, counted down
+/// to the next time the hook is asked: the interpreter's whole per-arrival cost is one
+/// decrement and one branch, whatever state the JIT keeps for the loop. (Loop headers keep
+/// the `left` words in an array of their own, indexed by PC; see [`Vm::loop_counts`].)
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HotCount {
+    /// Arrivals left before the hook is asked (never 0 between arrivals).
+    left: u32,
+    hist: HotHist,
+}
+
+/// What a countdown needs to tell how many arrivals there were in all.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HotHist {
+    /// What `left` was last set to.
+    set: u32,
+    /// Arrivals counted before `left` was last set (wrapping).
+    base: u32,
+}
+
+impl HotHist {
+    const fn new(threshold: u32) -> Self {
+        Self {
+            set: threshold,
+            base: 0,
+        }
+    }
+
+    /// Arrivals so far (wrapping after `u32::MAX`), with `left` the countdown.
+    fn count(&self, left: u32) -> u32 {
+        self.base.wrapping_add(self.set - left)
+    }
+
+    /// Ask again after `n` more arrivals (at least 1).
+    fn wait(&mut self, left: &mut u32, n: u32) {
+        self.base = self.count(*left);
+        *left = n.max(1);
+        self.set = *left;
+    }
+}
+
+impl HotCount {
+    pub(super) const fn new(threshold: u32) -> Self {
+        Self {
+            left: threshold,
+            hist: HotHist::new(threshold),
+        }
+    }
+
+    /// Counts one arrival; true when the hook is to be asked.
+    #[inline(always)]
+    pub(super) fn tick(&mut self) -> bool {
+        self.left -= 1;
+        self.left == 0
+    }
+
+    /// Arrivals so far (wrapping after `u32::MAX`).
+    pub(super) fn count(&self) -> u32 {
+        self.hist.count(self.left)
+    }
+
+    /// Ask again after `n` more arrivals (at least 1).
+    pub(super) fn wait(&mut self, n: u32) {
+        self.hist.wait(&mut self.left, n);
+    }
+
+    /// Takes back the last arrival (one that does not count).
+    pub(super) fn untick(&mut self) {
+        self.left += 1;
+    }
+}
+
 /// Receives hot-loop reports; the JIT implements this.
 pub trait LoopHook {
     /// Called once per loop header, when its backward-jump count reaches the threshold.
     fn hot_loop(&mut self, at: HotLoop<'_>);
 
-    /// Called at every taken backward jump to `header_pc` while counting is on (after the
-    /// jump's fuel was charged), with the frame's registers and the fuel left. A JIT that ran
-    /// compiled code for the loop returns the PC to continue at (the registers already hold
-    /// the loop's results, and `fuel` was charged as the interpreter would have charged for
-    /// the same instructions); `None` keeps interpreting.
+    /// Called at a taken backward jump to `header_pc` once the header is hot (right after
+    /// [`hot_loop`](Self::hot_loop), then whenever the wait the last reply asked for is over),
+    /// after the jump's fuel was charged, with the frame's registers and the fuel left. A JIT
+    /// that ran compiled code for the loop replies `Native(pc)`: the PC to continue at (the
+    /// registers already hold the loop's results, and `fuel` was charged as the interpreter
+    /// would have charged for the same instructions), and it is asked again at the next
+    /// backward jump. `Wait(n)` keeps interpreting and asks again only after `n` more backward
+    /// jumps to this header (`u32::MAX`: practically never), so a loop the JIT gave up on
+    /// costs the interpreter one counter increment per iteration.
     fn enter(
         &mut self,
         _func: usize,
         _header_pc: usize,
         _regs: &mut [Value],
         _fuel: &mut u64,
-    ) -> Option<usize> {
-        None
+    ) -> Reply<usize> {
+        Reply::Wait(u32::MAX)
     }
 
     /// Called once per function, when its call count reaches the function threshold, with
     /// the callee's arguments (see [`super::native`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
 
-    /// Native code for `func`, asked at every call of a hot function; `None` interprets it.
-    fn native_func(&mut self, _func: usize, _args: &[Value]) -> Option<Rc<dyn NativeFunc>> {
-        None
+    /// Native code for `func`, asked at a call of a hot function (at the threshold, then
+    /// whenever the wait the last reply asked for is over). `Native(code)` is kept for the
+    /// rest of the run and runs every later call; `Wait(n)` interprets this call and asks
+    /// again after `n` more calls (`u32::MAX`: practically never).
+    fn native_func(&mut self, _func: usize, _args: &[Value]) -> Reply<Rc<dyn NativeFunc>> {
+        Reply::Wait(u32::MAX)
     }
 
     /// Native code that continues `func` from `pc` (a hot exit of its native code), with the
@@ -139,9 +229,20 @@ pub struct Vm<'p> {
     meter: Meter,
     fuel: u64,
     pub(super) config: VmConfig,
+    /// Per function, per PC: arrivals at the loop header at that PC (empty when counting is
+    /// off).
+    /// (the countdown words; see [`HotCount`]).
     counters: Vec<Vec<u32>>,
+    /// The rest of each loop header's [`HotCount`], same indexing.
+    loop_hist: Vec<Vec<HotHist>>,
+    /// Per function, the address of its `counters` (from `Vec::as_mut_ptr`, taken once in
+    /// [`Vm::new`]; the counters are never resized, and while running they are reached only
+    /// through these pointers).
+    hot_ptrs: Vec<*mut u32>,
+    /// The running function's `counters` (see [`Vm::loop_counts`]); null when counting is off.
+    hot: *mut u32,
     /// Calls per function (empty when counting is off); see [`super::native`].
-    pub(super) calls: Vec<u32>,
+    pub(super) calls: Vec<HotCount>,
     /// Call count at which a function is hot (defaults to the loop threshold).
     pub(super) func_threshold: u32,
     /// Native activations on the host stack now.
@@ -159,13 +260,20 @@ impl<'p> Vm<'p> {
     pub fn new(prog: &'p Program, config: VmConfig) -> Result<Vm<'p>, VerifyError> {
         verify(prog)?;
         let meter = MeterCell::new(config.memory_cap);
-        let counters = if config.jit_threshold > 0 {
-            prog.funcs.iter().map(|f| vec![0; f.code.len()]).collect()
+        let t = config.jit_threshold;
+        let loop_hist = if t > 0 {
+            let h = HotHist::new(t);
+            prog.funcs.iter().map(|f| vec![h; f.code.len()]).collect()
+        } else {
+            Vec::new()
+        };
+        let mut counters: Vec<Vec<u32>> = if t > 0 {
+            prog.funcs.iter().map(|f| vec![t; f.code.len()]).collect()
         } else {
             Vec::new()
         };
         let calls = if config.jit_threshold > 0 {
-            vec![0; prog.funcs.len()]
+            vec![HotCount::new(config.jit_threshold); prog.funcs.len()]
         } else {
             Vec::new()
         };
@@ -177,7 +285,10 @@ impl<'p> Vm<'p> {
             meter,
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
+            hot_ptrs: counters.iter_mut().map(|c| c.as_mut_ptr()).collect(),
             counters,
+            loop_hist,
+            hot: core::ptr::null_mut(),
             func_threshold: config.jit_threshold,
             native_depth: 0,
             stack_floor: usize::MAX,
@@ -221,11 +332,12 @@ impl<'p> Vm<'p> {
 
     /// The backward-jump counter of a loop header (0 when counting is off).
     pub fn loop_count(&self, func: usize, header_pc: usize) -> u32 {
-        self.counters
-            .get(func)
-            .and_then(|c| c.get(header_pc))
-            .copied()
-            .unwrap_or(0)
+        let left = self.counters.get(func).and_then(|c| c.get(header_pc));
+        let hist = self.loop_hist.get(func).and_then(|c| c.get(header_pc));
+        match (left, hist) {
+            (Some(left), Some(hist)) => hist.count(*left),
+            _ => 0,
+        }
     }
 
     #[cold]
@@ -269,6 +381,19 @@ impl<'p> Vm<'p> {
         Ok(())
     }
 
+    /// The loop-header counters of `func`, one per PC (null when counting is off). Taken
+    /// once per frame switch, so a backward jump finds its header's counter by PC alone. A raw
+    /// pointer (from `Vec::as_mut_ptr`, which keeps other such pointers valid): the counters
+    /// are never resized after [`Vm::new`], and all accesses while running go through these
+    /// pointers.
+    #[inline(always)]
+    fn loop_counts(&mut self, func: usize) -> *mut u32 {
+        self.hot_ptrs
+            .get(func)
+            .copied()
+            .unwrap_or(core::ptr::null_mut())
+    }
+
     /// Taken jump from `at` to a lower `target`: fuel for the loop body, hot-loop counting, and
     /// compiled code for the loop if the JIT has some. Returns the PC to continue at.
     #[inline(always)]
@@ -281,44 +406,63 @@ impl<'p> Vm<'p> {
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> Result<usize, E> {
         self.charge(at + 2 - target)?;
-        if self.config.jit_threshold != 0 {
-            return Ok(self.count_loop(func, target, regs, hook));
+        if !self.hot.is_null() {
+            // SAFETY: `hot` points at the running function's counters (set at every frame
+            // switch, and a nested run of the interpreter only happens inside a `call`, after
+            // which the frame switch sets it again), one per code word (`Vm::new`), never
+            // resized while running; `target` is a jump target the verifier checked to lie
+            // inside the code. Nothing else holds a reference to them now.
+            let left = unsafe { &mut *self.hot.add(target) };
+            *left -= 1;
+            if *left == 0 {
+                return Ok(self.loop_event(func, target, left, regs, hook));
+            }
         }
         Ok(target)
     }
 
+    /// The header at `target` (countdown `left`) is hot and its wait is over: tell the hook (once,
+    /// at the threshold), let it run native code, and note how long to wait before asking
+    /// again.
     #[cold]
     #[inline(never)]
-    fn count_loop(
+    fn loop_event(
         &mut self,
         func: usize,
         target: usize,
+        left: &mut u32,
         regs: &mut [Value],
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> usize {
-        let Some(n) = self.counters.get_mut(func).and_then(|c| c.get_mut(target)) else {
+        let Some(hist) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) else {
+            *left = u32::MAX;
             return target;
         };
-        *n = n.saturating_add(1);
-        let count = *n;
-        let Some(h) = hook.as_deref_mut() else {
-            return target;
-        };
-        let nregs = self.prog.funcs[func].nregs as usize;
-        if count == self.config.jit_threshold {
-            h.hot_loop(HotLoop {
-                func,
-                header_pc: target,
-                count,
-                regs: &mut regs[..nregs],
-            });
-        }
-        if count >= self.config.jit_threshold {
-            if let Some(pc) = h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
-                return pc;
+        let mut hist = *hist;
+        let count = hist.count(*left);
+        let (pc, wait) = match hook.as_deref_mut() {
+            None => (target, u32::MAX),
+            Some(h) => {
+                let nregs = self.prog.funcs[func].nregs as usize;
+                if count == self.config.jit_threshold {
+                    h.hot_loop(HotLoop {
+                        func,
+                        header_pc: target,
+                        count,
+                        regs: &mut regs[..nregs],
+                    });
+                }
+                match h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
+                    Reply::Native(pc) => (pc, 1),
+                    Reply::Wait(n) => (target, n),
+                }
             }
+        };
+        hist.wait(left, wait);
+        if let Some(h) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) {
+            *h = hist;
         }
-        target
+        pc
     }
 
     /// Runs function 0 to completion and returns its result; `print` writes to `out`.
@@ -417,6 +561,7 @@ impl<'p> Vm<'p> {
         'frames: loop {
             let code: &[u32] = &func.code;
             let nregs = func.nregs as usize;
+            self.hot = self.loop_counts(fi);
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
             let Ok(regs) =

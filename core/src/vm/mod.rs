@@ -66,9 +66,13 @@
 //!
 //! # JIT hooks
 //!
-//! [`VmConfig::jit_threshold`] turns on counting of backward jumps per loop-header PC;
+//! [`VmConfig::jit_threshold`] turns on counting of backward jumps per loop-header PC (a
+//! countdown word per PC: one decrement and one branch per backward jump);
 //! [`LoopHook::hot_loop`] is called when a header's count reaches the threshold, with the
-//! frame's registers. [`Vm::slot`]/[`Vm::slot_mut`] access slots by index.
+//! frame's registers, and [`LoopHook::enter`] whenever the countdown runs out; its [`Reply`]
+//! resumes after native code or sets the next countdown, so a loop the JIT gave up on is never
+//! asked about again. Calls are counted the same way per function.
+//! [`Vm::slot`]/[`Vm::slot_mut`] access slots by index.
 //!
 //! The compiler emits `while` loops inverted: an entry test, the body starting at the loop
 //! header, and at the bottom one backward branch — a compare-and-branch (`jlt`, `jltk`, ...), an
@@ -88,7 +92,7 @@ pub mod value;
 pub mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
-pub use interp::{HotLoop, LoopHook, Vm, VmConfig};
+pub use interp::{HotLoop, LoopHook, Reply, Vm, VmConfig};
 pub use program::{Const, Function, Program};
 pub use value::Value;
 

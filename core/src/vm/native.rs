@@ -13,7 +13,7 @@
 //! | finishing a frame | native code that cannot go on hands its frame to [`NativeEnv::interpret`], which runs the interpreter from a pc in that frame until the frame returns |
 //!
 //! ```text
-//!  interpreter `call` --count--> hot? --> hook.native_func(f) = Some(code)
+//!  interpreter `call` --count--> hot? --> hook.native_func(f) = Native(code)
 //!        |                                     |
 //!        |                          NativeEnv::run_native: push marker, code.run(env, base)
 //!        |                                     |  native code --call--> helper --> NativeEnv::call
@@ -47,7 +47,7 @@ use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 use super::error::RuntimeErrorKind as E;
-use super::interp::{Frame, LoopHook, Pos, Start, Vm, FRAME_WINDOW};
+use super::interp::{Frame, HotCount, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
 use super::program::Program;
 use super::value::Value;
 
@@ -376,51 +376,97 @@ impl Vm<'_> {
     /// is.
     pub fn set_func_threshold(&mut self, n: u32) {
         self.func_threshold = if n == 0 { self.config.jit_threshold } else { n };
+        let t = self.func_threshold;
+        for c in self.calls.iter_mut() {
+            let count = c.count();
+            if count < t {
+                c.wait(t - count);
+            }
+        }
     }
 
     /// Calls of `func` counted so far (0 when counting is off).
     pub fn call_count(&self, func: usize) -> u32 {
-        self.calls.get(func).copied().unwrap_or(0)
+        self.calls.get(func).map_or(0, HotCount::count)
     }
 
-    /// Counts a call of `callee` (frame at `base`, arguments in place), tells the hook when
-    /// the function turns hot, and returns its native code if the hook has some.
-    #[inline(never)]
+    /// Counts a call of `callee` (frame at `base`, arguments in place) and returns its native
+    /// code if there is some to run: one increment and one compare unless the function is
+    /// hot and its wait is over (or it has native code: every call then comes here).
+    #[inline(always)]
     pub(super) fn count_call(
         &mut self,
-        stack: &[Value],
+        stack: &Vec<Value>,
+        callee: usize,
+        base: usize,
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) -> Option<Rc<dyn NativeFunc>> {
+        if self.calls.get_mut(callee)?.tick() {
+            self.call_event(stack, callee, base, hook)
+        } else {
+            None
+        }
+    }
+
+    /// A call of a hot function whose wait is over: its native code if it has some; else
+    /// tells the hook (once, at the threshold) and asks it for code.
+    #[cold]
+    #[inline(never)]
+    // `&Vec`, one pointer, not a slice: the interpreter's `call` arm then loads nothing for
+    // it before the count's branch (docs/perf.md).
+    #[allow(clippy::ptr_arg)]
+    fn call_event(
+        &mut self,
+        stack: &Vec<Value>,
         callee: usize,
         base: usize,
         hook: &mut Option<&mut dyn LoopHook>,
     ) -> Option<Rc<dyn NativeFunc>> {
         if self.native_depth >= MAX_NATIVE_DEPTH || self.native_frames_left() == 0 {
-            // The host stack is as deep as native calls may go: interpret this call.
+            // The host stack is as deep as native calls may go: interpret this call, which
+            // does not count (the threshold is met where native code can run).
+            self.calls.get_mut(callee)?.untick();
             return None;
         }
         if let Some(Some(code)) = self.natives.get(callee) {
+            // Every call of a function with native code comes here to run it.
+            self.calls.get_mut(callee)?.wait(1);
             return Some(code.clone());
         }
-        let n = self.calls.get_mut(callee)?;
-        *n = n.saturating_add(1);
-        let count = *n;
-        if count < self.func_threshold {
-            return None;
+        let count = self.calls.get(callee)?.count();
+        let reply = match hook.as_deref_mut() {
+            None => Reply::Wait(u32::MAX),
+            Some(h) => {
+                let arity = self.prog.funcs.get(callee)?.arity as usize;
+                let args = stack.get(base..base + arity)?;
+                if count == self.func_threshold {
+                    h.hot_func(HotFunc {
+                        func: callee,
+                        count,
+                        args,
+                    });
+                }
+                h.native_func(callee, args)
+            }
+        };
+        match reply {
+            Reply::Native(code) => {
+                // Native code, once handed out, stays valid for the run: later calls skip the
+                // hook, and every call comes here (wait 1) to run it.
+                if let Some(slot) = self.natives.get_mut(callee) {
+                    *slot = Some(code.clone());
+                }
+                if let Some(c) = self.calls.get_mut(callee) {
+                    c.wait(1);
+                }
+                Some(code)
+            }
+            Reply::Wait(n) => {
+                if let Some(c) = self.calls.get_mut(callee) {
+                    c.wait(n);
+                }
+                None
+            }
         }
-        let h = hook.as_deref_mut()?;
-        let arity = self.prog.funcs.get(callee)?.arity as usize;
-        let args = stack.get(base..base + arity)?;
-        if count == self.func_threshold {
-            h.hot_func(HotFunc {
-                func: callee,
-                count,
-                args,
-            });
-        }
-        let code = h.native_func(callee, args)?;
-        // Native code, once handed out, stays valid for the run: later calls skip the hook.
-        if let Some(slot) = self.natives.get_mut(callee) {
-            *slot = Some(code.clone());
-        }
-        Some(code)
     }
 }
