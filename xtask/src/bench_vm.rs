@@ -734,13 +734,7 @@ fn render_json(h: &Header, rows: &[Row]) -> String {
 
 /// Builds the harness and has it draw the chart of `json` into `svg`.
 fn draw_chart(json: &Path, svg: &Path) -> Result<(), String> {
-    sh(crate::util::cargo(&[
-        "build",
-        "--release",
-        "-p",
-        "kiln-bench",
-    ]))?;
-    let mut chart = Command::new(root().join("target/release/kiln-bench"));
+    let mut chart = Command::new(crate::bench_alloc::build_harness()?);
     chart
         .arg("vm-chart")
         .arg("--json")
