@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::bench_jit::{median, write};
-use crate::rusage::measure;
+use crate::rusage::{measure, Output};
 use crate::util::{root, run as sh};
 
 /// One program of the suite.
@@ -286,7 +286,17 @@ pub fn run(args: &[&str]) -> Result<(), String> {
         )
     };
     let header = Header {
-        args: args.join(" "),
+        args: args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("{a:?}")
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
         runs: opts.runs,
         quick: opts.quick,
         note: opts.note.clone(),
@@ -344,11 +354,11 @@ fn run_program<'p>(p: &'p Program, kiln: &Path, opts: &Options) -> Result<Row<'p
         peak_rss_kib: [0; 5],
     };
     // At the test size the reference is NAME.out; otherwise the first engine's output.
-    let mut reference: Option<(String, Vec<u8>)> = None;
+    let mut reference: Option<(String, Output)> = None;
     if opts.quick {
         let out = programs_dir().join(format!("{}.out", p.name));
         let want = std::fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        reference = Some((format!("bench/programs/{}.out", p.name), want));
+        reference = Some((format!("bench/programs/{}.out", p.name), Output::of(&want)));
     }
     for round in 0..opts.runs {
         for e in ENGINES {
@@ -386,22 +396,26 @@ fn run_program<'p>(p: &'p Program, kiln: &Path, opts: &Options) -> Result<Row<'p
             opts.runs
         );
     }
-    row.output_bytes = reference.map_or(0, |(_, out)| out.len());
+    row.output_bytes = reference.map_or(0, |(_, out)| out.len as usize);
     Ok(row)
 }
 
-/// The error for an engine whose output differs from the reference: the first differing line.
+/// The error for an engine whose output differs from the reference: the first differing line
+/// (within the heads both kept).
 fn mismatch(
     p: &Program,
     args: &[String],
     reference: &str,
-    want: &[u8],
+    want: &Output,
     e: Engine,
-    got: &[u8],
+    got: &Output,
     cmd: &str,
 ) -> String {
-    let (want, got) = (String::from_utf8_lossy(want), String::from_utf8_lossy(got));
-    let (mut w, mut g) = (want.lines(), got.lines());
+    let (w_text, g_text) = (
+        String::from_utf8_lossy(&want.head),
+        String::from_utf8_lossy(&got.head),
+    );
+    let (mut w, mut g) = (w_text.lines(), g_text.lines());
     let mut line = 1;
     let (a, b) = loop {
         match (w.next(), g.next()) {
@@ -409,16 +423,25 @@ fn mismatch(
             other => break other,
         }
     };
+    let past_head = "<past the first 64 KiB>";
     format!(
         "bench vm: output mismatch on {} {}: {} printed something else than {reference} \
          (line {line}: {:?} instead of {:?}; {} bytes instead of {})\n  command: {cmd}",
         p.name,
         args.join(" "),
         e.name(),
-        b.unwrap_or("<end of output>"),
-        a.unwrap_or("<end of output>"),
-        got.len(),
-        want.len()
+        b.unwrap_or(if got.head.len() as u64 == got.len {
+            "<end of output>"
+        } else {
+            past_head
+        }),
+        a.unwrap_or(if want.head.len() as u64 == want.len {
+            "<end of output>"
+        } else {
+            past_head
+        }),
+        got.len,
+        want.len
     )
 }
 
