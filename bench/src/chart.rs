@@ -1,9 +1,9 @@
 //! The SVG charts of the table (plotters, SVG backend): one panel per workload, one bar per
 //! allocator, the same colour for an allocator in every panel and a legend on top.
 //! Throughput uses a log scale (the slowest peers are orders of magnitude behind).
+use crate::plot::{bar, colour, value_label, Area, DrawResult};
 use crate::report::{axes, Row};
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
 
 /// What a chart plots.
@@ -59,14 +59,6 @@ pub fn draw(rows: &[Row], metric: Metric, path: &Path) -> Result<(), String> {
     }
     root.present().map_err(|e| err(&e))
 }
-
-fn colour(i: usize) -> RGBColor {
-    let c = Palette99::pick(i).to_rgba();
-    RGBColor(c.0, c.1, c.2)
-}
-
-type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
-type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
 
 fn legend(area: &Area, metric: Metric, allocs: &[String]) -> DrawResult {
     area.draw(&Text::new(metric.title(), (10, 8), ("sans-serif", 18)))?;
@@ -125,18 +117,6 @@ fn draw_panel(area: &Area, bench: &str, metric: Metric, values: &[Option<f64>]) 
     Ok(())
 }
 
-fn bar(i: u32, base: f64, v: f64) -> Rectangle<(SegmentValue<u32>, f64)> {
-    let mut r = Rectangle::new(
-        [
-            (SegmentValue::Exact(i), base),
-            (SegmentValue::Exact(i + 1), v),
-        ],
-        colour(i as usize).filled(),
-    );
-    r.set_margin(0, 0, 4, 4);
-    r
-}
-
 /// The bar's value written just above it (log axes have few labels).
 fn label(i: u32, v: f64) -> Text<'static, (SegmentValue<u32>, f64), String> {
     let text = if v >= 10.0 {
@@ -146,7 +126,5 @@ fn label(i: u32, v: f64) -> Text<'static, (SegmentValue<u32>, f64), String> {
     } else {
         format!("{v:.2}")
     };
-    let style =
-        TextStyle::from(("sans-serif", 10).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
-    Text::new(text, (SegmentValue::CenterOf(i), v), style)
+    value_label(SegmentValue::CenterOf(i), v, text)
 }

@@ -8,8 +8,8 @@
 //! keeps its colour in every panel. When the files carry `compile_time`, the header states the
 //! median JIT compile time per trace. Fields the chart does not use are ignored, so older
 //! files (without `targets` or `compile_time`) still draw.
+use crate::plot::{bar, colour, value_label, Area, DrawResult};
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -126,14 +126,6 @@ fn engine_names(runs: &[RunFile]) -> Vec<String> {
     names
 }
 
-fn colour(i: usize) -> RGBColor {
-    let c = Palette99::pick(i).to_rgba();
-    RGBColor(c.0, c.1, c.2)
-}
-
-type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
-type DrawResult = Result<(), DrawingAreaErrorKind<std::io::Error>>;
-
 fn legend(area: &Area, runs: &[RunFile], engines: &[String]) -> DrawResult {
     area.draw(&Text::new(TITLE, (10, 8), ("sans-serif", 16)))?;
     let compile = runs.iter().find_map(|r| r.compile_time.as_ref());
@@ -185,18 +177,6 @@ fn draw_panel(area: &Area, caption: &str, speeds: &[Option<f64>]) -> DrawResult 
     Ok(())
 }
 
-fn bar(i: u32, base: f64, v: f64) -> Rectangle<(SegmentValue<u32>, f64)> {
-    let mut r = Rectangle::new(
-        [
-            (SegmentValue::Exact(i), base),
-            (SegmentValue::Exact(i + 1), v),
-        ],
-        colour(i as usize).filled(),
-    );
-    r.set_margin(0, 0, 4, 4);
-    r
-}
-
 /// The bar's value written above it (a log axis has few labels).
 fn label(i: u32, v: f64) -> Text<'static, (SegmentValue<u32>, f64), String> {
     let text = if v >= 10.0 {
@@ -204,9 +184,7 @@ fn label(i: u32, v: f64) -> Text<'static, (SegmentValue<u32>, f64), String> {
     } else {
         format!("{v:.2}x")
     };
-    let style =
-        TextStyle::from(("sans-serif", 10).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
-    Text::new(text, (SegmentValue::CenterOf(i), v), style)
+    value_label(SegmentValue::CenterOf(i), v, text)
 }
 
 /// `kiln-bench jit-chart --out DIR`: reads DIR's run files, writes DIR/jit.svg.

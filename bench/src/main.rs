@@ -7,15 +7,18 @@
 //!
 //! Subcommands: `alloc` (the benchmark), `child` (one peak measurement, used by `alloc`) and
 //! `check-json` (validates a JSON file; used by the `bench_smoke` test lane), and `jit-chart`
-//! (draws `cargo xtask bench jit`'s JSON files into `jit.svg`).
+//! (draws `cargo xtask bench jit`'s JSON files into `jit.svg`), `vm-chart` (draws
+//! `cargo xtask bench vm`'s `vm.json` into an SVG).
 mod allocators;
 mod arena;
 mod bump;
 mod chart;
 mod jit_chart;
 mod measure;
+mod plot;
 mod preload;
 mod report;
+mod vm_chart;
 mod workloads;
 
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +63,15 @@ enum Cmd {
         /// Where `cargo xtask bench jit` wrote its JSON.
         #[arg(long, default_value = "target/bench")]
         out: PathBuf,
+    },
+    /// Draw the VM suite's chart from `cargo xtask bench vm`'s JSON.
+    VmChart {
+        /// The JSON written by `cargo xtask bench vm`.
+        #[arg(long, default_value = "target/bench/vm.json")]
+        json: PathBuf,
+        /// Where the SVG goes.
+        #[arg(long, default_value = "target/bench/vm.svg")]
+        svg: PathBuf,
     },
 }
 
@@ -107,6 +119,7 @@ fn main() -> ExitCode {
         Cmd::CheckJson { file, alloc, bench } => report::check_json(&file, &alloc, &bench)
             .map(|rows| println!("{}: {} well-formed rows", file.display(), rows.len())),
         Cmd::JitChart { out } => jit_chart::run(&out),
+        Cmd::VmChart { json, svg } => vm_chart::run(&json, &svg),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,7 +54,7 @@ fn out_dir() -> PathBuf {
     root().join("target").join("bench")
 }
 
-fn build_harness() -> Result<PathBuf, String> {
+pub(crate) fn build_harness() -> Result<PathBuf, String> {
     run(cargo(&["build", "--release", "-p", "kiln-bench"]))?;
     Ok(root().join("target/release/kiln-bench"))
 }

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::rusage::children_cpu_seconds;
 use crate::util::{root, run as sh};
 
 /// One program, in kiln, Lua and Rust, with its arguments.
@@ -223,7 +224,7 @@ fn time_once(cmd: &[String]) -> Result<(String, f64, f64), String> {
     Ok((String::from_utf8_lossy(&out.stdout).into_owned(), wall, cpu))
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let m = s.len() / 2;
@@ -304,41 +305,9 @@ fn report(
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// `struct rusage` on 64-bit Linux: two `timeval`s (user, system) and 14 longs.
-#[repr(C)]
-struct RUsage {
-    utime_sec: i64,
-    utime_usec: i64,
-    stime_sec: i64,
-    stime_usec: i64,
-    rest: [i64; 14],
-}
-
-extern "C" {
-    fn getrusage(who: i32, usage: *mut RUsage) -> i32;
-}
-
-/// User + system CPU seconds of all waited-for children so far.
-fn children_cpu_seconds() -> f64 {
-    const RUSAGE_CHILDREN: i32 = -1;
-    let mut u = RUsage {
-        utime_sec: 0,
-        utime_usec: 0,
-        stime_sec: 0,
-        stime_usec: 0,
-        rest: [0; 14],
-    };
-    // SAFETY: `u` is a writable `struct rusage` of the size Linux expects on 64-bit targets.
-    let rc = unsafe { getrusage(RUSAGE_CHILDREN, &mut u) };
-    if rc != 0 {
-        return 0.0;
-    }
-    (u.utime_sec + u.stime_sec) as f64 + (u.utime_usec + u.stime_usec) as f64 / 1e6
 }

@@ -4,9 +4,11 @@
 mod aarch64;
 mod bench_alloc;
 mod bench_jit;
+mod bench_vm;
 mod mcu;
 mod preload;
 mod qemu;
+mod rusage;
 mod test;
 mod util;
 mod vm;
@@ -25,7 +27,7 @@ fn main() -> ExitCode {
         "bench" => bench(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc|jit [...]>"
+                "usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc|jit|vm [...]>"
             );
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())
@@ -48,7 +50,8 @@ fn bench(rest: &[String]) -> Result<(), String> {
     let args: Vec<&str> = rest.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["jit", more @ ..] => bench_jit::run(more),
+        ["vm", more @ ..] => bench_vm::run(more),
         ["alloc", ..] => bench_alloc::run_bench(&rest[1..]),
-        _ => Err("usage: cargo xtask bench <alloc|jit> (see xtask/src/bench_*.rs)".into()),
+        _ => Err("usage: cargo xtask bench <alloc|jit|vm> (see xtask/src/bench_*.rs)".into()),
     }
 }

@@ -14,7 +14,7 @@ const LANES: &[(&str, LaneFn)] = &[
     ("vm", crate::vm::lane),
     ("aarch64", crate::aarch64::lane),
     ("preload", crate::preload::lane),
-    ("bench_smoke", crate::bench_alloc::smoke),
+    ("bench_smoke", bench_smoke),
     ("qemu", crate::qemu::lane),
     ("mcu", crate::mcu::lane),
 ];
@@ -78,6 +78,12 @@ fn host() -> Result<(), String> {
     sh(cargo(&[
         "test", "-p", "kiln", "-p", "kiln-std", "--lib", "--tests",
     ]))
+}
+
+/// The benchmarks' smoke runs: the allocator bench and the VM suite, `--quick`.
+fn bench_smoke() -> Result<(), String> {
+    crate::bench_alloc::smoke()?;
+    crate::bench_vm::smoke()
 }
 
 /// The core must stay `no_std`: build it for both bare-metal targets with every feature, for
