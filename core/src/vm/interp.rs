@@ -26,6 +26,7 @@ use liballoc::rc::Rc;
 use super::builtins::{self, Builtin, Env};
 use super::bytecode::{a, b, bx, byte, c, sbx};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
+use super::host::{self, Host, HostPtr};
 use super::native::{HotFunc, NativeEnv, NativeFunc};
 use super::program::{Const, Program};
 use super::value::{Meter, MeterCell, Value};
@@ -87,6 +88,20 @@ pub trait LoopHook {
         None
     }
 
+    /// [`LoopHook::enter`] for a program linked to a host: compiled code that stops at a host
+    /// call or buffer access (`callh`, `bget`, `bset`, `blen`) may have `host` perform it and
+    /// continue natively after it. The default ignores `host`.
+    fn enter_hosted(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        _host: &mut dyn HostStep,
+    ) -> Option<usize> {
+        self.enter(func, header_pc, regs, fuel)
+    }
+
     /// Called once per function, when its call count reaches the function threshold, with
     /// the callee's arguments (see [`super::native`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
@@ -106,6 +121,89 @@ pub trait LoopHook {
     ) -> Option<Rc<dyn NativeFunc>> {
         None
     }
+}
+
+/// Performs one host instruction for compiled code (see [`LoopHook::enter_hosted`]).
+pub trait HostStep {
+    /// Whether the instruction at `pc` of `func` is one [`HostStep::step`] performs.
+    fn is_host_op(&self, func: usize, pc: usize) -> bool;
+    /// Performs the host instruction at `pc` of `func` on the frame's registers `regs`,
+    /// charging `fuel` as the interpreter would; returns the next pc. On `Err` nothing was
+    /// written: the caller must resume the interpreter at `pc`, which reports the error there
+    /// without performing the instruction again.
+    fn step(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Result<usize, ()>;
+}
+
+/// The VM's [`HostStep`]: its linked host, meter and program, and where an error waits for
+/// the interpreter.
+struct Stepper<'a> {
+    prog: &'a Program,
+    link: &'a mut dyn host::HostLink,
+    meter: &'a super::value::Meter,
+    pending: &'a mut Option<E>,
+}
+
+impl HostStep for Stepper<'_> {
+    fn is_host_op(&self, func: usize, pc: usize) -> bool {
+        let w = self.prog.funcs.get(func).and_then(|f| f.code.get(pc));
+        w.is_some_and(|&w| is_host_byte(w as u8))
+    }
+
+    fn step(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Result<usize, ()> {
+        let Some(&w) = self.prog.funcs.get(func).and_then(|f| f.code.get(pc)) else {
+            return Err(());
+        };
+        let prog = self.prog;
+        let link = &mut *self.link;
+        let reg = |r: usize| regs.get(r).ok_or(E::BadArgument("register out of range"));
+        let done = match w as u8 {
+            byte::CallH => {
+                let (first, n) = (a(w), c(w));
+                match regs.get(first..first + n) {
+                    Some(args) => link.call(b(w), args, fuel, self.meter).map(|v| (first, v)),
+                    None => Err(E::BadArgument("register out of range")),
+                }
+            }
+            byte::BGet => {
+                reg(c(w)).and_then(|i| host::buf_get(link, prog, b(w), i).map(|v| (a(w), v)))
+            }
+            byte::BSet => reg(b(w)).and_then(|i| {
+                let v = reg(c(w))?;
+                host::buf_set(link, prog, a(w), i, v).map(|()| (usize::MAX, Value::Nil))
+            }),
+            byte::BLen => host::buf_len(link, b(w)).map(|v| (a(w), v)),
+            _ => Err(E::BadArgument("not a host instruction")),
+        };
+        match done {
+            Ok((r, v)) => {
+                if let Some(slot) = regs.get_mut(r) {
+                    *slot = v;
+                }
+                Ok(pc + 1)
+            }
+            Err(k) => {
+                *self.pending = Some(k);
+                Err(())
+            }
+        }
+    }
+}
+
+/// Whether an opcode byte is one of the host instructions.
+pub(crate) fn is_host_byte(op: u8) -> bool {
+    matches!(op, byte::CallH | byte::BGet | byte::BSet | byte::BLen)
 }
 
 /// One call frame: where the caller resumes.
@@ -140,6 +238,11 @@ pub struct Vm<'p> {
     /// Native code per function, once the hook handed some out (empty when counting is off).
     pub(super) natives: Vec<Option<Rc<dyn NativeFunc>>>,
     args: Vec<Value>,
+    /// The linked host of the run in progress (see [`Vm::run_with`]); `None` outside
+    /// `run_with` and for programs run without a host.
+    host: Option<HostPtr>,
+    /// An error a [`HostStep`] hit for compiled code, raised by the next host instruction.
+    host_pending: Option<E>,
 }
 
 impl<'p> Vm<'p> {
@@ -171,6 +274,8 @@ impl<'p> Vm<'p> {
             natives: (0..calls.len()).map(|_| None).collect(),
             calls,
             args: Vec::new(),
+            host: None,
+            host_pending: None,
         })
     }
 
@@ -300,7 +405,20 @@ impl<'p> Vm<'p> {
                 regs: &mut regs[..nregs],
             });
         }
-        if count >= self.config.jit_threshold {
+        if let (true, Some(mut link)) = (count >= self.config.jit_threshold, self.host) {
+            let mut stepper = Stepper {
+                prog: self.prog,
+                // SAFETY: as in the host arm of `execute`: `run_with` keeps the linked host
+                // alive and unaliased while the dispatch loop runs; this borrow ends here.
+                link: unsafe { link.as_mut() },
+                meter: &self.meter,
+                pending: &mut self.host_pending,
+            };
+            let regs = &mut regs[..nregs];
+            if let Some(pc) = h.enter_hosted(func, target, regs, &mut self.fuel, &mut stepper) {
+                return pc;
+            }
+        } else if count >= self.config.jit_threshold {
             if let Some(pc) = h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
                 return pc;
             }
@@ -308,8 +426,49 @@ impl<'p> Vm<'p> {
         target
     }
 
-    /// Runs function 0 to completion and returns its result; `print` writes to `out`.
+    /// Runs function 0 to completion and returns its result; `print` writes to `out`. A
+    /// program that calls host functions or uses host buffers needs [`Vm::run_with`].
     pub fn run(
+        &mut self,
+        out: &mut dyn Write,
+        hook: Option<&mut dyn LoopHook>,
+    ) -> Result<Value, RuntimeError> {
+        self.host = None;
+        if !self.prog.imports.is_empty() || !self.prog.buffers.is_empty() {
+            let why = "the program uses host functions or buffers; run it with run_with";
+            return Err(self.fail(0, 0, E::Link(why.into())));
+        }
+        self.run_linked(out, hook)
+    }
+
+    /// [`Vm::run`] with `host`'s functions and the buffers `bufs` (buffer `i` of the host is
+    /// `bufs[i]`), which the program may read and write during this call only (see
+    /// [`super::host`]). Fails before running anything when the program's imports are not
+    /// what `host` offers (a missing function, another arity, other buffers).
+    pub fn run_with(
+        &mut self,
+        host: &mut Host<'_>,
+        bufs: &mut [&mut [u8]],
+        out: &mut dyn Write,
+        hook: Option<&mut dyn LoopHook>,
+    ) -> Result<Value, RuntimeError> {
+        let mut linked = match host.link(self.prog, bufs) {
+            Ok(l) => l,
+            Err(k) => return Err(self.fail(0, 0, k)),
+        };
+        // SAFETY: the pointer is used only by the dispatch loop inside `run_linked` below,
+        // while `linked` (and the host and buffers it borrows) is alive, and it is cleared
+        // before `linked` is dropped; every entry into the dispatch loop (`run`, `run_with`)
+        // sets the field first, so a pointer left behind by an unwinding host function is
+        // never read.
+        self.host = Some(unsafe { host::erase(&mut linked) });
+        self.host_pending = None;
+        let result = self.run_linked(out, hook);
+        self.host = None;
+        result
+    }
+
+    fn run_linked(
         &mut self,
         out: &mut dyn Write,
         mut hook: Option<&mut dyn LoopHook>,
@@ -684,6 +843,39 @@ impl<'p> Vm<'p> {
                     byte::SetIdx => {
                         let v = regs[c(w)].clone();
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
+                        pc += 1;
+                    }
+                    byte::CallH | byte::BGet | byte::BSet | byte::BLen => {
+                        if let Some(k) = self.host_pending.take() {
+                            // Compiled code stopped here because the host instruction failed.
+                            bail!(k);
+                        }
+                        let Some(mut h) = self.host else {
+                            bail!(E::Link("no host linked".into()))
+                        };
+                        // SAFETY: `run_with` keeps the linked host alive and unaliased for
+                        // the whole dispatch loop (see there); this borrow ends with the arm.
+                        let link = unsafe { h.as_mut() };
+                        match w as u8 {
+                            byte::CallH => {
+                                let (first, n) = (a(w), c(w));
+                                let args = &regs[first..first + n];
+                                let v = tri!(link.call(b(w), args, &mut self.fuel, &self.meter));
+                                put!(first, v);
+                            }
+                            byte::BGet => {
+                                let v = tri!(host::buf_get(link, prog, b(w), &regs[c(w)]));
+                                put!(a(w), v);
+                            }
+                            byte::BSet => {
+                                let (i, v) = (&regs[b(w)], &regs[c(w)]);
+                                tri!(host::buf_set(link, prog, a(w), i, v));
+                            }
+                            _ => {
+                                let v = tri!(host::buf_len(link, b(w)));
+                                put!(a(w), v);
+                            }
+                        }
                         pc += 1;
                     }
                     _ => bail!(E::BadArgument("unknown opcode (program not verified)")),

@@ -75,6 +75,7 @@ pub mod arith;
 pub mod builtins;
 pub mod bytecode;
 pub mod error;
+pub mod host;
 pub mod interp;
 pub mod lang;
 pub mod native;
@@ -83,6 +84,7 @@ pub mod value;
 pub mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
+pub use host::{compile_with, Host, HostError, Ty};
 pub use interp::{HotLoop, LoopHook, Vm, VmConfig};
 pub use program::{Const, Function, Program};
 pub use value::Value;
