@@ -53,7 +53,7 @@ use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, LoopState, Traces};
 use crate::platform::{Console, ExecMemory};
-use crate::vm::interp::{HotLoop, LoopHook};
+use crate::vm::interp::{HostStep, HotLoop, LoopHook};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
@@ -86,6 +86,9 @@ pub struct JitStats {
     pub entered: u64,
     /// Side traces compiled and installed (also counted in `compiled`).
     pub side_compiled: u64,
+    /// Host stops: exits at host instructions that the driver performed before going on
+    /// natively (see [`LoopHook::enter_hosted`]).
+    pub host_steps: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -393,9 +396,24 @@ impl Jit<'_> {
         mut trace: usize,
         regs: &mut [Value],
         fuel: &mut u64,
+        mut host: Option<&mut dyn HostStep>,
     ) -> Option<usize> {
         loop {
-            let (pc, exited) = self.run_once(trace, regs, fuel)?;
+            let (mut pc, exited) = self.run_once(trace, regs, fuel)?;
+            if let Some(h) = host.as_deref_mut() {
+                // Host stops: perform the host instructions here, then go on natively after
+                // them. On an error the interpreter resumes at the instruction and reports it.
+                let at = pc;
+                while h.is_host_op(func, pc) {
+                    match h.step(func, pc, regs, fuel) {
+                        Ok(next) => pc = next,
+                        Err(()) => return Some(pc),
+                    }
+                }
+                if pc != at {
+                    self.stats.host_steps += 1;
+                }
+            }
             if pc == self.installed[exited].start {
                 return Some(pc);
             }
@@ -441,7 +459,26 @@ impl LoopHook for Jit<'_> {
             }
             _ => return None,
         };
-        self.run_chain(func, trace, regs, fuel)
+        self.run_chain(func, trace, regs, fuel, None)
+    }
+
+    fn enter_hosted(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        host: &mut dyn HostStep,
+    ) -> Option<usize> {
+        let trace = match self.traces.state(loop_id(func, header_pc)) {
+            LoopState::Compiled { trace } => trace,
+            LoopState::Cold { aborts } if aborts > 0 => {
+                self.attempt(func, header_pc, false, regs);
+                return None;
+            }
+            _ => return None,
+        };
+        self.run_chain(func, trace, regs, fuel, Some(host))
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {

@@ -21,6 +21,9 @@
 //!   and raises `OutOfFuel` exactly as without the JIT. No exit resumes at a jump's target as
 //!   if the jump had been taken, so no jump goes uncharged.
 //!
+//! - *host stop*: a host instruction (`callh`, `bget`, `bset`, `blen`) ends the recording with
+//!   an `Exit` to it, like a link; the driver performs it and runs on natively after it.
+//!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
 //!   first jump back to it (a looping trace) or at a linked header (a linked trace); a backward
@@ -169,6 +172,11 @@ impl Recorder<'_> {
         let mut pc = self.header;
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
+            if crate::vm::interp::is_host_byte(w as u8) {
+                // A host call or buffer access: the trace exits to it; the driver performs it
+                // (`LoopHook::enter_hosted`) and continues with the trace that starts after it.
+                return Ok(End::Link(pc));
+            }
             self.tb.at_pc(pc as u32);
             match self.step(pc, w)? {
                 Next::Pc(next) if next != self.header && (self.links)(next) => {
