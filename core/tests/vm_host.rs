@@ -437,7 +437,7 @@ fn verifier_checks_host_indices_and_arities() {
     assert!(e.reason.contains("host function h0 does not exist"), "{e}");
     // No such buffer.
     let mut bad = prog.clone();
-    bad.buffers.truncate(0);
+    bad.buffers.clear();
     let e = Vm::new(&bad, VmConfig::default()).err().unwrap();
     assert!(e.reason.contains("host buffer 0 out of range"), "{e}");
     // The byte form keeps imports and buffers.

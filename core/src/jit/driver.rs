@@ -406,8 +406,8 @@ impl Jit<'_> {
                 let at = pc;
                 while h.is_host_op(func, pc) {
                     match h.step(func, pc, regs, fuel) {
-                        Ok(next) => pc = next,
-                        Err(()) => return Some(pc),
+                        Some(next) => pc = next,
+                        None => return Some(pc),
                     }
                 }
                 if pc != at {

@@ -128,16 +128,11 @@ pub trait HostStep {
     /// Whether the instruction at `pc` of `func` is one [`HostStep::step`] performs.
     fn is_host_op(&self, func: usize, pc: usize) -> bool;
     /// Performs the host instruction at `pc` of `func` on the frame's registers `regs`,
-    /// charging `fuel` as the interpreter would; returns the next pc. On `Err` nothing was
+    /// charging `fuel` as the interpreter would; returns the next pc. On `None` nothing was
     /// written: the caller must resume the interpreter at `pc`, which reports the error there
     /// without performing the instruction again.
-    fn step(
-        &mut self,
-        func: usize,
-        pc: usize,
-        regs: &mut [Value],
-        fuel: &mut u64,
-    ) -> Result<usize, ()>;
+    fn step(&mut self, func: usize, pc: usize, regs: &mut [Value], fuel: &mut u64)
+        -> Option<usize>;
 }
 
 /// The VM's [`HostStep`]: its linked host, meter and program, and where an error waits for
@@ -161,10 +156,8 @@ impl HostStep for Stepper<'_> {
         pc: usize,
         regs: &mut [Value],
         fuel: &mut u64,
-    ) -> Result<usize, ()> {
-        let Some(&w) = self.prog.funcs.get(func).and_then(|f| f.code.get(pc)) else {
-            return Err(());
-        };
+    ) -> Option<usize> {
+        let &w = self.prog.funcs.get(func).and_then(|f| f.code.get(pc))?;
         let prog = self.prog;
         let link = &mut *self.link;
         let reg = |r: usize| regs.get(r).ok_or(E::BadArgument("register out of range"));
@@ -191,11 +184,11 @@ impl HostStep for Stepper<'_> {
                 if let Some(slot) = regs.get_mut(r) {
                     *slot = v;
                 }
-                Ok(pc + 1)
+                Some(pc + 1)
             }
             Err(k) => {
                 *self.pending = Some(k);
-                Err(())
+                None
             }
         }
     }
