@@ -207,11 +207,14 @@ fn lent_buffer_filter_agrees() {
     assert_eq!(want.result.unwrap(), format!("{dropped} {sum}\n"));
     assert_eq!(want.pkt, expect);
     assert_eq!(want.out, [dropped as u8, 0, 0, 7]);
+    // Buffer accesses are runtime calls from native code: the loop never leaves its traces
+    // for them.
     assert!(stats.compiled > 0, "{stats:?}");
-    assert!(stats.host_steps > 0, "{stats:?}");
+    assert_eq!(stats.host_steps, 0, "{stats:?}");
+    assert!(stats.entered < 50, "{stats:?}");
 }
 
-/// Loop whose header instruction is a buffer read: still compiled (never blacklisted).
+/// Loop whose header instruction is a buffer read: compiled, and run natively throughout.
 #[test]
 fn loop_starting_with_a_buffer_read_is_compiled() {
     let src = "
@@ -228,7 +231,8 @@ print(s);
         .map(|(i, &b)| b as i64 * i as i64)
         .sum();
     assert_eq!(want.result.unwrap(), format!("{s}\n"));
-    assert!(stats.compiled > 0 && stats.host_steps > 0, "{stats:?}");
+    assert!(stats.compiled > 0 && stats.entered <= 2, "{stats:?}");
+    assert_eq!((stats.aborted, stats.host_steps), (0, 0), "{stats:?}");
 }
 
 fn compile_err(src: &str) -> String {

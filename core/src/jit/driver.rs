@@ -47,6 +47,7 @@ use liballoc::vec::Vec;
 use crate::jit::backend::link::split_exit_id;
 use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
 use crate::jit::func::{FuncJit, FuncStats};
+use crate::jit::hostbuf::BufView;
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
@@ -136,6 +137,9 @@ pub struct Jit<'a> {
     /// spill slots any installed trace uses.
     frame: ExitFrame,
     max_spills: u32,
+    /// One view per host buffer of the program, filled only while a hosted run is inside the
+    /// driver (see [`crate::jit::hostbuf`]). Boxed: traces hold their addresses.
+    views: Box<[BufView]>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -157,7 +161,26 @@ impl<'a> Jit<'a> {
             funcs: FuncJit::new(prog, mem, log),
             frame: ExitFrame::new(0),
             max_spills: 0,
+            views: prog.buffers.iter().map(|_| BufView::default()).collect(),
         }
+    }
+
+    /// Points the buffer views at the host's buffers (again: after a host call, which may
+    /// have used the buffers itself).
+    fn fill_views(&self, host: &mut dyn HostStep) {
+        for (b, v) in self.views.iter().enumerate() {
+            match host.buffer(b) {
+                // SAFETY: the buffer is lent to the run and reached only through `host`; the
+                // views are refilled after every other use of `host` and cleared (by
+                // `clear_views`) before the hook call that received `host` returns.
+                Some((p, n)) => unsafe { v.set(p, n) },
+                None => v.clear(),
+            }
+        }
+    }
+
+    fn clear_views(&self) {
+        self.views.iter().for_each(BufView::clear);
     }
 
     /// The counters so far.
@@ -196,6 +219,7 @@ impl<'a> Jit<'a> {
                 pc: start,
                 side,
                 links: &links,
+                bufs: &self.views,
             };
             record_from(self.prog, from, regs)?
         };
@@ -412,6 +436,7 @@ impl Jit<'_> {
                 }
                 if pc != at {
                     self.stats.host_steps += 1;
+                    self.fill_views(h);
                 }
             }
             if pc == self.installed[exited].start {
@@ -470,15 +495,23 @@ impl LoopHook for Jit<'_> {
         fuel: &mut u64,
         host: &mut dyn HostStep,
     ) -> Option<usize> {
-        let trace = match self.traces.state(loop_id(func, header_pc)) {
-            LoopState::Compiled { trace } => trace,
+        self.fill_views(host);
+        let pc = match self.traces.state(loop_id(func, header_pc)) {
+            LoopState::Compiled { trace } => self.run_chain(func, trace, regs, fuel, Some(host)),
             LoopState::Cold { aborts } if aborts > 0 => {
                 self.attempt(func, header_pc, false, regs);
-                return None;
+                None
             }
-            _ => return None,
+            _ => None,
         };
-        self.run_chain(func, trace, regs, fuel, Some(host))
+        self.clear_views();
+        pc
+    }
+
+    fn hot_loop_hosted(&mut self, at: HotLoop<'_>, host: &mut dyn HostStep) {
+        self.fill_views(host);
+        self.hot_loop(at);
+        self.clear_views();
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {

@@ -102,6 +102,12 @@ pub trait LoopHook {
         self.enter(func, header_pc, regs, fuel)
     }
 
+    /// [`LoopHook::hot_loop`] for a program linked to a host (see
+    /// [`LoopHook::enter_hosted`]). The default ignores `host`.
+    fn hot_loop_hosted(&mut self, at: HotLoop<'_>, _host: &mut dyn HostStep) {
+        self.hot_loop(at)
+    }
+
     /// Called once per function, when its call count reaches the function threshold, with
     /// the callee's arguments (see [`super::native`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
@@ -133,6 +139,9 @@ pub trait HostStep {
     /// without performing the instruction again.
     fn step(&mut self, func: usize, pc: usize, regs: &mut [Value], fuel: &mut u64)
         -> Option<usize>;
+    /// Host buffer `b` as a pointer and length, for compiled code. Valid until the next call
+    /// of any method of this `HostStep` and only while the hook call that received it runs.
+    fn buffer(&mut self, b: usize) -> Option<(*mut u8, usize)>;
 }
 
 /// The VM's [`HostStep`]: its linked host, meter and program, and where an error waits for
@@ -145,6 +154,10 @@ struct Stepper<'a> {
 }
 
 impl HostStep for Stepper<'_> {
+    fn buffer(&mut self, b: usize) -> Option<(*mut u8, usize)> {
+        self.link.buf(b).map(|s| (s.as_mut_ptr(), s.len()))
+    }
+
     fn is_host_op(&self, func: usize, pc: usize) -> bool {
         let w = self.prog.funcs.get(func).and_then(|f| f.code.get(pc));
         w.is_some_and(|&w| is_host_byte(w as u8))
@@ -390,7 +403,22 @@ impl<'p> Vm<'p> {
             return target;
         };
         let nregs = self.prog.funcs[func].nregs as usize;
-        if count == self.config.jit_threshold {
+        if let (true, Some(mut link)) = (count == self.config.jit_threshold, self.host) {
+            let mut stepper = Stepper {
+                prog: self.prog,
+                // SAFETY: as in the host arm of `execute`.
+                link: unsafe { link.as_mut() },
+                meter: &self.meter,
+                pending: &mut self.host_pending,
+            };
+            let at = HotLoop {
+                func,
+                header_pc: target,
+                count,
+                regs: &mut regs[..nregs],
+            };
+            h.hot_loop_hosted(at, &mut stepper);
+        } else if count == self.config.jit_threshold {
             h.hot_loop(HotLoop {
                 func,
                 header_pc: target,
