@@ -64,9 +64,15 @@
 //!
 //! # The JIT
 //!
-//! A loop trace that reaches a host call (or a buffer access) ends there with an exit to that
-//! instruction: the interpreter performs the call and the loop re-enters its native code at the
-//! next iteration. The trace is not aborted and the loop is never blacklisted for it.
+//! Buffer accesses in a loop trace are runtime calls from native code (`crate::jit::hostbuf`):
+//! a failing access (index out of range, a byte out of range) is guarded and exits to the
+//! instruction, where the interpreter reports the error with its location. A host call ends
+//! the trace with an exit to `callh` (a *host stop*): the JIT driver performs the call itself
+//! through [`LoopHook::enter_hosted`](super::LoopHook::enter_hosted) (no interpreter dispatch)
+//! and continues with the trace compiled from the next instruction, so the loop stays native
+//! between host calls; a host stop never aborts a trace or blacklists a loop. Function traces
+//! (the function JIT) do not record host instructions: a function that contains one runs in
+//! the interpreter, its loops still in loop traces.
 use core::fmt;
 use core::ptr::NonNull;
 

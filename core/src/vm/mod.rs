@@ -85,7 +85,7 @@ pub mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
 pub use host::{compile_with, Host, HostError, Ty};
-pub use interp::{HotLoop, LoopHook, Vm, VmConfig};
+pub use interp::{HostStep, HotLoop, LoopHook, Vm, VmConfig};
 pub use program::{Const, Function, Program};
 pub use value::Value;
 
