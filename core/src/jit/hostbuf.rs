@@ -52,7 +52,7 @@ impl BufView {
     }
 
     /// The view's length, or `None` when it is empty.
-    pub fn len(&self) -> Option<usize> {
+    pub fn filled_len(&self) -> Option<usize> {
         (!self.ptr.get().is_null()).then(|| self.len.get())
     }
 
@@ -120,5 +120,5 @@ pub extern "C" fn buf_set(addr: i64, packed: i64) -> i64 {
 pub extern "C" fn buf_len(addr: i64, _: i64) -> i64 {
     // SAFETY: as in `buf_get`.
     let v = unsafe { view(addr) };
-    v.len().map_or(-1, |n| n as i64)
+    v.filled_len().map_or(-1, |n| n as i64)
 }

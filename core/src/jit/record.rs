@@ -472,7 +472,7 @@ impl Recorder<'_> {
         let Some(view) = self.bufs.get(buf) else {
             return Ok(Next::Stop);
         };
-        let Some(len) = view.len() else {
+        let Some(len) = view.filled_len() else {
             return Ok(Next::Stop);
         };
         let addr = view.addr();
