@@ -27,13 +27,12 @@ use kiln_qemu_tests::{check, ARCH};
 kiln_bare::entry!(main);
 
 const FILTER: &str = "
-fn port(i) { return ring[i * 16 + 1] * 256 + ring[i * 16 + 2]; }
 let n = len(ring) / 16;
 let i = 0;
 let kept = 0;
 while i < n {
     let base = i * 16;
-    if ring[base] == 6 && port_allowed(port(i)) {
+    if ring[base] == 6 && port_allowed(ring[base + 1] * 256 + ring[base + 2]) {
         let sum = 0;
         let j = 3;
         while j < 16 {
@@ -125,7 +124,7 @@ fn run(ring: &mut [u8], jit: bool) -> Result<Outcome, &'static str> {
     let mut out = String::new();
     let mut stats = JitStats::default();
     let result = if jit {
-        let mut driver = Jit::new(&prog, &EXEC, None);
+        let mut driver = Jit::new(&prog, &EXEC, Some(&kiln_bare::console::SerialConsole));
         let r = vm.run_with(
             &mut host,
             &mut [ring, &mut verdict],
