@@ -6,7 +6,8 @@
 //! the interpreter and once with the tracing JIT, under a fuel budget and a memory cap; both
 //! runs must give the same buffers, alerts and result.
 //!
-//! Run: `cargo run -p kiln-std --example host_filter`
+//! Run: `cargo run -p kiln-std --example host_filter` (both runs, compared), or with argument
+//! `interp` or `jit` for one run only.
 use std::cell::RefCell;
 
 use kiln::vm::host::{compile_with, Host, HostError, Ty};
@@ -141,6 +142,19 @@ fn jit_run(
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = make_log(3000);
+    // `interp` or `jit`: one run only (for instruction counts under callgrind).
+    if let Some(mode) = std::env::args().nth(1) {
+        if mode != "interp" && mode != "jit" {
+            return Err(format!("unknown mode `{mode}` (want interp or jit)").into());
+        }
+        let r = run(&mut log.clone(), mode == "jit")?;
+        println!(
+            "{mode}: kept {} lines, fuel left {}",
+            r.alerts.len(),
+            r.fuel_left
+        );
+        return Ok(());
+    }
     let interp = run(&mut log.clone(), false)?;
     let jit = run(&mut log.clone(), true)?;
     let want: Vec<u8> = log
