@@ -62,6 +62,24 @@ fn host(log: Rc<Log>) -> Host<'static> {
         ctx.new_str(&format!("sensor-{}", a.int(0)))
     })
     .unwrap();
+    let l = log.clone();
+    h.register("check", &[Ty::Int], move |_, a| {
+        l.calls.set(l.calls.get() + 1);
+        match a.int(0) {
+            77 => Err(HostError::new("bad reading")),
+            x => Ok(Value::Int(x * 2)),
+        }
+    })
+    .unwrap();
+    let l = log.clone();
+    h.register("flip", &[Ty::Int], move |_, a| {
+        l.calls.set(l.calls.get() + 1);
+        Ok(match a.int(0) {
+            x if x % 50 < 40 => Value::Int(x),
+            x => Value::Float(x as f64 + 0.5),
+        })
+    })
+    .unwrap();
     h.buffer("pkt").unwrap();
     h.buffer("out").unwrap();
     h
@@ -168,6 +186,68 @@ fn host_calls_in_a_hot_loop_agree() {
         stats.host_steps > 1000,
         "host calls made between traces: {stats:?}"
     );
+}
+
+/// Int host calls are runtime calls from native code: no host stops once traces exist.
+#[test]
+fn int_host_calls_run_from_native_code() {
+    let src = "
+let i = 0;
+let s = 0;
+while i < 3000 {
+    let v = check(sample(i) + 200);
+    if v > 550 { s = s + v; } else { s = s - 1; }
+    i = i + 1;
+}
+print(s);
+";
+    let (want, stats) = agree(src, &[], VmConfig::default());
+    let s: i64 = (0..3000i64)
+        .map(|i| (i * 37 % 101 + 200) * 2)
+        .map(|v| if v > 550 { v } else { -1 })
+        .sum();
+    assert_eq!(want.result.unwrap(), format!("{s}\n"));
+    assert_eq!(want.calls, 6000);
+    assert!(stats.compiled > 0, "{stats:?}");
+    assert!(stats.host_steps < 30, "{stats:?}");
+}
+
+/// A native host call whose result changes type, and one that fails: the interpreter takes the
+/// parked result or error at the `callh`, and no call is made twice.
+#[test]
+fn native_host_call_results_and_errors_reach_the_interpreter() {
+    let src = "
+let i = 0;
+let s = 0;
+while i < 200 {
+    s = s + flip(i);
+    i = i + 1;
+}
+print(s);
+";
+    let (want, _) = agree(src, &[], VmConfig::default());
+    assert_eq!(want.calls, 200);
+    let s: f64 = (0..200i64)
+        .map(|x| {
+            if x % 50 < 40 {
+                x as f64
+            } else {
+                x as f64 + 0.5
+            }
+        })
+        .sum();
+    assert_eq!(want.result.unwrap(), format!("{s:?}\n"));
+    let src = "let i = 0;\nwhile i < 100 {\n  check(i);\n  i = i + 1;\n}\n";
+    let e = runtime_err(src, &[], VmConfig::default());
+    assert_eq!(
+        (
+            e.line,
+            e.to_string()
+                .contains("host function `check` failed: bad reading")
+        ),
+        (3, true)
+    );
+    assert_eq!(run(src, &[], VmConfig::default(), Some(1)).calls, 78);
 }
 
 const FILTER: &str = "

@@ -48,6 +48,7 @@ use crate::jit::backend::link::split_exit_id;
 use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
 use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::hostbuf::BufView;
+use crate::jit::hostcall::HostCtx;
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
@@ -140,6 +141,9 @@ pub struct Jit<'a> {
     /// One view per host buffer of the program, filled only while a hosted run is inside the
     /// driver (see [`crate::jit::hostbuf`]). Boxed: traces hold their addresses.
     views: Box<[BufView]>,
+    /// The VM's host for native host calls, armed only while a hosted run is inside the
+    /// driver (see [`crate::jit::hostcall`]). Boxed: traces hold its address.
+    host_ctx: Box<HostCtx>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -162,12 +166,17 @@ impl<'a> Jit<'a> {
             frame: ExitFrame::new(0),
             max_spills: 0,
             views: prog.buffers.iter().map(|_| BufView::default()).collect(),
+            host_ctx: Box::default(),
         }
     }
 
     /// Points the buffer views at the host's buffers (again: after a host call, which may
     /// have used the buffers itself).
     fn fill_views(&self, host: &mut dyn HostStep) {
+        // SAFETY: `host` outlives this hook call and is used only through the context until
+        // the next `fill_views` (after every direct use of `host`) or `clear_views`, which
+        // every hook call that arms the context runs before returning.
+        unsafe { self.host_ctx.arm(&mut *host) };
         for (b, v) in self.views.iter().enumerate() {
             match host.buffer(b) {
                 // SAFETY: the buffer is lent to the run and reached only through `host`; the
@@ -181,6 +190,7 @@ impl<'a> Jit<'a> {
 
     fn clear_views(&self) {
         self.views.iter().for_each(BufView::clear);
+        self.host_ctx.disarm();
     }
 
     /// The counters so far.
@@ -220,6 +230,7 @@ impl<'a> Jit<'a> {
                 side,
                 links: &links,
                 bufs: &self.views,
+                host: Some(&self.host_ctx),
             };
             record_from(self.prog, from, regs)?
         };
@@ -381,15 +392,19 @@ impl Jit<'_> {
         }
         self.stats.entered += 1;
         self.frame.set_fuel(*fuel);
+        let frame = self.frame.as_mut_ptr();
+        // SAFETY: the fuel word of the exit frame native code runs with; nothing else touches
+        // it until native code returns, and the next run sets it again.
+        unsafe {
+            self.host_ctx
+                .set_fuel(frame.wrapping_add(crate::jit::backend::FUEL))
+        };
         // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` (and
         // `nregs`) `Value`s, laid out as VM_LAYOUT (checked at compile time above); the shared
         // exit frame has room for the spill slots of every installed trace; the code was
         // compiled by the native backend and is still installed, as is every trace a link
         // table names.
-        let id = unsafe {
-            t.code
-                .enter(regs.as_mut_ptr().cast(), self.frame.as_mut_ptr())
-        };
+        let id = unsafe { t.code.enter(regs.as_mut_ptr().cast(), frame) };
         *fuel = self.frame.fuel();
         let (tag, exit) = split_exit_id(id);
         let exited = tag as usize;

@@ -43,6 +43,7 @@
 use liballoc::vec::Vec;
 
 use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
+use crate::jit::hostcall::{host_arg, host_call, host_status, HostCtx, MAX_ARGS};
 use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
@@ -99,6 +100,8 @@ struct Recorder<'p> {
     links: &'p dyn Fn(usize) -> bool,
     /// The host buffers' views (see [`crate::jit::hostbuf`]).
     bufs: &'p [BufView],
+    /// The VM's host, when recording for a hosted run (see [`crate::jit::hostcall`]).
+    host: Option<&'p HostCtx>,
     /// Bytes the recorded iteration stored into host buffers (buffer, index, byte): the
     /// recorder does not write the buffers itself.
     written: Vec<(usize, i64, u8)>,
@@ -120,6 +123,9 @@ pub struct Start<'a> {
     /// The host buffers' views: buffer accesses in range of a filled view are recorded as
     /// runtime calls; any other host instruction ends the trace with an exit to it.
     pub bufs: &'a [BufView],
+    /// The VM's host, when recording for a hosted run: `callh` with int arguments, of a
+    /// function whose last result was an int, becomes a runtime call.
+    pub host: Option<&'a HostCtx>,
 }
 
 /// Records one iteration of the loop whose header is `header_pc` in function `func`, starting
@@ -137,6 +143,7 @@ pub fn record(
         side: false,
         links: &|_| false,
         bufs: &[],
+        host: None,
     };
     record_from(prog, start, regs)
 }
@@ -164,6 +171,7 @@ pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<T
         side: start.side,
         links: start.links,
         bufs: start.bufs,
+        host: start.host,
         written: Vec::new(),
     };
     let end = rec.run()?;
@@ -456,10 +464,47 @@ impl Recorder<'_> {
                 return self.branch(pc, w, cmp, x, y);
             }
             byte::ForLt | byte::ForLtK => return self.for_loop(pc, w),
-            byte::CallH => return Ok(Next::Stop),
+            byte::CallH => return self.host_call(pc, w),
             byte::BGet | byte::BSet | byte::BLen => return self.buffer_op(pc, w),
             other => return Err(Abort::Unsupported(other)),
         }
+        Ok(Next::Pc(pc + 1))
+    }
+
+    /// `callh` as runtime calls (see [`crate::jit::hostcall`]): the arguments, the call, and a
+    /// guard on its status that exits to the `callh` (where the interpreter takes the parked
+    /// result or error); a stop when an argument is not an int or the function's last result
+    /// was not an int (the predicted result, used only for branch directions).
+    fn host_call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let (first, n, import) = (a(w), c(w), b(w));
+        let Some(ctx) = self.host else {
+            return Ok(Next::Stop);
+        };
+        let Some(predicted) = ctx.last_int(import) else {
+            return Ok(Next::Stop);
+        };
+        let ints =
+            (first..first + n).all(|r| matches!(self.shadow.get(r), Some(Some(Num::Int(_)))));
+        if n > MAX_ARGS || !ints {
+            return Ok(Next::Stop);
+        }
+        let k = self.tb.kint(ctx.addr());
+        for r in first..first + n {
+            let v = self.reg(r)?;
+            self.tb.call(host_arg, k, v.r);
+        }
+        let imp = self.tb.kint(import as i64);
+        let r = self.tb.call(host_call, k, imp);
+        let zero = self.tb.kint(0);
+        let status = self.tb.call(host_status, k, zero);
+        self.tb.guard(Op::Eq, status, zero);
+        self.set(
+            first,
+            Val {
+                num: Num::Int(predicted),
+                r,
+            },
+        )?;
         Ok(Next::Pc(pc + 1))
     }
 

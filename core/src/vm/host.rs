@@ -392,6 +392,7 @@ impl<'h> Host<'h> {
         }
         Ok(Linked {
             host: self,
+            last: liballoc::vec![None; map.len()],
             map,
             bufs,
         })
@@ -403,6 +404,8 @@ pub(crate) struct Linked<'r, 'h, 'b> {
     host: &'r mut Host<'h>,
     map: Vec<usize>,
     bufs: &'r mut [&'b mut [u8]],
+    /// Per import: its last result, when that was an int (what the JIT's recorder predicts).
+    last: Vec<Option<i64>>,
 }
 
 /// The interpreter's view of a [`Linked`] host, with its lifetimes erased (see
@@ -418,6 +421,8 @@ pub(crate) trait HostLink {
     ) -> Result<Value, E>;
     /// The bytes of buffer `b`.
     fn buf(&mut self, b: usize) -> Option<&mut [u8]>;
+    /// The last result of import `import`, when it was an int.
+    fn last_int(&self, import: usize) -> Option<i64>;
 }
 
 impl HostLink for Linked<'_, '_, '_> {
@@ -453,14 +458,25 @@ impl HostLink for Linked<'_, '_, '_> {
             fuel,
             meter,
         };
-        (f.f)(&mut ctx, Args(args)).map_err(|e| match e {
+        let result = (f.f)(&mut ctx, Args(args)).map_err(|e| match e {
             HostError::OutOfFuel => E::OutOfFuel,
             HostError::OutOfMemory => E::OutOfMemory,
             HostError::Failed(msg) => E::Host {
                 name: String::from(&*f.name),
                 msg,
             },
-        })
+        });
+        if let Some(last) = self.last.get_mut(import) {
+            *last = match result {
+                Ok(Value::Int(x)) => Some(x),
+                _ => None,
+            };
+        }
+        result
+    }
+
+    fn last_int(&self, import: usize) -> Option<i64> {
+        self.last.get(import).copied().flatten()
     }
 
     fn buf(&mut self, b: usize) -> Option<&mut [u8]> {

@@ -142,6 +142,14 @@ pub trait HostStep {
     /// Host buffer `b` as a pointer and length, for compiled code. Valid until the next call
     /// of any method of this `HostStep` and only while the hook call that received it runs.
     fn buffer(&mut self, b: usize) -> Option<(*mut u8, usize)>;
+    /// Calls host import `import` for compiled code, charging `fuel` as `callh` does; on an
+    /// error it is parked (see [`HostStep::step`]) and the result is `None`.
+    fn call(&mut self, import: usize, args: &[Value], fuel: &mut u64) -> Option<Value>;
+    /// Parks a host call's result that compiled code cannot take: the interpreter's next
+    /// `callh` (where compiled code exits) uses it instead of calling again.
+    fn park(&mut self, v: Value);
+    /// The last result of host import `import`, when it was an int.
+    fn last_int(&self, import: usize) -> Option<i64>;
 }
 
 /// The VM's [`HostStep`]: its linked host, meter and program, and where an error waits for
@@ -150,12 +158,30 @@ struct Stepper<'a> {
     prog: &'a Program,
     link: &'a mut dyn host::HostLink,
     meter: &'a super::value::Meter,
-    pending: &'a mut Option<E>,
+    pending: &'a mut Option<Result<Value, E>>,
 }
 
 impl HostStep for Stepper<'_> {
     fn buffer(&mut self, b: usize) -> Option<(*mut u8, usize)> {
         self.link.buf(b).map(|s| (s.as_mut_ptr(), s.len()))
+    }
+
+    fn call(&mut self, import: usize, args: &[Value], fuel: &mut u64) -> Option<Value> {
+        match self.link.call(import, args, fuel, self.meter) {
+            Ok(v) => Some(v),
+            Err(k) => {
+                *self.pending = Some(Err(k));
+                None
+            }
+        }
+    }
+
+    fn park(&mut self, v: Value) {
+        *self.pending = Some(Ok(v));
+    }
+
+    fn last_int(&self, import: usize) -> Option<i64> {
+        self.link.last_int(import)
     }
 
     fn is_host_op(&self, func: usize, pc: usize) -> bool {
@@ -170,6 +196,10 @@ impl HostStep for Stepper<'_> {
         regs: &mut [Value],
         fuel: &mut u64,
     ) -> Option<usize> {
+        if self.pending.is_some() {
+            // A parked result or error: the interpreter takes it at this instruction.
+            return None;
+        }
         let &w = self.prog.funcs.get(func).and_then(|f| f.code.get(pc))?;
         let prog = self.prog;
         let link = &mut *self.link;
@@ -200,7 +230,7 @@ impl HostStep for Stepper<'_> {
                 Some(pc + 1)
             }
             Err(k) => {
-                *self.pending = Some(k);
+                *self.pending = Some(Err(k));
                 None
             }
         }
@@ -247,8 +277,9 @@ pub struct Vm<'p> {
     /// The linked host of the run in progress (see [`Vm::run_with`]); `None` outside
     /// `run_with` and for programs run without a host.
     host: Option<HostPtr>,
-    /// An error a [`HostStep`] hit for compiled code, raised by the next host instruction.
-    host_pending: Option<E>,
+    /// What a [`HostStep`] parked for compiled code: an error, raised by the next host
+    /// instruction, or a host call's result, taken by the next `callh`.
+    host_pending: Option<Result<Value, E>>,
 }
 
 impl<'p> Vm<'p> {
@@ -867,9 +898,19 @@ impl<'p> Vm<'p> {
                         pc += 1;
                     }
                     byte::CallH | byte::BGet | byte::BSet | byte::BLen => {
-                        if let Some(k) = self.host_pending.take() {
-                            // Compiled code stopped here because the host instruction failed.
-                            bail!(k);
+                        match self.host_pending.take() {
+                            // Compiled code made this call and exited here with its result.
+                            Some(Ok(v)) if w as u8 == byte::CallH => {
+                                put!(a(w), v);
+                                pc += 1;
+                                continue;
+                            }
+                            // Compiled code stopped here because the instruction failed.
+                            Some(Err(k)) => bail!(k),
+                            Some(Ok(_)) => {
+                                bail!(E::Link("a parked result at a buffer access".into()))
+                            }
+                            None => {}
                         }
                         let Some(mut h) = self.host else {
                             bail!(E::Link("no host linked".into()))

@@ -1,0 +1,149 @@
+//! Host calls from native code: `callh` recorded as runtime calls into the VM's host.
+//!
+//! The driver owns one [`HostCtx`] (boxed: traces hold its address). While a hosted run is
+//! inside the driver, it points at the VM's [`HostStep`] and at the fuel word of the exit frame
+//! native code is running with; otherwise it is disarmed and every call fails.
+//!
+//! A recorded `callh` with int arguments, of a host function whose last result was an int, is
+//! `host_arg(ctx, x)` per argument, `r = host_call(ctx, import)`, then
+//! `guard host_status(ctx, 0) == 0`. The call charges fuel and reports errors exactly as the
+//! interpreter's `callh`: on a host error, or a result that is not an int, the result (or the
+//! error) is parked in the VM and the guard exits to the `callh`, where the interpreter takes
+//! the parked result instead of calling again. The recorder predicts the result (the function's
+//! last one) only to choose branch directions; every guard checks the real value.
+use core::cell::Cell;
+use core::ptr::NonNull;
+
+use crate::vm::interp::HostStep;
+use crate::vm::value::Value;
+
+/// Most arguments a native host call passes.
+pub const MAX_ARGS: usize = 8;
+
+type StepPtr = NonNull<dyn HostStep>;
+
+/// The VM's host as native code reaches it.
+pub struct HostCtx {
+    step: Cell<Option<StepPtr>>,
+    fuel: Cell<*mut u64>,
+    args: [Cell<i64>; MAX_ARGS],
+    nargs: Cell<usize>,
+    status: Cell<i64>,
+}
+
+impl Default for HostCtx {
+    fn default() -> Self {
+        HostCtx {
+            step: Cell::new(None),
+            fuel: Cell::new(core::ptr::null_mut()),
+            args: Default::default(),
+            nargs: Cell::new(0),
+            status: Cell::new(0),
+        }
+    }
+}
+
+impl HostCtx {
+    /// Points the context at the VM's host.
+    ///
+    /// # Safety
+    ///
+    /// `step` must stay valid, and not be used otherwise, until [`HostCtx::disarm`] or the
+    /// next `arm`.
+    pub unsafe fn arm(&self, step: &mut dyn HostStep) {
+        let p: NonNull<dyn HostStep + '_> = NonNull::from(step);
+        // SAFETY: only the trait object's lifetime bound changes (same fat-pointer layout);
+        // the caller keeps the object alive while the context is armed.
+        let p = unsafe { core::mem::transmute::<NonNull<dyn HostStep + '_>, StepPtr>(p) };
+        self.step.set(Some(p));
+    }
+
+    /// Forgets the host and the fuel word.
+    pub fn disarm(&self) {
+        self.step.set(None);
+        self.fuel.set(core::ptr::null_mut());
+    }
+
+    /// Sets the fuel word host calls charge.
+    ///
+    /// # Safety
+    ///
+    /// `fuel` must be valid for reads and writes until the next `set_fuel` or `disarm`, and
+    /// only native code of this driver (and this context) may use it meanwhile.
+    pub unsafe fn set_fuel(&self, fuel: *mut u64) {
+        self.fuel.set(fuel);
+    }
+
+    /// The last result of host import `import` if it was an int (for the recorder).
+    pub fn last_int(&self, import: usize) -> Option<i64> {
+        let p = self.step.get()?;
+        // SAFETY: an armed pointer is valid and unused by anyone else (`arm`'s contract); the
+        // shared borrow ends here.
+        unsafe { p.as_ref() }.last_int(import)
+    }
+
+    /// The address traces pass to the calls below.
+    pub fn addr(&self) -> i64 {
+        self as *const HostCtx as i64
+    }
+}
+
+/// The context at `addr`.
+///
+/// # Safety
+///
+/// `addr` must be [`HostCtx::addr`] of a live context.
+unsafe fn ctx<'a>(addr: i64) -> &'a HostCtx {
+    // SAFETY: the caller's contract.
+    unsafe { &*(addr as *const HostCtx) }
+}
+
+/// Appends argument `x` of the next [`host_call`].
+pub extern "C" fn host_arg(addr: i64, x: i64) -> i64 {
+    // SAFETY: traces pass the address of their driver's context, which lives as long as the
+    // driver and so as long as the trace's code.
+    let c = unsafe { ctx(addr) };
+    let n = c.nargs.get();
+    if let Some(slot) = c.args.get(n) {
+        slot.set(x);
+    }
+    c.nargs.set(n + 1);
+    0
+}
+
+/// Calls host import `import` with the arguments appended since the last call; its int result,
+/// with [`host_status`] 0, or 0 with status 1 (the VM holds the parked result or error).
+pub extern "C" fn host_call(addr: i64, import: i64) -> i64 {
+    // SAFETY: as in `host_arg`.
+    let c = unsafe { ctx(addr) };
+    let n = c.nargs.replace(0);
+    c.status.set(1);
+    let (Some(mut step), false, Ok(import)) = (
+        c.step.get(),
+        c.fuel.get().is_null() || n > MAX_ARGS,
+        usize::try_from(import),
+    ) else {
+        return 0;
+    };
+    let args: [Value; MAX_ARGS] = core::array::from_fn(|i| Value::Int(c.args[i].get()));
+    // SAFETY: an armed context points at a live `HostStep` and a live fuel word that nothing
+    // else uses while native code runs (`arm`/`set_fuel` contracts).
+    let (step, fuel) = unsafe { (step.as_mut(), &mut *c.fuel.get()) };
+    match step.call(import, &args[..n], fuel) {
+        Some(Value::Int(x)) => {
+            c.status.set(0);
+            x
+        }
+        Some(other) => {
+            step.park(other);
+            0
+        }
+        None => 0,
+    }
+}
+
+/// The status of the last [`host_call`]: 0 when its result is the call's int result.
+pub extern "C" fn host_status(addr: i64, _: i64) -> i64 {
+    // SAFETY: as in `host_arg`.
+    unsafe { ctx(addr) }.status.get()
+}
