@@ -125,11 +125,14 @@ pub extern "C" fn host_call(addr: i64, import: i64) -> i64 {
     ) else {
         return 0;
     };
-    let args: [Value; MAX_ARGS] = core::array::from_fn(|i| Value::Int(c.args[i].get()));
+    let mut args = heapless::Vec::<Value, MAX_ARGS>::new();
+    for a in &c.args[..n] {
+        let _ = args.push(Value::Int(a.get()));
+    }
     // SAFETY: an armed context points at a live `HostStep` and a live fuel word that nothing
     // else uses while native code runs (`arm`/`set_fuel` contracts).
     let (step, fuel) = unsafe { (step.as_mut(), &mut *c.fuel.get()) };
-    match step.call(import, &args[..n], fuel) {
+    match step.call(import, &args, fuel) {
         Some(Value::Int(x)) => {
             c.status.set(0);
             x

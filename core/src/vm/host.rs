@@ -343,11 +343,13 @@ impl<'h> Host<'h> {
         self.buffers.iter().map(|b| &**b)
     }
 
-    /// Resolves `prog`'s imports against this host and borrows `bufs` for one run.
+    /// Resolves `prog`'s imports against this host and borrows `bufs` for one run; `track`
+    /// keeps each import's last int result (for the JIT).
     pub(crate) fn link<'r, 'b>(
         &'r mut self,
         prog: &Program,
         bufs: &'r mut [&'b mut [u8]],
+        track: bool,
     ) -> Result<Linked<'r, 'h, 'b>, E> {
         let name_of = |k: u32| match prog.consts.get(k as usize) {
             Some(Const::Str(s)) => Ok(&**s),
@@ -392,7 +394,7 @@ impl<'h> Host<'h> {
         }
         Ok(Linked {
             host: self,
-            last: liballoc::vec![None; map.len()],
+            last: liballoc::vec![None; if track { map.len() } else { 0 }],
             map,
             bufs,
         })
@@ -404,7 +406,8 @@ pub(crate) struct Linked<'r, 'h, 'b> {
     host: &'r mut Host<'h>,
     map: Vec<usize>,
     bufs: &'r mut [&'b mut [u8]],
-    /// Per import: its last result, when that was an int (what the JIT's recorder predicts).
+    /// Per import: its last result, when that was an int (what the JIT's recorder predicts);
+    /// empty when the run has no JIT.
     last: Vec<Option<i64>>,
 }
 

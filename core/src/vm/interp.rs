@@ -504,7 +504,8 @@ impl<'p> Vm<'p> {
         out: &mut dyn Write,
         hook: Option<&mut dyn LoopHook>,
     ) -> Result<Value, RuntimeError> {
-        let mut linked = match host.link(self.prog, bufs) {
+        let track = self.config.jit_threshold != 0;
+        let mut linked = match host.link(self.prog, bufs, track) {
             Ok(l) => l,
             Err(k) => return Err(self.fail(0, 0, k)),
         };
@@ -573,6 +574,19 @@ impl<'p> Vm<'p> {
             stack.resize(need, Value::Nil);
         }
         Ok(())
+    }
+
+    /// What compiled code parked for the host instruction `op` (see [`HostStep`]): a `callh`
+    /// result, or an error.
+    #[cold]
+    #[inline(never)]
+    fn take_pending(&mut self, op: u8) -> Result<Option<Value>, E> {
+        match self.host_pending.take() {
+            Some(Ok(v)) if op == byte::CallH => Ok(Some(v)),
+            Some(Ok(_)) => Err(E::Link("a parked result at a buffer access".into())),
+            Some(Err(k)) => Err(k),
+            None => Ok(None),
+        }
     }
 
     /// Runs from `start` until the frame it starts in returns (the call depth falls back to
@@ -898,19 +912,18 @@ impl<'p> Vm<'p> {
                         pc += 1;
                     }
                     byte::CallH | byte::BGet | byte::BSet | byte::BLen => {
-                        match self.host_pending.take() {
-                            // Compiled code made this call and exited here with its result.
-                            Some(Ok(v)) if w as u8 == byte::CallH => {
-                                put!(a(w), v);
-                                pc += 1;
-                                continue;
+                        if self.host_pending.is_some() {
+                            match self.take_pending(w as u8) {
+                                // Compiled code made this call and exited here with its result.
+                                Ok(Some(v)) => {
+                                    put!(a(w), v);
+                                    pc += 1;
+                                    continue;
+                                }
+                                Ok(None) => {}
+                                // Compiled code stopped here because the instruction failed.
+                                Err(k) => bail!(k),
                             }
-                            // Compiled code stopped here because the instruction failed.
-                            Some(Err(k)) => bail!(k),
-                            Some(Ok(_)) => {
-                                bail!(E::Link("a parked result at a buffer access".into()))
-                            }
-                            None => {}
                         }
                         let Some(mut h) = self.host else {
                             bail!(E::Link("no host linked".into()))
