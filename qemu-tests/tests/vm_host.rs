@@ -1,8 +1,9 @@
 //! Host-API kernel: a packet filter written in `.kl` runs over a packet ring the kernel lends
 //! it, calling kernel-provided functions, under the tracing JIT and in the interpreter.
 //!
-//! The kernel registers `port_allowed(port)` (its firewall table) and `accept(i, sum)` (its
-//! accounting), declares the buffers `ring` (256 packets of 16 bytes: protocol, big-endian
+//! The kernel registers `port_allowed(port)` (its firewall table; a bool, so the JIT's traces
+//! stop there and the driver makes the call) and `accept(i, sum)` (its accounting; an int, so
+//! native code calls it directly), declares the buffers `ring` (256 packets of 16 bytes: protocol, big-endian
 //! destination port, 13 payload bytes) and `verdict` (one byte per packet), and runs
 //! [`FILTER`] with the JIT (threshold 10, code in kiln-bare's exec window) and without it.
 //!
@@ -106,8 +107,9 @@ fn run(ring: &mut [u8], jit: bool) -> Result<Outcome, &'static str> {
     .map_err(|_| "register port_allowed")?;
     host.register("accept", &[Ty::Int, Ty::Int], |ctx, args| {
         ctx.charge(10)?;
-        accepted.borrow_mut().push((args.int(0), args.int(1)));
-        Ok(Value::Nil)
+        let mut acc = accepted.borrow_mut();
+        acc.push((args.int(0), args.int(1)));
+        Ok(Value::Int(acc.len() as i64))
     })
     .map_err(|_| "register accept")?;
     host.buffer("ring").map_err(|_| "declare ring")?;
