@@ -64,15 +64,19 @@
 //!
 //! # The JIT
 //!
-//! Buffer accesses in a loop trace are runtime calls from native code (`crate::jit::hostbuf`):
-//! a failing access (index out of range, a byte out of range) is guarded and exits to the
-//! instruction, where the interpreter reports the error with its location. A host call ends
-//! the trace with an exit to `callh` (a *host stop*): the JIT driver performs the call itself
-//! through [`LoopHook::enter_hosted`](super::LoopHook::enter_hosted) (no interpreter dispatch)
-//! and continues with the trace compiled from the next instruction, so the loop stays native
-//! between host calls; a host stop never aborts a trace or blacklists a loop. Function traces
-//! (the function JIT) do not record host instructions: a function that contains one runs in
-//! the interpreter, its loops still in loop traces.
+//! In a loop trace, buffer accesses are runtime calls from native code
+//! (`crate::jit::hostbuf`), and so are host calls whose arguments are ints and whose previous
+//! result was an int (`crate::jit::hostcall`): the trace calls the host function directly,
+//! charging fuel as `callh` does. Each call's outcome is guarded: a failing buffer access exits
+//! to the instruction, where the interpreter reports the error; a host error, or a result of
+//! another type, is parked and the trace exits to the `callh`, which takes the parked value
+//! instead of calling again. Any other host call ends the trace with an exit to it (a *host
+//! stop*): the JIT driver performs the call itself through
+//! [`LoopHook::enter_hosted`](super::LoopHook::enter_hosted) (no interpreter dispatch) and
+//! continues with the trace compiled from the next instruction. Host instructions never abort
+//! a trace or blacklist a loop. Function traces (the function JIT) do not record host
+//! instructions: a function that contains one runs in the interpreter, its loops in loop
+//! traces.
 use core::fmt;
 use core::ptr::NonNull;
 
