@@ -172,11 +172,8 @@ impl<'a> Jit<'a> {
 
     /// Points the buffer views at the host's buffers (again: after a host call, which may
     /// have used the buffers itself).
+    /// Also arms the host context (last, after the views used `host`).
     fn fill_views(&self, host: &mut dyn HostStep) {
-        // SAFETY: `host` outlives this hook call and is used only through the context until
-        // the next `fill_views` (after every direct use of `host`) or `clear_views`, which
-        // every hook call that arms the context runs before returning.
-        unsafe { self.host_ctx.arm(&mut *host) };
         for (b, v) in self.views.iter().enumerate() {
             match host.buffer(b) {
                 // SAFETY: the buffer is lent to the run and reached only through `host`; the
@@ -186,6 +183,10 @@ impl<'a> Jit<'a> {
                 None => v.clear(),
             }
         }
+        // SAFETY: `host` outlives this hook call and is used only through the context until
+        // the next `fill_views` (after every direct use of `host`) or `clear_views`, which
+        // every hook call that arms the context runs before returning.
+        unsafe { self.host_ctx.arm(&mut *host) };
     }
 
     fn clear_views(&self) {
