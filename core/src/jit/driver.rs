@@ -186,7 +186,7 @@ impl<'a> Jit<'a> {
         // SAFETY: `host` outlives this hook call and is used only through the context until
         // the next `fill_views` (after every direct use of `host`) or `clear_views`, which
         // every hook call that arms the context runs before returning.
-        unsafe { self.host_ctx.arm(&mut *host) };
+        unsafe { self.host_ctx.arm(&mut *host, &self.views) };
     }
 
     fn clear_views(&self) {

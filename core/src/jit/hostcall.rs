@@ -14,6 +14,7 @@
 use core::cell::Cell;
 use core::ptr::NonNull;
 
+use crate::jit::hostbuf::BufView;
 use crate::vm::interp::HostStep;
 use crate::vm::value::Value;
 
@@ -25,6 +26,9 @@ type StepPtr = NonNull<dyn HostStep>;
 /// The VM's host as native code reaches it.
 pub struct HostCtx {
     step: Cell<Option<StepPtr>>,
+    /// The driver's buffer views, refilled after each call (the host function may have used
+    /// the buffers through its own borrow).
+    views: Cell<*const [BufView]>,
     fuel: Cell<*mut u64>,
     args: [Cell<i64>; MAX_ARGS],
     nargs: Cell<usize>,
@@ -35,6 +39,7 @@ impl Default for HostCtx {
     fn default() -> Self {
         HostCtx {
             step: Cell::new(None),
+            views: Cell::new(&[] as *const [BufView]),
             fuel: Cell::new(core::ptr::null_mut()),
             args: Default::default(),
             nargs: Cell::new(0),
@@ -49,8 +54,9 @@ impl HostCtx {
     /// # Safety
     ///
     /// `step` must stay valid, and not be used otherwise, until [`HostCtx::disarm`] or the
-    /// next `arm`.
-    pub unsafe fn arm(&self, step: &mut dyn HostStep) {
+    /// next `arm`; so must `views`, which must hold the views of `step`'s buffers.
+    pub unsafe fn arm(&self, step: &mut dyn HostStep, views: &[BufView]) {
+        self.views.set(views);
         let p: NonNull<dyn HostStep + '_> = NonNull::from(step);
         // SAFETY: only the trait object's lifetime bound changes (same fat-pointer layout);
         // the caller keeps the object alive while the context is armed.
@@ -61,6 +67,7 @@ impl HostCtx {
     /// Forgets the host and the fuel word.
     pub fn disarm(&self) {
         self.step.set(None);
+        self.views.set(&[] as *const [BufView]);
         self.fuel.set(core::ptr::null_mut());
     }
 
@@ -132,7 +139,18 @@ pub extern "C" fn host_call(addr: i64, import: i64) -> i64 {
     // SAFETY: an armed context points at a live `HostStep` and a live fuel word that nothing
     // else uses while native code runs (`arm`/`set_fuel` contracts).
     let (step, fuel) = unsafe { (step.as_mut(), &mut *c.fuel.get()) };
-    match step.call(import, &args, fuel) {
+    let result = step.call(import, &args, fuel);
+    // SAFETY: an armed context's views are live (`arm`'s contract).
+    let views = unsafe { &*c.views.get() };
+    for (b, v) in views.iter().enumerate() {
+        match step.buffer(b) {
+            // SAFETY: the buffer is lent to the run and reached only through `step` and the
+            // views, which the driver clears before the hook call that armed them returns.
+            Some((p, len)) => unsafe { v.set(p, len) },
+            None => v.clear(),
+        }
+    }
+    match result {
         Some(Value::Int(x)) => {
             c.status.set(0);
             x
