@@ -80,6 +80,12 @@ fn host(log: Rc<Log>) -> Host<'static> {
         })
     })
     .unwrap();
+    let l = log.clone();
+    h.register("even", &[Ty::Int], move |_, a| {
+        l.calls.set(l.calls.get() + 1);
+        Ok(Value::Bool(a.int(0) % 2 == 0 || a.int(0) > 150))
+    })
+    .unwrap();
     h.buffer("pkt").unwrap();
     h.buffer("out").unwrap();
     h
@@ -210,6 +216,7 @@ print(s);
     assert_eq!(want.calls, 6000);
     assert!(stats.compiled > 0, "{stats:?}");
     assert!(stats.host_steps < 30, "{stats:?}");
+    assert!(stats.native_host_calls > 5000, "{stats:?}");
 }
 
 /// A native host call whose result changes type, and one that fails: the interpreter takes the
@@ -237,6 +244,24 @@ print(s);
         })
         .sum();
     assert_eq!(want.result.unwrap(), format!("{s:?}\n"));
+    // A bool result the trace specialises on: it flips every iteration, then stays true.
+    let src = "
+let i = 0;
+let s = 0;
+while i < 300 {
+    if even(i) { s = s + i; } else { s = s - 1; }
+    i = i + 1;
+}
+print(s);
+";
+    let (want, stats) = agree(src, &[], VmConfig::default());
+    assert_eq!(want.calls, 300);
+    assert!(stats.native_host_calls > 100, "{stats:?}");
+    let s: i64 = (0..300i64)
+        .map(|i| if i % 2 == 0 || i > 150 { i } else { -1 })
+        .sum();
+    assert_eq!(want.result.unwrap(), format!("{s}\n"));
+    assert!(stats.compiled > 0, "{stats:?}");
     let src = "let i = 0;\nwhile i < 100 {\n  check(i);\n  i = i + 1;\n}\n";
     let e = runtime_err(src, &[], VmConfig::default());
     assert_eq!(

@@ -91,6 +91,8 @@ pub struct JitStats {
     /// Host stops: exits at host instructions that the driver performed before going on
     /// natively (see [`LoopHook::enter_hosted`]).
     pub host_steps: u64,
+    /// Host calls native code made itself (see [`crate::jit::hostcall`]).
+    pub native_host_calls: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -196,7 +198,10 @@ impl<'a> Jit<'a> {
 
     /// The counters so far.
     pub fn stats(&self) -> JitStats {
-        self.stats
+        JitStats {
+            native_host_calls: self.host_ctx.calls(),
+            ..self.stats
+        }
     }
 
     /// The function JIT's counters so far.

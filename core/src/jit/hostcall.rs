@@ -4,9 +4,10 @@
 //! inside the driver, it points at the VM's [`HostStep`] and at the fuel word of the exit frame
 //! native code is running with; otherwise it is disarmed and every call fails.
 //!
-//! A recorded `callh` with int arguments, of a host function whose last result was an int, is
-//! `host_arg(ctx, x)` per argument, `r = host_call(ctx, import)`, then
-//! `guard host_status(ctx, 0) == 0`. The call charges fuel and reports errors exactly as the
+//! A recorded `callh` with int arguments, of a host function whose last result was an int or a
+//! bool, is `host_arg(ctx, x)` per argument, `r = host_call(ctx, import | expectation)`, then
+//! `guard host_status(ctx, 0) == 0`. An int result is `r`; a bool result is the predicted
+//! constant, which the call checked (another bool fails the status like any other type). The call charges fuel and reports errors exactly as the
 //! interpreter's `callh`: on a host error, or a result that is not an int, the result (or the
 //! error) is parked in the VM and the guard exits to the `callh`, where the interpreter takes
 //! the parked result instead of calling again. The recorder predicts the result (the function's
@@ -15,6 +16,7 @@ use core::cell::Cell;
 use core::ptr::NonNull;
 
 use crate::jit::hostbuf::BufView;
+use crate::vm::host::Predicted;
 use crate::vm::interp::HostStep;
 use crate::vm::value::Value;
 
@@ -33,6 +35,7 @@ pub struct HostCtx {
     args: [Cell<i64>; MAX_ARGS],
     nargs: Cell<usize>,
     status: Cell<i64>,
+    calls: Cell<u64>,
 }
 
 impl Default for HostCtx {
@@ -44,6 +47,7 @@ impl Default for HostCtx {
             args: Default::default(),
             nargs: Cell::new(0),
             status: Cell::new(0),
+            calls: Cell::new(0),
         }
     }
 }
@@ -81,12 +85,17 @@ impl HostCtx {
         self.fuel.set(fuel);
     }
 
-    /// The last result of host import `import` if it was an int (for the recorder).
-    pub fn last_int(&self, import: usize) -> Option<i64> {
+    /// The last result of host import `import`, if it was an int or a bool (for the recorder).
+    pub fn last_result(&self, import: usize) -> Option<Predicted> {
         let p = self.step.get()?;
         // SAFETY: an armed pointer is valid and unused by anyone else (`arm`'s contract); the
         // shared borrow ends here.
-        unsafe { p.as_ref() }.last_int(import)
+        unsafe { p.as_ref() }.last_result(import)
+    }
+
+    /// Host calls made through this context so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.get()
     }
 
     /// The address traces pass to the calls below.
@@ -118,9 +127,19 @@ pub extern "C" fn host_arg(addr: i64, x: i64) -> i64 {
     0
 }
 
-/// Calls host import `import` with the arguments appended since the last call; its int result,
-/// with [`host_status`] 0, or 0 with status 1 (the VM holds the parked result or error).
-pub extern "C" fn host_call(addr: i64, import: i64) -> i64 {
+/// Bits of [`host_call`]'s second argument above the import index: the result must be an int.
+pub const EXPECT_INT: i64 = 0;
+/// ... the result must be `false`.
+pub const EXPECT_FALSE: i64 = 1 << 8;
+/// ... the result must be `true`.
+pub const EXPECT_TRUE: i64 = 2 << 8;
+
+/// Calls host import `what & 0xff` with the arguments appended since the last call; with
+/// [`host_status`] 0 when the result is what `what & !0xff` expects ([`EXPECT_INT`]: any int,
+/// returned; [`EXPECT_FALSE`], [`EXPECT_TRUE`]: that bool, 0 returned), else 0 with status 1
+/// (the VM holds the parked result or error).
+pub extern "C" fn host_call(addr: i64, what: i64) -> i64 {
+    let (import, expect) = (what & 0xff, what & !0xff);
     // SAFETY: as in `host_arg`.
     let c = unsafe { ctx(addr) };
     let n = c.nargs.replace(0);
@@ -139,6 +158,7 @@ pub extern "C" fn host_call(addr: i64, import: i64) -> i64 {
     // SAFETY: an armed context points at a live `HostStep` and a live fuel word that nothing
     // else uses while native code runs (`arm`/`set_fuel` contracts).
     let (step, fuel) = unsafe { (step.as_mut(), &mut *c.fuel.get()) };
+    c.calls.set(c.calls.get() + 1);
     let result = step.call(import, &args, fuel);
     // SAFETY: an armed context's views are live (`arm`'s contract).
     let views = unsafe { &*c.views.get() };
@@ -151,9 +171,13 @@ pub extern "C" fn host_call(addr: i64, import: i64) -> i64 {
         }
     }
     match result {
-        Some(Value::Int(x)) => {
+        Some(Value::Int(x)) if expect == EXPECT_INT => {
             c.status.set(0);
             x
+        }
+        Some(Value::Bool(b)) if expect == if b { EXPECT_TRUE } else { EXPECT_FALSE } => {
+            c.status.set(0);
+            0
         }
         Some(other) => {
             step.park(other);

@@ -43,10 +43,13 @@
 use liballoc::vec::Vec;
 
 use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
-use crate::jit::hostcall::{host_arg, host_call, host_status, HostCtx, MAX_ARGS};
+use crate::jit::hostcall::{
+    host_arg, host_call, host_status, HostCtx, EXPECT_FALSE, EXPECT_INT, EXPECT_TRUE, MAX_ARGS,
+};
 use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
+use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
 use crate::vm::value::Value;
 
@@ -474,13 +477,14 @@ impl Recorder<'_> {
     /// `callh` as runtime calls (see [`crate::jit::hostcall`]): the arguments, the call, and a
     /// guard on its status that exits to the `callh` (where the interpreter takes the parked
     /// result or error); a stop when an argument is not an int or the function's last result
-    /// was not an int (the predicted result, used only for branch directions).
+    /// was neither an int (predicted only for branch directions) nor a bool (checked by the
+    /// call: the trace continues with that constant).
     fn host_call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let (first, n, import) = (a(w), c(w), b(w));
         let Some(ctx) = self.host else {
             return Ok(Next::Stop);
         };
-        let Some(predicted) = ctx.last_int(import) else {
+        let Some(predicted) = ctx.last_result(import) else {
             return Ok(Next::Stop);
         };
         let ints =
@@ -493,18 +497,24 @@ impl Recorder<'_> {
             let v = self.reg(r)?;
             self.tb.call(host_arg, k, v.r);
         }
-        let imp = self.tb.kint(import as i64);
-        let r = self.tb.call(host_call, k, imp);
+        let expect = match predicted {
+            Predicted::Int(_) => EXPECT_INT,
+            Predicted::Bool(false) => EXPECT_FALSE,
+            Predicted::Bool(true) => EXPECT_TRUE,
+        };
+        let what = self.tb.kint(import as i64 | expect);
+        let r = self.tb.call(host_call, k, what);
         let zero = self.tb.kint(0);
         let status = self.tb.call(host_status, k, zero);
         self.tb.guard(Op::Eq, status, zero);
-        self.set(
-            first,
-            Val {
-                num: Num::Int(predicted),
+        let v = match predicted {
+            Predicted::Int(x) => Val {
+                num: Num::Int(x),
                 r,
             },
-        )?;
+            Predicted::Bool(b) => self.bool_const(b),
+        };
+        self.set(first, v)?;
         Ok(Next::Pc(pc + 1))
     }
 

@@ -66,7 +66,7 @@
 //!
 //! In a loop trace, buffer accesses are runtime calls from native code
 //! (`crate::jit::hostbuf`), and so are host calls whose arguments are ints and whose previous
-//! result was an int (`crate::jit::hostcall`): the trace calls the host function directly,
+//! result was an int or a bool (`crate::jit::hostcall`): the trace calls the host function directly,
 //! charging fuel as `callh` does. Each call's outcome is guarded: a failing buffer access exits
 //! to the instruction, where the interpreter reports the error; a host error, or a result of
 //! another type, is parked and the trace exits to the `callh`, which takes the parked value
@@ -405,6 +405,15 @@ impl<'h> Host<'h> {
     }
 }
 
+/// A host function's last result, which the JIT's recorder predicts for the next call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Predicted {
+    /// An int (native code gets the real value; the prediction only picks branch directions).
+    Int(i64),
+    /// A bool (native code checks the call returned exactly this value).
+    Bool(bool),
+}
+
 /// A host linked to one program for one run: import `i` is host function `map[i]`.
 pub(crate) struct Linked<'r, 'h, 'b> {
     host: &'r mut Host<'h>,
@@ -412,7 +421,7 @@ pub(crate) struct Linked<'r, 'h, 'b> {
     bufs: &'r mut [&'b mut [u8]],
     /// Per import: its last result, when that was an int (what the JIT's recorder predicts);
     /// empty when the run has no JIT.
-    last: Vec<Option<i64>>,
+    last: Vec<Option<Predicted>>,
 }
 
 /// The interpreter's view of a [`Linked`] host, with its lifetimes erased (see
@@ -429,7 +438,7 @@ pub(crate) trait HostLink {
     /// The bytes of buffer `b`.
     fn buf(&mut self, b: usize) -> Option<&mut [u8]>;
     /// The last result of import `import`, when it was an int.
-    fn last_int(&self, import: usize) -> Option<i64>;
+    fn last_result(&self, import: usize) -> Option<Predicted>;
 }
 
 impl HostLink for Linked<'_, '_, '_> {
@@ -475,14 +484,15 @@ impl HostLink for Linked<'_, '_, '_> {
         });
         if let Some(last) = self.last.get_mut(import) {
             *last = match result {
-                Ok(Value::Int(x)) => Some(x),
+                Ok(Value::Int(x)) => Some(Predicted::Int(x)),
+                Ok(Value::Bool(x)) => Some(Predicted::Bool(x)),
                 _ => None,
             };
         }
         result
     }
 
-    fn last_int(&self, import: usize) -> Option<i64> {
+    fn last_result(&self, import: usize) -> Option<Predicted> {
         self.last.get(import).copied().flatten()
     }
 

@@ -148,8 +148,8 @@ pub trait HostStep {
     /// Parks a host call's result that compiled code cannot take: the interpreter's next
     /// `callh` (where compiled code exits) uses it instead of calling again.
     fn park(&mut self, v: Value);
-    /// The last result of host import `import`, when it was an int.
-    fn last_int(&self, import: usize) -> Option<i64>;
+    /// The last result of host import `import`, when it was an int or a bool.
+    fn last_result(&self, import: usize) -> Option<host::Predicted>;
 }
 
 /// The VM's [`HostStep`]: its linked host, meter and program, and where an error waits for
@@ -180,8 +180,8 @@ impl HostStep for Stepper<'_> {
         *self.pending = Some(Ok(v));
     }
 
-    fn last_int(&self, import: usize) -> Option<i64> {
-        self.link.last_int(import)
+    fn last_result(&self, import: usize) -> Option<host::Predicted> {
+        self.link.last_result(import)
     }
 
     fn is_host_op(&self, func: usize, pc: usize) -> bool {
