@@ -122,8 +122,8 @@ fn jit_run(
     let v = vm.run_with(host, &mut [log, out], sink, Some(&mut jit))?;
     let s = jit.stats();
     println!(
-        "JIT: {} traces compiled, {} host stops performed between native stretches",
-        s.compiled, s.host_steps
+        "JIT: {} traces compiled, {} host calls from native code, {} host stops",
+        s.compiled, s.native_host_calls, s.host_steps
     );
     Ok(v)
 }
