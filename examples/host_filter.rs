@@ -1,7 +1,7 @@
 //! Embedding kiln's VM: a log filter written in `.kl` runs over a buffer the host lends it.
 //!
 //! The host registers `alert(buf, start, len)` (it reads the flagged line straight out of the
-//! lent buffer) and `budget()`, and declares two buffers: `log` (the input, one line per `\n`)
+//! lent buffer and returns how many lines it has been told about) and `budget()`, and declares two buffers: `log` (the input, one line per `\n`)
 //! and `out` (where the filter copies the lines that start with `E `). The program runs once in
 //! the interpreter and once with the tracing JIT, under a fuel budget and a memory cap; both
 //! runs must give the same buffers, alerts and result.
@@ -14,9 +14,6 @@ use kiln::vm::host::{compile_with, Host, HostError, Ty};
 use kiln::vm::{Value, Vm, VmConfig};
 
 const FILTER: &str = "
-fn is_error(start, end) {
-    return end - start >= 2 && log[start] == 69 && log[start + 1] == 32;
-}
 let i = 0;
 let start = 0;
 let o = 0;
@@ -24,15 +21,14 @@ let kept = 0;
 let limit = budget();
 while i < len(log) {
     if log[i] == 10 {
-        if is_error(start, i) && kept < limit {
+        if i - start >= 2 && log[start] == 69 && log[start + 1] == 32 && kept < limit {
             let j = start;
             while j <= i {
                 out[o] = log[j];
                 o = o + 1;
                 j = j + 1;
             }
-            kept = kept + 1;
-            alert(log, start, i - start);
+            kept = alert(log, start, i - start);
         }
         start = i + 1;
     }
@@ -73,10 +69,9 @@ fn run(log: &mut [u8], jit: bool) -> Result<Run, Box<dyn std::error::Error>> {
         let line = buf
             .get(start..start + len)
             .ok_or(HostError::new("line outside the log"))?;
-        alerts
-            .borrow_mut()
-            .push(String::from_utf8_lossy(line).into_owned());
-        Ok(Value::Nil)
+        let mut alerts = alerts.borrow_mut();
+        alerts.push(String::from_utf8_lossy(line).into_owned());
+        Ok(Value::Int(alerts.len() as i64))
     })?;
     host.buffer("log")?;
     host.buffer("out")?;
