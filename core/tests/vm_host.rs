@@ -363,6 +363,11 @@ fn compile_errors_name_the_location() {
         "compile error at 1:9: host buffer `pkt` is not a value: index it (`pkt[i]`), \
          take `len(pkt)` or pass it to a host function"
     );
+    assert!(
+        compile_err("let a = [1, out];").starts_with("compile error at 1:13: host buffer `out`")
+    );
+    assert!(compile_err("fn f() { return pkt; }")
+        .starts_with("compile error at 1:17: host buffer `pkt`"));
     assert_eq!(
         compile_err("let x = 3;\nprint(checksum(x));"),
         "compile error at 2:16: argument 1 of `checksum` must be a host buffer"
