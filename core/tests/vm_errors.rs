@@ -225,6 +225,7 @@ fn program(nregs: u16, code: Vec<u32>) -> Program {
             code,
             lines,
         }],
+        ..Program::default()
     }
 }
 

@@ -96,7 +96,11 @@ fn arb_program() -> impl Strategy<Value = Program> {
     )
         .prop_map(|(consts, mut funcs)| {
             funcs[0].arity = 0;
-            Program { consts, funcs }
+            Program {
+                consts,
+                funcs,
+                ..Program::default()
+            }
         })
 }
 

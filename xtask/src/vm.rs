@@ -3,7 +3,8 @@
 //! The library tests (`core/tests/vm_*.rs`: snapshots, error messages, fuzzing) also run in the
 //! `host` lane; this lane adds what only the built binary can show: each example's output
 //! against its `.out` file, mandelbrot at N = 1000 (397380), `check`/`dis`, exit codes and
-//! messages for bad programs and for JIT modes that do not exist yet.
+//! messages for bad programs and for JIT modes that do not exist yet; and the embedding example
+//! `examples/host_filter.rs` (host functions and lent buffers, interpreter and JIT).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,6 +23,18 @@ pub fn lane() -> Result<(), String> {
         "vm_fuzz",
         "--test",
         "vm_lang",
+        "--test",
+        "vm_host",
+    ]))?;
+    // The embedding example checks itself (expected lines, interpreter == JIT) and fails
+    // with a non-zero exit otherwise.
+    sh(cargo(&[
+        "run",
+        "--release",
+        "-p",
+        "kiln-std",
+        "--example",
+        "host_filter",
     ]))?;
     let kiln = build_kiln()?;
     let examples = root().join("examples");

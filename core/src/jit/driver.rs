@@ -51,13 +51,15 @@ use liballoc::vec::Vec;
 use crate::jit::backend::link::split_exit_id;
 use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
 use crate::jit::func::{FuncJit, FuncStats};
+use crate::jit::hostbuf::BufView;
+use crate::jit::hostcall::HostCtx;
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_from, Start};
 use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
-use crate::vm::interp::{HotLoop, LoopHook, Reply};
+use crate::vm::interp::{HostStep, HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
 use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
@@ -92,6 +94,11 @@ pub struct JitStats {
     pub side_compiled: u64,
     /// Times a loop trace was left alone for a while because its entries did not pay.
     pub paused: u64,
+    /// Host stops: exits at host instructions that the driver performed before going on
+    /// natively (see [`LoopHook::enter_hosted`]).
+    pub host_steps: u64,
+    /// Host calls native code made itself (see [`crate::jit::hostcall`]).
+    pub native_host_calls: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -191,6 +198,12 @@ pub struct Jit<'a> {
     /// spill slots any installed trace uses.
     frame: ExitFrame,
     max_spills: u32,
+    /// One view per host buffer of the program, filled only while a hosted run is inside the
+    /// driver (see [`crate::jit::hostbuf`]). Boxed: traces hold their addresses.
+    views: Box<[BufView]>,
+    /// The VM's host for native host calls, armed only while a hosted run is inside the
+    /// driver (see [`crate::jit::hostcall`]). Boxed: traces hold its address.
+    host_ctx: Box<HostCtx>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -212,12 +225,41 @@ impl<'a> Jit<'a> {
             funcs: FuncJit::new(prog, mem, log),
             frame: ExitFrame::new(0),
             max_spills: 0,
+            views: prog.buffers.iter().map(|_| BufView::default()).collect(),
+            host_ctx: Box::default(),
         }
+    }
+
+    /// Points the buffer views at the host's buffers (again: after a host call, which may
+    /// have used the buffers itself).
+    /// Also arms the host context (last, after the views used `host`).
+    fn fill_views(&self, host: &mut dyn HostStep) {
+        for (b, v) in self.views.iter().enumerate() {
+            match host.buffer(b) {
+                // SAFETY: the buffer is lent to the run and reached only through `host`; the
+                // views are refilled after every other use of `host` and cleared (by
+                // `clear_views`) before the hook call that received `host` returns.
+                Some((p, n)) => unsafe { v.set(p, n) },
+                None => v.clear(),
+            }
+        }
+        // SAFETY: `host` outlives this hook call and is used only through the context until
+        // the next `fill_views` (after every direct use of `host`) or `clear_views`, which
+        // every hook call that arms the context runs before returning.
+        unsafe { self.host_ctx.arm(&mut *host, &self.views) };
+    }
+
+    fn clear_views(&self) {
+        self.views.iter().for_each(BufView::clear);
+        self.host_ctx.disarm();
     }
 
     /// The counters so far.
     pub fn stats(&self) -> JitStats {
-        self.stats
+        JitStats {
+            native_host_calls: self.host_ctx.calls(),
+            ..self.stats
+        }
     }
 
     /// The function JIT's counters so far.
@@ -251,6 +293,8 @@ impl<'a> Jit<'a> {
                 pc: start,
                 side,
                 links: &links,
+                bufs: &self.views,
+                host: Some(&self.host_ctx),
             };
             record_from(self.prog, from, regs)?
         };
@@ -419,15 +463,19 @@ impl Jit<'_> {
         }
         self.stats.entered += 1;
         self.frame.set_fuel(*fuel);
+        let frame = self.frame.as_mut_ptr();
+        // SAFETY: the fuel word of the exit frame native code runs with; nothing else touches
+        // it until native code returns, and the next run sets it again.
+        unsafe {
+            self.host_ctx
+                .set_fuel(frame.wrapping_add(crate::jit::backend::FUEL))
+        };
         // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` (and
         // `nregs`) `Value`s, laid out as VM_LAYOUT (checked at compile time above); the shared
         // exit frame has room for the spill slots of every installed trace; the code was
         // compiled by the native backend and is still installed, as is every trace a link
         // table names.
-        let id = unsafe {
-            t.code
-                .enter(regs.as_mut_ptr().cast(), self.frame.as_mut_ptr())
-        };
+        let id = unsafe { t.code.enter(regs.as_mut_ptr().cast(), frame) };
         *fuel = self.frame.fuel();
         let (tag, exit) = split_exit_id(id);
         let exited = tag as usize;
@@ -449,6 +497,45 @@ impl Jit<'_> {
         resume.ok().map(|pc| (pc as usize, exited))
     }
 
+    /// Enters (recording first if due) the loop at `header_pc`; `host` performs host stops.
+    fn enter_loop(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        host: Option<&mut dyn HostStep>,
+    ) -> Reply<usize> {
+        let id = loop_id(func, header_pc);
+        if let TraceState::Cold { .. } = self.traces.state(id) {
+            // Hot, and the wait after the last abort (if any) is over: record this iteration.
+            self.attempt(func, header_pc, false, regs);
+        }
+        match self.traces.state(id) {
+            TraceState::Compiled { trace } => {
+                if let Some(t) = self.installed.get_mut(trace) {
+                    if t.payoff.pause {
+                        t.payoff.pause = false;
+                        return Reply::Wait(t.payoff.pause_len());
+                    }
+                }
+                let before = *fuel;
+                let r = self.run_chain(func, trace, regs, fuel, host);
+                let words = before.saturating_sub(*fuel);
+                if let Some(t) = self.installed.get_mut(trace) {
+                    if t.payoff.entered(words) {
+                        self.stats.paused += 1;
+                    }
+                }
+                match r {
+                    Some(pc) => Reply::Native(pc),
+                    None => Reply::Wait(1),
+                }
+            }
+            _ => Reply::Wait(self.traces.wait(id)),
+        }
+    }
+
     /// Runs trace `trace`, then whatever trace its exit leads to, until an exit resumes where
     /// no trace (and no hot side exit) is, or where the trace that took it began (the
     /// interpreter must make progress there). Returns the pc to resume at.
@@ -458,9 +545,25 @@ impl Jit<'_> {
         mut trace: usize,
         regs: &mut [Value],
         fuel: &mut u64,
+        mut host: Option<&mut dyn HostStep>,
     ) -> Option<usize> {
         loop {
-            let (pc, exited) = self.run_once(trace, regs, fuel)?;
+            let (mut pc, exited) = self.run_once(trace, regs, fuel)?;
+            if let Some(h) = host.as_deref_mut() {
+                // Host stops: perform the host instructions here, then go on natively after
+                // them. On an error the interpreter resumes at the instruction and reports it.
+                let at = pc;
+                while h.is_host_op(func, pc) {
+                    match h.step(func, pc, regs, fuel) {
+                        Some(next) => pc = next,
+                        None => return Some(pc),
+                    }
+                }
+                if pc != at {
+                    self.stats.host_steps += 1;
+                    self.fill_views(h);
+                }
+            }
             if pc == self.installed[exited].start {
                 return Some(pc);
             }
@@ -497,34 +600,27 @@ impl LoopHook for Jit<'_> {
         regs: &mut [Value],
         fuel: &mut u64,
     ) -> Reply<usize> {
-        let id = loop_id(func, header_pc);
-        if let TraceState::Cold { .. } = self.traces.state(id) {
-            // Hot, and the wait after the last abort (if any) is over: record this iteration.
-            self.attempt(func, header_pc, false, regs);
-        }
-        match self.traces.state(id) {
-            TraceState::Compiled { trace } => {
-                if let Some(t) = self.installed.get_mut(trace) {
-                    if t.payoff.pause {
-                        t.payoff.pause = false;
-                        return Reply::Wait(t.payoff.pause_len());
-                    }
-                }
-                let before = *fuel;
-                let r = self.run_chain(func, trace, regs, fuel);
-                let words = before.saturating_sub(*fuel);
-                if let Some(t) = self.installed.get_mut(trace) {
-                    if t.payoff.entered(words) {
-                        self.stats.paused += 1;
-                    }
-                }
-                match r {
-                    Some(pc) => Reply::Native(pc),
-                    None => Reply::Wait(1),
-                }
-            }
-            _ => Reply::Wait(self.traces.wait(id)),
-        }
+        self.enter_loop(func, header_pc, regs, fuel, None)
+    }
+
+    fn enter_hosted(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        host: &mut dyn HostStep,
+    ) -> Reply<usize> {
+        self.fill_views(host);
+        let r = self.enter_loop(func, header_pc, regs, fuel, Some(host));
+        self.clear_views();
+        r
+    }
+
+    fn hot_loop_hosted(&mut self, at: HotLoop<'_>, host: &mut dyn HostStep) {
+        self.fill_views(host);
+        self.hot_loop(at);
+        self.clear_views();
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {

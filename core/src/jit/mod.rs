@@ -36,6 +36,8 @@ pub mod driver;
 pub mod frecord;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 pub mod func;
+pub mod hostbuf;
+pub mod hostcall;
 pub mod install;
 pub mod ir;
 pub mod irinterp;

@@ -21,6 +21,12 @@
 //!   and raises `OutOfFuel` exactly as without the JIT. No exit resumes at a jump's target as
 //!   if the jump had been taken, so no jump goes uncharged.
 //!
+//! - *host stop*: a host call (`callh`), or a buffer access the recorder cannot record, ends
+//!   the recording with an `Exit` to it, like a link; the driver performs it and runs on
+//!   natively after it. Buffer accesses (`bget`, `bset`, `blen`) on a filled view are runtime
+//!   calls ([`crate::jit::hostbuf`]) whose failure (-1) is guarded: the guard exits to the
+//!   instruction and the interpreter reports the error there.
+//!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
 //!   first jump back to it (a looping trace) or at a linked header (a linked trace); a backward
@@ -36,9 +42,14 @@
 //!   interpreter does.
 use liballoc::vec::Vec;
 
+use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
+use crate::jit::hostcall::{
+    host_arg, host_call, host_status, HostCtx, EXPECT_FALSE, EXPECT_INT, EXPECT_TRUE, MAX_ARGS,
+};
 use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
+use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
 use crate::vm::value::Value;
 
@@ -90,6 +101,13 @@ struct Recorder<'p> {
     side: bool,
     /// Whether a pc of this function is a loop header with an installed trace.
     links: &'p dyn Fn(usize) -> bool,
+    /// The host buffers' views (see [`crate::jit::hostbuf`]).
+    bufs: &'p [BufView],
+    /// The VM's host, when recording for a hosted run (see [`crate::jit::hostcall`]).
+    host: Option<&'p HostCtx>,
+    /// Bytes the recorded iteration stored into host buffers (buffer, index, byte): the
+    /// recorder does not write the buffers itself.
+    written: Vec<(usize, i64, u8)>,
 }
 
 /// How a recording starts and where it may end.
@@ -105,6 +123,12 @@ pub struct Start<'a> {
     /// Loop headers of `func` that have an installed trace: reaching one (other than `pc`)
     /// ends the recording with a link to it.
     pub links: &'a dyn Fn(usize) -> bool,
+    /// The host buffers' views: buffer accesses in range of a filled view are recorded as
+    /// runtime calls; any other host instruction ends the trace with an exit to it.
+    pub bufs: &'a [BufView],
+    /// The VM's host, when recording for a hosted run: `callh` with int arguments, of a
+    /// function whose last result was an int, becomes a runtime call.
+    pub host: Option<&'a HostCtx>,
 }
 
 /// Records one iteration of the loop whose header is `header_pc` in function `func`, starting
@@ -121,6 +145,8 @@ pub fn record(
         pc: header_pc,
         side: false,
         links: &|_| false,
+        bufs: &[],
+        host: None,
     };
     record_from(prog, start, regs)
 }
@@ -147,6 +173,9 @@ pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<T
         tb: TraceBuilder::new(start.pc as u32),
         side: start.side,
         links: start.links,
+        bufs: start.bufs,
+        host: start.host,
+        written: Vec::new(),
     };
     let end = rec.run()?;
     let built = match end {
@@ -176,6 +205,9 @@ impl Recorder<'_> {
                 }
                 Next::Pc(next) => pc = next,
                 Next::Done => return Ok(End::Loop),
+                // A host stop: the trace exits to the instruction; the driver performs it
+                // (`LoopHook::enter_hosted`) and continues with the trace that starts after it.
+                Next::Stop => return Ok(End::Link(pc)),
             }
         }
         Err(Abort::TooLong)
@@ -447,7 +479,128 @@ impl Recorder<'_> {
             | byte::ForLeK
             | byte::ForLtR
             | byte::ForLeR => return self.for_loop(pc, w),
+            byte::CallH => return self.host_call(pc, w),
+            byte::BGet | byte::BSet | byte::BLen => return self.buffer_op(pc, w),
             other => return Err(Abort::Unsupported(other)),
+        }
+        Ok(Next::Pc(pc + 1))
+    }
+
+    /// `callh` as runtime calls (see [`crate::jit::hostcall`]): the arguments, the call, and a
+    /// guard on its status that exits to the `callh` (where the interpreter takes the parked
+    /// result or error); a stop when an argument is not an int or the function's last result
+    /// was neither an int (predicted only for branch directions) nor a bool (checked by the
+    /// call: the trace continues with that constant).
+    fn host_call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let (first, n, import) = (a(w), c(w), b(w));
+        let Some(ctx) = self.host else {
+            return Ok(Next::Stop);
+        };
+        let Some(predicted) = ctx.last_result(import) else {
+            return Ok(Next::Stop);
+        };
+        let ints =
+            (first..first + n).all(|r| matches!(self.shadow.get(r), Some(Some(Num::Int(_)))));
+        if n > MAX_ARGS || !ints {
+            return Ok(Next::Stop);
+        }
+        let k = self.tb.kint(ctx.addr());
+        for r in first..first + n {
+            let v = self.reg(r)?;
+            self.tb.call(host_arg, k, v.r);
+        }
+        let expect = match predicted {
+            Predicted::Int(_) => EXPECT_INT,
+            Predicted::Bool(false) => EXPECT_FALSE,
+            Predicted::Bool(true) => EXPECT_TRUE,
+        };
+        let what = self.tb.kint(import as i64 | expect);
+        let r = self.tb.call(host_call, k, what);
+        let zero = self.tb.kint(0);
+        let status = self.tb.call(host_status, k, zero);
+        self.tb.guard(Op::Eq, status, zero);
+        let v = match predicted {
+            Predicted::Int(x) => Val {
+                num: Num::Int(x),
+                r,
+            },
+            Predicted::Bool(b) => self.bool_const(b),
+        };
+        self.set(first, v)?;
+        Ok(Next::Pc(pc + 1))
+    }
+
+    /// `bget`, `bset`, `blen` as runtime calls on the buffer's view, each result guarded
+    /// (`>= 0`); a stop when the view is empty or the access would fail now (the interpreter
+    /// reports it).
+    fn buffer_op(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let op = w as u8;
+        let buf = if op == byte::BSet { a(w) } else { b(w) };
+        let Some(view) = self.bufs.get(buf) else {
+            return Ok(Next::Stop);
+        };
+        let Some(len) = view.filled_len() else {
+            return Ok(Next::Stop);
+        };
+        let addr = view.addr();
+        let zero = self.tb.kint(0);
+        match op {
+            byte::BLen => {
+                let k = self.tb.kint(addr);
+                let r = self.tb.call(buf_len, k, zero);
+                self.tb.guard(Op::Ge, r, zero);
+                let v = Val {
+                    num: Num::Int(len as i64),
+                    r,
+                };
+                self.set(a(w), v)?;
+            }
+            byte::BGet => {
+                let Some(Num::Int(i)) = self.shadow.get(c(w)).copied().flatten() else {
+                    return Ok(Next::Stop);
+                };
+                let written = self
+                    .written
+                    .iter()
+                    .rev()
+                    .find(|&&(b, j, _)| (b, j) == (buf, i));
+                let Some(byte) = written.map(|&(_, _, x)| x).or_else(|| view.read(i)) else {
+                    return Ok(Next::Stop);
+                };
+                let idx = self.reg(c(w))?;
+                let k = self.tb.kint(addr);
+                let r = self.tb.call(buf_get, k, idx.r);
+                self.tb.guard(Op::Ge, r, zero);
+                let v = Val {
+                    num: Num::Int(byte as i64),
+                    r,
+                };
+                self.set(a(w), v)?;
+            }
+            _ => {
+                let (Some(Num::Int(i)), Some(Num::Int(x))) = (
+                    self.shadow.get(b(w)).copied().flatten(),
+                    self.shadow.get(c(w)).copied().flatten(),
+                ) else {
+                    return Ok(Next::Stop);
+                };
+                let (Ok(byte), true) = (u8::try_from(x), i >= 0 && (i as u64) < len as u64) else {
+                    return Ok(Next::Stop);
+                };
+                let (idx, val) = (self.reg(b(w))?, self.reg(c(w))?);
+                let (max_byte, max_idx) = (self.tb.kint(255), self.tb.kint(MAX_PACKED_INDEX));
+                self.tb.guard(Op::Ge, val.r, zero);
+                self.tb.guard(Op::Le, val.r, max_byte);
+                self.tb.guard(Op::Ge, idx.r, zero);
+                self.tb.guard(Op::Lt, idx.r, max_idx);
+                let k256 = self.tb.kint(256);
+                let scaled = self.tb.op(Op::MulI, idx.r, k256);
+                let packed = self.tb.op(Op::AddI, scaled, val.r);
+                let k = self.tb.kint(addr);
+                let r = self.tb.call(buf_set, k, packed);
+                self.tb.guard(Op::Ge, r, zero);
+                self.written.push((buf, i, byte));
+            }
         }
         Ok(Next::Pc(pc + 1))
     }
@@ -597,4 +750,6 @@ pub(crate) extern "C" fn host_rem(a: i64, b: i64) -> i64 {
 enum Next {
     Pc(usize),
     Done,
+    /// A host instruction the trace does not perform: it exits there.
+    Stop,
 }

@@ -70,6 +70,11 @@ pub enum Kind {
     Count,
     /// An unsigned 8-bit immediate (a constant array index).
     Index,
+    /// An index into the program's host imports; the call's argument count must equal the
+    /// import's arity.
+    HostFn,
+    /// An index into the program's host buffers.
+    Buffer,
 }
 
 macro_rules! opcodes {
@@ -202,6 +207,14 @@ opcodes! {
     ForLeR = "forler" [A: ReadWrite, B: Read, C: Read, Ext: Target];
     /// `A = A + B * C` (a `mul` then an `add`, each with its own rounding): `sum = sum + x * y`.
     MulAdd = "muladd" [A: ReadWrite, B: Read, C: Read];
+    /// `A = host[B](A .. A+C)`: host import B (see [`super::host`]).
+    CallH = "callh" [A: Window, B: HostFn, C: Count];
+    /// `A = buf[B][C]`: byte C of host buffer B, an int.
+    BGet = "bget" [A: Write, B: Buffer, C: Read];
+    /// `buf[A][B] = C`: C must be an int in `0..=255`.
+    BSet = "bset" [A: Buffer, B: Read, C: Read];
+    /// `A = len(buf[B])`
+    BLen = "blen" [A: Write, B: Buffer];
 }
 
 /// The shape of a fused step-and-test loop instruction (`forlt` and its relatives).
@@ -337,6 +350,20 @@ pub fn disassemble_one(
                 write!(out, "f{v}")?;
                 if let Some(f) = prog.funcs.get(v as usize) {
                     let _ = write!(comment, " {}", prog.func_name(f));
+                }
+            }
+            Kind::HostFn => {
+                write!(out, "h{v}")?;
+                let name = prog.imports.get(v as usize).map(|i| i.name as usize);
+                if let Some(Const::Str(n)) = name.and_then(|k| prog.consts.get(k)) {
+                    let _ = write!(comment, " {n}");
+                }
+            }
+            Kind::Buffer => {
+                write!(out, "buf{v}")?;
+                let name = prog.buffers.get(v as usize).map(|&k| k as usize);
+                if let Some(Const::Str(n)) = name.and_then(|k| prog.consts.get(k)) {
+                    let _ = write!(comment, " {n}");
                 }
             }
             Kind::Builtin => {

@@ -85,6 +85,36 @@ pub enum RuntimeErrorKind {
     StackOverflow,
     /// The output sink refused a write.
     Output,
+    /// A host function failed ([`crate::vm::host::HostError::Failed`]).
+    Host {
+        /// The host function's name.
+        name: String,
+        /// Its message.
+        msg: String,
+    },
+    /// A host function got an argument of the wrong type.
+    HostArg {
+        /// The host function's name.
+        name: String,
+        /// 1-based position of the argument.
+        arg: usize,
+        /// The parameter's type.
+        want: &'static str,
+        /// The argument's type.
+        got: &'static str,
+    },
+    /// A host buffer index outside `0 .. len`.
+    BufferIndex {
+        /// The buffer's name.
+        buffer: String,
+        /// The index used.
+        index: i64,
+        /// The buffer's length.
+        len: usize,
+    },
+    /// The program's host imports do not match the host it runs with (or it needs a host and
+    /// ran without one).
+    Link(String),
 }
 
 impl fmt::Display for RuntimeErrorKind {
@@ -105,6 +135,23 @@ impl fmt::Display for RuntimeErrorKind {
             RuntimeErrorKind::OutOfMemory => f.write_str("out of memory (memory cap reached)"),
             RuntimeErrorKind::StackOverflow => f.write_str("stack overflow (call depth limit)"),
             RuntimeErrorKind::Output => f.write_str("output error"),
+            RuntimeErrorKind::Host { name, msg } => {
+                write!(f, "host function `{name}` failed: {msg}")
+            }
+            RuntimeErrorKind::HostArg {
+                name,
+                arg,
+                want,
+                got,
+            } => write!(
+                f,
+                "type error: argument {arg} of host function `{name}` must be {want}, got {got}"
+            ),
+            RuntimeErrorKind::BufferIndex { buffer, index, len } => write!(
+                f,
+                "buffer index out of range: `{buffer}[{index}]`, length {len}"
+            ),
+            RuntimeErrorKind::Link(why) => write!(f, "cannot link the host: {why}"),
         }
     }
 }
@@ -172,3 +219,8 @@ impl From<LoadError> for Error {
         Error::Load(e)
     }
 }
+
+impl core::error::Error for SyntaxError {}
+impl core::error::Error for VerifyError {}
+impl core::error::Error for RuntimeError {}
+impl core::error::Error for Error {}

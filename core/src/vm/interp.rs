@@ -26,8 +26,9 @@ use liballoc::vec::Vec;
 use liballoc::rc::Rc;
 
 use super::builtins::{self, Builtin, Env};
-use super::bytecode::{a, b, bx, c, sbx, Op};
+use super::bytecode::{a, b, bx, byte, c, sbx, Op};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
+use super::host::{self, Host, HostPtr};
 use super::native::{HotFunc, NativeEnv, NativeFunc};
 use super::program::{Const, Program};
 use super::value::{Meter, MeterCell, Value, TAG_STR};
@@ -183,6 +184,26 @@ pub trait LoopHook {
         Reply::Wait(u32::MAX)
     }
 
+    /// [`LoopHook::enter`] for a program linked to a host: compiled code that stops at a host
+    /// call or buffer access (`callh`, `bget`, `bset`, `blen`) may have `host` perform it and
+    /// continue natively after it. The default ignores `host`.
+    fn enter_hosted(
+        &mut self,
+        func: usize,
+        header_pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        _host: &mut dyn HostStep,
+    ) -> Reply<usize> {
+        self.enter(func, header_pc, regs, fuel)
+    }
+
+    /// [`LoopHook::hot_loop`] for a program linked to a host (see
+    /// [`LoopHook::enter_hosted`]). The default ignores `host`.
+    fn hot_loop_hosted(&mut self, at: HotLoop<'_>, _host: &mut dyn HostStep) {
+        self.hot_loop(at)
+    }
+
     /// Called once per function, when its call count reaches the function threshold, with
     /// the callee's arguments (see [`super::native`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
@@ -205,6 +226,119 @@ pub trait LoopHook {
     ) -> Option<Rc<dyn NativeFunc>> {
         None
     }
+}
+
+/// Performs one host instruction for compiled code (see [`LoopHook::enter_hosted`]).
+pub trait HostStep {
+    /// Whether the instruction at `pc` of `func` is one [`HostStep::step`] performs.
+    fn is_host_op(&self, func: usize, pc: usize) -> bool;
+    /// Performs the host instruction at `pc` of `func` on the frame's registers `regs`,
+    /// charging `fuel` as the interpreter would; returns the next pc. On `None` nothing was
+    /// written: the caller must resume the interpreter at `pc`, which reports the error there
+    /// without performing the instruction again.
+    fn step(&mut self, func: usize, pc: usize, regs: &mut [Value], fuel: &mut u64)
+        -> Option<usize>;
+    /// Host buffer `b` as a pointer and length, for compiled code. Valid until the next call
+    /// of any method of this `HostStep` and only while the hook call that received it runs.
+    fn buffer(&mut self, b: usize) -> Option<(*mut u8, usize)>;
+    /// Calls host import `import` for compiled code, charging `fuel` as `callh` does; on an
+    /// error it is parked (see [`HostStep::step`]) and the result is `None`.
+    fn call(&mut self, import: usize, args: &[Value], fuel: &mut u64) -> Option<Value>;
+    /// Parks a host call's result that compiled code cannot take: the interpreter's next
+    /// `callh` (where compiled code exits) uses it instead of calling again.
+    fn park(&mut self, v: Value);
+    /// The last result of host import `import`, when it was an int or a bool.
+    fn last_result(&self, import: usize) -> Option<host::Predicted>;
+}
+
+/// The VM's [`HostStep`]: its linked host, meter and program, and where an error waits for
+/// the interpreter.
+struct Stepper<'a> {
+    prog: &'a Program,
+    link: &'a mut dyn host::HostLink,
+    meter: &'a super::value::Meter,
+    pending: &'a mut Option<Result<Value, E>>,
+}
+
+impl HostStep for Stepper<'_> {
+    fn buffer(&mut self, b: usize) -> Option<(*mut u8, usize)> {
+        self.link.buf(b).map(|s| (s.as_mut_ptr(), s.len()))
+    }
+
+    fn call(&mut self, import: usize, args: &[Value], fuel: &mut u64) -> Option<Value> {
+        match self.link.call(import, args, fuel, self.meter) {
+            Ok(v) => Some(v),
+            Err(k) => {
+                *self.pending = Some(Err(k));
+                None
+            }
+        }
+    }
+
+    fn park(&mut self, v: Value) {
+        *self.pending = Some(Ok(v));
+    }
+
+    fn last_result(&self, import: usize) -> Option<host::Predicted> {
+        self.link.last_result(import)
+    }
+
+    fn is_host_op(&self, func: usize, pc: usize) -> bool {
+        let w = self.prog.funcs.get(func).and_then(|f| f.code.get(pc));
+        w.is_some_and(|&w| is_host_byte(w as u8))
+    }
+
+    fn step(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Option<usize> {
+        if self.pending.is_some() {
+            // A parked result or error: the interpreter takes it at this instruction.
+            return None;
+        }
+        let &w = self.prog.funcs.get(func).and_then(|f| f.code.get(pc))?;
+        let prog = self.prog;
+        let link = &mut *self.link;
+        let reg = |r: usize| regs.get(r).ok_or(E::BadArgument("register out of range"));
+        let done = match w as u8 {
+            byte::CallH => {
+                let (first, n) = (a(w), c(w));
+                match regs.get(first..first + n) {
+                    Some(args) => link.call(b(w), args, fuel, self.meter).map(|v| (first, v)),
+                    None => Err(E::BadArgument("register out of range")),
+                }
+            }
+            byte::BGet => {
+                reg(c(w)).and_then(|i| host::buf_get(link, prog, b(w), i).map(|v| (a(w), v)))
+            }
+            byte::BSet => reg(b(w)).and_then(|i| {
+                let v = reg(c(w))?;
+                host::buf_set(link, prog, a(w), i, v).map(|()| (usize::MAX, Value::Nil))
+            }),
+            byte::BLen => host::buf_len(link, b(w)).map(|v| (a(w), v)),
+            _ => Err(E::BadArgument("not a host instruction")),
+        };
+        match done {
+            Ok((r, v)) => {
+                if let Some(slot) = regs.get_mut(r) {
+                    *slot = v;
+                }
+                Some(pc + 1)
+            }
+            Err(k) => {
+                *self.pending = Some(Err(k));
+                None
+            }
+        }
+    }
+}
+
+/// Whether an opcode byte is one of the host instructions.
+pub(crate) fn is_host_byte(op: u8) -> bool {
+    matches!(op, byte::CallH | byte::BGet | byte::BSet | byte::BLen)
 }
 
 /// One call frame: where the caller resumes.
@@ -253,6 +387,12 @@ pub struct Vm<'p> {
     /// Native code per function, once the hook handed some out (empty when counting is off).
     pub(super) natives: Vec<Option<Rc<dyn NativeFunc>>>,
     args: Vec<Value>,
+    /// The linked host of the run in progress (see [`Vm::run_with`]); `None` outside
+    /// `run_with` and for programs run without a host.
+    host: Option<HostPtr>,
+    /// What a [`HostStep`] parked for compiled code: an error, raised by the next host
+    /// instruction, or a host call's result, taken by the next `callh`.
+    host_pending: Option<Result<Value, E>>,
 }
 
 impl<'p> Vm<'p> {
@@ -295,6 +435,8 @@ impl<'p> Vm<'p> {
             natives: (0..calls.len()).map(|_| None).collect(),
             calls,
             args: Vec::new(),
+            host: None,
+            host_pending: None,
         })
     }
 
@@ -445,14 +587,41 @@ impl<'p> Vm<'p> {
             Some(h) => {
                 let nregs = self.prog.funcs[func].nregs as usize;
                 if count == self.config.jit_threshold {
-                    h.hot_loop(HotLoop {
+                    let at = HotLoop {
                         func,
                         header_pc: target,
                         count,
                         regs: &mut regs[..nregs],
-                    });
+                    };
+                    if let Some(mut link) = self.host {
+                        let mut stepper = Stepper {
+                            prog: self.prog,
+                            // SAFETY: as in the host arm of `execute`: `run_with` keeps the
+                            // linked host alive and unaliased while the dispatch loop runs;
+                            // this borrow ends here.
+                            link: unsafe { link.as_mut() },
+                            meter: &self.meter,
+                            pending: &mut self.host_pending,
+                        };
+                        h.hot_loop_hosted(at, &mut stepper);
+                    } else {
+                        h.hot_loop(at);
+                    }
                 }
-                match h.enter(func, target, &mut regs[..nregs], &mut self.fuel) {
+                let regs = &mut regs[..nregs];
+                let reply = if let Some(mut link) = self.host {
+                    let mut stepper = Stepper {
+                        prog: self.prog,
+                        // SAFETY: as above.
+                        link: unsafe { link.as_mut() },
+                        meter: &self.meter,
+                        pending: &mut self.host_pending,
+                    };
+                    h.enter_hosted(func, target, regs, &mut self.fuel, &mut stepper)
+                } else {
+                    h.enter(func, target, regs, &mut self.fuel)
+                };
+                match reply {
                     Reply::Native(pc) => (pc, 1),
                     Reply::Wait(n) => (target, n),
                 }
@@ -465,8 +634,50 @@ impl<'p> Vm<'p> {
         pc
     }
 
-    /// Runs function 0 to completion and returns its result; `print` writes to `out`.
+    /// Runs function 0 to completion and returns its result; `print` writes to `out`. A
+    /// program that calls host functions or uses host buffers needs [`Vm::run_with`].
     pub fn run(
+        &mut self,
+        out: &mut dyn Write,
+        hook: Option<&mut dyn LoopHook>,
+    ) -> Result<Value, RuntimeError> {
+        self.host = None;
+        if !self.prog.imports.is_empty() || !self.prog.buffers.is_empty() {
+            let why = "the program uses host functions or buffers; run it with run_with";
+            return Err(self.fail(0, 0, E::Link(why.into())));
+        }
+        self.run_linked(out, hook)
+    }
+
+    /// [`Vm::run`] with `host`'s functions and the buffers `bufs` (buffer `i` of the host is
+    /// `bufs[i]`), which the program may read and write during this call only (see
+    /// [`super::host`]). Fails before running anything when the program's imports are not
+    /// what `host` offers (a missing function, another arity, other buffers).
+    pub fn run_with(
+        &mut self,
+        host: &mut Host<'_>,
+        bufs: &mut [&mut [u8]],
+        out: &mut dyn Write,
+        hook: Option<&mut dyn LoopHook>,
+    ) -> Result<Value, RuntimeError> {
+        let track = self.config.jit_threshold != 0;
+        let mut linked = match host.link(self.prog, bufs, track) {
+            Ok(l) => l,
+            Err(k) => return Err(self.fail(0, 0, k)),
+        };
+        // SAFETY: the pointer is used only by the dispatch loop inside `run_linked` below,
+        // while `linked` (and the host and buffers it borrows) is alive, and it is cleared
+        // before `linked` is dropped; every entry into the dispatch loop (`run`, `run_with`)
+        // sets the field first, so a pointer left behind by an unwinding host function is
+        // never read.
+        self.host = Some(unsafe { host::erase(&mut linked) });
+        self.host_pending = None;
+        let result = self.run_linked(out, hook);
+        self.host = None;
+        result
+    }
+
+    fn run_linked(
         &mut self,
         out: &mut dyn Write,
         mut hook: Option<&mut dyn LoopHook>,
@@ -520,6 +731,19 @@ impl<'p> Vm<'p> {
             stack.resize(need, Value::Nil);
         }
         Ok(())
+    }
+
+    /// What compiled code parked for the host instruction `op` (see [`HostStep`]): a `callh`
+    /// result, or an error.
+    #[cold]
+    #[inline(never)]
+    fn take_pending(&mut self, op: u8) -> Result<Option<Value>, E> {
+        match self.host_pending.take() {
+            Some(Ok(v)) if op == byte::CallH => Ok(Some(v)),
+            Some(Ok(_)) => Err(E::Link("a parked result at a buffer access".into())),
+            Some(Err(k)) => Err(k),
+            None => Ok(None),
+        }
     }
 
     /// Runs from `start` until the frame it starts in returns (the call depth falls back to
@@ -968,6 +1192,48 @@ impl<'p> Vm<'p> {
                         let v = regs[c(w)].clone();
                         let i = Value::Int(b(w) as i64);
                         tri!(super::arith::set_index(&regs[a(w)], &i, v));
+                        pc += 1;
+                    }
+                    Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
+                        if self.host_pending.is_some() {
+                            match self.take_pending(w as u8) {
+                                // Compiled code made this call and exited here with its result.
+                                Ok(Some(v)) => {
+                                    put!(a(w), v);
+                                    pc += 1;
+                                    continue;
+                                }
+                                Ok(None) => {}
+                                // Compiled code stopped here because the instruction failed.
+                                Err(k) => bail!(k),
+                            }
+                        }
+                        let Some(mut h) = self.host else {
+                            bail!(E::Link("no host linked".into()))
+                        };
+                        // SAFETY: `run_with` keeps the linked host alive and unaliased for
+                        // the whole dispatch loop (see there); this borrow ends with the arm.
+                        let link = unsafe { h.as_mut() };
+                        match op {
+                            Op::CallH => {
+                                let (first, n) = (a(w), c(w));
+                                let args = &regs[first..first + n];
+                                let v = tri!(link.call(b(w), args, &mut self.fuel, &self.meter));
+                                put!(first, v);
+                            }
+                            Op::BGet => {
+                                let v = tri!(host::buf_get(link, prog, b(w), &regs[c(w)]));
+                                put!(a(w), v);
+                            }
+                            Op::BSet => {
+                                let (i, v) = (&regs[b(w)], &regs[c(w)]);
+                                tri!(host::buf_set(link, prog, a(w), i, v));
+                            }
+                            _ => {
+                                let v = tri!(host::buf_len(link, b(w)));
+                                put!(a(w), v);
+                            }
+                        }
                         pc += 1;
                     }
                 }

@@ -84,6 +84,7 @@ pub mod arith;
 pub mod builtins;
 pub mod bytecode;
 pub mod error;
+pub mod host;
 pub mod interp;
 pub mod lang;
 pub mod native;
@@ -92,7 +93,8 @@ pub mod value;
 pub mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
-pub use interp::{HotLoop, LoopHook, Reply, Vm, VmConfig};
+pub use host::{compile_with, Host, HostError, Ty};
+pub use interp::{HostStep, HotLoop, LoopHook, Reply, Vm, VmConfig};
 pub use program::{Const, Function, Program};
 pub use value::Value;
 

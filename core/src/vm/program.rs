@@ -12,6 +12,9 @@
 //! u32 nconsts  { u8 tag (0 int, 1 float, 2 str)  i64 | f64 bits | u32 len + utf-8 bytes }*
 //! u32 nfuncs   { u32 name-const  u8 arity  u16 nregs  u32 nwords  u32 code[nwords]  u32 line[nwords] }*
 //! ```
+//!
+//! A program with host imports or buffers has version 2 and two more sections at the end:
+//! `u32 nimports { u32 name-const  u8 arity }*  u32 nbuffers { u32 name-const }*`.
 use core::fmt;
 
 use liballoc::boxed::Box;
@@ -53,6 +56,16 @@ pub struct Function {
     pub lines: Vec<u32>,
 }
 
+/// A host function a program calls (`callh` names it by index), resolved by name when the
+/// program runs (see [`super::host`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Import {
+    /// Constant-pool index of the function's name.
+    pub name: u32,
+    /// Number of arguments every call passes.
+    pub arity: u8,
+}
+
 /// A whole program. Function 0 is the entry point.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Program {
@@ -60,6 +73,10 @@ pub struct Program {
     pub consts: Vec<Const>,
     /// The functions; calls name them by index.
     pub funcs: Vec<Function>,
+    /// Host functions the program calls, in `callh` index order.
+    pub imports: Vec<Import>,
+    /// Constant-pool indices of the names of the host buffers, in lending order.
+    pub buffers: Vec<u32>,
 }
 
 impl Program {
@@ -87,7 +104,8 @@ impl Program {
     /// The byte form (see the module doc).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(b"KILN\x01");
+        let hosted = !self.imports.is_empty() || !self.buffers.is_empty();
+        out.extend_from_slice(if hosted { b"KILN\x02" } else { b"KILN\x01" });
         out.extend_from_slice(&(self.consts.len() as u32).to_le_bytes());
         for k in &self.consts {
             match k {
@@ -116,18 +134,33 @@ impl Program {
                 out.extend_from_slice(&w.to_le_bytes());
             }
         }
+        if hosted {
+            out.extend_from_slice(&(self.imports.len() as u32).to_le_bytes());
+            for i in &self.imports {
+                out.extend_from_slice(&i.name.to_le_bytes());
+                out.push(i.arity);
+            }
+            out.extend_from_slice(&(self.buffers.len() as u32).to_le_bytes());
+            for b in &self.buffers {
+                out.extend_from_slice(&b.to_le_bytes());
+            }
+        }
         out
     }
 
     /// Parses the byte form. Never panics; the result still has to pass the verifier.
     pub fn from_bytes(bytes: &[u8]) -> Result<Program, LoadError> {
         let mut r = Reader { bytes, pos: 0 };
-        if r.take(5)? != b"KILN\x01" {
-            return Err(LoadError {
-                offset: 0,
-                reason: "bad magic or version (want \"KILN\\x01\")",
-            });
-        }
+        let hosted = match r.take(5)? {
+            b"KILN\x01" => false,
+            b"KILN\x02" => true,
+            _ => {
+                return Err(LoadError {
+                    offset: 0,
+                    reason: "bad magic or version (want \"KILN\\x01\" or \"KILN\\x02\")",
+                })
+            }
+        };
         let nconsts = r.count(5)?;
         let mut consts = Vec::with_capacity(nconsts);
         for _ in 0..nconsts {
@@ -172,13 +205,31 @@ impl Program {
                 lines,
             });
         }
+        let (mut imports, mut buffers) = (Vec::new(), Vec::new());
+        if hosted {
+            let n = r.count(5)?;
+            for _ in 0..n {
+                let name = r.u32()?;
+                let arity = r.u8()?;
+                imports.push(Import { name, arity });
+            }
+            let n = r.count(4)?;
+            for _ in 0..n {
+                buffers.push(r.u32()?);
+            }
+        }
         if r.pos != bytes.len() {
             return Err(LoadError {
                 offset: r.pos,
                 reason: "trailing bytes after the last function",
             });
         }
-        Ok(Program { consts, funcs })
+        Ok(Program {
+            consts,
+            funcs,
+            imports,
+            buffers,
+        })
     }
 }
 
@@ -200,6 +251,8 @@ impl fmt::Display for LoadError {
         )
     }
 }
+
+impl core::error::Error for LoadError {}
 
 struct Reader<'b> {
     bytes: &'b [u8],

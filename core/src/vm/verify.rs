@@ -7,7 +7,10 @@
 //! 3. operands: registers below `nregs`, register windows inside the frame, constant indices in
 //!    the pool (numeric where the op needs a number), flags 0/1, jump targets in range *and on
 //!    the first word of an instruction*, call targets existing with the call's argument count
-//!    equal to the callee's arity, builtins existing with a matching argument count;
+//!    equal to the callee's arity, builtins existing with a matching argument count, host
+//!    imports (`callh`) existing with the call's argument count equal to the import's arity,
+//!    host buffer operands below the program's buffer count (imports and buffers name string
+//!    constants);
 //! 4. control flow: no instruction falls off the end of the code;
 //! 5. register use: a forward dataflow pass proves every register read was written on every path
 //!    (parameters count as written; a `call` at window `A` leaves registers above `A` unwritten,
@@ -38,6 +41,20 @@ pub fn verify(prog: &Program) -> Result<(), VerifyError> {
             pc: 0,
             reason: "program has no functions".into(),
         });
+    }
+    let names = prog
+        .imports
+        .iter()
+        .map(|i| i.name)
+        .chain(prog.buffers.iter().copied());
+    for k in names {
+        if !matches!(prog.consts.get(k as usize), Some(Const::Str(_))) {
+            return Err(VerifyError {
+                func: 0,
+                pc: 0,
+                reason: format!("host import or buffer name k{k} is not a string constant"),
+            });
+        }
     }
     for (fi, f) in prog.funcs.iter().enumerate() {
         FnCheck { prog, fi, f }.run()?;
@@ -215,6 +232,16 @@ impl FnCheck<'_> {
                 }
                 Kind::Func => self.check_call(pc, u, count())?,
                 Kind::Builtin => self.check_builtin(pc, u, count())?,
+                Kind::HostFn => self.check_host(pc, u, count())?,
+                Kind::Buffer if u >= self.prog.buffers.len() => {
+                    return Err(self.err(
+                        pc,
+                        format!(
+                            "`{what}` host buffer {u} out of range (program has {})",
+                            self.prog.buffers.len()
+                        ),
+                    ));
+                }
                 _ => {}
             }
         }
@@ -251,6 +278,28 @@ impl FnCheck<'_> {
             )),
             _ => Ok(()),
         }
+    }
+
+    fn check_host(&self, pc: usize, id: usize, nargs: usize) -> Result<(), VerifyError> {
+        let Some(imp) = self.prog.imports.get(id) else {
+            return Err(self.err(
+                pc,
+                format!(
+                    "host function h{id} does not exist (program imports {})",
+                    self.prog.imports.len()
+                ),
+            ));
+        };
+        if imp.arity as usize != nargs {
+            return Err(self.err(
+                pc,
+                format!(
+                    "host function h{id} called with {nargs} arguments, it takes {}",
+                    imp.arity
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Step 5: every register read is preceded by a write on every path.
@@ -307,7 +356,7 @@ impl FnCheck<'_> {
                     regs.keep_below(r);
                     regs.set(r);
                 }
-                (Op::CallB, Kind::Window) => regs.set(r),
+                (Op::CallB | Op::CallH, Kind::Window) => regs.set(r),
                 _ => {}
             }
         }

@@ -20,11 +20,25 @@ use super::ast::*;
 use crate::vm::builtins::Builtin;
 use crate::vm::bytecode::{encode_abc, encode_abx, Op};
 use crate::vm::error::SyntaxError;
-use crate::vm::program::{Const, Function, Program};
+use crate::vm::host::{Imports, NoHost, Ty};
+use crate::vm::program::{Const, Function, Import, Program};
 
 /// Compiles a parsed file.
 pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxError> {
+    compile_with(ast, &NoHost)
+}
+
+/// Compiles a parsed file; names that are neither the program's functions nor builtins are
+/// resolved against `host` (host functions, host buffers).
+pub fn compile_with<A: Allocator + Copy>(
+    ast: &Ast<'_, A>,
+    host: &dyn Imports,
+) -> Result<Program, SyntaxError> {
     let mut prog = Program::default();
+    for b in host.buffers() {
+        let k = prog.intern(Const::Str(b.into()));
+        prog.buffers.push(k as u32);
+    }
     let mut sigs: Vec<(&str, usize)> = Vec::new();
     for f in ast.fns.iter() {
         let err = |msg: String| SyntaxError {
@@ -42,6 +56,12 @@ pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxE
                 f.name
             )));
         }
+        if host.function(f.name).is_some() || host.buffer(f.name).is_some() {
+            return Err(err(format!(
+                "`{}` is provided by the host and cannot be redefined",
+                f.name
+            )));
+        }
         if f.params.len > 255 {
             return Err(err(format!(
                 "function `{}` has more than 255 parameters",
@@ -50,11 +70,11 @@ pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxE
         }
         sigs.push((f.name, f.params.len as usize));
     }
-    let main = FnCompiler::new(ast, &mut prog, &sigs, "main", &[]).finish(ast.main)?;
+    let main = FnCompiler::new(ast, &mut prog, &sigs, host, "main", &[]).finish(ast.main)?;
     prog.funcs.push(main);
     for f in ast.fns.iter() {
         let params = ast.name_list(f.params);
-        let func = FnCompiler::new(ast, &mut prog, &sigs, f.name, params).finish(f.body)?;
+        let func = FnCompiler::new(ast, &mut prog, &sigs, host, f.name, params).finish(f.body)?;
         prog.funcs.push(func);
     }
     Ok(prog)
@@ -66,6 +86,7 @@ struct FnCompiler<'c, 's, A: Allocator + Copy> {
     ast: &'c Ast<'s, A>,
     prog: &'c mut Program,
     sigs: &'c [(&'s str, usize)],
+    host: &'c dyn Imports,
     func: Function,
     locals: Vec<(&'s str, u8)>,
     next_reg: usize,
@@ -84,6 +105,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         ast: &'c Ast<'s, A>,
         prog: &'c mut Program,
         sigs: &'c [(&'s str, usize)],
+        host: &'c dyn Imports,
         name: &str,
         params: &[&'s str],
     ) -> Self {
@@ -105,6 +127,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             ast,
             prog,
             sigs,
+            host,
             func,
             locals,
             next_reg: params.len(),
@@ -171,7 +194,20 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     fn lookup(&self, name: &str) -> Result<u8, SyntaxError> {
         match self.locals.iter().rev().find(|(n, _)| *n == name) {
             Some(&(_, r)) => Ok(r),
+            None if self.host.buffer(name).is_some() => Err(self.err(format!(
+                "host buffer `{name}` is not a value: index it (`{name}[i]`), take \
+                 `len({name})` or pass it to a host function"
+            ))),
             None => Err(self.err(format!("unknown variable `{name}`"))),
+        }
+    }
+    /// The host buffer `e` names (a name that is not a local variable).
+    fn buffer_named(&self, e: ExprId) -> Option<u8> {
+        match self.ast.expr(e).kind {
+            ExprKind::Var(name) if !self.locals.iter().any(|(n, _)| *n == name) => {
+                self.host.buffer(name).and_then(|b| u8::try_from(b).ok())
+            }
+            _ => None,
         }
     }
     fn constant(&mut self, k: Const) -> Result<usize, SyntaxError> {
@@ -263,6 +299,12 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 } else {
                     self.expr_to(e, r)?;
                 }
+            }
+            StmtKind::SetIndex(obj, idx, v) if self.buffer_named(obj).is_some() => {
+                let b = self.buffer_named(obj).unwrap_or(0);
+                let (i, v) = (self.expr_any(idx)?, self.expr_any(v)?);
+                self.at(s.line, s.col);
+                self.emit_abc(Op::BSet, b, i, v);
             }
             StmtKind::SetIndex(obj, idx, v) => {
                 let o = self.expr_any(obj)?;
@@ -578,6 +620,12 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 }
                 self.call(name, args, dst, ex)?;
             }
+            ExprKind::Index(obj, idx) if self.buffer_named(obj).is_some() => {
+                let b = self.buffer_named(obj).unwrap_or(0);
+                let i = self.expr_any(idx)?;
+                self.at(ex.line, ex.col);
+                self.emit_abc(Op::BGet, dst, b, i);
+            }
             ExprKind::Index(obj, idx) => {
                 let o = self.expr_any(obj)?;
                 if let Some(k) = self.small_index(idx) {
@@ -662,6 +710,19 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     }
 
     fn call(&mut self, name: &str, args: List, dst: u8, ex: Expr<'_>) -> Result<(), SyntaxError> {
+        let arg_list = self.ast.expr_list(args);
+        if name == "len" && arg_list.len() == 1 && !self.sigs.iter().any(|(n, _)| *n == name) {
+            if let Some(b) = self.buffer_named(arg_list[0]) {
+                self.at(ex.line, ex.col);
+                self.emit_abc(Op::BLen, dst, b, 0);
+                return Ok(());
+            }
+        }
+        if !self.sigs.iter().any(|(n, _)| *n == name) && Builtin::from_name(name).is_none() {
+            if let Some(params) = self.host.function(name) {
+                return self.host_call(name, params, args, dst, ex);
+            }
+        }
         let target = if let Some(i) = self.sigs.iter().position(|(n, _)| *n == name) {
             let want = self.sigs[i].1;
             if want != args.len as usize {
@@ -686,6 +747,65 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             }
             Err(b) => self.emit_abc(Op::CallB, base, b as u8, n),
         }
+        if base != dst {
+            self.emit_abc(Op::Move, dst, base, 0);
+        }
+        Ok(())
+    }
+}
+
+impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
+    /// A call of host function `name`: `callh` on the program's import of it, with buffer
+    /// names passed as their positions.
+    fn host_call(
+        &mut self,
+        name: &str,
+        params: &[Ty],
+        args: List,
+        dst: u8,
+        ex: Expr<'_>,
+    ) -> Result<(), SyntaxError> {
+        if params.len() != args.len as usize {
+            let want = params.len();
+            return Err(self.err(format!("`{name}` takes {want} arguments, got {}", args.len)));
+        }
+        let k = self.constant(Const::Str(name.into()))? as u32;
+        let import = match self.prog.imports.iter().position(|i| i.name == k) {
+            Some(i) => i,
+            None => {
+                self.prog.imports.push(Import {
+                    name: k,
+                    arity: params.len() as u8,
+                });
+                self.prog.imports.len() - 1
+            }
+        };
+        let import = u8::try_from(import)
+            .map_err(|_| self.err("more than 256 host functions called".into()))?;
+        let base = self.next_reg as u8;
+        let items = self.ast.expr_list(args);
+        for (i, (&item, ty)) in items.iter().zip(params).enumerate() {
+            if *ty == Ty::Buffer {
+                let Some(b) = self.buffer_named(item) else {
+                    let at = *self.ast.expr(item);
+                    self.at(at.line, at.col);
+                    return Err(self.err(format!(
+                        "argument {} of `{name}` must be a host buffer",
+                        i + 1
+                    )));
+                };
+                let r = self.alloc_reg()?;
+                self.emit(encode_abx(Op::LoadInt, r, b as u16));
+            } else {
+                self.expr_fresh(item)?;
+            }
+        }
+        if params.is_empty() {
+            // The window still holds the result.
+            self.alloc_reg()?;
+        }
+        self.at(ex.line, ex.col);
+        self.emit_abc(Op::CallH, base, import, params.len() as u8);
         if base != dst {
             self.emit_abc(Op::Move, dst, base, 0);
         }

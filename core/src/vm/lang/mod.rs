@@ -11,6 +11,8 @@
 //! `break`, `return`, expression statements. Operators: `+ - * / %`, `== != < <= > >=`,
 //! `&& || !` (short-circuit; the result is one of the operands). Builtins: `print(..)`,
 //! `len(x)`, `args()`, `int(x)`, `float(x)`, `str(x)`, `push(a, v)`, `array(n, v)`, `sqrt(x)`.
+//! A host may add functions and byte buffers (`buf[i]`, `buf[i] = v`, `len(buf)`); see
+//! [`crate::vm::host`].
 //!
 //! The lexer and the parser take all their memory from one allocator handed to them (see
 //! [`alloc`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
@@ -32,7 +34,17 @@ pub fn compile(src: &str) -> Result<Program, SyntaxError> {
 
 /// [`compile`] with the front end's memory taken from `alloc`.
 pub fn compile_in<A: alloc::Allocator + Copy>(src: &str, alloc: A) -> Result<Program, SyntaxError> {
+    compile_in_with(src, alloc, &crate::vm::host::NoHost)
+}
+
+/// [`compile_in`] resolving names against a host's functions and buffers (see
+/// [`crate::vm::host`]).
+pub fn compile_in_with<A: alloc::Allocator + Copy>(
+    src: &str,
+    alloc: A,
+    host: &dyn crate::vm::host::Imports,
+) -> Result<Program, SyntaxError> {
     let tokens = lexer::lex(src, alloc)?;
     let ast = parser::parse(&tokens, alloc)?;
-    compiler::compile(&ast)
+    compiler::compile_with(&ast, host)
 }
