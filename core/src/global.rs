@@ -741,10 +741,11 @@ mod tests {
 
     #[test]
     fn locked_heap_over_a_static_region_runs_out_cleanly_and_recovers() {
-        static REGION: StaticRegion<{ 8 << 20 }> = StaticRegion::new();
+        static REGION: StaticRegion<{ 4 * SEGMENT_SIZE }> = StaticRegion::new();
         static POOL: Pool = Pool::new(&REGION);
         static ALLOC: LockedHeap = LockedHeap::new(&POOL);
-        // 8 MiB of array hold 3 or 4 aligned segments, depending on where the array landed.
+        // Four segments' worth of array hold 3 or 4 aligned segments, depending on where the
+        // array landed.
         let segs = REGION.segments();
         assert!((3..=4).contains(&segs), "{segs} segments");
         let layout = Layout::from_size_align(1000, 8).unwrap();
@@ -759,7 +760,11 @@ mod tests {
             unsafe { p.write_bytes(blocks.len() as u8, 1000) };
             blocks.push(p);
         }
-        assert!(blocks.len() > 5000, "{} blocks before OOM", blocks.len());
+        assert!(
+            blocks.len() > segs * SEGMENT_SIZE / 2000,
+            "{} blocks before OOM",
+            blocks.len()
+        );
         assert_eq!(POOL.segments_in_use(), segs, "every segment in use at OOM");
         ALLOC.check().unwrap();
         for (i, &p) in blocks.iter().enumerate() {
@@ -797,17 +802,17 @@ mod tests {
         let pool = leak(Pool::new(&SOURCE));
         let alloc = leak(LockedHeap::new(pool).with_oom_handler(grow));
         // 3 segments' worth: needs the handler twice or more.
-        let p = alloc.alloc(5 << 20, 16);
+        let p = alloc.alloc(5 * SEGMENT_SIZE / 2, 16);
         assert!(!p.is_null());
         let after_first = CALLS.load(Ordering::SeqCst);
         assert!(after_first >= 2, "handler ran {after_first} times");
         // Beyond what the handler will ever give: it is asked until it says no, then null.
-        let q = alloc.alloc(64 << 20, 16);
+        let q = alloc.alloc(32 * SEGMENT_SIZE, 16);
         assert!(q.is_null());
         assert!(CALLS.load(Ordering::SeqCst) > after_first);
         // realloc out of memory keeps the old block.
         // SAFETY: `p` is live; only the result is used afterwards.
-        let r = unsafe { alloc.realloc(p, 64 << 20, 16) }.unwrap();
+        let r = unsafe { alloc.realloc(p, 32 * SEGMENT_SIZE, 16) }.unwrap();
         assert!(r.is_null());
         // SAFETY: still live.
         unsafe { alloc.free(p) }.unwrap();

@@ -403,9 +403,9 @@ fn no_safe_sequence_corrupts_a_heap() {
     let other = pool(64);
     let mut h1 = Heap::new(p);
     let mut h2 = Heap::new(other);
-    let big = h1.alloc(3 << 20, 8);
+    let big = h1.alloc(3 * SEGMENT_SIZE / 2, 8);
     let small = h1.alloc(40, 8);
-    let huge_aligned = h1.alloc(10, 4 << 20);
+    let huge_aligned = h1.alloc(10, 2 * SEGMENT_SIZE);
     assert!(!big.is_null() && !small.is_null() && !huge_aligned.is_null());
     let in_use = other.segments_in_use();
     // SAFETY: live blocks, each freed once.
