@@ -11,7 +11,7 @@
 //! | activation | one run of a function trace on one VM frame, with its own frame of [`callframe::FRAME_WORDS`](crate::jit::callframe) words (register dump, spills, call area): from the pool when Rust enters it, on the machine stack for a direct call, so recursion never shares spill slots |
 //! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (arguments stored as values into the callee's registers); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
 //! | return | `RetI`/`RetF`/`RetN`: the value goes to the caller in the call area, without the interpreter |
-//! | side exit | a guard failed: a linked side trace continues natively (same frame, same slots, if the exit restores nothing); else [`FuncCode::finish`] restores the snapshot and a side trace (hot exits) or the interpreter finishes the frame |
+//! | side exit | a guard failed: a linked side trace continues natively (same frame, same slots, if the exit restores nothing); else `FuncCode::finish` restores the snapshot and a side trace (hot exits) or the interpreter finishes the frame |
 //! | budget | direct calls still allowed below an activation: the VM's depth limit minus the depth, capped by the machine-stack allowance ([`crate::vm::native::MAX_NATIVE_DEPTH`]) |
 //!
 //! ```text

@@ -1,7 +1,7 @@
 //! The optimiser: constant folding, CSE, loop unrolling with invariant hoisting, PHIs, DCE.
 //!
 //! Glossary
-//! - *emitter*: appends instructions to the optimised trace through one funnel, [`Emitter::emit`],
+//! - *emitter*: appends instructions to the optimised trace through one funnel, `Emitter::emit`,
 //!   which first folds (constants, identities, guards that always hold) and then CSEs (an
 //!   identical pure instruction or guard that already exists is reused). Every phase emits
 //!   through it, so every phase folds and CSEs.

@@ -8,10 +8,10 @@ use super::error::RuntimeErrorKind as E;
 use super::value::{Meter, Value};
 
 macro_rules! builtins {
-    ($($name:ident = $text:literal, $arity:expr;)*) => {
+    ($($(#[doc = $doc:literal])* $name:ident = $text:literal, $arity:expr;)*) => {
         /// A builtin function. `arity() == None` means any number of arguments.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum Builtin { $($name,)* }
+        pub enum Builtin { $($(#[doc = $doc])* $name,)* }
         const ALL: &[Builtin] = &[$(Builtin::$name,)*];
         impl Builtin {
             /// The name the language uses.
@@ -27,14 +27,23 @@ macro_rules! builtins {
 }
 
 builtins! {
+    /// `print(v, ...)`: writes the values separated by spaces and a newline; returns `nil`.
     Print = "print", None;
+    /// `len(x)`: the length of a string (in bytes) or an array.
     Len = "len", Some(1);
+    /// `args()`: a new array of the program's arguments.
     Args = "args", Some(0);
+    /// `int(x)`: an int from an int, float (truncated, saturating), bool or decimal string.
     Int = "int", Some(1);
+    /// `float(x)`: a float from an int, float or numeric string.
     Float = "float", Some(1);
+    /// `str(x)`: the value as `print` would write it, as a new string.
     Str = "str", Some(1);
+    /// `push(a, v)`: appends `v` to array `a`; returns `nil`.
     Push = "push", Some(2);
+    /// `array(n, v)`: a new array of `n` copies of `v`.
     Array = "array", Some(2);
+    /// `sqrt(x)`: the correctly rounded square root of an int or float, as a float.
     Sqrt = "sqrt", Some(1);
 }
 

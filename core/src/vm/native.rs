@@ -8,7 +8,7 @@
 //! | call count | calls of one function so far ([`Vm`]'s `calls`), counted only while the JIT hook is on |
 //! | hot function | a function whose call count reached the function threshold ([`Vm::set_func_threshold`], default: the loop threshold); the hook's [`LoopHook::hot_func`] is told once |
 //! | native function | a [`NativeFunc`]: compiled code for one function, handed out by [`LoopHook::native_func`] |
-//! | activation | one run of a native function on one frame; it pushes a *frame marker* (a [`Frame`] nobody pops through `ret`) so the call depth counts it |
+//! | activation | one run of a native function on one frame; it pushes a *frame marker* (an interpreter frame nobody pops through `ret`) so the call depth counts it |
 //! | trap | a runtime error with its location ([`Trap`]), carried out of native code unchanged |
 //! | finishing a frame | native code that cannot go on hands its frame to [`NativeEnv::interpret`], which runs the interpreter from a pc in that frame until the frame returns |
 //!
@@ -26,7 +26,7 @@
 //! # Invariants
 //!
 //! - A native function returns exactly like `ret`: its result in slot `base`, every other
-//!   register of its frame released ([`NativeEnv::return_from`]).
+//!   register of its frame released ([`NativeEnv::return_value`]).
 //! - The call depth a native call sees is the interpreter's: `frames.len()` counts interpreted
 //!   frames and activation markers alike, and the depth check happens before the callee runs,
 //!   at the caller's `call` pc, with the interpreter's error.

@@ -142,7 +142,7 @@ impl Drop for StrObj {
 /// dropped by the caller, after the method returned (dropping it may free other arrays).
 ///
 /// `repr(C)` fixes the field order so native code can read the buffer pointer and length at
-/// [`ARRAY_PTR_OFFSET`] and [`ARRAY_LEN_OFFSET`].
+/// `ARRAY_PTR_OFFSET` and `ARRAY_LEN_OFFSET`.
 #[repr(C)]
 pub struct ArrayObj {
     ptr: Cell<*mut Value>,
