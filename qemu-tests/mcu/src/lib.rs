@@ -11,15 +11,16 @@
 //! ```
 #![no_std]
 
-use core::alloc::{GlobalAlloc, Layout};
+use core::alloc::Layout;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
 use kiln::alloc::segment::SEGMENT_SIZE;
-use kiln::alloc::{Heap, Pool};
+use kiln::alloc::{FreeError, Pool};
+use kiln::global::LockedHeap;
 use kiln::platform::MemorySource;
 
 // ---------------------------------------------------------------------------------------------
@@ -162,82 +163,29 @@ static SOURCE: RegionSource = RegionSource;
 /// The pool over the region.
 pub static POOL: Pool = Pool::new(&SOURCE);
 
-struct HeapCell(UnsafeCell<Heap>);
+/// kiln as the global allocator: kiln's own [`LockedHeap`] over the pool (one core, no
+/// interrupt handler allocates, so the spin lock never waits). Out of memory returns null
+/// (printed while [`REPORT_OOM`] is set); a free kiln refuses (foreign or double) fails the run
+/// instead of corrupting the heap.
+#[global_allocator]
+pub static KILN: LockedHeap = LockedHeap::new(&POOL)
+    .with_oom_handler(report_oom)
+    .with_invalid_free(fail_on_invalid_free);
 
-// SAFETY: the heap is only touched inside `with_heap`, with interrupts masked on this single
-// core, so never by two contexts at once; it is a static and never moves.
-unsafe impl Sync for HeapCell {}
-
-static HEAP: HeapCell = HeapCell(UnsafeCell::new(Heap::new(&POOL)));
-
-/// Runs `f` on the image's one heap with interrupts masked.
-pub fn with_heap<R>(f: impl FnOnce(&mut Heap) -> R) -> R {
-    cortex_m::interrupt::free(|_| {
-        // SAFETY: interrupts are masked and there is one core: this is the only reference.
-        f(unsafe { &mut *HEAP.0.get() })
-    })
-}
-
-/// kiln as the global allocator. Out of memory returns null; a free kiln refuses (foreign or
-/// double) fails the run instead of corrupting the heap.
-pub struct KilnAlloc;
-
-// SAFETY: blocks come from kiln's heap with the requested size and alignment; null on failure.
-unsafe impl GlobalAlloc for KilnAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = with_heap(|h| h.alloc(layout.size(), layout.align()));
-        if p.is_null() && REPORT_OOM.load(Ordering::Relaxed) {
-            println!(
-                "[kiln-mcu] out of memory: {layout:?}, {} bytes live",
-                LIVE.load(Ordering::Relaxed)
-            );
-        } else {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: `p` came from `alloc` (GlobalAlloc contract).
-        if let Err(e) = with_heap(|h| unsafe { kiln::alloc::free(h, p) }) {
-            println!("[kiln-mcu] invalid free of {p:p}: {e}");
-            finish(Err("invalid free"));
-        }
-    }
-
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `p` is live with `layout` (GlobalAlloc contract).
-        match with_heap(|h| unsafe { kiln::alloc::realloc(h, p, new_size, layout.align()) }) {
-            Ok(q) if q.is_null() => {
-                if REPORT_OOM.load(Ordering::Relaxed) {
-                    println!(
-                        "[kiln-mcu] out of memory: realloc {layout:?} to {new_size}, {} bytes live",
-                        LIVE.load(Ordering::Relaxed)
-                    );
-                }
-                q
-            }
-            Ok(q) => {
-                LIVE.fetch_add(new_size, Ordering::Relaxed);
-                LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-                q
-            }
-            Err(e) => {
-                println!("[kiln-mcu] invalid realloc of {p:p}: {e}");
-                finish(Err("invalid realloc"))
-            }
-        }
-    }
-}
-
-/// Bytes requested through the global allocator and not freed yet.
-pub static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Whether the global allocator prints each request it cannot serve.
 pub static REPORT_OOM: AtomicBool = AtomicBool::new(false);
 
-#[global_allocator]
-static KILN: KilnAlloc = KilnAlloc;
+fn report_oom(layout: Layout) -> bool {
+    if REPORT_OOM.load(Ordering::Relaxed) {
+        println!("[kiln-mcu] out of memory: {layout:?}");
+    }
+    false
+}
+
+fn fail_on_invalid_free(p: *mut u8, e: FreeError) {
+    println!("[kiln-mcu] invalid free of {p:p}: {e}");
+    finish(Err("invalid free"))
+}
 
 // ---------------------------------------------------------------------------------------------
 // Test helpers

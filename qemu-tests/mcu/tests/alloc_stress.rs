@@ -19,7 +19,7 @@ use alloc::alloc::{alloc, dealloc, realloc, Layout};
 
 use cortex_m_rt::entry;
 use kiln::alloc::FreeError;
-use kiln_mcu_tests::{check, fill, finish, holds, println, with_heap, Rng, Verdict, POOL};
+use kiln_mcu_tests::{check, fill, finish, holds, println, Rng, Verdict, KILN, POOL};
 
 const SLOTS: usize = 24;
 const OPS: usize = 20_000;
@@ -123,16 +123,15 @@ fn run() -> Verdict {
             }
         }
         if op % 1000 == 999 {
-            check(with_heap(|h| h.check()).is_ok(), "invariant walker failed")?;
+            check(KILN.check().is_ok(), "invariant walker failed")?;
         }
     }
     println!("churn: {OPS} operations, {ooms} out of memory, peak {peak_bytes} live bytes in the 64 KiB heap");
     for b in slots.iter_mut().filter_map(Option::take) {
         release(b)?;
     }
-    check(with_heap(|h| h.check()).is_ok(), "invariant walker failed")?;
-    with_heap(|h| h.collect());
-    POOL.trim();
+    check(KILN.check().is_ok(), "invariant walker failed")?;
+    KILN.collect();
     check(
         POOL.segments_in_use() == 0,
         "the segment did not go back to the region",
@@ -158,7 +157,7 @@ fn run() -> Verdict {
     )?;
     // Straight to the heap: through `alloc` the compiler may drop an unused allocation and
     // assume it succeeded.
-    let big = with_heap(|h| h.alloc(80 * 1024, 8));
+    let big = KILN.alloc(80 * 1024, 8);
     check(big.is_null(), "a block larger than the heap")?;
     for &p in &blocks[..n] {
         // SAFETY: allocated above with `kib`, freed once.
@@ -174,11 +173,11 @@ fn run() -> Verdict {
     static NOT_KILNS: [u8; 16] = [0; 16];
     let foreign = NOT_KILNS.as_ptr().cast_mut();
     // SAFETY: kiln must classify the pointer without freeing it.
-    let refused = with_heap(|h| unsafe { kiln::alloc::free(h, foreign) });
+    let refused = unsafe { KILN.free(foreign) };
     check(
         refused == Err(FreeError::Foreign),
         "a foreign free was not refused",
     )?;
-    check(with_heap(|h| h.check()).is_ok(), "invariant walker failed")?;
+    check(KILN.check().is_ok(), "invariant walker failed")?;
     Ok(())
 }

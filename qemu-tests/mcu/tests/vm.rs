@@ -12,7 +12,7 @@ use alloc::string::String;
 
 use cortex_m_rt::entry;
 use kiln::vm::{lang, RuntimeErrorKind, Vm, VmConfig};
-use kiln_mcu_tests::{check, finish, println, with_heap, Verdict, POOL};
+use kiln_mcu_tests::{check, finish, println, Verdict, KILN, POOL};
 
 const SOURCE: &str = r#"
 fn fib(n) { if n < 2 { return n; } return fib(n - 1) + fib(n - 2); }
@@ -70,9 +70,8 @@ fn run() -> Verdict {
         }
         println!("memory cap of 2048 bytes: stopped as expected");
     }
-    check(with_heap(|h| h.check()).is_ok(), "invariant walker failed")?;
-    with_heap(|h| h.collect());
-    POOL.trim();
+    check(KILN.check().is_ok(), "invariant walker failed")?;
+    KILN.collect();
     check(
         POOL.segments_in_use() == 0,
         "values left in the heap after the VM",
