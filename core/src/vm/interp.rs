@@ -393,6 +393,8 @@ pub struct Vm<'p> {
     /// What a [`HostStep`] parked for compiled code: an error, raised by the next host
     /// instruction, or a host call's result, taken by the next `callh`.
     host_pending: Option<Result<Value, E>>,
+    /// The heap watermark of the register stack: an address (see [`Vm::execute`]).
+    heap_top: usize,
 }
 
 impl<'p> Vm<'p> {
@@ -437,6 +439,7 @@ impl<'p> Vm<'p> {
             args: Vec::new(),
             host: None,
             host_pending: None,
+            heap_top: usize::MAX,
         })
     }
 
@@ -721,14 +724,33 @@ impl<'p> Vm<'p> {
             .fits(bytes.saturating_add(self.config.memory_cap / 4))
     }
 
+    /// Makes the register stack at least `need` slots long (charged to the meter).
+    #[inline(always)]
     pub(super) fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
         if stack.len() < need {
+            return self.grow_stack_to(stack, need);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_stack_to(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
+        {
             let more = need - stack.len();
             self.meter
                 .charge(more * mem::size_of::<Value>())
                 .map_err(|_| E::OutOfMemory)?;
+            let old = stack.as_ptr() as usize;
             stack.try_reserve(more).map_err(|_| E::OutOfMemory)?;
             stack.resize(need, Value::Nil);
+            // The watermark is an address: it moves with the slots (see `execute`).
+            if self.heap_top != usize::MAX {
+                self.heap_top = match self.heap_top.checked_sub(old) {
+                    Some(off) if self.heap_top > old => stack.as_ptr() as usize + off,
+                    _ => 0,
+                };
+            }
         }
         Ok(())
     }
@@ -767,6 +789,18 @@ impl<'p> Vm<'p> {
         let Ok(kk) = <&[Value; 256]>::try_from(&consts[..256]) else {
             return Err(E::BadArgument("constant table not padded"));
         };
+        // The heap watermark: no register slot at or above address `heap_top` holds a heap
+        // value (string or array), so `ret` of a frame starting there has nothing to release.
+        // Every store of a heap value into a register raises it (`put!`, `ret`), and
+        // `grow_stack` moves it with the stack; only the interpreter writes registers while
+        // the JIT is off. With the JIT on, native code writes registers too: the watermark
+        // stays at the top of the address space and every `ret` scans its frame.
+        self.heap_top = if self.config.jit_threshold != 0 || start.stop != 0 {
+            usize::MAX
+        } else {
+            let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
+            last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
+        };
         macro_rules! bail {
             ($e:expr) => {{
                 pos.func = fi;
@@ -784,7 +818,6 @@ impl<'p> Vm<'p> {
         }
         'frames: loop {
             let code: &[u32] = &func.code;
-            let nregs = func.nregs as usize;
             self.hot = self.loop_counts(fi);
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
@@ -795,10 +828,16 @@ impl<'p> Vm<'p> {
             };
             // Stores into a register; dropping an old heap reference here is a collection
             // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
+            // A heap value raises the watermark (see `heap_top`).
             macro_rules! put {
                 ($r:expr, $v:expr) => {{
                     let new = $v;
-                    regs[$r] = new;
+                    let r = $r;
+                    if new.tag() >= TAG_STR {
+                        let end = regs.as_ptr().wrapping_add(r + 1) as usize;
+                        self.heap_top = self.heap_top.max(end);
+                    }
+                    regs[r] = new;
                 }};
             }
             loop {
@@ -948,7 +987,11 @@ impl<'p> Vm<'p> {
                         pc += 1;
                     }
                     Op::LoadK => {
-                        put!(a(w), consts[bx(w)].clone());
+                        // SAFETY: the verifier checked `bx < prog.consts.len()`, and
+                        // `consts` holds one value per program constant (`load_consts`), at
+                        // the address `kk` starts at.
+                        let k = unsafe { &*kk.as_ptr().add(bx(w)) };
+                        put!(a(w), k.clone());
                         pc += 1;
                     }
                     Op::LoadInt => {
@@ -1103,18 +1146,30 @@ impl<'p> Vm<'p> {
                         };
                         // Collection point: the callee's registers are released here. Only
                         // heap values need it; the rest are dead and never read again (the
-                        // verifier proves every register is written before it is read).
-                        for r in regs[..nregs].iter_mut() {
-                            if r.tag() >= TAG_STR {
-                                *r = Value::Nil;
+                        // verifier proves every register is written before it is read). No
+                        // slot from `heap_top` on holds one, so a frame above it has none.
+                        let nregs = func.nregs as usize;
+                        let lo = regs.as_ptr() as usize;
+                        if self.heap_top > lo {
+                            for r in regs[..nregs].iter_mut() {
+                                if r.tag() >= TAG_STR {
+                                    *r = Value::Nil;
+                                }
+                            }
+                            if self.heap_top <= regs.as_ptr().wrapping_add(nregs) as usize {
+                                self.heap_top = lo;
                             }
                         }
+                        debug_assert!(regs[..nregs].iter().all(|r| r.tag() < TAG_STR));
                         if self.frames.len() <= start.stop {
                             return Ok(v);
                         }
                         let Some(fr) = self.frames.pop() else {
                             return Ok(v);
                         };
+                        if v.tag() >= TAG_STR {
+                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
+                        }
                         regs[0] = v;
                         fi = fr.func as usize;
                         // SAFETY: `fr.func` was the index of a running function when the
