@@ -786,6 +786,9 @@ impl<'p> Vm<'p> {
         };
         let mut base = start.base;
         let mut pc = start.pc;
+        if stack.len() < base.saturating_add(FRAME_WINDOW) {
+            return Err(E::StackOverflow);
+        }
         let Ok(kk) = <&[Value; 256]>::try_from(&consts[..256]) else {
             return Err(E::BadArgument("constant table not padded"));
         };
@@ -818,14 +821,19 @@ impl<'p> Vm<'p> {
         }
         'frames: loop {
             let code: &[u32] = &func.code;
-            self.hot = self.loop_counts(fi);
+            if self.config.jit_threshold != 0 {
+                self.hot = self.loop_counts(fi);
+            }
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
-            let Ok(regs) =
-                <&mut [Value; FRAME_WINDOW]>::try_from(&mut stack[base..base + FRAME_WINDOW])
-            else {
-                bail!(E::StackOverflow)
-            };
+            debug_assert!(base + FRAME_WINDOW <= stack.len());
+            // SAFETY: the window lies inside the stack: checked on entry for the first frame;
+            // `call` grows the stack to cover the callee's window before switching to it; `ret`
+            // returns to a frame this loop entered before; and the stack never shrinks while
+            // the loop runs. `regs` is re-derived after every use of `stack` elsewhere (each
+            // such use ends with `continue 'frames`).
+            let regs =
+                unsafe { &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>() };
             // Stores into a register; dropping an old heap reference here is a collection
             // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
             // A heap value raises the watermark (see `heap_top`).
@@ -835,7 +843,9 @@ impl<'p> Vm<'p> {
                     let r = $r;
                     if new.tag() >= TAG_STR {
                         let end = regs.as_ptr().wrapping_add(r + 1) as usize;
-                        self.heap_top = self.heap_top.max(end);
+                        if end > self.heap_top {
+                            self.heap_top = end;
+                        }
                     }
                     regs[r] = new;
                 }};
