@@ -929,6 +929,8 @@ impl<'p> Vm<'p> {
                         let taken = match ($x, $y) {
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (Value::Int(x), Value::Int(y)) => x $op y,
+                            // Byte-wise, as `arith::lt`/`le` compare strings.
+                            (Value::Str(x), Value::Str(y)) => x.as_str() $op y.as_str(),
                             (x, y) => tri!(super::arith::$slow(x, y)),
                         };
                         if taken == (c(w) != 0) {
