@@ -1182,7 +1182,9 @@ impl<'p> Vm<'p> {
                         if v.tag() >= TAG_STR {
                             self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
                         }
-                        regs[0] = v;
+                        // SAFETY: the slot holds no heap value (released above, or none was
+                        // there), so overwriting it without a drop leaks nothing.
+                        unsafe { core::ptr::write(&mut regs[0], v) };
                         fi = fr.func as usize;
                         // SAFETY: `fr.func` was the index of a running function when the
                         // frame was pushed.
