@@ -2,8 +2,10 @@
 //!
 //! Only a [`Vm`] runs code, and [`Vm::new`] verifies the program first, so the loop may rely on
 //! the verifier's guarantees (known opcodes, extension words present, registers inside the frame,
-//! jump targets on instruction starts, call arities). It still indexes with bounds checks: a
-//! verifier bug becomes a runtime error or a clean stop, never memory corruption.
+//! jump targets on instruction starts, call arities). Where the loop skips a check (the code word
+//! at the PC, the opcode, a constant, the frame's 256-slot register window), a `SAFETY` comment
+//! names the verifier guarantee or the interpreter invariant it rests on; other accesses keep
+//! their bounds checks.
 //!
 //! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, which (when
 //! counting is on) decrements the loop header PC's countdown word (`HotCount`); only when it
