@@ -806,23 +806,31 @@ impl<'p> Vm<'p> {
             let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
-        macro_rules! bail {
-            ($e:expr) => {{
-                pos.func = fi;
-                pos.pc = pc;
-                return Err($e);
-            }};
-        }
-        macro_rules! tri {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(k) => bail!(k),
-                }
-            };
-        }
         'frames: loop {
             let code: &[u32] = &func.code;
+            // The PC as a pointer into the code: one register for fetching; the index is
+            // computed back (`pc!`) only where it is needed (jumps, calls, errors).
+            let mut ip: *const u32 = code.as_ptr().wrapping_add(pc);
+            macro_rules! pc {
+                () => {
+                    (ip as usize - code.as_ptr() as usize) / mem::size_of::<u32>()
+                };
+            }
+            macro_rules! bail {
+                ($e:expr) => {{
+                    pos.func = fi;
+                    pos.pc = pc!();
+                    return Err($e);
+                }};
+            }
+            macro_rules! tri {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(k) => bail!(k),
+                    }
+                };
+            }
             if self.config.jit_threshold != 0 {
                 self.hot = self.loop_counts(fi);
             }
@@ -855,13 +863,13 @@ impl<'p> Vm<'p> {
             loop {
                 // SAFETY: `Vm::new` verified this function: execution starts at PC 0, every
                 // instruction's successors are instruction starts inside the code (jump targets
-                // are checked, nothing falls off the end), so `pc < code.len()` here.
-                let w = unsafe { *code.get_unchecked(pc) };
+                // are checked, nothing falls off the end), so `ip` points into the code here.
+                let w = unsafe { *ip };
                 macro_rules! ext {
                     () => {
                         // SAFETY: the verifier checked that every instruction with an `Ext`
                         // operand has its extension word inside the code.
-                        unsafe { *code.get_unchecked(pc + 1) as usize }
+                        unsafe { *ip.add(1) as usize }
                     };
                 }
                 // Int/int and float/float inline, without a `Result` in between; anything else
@@ -888,7 +896,7 @@ impl<'p> Vm<'p> {
                                 }
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }};
                     ($f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
                         match (&regs[b(w)], $rhs) {
@@ -912,17 +920,19 @@ impl<'p> Vm<'p> {
                                 }
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }};
                 }
                 macro_rules! jump {
                     () => {{
                         let target = ext!();
-                        pc = if target <= pc {
-                            tri!(self.back_edge(fi, pc, target, regs, hook))
+                        let at = pc!();
+                        let to = if target <= at {
+                            tri!(self.back_edge(fi, at, target, regs, hook))
                         } else {
                             target
                         };
+                        ip = code.as_ptr().wrapping_add(to);
                     }};
                 }
                 // Compare-and-branch with the same-type fast paths inline.
@@ -938,7 +948,7 @@ impl<'p> Vm<'p> {
                         if taken == (c(w) != 0) {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -971,7 +981,7 @@ impl<'p> Vm<'p> {
                         if taken {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -986,7 +996,7 @@ impl<'p> Vm<'p> {
                         if taken == (c(w) != 0) {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -998,7 +1008,7 @@ impl<'p> Vm<'p> {
                 match op {
                     Op::Move => {
                         put!(a(w), regs[b(w)].clone());
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadK => {
                         // SAFETY: the verifier checked `bx < prog.consts.len()`, and
@@ -1006,19 +1016,19 @@ impl<'p> Vm<'p> {
                         // the address `kk` starts at.
                         let k = unsafe { &*kk.as_ptr().add(bx(w)) };
                         put!(a(w), k.clone());
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadInt => {
                         put!(a(w), Value::Int(sbx(w)));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadNil => {
                         put!(a(w), Value::Nil);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadBool => {
                         put!(a(w), Value::Bool(b(w) != 0));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Add => arith!(add, &regs[c(w)], wrapping_add, +),
                     Op::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
@@ -1048,37 +1058,37 @@ impl<'p> Vm<'p> {
                                 put!(a(w), v);
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Not => {
                         put!(a(w), Value::Bool(!regs[b(w)].truthy()));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Eq => {
                         put!(a(w), Value::Bool(regs[b(w)].equals(&regs[c(w)])));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Lt => {
                         let v = tri!(super::arith::lt(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Le => {
                         let v = tri!(super::arith::le(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Jmp => jump!(),
                     Op::JmpIf => {
                         if regs[a(w)].truthy() == (b(w) != 0) {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }
                     Op::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
@@ -1108,20 +1118,20 @@ impl<'p> Vm<'p> {
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
                         if self.config.jit_threshold != 0 {
                             if let Some(native) = self.count_call(stack, callee, new_base, hook) {
-                                let at = (fi, pc);
+                                let at = (fi, pc!());
                                 let mut env = NativeEnv::new(self, stack, consts, out, hook);
                                 if let Err(t) = env.run_native(&native, at, new_base) {
                                     pos.func = t.func;
                                     pos.pc = t.pc;
                                     return Err(t.kind);
                                 }
-                                pc += 2;
+                                pc = pc!() + 2;
                                 continue 'frames;
                             }
                         }
                         self.frames.push(Frame {
                             func: fi as u32,
-                            ret_pc: (pc + 2) as u32,
+                            ret_pc: (pc!() + 2) as u32,
                             base: base as u32,
                         });
                         fi = callee;
@@ -1136,7 +1146,7 @@ impl<'p> Vm<'p> {
                         if b(w) == Builtin::Sqrt as usize {
                             if let Value::Float(x) = regs[first] {
                                 regs[first] = Value::Float(builtins::sqrt(x));
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
@@ -1150,7 +1160,7 @@ impl<'p> Vm<'p> {
                         };
                         let v = tri!(builtins::call(bi, &regs[first..first + n], &mut env));
                         put!(first, v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Ret | Op::RetNil => {
                         let v = if op == Op::Ret {
@@ -1193,7 +1203,12 @@ impl<'p> Vm<'p> {
                         func = unsafe { prog.funcs.get_unchecked(fi) };
                         base = fr.base as usize;
                         pc = fr.ret_pc as usize;
-                        tri!(self.charge(func.code.len() - pc));
+                        if let Err(k) = self.charge(func.code.len() - pc) {
+                            // Raised at the return PC of the caller, as before the switch.
+                            pos.func = fi;
+                            pos.pc = pc;
+                            return Err(k);
+                        }
                         continue 'frames;
                     }
                     Op::NewArr => {
@@ -1202,68 +1217,68 @@ impl<'p> Vm<'p> {
                         let v =
                             tri!(Value::new_array(&self.meter, items).map_err(|_| E::OutOfMemory));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::GetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[b(w)], &regs[c(w)]) {
                             if let Some(v) = arr.get(super::arith::index_of(*i)) {
                                 put!(a(w), v);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let v = tri!(super::arith::get_index(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::SetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
                             let i = super::arith::index_of(*i);
                             if arr.set_inline(i, &regs[c(w)]) {
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                             // A heap value stored or replaced: clone in, drop the old one
                             // after the store (an index past the end falls to the error path).
                             if let Ok(old) = arr.replace(i, regs[c(w)].clone()) {
                                 drop(old);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let v = regs[c(w)].clone();
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::GetIdxI => {
                         if let Value::Array(arr) = &regs[b(w)] {
                             if let Some(v) = arr.get(c(w)) {
                                 put!(a(w), v);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let i = Value::Int(c(w) as i64);
                         let v = tri!(super::arith::get_index(&regs[b(w)], &i));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::SetIdxI => {
                         if let Value::Array(arr) = &regs[a(w)] {
                             if arr.set_inline(b(w), &regs[c(w)]) {
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                             if let Ok(old) = arr.replace(b(w), regs[c(w)].clone()) {
                                 drop(old);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let v = regs[c(w)].clone();
                         let i = Value::Int(b(w) as i64);
                         tri!(super::arith::set_index(&regs[a(w)], &i, v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
@@ -1271,7 +1286,7 @@ impl<'p> Vm<'p> {
                                 // Compiled code made this call and exited here with its result.
                                 Ok(Some(v)) => {
                                     put!(a(w), v);
-                                    pc += 1;
+                                    ip = ip.wrapping_add(1);
                                     continue;
                                 }
                                 Ok(None) => {}
@@ -1305,7 +1320,7 @@ impl<'p> Vm<'p> {
                                 put!(a(w), v);
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                 }
             }
