@@ -879,17 +879,17 @@ impl<'p> Vm<'p> {
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                regs[a(w)] = Value::Float(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
                             }
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.$iop(*y);
-                                regs[a(w)] = Value::Int(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    regs[a(w)] = Value::Float(r);
+                                    drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
                                     put!(a(w), v);
@@ -902,18 +902,18 @@ impl<'p> Vm<'p> {
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                regs[a(w)] = Value::Float(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
                             }
                             // Division by zero goes to `arith`, which reports it.
                             (Value::Int(x), Value::Int(y)) if *y != 0 => {
                                 let r = x.$iop(*y);
-                                regs[a(w)] = Value::Int(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    regs[a(w)] = Value::Float(r);
+                                    drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
                                     put!(a(w), v);
@@ -962,11 +962,11 @@ impl<'p> Vm<'p> {
                         match (&regs[a(w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
-                                regs[a(w)] = Value::Int(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
                             }
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x + *y;
-                                regs[a(w)] = Value::Float(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
                             }
                             (x, y) => {
                                 let v = tri!(super::arith::add(x, y, &self.meter));
@@ -1046,11 +1046,11 @@ impl<'p> Vm<'p> {
                                 // Two roundings, as `mul` then `add` (Rust never contracts
                                 // this into a fused multiply-add).
                                 let r = *x + *y * *z;
-                                regs[a(w)] = Value::Float(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
                             }
                             (Value::Int(x), Value::Int(y), Value::Int(z)) => {
                                 let r = x.wrapping_add(y.wrapping_mul(*z));
-                                regs[a(w)] = Value::Int(r);
+                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
                             }
                             (x, y, z) => {
                                 let t = tri!(super::arith::mul(y, z, &self.meter));
