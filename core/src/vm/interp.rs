@@ -860,6 +860,22 @@ impl<'p> Vm<'p> {
                     regs[r] = new;
                 }};
             }
+            // Stores a number (or anything that owns nothing): the old value is tested first
+            // and dropped only if it owns something, after the store, so the new value never
+            // waits across the drop.
+            macro_rules! set_num {
+                ($r:expr, $v:expr) => {{
+                    let slot = &mut regs[$r];
+                    let new = $v;
+                    if slot.tag() >= TAG_STR {
+                        drop(mem::replace(slot, new));
+                    } else {
+                        // SAFETY: the slot owns nothing, so overwriting it without a drop
+                        // leaks nothing.
+                        unsafe { core::ptr::write(slot, new) };
+                    }
+                }};
+            }
             loop {
                 // SAFETY: `Vm::new` verified this function: execution starts at PC 0, every
                 // instruction's successors are instruction starts inside the code (jump targets
@@ -879,17 +895,17 @@ impl<'p> Vm<'p> {
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
+                                set_num!(a(w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.$iop(*y);
-                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
+                                set_num!(a(w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
+                                    set_num!(a(w), Value::Float(r));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
                                     put!(a(w), v);
@@ -902,18 +918,18 @@ impl<'p> Vm<'p> {
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
+                                set_num!(a(w), Value::Float(r));
                             }
                             // Division by zero goes to `arith`, which reports it.
                             (Value::Int(x), Value::Int(y)) if *y != 0 => {
                                 let r = x.$iop(*y);
-                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
+                                set_num!(a(w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
+                                    set_num!(a(w), Value::Float(r));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
                                     put!(a(w), v);
@@ -962,11 +978,11 @@ impl<'p> Vm<'p> {
                         match (&regs[a(w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
-                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
+                                set_num!(a(w), Value::Int(r));
                             }
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x + *y;
-                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
+                                set_num!(a(w), Value::Float(r));
                             }
                             (x, y) => {
                                 let v = tri!(super::arith::add(x, y, &self.meter));
@@ -1046,11 +1062,11 @@ impl<'p> Vm<'p> {
                                 // Two roundings, as `mul` then `add` (Rust never contracts
                                 // this into a fused multiply-add).
                                 let r = *x + *y * *z;
-                                drop(mem::replace(&mut regs[a(w)], Value::Float(r)));
+                                set_num!(a(w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y), Value::Int(z)) => {
                                 let r = x.wrapping_add(y.wrapping_mul(*z));
-                                drop(mem::replace(&mut regs[a(w)], Value::Int(r)));
+                                set_num!(a(w), Value::Int(r));
                             }
                             (x, y, z) => {
                                 let t = tri!(super::arith::mul(y, z, &self.meter));
