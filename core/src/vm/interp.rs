@@ -857,7 +857,14 @@ impl<'p> Vm<'p> {
                             self.heap_top = end;
                         }
                     }
-                    regs[r] = new;
+                    let slot = &mut regs[r];
+                    if slot.tag() >= TAG_STR {
+                        drop(mem::replace(slot, new));
+                    } else {
+                        // SAFETY: the slot owns nothing, so overwriting it without a drop
+                        // leaks nothing.
+                        unsafe { core::ptr::write(slot, new) };
+                    }
                 }};
             }
             // Stores a number (or anything that owns nothing): the old value is tested first
