@@ -1030,7 +1030,15 @@ impl<'p> Vm<'p> {
                 let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
                 match op {
                     Op::Move => {
-                        put!(a(w), regs[b(w)].clone());
+                        let (src, dst) = (b(w), a(w));
+                        if (regs[src].tag() | regs[dst].tag()) < TAG_STR {
+                            // SAFETY: neither value owns anything (the heap tags are the ones
+                            // at or above `TAG_STR`, and an OR below it means both are below),
+                            // so a bitwise copy over the old value is a complete move.
+                            unsafe { core::ptr::copy(&regs[src], &mut regs[dst], 1) };
+                        } else {
+                            put!(dst, regs[src].clone());
+                        }
                         ip = ip.wrapping_add(1);
                     }
                     Op::LoadK => {
