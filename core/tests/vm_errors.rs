@@ -205,6 +205,41 @@ fn heap_is_reclaimed_when_values_die() {
     );
 }
 
+/// A callee's heap registers are released when it returns, wherever they sit in its frame
+/// and also after deep recursion moved the register stack: a leaked 64 KiB array would not
+/// leave room for the next one under a 100 KB cap. (Debug builds also check, at every `ret`,
+/// that the frame holds no heap value afterwards.)
+#[test]
+fn callee_heap_registers_are_released_on_return() {
+    let src = "fn f() { let a = 0; let b = 0; let c = 0; let s = array(4000, 0); return len(s); }
+fn deep(d, s) {
+  if d > 0 {
+    let t = s + \"\";
+    let u = [t];
+    return deep(d - 1, t) + len(u);
+  }
+  return f();
+}
+let keep = str(12345);
+let n = f();
+n = n + deep(150, keep);
+n = n + f();
+let big = array(4000, 1);
+print(n + len(big), keep);";
+    let config = VmConfig {
+        memory_cap: 100_000,
+        ..VmConfig::default()
+    };
+    assert_eq!(run_with(src, config).unwrap(), "16150 12345\n");
+    // The same with the JIT's counting on (every `ret` scans its frame).
+    let config = VmConfig {
+        memory_cap: 100_000,
+        jit_threshold: 1,
+        ..VmConfig::default()
+    };
+    assert_eq!(run_with(src, config).unwrap(), "16150 12345\n");
+}
+
 #[test]
 fn unbounded_recursion_is_a_stack_overflow() {
     let err = error_of("fn f(n) { return f(n + 1); }\nf(0);");

@@ -104,7 +104,7 @@ fn slow(
                 .map_err(|_| E::OutOfMemory)?;
             s.push_str(a.as_str());
             s.push_str(b.as_str());
-            Value::new_str(meter, &s).map_err(|_| E::OutOfMemory)
+            Value::str_from_string(meter, s).map_err(|_| E::OutOfMemory)
         }
         _ => Err(E::Type {
             op: verb,

@@ -130,7 +130,7 @@ pub fn call(b: Builtin, args: &[Value], env: &mut Env<'_>) -> Result<Value, E> {
         Builtin::Str => {
             let mut s = String::new();
             let _ = write!(s, "{}", arg(0));
-            Value::new_str(env.meter, &s).map_err(oom)?
+            Value::str_from_string(env.meter, s).map_err(oom)?
         }
         Builtin::Push => match arg(0) {
             Value::Array(a) => {

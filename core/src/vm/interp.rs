@@ -2,8 +2,10 @@
 //!
 //! Only a [`Vm`] runs code, and [`Vm::new`] verifies the program first, so the loop may rely on
 //! the verifier's guarantees (known opcodes, extension words present, registers inside the frame,
-//! jump targets on instruction starts, call arities). It still indexes with bounds checks: a
-//! verifier bug becomes a runtime error or a clean stop, never memory corruption.
+//! jump targets on instruction starts, call arities). Where the loop skips a check (the code word
+//! at the PC, the opcode, a constant, the frame's 256-slot register window), a `SAFETY` comment
+//! names the verifier guarantee or the interpreter invariant it rests on; other accesses keep
+//! their bounds checks.
 //!
 //! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, which (when
 //! counting is on) decrements the loop header PC's countdown word (`HotCount`); only when it
@@ -393,6 +395,8 @@ pub struct Vm<'p> {
     /// What a [`HostStep`] parked for compiled code: an error, raised by the next host
     /// instruction, or a host call's result, taken by the next `callh`.
     host_pending: Option<Result<Value, E>>,
+    /// The heap watermark of the register stack: an address (see [`Vm::execute`]).
+    heap_top: usize,
 }
 
 impl<'p> Vm<'p> {
@@ -437,6 +441,7 @@ impl<'p> Vm<'p> {
             args: Vec::new(),
             host: None,
             host_pending: None,
+            heap_top: usize::MAX,
         })
     }
 
@@ -721,14 +726,33 @@ impl<'p> Vm<'p> {
             .fits(bytes.saturating_add(self.config.memory_cap / 4))
     }
 
+    /// Makes the register stack at least `need` slots long (charged to the meter).
+    #[inline(always)]
     pub(super) fn grow_stack(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
         if stack.len() < need {
+            return self.grow_stack_to(stack, need);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_stack_to(&mut self, stack: &mut Vec<Value>, need: usize) -> Result<(), E> {
+        {
             let more = need - stack.len();
             self.meter
                 .charge(more * mem::size_of::<Value>())
                 .map_err(|_| E::OutOfMemory)?;
+            let old = stack.as_ptr() as usize;
             stack.try_reserve(more).map_err(|_| E::OutOfMemory)?;
             stack.resize(need, Value::Nil);
+            // The watermark is an address: it moves with the slots (see `execute`).
+            if self.heap_top != usize::MAX {
+                self.heap_top = match self.heap_top.checked_sub(old) {
+                    Some(off) if self.heap_top > old => stack.as_ptr() as usize + off,
+                    _ => 0,
+                };
+            }
         }
         Ok(())
     }
@@ -764,53 +788,111 @@ impl<'p> Vm<'p> {
         };
         let mut base = start.base;
         let mut pc = start.pc;
+        if stack.len() < base.saturating_add(FRAME_WINDOW) {
+            return Err(E::StackOverflow);
+        }
         let Ok(kk) = <&[Value; 256]>::try_from(&consts[..256]) else {
             return Err(E::BadArgument("constant table not padded"));
         };
-        macro_rules! bail {
-            ($e:expr) => {{
-                pos.func = fi;
-                pos.pc = pc;
-                return Err($e);
-            }};
-        }
-        macro_rules! tri {
-            ($e:expr) => {
-                match $e {
-                    Ok(v) => v,
-                    Err(k) => bail!(k),
-                }
-            };
-        }
+        // The heap watermark: no register slot at or above address `heap_top` holds a heap
+        // value (string or array), so `ret` of a frame starting there has nothing to release.
+        // Every store of a heap value into a register raises it (`put!`, `ret`), and
+        // `grow_stack` moves it with the stack; only the interpreter writes registers while
+        // the JIT is off. With the JIT on, native code writes registers too: the watermark
+        // stays at the top of the address space and every `ret` scans its frame.
+        self.heap_top = if self.config.jit_threshold != 0 || start.stop != 0 {
+            usize::MAX
+        } else {
+            let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
+            last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
+        };
         'frames: loop {
             let code: &[u32] = &func.code;
-            let nregs = func.nregs as usize;
-            self.hot = self.loop_counts(fi);
+            // The PC as a pointer into the code: one register for fetching; the index is
+            // computed back (`pc!`) only where it is needed (jumps, calls, errors).
+            let mut ip: *const u32 = code.as_ptr().wrapping_add(pc);
+            macro_rules! pc {
+                () => {
+                    (ip as usize - code.as_ptr() as usize) / mem::size_of::<u32>()
+                };
+            }
+            macro_rules! bail {
+                ($e:expr) => {{
+                    pos.func = fi;
+                    pos.pc = pc!();
+                    return Err($e);
+                }};
+            }
+            macro_rules! tri {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(k) => bail!(k),
+                    }
+                };
+            }
+            if self.config.jit_threshold != 0 {
+                self.hot = self.loop_counts(fi);
+            }
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
-            let Ok(regs) =
-                <&mut [Value; FRAME_WINDOW]>::try_from(&mut stack[base..base + FRAME_WINDOW])
-            else {
-                bail!(E::StackOverflow)
-            };
+            debug_assert!(base + FRAME_WINDOW <= stack.len());
+            // SAFETY: the window lies inside the stack: checked on entry for the first frame;
+            // `call` grows the stack to cover the callee's window before switching to it; `ret`
+            // returns to a frame this loop entered before; and the stack never shrinks while
+            // the loop runs. `regs` is re-derived after every use of `stack` elsewhere (each
+            // such use ends with `continue 'frames`).
+            let regs =
+                unsafe { &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>() };
             // Stores into a register; dropping an old heap reference here is a collection
             // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
+            // A heap value raises the watermark (see `heap_top`).
             macro_rules! put {
                 ($r:expr, $v:expr) => {{
                     let new = $v;
-                    regs[$r] = new;
+                    let r = $r;
+                    if new.tag() >= TAG_STR {
+                        let end = regs.as_ptr().wrapping_add(r + 1) as usize;
+                        if end > self.heap_top {
+                            self.heap_top = end;
+                        }
+                    }
+                    let slot = &mut regs[r];
+                    if slot.tag() >= TAG_STR {
+                        drop(mem::replace(slot, new));
+                    } else {
+                        // SAFETY: the slot owns nothing, so overwriting it without a drop
+                        // leaks nothing.
+                        unsafe { core::ptr::write(slot, new) };
+                    }
+                }};
+            }
+            // Stores a number (or anything that owns nothing): the old value is tested first
+            // and dropped only if it owns something, after the store, so the new value never
+            // waits across the drop.
+            macro_rules! set_num {
+                ($r:expr, $v:expr) => {{
+                    let slot = &mut regs[$r];
+                    let new = $v;
+                    if slot.tag() >= TAG_STR {
+                        drop(mem::replace(slot, new));
+                    } else {
+                        // SAFETY: the slot owns nothing, so overwriting it without a drop
+                        // leaks nothing.
+                        unsafe { core::ptr::write(slot, new) };
+                    }
                 }};
             }
             loop {
                 // SAFETY: `Vm::new` verified this function: execution starts at PC 0, every
                 // instruction's successors are instruction starts inside the code (jump targets
-                // are checked, nothing falls off the end), so `pc < code.len()` here.
-                let w = unsafe { *code.get_unchecked(pc) };
+                // are checked, nothing falls off the end), so `ip` points into the code here.
+                let w = unsafe { *ip };
                 macro_rules! ext {
                     () => {
                         // SAFETY: the verifier checked that every instruction with an `Ext`
                         // operand has its extension word inside the code.
-                        unsafe { *code.get_unchecked(pc + 1) as usize }
+                        unsafe { *ip.add(1) as usize }
                     };
                 }
                 // Int/int and float/float inline, without a `Result` in between; anything else
@@ -820,58 +902,60 @@ impl<'p> Vm<'p> {
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                regs[a(w)] = Value::Float(r);
+                                set_num!(a(w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.$iop(*y);
-                                regs[a(w)] = Value::Int(r);
+                                set_num!(a(w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    regs[a(w)] = Value::Float(r);
+                                    set_num!(a(w), Value::Float(r));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
                                     put!(a(w), v);
                                 }
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }};
                     ($f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
                         match (&regs[b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                regs[a(w)] = Value::Float(r);
+                                set_num!(a(w), Value::Float(r));
                             }
                             // Division by zero goes to `arith`, which reports it.
                             (Value::Int(x), Value::Int(y)) if *y != 0 => {
                                 let r = x.$iop(*y);
-                                regs[a(w)] = Value::Int(r);
+                                set_num!(a(w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    regs[a(w)] = Value::Float(r);
+                                    set_num!(a(w), Value::Float(r));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
                                     put!(a(w), v);
                                 }
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }};
                 }
                 macro_rules! jump {
                     () => {{
                         let target = ext!();
-                        pc = if target <= pc {
-                            tri!(self.back_edge(fi, pc, target, regs, hook))
+                        let at = pc!();
+                        let to = if target <= at {
+                            tri!(self.back_edge(fi, at, target, regs, hook))
                         } else {
                             target
                         };
+                        ip = code.as_ptr().wrapping_add(to);
                     }};
                 }
                 // Compare-and-branch with the same-type fast paths inline.
@@ -880,12 +964,14 @@ impl<'p> Vm<'p> {
                         let taken = match ($x, $y) {
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (Value::Int(x), Value::Int(y)) => x $op y,
+                            // Byte-wise, as `arith::lt`/`le` compare strings.
+                            (Value::Str(x), Value::Str(y)) => x.as_str() $op y.as_str(),
                             (x, y) => tri!(super::arith::$slow(x, y)),
                         };
                         if taken == (c(w) != 0) {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -899,11 +985,11 @@ impl<'p> Vm<'p> {
                         match (&regs[a(w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
-                                regs[a(w)] = Value::Int(r);
+                                set_num!(a(w), Value::Int(r));
                             }
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x + *y;
-                                regs[a(w)] = Value::Float(r);
+                                set_num!(a(w), Value::Float(r));
                             }
                             (x, y) => {
                                 let v = tri!(super::arith::add(x, y, &self.meter));
@@ -918,7 +1004,7 @@ impl<'p> Vm<'p> {
                         if taken {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -933,7 +1019,7 @@ impl<'p> Vm<'p> {
                         if taken == (c(w) != 0) {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -944,24 +1030,36 @@ impl<'p> Vm<'p> {
                 let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
                 match op {
                     Op::Move => {
-                        put!(a(w), regs[b(w)].clone());
-                        pc += 1;
+                        let (src, dst) = (b(w), a(w));
+                        if (regs[src].tag() | regs[dst].tag()) < TAG_STR {
+                            // SAFETY: neither value owns anything (the heap tags are the ones
+                            // at or above `TAG_STR`, and an OR below it means both are below),
+                            // so a bitwise copy over the old value is a complete move.
+                            unsafe { core::ptr::copy(&regs[src], &mut regs[dst], 1) };
+                        } else {
+                            put!(dst, regs[src].clone());
+                        }
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadK => {
-                        put!(a(w), consts[bx(w)].clone());
-                        pc += 1;
+                        // SAFETY: the verifier checked `bx < prog.consts.len()`, and
+                        // `consts` holds one value per program constant (`load_consts`), at
+                        // the address `kk` starts at.
+                        let k = unsafe { &*kk.as_ptr().add(bx(w)) };
+                        put!(a(w), k.clone());
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadInt => {
                         put!(a(w), Value::Int(sbx(w)));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadNil => {
                         put!(a(w), Value::Nil);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::LoadBool => {
                         put!(a(w), Value::Bool(b(w) != 0));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Add => arith!(add, &regs[c(w)], wrapping_add, +),
                     Op::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
@@ -979,11 +1077,11 @@ impl<'p> Vm<'p> {
                                 // Two roundings, as `mul` then `add` (Rust never contracts
                                 // this into a fused multiply-add).
                                 let r = *x + *y * *z;
-                                regs[a(w)] = Value::Float(r);
+                                set_num!(a(w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y), Value::Int(z)) => {
                                 let r = x.wrapping_add(y.wrapping_mul(*z));
-                                regs[a(w)] = Value::Int(r);
+                                set_num!(a(w), Value::Int(r));
                             }
                             (x, y, z) => {
                                 let t = tri!(super::arith::mul(y, z, &self.meter));
@@ -991,37 +1089,37 @@ impl<'p> Vm<'p> {
                                 put!(a(w), v);
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Neg => {
                         let v = tri!(super::arith::neg(&regs[b(w)]));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Not => {
                         put!(a(w), Value::Bool(!regs[b(w)].truthy()));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Eq => {
                         put!(a(w), Value::Bool(regs[b(w)].equals(&regs[c(w)])));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Lt => {
                         let v = tri!(super::arith::lt(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Le => {
                         let v = tri!(super::arith::le(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), Value::Bool(v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Jmp => jump!(),
                     Op::JmpIf => {
                         if regs[a(w)].truthy() == (b(w) != 0) {
                             jump!();
                         } else {
-                            pc += 2;
+                            ip = ip.wrapping_add(2);
                         }
                     }
                     Op::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
@@ -1051,20 +1149,20 @@ impl<'p> Vm<'p> {
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
                         if self.config.jit_threshold != 0 {
                             if let Some(native) = self.count_call(stack, callee, new_base, hook) {
-                                let at = (fi, pc);
+                                let at = (fi, pc!());
                                 let mut env = NativeEnv::new(self, stack, consts, out, hook);
                                 if let Err(t) = env.run_native(&native, at, new_base) {
                                     pos.func = t.func;
                                     pos.pc = t.pc;
                                     return Err(t.kind);
                                 }
-                                pc += 2;
+                                pc = pc!() + 2;
                                 continue 'frames;
                             }
                         }
                         self.frames.push(Frame {
                             func: fi as u32,
-                            ret_pc: (pc + 2) as u32,
+                            ret_pc: (pc!() + 2) as u32,
                             base: base as u32,
                         });
                         fi = callee;
@@ -1079,7 +1177,7 @@ impl<'p> Vm<'p> {
                         if b(w) == Builtin::Sqrt as usize {
                             if let Value::Float(x) = regs[first] {
                                 regs[first] = Value::Float(builtins::sqrt(x));
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
@@ -1093,7 +1191,7 @@ impl<'p> Vm<'p> {
                         };
                         let v = tri!(builtins::call(bi, &regs[first..first + n], &mut env));
                         put!(first, v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::Ret | Op::RetNil => {
                         let v = if op == Op::Ret {
@@ -1103,26 +1201,45 @@ impl<'p> Vm<'p> {
                         };
                         // Collection point: the callee's registers are released here. Only
                         // heap values need it; the rest are dead and never read again (the
-                        // verifier proves every register is written before it is read).
-                        for r in regs[..nregs].iter_mut() {
-                            if r.tag() >= TAG_STR {
-                                *r = Value::Nil;
+                        // verifier proves every register is written before it is read). No
+                        // slot from `heap_top` on holds one, so a frame above it has none.
+                        let nregs = func.nregs as usize;
+                        let lo = regs.as_ptr() as usize;
+                        if self.heap_top > lo {
+                            for r in regs[..nregs].iter_mut() {
+                                if r.tag() >= TAG_STR {
+                                    *r = Value::Nil;
+                                }
+                            }
+                            if self.heap_top <= regs.as_ptr().wrapping_add(nregs) as usize {
+                                self.heap_top = lo;
                             }
                         }
+                        debug_assert!(regs[..nregs].iter().all(|r| r.tag() < TAG_STR));
                         if self.frames.len() <= start.stop {
                             return Ok(v);
                         }
                         let Some(fr) = self.frames.pop() else {
                             return Ok(v);
                         };
-                        regs[0] = v;
+                        if v.tag() >= TAG_STR {
+                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
+                        }
+                        // SAFETY: the slot holds no heap value (released above, or none was
+                        // there), so overwriting it without a drop leaks nothing.
+                        unsafe { core::ptr::write(&mut regs[0], v) };
                         fi = fr.func as usize;
                         // SAFETY: `fr.func` was the index of a running function when the
                         // frame was pushed.
                         func = unsafe { prog.funcs.get_unchecked(fi) };
                         base = fr.base as usize;
                         pc = fr.ret_pc as usize;
-                        tri!(self.charge(func.code.len() - pc));
+                        if let Err(k) = self.charge(func.code.len() - pc) {
+                            // Raised at the return PC of the caller, as before the switch.
+                            pos.func = fi;
+                            pos.pc = pc;
+                            return Err(k);
+                        }
                         continue 'frames;
                     }
                     Op::NewArr => {
@@ -1131,68 +1248,68 @@ impl<'p> Vm<'p> {
                         let v =
                             tri!(Value::new_array(&self.meter, items).map_err(|_| E::OutOfMemory));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::GetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[b(w)], &regs[c(w)]) {
                             if let Some(v) = arr.get(super::arith::index_of(*i)) {
                                 put!(a(w), v);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let v = tri!(super::arith::get_index(&regs[b(w)], &regs[c(w)]));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::SetIdx => {
                         if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
                             let i = super::arith::index_of(*i);
                             if arr.set_inline(i, &regs[c(w)]) {
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                             // A heap value stored or replaced: clone in, drop the old one
                             // after the store (an index past the end falls to the error path).
                             if let Ok(old) = arr.replace(i, regs[c(w)].clone()) {
                                 drop(old);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let v = regs[c(w)].clone();
                         tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::GetIdxI => {
                         if let Value::Array(arr) = &regs[b(w)] {
                             if let Some(v) = arr.get(c(w)) {
                                 put!(a(w), v);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let i = Value::Int(c(w) as i64);
                         let v = tri!(super::arith::get_index(&regs[b(w)], &i));
                         put!(a(w), v);
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::SetIdxI => {
                         if let Value::Array(arr) = &regs[a(w)] {
                             if arr.set_inline(b(w), &regs[c(w)]) {
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                             if let Ok(old) = arr.replace(b(w), regs[c(w)].clone()) {
                                 drop(old);
-                                pc += 1;
+                                ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
                         let v = regs[c(w)].clone();
                         let i = Value::Int(b(w) as i64);
                         tri!(super::arith::set_index(&regs[a(w)], &i, v));
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
@@ -1200,7 +1317,7 @@ impl<'p> Vm<'p> {
                                 // Compiled code made this call and exited here with its result.
                                 Ok(Some(v)) => {
                                     put!(a(w), v);
-                                    pc += 1;
+                                    ip = ip.wrapping_add(1);
                                     continue;
                                 }
                                 Ok(None) => {}
@@ -1234,7 +1351,7 @@ impl<'p> Vm<'p> {
                                 put!(a(w), v);
                             }
                         }
-                        pc += 1;
+                        ip = ip.wrapping_add(1);
                     }
                 }
             }

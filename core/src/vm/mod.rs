@@ -60,7 +60,8 @@
 //! Heap objects are reference counted; an object is freed when its last reference is dropped,
 //! which happens only (1) when an instruction overwrites a register (`A = ...` of any op), (2) in
 //! `setidx` when an array element is replaced, (3) at `ret`/`retnil`, which clears every
-//! register of the returning frame, (4) when [`Vm::run`] finishes and clears the stack. Pure
+//! register of the returning frame that holds a heap value (the interpreter skips the scan of a
+//! frame that starts above its heap watermark, where no register holds one), (4) when [`Vm::run`] finishes and clears the stack. Pure
 //! numeric instructions on numeric registers never free anything. Cycles (an array inside itself)
 //! are not reclaimed; they stay charged to the memory cap.
 //!

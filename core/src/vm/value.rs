@@ -13,6 +13,7 @@ use core::mem::size_of;
 
 use liballoc::boxed::Box;
 use liballoc::rc::Rc;
+use liballoc::string::String;
 use liballoc::vec::Vec;
 
 /// A VM value. `Clone` bumps a reference count for heap values and copies otherwise.
@@ -286,6 +287,17 @@ impl Value {
         meter.charge(size_of::<StrObj>() + text.len())?;
         let obj = StrObj {
             text: text.into(),
+            meter: meter.clone(),
+        };
+        Ok(Value::Str(Rc::new(obj)))
+    }
+
+    /// [`Value::new_str`] taking the text's buffer over instead of copying it (no copy and
+    /// no second allocation when `text` has no spare capacity); charged the same.
+    pub fn str_from_string(meter: &Meter, text: String) -> Result<Value, OverCap> {
+        meter.charge(size_of::<StrObj>() + text.len())?;
+        let obj = StrObj {
+            text: text.into_boxed_str(),
             meter: meter.clone(),
         };
         Ok(Value::Str(Rc::new(obj)))
