@@ -5,7 +5,8 @@
 //!   p ──mask──> segment ──map bit + cookie?──> no: FreeError::Foreign (nothing read outside kiln)
 //!                  └ page_of(p) ─> block start of a carved block? (exact-division test; fails on
 //!                       │            pages not in use and on huge segments)
-//!                       ├ yes, owner == heap: double-free filter, push local_free   (inline)
+//!                       ├ yes, owner == heap: double-free filter, push on the heap's hot
+//!                       │   stack (or the page's local_free)                           (inline)
 //!                       └ otherwise, #[cold] free_not_local: remote push on thread_free, huge
 //!                         block back to the pool, interior aligned pointer, or an error
 //! ```
@@ -20,7 +21,7 @@ use core::fmt;
 
 use super::heap::Heap;
 use super::huge;
-use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
+use super::page::{Page, HAS_ALIGNED};
 use super::segment::{segment_of, Segment, SegmentKind};
 use super::stats;
 
@@ -153,37 +154,15 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     Ok(())
 }
 
-/// The owner's push on `local_free`; an emptied or previously full page takes the cold path.
+/// The owner's free: onto the heap's hot stack or the page's `local_free`
+/// ([`Heap::free_local`]).
 ///
 /// # Safety
 /// `heap` owns `page`; `block` is one of its blocks, allocated and not free.
 #[inline(always)]
 unsafe fn push_local(heap: &mut Heap, page: *mut Page, block: *mut u8) {
-    // SAFETY: owner access (caller).
-    unsafe {
-        heap.stats
-            .local_free((*page).class as usize, (*page).block_size);
-        (*page).push_local(block);
-        if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
-            page_event(heap, page);
-        }
-    }
-}
-
-/// The page emptied or was full. An empty page already kept as the last page of its class
-/// (`KEPT`, not full) needs no second look, so `Heap::page_event` is skipped for it.
-///
-/// # Safety
-/// `heap` owns `page`, which is in use.
-#[cold]
-#[inline(never)]
-unsafe fn page_event(heap: &mut Heap, page: *mut Page) {
-    // SAFETY: owner access (caller).
-    unsafe {
-        if (*page).flags & (KEPT | IN_FULL) != KEPT {
-            heap.page_event(page);
-        }
-    }
+    // SAFETY: forwarded (caller).
+    unsafe { heap.free_local(page, block) }
 }
 
 /// A pointer whose segment is not a header of ours: fine if null, a huge block aligned to a
@@ -263,7 +242,7 @@ unsafe fn free_local_suspect(
 ) -> Result<(), FreeError> {
     // SAFETY: owner access (caller).
     unsafe {
-        if (*page).is_on_a_free_list(block, true) {
+        if (*page).is_on_a_free_list(block, true) || heap.hot_holds((*page).class as usize, block) {
             return Err(FreeError::DoubleFree);
         }
         push_local(heap, page, block);
