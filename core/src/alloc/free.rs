@@ -154,6 +154,82 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     Ok(())
 }
 
+/// Like [`free`], but an invalid free is handed to `report` (which may abort) instead of being
+/// returned. Every path of the inline part then ends in a tail call, so a caller such as C
+/// `free` needs no stack frame for it.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    let seg = segment_of(p);
+    if !Segment::is_ours(seg) {
+        // SAFETY: forwarded (caller).
+        return unsafe { not_ours_or_report(p, report) };
+    }
+    // SAFETY: as in `free`.
+    unsafe {
+        let page = (*seg).page_of(p);
+        if !(*page).is_block_start(p) || !heap.owns(seg) {
+            return not_local_or_report(heap, seg, page, p, report);
+        }
+        if (*page).looks_free(p) {
+            return suspect_or_report(heap, page, p, report);
+        }
+        push_local(heap, page, p);
+    }
+}
+
+/// [`not_ours`], errors to `report`.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn not_ours_or_report(p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { not_ours(p) } {
+        report(p, e);
+    }
+}
+
+/// [`free_not_local`], errors to `report`.
+///
+/// # Safety
+/// As for [`free_not_local`].
+#[cold]
+#[inline(never)]
+unsafe fn not_local_or_report(
+    heap: &mut Heap,
+    seg: *mut Segment,
+    page: *mut Page,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { free_not_local(heap, seg, page, p) } {
+        report(p, e);
+    }
+}
+
+/// [`free_local_suspect`], errors to `report`.
+///
+/// # Safety
+/// As for [`free_local_suspect`].
+#[cold]
+#[inline(never)]
+unsafe fn suspect_or_report(
+    heap: &mut Heap,
+    page: *mut Page,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { free_local_suspect(heap, page, p) } {
+        report(p, e);
+    }
+}
+
 /// The owner's free: onto the heap's hot stack or the page's `local_free`
 /// ([`Heap::free_local`]).
 ///

@@ -59,6 +59,17 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     unsafe { free::free(heap, p) }
 }
 
+/// Frees `p` through the local heap `heap`; an invalid free goes to `report` instead of being
+/// returned (see [`free::free_or_report`]).
+///
+/// # Safety
+/// See [`free::free`].
+#[inline(always)]
+pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded.
+    unsafe { free::free_or_report(heap, p, report) }
+}
+
 /// Resizes the block at `p` to `new_size` bytes aligned to `align`: in place when the block's
 /// class still fits (grows into the slack, or shrinks by at most half), else by moving. On
 /// `Ok(null)` (out of memory) the old block is untouched.
