@@ -253,12 +253,11 @@ impl Heap {
         }
     }
 
-    /// Like [`alloc`](Self::alloc), zero-filled. A huge block spanning several segments is fresh
-    /// from the platform (such spans are never cached), so it is not cleared again when the
-    /// platform says fresh memory reads as zero.
+    /// Like [`alloc`](Self::alloc), zero-filled. A huge block in a span fresh from the platform
+    /// is not cleared again when the platform says fresh memory reads as zero.
     pub fn alloc_zeroed(&mut self, size: usize, align: usize) -> *mut u8 {
         let p = self.alloc(size, align);
-        if !p.is_null() && !huge::is_fresh_zeroed(self.pool, p) {
+        if !p.is_null() && !huge::is_fresh_zeroed(p) {
             // SAFETY: `p` is a fresh block of at least `size` bytes.
             unsafe { ptr::write_bytes(p, 0, size) };
         }

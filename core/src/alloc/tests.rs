@@ -256,6 +256,34 @@ fn hot_stacks_reuse_the_last_freed_block_and_stay_checked() {
     assert_eq!(h.pool().segments_in_use(), 0);
 }
 
+/// A freed huge span of several segments is kept for the next huge block of about its size
+/// (no new mapping), comes back zeroed from `alloc_zeroed` although it is not fresh, refuses a
+/// second free, and goes back to the platform on `trim`.
+#[test]
+fn huge_spans_are_reused_and_trimmed() {
+    let mut h = heap(64);
+    let size = 3 * SEGMENT_SIZE / 2;
+    let p = h.alloc(size, 8);
+    assert!(!p.is_null());
+    fill(p, size, 0x5A);
+    let held = h.pool().segments_in_use();
+    // SAFETY: live, freed once; the second free must be refused.
+    unsafe {
+        free(&mut h, p).unwrap();
+        assert_eq!(free(&mut h, p), Err(FreeError::NotABlock));
+    }
+    assert_eq!(h.pool().segments_in_use(), held, "the span is cached");
+    let q = h.alloc_zeroed(size - 4096, 8);
+    assert_eq!(q, p, "the cached span is reused");
+    assert!(holds(q, size - 4096, 0), "a reused span is cleared");
+    assert_eq!(h.pool().segments_in_use(), held);
+    // SAFETY: live, freed once.
+    unsafe { free(&mut h, q) }.unwrap();
+    h.collect();
+    h.pool().trim();
+    assert_eq!(h.pool().segments_in_use(), 0);
+}
+
 #[test]
 fn out_of_memory_returns_null_and_the_heap_stays_usable() {
     let mut h = heap(2);
