@@ -13,8 +13,10 @@
 //! geometry): the owner's free of a block pushes the block's address here instead of linking it
 //! into its page, and allocation pops from here before it looks at a page. So the block reused
 //! first is the one freed last, whose cache line the free just touched (LIFO, as a per-thread
-//! cache), and neither path writes page metadata. A full stack sends its older half to the
-//! pages' `local_free` (`#[cold]`). A cached block is still counted in its page's `used`; its
+//! cache), and neither path writes page metadata. When a stack is full, a free goes to the
+//! page's `local_free` as it would without stacks (cheaper than moving older entries out: bulk
+//! frees, such as dropping a large map, cost what they cost before). A retired page drains its
+//! class's stack (see `HotStack::cap`). A cached block is still counted in its page's `used`; its
 //! first word holds the page's encoding of a null link, so a second free of it looks free and is
 //! confirmed against the stack.
 //!
@@ -558,9 +560,8 @@ impl Heap {
                     stack.len += 1;
                     return;
                 }
-                if stack.cap != 0 {
-                    return self.hot_spill(class, page, block);
-                }
+                // Full (or draining): the block goes to its page, whose metadata this free
+                // has just read; the stack keeps what it holds.
             }
             self.free_to_page(page, block);
         }
@@ -582,34 +583,6 @@ impl Heap {
                 && (*page).flags & (KEPT | IN_FULL) != KEPT
             {
                 self.page_event(page);
-            }
-        }
-    }
-
-    /// A full hot stack: its older half goes to the pages' `local_free`, the rest moves down, and
-    /// `block` goes on top. The stack is made whole before any page is touched: a page that
-    /// empties may be retired, and retiring flushes this stack.
-    ///
-    /// # Safety
-    /// As for [`free_local`](Self::free_local); `class < HOT_CLASSES`.
-    #[cold]
-    #[inline(never)]
-    unsafe fn hot_spill(&mut self, class: usize, page: *mut Page, block: *mut u8) {
-        const HALF: usize = HOT_DEPTH / 2;
-        let mut older = [ptr::null_mut::<u8>(); HALF];
-        let stack = &mut self.hot[class];
-        older.copy_from_slice(&stack.blocks[..HALF]);
-        stack.blocks.copy_within(HALF.., 0);
-        stack.len = HOT_DEPTH - HALF;
-        // SAFETY: owner access (caller): `block` is one of `page`'s blocks, at least a word.
-        unsafe { block.cast::<usize>().write((*page).key) };
-        stack.blocks[stack.len] = block;
-        stack.len += 1;
-        for b in older {
-            // SAFETY: these were stacked, so they are owned free blocks (module invariant).
-            unsafe {
-                let p = (*segment_of(b)).page_of(b);
-                self.free_to_page(p, b);
             }
         }
     }
