@@ -7,7 +7,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use super::heap::{Heap, HOT_CLASSES};
+use super::heap::{is_hot, Heap};
 use super::page::{Page, IN_FULL, KEPT, PAGE_SIZE};
 use super::segment::{Segment, FIRST_PAGE, PAGES_PER_SEGMENT};
 use super::size_class::{class_size, span_pages, CLASS_COUNT};
@@ -81,7 +81,7 @@ impl Heap {
         if pages_in_queues != pages_in_segments {
             return fail("pages in use and pages on queues differ", pages_in_queues);
         }
-        for class in 0..HOT_CLASSES {
+        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
             self.check_hot(class)?;
         }
         Ok(())

@@ -88,6 +88,14 @@ pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
     class_of(HOT_MAX_SIZE) + 1
 };
 
+/// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
+/// there: always false, which is the point.)
+#[inline(always)]
+#[allow(clippy::absurd_extreme_comparisons)]
+pub(crate) fn is_hot(class: usize) -> bool {
+    class < HOT_CLASSES
+}
+
 /// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
 #[derive(Clone, Copy)]
 pub(crate) struct HotStack {
@@ -269,7 +277,7 @@ impl Heap {
     /// Allocates one block of `class`: the fast path.
     #[inline(always)]
     pub(crate) fn alloc_class(&mut self, class: usize) -> *mut u8 {
-        if class < HOT_CLASSES {
+        if is_hot(class) {
             let stack = &mut self.hot[class];
             if stack.len != 0 {
                 stack.len -= 1;
@@ -551,7 +559,7 @@ impl Heap {
         unsafe {
             let class = (*page).class as usize;
             self.stats.local_free(class, (*page).block_size);
-            if class < HOT_CLASSES {
+            if is_hot(class) {
                 let stack = &mut self.hot[class];
                 if stack.len < stack.cap {
                     // The marker: the page's encoding of a null link, so the block looks free.
@@ -589,7 +597,7 @@ impl Heap {
 
     /// Sends every block on every hot stack to its page (before collecting or abandoning).
     fn hot_flush(&mut self) {
-        for class in 0..HOT_CLASSES {
+        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
             self.hot_flush_class(class);
         }
     }
@@ -612,7 +620,7 @@ impl Heap {
 
     /// Whether `block` is on the hot stack of `class` (confirms a suspected double free).
     pub(crate) fn hot_holds(&self, class: usize, block: *mut u8) -> bool {
-        class < HOT_CLASSES && {
+        is_hot(class) && {
             let stack = &self.hot[class];
             stack.blocks[..stack.len].contains(&block)
         }
@@ -681,7 +689,7 @@ impl Heap {
             }
             // A retired page means frees of this class outpace its allocations: let the class
             // drain straight into its pages until it allocates from a page again.
-            if class < HOT_CLASSES {
+            if is_hot(class) {
                 self.hot[class].cap = 0;
                 self.hot_flush_class(class);
             }
