@@ -193,19 +193,12 @@ unsafe impl LocalSlot for ThreadSlot {
     #[inline(always)]
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
         let local = local();
-        // Held until `f` returns when the fallback heap serves this call.
-        let mut fallback;
-        let heap: &mut Heap = match active_heap_of(local).or_else(|| activate_cold(local)) {
+        match active_heap_of(local) {
             // SAFETY: only this thread uses its heap, and `with_heap` is not re-entered from `f`
             // (kiln's heap calls no platform method that allocates).
-            Some(heap) => unsafe { &mut *heap },
-            None => {
-                fallback = FALLBACK.lock();
-                &mut fallback
-            }
-        };
-        // One call site, so `f` (the allocation itself) is inlined here.
-        f(heap)
+            Some(heap) => f(unsafe { &mut *heap }),
+            None => with_heap_cold(local, f),
+        }
     }
 }
 
@@ -224,12 +217,9 @@ fn active_heap_of(local: &Local) -> Option<*mut Heap> {
     (local.state.get() == State::Active).then(|| local.heap.get())
 }
 
-/// The thread's heap when it is not active yet: sets it up on the first call (`Fresh`); `None`
-/// once the thread is exiting, or when its first allocation comes during its teardown (the
-/// shared fallback heap serves those).
 #[cold]
 #[inline(never)]
-fn activate_cold(local: &Local) -> Option<*mut Heap> {
+fn with_heap_cold<R>(local: &Local, f: impl FnOnce(&mut Heap) -> R) -> R {
     match local.state.get() {
         State::Fresh => {
             // Active first: registering the hook may allocate, and that allocation must find
@@ -239,13 +229,17 @@ fn activate_cold(local: &Local) -> Option<*mut Heap> {
                 // First allocation during this thread's teardown: no exit hook can be registered
                 // any more, so the heap would never be abandoned. Use the shared one.
                 local.state.set(State::Exited);
-                return None;
+                return f(&mut FALLBACK.lock());
             }
             register_fork_handlers();
-            Some(local.heap.get())
+            // SAFETY: as in `with_heap`.
+            f(unsafe { &mut *local.heap.get() })
         }
-        State::Active => Some(local.heap.get()),
-        State::Exited => None,
+        State::Active => {
+            // SAFETY: as in `with_heap`.
+            f(unsafe { &mut *local.heap.get() })
+        }
+        State::Exited => f(&mut FALLBACK.lock()),
     }
 }
 
