@@ -163,7 +163,14 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 #[inline(always)]
 pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
     let seg = segment_of(p);
-    if !Segment::is_ours(seg) {
+    // The segment map's home slot first: a pointer whose window needs the probe takes the
+    // whole cold path, so no call here returns into this function (no stack frame).
+    let ours = match super::segment_map::contains_at_home(seg as usize) {
+        Some(mapped) => mapped && Segment::cookie_matches(seg),
+        // SAFETY: forwarded (caller).
+        None => return unsafe { free_probed_or_report(heap, p, report) },
+    };
+    if !ours {
         // SAFETY: forwarded (caller).
         return unsafe { not_ours_or_report(p, report) };
     }
@@ -177,6 +184,19 @@ pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fr
             return suspect_or_report(heap, page, p, report);
         }
         push_local(heap, page, p);
+    }
+}
+
+/// [`free`] (with the segment map's full probe), errors to `report`.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_probed_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { free(heap, p) } {
+        report(p, e);
     }
 }
 

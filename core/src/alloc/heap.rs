@@ -558,7 +558,7 @@ impl Heap {
         // SAFETY: owner access (caller).
         unsafe {
             let class = (*page).class as usize;
-            self.stats.local_free(class, (*page).block_size);
+            let size = (*page).block_size;
             if is_hot(class) {
                 let stack = &mut self.hot[class];
                 if stack.len < stack.cap {
@@ -566,11 +566,14 @@ impl Heap {
                     block.cast::<usize>().write((*page).key);
                     *stack.blocks.get_unchecked_mut(stack.len) = block;
                     stack.len += 1;
+                    // Counted last, so a counter flush is a tail call.
+                    self.stats.local_free(class, size);
                     return;
                 }
                 // Full (or draining): the block goes to its page, whose metadata this free
                 // has just read; the stack keeps what it holds.
             }
+            self.stats.local_free(class, size);
             self.free_to_page(page, block);
         }
     }

@@ -168,8 +168,14 @@ impl Segment {
     /// Reads nothing unless the map says kiln owns that address.
     #[inline(always)]
     pub(crate) fn is_ours(seg: *const Segment) -> bool {
-        // SAFETY: the cookie is read only after the map proved the segment is mapped and ours.
-        segment_map::contains(seg as usize) && unsafe { (*seg).cookie } == seg as usize ^ COOKIE_KEY
+        segment_map::contains(seg as usize) && Segment::cookie_matches(seg)
+    }
+
+    /// The cookie test of [`is_ours`](Self::is_ours); only for a segment the map holds.
+    #[inline(always)]
+    pub(crate) fn cookie_matches(seg: *const Segment) -> bool {
+        // SAFETY: callers ask only after the map proved the segment is mapped and ours.
+        unsafe { (*seg).cookie == seg as usize ^ COOKIE_KEY }
     }
 
     /// Index of the page holding `p`.
