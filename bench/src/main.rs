@@ -5,8 +5,8 @@
 //! the C loop runs once per malloc under LD_PRELOAD. Output: the tables and kiln's ratios on
 //! stdout, `alloc.json`, `alloc.svg` (throughput) and `alloc_peak.svg` in the output directory.
 //!
-//! Subcommands: `alloc` (the benchmark), `child` (one peak measurement, used by `alloc`) and
-//! `check-json` (validates a JSON file; used by the `bench_smoke` test lane), and `jit-chart`
+//! Subcommands: `alloc` (the benchmark), `child` (one peak measurement, used by `alloc`),
+//! `profile` (one run of a fixed op count without deadline, for callgrind), `check-json` (validates a JSON file; used by the `bench_smoke` test lane), and `jit-chart`
 //! (draws `cargo xtask bench jit`'s JSON files into `jit.svg`), `vm-chart` (draws
 //! `cargo xtask bench vm`'s `vm.json` into an SVG).
 mod allocators;
@@ -47,6 +47,17 @@ enum Cmd {
         bench: String,
         #[arg(long)]
         quick: bool,
+    },
+    /// Run one workload once on one allocator for exactly `--ops` ops, with no time limit, and
+    /// print the ops: for instruction and cache-miss counts under callgrind or `perf stat`
+    /// (`valgrind --tool=callgrind kiln-bench profile ...`), never for timing.
+    Profile {
+        #[arg(long)]
+        alloc: String,
+        #[arg(long)]
+        bench: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        ops: u64,
     },
     /// Check that a JSON file written by `alloc` is well-formed.
     CheckJson {
@@ -96,6 +107,10 @@ struct AllocArgs {
     /// The C random-mixed loop (built from bench/c/random_mixed.c); without it no LD_PRELOAD rows.
     #[arg(long)]
     c_bin: Option<PathBuf>,
+    /// The classic multi-threaded C workloads (built from bench/c/classic.c); without it the
+    /// `c-` rows other than random-mixed fail.
+    #[arg(long)]
+    c_classic_bin: Option<PathBuf>,
     /// kiln's LD_PRELOAD library (target/release/libkiln.so).
     #[arg(long)]
     kiln_preload: Option<PathBuf>,
@@ -116,6 +131,8 @@ fn main() -> ExitCode {
             };
             measure::child_peak(&alloc, &bench, &s).map(|kib| println!("peak_kib {kib}"))
         }
+        Cmd::Profile { alloc, bench, ops } => measure::profile(&alloc, &bench, ops)
+            .map(|o| println!("{bench}/{alloc}: ops {}", o.ops)),
         Cmd::CheckJson { file, alloc, bench } => report::check_json(&file, &alloc, &bench)
             .map(|rows| println!("{}: {} well-formed rows", file.display(), rows.len())),
         Cmd::JitChart { out } => jit_chart::run(&out),
@@ -170,7 +187,7 @@ fn run_alloc(args: AllocArgs) -> Result<(), String> {
         .collect();
     let c_benches: Vec<_> = preload::WORKLOADS
         .iter()
-        .filter(|(name, _)| bench_wanted(&args, name))
+        .filter(|(name, _, _)| bench_wanted(&args, name))
         .collect();
     let want_bump = bench_wanted(&args, bump::NAME)
         && (args.alloc.is_empty()
@@ -204,8 +221,15 @@ fn run_alloc(args: AllocArgs) -> Result<(), String> {
                     .into_iter()
                     .filter(|m| args.alloc.is_empty() || args.alloc.iter().any(|a| a == m.name))
                     .collect();
-                for (name, ws) in &c_benches {
-                    rows.extend(bench_preload(c_bin, name, *ws, &mallocs, &settings));
+                let progs = preload::Programs {
+                    random_mixed: c_bin.clone(),
+                    classic: args.c_classic_bin.clone(),
+                };
+                for (name, program, ops) in &c_benches {
+                    let ops = (ops / settings.divisor).max(1000);
+                    rows.extend(bench_preload(
+                        &progs, name, *program, ops, &mallocs, &settings,
+                    ));
                 }
             }
         }
@@ -225,10 +249,7 @@ fn run_alloc(args: AllocArgs) -> Result<(), String> {
     let full_ops = |b: &str| {
         workloads::by_name(b)
             .map(|w| settings.budget(w).ops)
-            .or_else(|| {
-                b.starts_with("c-")
-                    .then_some(preload::OPS / settings.divisor)
-            })
+            .or_else(|| preload::full_ops(b).map(|o| (o / settings.divisor).max(1000)))
     };
     let cut = report::notes(&rows, &full_ops);
     if !cut.is_empty() || !notes.is_empty() {
@@ -312,16 +333,16 @@ fn bench_in_process(
     rows
 }
 
-/// The C loop under every malloc: runs round-robin, each run its own process.
+/// A C workload under every malloc: runs round-robin, each run its own process.
 fn bench_preload(
-    c_bin: &std::path::Path,
+    progs: &preload::Programs,
     name: &str,
-    ws: u32,
+    program: preload::Program,
+    ops: u64,
     mallocs: &[preload::Malloc],
     s: &Settings,
 ) -> Vec<Row> {
     eprint!("{name:<22}");
-    let ops = preload::OPS / s.divisor;
     let mut outcomes = vec![Vec::new(); mallocs.len()];
     let mut peaks = vec![Vec::new(); mallocs.len()];
     let mut errors: Vec<Option<String>> = vec![None; mallocs.len()];
@@ -330,7 +351,7 @@ fn bench_preload(
             if errors[i].is_some() {
                 continue;
             }
-            match preload::run(c_bin, m, ops, ws) {
+            match preload::run(progs, name, program, m, ops) {
                 Ok((o, peak)) => {
                     outcomes[i].push(o);
                     peaks[i].push(peak);

@@ -50,6 +50,18 @@ pub fn timed_run(spec: &Spec, w: &Workload, s: &Settings) -> Result<Outcome, Str
     (w.run)(&instance, s.budget(w), &mut || {})
 }
 
+/// One run of exactly `ops` ops (no deadline to speak of), for instruction counts.
+pub fn profile(alloc: &str, bench: &str, ops: u64) -> Result<Outcome, String> {
+    let spec = allocators::by_name(alloc).ok_or_else(|| format!("unknown allocator `{alloc}`"))?;
+    let w = workloads::by_name(bench).ok_or_else(|| format!("unknown workload `{bench}`"))?;
+    let instance = (spec.make)()?;
+    (w.run)(
+        &instance,
+        Budget::new(ops, Duration::from_secs(24 * 3600)),
+        &mut || {},
+    )
+}
+
 /// The median of the runs' ops/s, with the run it came from.
 pub fn median(outcomes: &[Outcome]) -> Option<Outcome> {
     let mut v = outcomes.to_vec();

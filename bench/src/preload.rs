@@ -1,14 +1,53 @@
-//! random-mixed in C through LD_PRELOAD: each malloc is a separate process running
-//! `bench/c/random_mixed.c` (built by `cargo xtask bench alloc`), which times its own loop and
+//! The C workloads through LD_PRELOAD: each run is a separate process running
+//! `bench/c/random_mixed.c` (random-mixed) or `bench/c/classic.c` (the classic multi-threaded
+//! workloads), both built by `cargo xtask bench alloc`; the program times its own loop and
 //! reports its own peak RSS (same reset-then-VmHWM method as the in-process children).
 use crate::workloads::Outcome;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The LD_PRELOAD rows' workloads: (name, working-set size).
-pub const WORKLOADS: &[(&str, u32)] = &[("c-random-mixed-400", 400), ("c-random-mixed-8192", 8192)];
-/// Timed ops of a full C run.
+/// Which C program runs a workload, and its arguments.
+#[derive(Clone, Copy, Debug)]
+pub enum Program {
+    /// `random_mixed OPS WS`.
+    RandomMixed { ws: u32 },
+    /// `classic NAME OPS` (NAME without the `c-` prefix).
+    Classic,
+}
+
+/// The LD_PRELOAD rows' workloads: name, program, timed ops of a full run.
+pub const WORKLOADS: &[(&str, Program, u64)] = &[
+    ("c-random-mixed-400", Program::RandomMixed { ws: 400 }, OPS),
+    (
+        "c-random-mixed-8192",
+        Program::RandomMixed { ws: 8192 },
+        OPS,
+    ),
+    (
+        "c-random-mixed-100000",
+        Program::RandomMixed { ws: 100_000 },
+        OPS / 4,
+    ),
+    ("c-xmalloc", Program::Classic, 8_000_000),
+    ("c-cache-scratch", Program::Classic, 4_000_000),
+    ("c-cache-thrash", Program::Classic, 4_000_000),
+    ("c-mstress", Program::Classic, 8_000_000),
+    ("c-glibc-simple", Program::Classic, OPS),
+    ("c-glibc-thread", Program::Classic, 8_000_000),
+];
+/// Timed ops of a full random-mixed C run.
 pub const OPS: u64 = 20_000_000;
+
+/// Full-run ops of the C workload `name`.
+pub fn full_ops(name: &str) -> Option<u64> {
+    WORKLOADS.iter().find(|w| w.0 == name).map(|w| w.2)
+}
+
+/// The C programs (paths of the built binaries).
+pub struct Programs {
+    pub random_mixed: PathBuf,
+    pub classic: Option<PathBuf>,
+}
 
 /// A malloc to preload: its name and the library (None = the C library's own malloc).
 pub struct Malloc {
@@ -74,10 +113,30 @@ pub fn mallocs(kiln_lib: Option<&Path>) -> (Vec<Malloc>, Vec<String>) {
     (found, notes)
 }
 
-/// One run of the C loop; returns the outcome and the peak in KiB.
-pub fn run(c_bin: &Path, m: &Malloc, ops: u64, ws: u32) -> Result<(Outcome, u64), String> {
-    let mut cmd = Command::new(c_bin);
-    cmd.arg(ops.to_string()).arg(ws.to_string());
+/// One run of workload `name`; returns the outcome and the peak in KiB.
+pub fn run(
+    progs: &Programs,
+    name: &str,
+    program: Program,
+    m: &Malloc,
+    ops: u64,
+) -> Result<(Outcome, u64), String> {
+    let (c_bin, mut cmd) = match program {
+        Program::RandomMixed { ws } => {
+            let mut cmd = Command::new(&progs.random_mixed);
+            cmd.arg(ops.to_string()).arg(ws.to_string());
+            (&progs.random_mixed, cmd)
+        }
+        Program::Classic => {
+            let bin = progs
+                .classic
+                .as_ref()
+                .ok_or("no classic C program given (--c-classic-bin)")?;
+            let mut cmd = Command::new(bin);
+            cmd.arg(name.trim_start_matches("c-")).arg(ops.to_string());
+            (bin, cmd)
+        }
+    };
     // Never inherit a preload from our own environment: glibc must be glibc.
     cmd.env_remove("LD_PRELOAD");
     if let Some(lib) = &m.lib {

@@ -2,8 +2,8 @@
 //! `bench_smoke` test lane.
 //!
 //! This side only prepares: it installs the Debian mallocs the LD_PRELOAD rows need, builds the
-//! harness (`kiln-bench`, release + LTO), the C loop (`bench/c/random_mixed.c`) and, when the
-//! workspace has it, kiln's `libkiln.so`; then it hands over to `kiln-bench alloc`, which
+//! harness (`kiln-bench`, release + LTO), the C programs (`bench/c/random_mixed.c`,
+//! `bench/c/classic.c`) and, when the workspace has it, kiln's `libkiln.so`; then it hands over to `kiln-bench alloc`, which
 //! measures and writes `target/bench/alloc.json`, `alloc.svg` and `alloc_peak.svg`.
 use crate::util::{cargo, ensure_debian_packages, root, run};
 use std::path::PathBuf;
@@ -23,7 +23,10 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
     cmd.arg("alloc").args(args).current_dir(root());
     cmd.arg("--out").arg(out_dir());
     if wants_c {
-        cmd.arg("--c-bin").arg(build_c_loop()?);
+        cmd.arg("--c-bin")
+            .arg(build_c("random_mixed.c", "c-random-mixed")?);
+        cmd.arg("--c-classic-bin")
+            .arg(build_c("classic.c", "c-classic")?);
         if let Some(lib) = build_kiln_preload()? {
             cmd.arg("--kiln-preload").arg(lib);
         }
@@ -31,8 +34,8 @@ pub fn run_bench(args: &[String]) -> Result<(), String> {
     run(cmd)
 }
 
-/// Whether the selection includes the C loop's rows (`c-random-mixed-*`; `--bench` selects
-/// workloads by name prefix, as in `kiln-bench`).
+/// Whether the selection includes LD_PRELOAD rows (`c-*`; `--bench` selects workloads by name
+/// prefix, as in `kiln-bench`).
 fn wants_c_rows(args: &[String]) -> bool {
     let mut benches = Vec::new();
     let mut it = args.iter();
@@ -43,11 +46,10 @@ fn wants_c_rows(args: &[String]) -> bool {
             benches.extend(v.split(','));
         }
     }
-    let c_rows = ["c-random-mixed-400", "c-random-mixed-8192"];
     benches.is_empty()
         || benches
             .iter()
-            .any(|b| c_rows.iter().any(|c| c.starts_with(b)))
+            .any(|b| "c-".starts_with(b) || b.starts_with("c-"))
 }
 
 fn out_dir() -> PathBuf {
@@ -59,14 +61,17 @@ pub(crate) fn build_harness() -> Result<PathBuf, String> {
     Ok(root().join("target/release/kiln-bench"))
 }
 
-fn build_c_loop() -> Result<PathBuf, String> {
+/// Compiles `bench/c/<source>` into `target/bench/<bin>`.
+fn build_c(source: &str, bin: &str) -> Result<PathBuf, String> {
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-    let bin = out.join("c-random-mixed");
+    let bin = out.join(bin);
     let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cc.args(["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
-        .arg(&bin)
-        .arg(root().join("bench/c/random_mixed.c"));
+    cc.args([
+        "-O2", "-std=c11", "-pthread", "-Wall", "-Wextra", "-Werror", "-o",
+    ])
+    .arg(&bin)
+    .arg(root().join("bench/c").join(source));
     run(cc)?;
     Ok(bin)
 }

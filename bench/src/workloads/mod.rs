@@ -14,6 +14,7 @@
 //!
 //! Invariant: every workload frees every block it allocated before it returns, error or not.
 mod churn;
+mod classic;
 mod random_mixed;
 mod threads;
 
@@ -131,6 +132,36 @@ pub const ALL: &[Workload] = &[
         name: "hashmap-churn",
         ops: 2_000_000,
         run: churn::hashmap_churn,
+    },
+    Workload {
+        name: "xmalloc",
+        ops: 4_000_000,
+        run: classic::xmalloc,
+    },
+    Workload {
+        name: "cache-scratch",
+        ops: 2_000_000,
+        run: classic::cache_scratch,
+    },
+    Workload {
+        name: "cache-thrash",
+        ops: 2_000_000,
+        run: classic::cache_thrash,
+    },
+    Workload {
+        name: "mstress",
+        ops: 4_000_000,
+        run: classic::mstress,
+    },
+    Workload {
+        name: "glibc-simple",
+        ops: 5_000_000,
+        run: classic::glibc_simple,
+    },
+    Workload {
+        name: "glibc-thread",
+        ops: 4_000_000,
+        run: classic::glibc_thread,
     },
 ];
 

@@ -7,7 +7,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use super::heap::Heap;
+use super::heap::{is_hot, Heap};
 use super::page::{Page, IN_FULL, KEPT, PAGE_SIZE};
 use super::segment::{Segment, FIRST_PAGE, PAGES_PER_SEGMENT};
 use super::size_class::{class_size, span_pages, CLASS_COUNT};
@@ -80,6 +80,38 @@ impl Heap {
         }
         if pages_in_queues != pages_in_segments {
             return fail("pages in use and pages on queues differ", pages_in_queues);
+        }
+        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
+            self.check_hot(class)?;
+        }
+        Ok(())
+    }
+
+    /// Every block on the hot stack of `class` is a block start of an owned page of that class,
+    /// on no free list, stacked once, and still holds its marker (a write after free shows).
+    fn check_hot(&self, class: usize) -> Result<(), CheckError> {
+        let stack = self.hot_stack(class);
+        for (i, &b) in stack.iter().enumerate() {
+            let seg = super::segment::segment_of(b);
+            if !Segment::is_ours(seg) || !self.owns(seg) {
+                return fail("hot block not in a segment this heap owns", b as usize);
+            }
+            // SAFETY: the segment is a live header of ours (just checked).
+            let page = unsafe { &*(*seg).page_of(b) };
+            if !page.in_use() || page.class as usize != class || !page.is_block_start(b) {
+                return fail("hot block is not a block of its class", b as usize);
+            }
+            if stack[..i].contains(&b) {
+                return fail("block twice on a hot stack", b as usize);
+            }
+            // SAFETY: the heap owns the page; no other thread changes its owner lists.
+            if unsafe { page.is_on_a_free_list(b, true) } {
+                return fail("hot block also on a free list", b as usize);
+            }
+            // SAFETY: a block of the page, at least one word long.
+            if unsafe { b.cast::<usize>().read() } != page.key {
+                return fail("hot block written after it was freed", b as usize);
+            }
         }
         Ok(())
     }

@@ -5,7 +5,8 @@
 //!   p ──mask──> segment ──map bit + cookie?──> no: FreeError::Foreign (nothing read outside kiln)
 //!                  └ page_of(p) ─> block start of a carved block? (exact-division test; fails on
 //!                       │            pages not in use and on huge segments)
-//!                       ├ yes, owner == heap: double-free filter, push local_free   (inline)
+//!                       ├ yes, owner == heap: double-free filter, push on the heap's hot
+//!                       │   stack (or the page's local_free)                           (inline)
 //!                       └ otherwise, #[cold] free_not_local: remote push on thread_free, huge
 //!                         block back to the pool, interior aligned pointer, or an error
 //! ```
@@ -20,7 +21,7 @@ use core::fmt;
 
 use super::heap::Heap;
 use super::huge;
-use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
+use super::page::{Page, HAS_ALIGNED};
 use super::segment::{segment_of, Segment, SegmentKind};
 use super::stats;
 
@@ -153,37 +154,111 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     Ok(())
 }
 
-/// The owner's push on `local_free`; an emptied or previously full page takes the cold path.
+/// Like [`free`], but an invalid free is handed to `report` (which may abort) instead of being
+/// returned. Every path of the inline part then ends in a tail call, so a caller such as C
+/// `free` needs no stack frame for it.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    let seg = segment_of(p);
+    // The segment map's home slot first: a pointer whose window needs the probe takes the
+    // whole cold path, so no call here returns into this function (no stack frame).
+    let ours = match super::segment_map::contains_at_home(seg as usize) {
+        Some(mapped) => mapped && Segment::cookie_matches(seg),
+        // SAFETY: forwarded (caller).
+        None => return unsafe { free_probed_or_report(heap, p, report) },
+    };
+    if !ours {
+        // SAFETY: forwarded (caller).
+        return unsafe { not_ours_or_report(p, report) };
+    }
+    // SAFETY: as in `free`.
+    unsafe {
+        let page = (*seg).page_of(p);
+        if !(*page).is_block_start(p) || !heap.owns(seg) {
+            return not_local_or_report(heap, seg, page, p, report);
+        }
+        if (*page).looks_free(p) {
+            return suspect_or_report(heap, page, p, report);
+        }
+        push_local(heap, page, p);
+    }
+}
+
+/// [`free`] (with the segment map's full probe), errors to `report`.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_probed_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { free(heap, p) } {
+        report(p, e);
+    }
+}
+
+/// [`not_ours`], errors to `report`.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn not_ours_or_report(p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { not_ours(p) } {
+        report(p, e);
+    }
+}
+
+/// [`free_not_local`], errors to `report`.
+///
+/// # Safety
+/// As for [`free_not_local`].
+#[cold]
+#[inline(never)]
+unsafe fn not_local_or_report(
+    heap: &mut Heap,
+    seg: *mut Segment,
+    page: *mut Page,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { free_not_local(heap, seg, page, p) } {
+        report(p, e);
+    }
+}
+
+/// [`free_local_suspect`], errors to `report`.
+///
+/// # Safety
+/// As for [`free_local_suspect`].
+#[cold]
+#[inline(never)]
+unsafe fn suspect_or_report(
+    heap: &mut Heap,
+    page: *mut Page,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
+    // SAFETY: forwarded (caller).
+    if let Err(e) = unsafe { free_local_suspect(heap, page, p) } {
+        report(p, e);
+    }
+}
+
+/// The owner's free: onto the heap's hot stack or the page's `local_free`
+/// ([`Heap::free_local`]).
 ///
 /// # Safety
 /// `heap` owns `page`; `block` is one of its blocks, allocated and not free.
 #[inline(always)]
 unsafe fn push_local(heap: &mut Heap, page: *mut Page, block: *mut u8) {
-    // SAFETY: owner access (caller).
-    unsafe {
-        heap.stats
-            .local_free((*page).class as usize, (*page).block_size);
-        (*page).push_local(block);
-        if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
-            page_event(heap, page);
-        }
-    }
-}
-
-/// The page emptied or was full. An empty page already kept as the last page of its class
-/// (`KEPT`, not full) needs no second look, so `Heap::page_event` is skipped for it.
-///
-/// # Safety
-/// `heap` owns `page`, which is in use.
-#[cold]
-#[inline(never)]
-unsafe fn page_event(heap: &mut Heap, page: *mut Page) {
-    // SAFETY: owner access (caller).
-    unsafe {
-        if (*page).flags & (KEPT | IN_FULL) != KEPT {
-            heap.page_event(page);
-        }
-    }
+    // SAFETY: forwarded (caller).
+    unsafe { heap.free_local(page, block) }
 }
 
 /// A pointer whose segment is not a header of ours: fine if null, a huge block aligned to a
@@ -263,7 +338,7 @@ unsafe fn free_local_suspect(
 ) -> Result<(), FreeError> {
     // SAFETY: owner access (caller).
     unsafe {
-        if (*page).is_on_a_free_list(block, true) {
+        if (*page).is_on_a_free_list(block, true) || heap.hot_holds((*page).class as usize, block) {
             return Err(FreeError::DoubleFree);
         }
         push_local(heap, page, block);

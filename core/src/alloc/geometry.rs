@@ -1,10 +1,10 @@
 //! The allocator's geometry, chosen at compile time: segment and page sizes, the size-class
 //! range and the segment map's leaf size. Every other module takes its sizes from here.
 //!
-//! | geometry | segment | page | pages | largest class | single-page classes up to | map leaf (window) |
-//! |---|---|---|---|---|---|---|
-//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) |
-//! | `small-geometry` | 64 KiB | 2 KiB | 32 (the first two hold the header) | 8 KiB (36 classes) | 256 B | 128 B (64 MiB) |
+//! | geometry | segment | page | pages | largest class | single-page classes up to | map leaf (window) | hot stacks |
+//! |---|---|---|---|---|---|---|---|
+//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | 32 blocks for each class up to 2 KiB |
+//! | `small-geometry` | 64 KiB | 2 KiB | 32 (the first two hold the header) | 8 KiB (36 classes) | 256 B | 128 B (64 MiB) | none |
 //!
 //! Medium spans hold about eight blocks, capped at half a segment (16 pages; 4 blocks of the
 //! largest class) by default; in the small geometry about two, capped at four pages (one block
@@ -23,6 +23,8 @@ mod chosen {
     pub const SPAN_BLOCKS: usize = 8;
     pub const MAX_SPAN_PAGES: usize = 16;
     pub const KEEP_LAST_PAGE: bool = true;
+    pub const HOT_MAX_SIZE: usize = 2048;
+    pub const HOT_DEPTH: usize = 32;
 }
 
 #[cfg(feature = "small-geometry")]
@@ -34,6 +36,8 @@ mod chosen {
     pub const SPAN_BLOCKS: usize = 2;
     pub const MAX_SPAN_PAGES: usize = 4;
     pub const KEEP_LAST_PAGE: bool = false;
+    pub const HOT_MAX_SIZE: usize = 0;
+    pub const HOT_DEPTH: usize = 0;
 }
 
 /// log2 of [`SEGMENT_SIZE`].
@@ -62,6 +66,11 @@ pub const MIN_SPAN_BLOCKS: usize = MAX_SPAN_PAGES * PAGE_SIZE / MAX_CLASS_SIZE;
 /// round trip when one block is allocated and freed at a page boundary; off in the small
 /// geometry, whose 30 pages cannot hold an empty page for every class in use).
 pub const KEEP_LAST_PAGE: bool = chosen::KEEP_LAST_PAGE;
+/// Blocks up to this size go through a heap's hot stacks (0: no hot stacks; the small geometry
+/// cannot afford pages pinned by cached blocks, nor the stacks' room in the heap).
+pub const HOT_MAX_SIZE: usize = chosen::HOT_MAX_SIZE;
+/// Blocks one hot stack holds (per class, per heap).
+pub const HOT_DEPTH: usize = chosen::HOT_DEPTH;
 /// log2 of the segments one leaf of the segment map covers.
 pub const MAP_LEAF_BITS: usize = chosen::MAP_LEAF_BITS;
 

@@ -2,13 +2,27 @@
 //!
 //! ```text
 //!   Heap
+//!   hot[class]:     [b0 b1 ... top]             blocks this heap freed last, newest on top
 //!   direct[class] ──> the page allocation pops from (EMPTY_PAGE when there is none)
 //!   queues[class]:  page <-> page <-> page      pages that may have free blocks; head == direct
 //!   full[class]:    page <-> page               pages that had none when last looked at
 //!   segments:       seg <-> seg <-> seg         segments this heap owns; those with a free page first
 //! ```
 //!
+//! Hot stacks (classes up to `HOT_MAX_SIZE`, `HOT_DEPTH` blocks each; none in the small
+//! geometry): the owner's free of a block pushes the block's address here instead of linking it
+//! into its page, and allocation pops from here before it looks at a page. So the block reused
+//! first is the one freed last, whose cache line the free just touched (LIFO, as a per-thread
+//! cache), and neither path writes page metadata. When a stack is full, a free goes to the
+//! page's `local_free` as it would without stacks (cheaper than moving older entries out: bulk
+//! frees, such as dropping a large map, cost what they cost before). A retired page drains its
+//! class's stack (see `HotStack::cap`). A cached block is still counted in its page's `used`; its
+//! first word holds the page's encoding of a null link, so a second free of it looks free and is
+//! confirmed against the stack.
+//!
 //! Invariants (checked by [`Heap::check`]):
+//! - every block on `hot[c]` is a block start of a page of class `c` this heap owns, on no free
+//!   list and on the stack once, and its first word is its page's `key`;
 //! - `direct[c]` is `queues[c].head`, or `EMPTY_PAGE` when the queue is empty;
 //! - a page is on `full[c]` iff it has the `IN_FULL` flag, and on `queues[c]` otherwise;
 //! - every page on a queue is in use, of class `c`, in a segment whose `owner` is this heap's id;
@@ -19,13 +33,13 @@
 //! - dropping a heap abandons its segments (another heap adopts them), so no safe sequence of
 //!   calls leaves a segment owned by a heap that no longer exists.
 //!
-//! The fast path ([`Heap::alloc`]) is size -> class -> `direct[class]` -> pop `free`; everything
-//! else is in `#[cold]` functions.
+//! The fast path ([`Heap::alloc`]) is size -> class -> pop `hot[class]`, else `direct[class]` ->
+//! pop `free`; everything else is in `#[cold]` functions.
 
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::geometry::KEEP_LAST_PAGE;
+use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE};
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{
     segment_of, Pool, Segment, SegmentKind, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN,
@@ -66,6 +80,41 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
+
+/// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
+pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
+    0
+} else {
+    class_of(HOT_MAX_SIZE) + 1
+};
+
+/// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
+/// there: always false, which is the point.)
+#[inline(always)]
+#[allow(clippy::absurd_extreme_comparisons)]
+pub(crate) fn is_hot(class: usize) -> bool {
+    class < HOT_CLASSES
+}
+
+/// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
+#[derive(Clone, Copy)]
+pub(crate) struct HotStack {
+    pub(crate) len: usize,
+    /// How many blocks frees may stack: `HOT_DEPTH`, or 0 while the class drains (a page of
+    /// the class was retired, so frees outpace allocations: a burst is being given back, and
+    /// stacked blocks would keep pages, and with them segments, from going back). The next
+    /// allocation of the class from a page sets it back.
+    pub(crate) cap: usize,
+    pub(crate) blocks: [*mut u8; HOT_DEPTH],
+}
+
+impl HotStack {
+    const EMPTY: HotStack = HotStack {
+        len: 0,
+        cap: HOT_DEPTH,
+        blocks: [ptr::null_mut(); HOT_DEPTH],
+    };
+}
 
 /// A doubly linked list of pages through `next`/`prev`.
 #[derive(Clone, Copy)]
@@ -158,6 +207,7 @@ pub struct Heap {
     /// Owner id written into the segments this heap owns (`NO_ID` until the first one).
     id: usize,
     pool: &'static Pool,
+    hot: [HotStack; HOT_CLASSES],
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
@@ -177,6 +227,7 @@ impl Heap {
         Heap {
             id: NO_ID,
             pool,
+            hot: [HotStack::EMPTY; HOT_CLASSES],
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
@@ -212,12 +263,11 @@ impl Heap {
         }
     }
 
-    /// Like [`alloc`](Self::alloc), zero-filled. A huge block spanning several segments is fresh
-    /// from the platform (such spans are never cached), so it is not cleared again when the
-    /// platform says fresh memory reads as zero.
+    /// Like [`alloc`](Self::alloc), zero-filled. A huge block in a span fresh from the platform
+    /// is not cleared again when the platform says fresh memory reads as zero.
     pub fn alloc_zeroed(&mut self, size: usize, align: usize) -> *mut u8 {
         let p = self.alloc(size, align);
-        if !p.is_null() && !huge::is_fresh_zeroed(self.pool, p) {
+        if !p.is_null() && !huge::is_fresh_zeroed(p) {
             // SAFETY: `p` is a fresh block of at least `size` bytes.
             unsafe { ptr::write_bytes(p, 0, size) };
         }
@@ -227,6 +277,24 @@ impl Heap {
     /// Allocates one block of `class`: the fast path.
     #[inline(always)]
     pub(crate) fn alloc_class(&mut self, class: usize) -> *mut u8 {
+        if is_hot(class) {
+            let stack = &mut self.hot[class];
+            if stack.len != 0 {
+                stack.len -= 1;
+                // SAFETY: `len < HOT_DEPTH` held before the decrement, so the index is in bounds;
+                // entries below `len` are free blocks this heap owns (module invariant), at
+                // least one word long. Clearing the marker keeps a handed-out block from looking
+                // free to the double-free filter.
+                unsafe {
+                    let b = *stack.blocks.get_unchecked(stack.len);
+                    b.cast::<usize>().write(0);
+                    self.stats.fast_alloc(class, class_size(class));
+                    return b;
+                }
+            }
+            // Allocating from pages again: frees may stack (see `HotStack::cap`).
+            stack.cap = HOT_DEPTH;
+        }
         let page = self.direct[class];
         // SAFETY: `direct` holds EMPTY_PAGE or a page this heap owns. The raw place read creates
         // no reference to the sentinel; a non-empty list means `page` is a real owned page.
@@ -480,6 +548,93 @@ impl Heap {
         }
     }
 
+    /// The owner's free of `block` (a block start of `page`, in use): onto the hot stack of its
+    /// class when it has one, else onto the page's `local_free`.
+    ///
+    /// # Safety
+    /// This heap owns `page`; `block` is one of its blocks, allocated and not free.
+    #[inline(always)]
+    pub(crate) unsafe fn free_local(&mut self, page: *mut Page, block: *mut u8) {
+        // SAFETY: owner access (caller).
+        unsafe {
+            let class = (*page).class as usize;
+            let size = (*page).block_size;
+            if is_hot(class) {
+                let stack = &mut self.hot[class];
+                if stack.len < stack.cap {
+                    // The marker: the page's encoding of a null link, so the block looks free.
+                    block.cast::<usize>().write((*page).key);
+                    *stack.blocks.get_unchecked_mut(stack.len) = block;
+                    stack.len += 1;
+                    // Counted last, so a counter flush is a tail call.
+                    self.stats.local_free(class, size);
+                    return;
+                }
+                // Full (or draining): the block goes to its page, whose metadata this free
+                // has just read; the stack keeps what it holds.
+            }
+            self.stats.local_free(class, size);
+            self.free_to_page(page, block);
+        }
+    }
+
+    /// Links `block` into `page`'s `local_free`; an emptied or previously full page takes the
+    /// cold path.
+    ///
+    /// # Safety
+    /// As for [`free_local`](Self::free_local).
+    #[inline(always)]
+    unsafe fn free_to_page(&mut self, page: *mut Page, block: *mut u8) {
+        // SAFETY: owner access (caller).
+        unsafe {
+            (*page).push_local(block);
+            // An empty page already kept as the last page of its class (`KEPT`, not full) needs
+            // no second look.
+            if ((*page).used == 0 || (*page).flags & IN_FULL != 0)
+                && (*page).flags & (KEPT | IN_FULL) != KEPT
+            {
+                self.page_event(page);
+            }
+        }
+    }
+
+    /// Sends every block on every hot stack to its page (before collecting or abandoning).
+    fn hot_flush(&mut self) {
+        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
+            self.hot_flush_class(class);
+        }
+    }
+
+    /// Sends every block on the hot stack of `class` to its page. A page that empties on the
+    /// way may be retired, which flushes this same stack again (nested, shorter): fine, each
+    /// level pops before it frees.
+    fn hot_flush_class(&mut self, class: usize) {
+        while self.hot[class].len > 0 {
+            let stack = &mut self.hot[class];
+            stack.len -= 1;
+            let b = stack.blocks[stack.len];
+            // SAFETY: stacked blocks are owned free blocks (module invariant).
+            unsafe {
+                let p = (*segment_of(b)).page_of(b);
+                self.free_to_page(p, b);
+            }
+        }
+    }
+
+    /// Whether `block` is on the hot stack of `class` (confirms a suspected double free).
+    pub(crate) fn hot_holds(&self, class: usize, block: *mut u8) -> bool {
+        is_hot(class) && {
+            let stack = &self.hot[class];
+            stack.blocks[..stack.len].contains(&block)
+        }
+    }
+
+    /// The hot stack of `class` (for `check`).
+    pub(crate) fn hot_stack(&self, class: usize) -> &[*mut u8] {
+        let stack = &self.hot[class];
+        &stack.blocks[..stack.len]
+    }
+
     /// Called by the local free path when a page became empty or was full.
     ///
     /// # Safety
@@ -534,6 +689,12 @@ impl Heap {
                 self.pool.free_segment(seg);
             } else {
                 self.insert_segment(seg);
+            }
+            // A retired page means frees of this class outpace its allocations: let the class
+            // drain straight into its pages until it allocates from a page again.
+            if is_hot(class) {
+                self.hot[class].cap = 0;
+                self.hot_flush_class(class);
             }
         }
     }
@@ -623,6 +784,7 @@ impl Heap {
 
     /// The part of [`collect`](Self::collect) that touches only this heap's own pages.
     fn collect_own(&mut self) {
+        self.hot_flush();
         for class in 0..CLASS_COUNT {
             // Bring full pages back so their remote frees are seen.
             // SAFETY: pages on this heap's queues are owned.
@@ -665,6 +827,7 @@ impl Heap {
             // SAFETY: owned segment, now unlisted; we never touch it again.
             unsafe { self.pool.abandon(seg) };
         }
+        debug_assert!(self.hot.iter().all(|s| s.len == 0));
         self.direct = [empty_page(); CLASS_COUNT];
         self.queues = [PageQueue::EMPTY; CLASS_COUNT];
         self.full = [PageQueue::EMPTY; CLASS_COUNT];

@@ -104,13 +104,12 @@ fn header_of_fresh(p: *const u8) -> *mut Segment {
     aligned_header_of(p).unwrap_or_else(|| super::segment::segment_of(p))
 }
 
-/// Whether `p` (a block just allocated from `pool`) is a huge block in a multi-segment span on a
-/// platform whose fresh memory reads as zero: such spans come straight from the platform.
-pub(crate) fn is_fresh_zeroed(pool: &Pool, p: *const u8) -> bool {
+/// Whether `p` (a block just allocated) is a huge block in a span fresh from a platform whose
+/// fresh memory reads as zero (not one reused from the pool's caches).
+pub(crate) fn is_fresh_zeroed(p: *const u8) -> bool {
     let seg = header_of_fresh(p);
     // SAFETY: `p` is a live block of ours, so its segment header is valid.
-    pool.huge_blocks_are_zeroed()
-        && unsafe { (*seg).kind == super::segment::SegmentKind::Huge && (*seg).span_segments > 1 }
+    unsafe { (*seg).kind == super::segment::SegmentKind::Huge && (*seg).fresh }
 }
 
 /// Bytes usable at `p`, the block of huge segment `seg`.
@@ -128,7 +127,8 @@ pub(crate) unsafe fn usable_size(seg: *const Segment) -> usize {
 /// `seg` is a live huge segment of ours.
 pub(crate) unsafe fn is_block(seg: *const Segment, p: *const u8) -> bool {
     // SAFETY: live header (caller).
-    p as usize == seg as usize + unsafe { (*seg).huge_offset }
+    // Wrapping: a span cached in the pool has an offset no address matches.
+    p as usize == (seg as usize).wrapping_add(unsafe { (*seg).huge_offset })
 }
 
 /// Frees the huge block `p` of segment `seg`.

@@ -9,6 +9,7 @@
 //! | block      | one allocation           | `page_of(p) = pages[(p - segment) >> PAGE_SHIFT]` (back to the span head) |
 //! | size class | [`size_class`]           | size -> class is arithmetic on a leading-zero count, no loop |
 //! | heap       | [`heap::Heap`]           | only its owner touches its non-atomic lists |
+//! | hot stack  | `Heap::hot[class]`       | the owner's last frees of a class (up to 2 KiB), reused newest first; counted as used by their pages |
 //! | free lists | `free`, `local_free`, `thread_free` | `used == capacity - |free| - |local_free|`; live = used - |thread_free| |
 //! | huge       | [`huge`]                 | its own segment span; freed straight back to the platform |
 //! | pool       | [`segment::Pool`]        | shared: memory source, empty-segment cache, abandoned segments |
@@ -17,9 +18,12 @@
 //!  alloc(size, align)                              free(p)
 //!    │ class_of(size)                                │ segment_of(p), segment map + cookie
 //!    ▼                                               ▼
-//!  heap.direct[class] ── pop free ──> block        owner == heap ? push local_free
-//!    │ empty: #[cold] alloc_slow                              : push thread_free (atomic)
-//!    ▼                                               │ page empty / was full: #[cold] page_event
+//!  heap.hot[class] ── pop ──> block                owner == heap ? push hot[class]
+//!    │ empty                                         (full: older half -> local_free)
+//!    ▼                                                       : push thread_free (atomic)
+//!  heap.direct[class] ── pop free ──> block          │
+//!    │ empty: #[cold] alloc_slow                     │ page empty / was full: #[cold] page_event
+//!    ▼                                               │
 //!  collect local_free + thread_free, next page,      ▼
 //!  fresh page from a segment, adopt abandoned,     retire page -> segment -> pool -> platform
 //!  new segment from the pool / platform
@@ -53,6 +57,17 @@ pub use segment::Pool;
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     // SAFETY: forwarded.
     unsafe { free::free(heap, p) }
+}
+
+/// Frees `p` through the local heap `heap`; an invalid free goes to `report` instead of being
+/// returned (see [`free::free_or_report`]).
+///
+/// # Safety
+/// See [`free::free`].
+#[inline(always)]
+pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded.
+    unsafe { free::free_or_report(heap, p, report) }
 }
 
 /// Resizes the block at `p` to `new_size` bytes aligned to `align`: in place when the block's

@@ -180,7 +180,7 @@ impl Page {
         unsafe { (*b).next = 0 };
         self.used += 1;
         #[cfg(feature = "stats")]
-        {
+        if super::stats::page_counting() {
             self.lifetime_allocs += 1;
             self.peak_used = self.peak_used.max(self.used);
         }

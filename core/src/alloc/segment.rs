@@ -45,6 +45,13 @@ pub const HEADER_SIZE: usize = 4096;
 pub const HEADER_SIZE: usize = core::mem::size_of::<Segment>().next_power_of_two();
 /// Empty segments kept for reuse before they go back to the platform.
 pub const CACHE_MAX: usize = 4;
+/// Segments that freed huge spans of more than one segment may hold in the pool for reuse
+/// (16 MiB by default): a table or buffer that grows past a segment and is dropped and grown
+/// again (a hash map rebuilt per request) reuses its span instead of an mmap, page faults on
+/// every page and a munmap each time. [`Pool::trim`] gives them back.
+pub const HUGE_CACHE_SEGMENTS: usize = 8;
+/// The `huge_offset` of a cached huge span: no address is its block.
+const NO_BLOCK: usize = usize::MAX;
 
 /// `free_pages` of an empty segment: every page but those of the header.
 const ALL_PAGES_FREE: u32 =
@@ -66,6 +73,8 @@ pub enum SegmentKind {
 pub struct Segment {
     cookie: usize,
     pub(crate) kind: SegmentKind,
+    /// A huge span fresh from the platform (not reused from the pool's cache).
+    pub(crate) fresh: bool,
     /// Bit `i` set: page `i` is free.
     pub(crate) free_pages: u32,
     /// Id of the heap that owns the pages' lists ([`Heap::id`](super::heap::Heap)); 0 while
@@ -131,6 +140,7 @@ impl Segment {
         unsafe {
             ptr::addr_of_mut!((*seg).cookie).write(base as usize ^ COOKIE_KEY);
             ptr::addr_of_mut!((*seg).kind).write(kind);
+            ptr::addr_of_mut!((*seg).fresh).write(false);
             ptr::addr_of_mut!((*seg).free_pages).write(ALL_PAGES_FREE);
             ptr::addr_of_mut!((*seg).owner).write(AtomicUsize::new(0));
             ptr::addr_of_mut!((*seg).pool).write(pool);
@@ -158,8 +168,14 @@ impl Segment {
     /// Reads nothing unless the map says kiln owns that address.
     #[inline(always)]
     pub(crate) fn is_ours(seg: *const Segment) -> bool {
-        // SAFETY: the cookie is read only after the map proved the segment is mapped and ours.
-        segment_map::contains(seg as usize) && unsafe { (*seg).cookie } == seg as usize ^ COOKIE_KEY
+        segment_map::contains(seg as usize) && Segment::cookie_matches(seg)
+    }
+
+    /// The cookie test of [`is_ours`](Self::is_ours); only for a segment the map holds.
+    #[inline(always)]
+    pub(crate) fn cookie_matches(seg: *const Segment) -> bool {
+        // SAFETY: callers ask only after the map proved the segment is mapped and ours.
+        unsafe { (*seg).cookie == seg as usize ^ COOKIE_KEY }
     }
 
     /// Index of the page holding `p`.
@@ -316,6 +332,9 @@ impl SegmentList {
 
 struct PoolLists {
     cache: SegmentList,
+    /// Freed multi-segment huge spans (see [`HUGE_CACHE_SEGMENTS`]), and their segments.
+    huge: SegmentList,
+    huge_segments: usize,
     abandoned: SegmentList,
 }
 
@@ -340,6 +359,8 @@ impl Pool {
             source,
             lists: spin::Mutex::new(PoolLists {
                 cache: SegmentList::new(),
+                huge: SegmentList::new(),
+                huge_segments: 0,
                 abandoned: SegmentList::new(),
             }),
             segments_in_use: AtomicUsize::new(0),
@@ -347,8 +368,8 @@ impl Pool {
         }
     }
 
-    /// Whether a huge block of more than one segment (always fresh from the platform; spans of
-    /// one may come from the cache) already reads as zero.
+    /// Whether fresh memory from this pool's platform reads as zero (a huge block in a span fresh
+    /// from the platform is then not cleared again by `alloc_zeroed`).
     pub fn huge_blocks_are_zeroed(&self) -> bool {
         self.source.zeroed()
     }
@@ -397,7 +418,10 @@ impl Pool {
         // SAFETY: freshly reserved, `span` segments from `base` (caller).
         let seg = unsafe { Segment::init(base, kind, span, self) };
         // SAFETY: the header was just written.
-        unsafe { (*seg).lead_segments = lead };
+        unsafe {
+            (*seg).lead_segments = lead;
+            (*seg).fresh = kind == SegmentKind::Huge && self.source.zeroed();
+        }
         // The header is complete before the map says the segment is ours.
         if !segment_map::insert(base as usize, self.source) {
             // No memory for the map's leaf of a new address window: out of memory.
@@ -522,8 +546,29 @@ impl Pool {
                 unsafe { (*cached).kind = SegmentKind::Huge };
                 return cached;
             }
+        } else if let Some(seg) = self.take_cached_huge(span) {
+            return seg;
         }
         self.reserve(SegmentKind::Huge, span)
+    }
+
+    /// A cached huge span of `span` to `1.5 * span` segments, if there is one.
+    fn take_cached_huge(&self, span: usize) -> Option<*mut Segment> {
+        let mut lists = self.lists.lock();
+        let mut seg = lists.huge.head;
+        // SAFETY: cached spans are valid headers owned by the pool (under its lock).
+        unsafe {
+            while !seg.is_null() {
+                let n = (*seg).span_segments;
+                if n >= span && n <= span + span / 2 {
+                    lists.huge.remove(seg);
+                    lists.huge_segments -= n;
+                    return Some(seg);
+                }
+                seg = (*seg).next;
+            }
+        }
+        None
     }
 
     /// Takes back a huge span: a span of one goes to the cache like an empty segment, larger
@@ -534,11 +579,25 @@ impl Pool {
     pub(crate) unsafe fn free_huge(&self, seg: *mut Segment) {
         // SAFETY: valid header (caller); either path takes the whole, unused span.
         unsafe {
-            if (*seg).span_segments == 1 && (*seg).lead_segments == 0 {
+            let span = (*seg).span_segments;
+            if span == 1 && (*seg).lead_segments == 0 {
                 self.free_segment(seg);
-            } else {
-                self.release(seg);
+                return;
             }
+            // Spans laid out for an alignment above a segment (`huge_offset` of a segment,
+            // a lead) are not reused: they go back whole.
+            if (*seg).lead_segments == 0 && (*seg).huge_offset < SEGMENT_SIZE {
+                let mut lists = self.lists.lock();
+                if lists.huge_segments + span <= HUGE_CACHE_SEGMENTS {
+                    (*seg).huge_offset = NO_BLOCK;
+                    (*seg).huge_size = 0;
+                    (*seg).fresh = false;
+                    lists.huge.push(seg);
+                    lists.huge_segments += span;
+                    return;
+                }
+            }
+            self.release(seg);
         }
     }
 
@@ -573,14 +632,27 @@ impl Pool {
         self.abandoned_len.load(Ordering::Relaxed)
     }
 
-    /// Returns every cached empty segment to the platform.
+    /// Returns every cached empty segment and cached huge span to the platform.
     pub fn trim(&self) {
         loop {
-            let seg = self.lists.lock().cache.pop();
+            let seg = {
+                let mut lists = self.lists.lock();
+                let seg = lists.cache.pop();
+                if seg.is_null() {
+                    let huge = lists.huge.pop();
+                    if !huge.is_null() {
+                        // SAFETY: a cached span's header is valid (under the lock).
+                        lists.huge_segments -= unsafe { (*huge).span_segments };
+                    }
+                    huge
+                } else {
+                    seg
+                }
+            };
             if seg.is_null() {
                 return;
             }
-            // SAFETY: cached segments are empty and now unlisted.
+            // SAFETY: cached segments and spans are unused and now unlisted.
             unsafe { self.release(seg) };
         }
     }

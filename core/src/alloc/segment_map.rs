@@ -152,6 +152,21 @@ pub(crate) fn contains(addr: usize) -> bool {
     unsafe { (*leaf).get_unchecked(word).load(Ordering::Acquire) & bit != 0 }
 }
 
+/// [`contains`] when the window's home root slot answers, `None` when the probe would have to
+/// look further (the caller then takes its own cold path, so its fast path makes no call that
+/// returns into it).
+#[inline(always)]
+pub(crate) fn contains_at_home(addr: usize) -> Option<bool> {
+    let (window, word, bit) = split(addr);
+    let root = &ROOTS[window % ROOT_COUNT];
+    if root.key.load(Ordering::Acquire) != window + 1 {
+        return None;
+    }
+    let leaf: *const Leaf = root.leaf.load(Ordering::Relaxed);
+    // SAFETY: as in `contains`.
+    Some(unsafe { (*leaf).get_unchecked(word).load(Ordering::Acquire) & bit != 0 })
+}
+
 /// Registers the segment at `addr`. Fails (false) only when a new window needs a leaf and
 /// neither a root slot nor leaf memory is available; `source` provides leaf memory once the
 /// static leaves are used up.

@@ -17,6 +17,11 @@
 //! run; the peak is sampled when a slot flushes, so it may miss up to `FLUSH_BYTES` per thread.
 //! When all `SLOTS` are claimed, further heaps share one overflow slot, whose plain
 //! load-and-store updates can lose counts under contention (it is still memory-safe).
+//!
+//! A `stats` build can also stop counting at run time ([`set_counting`]): then the per-call
+//! counters (allocations and frees per class, live bytes, remote and huge frees, pages' lifetime
+//! counts) cost one relaxed load and a branch per call and stay where they are; slow-path,
+//! segment and retired-page counts go on. `libkiln.so` counts only under `KILN_STATS=1`.
 
 use super::page::Page;
 use super::size_class::CLASS_COUNT;
@@ -204,6 +209,14 @@ mod imp {
         add_live(now);
     }
 
+    /// Whether the per-call counters count (see [`super::set_counting`]).
+    pub(crate) static COUNTING: AtomicBool = AtomicBool::new(true);
+
+    #[inline(always)]
+    pub(crate) fn counting() -> bool {
+        COUNTING.load(Relaxed)
+    }
+
     pub(super) fn load(a: &AtomicU64) -> u64 {
         a.load(Relaxed)
     }
@@ -290,7 +303,9 @@ impl HeapStats {
     #[inline(always)]
     pub(crate) fn fast_alloc(&self, _class: usize, _block_size: usize) {
         #[cfg(feature = "stats")]
-        self.count_alloc(_class, _block_size);
+        if imp::counting() {
+            self.count_alloc(_class, _block_size);
+        }
     }
 
     #[inline(always)]
@@ -298,7 +313,9 @@ impl HeapStats {
         #[cfg(feature = "stats")]
         {
             imp::bump(&self.slot().slow_alloc, 1);
-            self.count_alloc(_class, _block_size);
+            if imp::counting() {
+                self.count_alloc(_class, _block_size);
+            }
         }
     }
 
@@ -314,7 +331,7 @@ impl HeapStats {
     #[inline(always)]
     pub(crate) fn local_free(&self, _class: usize, _block_size: usize) {
         #[cfg(feature = "stats")]
-        {
+        if imp::counting() {
             let slot = self.slot();
             imp::bump(&slot.class_free[_class], 1);
             imp::live(slot, -(_block_size as i64));
@@ -325,7 +342,7 @@ impl HeapStats {
 #[inline(always)]
 pub(crate) fn huge_alloc(_size: usize) {
     #[cfg(feature = "stats")]
-    {
+    if imp::counting() {
         imp::inc(&imp::C.huge_alloc);
         imp::add_live(_size as i64);
     }
@@ -334,7 +351,7 @@ pub(crate) fn huge_alloc(_size: usize) {
 #[inline(always)]
 pub(crate) fn huge_free(_size: usize) {
     #[cfg(feature = "stats")]
-    {
+    if imp::counting() {
         imp::inc(&imp::C.huge_free);
         imp::add_live(-(_size as i64));
     }
@@ -345,7 +362,7 @@ pub(crate) fn huge_free(_size: usize) {
 #[inline(always)]
 pub(crate) fn remote_free(_class: usize, _block_size: usize) {
     #[cfg(feature = "stats")]
-    {
+    if imp::counting() {
         imp::inc(&imp::C.remote_free);
         imp::inc(&imp::C.class_free[_class]);
         imp::add_live(-(_block_size as i64));
@@ -386,6 +403,31 @@ pub(crate) fn page_retired(_page: &Page) {
 
 /// Whether statistics are compiled in.
 pub const ENABLED: bool = cfg!(feature = "stats");
+
+/// Turns the per-call counters of a `stats` build on or off for the whole process (on at
+/// start; no effect without the feature). Off, they cost one relaxed load and a branch per call
+/// and keep their values; slow-path, segment and retired-page counts go on. Counts taken while
+/// some calls were not counted are not exact (live bytes may even be clamped at 0), so a program
+/// that wants exact numbers leaves counting on from its first allocation.
+pub fn set_counting(_on: bool) {
+    #[cfg(feature = "stats")]
+    imp::COUNTING.store(_on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the per-call counters count (false without the `stats` feature).
+pub fn counting() -> bool {
+    #[cfg(feature = "stats")]
+    return imp::counting();
+    #[cfg(not(feature = "stats"))]
+    false
+}
+
+/// Whether a page's lifetime counters should be bumped (a `stats` build that is counting).
+#[cfg(feature = "stats")]
+#[inline(always)]
+pub(crate) fn page_counting() -> bool {
+    imp::counting()
+}
 
 /// The counters now (all zero when the `stats` feature is off).
 pub fn snapshot() -> Stats {

@@ -208,6 +208,82 @@ fn foreign_interior_and_double_frees_are_reported_and_change_nothing() {
     assert_ne!(a, b);
 }
 
+/// The hot stacks: the block freed last is the one reused first; a second free of a stacked
+/// block is refused; a write into a stacked block shows in `check`; a burst of frees drains the
+/// stacks into the pages instead of pinning them.
+#[test]
+fn hot_stacks_reuse_the_last_freed_block_and_stay_checked() {
+    if super::geometry::HOT_MAX_SIZE == 0 {
+        return; // no hot stacks in this geometry
+    }
+    let mut h = heap(8);
+    let blocks: Vec<*mut u8> = (0..64).map(|_| h.alloc(48, 8)).collect();
+    // SAFETY: live blocks, freed once each.
+    unsafe {
+        free(&mut h, blocks[10]).unwrap();
+        free(&mut h, blocks[20]).unwrap();
+        assert_eq!(free(&mut h, blocks[10]), Err(FreeError::DoubleFree));
+    }
+    h.check().unwrap();
+    assert_eq!(h.alloc(48, 8), blocks[20], "newest first");
+    assert_eq!(h.alloc(48, 8), blocks[10]);
+    // SAFETY: freed once; then a write after free, which `check` must see.
+    unsafe {
+        free(&mut h, blocks[30]).unwrap();
+        blocks[30].cast::<u64>().write(0x1234_5678);
+    }
+    assert_eq!(
+        h.check().map_err(|e| e.what),
+        Err("hot block written after it was freed")
+    );
+    // SAFETY: restore the marker the free wrote (the page's key), as if nothing happened.
+    unsafe {
+        let seg = super::segment::segment_of(blocks[30]);
+        let key = (*(*seg).page_of(blocks[30])).key;
+        blocks[30].cast::<usize>().write(key);
+    }
+    h.check().unwrap();
+    for (i, &b) in blocks.iter().enumerate() {
+        if i != 30 {
+            // SAFETY: live, freed once.
+            unsafe { free(&mut h, b) }.unwrap();
+        }
+    }
+    h.check().unwrap();
+    h.collect();
+    h.check().unwrap();
+    h.pool().trim();
+    assert_eq!(h.pool().segments_in_use(), 0);
+}
+
+/// A freed huge span of several segments is kept for the next huge block of about its size
+/// (no new mapping), comes back zeroed from `alloc_zeroed` although it is not fresh, refuses a
+/// second free, and goes back to the platform on `trim`.
+#[test]
+fn huge_spans_are_reused_and_trimmed() {
+    let mut h = heap(64);
+    let size = 3 * SEGMENT_SIZE / 2;
+    let p = h.alloc(size, 8);
+    assert!(!p.is_null());
+    fill(p, size, 0x5A);
+    let held = h.pool().segments_in_use();
+    // SAFETY: live, freed once; the second free must be refused.
+    unsafe {
+        free(&mut h, p).unwrap();
+        assert_eq!(free(&mut h, p), Err(FreeError::NotABlock));
+    }
+    assert_eq!(h.pool().segments_in_use(), held, "the span is cached");
+    let q = h.alloc_zeroed(size - 4096, 8);
+    assert_eq!(q, p, "the cached span is reused");
+    assert!(holds(q, size - 4096, 0), "a reused span is cleared");
+    assert_eq!(h.pool().segments_in_use(), held);
+    // SAFETY: live, freed once.
+    unsafe { free(&mut h, q) }.unwrap();
+    h.collect();
+    h.pool().trim();
+    assert_eq!(h.pool().segments_in_use(), 0);
+}
+
 #[test]
 fn out_of_memory_returns_null_and_the_heap_stays_usable() {
     let mut h = heap(2);

@@ -6,7 +6,7 @@ use core::ptr;
 use crate::fail::misuse;
 use crate::heap_cache;
 use crate::reentry::{self, enter};
-use crate::report::{count, outcome, Entry, Outcome};
+use crate::report::{self, count, outcome, Entry, Outcome};
 
 /// Alignment of every `malloc`/`calloc`/`realloc` block (glibc's on x86_64 and aarch64).
 pub const MALLOC_ALIGN: usize = 16;
@@ -29,8 +29,10 @@ fn page_size() -> usize {
 /// Allocates `size` bytes aligned to `align` (a power of two >= 16) from kiln, or from the
 /// bootstrap area on re-entry; null with `errno = ENOMEM` on failure. Inlined into each entry
 /// point so `malloc` is one function with no call on its fast path but the thread-local lookup.
+/// `COUNT`: record the outcome for the `KILN_STATS` report (the entry points that checked the
+/// report is off pass `false` and skip that load).
 #[inline(always)]
-fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
+fn allocate<const COUNT: bool>(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     // Every call gets a distinct block, as glibc does for malloc(0).
     let size = size.max(1);
     let Some(heap) = heap_cache::heap() else {
@@ -41,7 +43,9 @@ fn allocate(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     } else {
         heap.alloc(size, align)
     };
-    outcome(Outcome::Served);
+    if COUNT {
+        outcome(Outcome::Served);
+    }
     if block.is_null() {
         set_errno(libc::ENOMEM);
     }
@@ -112,6 +116,30 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
     outcome(Outcome::Served);
 }
 
+/// C `free` when the report is off: [`release`] without the outcome counts, and every invalid
+/// free reported from kiln's cold paths, so the fast path needs no stack frame.
+///
+/// # Safety
+///
+/// As for [`release`].
+#[inline(always)]
+unsafe fn release_uncounted(ptr: *mut c_void) {
+    if reentry::owns(ptr.cast()) {
+        return; // bootstrap blocks are never reused
+    }
+    let Some(heap) = heap_cache::heap() else {
+        // SAFETY: forwarded (caller).
+        return unsafe { release_uncached("free", ptr) };
+    };
+    // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
+    unsafe { kiln_core::alloc::free_or_report(heap, ptr.cast(), invalid_free) }
+}
+
+/// An invalid `free` found by kiln: abort with the reason.
+fn invalid_free(ptr: *mut u8, e: kiln_core::alloc::FreeError) {
+    misuse("free", ptr, format_args!("invalid free: {e}"));
+}
+
 /// [`release`] before this thread's heap is cached: through kiln-std with the re-entry guard.
 ///
 /// # Safety
@@ -149,8 +177,17 @@ unsafe fn usable(ptr: *mut c_void) -> Option<usize> {
 /// `malloc(3)`: `size` bytes aligned to 16, or null with `errno = ENOMEM`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
+    if report::enabled() {
+        return malloc_counted(size);
+    }
+    allocate::<false>(size, MALLOC_ALIGN, false)
+}
+
+#[cold]
+#[inline(never)]
+fn malloc_counted(size: usize) -> *mut c_void {
     count(Entry::Malloc, size);
-    allocate(size, MALLOC_ALIGN, false)
+    allocate::<true>(size, MALLOC_ALIGN, false)
 }
 
 /// `free(3)`: null is a no-op; a pointer that is not a live block aborts with a message.
@@ -160,6 +197,24 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `ptr` is null or came from this library's allocation functions and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
+    if report::enabled() {
+        // SAFETY: forwarded (caller).
+        return unsafe { free_counted(ptr) };
+    }
+    if !ptr.is_null() {
+        // SAFETY: non-null, handed over by the caller.
+        unsafe { release_uncounted(ptr) };
+    }
+}
+
+/// [`free`] with the `KILN_STATS` counts.
+///
+/// # Safety
+///
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_counted(ptr: *mut c_void) {
     count(Entry::Free, 0);
     if ptr.is_null() {
         outcome(Outcome::Null);
@@ -174,7 +229,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     count(Entry::Calloc, n.saturating_mul(size));
     match n.checked_mul(size) {
-        Some(total) => allocate(total, MALLOC_ALIGN, true),
+        Some(total) => allocate::<true>(total, MALLOC_ALIGN, true),
         None => refuse(libc::ENOMEM),
     }
 }
@@ -215,7 +270,7 @@ pub unsafe extern "C" fn reallocarray(ptr: *mut c_void, n: usize, size: usize) -
 /// As for [`realloc`].
 unsafe fn resize(entry: &str, ptr: *mut c_void, size: usize) -> *mut c_void {
     if ptr.is_null() {
-        return allocate(size, MALLOC_ALIGN, false);
+        return allocate::<true>(size, MALLOC_ALIGN, false);
     }
     if size == 0 {
         // SAFETY: non-null, handed over by the caller.
@@ -249,7 +304,11 @@ unsafe fn resize(entry: &str, ptr: *mut c_void, size: usize) -> *mut c_void {
 
 /// Moves a bootstrap block into kiln (bootstrap blocks are not resized in place).
 fn move_out_of_bootstrap(ptr: *mut c_void, old_size: usize, size: usize) -> *mut c_void {
-    copy_into(allocate(size, MALLOC_ALIGN, false), ptr, old_size.min(size))
+    copy_into(
+        allocate::<true>(size, MALLOC_ALIGN, false),
+        ptr,
+        old_size.min(size),
+    )
 }
 
 /// Copies `n` bytes from `src` to the fresh block `dst` (if not null) and returns `dst`.
@@ -278,7 +337,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     }
     // SAFETY: __errno_location is always valid for this thread.
     let saved = unsafe { *libc::__errno_location() };
-    let block = allocate(size, align.max(MALLOC_ALIGN), false);
+    let block = allocate::<true>(size, align.max(MALLOC_ALIGN), false);
     set_errno(saved);
     if block.is_null() {
         return libc::ENOMEM;
@@ -295,7 +354,7 @@ pub extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     if !align.is_power_of_two() {
         return refuse(libc::EINVAL);
     }
-    allocate(size, align.max(MALLOC_ALIGN), false)
+    allocate::<true>(size, align.max(MALLOC_ALIGN), false)
 }
 
 /// `memalign(3)` like glibc: an alignment that is not a power of two is rounded up to one.
@@ -307,7 +366,7 @@ pub extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 
 fn aligned(align: usize, size: usize) -> *mut c_void {
     match align.max(MALLOC_ALIGN).checked_next_power_of_two() {
-        Some(align) => allocate(size, align, false),
+        Some(align) => allocate::<true>(size, align, false),
         None => refuse(libc::EINVAL),
     }
 }

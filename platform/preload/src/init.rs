@@ -1,5 +1,7 @@
-//! Load-time set-up: a constructor in `.init_array` reads `KILN_STATS` and registers the exit
-//! report. It runs after libc is initialised and before `main`; any allocation before it is
+//! Load-time set-up: a constructor in `.init_array` reads `KILN_STATS`: with `1` it registers the
+//! exit report, otherwise it turns kiln's per-call counters off (`stats::set_counting(false)`:
+//! they would cost every `malloc`/`free` about a third of its instructions for a report nobody
+//! asked for). It runs after libc is initialised and before `main`; any allocation before it is
 //! already served by kiln (kiln sets itself up lazily on first use).
 //!
 //! `fork`: kiln-std registers `pthread_atfork` handlers on the first allocation of the process
@@ -29,5 +31,7 @@ extern "C" fn load() {
         // SAFETY: `print_at_exit` is a plain function valid for the life of the process (this
         // library is never unloaded: it is preloaded).
         unsafe { libc::atexit(report::print_at_exit) };
+    } else {
+        kiln_core::alloc::stats::set_counting(false);
     }
 }
