@@ -266,6 +266,14 @@ macro_rules! a64_templates {
         pub fn scvtf(ops: &mut $B, d: u8, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; scvtf D(d), X(n));
         }
+        /// `fsqrt dd, dn`.
+        pub fn fsqrt(ops: &mut $B, d: u8, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; fsqrt D(d), D(n));
+        }
+        /// `fcvtzs xd, dn` (truncate toward zero, saturating; NaN gives 0).
+        pub fn fcvtzs(ops: &mut $B, d: u8, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; fcvtzs X(d), D(n));
+        }
         /// `b.cond label`.
         pub fn b_cond(ops: &mut $B, cond: Cond, l: $L) {
             match cond {
@@ -376,6 +384,8 @@ mod tests {
                     t::fmov_dx(ops, d, n);
                     t::fcmp(ops, d, n);
                     t::scvtf(ops, d, n);
+                    t::fsqrt(ops, d, n);
+                    t::fcvtzs(ops, d, n);
                     for m in [2u8, 30] {
                         t::add_rr(ops, d, n, m);
                         t::sub_rr(ops, d, n, m);

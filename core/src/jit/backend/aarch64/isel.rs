@@ -8,6 +8,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod heap;
 
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
@@ -191,6 +192,15 @@ impl Isel<'_> {
             | Op::RetN
             | Op::CallD
             | Op::Links => self.vm_call(r)?,
+            Op::SLoadT
+            | Op::LdI
+            | Op::LdF
+            | Op::LdB
+            | Op::StI
+            | Op::StF
+            | Op::StB
+            | Op::SqrtF
+            | Op::ToInt => self.heap_op(r)?,
         }
         Ok(())
     }

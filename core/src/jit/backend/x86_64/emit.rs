@@ -263,6 +263,34 @@ macro_rules! x64_templates {
         pub fn load_rm(ops: &mut $B, d: u8, base: u8, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp]);
         }
+        /// `movsd xmm, [base + disp]` (a heap float).
+        pub fn load_rm_f(ops: &mut $B, d: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [Rq(base) + disp]);
+        }
+        /// `movzx dst, byte [base + disp]` (a heap bool).
+        pub fn load_rm_u8(ops: &mut $B, d: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [Rq(base) + disp]);
+        }
+        /// `mov [base + disp], src`.
+        pub fn store_mr(ops: &mut $B, base: u8, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], Rq(s));
+        }
+        /// `movsd [base + disp], xmm`.
+        pub fn store_mr_f(ops: &mut $B, base: u8, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movsd QWORD [Rq(base) + disp], Rx(s));
+        }
+        /// `mov byte [base + disp], src8`.
+        pub fn store_mr_u8(ops: &mut $B, base: u8, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(s));
+        }
+        /// `sqrtsd dst, src`.
+        pub fn sqrtsd(ops: &mut $B, d: u8, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; sqrtsd Rx(d), Rx(s));
+        }
+        /// `cvttsd2si dst, xmm` (truncate; i64::MIN when out of range or NaN).
+        pub fn cvttsd2si(ops: &mut $B, d: u8, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; cvttsd2si Rq(d), Rx(s));
+        }
     };
 }
 #[cfg(test)]
@@ -334,6 +362,15 @@ mod tests {
                 for base in [0u8, 3, 4, 5, 12, 13] {
                     t::load_rm(ops, d, base, 8);
                     t::load_rm(ops, d, base, -1024);
+                    t::load_rm_f(ops, d, base, 8);
+                    t::load_rm_u8(ops, d, base, 8);
+                    t::store_mr(ops, base, 16, d);
+                    t::store_mr_f(ops, base, 8, d);
+                    t::store_mr_u8(ops, base, 8, d);
+                }
+                for s in 0..16u8 {
+                    t::sqrtsd(ops, d, s);
+                    t::cvttsd2si(ops, d, s);
                 }
             }
             for disp in disps {

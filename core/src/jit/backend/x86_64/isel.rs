@@ -13,6 +13,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod heap;
 
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
@@ -165,6 +166,15 @@ impl Isel<'_> {
             | Op::RetN
             | Op::CallD
             | Op::Links => self.vm_call(r)?,
+            Op::SLoadT
+            | Op::LdI
+            | Op::LdF
+            | Op::LdB
+            | Op::StI
+            | Op::StF
+            | Op::StB
+            | Op::SqrtF
+            | Op::ToInt => self.heap_op(r)?,
         }
         Ok(())
     }

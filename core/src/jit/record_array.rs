@@ -1,0 +1,281 @@
+//! Recording of array accesses and numeric builtins inside loop traces (part of the recorder,
+//! [`crate::jit::record`]).
+//!
+//! Glossary
+//! - *array register*: a register that held a `Value::Array` when the recording started and
+//!   that the iteration has not overwritten since. The trace reads its payload (the array
+//!   object's address) once, with `SLoadT`, which guards the slot's tag; the slot itself is
+//!   never written by the trace (the optimiser refuses a loop whose tail writes it).
+//! - *element access*: `getidx`/`getidxi` and `setidx`/`setidxi` on an array register with an
+//!   int index. The array is read only through `vm::value::ARRAY_PTR_OFFSET` (element 0) and
+//!   `ARRAY_LEN_OFFSET` (count); elements are `Value`s, `size_of::<Value>()` bytes apart, with
+//!   the tag word at 0 and the payload at `PAYLOAD_OFFSET`.
+//!
+//! Every access guards, in this order and resuming at the bytecode itself (the interpreter
+//! redoes it, raising its error if there is one): `0 <= index < len`; for a read, that the
+//! element's tag is the one the recorder saw (int, float or bool: type feedback); for a write,
+//! that the element it replaces owns nothing (a tag below `TAG_STR`), then the new tag and
+//! payload are stored. So no reference count ever changes in native code, exactly as the
+//! interpreter's inline paths (`ArrayObj::get` of a number, `ArrayObj::set_inline`) behave; an
+//! access whose element or stored value is a string, an array or nil aborts the recording.
+//!
+//! Builtins: `sqrt` is `SqrtF` (the machine instruction, correctly rounded like the
+//! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
+//! that the float lies strictly inside (-2^63, 2^63) (NaN fails them), the identity conversions are free, and `len` of an array register
+//! (compiled as `move t, a; callb t, len, 1`) loads the count, both bytecodes as one step whose
+//! guards resume at the `move`.
+use liballoc::rc::Rc;
+
+use super::{Next, Num, Recorder, Val};
+use crate::jit::ir::{Op, Ref, NONE};
+use crate::jit::trace::Abort;
+use crate::vm::builtins::Builtin;
+use crate::vm::bytecode::{a, b, byte, c};
+use crate::vm::value::{
+    ArrayObj, Value, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, PAYLOAD_OFFSET, TAG_ARRAY, TAG_BOOL,
+    TAG_FLOAT, TAG_INT, TAG_STR,
+};
+
+/// Bytes between two elements.
+const ELEM_SIZE: i64 = core::mem::size_of::<Value>() as i64;
+/// 2^63: the floats `int` converts natively lie strictly between minus this and this.
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+/// Offset of an element's tag word (`Value` is `repr(u64)`: the tag comes first).
+const TAG_OFFSET: i64 = 0;
+
+/// An array register: the object (kept alive for the recording's reads) and the ref of its
+/// address once the trace has loaded it ([`NONE`] before).
+pub(super) struct ArrayReg {
+    obj: Rc<ArrayObj>,
+    r: Ref,
+}
+
+/// The array registers of a frame as the interpreter holds it.
+pub(super) fn array_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<ArrayReg>> {
+    regs.iter()
+        .map(|v| match v {
+            Value::Array(obj) => Some(ArrayReg {
+                obj: Rc::clone(obj),
+                r: NONE,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An element index: a register or a literal (`getidxi`, `setidxi`).
+#[derive(Clone, Copy)]
+enum Index {
+    Reg(usize),
+    Imm(usize),
+}
+
+/// The IR tag of a number kind.
+fn tag_of(n: Num) -> u64 {
+    match n {
+        Num::Int(_) => TAG_INT,
+        Num::Float(_) => TAG_FLOAT,
+        Num::Bool(_) => TAG_BOOL,
+    }
+}
+
+impl Recorder<'_> {
+    /// Records the array bytecodes and numeric builtins; `None` for any other bytecode.
+    pub(super) fn array_step(&mut self, pc: usize, w: u32) -> Result<Option<Next>, Abort> {
+        let op = w as u8;
+        match op {
+            byte::GetIdx => self.get_index(op, a(w), b(w), Index::Reg(c(w)))?,
+            byte::GetIdxI => self.get_index(op, a(w), b(w), Index::Imm(c(w)))?,
+            byte::SetIdx => self.set_index(op, a(w), Index::Reg(b(w)), c(w))?,
+            byte::SetIdxI => self.set_index(op, a(w), Index::Imm(b(w)), c(w))?,
+            byte::CallB => self.builtin(w)?,
+            byte::Move if self.is_array(b(w)) => return self.array_move(pc, w).map(Some),
+            _ => return Ok(None),
+        }
+        Ok(Some(Next::Pc(pc + 1)))
+    }
+
+    fn is_array(&self, r: usize) -> bool {
+        matches!(self.arrays.get(r), Some(Some(_)))
+    }
+
+    /// Forgets that register `r` holds an array (it is being overwritten).
+    pub(super) fn forget_array(&mut self, r: usize) {
+        if let Some(slot) = self.arrays.get_mut(r) {
+            *slot = None;
+        }
+    }
+
+    /// The array in register `r` and the ref of its address (loaded on first use).
+    fn array(&mut self, op: u8, r: usize) -> Result<(Rc<ArrayObj>, Ref), Abort> {
+        let Some(Some(arr)) = self.arrays.get(r) else {
+            return Err(Abort::UnsupportedOperand(op));
+        };
+        let (obj, mut aref) = (Rc::clone(&arr.obj), arr.r);
+        if aref == NONE {
+            aref = self.tb.slot_tagged(r as u32, TAG_ARRAY as u32);
+            if let Some(Some(arr)) = self.arrays.get_mut(r) {
+                arr.r = aref;
+            }
+        }
+        Ok((obj, aref))
+    }
+
+    /// The index now and its ref.
+    fn index(&mut self, op: u8, idx: Index) -> Result<(i64, Ref), Abort> {
+        match idx {
+            Index::Imm(k) => Ok((k as i64, self.tb.kint(k as i64))),
+            Index::Reg(r) => match self.shadow.get(r).copied().flatten() {
+                Some(Num::Int(i)) => Ok((i, self.reg(r)?.r)),
+                _ => Err(Abort::UnsupportedOperand(op)),
+            },
+        }
+    }
+
+    /// Element `i` of `obj` as the iteration has left it so far: a number, or `None` for nil
+    /// and heap values (`Err` past the end).
+    fn element(&self, obj: &Rc<ArrayObj>, i: i64) -> Result<Option<Num>, Abort> {
+        let key = (Rc::as_ptr(obj) as usize, i);
+        if let Some(&(_, _, n)) = self.stores.iter().rev().find(|s| (s.0, s.1) == key) {
+            return Ok(Some(n));
+        }
+        let v = usize::try_from(i)
+            .ok()
+            .and_then(|i| obj.get(i))
+            .ok_or(Abort::IndexOutOfRange)?;
+        Ok(match v {
+            Value::Int(x) => Some(Num::Int(x)),
+            Value::Float(x) => Some(Num::Float(x)),
+            Value::Bool(x) => Some(Num::Bool(x)),
+            _ => None,
+        })
+    }
+
+    /// The guarded address of element `iref` of the array at `aref`.
+    fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
+        let len = self.tb.load(Op::LdI, aref, ARRAY_LEN_OFFSET as i64);
+        let zero = self.tb.kint(0);
+        self.tb.guard(Op::Ge, iref, zero);
+        self.tb.guard(Op::Lt, iref, len);
+        let data = self.tb.load(Op::LdI, aref, ARRAY_PTR_OFFSET as i64);
+        let size = self.tb.kint(ELEM_SIZE);
+        let off = self.tb.op(Op::MulI, iref, size);
+        self.tb.op(Op::AddI, data, off)
+    }
+
+    /// `dst = arr[idx]` for a number element.
+    fn get_index(&mut self, op: u8, dst: usize, arr: usize, idx: Index) -> Result<(), Abort> {
+        let (obj, aref) = self.array(op, arr)?;
+        let (i, iref) = self.index(op, idx)?;
+        let num = self
+            .element(&obj, i)?
+            .ok_or(Abort::UnsupportedOperand(op))?;
+        let addr = self.element_addr(aref, iref);
+        let tag = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+        let want = self.tb.kint(tag_of(num) as i64);
+        self.tb.guard(Op::Eq, tag, want);
+        let load = match num {
+            Num::Int(_) => Op::LdI,
+            Num::Float(_) => Op::LdF,
+            Num::Bool(_) => Op::LdB,
+        };
+        let r = self.tb.load(load, addr, PAYLOAD_OFFSET as i64);
+        self.set(dst, Val { num, r })
+    }
+
+    /// `arr[idx] = src` for a number replacing an element that owns nothing.
+    fn set_index(&mut self, op: u8, arr: usize, idx: Index, src: usize) -> Result<(), Abort> {
+        let (obj, aref) = self.array(op, arr)?;
+        let (i, iref) = self.index(op, idx)?;
+        if self.shadow.get(src).copied().flatten().is_none() {
+            return Err(Abort::UnsupportedOperand(op));
+        }
+        // The element replaced now must own nothing (nil or a number); a heap element would
+        // need its reference dropped.
+        let owns_nothing = match self.element(&obj, i)? {
+            Some(_) => true,
+            None => usize::try_from(i)
+                .ok()
+                .and_then(|i| obj.get(i))
+                .is_some_and(|v| v.tag() < TAG_STR),
+        };
+        if !owns_nothing {
+            return Err(Abort::UnsupportedOperand(op));
+        }
+        let v = self.reg(src)?;
+        let addr = self.element_addr(aref, iref);
+        let old = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+        let heap = self.tb.kint(TAG_STR as i64);
+        self.tb.guard(Op::Lt, old, heap);
+        let tag = self.tb.kint(tag_of(v.num) as i64);
+        self.tb.store(Op::StI, addr, TAG_OFFSET, tag);
+        let store = match v.num {
+            Num::Int(_) => Op::StI,
+            Num::Float(_) => Op::StF,
+            Num::Bool(_) => Op::StB,
+        };
+        self.tb.store(store, addr, PAYLOAD_OFFSET as i64, v.r);
+        self.stores.push((Rc::as_ptr(&obj) as usize, i, v.num));
+        Ok(())
+    }
+
+    /// `callb` of `sqrt`, `int` or `float` on a number (others abort as unsupported).
+    fn builtin(&mut self, w: u32) -> Result<(), Abort> {
+        let (first, n) = (a(w), c(w));
+        let unsupported = Abort::Unsupported(byte::CallB);
+        let which = Builtin::from_index(b(w)).ok_or(unsupported)?;
+        if n != 1 || !matches!(which, Builtin::Sqrt | Builtin::Int | Builtin::Float) {
+            return Err(unsupported);
+        }
+        let x = match self.shadow.get(first).copied().flatten() {
+            Some(Num::Int(_) | Num::Float(_)) => self.reg(first)?,
+            _ => return Err(Abort::UnsupportedOperand(byte::CallB)),
+        };
+        let v = match (which, x.num) {
+            (Builtin::Sqrt, _) => {
+                let xf = self.float_of(x);
+                Val {
+                    num: Num::Float(crate::vm::builtins::sqrt(xf.num.as_f64())),
+                    r: self.tb.op(Op::SqrtF, xf.r, NONE),
+                }
+            }
+            (Builtin::Int, Num::Float(f)) => {
+                // Inside (-2^63, 2^63) truncation is exact on every target; NaN and the rest
+                // (saturated by the interpreter) fail a guard and are redone there.
+                let (lo, hi) = (self.tb.kfloat(-TWO_63), self.tb.kfloat(TWO_63));
+                self.tb.guard(Op::Gt, x.r, lo);
+                self.tb.guard(Op::Lt, x.r, hi);
+                let r = self.tb.op(Op::ToInt, x.r, NONE);
+                Val {
+                    num: Num::Int(f as i64),
+                    r,
+                }
+            }
+            (Builtin::Float, Num::Int(_)) => self.float_of(x),
+            // `int` of an int, `float` of a float.
+            _ => x,
+        };
+        self.set(first, v)
+    }
+
+    /// `move t, arr` (an array register): only as the argument move of `len(arr)`, recorded
+    /// together with the `callb` after it.
+    fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let next = self.code.get(pc + 1).copied().unwrap_or(0);
+        let is_len = next as u8 == byte::CallB
+            && a(next) == a(w)
+            && c(next) == 1
+            && Builtin::from_index(b(next)) == Some(Builtin::Len);
+        if !is_len {
+            return Err(Abort::UnsupportedOperand(byte::Move));
+        }
+        let (obj, aref) = self.array(byte::Move, b(w))?;
+        let len = self.tb.load(Op::LdI, aref, ARRAY_LEN_OFFSET as i64);
+        let v = Val {
+            num: Num::Int(obj.len() as i64),
+            r: len,
+        };
+        self.set(a(w), v)?;
+        Ok(Next::Pc(pc + 2))
+    }
+}
