@@ -75,7 +75,10 @@ fn same_as_interpreter(src: &str) -> Vec<Run> {
             let got = run(src, Some(t));
             assert_eq!(got.out, want.out, "threshold {t}\n{src}\n{}", got.log);
             assert_eq!(got.result, want.result, "threshold {t}\n{src}\n{}", got.log);
-            assert_eq!(got.heap_bytes, want.heap_bytes, "threshold {t}: heap\n{src}");
+            assert_eq!(
+                got.heap_bytes, want.heap_bytes,
+                "threshold {t}: heap\n{src}"
+            );
             got
         })
         .collect()
@@ -225,8 +228,8 @@ fn heap_elements_and_array_moves_abort_naming_the_op() {
         "`getidx` on these operand types is not supported",
     );
     aborts_naming(
-        "let a = array(10, 0); let i = 0;
-         while i < 100 { a[i % 10] = \"x\"; i = i + 1; }
+        "let a = array(10, 0); let s = \"x\"; let i = 0;
+         while i < 100 { a[i % 10] = s; i = i + 1; }
          print(a[3]);",
         "`setidx` on these operand types is not supported",
     );

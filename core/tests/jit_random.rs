@@ -88,7 +88,10 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
             10 => {
                 // `int` of a float, behind the range guards the recorder emits.
                 let p = pick_float(&mut b, &floats, x);
-                let (lo, hi) = (b.kfloat(-9.223_372_036_854_776e18), b.kfloat(9.223_372_036_854_776e18));
+                let (lo, hi) = (
+                    b.kfloat(-9.223_372_036_854_776e18),
+                    b.kfloat(9.223_372_036_854_776e18),
+                );
                 b.guard(Op::Gt, p, lo);
                 b.guard(Op::Lt, p, hi);
                 let r = b.op(Op::ToInt, p, NONE);

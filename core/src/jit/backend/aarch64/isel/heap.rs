@@ -27,7 +27,11 @@ impl Isel<'_> {
     /// Emits one heap or builtin op.
     pub(super) fn heap_op(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
-        let width = if matches!(inst.op, Op::LdB | Op::StB) { 1 } else { 8 };
+        let width = if matches!(inst.op, Op::LdB | Op::StB) {
+            1
+        } else {
+            8
+        };
         match inst.op {
             Op::SLoadT => return self.sload_tagged(r),
             Op::LdI | Op::LdF | Op::LdB => {
