@@ -70,7 +70,7 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
                 // An int guard that fails now and then.
                 let p = pick_int(&mut b, &ints, x);
                 let q = b.kint(k as i64);
-                let op = [Op::Ne, Op::Lt, Op::Gt, Op::Le, Op::Ge, Op::Eq][y as usize % 6];
+                let op = [Op::Ne, Op::Lt, Op::Gt, Op::Le, Op::Ge, Op::Eq, Op::ULt][y as usize % 7];
                 let op = if op == Op::Eq || y & 1 == 0 {
                     Op::Ne
                 } else {

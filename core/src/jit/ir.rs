@@ -132,6 +132,7 @@ macro_rules! irdef {
             StF     (Int, Float)    -> Void  [flags::EFFECT]                  "store float b at address a + `imm`";
             StB     (Int, Bool)     -> Void  [flags::EFFECT]                  "store bool b as one byte at address a + `imm`";
             SqrtF   (Float, None)   -> Float [flags::PURE]                    "the correctly rounded square root of a";
+            ULt     (Int, Int)      -> Void  [flags::GUARD]                   "guard a < b, both taken as unsigned (a bounds check: a negative a fails)";
             ToInt   (Float, None)   -> Int   [flags::PURE]                    "a truncated toward zero; unspecified for NaN or outside (-2^63, 2^63): recorders guard that range first";
         }
     };
@@ -214,7 +215,7 @@ impl Op {
         }
     }
     /// Whether the comparison guard `self` holds for the ordering of `a` against `b`
-    /// (`None` = unordered, i.e. a NaN operand).
+    /// (`None` = unordered, i.e. a NaN operand; for `ULt` the unsigned ordering).
     pub fn compare_holds(self, ord: Option<core::cmp::Ordering>) -> bool {
         use core::cmp::Ordering::*;
         match (self, ord) {
@@ -226,6 +227,7 @@ impl Op {
             (Op::Ge, Some(o)) => o != Less,
             (Op::Eq, Some(o)) => o == Equal,
             (Op::Ne, Some(o)) => o != Equal,
+            (Op::ULt, Some(o)) => o == Less,
             _ => false,
         }
     }

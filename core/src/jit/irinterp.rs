@@ -126,9 +126,10 @@ fn step(
             Op::MulF => (f(a()) * f(b())).to_bits(),
             Op::DivF => (f(a()) / f(b())).to_bits(),
             Op::ToFloat => (a() as i64 as f64).to_bits(),
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => {
                 let ord = match trace.ty(inst.a) {
                     Ty::Float => f(a()).partial_cmp(&f(b())),
+                    _ if inst.op == Op::ULt => Some(a().cmp(&b())),
                     _ => Some((a() as i64).cmp(&(b() as i64))),
                 };
                 if !inst.op.compare_holds(ord) {

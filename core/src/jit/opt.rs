@@ -144,6 +144,7 @@ impl Emitter {
             (op, Some(x), Some(y)) if op.is_guard() && op != Op::SLoad => {
                 let ord = match self.out.ty(inst.a) {
                     Ty::Float => f(x).partial_cmp(&f(y)),
+                    _ if op == Op::ULt => Some((x as u64).cmp(&(y as u64))),
                     _ => Some(x.cmp(&y)),
                 };
                 // A guard that always fails stays: the trace then always exits there.

@@ -154,9 +154,8 @@ impl Recorder<'_> {
     /// The guarded address of element `iref` of the array at `aref`.
     fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
         let len = self.tb.load(Op::LdI, aref, ARRAY_LEN_OFFSET as i64);
-        let zero = self.tb.kint(0);
-        self.tb.guard(Op::Ge, iref, zero);
-        self.tb.guard(Op::Lt, iref, len);
+        // `0 <= index < len` in one unsigned compare.
+        self.tb.guard(Op::ULt, iref, len);
         let data = self.tb.load(Op::LdI, aref, ARRAY_PTR_OFFSET as i64);
         let size = self.tb.kint(ELEM_SIZE);
         let off = self.tb.op(Op::MulI, iref, size);

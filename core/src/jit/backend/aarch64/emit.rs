@@ -113,12 +113,14 @@ pub enum Cond {
     Ls,
     /// negative (floats: less, not unordered)
     Mi,
+    /// unsigned higher or same (carry set)
+    Hs,
     /// positive or zero (floats: not less, or unordered)
     Pl,
 }
 
 /// All [`Cond`]s (for exhaustive template tests).
-pub const ALL_CONDS: [Cond; 10] = [
+pub const ALL_CONDS: [Cond; 11] = [
     Cond::Eq,
     Cond::Ne,
     Cond::Lt,
@@ -129,6 +131,7 @@ pub const ALL_CONDS: [Cond; 10] = [
     Cond::Ls,
     Cond::Mi,
     Cond::Pl,
+    Cond::Hs,
 ];
 
 /// Expands the AArch64 templates for an assembler type `$B` with dynamic label type `$L`.
@@ -287,6 +290,7 @@ macro_rules! a64_templates {
                 Cond::Ls => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.ls =>l),
                 Cond::Mi => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.mi =>l),
                 Cond::Pl => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.pl =>l),
+                Cond::Hs => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.hs =>l),
             }
         }
         /// `b label`.

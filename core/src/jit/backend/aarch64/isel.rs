@@ -179,7 +179,7 @@ impl Isel<'_> {
                 e::scvtf(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r)?,
             Op::Call => self.call(r)?,
             Op::Fuel => self.fuel(r)?,
             Op::CArgI
@@ -416,6 +416,7 @@ impl Isel<'_> {
                 }
             }
             match inst.op {
+                Op::ULt => Cond::Hs,
                 Op::Lt => Cond::Ge,
                 Op::Le => Cond::Gt,
                 Op::Gt => Cond::Le,

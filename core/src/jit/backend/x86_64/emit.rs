@@ -283,6 +283,18 @@ macro_rules! x64_templates {
         pub fn store_mr_u8(ops: &mut $B, base: u8, disp: i32, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(s));
         }
+        /// `imul dst, src, imm32`.
+        pub fn imul_rri(ops: &mut $B, d: u8, s: u8, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(s), imm);
+        }
+        /// `lea dst, [a + b]` (a three-operand add; `b` is never `rsp`, which is never allocated).
+        pub fn lea_rr(ops: &mut $B, d: u8, a: u8, b: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [Rq(a) + Rq(b)]);
+        }
+        /// `lea dst, [a + imm32]` (a three-operand add of a constant).
+        pub fn lea_ri(ops: &mut $B, d: u8, a: u8, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [Rq(a) + imm]);
+        }
         /// `sqrtsd dst, src`.
         pub fn sqrtsd(ops: &mut $B, d: u8, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; sqrtsd Rx(d), Rx(s));
@@ -371,6 +383,13 @@ mod tests {
                 for s in 0..16u8 {
                     t::sqrtsd(ops, d, s);
                     t::cvttsd2si(ops, d, s);
+                    for imm in [0i32, 16, -1, i32::MAX] {
+                        t::imul_rri(ops, d, s, imm);
+                        t::lea_ri(ops, d, s, imm);
+                    }
+                    for b in [0u8, 5, 12, 13] {
+                        t::lea_rr(ops, d, s, b);
+                    }
                 }
             }
             for disp in disps {

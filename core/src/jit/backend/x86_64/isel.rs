@@ -153,7 +153,7 @@ impl Isel<'_> {
                 e::cvtsi2sd(&mut self.b, fd, ra);
                 self.store_result(r, fd);
             }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r),
             Op::Call => self.call(r),
             Op::Fuel => self.fuel(r),
             Op::CArgI
@@ -293,8 +293,24 @@ impl Isel<'_> {
             .konst(inst.b)
             .and_then(|k| i32::try_from(k).ok())
             .filter(|_| matches!(inst.op, Op::AddI | Op::SubI));
+        let mul_imm = self
+            .konst(inst.b)
+            .and_then(|k| i32::try_from(k).ok())
+            .filter(|_| inst.op == Op::MulI);
+        if let Some(k) = mul_imm {
+            let ra = self.int_in(inst.a, S0);
+            e::imul_rri(&mut self.b, rd, ra, k);
+            self.store_result(r, rd);
+            return;
+        }
         if let Some(k) = imm {
             let ra = self.int_in(inst.a, S0);
+            if rd != ra && inst.op == Op::AddI {
+                // Three-operand add: no copy.
+                e::lea_ri(&mut self.b, rd, ra, k);
+                self.store_result(r, rd);
+                return;
+            }
             if rd != ra {
                 e::mov_rr(&mut self.b, rd, ra);
             }
@@ -307,6 +323,12 @@ impl Isel<'_> {
         }
         let ra = self.int_in(inst.a, S0);
         let rb = self.int_in(inst.b, S1);
+        if inst.op == Op::AddI && rd != ra && rd != rb {
+            // Three-operand add: no copy.
+            e::lea_rr(&mut self.b, rd, ra, rb);
+            self.store_result(r, rd);
+            return;
+        }
         // `d = b op a` for a commutative op whose result register holds `b`: no copies.
         let (ra, rb) = if matches!(inst.op, Op::AddI | Op::MulI) && rd == rb && rd != ra {
             (rb, ra)
@@ -427,6 +449,7 @@ impl Isel<'_> {
         }
         self.int_compare(inst.a, inst.b);
         let fail = match inst.op {
+            Op::ULt => Cond::Ae,
             Op::Lt => Cond::Ge,
             Op::Le => Cond::G,
             Op::Gt => Cond::Le,
