@@ -283,6 +283,10 @@ macro_rules! x64_templates {
         pub fn store_mr_u8(ops: &mut $B, base: u8, disp: i32, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(s));
         }
+        /// `cmp qword [base + disp], imm32`.
+        pub fn cmp_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [Rq(base) + disp], imm);
+        }
         /// `imul dst, src, imm32`.
         pub fn imul_rri(ops: &mut $B, d: u8, s: u8, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(s), imm);
@@ -379,6 +383,7 @@ mod tests {
                     t::store_mr(ops, base, 16, d);
                     t::store_mr_f(ops, base, 8, d);
                     t::store_mr_u8(ops, base, 8, d);
+                    t::cmp_mi(ops, base, 8, d as i32 - 3);
                 }
                 for s in 0..16u8 {
                     t::sqrtsd(ops, d, s);

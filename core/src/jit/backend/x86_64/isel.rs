@@ -56,6 +56,7 @@ impl Backend for X64 {
             epilogue,
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
+            fused: heap::fused_loads(t),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -77,6 +78,8 @@ pub(super) struct Isel<'a> {
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
     plans: Option<Vec<ExitPlan>>,
+    /// `LdI`s compared in memory by the guard right after them (see `heap::fused_loads`).
+    fused: Vec<bool>,
 }
 
 impl Isel<'_> {
@@ -152,6 +155,9 @@ impl Isel<'_> {
                 let fd = self.out(r, FS0);
                 e::cvtsi2sd(&mut self.b, fd, ra);
                 self.store_result(r, fd);
+            }
+            Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {
+                self.fused_guard(r)?
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r),
             Op::Call => self.call(r),
@@ -403,7 +409,8 @@ impl Isel<'_> {
         })?;
         let inst = self.t.insts[last];
         let int_guard = matches!(inst.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne)
-            && self.t.ty(inst.a) != Ty::Float;
+            && self.t.ty(inst.a) != Ty::Float
+            && self.fused.get(inst.a as usize) != Some(&true);
         let moves_nothing = self
             .t
             .insts
