@@ -282,3 +282,50 @@ fn sqrt_of_negative_and_special_floats() {
          print(s, sqrt(0.0 - 0.0), sqrt(1.0 / 0.0));",
     );
 }
+
+// ---- the optimiser -----------------------------------------------------------------------------
+
+/// Loads of the recorded dot-product loop (`sum = sum + x[k] * y[k]`, with `y[k] = sum` when
+/// `store`): (`LdI`s in the loop body, `LdI`s before it).
+fn body_loads(store: bool) -> (usize, usize) {
+    use kiln::jit::ir::Op;
+    use kiln::jit::opt::optimize;
+    use kiln::jit::record::record;
+    use kiln::vm::value::{MeterCell, Value};
+    let body = if store {
+        "sum = sum + x[k] * y[k]; y[k] = sum;"
+    } else {
+        "sum = sum + x[k] * y[k];"
+    };
+    let src = format!(
+        "let n = 50; let x = array(n, 1.5); let y = array(n, 2.5); let sum = 0.0; let k = 0;
+         while k < n {{ {body} k = k + 1; }}
+         print(sum);"
+    );
+    let prog = lang::compile(&src).unwrap();
+    let meter = MeterCell::new(usize::MAX);
+    let mut regs: Vec<Value> = (0..prog.funcs[0].nregs).map(|_| Value::Nil).collect();
+    regs[0] = Value::Int(50);
+    regs[1] = Value::new_array(&meter, vec![Value::Float(1.5); 50]).unwrap();
+    regs[2] = Value::new_array(&meter, vec![Value::Float(2.5); 50]).unwrap();
+    regs[3] = Value::Float(0.0);
+    regs[4] = Value::Int(5);
+    let trace = (0..prog.funcs[0].code.len())
+        .find_map(|pc| record(&prog, 0, pc, &regs).ok())
+        .expect("the loop records");
+    let t = optimize(&trace).unwrap();
+    let l = t.loop_ref().unwrap() as usize;
+    let count = |insts: &[kiln::jit::ir::Inst]| insts.iter().filter(|i| i.op == Op::LdI).count();
+    (count(&t.insts[l..]), count(&t.insts[..l]))
+}
+
+#[test]
+fn array_length_and_element_pointer_leave_a_loop_that_stores_nothing() {
+    // Without stores only the two element tag loads stay in the body; with one, the length and
+    // element pointer of both arrays are read again every iteration (a store could have
+    // changed them for all the optimiser knows), and so is the stored element's old tag.
+    let (body, pre) = body_loads(false);
+    assert_eq!((body, pre), (2, 6));
+    let (body, _) = body_loads(true);
+    assert!(body >= 7, "{body} loads in the body");
+}
