@@ -133,6 +133,7 @@ macro_rules! irdef {
             StB     (Int, Bool)     -> Void  [flags::EFFECT]                  "store bool b as one byte at address a + `imm`";
             SqrtF   (Float, None)   -> Float [flags::PURE]                    "the correctly rounded square root of a";
             ULt     (Int, Int)      -> Void  [flags::GUARD]                   "guard a < b, both taken as unsigned (a bounds check: a negative a fails)";
+            LdH     (Int, None)     -> Int   [0]                              "the header word at address a + `imm` of a heap object (an array's length or element pointer): only calls change it, stores to elements never do";
             ToInt   (Float, None)   -> Int   [flags::PURE]                    "a truncated toward zero; unspecified for NaN or outside (-2^63, 2^63): recorders guard that range first";
         }
     };
@@ -195,7 +196,8 @@ impl Op {
     pub fn is_pure(self) -> bool {
         self.flags() & flags::PURE != 0
     }
-    /// Whether the opcode reads memory outside the VM slots (`LdI`, `LdF`, `LdB`).
+    /// Whether the opcode reads memory outside the VM slots that stores may change (`LdI`,
+    /// `LdF`, `LdB`; `LdH` reads a header word only calls change).
     #[inline]
     pub fn is_load(self) -> bool {
         matches!(self, Op::LdI | Op::LdF | Op::LdB)
@@ -558,7 +560,7 @@ impl TraceBuilder {
         self.push(i)
     }
 
-    /// A load (`LdI`, `LdF`, `LdB`) from address `base + disp`.
+    /// A load (`LdI`, `LdF`, `LdB`, `LdH`) from address `base + disp`.
     pub fn load(&mut self, op: Op, base: Ref, disp: i64) -> Ref {
         let mut i = Inst::new(op, op.result(), base, NONE);
         i.imm = disp;

@@ -59,6 +59,9 @@ struct Emitter {
     /// The trace writes no memory (no store, no call): its loads read values that stay put,
     /// so they CSE (and, in the body, hoist) like pure instructions.
     cse_loads: bool,
+    /// The trace makes no call: heap object headers (`LdH`: array lengths and element
+    /// pointers) stay put, element stores included.
+    cse_headers: bool,
 }
 
 impl Emitter {
@@ -100,7 +103,8 @@ impl Emitter {
         let cse = inst.op.is_pure()
             || inst.op.is_const()
             || (inst.op.is_guard() && !effect)
-            || (inst.op.is_load() && self.cse_loads);
+            || (inst.op.is_load() && self.cse_loads)
+            || (inst.op == Op::LdH && self.cse_headers);
         let key = (inst.op, inst.ty, inst.a, inst.b, inst.imm);
         if cse {
             if let Some(&r) = self.cse.get(&key) {
@@ -173,6 +177,7 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
         },
         cse: BTreeMap::new(),
         cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
+        cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
     };
     // Pass 1: the pre-roll, folded and CSE'd.
     let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
@@ -208,6 +213,7 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
         },
         cse: BTreeMap::new(),
         cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
+        cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
     };
     let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
     for inst in &rec.insts {

@@ -153,10 +153,10 @@ impl Recorder<'_> {
 
     /// The guarded address of element `iref` of the array at `aref`.
     fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
-        let len = self.tb.load(Op::LdI, aref, ARRAY_LEN_OFFSET as i64);
+        let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
         // `0 <= index < len` in one unsigned compare.
         self.tb.guard(Op::ULt, iref, len);
-        let data = self.tb.load(Op::LdI, aref, ARRAY_PTR_OFFSET as i64);
+        let data = self.tb.load(Op::LdH, aref, ARRAY_PTR_OFFSET as i64);
         let size = self.tb.kint(ELEM_SIZE);
         let off = self.tb.op(Op::MulI, iref, size);
         self.tb.op(Op::AddI, data, off)
@@ -269,7 +269,7 @@ impl Recorder<'_> {
             return Err(Abort::UnsupportedOperand(byte::Move));
         }
         let (obj, aref) = self.array(byte::Move, b(w))?;
-        let len = self.tb.load(Op::LdI, aref, ARRAY_LEN_OFFSET as i64);
+        let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
         let v = Val {
             num: Num::Int(obj.len() as i64),
             r: len,

@@ -196,6 +196,7 @@ impl Isel<'_> {
             | Op::LdI
             | Op::LdF
             | Op::LdB
+            | Op::LdH
             | Op::StI
             | Op::StF
             | Op::StB

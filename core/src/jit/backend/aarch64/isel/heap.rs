@@ -34,7 +34,7 @@ impl Isel<'_> {
         };
         match inst.op {
             Op::SLoadT => return self.sload_tagged(r),
-            Op::LdI | Op::LdF | Op::LdB => {
+            Op::LdI | Op::LdF | Op::LdB | Op::LdH => {
                 let base = self.int_in(inst.a, S1)?;
                 let m = self.heap_mem(base, inst.imm, width);
                 match (inst.op, m) {

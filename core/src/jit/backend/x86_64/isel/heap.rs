@@ -59,7 +59,7 @@ impl Isel<'_> {
             Op::SLoadT => return self.sload_tagged(r),
             // Compared in memory by the guard after it.
             Op::LdI if self.fused.get(r as usize) == Some(&true) => {}
-            Op::LdI | Op::LdF | Op::LdB => {
+            Op::LdI | Op::LdF | Op::LdB | Op::LdH => {
                 let d = disp(inst.imm)?;
                 let base = self.int_in(inst.a, S1);
                 if inst.op == Op::LdF {
