@@ -244,6 +244,21 @@ fn an_array_register_reassigned_in_the_loop_stays_correct() {
     );
 }
 
+#[test]
+fn an_update_in_place_that_changes_the_element_type() {
+    // `a[i] = a[i] * 0.5` reads an int and stores a float (the tag store stays); the second
+    // pass reads floats, and `b` aliases `a`.
+    same_as_interpreter(
+        "let a = array(64, 3); let b = a; let p = 0; let s = 0.0;
+         while p < 3 {
+             let i = 0;
+             while i < 64 { a[i] = a[i] * 0.5; b[i] = b[i] + 1; s = s + a[i]; i = i + 1; }
+             p = p + 1;
+         }
+         print(s, a[5], b[63]);",
+    );
+}
+
 // ---- builtins ----------------------------------------------------------------------------------
 
 #[test]
@@ -318,9 +333,15 @@ fn body_loads(body: &str) -> (usize, usize) {
 fn array_headers_leave_loops_without_calls_and_elements_loops_without_stores() {
     // Only the two element tag loads stay in the body of a loop that stores nothing.
     assert_eq!(body_loads("sum = sum + x[k] * y[k];"), (2, 0));
-    // A store to an element may change elements (the stored element's old tag is read too),
-    // never an array's length or element pointer.
-    assert_eq!(body_loads("sum = sum + x[k] * y[k]; y[k] = sum;"), (3, 0));
+    // A store to an element may change elements, never an array's length or element pointer.
+    // Storing to the element just read needs no second tag check...
+    assert_eq!(body_loads("sum = sum + x[k] * y[k]; y[k] = sum;"), (2, 0));
+    // ...but a store to another element in between (`x` might be `y`) does: the old tags of
+    // both stored elements are read.
+    assert_eq!(
+        body_loads("sum = sum + y[k]; x[k] = sum; y[k] = sum;"),
+        (3, 0)
+    );
     // A call (int `%` is one) might: the headers are read again every iteration.
     assert_eq!(body_loads("sum = sum + x[k % n] * y[k];"), (2, 4));
 }

@@ -567,6 +567,21 @@ impl TraceBuilder {
         self.push(i)
     }
 
+    /// The number of instructions recorded so far (a position for
+    /// [`wrote_memory_since`](Self::wrote_memory_since)).
+    pub fn mark(&self) -> usize {
+        self.trace.insts.len()
+    }
+
+    /// Whether an instruction recorded since `mark` may have written memory (a store or a
+    /// call).
+    pub fn wrote_memory_since(&self, mark: usize) -> bool {
+        self.trace
+            .insts
+            .get(mark..)
+            .is_some_and(|i| i.iter().any(|i| i.op.writes_memory()))
+    }
+
     /// A store (`StI`, `StF`, `StB`) of `val` to address `base + disp`.
     pub fn store(&mut self, op: Op, base: Ref, disp: i64, val: Ref) {
         let mut i = Inst::new(op, Ty::Void, base, val);

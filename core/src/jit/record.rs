@@ -116,6 +116,8 @@ struct Recorder<'p> {
     /// Elements the recorded iteration stored (array address, index, value): the recorder
     /// does not write the arrays itself.
     stores: Vec<(usize, i64, Num)>,
+    /// Element tags the trace has checked (see [`array`]).
+    known_tags: Vec<array::KnownTag>,
 }
 
 /// How a recording starts and where it may end.
@@ -186,6 +188,7 @@ pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<T
         written: Vec::new(),
         arrays: array::array_regs(regs),
         stores: Vec::new(),
+        known_tags: Vec::new(),
     };
     let end = rec.run()?;
     let built = match end {

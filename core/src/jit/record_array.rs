@@ -63,6 +63,16 @@ pub(super) fn array_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<ArrayReg>>
         .collect()
 }
 
+/// An element whose tag the trace has guarded or stored: element `index` (a ref) of the array
+/// at `array` (a ref) has tag `tag` for as long as nothing writes memory after `mark` (a
+/// [`crate::jit::ir::TraceBuilder::mark`]).
+pub(super) struct KnownTag {
+    array: Ref,
+    index: Ref,
+    tag: u64,
+    mark: usize,
+}
+
 /// An element index: a register or a literal (`getidxi`, `setidxi`).
 #[derive(Clone, Copy)]
 enum Index {
@@ -179,7 +189,31 @@ impl Recorder<'_> {
             Num::Bool(_) => Op::LdB,
         };
         let r = self.tb.load(load, addr, PAYLOAD_OFFSET as i64);
+        self.know_tag(aref, iref, tag_of(num));
         self.set(dst, Val { num, r })
+    }
+
+    /// Records that element `iref` of `aref` has tag `tag` now.
+    fn know_tag(&mut self, aref: Ref, iref: Ref, tag: u64) {
+        let mark = self.tb.mark();
+        self.known_tags
+            .retain(|k| (k.array, k.index) != (aref, iref));
+        self.known_tags.push(KnownTag {
+            array: aref,
+            index: iref,
+            tag,
+            mark,
+        });
+    }
+
+    /// The tag of element `iref` of `aref`, if the trace checked or stored it and nothing has
+    /// written memory since.
+    fn known_tag(&self, aref: Ref, iref: Ref) -> Option<u64> {
+        let k = self
+            .known_tags
+            .iter()
+            .find(|k| (k.array, k.index) == (aref, iref))?;
+        (!self.tb.wrote_memory_since(k.mark)).then_some(k.tag)
     }
 
     /// `arr[idx] = src` for a number replacing an element that owns nothing.
@@ -203,11 +237,18 @@ impl Recorder<'_> {
         }
         let v = self.reg(src)?;
         let addr = self.element_addr(aref, iref);
-        let old = self.tb.load(Op::LdI, addr, TAG_OFFSET);
-        let heap = self.tb.kint(TAG_STR as i64);
-        self.tb.guard(Op::Lt, old, heap);
-        let tag = self.tb.kint(tag_of(v.num) as i64);
-        self.tb.store(Op::StI, addr, TAG_OFFSET, tag);
+        // `a[i] = a[i] + 1`: the read just guarded the element's tag (a number), and nothing
+        // wrote memory since: no second check, and no tag store when the type stays.
+        let known = self.known_tag(aref, iref);
+        if known.is_none() {
+            let old = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+            let heap = self.tb.kint(TAG_STR as i64);
+            self.tb.guard(Op::Lt, old, heap);
+        }
+        if known != Some(tag_of(v.num)) {
+            let tag = self.tb.kint(tag_of(v.num) as i64);
+            self.tb.store(Op::StI, addr, TAG_OFFSET, tag);
+        }
         let store = match v.num {
             Num::Int(_) => Op::StI,
             Num::Float(_) => Op::StF,
@@ -215,6 +256,7 @@ impl Recorder<'_> {
         };
         self.tb.store(store, addr, PAYLOAD_OFFSET as i64, v.r);
         self.stores.push((Rc::as_ptr(&obj) as usize, i, v.num));
+        self.know_tag(aref, iref, tag_of(v.num));
         Ok(())
     }
 
