@@ -40,9 +40,14 @@ struct Run {
 }
 
 fn run(src: &str, threshold: Option<u32>) -> Run {
+    run_capped(src, threshold, VmConfig::default().memory_cap)
+}
+
+fn run_capped(src: &str, threshold: Option<u32>, memory_cap: usize) -> Run {
     let prog = lang::compile(src).expect("compiles");
     let config = VmConfig {
         jit_threshold: threshold.unwrap_or(0),
+        memory_cap,
         ..VmConfig::default()
     };
     let mut vm = Vm::new(&prog, config).expect("verifies");
@@ -257,6 +262,55 @@ fn an_update_in_place_that_changes_the_element_type() {
          }
          print(s, a[5], b[63]);",
     );
+}
+
+#[test]
+fn push_of_ints_runs_natively() {
+    // The push's result register stays nil: no other temporary in the loop reuses it.
+    native(
+        "let a = array(0, 0); let i = 0;
+         while i < 700 { push(a, i * 3); i = i + 1; }
+         print(len(a), a[0], a[699]);",
+    );
+    // Here `s = s + a[i] + len(a)` reuses it: the loop stays interpreted, same result.
+    same_as_interpreter(
+        "let a = array(0, 0); let s = 0; let i = 0;
+         while i < 700 { push(a, i * 3); s = s + a[i] + len(a); i = i + 1; }
+         print(s, len(a), a[699]);",
+    );
+}
+
+#[test]
+fn push_next_to_other_temporaries_matches_the_interpreter() {
+    // The push's result register is reused by the next statement's temporaries, and floats
+    // are pushed too (not traced): aborts, never a wrong register.
+    same_as_interpreter(
+        "let a = array(0, 0); let b = array(0, 0); let s = 0.0; let i = 0;
+         while i < 400 {
+             push(a, i);
+             s = s + sqrt(i * 1.0) * 2.0;
+             push(b, s);
+             if i % 3 == 0 { push(a, a[i] + 1); }
+             i = i + 1;
+         }
+         print(s, len(a), len(b), a[10], b[20]);",
+    );
+}
+
+#[test]
+fn a_push_past_the_memory_cap_is_the_interpreters_error() {
+    let src = "let a = array(0, 0); let i = 0;
+               while i < 100000 { push(a, i); i = i + 1; }
+               print(len(a));";
+    let want = run_capped(src, None, 64 * 1024);
+    assert!(want.result.is_err(), "the cap stops the loop");
+    for t in [1, 7] {
+        let got = run_capped(src, Some(t), 64 * 1024);
+        assert_eq!(got.result, want.result, "threshold {t}\n{}", got.log);
+        assert_eq!(got.out, want.out);
+        assert_eq!(got.heap_bytes, want.heap_bytes);
+        assert!(got.stats.entered >= 1, "{:?}\n{}", got.stats, got.log);
+    }
 }
 
 // ---- builtins ----------------------------------------------------------------------------------

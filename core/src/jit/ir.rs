@@ -135,6 +135,7 @@ macro_rules! irdef {
             ULt     (Int, Int)      -> Void  [flags::GUARD]                   "guard a < b, both taken as unsigned (a bounds check: a negative a fails)";
             LdH     (Int, None)     -> Int   [0]                              "the header word at address a + `imm` of a heap object (an array's length or element pointer): only calls change it, stores to elements never do";
             ToInt   (Float, None)   -> Int   [flags::PURE]                    "a truncated toward zero; unspecified for NaN or outside (-2^63, 2^63): recorders guard that range first";
+            SAddr   (None, None)    -> Int   [flags::PURE]                    "the address of VM slot `imm` (for runtime calls that work on a slot's value)";
         }
     };
 }
@@ -358,6 +359,9 @@ impl Trace {
                     return Err(IrError::BadImmediate { at })
                 }
                 Op::SLoadT if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
+                Op::SAddr if inst.imm < 0 || inst.imm > u32::MAX as i64 => {
+                    return Err(IrError::BadImmediate { at })
+                }
                 Op::SLoad if inst.ty == Ty::Void => return Err(IrError::BadType { at }),
                 Op::Call if inst.imm < 0 || inst.imm as usize >= self.calls.len() => {
                     return Err(IrError::BadImmediate { at })
@@ -580,6 +584,18 @@ impl TraceBuilder {
             .insts
             .get(mark..)
             .is_some_and(|i| i.iter().any(|i| i.op.writes_memory()))
+    }
+
+    /// Whether the trace has written `slot` so far (it has an entry in the slot map).
+    pub fn is_written(&self, slot: u32) -> bool {
+        self.slots.get(slot).is_some()
+    }
+
+    /// The address of VM slot `slot`.
+    pub fn slot_addr(&mut self, slot: u32) -> Ref {
+        let mut i = Inst::new(Op::SAddr, Ty::Int, NONE, NONE);
+        i.imm = slot as i64;
+        self.push(i)
     }
 
     /// A store (`StI`, `StF`, `StB`) of `val` to address `base + disp`.

@@ -159,7 +159,7 @@ fn step(
             Op::ToInt => (f(a()) as i64) as u64,
             // VM calls need a VM, heap accesses need real heap objects: function traces and
             // traces over arrays are checked against the interpreter instead.
-            Op::LdI | Op::LdF | Op::LdB | Op::LdH | Op::StI | Op::StF | Op::StB => {
+            Op::LdI | Op::LdF | Op::LdB | Op::LdH | Op::SAddr | Op::StI | Op::StF | Op::StB => {
                 return Err(InterpError::NeedsVm)
             }
             Op::CArgI

@@ -118,6 +118,9 @@ struct Recorder<'p> {
     stores: Vec<(usize, i64, Num)>,
     /// Element tags the trace has checked (see [`array`]).
     known_tags: Vec<array::KnownTag>,
+    /// Registers nil when the recording started, and the slots a `push` leaves nil (see
+    /// [`array`]).
+    nils: array::Nils,
 }
 
 /// How a recording starts and where it may end.
@@ -189,8 +192,10 @@ pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<T
         arrays: array::array_regs(regs),
         stores: Vec::new(),
         known_tags: Vec::new(),
+        nils: array::Nils::new(regs),
     };
     let end = rec.run()?;
+    rec.check_nil_slots()?;
     let built = match end {
         End::Loop => rec.tb.finish(start.pc as u32),
         End::Link(pc) => rec.tb.finish_exit(pc as u32),

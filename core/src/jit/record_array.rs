@@ -23,7 +23,14 @@
 //! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
 //! that the float lies strictly inside (-2^63, 2^63) (NaN fails them), the identity conversions are free, and `len` of an array register
 //! (compiled as `move t, a; callb t, len, 1`) loads the count, both bytecodes as one step whose
-//! guards resume at the `move`.
+//! guards resume at the `move`. `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a
+//! runtime call of `ArrayObj::push` through the array register's slot (`SAddr`), recorded when
+//! its result register `t` is nil and the iteration never writes it (see [`Recorder::push`]).
+//!
+//! Alias rules (the optimiser's): element loads CSE only in traces without stores and calls;
+//! length and element-pointer loads (`LdH`) in traces without calls (only `push`, a call,
+//! changes them). A store to the element the iteration just read, with no memory write in
+//! between, skips the old-tag check, and the tag store when the type stays.
 use liballoc::rc::Rc;
 
 use super::{Next, Num, Recorder, Val};
@@ -33,8 +40,22 @@ use crate::vm::builtins::Builtin;
 use crate::vm::bytecode::{a, b, byte, c};
 use crate::vm::value::{
     ArrayObj, Value, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, PAYLOAD_OFFSET, TAG_ARRAY, TAG_BOOL,
-    TAG_FLOAT, TAG_INT, TAG_STR,
+    TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR,
 };
+
+/// `push` of int `x` onto the array in the VM register at address `slot`: 0, or -1 when the
+/// register holds no array or the VM's memory cap refuses the growth (nothing changed; the
+/// trace exits and the interpreter's `push` reports it).
+pub(crate) extern "C" fn push_int(slot: i64, x: i64) -> i64 {
+    // SAFETY: `slot` is the address of a VM register of the running frame (`SAddr`) that the
+    // trace guarded to hold an array (`SLoadT`) and never writes; the interpreter is suspended
+    // while native code runs, so nothing else touches the register or the array now.
+    let v = unsafe { &*(slot as usize as *const Value) };
+    match v {
+        Value::Array(arr) if arr.push(Value::Int(x)).is_ok() => 0,
+        _ => -1,
+    }
+}
 
 /// Bytes between two elements.
 const ELEM_SIZE: i64 = core::mem::size_of::<Value>() as i64;
@@ -71,6 +92,23 @@ pub(super) struct KnownTag {
     index: Ref,
     tag: u64,
     mark: usize,
+}
+
+/// Nil registers: which registers held nil when the recording started, and which slots a
+/// recorded `push` relies on staying nil (its result register: the trace guards it is nil and
+/// never writes it, so every exit leaves it nil, as the interpreter's `push` does).
+pub(super) struct Nils {
+    at_start: liballoc::vec::Vec<bool>,
+    kept: liballoc::vec::Vec<u32>,
+}
+
+impl Nils {
+    pub(super) fn new(regs: &[Value]) -> Nils {
+        Nils {
+            at_start: regs.iter().map(|v| matches!(v, Value::Nil)).collect(),
+            kept: liballoc::vec::Vec::new(),
+        }
+    }
 }
 
 /// An element index: a register or a literal (`getidxi`, `setidxi`).
@@ -299,8 +337,8 @@ impl Recorder<'_> {
         self.set(first, v)
     }
 
-    /// `move t, arr` (an array register): only as the argument move of `len(arr)`, recorded
-    /// together with the `callb` after it.
+    /// `move t, arr` (an array register): only as the argument move of `len(arr)` or
+    /// `push(arr, v)`, recorded together with the instructions up to the `callb`.
     fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let next = self.code.get(pc + 1).copied().unwrap_or(0);
         let is_len = next as u8 == byte::CallB
@@ -308,15 +346,91 @@ impl Recorder<'_> {
             && c(next) == 1
             && Builtin::from_index(b(next)) == Some(Builtin::Len);
         if !is_len {
-            return Err(Abort::UnsupportedOperand(byte::Move));
+            return self.push(pc, w);
         }
         let (obj, aref) = self.array(byte::Move, b(w))?;
         let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
         let v = Val {
-            num: Num::Int(obj.len() as i64),
+            num: Num::Int(obj.len() as i64 + self.pushed(&obj)),
             r: len,
         };
         self.set(a(w), v)?;
         Ok(Next::Pc(pc + 2))
+    }
+
+    /// Elements the recorded iteration appended to `obj`.
+    fn pushed(&self, obj: &Rc<ArrayObj>) -> i64 {
+        let (addr, len) = (Rc::as_ptr(obj) as usize, obj.len() as i64);
+        self.stores
+            .iter()
+            .filter(|s| s.0 == addr && s.1 >= len)
+            .count() as i64
+    }
+
+    /// `push(arr, v)` of an int: `move t, arr; X; callb t, push, 2` where `X` is one
+    /// instruction computing `v` into `t + 1`. A runtime call (`ArrayObj::push`, which grows
+    /// the buffer and charges the meter) through the array register's slot; its failure (out of
+    /// memory) is guarded. Every guard of the three resumes at the `move`, whose register `t`
+    /// the trace never fills: it must be nil when the push is reached and stays nil (what
+    /// the interpreter's `push` leaves there), so the recording aborts if the iteration writes
+    /// it anywhere.
+    fn push(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let unsupported = Abort::UnsupportedOperand(byte::Move);
+        let (t, arr) = (a(w), b(w));
+        let x = self.code.get(pc + 1).copied().unwrap_or(0);
+        let call = self.code.get(pc + 2).copied().unwrap_or(0);
+        let computes_arg = matches!(
+            x as u8,
+            byte::Move
+                | byte::LoadK
+                | byte::LoadInt
+                | byte::GetIdx
+                | byte::GetIdxI
+                | byte::Add
+                | byte::Sub
+                | byte::Mul
+                | byte::AddK
+                | byte::SubK
+                | byte::MulK
+        ) && a(x) == t + 1;
+        let is_push = call as u8 == byte::CallB
+            && a(call) == t
+            && c(call) == 2
+            && Builtin::from_index(b(call)) == Some(Builtin::Push);
+        let t_nil = self.nils.at_start.get(t) == Some(&true)
+            && !self.tb.is_written(t as u32)
+            && !self.is_array(t);
+        if !computes_arg || !is_push || !t_nil {
+            return Err(unsupported);
+        }
+        let (obj, _) = self.array(byte::Move, arr)?;
+        // `X` records with this pc: its guards resume at the `move`.
+        match self.step(pc + 1, x)? {
+            Next::Pc(p) if p == pc + 2 => {}
+            _ => return Err(unsupported),
+        }
+        let Some(Num::Int(v)) = self.shadow.get(t + 1).copied().flatten() else {
+            return Err(unsupported);
+        };
+        let val = self.reg(t + 1)?;
+        self.tb.slot_tagged(t as u32, TAG_NIL as u32);
+        let slot = self.tb.slot_addr(arr as u32);
+        let status = self.tb.call(push_int, slot, val.r);
+        let zero = self.tb.kint(0);
+        self.tb.guard(Op::Eq, status, zero);
+        let index = obj.len() as i64 + self.pushed(&obj);
+        self.stores
+            .push((Rc::as_ptr(&obj) as usize, index, Num::Int(v)));
+        self.nils.kept.push(t as u32);
+        Ok(Next::Pc(pc + 3))
+    }
+
+    /// A recorded `push` relies on its result register staying nil: the iteration must not
+    /// write it (an exit would store the written value there).
+    pub(super) fn check_nil_slots(&self) -> Result<(), Abort> {
+        if self.nils.kept.iter().any(|&s| self.tb.is_written(s)) {
+            return Err(Abort::UnsupportedOperand(byte::CallB));
+        }
+        Ok(())
     }
 }

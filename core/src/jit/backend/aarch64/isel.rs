@@ -201,6 +201,7 @@ impl Isel<'_> {
             | Op::StF
             | Op::StB
             | Op::SqrtF
+            | Op::SAddr
             | Op::ToInt => self.heap_op(r)?,
         }
         Ok(())

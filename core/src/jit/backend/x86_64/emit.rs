@@ -287,6 +287,10 @@ macro_rules! x64_templates {
         pub fn cmp_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [Rq(base) + disp], imm);
         }
+        /// `lea dst, [rbx + disp]` (the address of a VM slot).
+        pub fn lea_slot(ops: &mut $B, d: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [rbx + disp]);
+        }
         /// `imul dst, src, imm32`.
         pub fn imul_rri(ops: &mut $B, d: u8, s: u8, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(s), imm);
@@ -392,6 +396,7 @@ mod tests {
                         t::imul_rri(ops, d, s, imm);
                         t::lea_ri(ops, d, s, imm);
                     }
+                    t::lea_slot(ops, d, s as i32 * 16);
                     for b in [0u8, 5, 12, 13] {
                         t::lea_rr(ops, d, s, b);
                     }

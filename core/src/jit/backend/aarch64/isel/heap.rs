@@ -1,7 +1,7 @@
 //! AArch64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
 //! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
 use super::e::{self, Cond, Imm12, Off1, Off8};
-use super::{mov_imm, Isel, Mem, ADDR, FS0, S0, S1};
+use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1};
 use crate::jit::backend::CompileError;
 use crate::jit::ir::{Op, Ref};
 
@@ -74,6 +74,20 @@ impl Isel<'_> {
                     }
                     _ => return Err(CompileError::SlotTooFar),
                 }
+            }
+            Op::SAddr => {
+                let slot = u32::try_from(inst.imm).map_err(|_| CompileError::SlotTooFar)?;
+                let d = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?
+                    - self.layout.tag_offset as i32;
+                let rd = self.out(r, S0);
+                match Imm12::new(d as i64) {
+                    Some(k) => e::add_ri(&mut self.b, rd, BASE, k),
+                    None => {
+                        mov_imm(&mut self.b, rd, d as i64);
+                        e::add_rr(&mut self.b, rd, BASE, rd);
+                    }
+                }
+                self.store_result(r, rd)?;
             }
             Op::SqrtF => {
                 let fa = self.float_in(inst.a, FS0)?;

@@ -92,6 +92,14 @@ impl Isel<'_> {
                 let v = self.float_in(inst.b, FS0);
                 e::store_mr_f(&mut self.b, base, d, v);
             }
+            Op::SAddr => {
+                let slot = u32::try_from(inst.imm).map_err(|_| CompileError::SlotTooFar)?;
+                let d = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?
+                    - self.layout.tag_offset as i32;
+                let rd = self.out(r, S0);
+                e::lea_slot(&mut self.b, rd, d);
+                self.store_result(r, rd);
+            }
             Op::SqrtF => {
                 let fa = self.float_in(inst.a, FS0);
                 let fd = self.out(r, FS0);
