@@ -591,6 +591,17 @@ impl TraceBuilder {
         self.slots.get(slot).is_some()
     }
 
+    /// Whether the trace has read `slot` with an `SLoad` so far.
+    pub fn was_loaded(&self, slot: u32) -> bool {
+        self.loaded.get(slot).is_some()
+    }
+
+    /// Drops `slot` from the slot map: native code has stored its value in the VM slot
+    /// itself (a runtime call), so exits must leave the slot alone.
+    pub fn forget_slot(&mut self, slot: u32) {
+        self.slots.entries.retain(|e| e.slot != slot);
+    }
+
     /// The address of VM slot `slot`.
     pub fn slot_addr(&mut self, slot: u32) -> Ref {
         let mut i = Inst::new(Op::SAddr, Ty::Int, NONE, NONE);

@@ -43,6 +43,22 @@ use crate::vm::value::{
     TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR,
 };
 
+/// `*slot = elem.clone()`: a heap element (an array or a string) copied into the VM register
+/// at address `slot` with the interpreter's reference counting (the old value is dropped).
+/// Returns 0.
+pub(crate) extern "C" fn put_element(slot: i64, elem: i64) -> i64 {
+    // SAFETY: `elem` is the address of an element of a live array (bounds-checked by the
+    // trace), and `slot` of a VM register of the running frame (`SAddr`) that the trace never
+    // writes otherwise; the interpreter is suspended while native code runs. The clone is made
+    // before the assignment drops the old register value, and nothing else holds a reference
+    // into either buffer across the call.
+    unsafe {
+        let v = (*(elem as usize as *const Value)).clone();
+        *(slot as usize as *mut Value) = v;
+    }
+    0
+}
+
 /// `push` of int `x` onto the array in the VM register at address `slot`: 0, or -1 when the
 /// register holds no array or the VM's memory cap refuses the growth (nothing changed; the
 /// trace exits and the interpreter's `push` reports it).
@@ -69,6 +85,8 @@ const TAG_OFFSET: i64 = 0;
 pub(super) struct ArrayReg {
     obj: Rc<ArrayObj>,
     r: Ref,
+    /// Stored into the register by native code (`put_element`), not read from it.
+    native: bool,
 }
 
 /// The array registers of a frame as the interpreter holds it.
@@ -78,6 +96,7 @@ pub(super) fn array_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<ArrayReg>>
             Value::Array(obj) => Some(ArrayReg {
                 obj: Rc::clone(obj),
                 r: NONE,
+                native: false,
             }),
             _ => None,
         })
@@ -94,9 +113,10 @@ pub(super) struct KnownTag {
     mark: usize,
 }
 
-/// Nil registers: which registers held nil when the recording started, and which slots a
-/// recorded `push` relies on staying nil (its result register: the trace guards it is nil and
-/// never writes it, so every exit leaves it nil, as the interpreter's `push` does).
+/// Registers the slot map must never name: which registers held nil when the recording
+/// started, and the slots native code fills itself (`kept`): a recorded `push`'s result
+/// register (guarded nil and never written, so every exit leaves it nil, as the interpreter's
+/// `push` does) and registers a heap element was copied into (`put_element`).
 pub(super) struct Nils {
     at_start: liballoc::vec::Vec<bool>,
     kept: liballoc::vec::Vec<u32>,
@@ -214,9 +234,9 @@ impl Recorder<'_> {
     fn get_index(&mut self, op: u8, dst: usize, arr: usize, idx: Index) -> Result<(), Abort> {
         let (obj, aref) = self.array(op, arr)?;
         let (i, iref) = self.index(op, idx)?;
-        let num = self
-            .element(&obj, i)?
-            .ok_or(Abort::UnsupportedOperand(op))?;
+        let Some(num) = self.element(&obj, i)? else {
+            return self.get_heap_element(op, dst, &obj, aref, i, iref);
+        };
         let addr = self.element_addr(aref, iref);
         let tag = self.tb.load(Op::LdI, addr, TAG_OFFSET);
         let want = self.tb.kint(tag_of(num) as i64);
@@ -229,6 +249,56 @@ impl Recorder<'_> {
         let r = self.tb.load(load, addr, PAYLOAD_OFFSET as i64);
         self.know_tag(aref, iref, tag_of(num));
         self.set(dst, Val { num, r })
+    }
+
+    /// `dst = arr[idx]` for an array or string element: a runtime call (`put_element`) stores a
+    /// clone into the register itself, after a guard on the element's tag. The register leaves
+    /// the slot map (exits must not overwrite it), so the iteration must not have read it
+    /// before (the loop body would reuse that stale read) nor write it after (the tail would
+    /// name the written value for exits where the element belongs); an array becomes an array
+    /// register whose address is the element's payload.
+    fn get_heap_element(
+        &mut self,
+        op: u8,
+        dst: usize,
+        obj: &Rc<ArrayObj>,
+        aref: Ref,
+        i: i64,
+        iref: Ref,
+    ) -> Result<(), Abort> {
+        let unsupported = Abort::UnsupportedOperand(op);
+        let value = usize::try_from(i).ok().and_then(|i| obj.get(i));
+        let tag = match &value {
+            Some(Value::Array(_)) => TAG_ARRAY,
+            Some(Value::Str(_)) => TAG_STR,
+            _ => return Err(unsupported),
+        };
+        let read_before = self.tb.was_loaded(dst as u32)
+            || matches!(self.arrays.get(dst), Some(Some(a)) if a.r != NONE && !a.native);
+        if read_before || self.stores.iter().any(|s| s.0 == Rc::as_ptr(obj) as usize) {
+            return Err(unsupported);
+        }
+        let addr = self.element_addr(aref, iref);
+        let t = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+        let want = self.tb.kint(tag as i64);
+        self.tb.guard(Op::Eq, t, want);
+        let slot = self.tb.slot_addr(dst as u32);
+        self.tb.call(put_element, slot, addr);
+        self.tb.forget_slot(dst as u32);
+        *self.shadow.get_mut(dst).ok_or(Abort::Malformed)? = None;
+        self.forget_array(dst);
+        if let Some(Value::Array(elem)) = value {
+            let r = self.tb.load(Op::LdI, addr, PAYLOAD_OFFSET as i64);
+            if let Some(reg) = self.arrays.get_mut(dst) {
+                *reg = Some(ArrayReg {
+                    obj: elem,
+                    r,
+                    native: true,
+                });
+            }
+        }
+        self.nils.kept.push(dst as u32);
+        Ok(())
     }
 
     /// Records that element `iref` of `aref` has tag `tag` now.
@@ -425,8 +495,9 @@ impl Recorder<'_> {
         Ok(Next::Pc(pc + 3))
     }
 
-    /// A recorded `push` relies on its result register staying nil: the iteration must not
-    /// write it (an exit would store the written value there).
+    /// A recorded `push` relies on its result register staying nil, a copied heap element on
+    /// its register keeping it: the iteration must not write them (an exit would store the
+    /// written value there).
     pub(super) fn check_nil_slots(&self) -> Result<(), Abort> {
         if self.nils.kept.iter().any(|&s| self.tb.is_written(s)) {
             return Err(Abort::UnsupportedOperand(byte::CallB));
