@@ -15,9 +15,10 @@
 //! redoes it, raising its error if there is one): `0 <= index < len`; for a read, that the
 //! element's tag is the one the recorder saw (int, float or bool: type feedback); for a write,
 //! that the element it replaces owns nothing (a tag below `TAG_STR`), then the new tag and
-//! payload are stored. So no reference count ever changes in native code, exactly as the
-//! interpreter's inline paths (`ArrayObj::get` of a number, `ArrayObj::set_inline`) behave; an
-//! access whose element or stored value is a string, an array or nil aborts the recording.
+//! payload are stored. So no reference count changes in native code outside the runtime calls,
+//! exactly as the interpreter's inline paths (`ArrayObj::get` of a number,
+//! `ArrayObj::set_inline`) behave; storing a string, an array or nil, or reading nil, aborts
+//! the recording.
 //!
 //! Builtins: `sqrt` is `SqrtF` (the machine instruction, correctly rounded like the
 //! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
@@ -26,6 +27,10 @@
 //! guards resume at the `move`. `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a
 //! runtime call of `ArrayObj::push` through the array register's slot (`SAddr`), recorded when
 //! its result register `t` is nil and the iteration never writes it (see [`Recorder::push`]).
+//!
+//! An array or string element read into a register (`let row = m[i]`) is a runtime call,
+//! `put_element`, that stores the clone into the register itself (see
+//! [`Recorder::get_heap_element`]).
 //!
 //! Alias rules (the optimiser's): element loads CSE only in traces without stores and calls;
 //! length and element-pointer loads (`LdH`) in traces without calls (only `push`, a call,
