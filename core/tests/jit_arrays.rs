@@ -386,8 +386,9 @@ fn sqrt_of_negative_and_special_floats() {
 // ---- the optimiser -----------------------------------------------------------------------------
 
 /// Loads in the body of the recorded dot-product loop `while k < n { BODY k = k + 1; }` over
-/// float arrays `x`, `y`: (element loads `LdI`, header loads `LdH`).
-fn body_loads(body: &str) -> (usize, usize) {
+/// float arrays `x`, `y`: (element loads `LdI`, header loads `LdH`, int stores `StI`, which
+/// store tags here).
+fn body_loads(body: &str) -> (usize, usize, usize) {
     use kiln::jit::ir::Op;
     use kiln::jit::opt::optimize;
     use kiln::jit::record::record;
@@ -411,22 +412,26 @@ fn body_loads(body: &str) -> (usize, usize) {
     let t = optimize(&trace).unwrap();
     let body = &t.insts[t.loop_ref().unwrap() as usize..];
     let count = |op: Op| body.iter().filter(|i| i.op == op).count();
-    (count(Op::LdI), count(Op::LdH))
+    (count(Op::LdI), count(Op::LdH), count(Op::StI))
 }
 
 #[test]
 fn array_headers_leave_loops_without_calls_and_elements_loops_without_stores() {
     // Only the two element tag loads stay in the body of a loop that stores nothing.
-    assert_eq!(body_loads("sum = sum + x[k] * y[k];"), (2, 0));
+    assert_eq!(body_loads("sum = sum + x[k] * y[k];"), (2, 0, 0));
     // A store to an element may change elements, never an array's length or element pointer.
-    // Storing to the element just read needs no second tag check...
-    assert_eq!(body_loads("sum = sum + x[k] * y[k]; y[k] = sum;"), (2, 0));
-    // ...but a store to another element in between (`x` might be `y`) does: the old tags of
-    // both stored elements are read.
+    // Storing a float to the float element just read: no second tag check, no tag store.
+    assert_eq!(
+        body_loads("sum = sum + x[k] * y[k]; y[k] = sum;"),
+        (2, 0, 0)
+    );
+    // A store to another element in between (`x` might be `y`) leaves `y[k]` owning nothing
+    // (stores store numbers) but maybe of another type: its old tag is not read, its tag is
+    // stored; `x[k]`, never read, has both.
     assert_eq!(
         body_loads("sum = sum + y[k]; x[k] = sum; y[k] = sum;"),
-        (3, 0)
+        (2, 0, 2)
     );
-    // A call (int `%` is one) might: the headers are read again every iteration.
-    assert_eq!(body_loads("sum = sum + x[k % n] * y[k];"), (2, 4));
+    // A call (int `%` is one) might change headers: they are read again every iteration.
+    assert_eq!(body_loads("sum = sum + x[k % n] * y[k];"), (2, 4, 0));
 }

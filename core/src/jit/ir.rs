@@ -609,6 +609,14 @@ impl TraceBuilder {
         self.push(i)
     }
 
+    /// Whether a call was recorded since `mark`.
+    pub fn called_since(&self, mark: usize) -> bool {
+        self.trace
+            .insts
+            .get(mark..)
+            .is_some_and(|i| i.iter().any(|i| i.op.is_call()))
+    }
+
     /// A store (`StI`, `StF`, `StB`) of `val` to address `base + disp`.
     pub fn store(&mut self, op: Op, base: Ref, disp: i64, val: Ref) {
         let mut i = Inst::new(op, Ty::Void, base, val);

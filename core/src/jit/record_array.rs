@@ -329,6 +329,15 @@ impl Recorder<'_> {
         (!self.tb.wrote_memory_since(k.mark)).then_some(k.tag)
     }
 
+    /// Whether element `iref` of `aref` is known to own nothing: the trace checked or stored a
+    /// number there and has made no call since (element stores store numbers only, so
+    /// whatever they hit still owns nothing).
+    fn known_scalar(&self, aref: Ref, iref: Ref) -> bool {
+        self.known_tags.iter().any(|k| {
+            (k.array, k.index) == (aref, iref) && k.tag < TAG_STR && !self.tb.called_since(k.mark)
+        })
+    }
+
     /// `arr[idx] = src` for a number replacing an element that owns nothing.
     fn set_index(&mut self, op: u8, arr: usize, idx: Index, src: usize) -> Result<(), Abort> {
         let (obj, aref) = self.array(op, arr)?;
@@ -350,10 +359,11 @@ impl Recorder<'_> {
         }
         let v = self.reg(src)?;
         let addr = self.element_addr(aref, iref);
-        // `a[i] = a[i] + 1`: the read just guarded the element's tag (a number), and nothing
-        // wrote memory since: no second check, and no tag store when the type stays.
+        // `a[i] = a[i] + 1`: the read just guarded the element's tag (a number): no second
+        // check unless a call came since, and no tag store when the type stays and nothing
+        // wrote memory since.
         let known = self.known_tag(aref, iref);
-        if known.is_none() {
+        if !self.known_scalar(aref, iref) {
             let old = self.tb.load(Op::LdI, addr, TAG_OFFSET);
             let heap = self.tb.kint(TAG_STR as i64);
             self.tb.guard(Op::Lt, old, heap);
