@@ -124,7 +124,8 @@ pub(super) struct KnownTag {
 /// `push` does) and registers a heap element was copied into (`put_element`).
 pub(super) struct Nils {
     at_start: liballoc::vec::Vec<bool>,
-    kept: liballoc::vec::Vec<u32>,
+    /// (slot, the bytecode that relies on it).
+    kept: liballoc::vec::Vec<(u32, u8)>,
 }
 
 impl Nils {
@@ -302,7 +303,7 @@ impl Recorder<'_> {
                 });
             }
         }
-        self.nils.kept.push(dst as u32);
+        self.nils.kept.push((dst as u32, op));
         Ok(())
     }
 
@@ -506,7 +507,7 @@ impl Recorder<'_> {
         let index = obj.len() as i64 + self.pushed(&obj);
         self.stores
             .push((Rc::as_ptr(&obj) as usize, index, Num::Int(v)));
-        self.nils.kept.push(t as u32);
+        self.nils.kept.push((t as u32, byte::CallB));
         Ok(Next::Pc(pc + 3))
     }
 
@@ -514,9 +515,9 @@ impl Recorder<'_> {
     /// its register keeping it: the iteration must not write them (an exit would store the
     /// written value there).
     pub(super) fn check_nil_slots(&self) -> Result<(), Abort> {
-        if self.nils.kept.iter().any(|&s| self.tb.is_written(s)) {
-            return Err(Abort::UnsupportedOperand(byte::CallB));
+        match self.nils.kept.iter().find(|&&(s, _)| self.tb.is_written(s)) {
+            Some(&(_, op)) => Err(Abort::UnsupportedOperand(op)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
