@@ -573,7 +573,7 @@ impl TraceBuilder {
 
     /// The number of instructions recorded so far (a position for
     /// [`wrote_memory_since`](Self::wrote_memory_since)).
-    pub fn mark(&self) -> usize {
+    pub fn recorded(&self) -> usize {
         self.trace.insts.len()
     }
 

@@ -110,7 +110,7 @@ pub(super) fn array_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<ArrayReg>>
 
 /// An element whose tag the trace has guarded or stored: element `index` (a ref) of the array
 /// at `array` (a ref) has tag `tag` for as long as nothing writes memory after `mark` (a
-/// [`crate::jit::ir::TraceBuilder::mark`]).
+/// [`crate::jit::ir::TraceBuilder::recorded`]).
 pub(super) struct KnownTag {
     array: Ref,
     index: Ref,
@@ -309,7 +309,7 @@ impl Recorder<'_> {
 
     /// Records that element `iref` of `aref` has tag `tag` now.
     fn know_tag(&mut self, aref: Ref, iref: Ref, tag: u64) {
-        let mark = self.tb.mark();
+        let mark = self.tb.recorded();
         self.known_tags
             .retain(|k| (k.array, k.index) != (aref, iref));
         self.known_tags.push(KnownTag {
