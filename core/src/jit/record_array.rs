@@ -22,9 +22,9 @@
 //!
 //! Builtins: `sqrt` is `SqrtF` (the machine instruction, correctly rounded like the
 //! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
-//! that the float lies strictly inside (-2^63, 2^63) (NaN fails them), the identity conversions are free, and `len` of an array register
-//! (compiled as `move t, a; callb t, len, 1`) loads the count, both bytecodes as one step whose
-//! guards resume at the `move`. `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a
+//! that the float lies strictly inside (-2^63, 2^63) (NaN fails them), the identity
+//! conversions are free, and `len` of an array register (compiled as `move t, a; callb t, len,
+//! 1`) loads the count, both bytecodes as one step whose guards resume at the `move`. `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a
 //! runtime call of `ArrayObj::push` through the array register's slot (`SAddr`), recorded when
 //! its result register `t` is nil and the iteration never writes it (see [`Recorder::push`]).
 //!
@@ -34,8 +34,9 @@
 //!
 //! Alias rules (the optimiser's): element loads CSE only in traces without stores and calls;
 //! length and element-pointer loads (`LdH`) in traces without calls (only `push`, a call,
-//! changes them). A store to the element the iteration just read, with no memory write in
-//! between, skips the old-tag check, and the tag store when the type stays.
+//! changes them). A store to an element the iteration read or stored before skips the old-tag
+//! check unless a call came in between (element stores store numbers only), and skips the tag
+//! store when the type stays and nothing wrote memory in between.
 use liballoc::rc::Rc;
 
 use super::{Next, Num, Recorder, Val};
