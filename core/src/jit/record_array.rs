@@ -24,9 +24,10 @@
 //! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
 //! that the float lies strictly inside (-2^63, 2^63) (NaN fails them), the identity
 //! conversions are free, and `len` of an array register (compiled as `move t, a; callb t, len,
-//! 1`) loads the count, both bytecodes as one step whose guards resume at the `move`. `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a
-//! runtime call of `ArrayObj::push` through the array register's slot (`SAddr`), recorded when
-//! its result register `t` is nil and the iteration never writes it (see [`Recorder::push`]).
+//! 1`) loads the count, both bytecodes as one step whose guards resume at the `move`.
+//! `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a runtime call of
+//! `ArrayObj::push` through the array register's slot (`SAddr`), recorded when its result
+//! register `t` is nil and the iteration never writes it (see [`Recorder::push`]).
 //!
 //! An array or string element read into a register (`let row = m[i]`) is a runtime call,
 //! `put_element`, that stores the clone into the register itself (see
