@@ -366,12 +366,12 @@ fn mandelbrot_runs_its_whole_nest_natively() {
 
 #[test]
 fn a_side_trace_that_cannot_be_recorded_leaves_the_exit_to_the_interpreter() {
-    // The escape path reads an array (not traced): its side recording aborts every time and
+    // The escape path makes a string (not traced): its side recording aborts every time and
     // the exit keeps resuming the interpreter.
     let r = same_as_interpreter(
-        "let arr = [1, 2, 3]; let t = 0; let i = 0;
+        "let t = 0; let i = 0;
          while i < 6000 {
-             if i % 4 == 0 { t = t + arr[1]; } else { t = t + 1; }
+             if i % 4 == 0 { t = t + len(str(i % 10 + 10)); } else { t = t + 1; }
              i = i + 1;
          }
          print(t);",
@@ -453,8 +453,8 @@ fn multiply_accumulate_loops_compile_and_match() {
 /// attempts, then blacklisted (one log line says so) and never recorded again.
 #[test]
 fn an_uncompilable_loop_is_retried_with_backoff_then_blacklisted() {
-    let src = "let a = array(100, 1);\nlet s = 0;\nlet i = 0;\n\
-               while i < 20000 { s = s + a[i % 100]; i = i + 1; }\nprint(s);";
+    let src = "let s = 0;\nlet i = 0;\n\
+               while i < 20000 { s = s + len(str(i % 10)); i = i + 1; }\nprint(s);";
     let r = same_as_interpreter(src, &[]);
     assert_eq!(r.out, "20000\n");
     let aborts = r.log.matches("[JIT] Trace aborted at PC ").count();
@@ -464,13 +464,13 @@ fn an_uncompilable_loop_is_retried_with_backoff_then_blacklisted() {
     assert_eq!(r.stats.compiled, 0);
 }
 
-/// A loop compiled on a path that turns out rare, whose common path cannot be compiled (an
-/// array read): every entry leaves at the first guard, so the JIT stops entering it for a
+/// A loop compiled on a path that turns out rare, whose common path cannot be compiled (a
+/// new string): every entry leaves at the first guard, so the JIT stops entering it for a
 /// while instead of paying the entry on every iteration.
 #[test]
 fn a_trace_whose_entries_do_not_pay_is_left_alone() {
-    let src = "let a = array(10, 3);\nlet i = 0;\nlet s = 0;\n\
-               while i < 30000 {\n  if i % 1000 == 10 { s = s + 1; } else { s = s + a[i % 10]; }\n\
+    let src = "let i = 0;\nlet s = 0;\n\
+               while i < 30000 {\n  if i % 1000 == 10 { s = s + 1; } else { s = s + len(str(i % 10 + 100)); }\n\
                i = i + 1;\n}\nprint(s);";
     let r = same_as_interpreter(src, &[]);
     assert_eq!(r.out, "89940\n");

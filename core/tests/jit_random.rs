@@ -43,7 +43,7 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
                 _ => b.kfloat(k as f64 / 8.0),
             }
         };
-        match kind % 9 {
+        match kind % 11 {
             0..=2 => {
                 let op = [Op::AddI, Op::SubI, Op::MulI][kind as usize % 3];
                 let (p, q) = (pick_int(&mut b, &ints, x), pick_int(&mut b, &ints, y));
@@ -70,13 +70,33 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
                 // An int guard that fails now and then.
                 let p = pick_int(&mut b, &ints, x);
                 let q = b.kint(k as i64);
-                let op = [Op::Ne, Op::Lt, Op::Gt, Op::Le, Op::Ge, Op::Eq][y as usize % 6];
+                let op = [Op::Ne, Op::Lt, Op::Gt, Op::Le, Op::Ge, Op::Eq, Op::ULt][y as usize % 7];
                 let op = if op == Op::Eq || y & 1 == 0 {
                     Op::Ne
                 } else {
                     op
                 };
                 b.guard(op, p, q);
+            }
+            9 => {
+                // `sqrt` (NaN for negative operands).
+                let p = pick_float(&mut b, &floats, x);
+                let r = b.op(Op::SqrtF, p, NONE);
+                floats.push(r);
+                b.set_slot(float_slot(y), r);
+            }
+            10 => {
+                // `int` of a float, behind the range guards the recorder emits.
+                let p = pick_float(&mut b, &floats, x);
+                let (lo, hi) = (
+                    b.kfloat(-9.223_372_036_854_776e18),
+                    b.kfloat(9.223_372_036_854_776e18),
+                );
+                b.guard(Op::Gt, p, lo);
+                b.guard(Op::Lt, p, hi);
+                let r = b.op(Op::ToInt, p, NONE);
+                ints.push(r);
+                b.set_slot(int_slot(y), r);
             }
             _ => {
                 let p = pick_float(&mut b, &floats, x);

@@ -405,6 +405,14 @@ impl Jit<'_> {
                             "[JIT] {what} aborted at PC {pc}: `{name}` is not supported"
                         ));
                     }
+                    Abort::UnsupportedOperand(op) => {
+                        let name =
+                            crate::vm::bytecode::Op::from_byte(op).map_or("?", |o| o.mnemonic());
+                        self.say(format_args!(
+                            "[JIT] {what} aborted at PC {pc}: `{name}` on these operand types \
+                             is not supported"
+                        ));
+                    }
                     _ => self.say(format_args!(
                         "[JIT] {what} aborted at PC {pc}: {}",
                         why.message()

@@ -124,6 +124,18 @@ macro_rules! irdef {
             RetN    (None, None)    -> Void  [flags::EFFECT]                  "return nil from a function trace";
             CallD   (Int, Int)      -> Int   [flags::EFFECT]                  "direct call of function trace a (0: this one) for site `imm`, b = packed window/args; status";
             Links   (None, None)    -> Void  [flags::EFFECT]                  "`imm`: address of the exit link table (one word per snapshot; see jit::callframe)";
+            SLoadT  (None, None)    -> Int   [flags::GUARD]                   "load VM slot `imm & 0xffff_ffff`'s payload word, guard its tag is `imm >> 32` (a heap object's address)";
+            LdI     (Int, None)     -> Int   [0]                              "the int at address a + `imm` (CSE'd only in traces that write no memory)";
+            LdF     (Int, None)     -> Float [0]                              "the float at address a + `imm`";
+            LdB     (Int, None)     -> Bool  [0]                              "the bool byte at address a + `imm`";
+            StI     (Int, Int)      -> Void  [flags::EFFECT]                  "store int b at address a + `imm`";
+            StF     (Int, Float)    -> Void  [flags::EFFECT]                  "store float b at address a + `imm`";
+            StB     (Int, Bool)     -> Void  [flags::EFFECT]                  "store bool b as one byte at address a + `imm`";
+            SqrtF   (Float, None)   -> Float [flags::PURE]                    "the correctly rounded square root of a";
+            ULt     (Int, Int)      -> Void  [flags::GUARD]                   "guard a < b, both taken as unsigned (a bounds check: a negative a fails)";
+            LdH     (Int, None)     -> Int   [0]                              "the header word at address a + `imm` of a heap object (an array's length or element pointer): only calls change it, stores to elements never do";
+            ToInt   (Float, None)   -> Int   [flags::PURE]                    "a truncated toward zero; unspecified for NaN or outside (-2^63, 2^63): recorders guard that range first";
+            SAddr   (None, None)    -> Int   [flags::PURE]                    "the address of VM slot `imm` (for runtime calls that work on a slot's value)";
         }
     };
 }
@@ -185,8 +197,28 @@ impl Op {
     pub fn is_pure(self) -> bool {
         self.flags() & flags::PURE != 0
     }
+    /// Whether the opcode reads memory outside the VM slots that stores may change (`LdI`,
+    /// `LdF`, `LdB`; `LdH` reads a header word only calls change).
+    #[inline]
+    pub fn is_load(self) -> bool {
+        matches!(self, Op::LdI | Op::LdF | Op::LdB)
+    }
+    /// Whether the opcode may write memory a load reads: a store, or any call.
+    #[inline]
+    pub fn writes_memory(self) -> bool {
+        self.is_call() || matches!(self, Op::StI | Op::StF | Op::StB)
+    }
+    /// The VM slot a slot-reading opcode (`SLoad`, `SLoadT`) with immediate `imm` reads.
+    #[inline]
+    pub fn slot_of(self, imm: i64) -> Option<u32> {
+        match self {
+            Op::SLoad => Some(imm as u32),
+            Op::SLoadT => Some((imm as u64 & 0xffff_ffff) as u32),
+            _ => None,
+        }
+    }
     /// Whether the comparison guard `self` holds for the ordering of `a` against `b`
-    /// (`None` = unordered, i.e. a NaN operand).
+    /// (`None` = unordered, i.e. a NaN operand; for `ULt` the unsigned ordering).
     pub fn compare_holds(self, ord: Option<core::cmp::Ordering>) -> bool {
         use core::cmp::Ordering::*;
         match (self, ord) {
@@ -198,6 +230,7 @@ impl Op {
             (Op::Ge, Some(o)) => o != Less,
             (Op::Eq, Some(o)) => o == Equal,
             (Op::Ne, Some(o)) => o != Equal,
+            (Op::ULt, Some(o)) => o == Less,
             _ => false,
         }
     }
@@ -303,11 +336,7 @@ impl Trace {
 
     /// The highest slot index the trace reads or writes, if any.
     pub fn max_slot(&self) -> Option<u32> {
-        let loads = self
-            .insts
-            .iter()
-            .filter(|i| i.op == Op::SLoad)
-            .map(|i| i.imm as u32);
+        let loads = self.insts.iter().filter_map(|i| i.op.slot_of(i.imm));
         let stores = self
             .snaps
             .iter()
@@ -327,6 +356,10 @@ impl Trace {
                 Op::Loop => seen_loop = true,
                 Op::Phi if !seen_loop => return Err(IrError::BadLoop { at }),
                 Op::SLoad if inst.imm < 0 || inst.imm > u32::MAX as i64 => {
+                    return Err(IrError::BadImmediate { at })
+                }
+                Op::SLoadT if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
+                Op::SAddr if inst.imm < 0 || inst.imm > u32::MAX as i64 => {
                     return Err(IrError::BadImmediate { at })
                 }
                 Op::SLoad if inst.ty == Ty::Void => return Err(IrError::BadType { at }),
@@ -520,6 +553,75 @@ impl TraceBuilder {
         let mut i = Inst::new(Op::Call, Ty::Int, a, b);
         i.imm = (self.trace.calls.len() - 1) as i64;
         self.push(i)
+    }
+
+    /// The payload word of `slot` (a heap object's address), guarding that its tag is `tag`.
+    pub fn slot_tagged(&mut self, slot: u32, tag: u32) -> Ref {
+        let snap = self.take_snapshot();
+        let mut i = Inst::new(Op::SLoadT, Ty::Int, NONE, NONE);
+        i.imm = slot as i64 | (tag as i64) << 32;
+        i.snap = snap;
+        self.push(i)
+    }
+
+    /// A load (`LdI`, `LdF`, `LdB`, `LdH`) from address `base + disp`.
+    pub fn load(&mut self, op: Op, base: Ref, disp: i64) -> Ref {
+        let mut i = Inst::new(op, op.result(), base, NONE);
+        i.imm = disp;
+        self.push(i)
+    }
+
+    /// The number of instructions recorded so far (a position for
+    /// [`wrote_memory_since`](Self::wrote_memory_since)).
+    pub fn recorded(&self) -> usize {
+        self.trace.insts.len()
+    }
+
+    /// Whether an instruction recorded since `mark` may have written memory (a store or a
+    /// call).
+    pub fn wrote_memory_since(&self, mark: usize) -> bool {
+        self.trace
+            .insts
+            .get(mark..)
+            .is_some_and(|i| i.iter().any(|i| i.op.writes_memory()))
+    }
+
+    /// Whether the trace has written `slot` so far (it has an entry in the slot map).
+    pub fn is_written(&self, slot: u32) -> bool {
+        self.slots.get(slot).is_some()
+    }
+
+    /// Whether the trace has read `slot` with an `SLoad` so far.
+    pub fn was_loaded(&self, slot: u32) -> bool {
+        self.loaded.get(slot).is_some()
+    }
+
+    /// Drops `slot` from the slot map: native code has stored its value in the VM slot
+    /// itself (a runtime call), so exits must leave the slot alone.
+    pub fn forget_slot(&mut self, slot: u32) {
+        self.slots.entries.retain(|e| e.slot != slot);
+    }
+
+    /// The address of VM slot `slot`.
+    pub fn slot_addr(&mut self, slot: u32) -> Ref {
+        let mut i = Inst::new(Op::SAddr, Ty::Int, NONE, NONE);
+        i.imm = slot as i64;
+        self.push(i)
+    }
+
+    /// Whether a call was recorded since `mark`.
+    pub fn called_since(&self, mark: usize) -> bool {
+        self.trace
+            .insts
+            .get(mark..)
+            .is_some_and(|i| i.iter().any(|i| i.op.is_call()))
+    }
+
+    /// A store (`StI`, `StF`, `StB`) of `val` to address `base + disp`.
+    pub fn store(&mut self, op: Op, base: Ref, disp: i64, val: Ref) {
+        let mut i = Inst::new(op, Ty::Void, base, val);
+        i.imm = disp;
+        self.push(i);
     }
 
     /// A bool constant.

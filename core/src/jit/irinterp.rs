@@ -126,9 +126,10 @@ fn step(
             Op::MulF => (f(a()) * f(b())).to_bits(),
             Op::DivF => (f(a()) / f(b())).to_bits(),
             Op::ToFloat => (a() as i64 as f64).to_bits(),
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => {
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => {
                 let ord = match trace.ty(inst.a) {
                     Ty::Float => f(a()).partial_cmp(&f(b())),
+                    _ if inst.op == Op::ULt => Some(a().cmp(&b())),
                     _ => Some((a() as i64).cmp(&(b() as i64))),
                 };
                 if !inst.op.compare_holds(ord) {
@@ -144,7 +145,23 @@ fn step(
                 }
                 continue;
             }
-            // VM calls need a VM; function traces are checked against the interpreter instead.
+            Op::SLoadT => {
+                let slot = inst.op.slot_of(inst.imm).unwrap_or(0);
+                let (tag, payload) = layout
+                    .read(mem, slot)
+                    .ok_or(InterpError::SlotOutOfBounds(slot))?;
+                if tag != (inst.imm as u64) >> 32 {
+                    return exit(trace, layout, mem, vals, inst.snap).map(Some);
+                }
+                payload
+            }
+            Op::SqrtF => crate::vm::builtins::sqrt(f(a())).to_bits(),
+            Op::ToInt => (f(a()) as i64) as u64,
+            // VM calls need a VM, heap accesses need real heap objects: function traces and
+            // traces over arrays are checked against the interpreter instead.
+            Op::LdI | Op::LdF | Op::LdB | Op::LdH | Op::SAddr | Op::StI | Op::StF | Op::StB => {
+                return Err(InterpError::NeedsVm)
+            }
             Op::CArgI
             | Op::CArgF
             | Op::CallV

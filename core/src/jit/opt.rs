@@ -56,6 +56,12 @@ type CseKey = (Op, Ty, Ref, Ref, i64);
 struct Emitter {
     out: Trace,
     cse: BTreeMap<CseKey, Ref>,
+    /// The trace writes no memory (no store, no call): its loads read values that stay put,
+    /// so they CSE (and, in the body, hoist) like pure instructions.
+    cse_loads: bool,
+    /// The trace makes no call: heap object headers (`LdH`: array lengths and element
+    /// pointers) stay put, element stores included.
+    cse_headers: bool,
 }
 
 impl Emitter {
@@ -94,7 +100,11 @@ impl Emitter {
         }
         // A guard with an effect (`Fuel`) is not a fact to reuse: each one charges.
         let effect = inst.op.flags() & flags::EFFECT != 0;
-        let cse = inst.op.is_pure() || inst.op.is_const() || (inst.op.is_guard() && !effect);
+        let cse = inst.op.is_pure()
+            || inst.op.is_const()
+            || (inst.op.is_guard() && !effect)
+            || (inst.op.is_load() && self.cse_loads)
+            || (inst.op == Op::LdH && self.cse_headers);
         let key = (inst.op, inst.ty, inst.a, inst.b, inst.imm);
         if cse {
             if let Some(&r) = self.cse.get(&key) {
@@ -138,6 +148,7 @@ impl Emitter {
             (op, Some(x), Some(y)) if op.is_guard() && op != Op::SLoad => {
                 let ord = match self.out.ty(inst.a) {
                     Ty::Float => f(x).partial_cmp(&f(y)),
+                    _ if op == Op::ULt => Some((x as u64).cmp(&(y as u64))),
                     _ => Some(x.cmp(&y)),
                 };
                 // A guard that always fails stays: the trace then always exits there.
@@ -165,6 +176,8 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
             ..Trace::default()
         },
         cse: BTreeMap::new(),
+        cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
+        cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
     };
     // Pass 1: the pre-roll, folded and CSE'd.
     let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
@@ -199,6 +212,8 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
             ..Trace::default()
         },
         cse: BTreeMap::new(),
+        cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
+        cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
     };
     let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
     for inst in &rec.insts {
@@ -231,6 +246,16 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
         let inst = em.out.insts[r];
         let new = match inst.op {
             Op::Nop | Op::KInt | Op::KFloat | Op::KBool => r as Ref,
+            // A heap object's slot is read once, before the loop: the iteration must not
+            // write it.
+            Op::SLoadT => match inst.op.slot_of(inst.imm).and_then(|s| tail.get(s)) {
+                Some(_) => {
+                    return Err(OptError::TypeUnstable {
+                        slot: inst.op.slot_of(inst.imm).unwrap_or(0),
+                    })
+                }
+                None => r as Ref,
+            },
             Op::SLoad => match tail.get(inst.imm as u32) {
                 Some(t) if em.out.ty(t) != inst.ty => {
                     return Err(OptError::TypeUnstable {

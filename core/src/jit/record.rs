@@ -42,6 +42,9 @@
 //!   interpreter does.
 use liballoc::vec::Vec;
 
+#[path = "record_array.rs"]
+mod array;
+
 use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
 use crate::jit::hostcall::{
     host_arg, host_call, host_status, HostCtx, EXPECT_FALSE, EXPECT_INT, EXPECT_TRUE, MAX_ARGS,
@@ -108,6 +111,16 @@ struct Recorder<'p> {
     /// Bytes the recorded iteration stored into host buffers (buffer, index, byte): the
     /// recorder does not write the buffers itself.
     written: Vec<(usize, i64, u8)>,
+    /// Registers holding an array (see [`array`]).
+    arrays: Vec<Option<array::ArrayReg>>,
+    /// Elements the recorded iteration stored (array address, index, value): the recorder
+    /// does not write the arrays itself.
+    stores: Vec<(usize, i64, Num)>,
+    /// Element tags the trace has checked (see [`array`]).
+    known_tags: Vec<array::KnownTag>,
+    /// Registers nil when the recording started, and the slots a `push` leaves nil (see
+    /// [`array`]).
+    nils: array::Nils,
 }
 
 /// How a recording starts and where it may end.
@@ -176,8 +189,13 @@ pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<T
         bufs: start.bufs,
         host: start.host,
         written: Vec::new(),
+        arrays: array::array_regs(regs),
+        stores: Vec::new(),
+        known_tags: Vec::new(),
+        nils: array::Nils::new(regs),
     };
     let end = rec.run()?;
+    rec.check_nil_slots()?;
     let built = match end {
         End::Loop => rec.tb.finish(start.pc as u32),
         End::Link(pc) => rec.tb.finish_exit(pc as u32),
@@ -262,6 +280,7 @@ impl Recorder<'_> {
 
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some(v.num);
+        self.forget_array(r);
         self.tb.set_slot(r as u32, v.r);
         Ok(())
     }
@@ -358,6 +377,9 @@ impl Recorder<'_> {
     // ---- bytecode ----------------------------------------------------------------------------
 
     fn step(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        if let Some(next) = self.array_step(pc, w)? {
+            return Ok(next);
+        }
         let op = w as u8;
         match op {
             byte::Move => {

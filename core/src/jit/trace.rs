@@ -67,6 +67,8 @@ aborts! {
     FuncLoop                => "the function contains a loop (the loop JIT handles it)";
     CallResultBranch        => "a branch depends on a call result";
     TooManyArgs             => "a call passes more arguments than a function trace supports";
+    UnsupportedOperand(u8)  => "bytecode whose operand or element types the JIT does not handle (opcode byte attached)";
+    IndexOutOfRange         => "the recorded iteration indexes an array out of range";
 }
 
 impl From<CompileError> for Abort {

@@ -16,7 +16,10 @@
 //! and `return` out of loops,
 //! assignments that change a variable's type at some iteration (guards failing mid-loop), `nil`
 //! arriving mid-loop (a type error), calls of small generated functions (with loops of their
-//! own), and prints.
+//! own), prints, and two arrays (`ia` of ints, `fa` of floats, `len` 8 and 4) read and written
+//! inside loops, indexed by literals or by int loop counters (`c % len(ia)`), whose elements
+//! change type when a float lands in `ia` (element guards failing mid-loop); the other
+//! programs also index out of range or with a float and store strings.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
@@ -31,6 +34,9 @@ const MAX_TRIPS: u32 = 24;
 /// The variables every program declares; their names say the type they start with.
 const VARS: [&str; 6] = ["i0", "i1", "i2", "f0", "f1", "b0"];
 
+/// The arrays every program declares, with their lengths.
+const ARRAYS: [(&str, u32); 2] = [("ia", 8), ("fa", 4)];
+
 /// Reads decisions from a byte string.
 struct Gen<'a> {
     bytes: &'a [u8],
@@ -39,6 +45,8 @@ struct Gen<'a> {
     indent: usize,
     /// Counters of the enclosing loops, innermost last.
     loops: Vec<String>,
+    /// The counters of `loops` that are always ints (never stepped by a fraction).
+    int_counters: Vec<String>,
     /// Loops emitted so far (names the next counter).
     next_loop: u32,
     /// Block-local variables in scope.
@@ -48,6 +56,8 @@ struct Gen<'a> {
     funcs: Vec<(String, u32)>,
     /// Inside a function body (its parameters are `p0`, `p1`).
     params: u32,
+    /// The loop being opened has a counter that may not be an int.
+    float_counter: bool,
     /// Mostly what the JIT compiles today: no builtins, prints, `%` or `nil` (so most of these
     /// programs run natively; the others probe aborts and unsupported code). Both kinds call
     /// small generated functions (function traces).
@@ -62,11 +72,13 @@ pub fn program(bytes: &[u8]) -> String {
         out: String::new(),
         indent: 0,
         loops: Vec::new(),
+        int_counters: Vec::new(),
         next_loop: 0,
         locals: Vec::new(),
         next_local: 0,
         funcs: Vec::new(),
         params: 0,
+        float_counter: false,
         friendly: false,
     };
     g.friendly = g.pick(3) != 2;
@@ -121,6 +133,8 @@ impl Gen<'_> {
             self.line(&format!("let {v} = {init};"));
         }
         self.line("let b0 = true;");
+        self.line("let ia = [3, 1, 4, 1, 5, 9, 2, 6];");
+        self.line("let fa = [0.5, -1.25, 2.0, 8.75];");
         let lim = 1 + self.pick(MAX_TRIPS);
         self.line(&format!("let lim = {lim};"));
         // Sometimes many more variables: more values live in a loop than registers (spills).
@@ -146,6 +160,8 @@ impl Gen<'_> {
             }
         }
         self.line("print(i0, i1, i2, f0, f1, b0, lim);");
+        self.line("print(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], ia[6], ia[7], len(ia));");
+        self.line("print(fa[0], fa[1], fa[2], fa[3], len(fa));");
         if wide > 0 {
             let all: Vec<String> = (0..wide).map(|w| format!("w{w}")).collect();
             self.line(&format!("print({});", all.join(", ")));
@@ -318,6 +334,15 @@ impl Gen<'_> {
                 };
                 self.line(&format!("lim = {l};"));
             }
+            19 if self.chance(60) => {
+                let el = self.element();
+                let e = if !self.friendly && self.chance(5) {
+                    "\"s\"".to_string()
+                } else {
+                    self.expr(1)
+                };
+                self.line(&format!("{el} = {e};"));
+            }
             18 if !self.funcs.is_empty() => {
                 let v = self.writable();
                 let call = self.call();
@@ -365,6 +390,8 @@ impl Gen<'_> {
             self.pick(MAX_TRIPS + 1).to_string()
         };
         let shape = self.pick(6);
+        // A float counter, or one compared with `lim` (which may turn float).
+        self.float_counter = shape == 5 || bound == "lim";
         match shape {
             // A float counter with a fractional step (fuses into `forltk` on floats), maybe
             // starting as an int (the first step makes it a float).
@@ -418,6 +445,10 @@ impl Gen<'_> {
 
     fn body(&mut self, counter: &str) {
         self.loops.push(counter.to_string());
+        let int_counter = !self.float_counter;
+        if int_counter {
+            self.int_counters.push(counter.to_string());
+        }
         self.indent += 1;
         let saved = self.locals.len();
         let n = 1 + self.pick(MAX_BLOCK);
@@ -430,6 +461,9 @@ impl Gen<'_> {
         self.locals.truncate(saved);
         self.indent -= 1;
         self.loops.pop();
+        if int_counter {
+            self.int_counters.pop();
+        }
     }
 
     // ---- expressions -------------------------------------------------------------------------
@@ -466,9 +500,29 @@ impl Gen<'_> {
         }
     }
 
+    /// `ia[..]` or `fa[..]`: a literal index, an int loop counter modulo the length, or (in
+    /// the unfriendly programs) any expression.
+    fn element(&mut self) -> String {
+        let (name, n) = ARRAYS[self.pick(2) as usize];
+        let counter = (!self.int_counters.is_empty()).then(|| {
+            let i = self.pick(self.int_counters.len() as u32) as usize;
+            self.int_counters[i].clone()
+        });
+        let index = match (self.pick(4), counter) {
+            (0, _) => self.pick(n).to_string(),
+            (3, _) if !self.friendly => self.expr(1),
+            (1, Some(c)) => format!("{c} % len({name})"),
+            (_, Some(c)) => format!("{c} % {n}"),
+            _ => self.pick(n).to_string(),
+        };
+        format!("{name}[{index}]")
+    }
+
     fn leaf(&mut self) -> String {
-        match self.pick(8) {
-            0..=4 => self.readable(),
+        match self.pick(10) {
+            8 if self.params == 0 => self.element(),
+            9 if self.params == 0 && self.chance(30) => "len(ia)".to_string(),
+            0..=4 | 8 | 9 => self.readable(),
             5 | 6 => self.num_lit(),
             _ => self.int_lit_small(),
         }

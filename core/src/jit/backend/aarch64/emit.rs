@@ -113,12 +113,14 @@ pub enum Cond {
     Ls,
     /// negative (floats: less, not unordered)
     Mi,
+    /// unsigned higher or same (carry set)
+    Hs,
     /// positive or zero (floats: not less, or unordered)
     Pl,
 }
 
 /// All [`Cond`]s (for exhaustive template tests).
-pub const ALL_CONDS: [Cond; 10] = [
+pub const ALL_CONDS: [Cond; 11] = [
     Cond::Eq,
     Cond::Ne,
     Cond::Lt,
@@ -129,6 +131,7 @@ pub const ALL_CONDS: [Cond; 10] = [
     Cond::Ls,
     Cond::Mi,
     Cond::Pl,
+    Cond::Hs,
 ];
 
 /// Expands the AArch64 templates for an assembler type `$B` with dynamic label type `$L`.
@@ -266,6 +269,14 @@ macro_rules! a64_templates {
         pub fn scvtf(ops: &mut $B, d: u8, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; scvtf D(d), X(n));
         }
+        /// `fsqrt dd, dn`.
+        pub fn fsqrt(ops: &mut $B, d: u8, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; fsqrt D(d), D(n));
+        }
+        /// `fcvtzs xd, dn` (truncate toward zero, saturating; NaN gives 0).
+        pub fn fcvtzs(ops: &mut $B, d: u8, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; fcvtzs X(d), D(n));
+        }
         /// `b.cond label`.
         pub fn b_cond(ops: &mut $B, cond: Cond, l: $L) {
             match cond {
@@ -279,6 +290,7 @@ macro_rules! a64_templates {
                 Cond::Ls => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.ls =>l),
                 Cond::Mi => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.mi =>l),
                 Cond::Pl => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.pl =>l),
+                Cond::Hs => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.hs =>l),
             }
         }
         /// `b label`.
@@ -376,6 +388,8 @@ mod tests {
                     t::fmov_dx(ops, d, n);
                     t::fcmp(ops, d, n);
                     t::scvtf(ops, d, n);
+                    t::fsqrt(ops, d, n);
+                    t::fcvtzs(ops, d, n);
                     for m in [2u8, 30] {
                         t::add_rr(ops, d, n, m);
                         t::sub_rr(ops, d, n, m);

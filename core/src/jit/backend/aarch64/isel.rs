@@ -8,6 +8,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod heap;
 
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
@@ -178,7 +179,7 @@ impl Isel<'_> {
                 e::scvtf(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r)?,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r)?,
             Op::Call => self.call(r)?,
             Op::Fuel => self.fuel(r)?,
             Op::CArgI
@@ -191,6 +192,17 @@ impl Isel<'_> {
             | Op::RetN
             | Op::CallD
             | Op::Links => self.vm_call(r)?,
+            Op::SLoadT
+            | Op::LdI
+            | Op::LdF
+            | Op::LdB
+            | Op::LdH
+            | Op::StI
+            | Op::StF
+            | Op::StB
+            | Op::SqrtF
+            | Op::SAddr
+            | Op::ToInt => self.heap_op(r)?,
         }
         Ok(())
     }
@@ -406,6 +418,7 @@ impl Isel<'_> {
                 }
             }
             match inst.op {
+                Op::ULt => Cond::Hs,
                 Op::Lt => Cond::Ge,
                 Op::Le => Cond::Gt,
                 Op::Gt => Cond::Le,

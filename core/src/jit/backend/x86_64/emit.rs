@@ -263,6 +263,54 @@ macro_rules! x64_templates {
         pub fn load_rm(ops: &mut $B, d: u8, base: u8, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp]);
         }
+        /// `movsd xmm, [base + disp]` (a heap float).
+        pub fn load_rm_f(ops: &mut $B, d: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [Rq(base) + disp]);
+        }
+        /// `movzx dst, byte [base + disp]` (a heap bool).
+        pub fn load_rm_u8(ops: &mut $B, d: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [Rq(base) + disp]);
+        }
+        /// `mov [base + disp], src`.
+        pub fn store_mr(ops: &mut $B, base: u8, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], Rq(s));
+        }
+        /// `movsd [base + disp], xmm`.
+        pub fn store_mr_f(ops: &mut $B, base: u8, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movsd QWORD [Rq(base) + disp], Rx(s));
+        }
+        /// `mov byte [base + disp], src8`.
+        pub fn store_mr_u8(ops: &mut $B, base: u8, disp: i32, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(s));
+        }
+        /// `cmp qword [base + disp], imm32`.
+        pub fn cmp_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [Rq(base) + disp], imm);
+        }
+        /// `lea dst, [rbx + disp]` (the address of a VM slot).
+        pub fn lea_slot(ops: &mut $B, d: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [rbx + disp]);
+        }
+        /// `imul dst, src, imm32`.
+        pub fn imul_rri(ops: &mut $B, d: u8, s: u8, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(s), imm);
+        }
+        /// `lea dst, [a + b]` (a three-operand add; `b` is never `rsp`, which is never allocated).
+        pub fn lea_rr(ops: &mut $B, d: u8, a: u8, b: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [Rq(a) + Rq(b)]);
+        }
+        /// `lea dst, [a + imm32]` (a three-operand add of a constant).
+        pub fn lea_ri(ops: &mut $B, d: u8, a: u8, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [Rq(a) + imm]);
+        }
+        /// `sqrtsd dst, src`.
+        pub fn sqrtsd(ops: &mut $B, d: u8, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; sqrtsd Rx(d), Rx(s));
+        }
+        /// `cvttsd2si dst, xmm` (truncate; i64::MIN when out of range or NaN).
+        pub fn cvttsd2si(ops: &mut $B, d: u8, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; cvttsd2si Rq(d), Rx(s));
+        }
     };
 }
 #[cfg(test)]
@@ -334,6 +382,24 @@ mod tests {
                 for base in [0u8, 3, 4, 5, 12, 13] {
                     t::load_rm(ops, d, base, 8);
                     t::load_rm(ops, d, base, -1024);
+                    t::load_rm_f(ops, d, base, 8);
+                    t::load_rm_u8(ops, d, base, 8);
+                    t::store_mr(ops, base, 16, d);
+                    t::store_mr_f(ops, base, 8, d);
+                    t::store_mr_u8(ops, base, 8, d);
+                    t::cmp_mi(ops, base, 8, d as i32 - 3);
+                }
+                for s in 0..16u8 {
+                    t::sqrtsd(ops, d, s);
+                    t::cvttsd2si(ops, d, s);
+                    for imm in [0i32, 16, -1, i32::MAX] {
+                        t::imul_rri(ops, d, s, imm);
+                        t::lea_ri(ops, d, s, imm);
+                    }
+                    t::lea_slot(ops, d, s as i32 * 16);
+                    for b in [0u8, 5, 12, 13] {
+                        t::lea_rr(ops, d, s, b);
+                    }
                 }
             }
             for disp in disps {

@@ -13,6 +13,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod heap;
 
 use super::emit::{self as e, Cond};
 use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
@@ -55,6 +56,7 @@ impl Backend for X64 {
             epilogue,
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
+            fused: heap::fused_loads(t),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -76,6 +78,8 @@ pub(super) struct Isel<'a> {
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
     plans: Option<Vec<ExitPlan>>,
+    /// `LdI`s compared in memory by the guard right after them (see `heap::fused_loads`).
+    fused: Vec<bool>,
 }
 
 impl Isel<'_> {
@@ -152,7 +156,10 @@ impl Isel<'_> {
                 e::cvtsi2sd(&mut self.b, fd, ra);
                 self.store_result(r, fd);
             }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne => self.guard(r),
+            Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {
+                self.fused_guard(r)?
+            }
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r),
             Op::Call => self.call(r),
             Op::Fuel => self.fuel(r),
             Op::CArgI
@@ -165,6 +172,17 @@ impl Isel<'_> {
             | Op::RetN
             | Op::CallD
             | Op::Links => self.vm_call(r)?,
+            Op::SLoadT
+            | Op::LdI
+            | Op::LdF
+            | Op::LdB
+            | Op::LdH
+            | Op::StI
+            | Op::StF
+            | Op::StB
+            | Op::SqrtF
+            | Op::SAddr
+            | Op::ToInt => self.heap_op(r)?,
         }
         Ok(())
     }
@@ -283,8 +301,24 @@ impl Isel<'_> {
             .konst(inst.b)
             .and_then(|k| i32::try_from(k).ok())
             .filter(|_| matches!(inst.op, Op::AddI | Op::SubI));
+        let mul_imm = self
+            .konst(inst.b)
+            .and_then(|k| i32::try_from(k).ok())
+            .filter(|_| inst.op == Op::MulI);
+        if let Some(k) = mul_imm {
+            let ra = self.int_in(inst.a, S0);
+            e::imul_rri(&mut self.b, rd, ra, k);
+            self.store_result(r, rd);
+            return;
+        }
         if let Some(k) = imm {
             let ra = self.int_in(inst.a, S0);
+            if rd != ra && inst.op == Op::AddI {
+                // Three-operand add: no copy.
+                e::lea_ri(&mut self.b, rd, ra, k);
+                self.store_result(r, rd);
+                return;
+            }
             if rd != ra {
                 e::mov_rr(&mut self.b, rd, ra);
             }
@@ -297,6 +331,12 @@ impl Isel<'_> {
         }
         let ra = self.int_in(inst.a, S0);
         let rb = self.int_in(inst.b, S1);
+        if inst.op == Op::AddI && rd != ra && rd != rb {
+            // Three-operand add: no copy.
+            e::lea_rr(&mut self.b, rd, ra, rb);
+            self.store_result(r, rd);
+            return;
+        }
         // `d = b op a` for a commutative op whose result register holds `b`: no copies.
         let (ra, rb) = if matches!(inst.op, Op::AddI | Op::MulI) && rd == rb && rd != ra {
             (rb, ra)
@@ -371,7 +411,8 @@ impl Isel<'_> {
         })?;
         let inst = self.t.insts[last];
         let int_guard = matches!(inst.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne)
-            && self.t.ty(inst.a) != Ty::Float;
+            && self.t.ty(inst.a) != Ty::Float
+            && self.fused.get(inst.a as usize) != Some(&true);
         let moves_nothing = self
             .t
             .insts
@@ -417,6 +458,7 @@ impl Isel<'_> {
         }
         self.int_compare(inst.a, inst.b);
         let fail = match inst.op {
+            Op::ULt => Cond::Ae,
             Op::Lt => Cond::Ge,
             Op::Le => Cond::G,
             Op::Gt => Cond::Le,

@@ -1,0 +1,139 @@
+//! AArch64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
+//! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
+use super::e::{self, Cond, Imm12, Off1, Off8};
+use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1};
+use crate::jit::backend::CompileError;
+use crate::jit::ir::{Op, Ref};
+
+impl Isel<'_> {
+    /// A memory operand for `width` (1 or 8) bytes at `base + disp`; offsets the load/store
+    /// immediates cannot hold are added into `x15` first.
+    fn heap_mem(&mut self, base: u8, disp: i64, width: u8) -> Mem {
+        let direct = match width {
+            1 => Off1::new(disp).map(|o| Mem::B(base, o)),
+            _ => Off8::new(disp).map(|o| Mem::X(base, o)),
+        };
+        if let Some(m) = direct {
+            return m;
+        }
+        mov_imm(&mut self.b, ADDR, disp);
+        e::add_rr(&mut self.b, ADDR, base, ADDR);
+        match width {
+            1 => Mem::B(ADDR, Off1::ZERO),
+            _ => Mem::X(ADDR, Off8::ZERO),
+        }
+    }
+
+    /// Emits one heap or builtin op.
+    pub(super) fn heap_op(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let width = if matches!(inst.op, Op::LdB | Op::StB) {
+            1
+        } else {
+            8
+        };
+        match inst.op {
+            Op::SLoadT => return self.sload_tagged(r),
+            Op::LdI | Op::LdF | Op::LdB | Op::LdH => {
+                let base = self.int_in(inst.a, S1)?;
+                let m = self.heap_mem(base, inst.imm, width);
+                match (inst.op, m) {
+                    (Op::LdF, Mem::X(n, o)) => {
+                        let fd = self.out(r, FS0);
+                        e::ldr_d(&mut self.b, fd, n, o);
+                        self.store_result(r, fd)?;
+                    }
+                    (Op::LdB, Mem::B(n, o)) => {
+                        let rd = self.out(r, S0);
+                        e::ldrb(&mut self.b, rd, n, o);
+                        self.store_result(r, rd)?;
+                    }
+                    (_, Mem::X(n, o)) => {
+                        let rd = self.out(r, S0);
+                        e::ldr_x(&mut self.b, rd, n, o);
+                        self.store_result(r, rd)?;
+                    }
+                    _ => return Err(CompileError::SlotTooFar),
+                }
+            }
+            Op::StI | Op::StB | Op::StF => {
+                let base = self.int_in(inst.a, S1)?;
+                let m = self.heap_mem(base, inst.imm, width);
+                match (inst.op, m) {
+                    (Op::StF, Mem::X(n, o)) => {
+                        let v = self.float_in(inst.b, FS0)?;
+                        e::str_d(&mut self.b, v, n, o);
+                    }
+                    (Op::StB, Mem::B(n, o)) => {
+                        let v = self.int_in(inst.b, S0)?;
+                        e::strb(&mut self.b, v, n, o);
+                    }
+                    (_, Mem::X(n, o)) => {
+                        let v = self.int_in(inst.b, S0)?;
+                        e::str_x(&mut self.b, v, n, o);
+                    }
+                    _ => return Err(CompileError::SlotTooFar),
+                }
+            }
+            Op::SAddr => {
+                let slot = u32::try_from(inst.imm).map_err(|_| CompileError::SlotTooFar)?;
+                let d = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?
+                    - self.layout.tag_offset as i32;
+                let rd = self.out(r, S0);
+                match Imm12::new(d as i64) {
+                    Some(k) => e::add_ri(&mut self.b, rd, BASE, k),
+                    None => {
+                        mov_imm(&mut self.b, rd, d as i64);
+                        e::add_rr(&mut self.b, rd, BASE, rd);
+                    }
+                }
+                self.store_result(r, rd)?;
+            }
+            Op::SqrtF => {
+                let fa = self.float_in(inst.a, FS0)?;
+                let fd = self.out(r, FS0);
+                e::fsqrt(&mut self.b, fd, fa);
+                self.store_result(r, fd)?;
+            }
+            _ => {
+                // `ToInt`: `fcvtzs` saturates and maps NaN to 0, as Rust's `as` does.
+                let fa = self.float_in(inst.a, FS0)?;
+                let rd = self.out(r, S0);
+                e::fcvtzs(&mut self.b, rd, fa);
+                self.store_result(r, rd)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `SLoadT`: compare the slot's tag with `imm >> 32`, exit if it differs, load the payload.
+    fn sload_tagged(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let slot = inst.op.slot_of(inst.imm).unwrap_or(0);
+        let tag = ((inst.imm as u64) >> 32) as i64;
+        let tag_disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+        let pay = self
+            .layout
+            .payload_disp(slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        match self.slot_mem(tag_disp, self.layout.tag_size) {
+            Mem::B(n, o) => e::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => e::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => e::ldr_x(&mut self.b, S0, n, o),
+        }
+        match Imm12::new(tag) {
+            Some(k) => e::cmp_ri(&mut self.b, S0, k),
+            None => {
+                mov_imm(&mut self.b, S1, tag);
+                e::cmp_rr(&mut self.b, S0, S1);
+            }
+        }
+        e::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        let Mem::X(n, o) = self.slot_mem(pay, 8) else {
+            return Err(CompileError::SlotTooFar);
+        };
+        let rd = self.out(r, S0);
+        e::ldr_x(&mut self.b, rd, n, o);
+        self.store_result(r, rd)
+    }
+}

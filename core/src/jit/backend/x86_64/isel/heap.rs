@@ -1,0 +1,156 @@
+//! x86-64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
+//! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
+use liballoc::vec;
+use liballoc::vec::Vec;
+
+use super::{e, Cond, Isel, FS0, S0, S1};
+use crate::jit::backend::CompileError;
+use crate::jit::ir::{Op, Ref, Trace};
+
+/// Which `LdI`s the guard after them compares in memory (`cmp qword [base + disp], imm`): an
+/// `LdI` whose one use is an `Eq`/`Ne` guard against an `i32` constant, with only int or bool
+/// constants (no code, no register) between them, so the base register still holds the
+/// address at the guard. Element tag checks take this shape.
+pub(super) fn fused_loads(t: &Trace) -> Vec<bool> {
+    let n = t.insts.len();
+    let mut uses = vec![0u32; n];
+    let count = |r: Ref, uses: &mut Vec<u32>| {
+        if let Some(u) = uses.get_mut(r as usize) {
+            *u += 1;
+        }
+    };
+    for inst in &t.insts {
+        count(inst.a, &mut uses);
+        count(inst.b, &mut uses);
+    }
+    for s in t.snaps.iter().chain(core::iter::once(&t.tail)) {
+        for e in &s.entries {
+            count(e.val, &mut uses);
+        }
+    }
+    let mut fused = vec![false; n];
+    for (r, inst) in t.insts.iter().enumerate() {
+        if !matches!(inst.op, Op::Eq | Op::Ne) || inst.a as usize >= r {
+            continue;
+        }
+        let load = t.inst(inst.a);
+        let k = t.inst(inst.b);
+        let small = k.op == Op::KInt && i32::try_from(k.imm).is_ok();
+        let between = t.insts[inst.a as usize + 1..r]
+            .iter()
+            .all(|i| matches!(i.op, Op::KInt | Op::KBool | Op::Nop));
+        if load.op == Op::LdI && small && between && uses[inst.a as usize] == 1 {
+            fused[inst.a as usize] = true;
+        }
+    }
+    fused
+}
+
+/// A load/store displacement (`imm`), if it fits an `i32`.
+fn disp(imm: i64) -> Result<i32, CompileError> {
+    i32::try_from(imm).map_err(|_| CompileError::SlotTooFar)
+}
+
+impl Isel<'_> {
+    /// Emits one heap or builtin op.
+    pub(super) fn heap_op(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        match inst.op {
+            Op::SLoadT => return self.sload_tagged(r),
+            // Compared in memory by the guard after it.
+            Op::LdI if self.fused.get(r as usize) == Some(&true) => {}
+            Op::LdI | Op::LdF | Op::LdB | Op::LdH => {
+                let d = disp(inst.imm)?;
+                let base = self.int_in(inst.a, S1);
+                if inst.op == Op::LdF {
+                    let fd = self.out(r, FS0);
+                    e::load_rm_f(&mut self.b, fd, base, d);
+                    self.store_result(r, fd);
+                } else {
+                    let rd = self.out(r, S0);
+                    if inst.op == Op::LdB {
+                        e::load_rm_u8(&mut self.b, rd, base, d);
+                    } else {
+                        e::load_rm(&mut self.b, rd, base, d);
+                    }
+                    self.store_result(r, rd);
+                }
+            }
+            Op::StI | Op::StB => {
+                let d = disp(inst.imm)?;
+                let base = self.int_in(inst.a, S1);
+                let v = self.int_in(inst.b, S0);
+                if inst.op == Op::StB {
+                    e::store_mr_u8(&mut self.b, base, d, v);
+                } else {
+                    e::store_mr(&mut self.b, base, d, v);
+                }
+            }
+            Op::StF => {
+                let d = disp(inst.imm)?;
+                let base = self.int_in(inst.a, S1);
+                let v = self.float_in(inst.b, FS0);
+                e::store_mr_f(&mut self.b, base, d, v);
+            }
+            Op::SAddr => {
+                let slot = u32::try_from(inst.imm).map_err(|_| CompileError::SlotTooFar)?;
+                let d = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?
+                    - self.layout.tag_offset as i32;
+                let rd = self.out(r, S0);
+                e::lea_slot(&mut self.b, rd, d);
+                self.store_result(r, rd);
+            }
+            Op::SqrtF => {
+                let fa = self.float_in(inst.a, FS0);
+                let fd = self.out(r, FS0);
+                e::sqrtsd(&mut self.b, fd, fa);
+                self.store_result(r, fd);
+            }
+            _ => {
+                // `ToInt`.
+                let fa = self.float_in(inst.a, FS0);
+                let rd = self.out(r, S0);
+                e::cvttsd2si(&mut self.b, rd, fa);
+                self.store_result(r, rd);
+            }
+        }
+        Ok(())
+    }
+
+    /// An `Eq`/`Ne` guard on a fused `LdI`: `cmp qword [base + disp], imm; jcc exit`.
+    pub(super) fn fused_guard(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let load = *self.t.inst(inst.a);
+        let k = i32::try_from(self.t.inst(inst.b).imm).map_err(|_| CompileError::SlotTooFar)?;
+        let base = self.int_in(load.a, S1);
+        e::cmp_mi(&mut self.b, base, disp(load.imm)?, k);
+        let fail = if inst.op == Op::Eq { Cond::Ne } else { Cond::E };
+        e::jcc(&mut self.b, fail, self.exits[inst.snap as usize]);
+        Ok(())
+    }
+
+    /// `SLoadT`: compare the slot's tag with `imm >> 32`, exit if it differs, load the payload.
+    fn sload_tagged(&mut self, r: Ref) -> Result<(), CompileError> {
+        let inst = *self.t.inst(r);
+        let slot = inst.op.slot_of(inst.imm).unwrap_or(0);
+        let tag = ((inst.imm as u64) >> 32) as i64;
+        let tag_disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+        let pay = self
+            .layout
+            .payload_disp(slot)
+            .ok_or(CompileError::SlotTooFar)?;
+        match self.layout.tag_size {
+            1 => e::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
+            4 => e::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
+            _ => {
+                self.mov_imm(S0, tag);
+                e::cmp_tag64_r(&mut self.b, tag_disp, S0);
+            }
+        }
+        e::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        let rd = self.out(r, S0);
+        e::load_slot(&mut self.b, rd, pay);
+        self.store_result(r, rd);
+        Ok(())
+    }
+}

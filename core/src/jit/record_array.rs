@@ -1,0 +1,525 @@
+//! Recording of array accesses and numeric builtins inside loop traces (part of the recorder,
+//! [`crate::jit::record`]).
+//!
+//! Glossary
+//! - *array register*: a register that held a `Value::Array` when the recording started and
+//!   that the iteration has not overwritten since. The trace reads its payload (the array
+//!   object's address) once, with `SLoadT`, which guards the slot's tag; the slot itself is
+//!   never written by the trace (the optimiser refuses a loop whose tail writes it).
+//! - *element access*: `getidx`/`getidxi` and `setidx`/`setidxi` on an array register with an
+//!   int index. The array is read only through `vm::value::ARRAY_PTR_OFFSET` (element 0) and
+//!   `ARRAY_LEN_OFFSET` (count); elements are `Value`s, `size_of::<Value>()` bytes apart, with
+//!   the tag word at 0 and the payload at `PAYLOAD_OFFSET`.
+//!
+//! Every access guards, in this order and resuming at the bytecode itself (the interpreter
+//! redoes it, raising its error if there is one): `0 <= index < len`; for a read, that the
+//! element's tag is the one the recorder saw (int, float or bool: type feedback); for a write,
+//! that the element it replaces owns nothing (a tag below `TAG_STR`), then the new tag and
+//! payload are stored. So no reference count changes in native code outside the runtime calls,
+//! exactly as the interpreter's inline paths (`ArrayObj::get` of a number,
+//! `ArrayObj::set_inline`) behave; storing a string, an array or nil, or reading nil, aborts
+//! the recording.
+//!
+//! Builtins: `sqrt` is `SqrtF` (the machine instruction, correctly rounded like the
+//! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
+//! that the float lies strictly inside (-2^63, 2^63) (NaN fails them), the identity
+//! conversions are free, and `len` of an array register (compiled as `move t, a; callb t, len,
+//! 1`) loads the count, both bytecodes as one step whose guards resume at the `move`.
+//! `push(a, v)` of an int (`move t, a; X; callb t, push, 2`) is a runtime call of
+//! `ArrayObj::push` through the array register's slot (`SAddr`), recorded when its result
+//! register `t` is nil and the iteration never writes it (see [`Recorder::push`]).
+//!
+//! An array or string element read into a register (`let row = m[i]`) is a runtime call,
+//! `put_element`, that stores the clone into the register itself (see
+//! [`Recorder::get_heap_element`]).
+//!
+//! Alias rules (the optimiser's): element loads CSE only in traces without stores and calls;
+//! length and element-pointer loads (`LdH`) in traces without calls (only `push`, a call,
+//! changes them). A store to an element the iteration read or stored before skips the old-tag
+//! check unless a call came in between (element stores store numbers only), and skips the tag
+//! store when the type stays and nothing wrote memory in between.
+use liballoc::rc::Rc;
+
+use super::{Next, Num, Recorder, Val};
+use crate::jit::ir::{Op, Ref, NONE};
+use crate::jit::trace::Abort;
+use crate::vm::builtins::Builtin;
+use crate::vm::bytecode::{a, b, byte, c};
+use crate::vm::value::{
+    ArrayObj, Value, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, PAYLOAD_OFFSET, TAG_ARRAY, TAG_BOOL,
+    TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR,
+};
+
+/// `*slot = elem.clone()`: a heap element (an array or a string) copied into the VM register
+/// at address `slot` with the interpreter's reference counting (the old value is dropped).
+/// Returns 0.
+pub(crate) extern "C" fn put_element(slot: i64, elem: i64) -> i64 {
+    // SAFETY: `elem` is the address of an element of a live array (bounds-checked by the
+    // trace), and `slot` of a VM register of the running frame (`SAddr`) that the trace never
+    // writes otherwise; the interpreter is suspended while native code runs. The clone is made
+    // before the assignment drops the old register value, and nothing else holds a reference
+    // into either buffer across the call.
+    unsafe {
+        let v = (*(elem as usize as *const Value)).clone();
+        *(slot as usize as *mut Value) = v;
+    }
+    0
+}
+
+/// `push` of int `x` onto the array in the VM register at address `slot`: 0, or -1 when the
+/// register holds no array or the VM's memory cap refuses the growth (nothing changed; the
+/// trace exits and the interpreter's `push` reports it).
+pub(crate) extern "C" fn push_int(slot: i64, x: i64) -> i64 {
+    // SAFETY: `slot` is the address of a VM register of the running frame (`SAddr`) that the
+    // trace guarded to hold an array (`SLoadT`) and never writes; the interpreter is suspended
+    // while native code runs, so nothing else touches the register or the array now.
+    let v = unsafe { &*(slot as usize as *const Value) };
+    match v {
+        Value::Array(arr) if arr.push(Value::Int(x)).is_ok() => 0,
+        _ => -1,
+    }
+}
+
+/// Bytes between two elements.
+const ELEM_SIZE: i64 = core::mem::size_of::<Value>() as i64;
+/// 2^63: the floats `int` converts natively lie strictly between minus this and this.
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+/// Offset of an element's tag word (`Value` is `repr(u64)`: the tag comes first).
+const TAG_OFFSET: i64 = 0;
+
+/// An array register: the object (kept alive for the recording's reads) and the ref of its
+/// address once the trace has loaded it ([`NONE`] before).
+pub(super) struct ArrayReg {
+    obj: Rc<ArrayObj>,
+    r: Ref,
+    /// Stored into the register by native code (`put_element`), not read from it.
+    native: bool,
+}
+
+/// The array registers of a frame as the interpreter holds it.
+pub(super) fn array_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<ArrayReg>> {
+    regs.iter()
+        .map(|v| match v {
+            Value::Array(obj) => Some(ArrayReg {
+                obj: Rc::clone(obj),
+                r: NONE,
+                native: false,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An element whose tag the trace has guarded or stored: element `index` (a ref) of the array
+/// at `array` (a ref) has tag `tag` for as long as nothing writes memory after `mark` (a
+/// [`crate::jit::ir::TraceBuilder::recorded`]).
+pub(super) struct KnownTag {
+    array: Ref,
+    index: Ref,
+    tag: u64,
+    mark: usize,
+}
+
+/// Registers the slot map must never name: which registers held nil when the recording
+/// started, and the slots native code fills itself (`kept`): a recorded `push`'s result
+/// register (guarded nil and never written, so every exit leaves it nil, as the interpreter's
+/// `push` does) and registers a heap element was copied into (`put_element`).
+pub(super) struct Nils {
+    at_start: liballoc::vec::Vec<bool>,
+    /// (slot, the bytecode that relies on it).
+    kept: liballoc::vec::Vec<(u32, u8)>,
+}
+
+impl Nils {
+    pub(super) fn new(regs: &[Value]) -> Nils {
+        Nils {
+            at_start: regs.iter().map(|v| matches!(v, Value::Nil)).collect(),
+            kept: liballoc::vec::Vec::new(),
+        }
+    }
+}
+
+/// An element index: a register or a literal (`getidxi`, `setidxi`).
+#[derive(Clone, Copy)]
+enum Index {
+    Reg(usize),
+    Imm(usize),
+}
+
+/// The IR tag of a number kind.
+fn tag_of(n: Num) -> u64 {
+    match n {
+        Num::Int(_) => TAG_INT,
+        Num::Float(_) => TAG_FLOAT,
+        Num::Bool(_) => TAG_BOOL,
+    }
+}
+
+impl Recorder<'_> {
+    /// Records the array bytecodes and numeric builtins; `None` for any other bytecode.
+    pub(super) fn array_step(&mut self, pc: usize, w: u32) -> Result<Option<Next>, Abort> {
+        let op = w as u8;
+        match op {
+            byte::GetIdx => self.get_index(op, a(w), b(w), Index::Reg(c(w)))?,
+            byte::GetIdxI => self.get_index(op, a(w), b(w), Index::Imm(c(w)))?,
+            byte::SetIdx => self.set_index(op, a(w), Index::Reg(b(w)), c(w))?,
+            byte::SetIdxI => self.set_index(op, a(w), Index::Imm(b(w)), c(w))?,
+            byte::CallB => self.builtin(w)?,
+            byte::Move if self.is_array(b(w)) => return self.array_move(pc, w).map(Some),
+            _ => return Ok(None),
+        }
+        Ok(Some(Next::Pc(pc + 1)))
+    }
+
+    fn is_array(&self, r: usize) -> bool {
+        matches!(self.arrays.get(r), Some(Some(_)))
+    }
+
+    /// Forgets that register `r` holds an array (it is being overwritten).
+    pub(super) fn forget_array(&mut self, r: usize) {
+        if let Some(slot) = self.arrays.get_mut(r) {
+            *slot = None;
+        }
+    }
+
+    /// The array in register `r` and the ref of its address (loaded on first use).
+    fn array(&mut self, op: u8, r: usize) -> Result<(Rc<ArrayObj>, Ref), Abort> {
+        let Some(Some(arr)) = self.arrays.get(r) else {
+            return Err(Abort::UnsupportedOperand(op));
+        };
+        let (obj, mut aref) = (Rc::clone(&arr.obj), arr.r);
+        if aref == NONE {
+            aref = self.tb.slot_tagged(r as u32, TAG_ARRAY as u32);
+            if let Some(Some(arr)) = self.arrays.get_mut(r) {
+                arr.r = aref;
+            }
+        }
+        Ok((obj, aref))
+    }
+
+    /// The index now and its ref.
+    fn index(&mut self, op: u8, idx: Index) -> Result<(i64, Ref), Abort> {
+        match idx {
+            Index::Imm(k) => Ok((k as i64, self.tb.kint(k as i64))),
+            Index::Reg(r) => match self.shadow.get(r).copied().flatten() {
+                Some(Num::Int(i)) => Ok((i, self.reg(r)?.r)),
+                _ => Err(Abort::UnsupportedOperand(op)),
+            },
+        }
+    }
+
+    /// Element `i` of `obj` as the iteration has left it so far: a number, or `None` for nil
+    /// and heap values (`Err` past the end).
+    fn element(&self, obj: &Rc<ArrayObj>, i: i64) -> Result<Option<Num>, Abort> {
+        let key = (Rc::as_ptr(obj) as usize, i);
+        if let Some(&(_, _, n)) = self.stores.iter().rev().find(|s| (s.0, s.1) == key) {
+            return Ok(Some(n));
+        }
+        let v = usize::try_from(i)
+            .ok()
+            .and_then(|i| obj.get(i))
+            .ok_or(Abort::IndexOutOfRange)?;
+        Ok(match v {
+            Value::Int(x) => Some(Num::Int(x)),
+            Value::Float(x) => Some(Num::Float(x)),
+            Value::Bool(x) => Some(Num::Bool(x)),
+            _ => None,
+        })
+    }
+
+    /// The guarded address of element `iref` of the array at `aref`.
+    fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
+        let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
+        // `0 <= index < len` in one unsigned compare.
+        self.tb.guard(Op::ULt, iref, len);
+        let data = self.tb.load(Op::LdH, aref, ARRAY_PTR_OFFSET as i64);
+        let size = self.tb.kint(ELEM_SIZE);
+        let off = self.tb.op(Op::MulI, iref, size);
+        self.tb.op(Op::AddI, data, off)
+    }
+
+    /// `dst = arr[idx]` for a number element.
+    fn get_index(&mut self, op: u8, dst: usize, arr: usize, idx: Index) -> Result<(), Abort> {
+        let (obj, aref) = self.array(op, arr)?;
+        let (i, iref) = self.index(op, idx)?;
+        let Some(num) = self.element(&obj, i)? else {
+            return self.get_heap_element(op, dst, &obj, aref, i, iref);
+        };
+        let addr = self.element_addr(aref, iref);
+        let tag = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+        let want = self.tb.kint(tag_of(num) as i64);
+        self.tb.guard(Op::Eq, tag, want);
+        let load = match num {
+            Num::Int(_) => Op::LdI,
+            Num::Float(_) => Op::LdF,
+            Num::Bool(_) => Op::LdB,
+        };
+        let r = self.tb.load(load, addr, PAYLOAD_OFFSET as i64);
+        self.know_tag(aref, iref, tag_of(num));
+        self.set(dst, Val { num, r })
+    }
+
+    /// `dst = arr[idx]` for an array or string element: a runtime call (`put_element`) stores a
+    /// clone into the register itself, after a guard on the element's tag. The register leaves
+    /// the slot map (exits must not overwrite it), so the iteration must not have read it
+    /// before (the loop body would reuse that stale read) nor write it after (the tail would
+    /// name the written value for exits where the element belongs); an array becomes an array
+    /// register whose address is the element's payload.
+    fn get_heap_element(
+        &mut self,
+        op: u8,
+        dst: usize,
+        obj: &Rc<ArrayObj>,
+        aref: Ref,
+        i: i64,
+        iref: Ref,
+    ) -> Result<(), Abort> {
+        let unsupported = Abort::UnsupportedOperand(op);
+        let value = usize::try_from(i).ok().and_then(|i| obj.get(i));
+        let tag = match &value {
+            Some(Value::Array(_)) => TAG_ARRAY,
+            Some(Value::Str(_)) => TAG_STR,
+            _ => return Err(unsupported),
+        };
+        let read_before = self.tb.was_loaded(dst as u32)
+            || matches!(self.arrays.get(dst), Some(Some(a)) if a.r != NONE && !a.native);
+        if read_before || self.stores.iter().any(|s| s.0 == Rc::as_ptr(obj) as usize) {
+            return Err(unsupported);
+        }
+        let addr = self.element_addr(aref, iref);
+        let t = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+        let want = self.tb.kint(tag as i64);
+        self.tb.guard(Op::Eq, t, want);
+        let slot = self.tb.slot_addr(dst as u32);
+        self.tb.call(put_element, slot, addr);
+        self.tb.forget_slot(dst as u32);
+        *self.shadow.get_mut(dst).ok_or(Abort::Malformed)? = None;
+        self.forget_array(dst);
+        if let Some(Value::Array(elem)) = value {
+            let r = self.tb.load(Op::LdI, addr, PAYLOAD_OFFSET as i64);
+            if let Some(reg) = self.arrays.get_mut(dst) {
+                *reg = Some(ArrayReg {
+                    obj: elem,
+                    r,
+                    native: true,
+                });
+            }
+        }
+        self.nils.kept.push((dst as u32, op));
+        Ok(())
+    }
+
+    /// Records that element `iref` of `aref` has tag `tag` now.
+    fn know_tag(&mut self, aref: Ref, iref: Ref, tag: u64) {
+        let mark = self.tb.recorded();
+        self.known_tags
+            .retain(|k| (k.array, k.index) != (aref, iref));
+        self.known_tags.push(KnownTag {
+            array: aref,
+            index: iref,
+            tag,
+            mark,
+        });
+    }
+
+    /// The tag of element `iref` of `aref`, if the trace checked or stored it and nothing has
+    /// written memory since.
+    fn known_tag(&self, aref: Ref, iref: Ref) -> Option<u64> {
+        let k = self
+            .known_tags
+            .iter()
+            .find(|k| (k.array, k.index) == (aref, iref))?;
+        (!self.tb.wrote_memory_since(k.mark)).then_some(k.tag)
+    }
+
+    /// Whether element `iref` of `aref` is known to own nothing: the trace checked or stored a
+    /// number there and has made no call since (element stores store numbers only, so
+    /// whatever they hit still owns nothing).
+    fn known_scalar(&self, aref: Ref, iref: Ref) -> bool {
+        self.known_tags.iter().any(|k| {
+            (k.array, k.index) == (aref, iref) && k.tag < TAG_STR && !self.tb.called_since(k.mark)
+        })
+    }
+
+    /// `arr[idx] = src` for a number replacing an element that owns nothing.
+    fn set_index(&mut self, op: u8, arr: usize, idx: Index, src: usize) -> Result<(), Abort> {
+        let (obj, aref) = self.array(op, arr)?;
+        let (i, iref) = self.index(op, idx)?;
+        if self.shadow.get(src).copied().flatten().is_none() {
+            return Err(Abort::UnsupportedOperand(op));
+        }
+        // The element replaced now must own nothing (nil or a number); a heap element would
+        // need its reference dropped.
+        let owns_nothing = match self.element(&obj, i)? {
+            Some(_) => true,
+            None => usize::try_from(i)
+                .ok()
+                .and_then(|i| obj.get(i))
+                .is_some_and(|v| v.tag() < TAG_STR),
+        };
+        if !owns_nothing {
+            return Err(Abort::UnsupportedOperand(op));
+        }
+        let v = self.reg(src)?;
+        let addr = self.element_addr(aref, iref);
+        // `a[i] = a[i] + 1`: the read just guarded the element's tag (a number): no second
+        // check unless a call came since, and no tag store when the type stays and nothing
+        // wrote memory since.
+        let known = self.known_tag(aref, iref);
+        if !self.known_scalar(aref, iref) {
+            let old = self.tb.load(Op::LdI, addr, TAG_OFFSET);
+            let heap = self.tb.kint(TAG_STR as i64);
+            self.tb.guard(Op::Lt, old, heap);
+        }
+        if known != Some(tag_of(v.num)) {
+            let tag = self.tb.kint(tag_of(v.num) as i64);
+            self.tb.store(Op::StI, addr, TAG_OFFSET, tag);
+        }
+        let store = match v.num {
+            Num::Int(_) => Op::StI,
+            Num::Float(_) => Op::StF,
+            Num::Bool(_) => Op::StB,
+        };
+        self.tb.store(store, addr, PAYLOAD_OFFSET as i64, v.r);
+        self.stores.push((Rc::as_ptr(&obj) as usize, i, v.num));
+        self.know_tag(aref, iref, tag_of(v.num));
+        Ok(())
+    }
+
+    /// `callb` of `sqrt`, `int` or `float` on a number (others abort as unsupported).
+    fn builtin(&mut self, w: u32) -> Result<(), Abort> {
+        let (first, n) = (a(w), c(w));
+        let unsupported = Abort::Unsupported(byte::CallB);
+        let which = Builtin::from_index(b(w)).ok_or(unsupported)?;
+        if n != 1 || !matches!(which, Builtin::Sqrt | Builtin::Int | Builtin::Float) {
+            return Err(unsupported);
+        }
+        let x = match self.shadow.get(first).copied().flatten() {
+            Some(Num::Int(_) | Num::Float(_)) => self.reg(first)?,
+            _ => return Err(Abort::UnsupportedOperand(byte::CallB)),
+        };
+        let v = match (which, x.num) {
+            (Builtin::Sqrt, _) => {
+                let xf = self.float_of(x);
+                Val {
+                    num: Num::Float(crate::vm::builtins::sqrt(xf.num.as_f64())),
+                    r: self.tb.op(Op::SqrtF, xf.r, NONE),
+                }
+            }
+            (Builtin::Int, Num::Float(f)) => {
+                // Inside (-2^63, 2^63) truncation is exact on every target; NaN and the rest
+                // (saturated by the interpreter) fail a guard and are redone there.
+                let (lo, hi) = (self.tb.kfloat(-TWO_63), self.tb.kfloat(TWO_63));
+                self.tb.guard(Op::Gt, x.r, lo);
+                self.tb.guard(Op::Lt, x.r, hi);
+                let r = self.tb.op(Op::ToInt, x.r, NONE);
+                Val {
+                    num: Num::Int(f as i64),
+                    r,
+                }
+            }
+            (Builtin::Float, Num::Int(_)) => self.float_of(x),
+            // `int` of an int, `float` of a float.
+            _ => x,
+        };
+        self.set(first, v)
+    }
+
+    /// `move t, arr` (an array register): only as the argument move of `len(arr)` or
+    /// `push(arr, v)`, recorded together with the instructions up to the `callb`.
+    fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let next = self.code.get(pc + 1).copied().unwrap_or(0);
+        let is_len = next as u8 == byte::CallB
+            && a(next) == a(w)
+            && c(next) == 1
+            && Builtin::from_index(b(next)) == Some(Builtin::Len);
+        if !is_len {
+            return self.push(pc, w);
+        }
+        let (obj, aref) = self.array(byte::Move, b(w))?;
+        let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
+        let v = Val {
+            num: Num::Int(obj.len() as i64 + self.pushed(&obj)),
+            r: len,
+        };
+        self.set(a(w), v)?;
+        Ok(Next::Pc(pc + 2))
+    }
+
+    /// Elements the recorded iteration appended to `obj`.
+    fn pushed(&self, obj: &Rc<ArrayObj>) -> i64 {
+        let (addr, len) = (Rc::as_ptr(obj) as usize, obj.len() as i64);
+        self.stores
+            .iter()
+            .filter(|s| s.0 == addr && s.1 >= len)
+            .count() as i64
+    }
+
+    /// `push(arr, v)` of an int: `move t, arr; X; callb t, push, 2` where `X` is one
+    /// instruction computing `v` into `t + 1`. A runtime call (`ArrayObj::push`, which grows
+    /// the buffer and charges the meter) through the array register's slot; its failure (out of
+    /// memory) is guarded. Every guard of the three resumes at the `move`, whose register `t`
+    /// the trace never fills: it must be nil when the push is reached and stays nil (what
+    /// the interpreter's `push` leaves there), so the recording aborts if the iteration writes
+    /// it anywhere.
+    fn push(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let unsupported = Abort::UnsupportedOperand(byte::Move);
+        let (t, arr) = (a(w), b(w));
+        let x = self.code.get(pc + 1).copied().unwrap_or(0);
+        let call = self.code.get(pc + 2).copied().unwrap_or(0);
+        let computes_arg = matches!(
+            x as u8,
+            byte::Move
+                | byte::LoadK
+                | byte::LoadInt
+                | byte::GetIdx
+                | byte::GetIdxI
+                | byte::Add
+                | byte::Sub
+                | byte::Mul
+                | byte::AddK
+                | byte::SubK
+                | byte::MulK
+        ) && a(x) == t + 1;
+        let is_push = call as u8 == byte::CallB
+            && a(call) == t
+            && c(call) == 2
+            && Builtin::from_index(b(call)) == Some(Builtin::Push);
+        let t_nil = self.nils.at_start.get(t) == Some(&true)
+            && !self.tb.is_written(t as u32)
+            && !self.is_array(t);
+        if !computes_arg || !is_push || !t_nil {
+            return Err(unsupported);
+        }
+        let (obj, _) = self.array(byte::Move, arr)?;
+        // `X` records with this pc: its guards resume at the `move`.
+        match self.step(pc + 1, x)? {
+            Next::Pc(p) if p == pc + 2 => {}
+            _ => return Err(unsupported),
+        }
+        let Some(Num::Int(v)) = self.shadow.get(t + 1).copied().flatten() else {
+            return Err(unsupported);
+        };
+        let val = self.reg(t + 1)?;
+        self.tb.slot_tagged(t as u32, TAG_NIL as u32);
+        let slot = self.tb.slot_addr(arr as u32);
+        let status = self.tb.call(push_int, slot, val.r);
+        let zero = self.tb.kint(0);
+        self.tb.guard(Op::Eq, status, zero);
+        let index = obj.len() as i64 + self.pushed(&obj);
+        self.stores
+            .push((Rc::as_ptr(&obj) as usize, index, Num::Int(v)));
+        self.nils.kept.push((t as u32, byte::CallB));
+        Ok(Next::Pc(pc + 3))
+    }
+
+    /// A recorded `push` relies on its result register staying nil, a copied heap element on
+    /// its register keeping it: the iteration must not write them (an exit would store the
+    /// written value there).
+    pub(super) fn check_nil_slots(&self) -> Result<(), Abort> {
+        match self.nils.kept.iter().find(|&&(s, _)| self.tb.is_written(s)) {
+            Some(&(_, op)) => Err(Abort::UnsupportedOperand(op)),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! Arrays and numeric builtins inside loop traces: every program runs in the interpreter (the
+//! oracle) and with the JIT forced on at thresholds 1 and 7; output, result (error kind, pc,
+//! line) and live heap bytes must agree, and the programs meant to run natively must compile
+//! without an abort and enter native code. Runs on x86-64 natively and on AArch64 under
+//! qemu-user (the `aarch64` lane).
+#![cfg(feature = "jit")]
+#![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+
+use std::sync::Mutex;
+
+use kiln::jit::driver::{Jit, JitStats};
+use kiln::platform::Console;
+use kiln::vm::{lang, RuntimeError, Vm, VmConfig};
+use kiln_std::exec::StdExecMemory;
+
+static MEM: StdExecMemory = StdExecMemory::new();
+
+/// Collects the `[JIT]` log.
+#[derive(Default)]
+struct Log(Mutex<String>);
+
+// SAFETY: `write_bytes` only appends to a mutex-protected string; it never allocates executable
+// memory or re-enters the JIT.
+unsafe impl Console for Log {
+    fn write_bytes(&self, bytes: &[u8]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push_str(&String::from_utf8_lossy(bytes));
+    }
+}
+
+/// What one run showed.
+struct Run {
+    out: String,
+    result: Result<(), RuntimeError>,
+    heap_bytes: usize,
+    stats: JitStats,
+    log: String,
+}
+
+fn run(src: &str, threshold: Option<u32>) -> Run {
+    run_capped(src, threshold, VmConfig::default().memory_cap)
+}
+
+fn run_capped(src: &str, threshold: Option<u32>, memory_cap: usize) -> Run {
+    let prog = lang::compile(src).expect("compiles");
+    let config = VmConfig {
+        jit_threshold: threshold.unwrap_or(0),
+        memory_cap,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).expect("verifies");
+    let mut out = String::new();
+    let log = Log::default();
+    let (result, stats) = match threshold {
+        Some(_) => {
+            let mut jit = Jit::new(&prog, &MEM, Some(&log));
+            let r = vm.run(&mut out, Some(&mut jit)).map(drop);
+            (r, jit.stats())
+        }
+        None => (vm.run(&mut out, None).map(drop), JitStats::default()),
+    };
+    Run {
+        out,
+        result,
+        heap_bytes: vm.heap_bytes(),
+        stats,
+        log: log.0.into_inner().unwrap(),
+    }
+}
+
+/// Same output, result and heap bytes as the interpreter at thresholds 1 and 7; returns the
+/// runs.
+fn same_as_interpreter(src: &str) -> Vec<Run> {
+    let want = run(src, None);
+    [1, 7]
+        .into_iter()
+        .map(|t| {
+            let got = run(src, Some(t));
+            assert_eq!(got.out, want.out, "threshold {t}\n{src}\n{}", got.log);
+            assert_eq!(got.result, want.result, "threshold {t}\n{src}\n{}", got.log);
+            assert_eq!(
+                got.heap_bytes, want.heap_bytes,
+                "threshold {t}: heap\n{src}"
+            );
+            got
+        })
+        .collect()
+}
+
+/// Agrees with the interpreter, and every run compiled a trace, entered native code and
+/// aborted nothing.
+fn native(src: &str) -> Vec<Run> {
+    let runs = same_as_interpreter(src);
+    for r in &runs {
+        assert!(!r.log.contains("aborted"), "an abort\n{src}\n{}", r.log);
+        assert!(
+            r.stats.compiled >= 1 && r.stats.entered >= 1,
+            "{:?}\n{src}\n{}",
+            r.stats,
+            r.log
+        );
+    }
+    runs
+}
+
+/// Agrees with the interpreter, and some run logged an abort naming `what`.
+fn aborts_naming(src: &str, what: &str) {
+    let runs = same_as_interpreter(src);
+    assert!(
+        runs.iter().any(|r| r.log.contains(what)),
+        "no abort naming {what}\n{src}\n{}",
+        runs[0].log
+    );
+}
+
+// ---- reads -------------------------------------------------------------------------------------
+
+#[test]
+fn int_elements_are_read_natively() {
+    native(
+        "let a = array(300, 0); let i = 0;
+         while i < 300 { a[i] = i * 3 - 7; i = i + 1; }
+         let s = 0; i = 0;
+         while i < 300 { s = s + a[i]; i = i + 1; }
+         print(s);",
+    );
+}
+
+#[test]
+fn a_float_dot_product_reads_two_rows() {
+    let runs = native(
+        "let n = 200; let x = array(n, 0.0); let y = array(n, 0.0); let k = 0;
+         while k < n { x[k] = k * 0.5; y[k] = 1.0 / (k + 1); k = k + 1; }
+         let sum = 0.0; k = 0;
+         while k < n { sum = sum + x[k] * y[k]; k = k + 1; }
+         print(sum);",
+    );
+    assert!(runs.iter().all(|r| r.stats.entered >= 1));
+}
+
+#[test]
+fn bool_elements_are_read_and_written_natively() {
+    native(
+        "let n = 400; let p = array(n, true); p[0] = false; p[1] = false;
+         let i = 2;
+         while i < n { let j = i + i; while j < n { p[j] = false; j = j + i; } i = i + 1; }
+         let c = 0; i = 0;
+         while i < n { if p[i] { c = c + 1; } i = i + 1; }
+         print(c);",
+    );
+}
+
+#[test]
+fn literal_indices_read_and_write() {
+    native(
+        "let a = [0, 0, 0.5, 0]; let i = 0;
+         while i < 500 { a[0] = a[0] + i; a[1] = a[0] - a[3]; a[2] = a[2] * 1.0001; a[3] = i; i = i + 1; }
+         print(a[0], a[1], a[2], a[3]);",
+    );
+}
+
+#[test]
+fn len_of_an_array_in_the_loop_condition() {
+    native(
+        "let a = array(333, 2); let s = 0; let i = 0;
+         while i < len(a) { s = s + a[i] * i; i = i + 1; }
+         print(s, len(a));",
+    );
+}
+
+#[test]
+fn a_read_after_a_write_to_the_same_array_sees_it() {
+    native(
+        "let a = array(100, 1); let b = a; let i = 1;
+         while i < 100 { a[i] = b[i - 1] + a[i]; i = i + 1; }
+         print(a[99], b[50]);",
+    );
+}
+
+// ---- guards ------------------------------------------------------------------------------------
+
+#[test]
+fn an_element_of_another_type_leaves_through_its_guard() {
+    same_as_interpreter(
+        "let a = array(200, 1); a[150] = 2.5; a[170] = true; let s = 0.0; let i = 0; let c = 0;
+         while i < 200 {
+             let v = a[i];
+             if v == true { c = c + 1; } else { s = s + v; }
+             i = i + 1;
+         }
+         print(s, c);",
+    );
+}
+
+#[test]
+fn an_index_out_of_range_is_the_interpreter_error() {
+    for src in [
+        "let a = array(50, 1); let s = 0; let i = 0;
+         while i < 60 { s = s + a[i]; i = i + 1; }
+         print(s);",
+        "let a = array(50, 1); let i = 0;
+         while i < 60 { a[i] = i; i = i + 1; }
+         print(a[3]);",
+        "let a = array(50, 1); let s = 0; let i = 10;
+         while i > -5 { s = s + a[i]; i = i - 1; }
+         print(s);",
+    ] {
+        let want = run(src, None);
+        assert!(want.result.is_err(), "{src}");
+        same_as_interpreter(src);
+    }
+}
+
+#[test]
+fn a_string_element_is_never_overwritten_natively() {
+    // Stores replace numbers natively; a heap element ends the trace through the old-tag guard
+    // (the interpreter drops it), so the heap bytes match.
+    same_as_interpreter(
+        "let a = array(100, 0); a[77] = \"s\"; let i = 0;
+         while i < 100 { a[i] = i; i = i + 1; }
+         print(a[77], a[99]);",
+    );
+}
+
+#[test]
+fn rows_of_a_matrix_are_copied_into_registers_natively() {
+    // `let r = m[i % 3]` copies an array element into a register (reference counted, by a
+    // runtime call); the row is then read as an array register.
+    native(
+        "let m = [[1, 2], [3, 4], [5.5, 6]]; let s = 0.0; let i = 0;
+         while i < 300 { let r = m[i % 3]; s = s + r[0] * r[1]; i = i + 1; }
+         print(s);",
+    );
+    // Strings too; the last copy stays in the register after the loop.
+    native(
+        "let w = [\"ab\", \"cde\", \"f\"]; let n = 0; let i = 0; let last = 0;
+         while i < 300 { last = w[i % 3]; n = n + i; i = i + 1; }
+         print(n, last);",
+    );
+}
+
+#[test]
+fn a_heap_element_register_written_again_or_read_first_matches_the_interpreter() {
+    for src in [
+        // Read before the copy in the same iteration (the copy of the last iteration).
+        "let m = [[1, 2], [3, 4]]; let r = m[0]; let s = 0; let i = 0;
+         while i < 200 { s = s + r[1]; r = m[i % 2]; i = i + 1; }
+         print(s, r[0]);",
+        // Overwritten by a number after the copy.
+        "let m = [[1, 2], [3, 4]]; let s = 0; let i = 0; let r = 0;
+         while i < 200 { r = m[i % 2]; s = s + r[1]; r = i; i = i + 1; }
+         print(s, r);",
+        // An element that is sometimes a number.
+        "let m = [[1, 2], 7, [3, 4]]; let s = 0; let i = 0;
+         while i < 200 { let r = m[i % 3]; if i % 3 != 1 { s = s + r[0]; } i = i + 1; }
+         print(s);",
+    ] {
+        same_as_interpreter(src);
+    }
+}
+
+#[test]
+fn heap_elements_and_array_moves_abort_naming_the_op() {
+    aborts_naming(
+        "let a = array(10, 0); let s = \"x\"; let i = 0;
+         while i < 100 { a[i % 10] = s; i = i + 1; }
+         print(a[3]);",
+        "`setidx` on these operand types is not supported",
+    );
+}
+
+#[test]
+fn an_array_register_reassigned_in_the_loop_stays_correct() {
+    same_as_interpreter(
+        "let a = [1, 2, 3]; let b = [10, 20, 30]; let s = 0; let i = 0;
+         while i < 300 { s = s + a[i % 3]; if i == 150 { a = b; } i = i + 1; }
+         print(s);",
+    );
+}
+
+#[test]
+fn an_update_in_place_that_changes_the_element_type() {
+    // `a[i] = a[i] * 0.5` reads an int and stores a float (the tag store stays); the second
+    // pass reads floats, and `b` aliases `a`.
+    same_as_interpreter(
+        "let a = array(64, 3); let b = a; let p = 0; let s = 0.0;
+         while p < 3 {
+             let i = 0;
+             while i < 64 { a[i] = a[i] * 0.5; b[i] = b[i] + 1; s = s + a[i]; i = i + 1; }
+             p = p + 1;
+         }
+         print(s, a[5], b[63]);",
+    );
+}
+
+#[test]
+fn push_of_ints_runs_natively() {
+    // The push's result register stays nil: no other temporary in the loop reuses it.
+    native(
+        "let a = array(0, 0); let i = 0;
+         while i < 700 { push(a, i * 3); i = i + 1; }
+         print(len(a), a[0], a[699]);",
+    );
+    // Here `s = s + a[i] + len(a)` reuses it: the loop stays interpreted, same result.
+    same_as_interpreter(
+        "let a = array(0, 0); let s = 0; let i = 0;
+         while i < 700 { push(a, i * 3); s = s + a[i] + len(a); i = i + 1; }
+         print(s, len(a), a[699]);",
+    );
+}
+
+#[test]
+fn push_next_to_other_temporaries_matches_the_interpreter() {
+    // The push's result register is reused by the next statement's temporaries, and floats
+    // are pushed too (not traced): aborts, never a wrong register.
+    same_as_interpreter(
+        "let a = array(0, 0); let b = array(0, 0); let s = 0.0; let i = 0;
+         while i < 400 {
+             push(a, i);
+             s = s + sqrt(i * 1.0) * 2.0;
+             push(b, s);
+             if i % 3 == 0 { push(a, a[i] + 1); }
+             i = i + 1;
+         }
+         print(s, len(a), len(b), a[10], b[20]);",
+    );
+}
+
+#[test]
+fn a_push_past_the_memory_cap_is_the_interpreters_error() {
+    let src = "let a = array(0, 0); let i = 0;
+               while i < 100000 { push(a, i); i = i + 1; }
+               print(len(a));";
+    let want = run_capped(src, None, 64 * 1024);
+    assert!(want.result.is_err(), "the cap stops the loop");
+    for t in [1, 7] {
+        let got = run_capped(src, Some(t), 64 * 1024);
+        assert_eq!(got.result, want.result, "threshold {t}\n{}", got.log);
+        assert_eq!(got.out, want.out);
+        assert_eq!(got.heap_bytes, want.heap_bytes);
+        assert!(got.stats.entered >= 1, "{:?}\n{}", got.stats, got.log);
+    }
+}
+
+// ---- builtins ----------------------------------------------------------------------------------
+
+#[test]
+fn sqrt_int_and_float_run_natively() {
+    native(
+        "let s = 0.0; let t = 0; let i = 0;
+         while i < 500 {
+             s = s + sqrt(i * 1.5) + sqrt(i);
+             t = t + int(s / 7.0) + int(i);
+             let f = float(i) / 3.0 + float(s);
+             s = s - f * 0.001;
+             i = i + 1;
+         }
+         print(s, t);",
+    );
+}
+
+#[test]
+fn int_of_a_float_out_of_range_or_nan_matches_the_interpreter() {
+    same_as_interpreter(
+        "let x = 1.0; let t = 0; let i = 0; let z = 0.0;
+         while i < 400 {
+             x = x * 8.0;
+             t = t + int(x) % 1000 + int(z / z) + int(-x);
+             i = i + 1;
+         }
+         print(x, t);",
+    );
+}
+
+#[test]
+fn sqrt_of_negative_and_special_floats() {
+    same_as_interpreter(
+        "let s = 0; let i = 0; let x = -3.0;
+         while i < 200 { let r = sqrt(x + i * 0.25); if r == r { s = s + 1; } i = i + 1; }
+         print(s, sqrt(0.0 - 0.0), sqrt(1.0 / 0.0));",
+    );
+}
+
+// ---- the optimiser -----------------------------------------------------------------------------
+
+/// Loads in the body of the recorded dot-product loop `while k < n { BODY k = k + 1; }` over
+/// float arrays `x`, `y`: (element loads `LdI`, header loads `LdH`, int stores `StI`, which
+/// store tags here).
+fn body_loads(body: &str) -> (usize, usize, usize) {
+    use kiln::jit::ir::Op;
+    use kiln::jit::opt::optimize;
+    use kiln::jit::record::record;
+    use kiln::vm::value::{MeterCell, Value};
+    let src = format!(
+        "let n = 50; let x = array(n, 1.5); let y = array(n, 2.5); let sum = 0.0; let k = 0;
+         while k < n {{ {body} k = k + 1; }}
+         print(sum);"
+    );
+    let prog = lang::compile(&src).unwrap();
+    let meter = MeterCell::new(usize::MAX);
+    let mut regs: Vec<Value> = (0..prog.funcs[0].nregs).map(|_| Value::Nil).collect();
+    regs[0] = Value::Int(50);
+    regs[1] = Value::new_array(&meter, vec![Value::Float(1.5); 50]).unwrap();
+    regs[2] = Value::new_array(&meter, vec![Value::Float(2.5); 50]).unwrap();
+    regs[3] = Value::Float(0.0);
+    regs[4] = Value::Int(5);
+    let trace = (0..prog.funcs[0].code.len())
+        .find_map(|pc| record(&prog, 0, pc, &regs).ok())
+        .expect("the loop records");
+    let t = optimize(&trace).unwrap();
+    let body = &t.insts[t.loop_ref().unwrap() as usize..];
+    let count = |op: Op| body.iter().filter(|i| i.op == op).count();
+    (count(Op::LdI), count(Op::LdH), count(Op::StI))
+}
+
+#[test]
+fn array_headers_leave_loops_without_calls_and_elements_loops_without_stores() {
+    // Only the two element tag loads stay in the body of a loop that stores nothing.
+    assert_eq!(body_loads("sum = sum + x[k] * y[k];"), (2, 0, 0));
+    // A store to an element may change elements, never an array's length or element pointer.
+    // Storing a float to the float element just read: no second tag check, no tag store.
+    assert_eq!(
+        body_loads("sum = sum + x[k] * y[k]; y[k] = sum;"),
+        (2, 0, 0)
+    );
+    // A store to another element in between (`x` might be `y`) leaves `y[k]` owning nothing
+    // (stores store numbers) but maybe of another type: its old tag is not read, its tag is
+    // stored; `x[k]`, never read, has both.
+    assert_eq!(
+        body_loads("sum = sum + y[k]; x[k] = sum; y[k] = sum;"),
+        (2, 0, 2)
+    );
+    // A call (int `%` is one) might change headers: they are read again every iteration.
+    assert_eq!(body_loads("sum = sum + x[k % n] * y[k];"), (2, 4, 0));
+}
