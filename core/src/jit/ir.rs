@@ -420,6 +420,20 @@ pub struct TraceBuilder {
     slots: Snapshot,
     /// Refs of slots already loaded and not overwritten since.
     loaded: Snapshot,
+    /// While set, every guard exits through this snapshot instead of one of the current slot
+    /// map ([`TraceBuilder::pin`]).
+    pinned: Option<u32>,
+}
+
+/// A point of a recording that [`TraceBuilder::rewind`] returns to: everything emitted after
+/// it is dropped and the slot map is as it was.
+#[derive(Clone, Debug)]
+pub struct Mark {
+    insts: usize,
+    snaps: usize,
+    calls: usize,
+    slots: Snapshot,
+    loaded: Snapshot,
 }
 
 impl TraceBuilder {
@@ -441,6 +455,9 @@ impl TraceBuilder {
     }
 
     fn take_snapshot(&mut self) -> u32 {
+        if let Some(snap) = self.pinned {
+            return snap;
+        }
         self.trace.snaps.push(self.slots.clone());
         (self.trace.snaps.len() - 1) as u32
     }
@@ -527,6 +544,43 @@ impl TraceBuilder {
         let mut i = Inst::new(Op::KBool, Ty::Bool, NONE, NONE);
         i.imm = v as i64;
         self.push(i)
+    }
+
+    /// Where the recording stands now, for [`rewind`](Self::rewind).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            insts: self.trace.insts.len(),
+            snaps: self.trace.snaps.len(),
+            calls: self.trace.calls.len(),
+            slots: self.slots.clone(),
+            loaded: self.loaded.clone(),
+        }
+    }
+
+    /// Drops everything recorded since `m` was taken and restores its slot map; unpins.
+    pub fn rewind(&mut self, m: Mark) {
+        self.trace.insts.truncate(m.insts);
+        self.trace.snaps.truncate(m.snaps);
+        self.trace.calls.truncate(m.calls);
+        self.slots = m.slots;
+        self.loaded = m.loaded;
+        self.pinned = None;
+    }
+
+    /// With `Some(snap)`, every guard (and slot load) recorded from now on exits through
+    /// snapshot `snap` (taken with [`snapshot`](Self::snapshot)) instead of a snapshot of the
+    /// slot map at the guard; `None` ends that. A call followed into a loop trace pins the
+    /// snapshot taken at the call, so any exit inside the callee resumes the interpreter at the
+    /// call, with the caller's state from before it (see `jit::record`).
+    pub fn pin(&mut self, snap: Option<u32>) {
+        self.pinned = snap;
+    }
+
+    /// Forgets what the recording knows about slots `from` and up (written or loaded): they
+    /// belong to a callee's frame, or are dead after its return.
+    pub fn forget_from(&mut self, from: u32) {
+        self.slots.entries.retain(|e| e.slot < from);
+        self.loaded.entries.retain(|e| e.slot < from);
     }
 
     /// Ends the recording with an unconditional exit to `pc` (a linked trace): the exit's

@@ -67,6 +67,10 @@ aborts! {
     FuncLoop                => "the function contains a loop (the loop JIT handles it)";
     CallResultBranch        => "a branch depends on a call result";
     TooManyArgs             => "a call passes more arguments than a function trace supports";
+    Recursive               => "a recursive call (the function JIT runs recursion)";
+    InlineDepth             => "calls nest deeper than a loop trace follows them";
+    WideFrames              => "the followed calls' frames need more than 256 registers";
+    CallAtStart             => "the trace would start at a call it cannot follow";
 }
 
 impl From<CompileError> for Abort {
