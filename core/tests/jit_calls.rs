@@ -210,6 +210,32 @@ while i < 300 {
 print(s);
 ";
 
+/// A callee with more guards than the trace has snapshots (guards inside a followed call share
+/// one): every exit of the compiled trace still has its link-table entry.
+#[test]
+fn a_callee_with_many_guards_compiles() {
+    let src = "\
+fn g(x) {
+    if x > 100 { return 1; }
+    if x > 90 { return 2; }
+    if x > 80 { return 3; }
+    if x > 70 { return 4; }
+    if x > 60 { return 5; }
+    return (0 / x) + x / 3 + x % 5;
+}
+let s = 0;
+let c = 30;
+while c > 0 {
+    c = c - 1;
+    s = s + g(-c);
+}
+print(s);
+";
+    let r = agrees(src);
+    assert!(!r.log.contains("a recorder bug"), "{}", r.log);
+    assert!(has_line(&r, "[JIT] Trace at PC ", "inlines g"), "{}", r.log);
+}
+
 #[test]
 fn nested_calls_are_followed_to_the_depth_limit() {
     let r = agrees(NESTED);

@@ -314,8 +314,10 @@ impl<'a> Jit<'a> {
         let index = self.installed.len();
         let tag = u16::try_from(index).map_err(|_| Abort::NoExecMemory)?;
         // The optimiser emits at most one snapshot per recorded guard for the pre-roll and one
-        // for the body (checked below).
-        let table: Box<[u64]> = vec![0u64; 2 * rec.snaps.len() + 1].into_boxed_slice();
+        // for the body (checked below); guards inside a followed call share one recorded
+        // snapshot, so count guards, not snapshots.
+        let guards = rec.insts.iter().filter(|i| i.op.is_guard()).count();
+        let table: Box<[u64]> = vec![0u64; 2 * guards.max(rec.snaps.len()) + 1].into_boxed_slice();
         let exit_links = ExitLinks {
             tag,
             table: table.as_ptr() as u64,
