@@ -449,3 +449,71 @@ fn the_suite_call_programs_agree() {
         assert_eq!(outs[0], outs[2], "{name}");
     }
 }
+
+/// A callee that calls the host (a side effect) is not followed: the trace exits at the call,
+/// and the host sees every call exactly once, in order, as without the JIT.
+#[test]
+fn a_callee_with_a_host_call_is_made_by_the_interpreter() {
+    use kiln::vm::host::{compile_with, Host, Ty};
+    use kiln::vm::Value;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let src = "\
+fn report(x) { let y = x * 3; emit(y); return y + 1; }
+fn plain(x) { return x * 2; }
+let s = 0;
+let i = 0;
+while i < 200 {
+    s = s + plain(i);
+    if i % 3 == 0 { s = s + report(i); }
+    i = i + 1;
+}
+print(s);
+";
+    let run = |threshold: u32| {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut h = Host::new();
+        let s2 = seen.clone();
+        h.register("emit", &[Ty::Int], move |_, a| {
+            s2.borrow_mut().push(a.int(0));
+            Ok(Value::Nil)
+        })
+        .unwrap();
+        let prog = compile_with(&h, src).expect("compiles");
+        let config = VmConfig {
+            jit_threshold: threshold,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).expect("verifies");
+        let log = Log::default();
+        let mut out = String::new();
+        let mut stats = JitStats::default();
+        let r = if threshold == 0 {
+            vm.run_with(&mut h, &mut [], &mut out, None)
+        } else {
+            let mut jit = Jit::new(&prog, &MEM, Some(&log));
+            let r = vm.run_with(&mut h, &mut [], &mut out, Some(&mut jit));
+            stats = jit.stats();
+            r
+        };
+        drop(h);
+        let seen = seen.borrow().clone();
+        (
+            (out, r.map(|v| format!("{v:?}")), vm.fuel_left(), seen),
+            stats,
+            log.0.into_inner().unwrap(),
+        )
+    };
+    let (want, ..) = run(0);
+    assert_eq!(want.3.len(), 67);
+    for t in [1, 7] {
+        let (got, stats, log) = run(t);
+        assert_eq!(got, want, "threshold {t}\n{log}");
+        assert!(stats.inlined_calls >= 1, "{stats:?}\n{log}");
+        assert!(
+            log.contains("exits at the call of report at PC "),
+            "threshold {t}\n{log}"
+        );
+    }
+}
