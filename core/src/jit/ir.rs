@@ -124,6 +124,8 @@ macro_rules! irdef {
             RetN    (None, None)    -> Void  [flags::EFFECT]                  "return nil from a function trace";
             CallD   (Int, Int)      -> Int   [flags::EFFECT]                  "direct call of function trace a (0: this one) for site `imm`, b = packed window/args; status";
             Links   (None, None)    -> Void  [flags::EFFECT]                  "`imm`: address of the exit link table (one word per snapshot; see jit::callframe)";
+            DivIK   (Int, Int)      -> Int   [flags::PURE]                    "a / b truncated (int `/`); b a constant other than 0 and -1";
+            ModIK   (Int, Int)      -> Int   [flags::PURE]                    "a % b, sign of a (int `%`); b a constant other than 0 and -1";
         }
     };
 }
@@ -334,6 +336,10 @@ impl Trace {
                     return Err(IrError::BadImmediate { at })
                 }
                 Op::Fuel if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
+                // Native code divides without checks: only by a constant that cannot trap.
+                Op::DivIK | Op::ModIK if !self.is_safe_divisor(inst.b) => {
+                    return Err(IrError::BadImmediate { at })
+                }
                 _ => {}
             }
             if inst.op.is_guard() {
@@ -360,6 +366,14 @@ impl Trace {
             return Err(IrError::BadSnapshot { at: NONE });
         }
         Ok(())
+    }
+
+    /// Whether `r` is an int constant other than 0 and -1 (dividing by it cannot trap or
+    /// overflow).
+    fn is_safe_divisor(&self, r: Ref) -> bool {
+        self.insts
+            .get(r as usize)
+            .is_some_and(|i| i.op == Op::KInt && i.imm != 0 && i.imm != -1)
     }
 
     /// Whether `r` names a value-producing instruction before `at`.

@@ -349,6 +349,23 @@ impl Recorder<'_> {
         if q == 0 {
             return Err(Abort::DivisionByZero);
         }
+        if matches!(opcode, byte::DivK | byte::ModK) && q != -1 {
+            // A constant divisor that cannot trap: native code divides inline.
+            let op = if opcode == byte::DivK {
+                Op::DivIK
+            } else {
+                Op::ModIK
+            };
+            let v = if op == Op::DivIK {
+                p.wrapping_div(q)
+            } else {
+                p.wrapping_rem(q)
+            };
+            return Ok(Val {
+                num: Num::Int(v),
+                r: self.tb.op(op, x.r, y.r),
+            });
+        }
         let zero = self.tb.kint(0);
         self.tb.guard(Op::Ne, y.r, zero);
         let (f, v): (HostFn, i64) = match opcode {

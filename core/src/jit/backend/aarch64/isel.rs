@@ -8,6 +8,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod divk;
 
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
@@ -171,6 +172,7 @@ impl Isel<'_> {
             Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r)?,
+            Op::DivIK | Op::ModIK => self.int_div_k(r)?,
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r)?,
             Op::ToFloat => {
                 let ra = self.int_in(inst.a, S0)?;
