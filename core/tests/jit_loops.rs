@@ -267,6 +267,28 @@ fn int_division_and_remainder_match_the_interpreter() {
     assert!(r.stats.compiled >= 1, "{:?}", r.stats);
 }
 
+/// Int `/` and `%` by constants divide inline (`DivIK`, `ModIK`; -1 and 0 stay runtime
+/// calls): signs, `i64::MIN`, 1, -1, large divisors, and a dozen live values around each
+/// division (x86-64's `idiv` needs `rdx`, which then holds one of them).
+#[test]
+fn int_division_by_constants_matches_the_interpreter() {
+    let r = same_as_interpreter(
+        "let a = 1; let b = 2; let c = 3; let d = 4; let e = 5; let f = 6; let g = 7; let h = 8;
+         let m = -9223372036854775807 - 1; let s = 0; let i = -2000;
+         while i < 2000 {
+             a = a + i / 2; b = b + i % 2; c = c + i / -3; d = d + i % -3;
+             e = e + (i * 7919) % 1000003; f = f + i / 1; g = g + i % 1 + i / -1 + i % -1;
+             h = h + m / 2 + m % 3 + m / -7 + (m + i) % 9223372036854775807;
+             s = s + a % 17 + b / 5 + c % 11 + d / 13 + e % 7 + f / 9 + g % 5 + h % 4;
+             i = i + 1;
+         }
+         print(a, b, c, d, e, f, g, h, s);",
+        &[],
+    );
+    assert_no_abort_at(&r, "division by constants");
+    assert!(r.stats.compiled >= 1, "{:?}", r.stats);
+}
+
 #[test]
 fn a_divisor_that_becomes_zero_raises_the_interpreters_error_at_the_same_place() {
     // Computed inside the trace: only the divisor guard can catch it.

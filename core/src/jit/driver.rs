@@ -55,7 +55,7 @@ use crate::jit::hostbuf::BufView;
 use crate::jit::hostcall::HostCtx;
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
-use crate::jit::record::{record_from, Start};
+use crate::jit::record::{record_with_calls, CallLog, Start};
 use crate::jit::slots::SlotLayout;
 use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
@@ -99,6 +99,11 @@ pub struct JitStats {
     pub host_steps: u64,
     /// Host calls native code made itself (see [`crate::jit::hostcall`]).
     pub native_host_calls: u64,
+    /// Calls installed traces follow (inline) instead of leaving native code (see
+    /// [`crate::jit::record::inline`]).
+    pub inlined_calls: u64,
+    /// Installed traces that end with an exit at a call they cannot follow.
+    pub call_exits: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -204,6 +209,12 @@ pub struct Jit<'a> {
     /// The VM's host for native host calls, armed only while a hosted run is inside the
     /// driver (see [`crate::jit::hostcall`]). Boxed: traces hold its address.
     host_ctx: Box<HostCtx>,
+    /// Frames the VM's depth limit allows above the frame of the loop being entered now
+    /// ([`LoopHook::call_room`]).
+    room: usize,
+    /// Per function: the most calls inside each other any of its installed traces performs.
+    /// Its traces link to each other natively, so the chain runs only where that many fit.
+    frames: Vec<u32>,
 }
 
 fn loop_id(func: usize, pc: usize) -> u64 {
@@ -227,6 +238,8 @@ impl<'a> Jit<'a> {
             max_spills: 0,
             views: prog.buffers.iter().map(|_| BufView::default()).collect(),
             host_ctx: Box::default(),
+            room: usize::MAX,
+            frames: liballoc::vec![0; prog.funcs.len()],
         }
     }
 
@@ -283,8 +296,8 @@ impl<'a> Jit<'a> {
         func: usize,
         side: bool,
         regs: &[Value],
-    ) -> Result<usize, Abort> {
-        let rec = {
+    ) -> Result<(usize, CallLog), Abort> {
+        let (rec, calls) = {
             let traces = &self.traces;
             let links =
                 |p: usize| matches!(traces.state(loop_id(func, p)), TraceState::Compiled { .. });
@@ -296,13 +309,15 @@ impl<'a> Jit<'a> {
                 bufs: &self.views,
                 host: Some(&self.host_ctx),
             };
-            record_from(self.prog, from, regs)?
+            record_with_calls(self.prog, from, regs)?
         };
         let index = self.installed.len();
         let tag = u16::try_from(index).map_err(|_| Abort::NoExecMemory)?;
         // The optimiser emits at most one snapshot per recorded guard for the pre-roll and one
-        // for the body (checked below).
-        let table: Box<[u64]> = vec![0u64; 2 * rec.snaps.len() + 1].into_boxed_slice();
+        // for the body (checked below); guards inside a followed call share one recorded
+        // snapshot, so count guards, not snapshots.
+        let guards = rec.insts.iter().filter(|i| i.op.is_guard()).count();
+        let table: Box<[u64]> = vec![0u64; 2 * guards.max(rec.snaps.len()) + 1].into_boxed_slice();
         let exit_links = ExitLinks {
             tag,
             table: table.as_ptr() as u64,
@@ -324,8 +339,40 @@ impl<'a> Jit<'a> {
             links: table,
             payoff: Payoff::default(),
         });
+        if let Some(f) = self.frames.get_mut(func) {
+            *f = (*f).max(calls.frames);
+        }
         self.link(index);
-        Ok(index)
+        Ok((index, calls))
+    }
+
+    /// `[JIT]` lines for the calls trace `pc` met: followed, or where it exits instead.
+    fn say_calls(&mut self, pc: usize, calls: &CallLog) {
+        let prog = self.prog;
+        let name = |f: usize| prog.funcs.get(f).map_or("?", |f| prog.func_name(f));
+        for n in &calls.notes {
+            match n.stop {
+                None => {
+                    self.stats.inlined_calls += 1;
+                    self.say(format_args!(
+                        "[JIT] Trace at PC {pc} inlines {} (call at PC {} of {}, depth {})",
+                        name(n.callee),
+                        n.pc,
+                        name(n.caller),
+                        n.depth
+                    ));
+                }
+                Some(why) => {
+                    self.stats.call_exits += 1;
+                    self.say(format_args!(
+                        "[JIT] Trace at PC {pc} exits at the call of {} at PC {}: {}",
+                        name(n.callee),
+                        n.pc,
+                        why.message()
+                    ));
+                }
+            }
+        }
     }
 
     /// Links the exits of every trace of the new trace's function that resume at its start
@@ -376,7 +423,7 @@ impl Jit<'_> {
             return None;
         }
         match self.build(pc, func, side, regs) {
-            Ok(n) => {
+            Ok((n, calls)) => {
                 let _ = self.traces.compiled(id, n);
                 self.stats.compiled += 1;
                 let size = self.installed[n].code.len();
@@ -390,6 +437,7 @@ impl Jit<'_> {
                         "[JIT] Compiled loop at PC {pc} ({size} bytes)"
                     ));
                 }
+                self.say_calls(pc, &calls);
                 Some(n)
             }
             Err(Abort::InnerLoop) if side && self.defer(id) => None,
@@ -521,6 +569,11 @@ impl Jit<'_> {
         }
         match self.traces.state(id) {
             TraceState::Compiled { trace } => {
+                if !self.calls_fit(func) {
+                    // Calls the traces make would overflow where the interpreter's would:
+                    // the interpreter makes them (and raises the error where it does).
+                    return Reply::Wait(1);
+                }
                 if let Some(t) = self.installed.get_mut(trace) {
                     if t.payoff.pause {
                         t.payoff.pause = false;
@@ -578,9 +631,10 @@ impl Jit<'_> {
             let id = loop_id(func, pc);
             let next = match self.traces.state(id) {
                 TraceState::Compiled { trace } => Some(trace),
-                TraceState::Cold { .. } if self.exit_is_hot(id) => {
-                    self.attempt(func, pc, true, regs)
-                }
+                TraceState::Cold { .. } if self.exit_is_hot(id) => self
+                    .attempt(func, pc, true, regs)
+                    // The new trace may perform more calls than were checked at entry.
+                    .filter(|_| self.calls_fit(func)),
                 _ => None,
             };
             match next {
@@ -591,7 +645,19 @@ impl Jit<'_> {
     }
 }
 
+impl Jit<'_> {
+    /// Whether the calls the traces of `func` perform inside each other fit under the VM's
+    /// depth limit now.
+    fn calls_fit(&self, func: usize) -> bool {
+        self.frames.get(func).map_or(0, |&f| f as usize) <= self.room
+    }
+}
+
 impl LoopHook for Jit<'_> {
+    fn call_room(&mut self, frames_left: usize) {
+        self.room = frames_left;
+    }
+
     fn hot_loop(&mut self, at: HotLoop<'_>) {
         self.stats.hot += 1;
         self.say(format_args!(

@@ -136,6 +136,8 @@ macro_rules! irdef {
             LdH     (Int, None)     -> Int   [0]                              "the header word at address a + `imm` of a heap object (an array's length or element pointer): only calls change it, stores to elements never do";
             ToInt   (Float, None)   -> Int   [flags::PURE]                    "a truncated toward zero; unspecified for NaN or outside (-2^63, 2^63): recorders guard that range first";
             SAddr   (None, None)    -> Int   [flags::PURE]                    "the address of VM slot `imm` (for runtime calls that work on a slot's value)";
+            DivIK   (Int, Int)      -> Int   [flags::PURE]                    "a / b truncated (int `/`); b a constant other than 0 and -1";
+            ModIK   (Int, Int)      -> Int   [flags::PURE]                    "a % b, sign of a (int `%`); b a constant other than 0 and -1";
         }
     };
 }
@@ -367,6 +369,10 @@ impl Trace {
                     return Err(IrError::BadImmediate { at })
                 }
                 Op::Fuel if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
+                // Native code divides without checks: only by a constant that cannot trap.
+                Op::DivIK | Op::ModIK if !self.is_safe_divisor(inst.b) => {
+                    return Err(IrError::BadImmediate { at })
+                }
                 _ => {}
             }
             if inst.op.is_guard() {
@@ -393,6 +399,14 @@ impl Trace {
             return Err(IrError::BadSnapshot { at: NONE });
         }
         Ok(())
+    }
+
+    /// Whether `r` is an int constant other than 0 and -1 (dividing by it cannot trap or
+    /// overflow).
+    fn is_safe_divisor(&self, r: Ref) -> bool {
+        self.insts
+            .get(r as usize)
+            .is_some_and(|i| i.op == Op::KInt && i.imm != 0 && i.imm != -1)
     }
 
     /// Whether `r` names a value-producing instruction before `at`.
@@ -453,6 +467,20 @@ pub struct TraceBuilder {
     slots: Snapshot,
     /// Refs of slots already loaded and not overwritten since.
     loaded: Snapshot,
+    /// While set, every guard exits through this snapshot instead of one of the current slot
+    /// map ([`TraceBuilder::pin`]).
+    pinned: Option<u32>,
+}
+
+/// A point of a recording that [`TraceBuilder::rewind`] returns to: everything emitted after
+/// it is dropped and the slot map is as it was.
+#[derive(Clone, Debug)]
+pub struct Mark {
+    insts: usize,
+    snaps: usize,
+    calls: usize,
+    slots: Snapshot,
+    loaded: Snapshot,
 }
 
 impl TraceBuilder {
@@ -474,6 +502,9 @@ impl TraceBuilder {
     }
 
     fn take_snapshot(&mut self) -> u32 {
+        if let Some(snap) = self.pinned {
+            return snap;
+        }
         self.trace.snaps.push(self.slots.clone());
         (self.trace.snaps.len() - 1) as u32
     }
@@ -629,6 +660,43 @@ impl TraceBuilder {
         let mut i = Inst::new(Op::KBool, Ty::Bool, NONE, NONE);
         i.imm = v as i64;
         self.push(i)
+    }
+
+    /// Where the recording stands now, for [`rewind`](Self::rewind).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            insts: self.trace.insts.len(),
+            snaps: self.trace.snaps.len(),
+            calls: self.trace.calls.len(),
+            slots: self.slots.clone(),
+            loaded: self.loaded.clone(),
+        }
+    }
+
+    /// Drops everything recorded since `m` was taken and restores its slot map; unpins.
+    pub fn rewind(&mut self, m: Mark) {
+        self.trace.insts.truncate(m.insts);
+        self.trace.snaps.truncate(m.snaps);
+        self.trace.calls.truncate(m.calls);
+        self.slots = m.slots;
+        self.loaded = m.loaded;
+        self.pinned = None;
+    }
+
+    /// With `Some(snap)`, every guard (and slot load) recorded from now on exits through
+    /// snapshot `snap` (taken with [`snapshot`](Self::snapshot)) instead of a snapshot of the
+    /// slot map at the guard; `None` ends that. A call followed into a loop trace pins the
+    /// snapshot taken at the call, so any exit inside the callee resumes the interpreter at the
+    /// call, with the caller's state from before it (see `jit::record`).
+    pub fn pin(&mut self, snap: Option<u32>) {
+        self.pinned = snap;
+    }
+
+    /// Forgets what the recording knows about slots `from` and up (written or loaded): they
+    /// belong to a callee's frame, or are dead after its return.
+    pub fn forget_from(&mut self, from: u32) {
+        self.slots.entries.retain(|e| e.slot < from);
+        self.loaded.entries.retain(|e| e.slot < from);
     }
 
     /// Ends the recording with an unconditional exit to `pc` (a linked trace): the exit's

@@ -121,6 +121,9 @@ fn step(
             Op::AddI => (a() as i64).wrapping_add(b() as i64) as u64,
             Op::SubI => (a() as i64).wrapping_sub(b() as i64) as u64,
             Op::MulI => (a() as i64).wrapping_mul(b() as i64) as u64,
+            // `validate` guarantees a constant divisor other than 0 and -1.
+            Op::DivIK => (a() as i64).checked_div(b() as i64).unwrap_or(0) as u64,
+            Op::ModIK => (a() as i64).checked_rem(b() as i64).unwrap_or(0) as u64,
             Op::AddF => (f(a()) + f(b())).to_bits(),
             Op::SubF => (f(a()) - f(b())).to_bits(),
             Op::MulF => (f(a()) * f(b())).to_bits(),

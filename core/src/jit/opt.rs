@@ -133,6 +133,8 @@ impl Emitter {
             (Op::AddI, Some(x), Some(y)) => Some(self.konst(Ty::Int, x.wrapping_add(y))),
             (Op::SubI, Some(x), Some(y)) => Some(self.konst(Ty::Int, x.wrapping_sub(y))),
             (Op::MulI, Some(x), Some(y)) => Some(self.konst(Ty::Int, x.wrapping_mul(y))),
+            (Op::DivIK, Some(x), Some(y)) if y != 0 => Some(self.konst(Ty::Int, x.wrapping_div(y))),
+            (Op::ModIK, Some(x), Some(y)) if y != 0 => Some(self.konst(Ty::Int, x.wrapping_rem(y))),
             (Op::AddF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) + f(y)))),
             (Op::SubF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) - f(y)))),
             (Op::MulF, Some(x), Some(y)) => Some(self.konst(Ty::Float, fk(f(x) * f(y)))),

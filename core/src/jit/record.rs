@@ -27,6 +27,10 @@
 //!   calls ([`crate::jit::hostbuf`]) whose failure (-1) is guarded: the guard exits to the
 //!   instruction and the interpreter reports the error there.
 //!
+//! - *followed call*: a `call` is recorded into the trace, the callee's bytecode included, up
+//!   to its `ret` ([`inline`]); every exit inside a callee resumes the interpreter at the call.
+//!   A callee the recorder cannot follow ends the trace with an exit to the call instead.
+//!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
 //!   first jump back to it (a looping trace) or at a linked header (a linked trace); a backward
@@ -55,6 +59,9 @@ use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
 use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
 use crate::vm::value::Value;
+
+pub mod inline;
+pub use inline::{CallLog, CallNote};
 
 /// Most bytecodes one recording may execute.
 pub const MAX_RECORD_OPS: usize = 1000;
@@ -121,6 +128,8 @@ struct Recorder<'p> {
     /// Registers nil when the recording started, and the slots a `push` leaves nil (see
     /// [`array`]).
     nils: array::Nils,
+    /// Calls followed into the trace (see [`inline`]).
+    calls: inline::Calls<'p>,
 }
 
 /// How a recording starts and where it may end.
@@ -168,6 +177,17 @@ pub fn record(
 /// there) until control comes back to `start.pc` (a looping trace) or reaches a linked loop
 /// header (a linked trace, ending in `Exit` to that header).
 pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<Trace, Abort> {
+    record_with_calls(prog, start, regs).map(|(t, _)| t)
+}
+
+/// [`record_from`], also saying which calls the trace follows ([`inline`]). A trace whose
+/// [`CallLog::frames`] is not 0 may run only where that many more frames fit under the VM's
+/// call-depth limit.
+pub fn record_with_calls(
+    prog: &Program,
+    start: Start<'_>,
+    regs: &[Value],
+) -> Result<(Trace, CallLog), Abort> {
     let code = &prog.funcs.get(start.func).ok_or(Abort::Malformed)?.code;
     let shadow = regs
         .iter()
@@ -193,14 +213,16 @@ pub fn record_from(prog: &Program, start: Start<'_>, regs: &[Value]) -> Result<T
         stores: Vec::new(),
         known_tags: Vec::new(),
         nils: array::Nils::new(regs),
+        calls: inline::Calls::new(start.func),
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
+    let log = core::mem::take(&mut rec.calls.log);
     let built = match end {
         End::Loop => rec.tb.finish(start.pc as u32),
         End::Link(pc) => rec.tb.finish_exit(pc as u32),
     };
-    built.map_err(|_| Abort::Malformed)
+    built.map(|t| (t, log)).map_err(|_| Abort::Malformed)
 }
 
 /// How a recording ended.
@@ -217,8 +239,10 @@ impl Recorder<'_> {
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             self.tb.at_pc(pc as u32);
-            match self.step(pc, w)? {
-                Next::Pc(next) if next != self.header && (self.links)(next) => {
+            match self.step_or_follow(pc, w)? {
+                Next::Pc(next)
+                    if !self.calls.inside() && next != self.header && (self.links)(next) =>
+                {
                     return Ok(End::Link(next))
                 }
                 Next::Pc(next) => pc = next,
@@ -226,6 +250,8 @@ impl Recorder<'_> {
                 // A host stop: the trace exits to the instruction; the driver performs it
                 // (`LoopHook::enter_hosted`) and continues with the trace that starts after it.
                 Next::Stop => return Ok(End::Link(pc)),
+                // A call the trace cannot follow: it exits there (see `inline`).
+                Next::StopAt(call) => return Ok(End::Link(call)),
             }
         }
         Err(Abort::TooLong)
@@ -240,6 +266,9 @@ impl Recorder<'_> {
 
     /// Where control goes after a jump to `target` from `pc`.
     fn jump(&self, pc: usize, target: usize) -> Result<Next, Abort> {
+        if self.calls.inside() {
+            return self.callee_jump(pc, target);
+        }
         if target == self.header {
             Ok(Next::Done)
         } else if target <= pc && !(self.links)(target) {
@@ -338,6 +367,23 @@ impl Recorder<'_> {
     fn int_div(&mut self, opcode: u8, x: Val, y: Val, p: i64, q: i64) -> Result<Val, Abort> {
         if q == 0 {
             return Err(Abort::DivisionByZero);
+        }
+        if matches!(opcode, byte::DivK | byte::ModK) && q != -1 {
+            // A constant divisor that cannot trap: native code divides inline.
+            let op = if opcode == byte::DivK {
+                Op::DivIK
+            } else {
+                Op::ModIK
+            };
+            let v = if op == Op::DivIK {
+                p.wrapping_div(q)
+            } else {
+                p.wrapping_rem(q)
+            };
+            return Ok(Val {
+                num: Num::Int(v),
+                r: self.tb.op(op, x.r, y.r),
+            });
         }
         let zero = self.tb.kint(0);
         self.tb.guard(Op::Ne, y.r, zero);
@@ -774,4 +820,6 @@ enum Next {
     Done,
     /// A host instruction the trace does not perform: it exits there.
     Stop,
+    /// A call the trace cannot follow: it exits at the call at this pc.
+    StopAt(usize),
 }

@@ -69,6 +69,10 @@ aborts! {
     TooManyArgs             => "a call passes more arguments than a function trace supports";
     UnsupportedOperand(u8)  => "bytecode whose operand or element types the JIT does not handle (opcode byte attached)";
     IndexOutOfRange         => "the recorded iteration indexes an array out of range";
+    Recursive               => "a recursive call (the function JIT runs recursion)";
+    InlineDepth             => "calls nest deeper than a loop trace follows them";
+    WideFrames              => "the followed calls' frames need more than 256 registers";
+    CallAtStart             => "the trace would start at a call it cannot follow";
 }
 
 impl From<CompileError> for Abort {

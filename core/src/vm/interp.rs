@@ -186,6 +186,13 @@ pub trait LoopHook {
         Reply::Wait(u32::MAX)
     }
 
+    /// Told right before every [`enter`](Self::enter) (or
+    /// [`enter_hosted`](Self::enter_hosted)): how many more frames the call-depth limit allows
+    /// now (`max_depth` minus the frames on the stack). Compiled code that performs calls
+    /// without pushing frames (calls inlined into a loop trace) must not run calls the
+    /// interpreter would refuse with `StackOverflow`.
+    fn call_room(&mut self, _frames_left: usize) {}
+
     /// [`LoopHook::enter`] for a program linked to a host: compiled code that stops at a host
     /// call or buffer access (`callh`, `bget`, `bset`, `blen`) may have `host` perform it and
     /// continue natively after it. The default ignores `host`.
@@ -614,6 +621,7 @@ impl<'p> Vm<'p> {
                     }
                 }
                 let regs = &mut regs[..nregs];
+                h.call_room(self.config.max_depth.saturating_sub(self.frames.len()));
                 let reply = if let Some(mut link) = self.host {
                     let mut stepper = Stepper {
                         prog: self.prog,

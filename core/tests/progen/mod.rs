@@ -16,7 +16,8 @@
 //! and `return` out of loops,
 //! assignments that change a variable's type at some iteration (guards failing mid-loop), `nil`
 //! arriving mid-loop (a type error), calls of small generated functions (with loops of their
-//! own), prints, and two arrays (`ia` of ints, `fa` of floats, `len` 8 and 4) read and written
+//! own, or branchy and loop-free: followed into loop traces, nested when one calls another),
+//! prints, and two arrays (`ia` of ints, `fa` of floats, `len` 8 and 4) read and written
 //! inside loops, indexed by literals or by int loop counters (`c % len(ia)`), whose elements
 //! change type when a float lands in `ia` (element guards failing mid-loop); the other
 //! programs also index out of range or with a float and store strings.
@@ -192,7 +193,14 @@ impl Gen<'_> {
         self.params = arity;
         let first_loop = self.next_loop;
         let saved_locals = std::mem::take(&mut self.locals);
-        if self.chance(60) {
+        // One choice picks the body: a loop (60%), an early `return` behind a condition (20%:
+        // a branchy callee, followed into loop traces), or one expression.
+        let shape = if self.exhausted() {
+            u32::MAX
+        } else {
+            self.byte() * 100 / 256
+        };
+        if shape < 60 {
             // A loop whose counter is a local of the function.
             let c = format!("c{}", self.next_loop);
             self.next_loop += 1;
@@ -213,6 +221,11 @@ impl Gen<'_> {
             self.line("}");
             self.line("return acc;");
         } else {
+            if shape < 80 {
+                let c = self.cond(1);
+                let e = self.expr(2);
+                self.line(&format!("if {c} {{ return {e}; }}"));
+            }
             let e = self.expr(2);
             self.line(&format!("return {e};"));
         }

@@ -8,6 +8,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod divk;
 mod heap;
 
 use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
@@ -172,6 +173,7 @@ impl Isel<'_> {
             Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r)?,
+            Op::DivIK | Op::ModIK => self.int_div_k(r)?,
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r)?,
             Op::ToFloat => {
                 let ra = self.int_in(inst.a, S0)?;

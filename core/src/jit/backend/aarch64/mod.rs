@@ -1,6 +1,7 @@
 //! The AArch64 backend.
 pub mod emit;
 pub mod emit_call;
+pub mod emit_div;
 pub mod isel;
 mod link;
 pub mod target;

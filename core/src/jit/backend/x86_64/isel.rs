@@ -13,6 +13,7 @@
 use liballoc::vec::Vec;
 
 mod calls;
+mod divk;
 mod heap;
 
 use super::emit::{self as e, Cond};
@@ -149,6 +150,7 @@ impl Isel<'_> {
             Op::Exit => e::jmp(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r),
+            Op::DivIK | Op::ModIK => self.int_div_k(r),
             Op::AddF | Op::SubF | Op::MulF | Op::DivF => self.float_arith(r),
             Op::ToFloat => {
                 let ra = self.int_in(inst.a, S0);
