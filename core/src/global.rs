@@ -26,7 +26,7 @@
 //!   ([`with_invalid_free`](LockedHeap::with_invalid_free)); without one it is counted
 //!   ([`invalid_frees`](LockedHeap::invalid_frees)) and ignored, because a `GlobalAlloc` must
 //!   not unwind;
-//! - alignment: any power of two up to [`MAX_ALIGN`](crate::alloc::huge::MAX_ALIGN).
+//! - alignment: any power of two up to [`MAX_ALIGN`](crate::alloc::MAX_ALIGN).
 //!
 //! Pinning is the host's part: [`PerCpuHeaps`] hands CPU `i` its heap without a lock, so the
 //! kernel's [`CpuPin::pinned`] must keep the caller on that CPU and keep every other user of
@@ -39,9 +39,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::alloc::check::CheckError;
-use crate::alloc::segment::SEGMENT_SIZE;
-use crate::alloc::{FreeError, Heap, Pool};
+use crate::alloc::{CheckError, FreeError, Heap, Pool, SEGMENT_SIZE};
 use crate::platform::{LocalSlot, MemorySource};
 
 /// Called when an allocation found no memory: may add memory to the source, returns `true` to

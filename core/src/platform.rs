@@ -37,13 +37,13 @@
 
 use core::ptr::NonNull;
 
-use crate::alloc::heap::Heap;
+use crate::alloc::Heap;
 
 /// Where segments come from.
 ///
 /// # Safety
 /// For implementors: `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
-/// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::segment::SEGMENT_SIZE), that
+/// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::SEGMENT_SIZE), that
 /// nothing else uses until it is handed back with `release`. The source must be usable from
 /// several threads (or CPUs) at once.
 pub unsafe trait MemorySource: Sync {

@@ -10,7 +10,7 @@
 //!   a free block's first word is the encoded next pointer:  word = next ^ key
 //! ```
 //!
-//! Three free lists per page (DESIGN.md section 1):
+//! Three free lists per page:
 //! - `free`: the allocation fast path pops from it;
 //! - `local_free`: the owner heap's frees push here, so `free` is never written by the free
 //!   path and the fast path stays a pop;

@@ -24,9 +24,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::mem::ManuallyDrop;
 use core::ptr;
 
-use kiln::alloc::heap::Heap;
-use kiln::alloc::segment::{Pool, SEGMENT_SIZE};
-use kiln::alloc::FreeError;
+use kiln::alloc::{FreeError, Heap, Pool, SEGMENT_SIZE};
 use kiln::global::SlotHeaps;
 use kiln::platform::{Console, LocalSlot, MemorySource};
 
@@ -326,7 +324,7 @@ pub fn segments_in_use() -> usize {
 }
 
 /// Checks the calling thread's heap invariants.
-pub fn check() -> Result<(), kiln::alloc::check::CheckError> {
+pub fn check() -> Result<(), kiln::alloc::CheckError> {
     HEAPS.check()
 }
 

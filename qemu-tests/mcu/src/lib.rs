@@ -18,8 +18,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
-use kiln::alloc::segment::SEGMENT_SIZE;
-use kiln::alloc::{Heap, Pool};
+use kiln::alloc::{Heap, Pool, SEGMENT_SIZE};
 use kiln::platform::MemorySource;
 
 // ---------------------------------------------------------------------------------------------

@@ -14,13 +14,13 @@
 //! A host may add functions and byte buffers (`buf[i]`, `buf[i] = v`, `len(buf)`); see
 //! [`crate::vm::host`].
 //!
-//! The lexer and the parser take all their memory from one allocator handed to them (see
-//! [`alloc`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
-pub mod alloc;
-pub mod ast;
-pub mod compiler;
-pub mod lexer;
-pub mod parser;
+//! The lexer and the parser take all their memory from one allocator handed to them (an
+//! `allocator_api2` allocator, see [`compile_in`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
+pub(crate) mod alloc;
+pub(crate) mod ast;
+pub(crate) mod compiler;
+pub(crate) mod lexer;
+pub(crate) mod parser;
 
 use crate::vm::error::SyntaxError;
 use crate::vm::program::Program;

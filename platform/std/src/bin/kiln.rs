@@ -99,7 +99,7 @@ fn main() -> ExitCode {
         }
         Cmd::Check { file } => with_source(&file, |src| {
             let prog = lang::compile(src)?;
-            kiln::vm::verify::verify(&prog)?;
+            kiln::vm::verify(&prog)?;
             println!(
                 "{file}: ok ({} functions, {} constants)",
                 prog.funcs.len(),
