@@ -10,7 +10,7 @@
 //! `interp` or `jit` for one run only.
 use std::cell::RefCell;
 
-use kiln::vm::host::{compile_with, Host, HostError, Ty};
+use kiln::vm::{compile_with, Host, HostError, Ty};
 use kiln::vm::{Value, Vm, VmConfig};
 
 const FILTER: &str = "

@@ -31,6 +31,7 @@
 #[cfg(feature = "alloc")]
 pub mod arena;
 pub(crate) mod check;
+pub(crate) mod error;
 pub(crate) mod free;
 pub(crate) mod geometry;
 pub(crate) mod heap;
@@ -42,7 +43,8 @@ pub mod size_class;
 pub mod stats;
 
 pub use check::CheckError;
-pub use free::{usable_size, FreeError};
+pub use error::FreeError;
+pub use free::usable_size;
 pub use geometry::{PAGE_SIZE, SEGMENT_SIZE};
 pub use heap::Heap;
 pub use huge::MAX_ALIGN;

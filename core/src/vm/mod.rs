@@ -87,14 +87,15 @@ pub(crate) mod error;
 pub mod host;
 pub(crate) mod interp;
 pub mod lang;
-pub mod native;
 pub(crate) mod program;
 pub mod value;
 pub(crate) mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
-pub use host::{compile_with, Host, HostError, Ty};
+pub use host::{Host, HostError, Ty};
+pub use interp::native;
 pub use interp::{HostStep, HotLoop, LoopHook, Reply, Vm, VmConfig};
+pub use lang::compile_with;
 pub use program::{Const, Function, Import, LoadError, Program};
 pub use value::Value;
 pub use verify::verify;

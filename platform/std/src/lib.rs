@@ -25,8 +25,8 @@ use core::mem::ManuallyDrop;
 use core::ptr;
 
 use kiln::alloc::{FreeError, Heap, Pool, SEGMENT_SIZE};
-use kiln::global::SlotHeaps;
-use kiln::platform::{Console, LocalSlot, MemorySource};
+use kiln::global::{LocalSlot, SlotHeaps};
+use kiln::platform::{Console, MemorySource};
 
 /// Segments from `mmap`: over-map by one segment, trim to alignment.
 pub struct MmapSource;
