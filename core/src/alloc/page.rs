@@ -89,7 +89,7 @@ pub struct Page {
     /// Heap queue links (owner only).
     pub(crate) next: *mut Page,
     pub(crate) prev: *mut Page,
-    /// Lifetime counters for the retired-page summary.
+    /// Lifetime counters for the retired-page totals of the stats.
     #[cfg(feature = "stats")]
     pub(crate) lifetime_allocs: u64,
     #[cfg(feature = "stats")]

@@ -245,7 +245,7 @@ static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::Atomi
 
 /// Registers `pthread_atfork` handlers once per process, so a child never inherits a kiln lock
 /// that another thread of the parent held at the moment of `fork`. Lock order: the fallback heap,
-/// then the pool, then the stats ring (the order in which kiln's own paths nest them).
+/// then the pool (the order in which kiln's own paths nest them).
 fn register_fork_handlers() {
     if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
         return;
@@ -253,13 +253,11 @@ fn register_fork_handlers() {
     extern "C" fn prepare() {
         core::mem::forget(FALLBACK.lock());
         POOL.lock_for_fork();
-        kiln::alloc::stats::lock_for_fork();
     }
     extern "C" fn release() {
         // SAFETY: `prepare` ran on this thread (parent) or on the thread that became the child's
         // only thread, and took exactly these locks.
         unsafe {
-            kiln::alloc::stats::unlock_after_fork();
             POOL.unlock_after_fork();
             FALLBACK.force_unlock();
         }

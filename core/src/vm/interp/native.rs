@@ -46,7 +46,7 @@ use core::fmt::Write;
 use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
-use super::{Frame, HotCount, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
+use super::{Frame, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::program::Program;
 use crate::vm::value::Value;
@@ -383,11 +383,6 @@ impl Vm<'_> {
                 c.wait(t - count);
             }
         }
-    }
-
-    /// Calls of `func` counted so far (0 when counting is off).
-    pub fn call_count(&self, func: usize) -> u32 {
-        self.calls.get(func).map_or(0, HotCount::count)
     }
 
     /// Counts a call of `callee` (frame at `base`, arguments in place) and returns its native
