@@ -295,14 +295,15 @@ pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
     unsafe { HEAPS.free(p) }
 }
 
-/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]); null on
-/// out of memory (the old block stays valid) or when `p` is not a kiln block.
+/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]):
+/// `Ok(null)` on out of memory (the old block stays valid), an error (and nothing changed) when
+/// `p` is not a live kiln block.
 ///
 /// # Safety
 /// `p` is null or a live kiln block allocated with `align`; afterwards only the result is used.
-pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> Result<*mut u8, FreeError> {
     // SAFETY: forwarded (caller).
-    unsafe { HEAPS.realloc(p, new_size, align) }.unwrap_or(ptr::null_mut())
+    unsafe { HEAPS.realloc(p, new_size, align) }
 }
 
 /// Bytes usable at `p`, or `None` when `p` is not a live kiln block.
