@@ -10,7 +10,7 @@
 //! `interp` or `jit` for one run only.
 use std::cell::RefCell;
 
-use kiln::vm::host::{compile_with, Host, HostError, Ty};
+use kiln::vm::{compile_with, Host, HostError, Ty};
 use kiln::vm::{Value, Vm, VmConfig};
 
 const FILTER: &str = "
@@ -113,7 +113,7 @@ fn jit_run(
     sink: &mut String,
 ) -> Result<Value, Box<dyn std::error::Error>> {
     static MEM: kiln_std::exec::StdExecMemory = kiln_std::exec::StdExecMemory::new();
-    let mut jit = kiln::jit::driver::Jit::new(prog, &MEM, None);
+    let mut jit = kiln::jit::Jit::new(prog, &MEM, None);
     let v = vm.run_with(host, &mut [log, out], sink, Some(&mut jit))?;
     let s = jit.stats();
     println!(

@@ -26,7 +26,7 @@
 //!   ([`with_invalid_free`](LockedHeap::with_invalid_free)); without one it is counted
 //!   ([`invalid_frees`](LockedHeap::invalid_frees)) and ignored, because a `GlobalAlloc` must
 //!   not unwind;
-//! - alignment: any power of two up to [`MAX_ALIGN`](crate::alloc::huge::MAX_ALIGN).
+//! - alignment: any power of two up to [`MAX_ALIGN`](crate::alloc::MAX_ALIGN).
 //!
 //! Pinning is the host's part: [`PerCpuHeaps`] hands CPU `i` its heap without a lock, so the
 //! kernel's [`CpuPin::pinned`] must keep the caller on that CPU and keep every other user of
@@ -39,10 +39,8 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::alloc::check::CheckError;
-use crate::alloc::segment::SEGMENT_SIZE;
-use crate::alloc::{FreeError, Heap, Pool};
-use crate::platform::{LocalSlot, MemorySource};
+use crate::alloc::{CheckError, FreeError, Heap, Pool, SEGMENT_SIZE};
+use crate::platform::MemorySource;
 
 /// Called when an allocation found no memory: may add memory to the source, returns `true` to
 /// have the allocation tried again. Runs with no kiln lock held and must not allocate through
@@ -348,6 +346,21 @@ unsafe impl LocalSlot for LockedHeap {
 }
 
 global_alloc_type!(LockedHeap);
+
+// ---------------------------------------------------------------------------------------------
+
+/// The current thread's (std) or CPU's (kernel) heap: how [`SlotHeaps`] reaches a
+/// heap, and what every global allocator type here implements. The
+/// allocator core never calls it; a kernel implements it only to use `SlotHeaps`.
+///
+/// # Safety
+/// For implementors: `with_heap` must hand `f` a heap that nothing else uses for the duration
+/// of the call (in a kernel: with preemption or interrupts disabled, or under a lock).
+pub unsafe trait LocalSlot: Sync {
+    /// Runs `f` with exclusive access to the local heap. Must not allocate through kiln before
+    /// `f` runs (the allocator calls this on every allocation).
+    fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R;
+}
 
 // ---------------------------------------------------------------------------------------------
 

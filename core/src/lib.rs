@@ -2,7 +2,7 @@
 //!
 //! # kiln as your kernel's global allocator
 //!
-//! Three lines, plus the kernel's [`MemorySource`](platform::MemorySource) (where 2 MiB
+//! Three lines, plus the kernel's [`MemorySource`] (where 2 MiB
 //! segments come from):
 //!
 //! ```no_run
@@ -26,7 +26,7 @@
 //! - Out of memory returns null; `.with_oom_handler(f)` lets the kernel add memory and have the
 //!   allocation retried. A refused free (foreign pointer, double free) changes nothing and goes
 //!   to `.with_invalid_free(f)`.
-//! - Every power-of-two alignment up to [`alloc::huge::MAX_ALIGN`] (1 GiB and beyond).
+//! - Every power-of-two alignment up to [`alloc::MAX_ALIGN`] (1 GiB and beyond).
 //!
 //! # What a kernel provides
 //!
@@ -60,3 +60,14 @@ pub mod jit;
 pub mod platform;
 #[cfg(feature = "vm")]
 pub mod vm;
+
+// The entry types, one `use kiln::...` away.
+#[cfg(feature = "alloc")]
+pub use alloc::arena::Arena;
+pub use alloc::{Heap, Pool};
+pub use global::{LockedHeap, PerCpuHeaps};
+#[cfg(all(feature = "jit", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub use jit::Jit;
+pub use platform::MemorySource;
+#[cfg(feature = "vm")]
+pub use vm::{Host, Program, Value, Vm, VmConfig};

@@ -9,9 +9,9 @@
 //!
 //! | part of kiln | needs | never calls |
 //! |---|---|---|
-//! | allocator ([`crate::alloc`], [`crate::global`]) | [`MemorySource`] only; [`crate::global::PerCpuHeaps`] also a [`CpuPin`](crate::global::CpuPin) | [`LocalSlot`] (only [`crate::global::SlotHeaps`] uses one), [`ExecMemory`], [`Console`] |
+//! | allocator ([`crate::alloc`], [`crate::global`]) | [`MemorySource`] only; [`crate::global::PerCpuHeaps`] also a [`CpuPin`](crate::global::CpuPin) | [`ExecMemory`], [`Console`] |
 //! | interpreter ([`crate::vm`]) | a global allocator (the `alloc` crate) | any trait here |
-//! | JIT ([`crate::jit`]) | [`ExecMemory`], optionally a [`Console`] for `[JIT]` lines, and the CPU state below | [`MemorySource`], [`LocalSlot`] |
+//! | JIT ([`crate::jit`]) | [`ExecMemory`], optionally a [`Console`] for `[JIT]` lines, and the CPU state below | [`MemorySource`] |
 //!
 //! The JIT also needs from the CPU and the kernel:
 //! - x86_64: SSE2 (every x86_64 CPU has it) enabled for the code that runs traces
@@ -30,20 +30,22 @@
 //!   trait            std shim (kiln-std)                 bare metal (kiln-bare)
 //!   ---------------  ----------------------------------  ----------------------------------
 //!   MemorySource     mmap, munmap, madvise(DONTNEED)     bitmap of free RAM segments
-//!   LocalSlot        thread-local heap + exit hook        per-CPU heap, interrupts off
 //!   ExecMemory       mmap RW -> mprotect RX               page-table permission flips
 //!   Console          stderr                               16550 / PL011 UART
 //! ```
+//!
+//! The allocator's own extension points live with the global allocators, above the allocator
+//! core: [`LocalSlot`](crate::global::LocalSlot) (how a global allocator reaches the calling
+//! thread's or CPU's heap; kiln-std: a thread-local heap with an exit hook) and
+//! [`CpuPin`](crate::global::CpuPin).
 
 use core::ptr::NonNull;
-
-use crate::alloc::heap::Heap;
 
 /// Where segments come from.
 ///
 /// # Safety
 /// For implementors: `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
-/// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::segment::SEGMENT_SIZE), that
+/// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::SEGMENT_SIZE), that
 /// nothing else uses until it is handed back with `release`. The source must be usable from
 /// several threads (or CPUs) at once.
 pub unsafe trait MemorySource: Sync {
@@ -86,19 +88,6 @@ pub unsafe trait MemorySource: Sync {
     /// The range lies inside a reserved region, is aligned to 4 KiB at both ends, and holds no
     /// live data. Must not allocate through kiln.
     unsafe fn decommit(&self, _addr: *mut u8, _len: usize) {}
-}
-
-/// The current thread's (std) or CPU's (kernel) heap: how [`crate::global::SlotHeaps`]
-/// reaches a heap, and what every global allocator type of [`crate::global`] implements. The
-/// allocator core never calls it; a kernel implements it only to use `SlotHeaps`.
-///
-/// # Safety
-/// For implementors: `with_heap` must hand `f` a heap that nothing else uses for the duration
-/// of the call (in a kernel: with preemption or interrupts disabled, or under a lock).
-pub unsafe trait LocalSlot: Sync {
-    /// Runs `f` with exclusive access to the local heap. Must not allocate through kiln before
-    /// `f` runs (the allocator calls this on every allocation).
-    fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R;
 }
 
 /// A region of memory for generated code.

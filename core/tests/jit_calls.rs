@@ -454,7 +454,8 @@ fn the_suite_call_programs_agree() {
 /// and the host sees every call exactly once, in order, as without the JIT.
 #[test]
 fn a_callee_with_a_host_call_is_made_by_the_interpreter() {
-    use kiln::vm::host::{compile_with, Host, Ty};
+    use kiln::vm::compile_with;
+    use kiln::vm::host::{Host, Ty};
     use kiln::vm::Value;
     use std::cell::RefCell;
     use std::rc::Rc;

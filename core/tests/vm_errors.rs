@@ -265,7 +265,7 @@ fn program(nregs: u16, code: Vec<u32>) -> Program {
 }
 
 fn verify_error(p: &Program) -> String {
-    kiln::vm::verify::verify(p).unwrap_err().to_string()
+    kiln::vm::verify(p).unwrap_err().to_string()
 }
 
 #[test]
@@ -405,7 +405,7 @@ fn verifier_accepts_every_example_and_bytes_round_trip() {
     for name in ["fib", "mandelbrot", "sieve", "spectral_norm", "strings"] {
         let src = std::fs::read_to_string(dir.join(format!("{name}.kl"))).unwrap();
         let prog = lang::compile(&src).unwrap();
-        kiln::vm::verify::verify(&prog).unwrap_or_else(|e| panic!("{name}: {e}"));
+        kiln::vm::verify(&prog).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             Program::from_bytes(&prog.to_bytes()).unwrap(),
             prog,

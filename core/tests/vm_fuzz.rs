@@ -3,7 +3,7 @@
 //! input ends in `Ok` or a clean error; programs that pass the verifier run under fuel and
 //! memory limits.
 use kiln::vm::bytecode::{Op, ALL_OPS};
-use kiln::vm::{lang, verify::verify, Const, Function, Program, Vm, VmConfig};
+use kiln::vm::{lang, verify, Const, Function, Program, Vm, VmConfig};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 

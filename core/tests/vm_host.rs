@@ -7,7 +7,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use kiln::jit::driver::{Jit, JitStats};
-use kiln::vm::host::{compile_with, Host, HostError, RegisterError, Ty};
+use kiln::vm::host::RegisterError;
+use kiln::vm::{compile_with, Host, HostError, Ty};
 use kiln::vm::{Error, RuntimeError, RuntimeErrorKind, Value, Vm, VmConfig};
 use kiln_std::exec::StdExecMemory;
 

@@ -45,7 +45,7 @@ fn main() -> Verdict {
 
 /// Locks and the per-CPU heap slot must mask interrupts while held and restore them after.
 fn interrupt_masking() -> Verdict {
-    use kiln::platform::LocalSlot;
+    use kiln::global::LocalSlot;
     check(!cpu::interrupts_enabled(), "boot left interrupts enabled")?;
     // SAFETY: no interrupt source is programmed (the x86 PICs are masked at boot, aarch64 has no
     // interrupt controller set up), and the vectors report anything unexpected.

@@ -19,7 +19,7 @@ use alloc::vec::Vec;
 use core::cell::Cell;
 
 use kiln::jit::driver::{Jit, JitStats};
-use kiln::vm::host::{compile_with, Host, Ty};
+use kiln::vm::{compile_with, Host, Ty};
 use kiln::vm::{Value, Vm, VmConfig};
 use kiln_bare::{boot::Verdict, exec::EXEC, println};
 use kiln_qemu_tests::{check, ARCH};

@@ -1,4 +1,4 @@
-//! `cargo xtask test | bench | qemu`: the project's task runner.
+//! `cargo xtask test | bench | qemu | surface`: the project's task runner.
 //!
 //! Each lane of `test` lives in the module that owns it; `main` only dispatches.
 mod aarch64;
@@ -9,6 +9,7 @@ mod mcu;
 mod preload;
 mod qemu;
 mod rusage;
+mod surface;
 mod test;
 mod util;
 mod vm;
@@ -25,9 +26,10 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "qemu" => qemu::run_cmd(rest),
         "bench" => bench(rest),
+        "surface" => surface::run(rest),
         "help" | "--help" | "-h" => {
             println!(
-                "usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc|jit|vm [...]>"
+                "usage: cargo xtask <test [LANE...] | qemu [KERNEL...] | bench alloc|jit|vm [...] | surface [--no-doc]>"
             );
             println!("lanes: {}", test::lane_names().join(", "));
             Ok(())

@@ -41,9 +41,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE};
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
-use super::segment::{
-    segment_of, Pool, Segment, SegmentKind, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN,
-};
+use super::segment::{segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN};
 use super::size_class::{
     class_of, class_size, small_class_of, span_pages, CLASS_COUNT, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX,
 };
@@ -876,12 +874,5 @@ impl Drop for Heap {
         } else {
             self.stats.release();
         }
-    }
-}
-
-impl SegmentKind {
-    /// Whether this kind holds pages.
-    pub fn has_pages(self) -> bool {
-        self == SegmentKind::Pages
     }
 }

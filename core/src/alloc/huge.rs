@@ -17,7 +17,7 @@
 
 use core::ptr;
 
-use super::free::FreeError;
+use super::error::FreeError;
 use super::segment::{Pool, Segment, HEADER_SIZE, SEGMENT_SIZE};
 use super::stats;
 

@@ -1,18 +1,18 @@
 //! The segment/page allocator.
 //!
-//! Glossary (DESIGN.md section 1):
+//! Glossary and invariants:
 //!
 //! | term       | here                     | invariant |
 //! |------------|--------------------------|-----------|
-//! | segment    | [`segment::Segment`]     | `segment_of(p) = p & !(SEGMENT_SIZE-1)` for every block `p` |
-//! | page       | [`page::Page`]           | metadata out of band, in the segment header; blocks have no header |
+//! | segment    | `segment.rs` `Segment` | `segment_of(p) = p & !(SEGMENT_SIZE-1)` for every block `p` |
+//! | page       | `page.rs` `Page`       | metadata out of band, in the segment header; blocks have no header |
 //! | block      | one allocation           | `page_of(p) = pages[(p - segment) >> PAGE_SHIFT]` (back to the span head) |
 //! | size class | [`size_class`]           | size -> class is arithmetic on a leading-zero count, no loop |
-//! | heap       | [`heap::Heap`]           | only its owner touches its non-atomic lists |
+//! | heap       | [`Heap`]                 | only its owner touches its non-atomic lists |
 //! | hot stack  | `Heap::hot[class]`       | the owner's last frees of a class (up to 2 KiB), reused newest first; counted as used by their pages |
 //! | free lists | `free`, `local_free`, `thread_free` | `used == capacity - |free| - |local_free|`; live = used - |thread_free| |
-//! | huge       | [`huge`]                 | its own segment span; freed straight back to the platform |
-//! | pool       | [`segment::Pool`]        | shared: memory source, empty-segment cache, abandoned segments |
+//! | huge       | `huge.rs`                | its own segment span; freed straight back to the platform |
+//! | pool       | [`Pool`]                 | shared: memory source, empty-segment cache, abandoned segments |
 //!
 //! ```text
 //!  alloc(size, align)                              free(p)
@@ -34,25 +34,32 @@
 
 #[cfg(feature = "alloc")]
 pub mod arena;
-pub mod check;
-pub mod free;
-pub mod geometry;
-pub mod heap;
-pub mod huge;
-pub mod page;
-pub mod segment;
-pub mod segment_map;
+pub(crate) mod check;
+pub(crate) mod error;
+pub(crate) mod free;
+pub(crate) mod geometry;
+pub(crate) mod heap;
+pub(crate) mod huge;
+pub(crate) mod page;
+pub(crate) mod segment;
+pub(crate) mod segment_map;
 pub mod size_class;
 pub mod stats;
 
-pub use free::{usable_size, FreeError};
+pub use check::CheckError;
+pub use error::FreeError;
+pub use free::usable_size;
+pub use geometry::{PAGE_SIZE, SEGMENT_SIZE};
 pub use heap::Heap;
+pub use huge::MAX_ALIGN;
 pub use segment::Pool;
 
-/// Frees `p` through the local heap `heap` (null is accepted).
+/// Frees `p` through the local heap `heap` (null is accepted). A pointer kiln did not hand
+/// out, an interior pointer, or a double free it can prove is an error and changes nothing.
 ///
 /// # Safety
-/// See [`free::free`].
+/// `p` is null, or not used by the caller after this call. A foreign pointer is detected and
+/// reported (never written); a block of kiln's that is still in use by someone else is not.
 #[inline(always)]
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     // SAFETY: forwarded.

@@ -10,7 +10,7 @@
 //!   a free block's first word is the encoded next pointer:  word = next ^ key
 //! ```
 //!
-//! Three free lists per page (DESIGN.md section 1):
+//! Three free lists per page:
 //! - `free`: the allocation fast path pops from it;
 //! - `local_free`: the owner heap's frees push here, so `free` is never written by the free
 //!   path and the fast path stays a pop;
@@ -89,7 +89,7 @@ pub struct Page {
     /// Heap queue links (owner only).
     pub(crate) next: *mut Page,
     pub(crate) prev: *mut Page,
-    /// Lifetime counters for the retired-page summary.
+    /// Lifetime counters for the retired-page totals of the stats.
     #[cfg(feature = "stats")]
     pub(crate) lifetime_allocs: u64,
     #[cfg(feature = "stats")]

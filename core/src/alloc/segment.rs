@@ -34,7 +34,7 @@ use super::page::{Page, KEPT, PAGE_SHIFT, PAGE_SIZE};
 use super::segment_map;
 use crate::platform::MemorySource;
 
-pub use super::geometry::{PAGES_PER_SEGMENT, SEGMENT_SHIFT, SEGMENT_SIZE};
+pub use super::geometry::{PAGES_PER_SEGMENT, SEGMENT_SIZE};
 /// Bytes at the start of a segment holding its header (page 0 is shorter by this much).
 #[cfg(not(feature = "small-geometry"))]
 pub const HEADER_SIZE: usize = 4096;

@@ -240,6 +240,7 @@ fn install(window: usize, source: &dyn MemorySource) -> Option<&'static Leaf> {
 
 /// Windows with a leaf, and how many of those leaves came from a memory source (for tests and
 /// reports).
+#[cfg(test)]
 pub fn windows() -> (usize, usize) {
     let n = ROOTS
         .iter()

@@ -37,7 +37,7 @@ pub const fn class_of(size: usize) -> usize {
 }
 
 /// Sizes up to this are classed by a table lookup ([`small_class_of`]).
-pub const SMALL_LOOKUP_MAX: usize = 1024;
+pub(crate) const SMALL_LOOKUP_MAX: usize = 1024;
 
 /// `SMALL_CLASS[i]`: the class of a block of `8 * i` bytes (`i = 0`: 16 bytes, so a zero-size
 /// request with 16-byte alignment gets a 16-byte block too).
@@ -57,7 +57,7 @@ static SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 8 + 1] = {
 /// load. The size is rounded up to the alignment (at least 8) first, so a 16-aligned request gets
 /// a class whose size is a multiple of 16.
 #[inline(always)]
-pub fn small_class_of(size: usize, align: usize) -> usize {
+pub(crate) fn small_class_of(size: usize, align: usize) -> usize {
     debug_assert!(size <= SMALL_LOOKUP_MAX && align <= 16);
     let mask = align.max(8) - 1;
     let idx = ((size + mask) & !mask) >> 3;
@@ -82,14 +82,15 @@ pub const fn class_size(class: usize) -> usize {
 
 /// Whether `class` is served from single-page spans.
 #[inline(always)]
-pub const fn is_small(class: usize) -> bool {
+#[cfg(test)]
+pub(crate) const fn is_small(class: usize) -> bool {
     class_size(class) <= MAX_SMALL_SIZE
 }
 
 /// Pages in one span of `class`: one for small classes; for medium classes enough pages that a
 /// span holds about `SPAN_BLOCKS` blocks (eight; two in the small geometry), capped at
 /// `MAX_SPAN_PAGES`.
-pub const fn span_pages(class: usize) -> usize {
+pub(crate) const fn span_pages(class: usize) -> usize {
     let size = class_size(class);
     if size <= MAX_SMALL_SIZE {
         return 1;

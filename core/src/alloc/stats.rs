@@ -1,5 +1,5 @@
 //! Allocation statistics (cargo feature `stats`): counters per path and per class, live and peak
-//! bytes, segments in use, and a summary of every retired page. With the feature off every
+//! bytes, segments in use, and totals over retired pages. With the feature off every
 //! function here is an empty `#[inline(always)]` body: zero cost.
 //!
 //! Where the counts live:
@@ -83,21 +83,6 @@ impl Default for Stats {
     }
 }
 
-/// Summary of one page's life, recorded when it is retired.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PageSummary {
-    /// Size class.
-    pub class: u8,
-    /// Block size.
-    pub block_size: u32,
-    /// Blocks the page can hold.
-    pub reserved: u32,
-    /// Allocations it served.
-    pub lifetime_allocs: u64,
-    /// Most blocks in use at once.
-    pub peak_used: u32,
-}
-
 #[cfg(feature = "stats")]
 mod imp {
     use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -173,9 +158,6 @@ mod imp {
 
     /// A live-byte change this large is folded into the global counter (and the peak).
     pub(super) const FLUSH_BYTES: i64 = 64 * 1024;
-
-    pub(super) static RETIRED: spin::Mutex<heapless::HistoryBuffer<PageSummary, 64>> =
-        spin::Mutex::new(heapless::HistoryBuffer::new());
 
     pub(super) fn add_live(bytes: i64) {
         let now = C.live_bytes.fetch_add(bytes, Relaxed) + bytes;
@@ -384,20 +366,12 @@ pub(crate) fn page_retired(_page: &Page) {
     #[cfg(feature = "stats")]
     {
         use core::sync::atomic::Ordering::Relaxed;
-        let summary = PageSummary {
-            class: _page.class,
-            block_size: _page.block_size as u32,
-            reserved: _page.reserved,
-            lifetime_allocs: _page.lifetime_allocs,
-            peak_used: _page.peak_used,
-        };
         imp::inc(&imp::C.pages_retired);
         imp::C
             .retired_allocs
-            .fetch_add(summary.lifetime_allocs, Relaxed);
-        let fill = summary.peak_used as u64 * 1000 / summary.reserved.max(1) as u64;
+            .fetch_add(_page.lifetime_allocs, Relaxed);
+        let fill = _page.peak_used as u64 * 1000 / _page.reserved.max(1) as u64;
         imp::C.retired_fill.fetch_add(fill, Relaxed);
-        imp::RETIRED.lock().write(summary);
     }
 }
 
@@ -472,31 +446,4 @@ pub fn snapshot() -> Stats {
     }
     #[cfg(not(feature = "stats"))]
     Stats::default()
-}
-
-/// Takes the retired-page ring's lock and keeps it (for a `fork` prepare handler; no-op without
-/// the `stats` feature). Pair with [`unlock_after_fork`].
-pub fn lock_for_fork() {
-    #[cfg(feature = "stats")]
-    core::mem::forget(imp::RETIRED.lock());
-}
-
-/// Releases the lock taken by [`lock_for_fork`].
-///
-/// # Safety
-/// The calling thread took it with [`lock_for_fork`].
-pub unsafe fn unlock_after_fork() {
-    // SAFETY: held by `lock_for_fork` (caller), whose guard was forgotten.
-    #[cfg(feature = "stats")]
-    unsafe {
-        imp::RETIRED.force_unlock()
-    };
-}
-
-/// The most recently retired pages' summaries (up to 64, oldest first); calls `f` for each.
-pub fn for_each_retired_page(mut _f: impl FnMut(&PageSummary)) {
-    #[cfg(feature = "stats")]
-    for s in imp::RETIRED.lock().oldest_ordered() {
-        _f(s);
-    }
 }

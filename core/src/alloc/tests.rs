@@ -10,7 +10,8 @@ use std::vec::Vec;
 
 use proptest::prelude::*;
 
-use super::segment::{Pool, HEADER_SIZE, SEGMENT_SHIFT, SEGMENT_SIZE};
+use super::geometry::SEGMENT_SHIFT;
+use super::segment::{Pool, HEADER_SIZE, SEGMENT_SIZE};
 use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
 use super::{free, realloc, usable_size, FreeError, Heap};
 use crate::platform::MemorySource;

@@ -28,22 +28,54 @@
 //!
 //! `irinterp.rs` is the reference for the optimiser and the backends; `slots.rs` is all the JIT
 //! knows about VM values.
+//!
+//! The public face is [`Jit`] (a [`LoopHook`](crate::vm::LoopHook) for [`Vm::run`](crate::vm::Vm::run))
+//! and its statistics. The stages are internal; the ones the integration tests, the example
+//! and the QEMU kernels drive directly (IR, optimiser, backends, installer) stay reachable
+//! but undocumented.
+
+// The stages are reachable but undocumented (`#[doc(hidden)]`): core/tests drive the IR, the
+// optimiser and both backends directly, core/examples/jit_compile_time.rs times them, the QEMU
+// kernels install traces themselves, and the stages' own docs link to each other. The API is
+// the re-exports below.
+#[doc(hidden)]
 pub mod backend;
+#[doc(hidden)]
 pub mod buffer;
+#[doc(hidden)]
 pub mod callframe;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[doc(hidden)]
 pub mod driver;
+#[doc(hidden)]
 pub mod frecord;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[doc(hidden)]
 pub mod func;
+#[doc(hidden)]
 pub mod hostbuf;
+#[doc(hidden)]
 pub mod hostcall;
+#[doc(hidden)]
 pub mod install;
+#[doc(hidden)]
 pub mod ir;
+#[doc(hidden)]
 pub mod irinterp;
+#[doc(hidden)]
 pub mod opt;
+// `record::record` (a loop recording without links) has no caller inside kiln any more.
+#[doc(hidden)]
 pub mod record;
-pub mod regalloc;
+pub(crate) mod regalloc;
+#[doc(hidden)]
 pub mod slots;
-pub mod snapshot;
+pub(crate) mod snapshot;
+#[doc(hidden)]
 pub mod trace;
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub use driver::{Jit, JitStats};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub use func::FuncStats;
+pub use trace::Abort;

@@ -85,8 +85,9 @@ macro_rules! opcodes {
         pub enum Op { $( $(#[doc = $doc])* $name, )* }
 
         /// Opcode bytes as constants, for `match`ing on the first byte of a word in the
-        /// interpreter's dispatch loop.
+        /// JIT's recorders. Not API: a program's bytes are [`Op`]s.
         #[allow(non_upper_case_globals)]
+        #[doc(hidden)]
         pub mod byte {
             $( #[doc = concat!("The byte of `", $mn, "`.")] pub const $name: u8 = super::Op::$name as u8; )*
         }

@@ -2,11 +2,11 @@
 //!
 //! A host (a kernel, a firmware, a test) registers named functions with fixed, typed parameters
 //! and declares named byte buffers on a [`Host`], compiles `.kl` source against it
-//! ([`compile_with`]), and runs the program with [`Vm::run_with`](super::Vm::run_with), lending
+//! ([`compile_with`](super::compile_with)), and runs the program with [`Vm::run_with`](super::Vm::run_with), lending
 //! the buffers' bytes (`&mut [u8]`: a packet, a sensor frame) for the duration of that one run.
 //!
 //! ```
-//! use kiln::vm::host::{compile_with, Host, HostError, Ty};
+//! use kiln::vm::{compile_with, Host, HostError, Ty};
 //! use kiln::vm::{Value, Vm, VmConfig};
 //!
 //! let mut seen = 0;
@@ -85,7 +85,7 @@ use liballoc::string::String;
 use liballoc::vec::Vec;
 
 use super::builtins::Builtin;
-use super::error::{RuntimeErrorKind as E, SyntaxError};
+use super::error::RuntimeErrorKind as E;
 use super::program::{Const, Program};
 use super::value::{Meter, Value};
 
@@ -551,13 +551,6 @@ impl Imports for NoHost {
     fn buffers(&self) -> Vec<&str> {
         Vec::new()
     }
-}
-
-/// Compiles `src` against `host`'s functions and buffers (not yet verified: [`super::Vm::new`]
-/// verifies).
-pub fn compile_with(host: &dyn Imports, src: &str) -> Result<Program, SyntaxError> {
-    let arena = crate::alloc::arena::Arena::new();
-    super::lang::compile_in_with(src, &arena, host)
 }
 
 fn buffer_name(prog: &Program, b: usize) -> String {

@@ -36,6 +36,9 @@ use super::program::{Const, Program};
 use super::value::{Meter, MeterCell, Value, TAG_STR};
 use super::verify::verify;
 
+// The interpreter's native-code half (calls into and out of JIT code), in interp/native.rs.
+pub mod native;
+
 /// Limits and knobs a host sets before running untrusted code.
 #[derive(Clone, Copy, Debug)]
 pub struct VmConfig {

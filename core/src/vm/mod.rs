@@ -81,23 +81,25 @@
 //! (`i = i + 1; i < n`). Every backward branch goes through the same counting hook in
 //! `interp.rs` (`back_edge`), whichever op takes it. A trace therefore runs from the header to
 //! the backward branch that targets it.
-pub mod arith;
-pub mod builtins;
+pub(crate) mod arith;
+pub(crate) mod builtins;
 pub mod bytecode;
-pub mod error;
+pub(crate) mod error;
 pub mod host;
-pub mod interp;
+pub(crate) mod interp;
 pub mod lang;
-pub mod native;
-pub mod program;
+pub(crate) mod program;
 pub mod value;
-pub mod verify;
+pub(crate) mod verify;
 
 pub use error::{Error, RuntimeError, RuntimeErrorKind, SyntaxError, VerifyError};
-pub use host::{compile_with, Host, HostError, Ty};
+pub use host::{Host, HostError, Ty};
+pub use interp::native;
 pub use interp::{HostStep, HotLoop, LoopHook, Reply, Vm, VmConfig};
-pub use program::{Const, Function, Program};
+pub use lang::compile_with;
+pub use program::{Const, Function, Import, LoadError, Program};
 pub use value::Value;
+pub use verify::verify;
 
 use core::fmt::Write;
 

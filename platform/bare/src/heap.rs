@@ -64,7 +64,7 @@ pub fn collect() {
 }
 
 /// Walks this CPU's heap and checks kiln's invariants (every segment, page and free list).
-pub fn check() -> Result<(), kiln::alloc::check::CheckError> {
+pub fn check() -> Result<(), kiln::alloc::CheckError> {
     HEAPS.check()
 }
 

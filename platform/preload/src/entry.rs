@@ -294,7 +294,8 @@ unsafe fn resize(entry: &str, ptr: *mut c_void, size: usize) -> *mut c_void {
         );
     };
     // SAFETY: `ptr` is a live kiln block (usable_size recognised it).
-    let block = unsafe { kiln_std::realloc(ptr.cast(), size, MALLOC_ALIGN) };
+    let block =
+        unsafe { kiln_std::realloc(ptr.cast(), size, MALLOC_ALIGN) }.unwrap_or(ptr::null_mut());
     outcome(Outcome::Served);
     if block.is_null() {
         set_errno(libc::ENOMEM);

@@ -6,7 +6,7 @@
 //!
 //! `fork`: kiln-std registers `pthread_atfork` handlers on the first allocation of the process
 //! (`kiln_std::register_fork_handlers`): the prepare handler takes kiln's locks (the fallback
-//! heap's, the segment pool's, the stats ring's) and the parent/child handlers release them, so a
+//! heap's, the segment pool's) and the parent/child handlers release them, so a
 //! child never inherits a lock another thread held. `platform/std/tests/fork.rs` proves it with a
 //! thread holding the pool lock across `fork`.
 use core::sync::atomic::Ordering::Relaxed;

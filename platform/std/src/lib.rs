@@ -24,11 +24,9 @@ use core::cell::{Cell, UnsafeCell};
 use core::mem::ManuallyDrop;
 use core::ptr;
 
-use kiln::alloc::heap::Heap;
-use kiln::alloc::segment::{Pool, SEGMENT_SIZE};
-use kiln::alloc::FreeError;
-use kiln::global::SlotHeaps;
-use kiln::platform::{Console, LocalSlot, MemorySource};
+use kiln::alloc::{FreeError, Heap, Pool, SEGMENT_SIZE};
+use kiln::global::{LocalSlot, SlotHeaps};
+use kiln::platform::{Console, MemorySource};
 
 /// Segments from `mmap`: over-map by one segment, trim to alignment.
 pub struct MmapSource;
@@ -247,7 +245,7 @@ static FORK_HANDLERS: core::sync::atomic::AtomicBool = core::sync::atomic::Atomi
 
 /// Registers `pthread_atfork` handlers once per process, so a child never inherits a kiln lock
 /// that another thread of the parent held at the moment of `fork`. Lock order: the fallback heap,
-/// then the pool, then the stats ring (the order in which kiln's own paths nest them).
+/// then the pool (the order in which kiln's own paths nest them).
 fn register_fork_handlers() {
     if FORK_HANDLERS.swap(true, core::sync::atomic::Ordering::AcqRel) {
         return;
@@ -255,13 +253,11 @@ fn register_fork_handlers() {
     extern "C" fn prepare() {
         core::mem::forget(FALLBACK.lock());
         POOL.lock_for_fork();
-        kiln::alloc::stats::lock_for_fork();
     }
     extern "C" fn release() {
         // SAFETY: `prepare` ran on this thread (parent) or on the thread that became the child's
         // only thread, and took exactly these locks.
         unsafe {
-            kiln::alloc::stats::unlock_after_fork();
             POOL.unlock_after_fork();
             FALLBACK.force_unlock();
         }
@@ -299,14 +295,15 @@ pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
     unsafe { HEAPS.free(p) }
 }
 
-/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]); null on
-/// out of memory (the old block stays valid) or when `p` is not a kiln block.
+/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]):
+/// `Ok(null)` on out of memory (the old block stays valid), an error (and nothing changed) when
+/// `p` is not a live kiln block.
 ///
 /// # Safety
 /// `p` is null or a live kiln block allocated with `align`; afterwards only the result is used.
-pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
+pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> Result<*mut u8, FreeError> {
     // SAFETY: forwarded (caller).
-    unsafe { HEAPS.realloc(p, new_size, align) }.unwrap_or(ptr::null_mut())
+    unsafe { HEAPS.realloc(p, new_size, align) }
 }
 
 /// Bytes usable at `p`, or `None` when `p` is not a live kiln block.
@@ -326,7 +323,7 @@ pub fn segments_in_use() -> usize {
 }
 
 /// Checks the calling thread's heap invariants.
-pub fn check() -> Result<(), kiln::alloc::check::CheckError> {
+pub fn check() -> Result<(), kiln::alloc::CheckError> {
     HEAPS.check()
 }
 

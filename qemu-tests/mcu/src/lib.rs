@@ -18,8 +18,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
-use kiln::alloc::segment::SEGMENT_SIZE;
-use kiln::alloc::{FreeError, Pool};
+use kiln::alloc::{FreeError, Pool, SEGMENT_SIZE};
 use kiln::global::LockedHeap;
 use kiln::platform::MemorySource;
 

@@ -4,7 +4,7 @@
 //! front end works unchanged with any allocator. [`crate::vm::lang::compile`] hands it a
 //! `&`[`Arena`](crate::alloc::arena::Arena) (bump allocation, freed all at once when the
 //! compilation ends); this module names the types.
-pub use allocator_api2::alloc::{Allocator, Global};
+pub(crate) use allocator_api2::alloc::Allocator;
 
 /// A vector in the front end's allocator.
 pub type AVec<T, A> = allocator_api2::vec::Vec<T, A>;

@@ -20,13 +20,8 @@ use super::ast::*;
 use crate::vm::builtins::Builtin;
 use crate::vm::bytecode::{encode_abc, encode_abx, Op};
 use crate::vm::error::SyntaxError;
-use crate::vm::host::{Imports, NoHost, Ty};
+use crate::vm::host::{Imports, Ty};
 use crate::vm::program::{Const, Function, Import, Program};
-
-/// Compiles a parsed file.
-pub fn compile<A: Allocator + Copy>(ast: &Ast<'_, A>) -> Result<Program, SyntaxError> {
-    compile_with(ast, &NoHost)
-}
 
 /// Compiles a parsed file; names that are neither the program's functions nor builtins are
 /// resolved against `host` (host functions, host buffers).

@@ -14,15 +14,16 @@
 //! A host may add functions and byte buffers (`buf[i]`, `buf[i] = v`, `len(buf)`); see
 //! [`crate::vm::host`].
 //!
-//! The lexer and the parser take all their memory from one allocator handed to them (see
-//! [`alloc`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
-pub mod alloc;
-pub mod ast;
-pub mod compiler;
-pub mod lexer;
-pub mod parser;
+//! The lexer and the parser take all their memory from one allocator handed to them (an
+//! `allocator_api2` allocator, see [`compile_in`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
+pub(crate) mod alloc;
+pub(crate) mod ast;
+pub(crate) mod compiler;
+pub(crate) mod lexer;
+pub(crate) mod parser;
 
 use crate::vm::error::SyntaxError;
+use crate::vm::host::Imports;
 use crate::vm::program::Program;
 
 /// Source text to a program (not yet verified). Tokens and the syntax tree live in one
@@ -30,6 +31,15 @@ use crate::vm::program::Program;
 pub fn compile(src: &str) -> Result<Program, SyntaxError> {
     let arena = crate::alloc::arena::Arena::new();
     compile_in(src, &arena)
+}
+
+/// Compiles `src` against `host`'s functions and buffers (not yet verified: [`Vm::new`]
+/// verifies).
+///
+/// [`Vm::new`]: crate::vm::Vm::new
+pub fn compile_with(host: &dyn Imports, src: &str) -> Result<Program, SyntaxError> {
+    let arena = crate::alloc::arena::Arena::new();
+    compile_in_with(src, &arena, host)
 }
 
 /// [`compile`] with the front end's memory taken from `alloc`.
@@ -42,7 +52,7 @@ pub fn compile_in<A: alloc::Allocator + Copy>(src: &str, alloc: A) -> Result<Pro
 pub fn compile_in_with<A: alloc::Allocator + Copy>(
     src: &str,
     alloc: A,
-    host: &dyn crate::vm::host::Imports,
+    host: &dyn Imports,
 ) -> Result<Program, SyntaxError> {
     let tokens = lexer::lex(src, alloc)?;
     let ast = parser::parse(&tokens, alloc)?;

@@ -2,9 +2,13 @@
 //!
 //! ```text
 //! kiln run FILE [ARGS...] [--jit=off|auto|on] [--jit-threshold N] [--trace-jit]
+//!          [--fuel N] [--memory-cap BYTES]
 //! kiln check FILE        parse, compile and verify only
 //! kiln dis FILE          disassemble
 //! ```
+//! `--fuel N` stops the program with an out-of-fuel error after N instructions (native code
+//! charges the same); `--memory-cap BYTES` stops it with an error when its live heap would
+//! exceed BYTES.
 //! Exit codes: 0 success, 1 program error (syntax, verify, runtime), 2 usage or I/O error.
 //! The whole process allocates through kiln's own allocator ([`kiln_std::KilnAlloc`]).
 use std::fmt;
@@ -99,7 +103,7 @@ fn main() -> ExitCode {
         }
         Cmd::Check { file } => with_source(&file, |src| {
             let prog = lang::compile(src)?;
-            kiln::vm::verify::verify(&prog)?;
+            kiln::vm::verify(&prog)?;
             println!(
                 "{file}: ok ({} functions, {} constants)",
                 prog.funcs.len(),

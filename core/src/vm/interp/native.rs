@@ -46,10 +46,10 @@ use core::fmt::Write;
 use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
-use super::error::RuntimeErrorKind as E;
-use super::interp::{Frame, HotCount, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
-use super::program::Program;
-use super::value::Value;
+use super::{Frame, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
+use crate::vm::error::RuntimeErrorKind as E;
+use crate::vm::program::Program;
+use crate::vm::value::Value;
 
 /// Native activations that may nest on the host stack; deeper calls are interpreted.
 pub const MAX_NATIVE_DEPTH: usize = 200;
@@ -383,11 +383,6 @@ impl Vm<'_> {
                 c.wait(t - count);
             }
         }
-    }
-
-    /// Calls of `func` counted so far (0 when counting is off).
-    pub fn call_count(&self, func: usize) -> u32 {
-        self.calls.get(func).map_or(0, HotCount::count)
     }
 
     /// Counts a call of `callee` (frame at `base`, arguments in place) and returns its native
