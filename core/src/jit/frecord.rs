@@ -34,7 +34,7 @@ use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
 use crate::jit::record::{host_div, host_rem, MAX_RECORD_OPS};
 use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
-use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
+use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
 use crate::vm::program::{Const, Program};
 use crate::vm::value::Value;
 
@@ -274,40 +274,44 @@ impl FuncRecorder<'_, '_> {
         let op = w as u8;
         match op {
             byte::Move => {
-                let v = self.reg(b(w))?;
-                self.set(a(w), v)?;
+                let v = self.reg(field_b(w))?;
+                self.set(field_a(w), v)?;
             }
             byte::LoadK => {
-                let v = self.kval(bx(w))?;
-                self.set(a(w), v)?;
+                let v = self.kval(field_bx(w))?;
+                self.set(field_a(w), v)?;
             }
             byte::LoadInt => {
                 let v = Val {
                     ty: Ty::Int,
-                    bits: Some(sbx(w)),
-                    r: self.konst(Op::KInt, Ty::Int, sbx(w)),
+                    bits: Some(field_sbx(w)),
+                    r: self.konst(Op::KInt, Ty::Int, field_sbx(w)),
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
-                let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
+                let (x, y) = (self.reg(field_b(w))?, self.reg(field_c(w))?);
                 let v = self.arith(op, x, y)?;
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::MulAdd => {
                 // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
-                let (acc, y, z) = (self.reg(a(w))?, self.reg(b(w))?, self.reg(c(w))?);
+                let (acc, y, z) = (
+                    self.reg(field_a(w))?,
+                    self.reg(field_b(w))?,
+                    self.reg(field_c(w))?,
+                );
                 let t = self.arith(byte::Mul, y, z)?;
                 let v = self.arith(byte::Add, acc, t)?;
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
-                let (x, y) = (self.reg(b(w))?, self.kval(c(w))?);
+                let (x, y) = (self.reg(field_b(w))?, self.kval(field_c(w))?);
                 let v = self.arith(op, x, y)?;
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::Neg => {
-                let x = self.reg(b(w))?;
+                let x = self.reg(field_b(w))?;
                 let v = if x.ty == Ty::Int {
                     let zero = self.konst(Op::KInt, Ty::Int, 0);
                     Val {
@@ -323,16 +327,16 @@ impl FuncRecorder<'_, '_> {
                         r: self.op(Op::MulF, x.r, m1),
                     }
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::Jmp => return Ok(Next::Pc(self.ext(pc)?)),
             byte::JLt | byte::JLe | byte::JEq => {
-                let (x, y) = (self.reg(a(w))?, self.reg(b(w))?);
+                let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
                 return self.branch(pc, w, cmp, x, y);
             }
             byte::JLtK | byte::JLeK | byte::JEqK => {
-                let (x, y) = (self.reg(a(w))?, self.kval(b(w))?);
+                let (x, y) = (self.reg(field_a(w))?, self.kval(field_b(w))?);
                 let cmp = match op {
                     byte::JLtK => Op::Lt,
                     byte::JLeK => Op::Le,
@@ -341,12 +345,12 @@ impl FuncRecorder<'_, '_> {
                 return self.branch(pc, w, cmp, x, y);
             }
             byte::JGtK | byte::JGeK => {
-                let (x, y) = (self.kval(b(w))?, self.reg(a(w))?);
+                let (x, y) = (self.kval(field_b(w))?, self.reg(field_a(w))?);
                 let cmp = if op == byte::JGtK { Op::Lt } else { Op::Le };
                 return self.branch(pc, w, cmp, x, y);
             }
             byte::Call => return self.call(pc, w),
-            byte::Ret => return Ok(Next::Ret(Some(a(w)))),
+            byte::Ret => return Ok(Next::Ret(Some(field_a(w)))),
             byte::RetNil => return Ok(Next::Ret(None)),
             // A counted loop's step-and-branch: the loop JIT's business.
             byte::ForLt
@@ -465,7 +469,7 @@ impl FuncRecorder<'_, '_> {
             _ => Op::Ne,
         };
         self.guard(guard, x.r, y.r);
-        if holds == (c(w) != 0) {
+        if holds == (field_c(w) != 0) {
             Ok(Next::Pc(self.ext(pc)?))
         } else {
             Ok(Next::Pc(pc + 2))
@@ -475,7 +479,7 @@ impl FuncRecorder<'_, '_> {
     /// `call A, C, f`: arguments into the call area, the call, the status guard (resuming
     /// after the call) and the result into register A.
     fn call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        let (window, argc, callee) = (a(w), c(w), self.ext(pc)?);
+        let (window, argc, callee) = (field_a(w), field_c(w), self.ext(pc)?);
         if argc > MAX_ARGS {
             return Err(Abort::TooManyArgs);
         }

@@ -67,7 +67,7 @@ use liballoc::vec::Vec;
 use crate::jit::backend::{
     compile_linear, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
-use crate::jit::callframe as cf;
+use crate::jit::callframe;
 use crate::jit::driver::VM_LAYOUT;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
 use crate::jit::install::InstalledTrace;
@@ -136,7 +136,7 @@ fn has_call(code: &[u32]) -> bool {
 }
 
 /// Spill words of every function-trace frame (the call area follows the spill slots).
-const FRAME_EXTRA: u32 = (cf::FRAME_WORDS - SPILL_BASE) as u32;
+const FRAME_EXTRA: u32 = (callframe::FRAME_WORDS - SPILL_BASE) as u32;
 
 impl FuncCode {
     fn new(
@@ -196,17 +196,18 @@ impl FuncCode {
         // SAFETY: every function-trace frame has FRAME_WORDS words (`FRAME_EXTRA` after the
         // dump), so the call area's words lie inside it.
         unsafe {
-            let area = words.add(cf::AREA);
-            area.add(cf::ENV).write(env_ptr as usize as u64);
-            area.add(cf::BASE).write(base as u64);
-            area.add(cf::META)
+            let area = words.add(callframe::AREA);
+            area.add(callframe::ENV).write(env_ptr as usize as u64);
+            area.add(callframe::BASE).write(base as u64);
+            area.add(callframe::META)
                 .write(self as *const FuncCode as usize as u64);
-            area.add(cf::DDEPTH).write(0);
-            area.add(cf::BUDGET).write(budget as u64);
-            area.add(cf::LEFT).write(left as u64);
+            area.add(callframe::DDEPTH).write(0);
+            area.add(callframe::BUDGET).write(budget as u64);
+            area.add(callframe::LEFT).write(left as u64);
             // Direct calls below this activation add their fuel to its FUEL word.
             words.add(FUEL).write(0);
-            area.add(cf::FUELP).write(words.add(FUEL) as usize as u64);
+            area.add(callframe::FUELP)
+                .write(words.add(FUEL) as usize as u64);
         }
         self.runs.set(self.runs.get() + 1);
         // SAFETY: `entry` is this trace's code, compiled by the native backend for the
@@ -237,8 +238,8 @@ impl FuncCode {
         if let Some(t) = env.take_pending() {
             return Err(t);
         }
-        if exit == cf::RET_CODE {
-            let bits = frame.word(cf::AREA + cf::RESULT).unwrap_or(0);
+        if exit == callframe::RET_CODE {
+            let bits = frame.word(callframe::AREA + callframe::RESULT).unwrap_or(0);
             let v = match self.ret_ty {
                 Ty::Int => Value::Int(bits as i64),
                 Ty::Float => Value::Float(f64::from_bits(bits)),
@@ -358,7 +359,7 @@ impl FuncCode {
                 // SAFETY: `area` is the call area of the running activation (see
                 // `call_helper`); argument word `i < MAX_ARGS` exists and `CArgI`/`CArgF`
                 // wrote it.
-                let bits = unsafe { area.add(cf::ARGS + i).read() };
+                let bits = unsafe { area.add(callframe::ARGS + i).read() };
                 *r = match ty {
                     Ty::Float => Value::Float(f64::from_bits(bits)),
                     _ => Value::Int(bits as i64),
@@ -388,7 +389,7 @@ impl FuncCode {
             _ => return 1,
         };
         // SAFETY: `area` is a live call area (see the callers); RESULT is one of its words.
-        unsafe { area.add(cf::RESULT).write(result) };
+        unsafe { area.add(callframe::RESULT).write(result) };
         0
     }
 }
@@ -405,7 +406,8 @@ impl NativeFunc for FuncCode {
             return Err(t);
         }
         // A linked side trace may have finished the activation: its META word says which.
-        let meta = frame.word(cf::AREA + cf::META).unwrap_or(0) as usize as *const FuncCode;
+        let meta =
+            frame.word(callframe::AREA + callframe::META).unwrap_or(0) as usize as *const FuncCode;
         // SAFETY: META holds `self` or a side trace `self` linked (kept alive in `sides`).
         let last = unsafe { meta.as_ref() }.unwrap_or(self);
         let r = last.finish(env, base, exit, &frame);
@@ -429,10 +431,10 @@ unsafe fn activation<'e>(
 ) -> (&'e mut NativeEnv<'e, 'e, 'e>, &'e FuncCode, usize, usize) {
     // SAFETY: per the caller's guarantee.
     unsafe {
-        let env = &mut *(area.add(cf::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
-        let code = &*(area.add(cf::META).read() as usize as *const FuncCode);
-        let base = area.add(cf::BASE).read() as usize;
-        let ddepth = area.add(cf::DDEPTH).read() as usize;
+        let env = &mut *(area.add(callframe::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
+        let code = &*(area.add(callframe::META).read() as usize as *const FuncCode);
+        let base = area.add(callframe::BASE).read() as usize;
+        let ddepth = area.add(callframe::DDEPTH).read() as usize;
         (env, code, base, ddepth)
     }
 }
@@ -447,7 +449,7 @@ pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
     let status =
         env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area));
     // SAFETY: STATUS is a word of that call area.
-    unsafe { area.add(cf::STATUS).write(status) };
+    unsafe { area.add(callframe::STATUS).write(status) };
     slot_base(env, code, base, area)
 }
 
@@ -460,20 +462,20 @@ pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
     // SAFETY: native code passes its own call area and the frame of the callee it just
     // called directly, which it filled from its own ENV and a live `FuncCode` (META).
     let ((env, code, base, _), (_, callee, callee_base, callee_dd)) =
-        unsafe { (activation(area), activation(frame.add(cf::AREA))) };
+        unsafe { (activation(area), activation(frame.add(callframe::AREA))) };
     // SAFETY: the callee's frame has FRAME_WORDS words; the caller stored the exit number and
     // the site in its call area.
     let (exit, site) = unsafe {
-        let a = frame.add(cf::AREA);
+        let a = frame.add(callframe::AREA);
         (
-            a.add(cf::STATUS).read() as u32,
-            a.add(cf::RESULT).read() as usize,
+            a.add(callframe::STATUS).read() as u32,
+            a.add(callframe::RESULT).read() as usize,
         )
     };
     let mut copy = callee.frame();
     // SAFETY: both frames have FRAME_WORDS words and do not overlap (one is on the machine
     // stack, the other in the pool).
-    unsafe { core::ptr::copy_nonoverlapping(frame, copy.as_mut_ptr(), cf::FRAME_WORDS) };
+    unsafe { core::ptr::copy_nonoverlapping(frame, copy.as_mut_ptr(), callframe::FRAME_WORDS) };
     let status = env.with_direct_frames(callee_dd, |env| {
         let r = callee.finish(env, callee_base, exit, &copy);
         match code.sites.get(site) {
@@ -494,7 +496,7 @@ pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
     });
     callee.pool.borrow_mut().push(copy);
     // SAFETY: STATUS is a word of the caller's call area.
-    unsafe { area.add(cf::STATUS).write(status) };
+    unsafe { area.add(callframe::STATUS).write(status) };
     slot_base(env, code, base, area)
 }
 
@@ -506,7 +508,7 @@ fn slot_base(env: &mut NativeEnv<'_, '_, '_>, code: &FuncCode, base: usize, area
         None => {
             env.set_pending(code.internal(0));
             // SAFETY: STATUS is a word of the live call area.
-            unsafe { area.add(cf::STATUS).write(1) };
+            unsafe { area.add(callframe::STATUS).write(1) };
             0
         }
     }
@@ -678,7 +680,7 @@ impl<'a> FuncJit<'a> {
         let at = trace.insts.len().saturating_sub(1);
         trace.insts.insert(at, table);
         let compiled = compile_linear::<Native>(&trace, &VM_LAYOUT)?;
-        if compiled.alloc.spill_slots as usize > cf::MAX_SPILLS {
+        if compiled.alloc.spill_slots as usize > callframe::MAX_SPILLS {
             return Err(Abort::Codegen(CompileError::TooManySpills));
         }
         if !matches!(

@@ -55,7 +55,7 @@ use crate::jit::hostcall::{
 };
 use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
 use crate::jit::trace::Abort;
-use crate::vm::bytecode::{a, b, bx, byte, c, sbx};
+use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
 use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
 use crate::vm::value::Value;
@@ -429,39 +429,43 @@ impl Recorder<'_> {
         let op = w as u8;
         match op {
             byte::Move => {
-                let v = self.reg(b(w))?;
-                self.set(a(w), v)?;
+                let v = self.reg(field_b(w))?;
+                self.set(field_a(w), v)?;
             }
             byte::LoadK => {
-                let v = self.konst(bx(w))?;
-                self.set(a(w), v)?;
+                let v = self.konst(field_bx(w))?;
+                self.set(field_a(w), v)?;
             }
             byte::LoadInt => {
                 let v = Val {
-                    num: Num::Int(sbx(w)),
-                    r: self.tb.kint(sbx(w)),
+                    num: Num::Int(field_sbx(w)),
+                    r: self.tb.kint(field_sbx(w)),
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
-                let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
+                let (x, y) = (self.reg(field_b(w))?, self.reg(field_c(w))?);
                 let v = self.arith(op, x, y)?;
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::MulAdd => {
                 // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
-                let (acc, y, z) = (self.reg(a(w))?, self.reg(b(w))?, self.reg(c(w))?);
+                let (acc, y, z) = (
+                    self.reg(field_a(w))?,
+                    self.reg(field_b(w))?,
+                    self.reg(field_c(w))?,
+                );
                 let t = self.arith(byte::Mul, y, z)?;
                 let v = self.arith(byte::Add, acc, t)?;
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
-                let (x, y) = (self.reg(b(w))?, self.konst(c(w))?);
+                let (x, y) = (self.reg(field_b(w))?, self.konst(field_c(w))?);
                 let v = self.arith(op, x, y)?;
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::Neg => {
-                let x = self.reg(b(w))?;
+                let x = self.reg(field_b(w))?;
                 let v = match x.num {
                     Num::Int(i) => {
                         let zero = self.tb.kint(0);
@@ -479,14 +483,14 @@ impl Recorder<'_> {
                     }
                     Num::Bool(_) => return Err(Abort::UnsupportedType),
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::LoadBool => {
-                let v = self.bool_const(b(w) != 0);
-                self.set(a(w), v)?;
+                let v = self.bool_const(field_b(w) != 0);
+                self.set(field_a(w), v)?;
             }
             byte::Not => {
-                let x = self.reg(b(w))?;
+                let x = self.reg(field_b(w))?;
                 let v = match x.num {
                     Num::Bool(v) => Val {
                         num: Num::Bool(!v),
@@ -495,17 +499,17 @@ impl Recorder<'_> {
                     // Numbers are truthy (their type is guarded by the slot load).
                     _ => self.bool_const(false),
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::Eq | byte::Lt | byte::Le => {
-                let (x, y) = (self.reg(b(w))?, self.reg(c(w))?);
+                let (x, y) = (self.reg(field_b(w))?, self.reg(field_c(w))?);
                 let cmp = [Op::Eq, Op::Lt, Op::Le][(op - byte::Eq) as usize];
                 let holds = self.test(cmp, x, y)?;
                 let v = self.bool_const(holds);
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::JmpIf => {
-                let x = self.reg(a(w))?;
+                let x = self.reg(field_a(w))?;
                 let truthy = match x.num {
                     Num::Bool(v) => {
                         let k = self.tb.kbool(v);
@@ -514,7 +518,7 @@ impl Recorder<'_> {
                     }
                     _ => true,
                 };
-                return if truthy == (b(w) != 0) {
+                return if truthy == (field_b(w) != 0) {
                     self.take_jump(pc, self.ext(pc)?, None)
                 } else {
                     Ok(Next::Pc(pc + 2))
@@ -522,12 +526,12 @@ impl Recorder<'_> {
             }
             byte::Jmp => return self.take_jump(pc, self.ext(pc)?, None),
             byte::JLt | byte::JLe | byte::JEq => {
-                let (x, y) = (self.reg(a(w))?, self.reg(b(w))?);
+                let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
                 return self.branch(pc, w, cmp, x, y);
             }
             byte::JLtK | byte::JLeK | byte::JEqK => {
-                let (x, y) = (self.reg(a(w))?, self.konst(b(w))?);
+                let (x, y) = (self.reg(field_a(w))?, self.konst(field_b(w))?);
                 let cmp = match op {
                     byte::JLtK => Op::Lt,
                     byte::JLeK => Op::Le,
@@ -537,7 +541,7 @@ impl Recorder<'_> {
             }
             byte::JGtK | byte::JGeK => {
                 // `K < R` and `K <= R`.
-                let (x, y) = (self.konst(b(w))?, self.reg(a(w))?);
+                let (x, y) = (self.konst(field_b(w))?, self.reg(field_a(w))?);
                 let cmp = if op == byte::JGtK { Op::Lt } else { Op::Le };
                 return self.branch(pc, w, cmp, x, y);
             }
@@ -560,7 +564,7 @@ impl Recorder<'_> {
     /// was neither an int (predicted only for branch directions) nor a bool (checked by the
     /// call: the trace continues with that constant).
     fn host_call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        let (first, n, import) = (a(w), c(w), b(w));
+        let (first, n, import) = (field_a(w), field_c(w), field_b(w));
         let Some(ctx) = self.host else {
             return Ok(Next::Stop);
         };
@@ -603,7 +607,11 @@ impl Recorder<'_> {
     /// reports it).
     fn buffer_op(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let op = w as u8;
-        let buf = if op == byte::BSet { a(w) } else { b(w) };
+        let buf = if op == byte::BSet {
+            field_a(w)
+        } else {
+            field_b(w)
+        };
         let Some(view) = self.bufs.get(buf) else {
             return Ok(Next::Stop);
         };
@@ -621,10 +629,10 @@ impl Recorder<'_> {
                     num: Num::Int(len as i64),
                     r,
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             byte::BGet => {
-                let Some(Num::Int(i)) = self.shadow.get(c(w)).copied().flatten() else {
+                let Some(Num::Int(i)) = self.shadow.get(field_c(w)).copied().flatten() else {
                     return Ok(Next::Stop);
                 };
                 let written = self
@@ -635,7 +643,7 @@ impl Recorder<'_> {
                 let Some(byte) = written.map(|&(_, _, x)| x).or_else(|| view.read(i)) else {
                     return Ok(Next::Stop);
                 };
-                let idx = self.reg(c(w))?;
+                let idx = self.reg(field_c(w))?;
                 let k = self.tb.kint(addr);
                 let r = self.tb.call(buf_get, k, idx.r);
                 self.tb.guard(Op::Ge, r, zero);
@@ -643,19 +651,19 @@ impl Recorder<'_> {
                     num: Num::Int(byte as i64),
                     r,
                 };
-                self.set(a(w), v)?;
+                self.set(field_a(w), v)?;
             }
             _ => {
                 let (Some(Num::Int(i)), Some(Num::Int(x))) = (
-                    self.shadow.get(b(w)).copied().flatten(),
-                    self.shadow.get(c(w)).copied().flatten(),
+                    self.shadow.get(field_b(w)).copied().flatten(),
+                    self.shadow.get(field_c(w)).copied().flatten(),
                 ) else {
                     return Ok(Next::Stop);
                 };
                 let (Ok(byte), true) = (u8::try_from(x), i >= 0 && (i as u64) < len as u64) else {
                     return Ok(Next::Stop);
                 };
-                let (idx, val) = (self.reg(b(w))?, self.reg(c(w))?);
+                let (idx, val) = (self.reg(field_b(w))?, self.reg(field_c(w))?);
                 let (max_byte, max_idx) = (self.tb.kint(255), self.tb.kint(MAX_PACKED_INDEX));
                 self.tb.guard(Op::Ge, val.r, zero);
                 self.tb.guard(Op::Le, val.r, max_byte);
@@ -696,7 +704,7 @@ impl Recorder<'_> {
     /// A compare-and-branch: taken when the comparison equals the C flag.
     fn branch(&mut self, pc: usize, w: u32, cmp: Op, x: Val, y: Val) -> Result<Next, Abort> {
         let holds = self.test(cmp, x, y)?;
-        if holds == (c(w) != 0) {
+        if holds == (field_c(w) != 0) {
             self.take_jump(pc, self.ext(pc)?, None)
         } else {
             Ok(Next::Pc(pc + 2))
@@ -714,23 +722,23 @@ impl Recorder<'_> {
             return Err(Abort::Unsupported(w as u8));
         };
         let cmp = if shape.le { Op::Le } else { Op::Lt };
-        let x = self.reg(a(w))?;
+        let x = self.reg(field_a(w))?;
         let step = if shape.step_reg {
-            self.reg(b(w))?
+            self.reg(field_b(w))?
         } else {
-            self.konst(b(w))?
+            self.konst(field_b(w))?
         };
         // Load the limit before the counter's slot changes: a failing tag guard on the limit
         // resumes at this instruction, which must find the counter not yet stepped.
         let limit = if shape.limit_reg {
-            self.reg(c(w))?
+            self.reg(field_c(w))?
         } else {
-            self.konst(c(w))?
+            self.konst(field_c(w))?
         };
         let v = self.arith(byte::Add, x, step)?;
-        self.set(a(w), v)?;
+        self.set(field_a(w), v)?;
         // `forlt r, k, r` compares the stepped counter with itself.
-        let limit = if shape.limit_reg && c(w) == a(w) {
+        let limit = if shape.limit_reg && field_c(w) == field_a(w) {
             v
         } else {
             limit

@@ -44,7 +44,7 @@ use super::{Next, Num, Recorder, Val};
 use crate::jit::ir::{Op, Ref, NONE};
 use crate::jit::trace::Abort;
 use crate::vm::builtins::Builtin;
-use crate::vm::bytecode::{a, b, byte, c};
+use crate::vm::bytecode::{byte, field_a, field_b, field_c};
 use crate::vm::value::{
     ArrayObj, Value, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, PAYLOAD_OFFSET, TAG_ARRAY, TAG_BOOL,
     TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR,
@@ -160,12 +160,12 @@ impl Recorder<'_> {
     pub(super) fn array_step(&mut self, pc: usize, w: u32) -> Result<Option<Next>, Abort> {
         let op = w as u8;
         match op {
-            byte::GetIdx => self.get_index(op, a(w), b(w), Index::Reg(c(w)))?,
-            byte::GetIdxI => self.get_index(op, a(w), b(w), Index::Imm(c(w)))?,
-            byte::SetIdx => self.set_index(op, a(w), Index::Reg(b(w)), c(w))?,
-            byte::SetIdxI => self.set_index(op, a(w), Index::Imm(b(w)), c(w))?,
+            byte::GetIdx => self.get_index(op, field_a(w), field_b(w), Index::Reg(field_c(w)))?,
+            byte::GetIdxI => self.get_index(op, field_a(w), field_b(w), Index::Imm(field_c(w)))?,
+            byte::SetIdx => self.set_index(op, field_a(w), Index::Reg(field_b(w)), field_c(w))?,
+            byte::SetIdxI => self.set_index(op, field_a(w), Index::Imm(field_b(w)), field_c(w))?,
             byte::CallB => self.builtin(w)?,
-            byte::Move if self.is_array(b(w)) => return self.array_move(pc, w).map(Some),
+            byte::Move if self.is_array(field_b(w)) => return self.array_move(pc, w).map(Some),
             _ => return Ok(None),
         }
         Ok(Some(Next::Pc(pc + 1)))
@@ -388,9 +388,9 @@ impl Recorder<'_> {
 
     /// `callb` of `sqrt`, `int` or `float` on a number (others abort as unsupported).
     fn builtin(&mut self, w: u32) -> Result<(), Abort> {
-        let (first, n) = (a(w), c(w));
+        let (first, n) = (field_a(w), field_c(w));
         let unsupported = Abort::Unsupported(byte::CallB);
-        let which = Builtin::from_index(b(w)).ok_or(unsupported)?;
+        let which = Builtin::from_index(field_b(w)).ok_or(unsupported)?;
         if n != 1 || !matches!(which, Builtin::Sqrt | Builtin::Int | Builtin::Float) {
             return Err(unsupported);
         }
@@ -430,19 +430,19 @@ impl Recorder<'_> {
     fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let next = self.code.get(pc + 1).copied().unwrap_or(0);
         let is_len = next as u8 == byte::CallB
-            && a(next) == a(w)
-            && c(next) == 1
-            && Builtin::from_index(b(next)) == Some(Builtin::Len);
+            && field_a(next) == field_a(w)
+            && field_c(next) == 1
+            && Builtin::from_index(field_b(next)) == Some(Builtin::Len);
         if !is_len {
             return self.push(pc, w);
         }
-        let (obj, aref) = self.array(byte::Move, b(w))?;
+        let (obj, aref) = self.array(byte::Move, field_b(w))?;
         let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
         let v = Val {
             num: Num::Int(obj.len() as i64 + self.pushed(&obj)),
             r: len,
         };
-        self.set(a(w), v)?;
+        self.set(field_a(w), v)?;
         Ok(Next::Pc(pc + 2))
     }
 
@@ -464,7 +464,7 @@ impl Recorder<'_> {
     /// it anywhere.
     fn push(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let unsupported = Abort::UnsupportedOperand(byte::Move);
-        let (t, arr) = (a(w), b(w));
+        let (t, arr) = (field_a(w), field_b(w));
         let x = self.code.get(pc + 1).copied().unwrap_or(0);
         let call = self.code.get(pc + 2).copied().unwrap_or(0);
         let computes_arg = matches!(
@@ -480,11 +480,11 @@ impl Recorder<'_> {
                 | byte::AddK
                 | byte::SubK
                 | byte::MulK
-        ) && a(x) == t + 1;
+        ) && field_a(x) == t + 1;
         let is_push = call as u8 == byte::CallB
-            && a(call) == t
-            && c(call) == 2
-            && Builtin::from_index(b(call)) == Some(Builtin::Push);
+            && field_a(call) == t
+            && field_c(call) == 2
+            && Builtin::from_index(field_b(call)) == Some(Builtin::Push);
         let t_nil = self.nils.at_start.get(t) == Some(&true)
             && !self.tb.is_written(t as u32)
             && !self.is_array(t);

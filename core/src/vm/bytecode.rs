@@ -268,27 +268,27 @@ impl Op {
 
 /// Field A of word 0.
 #[inline(always)]
-pub fn a(w: u32) -> usize {
+pub fn field_a(w: u32) -> usize {
     ((w >> 8) & 0xff) as usize
 }
 /// Field B of word 0.
 #[inline(always)]
-pub fn b(w: u32) -> usize {
+pub fn field_b(w: u32) -> usize {
     ((w >> 16) & 0xff) as usize
 }
 /// Field C of word 0.
 #[inline(always)]
-pub fn c(w: u32) -> usize {
+pub fn field_c(w: u32) -> usize {
     (w >> 24) as usize
 }
 /// Field Bx of word 0.
 #[inline(always)]
-pub fn bx(w: u32) -> usize {
+pub fn field_bx(w: u32) -> usize {
     (w >> 16) as usize
 }
 /// Field Bx of word 0 read as a signed immediate.
 #[inline(always)]
-pub fn sbx(w: u32) -> i64 {
+pub fn field_sbx(w: u32) -> i64 {
     ((w >> 16) as u16 as i16) as i64
 }
 
@@ -306,11 +306,11 @@ pub fn encode_abx(op: Op, a: u8, bx: u16) -> u32 {
 pub fn operand(code: &[u32], pc: usize, slot: Slot, kind: Kind) -> i64 {
     let w = code[pc];
     match slot {
-        Slot::A => a(w) as i64,
-        Slot::B => b(w) as i64,
-        Slot::C => c(w) as i64,
-        Slot::Bx if kind == Kind::Imm => sbx(w),
-        Slot::Bx => bx(w) as i64,
+        Slot::A => field_a(w) as i64,
+        Slot::B => field_b(w) as i64,
+        Slot::C => field_c(w) as i64,
+        Slot::Bx if kind == Kind::Imm => field_sbx(w),
+        Slot::Bx => field_bx(w) as i64,
         Slot::Ext => code[pc + 1] as i64,
     }
 }

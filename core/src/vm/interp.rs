@@ -28,7 +28,7 @@ use liballoc::vec::Vec;
 use liballoc::rc::Rc;
 
 use super::builtins::{self, Builtin, Env};
-use super::bytecode::{a, b, bx, byte, c, sbx, Op};
+use super::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx, Op};
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
 use super::host::{self, Host, HostPtr};
 use super::native::{HotFunc, NativeEnv, NativeFunc};
@@ -317,20 +317,21 @@ impl HostStep for Stepper<'_> {
         let reg = |r: usize| regs.get(r).ok_or(E::BadArgument("register out of range"));
         let done = match w as u8 {
             byte::CallH => {
-                let (first, n) = (a(w), c(w));
+                let (first, n) = (field_a(w), field_c(w));
                 match regs.get(first..first + n) {
-                    Some(args) => link.call(b(w), args, fuel, self.meter).map(|v| (first, v)),
+                    Some(args) => link
+                        .call(field_b(w), args, fuel, self.meter)
+                        .map(|v| (first, v)),
                     None => Err(E::BadArgument("register out of range")),
                 }
             }
-            byte::BGet => {
-                reg(c(w)).and_then(|i| host::buf_get(link, prog, b(w), i).map(|v| (a(w), v)))
-            }
-            byte::BSet => reg(b(w)).and_then(|i| {
-                let v = reg(c(w))?;
-                host::buf_set(link, prog, a(w), i, v).map(|()| (usize::MAX, Value::Nil))
+            byte::BGet => reg(field_c(w))
+                .and_then(|i| host::buf_get(link, prog, field_b(w), i).map(|v| (field_a(w), v))),
+            byte::BSet => reg(field_b(w)).and_then(|i| {
+                let v = reg(field_c(w))?;
+                host::buf_set(link, prog, field_a(w), i, v).map(|()| (usize::MAX, Value::Nil))
             }),
-            byte::BLen => host::buf_len(link, b(w)).map(|v| (a(w), v)),
+            byte::BLen => host::buf_len(link, field_b(w)).map(|v| (field_a(w), v)),
             _ => Err(E::BadArgument("not a host instruction")),
         };
         match done {
@@ -910,47 +911,47 @@ impl<'p> Vm<'p> {
                 // (mixed numbers, strings, errors, int division) goes to `arith`.
                 macro_rules! arith {
                     ($f:ident, $rhs:expr, $iop:ident, $fop:tt) => {{
-                        match (&regs[b(w)], $rhs) {
+                        match (&regs[field_b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                set_num!(a(w), Value::Float(r));
+                                set_num!(field_a(w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.$iop(*y);
-                                set_num!(a(w), Value::Int(r));
+                                set_num!(field_a(w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    set_num!(a(w), Value::Float(r));
+                                    set_num!(field_a(w), Value::Float(r));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
-                                    put!(a(w), v);
+                                    put!(field_a(w), v);
                                 }
                             }
                         }
                         ip = ip.wrapping_add(1);
                     }};
                     ($f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
-                        match (&regs[b(w)], $rhs) {
+                        match (&regs[field_b(w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                set_num!(a(w), Value::Float(r));
+                                set_num!(field_a(w), Value::Float(r));
                             }
                             // Division by zero goes to `arith`, which reports it.
                             (Value::Int(x), Value::Int(y)) if *y != 0 => {
                                 let r = x.$iop(*y);
-                                set_num!(a(w), Value::Int(r));
+                                set_num!(field_a(w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = super::arith::mixed(x, y, |p, q| p $fop q) {
-                                    set_num!(a(w), Value::Float(r));
+                                    set_num!(field_a(w), Value::Float(r));
                                 } else {
                                     let v = tri!(super::arith::$f(x, y, &self.meter));
-                                    put!(a(w), v);
+                                    put!(field_a(w), v);
                                 }
                             }
                         }
@@ -979,7 +980,7 @@ impl<'p> Vm<'p> {
                             (Value::Str(x), Value::Str(y)) => x.as_str() $op y.as_str(),
                             (x, y) => tri!(super::arith::$slow(x, y)),
                         };
-                        if taken == (c(w) != 0) {
+                        if taken == (field_c(w) != 0) {
                             jump!();
                         } else {
                             ip = ip.wrapping_add(2);
@@ -990,24 +991,24 @@ impl<'p> Vm<'p> {
                 // semantics.
                 macro_rules! for_loop {
                     ($limit:expr) => {
-                        for_loop!(&kk[b(w)], $limit, <, lt)
+                        for_loop!(&kk[field_b(w)], $limit, <, lt)
                     };
                     ($step:expr, $limit:expr, $op:tt, $slow:ident) => {{
-                        match (&regs[a(w)], $step) {
+                        match (&regs[field_a(w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
-                                set_num!(a(w), Value::Int(r));
+                                set_num!(field_a(w), Value::Int(r));
                             }
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x + *y;
-                                set_num!(a(w), Value::Float(r));
+                                set_num!(field_a(w), Value::Float(r));
                             }
                             (x, y) => {
                                 let v = tri!(super::arith::add(x, y, &self.meter));
-                                put!(a(w), v);
+                                put!(field_a(w), v);
                             }
                         }
-                        let taken = match (&regs[a(w)], $limit) {
+                        let taken = match (&regs[field_a(w)], $limit) {
                             (Value::Int(x), Value::Int(y)) => x $op y,
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (x, y) => tri!(super::arith::$slow(x, y)),
@@ -1027,7 +1028,7 @@ impl<'p> Vm<'p> {
                             (Value::Float(x), Value::Float(y)) => x == y,
                             (x, y) => super::arith::equal(x, y),
                         };
-                        if taken == (c(w) != 0) {
+                        if taken == (field_c(w) != 0) {
                             jump!();
                         } else {
                             ip = ip.wrapping_add(2);
@@ -1041,7 +1042,7 @@ impl<'p> Vm<'p> {
                 let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
                 match op {
                     Op::Move => {
-                        let (src, dst) = (b(w), a(w));
+                        let (src, dst) = (field_b(w), field_a(w));
                         if (regs[src].tag() | regs[dst].tag()) < TAG_STR {
                             // SAFETY: neither value owns anything (the heap tags are the ones
                             // at or above `TAG_STR`, and an OR below it means both are below),
@@ -1056,97 +1057,100 @@ impl<'p> Vm<'p> {
                         // SAFETY: the verifier checked `bx < prog.consts.len()`, and
                         // `consts` holds one value per program constant (`load_consts`), at
                         // the address `kk` starts at.
-                        let k = unsafe { &*kk.as_ptr().add(bx(w)) };
-                        put!(a(w), k.clone());
+                        let k = unsafe { &*kk.as_ptr().add(field_bx(w)) };
+                        put!(field_a(w), k.clone());
                         ip = ip.wrapping_add(1);
                     }
                     Op::LoadInt => {
-                        put!(a(w), Value::Int(sbx(w)));
+                        put!(field_a(w), Value::Int(field_sbx(w)));
                         ip = ip.wrapping_add(1);
                     }
                     Op::LoadNil => {
-                        put!(a(w), Value::Nil);
+                        put!(field_a(w), Value::Nil);
                         ip = ip.wrapping_add(1);
                     }
                     Op::LoadBool => {
-                        put!(a(w), Value::Bool(b(w) != 0));
+                        put!(field_a(w), Value::Bool(field_b(w) != 0));
                         ip = ip.wrapping_add(1);
                     }
-                    Op::Add => arith!(add, &regs[c(w)], wrapping_add, +),
-                    Op::Sub => arith!(sub, &regs[c(w)], wrapping_sub, -),
-                    Op::Mul => arith!(mul, &regs[c(w)], wrapping_mul, *),
-                    Op::Div => arith!(div, &regs[c(w)], wrapping_div if nonzero, /),
-                    Op::Mod => arith!(rem, &regs[c(w)], wrapping_rem if nonzero, %),
-                    Op::AddK => arith!(add, &kk[c(w)], wrapping_add, +),
-                    Op::SubK => arith!(sub, &kk[c(w)], wrapping_sub, -),
-                    Op::MulK => arith!(mul, &kk[c(w)], wrapping_mul, *),
-                    Op::DivK => arith!(div, &kk[c(w)], wrapping_div if nonzero, /),
-                    Op::ModK => arith!(rem, &kk[c(w)], wrapping_rem if nonzero, %),
+                    Op::Add => arith!(add, &regs[field_c(w)], wrapping_add, +),
+                    Op::Sub => arith!(sub, &regs[field_c(w)], wrapping_sub, -),
+                    Op::Mul => arith!(mul, &regs[field_c(w)], wrapping_mul, *),
+                    Op::Div => arith!(div, &regs[field_c(w)], wrapping_div if nonzero, /),
+                    Op::Mod => arith!(rem, &regs[field_c(w)], wrapping_rem if nonzero, %),
+                    Op::AddK => arith!(add, &kk[field_c(w)], wrapping_add, +),
+                    Op::SubK => arith!(sub, &kk[field_c(w)], wrapping_sub, -),
+                    Op::MulK => arith!(mul, &kk[field_c(w)], wrapping_mul, *),
+                    Op::DivK => arith!(div, &kk[field_c(w)], wrapping_div if nonzero, /),
+                    Op::ModK => arith!(rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
                     Op::MulAdd => {
-                        match (&regs[a(w)], &regs[b(w)], &regs[c(w)]) {
+                        match (&regs[field_a(w)], &regs[field_b(w)], &regs[field_c(w)]) {
                             (Value::Float(x), Value::Float(y), Value::Float(z)) => {
                                 // Two roundings, as `mul` then `add` (Rust never contracts
                                 // this into a fused multiply-add).
                                 let r = *x + *y * *z;
-                                set_num!(a(w), Value::Float(r));
+                                set_num!(field_a(w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y), Value::Int(z)) => {
                                 let r = x.wrapping_add(y.wrapping_mul(*z));
-                                set_num!(a(w), Value::Int(r));
+                                set_num!(field_a(w), Value::Int(r));
                             }
                             (x, y, z) => {
                                 let t = tri!(super::arith::mul(y, z, &self.meter));
                                 let v = tri!(super::arith::add(x, &t, &self.meter));
-                                put!(a(w), v);
+                                put!(field_a(w), v);
                             }
                         }
                         ip = ip.wrapping_add(1);
                     }
                     Op::Neg => {
-                        let v = tri!(super::arith::neg(&regs[b(w)]));
-                        put!(a(w), v);
+                        let v = tri!(super::arith::neg(&regs[field_b(w)]));
+                        put!(field_a(w), v);
                         ip = ip.wrapping_add(1);
                     }
                     Op::Not => {
-                        put!(a(w), Value::Bool(!regs[b(w)].truthy()));
+                        put!(field_a(w), Value::Bool(!regs[field_b(w)].truthy()));
                         ip = ip.wrapping_add(1);
                     }
                     Op::Eq => {
-                        put!(a(w), Value::Bool(regs[b(w)].equals(&regs[c(w)])));
+                        put!(
+                            field_a(w),
+                            Value::Bool(regs[field_b(w)].equals(&regs[field_c(w)]))
+                        );
                         ip = ip.wrapping_add(1);
                     }
                     Op::Lt => {
-                        let v = tri!(super::arith::lt(&regs[b(w)], &regs[c(w)]));
-                        put!(a(w), Value::Bool(v));
+                        let v = tri!(super::arith::lt(&regs[field_b(w)], &regs[field_c(w)]));
+                        put!(field_a(w), Value::Bool(v));
                         ip = ip.wrapping_add(1);
                     }
                     Op::Le => {
-                        let v = tri!(super::arith::le(&regs[b(w)], &regs[c(w)]));
-                        put!(a(w), Value::Bool(v));
+                        let v = tri!(super::arith::le(&regs[field_b(w)], &regs[field_c(w)]));
+                        put!(field_a(w), Value::Bool(v));
                         ip = ip.wrapping_add(1);
                     }
                     Op::Jmp => jump!(),
                     Op::JmpIf => {
-                        if regs[a(w)].truthy() == (b(w) != 0) {
+                        if regs[field_a(w)].truthy() == (field_b(w) != 0) {
                             jump!();
                         } else {
                             ip = ip.wrapping_add(2);
                         }
                     }
-                    Op::JLt => cmp_branch!(&regs[a(w)], &regs[b(w)], <, lt),
-                    Op::JLe => cmp_branch!(&regs[a(w)], &regs[b(w)], <=, le),
-                    Op::JEq => eq_branch!(&regs[a(w)], &regs[b(w)]),
-                    Op::JLtK => cmp_branch!(&regs[a(w)], &kk[b(w)], <, lt),
-                    Op::JLeK => cmp_branch!(&regs[a(w)], &kk[b(w)], <=, le),
-                    Op::JGtK => cmp_branch!(&kk[b(w)], &regs[a(w)], <, lt),
-                    Op::JGeK => cmp_branch!(&kk[b(w)], &regs[a(w)], <=, le),
-                    Op::JEqK => eq_branch!(&regs[a(w)], &kk[b(w)]),
-                    Op::ForLtK => for_loop!(&kk[c(w)]),
-                    Op::ForLt => for_loop!(&regs[c(w)]),
-                    Op::ForLeK => for_loop!(&kk[b(w)], &kk[c(w)], <=, le),
-                    Op::ForLe => for_loop!(&kk[b(w)], &regs[c(w)], <=, le),
-                    Op::ForLtR => for_loop!(&regs[b(w)], &regs[c(w)], <, lt),
-                    Op::ForLeR => for_loop!(&regs[b(w)], &regs[c(w)], <=, le),
+                    Op::JLt => cmp_branch!(&regs[field_a(w)], &regs[field_b(w)], <, lt),
+                    Op::JLe => cmp_branch!(&regs[field_a(w)], &regs[field_b(w)], <=, le),
+                    Op::JEq => eq_branch!(&regs[field_a(w)], &regs[field_b(w)]),
+                    Op::JLtK => cmp_branch!(&regs[field_a(w)], &kk[field_b(w)], <, lt),
+                    Op::JLeK => cmp_branch!(&regs[field_a(w)], &kk[field_b(w)], <=, le),
+                    Op::JGtK => cmp_branch!(&kk[field_b(w)], &regs[field_a(w)], <, lt),
+                    Op::JGeK => cmp_branch!(&kk[field_b(w)], &regs[field_a(w)], <=, le),
+                    Op::JEqK => eq_branch!(&regs[field_a(w)], &kk[field_b(w)]),
+                    Op::ForLtK => for_loop!(&kk[field_c(w)]),
+                    Op::ForLt => for_loop!(&regs[field_c(w)]),
+                    Op::ForLeK => for_loop!(&kk[field_b(w)], &kk[field_c(w)], <=, le),
+                    Op::ForLe => for_loop!(&kk[field_b(w)], &regs[field_c(w)], <=, le),
+                    Op::ForLtR => for_loop!(&regs[field_b(w)], &regs[field_c(w)], <, lt),
+                    Op::ForLeR => for_loop!(&regs[field_b(w)], &regs[field_c(w)], <=, le),
                     Op::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {
@@ -1156,7 +1160,7 @@ impl<'p> Vm<'p> {
                         // function (`check_call`).
                         let cf = unsafe { prog.funcs.get_unchecked(callee) };
                         tri!(self.charge(cf.code.len()));
-                        let new_base = base + a(w);
+                        let new_base = base + field_a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
                         if self.config.jit_threshold != 0 {
                             if let Some(native) = self.count_call(stack, callee, new_base, hook) {
@@ -1183,16 +1187,16 @@ impl<'p> Vm<'p> {
                         continue 'frames;
                     }
                     Op::CallB => {
-                        let (first, n) = (a(w), c(w));
+                        let (first, n) = (field_a(w), field_c(w));
                         // `sqrt` of a float, the one builtin hot inside numeric loops.
-                        if b(w) == Builtin::Sqrt as usize {
+                        if field_b(w) == Builtin::Sqrt as usize {
                             if let Value::Float(x) = regs[first] {
                                 regs[first] = Value::Float(builtins::sqrt(x));
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
-                        let Some(bi) = Builtin::from_index(b(w)) else {
+                        let Some(bi) = Builtin::from_index(field_b(w)) else {
                             bail!(E::BadArgument("unknown builtin"))
                         };
                         let mut env = Env {
@@ -1206,7 +1210,7 @@ impl<'p> Vm<'p> {
                     }
                     Op::Ret | Op::RetNil => {
                         let v = if op == Op::Ret {
-                            mem::take(&mut regs[a(w)])
+                            mem::take(&mut regs[field_a(w)])
                         } else {
                             Value::Nil
                         };
@@ -1254,72 +1258,83 @@ impl<'p> Vm<'p> {
                         continue 'frames;
                     }
                     Op::NewArr => {
-                        let (first, n) = (b(w), c(w));
+                        let (first, n) = (field_b(w), field_c(w));
                         let items = regs[first..first + n].to_vec();
                         let v =
                             tri!(Value::new_array(&self.meter, items).map_err(|_| E::OutOfMemory));
-                        put!(a(w), v);
+                        put!(field_a(w), v);
                         ip = ip.wrapping_add(1);
                     }
                     Op::GetIdx => {
-                        if let (Value::Array(arr), Value::Int(i)) = (&regs[b(w)], &regs[c(w)]) {
+                        if let (Value::Array(arr), Value::Int(i)) =
+                            (&regs[field_b(w)], &regs[field_c(w)])
+                        {
                             if let Some(v) = arr.get(super::arith::index_of(*i)) {
-                                put!(a(w), v);
+                                put!(field_a(w), v);
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
-                        let v = tri!(super::arith::get_index(&regs[b(w)], &regs[c(w)]));
-                        put!(a(w), v);
+                        let v = tri!(super::arith::get_index(
+                            &regs[field_b(w)],
+                            &regs[field_c(w)]
+                        ));
+                        put!(field_a(w), v);
                         ip = ip.wrapping_add(1);
                     }
                     Op::SetIdx => {
-                        if let (Value::Array(arr), Value::Int(i)) = (&regs[a(w)], &regs[b(w)]) {
+                        if let (Value::Array(arr), Value::Int(i)) =
+                            (&regs[field_a(w)], &regs[field_b(w)])
+                        {
                             let i = super::arith::index_of(*i);
-                            if arr.set_inline(i, &regs[c(w)]) {
+                            if arr.set_inline(i, &regs[field_c(w)]) {
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
                             // A heap value stored or replaced: clone in, drop the old one
                             // after the store (an index past the end falls to the error path).
-                            if let Ok(old) = arr.replace(i, regs[c(w)].clone()) {
+                            if let Ok(old) = arr.replace(i, regs[field_c(w)].clone()) {
                                 drop(old);
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
-                        let v = regs[c(w)].clone();
-                        tri!(super::arith::set_index(&regs[a(w)], &regs[b(w)], v));
+                        let v = regs[field_c(w)].clone();
+                        tri!(super::arith::set_index(
+                            &regs[field_a(w)],
+                            &regs[field_b(w)],
+                            v
+                        ));
                         ip = ip.wrapping_add(1);
                     }
                     Op::GetIdxI => {
-                        if let Value::Array(arr) = &regs[b(w)] {
-                            if let Some(v) = arr.get(c(w)) {
-                                put!(a(w), v);
+                        if let Value::Array(arr) = &regs[field_b(w)] {
+                            if let Some(v) = arr.get(field_c(w)) {
+                                put!(field_a(w), v);
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
-                        let i = Value::Int(c(w) as i64);
-                        let v = tri!(super::arith::get_index(&regs[b(w)], &i));
-                        put!(a(w), v);
+                        let i = Value::Int(field_c(w) as i64);
+                        let v = tri!(super::arith::get_index(&regs[field_b(w)], &i));
+                        put!(field_a(w), v);
                         ip = ip.wrapping_add(1);
                     }
                     Op::SetIdxI => {
-                        if let Value::Array(arr) = &regs[a(w)] {
-                            if arr.set_inline(b(w), &regs[c(w)]) {
+                        if let Value::Array(arr) = &regs[field_a(w)] {
+                            if arr.set_inline(field_b(w), &regs[field_c(w)]) {
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
-                            if let Ok(old) = arr.replace(b(w), regs[c(w)].clone()) {
+                            if let Ok(old) = arr.replace(field_b(w), regs[field_c(w)].clone()) {
                                 drop(old);
                                 ip = ip.wrapping_add(1);
                                 continue;
                             }
                         }
-                        let v = regs[c(w)].clone();
-                        let i = Value::Int(b(w) as i64);
-                        tri!(super::arith::set_index(&regs[a(w)], &i, v));
+                        let v = regs[field_c(w)].clone();
+                        let i = Value::Int(field_b(w) as i64);
+                        tri!(super::arith::set_index(&regs[field_a(w)], &i, v));
                         ip = ip.wrapping_add(1);
                     }
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
@@ -1327,7 +1342,7 @@ impl<'p> Vm<'p> {
                             match self.take_pending(w as u8) {
                                 // Compiled code made this call and exited here with its result.
                                 Ok(Some(v)) => {
-                                    put!(a(w), v);
+                                    put!(field_a(w), v);
                                     ip = ip.wrapping_add(1);
                                     continue;
                                 }
@@ -1344,22 +1359,24 @@ impl<'p> Vm<'p> {
                         let link = unsafe { h.as_mut() };
                         match op {
                             Op::CallH => {
-                                let (first, n) = (a(w), c(w));
+                                let (first, n) = (field_a(w), field_c(w));
                                 let args = &regs[first..first + n];
-                                let v = tri!(link.call(b(w), args, &mut self.fuel, &self.meter));
+                                let v =
+                                    tri!(link.call(field_b(w), args, &mut self.fuel, &self.meter));
                                 put!(first, v);
                             }
                             Op::BGet => {
-                                let v = tri!(host::buf_get(link, prog, b(w), &regs[c(w)]));
-                                put!(a(w), v);
+                                let v =
+                                    tri!(host::buf_get(link, prog, field_b(w), &regs[field_c(w)]));
+                                put!(field_a(w), v);
                             }
                             Op::BSet => {
-                                let (i, v) = (&regs[b(w)], &regs[c(w)]);
-                                tri!(host::buf_set(link, prog, a(w), i, v));
+                                let (i, v) = (&regs[field_b(w)], &regs[field_c(w)]);
+                                tri!(host::buf_set(link, prog, field_a(w), i, v));
                             }
                             _ => {
-                                let v = tri!(host::buf_len(link, b(w)));
-                                put!(a(w), v);
+                                let v = tri!(host::buf_len(link, field_b(w)));
+                                put!(field_a(w), v);
                             }
                         }
                         ip = ip.wrapping_add(1);

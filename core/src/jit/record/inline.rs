@@ -42,7 +42,7 @@ use liballoc::vec::Vec;
 use super::{Next, Num, Recorder};
 use crate::jit::ir::Mark;
 use crate::jit::trace::Abort;
-use crate::vm::bytecode::{a, b, byte, c, Kind, Op, Slot};
+use crate::vm::bytecode::{byte, field_a, field_b, field_c, Kind, Op, Slot};
 use crate::vm::program::Program;
 
 /// Most calls one loop trace follows inside each other.
@@ -168,7 +168,7 @@ pub(super) fn follows(op: u8) -> bool {
 /// `w` with `base` added to every register operand; `None` if one would not fit 8 bits.
 pub(super) fn relocate(w: u32, base: usize) -> Option<u32> {
     let op = Op::from_byte(w as u8)?;
-    let mut fields = [a(w), b(w), c(w)];
+    let mut fields = [field_a(w), field_b(w), field_c(w)];
     for &(slot, kind) in op.operands() {
         let i = match slot {
             Slot::A => 0,
@@ -205,7 +205,7 @@ impl<'p> Recorder<'p> {
             return self.step(pc, w);
         }
         let r = match op {
-            byte::Ret => self.leave_call(a(w)),
+            byte::Ret => self.leave_call(field_a(w)),
             byte::RetNil => Err(Abort::UnsupportedType),
             _ if follows(op) => match relocate(w, self.calls.base) {
                 Some(w) => self.step(pc, w),
@@ -230,7 +230,7 @@ impl<'p> Recorder<'p> {
 
     /// Follows `call A, C, f` at `pc`.
     fn enter_call(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        let (window, argc, callee) = (a(w), c(w), self.ext(pc)?);
+        let (window, argc, callee) = (field_a(w), field_c(w), self.ext(pc)?);
         let prog: &'p Program = self.prog;
         let f = prog.funcs.get(callee).ok_or(Abort::Malformed)?;
         if self.calls.frames.len() >= MAX_INLINE_DEPTH {

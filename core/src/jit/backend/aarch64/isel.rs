@@ -11,8 +11,8 @@ mod calls;
 mod divk;
 mod heap;
 
-use super::emit::{self as e, Cond, Imm12, Imm16, Off1, Off4, Off8};
-use super::target::{self as tg, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
+use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
+use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
     sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -27,14 +27,14 @@ use crate::jit::slots::SlotLayout;
 pub struct A64;
 
 impl Backend for A64 {
-    const POOL: RegPool = tg::POOL;
+    const POOL: RegPool = target::POOL;
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
         links: &ExitLinks,
     ) -> Result<Vec<u8>, CompileError> {
-        if tg::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
+        if target::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
             return Err(CompileError::TooManySpills);
         }
         if t.snaps.len() > u16::MAX as usize {
@@ -59,7 +59,7 @@ impl Backend for A64 {
 
     fn entry_offset() -> usize {
         let mut b = CodeBuffer::new(Arch::Aarch64);
-        e::prologue(&mut b);
+        emit::prologue(&mut b);
         b.offset()
     }
 }
@@ -68,19 +68,19 @@ impl Backend for A64 {
 pub(super) fn mov_imm(b: &mut CodeBuffer, d: u8, v: i64) {
     let u = v as u64;
     if u <= 0xffff {
-        return e::movz(b, d, Imm16::new(u as u16), 0);
+        return emit::movz(b, d, Imm16::new(u as u16), 0);
     }
     if !u <= 0xffff {
-        return e::movn(b, d, Imm16::new(!u as u16));
+        return emit::movn(b, d, Imm16::new(!u as u16));
     }
     let mut first = true;
     for sh in 0..4u8 {
         let chunk = (u >> (16 * sh)) as u16;
         if chunk != 0 {
             if first {
-                e::movz(b, d, Imm16::new(chunk), sh);
+                emit::movz(b, d, Imm16::new(chunk), sh);
             } else {
-                e::movk(b, d, Imm16::new(chunk), sh);
+                emit::movk(b, d, Imm16::new(chunk), sh);
             }
             first = false;
         }
@@ -107,12 +107,12 @@ pub(super) struct Isel<'a> {
 
 impl Isel<'_> {
     fn trace(&mut self) -> Result<(), CompileError> {
-        e::prologue(&mut self.b);
+        emit::prologue(&mut self.b);
         let mut loop_label = None;
         for r in 0..self.t.insts.len() {
             if self.t.insts[r].op == Op::Loop {
                 let l = self.b.new_dynamic_label();
-                e::bind(&mut self.b, l);
+                emit::bind(&mut self.b, l);
                 loop_label = Some(l);
             } else {
                 self.inst(r as Ref)?;
@@ -120,21 +120,21 @@ impl Isel<'_> {
         }
         if let Some(l) = loop_label {
             self.phi_moves()?;
-            e::b(&mut self.b, l);
+            emit::b(&mut self.b, l);
         }
         for n in 0..self.t.snaps.len() {
-            e::bind(&mut self.b, self.exits[n]);
+            emit::bind(&mut self.b, self.exits[n]);
             self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
                 let slow = self.b.new_dynamic_label();
                 self.write_back_and_link(n, &plan, slow)?;
-                e::bind(&mut self.b, slow);
+                emit::bind(&mut self.b, slow);
             }
             match u16::try_from(self.links.exit_id(n)) {
-                Ok(id) => e::exit_to(&mut self.b, Imm16::new(id), self.epilogue),
+                Ok(id) => emit::exit_to(&mut self.b, Imm16::new(id), self.epilogue),
                 Err(_) => {
                     mov_imm(&mut self.b, S0, self.links.exit_id(n) as i64);
-                    e::b(&mut self.b, self.epilogue);
+                    emit::b(&mut self.b, self.epilogue);
                 }
             }
         }
@@ -143,18 +143,19 @@ impl Isel<'_> {
 
     /// Dumps every allocatable register into the exit frame, then returns.
     fn exit_handler(&mut self) -> Result<(), CompileError> {
-        e::bind(&mut self.b, self.epilogue);
-        let pool = tg::POOL;
+        emit::bind(&mut self.b, self.epilogue);
+        let pool = target::POOL;
         for &r in pool.int_caller.iter().chain(pool.int_callee) {
-            let off = tg::ctx_off(DUMP_INT + r as usize).ok_or(CompileError::TooManySpills)?;
-            e::str_x(&mut self.b, r, CTX, off);
+            let off = target::ctx_off(DUMP_INT + r as usize).ok_or(CompileError::TooManySpills)?;
+            emit::str_x(&mut self.b, r, CTX, off);
         }
         for &x in pool.float_caller.iter().chain(pool.float_callee) {
-            let off = tg::ctx_off(DUMP_FLOAT + x as usize).ok_or(CompileError::TooManySpills)?;
-            e::str_d(&mut self.b, x, CTX, off);
+            let off =
+                target::ctx_off(DUMP_FLOAT + x as usize).ok_or(CompileError::TooManySpills)?;
+            emit::str_d(&mut self.b, x, CTX, off);
         }
-        e::mov_rr(&mut self.b, X0, S0);
-        e::epilogue(&mut self.b);
+        emit::mov_rr(&mut self.b, X0, S0);
+        emit::epilogue(&mut self.b);
         Ok(())
     }
 
@@ -166,11 +167,11 @@ impl Isel<'_> {
                 // A hoisted constant: built once, here (see regalloc).
                 if let Loc::Reg(x) = self.alloc.locs[r as usize] {
                     mov_imm(&mut self.b, S0, inst.imm);
-                    e::fmov_dx(&mut self.b, x, S0);
+                    emit::fmov_dx(&mut self.b, x, S0);
                 }
             }
             Op::NotB => self.not_bool(r)?,
-            Op::Exit => e::b(&mut self.b, self.exits[inst.snap as usize]),
+            Op::Exit => emit::b(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r)?,
             Op::DivIK | Op::ModIK => self.int_div_k(r)?,
@@ -178,7 +179,7 @@ impl Isel<'_> {
             Op::ToFloat => {
                 let ra = self.int_in(inst.a, S0)?;
                 let fd = self.out(r, FS0);
-                e::scvtf(&mut self.b, fd, ra);
+                emit::scvtf(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r)?,
@@ -217,7 +218,7 @@ impl Isel<'_> {
     }
 
     pub(super) fn spill(n: u32) -> Result<Off8, CompileError> {
-        tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills)
+        target::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills)
     }
 
     fn int_in(&mut self, r: Ref, scratch: u8) -> Result<u8, CompileError> {
@@ -228,7 +229,7 @@ impl Isel<'_> {
         Ok(match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::ldr_x(&mut self.b, scratch, CTX, Self::spill(n)?);
+                emit::ldr_x(&mut self.b, scratch, CTX, Self::spill(n)?);
                 scratch
             }
             Loc::None => scratch,
@@ -241,13 +242,13 @@ impl Isel<'_> {
         }
         if let Some(k) = self.konst(r) {
             mov_imm(&mut self.b, S0, k);
-            e::fmov_dx(&mut self.b, scratch, S0);
+            emit::fmov_dx(&mut self.b, scratch, S0);
             return Ok(scratch);
         }
         Ok(match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::ldr_d(&mut self.b, scratch, CTX, Self::spill(n)?);
+                emit::ldr_d(&mut self.b, scratch, CTX, Self::spill(n)?);
                 scratch
             }
             Loc::None => scratch,
@@ -265,8 +266,8 @@ impl Isel<'_> {
         if let Loc::Spill(n) = self.alloc.locs[r as usize] {
             let off = Self::spill(n)?;
             match self.t.ty(r) {
-                Ty::Float => e::str_d(&mut self.b, reg, CTX, off),
-                _ => e::str_x(&mut self.b, reg, CTX, off),
+                Ty::Float => emit::str_d(&mut self.b, reg, CTX, off),
+                _ => emit::str_x(&mut self.b, reg, CTX, off),
             }
         }
         Ok(())
@@ -285,7 +286,7 @@ impl Isel<'_> {
             return m;
         }
         mov_imm(&mut self.b, ADDR, d);
-        e::add_rr(&mut self.b, ADDR, BASE, ADDR);
+        emit::add_rr(&mut self.b, ADDR, BASE, ADDR);
         match width {
             1 => Mem::B(ADDR, Off1::ZERO),
             4 => Mem::W(ADDR, Off4::ZERO),
@@ -305,25 +306,25 @@ impl Isel<'_> {
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
         match self.slot_mem(tag_disp, self.layout.tag_size) {
-            Mem::B(n, o) => e::ldrb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => e::ldr_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => e::ldr_x(&mut self.b, S0, n, o),
+            Mem::B(n, o) => emit::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => emit::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => emit::ldr_x(&mut self.b, S0, n, o),
         }
         match Imm12::new(tag as i64).filter(|_| tag < 4096) {
-            Some(k) => e::cmp_ri(&mut self.b, S0, k),
+            Some(k) => emit::cmp_ri(&mut self.b, S0, k),
             None => {
                 mov_imm(&mut self.b, S1, tag as i64);
-                e::cmp_rr(&mut self.b, S0, S1);
+                emit::cmp_rr(&mut self.b, S0, S1);
             }
         }
-        e::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        emit::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         if inst.ty == Ty::Bool {
             // One byte: the rest of a bool's payload is unspecified.
             let Mem::B(n, o) = self.slot_mem(pay, 1) else {
                 return Err(CompileError::SlotTooFar);
             };
             let rd = self.out(r, S0);
-            e::ldrb(&mut self.b, rd, n, o);
+            emit::ldrb(&mut self.b, rd, n, o);
             return self.store_result(r, rd);
         }
         let Mem::X(n, o) = self.slot_mem(pay, 8) else {
@@ -331,11 +332,11 @@ impl Isel<'_> {
         };
         if inst.ty == Ty::Float {
             let fd = self.out(r, FS0);
-            e::ldr_d(&mut self.b, fd, n, o);
+            emit::ldr_d(&mut self.b, fd, n, o);
             self.store_result(r, fd)
         } else {
             let rd = self.out(r, S0);
-            e::ldr_x(&mut self.b, rd, n, o);
+            emit::ldr_x(&mut self.b, rd, n, o);
             self.store_result(r, rd)
         }
     }
@@ -356,14 +357,14 @@ impl Isel<'_> {
             _ => None,
         };
         match imm_form {
-            Some((true, i)) => e::add_ri(&mut self.b, rd, ra, i),
-            Some((false, i)) => e::sub_ri(&mut self.b, rd, ra, i),
+            Some((true, i)) => emit::add_ri(&mut self.b, rd, ra, i),
+            Some((false, i)) => emit::sub_ri(&mut self.b, rd, ra, i),
             None => {
                 let rb = self.int_in(inst.b, S1)?;
                 match inst.op {
-                    Op::AddI => e::add_rr(&mut self.b, rd, ra, rb),
-                    Op::SubI => e::sub_rr(&mut self.b, rd, ra, rb),
-                    _ => e::mul_rr(&mut self.b, rd, ra, rb),
+                    Op::AddI => emit::add_rr(&mut self.b, rd, ra, rb),
+                    Op::SubI => emit::sub_rr(&mut self.b, rd, ra, rb),
+                    _ => emit::mul_rr(&mut self.b, rd, ra, rb),
                 }
             }
         }
@@ -376,7 +377,7 @@ impl Isel<'_> {
         let rd = self.out(r, S0);
         let ra = self.int_in(inst.a, S1)?;
         mov_imm(&mut self.b, S0, 1);
-        e::sub_rr(&mut self.b, rd, S0, ra);
+        emit::sub_rr(&mut self.b, rd, S0, ra);
         self.store_result(r, rd)
     }
 
@@ -386,10 +387,10 @@ impl Isel<'_> {
         let fa = self.float_in(inst.a, FS0)?;
         let fb = self.float_in(inst.b, FS1)?;
         match inst.op {
-            Op::AddF => e::fadd(&mut self.b, fd, fa, fb),
-            Op::SubF => e::fsub(&mut self.b, fd, fa, fb),
-            Op::MulF => e::fmul(&mut self.b, fd, fa, fb),
-            _ => e::fdiv(&mut self.b, fd, fa, fb),
+            Op::AddF => emit::fadd(&mut self.b, fd, fa, fb),
+            Op::SubF => emit::fsub(&mut self.b, fd, fa, fb),
+            Op::MulF => emit::fmul(&mut self.b, fd, fa, fb),
+            _ => emit::fdiv(&mut self.b, fd, fa, fb),
         }
         self.store_result(r, fd)
     }
@@ -400,7 +401,7 @@ impl Isel<'_> {
         let fail = if self.t.ty(inst.a) == Ty::Float {
             let fa = self.float_in(inst.a, FS0)?;
             let fb = self.float_in(inst.b, FS1)?;
-            e::fcmp(&mut self.b, fa, fb);
+            emit::fcmp(&mut self.b, fa, fb);
             // After fcmp, "unordered" sets C and V: each failing condition includes it.
             match inst.op {
                 Op::Lt => Cond::Pl,
@@ -413,10 +414,10 @@ impl Isel<'_> {
         } else {
             let ra = self.int_in(inst.a, S0)?;
             match self.konst(inst.b).and_then(Imm12::new) {
-                Some(k) => e::cmp_ri(&mut self.b, ra, k),
+                Some(k) => emit::cmp_ri(&mut self.b, ra, k),
                 None => {
                     let rb = self.int_in(inst.b, S1)?;
-                    e::cmp_rr(&mut self.b, ra, rb);
+                    emit::cmp_rr(&mut self.b, ra, rb);
                 }
             }
             match inst.op {
@@ -429,20 +430,20 @@ impl Isel<'_> {
                 _ => Cond::Eq,
             }
         };
-        e::b_cond(&mut self.b, fail, exit);
+        emit::b_cond(&mut self.b, fail, exit);
         Ok(())
     }
 
     /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word (unsigned: `hi`).
     fn fuel(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
-        let off = tg::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
-        e::ldr_x(&mut self.b, S0, CTX, off);
+        let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        emit::ldr_x(&mut self.b, S0, CTX, off);
         mov_imm(&mut self.b, S1, inst.imm);
-        e::cmp_rr(&mut self.b, S1, S0);
-        e::b_cond(&mut self.b, Cond::Hi, self.exits[inst.snap as usize]);
-        e::sub_rr(&mut self.b, S0, S0, S1);
-        e::str_x(&mut self.b, S0, CTX, off);
+        emit::cmp_rr(&mut self.b, S1, S0);
+        emit::b_cond(&mut self.b, Cond::Hi, self.exits[inst.snap as usize]);
+        emit::sub_rr(&mut self.b, S0, S0, S1);
+        emit::str_x(&mut self.b, S0, CTX, off);
         Ok(())
     }
 
@@ -450,20 +451,20 @@ impl Isel<'_> {
         let inst = *self.t.inst(r);
         let ra = self.int_in(inst.a, S0)?;
         if ra != S0 {
-            e::mov_rr(&mut self.b, S0, ra);
+            emit::mov_rr(&mut self.b, S0, ra);
         }
         let rb = self.int_in(inst.b, S1)?;
         if rb != S1 {
-            e::mov_rr(&mut self.b, S1, rb);
+            emit::mov_rr(&mut self.b, S1, rb);
         }
-        e::mov_rr(&mut self.b, X0, S0);
-        e::mov_rr(&mut self.b, X1, S1);
+        emit::mov_rr(&mut self.b, X0, S0);
+        emit::mov_rr(&mut self.b, X1, S1);
         let f = self.t.calls[inst.imm as usize] as usize as i64;
         mov_imm(&mut self.b, S0, f);
-        e::blr(&mut self.b, S0);
+        emit::blr(&mut self.b, S0);
         let rd = self.out(r, S0);
         if rd != X0 {
-            e::mov_rr(&mut self.b, rd, X0);
+            emit::mov_rr(&mut self.b, rd, X0);
         }
         self.store_result(r, rd)
     }
@@ -502,26 +503,26 @@ impl Isel<'_> {
 
 /// One move of the PHI resolution; memory-to-memory and constants go through `x16`.
 fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) -> Result<(), CompileError> {
-    let sp = |n: u32| tg::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills);
+    let sp = |n: u32| target::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills);
     match (d, s, float) {
-        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => e::mov_rr(b, d, s),
-        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => e::fmov_dd(b, d, s),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::ldr_x(b, d, CTX, sp(n)?),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::ldr_d(b, d, CTX, sp(n)?),
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => emit::mov_rr(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => emit::fmov_dd(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => emit::ldr_x(b, d, CTX, sp(n)?),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => emit::ldr_d(b, d, CTX, sp(n)?),
         (Loc::Reg(d), Src::Const(k), false) => mov_imm(b, d, k),
         (Loc::Reg(d), Src::Const(k), true) => {
             mov_imm(b, S0, k);
-            e::fmov_dx(b, d, S0);
+            emit::fmov_dx(b, d, S0);
         }
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::str_x(b, s, CTX, sp(n)?),
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::str_d(b, s, CTX, sp(n)?),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => emit::str_x(b, s, CTX, sp(n)?),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => emit::str_d(b, s, CTX, sp(n)?),
         (Loc::Spill(n), Src::Loc(Loc::Spill(m)), _) => {
-            e::ldr_x(b, S0, CTX, sp(m)?);
-            e::str_x(b, S0, CTX, sp(n)?);
+            emit::ldr_x(b, S0, CTX, sp(m)?);
+            emit::str_x(b, S0, CTX, sp(n)?);
         }
         (Loc::Spill(n), Src::Const(k), _) => {
             mov_imm(b, S0, k);
-            e::str_x(b, S0, CTX, sp(n)?);
+            emit::str_x(b, S0, CTX, sp(n)?);
         }
         // Values always have a location; nothing to move otherwise.
         _ => {}

@@ -1,6 +1,6 @@
 //! AArch64 exit stubs of linked traces: native write-back, then a jump through the link table
 //! (the plan and its invariants: [`crate::jit::backend::link`]).
-use super::emit::{self as e, Cond, Imm12, Off8};
+use super::emit::{self, Cond, Imm12, Off8};
 use super::isel::{mov_imm, Isel, Mem};
 use super::target::{CTX, S0, S1};
 use crate::jit::backend::link::{ExitPlan, Store};
@@ -23,29 +23,29 @@ impl Isel<'_> {
             let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
             self.load_tag(disp)?;
             mov_imm(&mut self.b, S1, max as i64);
-            e::cmp_rr(&mut self.b, S0, S1);
+            emit::cmp_rr(&mut self.b, S0, S1);
             // Unsigned: a tag above the scalar ones may own heap memory.
-            e::b_cond(&mut self.b, Cond::Hi, slow);
+            emit::b_cond(&mut self.b, Cond::Hi, slow);
         }
         for st in &plan.stores {
             self.store_slot(st)?;
         }
         let entry = self.links.table.wrapping_add(8 * n as u64);
         mov_imm(&mut self.b, S0, entry as i64);
-        e::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
+        emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
         let zero = Imm12::new(0).ok_or(CompileError::SlotTooFar)?;
-        e::cmp_ri(&mut self.b, S0, zero);
-        e::b_cond(&mut self.b, Cond::Eq, slow);
-        e::br(&mut self.b, S0);
+        emit::cmp_ri(&mut self.b, S0, zero);
+        emit::b_cond(&mut self.b, Cond::Eq, slow);
+        emit::br(&mut self.b, S0);
         Ok(())
     }
 
     /// The tag of the slot at `disp` into `S0` (zero-extended).
     fn load_tag(&mut self, disp: i32) -> Result<(), CompileError> {
         match self.slot_mem(disp, self.layout.tag_size) {
-            Mem::B(n, o) => e::ldrb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => e::ldr_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => e::ldr_x(&mut self.b, S0, n, o),
+            Mem::B(n, o) => emit::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => emit::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => emit::ldr_x(&mut self.b, S0, n, o),
         }
         Ok(())
     }
@@ -63,9 +63,9 @@ impl Isel<'_> {
         let tag = self.layout.tag_of(st.ty).unwrap_or(0);
         mov_imm(&mut self.b, S0, tag as i64);
         match self.slot_mem(tag_disp, self.layout.tag_size) {
-            Mem::B(n, o) => e::strb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => e::str_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => e::str_x(&mut self.b, S0, n, o),
+            Mem::B(n, o) => emit::strb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => emit::str_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => emit::str_x(&mut self.b, S0, n, o),
         }
         // The value first (into S1 if it is not in a register), then the address (x15).
         let (reg, float) = match st.src {
@@ -75,7 +75,7 @@ impl Isel<'_> {
             }
             Src::Loc(Loc::Reg(x)) => (x, st.ty == Ty::Float),
             Src::Loc(Loc::Spill(m)) => {
-                e::ldr_x(&mut self.b, S1, CTX, Self::spill(m)?);
+                emit::ldr_x(&mut self.b, S1, CTX, Self::spill(m)?);
                 (S1, false)
             }
             // Every snapshot value has a location or is a constant.
@@ -85,9 +85,9 @@ impl Isel<'_> {
             return Err(CompileError::SlotTooFar);
         };
         if float {
-            e::str_d(&mut self.b, reg, n, o);
+            emit::str_d(&mut self.b, reg, n, o);
         } else {
-            e::str_x(&mut self.b, reg, n, o);
+            emit::str_x(&mut self.b, reg, n, o);
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ mod calls;
 mod divk;
 mod heap;
 
-use super::emit::{self as e, Cond};
-use super::target::{self as tg, ARG0, ARG1, FS0, FS1, S0, S1};
+use super::emit::{self, Cond};
+use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
     sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -32,14 +32,14 @@ use crate::jit::slots::SlotLayout;
 pub struct X64;
 
 impl Backend for X64 {
-    const POOL: RegPool = tg::POOL;
+    const POOL: RegPool = target::POOL;
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
         links: &ExitLinks,
     ) -> Result<Vec<u8>, CompileError> {
-        if alloc.spill_slots > tg::MAX_SPILLS {
+        if alloc.spill_slots > target::MAX_SPILLS {
             return Err(CompileError::TooManySpills);
         }
         if t.snaps.len() > 0xffff {
@@ -65,7 +65,7 @@ impl Backend for X64 {
 
     fn entry_offset() -> usize {
         let mut b = CodeBuffer::new(Arch::X64);
-        e::prologue(&mut b);
+        emit::prologue(&mut b);
         b.offset()
     }
 }
@@ -85,7 +85,7 @@ pub(super) struct Isel<'a> {
 
 impl Isel<'_> {
     fn trace(&mut self) -> Result<(), CompileError> {
-        e::prologue(&mut self.b);
+        emit::prologue(&mut self.b);
         let mut loop_label = None;
         let rotated = self.rotatable_guard();
         for r in 0..self.t.insts.len() {
@@ -93,7 +93,7 @@ impl Isel<'_> {
             match inst.op {
                 Op::Loop => {
                     let l = self.b.new_dynamic_label();
-                    e::bind(&mut self.b, l);
+                    emit::bind(&mut self.b, l);
                     loop_label = Some(l);
                 }
                 _ if Some(r as Ref) == rotated => {
@@ -106,17 +106,17 @@ impl Isel<'_> {
         }
         if let (Some(l), None) = (loop_label, rotated) {
             self.phi_moves();
-            e::jmp(&mut self.b, l);
+            emit::jmp(&mut self.b, l);
         }
         for n in 0..self.t.snaps.len() {
-            e::bind(&mut self.b, self.exits[n]);
+            emit::bind(&mut self.b, self.exits[n]);
             self.exit_link(n);
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
                 let slow = self.b.new_dynamic_label();
                 self.write_back_and_link(n, &plan, slow)?;
-                e::bind(&mut self.b, slow);
+                emit::bind(&mut self.b, slow);
             }
-            e::exit_to(&mut self.b, self.links.exit_id(n) as i32, self.epilogue);
+            emit::exit_to(&mut self.b, self.links.exit_id(n) as i32, self.epilogue);
         }
         self.exit_handler();
         Ok(())
@@ -124,15 +124,15 @@ impl Isel<'_> {
 
     /// Dumps every allocatable register into the exit frame, then returns.
     fn exit_handler(&mut self) {
-        e::bind(&mut self.b, self.epilogue);
-        let pool = tg::POOL;
+        emit::bind(&mut self.b, self.epilogue);
+        let pool = target::POOL;
         for &r in pool.int_caller.iter().chain(pool.int_callee) {
-            e::store_ctx(&mut self.b, word(DUMP_INT + r as usize), r);
+            emit::store_ctx(&mut self.b, word(DUMP_INT + r as usize), r);
         }
         for &x in pool.float_caller.iter().chain(pool.float_callee) {
-            e::store_ctx_f(&mut self.b, word(DUMP_FLOAT + x as usize), x);
+            emit::store_ctx_f(&mut self.b, word(DUMP_FLOAT + x as usize), x);
         }
-        e::epilogue(&mut self.b);
+        emit::epilogue(&mut self.b);
     }
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
@@ -143,11 +143,11 @@ impl Isel<'_> {
                 // A hoisted constant: built once, here (see regalloc).
                 if let Loc::Reg(x) = self.alloc.locs[r as usize] {
                     self.mov_imm(S0, inst.imm);
-                    e::movq_xr(&mut self.b, x, S0);
+                    emit::movq_xr(&mut self.b, x, S0);
                 }
             }
             Op::NotB => self.not_bool(r),
-            Op::Exit => e::jmp(&mut self.b, self.exits[inst.snap as usize]),
+            Op::Exit => emit::jmp(&mut self.b, self.exits[inst.snap as usize]),
             Op::SLoad => self.sload(r)?,
             Op::AddI | Op::SubI | Op::MulI => self.int_arith(r),
             Op::DivIK | Op::ModIK => self.int_div_k(r),
@@ -155,7 +155,7 @@ impl Isel<'_> {
             Op::ToFloat => {
                 let ra = self.int_in(inst.a, S0);
                 let fd = self.out(r, FS0);
-                e::cvtsi2sd(&mut self.b, fd, ra);
+                emit::cvtsi2sd(&mut self.b, fd, ra);
                 self.store_result(r, fd);
             }
             Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {
@@ -198,8 +198,8 @@ impl Isel<'_> {
 
     pub(super) fn mov_imm(&mut self, d: u8, v: i64) {
         match i32::try_from(v) {
-            Ok(v32) => e::mov_ri32(&mut self.b, d, v32),
-            Err(_) => e::mov_ri64(&mut self.b, d, v),
+            Ok(v32) => emit::mov_ri32(&mut self.b, d, v32),
+            Err(_) => emit::mov_ri64(&mut self.b, d, v),
         }
     }
 
@@ -212,7 +212,7 @@ impl Isel<'_> {
         match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::load_ctx(&mut self.b, scratch, spill_disp(n));
+                emit::load_ctx(&mut self.b, scratch, spill_disp(n));
                 scratch
             }
             Loc::None => scratch,
@@ -226,13 +226,13 @@ impl Isel<'_> {
         }
         if let Some(k) = self.konst(r) {
             self.mov_imm(S0, k);
-            e::movq_xr(&mut self.b, scratch, S0);
+            emit::movq_xr(&mut self.b, scratch, S0);
             return scratch;
         }
         match self.alloc.locs[r as usize] {
             Loc::Reg(x) => x,
             Loc::Spill(n) => {
-                e::load_ctx_f(&mut self.b, scratch, spill_disp(n));
+                emit::load_ctx_f(&mut self.b, scratch, spill_disp(n));
                 scratch
             }
             Loc::None => scratch,
@@ -251,8 +251,8 @@ impl Isel<'_> {
     fn store_result(&mut self, r: Ref, reg: u8) {
         if let Loc::Spill(n) = self.alloc.locs[r as usize] {
             match self.t.ty(r) {
-                Ty::Float => e::store_ctx_f(&mut self.b, spill_disp(n), reg),
-                _ => e::store_ctx(&mut self.b, spill_disp(n), reg),
+                Ty::Float => emit::store_ctx_f(&mut self.b, spill_disp(n), reg),
+                _ => emit::store_ctx(&mut self.b, spill_disp(n), reg),
             }
         }
     }
@@ -269,28 +269,28 @@ impl Isel<'_> {
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
         match self.layout.tag_size {
-            1 => e::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
-            4 => e::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
+            1 => emit::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
+            4 => emit::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
             _ => match i32::try_from(tag as i64) {
-                Ok(t32) => e::cmp_tag64(&mut self.b, tag_disp, t32),
+                Ok(t32) => emit::cmp_tag64(&mut self.b, tag_disp, t32),
                 Err(_) => {
                     self.mov_imm(S0, tag as i64);
-                    e::cmp_tag64_r(&mut self.b, tag_disp, S0);
+                    emit::cmp_tag64_r(&mut self.b, tag_disp, S0);
                 }
             },
         }
-        e::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        emit::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         if inst.ty == Ty::Float {
             let fd = self.out(r, FS0);
-            e::load_slot_f(&mut self.b, fd, pay);
+            emit::load_slot_f(&mut self.b, fd, pay);
             self.store_result(r, fd);
         } else if inst.ty == Ty::Bool {
             let rd = self.out(r, S0);
-            e::load_slot_u8(&mut self.b, rd, pay);
+            emit::load_slot_u8(&mut self.b, rd, pay);
             self.store_result(r, rd);
         } else {
             let rd = self.out(r, S0);
-            e::load_slot(&mut self.b, rd, pay);
+            emit::load_slot(&mut self.b, rd, pay);
             self.store_result(r, rd);
         }
         Ok(())
@@ -309,7 +309,7 @@ impl Isel<'_> {
             .filter(|_| inst.op == Op::MulI);
         if let Some(k) = mul_imm {
             let ra = self.int_in(inst.a, S0);
-            e::imul_rri(&mut self.b, rd, ra, k);
+            emit::imul_rri(&mut self.b, rd, ra, k);
             self.store_result(r, rd);
             return;
         }
@@ -317,16 +317,16 @@ impl Isel<'_> {
             let ra = self.int_in(inst.a, S0);
             if rd != ra && inst.op == Op::AddI {
                 // Three-operand add: no copy.
-                e::lea_ri(&mut self.b, rd, ra, k);
+                emit::lea_ri(&mut self.b, rd, ra, k);
                 self.store_result(r, rd);
                 return;
             }
             if rd != ra {
-                e::mov_rr(&mut self.b, rd, ra);
+                emit::mov_rr(&mut self.b, rd, ra);
             }
             match inst.op {
-                Op::AddI => e::add_ri(&mut self.b, rd, k),
-                _ => e::sub_ri(&mut self.b, rd, k),
+                Op::AddI => emit::add_ri(&mut self.b, rd, k),
+                _ => emit::sub_ri(&mut self.b, rd, k),
             }
             self.store_result(r, rd);
             return;
@@ -335,7 +335,7 @@ impl Isel<'_> {
         let rb = self.int_in(inst.b, S1);
         if inst.op == Op::AddI && rd != ra && rd != rb {
             // Three-operand add: no copy.
-            e::lea_rr(&mut self.b, rd, ra, rb);
+            emit::lea_rr(&mut self.b, rd, ra, rb);
             self.store_result(r, rd);
             return;
         }
@@ -348,15 +348,15 @@ impl Isel<'_> {
         // Two-address form: never overwrite `b` before reading it.
         let acc = if rd == rb && rd != ra { S1 } else { rd };
         if acc != ra {
-            e::mov_rr(&mut self.b, acc, ra);
+            emit::mov_rr(&mut self.b, acc, ra);
         }
         match inst.op {
-            Op::AddI => e::add_rr(&mut self.b, acc, rb),
-            Op::SubI => e::sub_rr(&mut self.b, acc, rb),
-            _ => e::imul_rr(&mut self.b, acc, rb),
+            Op::AddI => emit::add_rr(&mut self.b, acc, rb),
+            Op::SubI => emit::sub_rr(&mut self.b, acc, rb),
+            _ => emit::imul_rr(&mut self.b, acc, rb),
         }
         if acc != rd {
-            e::mov_rr(&mut self.b, rd, acc);
+            emit::mov_rr(&mut self.b, rd, acc);
         }
         self.store_result(r, rd);
     }
@@ -367,10 +367,10 @@ impl Isel<'_> {
         let rd = self.out(r, S0);
         let ra = self.int_in(inst.a, S1);
         let acc = if rd == ra { S0 } else { rd };
-        e::mov_ri32(&mut self.b, acc, 1);
-        e::sub_rr(&mut self.b, acc, ra);
+        emit::mov_ri32(&mut self.b, acc, 1);
+        emit::sub_rr(&mut self.b, acc, ra);
         if acc != rd {
-            e::mov_rr(&mut self.b, rd, acc);
+            emit::mov_rr(&mut self.b, rd, acc);
         }
         self.store_result(r, rd);
     }
@@ -389,16 +389,16 @@ impl Isel<'_> {
         };
         let acc = if fd == fb && fd != fa { FS1 } else { fd };
         if acc != fa {
-            e::fmov_rr(&mut self.b, acc, fa);
+            emit::fmov_rr(&mut self.b, acc, fa);
         }
         match inst.op {
-            Op::AddF => e::addsd(&mut self.b, acc, fb),
-            Op::SubF => e::subsd(&mut self.b, acc, fb),
-            Op::MulF => e::mulsd(&mut self.b, acc, fb),
-            _ => e::divsd(&mut self.b, acc, fb),
+            Op::AddF => emit::addsd(&mut self.b, acc, fb),
+            Op::SubF => emit::subsd(&mut self.b, acc, fb),
+            Op::MulF => emit::mulsd(&mut self.b, acc, fb),
+            _ => emit::divsd(&mut self.b, acc, fb),
         }
         if acc != fd {
-            e::fmov_rr(&mut self.b, fd, acc);
+            emit::fmov_rr(&mut self.b, fd, acc);
         }
         self.store_result(r, fd);
     }
@@ -436,18 +436,18 @@ impl Isel<'_> {
             Op::Eq => Cond::E,
             _ => Cond::Ne,
         };
-        e::jcc(&mut self.b, holds, loop_label);
-        e::jmp(&mut self.b, self.exits[inst.snap as usize]);
+        emit::jcc(&mut self.b, holds, loop_label);
+        emit::jmp(&mut self.b, self.exits[inst.snap as usize]);
     }
 
     /// `cmp a, b` for an int guard.
     fn int_compare(&mut self, a: Ref, b: Ref) {
         let ra = self.int_in(a, S0);
         match self.konst(b).and_then(|k| i32::try_from(k).ok()) {
-            Some(k) => e::cmp_ri(&mut self.b, ra, k),
+            Some(k) => emit::cmp_ri(&mut self.b, ra, k),
             None => {
                 let rb = self.int_in(b, S1);
-                e::cmp_rr(&mut self.b, ra, rb);
+                emit::cmp_rr(&mut self.b, ra, rb);
             }
         }
     }
@@ -468,7 +468,7 @@ impl Isel<'_> {
             Op::Eq => Cond::Ne,
             _ => Cond::E,
         };
-        e::jcc(&mut self.b, fail, exit);
+        emit::jcc(&mut self.b, fail, exit);
     }
 
     /// `ucomisd` sets CF for "below" and for unordered, so "a < b" is tested as "b above a":
@@ -477,21 +477,21 @@ impl Isel<'_> {
         let fa = self.float_in(a, FS0);
         let fb = self.float_in(b, FS1);
         match op {
-            Op::Lt | Op::Le => e::ucomisd(&mut self.b, fb, fa),
-            _ => e::ucomisd(&mut self.b, fa, fb),
+            Op::Lt | Op::Le => emit::ucomisd(&mut self.b, fb, fa),
+            _ => emit::ucomisd(&mut self.b, fa, fb),
         }
         match op {
-            Op::Lt | Op::Gt => e::jcc(&mut self.b, Cond::Be, exit),
-            Op::Le | Op::Ge => e::jcc(&mut self.b, Cond::B, exit),
+            Op::Lt | Op::Gt => emit::jcc(&mut self.b, Cond::Be, exit),
+            Op::Le | Op::Ge => emit::jcc(&mut self.b, Cond::B, exit),
             Op::Eq => {
-                e::jcc(&mut self.b, Cond::Ne, exit);
-                e::jcc(&mut self.b, Cond::P, exit);
+                emit::jcc(&mut self.b, Cond::Ne, exit);
+                emit::jcc(&mut self.b, Cond::P, exit);
             }
             _ => {
                 let ok = self.b.new_dynamic_label();
-                e::jcc(&mut self.b, Cond::P, ok);
-                e::jcc(&mut self.b, Cond::E, exit);
-                e::bind(&mut self.b, ok);
+                emit::jcc(&mut self.b, Cond::P, ok);
+                emit::jcc(&mut self.b, Cond::E, exit);
+                emit::bind(&mut self.b, ok);
             }
         }
     }
@@ -500,36 +500,36 @@ impl Isel<'_> {
     /// borrow (CF, unsigned) takes the exit before the store, so an exit charges nothing.
     fn fuel(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
-        e::load_ctx(&mut self.b, S0, word(FUEL));
+        emit::load_ctx(&mut self.b, S0, word(FUEL));
         match i32::try_from(inst.imm) {
-            Ok(k) => e::sub_ri(&mut self.b, S0, k),
+            Ok(k) => emit::sub_ri(&mut self.b, S0, k),
             Err(_) => {
                 self.mov_imm(S1, inst.imm);
-                e::sub_rr(&mut self.b, S0, S1);
+                emit::sub_rr(&mut self.b, S0, S1);
             }
         }
-        e::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
-        e::store_ctx(&mut self.b, word(FUEL), S0);
+        emit::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
+        emit::store_ctx(&mut self.b, word(FUEL), S0);
     }
 
     fn call(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
         let ra = self.int_in(inst.a, S0);
         if ra != S0 {
-            e::mov_rr(&mut self.b, S0, ra);
+            emit::mov_rr(&mut self.b, S0, ra);
         }
         let rb = self.int_in(inst.b, S1);
         if rb != S1 {
-            e::mov_rr(&mut self.b, S1, rb);
+            emit::mov_rr(&mut self.b, S1, rb);
         }
-        e::mov_rr(&mut self.b, ARG0, S0);
-        e::mov_rr(&mut self.b, ARG1, S1);
+        emit::mov_rr(&mut self.b, ARG0, S0);
+        emit::mov_rr(&mut self.b, ARG1, S1);
         let f = self.t.calls[inst.imm as usize] as usize as i64;
-        e::mov_ri64(&mut self.b, S0, f);
-        e::call_r(&mut self.b, S0);
+        emit::mov_ri64(&mut self.b, S0, f);
+        emit::call_r(&mut self.b, S0);
         let rd = self.out(r, S0);
-        if rd != tg::RAX {
-            e::mov_rr(&mut self.b, rd, tg::RAX);
+        if rd != target::RAX {
+            emit::mov_rr(&mut self.b, rd, target::RAX);
         }
         self.store_result(r, rd);
     }
@@ -573,28 +573,28 @@ pub(super) fn spill_disp(n: u32) -> i32 {
 /// One move of the PHI resolution; memory-to-memory and constants go through `rax`.
 fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) {
     let imm = |b: &mut CodeBuffer, reg: u8, v: i64| match i32::try_from(v) {
-        Ok(v32) => e::mov_ri32(b, reg, v32),
-        Err(_) => e::mov_ri64(b, reg, v),
+        Ok(v32) => emit::mov_ri32(b, reg, v32),
+        Err(_) => emit::mov_ri64(b, reg, v),
     };
     match (d, s, float) {
-        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => e::mov_rr(b, d, s),
-        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => e::fmov_rr(b, d, s),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => e::load_ctx(b, d, spill_disp(n)),
-        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => e::load_ctx_f(b, d, spill_disp(n)),
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => emit::mov_rr(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Reg(s)), true) => emit::fmov_rr(b, d, s),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), false) => emit::load_ctx(b, d, spill_disp(n)),
+        (Loc::Reg(d), Src::Loc(Loc::Spill(n)), true) => emit::load_ctx_f(b, d, spill_disp(n)),
         (Loc::Reg(d), Src::Const(k), false) => imm(b, d, k),
         (Loc::Reg(d), Src::Const(k), true) => {
             imm(b, S0, k);
-            e::movq_xr(b, d, S0);
+            emit::movq_xr(b, d, S0);
         }
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => e::store_ctx(b, spill_disp(n), s),
-        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => e::store_ctx_f(b, spill_disp(n), s),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), false) => emit::store_ctx(b, spill_disp(n), s),
+        (Loc::Spill(n), Src::Loc(Loc::Reg(s)), true) => emit::store_ctx_f(b, spill_disp(n), s),
         (Loc::Spill(n), Src::Loc(Loc::Spill(m)), _) => {
-            e::load_ctx(b, S0, spill_disp(m));
-            e::store_ctx(b, spill_disp(n), S0);
+            emit::load_ctx(b, S0, spill_disp(m));
+            emit::store_ctx(b, spill_disp(n), S0);
         }
         (Loc::Spill(n), Src::Const(k), _) => {
             imm(b, S0, k);
-            e::store_ctx(b, spill_disp(n), S0);
+            emit::store_ctx(b, spill_disp(n), S0);
         }
         // Values always have a location; nothing to move otherwise.
         _ => {}

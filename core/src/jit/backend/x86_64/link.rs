@@ -1,6 +1,6 @@
 //! x86-64 exit stubs of linked traces: native write-back, then a jump through the link table
 //! (the plan and its invariants: [`crate::jit::backend::link`]).
-use super::emit::{self as e, Cond};
+use super::emit::{self, Cond};
 use super::isel::{spill_disp, Isel};
 use super::target::S0;
 use crate::jit::backend::link::{ExitPlan, Store};
@@ -22,28 +22,28 @@ impl Isel<'_> {
         for &slot in &plan.checks {
             let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
             match self.layout.tag_size {
-                1 => e::cmp_tag8(&mut self.b, disp, max as u8 as i8),
-                4 => e::cmp_tag32(&mut self.b, disp, max as u32 as i32),
+                1 => emit::cmp_tag8(&mut self.b, disp, max as u8 as i8),
+                4 => emit::cmp_tag32(&mut self.b, disp, max as u32 as i32),
                 _ => match i32::try_from(max as i64) {
-                    Ok(k) => e::cmp_tag64(&mut self.b, disp, k),
+                    Ok(k) => emit::cmp_tag64(&mut self.b, disp, k),
                     Err(_) => {
                         self.mov_imm(S0, max as i64);
-                        e::cmp_tag64_r(&mut self.b, disp, S0);
+                        emit::cmp_tag64_r(&mut self.b, disp, S0);
                     }
                 },
             }
             // Unsigned: a tag above the scalar ones may own heap memory.
-            e::jcc(&mut self.b, Cond::A, slow);
+            emit::jcc(&mut self.b, Cond::A, slow);
         }
         for st in &plan.stores {
             self.store_slot(st)?;
         }
         let table = self.links_table_entry(n);
         self.mov_imm(S0, table);
-        e::load_rm(&mut self.b, S0, S0, 0);
-        e::cmp_ri(&mut self.b, S0, 0);
-        e::jcc(&mut self.b, Cond::E, slow);
-        e::jmp_r(&mut self.b, S0);
+        emit::load_rm(&mut self.b, S0, S0, 0);
+        emit::cmp_ri(&mut self.b, S0, 0);
+        emit::jcc(&mut self.b, Cond::E, slow);
+        emit::jmp_r(&mut self.b, S0);
         Ok(())
     }
 
@@ -59,26 +59,26 @@ impl Isel<'_> {
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(st.ty).unwrap_or(0);
         match self.layout.tag_size {
-            1 => e::store_tag8(&mut self.b, tag_disp, tag as u8 as i8),
-            4 => e::store_tag32(&mut self.b, tag_disp, tag as u32 as i32),
+            1 => emit::store_tag8(&mut self.b, tag_disp, tag as u8 as i8),
+            4 => emit::store_tag32(&mut self.b, tag_disp, tag as u32 as i32),
             _ => match i32::try_from(tag as i64) {
-                Ok(k) => e::store_tag64(&mut self.b, tag_disp, k),
+                Ok(k) => emit::store_tag64(&mut self.b, tag_disp, k),
                 Err(_) => {
                     self.mov_imm(S0, tag as i64);
-                    e::store_tag64_r(&mut self.b, tag_disp, S0);
+                    emit::store_tag64_r(&mut self.b, tag_disp, S0);
                 }
             },
         }
         match st.src {
             Src::Const(k) => {
                 self.mov_imm(S0, k);
-                e::store_slot(&mut self.b, pay, S0);
+                emit::store_slot(&mut self.b, pay, S0);
             }
-            Src::Loc(Loc::Reg(x)) if st.ty == Ty::Float => e::store_slot_f(&mut self.b, pay, x),
-            Src::Loc(Loc::Reg(x)) => e::store_slot(&mut self.b, pay, x),
+            Src::Loc(Loc::Reg(x)) if st.ty == Ty::Float => emit::store_slot_f(&mut self.b, pay, x),
+            Src::Loc(Loc::Reg(x)) => emit::store_slot(&mut self.b, pay, x),
             Src::Loc(Loc::Spill(m)) => {
-                e::load_ctx(&mut self.b, S0, spill_disp(m));
-                e::store_slot(&mut self.b, pay, S0);
+                emit::load_ctx(&mut self.b, S0, spill_disp(m));
+                emit::store_slot(&mut self.b, pay, S0);
             }
             // Every snapshot value has a location or is a constant.
             Src::Loc(Loc::None) => return Err(CompileError::SlotTooFar),

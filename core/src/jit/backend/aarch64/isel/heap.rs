@@ -1,6 +1,6 @@
 //! AArch64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
 //! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
-use super::e::{self, Cond, Imm12, Off1, Off8};
+use super::emit::{self, Cond, Imm12, Off1, Off8};
 use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1};
 use crate::jit::backend::CompileError;
 use crate::jit::ir::{Op, Ref};
@@ -17,7 +17,7 @@ impl Isel<'_> {
             return m;
         }
         mov_imm(&mut self.b, ADDR, disp);
-        e::add_rr(&mut self.b, ADDR, base, ADDR);
+        emit::add_rr(&mut self.b, ADDR, base, ADDR);
         match width {
             1 => Mem::B(ADDR, Off1::ZERO),
             _ => Mem::X(ADDR, Off8::ZERO),
@@ -40,17 +40,17 @@ impl Isel<'_> {
                 match (inst.op, m) {
                     (Op::LdF, Mem::X(n, o)) => {
                         let fd = self.out(r, FS0);
-                        e::ldr_d(&mut self.b, fd, n, o);
+                        emit::ldr_d(&mut self.b, fd, n, o);
                         self.store_result(r, fd)?;
                     }
                     (Op::LdB, Mem::B(n, o)) => {
                         let rd = self.out(r, S0);
-                        e::ldrb(&mut self.b, rd, n, o);
+                        emit::ldrb(&mut self.b, rd, n, o);
                         self.store_result(r, rd)?;
                     }
                     (_, Mem::X(n, o)) => {
                         let rd = self.out(r, S0);
-                        e::ldr_x(&mut self.b, rd, n, o);
+                        emit::ldr_x(&mut self.b, rd, n, o);
                         self.store_result(r, rd)?;
                     }
                     _ => return Err(CompileError::SlotTooFar),
@@ -62,15 +62,15 @@ impl Isel<'_> {
                 match (inst.op, m) {
                     (Op::StF, Mem::X(n, o)) => {
                         let v = self.float_in(inst.b, FS0)?;
-                        e::str_d(&mut self.b, v, n, o);
+                        emit::str_d(&mut self.b, v, n, o);
                     }
                     (Op::StB, Mem::B(n, o)) => {
                         let v = self.int_in(inst.b, S0)?;
-                        e::strb(&mut self.b, v, n, o);
+                        emit::strb(&mut self.b, v, n, o);
                     }
                     (_, Mem::X(n, o)) => {
                         let v = self.int_in(inst.b, S0)?;
-                        e::str_x(&mut self.b, v, n, o);
+                        emit::str_x(&mut self.b, v, n, o);
                     }
                     _ => return Err(CompileError::SlotTooFar),
                 }
@@ -81,10 +81,10 @@ impl Isel<'_> {
                     - self.layout.tag_offset as i32;
                 let rd = self.out(r, S0);
                 match Imm12::new(d as i64) {
-                    Some(k) => e::add_ri(&mut self.b, rd, BASE, k),
+                    Some(k) => emit::add_ri(&mut self.b, rd, BASE, k),
                     None => {
                         mov_imm(&mut self.b, rd, d as i64);
-                        e::add_rr(&mut self.b, rd, BASE, rd);
+                        emit::add_rr(&mut self.b, rd, BASE, rd);
                     }
                 }
                 self.store_result(r, rd)?;
@@ -92,14 +92,14 @@ impl Isel<'_> {
             Op::SqrtF => {
                 let fa = self.float_in(inst.a, FS0)?;
                 let fd = self.out(r, FS0);
-                e::fsqrt(&mut self.b, fd, fa);
+                emit::fsqrt(&mut self.b, fd, fa);
                 self.store_result(r, fd)?;
             }
             _ => {
                 // `ToInt`: `fcvtzs` saturates and maps NaN to 0, as Rust's `as` does.
                 let fa = self.float_in(inst.a, FS0)?;
                 let rd = self.out(r, S0);
-                e::fcvtzs(&mut self.b, rd, fa);
+                emit::fcvtzs(&mut self.b, rd, fa);
                 self.store_result(r, rd)?;
             }
         }
@@ -117,23 +117,23 @@ impl Isel<'_> {
             .payload_disp(slot)
             .ok_or(CompileError::SlotTooFar)?;
         match self.slot_mem(tag_disp, self.layout.tag_size) {
-            Mem::B(n, o) => e::ldrb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => e::ldr_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => e::ldr_x(&mut self.b, S0, n, o),
+            Mem::B(n, o) => emit::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => emit::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => emit::ldr_x(&mut self.b, S0, n, o),
         }
         match Imm12::new(tag) {
-            Some(k) => e::cmp_ri(&mut self.b, S0, k),
+            Some(k) => emit::cmp_ri(&mut self.b, S0, k),
             None => {
                 mov_imm(&mut self.b, S1, tag);
-                e::cmp_rr(&mut self.b, S0, S1);
+                emit::cmp_rr(&mut self.b, S0, S1);
             }
         }
-        e::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        emit::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         let Mem::X(n, o) = self.slot_mem(pay, 8) else {
             return Err(CompileError::SlotTooFar);
         };
         let rd = self.out(r, S0);
-        e::ldr_x(&mut self.b, rd, n, o);
+        emit::ldr_x(&mut self.b, rd, n, o);
         self.store_result(r, rd)
     }
 }

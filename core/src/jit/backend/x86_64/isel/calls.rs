@@ -1,9 +1,9 @@
 //! x86-64 selection of the call ops of function traces (`CArgI`, `CArgF`, `CallV`, `CallD`,
 //! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
-use super::super::emit_call as ec;
-use super::{e, tg, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
+use super::super::emit_call;
+use super::{emit, target, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
 use crate::jit::backend::CompileError;
-use crate::jit::callframe as cf;
+use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
 
@@ -11,7 +11,7 @@ use crate::jit::opt::OptError;
 const RDX: u8 = 2;
 
 fn area(w: usize) -> i32 {
-    cf::area_disp(w) as i32
+    callframe::area_disp(w) as i32
 }
 
 impl Isel<'_> {
@@ -32,11 +32,11 @@ impl Isel<'_> {
         match inst.op {
             Op::CArgI => {
                 let ra = self.int_in(inst.a, S0);
-                e::store_ctx(&mut self.b, area(cf::ARGS + inst.imm as usize), ra);
+                emit::store_ctx(&mut self.b, area(callframe::ARGS + inst.imm as usize), ra);
             }
             Op::CArgF => {
                 let fa = self.float_in(inst.a, FS0);
-                e::store_ctx_f(&mut self.b, area(cf::ARGS + inst.imm as usize), fa);
+                emit::store_ctx_f(&mut self.b, area(callframe::ARGS + inst.imm as usize), fa);
             }
             Op::CallV => {
                 self.helper_call(r, inst.imm)?;
@@ -45,25 +45,25 @@ impl Isel<'_> {
             Op::CallD => self.direct_call(r)?,
             Op::CResI => {
                 let rd = self.out(r, S0);
-                e::load_ctx(&mut self.b, rd, area(cf::RESULT));
+                emit::load_ctx(&mut self.b, rd, area(callframe::RESULT));
                 self.store_result(r, rd);
             }
             Op::CResF => {
                 let fd = self.out(r, FS0);
-                e::load_ctx_f(&mut self.b, fd, area(cf::RESULT));
+                emit::load_ctx_f(&mut self.b, fd, area(callframe::RESULT));
                 self.store_result(r, fd);
             }
             Op::RetI | Op::RetF | Op::RetN => {
                 if inst.op == Op::RetI {
                     let ra = self.int_in(inst.a, S0);
-                    e::store_ctx(&mut self.b, area(cf::RESULT), ra);
+                    emit::store_ctx(&mut self.b, area(callframe::RESULT), ra);
                 } else if inst.op == Op::RetF {
                     let fa = self.float_in(inst.a, FS0);
-                    e::store_ctx_f(&mut self.b, area(cf::RESULT), fa);
+                    emit::store_ctx_f(&mut self.b, area(callframe::RESULT), fa);
                 }
-                e::mov_rr(&mut self.b, RDX, tg::BASE);
-                e::mov_ri32(&mut self.b, tg::RAX, cf::RET_CODE as i32);
-                e::epilogue(&mut self.b);
+                emit::mov_rr(&mut self.b, RDX, target::BASE);
+                emit::mov_ri32(&mut self.b, target::RAX, callframe::RET_CODE as i32);
+                emit::epilogue(&mut self.b);
             }
             _ => {}
         }
@@ -87,42 +87,42 @@ impl Isel<'_> {
             return;
         }
         let no_link = self.b.new_dynamic_label();
-        e::mov_ri64(&mut self.b, S0, table + 8 * n as i64);
-        ec::load_rax_rax(&mut self.b, 0);
-        e::cmp_ri(&mut self.b, tg::RAX, 0);
-        e::jcc(&mut self.b, Cond::E, no_link);
-        e::mov_rr(&mut self.b, S1, tg::RAX);
-        e::store_ctx(&mut self.b, area(cf::META), S1);
-        e::mov_rr(&mut self.b, ARG0, tg::BASE);
-        e::mov_rr(&mut self.b, ARG1, tg::CTX);
-        ec::pop_frame(&mut self.b);
-        ec::jmp_at_r11(&mut self.b);
-        e::bind(&mut self.b, no_link);
+        emit::mov_ri64(&mut self.b, S0, table + 8 * n as i64);
+        emit_call::load_rax_rax(&mut self.b, 0);
+        emit::cmp_ri(&mut self.b, target::RAX, 0);
+        emit::jcc(&mut self.b, Cond::E, no_link);
+        emit::mov_rr(&mut self.b, S1, target::RAX);
+        emit::store_ctx(&mut self.b, area(callframe::META), S1);
+        emit::mov_rr(&mut self.b, ARG0, target::BASE);
+        emit::mov_rr(&mut self.b, ARG1, target::CTX);
+        emit_call::pop_frame(&mut self.b);
+        emit_call::jmp_at_r11(&mut self.b);
+        emit::bind(&mut self.b, no_link);
     }
 
     /// Adds a direct call's fuel to the counter FUELP points at.
     fn charge_call(&mut self, fuel: i32) {
-        e::load_ctx(&mut self.b, S0, area(cf::FUELP));
-        ec::add_at_rax(&mut self.b, fuel);
+        emit::load_ctx(&mut self.b, S0, area(callframe::FUELP));
+        emit_call::add_at_rax(&mut self.b, fuel);
     }
 
     /// `helper(&area, site)`; the helper returns our slot base.
     fn helper_call(&mut self, r: Ref, site: i64) -> Result<(), CompileError> {
         let helper = self.host_fn(r, 0)?;
-        e::mov_rr(&mut self.b, ARG0, tg::CTX);
-        e::add_ri(&mut self.b, ARG0, word(cf::AREA));
+        emit::mov_rr(&mut self.b, ARG0, target::CTX);
+        emit::add_ri(&mut self.b, ARG0, word(callframe::AREA));
         self.mov_imm(ARG1, site);
-        e::mov_ri64(&mut self.b, S0, helper);
-        e::call_r(&mut self.b, S0);
+        emit::mov_ri64(&mut self.b, S0, helper);
+        emit::call_r(&mut self.b, S0);
         // The register stack may have moved.
-        e::mov_rr(&mut self.b, tg::BASE, tg::RAX);
+        emit::mov_rr(&mut self.b, target::BASE, target::RAX);
         Ok(())
     }
 
     /// The call's status into the op's location.
     fn status(&mut self, r: Ref) {
         let rd = self.out(r, S0);
-        e::load_ctx(&mut self.b, rd, area(cf::STATUS));
+        emit::load_ctx(&mut self.b, rd, area(callframe::STATUS));
         self.store_result(r, rd);
     }
 
@@ -157,14 +157,18 @@ impl Isel<'_> {
         };
         // Budget left, the callee's whole window inside the register stack, and no heap value
         // in the argument registers (storing over one would leak it): else the helper.
-        ec::cmp_ctx_i(&mut self.b, area(cf::BUDGET), 0);
-        e::jcc(&mut self.b, Cond::Le, slow);
-        ec::cmp_ctx_i(&mut self.b, area(cf::LEFT), (window + cf::WINDOW) as i32);
-        e::jcc(&mut self.b, Cond::L, slow);
+        emit_call::cmp_ctx_i(&mut self.b, area(callframe::BUDGET), 0);
+        emit::jcc(&mut self.b, Cond::Le, slow);
+        emit_call::cmp_ctx_i(
+            &mut self.b,
+            area(callframe::LEFT),
+            (window + callframe::WINDOW) as i32,
+        );
+        emit::jcc(&mut self.b, Cond::L, slow);
         for i in 0..argc {
             let (tag, _) = disp(window + i)?;
-            e::cmp_tag64(&mut self.b, tag, cf::FIRST_HEAP_TAG as i32);
-            e::jcc(&mut self.b, Cond::Ae, slow);
+            emit::cmp_tag64(&mut self.b, tag, callframe::FIRST_HEAP_TAG as i32);
+            emit::jcc(&mut self.b, Cond::Ae, slow);
         }
         for i in 0..argc {
             let (tag, pay) = disp(window + i)?;
@@ -173,78 +177,78 @@ impl Isel<'_> {
             } else {
                 l.int_tag
             };
-            e::load_ctx(&mut self.b, S0, area(cf::ARGS + i));
-            e::store_slot(&mut self.b, pay, S0);
-            e::store_tag64(&mut self.b, tag, t as i32);
+            emit::load_ctx(&mut self.b, S0, area(callframe::ARGS + i));
+            emit::store_slot(&mut self.b, pay, S0);
+            emit::store_tag64(&mut self.b, tag, t as i32);
         }
         // The interpreter charges the callee's length at the call.
         self.charge_call(fuel);
         // The callee's frame on the machine stack.
-        let frame = (cf::FRAME_WORDS * 8) as i32;
-        ec::sub_rsp(&mut self.b, frame);
-        ec::mov_from_rsp(&mut self.b, S1);
-        e::load_ctx(&mut self.b, S0, area(cf::ENV));
-        ec::store_r11(&mut self.b, area(cf::ENV), S0);
-        e::load_ctx(&mut self.b, S0, area(cf::BASE));
-        e::add_ri(&mut self.b, S0, window as i32);
-        ec::store_r11(&mut self.b, area(cf::BASE), S0);
+        let frame = (callframe::FRAME_WORDS * 8) as i32;
+        emit_call::sub_rsp(&mut self.b, frame);
+        emit_call::mov_from_rsp(&mut self.b, S1);
+        emit::load_ctx(&mut self.b, S0, area(callframe::ENV));
+        emit_call::store_r11(&mut self.b, area(callframe::ENV), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::BASE));
+        emit::add_ri(&mut self.b, S0, window as i32);
+        emit_call::store_r11(&mut self.b, area(callframe::BASE), S0);
         if meta == 0 {
-            e::load_ctx(&mut self.b, S0, area(cf::META));
+            emit::load_ctx(&mut self.b, S0, area(callframe::META));
         } else {
-            e::mov_ri64(&mut self.b, S0, meta);
+            emit::mov_ri64(&mut self.b, S0, meta);
         }
-        ec::store_r11(&mut self.b, area(cf::META), S0);
-        e::load_ctx(&mut self.b, S0, area(cf::DDEPTH));
-        e::add_ri(&mut self.b, S0, 1);
-        ec::store_r11(&mut self.b, area(cf::DDEPTH), S0);
-        e::load_ctx(&mut self.b, S0, area(cf::BUDGET));
-        e::sub_ri(&mut self.b, S0, 1);
-        ec::store_r11(&mut self.b, area(cf::BUDGET), S0);
-        e::load_ctx(&mut self.b, S0, area(cf::LEFT));
-        e::sub_ri(&mut self.b, S0, window as i32);
-        ec::store_r11(&mut self.b, area(cf::LEFT), S0);
-        e::load_ctx(&mut self.b, S0, area(cf::FUELP));
-        ec::store_r11(&mut self.b, area(cf::FUELP), S0);
+        emit_call::store_r11(&mut self.b, area(callframe::META), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::DDEPTH));
+        emit::add_ri(&mut self.b, S0, 1);
+        emit_call::store_r11(&mut self.b, area(callframe::DDEPTH), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::BUDGET));
+        emit::sub_ri(&mut self.b, S0, 1);
+        emit_call::store_r11(&mut self.b, area(callframe::BUDGET), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::LEFT));
+        emit::sub_ri(&mut self.b, S0, window as i32);
+        emit_call::store_r11(&mut self.b, area(callframe::LEFT), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::FUELP));
+        emit_call::store_r11(&mut self.b, area(callframe::FUELP), S0);
         let win_bytes = (window as u32 * l.size) as i32;
-        e::mov_rr(&mut self.b, ARG0, tg::BASE);
-        e::add_ri(&mut self.b, ARG0, win_bytes);
-        e::mov_rr(&mut self.b, ARG1, S1);
-        ec::load_r11(&mut self.b, S0, area(cf::META));
-        ec::load_rax_rax(&mut self.b, 0);
-        e::call_r(&mut self.b, S0);
-        e::cmp_ri(&mut self.b, tg::RAX, cf::RET_CODE as i32);
-        e::jcc(&mut self.b, Cond::Ne, exited);
+        emit::mov_rr(&mut self.b, ARG0, target::BASE);
+        emit::add_ri(&mut self.b, ARG0, win_bytes);
+        emit::mov_rr(&mut self.b, ARG1, S1);
+        emit_call::load_r11(&mut self.b, S0, area(callframe::META));
+        emit_call::load_rax_rax(&mut self.b, 0);
+        emit::call_r(&mut self.b, S0);
+        emit::cmp_ri(&mut self.b, target::RAX, callframe::RET_CODE as i32);
+        emit::jcc(&mut self.b, Cond::Ne, exited);
         // Returned: its value into our RESULT, status 0, our slot base from its own.
-        ec::mov_from_rsp(&mut self.b, S1);
-        ec::load_r11(&mut self.b, S0, area(cf::RESULT));
-        e::store_ctx(&mut self.b, area(cf::RESULT), S0);
-        e::mov_ri32(&mut self.b, S0, 0);
-        e::store_ctx(&mut self.b, area(cf::STATUS), S0);
-        e::mov_rr(&mut self.b, tg::BASE, RDX);
-        e::sub_ri(&mut self.b, tg::BASE, win_bytes);
+        emit_call::mov_from_rsp(&mut self.b, S1);
+        emit_call::load_r11(&mut self.b, S0, area(callframe::RESULT));
+        emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
+        emit::mov_ri32(&mut self.b, S0, 0);
+        emit::store_ctx(&mut self.b, area(callframe::STATUS), S0);
+        emit::mov_rr(&mut self.b, target::BASE, RDX);
+        emit::sub_ri(&mut self.b, target::BASE, win_bytes);
         // ... and the rest of the caller at the return.
         self.charge_call(rest);
-        ec::add_rsp(&mut self.b, frame);
-        e::jmp(&mut self.b, done);
+        emit_call::add_rsp(&mut self.b, frame);
+        emit::jmp(&mut self.b, done);
         // The callee left its trace: the exit helper finishes its frame (exit number and
         // site travel in the dead frame's STATUS and RESULT words).
-        e::bind(&mut self.b, exited);
-        ec::mov_from_rsp(&mut self.b, S1);
-        ec::store_r11(&mut self.b, area(cf::STATUS), tg::RAX);
+        emit::bind(&mut self.b, exited);
+        emit_call::mov_from_rsp(&mut self.b, S1);
+        emit_call::store_r11(&mut self.b, area(callframe::STATUS), target::RAX);
         self.mov_imm(S0, inst.imm);
-        ec::store_r11(&mut self.b, area(cf::RESULT), S0);
-        e::mov_rr(&mut self.b, ARG0, S1);
-        e::mov_rr(&mut self.b, ARG1, tg::CTX);
-        e::add_ri(&mut self.b, ARG1, word(cf::AREA));
+        emit_call::store_r11(&mut self.b, area(callframe::RESULT), S0);
+        emit::mov_rr(&mut self.b, ARG0, S1);
+        emit::mov_rr(&mut self.b, ARG1, target::CTX);
+        emit::add_ri(&mut self.b, ARG1, word(callframe::AREA));
         let exit_helper = self.host_fn(r, 1)?;
-        e::mov_ri64(&mut self.b, S0, exit_helper);
-        e::call_r(&mut self.b, S0);
-        e::mov_rr(&mut self.b, tg::BASE, tg::RAX);
-        ec::add_rsp(&mut self.b, frame);
-        e::jmp(&mut self.b, done);
-        e::bind(&mut self.b, slow);
+        emit::mov_ri64(&mut self.b, S0, exit_helper);
+        emit::call_r(&mut self.b, S0);
+        emit::mov_rr(&mut self.b, target::BASE, target::RAX);
+        emit_call::add_rsp(&mut self.b, frame);
+        emit::jmp(&mut self.b, done);
+        emit::bind(&mut self.b, slow);
         self.helper_call(r, inst.imm)?;
-        e::bind(&mut self.b, done);
+        emit::bind(&mut self.b, done);
         self.status(r);
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! x86-64 selection of `DivIK` and `ModIK`: int `/` and `%` by a constant that is neither 0
 //! nor -1 (so `idiv` cannot trap), with the interpreter's truncating semantics.
 use super::super::emit_div as ed;
-use super::{e, tg, Isel, S0, S1};
+use super::{emit, target, Isel, S0, S1};
 use crate::jit::ir::{Op, Ref};
 
 /// rdx: `idiv`'s high dividend and remainder register (allocatable, so saved around it).
@@ -16,17 +16,21 @@ impl Isel<'_> {
         let ra = self.int_in(inst.a, S0);
         let rb = self.int_in(inst.b, S1);
         ed::push_r(&mut self.b, RDX);
-        if ra != tg::RAX {
-            e::mov_rr(&mut self.b, tg::RAX, ra);
+        if ra != target::RAX {
+            emit::mov_rr(&mut self.b, target::RAX, ra);
         }
         ed::cqo(&mut self.b);
         ed::idiv_r(&mut self.b, rb);
-        let result = if inst.op == Op::DivIK { tg::RAX } else { RDX };
-        e::mov_rr(&mut self.b, S1, result);
+        let result = if inst.op == Op::DivIK {
+            target::RAX
+        } else {
+            RDX
+        };
+        emit::mov_rr(&mut self.b, S1, result);
         ed::pop_r(&mut self.b, RDX);
         let rd = self.out(r, S0);
         if rd != S1 {
-            e::mov_rr(&mut self.b, rd, S1);
+            emit::mov_rr(&mut self.b, rd, S1);
         }
         self.store_result(r, rd);
     }

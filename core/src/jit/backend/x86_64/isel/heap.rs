@@ -3,7 +3,7 @@
 use liballoc::vec;
 use liballoc::vec::Vec;
 
-use super::{e, Cond, Isel, FS0, S0, S1};
+use super::{emit, Cond, Isel, FS0, S0, S1};
 use crate::jit::backend::CompileError;
 use crate::jit::ir::{Op, Ref, Trace};
 
@@ -64,14 +64,14 @@ impl Isel<'_> {
                 let base = self.int_in(inst.a, S1);
                 if inst.op == Op::LdF {
                     let fd = self.out(r, FS0);
-                    e::load_rm_f(&mut self.b, fd, base, d);
+                    emit::load_rm_f(&mut self.b, fd, base, d);
                     self.store_result(r, fd);
                 } else {
                     let rd = self.out(r, S0);
                     if inst.op == Op::LdB {
-                        e::load_rm_u8(&mut self.b, rd, base, d);
+                        emit::load_rm_u8(&mut self.b, rd, base, d);
                     } else {
-                        e::load_rm(&mut self.b, rd, base, d);
+                        emit::load_rm(&mut self.b, rd, base, d);
                     }
                     self.store_result(r, rd);
                 }
@@ -81,36 +81,36 @@ impl Isel<'_> {
                 let base = self.int_in(inst.a, S1);
                 let v = self.int_in(inst.b, S0);
                 if inst.op == Op::StB {
-                    e::store_mr_u8(&mut self.b, base, d, v);
+                    emit::store_mr_u8(&mut self.b, base, d, v);
                 } else {
-                    e::store_mr(&mut self.b, base, d, v);
+                    emit::store_mr(&mut self.b, base, d, v);
                 }
             }
             Op::StF => {
                 let d = disp(inst.imm)?;
                 let base = self.int_in(inst.a, S1);
                 let v = self.float_in(inst.b, FS0);
-                e::store_mr_f(&mut self.b, base, d, v);
+                emit::store_mr_f(&mut self.b, base, d, v);
             }
             Op::SAddr => {
                 let slot = u32::try_from(inst.imm).map_err(|_| CompileError::SlotTooFar)?;
                 let d = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?
                     - self.layout.tag_offset as i32;
                 let rd = self.out(r, S0);
-                e::lea_slot(&mut self.b, rd, d);
+                emit::lea_slot(&mut self.b, rd, d);
                 self.store_result(r, rd);
             }
             Op::SqrtF => {
                 let fa = self.float_in(inst.a, FS0);
                 let fd = self.out(r, FS0);
-                e::sqrtsd(&mut self.b, fd, fa);
+                emit::sqrtsd(&mut self.b, fd, fa);
                 self.store_result(r, fd);
             }
             _ => {
                 // `ToInt`.
                 let fa = self.float_in(inst.a, FS0);
                 let rd = self.out(r, S0);
-                e::cvttsd2si(&mut self.b, rd, fa);
+                emit::cvttsd2si(&mut self.b, rd, fa);
                 self.store_result(r, rd);
             }
         }
@@ -123,9 +123,9 @@ impl Isel<'_> {
         let load = *self.t.inst(inst.a);
         let k = i32::try_from(self.t.inst(inst.b).imm).map_err(|_| CompileError::SlotTooFar)?;
         let base = self.int_in(load.a, S1);
-        e::cmp_mi(&mut self.b, base, disp(load.imm)?, k);
+        emit::cmp_mi(&mut self.b, base, disp(load.imm)?, k);
         let fail = if inst.op == Op::Eq { Cond::Ne } else { Cond::E };
-        e::jcc(&mut self.b, fail, self.exits[inst.snap as usize]);
+        emit::jcc(&mut self.b, fail, self.exits[inst.snap as usize]);
         Ok(())
     }
 
@@ -140,16 +140,16 @@ impl Isel<'_> {
             .payload_disp(slot)
             .ok_or(CompileError::SlotTooFar)?;
         match self.layout.tag_size {
-            1 => e::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
-            4 => e::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
+            1 => emit::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
+            4 => emit::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
             _ => {
                 self.mov_imm(S0, tag);
-                e::cmp_tag64_r(&mut self.b, tag_disp, S0);
+                emit::cmp_tag64_r(&mut self.b, tag_disp, S0);
             }
         }
-        e::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
+        emit::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         let rd = self.out(r, S0);
-        e::load_slot(&mut self.b, rd, pay);
+        emit::load_slot(&mut self.b, rd, pay);
         self.store_result(r, rd);
         Ok(())
     }
