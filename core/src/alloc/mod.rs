@@ -66,11 +66,11 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     unsafe { free::free(heap, p) }
 }
 
-/// Frees `p` through the local heap `heap`; an invalid free goes to `report` instead of being
-/// returned (see [`free::free_or_report`]).
+/// Frees `p` through the local heap `heap`; an invalid free (see [`free`]) goes to `report`
+/// instead of being returned, so the caller's fast path has no result to test (C `free`).
 ///
 /// # Safety
-/// See [`free::free`].
+/// As for [`free`]: `p` is null, or not used by the caller after this call.
 #[inline(always)]
 pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
     // SAFETY: forwarded.
