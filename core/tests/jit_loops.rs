@@ -4,30 +4,16 @@
 #![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+mod common;
 
+use std::path::PathBuf;
+
+use common::log::Log;
 use kiln::jit::driver::{Jit, JitStats};
-use kiln::platform::Console;
 use kiln::vm::{lang, RuntimeError, Vm, VmConfig};
 use kiln_std::exec::StdExecMemory;
 
 static MEM: StdExecMemory = StdExecMemory::new();
-
-/// Collects the `[JIT]` log.
-#[derive(Default)]
-struct Log(Mutex<String>);
-
-// SAFETY: `write_bytes` only appends to a mutex-protected string; it never allocates executable
-// memory or re-enters the JIT.
-unsafe impl Console for Log {
-    fn write_bytes(&self, bytes: &[u8]) {
-        self.0
-            .lock()
-            .unwrap()
-            .push_str(&String::from_utf8_lossy(bytes));
-    }
-}
 
 /// What one run produced.
 struct Run {

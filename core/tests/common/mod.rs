@@ -1,6 +1,8 @@
 //! Hand-built traces and slot images shared by the IR and native JIT tests.
 #![allow(dead_code)]
 
+pub mod log;
+
 use kiln::jit::ir::{HostFn, Op, Trace, TraceBuilder, Ty, NONE};
 use kiln::jit::slots::SlotLayout;
 
