@@ -51,7 +51,7 @@ fn main() {
     drop(txs);
     let work: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
     let elapsed = start.elapsed();
-    let peak = kiln::alloc::stats::snapshot();
+    let peak = kiln::allocator::stats::snapshot();
     kiln_std::collect();
     let after = kiln_std::segments_in_use();
 
@@ -59,7 +59,7 @@ fn main() {
         "kiln allocator demo: {THREADS} threads, {work} items checked in {:.1} ms",
         elapsed.as_secs_f64() * 1e3
     );
-    if kiln::alloc::stats::ENABLED {
+    if kiln::allocator::stats::ENABLED {
         let total = peak.fast_alloc + peak.slow_alloc + peak.huge_alloc;
         println!(
             "  allocations     {total:>10}  (fast path {:.1}%, slow {}, huge {})",
@@ -86,12 +86,12 @@ fn main() {
             peak.retired_lifetime_allocs / peak.pages_retired.max(1),
             peak.retired_peak_fill_permille_sum / peak.pages_retired.max(1) / 10
         );
-        let busiest = (0..kiln::alloc::size_class::CLASS_COUNT)
+        let busiest = (0..kiln::allocator::size_class::CLASS_COUNT)
             .max_by_key(|&c| peak.class_alloc[c])
             .unwrap();
         println!(
             "  busiest class   {:>10}  ({} allocations)",
-            kiln::alloc::size_class::class_size(busiest),
+            kiln::allocator::size_class::class_size(busiest),
             peak.class_alloc[busiest]
         );
     } else {

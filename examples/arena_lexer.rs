@@ -14,8 +14,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use kiln::alloc::arena::growth::EstimatedVec;
-use kiln::alloc::arena::Arena;
+use kiln::allocator::arena::growth::EstimatedVec;
+use kiln::allocator::arena::Arena;
 
 /// Counts every call into the wrapped global allocator, the bytes asked for and the live bytes.
 struct Counting<A>(A);
@@ -165,13 +165,13 @@ struct Measured {
 fn measure(f: impl FnOnce() -> (usize, u64, Option<String>)) -> Measured {
     let (calls, bytes, live) = (CALLS.load(Relaxed), BYTES.load(Relaxed), LIVE.load(Relaxed));
     PEAK.store(live, Relaxed);
-    let before = kiln::alloc::stats::snapshot();
+    let before = kiln::allocator::stats::snapshot();
     let t = Instant::now();
     let (tokens, fingerprint, arena) = f();
     let time = t.elapsed();
-    let after = kiln::alloc::stats::snapshot();
-    let allocs = |s: &kiln::alloc::stats::Stats| s.fast_alloc + s.slow_alloc + s.huge_alloc;
-    let frees = |s: &kiln::alloc::stats::Stats| s.local_free + s.remote_free + s.huge_free;
+    let after = kiln::allocator::stats::snapshot();
+    let allocs = |s: &kiln::allocator::stats::Stats| s.fast_alloc + s.slow_alloc + s.huge_alloc;
+    let frees = |s: &kiln::allocator::stats::Stats| s.local_free + s.remote_free + s.huge_free;
     Measured {
         time,
         calls: CALLS.load(Relaxed) - calls,
@@ -179,7 +179,7 @@ fn measure(f: impl FnOnce() -> (usize, u64, Option<String>)) -> Measured {
         peak: PEAK.load(Relaxed) - live,
         tokens,
         fingerprint,
-        kiln: kiln::alloc::stats::ENABLED.then(|| {
+        kiln: kiln::allocator::stats::ENABLED.then(|| {
             [
                 allocs(&after) - allocs(&before),
                 frees(&after) - frees(&before),

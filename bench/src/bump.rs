@@ -45,7 +45,7 @@ trait Bump {
     fn reset(&mut self);
 }
 
-impl Bump for kiln::alloc::arena::Arena {
+impl Bump for kiln::allocator::arena::Arena {
     #[inline]
     fn token(&self, kind: u8, text: &str) -> usize {
         let text = self.alloc_str(text);
@@ -56,7 +56,7 @@ impl Bump for kiln::alloc::arena::Arena {
         self.stats().chunk_bytes
     }
     fn reset(&mut self) {
-        kiln::alloc::arena::Arena::reset(self);
+        kiln::allocator::arena::Arena::reset(self);
     }
 }
 
@@ -128,7 +128,7 @@ pub fn rows(s: &Settings, allocs: &[String]) -> Vec<Row> {
     for _ in 0..s.runs {
         for (i, name) in wanted.iter().enumerate() {
             let (o, peak) = match *name {
-                "kiln-arena" => run(&mut kiln::alloc::arena::Arena::new(), ops, &src),
+                "kiln-arena" => run(&mut kiln::allocator::arena::Arena::new(), ops, &src),
                 _ => run(&mut bumpalo::Bump::new(), ops, &src),
             };
             outcomes[i].push(o);
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn both_bump_allocators_see_the_same_tokens() {
         let src = source();
-        let (a, _) = run(&mut kiln::alloc::arena::Arena::new(), 10_000, &src);
+        let (a, _) = run(&mut kiln::allocator::arena::Arena::new(), 10_000, &src);
         let (b, peak) = run(&mut bumpalo::Bump::new(), 10_000, &src);
         assert_eq!(a.ops, b.ops);
         assert_eq!(a.ops, 10_000);

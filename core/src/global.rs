@@ -11,7 +11,7 @@
 //!   GlobalAlloc::alloc(layout) -> with the heap (lock / pinned CPU / slot): heap.alloc
 //!                                  null? -> OOM handler(layout) -> true: try again
 //!                                                                  false: null
-//!   GlobalAlloc::dealloc(p)    -> with the heap: kiln::alloc::free (local or remote push)
+//!   GlobalAlloc::dealloc(p)    -> with the heap: kiln::allocator::free (local or remote push)
 //!                                  refused (foreign / double free)? -> invalid-free handler
 //! ```
 //!
@@ -26,7 +26,7 @@
 //!   ([`with_invalid_free`](LockedHeap::with_invalid_free)); without one it is counted
 //!   ([`invalid_frees`](LockedHeap::invalid_frees)) and ignored, because a `GlobalAlloc` must
 //!   not unwind;
-//! - alignment: any power of two up to [`MAX_ALIGN`](crate::alloc::MAX_ALIGN).
+//! - alignment: any power of two up to [`MAX_ALIGN`](crate::allocator::MAX_ALIGN).
 //!
 //! Pinning is the host's part: [`PerCpuHeaps`] hands CPU `i` its heap without a lock, so the
 //! kernel's [`CpuPin::pinned`] must keep the caller on that CPU and keep every other user of
@@ -39,7 +39,7 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::alloc::{CheckError, FreeError, Heap, Pool, SEGMENT_SIZE};
+use crate::allocator::{CheckError, FreeError, Heap, Pool, SEGMENT_SIZE};
 use crate::platform::MemorySource;
 
 /// Called when an allocation found no memory: may add memory to the source, returns `true` to
@@ -143,11 +143,11 @@ mod glue {
     #[inline(always)]
     pub(super) unsafe fn free<S: LocalSlot>(slot: &S, p: *mut u8) -> Result<(), FreeError> {
         // SAFETY: forwarded (caller).
-        slot.with_heap(|h| unsafe { crate::alloc::free(h, p) })
+        slot.with_heap(|h| unsafe { crate::allocator::free(h, p) })
     }
 
     /// # Safety
-    /// As [`crate::alloc::realloc`].
+    /// As [`crate::allocator::realloc`].
     pub(super) unsafe fn realloc<S: LocalSlot>(
         slot: &S,
         hooks: &Hooks,
@@ -156,7 +156,7 @@ mod glue {
         align: usize,
     ) -> Result<*mut u8, FreeError> {
         // SAFETY: forwarded (caller).
-        let q = slot.with_heap(|h| unsafe { crate::alloc::realloc(h, p, new_size, align) })?;
+        let q = slot.with_heap(|h| unsafe { crate::allocator::realloc(h, p, new_size, align) })?;
         if !q.is_null() || hooks.oom.is_none() {
             return Ok(q);
         }
@@ -165,7 +165,7 @@ mod glue {
         if q.is_null() {
             return Ok(q);
         }
-        let old = crate::alloc::usable_size(p).unwrap_or(0).min(new_size);
+        let old = crate::allocator::usable_size(p).unwrap_or(0).min(new_size);
         // SAFETY: distinct live blocks, both at least `old` bytes.
         unsafe { ptr::copy_nonoverlapping(p, q, old) };
         // SAFETY: `p` is live and given up (caller).
@@ -226,7 +226,7 @@ macro_rules! global_alloc_type {
                 unsafe { glue::free(self, p) }
             }
 
-            /// Resizes `p` (see [`crate::alloc::realloc`]): `Ok(null)` when out of memory, the
+            /// Resizes `p` (see [`crate::allocator::realloc`]): `Ok(null)` when out of memory, the
             /// old block untouched.
             ///
             /// # Safety
@@ -244,7 +244,7 @@ macro_rules! global_alloc_type {
 
             /// Bytes usable at `p`, or `None` when `p` is not a live kiln block.
             pub fn usable_size(&self, p: *const u8) -> Option<usize> {
-                crate::alloc::usable_size(p)
+                crate::allocator::usable_size(p)
             }
 
             /// Collects the calling context's heap (remote frees, empty pages, abandoned
@@ -313,7 +313,7 @@ macro_rules! global_alloc_type {
 /// #     unsafe fn release(&self, _: *mut u8, _: usize) {}
 /// # }
 /// static SOURCE: MySource = MySource; // the kernel's MemorySource
-/// static POOL: kiln::alloc::Pool = kiln::alloc::Pool::new(&SOURCE);
+/// static POOL: kiln::allocator::Pool = kiln::allocator::Pool::new(&SOURCE);
 /// #[global_allocator]
 /// static ALLOC: kiln::global::LockedHeap = kiln::global::LockedHeap::new(&POOL);
 /// # fn main() {}
@@ -403,7 +403,7 @@ unsafe impl Sync for CpuHeap {}
 ///     }
 /// }
 /// static SOURCE: MySource = MySource;
-/// static POOL: kiln::alloc::Pool = kiln::alloc::Pool::new(&SOURCE);
+/// static POOL: kiln::allocator::Pool = kiln::allocator::Pool::new(&SOURCE);
 /// #[global_allocator]
 /// static ALLOC: kiln::global::PerCpuHeaps<Cpus, 8> = kiln::global::PerCpuHeaps::new(&POOL, Cpus);
 /// # fn main() {}
@@ -574,7 +574,7 @@ impl RegionMap {
 ///
 /// ```no_run
 /// static REGION: kiln::global::Region = kiln::global::Region::new();
-/// static POOL: kiln::alloc::Pool = kiln::alloc::Pool::new(&REGION);
+/// static POOL: kiln::allocator::Pool = kiln::allocator::Pool::new(&REGION);
 /// #[global_allocator]
 /// static ALLOC: kiln::global::LockedHeap = kiln::global::LockedHeap::new(&POOL);
 /// # let (ram_start, ram_len) = (0usize, 0usize);
@@ -642,7 +642,7 @@ unsafe impl MemorySource for Region {
 ///
 /// ```no_run
 /// static REGION: kiln::global::StaticRegion<{ 8 << 20 }> = kiln::global::StaticRegion::new();
-/// static POOL: kiln::alloc::Pool = kiln::alloc::Pool::new(&REGION);
+/// static POOL: kiln::allocator::Pool = kiln::allocator::Pool::new(&REGION);
 /// #[global_allocator]
 /// static ALLOC: kiln::global::LockedHeap = kiln::global::LockedHeap::new(&POOL);
 /// # fn main() {}

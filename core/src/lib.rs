@@ -13,7 +13,7 @@
 //! #     unsafe fn release(&self, _base: *mut u8, _count: usize) {}
 //! # }
 //! # static MY_MEMORY: Ram = Ram;
-//! static POOL: kiln::alloc::Pool = kiln::alloc::Pool::new(&MY_MEMORY); // your MemorySource
+//! static POOL: kiln::allocator::Pool = kiln::allocator::Pool::new(&MY_MEMORY); // your MemorySource
 //! #[global_allocator]
 //! static ALLOC: kiln::global::LockedHeap = kiln::global::LockedHeap::new(&POOL);
 //! # fn main() {}
@@ -26,7 +26,7 @@
 //! - Out of memory returns null; `.with_oom_handler(f)` lets the kernel add memory and have the
 //!   allocation retried. A refused free (foreign pointer, double free) changes nothing and goes
 //!   to `.with_invalid_free(f)`.
-//! - Every power-of-two alignment up to [`alloc::MAX_ALIGN`] (1 GiB and beyond).
+//! - Every power-of-two alignment up to [`allocator::MAX_ALIGN`] (1 GiB and beyond).
 //!
 //! # What a kernel provides
 //!
@@ -39,7 +39,7 @@
 //!
 //! The full list with the reasons: the [`platform`] module.
 //!
-//! The allocator ([`alloc`]) does not depend on the `alloc` crate. The VM and JIT use `alloc`
+//! The allocator ([`allocator`]) does not depend on the `alloc` crate. The VM and JIT use `alloc`
 //! collections on top of it.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -49,11 +49,11 @@
 #[cfg(test)]
 extern crate std;
 
-// The `alloc` crate is renamed because `kiln::alloc` is the allocator itself.
+// The `alloc` crate is renamed because `kiln::allocator` is the allocator itself.
 #[cfg(feature = "alloc")]
 extern crate alloc as liballoc;
 
-pub mod alloc;
+pub mod allocator;
 pub mod global;
 #[cfg(feature = "jit")]
 pub mod jit;
@@ -63,8 +63,8 @@ pub mod vm;
 
 // The entry types, one `use kiln::...` away.
 #[cfg(feature = "alloc")]
-pub use alloc::arena::Arena;
-pub use alloc::{Heap, Pool};
+pub use allocator::arena::Arena;
+pub use allocator::{Heap, Pool};
 pub use global::{LockedHeap, PerCpuHeaps};
 #[cfg(all(feature = "jit", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub use jit::Jit;

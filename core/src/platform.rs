@@ -9,7 +9,7 @@
 //!
 //! | part of kiln | needs | never calls |
 //! |---|---|---|
-//! | allocator ([`crate::alloc`], [`crate::global`]) | [`MemorySource`] only; [`crate::global::PerCpuHeaps`] also a [`CpuPin`](crate::global::CpuPin) | [`ExecMemory`], [`Console`] |
+//! | allocator ([`crate::allocator`], [`crate::global`]) | [`MemorySource`] only; [`crate::global::PerCpuHeaps`] also a [`CpuPin`](crate::global::CpuPin) | [`ExecMemory`], [`Console`] |
 //! | interpreter ([`crate::vm`]) | a global allocator (the `alloc` crate) | any trait here |
 //! | JIT ([`crate::jit`]) | [`ExecMemory`], optionally a [`Console`] for `[JIT]` lines, and the CPU state below | [`MemorySource`] |
 //!
@@ -45,7 +45,7 @@ use core::ptr::NonNull;
 ///
 /// # Safety
 /// For implementors: `reserve(n)` must return either null or the start of `n * SEGMENT_SIZE` bytes of readable and
-/// writable memory, aligned to [`SEGMENT_SIZE`](crate::alloc::SEGMENT_SIZE), that
+/// writable memory, aligned to [`SEGMENT_SIZE`](crate::allocator::SEGMENT_SIZE), that
 /// nothing else uses until it is handed back with `release`. The source must be usable from
 /// several threads (or CPUs) at once.
 pub unsafe trait MemorySource: Sync {

@@ -99,7 +99,7 @@ fn a_self_containing_array_prints_without_recursing_forever() {
 
 #[test]
 fn the_front_end_allocates_from_the_arena_it_is_given() {
-    let arena = kiln::alloc::arena::Arena::new();
+    let arena = kiln::allocator::arena::Arena::new();
     let src =
         "fn f(a, b) { return [a, b]; }\nlet i = 0;\nwhile i < 3 { print(f(i, \"x\")); i = i + 1; }";
     let prog = kiln::vm::lang::compile_in(src, &arena).unwrap();

@@ -1,4 +1,4 @@
-//! Arena kernel: `kiln::alloc::arena::Arena` on bare metal, its chunks from kiln (the
+//! Arena kernel: `kiln::allocator::arena::Arena` on bare metal, its chunks from kiln (the
 //! `#[global_allocator]`).
 //!
 //! Checks: 50k linked nodes bumped into the arena keep their contents and links; 10k strings
@@ -14,7 +14,7 @@ extern crate alloc;
 use alloc::format;
 
 use allocator_api2::vec::Vec as ArenaVec;
-use kiln::alloc::arena::Arena;
+use kiln::allocator::arena::Arena;
 use kiln_bare::heap;
 use kiln_bare::{boot::Verdict, memory, println};
 use kiln_qemu_tests::{check, ARCH};

@@ -113,7 +113,7 @@ fn main() -> Verdict {
     big_blocks()?;
     heap::collect();
     let free_after = memory::free_segments();
-    let stats = kiln::alloc::stats::snapshot();
+    let stats = kiln::allocator::stats::snapshot();
     println!(
         "{ARCH}: collections on kiln: {} fast + {} slow + {} huge allocations; free segments before {free_before}, after {free_after}",
         stats.fast_alloc, stats.slow_alloc, stats.huge_alloc

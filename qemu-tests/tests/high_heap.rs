@@ -19,7 +19,7 @@ extern crate alloc;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use kiln::alloc::{FreeError, Heap, Pool};
+use kiln::allocator::{FreeError, Heap, Pool};
 use kiln::platform::MemorySource;
 use kiln_bare::{boot::Verdict, memory, println};
 use kiln_qemu_tests::{check, fill, holds, Rng, ARCH};
@@ -99,7 +99,7 @@ fn run(pool: &'static Pool, alias: usize) -> Result<(), &'static str> {
             // SAFETY: live, `size` bytes.
             check(unsafe { holds(p, size, tag) }, "block contents changed")?;
             // SAFETY: allocated by `heap`, freed once.
-            let freed = unsafe { kiln::alloc::free(&mut heap, p) };
+            let freed = unsafe { kiln::allocator::free(&mut heap, p) };
             check(freed.is_ok(), "free refused")?;
         }
     }
@@ -109,8 +109,8 @@ fn run(pool: &'static Pool, alias: usize) -> Result<(), &'static str> {
     let identity = (p as usize - alias) as *mut u8;
     // SAFETY: kiln must classify these without reading or changing them.
     let refused = unsafe {
-        kiln::alloc::free(&mut heap, identity) == Err(FreeError::Foreign)
-            && kiln::alloc::free(&mut heap, (alias + 300 * (1 << 30)) as *mut u8)
+        kiln::allocator::free(&mut heap, identity) == Err(FreeError::Foreign)
+            && kiln::allocator::free(&mut heap, (alias + 300 * (1 << 30)) as *mut u8)
                 == Err(FreeError::Foreign)
     };
     check(refused, "a foreign pointer was not refused")?;
@@ -118,7 +118,7 @@ fn run(pool: &'static Pool, alias: usize) -> Result<(), &'static str> {
         // SAFETY: live, `size` bytes.
         check(unsafe { holds(p, size, tag) }, "block contents changed")?;
         // SAFETY: allocated by `heap`, freed once.
-        let freed = unsafe { kiln::alloc::free(&mut heap, p) };
+        let freed = unsafe { kiln::allocator::free(&mut heap, p) };
         check(freed.is_ok(), "free refused")?;
     }
     heap.collect();

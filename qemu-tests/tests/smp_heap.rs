@@ -160,7 +160,7 @@ fn secondary() {
 fn main() -> Verdict {
     check(smp::possible_cpus() >= 2, "run this kernel with -smp 2")?;
     let free_before = memory::free_segments();
-    let stats_before = kiln::alloc::stats::snapshot();
+    let stats_before = kiln::allocator::stats::snapshot();
     smp::start_secondary(secondary).map_err(|_| "secondary CPU did not start")?;
     work(0);
     // work() returned after the secondary stopped sending and our mailbox was drained: we
@@ -171,7 +171,7 @@ fn main() -> Verdict {
     }
     heap::collect();
     HEAP_OK[0].store(heap::check().is_ok(), Ordering::Relaxed);
-    let stats = kiln::alloc::stats::snapshot();
+    let stats = kiln::allocator::stats::snapshot();
     let remote = stats.remote_free - stats_before.remote_free;
     let received = RECEIVED[0].load(Ordering::Relaxed) + RECEIVED[1].load(Ordering::Relaxed);
     let local = LOCAL_FREED[0].load(Ordering::Relaxed) + LOCAL_FREED[1].load(Ordering::Relaxed);

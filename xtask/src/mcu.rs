@@ -85,7 +85,7 @@ pub fn images() -> Result<(), String> {
 }
 
 /// Prints the code size of kiln's allocator in the release stress image: the sum of the sizes
-/// of the text symbols under `kiln::alloc` and `kiln::global` (the allocator and its
+/// of the text symbols under `kiln::allocator` and `kiln::global` (the allocator and its
 /// `GlobalAlloc` type: what inlining left as functions of their own), and the image's whole
 /// `.text`.
 fn code_size() -> Result<(), String> {
@@ -121,7 +121,7 @@ fn code_size() -> Result<(), String> {
             continue;
         };
         if matches!(kind, "t" | "T")
-            && (name.contains("kiln::alloc::") || name.contains("kiln::global::"))
+            && (name.contains("kiln::allocator::") || name.contains("kiln::global::"))
         {
             alloc_bytes += u64::from_str_radix(size, 16).unwrap_or(0);
         }
@@ -132,7 +132,7 @@ fn code_size() -> Result<(), String> {
         .map_err(|e| format!("llvm-size: {e}"))?;
     eprintln!("{}", String::from_utf8_lossy(&size.stdout).trim_end());
     if alloc_bytes == 0 {
-        return Err("no kiln::alloc or kiln::global text symbols in the release image".into());
+        return Err("no kiln::allocator or kiln::global text symbols in the release image".into());
     }
     eprintln!(
         "kiln allocator code on thumbv7em-none-eabihf (release, opt-level s): {alloc_bytes} bytes"

@@ -20,7 +20,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use kiln::alloc::{FreeError, Pool};
+use kiln::allocator::{FreeError, Pool};
 use kiln::global::{CpuPin, PerCpuHeaps};
 
 use crate::cpu::{cpu_index, IrqGuard, MAX_CPUS};
@@ -64,7 +64,7 @@ pub fn collect() {
 }
 
 /// Walks this CPU's heap and checks kiln's invariants (every segment, page and free list).
-pub fn check() -> Result<(), kiln::alloc::CheckError> {
+pub fn check() -> Result<(), kiln::allocator::CheckError> {
     HEAPS.check()
 }
 

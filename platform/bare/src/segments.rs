@@ -13,7 +13,7 @@
 use bitvec::prelude::*;
 
 /// Size of one segment (2 MiB), the unit the memory source hands out: kiln's own.
-pub use kiln::alloc::SEGMENT_SIZE;
+pub use kiln::allocator::SEGMENT_SIZE;
 
 /// Why a release was refused (the bitmap is left unchanged).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -110,7 +110,7 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
         return unsafe { release_uncached(entry, ptr) };
     };
     // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
-    if let Err(e) = unsafe { kiln_core::alloc::free(heap, ptr.cast()) } {
+    if let Err(e) = unsafe { kiln_core::allocator::free(heap, ptr.cast()) } {
         misuse(entry, ptr.cast(), format_args!("invalid free: {e}"));
     }
     outcome(Outcome::Served);
@@ -132,11 +132,11 @@ unsafe fn release_uncounted(ptr: *mut c_void) {
         return unsafe { release_uncached("free", ptr) };
     };
     // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
-    unsafe { kiln_core::alloc::free_or_report(heap, ptr.cast(), invalid_free) }
+    unsafe { kiln_core::allocator::free_or_report(heap, ptr.cast(), invalid_free) }
 }
 
 /// An invalid `free` found by kiln: abort with the reason.
-fn invalid_free(ptr: *mut u8, e: kiln_core::alloc::FreeError) {
+fn invalid_free(ptr: *mut u8, e: kiln_core::allocator::FreeError) {
     misuse("free", ptr, format_args!("invalid free: {e}"));
 }
 

@@ -22,7 +22,7 @@
 //!   requirement). Rust has no stable way to ask for the model, so on x86_64 Linux the slot is
 //!   declared in `.tbss` with `global_asm!` and reached through a `@GOTTPOFF` relocation; the
 //!   linker marks the library `STATIC_TLS`. Elsewhere the slot is an ordinary `thread_local!`.
-use kiln_core::alloc::Heap;
+use kiln_core::allocator::Heap;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod slot {

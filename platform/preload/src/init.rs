@@ -32,6 +32,6 @@ extern "C" fn load() {
         // library is never unloaded: it is preloaded).
         unsafe { libc::atexit(report::print_at_exit) };
     } else {
-        kiln_core::alloc::stats::set_counting(false);
+        kiln_core::allocator::stats::set_counting(false);
     }
 }

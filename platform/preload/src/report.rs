@@ -2,12 +2,12 @@
 //!
 //! The counters are touched only when the report was asked for (one relaxed load otherwise); the
 //! allocator's own counters (paths, classes, live and peak bytes, segments) come from
-//! `kiln::alloc::stats`.
+//! `kiln::allocator::stats`.
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
-use kiln_core::alloc::size_class::{class_size, CLASS_COUNT};
-use kiln_core::alloc::stats::snapshot;
+use kiln_core::allocator::size_class::{class_size, CLASS_COUNT};
+use kiln_core::allocator::stats::snapshot;
 
 use crate::fail::Line;
 

@@ -24,7 +24,7 @@ use core::cell::{Cell, UnsafeCell};
 use core::mem::ManuallyDrop;
 use core::ptr;
 
-use kiln::alloc::{FreeError, Heap, Pool, SEGMENT_SIZE};
+use kiln::allocator::{FreeError, Heap, Pool, SEGMENT_SIZE};
 use kiln::global::{LocalSlot, SlotHeaps};
 use kiln::platform::{Console, MemorySource};
 
@@ -295,7 +295,7 @@ pub unsafe fn free(p: *mut u8) -> Result<(), FreeError> {
     unsafe { HEAPS.free(p) }
 }
 
-/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::alloc::realloc`]):
+/// Resizes `p` to `new_size` bytes aligned to `align` (see [`kiln::allocator::realloc`]):
 /// `Ok(null)` on out of memory (the old block stays valid), an error (and nothing changed) when
 /// `p` is not a live kiln block.
 ///
@@ -323,7 +323,7 @@ pub fn segments_in_use() -> usize {
 }
 
 /// Checks the calling thread's heap invariants.
-pub fn check() -> Result<(), kiln::alloc::CheckError> {
+pub fn check() -> Result<(), kiln::allocator::CheckError> {
     HEAPS.check()
 }
 

@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[test]
 fn free_reports_foreign_interior_and_double_frees() {
-    use kiln::alloc::FreeError;
+    use kiln::allocator::FreeError;
     let x = 5u32;
     // SAFETY: each call must only report, not free.
     unsafe {
@@ -26,7 +26,7 @@ fn free_reports_foreign_interior_and_double_frees() {
         // no hot stacks, the page went empty and was retired: not a block any more). After
         // `collect` its page and then its segment went back to the platform: not kiln's memory
         // any more. Refused either way, nothing changed.
-        let small_geometry = kiln::alloc::SEGMENT_SIZE < 1 << 21;
+        let small_geometry = kiln::allocator::SEGMENT_SIZE < 1 << 21;
         let expected = if small_geometry {
             FreeError::NotABlock
         } else {

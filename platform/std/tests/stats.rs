@@ -6,8 +6,8 @@
 
 use std::sync::{Arc, Barrier};
 
-use kiln::alloc::size_class::class_of;
-use kiln::alloc::stats::snapshot;
+use kiln::allocator::size_class::class_of;
+use kiln::allocator::stats::snapshot;
 
 const THREADS: usize = 4;
 const BLOCKS: usize = 10_000;

@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use cortex_m_rt::{exception, ExceptionFrame};
 use cortex_m_semihosting::debug;
-use kiln::alloc::{FreeError, Pool, SEGMENT_SIZE};
+use kiln::allocator::{FreeError, Pool, SEGMENT_SIZE};
 use kiln::global::LockedHeap;
 use kiln::platform::MemorySource;
 

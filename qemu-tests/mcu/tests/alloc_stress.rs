@@ -18,7 +18,7 @@ extern crate alloc;
 use alloc::alloc::{alloc, dealloc, realloc, Layout};
 
 use cortex_m_rt::entry;
-use kiln::alloc::FreeError;
+use kiln::allocator::FreeError;
 use kiln_mcu_tests::{check, fill, finish, holds, println, Rng, Verdict, KILN, POOL};
 
 const SLOTS: usize = 24;

@@ -1,7 +1,7 @@
 //! The syntax tree, stored in flat pools: nodes refer to each other by index, and lists
 //! (block statements, call arguments, parameters) are contiguous ranges of an index pool.
 //! Every pool is an [`AVec`] in the front end's allocator.
-use super::alloc::{new_vec, AVec, Allocator};
+use super::avec::{new_vec, AVec, Allocator};
 
 /// Index into [`Ast::exprs`].
 pub type ExprId = u32;

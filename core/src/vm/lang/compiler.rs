@@ -15,8 +15,8 @@ use liballoc::format;
 use liballoc::string::String;
 use liballoc::vec::Vec;
 
-use super::alloc::Allocator;
 use super::ast::*;
+use super::avec::Allocator;
 use crate::vm::builtins::Builtin;
 use crate::vm::bytecode::{encode_abc, encode_abx, Op};
 use crate::vm::error::SyntaxError;

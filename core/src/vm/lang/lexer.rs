@@ -5,7 +5,7 @@
 //! end of the line.
 use liballoc::format;
 
-use super::alloc::{new_vec, AVec, Allocator};
+use super::avec::{new_vec, AVec, Allocator};
 use crate::vm::error::SyntaxError;
 
 /// A token's kind and payload.

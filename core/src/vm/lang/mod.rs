@@ -16,8 +16,8 @@
 //!
 //! The lexer and the parser take all their memory from one allocator handed to them (an
 //! `allocator_api2` allocator, see [`compile_in`]); [`compile`] gives them a fresh one per compilation and drops it all at once.
-pub(crate) mod alloc;
 pub(crate) mod ast;
+pub(crate) mod avec;
 pub(crate) mod compiler;
 pub(crate) mod lexer;
 pub(crate) mod parser;
@@ -27,9 +27,9 @@ use crate::vm::host::Imports;
 use crate::vm::program::Program;
 
 /// Source text to a program (not yet verified). Tokens and the syntax tree live in one
-/// [`Arena`](crate::alloc::arena::Arena) that is dropped, all at once, when compilation ends.
+/// [`Arena`](crate::allocator::arena::Arena) that is dropped, all at once, when compilation ends.
 pub fn compile(src: &str) -> Result<Program, SyntaxError> {
-    let arena = crate::alloc::arena::Arena::new();
+    let arena = crate::allocator::arena::Arena::new();
     compile_in(src, &arena)
 }
 
@@ -38,18 +38,18 @@ pub fn compile(src: &str) -> Result<Program, SyntaxError> {
 ///
 /// [`Vm::new`]: crate::vm::Vm::new
 pub fn compile_with(host: &dyn Imports, src: &str) -> Result<Program, SyntaxError> {
-    let arena = crate::alloc::arena::Arena::new();
+    let arena = crate::allocator::arena::Arena::new();
     compile_in_with(src, &arena, host)
 }
 
 /// [`compile`] with the front end's memory taken from `alloc`.
-pub fn compile_in<A: alloc::Allocator + Copy>(src: &str, alloc: A) -> Result<Program, SyntaxError> {
+pub fn compile_in<A: avec::Allocator + Copy>(src: &str, alloc: A) -> Result<Program, SyntaxError> {
     compile_in_with(src, alloc, &crate::vm::host::NoHost)
 }
 
 /// [`compile_in`] resolving names against a host's functions and buffers (see
 /// [`crate::vm::host`]).
-pub fn compile_in_with<A: alloc::Allocator + Copy>(
+pub fn compile_in_with<A: avec::Allocator + Copy>(
     src: &str,
     alloc: A,
     host: &dyn Imports,

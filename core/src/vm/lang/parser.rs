@@ -19,8 +19,8 @@
 use liballoc::format;
 use liballoc::string::String;
 
-use super::alloc::{new_vec, AVec, Allocator};
 use super::ast::*;
+use super::avec::{new_vec, AVec, Allocator};
 use super::lexer::{Tok, Token};
 use crate::vm::error::SyntaxError;
 

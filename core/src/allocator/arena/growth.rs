@@ -207,7 +207,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{next_capacity, EstimatedVec};
-    use crate::alloc::arena::Arena;
+    use crate::allocator::arena::Arena;
 
     /// Counts the calls that (re)allocate.
     #[derive(Default)]
@@ -331,7 +331,7 @@ mod tests {
     fn try_push_reports_allocation_failure() {
         let backing = OneChunk::default();
         let arena = Arena::with_options_in(
-            crate::alloc::arena::ArenaOptions {
+            crate::allocator::arena::ArenaOptions {
                 first_chunk: 256,
                 max_chunk: 256,
             },

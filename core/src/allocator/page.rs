@@ -418,9 +418,9 @@ static KEY_SEED: u8 = 0;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alloc::size_class::{class_size, CLASS_COUNT};
+    use crate::allocator::size_class::{class_size, CLASS_COUNT};
 
-    const SEGMENT_SIZE_FOR_TEST: usize = crate::alloc::segment::SEGMENT_SIZE;
+    const SEGMENT_SIZE_FOR_TEST: usize = crate::allocator::segment::SEGMENT_SIZE;
 
     #[test]
     fn odd_inverse_inverts() {

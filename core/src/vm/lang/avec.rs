@@ -2,7 +2,7 @@
 //!
 //! Tokens and AST nodes live in [`AVec`]s parameterised by an `allocator_api2` allocator, so the
 //! front end works unchanged with any allocator. [`crate::vm::lang::compile`] hands it a
-//! `&`[`Arena`](crate::alloc::arena::Arena) (bump allocation, freed all at once when the
+//! `&`[`Arena`](crate::allocator::arena::Arena) (bump allocation, freed all at once when the
 //! compilation ends); this module names the types.
 pub(crate) use allocator_api2::alloc::Allocator;
 
