@@ -277,10 +277,11 @@ impl Recorder<'_> {
 
     /// `dst = arr[idx]` for an array or string element: a runtime call (`put_element`) stores a
     /// clone into the register itself, after a guard on the element's tag. The register leaves
-    /// the slot map (exits must not overwrite it), so the iteration must not have read it
-    /// before (the loop body would reuse that stale read) nor write it after (the tail would
-    /// name the written value for exits where the element belongs); an array becomes an array
-    /// register whose address is the element's payload.
+    /// the slot map (exits must not overwrite it), so in a looping trace the iteration must
+    /// not have read it before (the loop body would reuse that stale read; see
+    /// `Recorder::native_write`) nor write it after (the tail would name the written value
+    /// for exits where the element belongs); an array becomes an array register whose address
+    /// is the element's payload, a string a string register.
     fn get_heap_element(
         &mut self,
         op: u8,
