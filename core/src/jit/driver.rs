@@ -56,28 +56,13 @@ use crate::jit::hostcall::HostCtx;
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
 use crate::jit::record::{record_with_calls, CallLog, Start};
-use crate::jit::slots::SlotLayout;
+use crate::jit::slots::VM_LAYOUT;
 use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HostStep, HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
 use crate::vm::program::Program;
-use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
-
-/// How a [`Value`] sits in memory.
-pub const VM_LAYOUT: SlotLayout = SlotLayout {
-    size: 16,
-    tag_offset: 0,
-    tag_size: 8,
-    payload_offset: 8,
-    int_tag: TAG_INT,
-    float_tag: TAG_FLOAT,
-    bool_tag: TAG_BOOL,
-    scalar_tags_max: Some(TAG_FLOAT),
-};
-const _: () = assert!(TAG_NIL < TAG_FLOAT && TAG_BOOL < TAG_FLOAT && TAG_INT < TAG_FLOAT);
-const _: () = assert!(TAG_STR > TAG_FLOAT && TAG_ARRAY > TAG_FLOAT);
-const _: () = assert!(core::mem::size_of::<Value>() == 16);
+use crate::vm::value::Value;
 
 /// Counters a test or `--trace-jit` can read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -68,10 +68,10 @@ use crate::jit::backend::{
     compile_linear, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
 use crate::jit::callframe;
-use crate::jit::driver::VM_LAYOUT;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
+use crate::jit::slots::VM_LAYOUT;
 use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::error::RuntimeErrorKind as E;

@@ -29,7 +29,10 @@
 //! The opcode table is defined once, in `irdef!`: name, operand modes, result type, flags.
 use liballoc::vec::Vec;
 
-use crate::jit::snapshot::Snapshot;
+use crate::jit::ir::snapshot::Snapshot;
+
+/// Snapshots (a child module: they name IR refs, and the IR holds them).
+pub(crate) mod snapshot;
 
 /// An instruction index.
 pub type Ref = u32;

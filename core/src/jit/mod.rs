@@ -11,7 +11,7 @@
 //!        |                                          |
 //!   record.rs  (one loop iteration, or          frecord.rs  (entry to `ret`, calls as
 //!   a side path to a linked header)             helper calls or direct native calls)
-//!        \______ IR + snapshots (ir.rs, snapshot.rs) ______/
+//!        \____ IR + snapshots (ir.rs, ir/snapshot.rs) _____/
 //!                          |
 //!                 opt.rs   (loop: pre-roll, LOOP, body, PHIs; CSE, folding, hoisting)
 //!                          |
@@ -70,7 +70,7 @@ pub mod record;
 pub(crate) mod regalloc;
 #[doc(hidden)]
 pub mod slots;
-pub(crate) mod snapshot;
+pub(crate) use ir::snapshot;
 #[doc(hidden)]
 pub mod trace;
 

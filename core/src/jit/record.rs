@@ -48,6 +48,8 @@ use liballoc::vec::Vec;
 
 #[path = "record_array.rs"]
 mod array;
+#[path = "record_str.rs"]
+mod strs;
 
 use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
 use crate::jit::hostcall::{
@@ -130,6 +132,12 @@ struct Recorder<'p> {
     nils: array::Nils,
     /// Calls followed into the trace (see [`inline`]).
     calls: inline::Calls<'p>,
+    /// What each string register holds (see [`strs`]).
+    strs: Vec<Option<liballoc::string::String>>,
+    /// Slots string runtime calls read or write (see [`strs`]).
+    str_slots: Vec<u32>,
+    /// Bytecodes whose native stores hit a register the iteration had loaded (see [`strs`]).
+    stale_reads: Vec<u8>,
 }
 
 /// How a recording starts and where it may end.
@@ -214,9 +222,13 @@ pub fn record_with_calls(
         known_tags: Vec::new(),
         nils: array::Nils::new(regs),
         calls: inline::Calls::new(start.func),
+        strs: strs::str_regs(regs),
+        str_slots: Vec::new(),
+        stale_reads: Vec::new(),
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
+    rec.check_str_slots(matches!(end, End::Loop))?;
     let log = core::mem::take(&mut rec.calls.log);
     let built = match end {
         End::Loop => rec.tb.finish(start.pc as u32),
@@ -310,6 +322,7 @@ impl Recorder<'_> {
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some(v.num);
         self.forget_array(r);
+        self.forget_str(r);
         self.tb.set_slot(r as u32, v.r);
         Ok(())
     }
@@ -423,6 +436,9 @@ impl Recorder<'_> {
     // ---- bytecode ----------------------------------------------------------------------------
 
     fn step(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        if let Some(next) = self.str_step(pc, w)? {
+            return Ok(next);
+        }
         if let Some(next) = self.array_step(pc, w)? {
             return Ok(next);
         }

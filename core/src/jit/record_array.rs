@@ -171,7 +171,7 @@ impl Recorder<'_> {
         Ok(Some(Next::Pc(pc + 1)))
     }
 
-    fn is_array(&self, r: usize) -> bool {
+    pub(super) fn is_array(&self, r: usize) -> bool {
         matches!(self.arrays.get(r), Some(Some(_)))
     }
 
@@ -227,8 +227,24 @@ impl Recorder<'_> {
         })
     }
 
+    /// The array ref and index ref of `setidx`/`setidxi` `w` (an array register, an int index
+    /// inside the array now).
+    pub(super) fn element_ref(&mut self, op: u8, arr: usize, w: u32) -> Result<(Ref, Ref), Abort> {
+        let idx = if op == byte::SetIdxI {
+            Index::Imm(field_b(w))
+        } else {
+            Index::Reg(field_b(w))
+        };
+        let (obj, aref) = self.array(op, arr)?;
+        let (i, iref) = self.index(op, idx)?;
+        if usize::try_from(i).map_or(true, |i| i >= obj.len()) {
+            return Err(Abort::IndexOutOfRange);
+        }
+        Ok((aref, iref))
+    }
+
     /// The guarded address of element `iref` of the array at `aref`.
-    fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
+    pub(super) fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
         let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
         // `0 <= index < len` in one unsigned compare.
         self.tb.guard(Op::ULt, iref, len);
@@ -261,10 +277,11 @@ impl Recorder<'_> {
 
     /// `dst = arr[idx]` for an array or string element: a runtime call (`put_element`) stores a
     /// clone into the register itself, after a guard on the element's tag. The register leaves
-    /// the slot map (exits must not overwrite it), so the iteration must not have read it
-    /// before (the loop body would reuse that stale read) nor write it after (the tail would
-    /// name the written value for exits where the element belongs); an array becomes an array
-    /// register whose address is the element's payload.
+    /// the slot map (exits must not overwrite it), so in a looping trace the iteration must
+    /// not have read it before (the loop body would reuse that stale read; see
+    /// `Recorder::native_write`) nor write it after (the tail would name the written value
+    /// for exits where the element belongs); an array becomes an array register whose address
+    /// is the element's payload, a string a string register.
     fn get_heap_element(
         &mut self,
         op: u8,
@@ -281,11 +298,11 @@ impl Recorder<'_> {
             Some(Value::Str(_)) => TAG_STR,
             _ => return Err(unsupported),
         };
-        let read_before = self.tb.was_loaded(dst as u32)
-            || matches!(self.arrays.get(dst), Some(Some(a)) if a.r != NONE && !a.native);
+        let read_before = matches!(self.arrays.get(dst), Some(Some(a)) if a.r != NONE && !a.native);
         if read_before || self.stores.iter().any(|s| s.0 == Rc::as_ptr(obj) as usize) {
             return Err(unsupported);
         }
+        self.native_write(dst, op);
         let addr = self.element_addr(aref, iref);
         let t = self.tb.load(Op::LdI, addr, TAG_OFFSET);
         let want = self.tb.kint(tag as i64);
@@ -295,6 +312,13 @@ impl Recorder<'_> {
         self.tb.forget_slot(dst as u32);
         *self.shadow.get_mut(dst).ok_or(Abort::Malformed)? = None;
         self.forget_array(dst);
+        self.forget_str(dst);
+        if let Some(Value::Str(s)) = &value {
+            if let Some(reg) = self.strs.get_mut(dst) {
+                *reg = Some(liballoc::string::String::from(s.as_str()));
+            }
+            self.str_slots.push(dst as u32);
+        }
         if let Some(Value::Array(elem)) = value {
             let r = self.tb.load(Op::LdI, addr, PAYLOAD_OFFSET as i64);
             if let Some(reg) = self.arrays.get_mut(dst) {

@@ -10,6 +10,7 @@
 //! `tag_size` is 1, 4 or 8, and the three tag values fit in `tag_size` bytes and differ. Everything
 //! that reads or writes slots (the IR interpreter, each backend's `emit`) goes through here.
 use crate::jit::ir::Ty;
+use crate::vm::value::{Value, TAG_ARRAY, TAG_BOOL, TAG_FLOAT, TAG_INT, TAG_NIL, TAG_STR};
 
 /// The VM's value layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +35,21 @@ pub struct SlotLayout {
     /// through the host.
     pub scalar_tags_max: Option<u64>,
 }
+
+/// How the VM's [`Value`] sits in memory: the layout every trace and function is compiled for.
+pub const VM_LAYOUT: SlotLayout = SlotLayout {
+    size: 16,
+    tag_offset: 0,
+    tag_size: 8,
+    payload_offset: 8,
+    int_tag: TAG_INT,
+    float_tag: TAG_FLOAT,
+    bool_tag: TAG_BOOL,
+    scalar_tags_max: Some(TAG_FLOAT),
+};
+const _: () = assert!(TAG_NIL < TAG_FLOAT && TAG_BOOL < TAG_FLOAT && TAG_INT < TAG_FLOAT);
+const _: () = assert!(TAG_STR > TAG_FLOAT && TAG_ARRAY > TAG_FLOAT);
+const _: () = assert!(core::mem::size_of::<Value>() == 16);
 
 /// Why a layout is unusable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -124,6 +124,12 @@ impl StrObj {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// The meter the string is charged to (the VM's): native code making a string from this
+    /// one charges the same meter as the interpreter would.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
+    }
 }
 
 impl Drop for StrObj {

@@ -9,7 +9,7 @@
 //! in any order gives the same state.
 use liballoc::vec::Vec;
 
-use crate::jit::ir::Ref;
+use super::Ref;
 
 /// One slot to write back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
