@@ -31,16 +31,10 @@ macro_rules! x64_call_templates {
         pub fn load_rax_rax(ops: &mut $B, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov rax, QWORD [rax + disp]);
         }
-        /// The epilogue without its `ret` (undoes `emit::prologue`): before a tail jump.
-        pub fn pop_frame(ops: &mut $B) {
-            ::dynasm::dynasm!(ops ; .arch x64
-                ; add rsp, 8
-                ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbp ; pop rbx
-            );
-        }
-        /// `jmp qword [r11]` (a tail jump through a `FuncCode`'s code address).
-        pub fn jmp_at_r11(ops: &mut $B) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; jmp QWORD [r11]);
+        /// `mov r11, [r11]; add r11, imm32; jmp r11`: a jump to the code of the `FuncCode` at
+        /// r11, `imm` bytes past its entry (past the prologue: same frame, same registers).
+        pub fn jmp_body_at_r11(ops: &mut $B, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov r11, QWORD [r11] ; add r11, imm ; jmp r11);
         }
         /// `add qword [rax], imm32`.
         pub fn add_at_rax(ops: &mut $B, imm: i32) {
@@ -78,6 +72,7 @@ mod tests {
                 t::add_rsp(ops, imm);
                 t::load_rax_rax(ops, imm);
                 t::add_at_rax(ops, imm);
+                t::jmp_body_at_r11(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
                 t::cmp_ctx_i(ops, imm, 0);
                 for r in 0..16u8 {
@@ -88,8 +83,6 @@ mod tests {
             for r in 0..16u8 {
                 t::mov_from_rsp(ops, r);
             }
-            t::pop_frame(ops);
-            t::jmp_at_r11(ops);
         }};
     }
 

@@ -2,7 +2,7 @@
 //! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
 use super::super::emit_call;
 use super::{emit, target, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
-use crate::jit::backend::CompileError;
+use crate::jit::backend::{Backend, CompileError};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -71,8 +71,9 @@ impl Isel<'_> {
     }
 
     /// Before exit stub `n` of a function trace: if the exit restores nothing and the trace's
-    /// link table has a side trace for it, continue there (same frame, same slots) as a tail
-    /// call; its return goes straight to our caller.
+    /// link table has a side trace for it, continue there (same frame, same slots, same saved
+    /// registers): a jump past the side trace's prologue; its return goes straight to our
+    /// caller.
     pub(super) fn exit_link(&mut self, n: usize) {
         let Some(table) = self
             .t
@@ -93,10 +94,7 @@ impl Isel<'_> {
         emit::jcc(&mut self.b, Cond::E, no_link);
         emit::mov_rr(&mut self.b, S1, target::RAX);
         emit::store_ctx(&mut self.b, area(callframe::META), S1);
-        emit::mov_rr(&mut self.b, ARG0, target::BASE);
-        emit::mov_rr(&mut self.b, ARG1, target::CTX);
-        emit_call::pop_frame(&mut self.b);
-        emit_call::jmp_at_r11(&mut self.b);
+        emit_call::jmp_body_at_r11(&mut self.b, <super::X64 as Backend>::entry_offset() as i32);
         emit::bind(&mut self.b, no_link);
     }
 
@@ -141,6 +139,7 @@ impl Isel<'_> {
         let slow = self.b.new_dynamic_label();
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
+        let returned = self.b.new_dynamic_label();
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
@@ -181,8 +180,9 @@ impl Isel<'_> {
             emit::store_slot(&mut self.b, pay, S0);
             emit::store_tag64(&mut self.b, tag, t as i32);
         }
-        // The interpreter charges the callee's length at the call.
-        self.charge_call(fuel);
+        // The interpreter charges the callee's length at the call and the rest of the caller
+        // when the callee returns: both at once here (an exit takes the rest back below).
+        self.charge_call(fuel + rest);
         // The callee's frame on the machine stack.
         let frame = (callframe::FRAME_WORDS * 8) as i32;
         emit_call::sub_rsp(&mut self.b, frame);
@@ -218,23 +218,26 @@ impl Isel<'_> {
         emit::call_r(&mut self.b, S0);
         emit::cmp_ri(&mut self.b, target::RAX, callframe::RET_CODE as i32);
         emit::jcc(&mut self.b, Cond::Ne, exited);
-        // Returned: its value into our RESULT, status 0, our slot base from its own.
+        // Returned: its value into our RESULT, our slot base from its own, and status 0
+        // straight into the op's location (STATUS is not written: only the helpers' answers
+        // go through it).
         emit_call::mov_from_rsp(&mut self.b, S1);
         emit_call::load_r11(&mut self.b, S0, area(callframe::RESULT));
         emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
-        emit::mov_ri32(&mut self.b, S0, 0);
-        emit::store_ctx(&mut self.b, area(callframe::STATUS), S0);
         emit::mov_rr(&mut self.b, target::BASE, RDX);
         emit::sub_ri(&mut self.b, target::BASE, win_bytes);
-        // ... and the rest of the caller at the return.
-        self.charge_call(rest);
         emit_call::add_rsp(&mut self.b, frame);
-        emit::jmp(&mut self.b, done);
-        // The callee left its trace: the exit helper finishes its frame (exit number and
-        // site travel in the dead frame's STATUS and RESULT words).
+        let rd = self.out(r, S0);
+        emit::mov_ri32(&mut self.b, rd, 0);
+        self.store_result(r, rd);
+        emit::jmp(&mut self.b, returned);
+        // The callee left its trace: the rest of the caller was charged above, but the exit
+        // helper charges it itself when the call returns; then it finishes the callee's frame
+        // (exit number and site travel in the dead frame's STATUS and RESULT words).
         emit::bind(&mut self.b, exited);
         emit_call::mov_from_rsp(&mut self.b, S1);
         emit_call::store_r11(&mut self.b, area(callframe::STATUS), target::RAX);
+        self.charge_call(-rest);
         self.mov_imm(S0, inst.imm);
         emit_call::store_r11(&mut self.b, area(callframe::RESULT), S0);
         emit::mov_rr(&mut self.b, ARG0, S1);
@@ -250,6 +253,7 @@ impl Isel<'_> {
         self.helper_call(r, inst.imm)?;
         emit::bind(&mut self.b, done);
         self.status(r);
+        emit::bind(&mut self.b, returned);
         Ok(())
     }
 }
