@@ -9,31 +9,38 @@
 //! ```text
 //!   word 0       register dump (int, then float)     written by the exit handler
 //!   word 64      spill slots (at most MAX_SPILLS)
-//!   word AREA+0  ENV     *mut NativeEnv               \
-//!           +1   BASE    frame base (slot index)       | written by whoever starts the
-//!           +2   META    *const FuncCode (running)     | activation: FuncCode::run, or a
-//!           +3   DDEPTH  direct calls below the entry  | direct call in the caller's code
-//!           +4   BUDGET  direct calls still allowed    |
-//!           +5   LEFT    register-stack slots from BASE to the stack's end (or fewer)
-//!           +6   FUELP   *mut u64: fuel the direct calls below the Rust-entered activation
-//!                        charged (that activation's FUEL word; Rust charges it to the VM)
-//!           +7   STATUS  0: call returned the expected type; 1: leave the trace
-//!           +8   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
-//!           +9   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
+//!   word AREA+0  ROOT    *mut u64: frame of the activation Rust entered  \
+//!           +1   BASE    frame base (slot index)                          | written by whoever
+//!           +2   META    *const FuncCode (running)                        | starts the
+//!           +3   BUDGET  direct calls still allowed below this activation | activation:
+//!           +4   LEFT    register-stack slots from BASE to the stack's    | FuncCode::run, or
+//!                        end (or fewer)                                   | a direct call
+//!           +5   ENV     *mut NativeEnv (read in the ROOT frame only)     /
+//!           +6   STATUS  0: call returned the expected type; 1: leave the trace
+//!           +7   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
+//!           +8   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
 //! ```
+//!
+//! The ROOT frame (the activation Rust entered; its ROOT word points at itself) holds what
+//! all direct calls below it share, so a direct call copies one pointer for all of it: the
+//! `NativeEnv` (its ENV word), the fuel the direct calls below it charged (its FUEL word, which
+//! Rust charges to the VM when native code returns) and the budget Rust gave it (its BUDGET
+//! word: the number of direct calls between an activation and its ROOT is the ROOT's BUDGET
+//! minus the activation's own).
 //!
 //! Calls (`CallV`, `CallD`):
 //! - helper call: `helper(&area, site)` (host function 0 of the trace) runs the callee
 //!   through the VM, writes STATUS (and RESULT) and returns the address of the caller's slot 0,
 //!   which native code reloads as its slot base (the register stack may have moved);
 //! - direct call (`CallD`, callee compiled): if BUDGET > 0 and no argument register holds a
-//!   heap value and LEFT covers the callee's whole frame window, the caller stores the arguments as values into the callee's registers,
-//!   pushes a fresh frame on the machine stack, fills its ENV..FUELP (DDEPTH + 1,
-//!   BUDGET - 1, LEFT - window) and calls the callee's entry (`FuncCode` word 0) with
-//!   `(slots of the callee, frame)`. The callee returns [`RET_CODE`] with its value in its
-//!   RESULT and its slot base in the second return register (`rdx` / `x1`); any other exit
-//!   number means the callee left its trace: the caller hands the callee's frame to the
-//!   exit helper (host function 1: `exit_helper(callee frame, exit, &area, site)`), which
+//!   heap value and LEFT covers the callee's whole frame window, the caller stores the
+//!   arguments as values into the callee's registers, adds the call's fuel (the callee's
+//!   length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh frame on
+//!   the machine stack, fills its ROOT..LEFT (the same ROOT, BUDGET - 1, LEFT - window) and
+//!   calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The
+//!   callee returns [`RET_CODE`] with its value in its RESULT and its slot base in the second
+//!   return register (`rdx` / `x1`); any other exit number means the callee left its trace:
+//!   the caller takes the rest back and hands the callee's frame to the exit helper (host function 1: `exit_helper(callee frame, exit, &area, site)`), which
 //!   finishes the callee's frame in the VM and answers like the call helper. Otherwise the
 //!   caller falls back to the helper call.
 //!
@@ -47,26 +54,24 @@ pub const MAX_SPILLS: usize = 64;
 pub const MAX_ARGS: usize = 16;
 /// First word of the call area.
 pub const AREA: usize = SPILL_BASE + MAX_SPILLS;
-/// Word of the `NativeEnv` pointer.
-pub const ENV: usize = 0;
+/// Word of the pointer to the ROOT frame (the activation Rust entered).
+pub const ROOT: usize = 0;
 /// Word of the frame base (slot index).
 pub const BASE: usize = 1;
 /// Word of the `FuncCode` pointer.
 pub const META: usize = 2;
-/// Word of the number of direct calls between this activation and the one Rust entered.
-pub const DDEPTH: usize = 3;
 /// Word of the number of direct calls still allowed below this activation.
-pub const BUDGET: usize = 4;
+pub const BUDGET: usize = 3;
 /// Word of the number of register-stack slots known to exist from BASE on.
-pub const LEFT: usize = 5;
-/// Word of the pointer to the fuel counter of the direct calls.
-pub const FUELP: usize = 6;
+pub const LEFT: usize = 4;
+/// Word of the `NativeEnv` pointer (meaningful in the ROOT frame).
+pub const ENV: usize = 5;
 /// Word of the call status.
-pub const STATUS: usize = 7;
+pub const STATUS: usize = 6;
 /// Word of the call result (and of the activation's own return value).
-pub const RESULT: usize = 8;
+pub const RESULT: usize = 7;
 /// First argument word.
-pub const ARGS: usize = 9;
+pub const ARGS: usize = 8;
 /// Register slots a frame may address from its base (the VM's 8-bit register operands).
 pub const WINDOW: usize = 256;
 /// Words of a whole frame (an even number: the frame keeps the stack 16-byte aligned).

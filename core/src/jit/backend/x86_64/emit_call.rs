@@ -36,9 +36,9 @@ macro_rules! x64_call_templates {
         pub fn jmp_body_at_r11(ops: &mut $B, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov r11, QWORD [r11] ; add r11, imm ; jmp r11);
         }
-        /// `add qword [rax], imm32`.
-        pub fn add_at_rax(ops: &mut $B, imm: i32) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [rax], imm);
+        /// `add qword [rax + disp], imm32`.
+        pub fn add_at_rax(ops: &mut $B, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [rax + disp], imm);
         }
         /// `cmp qword [r12 + disp], imm32`.
         pub fn cmp_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
@@ -71,7 +71,8 @@ mod tests {
                 t::sub_rsp(ops, imm);
                 t::add_rsp(ops, imm);
                 t::load_rax_rax(ops, imm);
-                t::add_at_rax(ops, imm);
+                t::add_at_rax(ops, imm, imm);
+                t::add_at_rax(ops, 512, imm);
                 t::jmp_body_at_r11(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
                 t::cmp_ctx_i(ops, imm, 0);

@@ -4,7 +4,7 @@
 use super::super::emit_call;
 use super::emit::{self, Cond, Imm12, Off8};
 use super::{mov_imm, target, Isel, Mem, ADDR, BASE, CTX, FS0, S0, S1, X0, X1};
-use crate::jit::backend::{Backend, CompileError};
+use crate::jit::backend::{Backend, CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -117,10 +117,11 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// Adds a direct call's fuel to the counter FUELP points at.
+    /// Adds a direct call's fuel to the ROOT frame's FUEL word.
     fn charge_call(&mut self, fuel: i64) -> Result<(), CompileError> {
-        emit::ldr_x(&mut self.b, S0, CTX, area(callframe::FUELP)?);
-        emit::ldr_x(&mut self.b, S1, S0, Off8::ZERO);
+        let fuel_word = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        emit::ldr_x(&mut self.b, S0, CTX, area(callframe::ROOT)?);
+        emit::ldr_x(&mut self.b, S1, S0, fuel_word);
         match (Imm12::new(fuel), Imm12::new(fuel.wrapping_neg())) {
             (Some(k), _) => emit::add_ri(&mut self.b, S1, S1, k),
             (None, Some(k)) => emit::sub_ri(&mut self.b, S1, S1, k),
@@ -129,7 +130,7 @@ impl Isel<'_> {
                 emit::add_rr(&mut self.b, S1, S1, ADDR);
             }
         }
-        emit::str_x(&mut self.b, S1, S0, Off8::ZERO);
+        emit::str_x(&mut self.b, S1, S0, fuel_word);
         Ok(())
     }
 
@@ -237,8 +238,8 @@ impl Isel<'_> {
             emit::ldr_x(&mut isel.b, S0, CTX, area(w)?);
             Ok(())
         };
-        copy(self, callframe::ENV)?;
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::ENV)?);
+        copy(self, callframe::ROOT)?;
+        emit::str_x(&mut self.b, S0, ADDR, area(callframe::ROOT)?);
         copy(self, callframe::BASE)?;
         emit::add_ri(&mut self.b, S0, S0, imm12(window)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BASE)?);
@@ -248,17 +249,12 @@ impl Isel<'_> {
             mov_imm(&mut self.b, S0, meta);
         }
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::META)?);
-        copy(self, callframe::DDEPTH)?;
-        emit::add_ri(&mut self.b, S0, S0, imm12(1)?);
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::DDEPTH)?);
         copy(self, callframe::BUDGET)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(1)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BUDGET)?);
         copy(self, callframe::LEFT)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(window)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::LEFT)?);
-        copy(self, callframe::FUELP)?;
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::FUELP)?);
         let win_bytes = imm12(window * l.size as usize)?;
         emit::add_ri(&mut self.b, X0, BASE, win_bytes);
         emit::mov_rr(&mut self.b, X1, ADDR);

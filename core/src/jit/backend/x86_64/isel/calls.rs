@@ -2,7 +2,7 @@
 //! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
 use super::super::emit_call;
 use super::{emit, target, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
-use crate::jit::backend::{Backend, CompileError};
+use crate::jit::backend::{Backend, CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -98,10 +98,10 @@ impl Isel<'_> {
         emit::bind(&mut self.b, no_link);
     }
 
-    /// Adds a direct call's fuel to the counter FUELP points at.
+    /// Adds a direct call's fuel to the ROOT frame's FUEL word.
     fn charge_call(&mut self, fuel: i32) {
-        emit::load_ctx(&mut self.b, S0, area(callframe::FUELP));
-        emit_call::add_at_rax(&mut self.b, fuel);
+        emit::load_ctx(&mut self.b, S0, area(callframe::ROOT));
+        emit_call::add_at_rax(&mut self.b, word(FUEL), fuel);
     }
 
     /// `helper(&area, site)`; the helper returns our slot base.
@@ -187,8 +187,8 @@ impl Isel<'_> {
         let frame = (callframe::FRAME_WORDS * 8) as i32;
         emit_call::sub_rsp(&mut self.b, frame);
         emit_call::mov_from_rsp(&mut self.b, S1);
-        emit::load_ctx(&mut self.b, S0, area(callframe::ENV));
-        emit_call::store_r11(&mut self.b, area(callframe::ENV), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::ROOT));
+        emit_call::store_r11(&mut self.b, area(callframe::ROOT), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BASE));
         emit::add_ri(&mut self.b, S0, window as i32);
         emit_call::store_r11(&mut self.b, area(callframe::BASE), S0);
@@ -198,17 +198,12 @@ impl Isel<'_> {
             emit::mov_ri64(&mut self.b, S0, meta);
         }
         emit_call::store_r11(&mut self.b, area(callframe::META), S0);
-        emit::load_ctx(&mut self.b, S0, area(callframe::DDEPTH));
-        emit::add_ri(&mut self.b, S0, 1);
-        emit_call::store_r11(&mut self.b, area(callframe::DDEPTH), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BUDGET));
         emit::sub_ri(&mut self.b, S0, 1);
         emit_call::store_r11(&mut self.b, area(callframe::BUDGET), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::LEFT));
         emit::sub_ri(&mut self.b, S0, window as i32);
         emit_call::store_r11(&mut self.b, area(callframe::LEFT), S0);
-        emit::load_ctx(&mut self.b, S0, area(callframe::FUELP));
-        emit_call::store_r11(&mut self.b, area(callframe::FUELP), S0);
         let win_bytes = (window as u32 * l.size) as i32;
         emit::mov_rr(&mut self.b, ARG0, target::BASE);
         emit::add_ri(&mut self.b, ARG0, win_bytes);
