@@ -86,6 +86,9 @@ const _: () = assert!(
         && crate::vm::value::TAG_BOOL < FIRST_HEAP_TAG
         && crate::vm::value::TAG_NIL < FIRST_HEAP_TAG
 );
+/// Byte offset in a `FuncCode` of its code address past the prologue (where a linked side
+/// exit of another trace on the same frame continues).
+pub const BODY_OFFSET: i32 = 8;
 /// Exit number of a trace's return (`RetI`/`RetF`/`RetN`).
 pub const RET_CODE: u32 = 0x7fff_fff0;
 /// `CallD`'s second operand: the callee's window, the argument count, which arguments are

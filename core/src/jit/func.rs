@@ -67,7 +67,7 @@ use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 use crate::jit::backend::{
-    compile_linear, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
+    compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
 use crate::jit::callframe;
 use crate::jit::driver::VM_LAYOUT;
@@ -101,10 +101,12 @@ pub struct FuncStats {
 }
 
 /// An installed function trace. `repr(C)` with the code address first: direct calls load
-/// their target from word 0 of the callee's `FuncCode` (see [`crate::jit::callframe`]).
+/// their target from word 0 of the callee's `FuncCode` (see [`crate::jit::callframe`]), and
+/// a side exit linked to it jumps to word 1, the code right after the prologue.
 #[repr(C)]
 pub struct FuncCode {
     entry: NonNull<u8>,
+    body: NonNull<u8>,
     func: usize,
     compiled: Compiled,
     sites: Vec<CallSite>,
@@ -117,6 +119,11 @@ pub struct FuncCode {
     links: Box<[Cell<u64>]>,
     runs: Cell<u64>,
 }
+
+const _: () = assert!(
+    core::mem::offset_of!(FuncCode, entry) == 0
+        && core::mem::offset_of!(FuncCode, body) == callframe::BODY_OFFSET as usize
+);
 
 /// Code words below which a function without calls is not entered from the interpreter
 /// (entering and leaving native code costs about as much as interpreting this many words).
@@ -149,9 +156,12 @@ impl FuncCode {
         links: Box<[Cell<u64>]>,
     ) -> Self {
         let nsnaps = compiled.trace.snaps.len();
+        // SAFETY: the code starts with the prologue, `Native::entry_offset()` bytes long.
+        let body = unsafe { entry.add(<Native as Backend>::entry_offset()) };
         Self {
             links,
             entry,
+            body,
             func,
             sites: ft.sites.clone(),
             ret_ty: ft.ret_ty,

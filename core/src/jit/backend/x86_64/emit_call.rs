@@ -31,10 +31,9 @@ macro_rules! x64_call_templates {
         pub fn load_rax_rax(ops: &mut $B, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov rax, QWORD [rax + disp]);
         }
-        /// `mov r11, [r11]; add r11, imm32; jmp r11`: a jump to the code of the `FuncCode` at
-        /// r11, `imm` bytes past its entry (past the prologue: same frame, same registers).
-        pub fn jmp_body_at_r11(ops: &mut $B, imm: i32) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; mov r11, QWORD [r11] ; add r11, imm ; jmp r11);
+        /// `jmp qword [r11 + disp]` (a jump through a code address stored in a `FuncCode`).
+        pub fn jmp_at_r11(ops: &mut $B, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; jmp QWORD [r11 + disp]);
         }
         /// `add qword [rax + disp], imm32`.
         pub fn add_at_rax(ops: &mut $B, disp: i32, imm: i32) {
@@ -73,7 +72,7 @@ mod tests {
                 t::load_rax_rax(ops, imm);
                 t::add_at_rax(ops, imm, imm);
                 t::add_at_rax(ops, 512, imm);
-                t::jmp_body_at_r11(ops, imm);
+                t::jmp_at_r11(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
                 t::cmp_ctx_i(ops, imm, 0);
                 for r in 0..16u8 {

@@ -4,7 +4,7 @@
 use super::super::emit_call;
 use super::emit::{self, Cond, Imm12, Off8};
 use super::{mov_imm, target, Isel, Mem, ADDR, BASE, CTX, FS0, S0, S1, X0, X1};
-use crate::jit::backend::{Backend, CompileError, FUEL};
+use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -109,9 +109,8 @@ impl Isel<'_> {
         emit::cmp_ri(&mut self.b, S0, imm12(0)?);
         emit::b_cond(&mut self.b, Cond::Eq, no_link);
         emit::str_x(&mut self.b, S0, CTX, area(callframe::META)?);
-        emit::ldr_x(&mut self.b, S1, S0, Off8::ZERO);
-        let body = imm12(<super::A64 as Backend>::entry_offset())?;
-        emit::add_ri(&mut self.b, S1, S1, body);
+        let body = Off8::new(callframe::BODY_OFFSET as i64).ok_or(CompileError::SlotTooFar)?;
+        emit::ldr_x(&mut self.b, S1, S0, body);
         emit_call::br(&mut self.b, S1);
         emit::bind(&mut self.b, no_link);
         Ok(())

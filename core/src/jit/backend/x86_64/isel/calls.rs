@@ -2,7 +2,7 @@
 //! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
 use super::super::emit_call;
 use super::{emit, target, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
-use crate::jit::backend::{Backend, CompileError, FUEL};
+use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -94,7 +94,7 @@ impl Isel<'_> {
         emit::jcc(&mut self.b, Cond::E, no_link);
         emit::mov_rr(&mut self.b, S1, target::RAX);
         emit::store_ctx(&mut self.b, area(callframe::META), S1);
-        emit_call::jmp_body_at_r11(&mut self.b, <super::X64 as Backend>::entry_offset() as i32);
+        emit_call::jmp_at_r11(&mut self.b, callframe::BODY_OFFSET);
         emit::bind(&mut self.b, no_link);
     }
 
