@@ -31,6 +31,14 @@ macro_rules! x64_call_templates {
         pub fn load_rax_rax(ops: &mut $B, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov rax, QWORD [rax + disp]);
         }
+        /// `call qword [rax]` (a call through the code address in word 0 of a `FuncCode`).
+        pub fn call_at_rax(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; call QWORD [rax]);
+        }
+        /// `mov rax, [rsp + disp]`.
+        pub fn load_rax_rsp(ops: &mut $B, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov rax, QWORD [rsp + disp]);
+        }
         /// `jmp qword [r11 + disp]` (a jump through a code address stored in a `FuncCode`).
         pub fn jmp_at_r11(ops: &mut $B, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; jmp QWORD [r11 + disp]);
@@ -73,6 +81,7 @@ mod tests {
                 t::add_at_rax(ops, imm, imm);
                 t::add_at_rax(ops, 512, imm);
                 t::jmp_at_r11(ops, imm);
+                t::load_rax_rsp(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
                 t::cmp_ctx_i(ops, imm, 0);
                 for r in 0..16u8 {
@@ -83,6 +92,7 @@ mod tests {
             for r in 0..16u8 {
                 t::mov_from_rsp(ops, r);
             }
+            t::call_at_rax(ops);
         }};
     }
 

@@ -242,12 +242,6 @@ impl Isel<'_> {
         copy(self, callframe::BASE)?;
         emit::add_ri(&mut self.b, S0, S0, imm12(window)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BASE)?);
-        if meta == 0 {
-            copy(self, callframe::META)?;
-        } else {
-            mov_imm(&mut self.b, S0, meta);
-        }
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::META)?);
         copy(self, callframe::BUDGET)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(1)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BUDGET)?);
@@ -257,7 +251,13 @@ impl Isel<'_> {
         let win_bytes = imm12(window * l.size as usize)?;
         emit::add_ri(&mut self.b, X0, BASE, win_bytes);
         emit::mov_rr(&mut self.b, X1, ADDR);
-        emit::ldr_x(&mut self.b, S0, ADDR, area(callframe::META)?);
+        // META last: x16 then holds the callee's `FuncCode`, whose word 0 is the entry.
+        if meta == 0 {
+            copy(self, callframe::META)?;
+        } else {
+            mov_imm(&mut self.b, S0, meta);
+        }
+        emit::str_x(&mut self.b, S0, ADDR, area(callframe::META)?);
         emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
         emit::blr(&mut self.b, S0);
         mov_imm(&mut self.b, S1, callframe::RET_CODE as i64);

@@ -192,12 +192,6 @@ impl Isel<'_> {
         emit::load_ctx(&mut self.b, S0, area(callframe::BASE));
         emit::add_ri(&mut self.b, S0, window as i32);
         emit_call::store_r11(&mut self.b, area(callframe::BASE), S0);
-        if meta == 0 {
-            emit::load_ctx(&mut self.b, S0, area(callframe::META));
-        } else {
-            emit::mov_ri64(&mut self.b, S0, meta);
-        }
-        emit_call::store_r11(&mut self.b, area(callframe::META), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BUDGET));
         emit::sub_ri(&mut self.b, S0, 1);
         emit_call::store_r11(&mut self.b, area(callframe::BUDGET), S0);
@@ -205,22 +199,24 @@ impl Isel<'_> {
         emit::sub_ri(&mut self.b, S0, window as i32);
         emit_call::store_r11(&mut self.b, area(callframe::LEFT), S0);
         let win_bytes = (window as u32 * l.size) as i32;
-        emit::mov_rr(&mut self.b, ARG0, target::BASE);
-        emit::add_ri(&mut self.b, ARG0, win_bytes);
+        emit::lea_ri(&mut self.b, ARG0, target::BASE, win_bytes);
         emit::mov_rr(&mut self.b, ARG1, S1);
-        emit_call::load_r11(&mut self.b, S0, area(callframe::META));
-        emit_call::load_rax_rax(&mut self.b, 0);
-        emit::call_r(&mut self.b, S0);
+        // META last: rax then holds the callee's `FuncCode`, whose word 0 is the entry.
+        if meta == 0 {
+            emit::load_ctx(&mut self.b, S0, area(callframe::META));
+        } else {
+            emit::mov_ri64(&mut self.b, S0, meta);
+        }
+        emit_call::store_r11(&mut self.b, area(callframe::META), S0);
+        emit_call::call_at_rax(&mut self.b);
         emit::cmp_ri(&mut self.b, target::RAX, callframe::RET_CODE as i32);
         emit::jcc(&mut self.b, Cond::Ne, exited);
         // Returned: its value into our RESULT, our slot base from its own, and status 0
         // straight into the op's location (STATUS is not written: only the helpers' answers
         // go through it).
-        emit_call::mov_from_rsp(&mut self.b, S1);
-        emit_call::load_r11(&mut self.b, S0, area(callframe::RESULT));
+        emit_call::load_rax_rsp(&mut self.b, area(callframe::RESULT));
         emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
-        emit::mov_rr(&mut self.b, target::BASE, RDX);
-        emit::sub_ri(&mut self.b, target::BASE, win_bytes);
+        emit::lea_ri(&mut self.b, target::BASE, RDX, -win_bytes);
         emit_call::add_rsp(&mut self.b, frame);
         let rd = self.out(r, S0);
         emit::mov_ri32(&mut self.b, rd, 0);
