@@ -47,6 +47,7 @@
 //! [`ExitFrame`]: crate::jit::backend::ExitFrame
 
 use crate::jit::backend::SPILL_BASE;
+use crate::jit::ir::{Op, Ref, Trace};
 
 /// Spill slots a function trace may use.
 pub const MAX_SPILLS: usize = 64;
@@ -106,4 +107,75 @@ pub const fn pack_direct(window: usize, argc: usize, float_mask: u32, fuel: (u16
 /// Frame-word byte offset of call-area word `w`.
 pub const fn area_disp(w: usize) -> usize {
     (AREA + w) * 8
+}
+
+/// The guard `status == 0` right after the call op `call` of `t` (nothing but constants
+/// between them), if the status feeds nothing but that guard and the call's result op
+/// (`CResI`/`CResF`, which does not read it) and no snapshot: a direct call's return path,
+/// whose status is 0, may then continue past the guard.
+pub fn status_guard(t: &Trace, call: Ref) -> Option<Ref> {
+    let mut g = call as usize + 1;
+    while matches!(t.insts.get(g)?.op, Op::Nop | Op::KInt | Op::KBool) {
+        g += 1;
+    }
+    let guard = t.insts.get(g)?;
+    let zero = t.insts.get(guard.b as usize)?;
+    if guard.op != Op::Eq || guard.a != call || zero.op != Op::KInt || zero.imm != 0 {
+        return None;
+    }
+    let other_use = t.insts.iter().enumerate().any(|(i, inst)| {
+        i != g && !matches!(inst.op, Op::CResI | Op::CResF) && (inst.a == call || inst.b == call)
+    });
+    let in_snapshot = t
+        .snaps
+        .iter()
+        .any(|s| s.entries.iter().any(|e| e.val == call));
+    (!other_use && !in_snapshot).then_some(g as Ref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jit::ir::{Inst, Ty, NONE};
+    use crate::jit::snapshot::{SnapEntry, Snapshot};
+
+    /// `CallD`, `KInt 0`, `Eq` guard on the status, `CResI`, `RetI`; `extra` adds an `AddI`
+    /// of the status after the guard.
+    fn call_trace(extra: bool) -> Trace {
+        let mut t = Trace::default();
+        let mut k = |op, ty, a, b, imm| {
+            let mut i = Inst::new(op, ty, a, b);
+            i.imm = imm;
+            t.insts.push(i);
+        };
+        k(Op::KInt, Ty::Int, NONE, NONE, 7); // 0: callee
+        k(Op::CallD, Ty::Int, 0, 0, 0); // 1
+        k(Op::KInt, Ty::Int, NONE, NONE, 0); // 2
+        k(Op::Eq, Ty::Void, 1, 2, 0); // 3
+        k(Op::CResI, Ty::Int, 1, NONE, 0); // 4
+        if extra {
+            k(Op::AddI, Ty::Int, 1, 4, 0);
+        }
+        k(Op::RetI, Ty::Void, 4, NONE, 0);
+        t.snaps.push(Snapshot::default());
+        t
+    }
+
+    #[test]
+    fn the_status_guard_right_after_a_call_is_found() {
+        assert_eq!(status_guard(&call_trace(false), 1), Some(3));
+        // Not a call followed by its status guard.
+        assert_eq!(status_guard(&call_trace(false), 0), None);
+    }
+
+    #[test]
+    fn a_status_used_elsewhere_keeps_its_guard_in_place() {
+        assert_eq!(status_guard(&call_trace(true), 1), None);
+        let mut t = call_trace(false);
+        t.snaps[0].entries.push(SnapEntry { slot: 0, val: 1 });
+        assert_eq!(status_guard(&t, 1), None);
+        let mut t = call_trace(false);
+        t.insts[2].imm = 1;
+        assert_eq!(status_guard(&t, 1), None);
+    }
 }

@@ -52,6 +52,7 @@ impl Backend for A64 {
             epilogue,
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
+            done_guard: None,
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -103,6 +104,8 @@ pub(super) struct Isel<'a> {
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
     plans: Option<Vec<ExitPlan>>,
+    /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
+    pub(super) done_guard: Option<Ref>,
 }
 
 impl Isel<'_> {
@@ -161,6 +164,9 @@ impl Isel<'_> {
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
+        if self.done_guard == Some(r) {
+            return Ok(());
+        }
         match inst.op {
             Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
             Op::KFloat => {

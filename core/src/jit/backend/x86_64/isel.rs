@@ -58,6 +58,7 @@ impl Backend for X64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
             fused: heap::fused_loads(t),
+            done_guard: None,
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -81,6 +82,8 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// `LdI`s compared in memory by the guard right after them (see `heap::fused_loads`).
     fused: Vec<bool>,
+    /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
+    pub(super) done_guard: Option<Ref>,
 }
 
 impl Isel<'_> {
@@ -137,6 +140,9 @@ impl Isel<'_> {
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
+        if self.done_guard == Some(r) {
+            return Ok(());
+        }
         match inst.op {
             Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
             Op::KFloat => {

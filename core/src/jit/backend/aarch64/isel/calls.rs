@@ -187,6 +187,8 @@ impl Isel<'_> {
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
         let returned = self.b.new_dynamic_label();
+        // The status guard, if it can be emitted here: the return path then skips it.
+        let guard = callframe::status_guard(self.t, r);
         let disp = |slot: usize| -> Result<(i32, i32), CompileError> {
             let s = slot as u32;
             Ok((
@@ -264,16 +266,18 @@ impl Isel<'_> {
         emit::cmp_rr(&mut self.b, X0, S1);
         emit::b_cond(&mut self.b, Cond::Ne, exited);
         // Returned: its value into our RESULT, our slot base from its own, and status 0
-        // straight into the op's location (STATUS is not written: only the helpers' answers
-        // go through it).
+        // straight into the op's location, or past the status guard (STATUS is not written:
+        // only the helpers' answers go through it).
         emit::add_ri(&mut self.b, ADDR, SP, imm12(0)?);
         emit::ldr_x(&mut self.b, S0, ADDR, area(callframe::RESULT)?);
         emit::str_x(&mut self.b, S0, CTX, area(callframe::RESULT)?);
         emit::sub_ri(&mut self.b, BASE, X1, win_bytes);
         emit::add_ri(&mut self.b, SP, SP, frame);
-        let rd = self.out(r, S0);
-        mov_imm(&mut self.b, rd, 0);
-        self.store_result(r, rd)?;
+        if guard.is_none() {
+            let rd = self.out(r, S0);
+            mov_imm(&mut self.b, rd, 0);
+            self.store_result(r, rd)?;
+        }
         emit::b(&mut self.b, returned);
         // The callee left its trace: the rest of the caller was charged above, but the exit
         // helper charges it itself when the call returns; then it finishes the callee's frame
@@ -296,6 +300,10 @@ impl Isel<'_> {
         self.helper_call(r, inst.imm)?;
         emit::bind(&mut self.b, done);
         self.status(r)?;
+        if let Some(g) = guard {
+            self.guard(g)?;
+            self.done_guard = Some(g);
+        }
         emit::bind(&mut self.b, returned);
         Ok(())
     }

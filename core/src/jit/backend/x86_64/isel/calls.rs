@@ -140,6 +140,8 @@ impl Isel<'_> {
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
         let returned = self.b.new_dynamic_label();
+        // The status guard, if it can be emitted here: the return path then skips it.
+        let guard = callframe::status_guard(self.t, r);
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
@@ -212,15 +214,17 @@ impl Isel<'_> {
         emit::cmp_ri(&mut self.b, target::RAX, callframe::RET_CODE as i32);
         emit::jcc(&mut self.b, Cond::Ne, exited);
         // Returned: its value into our RESULT, our slot base from its own, and status 0
-        // straight into the op's location (STATUS is not written: only the helpers' answers
-        // go through it).
+        // straight into the op's location, or past the status guard (STATUS is not written:
+        // only the helpers' answers go through it).
         emit_call::load_rax_rsp(&mut self.b, area(callframe::RESULT));
         emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
         emit::lea_ri(&mut self.b, target::BASE, RDX, -win_bytes);
         emit_call::add_rsp(&mut self.b, frame);
-        let rd = self.out(r, S0);
-        emit::mov_ri32(&mut self.b, rd, 0);
-        self.store_result(r, rd);
+        if guard.is_none() {
+            let rd = self.out(r, S0);
+            emit::mov_ri32(&mut self.b, rd, 0);
+            self.store_result(r, rd);
+        }
         emit::jmp(&mut self.b, returned);
         // The callee left its trace: the rest of the caller was charged above, but the exit
         // helper charges it itself when the call returns; then it finishes the callee's frame
@@ -244,6 +248,10 @@ impl Isel<'_> {
         self.helper_call(r, inst.imm)?;
         emit::bind(&mut self.b, done);
         self.status(r);
+        if let Some(g) = guard {
+            self.guard(g);
+            self.done_guard = Some(g);
+        }
         emit::bind(&mut self.b, returned);
         Ok(())
     }
