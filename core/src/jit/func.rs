@@ -156,8 +156,9 @@ impl FuncCode {
         links: Box<[Cell<u64>]>,
     ) -> Self {
         let nsnaps = compiled.trace.snaps.len();
-        // SAFETY: the code starts with the prologue, `Native::entry_offset()` bytes long.
-        let body = unsafe { entry.add(<Native as Backend>::entry_offset()) };
+        // SAFETY: the code starts with the function-trace prologue, `func_entry_offset()`
+        // bytes long.
+        let body = unsafe { entry.add(<Native as Backend>::func_entry_offset()) };
         Self {
             links,
             entry,

@@ -1,11 +1,34 @@
 //! AArch64 `dynasm!` templates for calls between function traces (see
-//! [`crate::jit::callframe`]) that [`super::emit`] does not have: an indirect branch, for a
-//! side exit that continues in a linked side trace. Bytes are compared with the real
+//! [`crate::jit::callframe`]) that [`super::emit`] does not have: the function-trace prologue
+//! and epilogue, and an indirect branch, for a side exit that continues in a linked side
+//! trace. Bytes are compared with the real
 //! `dynasmrt` in a test.
 use crate::jit::buffer::CodeBuffer;
 
 macro_rules! a64_call_templates {
     ($B:ty) => {
+        /// A function trace's prologue: saves fp/lr and only the callee-saved registers of
+        /// `target::FUNC_POOL` and the two it keeps; slot base (1st argument) into x19, frame
+        /// (2nd argument) into x20.
+        pub fn func_prologue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch aarch64
+                ; stp x29, x30, [sp, -16]!
+                ; mov x29, sp
+                ; stp x19, x20, [sp, -16]!
+                ; stp x21, x22, [sp, -16]!
+                ; mov x19, x0
+                ; mov x20, x1
+            );
+        }
+        /// A function trace's epilogue: `w0` already holds the return value.
+        pub fn func_epilogue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch aarch64
+                ; ldp x21, x22, [sp], 16
+                ; ldp x19, x20, [sp], 16
+                ; ldp x29, x30, [sp], 16
+                ; ret
+            );
+        }
         /// `br xn`.
         pub fn br(ops: &mut $B, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; br X(n));
@@ -36,6 +59,8 @@ mod tests {
             for r in 0..31u8 {
                 t::br(ops, r);
             }
+            t::func_prologue(ops);
+            t::func_epilogue(ops);
         }};
     }
 
@@ -48,7 +73,7 @@ mod tests {
             real_dynasmrt::VecAssembler::<real_dynasmrt::aarch64::Aarch64Relocation>::new(0);
         drive!(real, &mut theirs);
         let theirs = theirs.finalize().expect("real dynasmrt");
-        assert_eq!(mine.len(), 31 * 4);
+        assert_eq!(mine.len(), 41 * 4);
         assert_eq!(mine, theirs);
     }
 }

@@ -7,6 +7,26 @@ use crate::jit::buffer::CodeBuffer;
 
 macro_rules! x64_call_templates {
     ($B:ty) => {
+        /// A function trace's prologue: saves only the callee-saved registers of
+        /// `target::FUNC_POOL` and the two it keeps (four pushes plus the return address, and
+        /// 8 more bytes keep `rsp` 16-byte aligned at calls), slot base (1st argument) into
+        /// rbx, frame (2nd argument) into r12.
+        pub fn func_prologue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch x64
+                ; push rbx ; push rbp ; push r12 ; push r13
+                ; sub rsp, 8
+                ; mov rbx, rdi
+                ; mov r12, rsi
+            );
+        }
+        /// A function trace's epilogue: `eax` already holds the exit number.
+        pub fn func_epilogue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch x64
+                ; add rsp, 8
+                ; pop r13 ; pop r12 ; pop rbp ; pop rbx
+                ; ret
+            );
+        }
         /// `sub rsp, imm32` (a callee frame).
         pub fn sub_rsp(ops: &mut $B, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; sub rsp, imm);
@@ -93,6 +113,8 @@ mod tests {
                 t::mov_from_rsp(ops, r);
             }
             t::call_at_rax(ops);
+            t::func_prologue(ops);
+            t::func_epilogue(ops);
         }};
     }
 

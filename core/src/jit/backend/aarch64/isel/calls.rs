@@ -79,7 +79,7 @@ impl Isel<'_> {
                 }
                 emit::mov_rr(&mut self.b, X1, BASE);
                 mov_imm(&mut self.b, X0, callframe::RET_CODE as i64);
-                emit::epilogue(&mut self.b);
+                self.epilogue();
             }
             _ => {}
         }

@@ -63,7 +63,7 @@ impl Isel<'_> {
                 }
                 emit::mov_rr(&mut self.b, RDX, target::BASE);
                 emit::mov_ri32(&mut self.b, target::RAX, callframe::RET_CODE as i32);
-                emit::epilogue(&mut self.b);
+                self.epilogue();
             }
             _ => {}
         }
