@@ -359,3 +359,60 @@ fn fuel_budgets_run_out_where_the_interpreter_does() {
     );
     assert_eq!(outcome(true), want);
 }
+
+/// The path recorded first is a leaf (no calls), so the recursive path becomes a side trace
+/// that the entry trace's exit continues in natively, past its prologue, on the same frame:
+/// ints and floats live across the recursive calls (in callee-saved registers and spill
+/// slots) must survive, and both paths return floats.
+#[test]
+fn linked_side_traces_keep_values_live_across_calls() {
+    let src = "fn f(n, x) {\n\
+                 if n < 2 { return x * 0.5; }\n\
+                 let a = n * 3; let b = n + 7; let c = x + 1.5; let d = a * b; let e = c * 2.0;\n\
+                 let r = f(n - 1, c) + f(n - 2, x);\n\
+                 return r + a + b + c + d + e;\n\
+               }\n\
+               print(f(1, 2.0));\n\
+               print(f(0, 3.0));\n\
+               print(f(16, 0.25));\n\
+               let i = 0; let s = 0.0; while i < 30 { s = s + f(i % 9, i * 0.5); i = i + 1; } print(s);";
+    let r = agrees(src, 100_000);
+    assert!(r.stats.compiled >= 2, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        r.log.contains("side trace at PC"),
+        "no side trace was compiled:\n{}",
+        r.log
+    );
+}
+
+/// A callee called directly returns an int on some calls and a float on others: each call
+/// that does not return the type the caller's trace expects leaves the callee's or the
+/// caller's trace, and the interpreter's output and fuel count come out unchanged (the rest of
+/// the caller is charged once, also when the callee left its trace).
+#[test]
+fn mixed_int_and_float_returns_of_direct_callees() {
+    let src = "fn m(n) { if n % 7 == 3 { return 1.5; } return n; }\n\
+               fn s(n) { if n == 0 { return 0; } return m(n) + s(n - 1); }\n\
+               fn t(n) { if n == 0 { return 0; } let k = m(n); return s(n % 11) + t(n - 1) + k; }\n\
+               print(s(5)); print(s(2)); print(s(40)); print(t(60));\n\
+               let i = 0; let a = 0; while i < 50 { a = a + t(i % 13); i = i + 1; } print(a);";
+    let r = agrees(src, 100_000);
+    assert!(r.stats.compiled >= 2, "{:?}\n{}", r.stats, r.log);
+}
+
+/// A runtime error in a leaf reached through a linked side trace deep in a recursion that
+/// native code made: the interpreter's message and location, the same fuel.
+#[test]
+fn runtime_error_in_a_linked_side_trace_deep_in_recursion() {
+    let src = "fn f(n, d) { if n < 2 { return 100 / d; } return f(n - 1, d) + f(n - 2, d); }\n\
+               print(f(1, 5)); print(f(12, 5));\n\
+               print(f(14, n_zero()));\n\
+               fn n_zero() { return 0; }";
+    let r = agrees(src, 100_000);
+    assert_eq!(r.outcome.out, "20\n4660\n");
+    assert!(
+        r.outcome.err.contains("division by zero") && r.outcome.err.contains("fn f"),
+        "{:?}",
+        r.outcome
+    );
+}

@@ -9,37 +9,45 @@
 //! ```text
 //!   word 0       register dump (int, then float)     written by the exit handler
 //!   word 64      spill slots (at most MAX_SPILLS)
-//!   word AREA+0  ENV     *mut NativeEnv               \
-//!           +1   BASE    frame base (slot index)       | written by whoever starts the
-//!           +2   META    *const FuncCode (running)     | activation: FuncCode::run, or a
-//!           +3   DDEPTH  direct calls below the entry  | direct call in the caller's code
-//!           +4   BUDGET  direct calls still allowed    |
-//!           +5   LEFT    register-stack slots from BASE to the stack's end (or fewer)
-//!           +6   FUELP   *mut u64: fuel the direct calls below the Rust-entered activation
-//!                        charged (that activation's FUEL word; Rust charges it to the VM)
-//!           +7   STATUS  0: call returned the expected type; 1: leave the trace
-//!           +8   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
-//!           +9   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
+//!   word AREA+0  ROOT    *mut u64: frame of the activation Rust entered  \
+//!           +1   BASE    frame base (slot index)                          | written by whoever
+//!           +2   META    *const FuncCode (running)                        | starts the
+//!           +3   BUDGET  direct calls still allowed below this activation | activation:
+//!           +4   LEFT    register-stack slots from BASE to the stack's    | FuncCode::run, or
+//!                        end (or fewer)                                   | a direct call
+//!           +5   ENV     *mut NativeEnv (read in the ROOT frame only)     /
+//!           +6   STATUS  0: call returned the expected type; 1: leave the trace
+//!           +7   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
+//!           +8   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
 //! ```
+//!
+//! The ROOT frame (the activation Rust entered; its ROOT word points at itself) holds what
+//! all direct calls below it share, so a direct call copies one pointer for all of it: the
+//! `NativeEnv` (its ENV word), the fuel the direct calls below it charged (its FUEL word, which
+//! Rust charges to the VM when native code returns) and the budget Rust gave it (its BUDGET
+//! word: the number of direct calls between an activation and its ROOT is the ROOT's BUDGET
+//! minus the activation's own).
 //!
 //! Calls (`CallV`, `CallD`):
 //! - helper call: `helper(&area, site)` (host function 0 of the trace) runs the callee
 //!   through the VM, writes STATUS (and RESULT) and returns the address of the caller's slot 0,
 //!   which native code reloads as its slot base (the register stack may have moved);
 //! - direct call (`CallD`, callee compiled): if BUDGET > 0 and no argument register holds a
-//!   heap value and LEFT covers the callee's whole frame window, the caller stores the arguments as values into the callee's registers,
-//!   pushes a fresh frame on the machine stack, fills its ENV..FUELP (DDEPTH + 1,
-//!   BUDGET - 1, LEFT - window) and calls the callee's entry (`FuncCode` word 0) with
-//!   `(slots of the callee, frame)`. The callee returns [`RET_CODE`] with its value in its
-//!   RESULT and its slot base in the second return register (`rdx` / `x1`); any other exit
-//!   number means the callee left its trace: the caller hands the callee's frame to the
-//!   exit helper (host function 1: `exit_helper(callee frame, exit, &area, site)`), which
+//!   heap value and LEFT covers the callee's whole frame window, the caller stores the
+//!   arguments as values into the callee's registers, adds the call's fuel (the callee's
+//!   length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh frame on
+//!   the machine stack, fills its ROOT..LEFT (the same ROOT, BUDGET - 1, LEFT - window) and
+//!   calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The
+//!   callee returns [`RET_CODE`] with its value in its RESULT and its slot base in the second
+//!   return register (`rdx` / `x1`); any other exit number means the callee left its trace:
+//!   the caller takes the rest back and hands the callee's frame to the exit helper (host function 1: `exit_helper(callee frame, exit, &area, site)`), which
 //!   finishes the callee's frame in the VM and answers like the call helper. Otherwise the
 //!   caller falls back to the helper call.
 //!
 //! [`ExitFrame`]: crate::jit::backend::ExitFrame
 
 use crate::jit::backend::SPILL_BASE;
+use crate::jit::ir::{Op, Ref, Trace};
 
 /// Spill slots a function trace may use.
 pub const MAX_SPILLS: usize = 64;
@@ -47,26 +55,24 @@ pub const MAX_SPILLS: usize = 64;
 pub const MAX_ARGS: usize = 16;
 /// First word of the call area.
 pub const AREA: usize = SPILL_BASE + MAX_SPILLS;
-/// Word of the `NativeEnv` pointer.
-pub const ENV: usize = 0;
+/// Word of the pointer to the ROOT frame (the activation Rust entered).
+pub const ROOT: usize = 0;
 /// Word of the frame base (slot index).
 pub const BASE: usize = 1;
 /// Word of the `FuncCode` pointer.
 pub const META: usize = 2;
-/// Word of the number of direct calls between this activation and the one Rust entered.
-pub const DDEPTH: usize = 3;
 /// Word of the number of direct calls still allowed below this activation.
-pub const BUDGET: usize = 4;
+pub const BUDGET: usize = 3;
 /// Word of the number of register-stack slots known to exist from BASE on.
-pub const LEFT: usize = 5;
-/// Word of the pointer to the fuel counter of the direct calls.
-pub const FUELP: usize = 6;
+pub const LEFT: usize = 4;
+/// Word of the `NativeEnv` pointer (meaningful in the ROOT frame).
+pub const ENV: usize = 5;
 /// Word of the call status.
-pub const STATUS: usize = 7;
+pub const STATUS: usize = 6;
 /// Word of the call result (and of the activation's own return value).
-pub const RESULT: usize = 8;
+pub const RESULT: usize = 7;
 /// First argument word.
-pub const ARGS: usize = 9;
+pub const ARGS: usize = 8;
 /// Register slots a frame may address from its base (the VM's 8-bit register operands).
 pub const WINDOW: usize = 256;
 /// Words of a whole frame (an even number: the frame keeps the stack 16-byte aligned).
@@ -81,6 +87,9 @@ const _: () = assert!(
         && crate::vm::value::TAG_BOOL < FIRST_HEAP_TAG
         && crate::vm::value::TAG_NIL < FIRST_HEAP_TAG
 );
+/// Byte offset in a `FuncCode` of its code address past the prologue (where a linked side
+/// exit of another trace on the same frame continues).
+pub const BODY_OFFSET: i32 = 8;
 /// Exit number of a trace's return (`RetI`/`RetF`/`RetN`).
 pub const RET_CODE: u32 = 0x7fff_fff0;
 /// `CallD`'s second operand: the callee's window, the argument count, which arguments are
@@ -98,4 +107,75 @@ pub const fn pack_direct(window: usize, argc: usize, float_mask: u32, fuel: (u16
 /// Frame-word byte offset of call-area word `w`.
 pub const fn area_disp(w: usize) -> usize {
     (AREA + w) * 8
+}
+
+/// The guard `status == 0` right after the call op `call` of `t` (nothing but constants
+/// between them), if the status feeds nothing but that guard and the call's result op
+/// (`CResI`/`CResF`, which does not read it) and no snapshot: a direct call's return path,
+/// whose status is 0, may then continue past the guard.
+pub fn status_guard(t: &Trace, call: Ref) -> Option<Ref> {
+    let mut g = call as usize + 1;
+    while matches!(t.insts.get(g)?.op, Op::Nop | Op::KInt | Op::KBool) {
+        g += 1;
+    }
+    let guard = t.insts.get(g)?;
+    let zero = t.insts.get(guard.b as usize)?;
+    if guard.op != Op::Eq || guard.a != call || zero.op != Op::KInt || zero.imm != 0 {
+        return None;
+    }
+    let other_use = t.insts.iter().enumerate().any(|(i, inst)| {
+        i != g && !matches!(inst.op, Op::CResI | Op::CResF) && (inst.a == call || inst.b == call)
+    });
+    let in_snapshot = t
+        .snaps
+        .iter()
+        .any(|s| s.entries.iter().any(|e| e.val == call));
+    (!other_use && !in_snapshot).then_some(g as Ref)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jit::ir::{Inst, Ty, NONE};
+    use crate::jit::snapshot::{SnapEntry, Snapshot};
+
+    /// `CallD`, `KInt 0`, `Eq` guard on the status, `CResI`, `RetI`; `extra` adds an `AddI`
+    /// of the status after the guard.
+    fn call_trace(extra: bool) -> Trace {
+        let mut t = Trace::default();
+        let mut k = |op, ty, a, b, imm| {
+            let mut i = Inst::new(op, ty, a, b);
+            i.imm = imm;
+            t.insts.push(i);
+        };
+        k(Op::KInt, Ty::Int, NONE, NONE, 7); // 0: callee
+        k(Op::CallD, Ty::Int, 0, 0, 0); // 1
+        k(Op::KInt, Ty::Int, NONE, NONE, 0); // 2
+        k(Op::Eq, Ty::Void, 1, 2, 0); // 3
+        k(Op::CResI, Ty::Int, 1, NONE, 0); // 4
+        if extra {
+            k(Op::AddI, Ty::Int, 1, 4, 0);
+        }
+        k(Op::RetI, Ty::Void, 4, NONE, 0);
+        t.snaps.push(Snapshot::default());
+        t
+    }
+
+    #[test]
+    fn the_status_guard_right_after_a_call_is_found() {
+        assert_eq!(status_guard(&call_trace(false), 1), Some(3));
+        // Not a call followed by its status guard.
+        assert_eq!(status_guard(&call_trace(false), 0), None);
+    }
+
+    #[test]
+    fn a_status_used_elsewhere_keeps_its_guard_in_place() {
+        assert_eq!(status_guard(&call_trace(true), 1), None);
+        let mut t = call_trace(false);
+        t.snaps[0].entries.push(SnapEntry { slot: 0, val: 1 });
+        assert_eq!(status_guard(&t, 1), None);
+        let mut t = call_trace(false);
+        t.insts[2].imm = 1;
+        assert_eq!(status_guard(&t, 1), None);
+    }
 }

@@ -44,12 +44,14 @@
 //!   makes the trace leave, and every activation returns it unchanged, so it surfaces with the
 //!   location where it happened.
 //! - Call depth: every activation is one frame of the VM's depth count (direct ones are
-//!   counted by their DDEPTH word and materialised as frame markers whenever the VM runs under
-//!   them); a direct call happens only within the budget, so deep recursion reaches the VM's
-//!   limit through the VM, with the interpreter's error and location.
-//! - Fuel: a direct call adds the callee's length (at the call) and the caller's rest (at a
-//!   normal return) to the Rust-entered activation's FUEL word, which Rust charges when native
-//!   code returns; the helpers charge the same amounts in Rust. The total equals the
+//!   counted by the budget they used up, the ROOT frame's BUDGET minus their own, and
+//!   materialised as frame markers whenever the VM runs under them); a direct call happens
+//!   only within the budget, so deep recursion reaches the VM's limit through the VM, with the
+//!   interpreter's error and location.
+//! - Fuel: a direct call adds the callee's length and the caller's rest (both at the call; the
+//!   rest is taken back if the callee leaves its trace, the exit helper then charging it when
+//!   the call returns) to the Rust-entered activation's FUEL word, which Rust charges when
+//!   native code returns; the helpers charge the same amounts in Rust. The total equals the
 //!   interpreter's. Native code never checks a budget, so a run with a fuel budget makes no
 //!   direct calls (budget 0): every call goes through the helper, which checks and charges.
 //! - Code and metadata live as long as the [`FuncJit`]; a `FuncCode` is shared (`Rc`) and
@@ -65,7 +67,7 @@ use liballoc::rc::Rc;
 use liballoc::vec::Vec;
 
 use crate::jit::backend::{
-    compile_linear, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
+    compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
 use crate::jit::callframe;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
@@ -99,10 +101,12 @@ pub struct FuncStats {
 }
 
 /// An installed function trace. `repr(C)` with the code address first: direct calls load
-/// their target from word 0 of the callee's `FuncCode` (see [`crate::jit::callframe`]).
+/// their target from word 0 of the callee's `FuncCode` (see [`crate::jit::callframe`]), and
+/// a side exit linked to it jumps to word 1, the code right after the prologue.
 #[repr(C)]
 pub struct FuncCode {
     entry: NonNull<u8>,
+    body: NonNull<u8>,
     func: usize,
     compiled: Compiled,
     sites: Vec<CallSite>,
@@ -115,6 +119,11 @@ pub struct FuncCode {
     links: Box<[Cell<u64>]>,
     runs: Cell<u64>,
 }
+
+const _: () = assert!(
+    core::mem::offset_of!(FuncCode, entry) == 0
+        && core::mem::offset_of!(FuncCode, body) == callframe::BODY_OFFSET as usize
+);
 
 /// Code words below which a function without calls is not entered from the interpreter
 /// (entering and leaving native code costs about as much as interpreting this many words).
@@ -147,9 +156,13 @@ impl FuncCode {
         links: Box<[Cell<u64>]>,
     ) -> Self {
         let nsnaps = compiled.trace.snaps.len();
+        // SAFETY: the code starts with the function-trace prologue, `func_entry_offset()`
+        // bytes long.
+        let body = unsafe { entry.add(<Native as Backend>::func_entry_offset()) };
         Self {
             links,
             entry,
+            body,
             func,
             sites: ft.sites.clone(),
             ret_ty: ft.ret_ty,
@@ -197,17 +210,16 @@ impl FuncCode {
         // dump), so the call area's words lie inside it.
         unsafe {
             let area = words.add(callframe::AREA);
+            // This is the ROOT frame of the direct calls below it: they share its ENV, add
+            // their fuel to its FUEL word and count their depth from its BUDGET.
+            area.add(callframe::ROOT).write(words as usize as u64);
             area.add(callframe::ENV).write(env_ptr as usize as u64);
             area.add(callframe::BASE).write(base as u64);
             area.add(callframe::META)
                 .write(self as *const FuncCode as usize as u64);
-            area.add(callframe::DDEPTH).write(0);
             area.add(callframe::BUDGET).write(budget as u64);
             area.add(callframe::LEFT).write(left as u64);
-            // Direct calls below this activation add their fuel to its FUEL word.
             words.add(FUEL).write(0);
-            area.add(callframe::FUELP)
-                .write(words.add(FUEL) as usize as u64);
         }
         self.runs.set(self.runs.get() + 1);
         // SAFETY: `entry` is this trace's code, compiled by the native backend for the
@@ -423,18 +435,25 @@ impl NativeFunc for FuncCode {
 /// The running activation of a call area: its `NativeEnv`, `FuncCode`, base and direct depth.
 ///
 /// # Safety
-/// `area` is the call area of a function-trace frame whose ENV and META words were written
-/// (by `FuncCode::enter` or a direct call) from a `&mut NativeEnv` and a `&FuncCode` that are
-/// alive and otherwise unused until the native code that owns the frame returns.
+/// `area` is the call area of a function-trace frame whose ROOT, BASE, META and BUDGET words
+/// were written (by `FuncCode::enter` or a direct call); its ROOT frame's ENV word holds a
+/// `&mut NativeEnv` and META a `&FuncCode`, both alive and otherwise unused until the native
+/// code that owns the frame returns.
 unsafe fn activation<'e>(
     area: *mut u64,
 ) -> (&'e mut NativeEnv<'e, 'e, 'e>, &'e FuncCode, usize, usize) {
-    // SAFETY: per the caller's guarantee.
+    // SAFETY: per the caller's guarantee; the ROOT word points at the frame of the activation
+    // Rust entered, which outlives every activation below it (`FuncCode::enter`).
     unsafe {
-        let env = &mut *(area.add(callframe::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
+        let root = (area.add(callframe::ROOT).read() as usize as *const u64).add(callframe::AREA);
+        let env = &mut *(root.add(callframe::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
         let code = &*(area.add(callframe::META).read() as usize as *const FuncCode);
         let base = area.add(callframe::BASE).read() as usize;
-        let ddepth = area.add(callframe::DDEPTH).read() as usize;
+        // Each direct call took one from the budget its caller had.
+        let ddepth = root
+            .add(callframe::BUDGET)
+            .read()
+            .saturating_sub(area.add(callframe::BUDGET).read()) as usize;
         (env, code, base, ddepth)
     }
 }

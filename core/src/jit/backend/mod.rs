@@ -88,6 +88,9 @@ impl From<LayoutError> for CompileError {
 pub trait Backend {
     /// The registers the allocator may hand out.
     const POOL: RegPool;
+    /// The registers the allocator may hand out in a function trace: fewer callee-saved ones,
+    /// so the prologue and epilogue of every native call save and restore fewer.
+    const FUNC_POOL: RegPool;
     /// Assembles an optimised, allocated trace into position-independent machine code whose
     /// exits are numbered and linked as `links` says (see [`link`]).
     fn assemble(
@@ -98,8 +101,12 @@ pub trait Backend {
     ) -> Result<Vec<u8>, CompileError>;
 
     /// Bytes from a trace's start to the end of its prologue: where a linked exit of another
-    /// trace jumps in (every trace's prologue is the same).
+    /// trace jumps in (every loop trace's prologue is the same).
     fn entry_offset() -> usize;
+
+    /// The same for a function trace (a trace ending in `RetI`/`RetF`/`RetN`), whose prologue
+    /// saves only the callee-saved registers of [`Self::FUNC_POOL`].
+    fn func_entry_offset() -> usize;
 }
 
 /// First word of the int register dump in an [`ExitFrame`].
@@ -288,7 +295,7 @@ pub fn compile_linear<B: Backend>(
 ) -> Result<Compiled, CompileError> {
     layout.validate()?;
     let trace = crate::jit::opt::optimize_linear(recorded)?;
-    let alloc = allocate(&trace, &B::POOL);
+    let alloc = allocate(&trace, &B::FUNC_POOL);
     let links = ExitLinks::default();
     let code = B::assemble(&trace, &alloc, layout, &links)?;
     Ok(Compiled {

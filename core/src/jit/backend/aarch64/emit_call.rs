@@ -1,24 +1,32 @@
 //! AArch64 `dynasm!` templates for calls between function traces (see
-//! [`crate::jit::callframe`]) that [`super::emit`] does not have: the epilogue without its
-//! `ret` and an indirect branch, for a side exit that continues in a linked side trace. Bytes
-//! are compared with the real `dynasmrt` in a test.
+//! [`crate::jit::callframe`]) that [`super::emit`] does not have: the function-trace prologue
+//! and epilogue, and an indirect branch, for a side exit that continues in a linked side
+//! trace. Bytes are compared with the real
+//! `dynasmrt` in a test.
 use crate::jit::buffer::CodeBuffer;
 
 macro_rules! a64_call_templates {
     ($B:ty) => {
-        /// The epilogue without its `ret` (undoes `emit::prologue`): before a tail branch.
-        pub fn pop_frame(ops: &mut $B) {
+        /// A function trace's prologue: saves fp/lr and only the callee-saved registers of
+        /// `target::FUNC_POOL` and the two it keeps; slot base (1st argument) into x19, frame
+        /// (2nd argument) into x20.
+        pub fn func_prologue(ops: &mut $B) {
             ::dynasm::dynasm!(ops ; .arch aarch64
-                ; ldp d14, d15, [sp], 16
-                ; ldp d12, d13, [sp], 16
-                ; ldp d10, d11, [sp], 16
-                ; ldp d8, d9, [sp], 16
-                ; ldp x27, x28, [sp], 16
-                ; ldp x25, x26, [sp], 16
-                ; ldp x23, x24, [sp], 16
+                ; stp x29, x30, [sp, -16]!
+                ; mov x29, sp
+                ; stp x19, x20, [sp, -16]!
+                ; stp x21, x22, [sp, -16]!
+                ; mov x19, x0
+                ; mov x20, x1
+            );
+        }
+        /// A function trace's epilogue: `w0` already holds the return value.
+        pub fn func_epilogue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch aarch64
                 ; ldp x21, x22, [sp], 16
                 ; ldp x19, x20, [sp], 16
                 ; ldp x29, x30, [sp], 16
+                ; ret
             );
         }
         /// `br xn`.
@@ -48,10 +56,11 @@ mod tests {
         ($m:path, $ops:expr) => {{
             use $m as t;
             let ops = $ops;
-            t::pop_frame(ops);
             for r in 0..31u8 {
                 t::br(ops, r);
             }
+            t::func_prologue(ops);
+            t::func_epilogue(ops);
         }};
     }
 

@@ -12,6 +12,7 @@ mod divk;
 mod heap;
 
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
+use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
@@ -28,6 +29,7 @@ pub struct A64;
 
 impl Backend for A64 {
     const POOL: RegPool = target::POOL;
+    const FUNC_POOL: RegPool = target::FUNC_POOL;
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
@@ -52,6 +54,7 @@ impl Backend for A64 {
             epilogue,
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
+            done_guard: None,
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -60,6 +63,12 @@ impl Backend for A64 {
     fn entry_offset() -> usize {
         let mut b = CodeBuffer::new(Arch::Aarch64);
         emit::prologue(&mut b);
+        b.offset()
+    }
+
+    fn func_entry_offset() -> usize {
+        let mut b = CodeBuffer::new(Arch::Aarch64);
+        emit_call::func_prologue(&mut b);
         b.offset()
     }
 }
@@ -103,11 +112,39 @@ pub(super) struct Isel<'a> {
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
     plans: Option<Vec<ExitPlan>>,
+    /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
+    pub(super) done_guard: Option<Ref>,
 }
 
 impl Isel<'_> {
+    /// Whether this is a function trace (it ends in a return; see `Backend::FUNC_POOL`).
+    pub(super) fn is_func(&self) -> bool {
+        matches!(
+            self.t.insts.last().map(|i| i.op),
+            Some(Op::RetI | Op::RetF | Op::RetN)
+        )
+    }
+
+    /// The prologue, or a function trace's smaller one.
+    fn prologue(&mut self) {
+        if self.is_func() {
+            emit_call::func_prologue(&mut self.b);
+        } else {
+            emit::prologue(&mut self.b);
+        }
+    }
+
+    /// The epilogue matching `prologue`.
+    pub(super) fn epilogue(&mut self) {
+        if self.is_func() {
+            emit_call::func_epilogue(&mut self.b);
+        } else {
+            emit::epilogue(&mut self.b);
+        }
+    }
+
     fn trace(&mut self) -> Result<(), CompileError> {
-        emit::prologue(&mut self.b);
+        self.prologue();
         let mut loop_label = None;
         for r in 0..self.t.insts.len() {
             if self.t.insts[r].op == Op::Loop {
@@ -155,12 +192,15 @@ impl Isel<'_> {
             emit::str_d(&mut self.b, x, CTX, off);
         }
         emit::mov_rr(&mut self.b, X0, S0);
-        emit::epilogue(&mut self.b);
+        self.epilogue();
         Ok(())
     }
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
+        if self.done_guard == Some(r) {
+            return Ok(());
+        }
         match inst.op {
             Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
             Op::KFloat => {

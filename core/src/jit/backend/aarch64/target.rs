@@ -43,6 +43,15 @@ pub const POOL: RegPool = RegPool {
     float_callee: &[8, 9, 10, 11, 12, 13, 14, 15],
 };
 
+/// The allocatable registers of function traces: of the callee-saved ones only x21 and x22,
+/// which the function-trace prologue saves (`emit_call::func_prologue`).
+pub const FUNC_POOL: RegPool = RegPool {
+    int_caller: POOL.int_caller,
+    int_callee: &[21, 22],
+    float_caller: POOL.float_caller,
+    float_callee: &[],
+};
+
 /// Offset of exit-frame word `w` from `x20`, if a scaled load/store immediate can hold it
 /// (words below 4096: the dumps and about 4000 spill slots).
 pub fn ctx_off(w: usize) -> Option<Off8> {

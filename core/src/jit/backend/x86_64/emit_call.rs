@@ -7,6 +7,26 @@ use crate::jit::buffer::CodeBuffer;
 
 macro_rules! x64_call_templates {
     ($B:ty) => {
+        /// A function trace's prologue: saves only the callee-saved registers of
+        /// `target::FUNC_POOL` and the two it keeps (four pushes plus the return address, and
+        /// 8 more bytes keep `rsp` 16-byte aligned at calls), slot base (1st argument) into
+        /// rbx, frame (2nd argument) into r12.
+        pub fn func_prologue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch x64
+                ; push rbx ; push rbp ; push r12 ; push r13
+                ; sub rsp, 8
+                ; mov rbx, rdi
+                ; mov r12, rsi
+            );
+        }
+        /// A function trace's epilogue: `eax` already holds the exit number.
+        pub fn func_epilogue(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch x64
+                ; add rsp, 8
+                ; pop r13 ; pop r12 ; pop rbp ; pop rbx
+                ; ret
+            );
+        }
         /// `sub rsp, imm32` (a callee frame).
         pub fn sub_rsp(ops: &mut $B, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; sub rsp, imm);
@@ -31,20 +51,21 @@ macro_rules! x64_call_templates {
         pub fn load_rax_rax(ops: &mut $B, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; mov rax, QWORD [rax + disp]);
         }
-        /// The epilogue without its `ret` (undoes `emit::prologue`): before a tail jump.
-        pub fn pop_frame(ops: &mut $B) {
-            ::dynasm::dynasm!(ops ; .arch x64
-                ; add rsp, 8
-                ; pop r15 ; pop r14 ; pop r13 ; pop r12 ; pop rbp ; pop rbx
-            );
+        /// `call qword [rax]` (a call through the code address in word 0 of a `FuncCode`).
+        pub fn call_at_rax(ops: &mut $B) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; call QWORD [rax]);
         }
-        /// `jmp qword [r11]` (a tail jump through a `FuncCode`'s code address).
-        pub fn jmp_at_r11(ops: &mut $B) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; jmp QWORD [r11]);
+        /// `mov rax, [rsp + disp]`.
+        pub fn load_rax_rsp(ops: &mut $B, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov rax, QWORD [rsp + disp]);
         }
-        /// `add qword [rax], imm32`.
-        pub fn add_at_rax(ops: &mut $B, imm: i32) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [rax], imm);
+        /// `jmp qword [r11 + disp]` (a jump through a code address stored in a `FuncCode`).
+        pub fn jmp_at_r11(ops: &mut $B, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; jmp QWORD [r11 + disp]);
+        }
+        /// `add qword [rax + disp], imm32`.
+        pub fn add_at_rax(ops: &mut $B, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [rax + disp], imm);
         }
         /// `cmp qword [r12 + disp], imm32`.
         pub fn cmp_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
@@ -77,7 +98,10 @@ mod tests {
                 t::sub_rsp(ops, imm);
                 t::add_rsp(ops, imm);
                 t::load_rax_rax(ops, imm);
-                t::add_at_rax(ops, imm);
+                t::add_at_rax(ops, imm, imm);
+                t::add_at_rax(ops, 512, imm);
+                t::jmp_at_r11(ops, imm);
+                t::load_rax_rsp(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
                 t::cmp_ctx_i(ops, imm, 0);
                 for r in 0..16u8 {
@@ -88,8 +112,9 @@ mod tests {
             for r in 0..16u8 {
                 t::mov_from_rsp(ops, r);
             }
-            t::pop_frame(ops);
-            t::jmp_at_r11(ops);
+            t::call_at_rax(ops);
+            t::func_prologue(ops);
+            t::func_epilogue(ops);
         }};
     }
 

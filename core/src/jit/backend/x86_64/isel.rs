@@ -17,6 +17,7 @@ mod divk;
 mod heap;
 
 use super::emit::{self, Cond};
+use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
@@ -33,6 +34,7 @@ pub struct X64;
 
 impl Backend for X64 {
     const POOL: RegPool = target::POOL;
+    const FUNC_POOL: RegPool = target::FUNC_POOL;
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
@@ -58,6 +60,7 @@ impl Backend for X64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
             fused: heap::fused_loads(t),
+            done_guard: None,
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -66,6 +69,12 @@ impl Backend for X64 {
     fn entry_offset() -> usize {
         let mut b = CodeBuffer::new(Arch::X64);
         emit::prologue(&mut b);
+        b.offset()
+    }
+
+    fn func_entry_offset() -> usize {
+        let mut b = CodeBuffer::new(Arch::X64);
+        emit_call::func_prologue(&mut b);
         b.offset()
     }
 }
@@ -81,11 +90,39 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// `LdI`s compared in memory by the guard right after them (see `heap::fused_loads`).
     fused: Vec<bool>,
+    /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
+    pub(super) done_guard: Option<Ref>,
 }
 
 impl Isel<'_> {
+    /// Whether this is a function trace (it ends in a return; see `Backend::FUNC_POOL`).
+    pub(super) fn is_func(&self) -> bool {
+        matches!(
+            self.t.insts.last().map(|i| i.op),
+            Some(Op::RetI | Op::RetF | Op::RetN)
+        )
+    }
+
+    /// The prologue, or a function trace's smaller one.
+    fn prologue(&mut self) {
+        if self.is_func() {
+            emit_call::func_prologue(&mut self.b);
+        } else {
+            emit::prologue(&mut self.b);
+        }
+    }
+
+    /// The epilogue matching `prologue`.
+    pub(super) fn epilogue(&mut self) {
+        if self.is_func() {
+            emit_call::func_epilogue(&mut self.b);
+        } else {
+            emit::epilogue(&mut self.b);
+        }
+    }
+
     fn trace(&mut self) -> Result<(), CompileError> {
-        emit::prologue(&mut self.b);
+        self.prologue();
         let mut loop_label = None;
         let rotated = self.rotatable_guard();
         for r in 0..self.t.insts.len() {
@@ -132,11 +169,14 @@ impl Isel<'_> {
         for &x in pool.float_caller.iter().chain(pool.float_callee) {
             emit::store_ctx_f(&mut self.b, word(DUMP_FLOAT + x as usize), x);
         }
-        emit::epilogue(&mut self.b);
+        self.epilogue();
     }
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
+        if self.done_guard == Some(r) {
+            return Ok(());
+        }
         match inst.op {
             Op::Nop | Op::KInt | Op::KBool | Op::Loop | Op::Phi => {}
             Op::KFloat => {

@@ -39,5 +39,14 @@ pub const POOL: RegPool = RegPool {
     float_callee: &[],
 };
 
+/// The allocatable registers of function traces: of the callee-saved ones only rbp and r13,
+/// which the function-trace prologue saves (`emit_call::func_prologue`).
+pub const FUNC_POOL: RegPool = RegPool {
+    int_caller: POOL.int_caller,
+    int_callee: &[5, 13],
+    float_caller: POOL.float_caller,
+    float_callee: &[],
+};
+
 /// Most spill slots a trace may have (keeps every displacement far inside an `i32`).
 pub const MAX_SPILLS: u32 = 1 << 20;

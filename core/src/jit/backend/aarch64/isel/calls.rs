@@ -4,7 +4,7 @@
 use super::super::emit_call;
 use super::emit::{self, Cond, Imm12, Off8};
 use super::{mov_imm, target, Isel, Mem, ADDR, BASE, CTX, FS0, S0, S1, X0, X1};
-use crate::jit::backend::CompileError;
+use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -79,7 +79,7 @@ impl Isel<'_> {
                 }
                 emit::mov_rr(&mut self.b, X1, BASE);
                 mov_imm(&mut self.b, X0, callframe::RET_CODE as i64);
-                emit::epilogue(&mut self.b);
+                self.epilogue();
             }
             _ => {}
         }
@@ -87,8 +87,9 @@ impl Isel<'_> {
     }
 
     /// Before exit stub `n` of a function trace: if the exit restores nothing and the trace's
-    /// link table has a side trace for it, continue there (same frame, same slots) as a tail
-    /// call; its return goes straight to our caller.
+    /// link table has a side trace for it, continue there (same frame, same slots, same saved
+    /// registers): a branch past the side trace's prologue; its return goes straight to our
+    /// caller.
     pub(super) fn exit_link(&mut self, n: usize) -> Result<(), CompileError> {
         let Some(table) = self
             .t
@@ -108,27 +109,27 @@ impl Isel<'_> {
         emit::cmp_ri(&mut self.b, S0, imm12(0)?);
         emit::b_cond(&mut self.b, Cond::Eq, no_link);
         emit::str_x(&mut self.b, S0, CTX, area(callframe::META)?);
-        emit::mov_rr(&mut self.b, X0, BASE);
-        emit::mov_rr(&mut self.b, X1, CTX);
-        emit_call::pop_frame(&mut self.b);
-        emit::ldr_x(&mut self.b, S1, S0, Off8::ZERO);
+        let body = Off8::new(callframe::BODY_OFFSET as i64).ok_or(CompileError::SlotTooFar)?;
+        emit::ldr_x(&mut self.b, S1, S0, body);
         emit_call::br(&mut self.b, S1);
         emit::bind(&mut self.b, no_link);
         Ok(())
     }
 
-    /// Adds a direct call's fuel to the counter FUELP points at.
+    /// Adds a direct call's fuel to the ROOT frame's FUEL word.
     fn charge_call(&mut self, fuel: i64) -> Result<(), CompileError> {
-        emit::ldr_x(&mut self.b, S0, CTX, area(callframe::FUELP)?);
-        emit::ldr_x(&mut self.b, S1, S0, Off8::ZERO);
-        match Imm12::new(fuel) {
-            Some(k) => emit::add_ri(&mut self.b, S1, S1, k),
-            None => {
+        let fuel_word = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        emit::ldr_x(&mut self.b, S0, CTX, area(callframe::ROOT)?);
+        emit::ldr_x(&mut self.b, S1, S0, fuel_word);
+        match (Imm12::new(fuel), Imm12::new(fuel.wrapping_neg())) {
+            (Some(k), _) => emit::add_ri(&mut self.b, S1, S1, k),
+            (None, Some(k)) => emit::sub_ri(&mut self.b, S1, S1, k),
+            (None, None) => {
                 mov_imm(&mut self.b, ADDR, fuel);
                 emit::add_rr(&mut self.b, S1, S1, ADDR);
             }
         }
-        emit::str_x(&mut self.b, S1, S0, Off8::ZERO);
+        emit::str_x(&mut self.b, S1, S0, fuel_word);
         Ok(())
     }
 
@@ -185,6 +186,9 @@ impl Isel<'_> {
         let slow = self.b.new_dynamic_label();
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
+        let returned = self.b.new_dynamic_label();
+        // The status guard, if it can be emitted here: the return path then skips it.
+        let guard = callframe::status_guard(self.t, r);
         let disp = |slot: usize| -> Result<(i32, i32), CompileError> {
             let s = slot as u32;
             Ok((
@@ -223,8 +227,10 @@ impl Isel<'_> {
             mov_imm(&mut self.b, S1, t as i64);
             self.slot_word(tag, S1, true)?;
         }
-        // The interpreter charges the callee's length at the call (x15 is still free here).
-        self.charge_call(fuel)?;
+        // The interpreter charges the callee's length at the call and the rest of the caller
+        // when the callee returns: both at once here (x15 is still free; an exit takes the
+        // rest back below).
+        self.charge_call(fuel + rest)?;
         // The callee's frame on the machine stack, addressed through x15.
         let frame = imm12(callframe::FRAME_WORDS * 8)?;
         emit::sub_ri(&mut self.b, SP, SP, frame);
@@ -233,51 +239,51 @@ impl Isel<'_> {
             emit::ldr_x(&mut isel.b, S0, CTX, area(w)?);
             Ok(())
         };
-        copy(self, callframe::ENV)?;
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::ENV)?);
+        copy(self, callframe::ROOT)?;
+        emit::str_x(&mut self.b, S0, ADDR, area(callframe::ROOT)?);
         copy(self, callframe::BASE)?;
         emit::add_ri(&mut self.b, S0, S0, imm12(window)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BASE)?);
-        if meta == 0 {
-            copy(self, callframe::META)?;
-        } else {
-            mov_imm(&mut self.b, S0, meta);
-        }
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::META)?);
-        copy(self, callframe::DDEPTH)?;
-        emit::add_ri(&mut self.b, S0, S0, imm12(1)?);
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::DDEPTH)?);
         copy(self, callframe::BUDGET)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(1)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BUDGET)?);
         copy(self, callframe::LEFT)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(window)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::LEFT)?);
-        copy(self, callframe::FUELP)?;
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::FUELP)?);
         let win_bytes = imm12(window * l.size as usize)?;
         emit::add_ri(&mut self.b, X0, BASE, win_bytes);
         emit::mov_rr(&mut self.b, X1, ADDR);
-        emit::ldr_x(&mut self.b, S0, ADDR, area(callframe::META)?);
+        // META last: x16 then holds the callee's `FuncCode`, whose word 0 is the entry.
+        if meta == 0 {
+            copy(self, callframe::META)?;
+        } else {
+            mov_imm(&mut self.b, S0, meta);
+        }
+        emit::str_x(&mut self.b, S0, ADDR, area(callframe::META)?);
         emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
         emit::blr(&mut self.b, S0);
         mov_imm(&mut self.b, S1, callframe::RET_CODE as i64);
         emit::cmp_rr(&mut self.b, X0, S1);
         emit::b_cond(&mut self.b, Cond::Ne, exited);
-        // Returned: its value into our RESULT, status 0, our slot base from its own.
+        // Returned: its value into our RESULT, our slot base from its own, and status 0
+        // straight into the op's location, or past the status guard (STATUS is not written:
+        // only the helpers' answers go through it).
         emit::add_ri(&mut self.b, ADDR, SP, imm12(0)?);
         emit::ldr_x(&mut self.b, S0, ADDR, area(callframe::RESULT)?);
         emit::str_x(&mut self.b, S0, CTX, area(callframe::RESULT)?);
-        mov_imm(&mut self.b, S0, 0);
-        emit::str_x(&mut self.b, S0, CTX, area(callframe::STATUS)?);
         emit::sub_ri(&mut self.b, BASE, X1, win_bytes);
-        // ... and the rest of the caller at the return.
-        self.charge_call(rest)?;
         emit::add_ri(&mut self.b, SP, SP, frame);
-        emit::b(&mut self.b, done);
-        // The callee left its trace: the exit helper finishes its frame (exit number and
-        // site travel in the dead frame's STATUS and RESULT words).
+        if guard.is_none() {
+            let rd = self.out(r, S0);
+            mov_imm(&mut self.b, rd, 0);
+            self.store_result(r, rd)?;
+        }
+        emit::b(&mut self.b, returned);
+        // The callee left its trace: the rest of the caller was charged above, but the exit
+        // helper charges it itself when the call returns; then it finishes the callee's frame
+        // (exit number and site travel in the dead frame's STATUS and RESULT words).
         emit::bind(&mut self.b, exited);
+        self.charge_call(-rest)?;
         emit::add_ri(&mut self.b, ADDR, SP, imm12(0)?);
         emit::str_x(&mut self.b, X0, ADDR, area(callframe::STATUS)?);
         mov_imm(&mut self.b, S0, inst.imm);
@@ -293,6 +299,12 @@ impl Isel<'_> {
         emit::bind(&mut self.b, slow);
         self.helper_call(r, inst.imm)?;
         emit::bind(&mut self.b, done);
-        self.status(r)
+        self.status(r)?;
+        if let Some(g) = guard {
+            self.guard(g)?;
+            self.done_guard = Some(g);
+        }
+        emit::bind(&mut self.b, returned);
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
 use super::super::emit_call;
 use super::{emit, target, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
-use crate::jit::backend::CompileError;
+use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
 use crate::jit::opt::OptError;
@@ -63,7 +63,7 @@ impl Isel<'_> {
                 }
                 emit::mov_rr(&mut self.b, RDX, target::BASE);
                 emit::mov_ri32(&mut self.b, target::RAX, callframe::RET_CODE as i32);
-                emit::epilogue(&mut self.b);
+                self.epilogue();
             }
             _ => {}
         }
@@ -71,8 +71,9 @@ impl Isel<'_> {
     }
 
     /// Before exit stub `n` of a function trace: if the exit restores nothing and the trace's
-    /// link table has a side trace for it, continue there (same frame, same slots) as a tail
-    /// call; its return goes straight to our caller.
+    /// link table has a side trace for it, continue there (same frame, same slots, same saved
+    /// registers): a jump past the side trace's prologue; its return goes straight to our
+    /// caller.
     pub(super) fn exit_link(&mut self, n: usize) {
         let Some(table) = self
             .t
@@ -93,17 +94,14 @@ impl Isel<'_> {
         emit::jcc(&mut self.b, Cond::E, no_link);
         emit::mov_rr(&mut self.b, S1, target::RAX);
         emit::store_ctx(&mut self.b, area(callframe::META), S1);
-        emit::mov_rr(&mut self.b, ARG0, target::BASE);
-        emit::mov_rr(&mut self.b, ARG1, target::CTX);
-        emit_call::pop_frame(&mut self.b);
-        emit_call::jmp_at_r11(&mut self.b);
+        emit_call::jmp_at_r11(&mut self.b, callframe::BODY_OFFSET);
         emit::bind(&mut self.b, no_link);
     }
 
-    /// Adds a direct call's fuel to the counter FUELP points at.
+    /// Adds a direct call's fuel to the ROOT frame's FUEL word.
     fn charge_call(&mut self, fuel: i32) {
-        emit::load_ctx(&mut self.b, S0, area(callframe::FUELP));
-        emit_call::add_at_rax(&mut self.b, fuel);
+        emit::load_ctx(&mut self.b, S0, area(callframe::ROOT));
+        emit_call::add_at_rax(&mut self.b, word(FUEL), fuel);
     }
 
     /// `helper(&area, site)`; the helper returns our slot base.
@@ -141,6 +139,9 @@ impl Isel<'_> {
         let slow = self.b.new_dynamic_label();
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
+        let returned = self.b.new_dynamic_label();
+        // The status guard, if it can be emitted here: the return path then skips it.
+        let guard = callframe::status_guard(self.t, r);
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
@@ -181,60 +182,57 @@ impl Isel<'_> {
             emit::store_slot(&mut self.b, pay, S0);
             emit::store_tag64(&mut self.b, tag, t as i32);
         }
-        // The interpreter charges the callee's length at the call.
-        self.charge_call(fuel);
+        // The interpreter charges the callee's length at the call and the rest of the caller
+        // when the callee returns: both at once here (an exit takes the rest back below).
+        self.charge_call(fuel + rest);
         // The callee's frame on the machine stack.
         let frame = (callframe::FRAME_WORDS * 8) as i32;
         emit_call::sub_rsp(&mut self.b, frame);
         emit_call::mov_from_rsp(&mut self.b, S1);
-        emit::load_ctx(&mut self.b, S0, area(callframe::ENV));
-        emit_call::store_r11(&mut self.b, area(callframe::ENV), S0);
+        emit::load_ctx(&mut self.b, S0, area(callframe::ROOT));
+        emit_call::store_r11(&mut self.b, area(callframe::ROOT), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BASE));
         emit::add_ri(&mut self.b, S0, window as i32);
         emit_call::store_r11(&mut self.b, area(callframe::BASE), S0);
-        if meta == 0 {
-            emit::load_ctx(&mut self.b, S0, area(callframe::META));
-        } else {
-            emit::mov_ri64(&mut self.b, S0, meta);
-        }
-        emit_call::store_r11(&mut self.b, area(callframe::META), S0);
-        emit::load_ctx(&mut self.b, S0, area(callframe::DDEPTH));
-        emit::add_ri(&mut self.b, S0, 1);
-        emit_call::store_r11(&mut self.b, area(callframe::DDEPTH), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BUDGET));
         emit::sub_ri(&mut self.b, S0, 1);
         emit_call::store_r11(&mut self.b, area(callframe::BUDGET), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::LEFT));
         emit::sub_ri(&mut self.b, S0, window as i32);
         emit_call::store_r11(&mut self.b, area(callframe::LEFT), S0);
-        emit::load_ctx(&mut self.b, S0, area(callframe::FUELP));
-        emit_call::store_r11(&mut self.b, area(callframe::FUELP), S0);
         let win_bytes = (window as u32 * l.size) as i32;
-        emit::mov_rr(&mut self.b, ARG0, target::BASE);
-        emit::add_ri(&mut self.b, ARG0, win_bytes);
+        emit::lea_ri(&mut self.b, ARG0, target::BASE, win_bytes);
         emit::mov_rr(&mut self.b, ARG1, S1);
-        emit_call::load_r11(&mut self.b, S0, area(callframe::META));
-        emit_call::load_rax_rax(&mut self.b, 0);
-        emit::call_r(&mut self.b, S0);
+        // META last: rax then holds the callee's `FuncCode`, whose word 0 is the entry.
+        if meta == 0 {
+            emit::load_ctx(&mut self.b, S0, area(callframe::META));
+        } else {
+            emit::mov_ri64(&mut self.b, S0, meta);
+        }
+        emit_call::store_r11(&mut self.b, area(callframe::META), S0);
+        emit_call::call_at_rax(&mut self.b);
         emit::cmp_ri(&mut self.b, target::RAX, callframe::RET_CODE as i32);
         emit::jcc(&mut self.b, Cond::Ne, exited);
-        // Returned: its value into our RESULT, status 0, our slot base from its own.
-        emit_call::mov_from_rsp(&mut self.b, S1);
-        emit_call::load_r11(&mut self.b, S0, area(callframe::RESULT));
+        // Returned: its value into our RESULT, our slot base from its own, and status 0
+        // straight into the op's location, or past the status guard (STATUS is not written:
+        // only the helpers' answers go through it).
+        emit_call::load_rax_rsp(&mut self.b, area(callframe::RESULT));
         emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
-        emit::mov_ri32(&mut self.b, S0, 0);
-        emit::store_ctx(&mut self.b, area(callframe::STATUS), S0);
-        emit::mov_rr(&mut self.b, target::BASE, RDX);
-        emit::sub_ri(&mut self.b, target::BASE, win_bytes);
-        // ... and the rest of the caller at the return.
-        self.charge_call(rest);
+        emit::lea_ri(&mut self.b, target::BASE, RDX, -win_bytes);
         emit_call::add_rsp(&mut self.b, frame);
-        emit::jmp(&mut self.b, done);
-        // The callee left its trace: the exit helper finishes its frame (exit number and
-        // site travel in the dead frame's STATUS and RESULT words).
+        if guard.is_none() {
+            let rd = self.out(r, S0);
+            emit::mov_ri32(&mut self.b, rd, 0);
+            self.store_result(r, rd);
+        }
+        emit::jmp(&mut self.b, returned);
+        // The callee left its trace: the rest of the caller was charged above, but the exit
+        // helper charges it itself when the call returns; then it finishes the callee's frame
+        // (exit number and site travel in the dead frame's STATUS and RESULT words).
         emit::bind(&mut self.b, exited);
         emit_call::mov_from_rsp(&mut self.b, S1);
         emit_call::store_r11(&mut self.b, area(callframe::STATUS), target::RAX);
+        self.charge_call(-rest);
         self.mov_imm(S0, inst.imm);
         emit_call::store_r11(&mut self.b, area(callframe::RESULT), S0);
         emit::mov_rr(&mut self.b, ARG0, S1);
@@ -250,6 +248,11 @@ impl Isel<'_> {
         self.helper_call(r, inst.imm)?;
         emit::bind(&mut self.b, done);
         self.status(r);
+        if let Some(g) = guard {
+            self.guard(g);
+            self.done_guard = Some(g);
+        }
+        emit::bind(&mut self.b, returned);
         Ok(())
     }
 }
