@@ -7,7 +7,7 @@
 //! such an array stays charged to the meter until the meter is gone. Dropping an array nested
 //! N levels deep recurses N times on the native stack; the memory cap bounds N (each level costs
 //! at least 64 bytes of cap), which a host with a small kernel stack must size accordingly.
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::mem::size_of;
 
@@ -15,6 +15,8 @@ use liballoc::boxed::Box;
 use liballoc::rc::Rc;
 use liballoc::string::String;
 use liballoc::vec::Vec;
+
+use super::intern;
 
 /// A VM value. `Clone` bumps a reference count for heap values and copies otherwise.
 /// `repr(u64)` fixes the layout: tag word at offset 0, payload at offset 8, no padding (see the module doc of
@@ -73,10 +75,22 @@ const _: () = assert!(size_of::<Value>() == 16);
 pub type Meter = Rc<MeterCell>;
 
 /// The counter behind a [`Meter`].
-#[derive(Debug)]
+///
+/// It also owns the VM's short-string table ([`super::intern`]): every string object holds a
+/// meter, so every place that makes a string reaches the table through it.
 pub struct MeterCell {
     used: Cell<usize>,
     cap: usize,
+    strings: RefCell<intern::Table>,
+}
+
+impl fmt::Debug for MeterCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeterCell")
+            .field("used", &self.used.get())
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A heap allocation would exceed the VM's memory cap.
@@ -89,6 +103,7 @@ impl MeterCell {
         Rc::new(MeterCell {
             used: Cell::new(0),
             cap,
+            strings: RefCell::new(intern::Table::default()),
         })
     }
     /// Live bytes charged now.
@@ -114,21 +129,59 @@ impl MeterCell {
 }
 
 /// A heap string.
+///
+/// Strings of at most [`intern::INTERN_MAX`] bytes are normally entered in the VM's
+/// short-string table (`interned`), so two entered strings are equal exactly when they are the
+/// same object; a string is left out only when the table could not grow.
 pub struct StrObj {
     text: Box<str>,
     meter: Meter,
+    hash: u32,
+    interned: bool,
 }
 
 impl StrObj {
     /// The text.
+    #[inline(always)]
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The hash of the text ([`intern::hash`]).
+    #[inline(always)]
+    pub(crate) fn hash(&self) -> u32 {
+        self.hash
+    }
+
+    /// Bytes charged for a string of `len` bytes (`interned`: plus its table share).
+    fn charge_for(len: usize, interned: bool) -> usize {
+        size_of::<StrObj>() + len + if interned { intern::ENTRY_BYTES } else { 0 }
+    }
+
+    /// String equality: the same object, or (unless both are entered, which makes different
+    /// objects different texts) the same bytes.
+    #[inline(always)]
+    pub fn same_text(a: &Rc<StrObj>, b: &Rc<StrObj>) -> bool {
+        if Rc::ptr_eq(a, b) {
+            return true;
+        }
+        if a.interned && b.interned {
+            return false;
+        }
+        a.hash == b.hash && a.text == b.text
     }
 }
 
 impl Drop for StrObj {
     fn drop(&mut self) {
-        self.meter.release(size_of::<StrObj>() + self.text.len());
+        if self.interned {
+            self.meter
+                .strings
+                .borrow_mut()
+                .remove(self as *const StrObj, self.hash);
+        }
+        self.meter
+            .release(StrObj::charge_for(self.text.len(), self.interned));
     }
 }
 
@@ -282,25 +335,88 @@ impl Drop for ArrayObj {
 }
 
 impl Value {
-    /// A new heap string charged to `meter`.
+    /// A string value with this text, charged to `meter`: for a short text the object
+    /// already entered in the VM's short-string table if there is one (no allocation),
+    /// otherwise a new object.
     pub fn new_str(meter: &Meter, text: &str) -> Result<Value, OverCap> {
-        meter.charge(size_of::<StrObj>() + text.len())?;
-        let obj = StrObj {
+        if text.len() <= intern::INTERN_MAX {
+            return Value::short_str(meter, text, || text.into());
+        }
+        meter.charge(StrObj::charge_for(text.len(), false))?;
+        Ok(Value::Str(Rc::new(StrObj {
             text: text.into(),
             meter: meter.clone(),
-        };
-        Ok(Value::Str(Rc::new(obj)))
+            hash: intern::hash(text.as_bytes()),
+            interned: false,
+        })))
     }
 
     /// [`Value::new_str`] taking the text's buffer over instead of copying it (no copy and
     /// no second allocation when `text` has no spare capacity); charged the same.
     pub fn str_from_string(meter: &Meter, text: String) -> Result<Value, OverCap> {
-        meter.charge(size_of::<StrObj>() + text.len())?;
-        let obj = StrObj {
+        if text.len() <= intern::INTERN_MAX {
+            return Value::short_str(meter, &text, || Box::from(text.as_str()));
+        }
+        meter.charge(StrObj::charge_for(text.len(), false))?;
+        let hash = intern::hash(text.as_bytes());
+        Ok(Value::Str(Rc::new(StrObj {
             text: text.into_boxed_str(),
             meter: meter.clone(),
-        };
-        Ok(Value::Str(Rc::new(obj)))
+            hash,
+            interned: false,
+        })))
+    }
+
+    /// The string `a + b` (concatenation), charged to `meter`; a short result is built on the
+    /// stack and looked up in the short-string table before anything is allocated.
+    pub fn concat(meter: &Meter, a: &str, b: &str) -> Result<Value, OverCap> {
+        let n = a.len() + b.len();
+        if n <= intern::INTERN_MAX {
+            let mut buf = [0u8; intern::INTERN_MAX];
+            buf[..a.len()].copy_from_slice(a.as_bytes());
+            buf[a.len()..n].copy_from_slice(b.as_bytes());
+            // `a` and `b` are whole strings, so their concatenation is UTF-8 too.
+            let text = core::str::from_utf8(&buf[..n]).map_err(|_| OverCap)?;
+            return Value::short_str(meter, text, || text.into());
+        }
+        let mut s = String::new();
+        s.try_reserve_exact(n).map_err(|_| OverCap)?;
+        s.push_str(a);
+        s.push_str(b);
+        Value::str_from_string(meter, s)
+    }
+
+    /// A short string (`text.len() <= INTERN_MAX`): the entered object with this text, or a
+    /// new one (boxed by `boxed`) entered in the table when the table can grow.
+    #[inline]
+    fn short_str(
+        meter: &Meter,
+        text: &str,
+        boxed: impl FnOnce() -> Box<str>,
+    ) -> Result<Value, OverCap> {
+        let hash = intern::hash(text.as_bytes());
+        let mut table = meter.strings.borrow_mut();
+        if let Some(p) = table.find(text, hash) {
+            // SAFETY: `p` came from `Rc::as_ptr` of an entered `Rc<StrObj>` that is still
+            // alive (an object removes its entry when dropped), so one more strong count
+            // makes a valid `Rc` of our own.
+            return Ok(Value::Str(unsafe {
+                Rc::increment_strong_count(p);
+                Rc::from_raw(p)
+            }));
+        }
+        let interned = table.reserve_one();
+        meter.charge(StrObj::charge_for(text.len(), interned))?;
+        let rc = Rc::new(StrObj {
+            text: boxed(),
+            meter: meter.clone(),
+            hash,
+            interned,
+        });
+        if interned {
+            table.insert(Rc::as_ptr(&rc), hash);
+        }
+        Ok(Value::Str(rc))
     }
 
     /// A new heap array holding `items`, charged to `meter`.
@@ -350,7 +466,7 @@ impl Value {
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
                 (*a as f64) == *b
             }
-            (Value::Str(a), Value::Str(b)) => a.text == b.text,
+            (Value::Str(a), Value::Str(b)) => StrObj::same_text(a, b),
             (Value::Array(a), Value::Array(b)) => Rc::ptr_eq(a, b),
             _ => false,
         }
@@ -454,5 +570,102 @@ mod tests {
         assert!(meter.used() > 0);
         drop(v);
         assert_eq!(meter.used(), 0);
+    }
+
+    fn str_ptr(v: &Value) -> *const StrObj {
+        let Value::Str(s) = v else {
+            panic!("not a string")
+        };
+        Rc::as_ptr(s)
+    }
+
+    #[test]
+    fn short_strings_are_one_object_and_leave_the_table_when_dropped() {
+        let meter = MeterCell::new(usize::MAX);
+        let a = Value::new_str(&meter, "kalo").unwrap();
+        let b = Value::concat(&meter, "ka", "lo").unwrap();
+        let c = Value::str_from_string(&meter, String::from("kalo")).unwrap();
+        assert_eq!(str_ptr(&a), str_ptr(&b));
+        assert_eq!(str_ptr(&a), str_ptr(&c));
+        let one = meter.used();
+        assert_eq!(one, size_of::<StrObj>() + 4 + intern::ENTRY_BYTES);
+        let d = Value::new_str(&meter, "kalomi").unwrap();
+        assert!(!a.equals(&d) && a.equals(&b));
+        assert_eq!(meter.strings.borrow().len(), 2);
+        drop((a, b, c));
+        assert_eq!(meter.strings.borrow().len(), 1);
+        // A new object for the same text once the old one is gone: the table kept no reference.
+        let e = Value::new_str(&meter, "kalo").unwrap();
+        assert!(e.equals(&Value::concat(&meter, "kal", "o").unwrap()));
+        drop((d, e));
+        assert_eq!(meter.strings.borrow().len(), 0);
+        assert_eq!(meter.used(), 0);
+    }
+
+    #[test]
+    fn long_strings_are_not_entered_but_compare_by_content() {
+        let meter = MeterCell::new(usize::MAX);
+        let long = "x".repeat(intern::INTERN_MAX + 1);
+        let a = Value::new_str(&meter, &long).unwrap();
+        let b = Value::concat(&meter, &long[..10], &long[10..]).unwrap();
+        assert_ne!(str_ptr(&a), str_ptr(&b));
+        assert!(a.equals(&b));
+        let short = Value::new_str(&meter, &long[..intern::INTERN_MAX]).unwrap();
+        assert!(!a.equals(&short));
+        assert_eq!(meter.strings.borrow().len(), 1);
+        drop((a, b, short));
+        assert_eq!(meter.used(), 0);
+    }
+
+    #[test]
+    fn the_cap_counts_live_strings_only() {
+        let each = size_of::<StrObj>() + 3 + intern::ENTRY_BYTES;
+        let meter = MeterCell::new(2 * each);
+        let a = Value::new_str(&meter, "abc").unwrap();
+        let again = Value::new_str(&meter, "abc").unwrap();
+        assert_eq!(
+            meter.used(),
+            each,
+            "an equal short string costs nothing more"
+        );
+        let b = Value::new_str(&meter, "abd").unwrap();
+        assert_eq!(Value::new_str(&meter, "abe").err(), Some(OverCap));
+        drop(b);
+        let e = Value::new_str(&meter, "abe").unwrap();
+        drop((a, again, e));
+        assert_eq!(meter.used(), 0);
+    }
+
+    /// The table against a shadow model under random inserts and drops (many texts share probe
+    /// runs, so backward-shift deletion is exercised).
+    #[test]
+    fn table_matches_a_shadow_model() {
+        use proptest::prelude::*;
+        proptest!(|(ops in proptest::collection::vec((0u8..2, 0u16..300), 1..2000))| {
+            let meter = MeterCell::new(usize::MAX);
+            let mut live: Vec<(String, Value)> = Vec::new();
+            for (kind, n) in ops {
+                let text = liballoc::format!("w{n}");
+                if kind == 0 {
+                    let v = Value::new_str(&meter, &text).unwrap();
+                    if let Some((_, old)) = live.iter().find(|(t, _)| *t == text) {
+                        prop_assert_eq!(str_ptr(old), str_ptr(&v));
+                    }
+                    live.push((text, v));
+                } else if let Some(i) = live.iter().position(|(t, _)| *t == text) {
+                    live.swap_remove(i);
+                }
+                let mut distinct: Vec<&str> = live.iter().map(|(t, _)| t.as_str()).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                prop_assert_eq!(meter.strings.borrow().len(), distinct.len());
+                for t in distinct {
+                    let h = intern::hash(t.as_bytes());
+                    prop_assert!(meter.strings.borrow().find(t, h).is_some());
+                }
+            }
+            drop(live);
+            prop_assert_eq!(meter.used(), 0);
+        });
     }
 }
