@@ -30,13 +30,10 @@ pub const ENTRY_BYTES: usize = 2 * size_of::<*const StrObj>();
 pub fn hash(text: &[u8]) -> u32 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut h = text.len() as u64;
-    let mut words = text.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    let (words, rest) = text.as_chunks::<8>();
+    for w in words {
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(*w)).wrapping_mul(K);
     }
-    let rest = words.remainder();
     if !rest.is_empty() {
         let mut b = [0u8; 8];
         b[..rest.len()].copy_from_slice(rest);
