@@ -6,7 +6,7 @@
 //! int division or remainder by zero is an error, float division follows IEEE 754.
 
 use super::error::RuntimeErrorKind as E;
-use super::value::{Meter, Value};
+use super::value::{Meter, StrObj, Value};
 
 macro_rules! fast_arith {
     ($name:ident, $int:expr, $float:expr, $verb:literal) => {
@@ -155,7 +155,7 @@ fn compare_slow(x: &Value, y: &Value) -> Result<Option<core::cmp::Ordering>, E> 
         (Value::Float(a), Value::Float(b)) => Ok(a.partial_cmp(b)),
         (Value::Int(a), Value::Float(b)) => Ok((*a as f64).partial_cmp(b)),
         (Value::Float(a), Value::Int(b)) => Ok(a.partial_cmp(&(*b as f64))),
-        (Value::Str(a), Value::Str(b)) => Ok(Some(a.as_str().cmp(b.as_str()))),
+        (Value::Str(a), Value::Str(b)) => Ok(Some(StrObj::cmp_text(a, b))),
         _ => Err(E::Type {
             op: "compare",
             lhs: x.type_name(),

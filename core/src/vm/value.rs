@@ -170,6 +170,16 @@ impl StrObj {
         }
         a.hash == b.hash && a.text == b.text
     }
+
+    /// Byte-wise order of two strings; the same object (common once equal short strings are
+    /// one object) is equal without reading the bytes.
+    #[inline(always)]
+    pub fn cmp_text(a: &Rc<StrObj>, b: &Rc<StrObj>) -> core::cmp::Ordering {
+        if Rc::ptr_eq(a, b) {
+            return core::cmp::Ordering::Equal;
+        }
+        a.text.cmp(&b.text)
+    }
 }
 
 impl Drop for StrObj {

@@ -10,7 +10,7 @@ use crate::vm::builtins::{self, Builtin, Env};
 use crate::vm::bytecode::{field_a, field_b, field_bx, field_c, field_sbx, Op};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::host;
-use crate::vm::value::{Value, TAG_STR};
+use crate::vm::value::{StrObj, Value, TAG_STR};
 
 impl Vm<'_> {
     /// Runs from `start` until the frame it starts in returns (the call depth falls back to
@@ -208,7 +208,9 @@ impl Vm<'_> {
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (Value::Int(x), Value::Int(y)) => x $op y,
                             // Byte-wise, as `arith::lt`/`le` compare strings.
-                            (Value::Str(x), Value::Str(y)) => x.as_str() $op y.as_str(),
+                            (Value::Str(x), Value::Str(y)) => {
+                                StrObj::cmp_text(x, y) $op core::cmp::Ordering::Equal
+                            }
                             (x, y) => tri!(crate::vm::arith::$slow(x, y)),
                         };
                         if taken == (field_c(w) != 0) {
