@@ -134,7 +134,7 @@ impl MeterCell {
 /// short-string table (`interned`), so two entered strings are equal exactly when they are the
 /// same object; a string is left out only when the table could not grow.
 pub struct StrObj {
-    text: Box<str>,
+    text: Text,
     meter: Meter,
     hash: u32,
     interned: bool,
@@ -144,7 +144,7 @@ impl StrObj {
     /// The text.
     #[inline(always)]
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_str()
     }
 
     /// The hash of the text ([`intern::hash`]).
@@ -153,9 +153,11 @@ impl StrObj {
         self.hash
     }
 
-    /// Bytes charged for a string of `len` bytes (`interned`: plus its table share).
+    /// Bytes charged for a string of `len` bytes: the object, the text when it does not fit
+    /// inside, and (`interned`) the table share.
     fn charge_for(len: usize, interned: bool) -> usize {
-        size_of::<StrObj>() + len + if interned { intern::ENTRY_BYTES } else { 0 }
+        let outside = if len > INLINE_TEXT { len } else { 0 };
+        size_of::<StrObj>() + outside + if interned { intern::ENTRY_BYTES } else { 0 }
     }
 
     /// String equality: the same object, or (unless both are entered, which makes different
@@ -168,7 +170,7 @@ impl StrObj {
         if a.interned && b.interned {
             return false;
         }
-        a.hash == b.hash && a.text == b.text
+        a.hash == b.hash && a.as_str() == b.as_str()
     }
 
     /// Byte-wise order of two strings; the same object (common once equal short strings are
@@ -178,7 +180,50 @@ impl StrObj {
         if Rc::ptr_eq(a, b) {
             return core::cmp::Ordering::Equal;
         }
-        a.text.cmp(&b.text)
+        a.as_str().cmp(b.as_str())
+    }
+}
+
+/// Texts up to this many bytes live inside the [`StrObj`] (one allocation, the bytes on the
+/// cache line of the reference count); longer ones in a buffer of their own.
+pub const INLINE_TEXT: usize = 22;
+
+/// A string's bytes: inside the object or in a buffer of their own.
+enum Text {
+    /// `bytes[..len]` is the text (valid UTF-8: copied from a `&str`).
+    Inside {
+        len: u8,
+        bytes: [u8; INLINE_TEXT],
+    },
+    Outside(Box<str>),
+}
+
+const _: () = assert!(size_of::<Text>() == 24);
+
+impl Text {
+    fn new(text: &str) -> Text {
+        if text.len() <= INLINE_TEXT {
+            let mut bytes = [0u8; INLINE_TEXT];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Text::Inside {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            Text::Outside(text.into())
+        }
+    }
+
+    #[inline(always)]
+    fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: `Text::new` copied these bytes from a `&str` (whole, so they are valid
+            // UTF-8), and `len` is that string's length, at most `INLINE_TEXT`.
+            Text::Inside { len, bytes } => unsafe {
+                core::str::from_utf8_unchecked(bytes.get_unchecked(..*len as usize))
+            },
+            Text::Outside(s) => s,
+        }
     }
 }
 
@@ -191,7 +236,7 @@ impl Drop for StrObj {
                 .remove(self as *const StrObj, self.hash);
         }
         self.meter
-            .release(StrObj::charge_for(self.text.len(), self.interned));
+            .release(StrObj::charge_for(self.as_str().len(), self.interned));
     }
 }
 
@@ -350,11 +395,11 @@ impl Value {
     /// otherwise a new object.
     pub fn new_str(meter: &Meter, text: &str) -> Result<Value, OverCap> {
         if text.len() <= intern::INTERN_MAX {
-            return Value::short_str(meter, text, || text.into());
+            return Value::short_str(meter, text, || Text::new(text));
         }
         meter.charge(StrObj::charge_for(text.len(), false))?;
         Ok(Value::Str(Rc::new(StrObj {
-            text: text.into(),
+            text: Text::Outside(text.into()),
             meter: meter.clone(),
             hash: intern::hash(text.as_bytes()),
             interned: false,
@@ -365,12 +410,12 @@ impl Value {
     /// no second allocation when `text` has no spare capacity); charged the same.
     pub fn str_from_string(meter: &Meter, text: String) -> Result<Value, OverCap> {
         if text.len() <= intern::INTERN_MAX {
-            return Value::short_str(meter, &text, || Box::from(text.as_str()));
+            return Value::short_str(meter, &text, || Text::new(&text));
         }
         meter.charge(StrObj::charge_for(text.len(), false))?;
         let hash = intern::hash(text.as_bytes());
         Ok(Value::Str(Rc::new(StrObj {
-            text: text.into_boxed_str(),
+            text: Text::Outside(text.into_boxed_str()),
             meter: meter.clone(),
             hash,
             interned: false,
@@ -387,7 +432,7 @@ impl Value {
             buf[a.len()..n].copy_from_slice(b.as_bytes());
             // `a` and `b` are whole strings, so their concatenation is UTF-8 too.
             let text = core::str::from_utf8(&buf[..n]).map_err(|_| OverCap)?;
-            return Value::short_str(meter, text, || text.into());
+            return Value::short_str(meter, text, || Text::new(text));
         }
         let mut s = String::new();
         s.try_reserve_exact(n).map_err(|_| OverCap)?;
@@ -397,13 +442,9 @@ impl Value {
     }
 
     /// A short string (`text.len() <= INTERN_MAX`): the entered object with this text, or a
-    /// new one (boxed by `boxed`) entered in the table when the table can grow.
+    /// new one (its text made by `make`) entered in the table when the table can grow.
     #[inline]
-    fn short_str(
-        meter: &Meter,
-        text: &str,
-        boxed: impl FnOnce() -> Box<str>,
-    ) -> Result<Value, OverCap> {
+    fn short_str(meter: &Meter, text: &str, make: impl FnOnce() -> Text) -> Result<Value, OverCap> {
         let hash = intern::hash(text.as_bytes());
         let mut table = meter.strings.borrow_mut();
         if let Some(p) = table.find(text, hash) {
@@ -418,7 +459,7 @@ impl Value {
         let interned = table.reserve_one();
         meter.charge(StrObj::charge_for(text.len(), interned))?;
         let rc = Rc::new(StrObj {
-            text: boxed(),
+            text: make(),
             meter: meter.clone(),
             hash,
             interned,
@@ -488,7 +529,7 @@ impl Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x:?}"),
-            Value::Str(s) => f.write_str(&s.text),
+            Value::Str(s) => f.write_str(s.as_str()),
             // A cycle (an array inside itself) must not recurse forever.
             Value::Array(_) if depth > 16 => f.write_str("[...]"),
             Value::Array(a) => {
@@ -598,7 +639,8 @@ mod tests {
         assert_eq!(str_ptr(&a), str_ptr(&b));
         assert_eq!(str_ptr(&a), str_ptr(&c));
         let one = meter.used();
-        assert_eq!(one, size_of::<StrObj>() + 4 + intern::ENTRY_BYTES);
+        // The text is inside the object.
+        assert_eq!(one, size_of::<StrObj>() + intern::ENTRY_BYTES);
         let d = Value::new_str(&meter, "kalomi").unwrap();
         assert!(!a.equals(&d) && a.equals(&b));
         assert_eq!(meter.strings.borrow().len(), 2);
@@ -623,13 +665,23 @@ mod tests {
         let short = Value::new_str(&meter, &long[..intern::INTERN_MAX]).unwrap();
         assert!(!a.equals(&short));
         assert_eq!(meter.strings.borrow().len(), 1);
-        drop((a, b, short));
+        // Outside texts are charged too: the object, the bytes, and the table share of the
+        // short one.
+        assert_eq!(
+            meter.used(),
+            3 * size_of::<StrObj>() + 2 * long.len() + intern::INTERN_MAX + intern::ENTRY_BYTES
+        );
+        let Value::Str(s) = &short else { panic!() };
+        assert_eq!(s.as_str(), &long[..intern::INTERN_MAX]);
+        let inside = Value::new_str(&meter, "ünïcödé").unwrap();
+        assert_eq!(liballoc::format!("{inside}"), "ünïcödé");
+        drop((a, b, short, inside));
         assert_eq!(meter.used(), 0);
     }
 
     #[test]
     fn the_cap_counts_live_strings_only() {
-        let each = size_of::<StrObj>() + 3 + intern::ENTRY_BYTES;
+        let each = size_of::<StrObj>() + intern::ENTRY_BYTES;
         let meter = MeterCell::new(2 * each);
         let a = Value::new_str(&meter, "abc").unwrap();
         let again = Value::new_str(&meter, "abc").unwrap();
