@@ -7,7 +7,7 @@ use crate::vm::host;
 use crate::vm::program::Program;
 use crate::vm::value::Value;
 
-/// Performs one host instruction for compiled code (see [`LoopHook::enter_hosted`]).
+/// Performs one host instruction for compiled code (see [`LoopHook::enter_hosted`](super::LoopHook::enter_hosted)).
 pub trait HostStep {
     /// Whether the instruction at `pc` of `func` is one [`HostStep::step`] performs.
     fn is_host_op(&self, func: usize, pc: usize) -> bool;
