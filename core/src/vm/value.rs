@@ -131,8 +131,8 @@ impl MeterCell {
 /// A heap string.
 ///
 /// Strings of at most 40 bytes (`intern::INTERN_MAX`) are normally entered in the VM's
-/// short-string table (`interned`), so two entered strings are equal exactly when they are the
-/// same object; a string is left out only when the table could not grow.
+/// short-string table (`interned`), so two entered strings of one VM are equal exactly when
+/// they are the same object; a string is left out only when the table could not grow.
 pub struct StrObj {
     text: Text,
     meter: Meter,
@@ -160,15 +160,14 @@ impl StrObj {
         size_of::<StrObj>() + outside + if interned { intern::ENTRY_BYTES } else { 0 }
     }
 
-    /// String equality: the same object, or (unless both are entered, which makes different
-    /// objects different texts) the same bytes.
+    /// String equality: the same object, or different hashes (unequal), or else the same
+    /// bytes. Two equal short strings of one VM are one object, so the byte compare runs only
+    /// for long strings, hash collisions, and strings of different VMs (which a host may mix
+    /// through `Vm::slot_mut`; their tables are separate).
     #[inline(always)]
     pub fn same_text(a: &Rc<StrObj>, b: &Rc<StrObj>) -> bool {
         if Rc::ptr_eq(a, b) {
             return true;
-        }
-        if a.interned && b.interned {
-            return false;
         }
         a.hash == b.hash && a.as_str() == b.as_str()
     }
@@ -652,6 +651,16 @@ mod tests {
         drop((d, e));
         assert_eq!(meter.strings.borrow().len(), 0);
         assert_eq!(meter.used(), 0);
+    }
+
+    #[test]
+    fn equal_short_strings_of_two_vms_are_equal() {
+        let (m1, m2) = (MeterCell::new(usize::MAX), MeterCell::new(usize::MAX));
+        let a = Value::new_str(&m1, "kalo").unwrap();
+        let b = Value::new_str(&m2, "kalo").unwrap();
+        assert_ne!(str_ptr(&a), str_ptr(&b));
+        assert!(a.equals(&b));
+        assert!(!a.equals(&Value::new_str(&m2, "kalu").unwrap()));
     }
 
     #[test]
