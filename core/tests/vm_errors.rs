@@ -205,6 +205,37 @@ fn heap_is_reclaimed_when_values_die() {
     );
 }
 
+/// Equal short strings made at run time are one object (interned per VM), and dead ones are
+/// not kept: 20000 copies of one concatenated word fit where 20000 separate strings would
+/// not, and 20000 distinct words made and dropped one after another fit too.
+#[test]
+fn short_strings_are_shared_and_dead_ones_freed_under_the_memory_cap() {
+    let config = VmConfig {
+        memory_cap: 400 * 1024,
+        ..VmConfig::default()
+    };
+    // The array is 20000 * 16 = 320 KB; a separate string per slot would be >= 40 bytes more
+    // each (800 KB).
+    let shared = "let a = array(20000, \"\");\nlet i = 0;\nwhile i < 20000 {\n  a[i] = \"ka\" + \"lomine\";\n  i = i + 1;\n}\nprint(a[0] == a[19999], a[19999]);";
+    assert_eq!(run_with(shared, config).unwrap(), "true kalomine\n");
+    let distinct = "let i = 0;\nlet w = \"\";\nwhile i < 20000 {\n  w = \"w\" + str(i);\n  i = i + 1;\n}\nprint(w);";
+    assert_eq!(
+        run_with(
+            distinct,
+            VmConfig {
+                memory_cap: 16 * 1024,
+                ..VmConfig::default()
+            }
+        )
+        .unwrap(),
+        "w19999\n"
+    );
+    // Past the cap it is still the out-of-memory error.
+    let many = "let a = array(20000, \"\");\nlet i = 0;\nwhile i < 20000 {\n  a[i] = \"w\" + str(i);\n  i = i + 1;\n}";
+    let err = run_with(many, config).unwrap_err().to_string();
+    assert!(err.ends_with("out of memory (memory cap reached)"), "{err}");
+}
+
 /// A callee's heap registers are released when it returns, wherever they sit in its frame
 /// and also after deep recursion moved the register stack: a leaked 64 KiB array would not
 /// leave room for the next one under a 100 KB cap. (Debug builds also check, at every `ret`,

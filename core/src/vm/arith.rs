@@ -4,10 +4,9 @@
 //! and a `#[cold]` slow path for mixed numbers (promoted to float), string concatenation and the
 //! errors. Ints wrap on overflow; int `/` truncates toward zero and `%` (int and float) takes the dividend's sign;
 //! int division or remainder by zero is an error, float division follows IEEE 754.
-use liballoc::string::String;
 
 use super::error::RuntimeErrorKind as E;
-use super::value::{Meter, Value};
+use super::value::{Meter, StrObj, Value};
 
 macro_rules! fast_arith {
     ($name:ident, $int:expr, $float:expr, $verb:literal) => {
@@ -99,12 +98,7 @@ fn slow(
         (Value::Int(a), Value::Float(b)) => Ok(Value::Float(float(*a as f64, *b))),
         (Value::Float(a), Value::Int(b)) => Ok(Value::Float(float(*a, *b as f64))),
         (Value::Str(a), Value::Str(b)) if verb == "add" => {
-            let mut s = String::new();
-            s.try_reserve_exact(a.as_str().len() + b.as_str().len())
-                .map_err(|_| E::OutOfMemory)?;
-            s.push_str(a.as_str());
-            s.push_str(b.as_str());
-            Value::str_from_string(meter, s).map_err(|_| E::OutOfMemory)
+            Value::concat(meter, a.as_str(), b.as_str()).map_err(|_| E::OutOfMemory)
         }
         _ => Err(E::Type {
             op: verb,
@@ -161,7 +155,7 @@ fn compare_slow(x: &Value, y: &Value) -> Result<Option<core::cmp::Ordering>, E> 
         (Value::Float(a), Value::Float(b)) => Ok(a.partial_cmp(b)),
         (Value::Int(a), Value::Float(b)) => Ok((*a as f64).partial_cmp(b)),
         (Value::Float(a), Value::Int(b)) => Ok(a.partial_cmp(&(*b as f64))),
-        (Value::Str(a), Value::Str(b)) => Ok(Some(a.as_str().cmp(b.as_str()))),
+        (Value::Str(a), Value::Str(b)) => Ok(Some(StrObj::cmp_text(a, b))),
         _ => Err(E::Type {
             op: "compare",
             lhs: x.type_name(),

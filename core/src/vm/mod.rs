@@ -39,6 +39,11 @@
 //! `value::ARRAY_PTR_OFFSET` and `value::ARRAY_LEN_OFFSET` from the payload pointer (a test
 //! checks both against the real layout).
 //!
+//! A string ([`value::StrObj`]) of at most 40 bytes is interned per VM (`intern.rs`): equal
+//! short strings are one object. Texts of at most 22 bytes live inside the object. Native code
+//! reads no `StrObj` field; it makes and compares strings through `Value::new_str`,
+//! `Value::concat`, `Value::equals`.
+//!
 //! # Register stack and frames
 //!
 //! All frames share one `Vec<Value>`. A call `call A, C, f` places the callee's frame at the
@@ -86,6 +91,7 @@ pub(crate) mod builtins;
 pub mod bytecode;
 pub(crate) mod error;
 pub mod host;
+pub(crate) mod intern;
 pub(crate) mod interp;
 pub mod lang;
 pub(crate) mod program;

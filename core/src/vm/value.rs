@@ -7,7 +7,7 @@
 //! such an array stays charged to the meter until the meter is gone. Dropping an array nested
 //! N levels deep recurses N times on the native stack; the memory cap bounds N (each level costs
 //! at least 64 bytes of cap), which a host with a small kernel stack must size accordingly.
-use core::cell::Cell;
+use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::mem::size_of;
 
@@ -15,6 +15,8 @@ use liballoc::boxed::Box;
 use liballoc::rc::Rc;
 use liballoc::string::String;
 use liballoc::vec::Vec;
+
+use super::intern;
 
 /// A VM value. `Clone` bumps a reference count for heap values and copies otherwise.
 /// `repr(u64)` fixes the layout: tag word at offset 0, payload at offset 8, no padding (see the module doc of
@@ -73,10 +75,22 @@ const _: () = assert!(size_of::<Value>() == 16);
 pub type Meter = Rc<MeterCell>;
 
 /// The counter behind a [`Meter`].
-#[derive(Debug)]
+///
+/// It also owns the VM's short-string table (`vm/intern.rs`): every string object holds a
+/// meter, so every place that makes a string reaches the table through it.
 pub struct MeterCell {
     used: Cell<usize>,
     cap: usize,
+    strings: RefCell<intern::Table>,
+}
+
+impl fmt::Debug for MeterCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeterCell")
+            .field("used", &self.used.get())
+            .field("cap", &self.cap)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A heap allocation would exceed the VM's memory cap.
@@ -89,6 +103,7 @@ impl MeterCell {
         Rc::new(MeterCell {
             used: Cell::new(0),
             cap,
+            strings: RefCell::new(intern::Table::default()),
         })
     }
     /// Live bytes charged now.
@@ -114,15 +129,100 @@ impl MeterCell {
 }
 
 /// A heap string.
+///
+/// Strings of at most 40 bytes (`intern::INTERN_MAX`) are normally entered in the VM's
+/// short-string table (`interned`), so two entered strings of one VM are equal exactly when
+/// they are the same object; a string is left out only when the table could not grow.
 pub struct StrObj {
-    text: Box<str>,
+    text: Text,
     meter: Meter,
+    hash: u32,
+    interned: bool,
 }
 
 impl StrObj {
     /// The text.
+    #[inline(always)]
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.text.as_str()
+    }
+
+    /// The hash of the text ([`intern::hash`]).
+    #[inline(always)]
+    pub(crate) fn hash(&self) -> u32 {
+        self.hash
+    }
+
+    /// Bytes charged for a string of `len` bytes: the object, the text when it does not fit
+    /// inside, and (`interned`) the table share.
+    fn charge_for(len: usize, interned: bool) -> usize {
+        let outside = if len > INLINE_TEXT { len } else { 0 };
+        size_of::<StrObj>() + outside + if interned { intern::ENTRY_BYTES } else { 0 }
+    }
+
+    /// String equality: the same object, or different hashes (unequal), or else the same
+    /// bytes. Two equal short strings of one VM are one object, so the byte compare runs only
+    /// for long strings, hash collisions, and strings of different VMs (which a host may mix
+    /// through `Vm::slot_mut`; their tables are separate).
+    #[inline(always)]
+    pub fn same_text(a: &Rc<StrObj>, b: &Rc<StrObj>) -> bool {
+        if Rc::ptr_eq(a, b) {
+            return true;
+        }
+        a.hash == b.hash && a.as_str() == b.as_str()
+    }
+
+    /// Byte-wise order of two strings; the same object (common once equal short strings are
+    /// one object) is equal without reading the bytes.
+    #[inline(always)]
+    pub fn cmp_text(a: &Rc<StrObj>, b: &Rc<StrObj>) -> core::cmp::Ordering {
+        if Rc::ptr_eq(a, b) {
+            return core::cmp::Ordering::Equal;
+        }
+        a.as_str().cmp(b.as_str())
+    }
+}
+
+/// Texts up to this many bytes live inside the [`StrObj`] (one allocation, the bytes on the
+/// cache line of the reference count); longer ones in a buffer of their own.
+pub const INLINE_TEXT: usize = 22;
+
+/// A string's bytes: inside the object or in a buffer of their own.
+enum Text {
+    /// `bytes[..len]` is the text (valid UTF-8: copied from a `&str`).
+    Inside {
+        len: u8,
+        bytes: [u8; INLINE_TEXT],
+    },
+    Outside(Box<str>),
+}
+
+const _: () = assert!(size_of::<Text>() <= 24);
+
+impl Text {
+    fn new(text: &str) -> Text {
+        if text.len() <= INLINE_TEXT {
+            let mut bytes = [0u8; INLINE_TEXT];
+            bytes[..text.len()].copy_from_slice(text.as_bytes());
+            Text::Inside {
+                len: text.len() as u8,
+                bytes,
+            }
+        } else {
+            Text::Outside(text.into())
+        }
+    }
+
+    #[inline(always)]
+    fn as_str(&self) -> &str {
+        match self {
+            // SAFETY: `Text::new` copied these bytes from a `&str` (whole, so they are valid
+            // UTF-8), and `len` is that string's length, at most `INLINE_TEXT`.
+            Text::Inside { len, bytes } => unsafe {
+                core::str::from_utf8_unchecked(bytes.get_unchecked(..*len as usize))
+            },
+            Text::Outside(s) => s,
+        }
     }
 
     /// The meter the string is charged to (the VM's): native code making a string from this
@@ -134,7 +234,14 @@ impl StrObj {
 
 impl Drop for StrObj {
     fn drop(&mut self) {
-        self.meter.release(size_of::<StrObj>() + self.text.len());
+        if self.interned {
+            self.meter
+                .strings
+                .borrow_mut()
+                .remove(self as *const StrObj, self.hash);
+        }
+        self.meter
+            .release(StrObj::charge_for(self.as_str().len(), self.interned));
     }
 }
 
@@ -288,25 +395,85 @@ impl Drop for ArrayObj {
 }
 
 impl Value {
-    /// A new heap string charged to `meter`.
+    /// A string value with this text, charged to `meter`: for a short text the object
+    /// already entered in the VM's short-string table if there is one (no allocation),
+    /// otherwise a new object.
     pub fn new_str(meter: &Meter, text: &str) -> Result<Value, OverCap> {
-        meter.charge(size_of::<StrObj>() + text.len())?;
-        let obj = StrObj {
-            text: text.into(),
+        if text.len() <= intern::INTERN_MAX {
+            return Value::short_str(meter, text, || Text::new(text));
+        }
+        meter.charge(StrObj::charge_for(text.len(), false))?;
+        Ok(Value::Str(Rc::new(StrObj {
+            text: Text::Outside(text.into()),
             meter: meter.clone(),
-        };
-        Ok(Value::Str(Rc::new(obj)))
+            hash: intern::hash(text.as_bytes()),
+            interned: false,
+        })))
     }
 
     /// [`Value::new_str`] taking the text's buffer over instead of copying it (no copy and
     /// no second allocation when `text` has no spare capacity); charged the same.
     pub fn str_from_string(meter: &Meter, text: String) -> Result<Value, OverCap> {
-        meter.charge(size_of::<StrObj>() + text.len())?;
-        let obj = StrObj {
-            text: text.into_boxed_str(),
+        if text.len() <= intern::INTERN_MAX {
+            return Value::short_str(meter, &text, || Text::new(&text));
+        }
+        meter.charge(StrObj::charge_for(text.len(), false))?;
+        let hash = intern::hash(text.as_bytes());
+        Ok(Value::Str(Rc::new(StrObj {
+            text: Text::Outside(text.into_boxed_str()),
             meter: meter.clone(),
-        };
-        Ok(Value::Str(Rc::new(obj)))
+            hash,
+            interned: false,
+        })))
+    }
+
+    /// The string `a + b` (concatenation), charged to `meter`; a short result is built on the
+    /// stack and looked up in the short-string table before anything is allocated.
+    pub fn concat(meter: &Meter, a: &str, b: &str) -> Result<Value, OverCap> {
+        let n = a.len() + b.len();
+        if n <= intern::INTERN_MAX {
+            let mut buf = [0u8; intern::INTERN_MAX];
+            buf[..a.len()].copy_from_slice(a.as_bytes());
+            buf[a.len()..n].copy_from_slice(b.as_bytes());
+            // SAFETY: `buf[..n]` is the bytes of `a` followed by those of `b`, two whole
+            // `&str`s, so it is valid UTF-8.
+            let text = unsafe { core::str::from_utf8_unchecked(&buf[..n]) };
+            return Value::short_str(meter, text, || Text::new(text));
+        }
+        let mut s = String::new();
+        s.try_reserve_exact(n).map_err(|_| OverCap)?;
+        s.push_str(a);
+        s.push_str(b);
+        Value::str_from_string(meter, s)
+    }
+
+    /// A short string (`text.len() <= INTERN_MAX`): the entered object with this text, or a
+    /// new one (its text made by `make`) entered in the table when the table can grow.
+    #[inline]
+    fn short_str(meter: &Meter, text: &str, make: impl FnOnce() -> Text) -> Result<Value, OverCap> {
+        let hash = intern::hash(text.as_bytes());
+        let mut table = meter.strings.borrow_mut();
+        if let Some(p) = table.find(text, hash) {
+            // SAFETY: `p` came from `Rc::as_ptr` of an entered `Rc<StrObj>` that is still
+            // alive (an object removes its entry when dropped), so one more strong count
+            // makes a valid `Rc` of our own.
+            return Ok(Value::Str(unsafe {
+                Rc::increment_strong_count(p);
+                Rc::from_raw(p)
+            }));
+        }
+        let interned = table.reserve_one();
+        meter.charge(StrObj::charge_for(text.len(), interned))?;
+        let rc = Rc::new(StrObj {
+            text: make(),
+            meter: meter.clone(),
+            hash,
+            interned,
+        });
+        if interned {
+            table.insert(Rc::as_ptr(&rc), hash);
+        }
+        Ok(Value::Str(rc))
     }
 
     /// A new heap array holding `items`, charged to `meter`.
@@ -356,7 +523,7 @@ impl Value {
             (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
                 (*a as f64) == *b
             }
-            (Value::Str(a), Value::Str(b)) => a.text == b.text,
+            (Value::Str(a), Value::Str(b)) => StrObj::same_text(a, b),
             (Value::Array(a), Value::Array(b)) => Rc::ptr_eq(a, b),
             _ => false,
         }
@@ -368,7 +535,7 @@ impl Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(x) => write!(f, "{x:?}"),
-            Value::Str(s) => f.write_str(&s.text),
+            Value::Str(s) => f.write_str(s.as_str()),
             // A cycle (an array inside itself) must not recurse forever.
             Value::Array(_) if depth > 16 => f.write_str("[...]"),
             Value::Array(a) => {
@@ -460,5 +627,123 @@ mod tests {
         assert!(meter.used() > 0);
         drop(v);
         assert_eq!(meter.used(), 0);
+    }
+
+    fn str_ptr(v: &Value) -> *const StrObj {
+        let Value::Str(s) = v else {
+            panic!("not a string")
+        };
+        Rc::as_ptr(s)
+    }
+
+    #[test]
+    fn short_strings_are_one_object_and_leave_the_table_when_dropped() {
+        let meter = MeterCell::new(usize::MAX);
+        let a = Value::new_str(&meter, "kalo").unwrap();
+        let b = Value::concat(&meter, "ka", "lo").unwrap();
+        let c = Value::str_from_string(&meter, String::from("kalo")).unwrap();
+        assert_eq!(str_ptr(&a), str_ptr(&b));
+        assert_eq!(str_ptr(&a), str_ptr(&c));
+        let one = meter.used();
+        // The text is inside the object.
+        assert_eq!(one, size_of::<StrObj>() + intern::ENTRY_BYTES);
+        let d = Value::new_str(&meter, "kalomi").unwrap();
+        assert!(!a.equals(&d) && a.equals(&b));
+        assert_eq!(meter.strings.borrow().len(), 2);
+        drop((a, b, c));
+        assert_eq!(meter.strings.borrow().len(), 1);
+        // A new object for the same text once the old one is gone: the table kept no reference.
+        let e = Value::new_str(&meter, "kalo").unwrap();
+        assert!(e.equals(&Value::concat(&meter, "kal", "o").unwrap()));
+        drop((d, e));
+        assert_eq!(meter.strings.borrow().len(), 0);
+        assert_eq!(meter.used(), 0);
+    }
+
+    #[test]
+    fn equal_short_strings_of_two_vms_are_equal() {
+        let (m1, m2) = (MeterCell::new(usize::MAX), MeterCell::new(usize::MAX));
+        let a = Value::new_str(&m1, "kalo").unwrap();
+        let b = Value::new_str(&m2, "kalo").unwrap();
+        assert_ne!(str_ptr(&a), str_ptr(&b));
+        assert!(a.equals(&b));
+        assert!(!a.equals(&Value::new_str(&m2, "kalu").unwrap()));
+    }
+
+    #[test]
+    fn long_strings_are_not_entered_but_compare_by_content() {
+        let meter = MeterCell::new(usize::MAX);
+        let long = "x".repeat(intern::INTERN_MAX + 1);
+        let a = Value::new_str(&meter, &long).unwrap();
+        let b = Value::concat(&meter, &long[..10], &long[10..]).unwrap();
+        assert_ne!(str_ptr(&a), str_ptr(&b));
+        assert!(a.equals(&b));
+        let short = Value::new_str(&meter, &long[..intern::INTERN_MAX]).unwrap();
+        assert!(!a.equals(&short));
+        assert_eq!(meter.strings.borrow().len(), 1);
+        // Outside texts are charged too: the object, the bytes, and the table share of the
+        // short one.
+        assert_eq!(
+            meter.used(),
+            3 * size_of::<StrObj>() + 2 * long.len() + intern::INTERN_MAX + intern::ENTRY_BYTES
+        );
+        let Value::Str(s) = &short else { panic!() };
+        assert_eq!(s.as_str(), &long[..intern::INTERN_MAX]);
+        let inside = Value::new_str(&meter, "ünïcödé").unwrap();
+        assert_eq!(liballoc::format!("{inside}"), "ünïcödé");
+        drop((a, b, short, inside));
+        assert_eq!(meter.used(), 0);
+    }
+
+    #[test]
+    fn the_cap_counts_live_strings_only() {
+        let each = size_of::<StrObj>() + intern::ENTRY_BYTES;
+        let meter = MeterCell::new(2 * each);
+        let a = Value::new_str(&meter, "abc").unwrap();
+        let again = Value::new_str(&meter, "abc").unwrap();
+        assert_eq!(
+            meter.used(),
+            each,
+            "an equal short string costs nothing more"
+        );
+        let b = Value::new_str(&meter, "abd").unwrap();
+        assert_eq!(Value::new_str(&meter, "abe").err(), Some(OverCap));
+        drop(b);
+        let e = Value::new_str(&meter, "abe").unwrap();
+        drop((a, again, e));
+        assert_eq!(meter.used(), 0);
+    }
+
+    /// The table against a shadow model under random inserts and drops (many texts share probe
+    /// runs, so backward-shift deletion is exercised).
+    #[test]
+    fn table_matches_a_shadow_model() {
+        use proptest::prelude::*;
+        proptest!(|(ops in proptest::collection::vec((0u8..2, 0u16..300), 1..2000))| {
+            let meter = MeterCell::new(usize::MAX);
+            let mut live: Vec<(String, Value)> = Vec::new();
+            for (kind, n) in ops {
+                let text = liballoc::format!("w{n}");
+                if kind == 0 {
+                    let v = Value::new_str(&meter, &text).unwrap();
+                    if let Some((_, old)) = live.iter().find(|(t, _)| *t == text) {
+                        prop_assert_eq!(str_ptr(old), str_ptr(&v));
+                    }
+                    live.push((text, v));
+                } else if let Some(i) = live.iter().position(|(t, _)| *t == text) {
+                    live.swap_remove(i);
+                }
+                let mut distinct: Vec<&str> = live.iter().map(|(t, _)| t.as_str()).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
+                prop_assert_eq!(meter.strings.borrow().len(), distinct.len());
+                for t in distinct {
+                    let h = intern::hash(t.as_bytes());
+                    prop_assert!(meter.strings.borrow().find(t, h).is_some());
+                }
+            }
+            drop(live);
+            prop_assert_eq!(meter.used(), 0);
+        });
     }
 }
