@@ -39,7 +39,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE};
+use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE, SEGMENT_SHIFT};
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN};
 use super::size_class::{
@@ -198,12 +198,29 @@ impl PageQueue {
     }
 }
 
+/// Entries of [`Heap::known`]: a power of two.
+const KNOWN_SEGMENTS: usize = 64;
+
+/// An empty [`Heap::known`] entry: not segment-aligned, so no segment address equals it.
+const NOT_A_SEGMENT: usize = 1;
+
+/// The [`Heap::known`] entry for `seg`.
+#[inline(always)]
+fn known_slot(seg: *const Segment) -> usize {
+    (seg as usize >> SEGMENT_SHIFT) & (KNOWN_SEGMENTS - 1)
+}
+
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
 /// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
 pub struct Heap {
     /// Owner id written into the segments this heap owns (`NO_ID` until the first one).
     id: usize,
+    /// Segments this heap owns that a free has verified (segment map, cookie, owner), indexed
+    /// by segment number ([`known_slot`]); `NOT_A_SEGMENT` where none. An entry is cleared
+    /// before its segment leaves this heap (back to the pool, or abandoned), so a hit proves
+    /// what the map, cookie and owner tests prove, with one compare.
+    known: [usize; KNOWN_SEGMENTS],
     pool: &'static Pool,
     hot: [HotStack; HOT_CLASSES],
     direct: [*mut Page; CLASS_COUNT],
@@ -224,6 +241,7 @@ impl Heap {
     pub const fn new(pool: &'static Pool) -> Heap {
         Heap {
             id: NO_ID,
+            known: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
             pool,
             hot: [HotStack::EMPTY; HOT_CLASSES],
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
@@ -684,6 +702,7 @@ impl Heap {
             (*seg).release_span((*seg).index_of(page));
             self.segments.remove(seg);
             if (*seg).is_empty() {
+                self.forget(seg);
                 self.pool.free_segment(seg);
             } else {
                 self.insert_segment(seg);
@@ -731,6 +750,7 @@ impl Heap {
                 i += span;
             }
             if (*seg).is_empty() {
+                self.forget(seg);
                 self.pool.free_segment(seg);
             } else {
                 self.insert_segment(seg);
@@ -825,11 +845,45 @@ impl Heap {
             // SAFETY: owned segment, now unlisted; we never touch it again.
             unsafe { self.pool.abandon(seg) };
         }
+        self.known = [NOT_A_SEGMENT; KNOWN_SEGMENTS];
         debug_assert!(self.hot.iter().all(|s| s.len == 0));
         self.direct = [empty_page(); CLASS_COUNT];
         self.queues = [PageQueue::EMPTY; CLASS_COUNT];
         self.full = [PageQueue::EMPTY; CLASS_COUNT];
         self.stats.release();
+    }
+
+    /// Whether a free has verified `seg` as a live segment this heap owns (and it still does):
+    /// then the segment map, cookie and owner tests may be skipped.
+    #[inline(always)]
+    pub(crate) fn knows(&self, seg: *const Segment) -> bool {
+        // SAFETY: the index is masked to the array's length.
+        unsafe { *self.known.get_unchecked(known_slot(seg)) == seg as usize }
+    }
+
+    /// Records `seg` for [`knows`](Self::knows).
+    ///
+    /// # Safety
+    /// `seg` is a live segment of kiln's (segment map and cookie checked) that this heap owns.
+    #[inline(always)]
+    pub(crate) unsafe fn remember(&mut self, seg: *const Segment) {
+        // SAFETY: the index is masked to the array's length.
+        unsafe { *self.known.get_unchecked_mut(known_slot(seg)) = seg as usize };
+    }
+
+    /// The segments [`knows`](Self::knows) holds (for `check`).
+    pub(crate) fn known_segments(&self) -> impl Iterator<Item = *mut Segment> + '_ {
+        self.known
+            .iter()
+            .filter(|&&s| s != NOT_A_SEGMENT)
+            .map(|&s| s as *mut Segment)
+    }
+
+    /// Drops `seg` from [`knows`](Self::knows): before it leaves this heap.
+    fn forget(&mut self, seg: *const Segment) {
+        if self.knows(seg) {
+            self.known[known_slot(seg)] = NOT_A_SEGMENT;
+        }
     }
 
     /// Whether this heap owns `seg`.
