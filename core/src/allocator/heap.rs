@@ -589,7 +589,27 @@ impl Heap {
                 // Full (or draining): the block goes to its page, whose metadata this free
                 // has just read; the stack keeps what it holds.
             }
+            if HOT_CLASSES != 0 {
+                // Out of line when there are hot stacks, so the inline part ends in a tail
+                // call on every path and keeps no registers (no stack frame).
+                return self.free_local_page(page, block);
+            }
             self.stats.local_free(class, size);
+            self.free_to_page(page, block);
+        }
+    }
+
+    /// The owner's free of a block that does not go on a hot stack: onto its page's
+    /// `local_free`, counted.
+    ///
+    /// # Safety
+    /// As for [`free_local`](Self::free_local).
+    #[inline(never)]
+    unsafe fn free_local_page(&mut self, page: *mut Page, block: *mut u8) {
+        // SAFETY: owner access (caller).
+        unsafe {
+            self.stats
+                .local_free((*page).class as usize, (*page).block_size);
             self.free_to_page(page, block);
         }
     }
