@@ -304,7 +304,7 @@ impl Heap {
                 unsafe {
                     let b = *stack.blocks.get_unchecked(stack.len);
                     b.cast::<usize>().write(0);
-                    self.stats.fast_alloc(class, class_size(class));
+                    self.stats.hot_alloc(class);
                     return b;
                 }
             }
