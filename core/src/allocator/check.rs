@@ -92,8 +92,8 @@ impl Heap {
     fn check_known(&self) -> Result<(), CheckError> {
         for seg in self.known_segments() {
             let mut s = self.segments_head();
-            // SAFETY: segments on the heap's list are live and owned.
             while !s.is_null() && s != seg {
+                // SAFETY: segments on the heap's list are live and owned.
                 s = unsafe { (*s).next };
             }
             if s.is_null() || !Segment::is_ours(seg) || !self.owns(seg) {

@@ -7,6 +7,7 @@
 //!   queues[class]:  page <-> page <-> page      pages that may have free blocks; head == direct
 //!   full[class]:    page <-> page               pages that had none when last looked at
 //!   segments:       seg <-> seg <-> seg         segments this heap owns; those with a free page first
+//!   known[n & 63]:  seg                         owned segments a free has verified (map, cookie, owner)
 //! ```
 //!
 //! Hot stacks (classes up to `HOT_MAX_SIZE`, `HOT_DEPTH` blocks each; none in the small
@@ -23,6 +24,9 @@
 //! Invariants (checked by [`Heap::check`]):
 //! - every block on `hot[c]` is a block start of a page of class `c` this heap owns, on no free
 //!   list and on the stack once, and its first word is its page's `key`;
+//! - every segment in `known` is one this heap owns and lists (an entry is cleared before its
+//!   segment goes back to the pool or is abandoned), so the owner's free of a pointer into a
+//!   known segment skips the segment map, cookie and owner tests;
 //! - `direct[c]` is `queues[c].head`, or `EMPTY_PAGE` when the queue is empty;
 //! - a page is on `full[c]` iff it has the `IN_FULL` flag, and on `queues[c]` otherwise;
 //! - every page on a queue is in use, of class `c`, in a segment whose `owner` is this heap's id;
