@@ -87,7 +87,13 @@ mod glue {
         size: usize,
         align: usize,
     ) -> *mut u8 {
-        let p = slot.with_heap(|h| h.alloc(size, align));
+        // The closure has more than one call site in a slot's `with_heap` (its own heap, a
+        // shared fallback), so without the attribute it stays an out-of-line call per
+        // allocation (docs/perf.md, 2026-12-04: cheaper malloc and free fast paths).
+        let p = slot.with_heap(
+            #[inline(always)]
+            |h| h.alloc(size, align),
+        );
         if p.is_null() {
             return retry(slot, hooks, size, align, false);
         }

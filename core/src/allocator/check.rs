@@ -84,6 +84,22 @@ impl Heap {
         for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
             self.check_hot(class)?;
         }
+        self.check_known()
+    }
+
+    /// Every segment the free path trusts without the map ([`Heap::knows`]) is one this heap
+    /// owns and lists.
+    fn check_known(&self) -> Result<(), CheckError> {
+        for seg in self.known_segments() {
+            let mut s = self.segments_head();
+            while !s.is_null() && s != seg {
+                // SAFETY: segments on the heap's list are live and owned.
+                s = unsafe { (*s).next };
+            }
+            if s.is_null() || !Segment::is_ours(seg) || !self.owns(seg) {
+                return fail("known segment is not one this heap owns", seg as usize);
+            }
+        }
         Ok(())
     }
 

@@ -2,7 +2,8 @@
 //! `thread_free` (any other thread, atomically).
 //!
 //! ```text
-//!   p ──mask──> segment ──map bit + cookie?──> no: FreeError::Foreign (nothing read outside kiln)
+//!   p ──mask──> segment ── verified by this heap before (Heap::knows, one compare)? else
+//!                  │        map bit + cookie? no: FreeError::Foreign (nothing read outside kiln)
 //!                  └ page_of(p) ─> block start of a carved block? (exact-division test; fails on
 //!                       │            pages not in use and on huge segments)
 //!                       ├ yes, owner == heap: double-free filter, push on the heap's hot
@@ -100,16 +101,45 @@ unsafe fn classify_slow(
 
 /// Frees `p` through `heap` (the caller's local heap). Null is accepted and does nothing.
 ///
-/// The inline part is the owner's free of a block start: segment map and cookie, head page,
-/// block-start test, owner test, double-free filter, push on `local_free`. Every other case
-/// leaves through a tail call to a cold function, so the hot part keeps no registers alive
-/// across a call (no stack frame).
+/// The inline part is the owner's free of a block start in a segment the heap has verified
+/// before ([`Heap::knows`]: one compare replaces the segment map, cookie and owner tests), then
+/// the head page, block-start test, double-free filter and push. A pointer into any other
+/// segment goes through [`free_unknown`] (the full tests; it records the segment when the heap
+/// owns it); every other case leaves through a tail call to a cold function.
 ///
 /// # Safety
 /// `p` is null, or not used by the caller after this call. A foreign pointer is detected and
 /// reported (never written); a block of kiln's that is still in use by someone else is not.
 #[inline(always)]
 pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
+    let seg = segment_of(p);
+    if !heap.knows(seg) {
+        // SAFETY: forwarded (caller).
+        return unsafe { free_unknown(heap, p) };
+    }
+    // SAFETY: `knows` proves `seg` is a live segment header this heap owns; `page_of` is the
+    // head page of the span holding `p`.
+    unsafe {
+        let page = (*seg).page_of(p);
+        if !(*page).is_block_start(p) {
+            return free_not_local(heap, seg, page, p);
+        }
+        if (*page).looks_free(p) {
+            return free_local_suspect(heap, page, p);
+        }
+        push_local(heap, page, p);
+    }
+    Ok(())
+}
+
+/// [`free`] of a pointer outside the segments the heap has verified: segment map and cookie,
+/// head page, block-start test, owner test; the owner's free of a block start records the
+/// segment ([`Heap::remember`]).
+///
+/// # Safety
+/// As for [`free`].
+#[inline(never)]
+unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     let seg = segment_of(p);
     if !Segment::is_ours(seg) {
         // SAFETY: forwarded (caller).
@@ -122,6 +152,7 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
         if !(*page).is_block_start(p) || !heap.owns(seg) {
             return free_not_local(heap, seg, page, p);
         }
+        heap.remember(seg);
         if (*page).looks_free(p) {
             return free_local_suspect(heap, page, p);
         }
@@ -139,8 +170,31 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 #[inline(always)]
 pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
     let seg = segment_of(p);
-    // The segment map's home slot first: a pointer whose window needs the probe takes the
-    // whole cold path, so no call here returns into this function (no stack frame).
+    if !heap.knows(seg) {
+        // SAFETY: forwarded (caller).
+        return unsafe { unknown_or_report(heap, p, report) };
+    }
+    // SAFETY: as in `free`.
+    unsafe {
+        let page = (*seg).page_of(p);
+        if !(*page).is_block_start(p) {
+            return not_local_or_report(heap, seg, page, p, report);
+        }
+        if (*page).looks_free(p) {
+            return suspect_or_report(heap, page, p, report);
+        }
+        push_local(heap, page, p);
+    }
+}
+
+/// [`free_unknown`], errors to `report`: the segment map's home slot first (a pointer whose
+/// window needs the probe takes the whole cold path).
+///
+/// # Safety
+/// As for [`free`].
+#[inline(never)]
+unsafe fn unknown_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    let seg = segment_of(p);
     let ours = match super::segment_map::contains_at_home(seg as usize) {
         Some(mapped) => mapped && Segment::cookie_matches(seg),
         // SAFETY: forwarded (caller).
@@ -150,12 +204,13 @@ pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fr
         // SAFETY: forwarded (caller).
         return unsafe { not_ours_or_report(p, report) };
     }
-    // SAFETY: as in `free`.
+    // SAFETY: as in `free_unknown`.
     unsafe {
         let page = (*seg).page_of(p);
         if !(*page).is_block_start(p) || !heap.owns(seg) {
             return not_local_or_report(heap, seg, page, p, report);
         }
+        heap.remember(seg);
         if (*page).looks_free(p) {
             return suspect_or_report(heap, page, p, report);
         }

@@ -7,6 +7,7 @@
 //!   queues[class]:  page <-> page <-> page      pages that may have free blocks; head == direct
 //!   full[class]:    page <-> page               pages that had none when last looked at
 //!   segments:       seg <-> seg <-> seg         segments this heap owns; those with a free page first
+//!   known[n & 63]:  seg                         owned segments a free has verified (map, cookie, owner)
 //! ```
 //!
 //! Hot stacks (classes up to `HOT_MAX_SIZE`, `HOT_DEPTH` blocks each; none in the small
@@ -23,6 +24,9 @@
 //! Invariants (checked by [`Heap::check`]):
 //! - every block on `hot[c]` is a block start of a page of class `c` this heap owns, on no free
 //!   list and on the stack once, and its first word is its page's `key`;
+//! - every segment in `known` is one this heap owns and lists (an entry is cleared before its
+//!   segment goes back to the pool or is abandoned), so the owner's free of a pointer into a
+//!   known segment skips the segment map, cookie and owner tests;
 //! - `direct[c]` is `queues[c].head`, or `EMPTY_PAGE` when the queue is empty;
 //! - a page is on `full[c]` iff it has the `IN_FULL` flag, and on `queues[c]` otherwise;
 //! - every page on a queue is in use, of class `c`, in a segment whose `owner` is this heap's id;
@@ -39,7 +43,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE};
+use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE, SEGMENT_SHIFT};
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN};
 use super::size_class::{
@@ -198,12 +202,29 @@ impl PageQueue {
     }
 }
 
+/// Entries of [`Heap::known`]: a power of two.
+const KNOWN_SEGMENTS: usize = 64;
+
+/// An empty [`Heap::known`] entry: not segment-aligned, so no segment address equals it.
+const NOT_A_SEGMENT: usize = 1;
+
+/// The [`Heap::known`] entry for `seg`.
+#[inline(always)]
+fn known_slot(seg: *const Segment) -> usize {
+    (seg as usize >> SEGMENT_SHIFT) & (KNOWN_SEGMENTS - 1)
+}
+
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
 /// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
 pub struct Heap {
     /// Owner id written into the segments this heap owns (`NO_ID` until the first one).
     id: usize,
+    /// Segments this heap owns that a free has verified (segment map, cookie, owner), indexed
+    /// by segment number ([`known_slot`]); `NOT_A_SEGMENT` where none. An entry is cleared
+    /// before its segment leaves this heap (back to the pool, or abandoned), so a hit proves
+    /// what the map, cookie and owner tests prove, with one compare.
+    known: [usize; KNOWN_SEGMENTS],
     pool: &'static Pool,
     hot: [HotStack; HOT_CLASSES],
     direct: [*mut Page; CLASS_COUNT],
@@ -224,6 +245,7 @@ impl Heap {
     pub const fn new(pool: &'static Pool) -> Heap {
         Heap {
             id: NO_ID,
+            known: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
             pool,
             hot: [HotStack::EMPTY; HOT_CLASSES],
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
@@ -286,7 +308,7 @@ impl Heap {
                 unsafe {
                     let b = *stack.blocks.get_unchecked(stack.len);
                     b.cast::<usize>().write(0);
-                    self.stats.fast_alloc(class, class_size(class));
+                    self.stats.hot_alloc(class);
                     return b;
                 }
             }
@@ -571,7 +593,27 @@ impl Heap {
                 // Full (or draining): the block goes to its page, whose metadata this free
                 // has just read; the stack keeps what it holds.
             }
+            if HOT_CLASSES != 0 {
+                // Out of line when there are hot stacks, so the inline part ends in a tail
+                // call on every path and keeps no registers (no stack frame).
+                return self.free_local_page(page, block);
+            }
             self.stats.local_free(class, size);
+            self.free_to_page(page, block);
+        }
+    }
+
+    /// The owner's free of a block that does not go on a hot stack: onto its page's
+    /// `local_free`, counted.
+    ///
+    /// # Safety
+    /// As for [`free_local`](Self::free_local).
+    #[inline(never)]
+    unsafe fn free_local_page(&mut self, page: *mut Page, block: *mut u8) {
+        // SAFETY: owner access (caller).
+        unsafe {
+            self.stats
+                .local_free((*page).class as usize, (*page).block_size);
             self.free_to_page(page, block);
         }
     }
@@ -684,6 +726,7 @@ impl Heap {
             (*seg).release_span((*seg).index_of(page));
             self.segments.remove(seg);
             if (*seg).is_empty() {
+                self.forget(seg);
                 self.pool.free_segment(seg);
             } else {
                 self.insert_segment(seg);
@@ -731,6 +774,7 @@ impl Heap {
                 i += span;
             }
             if (*seg).is_empty() {
+                self.forget(seg);
                 self.pool.free_segment(seg);
             } else {
                 self.insert_segment(seg);
@@ -825,11 +869,45 @@ impl Heap {
             // SAFETY: owned segment, now unlisted; we never touch it again.
             unsafe { self.pool.abandon(seg) };
         }
+        self.known = [NOT_A_SEGMENT; KNOWN_SEGMENTS];
         debug_assert!(self.hot.iter().all(|s| s.len == 0));
         self.direct = [empty_page(); CLASS_COUNT];
         self.queues = [PageQueue::EMPTY; CLASS_COUNT];
         self.full = [PageQueue::EMPTY; CLASS_COUNT];
         self.stats.release();
+    }
+
+    /// Whether a free has verified `seg` as a live segment this heap owns (and it still does):
+    /// then the segment map, cookie and owner tests may be skipped.
+    #[inline(always)]
+    pub(crate) fn knows(&self, seg: *const Segment) -> bool {
+        // SAFETY: the index is masked to the array's length.
+        unsafe { *self.known.get_unchecked(known_slot(seg)) == seg as usize }
+    }
+
+    /// Records `seg` for [`knows`](Self::knows).
+    ///
+    /// # Safety
+    /// `seg` is a live segment of kiln's (segment map and cookie checked) that this heap owns.
+    #[inline(always)]
+    pub(crate) unsafe fn remember(&mut self, seg: *const Segment) {
+        // SAFETY: the index is masked to the array's length.
+        unsafe { *self.known.get_unchecked_mut(known_slot(seg)) = seg as usize };
+    }
+
+    /// The segments [`knows`](Self::knows) holds (for `check`).
+    pub(crate) fn known_segments(&self) -> impl Iterator<Item = *mut Segment> + '_ {
+        self.known
+            .iter()
+            .filter(|&&s| s != NOT_A_SEGMENT)
+            .map(|&s| s as *mut Segment)
+    }
+
+    /// Drops `seg` from [`knows`](Self::knows): before it leaves this heap.
+    fn forget(&mut self, seg: *const Segment) {
+        if self.knows(seg) {
+            self.known[known_slot(seg)] = NOT_A_SEGMENT;
+        }
     }
 
     /// Whether this heap owns `seg`.

@@ -10,13 +10,14 @@
 //! | size class | [`size_class`]           | size -> class is arithmetic on a leading-zero count, no loop |
 //! | heap       | [`Heap`]                 | only its owner touches its non-atomic lists |
 //! | hot stack  | `Heap::hot[class]`       | the owner's last frees of a class (up to 2 KiB), reused newest first; counted as used by their pages |
+//! | known segments | `Heap::known`        | segments this heap owns that a free verified; a hit replaces segment map, cookie and owner tests |
 //! | free lists | `free`, `local_free`, `thread_free` | `used == capacity - |free| - |local_free|`; live = used - |thread_free| |
 //! | huge       | `huge.rs`                | its own segment span; freed straight back to the platform |
 //! | pool       | [`Pool`]                 | shared: memory source, empty-segment cache, abandoned segments |
 //!
 //! ```text
 //!  alloc(size, align)                              free(p)
-//!    │ class_of(size)                                │ segment_of(p), segment map + cookie
+//!    │ class_of(size)                                │ segment_of(p) in heap.known, else segment map + cookie
 //!    ▼                                               ▼
 //!  heap.hot[class] ── pop ──> block                owner == heap ? push hot[class]
 //!    │ empty                                         (full: older half -> local_free)

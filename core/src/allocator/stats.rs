@@ -290,6 +290,16 @@ impl HeapStats {
         }
     }
 
+    /// [`fast_alloc`](Self::fast_alloc) of a block of `class` from a hot stack: its size is
+    /// looked up only when counting.
+    #[inline(always)]
+    pub(crate) fn hot_alloc(&self, _class: usize) {
+        #[cfg(feature = "stats")]
+        if imp::counting() {
+            self.count_alloc(_class, super::size_class::class_size(_class));
+        }
+    }
+
     #[inline(always)]
     pub(crate) fn slow_alloc(&self, _class: usize, _block_size: usize) {
         #[cfg(feature = "stats")]

@@ -11,7 +11,7 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::geometry::SEGMENT_SHIFT;
-use super::segment::{Pool, HEADER_SIZE, SEGMENT_SIZE};
+use super::segment::{segment_of, Pool, HEADER_SIZE, SEGMENT_SIZE};
 use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
 use super::{free, realloc, usable_size, FreeError, Heap};
 use crate::platform::MemorySource;
@@ -564,6 +564,51 @@ fn remote_frees_abandonment_and_adoption() {
         0,
         "adopted empty segments were given back"
     );
+}
+
+/// A heap trusts a segment its own frees verified only while it owns it: once the segment has
+/// gone back to the pool and another heap allocates from it, a free of that heap's block through
+/// the first heap is a remote free again (not a push onto the first heap's lists).
+#[test]
+fn a_released_segment_is_no_longer_trusted() {
+    let p = pool(100);
+    let mut first = Box::new(Heap::new(p));
+    let mut second = Box::new(Heap::new(p));
+    let size = 1024;
+    let count = 3 * SEGMENT_SIZE / size;
+    let blocks: Vec<*mut u8> = (0..count).map(|_| first.alloc(size, 8)).collect();
+    let mut known: Vec<usize> = blocks.iter().map(|&b| segment_of(b) as usize).collect();
+    known.dedup();
+    for &b in &blocks {
+        // SAFETY: live, freed once.
+        unsafe { free(&mut first, b) }.unwrap();
+        first.check().unwrap();
+    }
+    first.collect();
+    first.check().unwrap();
+    let taken: Vec<*mut u8> = (0..count).map(|_| second.alloc(size, 8)).collect();
+    let reused: Vec<*mut u8> = taken
+        .iter()
+        .copied()
+        .filter(|&b| known.contains(&(segment_of(b) as usize)) && !first.owns(segment_of(b)))
+        .collect();
+    assert!(
+        !reused.is_empty(),
+        "no segment went from one heap to the other"
+    );
+    for &b in &reused {
+        fill(b, size, 0x5A);
+        // SAFETY: live, freed once (by a thread that does not own it).
+        unsafe { free(&mut first, b) }.unwrap();
+    }
+    first.check().unwrap();
+    second.collect();
+    second.check().unwrap();
+    for &b in taken.iter().filter(|b| !reused.contains(b)) {
+        // SAFETY: live, freed once.
+        unsafe { free(&mut second, b) }.unwrap();
+    }
+    second.check().unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

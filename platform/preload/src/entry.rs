@@ -117,17 +117,19 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
 }
 
 /// C `free` when the report is off: [`release`] without the outcome counts, and every invalid
-/// free reported from kiln's cold paths, so the fast path needs no stack frame.
+/// free reported from kiln's cold paths, so the fast path needs no stack frame. Null and
+/// bootstrap blocks are not tested for up front: kiln's free takes null, and classifies a
+/// bootstrap block as foreign on its cold path, where [`invalid_free`] lets it pass.
 ///
 /// # Safety
 ///
-/// As for [`release`].
+/// `ptr` is null, or as for [`release`].
 #[inline(always)]
 unsafe fn release_uncounted(ptr: *mut c_void) {
-    if reentry::owns(ptr.cast()) {
-        return; // bootstrap blocks are never reused
-    }
     let Some(heap) = heap_cache::heap() else {
+        if ptr.is_null() || reentry::owns(ptr.cast()) {
+            return; // bootstrap blocks are never reused
+        }
         // SAFETY: forwarded (caller).
         return unsafe { release_uncached("free", ptr) };
     };
@@ -135,8 +137,12 @@ unsafe fn release_uncounted(ptr: *mut c_void) {
     unsafe { kiln_core::allocator::free_or_report(heap, ptr.cast(), invalid_free) }
 }
 
-/// An invalid `free` found by kiln: abort with the reason.
+/// An invalid `free` found by kiln: abort with the reason; a block of the bootstrap area (not
+/// kiln's, so foreign to it) is fine and stays where it is.
 fn invalid_free(ptr: *mut u8, e: kiln_core::allocator::FreeError) {
+    if e == kiln_core::allocator::FreeError::Foreign && reentry::owns(ptr) {
+        return; // bootstrap blocks are never reused
+    }
     misuse("free", ptr, format_args!("invalid free: {e}"));
 }
 
@@ -201,10 +207,8 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
         // SAFETY: forwarded (caller).
         return unsafe { free_counted(ptr) };
     }
-    if !ptr.is_null() {
-        // SAFETY: non-null, handed over by the caller.
-        unsafe { release_uncounted(ptr) };
-    }
+    // SAFETY: handed over by the caller.
+    unsafe { release_uncounted(ptr) };
 }
 
 /// [`free`] with the `KILN_STATS` counts.
