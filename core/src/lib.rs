@@ -51,7 +51,7 @@ extern crate std;
 
 // The `alloc` crate is renamed because `kiln::allocator` is the allocator itself.
 #[cfg(feature = "alloc")]
-extern crate alloc as liballoc;
+extern crate alloc;
 
 pub mod allocator;
 pub mod global;

@@ -182,7 +182,7 @@ impl Arena<Global> {
     ///
     /// # Panics
     ///
-    /// Through [`handle_alloc_error`](liballoc::alloc::handle_alloc_error) if the global allocator
+    /// Through [`handle_alloc_error`](alloc::alloc::handle_alloc_error) if the global allocator
     /// refuses the chunk; [`Arena::try_with_capacity_in`] returns an error instead.
     pub fn with_capacity(bytes: usize) -> Self {
         match Self::try_with_capacity_in(bytes, Global) {
@@ -426,5 +426,5 @@ fn align_up(addr: usize, align: usize) -> usize {
 #[cold]
 #[inline(never)]
 fn out_of_memory(layout: Layout) -> ! {
-    liballoc::alloc::handle_alloc_error(layout)
+    alloc::alloc::handle_alloc_error(layout)
 }

@@ -19,7 +19,7 @@
 //! - Nothing here panics on bad input: the first problem is remembered and [`CodeBuffer::finish`]
 //!   returns it as a [`BufferError`].
 //! - Labels are resolved only in `finish`, so forward and backward references are handled alike.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 /// Which architecture's instruction-field relocations the buffer decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,11 +42,11 @@
 //!   without the JIT.
 use core::fmt::Write as _;
 
-use liballoc::boxed::Box;
-use liballoc::collections::BTreeMap;
-use liballoc::rc::Rc;
-use liballoc::vec;
-use liballoc::vec::Vec;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use crate::jit::backend::link::split_exit_id;
 use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
@@ -224,7 +224,7 @@ impl<'a> Jit<'a> {
             views: prog.buffers.iter().map(|_| BufView::default()).collect(),
             host_ctx: Box::default(),
             room: usize::MAX,
-            frames: liballoc::vec![0; prog.funcs.len()],
+            frames: alloc::vec![0; prog.funcs.len()],
         }
     }
 

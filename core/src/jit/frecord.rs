@@ -27,7 +27,7 @@
 //!   after the two helpers); a backward jump (a loop), any other bytecode, a branch on a call
 //!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
 //!   bytecodes abort with a reason from [`Abort`].
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};
 use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
@@ -113,7 +113,7 @@ pub fn record_func(
         prog,
         func,
         code: &f.code,
-        shadow: liballoc::vec![None; f.nregs as usize],
+        shadow: alloc::vec![None; f.nregs as usize],
         trace: Trace {
             calls: callees.helpers.to_vec(),
             ..Trace::default()

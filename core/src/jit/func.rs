@@ -61,10 +61,10 @@ use core::cell::{Cell, RefCell};
 use core::fmt::Write as _;
 use core::ptr::NonNull;
 
-use liballoc::boxed::Box;
-use liballoc::collections::BTreeMap;
-use liballoc::rc::Rc;
-use liballoc::vec::Vec;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 use crate::jit::backend::{
     compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
@@ -168,7 +168,7 @@ impl FuncCode {
             ret_ty: ft.ret_ty,
             compiled,
             pool: RefCell::new(Vec::new()),
-            exits: RefCell::new(liballoc::vec![0; nsnaps]),
+            exits: RefCell::new(alloc::vec![0; nsnaps]),
             sides: RefCell::new(BTreeMap::new()),
             runs: Cell::new(0),
         }

@@ -27,7 +27,7 @@
 //!   expects; guards carry a valid snapshot index; at most one `LOOP`, and `PHI`s only after it.
 //!
 //! The opcode table is defined once, in `irdef!`: name, operand modes, result type, flags.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use crate::jit::ir::snapshot::Snapshot;
 

@@ -8,7 +8,7 @@
 //! slots, start again) and an *optimised* one (pre-roll once, then body + parallel PHI moves).
 //! Comparing the two checks the optimiser; comparing the optimised form with native code
 //! checks a backend.
-use liballoc::vec;
+use alloc::vec;
 
 use crate::jit::ir::{IrError, Op, Trace, Ty};
 use crate::jit::slots::SlotLayout;
@@ -68,7 +68,7 @@ pub fn run_metered(
         match loop_at {
             Some(l) => {
                 // Parallel PHI moves: read every source before writing any target.
-                let moves: liballoc::vec::Vec<(usize, u64)> = trace.insts[l..]
+                let moves: alloc::vec::Vec<(usize, u64)> = trace.insts[l..]
                     .iter()
                     .filter(|i| i.op == Op::Phi)
                     .map(|i| (i.a as usize, vals[i.b as usize]))

@@ -24,8 +24,8 @@
 //!   loop is type-unstable and compilation is refused).
 //! - body snapshots name every slot the previous iteration wrote (the tail), so an exit from
 //!   the body restores the full state.
-use liballoc::collections::BTreeMap;
-use liballoc::vec::Vec;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, TraceBuilder, Ty, NONE, NO_SNAP};
 use crate::jit::snapshot::Snapshot;
@@ -306,7 +306,7 @@ fn add_phis(em: &mut Emitter, loop_ref: Ref, subst: &[Ref]) -> Result<(), OptErr
             );
         }
     }
-    let mut done = liballoc::vec![false; loop_ref as usize];
+    let mut done = alloc::vec![false; loop_ref as usize];
     let mut phis: Vec<(Ref, Ref)> = Vec::new();
     while let Some(r) = work.pop() {
         if r == NONE || r >= loop_ref || done[r as usize] {
@@ -333,7 +333,7 @@ fn add_phis(em: &mut Emitter, loop_ref: Ref, subst: &[Ref]) -> Result<(), OptErr
 /// Turns pure instructions nobody uses into `Nop`.
 fn eliminate_dead_code(t: &mut Trace) {
     let n = t.insts.len();
-    let mut live = liballoc::vec![false; n];
+    let mut live = alloc::vec![false; n];
     for r in (0..n).rev() {
         let inst = t.insts[r];
         let root = !inst.op.is_pure() && !inst.op.is_const();

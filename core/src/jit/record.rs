@@ -44,7 +44,7 @@
 //!   raises the error there) and call a host function with the interpreter's wrapping
 //!   semantics; float `%` aborts; mixed arithmetic converts the int side with `ToFloat`, as the
 //!   interpreter does.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 #[path = "record_array.rs"]
 mod array;
@@ -133,7 +133,7 @@ struct Recorder<'p> {
     /// Calls followed into the trace (see [`inline`]).
     calls: inline::Calls<'p>,
     /// What each string register holds (see [`strs`]).
-    strs: Vec<Option<liballoc::string::String>>,
+    strs: Vec<Option<alloc::string::String>>,
     /// Slots string runtime calls read or write (see [`strs`]).
     str_slots: Vec<u32>,
     /// Bytecodes whose native stores hit a register the iteration had loaded (see [`strs`]).

@@ -38,7 +38,7 @@
 //! changes them). A store to an element the iteration read or stored before skips the old-tag
 //! check unless a call came in between (element stores store numbers only), and skips the tag
 //! store when the type stays and nothing wrote memory in between.
-use liballoc::rc::Rc;
+use alloc::rc::Rc;
 
 use super::{Next, Num, Recorder, Val};
 use crate::jit::ir::{Op, Ref, NONE};
@@ -97,7 +97,7 @@ pub(super) struct ArrayReg {
 }
 
 /// The array registers of a frame as the interpreter holds it.
-pub(super) fn array_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<ArrayReg>> {
+pub(super) fn array_regs(regs: &[Value]) -> alloc::vec::Vec<Option<ArrayReg>> {
     regs.iter()
         .map(|v| match v {
             Value::Array(obj) => Some(ArrayReg {
@@ -125,16 +125,16 @@ pub(super) struct KnownTag {
 /// register (guarded nil and never written, so every exit leaves it nil, as the interpreter's
 /// `push` does) and registers a heap element was copied into (`put_element`).
 pub(super) struct Nils {
-    at_start: liballoc::vec::Vec<bool>,
+    at_start: alloc::vec::Vec<bool>,
     /// (slot, the bytecode that relies on it).
-    kept: liballoc::vec::Vec<(u32, u8)>,
+    kept: alloc::vec::Vec<(u32, u8)>,
 }
 
 impl Nils {
     pub(super) fn new(regs: &[Value]) -> Nils {
         Nils {
             at_start: regs.iter().map(|v| matches!(v, Value::Nil)).collect(),
-            kept: liballoc::vec::Vec::new(),
+            kept: alloc::vec::Vec::new(),
         }
     }
 }
@@ -315,7 +315,7 @@ impl Recorder<'_> {
         self.forget_str(dst);
         if let Some(Value::Str(s)) = &value {
             if let Some(reg) = self.strs.get_mut(dst) {
-                *reg = Some(liballoc::string::String::from(s.as_str()));
+                *reg = Some(alloc::string::String::from(s.as_str()));
             }
             self.str_slots.push(dst as u32);
         }

@@ -27,7 +27,7 @@
 //! and no slot a string call reads or writes may end the
 //! iteration in the slot map (the next iteration's call would read the VM slot, not the value
 //! the map names).
-use liballoc::string::String;
+use alloc::string::String;
 
 use super::{Next, Num, Recorder, Val};
 use crate::jit::ir::{Op, Ref};
@@ -310,7 +310,7 @@ impl Recorder<'_> {
 }
 
 /// The string registers of a frame as the interpreter holds it.
-pub(super) fn str_regs(regs: &[Value]) -> liballoc::vec::Vec<Option<String>> {
+pub(super) fn str_regs(regs: &[Value]) -> alloc::vec::Vec<Option<String>> {
     regs.iter()
         .map(|v| match v {
             Value::Str(s) => Some(String::from(s.as_str())),

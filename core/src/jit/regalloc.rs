@@ -20,8 +20,8 @@
 //!   free (never a spill slot, never by evicting a value): the backend materialises it once,
 //!   where it is defined, so a loop body does not rebuild it every iteration;
 //! - ints and floats stay unboxed in their register class across iterations.
-use liballoc::vec;
-use liballoc::vec::Vec;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use crate::jit::ir::{Op, Ref, Trace, Ty, NONE, NO_SNAP};
 

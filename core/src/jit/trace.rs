@@ -23,9 +23,9 @@
 //!
 //! Invariants: at most one loop is `Recording` at a time; a `Blacklisted` loop never leaves that
 //! state; `Compiled` holds the index of its installed trace.
-use liballoc::collections::BTreeMap;
+use alloc::collections::BTreeMap;
 #[cfg(test)]
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use crate::jit::backend::CompileError;
 use crate::jit::install::InstallError;

@@ -1,8 +1,8 @@
 //! Builtin functions (`print`, `len`, `args`, ...), called by the `callb` instruction.
 use core::fmt::Write;
 
-use liballoc::string::String;
-use liballoc::vec::Vec;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::error::RuntimeErrorKind as E;
 use super::value::{Meter, Value};

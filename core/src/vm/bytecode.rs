@@ -22,7 +22,7 @@
 //! of an instruction (the verifier rejects a jump into an extension word).
 use core::fmt::{self, Write};
 
-use liballoc::string::String;
+use alloc::string::String;
 
 use super::program::{Const, Function, Program};
 

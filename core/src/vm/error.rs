@@ -5,7 +5,7 @@
 //! - [`RuntimeError`]: function, PC and source line of the failing instruction.
 use core::fmt;
 
-use liballoc::string::String;
+use alloc::string::String;
 
 use super::program::LoadError;
 

@@ -80,9 +80,9 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-use liballoc::boxed::Box;
-use liballoc::string::String;
-use liballoc::vec::Vec;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::builtins::Builtin;
 use super::error::RuntimeErrorKind as E;
@@ -365,12 +365,10 @@ impl<'h> Host<'h> {
         for imp in &prog.imports {
             let name = name_of(imp.name)?;
             let Some(i) = self.funcs.iter().position(|f| &*f.name == name) else {
-                return Err(E::Link(liballoc::format!(
-                    "the host has no function `{name}`"
-                )));
+                return Err(E::Link(alloc::format!("the host has no function `{name}`")));
             };
             if self.funcs[i].params.len() != imp.arity as usize {
-                return Err(E::Link(liballoc::format!(
+                return Err(E::Link(alloc::format!(
                     "host function `{name}` takes {} arguments, the program passes {}",
                     self.funcs[i].params.len(),
                     imp.arity
@@ -390,7 +388,7 @@ impl<'h> Host<'h> {
             )));
         }
         if bufs.len() != self.buffers.len() {
-            return Err(E::Link(liballoc::format!(
+            return Err(E::Link(alloc::format!(
                 "the host declares {} buffers, {} were lent",
                 self.buffers.len(),
                 bufs.len()
@@ -398,7 +396,7 @@ impl<'h> Host<'h> {
         }
         Ok(Linked {
             host: self,
-            last: liballoc::vec![None; if track { map.len() } else { 0 }],
+            last: alloc::vec![None; if track { map.len() } else { 0 }],
             map,
             bufs,
         })

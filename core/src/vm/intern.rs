@@ -15,7 +15,7 @@
 use core::mem::size_of;
 use core::ptr;
 
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use super::value::StrObj;
 

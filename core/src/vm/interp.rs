@@ -27,11 +27,11 @@
 use core::fmt::Write;
 use core::mem;
 
-use liballoc::string::String;
-use liballoc::vec;
-use liballoc::vec::Vec;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
-use liballoc::rc::Rc;
+use alloc::rc::Rc;
 
 use super::error::{RuntimeError, RuntimeErrorKind as E, VerifyError};
 use super::host::{self, Host, HostPtr};

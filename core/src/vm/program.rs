@@ -17,8 +17,8 @@
 //! `u32 nimports { u32 name-const  u8 arity }*  u32 nbuffers { u32 name-const }*`.
 use core::fmt;
 
-use liballoc::boxed::Box;
-use liballoc::vec::Vec;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 /// One entry of the constant pool.
 #[derive(Clone, Debug, PartialEq)]

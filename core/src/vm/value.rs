@@ -11,10 +11,10 @@ use core::cell::{Cell, RefCell};
 use core::fmt;
 use core::mem::size_of;
 
-use liballoc::boxed::Box;
-use liballoc::rc::Rc;
-use liballoc::string::String;
-use liballoc::vec::Vec;
+use alloc::boxed::Box;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::intern;
 
@@ -147,6 +147,12 @@ impl StrObj {
         self.text.as_str()
     }
 
+    /// The meter the string is charged to (the VM's): native code making a string from this
+    /// one charges the same meter as the interpreter would.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
     /// The hash of the text ([`intern::hash`]).
     #[inline(always)]
     pub(crate) fn hash(&self) -> u32 {
@@ -223,12 +229,6 @@ impl Text {
             },
             Text::Outside(s) => s,
         }
-    }
-
-    /// The meter the string is charged to (the VM's): native code making a string from this
-    /// one charges the same meter as the interpreter would.
-    pub(crate) fn meter(&self) -> &Meter {
-        &self.meter
     }
 }
 
@@ -690,7 +690,7 @@ mod tests {
         let Value::Str(s) = &short else { panic!() };
         assert_eq!(s.as_str(), &long[..intern::INTERN_MAX]);
         let inside = Value::new_str(&meter, "ünïcödé").unwrap();
-        assert_eq!(liballoc::format!("{inside}"), "ünïcödé");
+        assert_eq!(alloc::format!("{inside}"), "ünïcödé");
         drop((a, b, short, inside));
         assert_eq!(meter.used(), 0);
     }
@@ -723,7 +723,7 @@ mod tests {
             let meter = MeterCell::new(usize::MAX);
             let mut live: Vec<(String, Value)> = Vec::new();
             for (kind, n) in ops {
-                let text = liballoc::format!("w{n}");
+                let text = alloc::format!("w{n}");
                 if kind == 0 {
                     let v = Value::new_str(&meter, &text).unwrap();
                     if let Some((_, old)) = live.iter().find(|(t, _)| *t == text) {

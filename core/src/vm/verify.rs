@@ -19,11 +19,11 @@
 //! A program that passes can still fail at run time (types, indices, fuel), but only with a
 //! [`super::error::RuntimeError`]; the interpreter relies on 1–4 for its register and code
 //! indexing.
-use liballoc::collections::VecDeque;
-use liballoc::format;
-use liballoc::string::String;
-use liballoc::vec;
-use liballoc::vec::Vec;
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use super::builtins::Builtin;
 use super::bytecode::{operand, Kind, Op, Slot};

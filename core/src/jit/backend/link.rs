@@ -28,8 +28,8 @@
 //! - a trace gets write-back stubs only when the layout names its scalar tags and the plans
 //!   stay under [`MAX_WRITEBACK_STORES`] stores in total (code size grows with exits x slots);
 //!   otherwise every exit returns to the host as before.
-use liballoc::vec;
-use liballoc::vec::Vec;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use crate::jit::ir::{Op, Trace, Ty, NO_SNAP};
 use crate::jit::regalloc::Allocation;

@@ -30,7 +30,7 @@
 //!
 //! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
 //! the one that can run here, chosen by `cfg`.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use crate::jit::buffer::BufferError;
 use crate::jit::ir::{Trace, Ty};
@@ -128,7 +128,7 @@ impl ExitFrame {
     /// A frame for a trace with `spill_slots` spill slots.
     pub fn new(spill_slots: u32) -> Self {
         Self {
-            words: liballoc::vec![0; SPILL_BASE + spill_slots as usize],
+            words: alloc::vec![0; SPILL_BASE + spill_slots as usize],
         }
     }
 
@@ -346,7 +346,7 @@ pub fn sequentialize(mut moves: Vec<(Loc, Src)>, temp: Loc, mut emit: impl FnMut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use liballoc::vec;
+    use alloc::vec;
 
     /// Simulates the emitted moves on a register file and checks parallel semantics.
     #[test]

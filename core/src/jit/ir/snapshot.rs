@@ -7,7 +7,7 @@
 //!
 //! Invariant: entries are sorted by slot and name each slot at most once, so writing them back
 //! in any order gives the same state.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use super::Ref;
 

@@ -37,7 +37,7 @@
 //! A followed call does not grow the VM's register stack, as the interpreter's `call` would;
 //! under a memory cap the stack's share of it may therefore differ from an interpreted run (as
 //! with the function JIT's direct calls).
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use super::{Next, Num, Recorder};
 use crate::jit::ir::Mark;

@@ -2,7 +2,7 @@
 use core::fmt::Write;
 use core::mem;
 
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 use super::native::NativeEnv;
 use super::{Frame, LoopHook, Pos, Start, Vm, FRAME_WINDOW};

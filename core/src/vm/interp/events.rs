@@ -1,7 +1,7 @@
 //! Loop and call events: the countdowns the dispatch loop ticks at backward jumps and calls,
 //! and the cold paths that report hot loops to a [`LoopHook`] (the JIT) and run its native
 //! code.
-use liballoc::rc::Rc;
+use alloc::rc::Rc;
 
 use super::hosted::{HostStep, Stepper};
 use super::native::{HotFunc, NativeFunc};

@@ -43,8 +43,8 @@
 //!   pointer to its frame.
 use core::fmt::Write;
 
-use liballoc::rc::Rc;
-use liballoc::vec::Vec;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 use super::{Frame, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
 use crate::vm::error::RuntimeErrorKind as E;

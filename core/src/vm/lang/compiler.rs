@@ -11,9 +11,9 @@
 //!
 //! Scope: top-level statements form function 0 (`main`); functions see only their parameters
 //! and their own locals (there are no globals).
-use liballoc::format;
-use liballoc::string::String;
-use liballoc::vec::Vec;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::ast::*;
 use super::avec::Allocator;

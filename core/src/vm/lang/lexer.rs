@@ -3,7 +3,7 @@
 //! Identifiers and string literals are slices of the source (no copies); string escapes
 //! (`\n \t \" \\`) are validated here and decoded by the compiler. Comments run from `//` to the
 //! end of the line.
-use liballoc::format;
+use alloc::format;
 
 use super::avec::{new_vec, AVec, Allocator};
 use crate::vm::error::SyntaxError;

@@ -16,8 +16,8 @@
 //! ```
 //! Nesting deeper than [`MAX_DEPTH`] is a syntax error, so hostile input cannot overflow the
 //! native stack here or in the compiler.
-use liballoc::format;
-use liballoc::string::String;
+use alloc::format;
+use alloc::string::String;
 
 use super::ast::*;
 use super::avec::{new_vec, AVec, Allocator};

@@ -5,7 +5,7 @@
 //! immediate goes through a checked-immediate constructor and falls back to `movz`/`movk` (or
 //! address arithmetic in `x15`) when it does not fit, so no template can hit dynasm's
 //! out-of-range panic.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 mod calls;
 mod divk;

@@ -10,7 +10,7 @@
 //! Operands in spill slots or constants are brought into the scratch registers (`rax`, `r11`,
 //! `xmm15`, `xmm14`) for the one instruction that needs them; results that live in a spill
 //! slot are computed in a scratch register and stored.
-use liballoc::vec::Vec;
+use alloc::vec::Vec;
 
 mod calls;
 mod divk;

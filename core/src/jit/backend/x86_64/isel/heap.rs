@@ -1,7 +1,7 @@
 //! x86-64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
 //! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
-use liballoc::vec;
-use liballoc::vec::Vec;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use super::{emit, Cond, Isel, FS0, S0, S1};
 use crate::jit::backend::CompileError;
