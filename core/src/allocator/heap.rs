@@ -721,7 +721,7 @@ impl Heap {
             let class = (*page).class as usize;
             self.queues[class].remove(page);
             self.sync_direct(class);
-            stats::page_retired(&*page);
+            stats::page_retired((*page).lifetime_allocs, (*page).peak_used, (*page).reserved);
             let seg = segment_of(page.cast());
             (*seg).release_span((*seg).index_of(page));
             self.segments.remove(seg);
@@ -762,7 +762,11 @@ impl Heap {
                 (*page).collect();
                 (*page).flags &= !(IN_FULL | KEPT);
                 if (*page).used == 0 {
-                    stats::page_retired(&*page);
+                    stats::page_retired(
+                        (*page).lifetime_allocs,
+                        (*page).peak_used,
+                        (*page).reserved,
+                    );
                     (*seg).release_span(i);
                 } else if (*page).free.is_null() && (*page).capacity == (*page).reserved {
                     (*page).flags |= IN_FULL;

@@ -23,7 +23,6 @@
 //! counts) cost one relaxed load and a branch per call and stay where they are; slow-path,
 //! segment and retired-page counts go on. `libkiln.so` counts only under `KILN_STATS=1`.
 
-use super::page::Page;
 use super::size_class::CLASS_COUNT;
 
 /// A snapshot of the counters.
@@ -371,16 +370,16 @@ pub(crate) fn segment_delta(_n: i64) {
     }
 }
 
+/// A page was retired: the blocks it handed out in its life and its peak fill (`peak_used`
+/// of `reserved` blocks).
 #[inline(always)]
-pub(crate) fn page_retired(_page: &Page) {
+pub(crate) fn page_retired(_lifetime_allocs: u64, _peak_used: u32, _reserved: u32) {
     #[cfg(feature = "stats")]
     {
         use core::sync::atomic::Ordering::Relaxed;
         imp::inc(&imp::C.pages_retired);
-        imp::C
-            .retired_allocs
-            .fetch_add(_page.lifetime_allocs, Relaxed);
-        let fill = _page.peak_used as u64 * 1000 / _page.reserved.max(1) as u64;
+        imp::C.retired_allocs.fetch_add(_lifetime_allocs, Relaxed);
+        let fill = _peak_used as u64 * 1000 / _reserved.max(1) as u64;
         imp::C.retired_fill.fetch_add(fill, Relaxed);
     }
 }

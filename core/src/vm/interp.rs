@@ -45,14 +45,12 @@ pub mod native;
 
 // The dispatch loop (`Vm::execute`).
 mod dispatch;
-// Loop and call countdowns, the hook traits, and the cold paths that call the hook.
-mod events;
 // Host instructions for native code.
 mod hosted;
 
-pub(in crate::vm) use events::{HotCount, HotHist};
-pub use events::{HotLoop, LoopHook, Reply};
 pub use hosted::HostStep;
+pub(in crate::vm) use native::events::{HotCount, HotHist};
+pub use native::events::{HotLoop, LoopHook, Reply};
 
 /// Limits and knobs a host sets before running untrusted code.
 #[derive(Clone, Copy, Debug)]

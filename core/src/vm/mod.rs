@@ -91,7 +91,6 @@ pub(crate) mod builtins;
 pub mod bytecode;
 pub(crate) mod error;
 pub mod host;
-pub(crate) mod intern;
 pub(crate) mod interp;
 pub mod lang;
 pub(crate) mod program;

@@ -16,7 +16,7 @@ use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::intern;
+pub(crate) mod intern;
 
 /// A VM value. `Clone` bumps a reference count for heap values and copies otherwise.
 /// `repr(u64)` fixes the layout: tag word at offset 0, payload at offset 8, no padding (see the module doc of
@@ -76,7 +76,7 @@ pub type Meter = Rc<MeterCell>;
 
 /// The counter behind a [`Meter`].
 ///
-/// It also owns the VM's short-string table (`vm/intern.rs`): every string object holds a
+/// It also owns the VM's short-string table (`vm/value/intern.rs`): every string object holds a
 /// meter, so every place that makes a string reaches the table through it.
 pub struct MeterCell {
     used: Cell<usize>,

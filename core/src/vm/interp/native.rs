@@ -46,10 +46,15 @@ use core::fmt::Write;
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
-use super::{Frame, LoopHook, Pos, Reply, Start, Vm, FRAME_WINDOW};
+use super::{Frame, Pos, Start, Vm, FRAME_WINDOW};
+
+// Loop and call countdowns, the hook trait, and the cold paths that call the hook: a child of
+// this module because the hook hands out native functions and native code calls the hook.
+pub(in crate::vm) mod events;
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::program::Program;
 use crate::vm::value::Value;
+use events::{LoopHook, Reply};
 
 /// Native activations that may nest on the host stack; deeper calls are interpreted.
 pub const MAX_NATIVE_DEPTH: usize = 200;

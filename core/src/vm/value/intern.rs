@@ -17,7 +17,7 @@ use core::ptr;
 
 use alloc::vec::Vec;
 
-use super::value::StrObj;
+use super::StrObj;
 
 /// Strings up to this many bytes are entered in the table.
 pub const INTERN_MAX: usize = 40;

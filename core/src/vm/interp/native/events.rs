@@ -3,9 +3,9 @@
 //! code.
 use alloc::rc::Rc;
 
-use super::hosted::{HostStep, Stepper};
-use super::native::{HotFunc, NativeFunc};
-use super::Vm;
+use super::super::hosted::{HostStep, Stepper};
+use super::super::Vm;
+use super::{HotFunc, NativeFunc};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::value::Value;
 
@@ -51,7 +51,7 @@ pub(in crate::vm) struct HotHist {
 }
 
 impl HotHist {
-    pub(super) const fn new(threshold: u32) -> Self {
+    pub(in crate::vm) const fn new(threshold: u32) -> Self {
         Self {
             set: threshold,
             base: 0,
@@ -59,7 +59,7 @@ impl HotHist {
     }
 
     /// Arrivals so far (wrapping after `u32::MAX`), with `left` the countdown.
-    pub(super) fn count(&self, left: u32) -> u32 {
+    pub(in crate::vm) fn count(&self, left: u32) -> u32 {
         self.base.wrapping_add(self.set - left)
     }
 
@@ -154,7 +154,7 @@ pub trait LoopHook {
     }
 
     /// Called once per function, when its call count reaches the function threshold, with
-    /// the callee's arguments (see [`super::native`]).
+    /// the callee's arguments (see [`super`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
 
     /// Native code for `func`, asked at a call of a hot function (at the threshold, then
@@ -184,7 +184,7 @@ impl Vm<'_> {
     /// are never resized after [`Vm::new`], and all accesses while running go through these
     /// pointers.
     #[inline(always)]
-    pub(super) fn loop_counts(&mut self, func: usize) -> *mut u32 {
+    pub(in crate::vm) fn loop_counts(&mut self, func: usize) -> *mut u32 {
         self.hot_ptrs
             .get(func)
             .copied()
@@ -194,7 +194,7 @@ impl Vm<'_> {
     /// Taken jump from `at` to a lower `target`: fuel for the loop body, hot-loop counting, and
     /// compiled code for the loop if the JIT has some. Returns the PC to continue at.
     #[inline(always)]
-    pub(super) fn back_edge(
+    pub(in crate::vm) fn back_edge(
         &mut self,
         func: usize,
         at: usize,
@@ -223,7 +223,7 @@ impl Vm<'_> {
     /// again.
     #[cold]
     #[inline(never)]
-    pub(super) fn loop_event(
+    pub(in crate::vm) fn loop_event(
         &mut self,
         func: usize,
         target: usize,
