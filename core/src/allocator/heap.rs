@@ -721,6 +721,7 @@ impl Heap {
             let class = (*page).class as usize;
             self.queues[class].remove(page);
             self.sync_direct(class);
+            #[cfg(feature = "stats")]
             stats::page_retired((*page).lifetime_allocs, (*page).peak_used, (*page).reserved);
             let seg = segment_of(page.cast());
             (*seg).release_span((*seg).index_of(page));
@@ -762,6 +763,7 @@ impl Heap {
                 (*page).collect();
                 (*page).flags &= !(IN_FULL | KEPT);
                 if (*page).used == 0 {
+                    #[cfg(feature = "stats")]
                     stats::page_retired(
                         (*page).lifetime_allocs,
                         (*page).peak_used,

@@ -372,16 +372,14 @@ pub(crate) fn segment_delta(_n: i64) {
 
 /// A page was retired: the blocks it handed out in its life and its peak fill (`peak_used`
 /// of `reserved` blocks).
+#[cfg(feature = "stats")]
 #[inline(always)]
-pub(crate) fn page_retired(_lifetime_allocs: u64, _peak_used: u32, _reserved: u32) {
-    #[cfg(feature = "stats")]
-    {
-        use core::sync::atomic::Ordering::Relaxed;
-        imp::inc(&imp::C.pages_retired);
-        imp::C.retired_allocs.fetch_add(_lifetime_allocs, Relaxed);
-        let fill = _peak_used as u64 * 1000 / _reserved.max(1) as u64;
-        imp::C.retired_fill.fetch_add(fill, Relaxed);
-    }
+pub(crate) fn page_retired(lifetime_allocs: u64, peak_used: u32, reserved: u32) {
+    use core::sync::atomic::Ordering::Relaxed;
+    imp::inc(&imp::C.pages_retired);
+    imp::C.retired_allocs.fetch_add(lifetime_allocs, Relaxed);
+    let fill = peak_used as u64 * 1000 / reserved.max(1) as u64;
+    imp::C.retired_fill.fetch_add(fill, Relaxed);
 }
 
 /// Whether statistics are compiled in.
