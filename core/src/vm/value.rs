@@ -149,6 +149,7 @@ impl StrObj {
 
     /// The meter the string is charged to (the VM's): native code making a string from this
     /// one charges the same meter as the interpreter would.
+    #[cfg_attr(not(feature = "jit"), allow(dead_code))]
     pub(crate) fn meter(&self) -> &Meter {
         &self.meter
     }
@@ -190,8 +191,16 @@ impl StrObj {
 }
 
 /// Texts up to this many bytes live inside the [`StrObj`] (one allocation, the bytes on the
-/// cache line of the reference count); longer ones in a buffer of their own.
+/// cache line of the reference count); longer ones in a buffer of their own. On 64-bit targets
+/// the inline room (22 bytes) costs 8 bytes over the buffer's pointer and length; on 32-bit
+/// targets (microcontrollers with heaps of tens of KiB) the room is 6 bytes, about what the
+/// pointer and length take: with 22 bytes there, the `.kl` test program of the 64 KiB
+/// Cortex-M4 image ran out of heap.
+#[cfg(target_pointer_width = "64")]
 pub const INLINE_TEXT: usize = 22;
+/// See the 64-bit constant.
+#[cfg(not(target_pointer_width = "64"))]
+pub const INLINE_TEXT: usize = 6;
 
 /// A string's bytes: inside the object or in a buffer of their own.
 enum Text {
@@ -203,7 +212,7 @@ enum Text {
     Outside(Box<str>),
 }
 
-const _: () = assert!(size_of::<Text>() <= 24);
+const _: () = assert!(size_of::<Text>() <= size_of::<Box<str>>() + 8);
 
 impl Text {
     fn new(text: &str) -> Text {

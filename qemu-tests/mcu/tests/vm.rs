@@ -51,7 +51,10 @@ fn run() -> Verdict {
         let mut vm =
             Vm::new(&prog, VmConfig::default()).map_err(|_| "the program does not verify")?;
         let mut out = String::new();
-        vm.run(&mut out, None).map_err(|_| "runtime error")?;
+        if let Err(e) = vm.run(&mut out, None) {
+            println!("runtime error: {:?}", e);
+            return Err("runtime error");
+        }
         println!("{}", out.trim_end());
         check(
             out == EXPECTED,
