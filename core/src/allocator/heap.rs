@@ -43,13 +43,24 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::geometry::{HOT_DEPTH, HOT_MAX_SIZE, KEEP_LAST_PAGE, SEGMENT_SHIFT};
+use super::geometry::{HOT_DEPTH, KEEP_LAST_PAGE};
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
 use super::segment::{segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN};
 use super::size_class::{
     class_of, class_size, small_class_of, span_pages, CLASS_COUNT, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX,
 };
 use super::{huge, stats};
+
+// Hot stacks: per class, the blocks this heap freed last.
+mod hot;
+// The table of segments a free has verified.
+mod known;
+// Doubly linked lists of pages.
+mod queue;
+
+pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
+use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
+pub(crate) use queue::PageQueue;
 
 /// Alignment every block has without asking: blocks of class sizes that are multiples of 16 start
 /// at 16-byte aligned addresses.
@@ -82,137 +93,6 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
-
-/// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
-pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
-    0
-} else {
-    class_of(HOT_MAX_SIZE) + 1
-};
-
-/// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
-/// there: always false, which is the point.)
-#[inline(always)]
-#[allow(clippy::absurd_extreme_comparisons)]
-pub(crate) fn is_hot(class: usize) -> bool {
-    class < HOT_CLASSES
-}
-
-/// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
-#[derive(Clone, Copy)]
-pub(crate) struct HotStack {
-    pub(crate) len: usize,
-    /// How many blocks frees may stack: `HOT_DEPTH`, or 0 while the class drains (a page of
-    /// the class was retired, so frees outpace allocations: a burst is being given back, and
-    /// stacked blocks would keep pages, and with them segments, from going back). The next
-    /// allocation of the class from a page sets it back.
-    pub(crate) cap: usize,
-    pub(crate) blocks: [*mut u8; HOT_DEPTH],
-}
-
-impl HotStack {
-    const EMPTY: HotStack = HotStack {
-        len: 0,
-        cap: HOT_DEPTH,
-        blocks: [ptr::null_mut(); HOT_DEPTH],
-    };
-}
-
-/// A doubly linked list of pages through `next`/`prev`.
-#[derive(Clone, Copy)]
-pub(crate) struct PageQueue {
-    pub(crate) head: *mut Page,
-    pub(crate) tail: *mut Page,
-}
-
-impl PageQueue {
-    const EMPTY: PageQueue = PageQueue {
-        head: ptr::null_mut(),
-        tail: ptr::null_mut(),
-    };
-
-    /// A page joins: a page kept as the only one of the queue is no longer alone.
-    ///
-    /// # Safety
-    /// The queue's pages are valid.
-    unsafe fn unkeep_head(&mut self) {
-        if !self.head.is_null() {
-            // SAFETY: queue pages are valid (caller).
-            unsafe { (*self.head).flags &= !KEPT };
-        }
-    }
-
-    /// # Safety
-    /// `page` is valid and on no queue.
-    unsafe fn push_front(&mut self, page: *mut Page) {
-        // SAFETY: valid pages (caller, queue invariant).
-        unsafe {
-            self.unkeep_head();
-            (*page).prev = ptr::null_mut();
-            (*page).next = self.head;
-            if self.head.is_null() {
-                self.tail = page;
-            } else {
-                (*self.head).prev = page;
-            }
-        }
-        self.head = page;
-    }
-
-    /// # Safety
-    /// `page` is valid and on no queue.
-    unsafe fn push_back(&mut self, page: *mut Page) {
-        // SAFETY: valid pages (caller, queue invariant).
-        unsafe {
-            self.unkeep_head();
-            (*page).next = ptr::null_mut();
-            (*page).prev = self.tail;
-            if self.tail.is_null() {
-                self.head = page;
-            } else {
-                (*self.tail).next = page;
-            }
-        }
-        self.tail = page;
-    }
-
-    /// # Safety
-    /// `page` is on this queue.
-    unsafe fn remove(&mut self, page: *mut Page) {
-        // SAFETY: `page` and its neighbours are on this queue.
-        unsafe {
-            let (prev, next) = ((*page).prev, (*page).next);
-            if prev.is_null() {
-                self.head = next;
-            } else {
-                (*prev).next = next;
-            }
-            if next.is_null() {
-                self.tail = prev;
-            } else {
-                (*next).prev = prev;
-            }
-            (*page).next = ptr::null_mut();
-            (*page).prev = ptr::null_mut();
-        }
-    }
-
-    pub(crate) fn is_single(&self) -> bool {
-        !self.head.is_null() && self.head == self.tail
-    }
-}
-
-/// Entries of [`Heap::known`]: a power of two.
-const KNOWN_SEGMENTS: usize = 64;
-
-/// An empty [`Heap::known`] entry: not segment-aligned, so no segment address equals it.
-const NOT_A_SEGMENT: usize = 1;
-
-/// The [`Heap::known`] entry for `seg`.
-#[inline(always)]
-fn known_slot(seg: *const Segment) -> usize {
-    (seg as usize >> SEGMENT_SHIFT) & (KNOWN_SEGMENTS - 1)
-}
 
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
@@ -638,43 +518,6 @@ impl Heap {
         }
     }
 
-    /// Sends every block on every hot stack to its page (before collecting or abandoning).
-    fn hot_flush(&mut self) {
-        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
-            self.hot_flush_class(class);
-        }
-    }
-
-    /// Sends every block on the hot stack of `class` to its page. A page that empties on the
-    /// way may be retired, which flushes this same stack again (nested, shorter): fine, each
-    /// level pops before it frees.
-    fn hot_flush_class(&mut self, class: usize) {
-        while self.hot[class].len > 0 {
-            let stack = &mut self.hot[class];
-            stack.len -= 1;
-            let b = stack.blocks[stack.len];
-            // SAFETY: stacked blocks are owned free blocks (module invariant).
-            unsafe {
-                let p = (*segment_of(b)).page_of(b);
-                self.free_to_page(p, b);
-            }
-        }
-    }
-
-    /// Whether `block` is on the hot stack of `class` (confirms a suspected double free).
-    pub(crate) fn hot_holds(&self, class: usize, block: *mut u8) -> bool {
-        is_hot(class) && {
-            let stack = &self.hot[class];
-            stack.blocks[..stack.len].contains(&block)
-        }
-    }
-
-    /// The hot stack of `class` (for `check`).
-    pub(crate) fn hot_stack(&self, class: usize) -> &[*mut u8] {
-        let stack = &self.hot[class];
-        &stack.blocks[..stack.len]
-    }
-
     /// Called by the local free path when a page became empty or was full.
     ///
     /// # Safety
@@ -881,39 +724,6 @@ impl Heap {
         self.queues = [PageQueue::EMPTY; CLASS_COUNT];
         self.full = [PageQueue::EMPTY; CLASS_COUNT];
         self.stats.release();
-    }
-
-    /// Whether a free has verified `seg` as a live segment this heap owns (and it still does):
-    /// then the segment map, cookie and owner tests may be skipped.
-    #[inline(always)]
-    pub(crate) fn knows(&self, seg: *const Segment) -> bool {
-        // SAFETY: the index is masked to the array's length.
-        unsafe { *self.known.get_unchecked(known_slot(seg)) == seg as usize }
-    }
-
-    /// Records `seg` for [`knows`](Self::knows).
-    ///
-    /// # Safety
-    /// `seg` is a live segment of kiln's (segment map and cookie checked) that this heap owns.
-    #[inline(always)]
-    pub(crate) unsafe fn remember(&mut self, seg: *const Segment) {
-        // SAFETY: the index is masked to the array's length.
-        unsafe { *self.known.get_unchecked_mut(known_slot(seg)) = seg as usize };
-    }
-
-    /// The segments [`knows`](Self::knows) holds (for `check`).
-    pub(crate) fn known_segments(&self) -> impl Iterator<Item = *mut Segment> + '_ {
-        self.known
-            .iter()
-            .filter(|&&s| s != NOT_A_SEGMENT)
-            .map(|&s| s as *mut Segment)
-    }
-
-    /// Drops `seg` from [`knows`](Self::knows): before it leaves this heap.
-    fn forget(&mut self, seg: *const Segment) {
-        if self.knows(seg) {
-            self.known[known_slot(seg)] = NOT_A_SEGMENT;
-        }
     }
 
     /// Whether this heap owns `seg`.

@@ -1,0 +1,82 @@
+//! Hot stacks: per class of blocks up to `HOT_MAX_SIZE` bytes, the blocks this heap freed last,
+//! reused first (LIFO, cache-warm); a stack full or draining sends frees to their page.
+use core::ptr;
+
+use super::Heap;
+use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE};
+use crate::allocator::segment::segment_of;
+use crate::allocator::size_class::{class_of, CLASS_COUNT};
+
+/// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
+pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
+    0
+} else {
+    class_of(HOT_MAX_SIZE) + 1
+};
+
+/// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
+/// there: always false, which is the point.)
+#[inline(always)]
+#[allow(clippy::absurd_extreme_comparisons)]
+pub(crate) fn is_hot(class: usize) -> bool {
+    class < HOT_CLASSES
+}
+
+/// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
+#[derive(Clone, Copy)]
+pub(crate) struct HotStack {
+    pub(crate) len: usize,
+    /// How many blocks frees may stack: `HOT_DEPTH`, or 0 while the class drains (a page of
+    /// the class was retired, so frees outpace allocations: a burst is being given back, and
+    /// stacked blocks would keep pages, and with them segments, from going back). The next
+    /// allocation of the class from a page sets it back.
+    pub(crate) cap: usize,
+    pub(crate) blocks: [*mut u8; HOT_DEPTH],
+}
+
+impl HotStack {
+    pub(super) const EMPTY: HotStack = HotStack {
+        len: 0,
+        cap: HOT_DEPTH,
+        blocks: [ptr::null_mut(); HOT_DEPTH],
+    };
+}
+
+impl Heap {
+    /// Sends every block on every hot stack to its page (before collecting or abandoning).
+    pub(super) fn hot_flush(&mut self) {
+        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
+            self.hot_flush_class(class);
+        }
+    }
+
+    /// Sends every block on the hot stack of `class` to its page. A page that empties on the
+    /// way may be retired, which flushes this same stack again (nested, shorter): fine, each
+    /// level pops before it frees.
+    pub(super) fn hot_flush_class(&mut self, class: usize) {
+        while self.hot[class].len > 0 {
+            let stack = &mut self.hot[class];
+            stack.len -= 1;
+            let b = stack.blocks[stack.len];
+            // SAFETY: stacked blocks are owned free blocks (module invariant).
+            unsafe {
+                let p = (*segment_of(b)).page_of(b);
+                self.free_to_page(p, b);
+            }
+        }
+    }
+
+    /// Whether `block` is on the hot stack of `class` (confirms a suspected double free).
+    pub(crate) fn hot_holds(&self, class: usize, block: *mut u8) -> bool {
+        is_hot(class) && {
+            let stack = &self.hot[class];
+            stack.blocks[..stack.len].contains(&block)
+        }
+    }
+
+    /// The hot stack of `class` (for `check`).
+    pub(crate) fn hot_stack(&self, class: usize) -> &[*mut u8] {
+        let stack = &self.hot[class];
+        &stack.blocks[..stack.len]
+    }
+}
