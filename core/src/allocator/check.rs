@@ -7,7 +7,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use super::heap::{is_hot, Heap};
+use super::heap::{is_hot, Heap, REMOTE_MAX};
 use super::page::{Page, IN_FULL, KEPT, PAGE_SIZE};
 use super::segment::{Segment, FIRST_PAGE, PAGES_PER_SEGMENT};
 use super::size_class::{class_size, span_pages, CLASS_COUNT};
@@ -84,6 +84,7 @@ impl Heap {
         for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
             self.check_hot(class)?;
         }
+        self.check_remote()?;
         self.check_known()
     }
 
@@ -99,6 +100,55 @@ impl Heap {
             if s.is_null() || !Segment::is_ours(seg) || !self.owns(seg) {
                 return fail("known segment is not one this heap owns", seg as usize);
             }
+        }
+        Ok(())
+    }
+
+    /// Every batch of remote frees is a non-empty list of distinct block starts of a page in
+    /// use, of a class with a hot stack, ending in the page's encoding of null at `tail`; the
+    /// batches hold `pending` blocks in all. Reads of another heap's page use only what stays
+    /// fixed while the page is in use (its blocks are counted in `used`, so it stays in use).
+    fn check_remote(&self) -> Result<(), CheckError> {
+        let (batches, pending) = self.remote_batches();
+        let mut total = 0u32;
+        for batch in batches {
+            if batch.page.is_null() {
+                if !batch.head.is_null() || !batch.tail.is_null() {
+                    return fail("free batch slot holds blocks", batch.head as usize);
+                }
+                continue;
+            }
+            // SAFETY: a batch's page stays in use while the batch holds blocks of it.
+            let page = unsafe { &*batch.page };
+            if !page.in_use() || !is_hot(page.class as usize) {
+                return fail("remote batch of a page not in use", batch.page as usize);
+            }
+            let mut b = batch.head;
+            let mut last = b;
+            let mut seen: heapless::Vec<*mut u8, { REMOTE_MAX as usize }> = heapless::Vec::new();
+            while !b.is_null() {
+                let p = b.cast::<u8>();
+                let off = (p as usize).wrapping_sub(page.start as usize);
+                if off % page.block_size != 0 || off / page.block_size >= page.reserved as usize {
+                    return fail("remote batch entry is not a block of its page", p as usize);
+                }
+                if seen.contains(&p) || seen.push(p).is_err() {
+                    return fail("remote batch holds a block twice (cycle?)", p as usize);
+                }
+                last = b;
+                // SAFETY: `b` was just proven to be a block of the page.
+                b = page.decode(unsafe { b.cast::<usize>().read() });
+            }
+            if seen.is_empty() || last != batch.tail || seen.len() != batch.len as usize {
+                return fail(
+                    "remote batch empty, tail not its last block, or length wrong",
+                    batch.page as usize,
+                );
+            }
+            total += seen.len() as u32;
+        }
+        if total != pending {
+            return fail("remote batches do not hold `pending` blocks", total as usize);
         }
         Ok(())
     }

@@ -23,7 +23,6 @@ use super::heap::Heap;
 use super::huge;
 use super::page::{Page, HAS_ALIGNED};
 use super::segment::{segment_of, Segment, SegmentKind};
-use super::stats;
 
 /// A classified pointer.
 pub(crate) enum Owner {
@@ -149,8 +148,11 @@ unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     // the head page of the span holding `p`.
     unsafe {
         let page = (*seg).page_of(p);
-        if !(*page).is_block_start(p) || !heap.owns(seg) {
+        if !(*page).is_block_start(p) {
             return free_not_local(heap, seg, page, p);
+        }
+        if !heap.owns(seg) {
+            return heap.free_remote(page, p);
         }
         heap.remember(seg);
         if (*page).looks_free(p) {
@@ -207,8 +209,14 @@ unsafe fn unknown_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fre
     // SAFETY: as in `free_unknown`.
     unsafe {
         let page = (*seg).page_of(p);
-        if !(*page).is_block_start(p) || !heap.owns(seg) {
+        if !(*page).is_block_start(p) {
             return not_local_or_report(heap, seg, page, p, report);
+        }
+        if !heap.owns(seg) {
+            if let Err(e) = heap.free_remote(page, p) {
+                report(p, e);
+            }
+            return;
         }
         heap.remember(seg);
         if (*page).looks_free(p) {
@@ -344,11 +352,11 @@ unsafe fn free_not_local(
                     }
                     push_local(heap, page, block);
                 }
+                Ok(())
             } else {
-                // SAFETY: `block` is a live block of `page` (caller).
-                unsafe { free_remote(page, block) };
+                // SAFETY: `block` is a live block start of `page` (caller).
+                unsafe { heap.free_remote(page, block) }
             }
-            Ok(())
         }
         // SAFETY: classified as a live huge block.
         Owner::Huge { seg } => unsafe { huge::free(seg, p) },
@@ -375,19 +383,6 @@ unsafe fn free_local_suspect(
         push_local(heap, page, block);
     }
     Ok(())
-}
-
-/// A free from a thread that does not own the page: atomic push on `thread_free`.
-///
-/// # Safety
-/// `block` is an allocated block of `page`.
-#[inline(never)]
-unsafe fn free_remote(page: *mut Page, block: *mut u8) {
-    // SAFETY: the block is live, so the page stays in use until its owner collects it.
-    unsafe {
-        stats::remote_free((*page).class as usize, (*page).block_size);
-        (*page).push_remote(block);
-    }
 }
 
 /// Bytes usable at `p` (which must be a block kiln allocated), or `None` if it is not one.

@@ -57,10 +57,14 @@ mod hot;
 mod known;
 // Doubly linked lists of pages.
 mod queue;
+// Batches of frees into other heaps' pages.
+mod remote;
 
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
+pub(crate) use remote::REMOTE_MAX;
+use remote::RemoteFrees;
 
 /// Alignment every block has without asking: blocks of class sizes that are multiples of 16 start
 /// at 16-byte aligned addresses.
@@ -111,6 +115,8 @@ pub struct Heap {
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
     segments: SegmentList,
+    /// Frees of blocks in other heaps' pages, batched per page (`heap/remote.rs`).
+    remote: RemoteFrees,
     /// This heap's statistics slot (zero-sized without the `stats` feature).
     pub(crate) stats: stats::HeapStats,
 }
@@ -132,6 +138,7 @@ impl Heap {
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
             segments: SegmentList::new(),
+            remote: RemoteFrees::EMPTY,
             stats: stats::HeapStats::new(),
         }
     }
@@ -659,9 +666,11 @@ impl Heap {
         true
     }
 
-    /// Collects every page's remote and local frees, retires every empty page (the last page of
-    /// a class included), and adopts all abandoned segments. Memory goes back to the pool.
+    /// Publishes this heap's batches of remote frees, collects every page's remote and local
+    /// frees, retires every empty page (the last page of a class included), and adopts all
+    /// abandoned segments. Memory goes back to the pool.
     pub fn collect(&mut self) {
+        self.flush_remote();
         while self.has_id() {
             let seg = self.pool.take_abandoned();
             if seg.is_null() {
@@ -709,6 +718,7 @@ impl Heap {
     /// heap to adopt. Called when the owning thread exits. The heap is empty afterwards and may
     /// be used again.
     pub fn abandon(&mut self) {
+        self.flush_remote();
         self.collect_own();
         loop {
             let seg = self.segments.pop();
@@ -766,6 +776,7 @@ impl Drop for Heap {
         if self.segments.len > 0 {
             self.abandon();
         } else {
+            self.flush_remote();
             self.stats.release();
         }
     }

@@ -158,7 +158,7 @@ impl Page {
     }
 
     #[inline(always)]
-    fn decode(&self, word: usize) -> *mut Block {
+    pub(crate) fn decode(&self, word: usize) -> *mut Block {
         (word ^ self.key) as *mut Block
     }
 
@@ -207,18 +207,45 @@ impl Page {
     #[inline]
     pub(crate) unsafe fn push_remote(&self, p: *mut u8) {
         let b = p.cast::<Block>();
-        let mut head = self.thread_free.load(Ordering::Relaxed);
+        // SAFETY: a one-block list (caller).
+        unsafe { self.push_remote_list(b, b) }
+    }
+
+    /// Links the block at `p` in front of `head`, a list of this page's blocks the caller
+    /// holds (null: none), with this page's encoding; returns the new head. For batches of
+    /// remote frees ([`push_remote_list`](Self::push_remote_list) publishes them).
+    ///
+    /// # Safety
+    /// `p` is a block of this page that is in use and on no list.
+    #[inline(always)]
+    pub(crate) unsafe fn link_before(&self, p: *mut u8, head: *mut Block) -> *mut Block {
+        let b = p.cast::<Block>();
+        // SAFETY: the caller holds the block.
+        unsafe { (*b).next = self.encode(head) };
+        b
+    }
+
+    /// Publishes a list of blocks freed by other threads, `head` .. `tail` (linked with this
+    /// page's encoding; `tail`'s link is overwritten), onto `thread_free` with one
+    /// compare-and-swap (more only when another thread pushes at the same time).
+    ///
+    /// # Safety
+    /// Every block of the list is a block of this page that is counted in `used`, and the
+    /// caller holds them all (so the page cannot be retired meanwhile).
+    pub(crate) unsafe fn push_remote_list(&self, head: *mut Block, tail: *mut Block) {
+        let b = head;
+        let mut now = self.thread_free.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the freeing thread owns the block until the exchange publishes it.
-            unsafe { (*b).next = self.encode(head) };
+            // SAFETY: the freeing thread holds the list until the exchange publishes it.
+            unsafe { (*tail).next = self.encode(now) };
             match self.thread_free.compare_exchange_weak(
-                head,
+                now,
                 b,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return,
-                Err(now) => head = now,
+                Err(seen) => now = seen,
             }
         }
     }

@@ -566,6 +566,64 @@ fn remote_frees_abandonment_and_adoption() {
     );
 }
 
+/// Frees into another heap's pages wait in per-page batches of the freeing heap: the owner does
+/// not see them (the pages stay in use) until the batches are published, by the freeing heap's
+/// `collect`, by reaching `REMOTE_MAX` blocks, or by dropping the freeing heap. A second free
+/// of a waiting block is reported, and `check` walks the batches.
+#[test]
+fn remote_frees_wait_in_batches_until_published() {
+    let p = pool(100);
+    let mut owner = Box::new(Heap::new(p));
+    let mut other = Box::new(Heap::new(p));
+    let blocks: Vec<*mut u8> = (0..8).map(|_| owner.alloc(48, 8)).collect();
+    for &b in &blocks {
+        // SAFETY: live, freed once, by a heap that does not own it.
+        unsafe { free(&mut other, b) }.unwrap();
+        other.check().unwrap();
+    }
+    // SAFETY: a second free of a block waiting in `other`'s batch: reported, nothing changed.
+    assert_eq!(
+        unsafe { free(&mut other, blocks[3]) },
+        Err(FreeError::DoubleFree)
+    );
+    other.check().unwrap();
+    owner.collect();
+    owner.check().unwrap();
+    p.trim();
+    let held = p.segments_in_use();
+    assert!(held > 0, "blocks waiting in a batch keep their page in use");
+    // Once published (here by the freeing heap's drop), the owner gets every block back.
+    drop(other);
+    owner.collect();
+    owner.check().unwrap();
+    p.trim();
+    assert_eq!(p.segments_in_use(), 0);
+
+    // Many remote frees over many pages: never more than `REMOTE_MAX` blocks wait, and the
+    // owner sees the published ones without the freeing heap's help.
+    let mut other = Box::new(Heap::new(p));
+    let blocks: Vec<*mut u8> = (0..4000)
+        .map(|i| owner.alloc(16 + i % 24 * 40, 8))
+        .collect();
+    for (i, &b) in blocks.iter().enumerate() {
+        // SAFETY: live, freed once, by a heap that does not own it.
+        unsafe { free(&mut other, b) }.unwrap();
+        if i % 97 == 0 {
+            other.check().unwrap();
+            owner.check().unwrap();
+        }
+    }
+    other.check().unwrap();
+    owner.collect();
+    owner.check().unwrap();
+    let waiting = p.segments_in_use();
+    other.collect();
+    owner.collect();
+    p.trim();
+    assert!(waiting >= p.segments_in_use());
+    assert_eq!(p.segments_in_use(), 0);
+}
+
 /// A heap trusts a segment its own frees verified only while it owns it: once the segment has
 /// gone back to the pool and another heap allocates from it, a free of that heap's block through
 /// the first heap is a remote free again (not a push onto the first heap's lists).
@@ -620,6 +678,7 @@ enum Op {
     Alloc { size: usize, align_shift: u8 },
     Free { pick: usize },
     FreeRemote { pick: usize },
+    FlushRemote,
     Realloc { pick: usize, size: usize },
     Collect,
 }
@@ -640,6 +699,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|pick| Op::FreeRemote { pick }),
         2 => (any::<usize>(), size_strategy()).prop_map(|(pick, size)| Op::Realloc { pick, size }),
         1 => Just(Op::Collect),
+        1 => Just(Op::FlushRemote),
     ]
 }
 
@@ -700,10 +760,14 @@ proptest! {
                     fill(q, size, l.tag);
                 }
                 Op::Collect => h.collect(),
+                Op::FlushRemote => remote.flush_remote(),
                 _ => {}
             }
             if let Err(e) = h.check() {
                 prop_assert!(false, "{}", e);
+            }
+            if let Err(e) = remote.check() {
+                prop_assert!(false, "remote heap: {}", e);
             }
             verify(&live);
         }
@@ -711,6 +775,9 @@ proptest! {
             // SAFETY: live block, freed once.
             prop_assert_eq!(unsafe { free(&mut h, l.ptr) }, Ok(()));
         }
+        // The remote heap's batches reach their pages when it collects (or is dropped).
+        remote.collect();
+        remote.check().unwrap();
         h.collect();
         h.check().unwrap();
         p.trim();

@@ -1,0 +1,167 @@
+//! Remote-free batches: a heap's frees of blocks whose page another heap owns (classes with a
+//! hot stack) are linked per page here and handed to the page's `thread_free` with one
+//! compare-and-swap per batch instead of one per block.
+//!
+//! ```text
+//!   remote[slot(page)]:  page, head -> b -> b -> tail     links encoded with the page's key
+//! ```
+//!
+//! A batch is published when its slot is wanted by another page, when the heap holds
+//! `REMOTE_MAX` blocks in all (so at most `REMOTE_MAX` blocks of at most `HOT_MAX_SIZE` bytes
+//! wait), and on `collect`, `abandon` and drop. A waiting block stays counted in its page's
+//! `used` (as on `thread_free`), so its page cannot be retired, and with it its segment cannot
+//! leave the page's owner, until the batch is published. Invariants (checked by `check`): every
+//! batch is a non-empty list of distinct block starts of its page, the last link is the page's
+//! encoding of null, `tail` is the last block, and the batches hold `pending` blocks in all.
+use core::ptr;
+
+use super::{is_hot, Heap};
+use crate::allocator::error::FreeError;
+use crate::allocator::geometry::{HOT_MAX_SIZE, SEGMENT_SHIFT};
+use crate::allocator::page::{Block, Page};
+use crate::allocator::stats;
+
+/// Batches per heap (a power of two): one per page being freed into at a time.
+pub(crate) const REMOTE_SLOTS: usize = if HOT_MAX_SIZE == 0 { 1 } else { 16 };
+
+/// Blocks a heap holds back in all before it publishes every batch.
+pub(crate) const REMOTE_MAX: u32 = 64;
+
+/// One page's waiting remote frees.
+#[derive(Clone, Copy)]
+pub(crate) struct RemoteBatch {
+    /// The page (null: the slot is free).
+    pub(crate) page: *mut Page,
+    pub(crate) head: *mut Block,
+    pub(crate) tail: *mut Block,
+    /// Blocks in the batch.
+    pub(crate) len: u32,
+}
+
+impl RemoteBatch {
+    const EMPTY: RemoteBatch = RemoteBatch {
+        page: ptr::null_mut(),
+        head: ptr::null_mut(),
+        tail: ptr::null_mut(),
+        len: 0,
+    };
+}
+
+/// A heap's batches of remote frees.
+pub(crate) struct RemoteFrees {
+    pub(crate) batches: [RemoteBatch; REMOTE_SLOTS],
+    /// Blocks in all batches.
+    pub(crate) pending: u32,
+}
+
+impl RemoteFrees {
+    pub(super) const EMPTY: RemoteFrees = RemoteFrees {
+        batches: [RemoteBatch::EMPTY; REMOTE_SLOTS],
+        pending: 0,
+    };
+}
+
+/// The batch slot of `page`: page headers of one segment are consecutive, so neighbouring
+/// pages take neighbouring slots; the segment number spreads equal page numbers of different
+/// segments.
+#[inline(always)]
+fn slot_of(page: *mut Page) -> usize {
+    let a = page as usize;
+    (a / core::mem::size_of::<Page>() ^ a >> SEGMENT_SHIFT) & (REMOTE_SLOTS - 1)
+}
+
+/// Publishes `batch` (one compare-and-swap), empties the slot and takes its blocks off
+/// `pending`.
+///
+/// # Safety
+/// `batch.page` is non-null and the batch holds its invariant (module doc).
+#[inline(never)]
+unsafe fn publish(batch: &mut RemoteBatch, pending: &mut u32) {
+    // SAFETY: the blocks are counted in the page's `used` and held by this heap (caller).
+    unsafe { (*batch.page).push_remote_list(batch.head, batch.tail) };
+    *pending -= batch.len;
+    *batch = RemoteBatch::EMPTY;
+}
+
+impl Heap {
+    /// A free of `block` (an allocated block start of `page`) by this heap, which does not own
+    /// `page`: into the page's batch, or straight onto `thread_free` for classes without a hot
+    /// stack. A second free of a block still waiting in this heap's batch is reported.
+    ///
+    /// # Safety
+    /// `page` is a page in use of a live segment; `block` is one of its block starts, allocated
+    /// (so the page stays in use until the block reaches its owner).
+    #[inline(never)]
+    pub(crate) unsafe fn free_remote(
+        &mut self,
+        page: *mut Page,
+        block: *mut u8,
+    ) -> Result<(), FreeError> {
+        // SAFETY: as stated (caller).
+        unsafe {
+            let class = (*page).class as usize;
+            stats::remote_free(class, (*page).block_size);
+            if !is_hot(class) {
+                (*page).push_remote(block);
+                return Ok(());
+            }
+            let remote = &mut self.remote;
+            let batch = &mut remote.batches[slot_of(page)];
+            if batch.page != page {
+                if !batch.page.is_null() {
+                    publish(batch, &mut remote.pending);
+                }
+                batch.page = page;
+                batch.tail = block.cast();
+            } else if (*page).looks_free(block) && batch_holds(batch, block) {
+                return Err(FreeError::DoubleFree);
+            }
+            batch.head = (*page).link_before(block, batch.head);
+            batch.len += 1;
+            remote.pending += 1;
+            if remote.pending >= REMOTE_MAX {
+                self.flush_remote();
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes every batch of remote frees this heap holds (their owners see them at their
+    /// next collection).
+    pub fn flush_remote(&mut self) {
+        if self.remote.pending == 0 {
+            return;
+        }
+        let remote = &mut self.remote;
+        for batch in &mut remote.batches {
+            if !batch.page.is_null() {
+                // SAFETY: a non-empty batch (module invariant).
+                unsafe { publish(batch, &mut remote.pending) };
+            }
+        }
+        debug_assert_eq!(remote.pending, 0);
+    }
+
+    /// The batches of remote frees (for `check`).
+    pub(crate) fn remote_batches(&self) -> (&[RemoteBatch], u32) {
+        (&self.remote.batches, self.remote.pending)
+    }
+}
+
+/// Whether `block` waits in `batch` (walks at most `REMOTE_MAX` links).
+///
+/// # Safety
+/// `batch` holds its invariant (module doc).
+unsafe fn batch_holds(batch: &RemoteBatch, block: *mut u8) -> bool {
+    let mut b = batch.head;
+    let mut steps = 0;
+    while !b.is_null() && steps <= REMOTE_MAX {
+        if b.cast::<u8>() == block {
+            return true;
+        }
+        // SAFETY: batch entries are blocks of the page holding encoded links.
+        b = unsafe { (*batch.page).decode(b.cast::<usize>().read()) };
+        steps += 1;
+    }
+    false
+}
