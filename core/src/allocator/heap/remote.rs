@@ -61,13 +61,13 @@ impl RemoteFrees {
     };
 }
 
-/// The batch slot of `page`: page headers of one segment are consecutive, so neighbouring
-/// pages take neighbouring slots; the segment number spreads equal page numbers of different
-/// segments.
+/// The batch slot of `page`: page headers of one segment are consecutive (at least 64 bytes
+/// apart), so neighbouring pages take different slots; the segment number spreads equal page
+/// numbers of different segments.
 #[inline(always)]
 fn slot_of(page: *mut Page) -> usize {
     let a = page as usize;
-    (a / core::mem::size_of::<Page>() ^ a >> SEGMENT_SHIFT) & (REMOTE_SLOTS - 1)
+    (a >> 5 ^ a >> SEGMENT_SHIFT) & (REMOTE_SLOTS - 1)
 }
 
 /// Publishes `batch` (one compare-and-swap), empties the slot and takes its blocks off
@@ -105,24 +105,60 @@ impl Heap {
                 (*page).push_remote(block);
                 return Ok(());
             }
+            let slot = slot_of(page);
             let remote = &mut self.remote;
-            let batch = &mut remote.batches[slot_of(page)];
+            let batch = remote.batches.get_unchecked_mut(slot);
             if batch.page != page {
-                if !batch.page.is_null() {
-                    publish(batch, &mut remote.pending);
-                }
-                batch.page = page;
-                batch.tail = block.cast();
-            } else if (*page).looks_free(block) && batch_holds(batch, block) {
+                return self.start_batch(slot, page, block);
+            }
+            if (*page).looks_free(block) && batch_holds(batch, block) {
                 return Err(FreeError::DoubleFree);
             }
             batch.head = (*page).link_before(block, batch.head);
             batch.len += 1;
             remote.pending += 1;
             if remote.pending >= REMOTE_MAX {
-                self.flush_remote();
+                return self.publish_all();
             }
         }
+        Ok(())
+    }
+
+    /// [`free_remote`](Self::free_remote) into a slot that holds another page's batch, or none:
+    /// publishes that batch and starts one for `page` with `block`.
+    ///
+    /// # Safety
+    /// As for [`free_remote`](Self::free_remote); `slot` is `slot_of(page)`.
+    #[inline(never)]
+    unsafe fn start_batch(
+        &mut self,
+        slot: usize,
+        page: *mut Page,
+        block: *mut u8,
+    ) -> Result<(), FreeError> {
+        let remote = &mut self.remote;
+        let batch = &mut remote.batches[slot];
+        // SAFETY: a non-empty batch (module invariant); `block` is held by the caller.
+        unsafe {
+            if !batch.page.is_null() {
+                publish(batch, &mut remote.pending);
+            }
+            batch.page = page;
+            batch.head = (*page).link_before(block, ptr::null_mut());
+        }
+        batch.tail = batch.head;
+        batch.len = 1;
+        remote.pending += 1;
+        if remote.pending >= REMOTE_MAX {
+            return self.publish_all();
+        }
+        Ok(())
+    }
+
+    /// [`flush_remote`](Self::flush_remote) for the free path (a tail call there).
+    #[inline(never)]
+    fn publish_all(&mut self) -> Result<(), FreeError> {
+        self.flush_remote();
         Ok(())
     }
 
