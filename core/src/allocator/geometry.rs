@@ -24,7 +24,7 @@ mod chosen {
     pub const MAX_SPAN_PAGES: usize = 16;
     pub const KEEP_LAST_PAGE: bool = true;
     pub const HOT_MAX_SIZE: usize = 2048;
-    pub const HOT_DEPTH: usize = 32;
+    pub const HOT_DEPTH: usize = 128;
 }
 
 #[cfg(feature = "small-geometry")]
