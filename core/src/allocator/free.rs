@@ -1,5 +1,6 @@
-//! Freeing: classify the pointer, then push the block on its page's `local_free` (owner) or
-//! `thread_free` (any other thread, atomically).
+//! Freeing: classify the pointer, then push the block on the heap's hot stack or its page's
+//! `local_free` (owner), or into the freeing heap's batch for the page, which reaches the page's
+//! `thread_free` atomically (any other thread).
 //!
 //! ```text
 //!   p ──mask──> segment ── verified by this heap before (Heap::knows, one compare)? else
@@ -8,15 +9,19 @@
 //!                       │            pages not in use and on huge segments)
 //!                       ├ yes, owner == heap: double-free filter, push on the heap's hot
 //!                       │   stack (or the page's local_free)                           (inline)
-//!                       └ otherwise, #[cold] free_not_local: remote push on thread_free, huge
-//!                         block back to the pool, interior aligned pointer, or an error
+//!                       ├ yes, another owner: Heap::free_remote, into this heap's batch for
+//!                       │   the page (one CAS on thread_free per batch)            (out of line)
+//!                       └ otherwise, #[cold] free_not_local: huge block back to the pool,
+//!                         interior aligned pointer, or an error
 //! ```
 //!
 //! Double frees: a freed block's first word is an encoded list link. When a block about to be
 //! freed already holds a word that decodes to a plausible link, the owner walks the page's lists
 //! to confirm (rare: user data seldom decodes to an in-page address), and reports
 //! `FreeError::DoubleFree` instead of corrupting the list. A double free by a thread other than
-//! the owner is not confirmed (the owner's lists cannot be walked from outside).
+//! the owner is confirmed only while the block still waits in that thread's batch (the owner's
+//! lists cannot be walked from outside); a block waiting in another heap's batch is invisible
+//! to the owner's walk.
 
 use super::error::FreeError;
 use super::heap::Heap;

@@ -8,6 +8,7 @@
 //!   full[class]:    page <-> page               pages that had none when last looked at
 //!   segments:       seg <-> seg <-> seg         segments this heap owns; those with a free page first
 //!   known[n & 63]:  seg                         owned segments a free has verified (map, cookie, owner)
+//!   remote[slot]:   page, head -> .. -> tail    this heap's frees into other heaps' pages, per page
 //! ```
 //!
 //! Hot stacks (classes up to `HOT_MAX_SIZE`, `HOT_DEPTH` blocks each; none in the small
