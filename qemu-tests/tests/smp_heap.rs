@@ -164,7 +164,9 @@ fn main() -> Verdict {
     smp::start_secondary(secondary).map_err(|_| "secondary CPU did not start")?;
     work(0);
     // work() returned after the secondary stopped sending and our mailbox was drained: we
-    // free none of its blocks any more.
+    // free none of its blocks any more. Our frees of its blocks may still wait in our heap's
+    // remote-free batches: collecting publishes them before the secondary collects.
+    heap::collect();
     DRAINED.store(true, Ordering::Release);
     while !COLLECTED.load(Ordering::Acquire) {
         core::hint::spin_loop();

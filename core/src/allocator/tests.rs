@@ -572,6 +572,9 @@ fn remote_frees_abandonment_and_adoption() {
 /// of a waiting block is reported, and `check` walks the batches.
 #[test]
 fn remote_frees_wait_in_batches_until_published() {
+    if super::geometry::HOT_MAX_SIZE == 0 {
+        return; // no batches in this geometry: every remote free goes straight to its page
+    }
     let p = pool(100);
     let mut owner = Box::new(Heap::new(p));
     let mut other = Box::new(Heap::new(p));
