@@ -129,7 +129,9 @@ impl Heap {
             while !b.is_null() {
                 let p = b.cast::<u8>();
                 let off = (p as usize).wrapping_sub(page.start as usize);
-                if off % page.block_size != 0 || off / page.block_size >= page.reserved as usize {
+                if !off.is_multiple_of(page.block_size)
+                    || off / page.block_size >= page.reserved as usize
+                {
                     return fail("remote batch entry is not a block of its page", p as usize);
                 }
                 if seen.contains(&p) || seen.push(p).is_err() {
@@ -148,7 +150,10 @@ impl Heap {
             total += seen.len() as u32;
         }
         if total != pending {
-            return fail("remote batches do not hold `pending` blocks", total as usize);
+            return fail(
+                "remote batches do not hold `pending` blocks",
+                total as usize,
+            );
         }
         Ok(())
     }

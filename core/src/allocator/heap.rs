@@ -64,8 +64,8 @@ mod remote;
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
-pub(crate) use remote::REMOTE_MAX;
 use remote::RemoteFrees;
+pub(crate) use remote::REMOTE_MAX;
 
 /// Alignment every block has without asking: blocks of class sizes that are multiples of 16 start
 /// at 16-byte aligned addresses.

@@ -585,10 +585,8 @@ fn remote_frees_wait_in_batches_until_published() {
         other.check().unwrap();
     }
     // SAFETY: a second free of a block waiting in `other`'s batch: reported, nothing changed.
-    assert_eq!(
-        unsafe { free(&mut other, blocks[3]) },
-        Err(FreeError::DoubleFree)
-    );
+    let again = unsafe { free(&mut other, blocks[3]) };
+    assert_eq!(again, Err(FreeError::DoubleFree));
     other.check().unwrap();
     owner.collect();
     owner.check().unwrap();
