@@ -219,6 +219,9 @@ impl Heap {
     #[inline(never)]
     fn alloc_slow(&mut self, class: usize) -> *mut u8 {
         self.stats.register();
+        // Publish this heap's remote-free batches on its own slow path, so a heap that keeps
+        // allocating delivers them within one page's worth of allocations.
+        self.flush_remote();
         let page = self.find_page(class);
         if page.is_null() {
             return ptr::null_mut();

@@ -7,8 +7,9 @@
 //! ```
 //!
 //! A batch is published when its slot is wanted by another page, when the heap holds
-//! `REMOTE_MAX` blocks in all (so at most `REMOTE_MAX` blocks of at most `HOT_MAX_SIZE` bytes
-//! wait), and on `collect`, `abandon` and drop. A waiting block stays counted in its page's
+//! `REMOTE_MAX` blocks in all (so at most `REMOTE_MAX` blocks of at most `HOT_MAX_SIZE` bytes,
+//! in at most `REMOTE_SLOTS` pages, wait), at the heap's next allocation slow path, and on
+//! `collect`, `abandon` and drop. A waiting block stays counted in its page's
 //! `used` (as on `thread_free`), so its page cannot be retired, and with it its segment cannot
 //! leave the page's owner, until the batch is published. Invariants (checked by `check`): every
 //! batch is a non-empty list of distinct block starts of its page, the last link is the page's
