@@ -3,7 +3,7 @@
 //!
 //! | geometry | segment | page | pages | largest class | single-page classes up to | map leaf (window) | hot stacks |
 //! |---|---|---|---|---|---|---|---|
-//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | 32 blocks for each class up to 2 KiB |
+//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | 128 blocks for each class up to 2 KiB |
 //! | `small-geometry` | 64 KiB | 2 KiB | 32 (the first two hold the header) | 8 KiB (36 classes) | 256 B | 128 B (64 MiB) | none |
 //!
 //! Medium spans hold about eight blocks, capped at half a segment (16 pages; 4 blocks of the
