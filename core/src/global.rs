@@ -252,8 +252,9 @@ macro_rules! global_alloc_type {
                 crate::allocator::usable_size(p)
             }
 
-            /// Collects the calling context's heap (remote frees, empty pages, abandoned
-            /// segments) and gives cached empty segments back to the memory source.
+            /// Collects the calling context's heap (publishes its own remote-free batches,
+            /// gathers remote frees, empty pages, abandoned segments) and gives cached empty
+            /// segments back to the memory source.
             pub fn collect(&self) {
                 glue::collect(self)
             }

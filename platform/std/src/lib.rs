@@ -311,8 +311,9 @@ pub fn usable_size(p: *const u8) -> Option<usize> {
     HEAPS.usable_size(p)
 }
 
-/// Collects the calling thread's heap (remote frees, empty pages), adopts every abandoned
-/// segment, and returns cached empty segments to the platform.
+/// Collects the calling thread's heap (publishes its own remote-free batches, gathers remote
+/// frees, empty pages), adopts every abandoned segment, and returns cached empty segments to
+/// the platform.
 pub fn collect() {
     HEAPS.collect()
 }

@@ -98,7 +98,7 @@ impl Heap {
         page: *mut Page,
         block: *mut u8,
     ) -> Result<(), FreeError> {
-        // SAFETY: as stated (caller).
+        // SAFETY: as stated (caller); `slot_of` masks the slot index to the array's length.
         unsafe {
             let class = (*page).class as usize;
             stats::remote_free(class, (*page).block_size);
