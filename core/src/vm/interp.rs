@@ -47,6 +47,7 @@ pub mod native;
 mod dispatch;
 // Host instructions for native code.
 mod hosted;
+mod quicken;
 
 pub use hosted::HostStep;
 pub(in crate::vm) use native::events::{HotCount, HotHist};
@@ -139,6 +140,12 @@ pub struct Vm<'p> {
     host_pending: Option<Result<Value, E>>,
     /// The heap watermark of the register stack: an address (see [`Vm::execute`]).
     heap_top: usize,
+    /// Per function, the address of the code the interpreter runs: the verified code with
+    /// fused pairs (see [`quicken`]), owned by `xowned`. Never changed after [`Vm::new`].
+    xcode: Vec<*const u32>,
+    /// The buffers `xcode` points into (boxes: they do not move with the vector).
+    #[allow(dead_code)]
+    xowned: Vec<alloc::boxed::Box<[u32]>>,
 }
 
 impl<'p> Vm<'p> {
@@ -158,6 +165,7 @@ impl<'p> Vm<'p> {
         } else {
             Vec::new()
         };
+        let xowned: Vec<_> = prog.funcs.iter().map(|f| quicken::quicken(&f.code)).collect();
         let calls = if config.jit_threshold > 0 {
             vec![HotCount::new(config.jit_threshold); prog.funcs.len()]
         } else {
@@ -184,6 +192,8 @@ impl<'p> Vm<'p> {
             host: None,
             host_pending: None,
             heap_top: usize::MAX,
+            xcode: xowned.iter().map(|c| c.as_ptr()).collect(),
+            xowned,
         })
     }
 
