@@ -574,3 +574,50 @@ fn disassembly_names_ops_constants_and_calls() {
         assert!(text.contains(needle), "{needle:?} missing in\n{text}");
     }
 }
+
+// The interpreter runs `getidx` + `mul` (and other frequent adjacent pairs) with one dispatch
+// (`vm::interp::quicken`); an error in either instruction keeps that instruction's location.
+#[test]
+fn errors_inside_fused_pairs_keep_their_own_pc() {
+    assert_eq!(
+        error_of("let a = [1, 2, 3];\nlet i = 5;\nlet x = 2;\nprint(a[i] * x);\n"),
+        "runtime error at line 4 (fn main, pc 6): index out of range: index 5, length 3"
+    );
+    assert_eq!(
+        error_of("let a = [1, 2, 3];\nlet i = 1;\nlet s = \"s\";\nprint(a[i] * s);\n"),
+        "runtime error at line 4 (fn main, pc 7): type error: cannot multiply int and string"
+    );
+}
+
+// A jump to the second instruction of a fused pair runs that instruction alone.
+#[test]
+fn jump_into_the_second_instruction_of_a_fused_pair() {
+    let code = vec![
+        encode_abx(Op::LoadInt, 0, 3),
+        encode_abx(Op::LoadInt, 1, 0),
+        encode_abx(Op::LoadInt, 2, 1),
+        encode_abc(Op::Mul, 2, 2, 0), // fused with the next `mul`
+        encode_abc(Op::Mul, 2, 2, 0), // the loop's target
+        encode_abc(Op::AddK, 1, 1, 1),
+        encode_abc(Op::JLtK, 1, 2, 1),
+        4,
+        encode_abc(Op::Ret, 2, 0, 0),
+    ];
+    let lines = vec![1; code.len()];
+    let p = Program {
+        consts: vec![Const::Str("main".into()), Const::Int(1), Const::Int(3)],
+        funcs: vec![Function {
+            name: 0,
+            arity: 0,
+            nregs: 3,
+            code,
+            lines,
+        }],
+        ..Program::default()
+    };
+    let mut vm = Vm::new(&p, VmConfig::default()).unwrap();
+    let mut out = String::new();
+    // 1 * 3 * 3, then three more times through the second `mul`: 3^4.
+    let v = vm.run(&mut out, None).unwrap();
+    assert!(matches!(v, Value::Int(81)), "{v:?}");
+}
