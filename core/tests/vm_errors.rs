@@ -615,9 +615,15 @@ fn jump_into_the_second_instruction_of_a_fused_pair() {
         }],
         ..Program::default()
     };
-    let mut vm = Vm::new(&p, VmConfig::default()).unwrap();
-    let mut out = String::new();
-    // 1 * 3 * 3, then three more times through the second `mul`: 3^4.
-    let v = vm.run(&mut out, None).unwrap();
-    assert!(matches!(v, Value::Int(81)), "{v:?}");
+    for fused_pairs in [true, false] {
+        let config = VmConfig {
+            fused_pairs,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&p, config).unwrap();
+        let mut out = String::new();
+        // 1 * 3 * 3, then three more times through the second `mul`: 3^4.
+        let v = vm.run(&mut out, None).unwrap();
+        assert!(matches!(v, Value::Int(81)), "{v:?}");
+    }
 }

@@ -29,8 +29,8 @@ impl Vm<'_> {
         let Some(mut func) = prog.funcs.get(fi) else {
             return Err(E::BadArgument("no such function"));
         };
-        // The interpreter's code per function (see `quicken`): never changed after
-        // `Vm::new`, so these addresses stay valid while this loop runs.
+        // The code per function (see `Vm::xcode`): never changed after `Vm::new`, so these
+        // addresses stay valid while this loop runs.
         let xcode: *const *const u32 = self.xcode.as_ptr();
         let mut base = start.base;
         let mut pc = start.pc;
@@ -53,10 +53,10 @@ impl Vm<'_> {
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
         'frames: loop {
-            // SAFETY: `xcode` holds one entry per function (`Vm::new`), and `fi` is always a
+            // SAFETY: `xcode` holds one address per function (`Vm::new`), and `fi` is always a
             // function index: checked above for the first frame, verified for every `call`
-            // (`check_call`), and `ret` returns to a frame pushed by a call. Each entry
-            // addresses a copy of that function's code of the same length.
+            // (`check_call`), and `ret` returns to a frame pushed by a call. The address is
+            // that of the function's code or of a copy of it of the same length.
             let code: &[u32] =
                 unsafe { core::slice::from_raw_parts(*xcode.add(fi), func.code.len()) };
             // The PC as a pointer into the code: one register for fetching; the index is

@@ -7,9 +7,24 @@
 //! changes: every word keeps its operands, so PCs, jump targets into the second instruction of
 //! a pair, error locations and fuel are those of the verified code, and the second
 //! instruction, reached by a jump, runs as itself.
-use alloc::boxed::Box;
+use alloc::vec::Vec;
 
 use crate::vm::bytecode::{Op, FUSED_OPS};
+use crate::vm::program::Program;
+
+/// The interpreter's code of every function of `prog` (verified), all in one buffer (one
+/// allocation), with fused pairs, in the program's order.
+pub(super) fn layout(prog: &Program) -> Vec<u32> {
+    let words = prog.funcs.iter().map(|f| f.code.len()).sum::<usize>();
+    let mut buf = Vec::with_capacity(words);
+    for f in &prog.funcs {
+        let start = buf.len();
+        buf.extend_from_slice(&f.code);
+        quicken(&mut buf[start..]);
+    }
+    buf
+}
+
 /// The fused opcode for `first` followed by `second`, if there is one.
 fn fused(first: Op, second: Op) -> Option<Op> {
     FUSED_OPS
@@ -18,10 +33,10 @@ fn fused(first: Op, second: Op) -> Option<Op> {
         .map(|&(f, _, _)| f)
 }
 
-/// `code` (verified) with every instruction that has a fused pair with the instruction after
-/// it rewritten to that pair's opcode.
-pub(super) fn quicken(code: &[u32]) -> Box<[u32]> {
-    let mut out: Box<[u32]> = code.into();
+/// Rewrites `code` (verified) in place: every instruction that has a fused pair with the
+/// instruction after it gets that pair's opcode. Instructions are visited in order, and each
+/// one's own byte is read before it is rewritten, so every decision sees the verified opcodes.
+pub(super) fn quicken(code: &mut [u32]) {
     let mut pc = 0;
     while pc < code.len() {
         // The verifier proved every instruction start holds a known opcode.
@@ -29,21 +44,19 @@ pub(super) fn quicken(code: &[u32]) -> Box<[u32]> {
             break;
         };
         let next = pc + op.width();
-        // A fused pair's first instruction is one word, so the second starts right after it
-        // (`width` 1); the verifier proved code never ends without a terminator, so a
-        // one-word instruction that is no terminator has a next instruction.
+        // A fused pair's first instruction is one word and no terminator, so the second
+        // starts right after it; the verifier proved code never ends without a terminator.
         if op.width() == 1 && !op.is_terminator() {
             if let Some(f) = code
                 .get(next)
                 .and_then(|&w| Op::from_byte(w as u8))
                 .and_then(|second| fused(op, second))
             {
-                out[pc] = (code[pc] & !0xff) | f as u32;
+                code[pc] = (code[pc] & !0xff) | f as u32;
             }
         }
         pc = next;
     }
-    out
 }
 
 #[cfg(test)]
@@ -59,7 +72,8 @@ mod tests {
             encode_abc(Op::SetIdx, 1, 4, 5),
             encode_abc(Op::Ret, 5, 0, 0),
         ];
-        let q = quicken(&code);
+        let mut q = code;
+        quicken(&mut q);
         assert_eq!(q.len(), code.len());
         assert_eq!(q[0] as u8, Op::GetIdxAddK as u8);
         assert_eq!(q[1] as u8, Op::AddKSetIdx as u8);
