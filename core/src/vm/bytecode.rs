@@ -255,6 +255,10 @@ opcodes! {
         MulMul = "mul+mul" (Mul, Mul);
         MulThenAdd = "mul+add" (Mul, Add);
         MulSub = "mul+sub" (Mul, Sub);
+        MulDiv = "mul+div" (Mul, Div);
+        AddJGtK = "add+jgtk" (Add, JGtK);
+        AddForLtK = "add+forltk" (Add, ForLtK);
+        SetIdxForLt = "setidx+forlt" (SetIdx, ForLt);
         MulKMul = "mulk+mul" (MulK, Mul);
         AddSub = "add+sub" (Add, Sub);
         SubAdd = "sub+add" (Sub, Add);

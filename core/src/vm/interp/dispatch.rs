@@ -211,7 +211,7 @@ impl Vm<'_> {
                 }
                 // Compare-and-branch with the same-type fast paths inline.
                 macro_rules! cmp_branch {
-                    ($x:expr, $y:expr, $op:tt, $slow:ident) => {{
+                    ($w:ident, $x:expr, $y:expr, $op:tt, $slow:ident) => {{
                         let taken = match ($x, $y) {
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (Value::Int(x), Value::Int(y)) => x $op y,
@@ -221,7 +221,7 @@ impl Vm<'_> {
                             }
                             (x, y) => tri!(crate::vm::arith::$slow(x, y)),
                         };
-                        if taken == (field_c(w) != 0) {
+                        if taken == (field_c($w) != 0) {
                             jump!();
                         } else {
                             ip = ip.wrapping_add(2);
@@ -231,25 +231,25 @@ impl Vm<'_> {
                 // `A += step; if A < limit goto Ext` (or `<=`), with `add` and `lt`/`le`
                 // semantics.
                 macro_rules! for_loop {
-                    ($limit:expr) => {
-                        for_loop!(&kk[field_b(w)], $limit, <, lt)
+                    ($w:ident, $limit:expr) => {
+                        for_loop!($w, &kk[field_b($w)], $limit, <, lt)
                     };
-                    ($step:expr, $limit:expr, $op:tt, $slow:ident) => {{
-                        match (&regs[field_a(w)], $step) {
+                    ($w:ident, $step:expr, $limit:expr, $op:tt, $slow:ident) => {{
+                        match (&regs[field_a($w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
-                                set_num!(field_a(w), Value::Int(r));
+                                set_num!(field_a($w), Value::Int(r));
                             }
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x + *y;
-                                set_num!(field_a(w), Value::Float(r));
+                                set_num!(field_a($w), Value::Float(r));
                             }
                             (x, y) => {
                                 let v = tri!(crate::vm::arith::add(x, y, &self.meter));
-                                put!(field_a(w), v);
+                                put!(field_a($w), v);
                             }
                         }
-                        let taken = match (&regs[field_a(w)], $limit) {
+                        let taken = match (&regs[field_a($w)], $limit) {
                             (Value::Int(x), Value::Int(y)) => x $op y,
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (x, y) => tri!(crate::vm::arith::$slow(x, y)),
@@ -445,20 +445,20 @@ impl Vm<'_> {
                             ip = ip.wrapping_add(2);
                         }
                     }
-                    Op::JLt => cmp_branch!(&regs[field_a(w)], &regs[field_b(w)], <, lt),
-                    Op::JLe => cmp_branch!(&regs[field_a(w)], &regs[field_b(w)], <=, le),
+                    Op::JLt => cmp_branch!(w, &regs[field_a(w)], &regs[field_b(w)], <, lt),
+                    Op::JLe => cmp_branch!(w, &regs[field_a(w)], &regs[field_b(w)], <=, le),
                     Op::JEq => eq_branch!(&regs[field_a(w)], &regs[field_b(w)]),
-                    Op::JLtK => cmp_branch!(&regs[field_a(w)], &kk[field_b(w)], <, lt),
-                    Op::JLeK => cmp_branch!(&regs[field_a(w)], &kk[field_b(w)], <=, le),
-                    Op::JGtK => cmp_branch!(&kk[field_b(w)], &regs[field_a(w)], <, lt),
-                    Op::JGeK => cmp_branch!(&kk[field_b(w)], &regs[field_a(w)], <=, le),
+                    Op::JLtK => cmp_branch!(w, &regs[field_a(w)], &kk[field_b(w)], <, lt),
+                    Op::JLeK => cmp_branch!(w, &regs[field_a(w)], &kk[field_b(w)], <=, le),
+                    Op::JGtK => cmp_branch!(w, &kk[field_b(w)], &regs[field_a(w)], <, lt),
+                    Op::JGeK => cmp_branch!(w, &kk[field_b(w)], &regs[field_a(w)], <=, le),
                     Op::JEqK => eq_branch!(&regs[field_a(w)], &kk[field_b(w)]),
-                    Op::ForLtK => for_loop!(&kk[field_c(w)]),
-                    Op::ForLt => for_loop!(&regs[field_c(w)]),
-                    Op::ForLeK => for_loop!(&kk[field_b(w)], &kk[field_c(w)], <=, le),
-                    Op::ForLe => for_loop!(&kk[field_b(w)], &regs[field_c(w)], <=, le),
-                    Op::ForLtR => for_loop!(&regs[field_b(w)], &regs[field_c(w)], <, lt),
-                    Op::ForLeR => for_loop!(&regs[field_b(w)], &regs[field_c(w)], <=, le),
+                    Op::ForLtK => for_loop!(w, &kk[field_c(w)]),
+                    Op::ForLt => for_loop!(w, &regs[field_c(w)]),
+                    Op::ForLeK => for_loop!(w, &kk[field_b(w)], &kk[field_c(w)], <=, le),
+                    Op::ForLe => for_loop!(w, &kk[field_b(w)], &regs[field_c(w)], <=, le),
+                    Op::ForLtR => for_loop!(w, &regs[field_b(w)], &regs[field_c(w)], <, lt),
+                    Op::ForLeR => for_loop!(w, &regs[field_b(w)], &regs[field_c(w)], <=, le),
                     Op::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {
@@ -642,6 +642,21 @@ impl Vm<'_> {
                         arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
                         w1 => arith!(w1, sub, &regs[field_c(w1)], wrapping_sub, -)
                     ),
+                    Op::MulDiv => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => arith!(w1, div, &regs[field_c(w1)], wrapping_div if nonzero, /)
+                    ),
+                    Op::AddJGtK => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => cmp_branch!(w1, &kk[field_b(w1)], &regs[field_a(w1)], <, lt)
+                    ),
+                    Op::AddForLtK => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => for_loop!(w1, &kk[field_c(w1)])
+                    ),
+                    Op::SetIdxForLt => {
+                        pair!(op_setidx!(w), w1 => for_loop!(w1, &regs[field_c(w1)]))
+                    }
                     Op::MulKMul => pair!(
                         arith!(w, mul, &kk[field_c(w)], wrapping_mul, *),
                         w1 => arith!(w1, mul, &regs[field_c(w1)], wrapping_mul, *)
