@@ -74,7 +74,7 @@ pub struct VmConfig {
     pub native_stack: usize,
     /// Run the most frequent adjacent instruction pairs with one dispatch (see
     /// `vm::interp::quicken`): the VM keeps its own copy of the program's code (4 bytes per
-    /// code word and per function). On by default on 64-bit targets; off on 32-bit ones, where
+    /// code word). On by default on 64-bit targets; off on 32-bit ones, where
     /// a microcontroller's heap may not have room for the copy. Results, errors and fuel are
     /// the same either way.
     pub fused_pairs: bool,
