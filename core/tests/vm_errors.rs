@@ -627,3 +627,46 @@ fn jump_into_the_second_instruction_of_a_fused_pair() {
         assert!(matches!(v, Value::Int(81)), "{v:?}");
     }
 }
+
+// Fused pairs change how many dispatches run, nothing a program can observe: under every fuel
+// budget and memory cap the run stops at the same place with the same error (or prints the
+// same output) with and without them.
+#[test]
+fn fused_pairs_keep_fuel_and_memory_cap_exact() {
+    let src = "fn norm(v, n) {\n  let s = 0.0;\n  let i = 0;\n  while i < n {\n    s = s + v[i] * v[i];\n    i = i + 1;\n  }\n  return s;\n}\nlet v = array(8, 1.5);\nlet t = \"\";\nlet k = 0;\nwhile k < 20 {\n  v[k % 8] = v[k % 8] * 1.25 + k;\n  t = t + str(k);\n  k = k + 1;\n}\nprint(norm(v, 8), len(t));\n";
+    let outcome = |fused_pairs: bool, fuel: Option<u64>, memory_cap: usize| {
+        let config = VmConfig {
+            fused_pairs,
+            fuel,
+            memory_cap,
+            ..VmConfig::default()
+        };
+        match run_with(src, config) {
+            Ok(out) => out,
+            Err(e) => e.to_string(),
+        }
+    };
+    let full = outcome(true, None, usize::MAX);
+    assert!(!full.contains("error"), "{full}");
+    assert_eq!(full, outcome(false, None, usize::MAX));
+    let mut stops = 0;
+    for fuel in 0..700 {
+        let (on, off) = (
+            outcome(true, Some(fuel), usize::MAX),
+            outcome(false, Some(fuel), usize::MAX),
+        );
+        assert_eq!(on, off, "fuel {fuel}");
+        stops += usize::from(on.contains("out of fuel"));
+    }
+    assert!(
+        stops > 10,
+        "the sweep never ran out of fuel inside the loops"
+    );
+    let mut capped = 0;
+    for cap in (0..8000).step_by(64) {
+        let (on, off) = (outcome(true, None, cap), outcome(false, None, cap));
+        assert_eq!(on, off, "memory cap {cap}");
+        capped += usize::from(on.contains("memory cap"));
+    }
+    assert!(capped > 2, "the sweep never reached the memory cap");
+}
