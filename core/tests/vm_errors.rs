@@ -574,3 +574,99 @@ fn disassembly_names_ops_constants_and_calls() {
         assert!(text.contains(needle), "{needle:?} missing in\n{text}");
     }
 }
+
+// The interpreter runs `getidx` + `mul` (and other frequent adjacent pairs) with one dispatch
+// (`vm::interp::quicken`); an error in either instruction keeps that instruction's location.
+#[test]
+fn errors_inside_fused_pairs_keep_their_own_pc() {
+    assert_eq!(
+        error_of("let a = [1, 2, 3];\nlet i = 5;\nlet x = 2;\nprint(a[i] * x);\n"),
+        "runtime error at line 4 (fn main, pc 6): index out of range: index 5, length 3"
+    );
+    assert_eq!(
+        error_of("let a = [1, 2, 3];\nlet i = 1;\nlet s = \"s\";\nprint(a[i] * s);\n"),
+        "runtime error at line 4 (fn main, pc 7): type error: cannot multiply int and string"
+    );
+}
+
+// A jump to the second instruction of a fused pair runs that instruction alone.
+#[test]
+fn jump_into_the_second_instruction_of_a_fused_pair() {
+    let code = vec![
+        encode_abx(Op::LoadInt, 0, 3),
+        encode_abx(Op::LoadInt, 1, 0),
+        encode_abx(Op::LoadInt, 2, 1),
+        encode_abc(Op::Mul, 2, 2, 0), // fused with the next `mul`
+        encode_abc(Op::Mul, 2, 2, 0), // the loop's target
+        encode_abc(Op::AddK, 1, 1, 1),
+        encode_abc(Op::JLtK, 1, 2, 1),
+        4,
+        encode_abc(Op::Ret, 2, 0, 0),
+    ];
+    let lines = vec![1; code.len()];
+    let p = Program {
+        consts: vec![Const::Str("main".into()), Const::Int(1), Const::Int(3)],
+        funcs: vec![Function {
+            name: 0,
+            arity: 0,
+            nregs: 3,
+            code,
+            lines,
+        }],
+        ..Program::default()
+    };
+    for fused_pairs in [true, false] {
+        let config = VmConfig {
+            fused_pairs,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&p, config).unwrap();
+        let mut out = String::new();
+        // 1 * 3 * 3, then three more times through the second `mul`: 3^4.
+        let v = vm.run(&mut out, None).unwrap();
+        assert!(matches!(v, Value::Int(81)), "{v:?}");
+    }
+}
+
+// Fused pairs change how many dispatches run, nothing a program can observe: under every fuel
+// budget and memory cap the run stops at the same place with the same error (or prints the
+// same output) with and without them.
+#[test]
+fn fused_pairs_keep_fuel_and_memory_cap_exact() {
+    let src = "fn norm(v, n) {\n  let s = 0.0;\n  let i = 0;\n  while i < n {\n    s = s + v[i] * v[i];\n    i = i + 1;\n  }\n  return s;\n}\nlet v = array(8, 1.5);\nlet t = \"\";\nlet k = 0;\nwhile k < 20 {\n  v[k % 8] = v[k % 8] * 1.25 + k;\n  t = t + str(k);\n  k = k + 1;\n}\nprint(norm(v, 8), len(t));\n";
+    let outcome = |fused_pairs: bool, fuel: Option<u64>, memory_cap: usize| {
+        let config = VmConfig {
+            fused_pairs,
+            fuel,
+            memory_cap,
+            ..VmConfig::default()
+        };
+        match run_with(src, config) {
+            Ok(out) => out,
+            Err(e) => e.to_string(),
+        }
+    };
+    let full = outcome(true, None, usize::MAX);
+    assert!(!full.contains("error"), "{full}");
+    assert_eq!(full, outcome(false, None, usize::MAX));
+    let mut stops = 0;
+    for fuel in 0..700 {
+        let (on, off) = (
+            outcome(true, Some(fuel), usize::MAX),
+            outcome(false, Some(fuel), usize::MAX),
+        );
+        assert_eq!(on, off, "fuel {fuel}");
+        stops += usize::from(on.contains("out of fuel"));
+    }
+    assert!(
+        stops > 10,
+        "the sweep never ran out of fuel inside the loops"
+    );
+    let mut capped = 0;
+    for cap in (0..8000).step_by(64) {
+        let (on, off) = (outcome(true, None, cap), outcome(false, None, cap));
+        assert_eq!(on, off, "memory cap {cap}");
+        capped += usize::from(on.contains("memory cap"));
+    }
+    assert!(capped > 2, "the sweep never reached the memory cap");
+}

@@ -78,11 +78,28 @@ pub enum Kind {
 }
 
 macro_rules! opcodes {
-    ($( $(#[doc = $doc:literal])* $name:ident = $mn:literal [$($slot:ident : $kind:ident),*] ; )*) => {
+    (
+        $( $(#[doc = $doc:literal])* $name:ident = $mn:literal [$($slot:ident : $kind:ident),*] ; )*
+        @fused {
+            $( $fname:ident = $fmn:literal ($first:ident, $second:ident) ; )*
+        }
+    ) => {
         /// One VM instruction opcode (the first byte of word 0).
+        ///
+        /// The opcodes after the last program opcode are the interpreter's fused pairs (see
+        /// [`FUSED_OPS`]): they never occur in a program ([`Op::from_byte`] rejects their
+        /// bytes), only in the interpreter's own copy of the code.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(u8)]
-        pub enum Op { $( $(#[doc = $doc])* $name, )* }
+        pub enum Op {
+            $( $(#[doc = $doc])* $name, )*
+            $( #[doc = concat!("Interpreter-only: `", stringify!($first), "` then `", stringify!($second), "`.")] $fname, )*
+        }
+
+        /// The interpreter's fused pairs: `(fused, first, second)`. A fused opcode replaces
+        /// the opcode byte of an instruction `first` that the instruction `second` follows
+        /// (see `vm::interp::quicken`); both words keep their operands.
+        pub const FUSED_OPS: &[(Op, Op, Op)] = &[ $( (Op::$fname, Op::$first, Op::$second), )* ];
 
         /// Opcode bytes as constants, for `match`ing on the first byte of a word in the
         /// JIT's recorders. Not API: a program's bytes are [`Op`]s.
@@ -104,12 +121,16 @@ macro_rules! opcodes {
 
             /// The assembler mnemonic.
             pub fn mnemonic(self) -> &'static str {
-                match self { $( Op::$name => $mn, )* }
+                match self { $( Op::$name => $mn, )* $( Op::$fname => $fmn, )* }
             }
 
-            /// The operands, in the order the disassembler prints them.
+            /// The operands, in the order the disassembler prints them (a fused pair: those
+            /// of its first instruction).
             pub fn operands(self) -> &'static [(Slot, Kind)] {
-                match self { $( Op::$name => &[ $( (Slot::$slot, Kind::$kind) ),* ], )* }
+                match self {
+                    $( Op::$name => &[ $( (Slot::$slot, Kind::$kind) ),* ], )*
+                    $( Op::$fname => Op::$first.operands(), )*
+                }
             }
         }
     };
@@ -216,6 +237,33 @@ opcodes! {
     BSet = "bset" [A: Buffer, B: Read, C: Read];
     /// `A = len(buf[B])`
     BLen = "blen" [A: Write, B: Buffer];
+
+    // The interpreter's fused pairs (most frequent adjacent pairs in the suite's hot loops;
+    // docs/perf.md, 2026-12-04 interpreter dispatch). The first of each pair is one word.
+    @fused {
+        GetIdxMul = "getidx+mul" (GetIdx, Mul);
+        GetIdxAdd = "getidx+add" (GetIdx, Add);
+        GetIdxSub = "getidx+sub" (GetIdx, Sub);
+        GetIdxAddK = "getidx+addk" (GetIdx, AddK);
+        GetIdxGetIdx = "getidx+getidx" (GetIdx, GetIdx);
+        GetIdxMulAdd = "getidx+muladd" (GetIdx, MulAdd);
+        GetIdxSetIdx = "getidx+setidx" (GetIdx, SetIdx);
+        SetIdxGetIdx = "setidx+getidx" (SetIdx, GetIdx);
+        AddSetIdx = "add+setidx" (Add, SetIdx);
+        SubSetIdx = "sub+setidx" (Sub, SetIdx);
+        AddKSetIdx = "addk+setidx" (AddK, SetIdx);
+        MulMul = "mul+mul" (Mul, Mul);
+        MulThenAdd = "mul+add" (Mul, Add);
+        MulSub = "mul+sub" (Mul, Sub);
+        MulDiv = "mul+div" (Mul, Div);
+        AddJGtK = "add+jgtk" (Add, JGtK);
+        AddForLtK = "add+forltk" (Add, ForLtK);
+        SetIdxForLt = "setidx+forlt" (SetIdx, ForLt);
+        MulKMul = "mulk+mul" (MulK, Mul);
+        AddSub = "add+sub" (Add, Sub);
+        SubAdd = "sub+add" (Sub, Add);
+        MoveMove = "move+move" (Move, Move);
+    }
 }
 
 /// The shape of a fused step-and-test loop instruction (`forlt` and its relatives).

@@ -47,6 +47,7 @@ pub mod native;
 mod dispatch;
 // Host instructions for native code.
 mod hosted;
+mod quicken;
 
 pub use hosted::HostStep;
 pub(in crate::vm) use native::events::{HotCount, HotHist};
@@ -71,6 +72,12 @@ pub struct VmConfig {
     /// the interpreter's error either way. The caller's stack needs this much plus
     /// [`JIT_STACK_HEADROOM`](super::native::JIT_STACK_HEADROOM) free at `run`.
     pub native_stack: usize,
+    /// Run the most frequent adjacent instruction pairs with one dispatch (see
+    /// `vm::interp::quicken`): the VM keeps its own copy of the program's code (4 bytes per
+    /// code word). On by default on 64-bit targets; off on 32-bit ones, where
+    /// a microcontroller's heap may not have room for the copy. Results, errors and fuel are
+    /// the same either way.
+    pub fused_pairs: bool,
 }
 
 impl Default for VmConfig {
@@ -81,6 +88,7 @@ impl Default for VmConfig {
             max_depth: 100_000,
             jit_threshold: 0,
             native_stack: super::native::DEFAULT_NATIVE_STACK,
+            fused_pairs: cfg!(target_pointer_width = "64"),
         }
     }
 }
@@ -139,6 +147,15 @@ pub struct Vm<'p> {
     host_pending: Option<Result<Value, E>>,
     /// The heap watermark of the register stack: an address (see [`Vm::execute`]).
     heap_top: usize,
+    /// Per function, the address of the code the interpreter runs: with `config.fused_pairs`
+    /// its copy in `xbuf` (see [`quicken`]), else the program's own code. Never changed after
+    /// [`Vm::new`].
+    xcode: Vec<*const u32>,
+    /// The interpreter's copy of the code, all functions in one buffer (empty when
+    /// `config.fused_pairs` is off). Never changed after [`Vm::new`]: `xcode` points into it,
+    /// and nothing else reads it.
+    #[allow(dead_code)]
+    xbuf: Vec<u32>,
 }
 
 impl<'p> Vm<'p> {
@@ -158,6 +175,24 @@ impl<'p> Vm<'p> {
         } else {
             Vec::new()
         };
+        let xbuf = if config.fused_pairs {
+            quicken::layout(prog)
+        } else {
+            Vec::new()
+        };
+        let mut at = 0;
+        let xcode = prog
+            .funcs
+            .iter()
+            .map(|f| {
+                at += f.code.len();
+                if xbuf.is_empty() {
+                    f.code.as_ptr()
+                } else {
+                    xbuf[at - f.code.len()..].as_ptr()
+                }
+            })
+            .collect();
         let calls = if config.jit_threshold > 0 {
             vec![HotCount::new(config.jit_threshold); prog.funcs.len()]
         } else {
@@ -184,6 +219,8 @@ impl<'p> Vm<'p> {
             host: None,
             host_pending: None,
             heap_top: usize::MAX,
+            xcode,
+            xbuf,
         })
     }
 

@@ -29,6 +29,9 @@ impl Vm<'_> {
         let Some(mut func) = prog.funcs.get(fi) else {
             return Err(E::BadArgument("no such function"));
         };
+        // The code per function (see `Vm::xcode`): never changed after `Vm::new`, so these
+        // addresses stay valid while this loop runs.
+        let xcode: *const *const u32 = self.xcode.as_ptr();
         let mut base = start.base;
         let mut pc = start.pc;
         if stack.len() < base.saturating_add(FRAME_WINDOW) {
@@ -50,7 +53,12 @@ impl Vm<'_> {
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
         'frames: loop {
-            let code: &[u32] = &func.code;
+            // SAFETY: `xcode` holds one address per function (`Vm::new`), and `fi` is always a
+            // function index: checked above for the first frame, verified for every `call`
+            // (`check_call`), and `ret` returns to a frame pushed by a call. The address is
+            // that of the function's code or of a copy of it of the same length.
+            let code: &[u32] =
+                unsafe { core::slice::from_raw_parts(*xcode.add(fi), func.code.len()) };
             // The PC as a pointer into the code: one register for fetching; the index is
             // computed back (`pc!`) only where it is needed (jumps, calls, errors).
             let mut ip: *const u32 = code.as_ptr().wrapping_add(pc);
@@ -141,48 +149,48 @@ impl Vm<'_> {
                 // Int/int and float/float inline, without a `Result` in between; anything else
                 // (mixed numbers, strings, errors, int division) goes to `arith`.
                 macro_rules! arith {
-                    ($f:ident, $rhs:expr, $iop:ident, $fop:tt) => {{
-                        match (&regs[field_b(w)], $rhs) {
+                    ($w:ident, $f:ident, $rhs:expr, $iop:ident, $fop:tt) => {{
+                        match (&regs[field_b($w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                set_num!(field_a(w), Value::Float(r));
+                                set_num!(field_a($w), Value::Float(r));
                             }
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.$iop(*y);
-                                set_num!(field_a(w), Value::Int(r));
+                                set_num!(field_a($w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = crate::vm::arith::mixed(x, y, |p, q| p $fop q) {
-                                    set_num!(field_a(w), Value::Float(r));
+                                    set_num!(field_a($w), Value::Float(r));
                                 } else {
                                     let v = tri!(crate::vm::arith::$f(x, y, &self.meter));
-                                    put!(field_a(w), v);
+                                    put!(field_a($w), v);
                                 }
                             }
                         }
                         ip = ip.wrapping_add(1);
                     }};
-                    ($f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
-                        match (&regs[field_b(w)], $rhs) {
+                    ($w:ident, $f:ident, $rhs:expr, $iop:ident if nonzero, $fop:tt) => {{
+                        match (&regs[field_b($w)], $rhs) {
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x $fop *y;
-                                set_num!(field_a(w), Value::Float(r));
+                                set_num!(field_a($w), Value::Float(r));
                             }
                             // Division by zero goes to `arith`, which reports it.
                             (Value::Int(x), Value::Int(y)) if *y != 0 => {
                                 let r = x.$iop(*y);
-                                set_num!(field_a(w), Value::Int(r));
+                                set_num!(field_a($w), Value::Int(r));
                             }
                             (x, y) => {
                                 // Mixed numbers compute in float, as `arith` does, out of line
                                 // so the same-type paths above keep their shape.
                                 if let Some(r) = crate::vm::arith::mixed(x, y, |p, q| p $fop q) {
-                                    set_num!(field_a(w), Value::Float(r));
+                                    set_num!(field_a($w), Value::Float(r));
                                 } else {
                                     let v = tri!(crate::vm::arith::$f(x, y, &self.meter));
-                                    put!(field_a(w), v);
+                                    put!(field_a($w), v);
                                 }
                             }
                         }
@@ -203,7 +211,7 @@ impl Vm<'_> {
                 }
                 // Compare-and-branch with the same-type fast paths inline.
                 macro_rules! cmp_branch {
-                    ($x:expr, $y:expr, $op:tt, $slow:ident) => {{
+                    ($w:ident, $x:expr, $y:expr, $op:tt, $slow:ident) => {{
                         let taken = match ($x, $y) {
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (Value::Int(x), Value::Int(y)) => x $op y,
@@ -213,7 +221,7 @@ impl Vm<'_> {
                             }
                             (x, y) => tri!(crate::vm::arith::$slow(x, y)),
                         };
-                        if taken == (field_c(w) != 0) {
+                        if taken == (field_c($w) != 0) {
                             jump!();
                         } else {
                             ip = ip.wrapping_add(2);
@@ -223,25 +231,25 @@ impl Vm<'_> {
                 // `A += step; if A < limit goto Ext` (or `<=`), with `add` and `lt`/`le`
                 // semantics.
                 macro_rules! for_loop {
-                    ($limit:expr) => {
-                        for_loop!(&kk[field_b(w)], $limit, <, lt)
+                    ($w:ident, $limit:expr) => {
+                        for_loop!($w, &kk[field_b($w)], $limit, <, lt)
                     };
-                    ($step:expr, $limit:expr, $op:tt, $slow:ident) => {{
-                        match (&regs[field_a(w)], $step) {
+                    ($w:ident, $step:expr, $limit:expr, $op:tt, $slow:ident) => {{
+                        match (&regs[field_a($w)], $step) {
                             (Value::Int(x), Value::Int(y)) => {
                                 let r = x.wrapping_add(*y);
-                                set_num!(field_a(w), Value::Int(r));
+                                set_num!(field_a($w), Value::Int(r));
                             }
                             (Value::Float(x), Value::Float(y)) => {
                                 let r = *x + *y;
-                                set_num!(field_a(w), Value::Float(r));
+                                set_num!(field_a($w), Value::Float(r));
                             }
                             (x, y) => {
                                 let v = tri!(crate::vm::arith::add(x, y, &self.meter));
-                                put!(field_a(w), v);
+                                put!(field_a($w), v);
                             }
                         }
-                        let taken = match (&regs[field_a(w)], $limit) {
+                        let taken = match (&regs[field_a($w)], $limit) {
                             (Value::Int(x), Value::Int(y)) => x $op y,
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (x, y) => tri!(crate::vm::arith::$slow(x, y)),
@@ -268,14 +276,12 @@ impl Vm<'_> {
                         }
                     }};
                 }
-                // SAFETY: `Vm::new` verified that every instruction start holds a valid
-                // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
-                // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
-                // `match` on `Op` needs no range check before its jump table.
-                let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
-                match op {
-                    Op::Move => {
-                        let (src, dst) = (field_b(w), field_a(w));
+
+                // The handlers that fused pairs share, each for the word `$w` at `ip`; every
+                // one ends with `ip` on the next instruction.
+                macro_rules! op_move {
+                    ($w:ident) => {{
+                        let (src, dst) = (field_b($w), field_a($w));
                         if (regs[src].tag() | regs[dst].tag()) < TAG_STR {
                             // SAFETY: neither value owns anything (the heap tags are the ones
                             // at or above `TAG_STR`, and an OR below it means both are below),
@@ -285,7 +291,95 @@ impl Vm<'_> {
                             put!(dst, regs[src].clone());
                         }
                         ip = ip.wrapping_add(1);
-                    }
+                    }};
+                }
+                macro_rules! op_muladd {
+                    ($w:ident) => {{
+                        match (&regs[field_a($w)], &regs[field_b($w)], &regs[field_c($w)]) {
+                            (Value::Float(x), Value::Float(y), Value::Float(z)) => {
+                                // Two roundings, as `mul` then `add` (Rust never contracts
+                                // this into a fused multiply-add).
+                                let r = *x + *y * *z;
+                                set_num!(field_a($w), Value::Float(r));
+                            }
+                            (Value::Int(x), Value::Int(y), Value::Int(z)) => {
+                                let r = x.wrapping_add(y.wrapping_mul(*z));
+                                set_num!(field_a($w), Value::Int(r));
+                            }
+                            (x, y, z) => {
+                                let t = tri!(crate::vm::arith::mul(y, z, &self.meter));
+                                let v = tri!(crate::vm::arith::add(x, &t, &self.meter));
+                                put!(field_a($w), v);
+                            }
+                        }
+                        ip = ip.wrapping_add(1);
+                    }};
+                }
+                macro_rules! op_getidx {
+                    ($w:ident) => {{
+                        let fast = match (&regs[field_b($w)], &regs[field_c($w)]) {
+                            (Value::Array(arr), Value::Int(i)) => {
+                                arr.get(crate::vm::arith::index_of(*i))
+                            }
+                            _ => None,
+                        };
+                        let v = match fast {
+                            Some(v) => v,
+                            None => tri!(crate::vm::arith::get_index(
+                                &regs[field_b($w)],
+                                &regs[field_c($w)]
+                            )),
+                        };
+                        put!(field_a($w), v);
+                        ip = ip.wrapping_add(1);
+                    }};
+                }
+                macro_rules! op_setidx {
+                    ($w:ident) => {{
+                        let mut done = false;
+                        if let (Value::Array(arr), Value::Int(i)) =
+                            (&regs[field_a($w)], &regs[field_b($w)])
+                        {
+                            let i = crate::vm::arith::index_of(*i);
+                            if arr.set_inline(i, &regs[field_c($w)]) {
+                                done = true;
+                            } else if let Ok(old) = arr.replace(i, regs[field_c($w)].clone()) {
+                                // A heap value stored or replaced: clone in, drop the old one
+                                // after the store (an index past the end falls to the error
+                                // path).
+                                drop(old);
+                                done = true;
+                            }
+                        }
+                        if !done {
+                            let v = regs[field_c($w)].clone();
+                            tri!(crate::vm::arith::set_index(
+                                &regs[field_a($w)],
+                                &regs[field_b($w)],
+                                v
+                            ));
+                        }
+                        ip = ip.wrapping_add(1);
+                    }};
+                }
+                // A fused pair: the first instruction, then the second one (the next word; its
+                // opcode byte may itself be a fused pair's, its operands are its own).
+                macro_rules! pair {
+                    ($first:expr, $w1:ident => $second:expr) => {{
+                        $first;
+                        // SAFETY: `quicken` fuses an instruction only with the instruction
+                        // that follows it, so `ip` now points at that instruction's word.
+                        let $w1 = unsafe { *ip };
+                        $second
+                    }};
+                }
+                // SAFETY: `Vm::new` verified that every instruction start holds a valid
+                // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
+                // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
+                // `match` on `Op` needs no range check before its jump table.
+                let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
+                match op {
+                    Op::Move => op_move!(w),
                     Op::LoadK => {
                         // SAFETY: the verifier checked `bx < prog.consts.len()`, and
                         // `consts` holds one value per program constant (`load_consts`), at
@@ -306,36 +400,17 @@ impl Vm<'_> {
                         put!(field_a(w), Value::Bool(field_b(w) != 0));
                         ip = ip.wrapping_add(1);
                     }
-                    Op::Add => arith!(add, &regs[field_c(w)], wrapping_add, +),
-                    Op::Sub => arith!(sub, &regs[field_c(w)], wrapping_sub, -),
-                    Op::Mul => arith!(mul, &regs[field_c(w)], wrapping_mul, *),
-                    Op::Div => arith!(div, &regs[field_c(w)], wrapping_div if nonzero, /),
-                    Op::Mod => arith!(rem, &regs[field_c(w)], wrapping_rem if nonzero, %),
-                    Op::AddK => arith!(add, &kk[field_c(w)], wrapping_add, +),
-                    Op::SubK => arith!(sub, &kk[field_c(w)], wrapping_sub, -),
-                    Op::MulK => arith!(mul, &kk[field_c(w)], wrapping_mul, *),
-                    Op::DivK => arith!(div, &kk[field_c(w)], wrapping_div if nonzero, /),
-                    Op::ModK => arith!(rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
-                    Op::MulAdd => {
-                        match (&regs[field_a(w)], &regs[field_b(w)], &regs[field_c(w)]) {
-                            (Value::Float(x), Value::Float(y), Value::Float(z)) => {
-                                // Two roundings, as `mul` then `add` (Rust never contracts
-                                // this into a fused multiply-add).
-                                let r = *x + *y * *z;
-                                set_num!(field_a(w), Value::Float(r));
-                            }
-                            (Value::Int(x), Value::Int(y), Value::Int(z)) => {
-                                let r = x.wrapping_add(y.wrapping_mul(*z));
-                                set_num!(field_a(w), Value::Int(r));
-                            }
-                            (x, y, z) => {
-                                let t = tri!(crate::vm::arith::mul(y, z, &self.meter));
-                                let v = tri!(crate::vm::arith::add(x, &t, &self.meter));
-                                put!(field_a(w), v);
-                            }
-                        }
-                        ip = ip.wrapping_add(1);
-                    }
+                    Op::Add => arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                    Op::Sub => arith!(w, sub, &regs[field_c(w)], wrapping_sub, -),
+                    Op::Mul => arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                    Op::Div => arith!(w, div, &regs[field_c(w)], wrapping_div if nonzero, /),
+                    Op::Mod => arith!(w, rem, &regs[field_c(w)], wrapping_rem if nonzero, %),
+                    Op::AddK => arith!(w, add, &kk[field_c(w)], wrapping_add, +),
+                    Op::SubK => arith!(w, sub, &kk[field_c(w)], wrapping_sub, -),
+                    Op::MulK => arith!(w, mul, &kk[field_c(w)], wrapping_mul, *),
+                    Op::DivK => arith!(w, div, &kk[field_c(w)], wrapping_div if nonzero, /),
+                    Op::ModK => arith!(w, rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
+                    Op::MulAdd => op_muladd!(w),
                     Op::Neg => {
                         let v = tri!(crate::vm::arith::neg(&regs[field_b(w)]));
                         put!(field_a(w), v);
@@ -370,20 +445,20 @@ impl Vm<'_> {
                             ip = ip.wrapping_add(2);
                         }
                     }
-                    Op::JLt => cmp_branch!(&regs[field_a(w)], &regs[field_b(w)], <, lt),
-                    Op::JLe => cmp_branch!(&regs[field_a(w)], &regs[field_b(w)], <=, le),
+                    Op::JLt => cmp_branch!(w, &regs[field_a(w)], &regs[field_b(w)], <, lt),
+                    Op::JLe => cmp_branch!(w, &regs[field_a(w)], &regs[field_b(w)], <=, le),
                     Op::JEq => eq_branch!(&regs[field_a(w)], &regs[field_b(w)]),
-                    Op::JLtK => cmp_branch!(&regs[field_a(w)], &kk[field_b(w)], <, lt),
-                    Op::JLeK => cmp_branch!(&regs[field_a(w)], &kk[field_b(w)], <=, le),
-                    Op::JGtK => cmp_branch!(&kk[field_b(w)], &regs[field_a(w)], <, lt),
-                    Op::JGeK => cmp_branch!(&kk[field_b(w)], &regs[field_a(w)], <=, le),
+                    Op::JLtK => cmp_branch!(w, &regs[field_a(w)], &kk[field_b(w)], <, lt),
+                    Op::JLeK => cmp_branch!(w, &regs[field_a(w)], &kk[field_b(w)], <=, le),
+                    Op::JGtK => cmp_branch!(w, &kk[field_b(w)], &regs[field_a(w)], <, lt),
+                    Op::JGeK => cmp_branch!(w, &kk[field_b(w)], &regs[field_a(w)], <=, le),
                     Op::JEqK => eq_branch!(&regs[field_a(w)], &kk[field_b(w)]),
-                    Op::ForLtK => for_loop!(&kk[field_c(w)]),
-                    Op::ForLt => for_loop!(&regs[field_c(w)]),
-                    Op::ForLeK => for_loop!(&kk[field_b(w)], &kk[field_c(w)], <=, le),
-                    Op::ForLe => for_loop!(&kk[field_b(w)], &regs[field_c(w)], <=, le),
-                    Op::ForLtR => for_loop!(&regs[field_b(w)], &regs[field_c(w)], <, lt),
-                    Op::ForLeR => for_loop!(&regs[field_b(w)], &regs[field_c(w)], <=, le),
+                    Op::ForLtK => for_loop!(w, &kk[field_c(w)]),
+                    Op::ForLt => for_loop!(w, &regs[field_c(w)]),
+                    Op::ForLeK => for_loop!(w, &kk[field_b(w)], &kk[field_c(w)], <=, le),
+                    Op::ForLe => for_loop!(w, &kk[field_b(w)], &regs[field_c(w)], <=, le),
+                    Op::ForLtR => for_loop!(w, &regs[field_b(w)], &regs[field_c(w)], <, lt),
+                    Op::ForLeR => for_loop!(w, &regs[field_b(w)], &regs[field_c(w)], <=, le),
                     Op::Call => {
                         let callee = ext!();
                         if self.frames.len() >= self.config.max_depth {
@@ -498,48 +573,8 @@ impl Vm<'_> {
                         put!(field_a(w), v);
                         ip = ip.wrapping_add(1);
                     }
-                    Op::GetIdx => {
-                        if let (Value::Array(arr), Value::Int(i)) =
-                            (&regs[field_b(w)], &regs[field_c(w)])
-                        {
-                            if let Some(v) = arr.get(crate::vm::arith::index_of(*i)) {
-                                put!(field_a(w), v);
-                                ip = ip.wrapping_add(1);
-                                continue;
-                            }
-                        }
-                        let v = tri!(crate::vm::arith::get_index(
-                            &regs[field_b(w)],
-                            &regs[field_c(w)]
-                        ));
-                        put!(field_a(w), v);
-                        ip = ip.wrapping_add(1);
-                    }
-                    Op::SetIdx => {
-                        if let (Value::Array(arr), Value::Int(i)) =
-                            (&regs[field_a(w)], &regs[field_b(w)])
-                        {
-                            let i = crate::vm::arith::index_of(*i);
-                            if arr.set_inline(i, &regs[field_c(w)]) {
-                                ip = ip.wrapping_add(1);
-                                continue;
-                            }
-                            // A heap value stored or replaced: clone in, drop the old one
-                            // after the store (an index past the end falls to the error path).
-                            if let Ok(old) = arr.replace(i, regs[field_c(w)].clone()) {
-                                drop(old);
-                                ip = ip.wrapping_add(1);
-                                continue;
-                            }
-                        }
-                        let v = regs[field_c(w)].clone();
-                        tri!(crate::vm::arith::set_index(
-                            &regs[field_a(w)],
-                            &regs[field_b(w)],
-                            v
-                        ));
-                        ip = ip.wrapping_add(1);
-                    }
+                    Op::GetIdx => op_getidx!(w),
+                    Op::SetIdx => op_setidx!(w),
                     Op::GetIdxI => {
                         if let Value::Array(arr) = &regs[field_b(w)] {
                             if let Some(v) = arr.get(field_c(w)) {
@@ -570,6 +605,71 @@ impl Vm<'_> {
                         tri!(crate::vm::arith::set_index(&regs[field_a(w)], &i, v));
                         ip = ip.wrapping_add(1);
                     }
+                    Op::GetIdxMul => {
+                        pair!(op_getidx!(w), w1 => arith!(w1, mul, &regs[field_c(w1)], wrapping_mul, *))
+                    }
+                    Op::GetIdxAdd => {
+                        pair!(op_getidx!(w), w1 => arith!(w1, add, &regs[field_c(w1)], wrapping_add, +))
+                    }
+                    Op::GetIdxSub => {
+                        pair!(op_getidx!(w), w1 => arith!(w1, sub, &regs[field_c(w1)], wrapping_sub, -))
+                    }
+                    Op::GetIdxAddK => {
+                        pair!(op_getidx!(w), w1 => arith!(w1, add, &kk[field_c(w1)], wrapping_add, +))
+                    }
+                    Op::GetIdxGetIdx => pair!(op_getidx!(w), w1 => op_getidx!(w1)),
+                    Op::GetIdxMulAdd => pair!(op_getidx!(w), w1 => op_muladd!(w1)),
+                    Op::GetIdxSetIdx => pair!(op_getidx!(w), w1 => op_setidx!(w1)),
+                    Op::SetIdxGetIdx => pair!(op_setidx!(w), w1 => op_getidx!(w1)),
+                    Op::AddSetIdx => {
+                        pair!(arith!(w, add, &regs[field_c(w)], wrapping_add, +), w1 => op_setidx!(w1))
+                    }
+                    Op::SubSetIdx => {
+                        pair!(arith!(w, sub, &regs[field_c(w)], wrapping_sub, -), w1 => op_setidx!(w1))
+                    }
+                    Op::AddKSetIdx => {
+                        pair!(arith!(w, add, &kk[field_c(w)], wrapping_add, +), w1 => op_setidx!(w1))
+                    }
+                    Op::MulMul => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => arith!(w1, mul, &regs[field_c(w1)], wrapping_mul, *)
+                    ),
+                    Op::MulThenAdd => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => arith!(w1, add, &regs[field_c(w1)], wrapping_add, +)
+                    ),
+                    Op::MulSub => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => arith!(w1, sub, &regs[field_c(w1)], wrapping_sub, -)
+                    ),
+                    Op::MulDiv => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => arith!(w1, div, &regs[field_c(w1)], wrapping_div if nonzero, /)
+                    ),
+                    Op::AddJGtK => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => cmp_branch!(w1, &kk[field_b(w1)], &regs[field_a(w1)], <, lt)
+                    ),
+                    Op::AddForLtK => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => for_loop!(w1, &kk[field_c(w1)])
+                    ),
+                    Op::SetIdxForLt => {
+                        pair!(op_setidx!(w), w1 => for_loop!(w1, &regs[field_c(w1)]))
+                    }
+                    Op::MulKMul => pair!(
+                        arith!(w, mul, &kk[field_c(w)], wrapping_mul, *),
+                        w1 => arith!(w1, mul, &regs[field_c(w1)], wrapping_mul, *)
+                    ),
+                    Op::AddSub => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => arith!(w1, sub, &regs[field_c(w1)], wrapping_sub, -)
+                    ),
+                    Op::SubAdd => pair!(
+                        arith!(w, sub, &regs[field_c(w)], wrapping_sub, -),
+                        w1 => arith!(w1, add, &regs[field_c(w1)], wrapping_add, +)
+                    ),
+                    Op::MoveMove => pair!(op_move!(w), w1 => op_move!(w1)),
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
                             match self.take_pending(w as u8) {
