@@ -27,6 +27,7 @@
 //!   after the two helpers); a backward jump (a loop), any other bytecode, a branch on a call
 //!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
 //!   bytecodes abort with a reason from [`Abort`].
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};
@@ -36,7 +37,50 @@ use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
 use crate::vm::program::{Const, Program};
-use crate::vm::value::Value;
+use crate::vm::value::{ArrayObj, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, TAG_INT, TAG_STR};
+
+/// What a site of the helper (host function 0) does: a call, or a bytecode on heap values
+/// that native code leaves to Rust. A heap-value site answers STATUS 0 when it did what the
+/// interpreter does, else 1 having changed nothing (the trace then leaves at the bytecode,
+/// and the interpreter redoes it, raising its error if there is one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiteOp {
+    /// A `call` of [`CallSite::callee`].
+    Call,
+    /// `dst = arr[index]` (`getidx`, index in argument word 0; `getidxi`, `literal`) whose
+    /// element has tag `tag`; a number also goes to RESULT.
+    GetIdx {
+        /// Destination register.
+        dst: usize,
+        /// Register of the array.
+        arr: usize,
+        /// The literal index of `getidxi`.
+        literal: Option<usize>,
+        /// Tag the element must have.
+        tag: u64,
+    },
+    /// `dst = [first, .., first + n - 1]`: heap items ([`CallSite::heap_args`]) from their
+    /// registers, numbers from the argument words.
+    NewArr {
+        /// Destination register.
+        dst: usize,
+        /// First item register.
+        first: usize,
+        /// Item count.
+        n: usize,
+    },
+    /// Register `reg` (a heap value) is overwritten: the value is dropped now.
+    Drop {
+        /// The register.
+        reg: usize,
+    },
+    /// The frame's heap values are released as the interpreter's `ret` releases them;
+    /// `value`'s (a heap value) goes to slot 0, the frame's result.
+    Ret {
+        /// Register of a returned heap value.
+        value: Option<usize>,
+    },
+}
 
 /// One `call` on the recorded path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +95,13 @@ pub struct CallSite {
     pub args: Vec<Ty>,
     /// The result type the trace continues with.
     pub ret: Ty,
+    /// Arguments that are heap values: they stay in their registers (the callee's), the
+    /// argument words do not carry them.
+    pub heap_args: u32,
+    /// The result is an array, left in the window's first register (`ret` is `Void`).
+    pub ret_heap: bool,
+    /// What the site does.
+    pub op: SiteOp,
 }
 
 /// A recorded function trace.
@@ -61,17 +112,20 @@ pub struct FuncTrace {
     pub trace: Trace,
     /// Call sites, indexed by `CallV`'s and `CallD`'s `imm`.
     pub sites: Vec<CallSite>,
-    /// Type of the returned value (`Void` for nil).
+    /// Type of the returned value (`Void` for nil or an array).
     pub ret_ty: Ty,
+    /// The trace returns an array (in slot 0, see [`SiteOp::Ret`]).
+    pub ret_heap: bool,
 }
 
 /// What the recorder knows about callees.
 pub struct Callees<'a> {
-    /// For a compiled function: its return type and the address of its entry trace's
-    /// `FuncCode` (the target of direct calls).
-    pub compiled: &'a dyn Fn(usize) -> Option<(Ty, i64)>,
+    /// For a compiled function: its return type, whether it returns an array, and the
+    /// address of its entry trace's `FuncCode` (the target of direct calls).
+    pub compiled: &'a dyn Fn(usize) -> Option<(Ty, bool, i64)>,
     /// Whether this recording is `func`'s entry trace: its calls of `func` call itself
-    /// directly (expecting int, which its own return must then be).
+    /// directly (expecting int, or an array if the first recording returned one, which its
+    /// own return must then be).
     pub is_entry: bool,
     /// Host functions 0 and 1 of the trace: the call helper and the exit helper (see
     /// [`crate::jit::callframe`]).
@@ -108,7 +162,26 @@ pub fn record_func(
     regs: &[Value],
     callees: &Callees<'_>,
 ) -> Result<FuncTrace, Abort> {
-    let f = prog.funcs.get(func).ok_or(Abort::Malformed)?;
+    match record_expecting(prog, func, start_pc, regs, callees, (Ty::Int, false)) {
+        // The entry trace's own calls expected an int; record again expecting what it returns.
+        Err((Abort::TypeUnstable, Some(ret))) if callees.is_entry && ret != (Ty::Int, false) => {
+            record_expecting(prog, func, start_pc, regs, callees, ret).map_err(|(a, _)| a)
+        }
+        r => r.map_err(|(a, _)| a),
+    }
+}
+
+/// [`record_func`] with the entry trace's recursive calls expecting `self_ret` (type, array);
+/// an error carries the return the path reached, if any.
+fn record_expecting(
+    prog: &Program,
+    func: usize,
+    start_pc: usize,
+    regs: &[Value],
+    callees: &Callees<'_>,
+    self_ret: (Ty, bool),
+) -> Result<FuncTrace, (Abort, Option<(Ty, bool)>)> {
+    let f = prog.funcs.get(func).ok_or((Abort::Malformed, None))?;
     let mut rec = FuncRecorder {
         prog,
         func,
@@ -122,23 +195,63 @@ pub fn record_func(
         loaded: Snapshot::default(),
         sites: Vec::new(),
         callees,
+        heap: alloc::vec![None; f.nregs as usize],
+        self_ret,
+        reached: None,
     };
     for (i, v) in regs.iter().enumerate() {
         let shadow = match v {
             Value::Int(x) => Some((Ty::Int, Some(*x))),
             Value::Float(x) => Some((Ty::Float, Some(x.to_bits() as i64))),
-            // Registers of other types abort the recording if the path reads them.
+            // Registers of other types abort the recording if the path reads them as numbers.
             _ => None,
         };
-        *rec.shadow.get_mut(i).ok_or(Abort::Malformed)? = shadow;
+        let heap = match v {
+            Value::Array(a) => Some(HeapReg::array(Some(Rc::clone(a)))),
+            v if v.tag() >= TAG_STR => Some(HeapReg::other()),
+            _ => None,
+        };
+        let malformed = (Abort::Malformed, None);
+        *rec.shadow.get_mut(i).ok_or(malformed.clone())? = shadow;
+        *rec.heap.get_mut(i).ok_or(malformed)? = heap;
     }
-    let ret_ty = rec.run(start_pc)?;
-    rec.trace.validate().map_err(|_| Abort::Malformed)?;
+    let (ret_ty, ret_heap) = match rec.run(start_pc) {
+        Ok(r) => r,
+        Err(a) => return Err((a, rec.reached)),
+    };
+    rec.trace.validate().map_err(|_| (Abort::Malformed, None))?;
     Ok(FuncTrace {
         trace: rec.trace,
         sites: rec.sites,
         ret_ty,
+        ret_heap,
     })
+}
+
+/// A register whose VM slot holds a heap value (the slot, not the trace, holds it: snapshots
+/// never name it, and native code changes it only through helper sites).
+#[derive(Clone)]
+struct HeapReg {
+    /// The array, if the register holds one: the object when the recorder knows it (an
+    /// argument or an element of a known array), `None` for a call's result.
+    array: Option<Option<Rc<ArrayObj>>>,
+    /// The ref of the array's address (`SLoadT`), [`NONE`] before it is loaded.
+    addr: Ref,
+}
+
+impl HeapReg {
+    fn array(obj: Option<Rc<ArrayObj>>) -> Self {
+        Self {
+            array: Some(obj),
+            addr: NONE,
+        }
+    }
+    fn other() -> Self {
+        Self {
+            array: None,
+            addr: NONE,
+        }
+    }
 }
 
 struct FuncRecorder<'p, 'c> {
@@ -155,6 +268,12 @@ struct FuncRecorder<'p, 'c> {
     loaded: Snapshot,
     sites: Vec<CallSite>,
     callees: &'c Callees<'c>,
+    /// Per register: the heap value its VM slot holds, if any.
+    heap: Vec<Option<HeapReg>>,
+    /// What this function's own calls expect it to return (entry traces).
+    self_ret: (Ty, bool),
+    /// The return the path reached (type, array), for a second recording.
+    reached: Option<(Ty, bool)>,
 }
 
 /// Where the recording goes next.
@@ -164,7 +283,7 @@ enum Next {
 }
 
 impl FuncRecorder<'_, '_> {
-    fn run(&mut self, start_pc: usize) -> Result<Ty, Abort> {
+    fn run(&mut self, start_pc: usize) -> Result<(Ty, bool), Abort> {
         let mut pc = start_pc;
         for _ in 0..MAX_RECORD_OPS {
             self.slots.pc = pc as u32;
@@ -233,6 +352,11 @@ impl FuncRecorder<'_, '_> {
     }
 
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
+        if self.is_heap(r) {
+            // The interpreter drops the heap value the register held right here.
+            self.heap_site(SiteOp::Drop { reg: r }, Vec::new(), 0);
+            self.heap[r] = None;
+        }
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some((v.ty, v.bits));
         self.slots.set(r as u32, v.r);
         Ok(())
@@ -273,6 +397,9 @@ impl FuncRecorder<'_, '_> {
     fn step(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let op = w as u8;
         match op {
+            byte::Move if self.is_heap(field_b(w)) => return self.heap_move(pc, w),
+            byte::GetIdx | byte::GetIdxI => self.get_index(w)?,
+            byte::NewArr => self.new_array(w)?,
             byte::Move => {
                 let v = self.reg(field_b(w))?;
                 self.set(field_a(w), v)?;
@@ -484,7 +611,19 @@ impl FuncRecorder<'_, '_> {
             return Err(Abort::TooManyArgs);
         }
         let mut args = Vec::with_capacity(argc);
+        let mut heap_args = 0u32;
+        // Heap values above the arguments would be the callee's registers, which the
+        // interpreter releases when the callee returns.
+        if (window + argc..self.heap.len()).any(|r| self.is_heap(r)) {
+            return Err(Abort::UnsupportedOperand(byte::Call));
+        }
         for i in 0..argc {
+            if self.is_heap(window + i) {
+                // Stays in its register, which becomes the callee's.
+                heap_args |= 1 << i;
+                args.push(Ty::Void);
+                continue;
+            }
             let v = self.reg(window + i)?;
             let op = if v.ty == Ty::Float {
                 Op::CArgF
@@ -497,11 +636,11 @@ impl FuncRecorder<'_, '_> {
             args.push(v.ty);
         }
         let target = if callee == self.func && self.callees.is_entry {
-            Some((Ty::Int, 0))
+            Some((self.self_ret.0, self.self_ret.1, 0))
         } else {
             (self.callees.compiled)(callee)
         };
-        let ret = target.map_or(Ty::Int, |(ty, _)| ty);
+        let (ret, ret_heap) = target.map_or((Ty::Int, false), |(ty, heap, _)| (ty, heap));
         let floats = args
             .iter()
             .enumerate()
@@ -513,10 +652,13 @@ impl FuncRecorder<'_, '_> {
             window,
             args,
             ret,
+            heap_args,
+            ret_heap,
+            op: SiteOp::Call,
         });
         let site = (self.sites.len() - 1) as i64;
         let mut call = match target {
-            Some((_, meta)) => {
+            Some((_, _, meta)) => {
                 let meta = self.konst(Op::KInt, Ty::Int, meta);
                 let fuel = self.call_fuel(callee, pc)?;
                 let packed = self.konst(Op::KInt, Ty::Int, pack_direct(window, argc, floats, fuel));
@@ -525,6 +667,10 @@ impl FuncRecorder<'_, '_> {
             None => Inst::new(Op::CallV, Ty::Int, NONE, NONE),
         };
         call.imm = site;
+        if call.op == Op::CallD {
+            // Direct calls leave these argument registers alone.
+            call.imm |= (heap_args as i64) << 32;
+        }
         let status = self.push(call);
         // The callee owns the window and everything above it from now on.
         self.slots.entries.retain(|e| (e.slot as usize) < window);
@@ -532,9 +678,17 @@ impl FuncRecorder<'_, '_> {
         for s in self.shadow.iter_mut().skip(window) {
             *s = None;
         }
+        for h in self.heap.iter_mut().skip(window) {
+            *h = None;
+        }
         self.slots.pc = (pc + 2) as u32;
         let zero = self.konst(Op::KInt, Ty::Int, 0);
         self.guard(Op::Eq, status, zero);
+        if ret_heap {
+            // The callee left its array in the window's first register.
+            *self.heap.get_mut(window).ok_or(Abort::Malformed)? = Some(HeapReg::array(None));
+            return Ok(Next::Pc(pc + 2));
+        }
         let res = if ret == Ty::Float {
             Op::CResF
         } else {
@@ -562,7 +716,16 @@ impl FuncRecorder<'_, '_> {
     }
 
     /// `ret`: the trace ends in `RetI`/`RetF`/`RetN`.
-    fn ret(&mut self, reg: Option<usize>) -> Result<Ty, Abort> {
+    fn ret(&mut self, reg: Option<usize>) -> Result<(Ty, bool), Abort> {
+        if let Some(r) = reg.filter(|&r| self.is_heap(r)) {
+            if !matches!(self.heap.get(r), Some(Some(HeapReg { array: Some(_), .. }))) {
+                return Err(Abort::UnsupportedOperand(byte::Ret));
+            }
+            self.check_self_ret((Ty::Void, true))?;
+            self.heap_site(SiteOp::Ret { value: Some(r) }, Vec::new(), 0);
+            self.push(Inst::new(Op::RetN, Ty::Void, NONE, NONE));
+            return Ok((Ty::Void, true));
+        }
         let (op, v) = match reg {
             Some(r) => {
                 let v = self.reg(r)?;
@@ -578,15 +741,217 @@ impl FuncRecorder<'_, '_> {
             None => (Op::RetN, None),
         };
         let ty = v.map_or(Ty::Void, |v| v.ty);
-        // Recursive calls were recorded expecting a type; the function must return it.
+        self.check_self_ret((ty, false))?;
+        if self.heap.iter().any(Option::is_some) {
+            // The interpreter's `ret` releases the frame's heap values.
+            self.heap_site(SiteOp::Ret { value: None }, Vec::new(), 0);
+        }
+        self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
+        Ok((ty, false))
+    }
+
+    /// Recursive calls were recorded expecting a return (type, array); the function must
+    /// return it.
+    fn check_self_ret(&mut self, ret: (Ty, bool)) -> Result<(), Abort> {
+        self.reached = Some(ret);
+        let recursive = |s: &CallSite| s.op == SiteOp::Call && s.callee == self.func;
         if self
             .sites
             .iter()
-            .any(|s| s.callee == self.func && s.ret != ty)
+            .any(|s| recursive(s) && (s.ret, s.ret_heap) != ret)
         {
             return Err(Abort::TypeUnstable);
         }
-        self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
-        Ok(ty)
+        Ok(())
+    }
+
+    // ---- heap values -------------------------------------------------------------------------
+
+    fn is_heap(&self, r: usize) -> bool {
+        matches!(self.heap.get(r), Some(Some(_)))
+    }
+
+    /// Register `r` now holds heap value `h` in its VM slot (a helper site put it there): the
+    /// trace's own value of it, if any, is gone.
+    fn set_heap(&mut self, r: usize, h: HeapReg) -> Result<(), Abort> {
+        *self.heap.get_mut(r).ok_or(Abort::Malformed)? = Some(h);
+        *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = None;
+        let slot = r as u32;
+        self.slots.entries.retain(|e| e.slot != slot);
+        self.loaded.entries.retain(|e| e.slot != slot);
+        Ok(())
+    }
+
+    /// A helper site doing `op` (number operands in argument words, see [`SiteOp`]); its
+    /// status.
+    fn heap_site(&mut self, op: SiteOp, args: Vec<Ty>, heap_args: u32) -> Ref {
+        self.sites.push(CallSite {
+            callee: usize::MAX,
+            pc: self.slots.pc as usize,
+            window: 0,
+            args,
+            ret: Ty::Void,
+            heap_args,
+            ret_heap: false,
+            op,
+        });
+        let mut call = Inst::new(Op::CallV, Ty::Int, NONE, NONE);
+        call.imm = (self.sites.len() - 1) as i64;
+        self.push(call)
+    }
+
+    /// A helper site that may refuse (STATUS 1): guarded to have done its work; the guard
+    /// resumes at the bytecode.
+    fn checked_site(&mut self, op: SiteOp, args: Vec<Ty>, heap_args: u32) -> Ref {
+        let status = self.heap_site(op, args, heap_args);
+        let zero = self.konst(Op::KInt, Ty::Int, 0);
+        self.guard(Op::Eq, status, zero);
+        status
+    }
+
+    /// Number `v` as argument word `i` of the next helper site.
+    fn site_arg(&mut self, i: usize, v: Val) {
+        let op = if v.ty == Ty::Float {
+            Op::CArgF
+        } else {
+            Op::CArgI
+        };
+        let mut inst = Inst::new(op, Ty::Void, v.r, NONE);
+        inst.imm = i as i64;
+        self.push(inst);
+    }
+
+    /// The array register `r` (as `op`'s operand): the object if known, and the ref of its
+    /// address (loaded on first use behind a guard on the slot's tag).
+    fn array_of(&mut self, r: usize, op: u8) -> Result<(Option<Rc<ArrayObj>>, Ref), Abort> {
+        let Some(Some(HeapReg {
+            array: Some(obj),
+            addr,
+        })) = self.heap.get(r).cloned()
+        else {
+            return Err(Abort::UnsupportedOperand(op));
+        };
+        if addr != NONE {
+            return Ok((obj, addr));
+        }
+        let snap = self.snapshot(self.slots.clone());
+        let mut i = Inst::new(Op::SLoadT, Ty::Int, NONE, NONE);
+        i.imm = r as i64 | (TAG_ARRAY as i64) << 32;
+        i.snap = snap;
+        let addr = self.push(i);
+        if let Some(Some(h)) = self.heap.get_mut(r) {
+            h.addr = addr;
+        }
+        Ok((obj, addr))
+    }
+
+    /// `move t, a` of an array register: only as the argument move of `len(a)` (`move t, a;
+    /// callb t, len, 1`), recorded as one step loading the length.
+    fn heap_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        if !crate::jit::record::array::is_len_call(self.code, pc, w) {
+            return Err(Abort::UnsupportedOperand(byte::Move));
+        }
+        let (obj, addr) = self.array_of(field_b(w), byte::Move)?;
+        let mut len = Inst::new(Op::LdH, Ty::Int, addr, NONE);
+        len.imm = ARRAY_LEN_OFFSET as i64;
+        let v = Val {
+            ty: Ty::Int,
+            bits: obj.map(|o| o.len() as i64),
+            r: self.push(len),
+        };
+        self.set(field_a(w), v)?;
+        Ok(Next::Pc(pc + 2))
+    }
+
+    /// `getidx`/`getidxi` on an array the recorder knows: a helper site (the interpreter's
+    /// indexing) whose element must have the tag it has now; a number continues as the
+    /// site's result, an array or a string stays in the register's slot.
+    fn get_index(&mut self, w: u32) -> Result<(), Abort> {
+        let op = w as u8;
+        let unsupported = Abort::UnsupportedOperand(op);
+        let (dst, arr) = (field_a(w), field_b(w));
+        let Some(Some(HeapReg {
+            array: Some(Some(obj)),
+            ..
+        })) = self.heap.get(arr).cloned()
+        else {
+            return Err(unsupported);
+        };
+        let literal = (op == byte::GetIdxI).then(|| field_c(w));
+        let (i, args) = match literal {
+            Some(k) => (k as i64, Vec::new()),
+            None => {
+                let v = self.reg(field_c(w))?;
+                let i = v.int().ok_or(unsupported.clone())?;
+                self.site_arg(0, v);
+                (i, alloc::vec![Ty::Int])
+            }
+        };
+        let elem = usize::try_from(i)
+            .ok()
+            .and_then(|i| obj.get(i))
+            .ok_or(Abort::IndexOutOfRange)?;
+        let tag = elem.tag();
+        let site = SiteOp::GetIdx {
+            dst,
+            arr,
+            literal,
+            tag,
+        };
+        let (ty, bits) = match &elem {
+            Value::Int(x) => (Ty::Int, *x),
+            Value::Float(x) => (Ty::Float, x.to_bits() as i64),
+            Value::Array(a) => {
+                self.checked_site(site, args, 0);
+                return self.set_heap(dst, HeapReg::array(Some(Rc::clone(a))));
+            }
+            v if v.tag() >= TAG_STR => {
+                self.checked_site(site, args, 0);
+                return self.set_heap(dst, HeapReg::other());
+            }
+            _ => return Err(unsupported),
+        };
+        debug_assert!(tag == TAG_INT || tag == TAG_FLOAT);
+        let status = self.checked_site(site, args, 0);
+        let res = if ty == Ty::Float {
+            Op::CResF
+        } else {
+            Op::CResI
+        };
+        let r = self.op(res, status, NONE);
+        // The site replaced the slot's value (dropping a heap value there).
+        if let Some(h) = self.heap.get_mut(dst) {
+            *h = None;
+        }
+        self.set(
+            dst,
+            Val {
+                ty,
+                bits: Some(bits),
+                r,
+            },
+        )
+    }
+
+    /// `newarr A, B, C`: a helper site building the array as the interpreter does (the VM's
+    /// meter charged; over the cap the trace leaves and the interpreter raises the error).
+    fn new_array(&mut self, w: u32) -> Result<(), Abort> {
+        let (dst, first, n) = (field_a(w), field_b(w), field_c(w));
+        if n > MAX_ARGS {
+            return Err(Abort::TooManyArgs);
+        }
+        let (mut args, mut heap_args) = (Vec::with_capacity(n), 0u32);
+        for i in 0..n {
+            if self.is_heap(first + i) {
+                heap_args |= 1 << i;
+                args.push(Ty::Void);
+                continue;
+            }
+            let v = self.reg(first + i)?;
+            self.site_arg(i, v);
+            args.push(v.ty);
+        }
+        self.checked_site(SiteOp::NewArr { dst, first, n }, args, heap_args);
+        self.set_heap(dst, HeapReg::array(None))
     }
 }

@@ -70,7 +70,7 @@ use crate::jit::backend::{
     compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
 use crate::jit::callframe;
-use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
+use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace, SiteOp};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
 use crate::jit::slots::VM_LAYOUT;
@@ -80,7 +80,7 @@ use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::interp::Reply;
 use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
 use crate::vm::program::Program;
-use crate::vm::value::Value;
+use crate::vm::value::{Value, TAG_STR};
 
 /// Exits of one snapshot after which a side trace is recorded from it.
 pub const SIDE_THRESHOLD: u32 = 8;
@@ -111,6 +111,8 @@ pub struct FuncCode {
     compiled: Compiled,
     sites: Vec<CallSite>,
     ret_ty: Ty,
+    /// The trace returns an array (left in slot 0 by its last helper site).
+    ret_heap: bool,
     pool: RefCell<Vec<ExitFrame>>,
     exits: RefCell<Vec<u32>>,
     sides: RefCell<BTreeMap<u32, Rc<dyn NativeFunc>>>,
@@ -166,6 +168,7 @@ impl FuncCode {
             func,
             sites: ft.sites.clone(),
             ret_ty: ft.ret_ty,
+            ret_heap: ft.ret_heap,
             compiled,
             pool: RefCell::new(Vec::new()),
             exits: RefCell::new(alloc::vec![0; nsnaps]),
@@ -250,6 +253,12 @@ impl FuncCode {
         if let Some(t) = env.take_pending() {
             return Err(t);
         }
+        if exit == callframe::RET_CODE && self.ret_heap {
+            // The array is in slot 0 already (`SiteOp::Ret`).
+            let v = env.slot_mut(base).map(core::mem::take).unwrap_or_default();
+            env.return_value(self.func, base, v);
+            return Ok(());
+        }
         if exit == callframe::RET_CODE {
             let bits = frame.word(callframe::AREA + callframe::RESULT).unwrap_or(0);
             let v = match self.ret_ty {
@@ -332,20 +341,15 @@ impl FuncCode {
         Some(side)
     }
 
-    /// Lets native code continue in `side` at exit `exit` without leaving: only if the exit
-    /// restores nothing (the side trace reads the same slots) and `side` returns the same type
-    /// (direct callers expect it). The side trace stays alive in `sides`.
+    /// Lets native code continue in `side` at exit `exit` without leaving: only if `side`
+    /// returns the same type (direct callers expect it). The exit stub first stores the
+    /// snapshot into the VM slots, where the side trace reads it (see `exit_link` in the
+    /// backends). The side trace stays alive in `sides`.
     fn link(&self, exit: u32, side: &Rc<dyn NativeFunc>) {
         let Some(code) = side.as_any().downcast_ref::<FuncCode>() else {
             return;
         };
-        let restores_nothing = self
-            .compiled
-            .trace
-            .snaps
-            .get(exit as usize)
-            .is_some_and(|s| s.entries.is_empty());
-        if restores_nothing && code.ret_ty == self.ret_ty {
+        if code.ret_ty == self.ret_ty && code.ret_heap == self.ret_heap {
             if let Some(slot) = self.links.get(exit as usize) {
                 slot.set(code as *const FuncCode as usize as u64);
             }
@@ -368,6 +372,10 @@ impl FuncCode {
         let callee_base = base + s.window;
         let mut write_args = |regs: &mut [Value]| {
             for (i, (ty, r)) in s.args.iter().zip(regs.iter_mut()).enumerate() {
+                if s.heap_args & (1 << i) != 0 {
+                    // Already in the callee's register.
+                    continue;
+                }
                 // SAFETY: `area` is the call area of the running activation (see
                 // `call_helper`); argument word `i < MAX_ARGS` exists and `CArgI`/`CArgF`
                 // wrote it.
@@ -396,13 +404,110 @@ impl FuncCode {
             return 1;
         }
         let result = match (env.slot_mut(callee_base), s.ret) {
-            (Some(Value::Int(i)), Ty::Int) => *i as u64,
-            (Some(Value::Float(f)), Ty::Float) => f.to_bits(),
+            (Some(Value::Array(_)), _) if s.ret_heap => 0,
+            (Some(Value::Int(i)), Ty::Int) if !s.ret_heap => *i as u64,
+            (Some(Value::Float(f)), Ty::Float) if !s.ret_heap => f.to_bits(),
             _ => return 1,
         };
         // SAFETY: `area` is a live call area (see the callers); RESULT is one of its words.
         unsafe { area.add(callframe::RESULT).write(result) };
         0
+    }
+
+    /// Heap-value site `s` (not a call) of the activation on the frame at `base`, done as the
+    /// interpreter does the bytecode: STATUS 0 (RESULT set for a number), or 1 having changed
+    /// nothing.
+    fn heap_site(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        base: usize,
+        s: &CallSite,
+        area: *mut u64,
+    ) -> u64 {
+        // SAFETY: `area` is the running activation's call area (see `call_helper`); argument
+        // word `i < MAX_ARGS` exists and `CArgI`/`CArgF` wrote the ones the site reads.
+        let arg = |i: usize| unsafe { area.add(callframe::ARGS + i).read() };
+        match s.op {
+            SiteOp::Call => 1,
+            SiteOp::GetIdx {
+                dst,
+                arr,
+                literal,
+                tag,
+            } => {
+                let i = literal.map_or_else(|| arg(0) as i64, |k| k as i64);
+                let v = match env.slot_mut(base + arr) {
+                    Some(Value::Array(a)) => usize::try_from(i).ok().and_then(|i| a.get(i)),
+                    _ => None,
+                };
+                let Some(v) = v.filter(|v| v.tag() == tag) else {
+                    return 1;
+                };
+                let bits = match &v {
+                    Value::Int(x) => *x as u64,
+                    Value::Float(x) => x.to_bits(),
+                    _ => 0,
+                };
+                let Some(slot) = env.slot_mut(base + dst) else {
+                    return 1;
+                };
+                *slot = v;
+                // SAFETY: RESULT is a word of the live call area.
+                unsafe { area.add(callframe::RESULT).write(bits) };
+                0
+            }
+            SiteOp::NewArr { dst, first, n } => {
+                let mut items = Vec::with_capacity(n);
+                for (i, ty) in s.args.iter().enumerate().take(n) {
+                    let item = if s.heap_args & (1 << i) != 0 {
+                        match env.slot_mut(base + first + i) {
+                            Some(v) => v.clone(),
+                            None => return 1,
+                        }
+                    } else if *ty == Ty::Float {
+                        Value::Float(f64::from_bits(arg(i)))
+                    } else {
+                        Value::Int(arg(i) as i64)
+                    };
+                    items.push(item);
+                }
+                let Some(v) = env.new_array(items) else {
+                    return 1;
+                };
+                match env.slot_mut(base + dst) {
+                    Some(slot) => {
+                        *slot = v;
+                        0
+                    }
+                    None => 1,
+                }
+            }
+            SiteOp::Drop { reg } => {
+                if let Some(slot) = env.slot_mut(base + reg) {
+                    *slot = Value::Nil;
+                }
+                0
+            }
+            SiteOp::Ret { value } => {
+                let nregs = env
+                    .prog()
+                    .funcs
+                    .get(self.func)
+                    .map_or(0, |f| f.nregs as usize);
+                let v = value.and_then(|r| env.slot_mut(base + r).map(core::mem::take));
+                for r in 0..nregs {
+                    if let Some(slot) = env.slot_mut(base + r) {
+                        if slot.tag() >= TAG_STR {
+                            *slot = Value::Nil;
+                        }
+                    }
+                }
+                if let (Some(v), Some(slot)) = (v, env.slot_mut(base)) {
+                    *slot = v;
+                }
+                0
+            }
+        }
     }
 }
 
@@ -465,8 +570,10 @@ pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
     let area = area as usize as *mut u64;
     // SAFETY: native code passes the call area of its own, running activation.
     let (env, code, base, ddepth) = unsafe { activation(area) };
-    let status =
-        env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area));
+    let status = match code.sites.get(site as usize) {
+        Some(s) if s.op != SiteOp::Call => code.heap_site(env, base, s, area),
+        _ => env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area)),
+    };
     // SAFETY: STATUS is a word of that call area.
     unsafe { area.add(callframe::STATUS).write(status) };
     slot_base(env, code, base, area)
@@ -683,7 +790,7 @@ impl<'a> FuncJit<'a> {
         let code = &self.code;
         let compiled_callee = |g: usize| {
             let c = code.get(&trace_id(g, 0, false))?;
-            Some((c.ret_ty, Rc::as_ptr(c) as usize as i64))
+            Some((c.ret_ty, c.ret_heap, Rc::as_ptr(c) as usize as i64))
         };
         let callees = Callees {
             compiled: &compiled_callee,

@@ -80,6 +80,16 @@ pub(crate) extern "C" fn push_int(slot: i64, x: i64) -> i64 {
     }
 }
 
+/// Whether `move t, a` at `pc` (word `w`) is the argument move of `len(a)`: `move t, a;
+/// callb t, len, 1` (both recorders record the pair as one length load).
+pub(crate) fn is_len_call(code: &[u32], pc: usize, w: u32) -> bool {
+    let next = code.get(pc + 1).copied().unwrap_or(0);
+    next as u8 == byte::CallB
+        && field_a(next) == field_a(w)
+        && field_c(next) == 1
+        && Builtin::from_index(field_b(next)) == Some(Builtin::Len)
+}
+
 /// Bytes between two elements.
 const ELEM_SIZE: i64 = core::mem::size_of::<Value>() as i64;
 /// 2^63: the floats `int` converts natively lie strictly between minus this and this.
@@ -452,12 +462,7 @@ impl Recorder<'_> {
     /// `move t, arr` (an array register): only as the argument move of `len(arr)` or
     /// `push(arr, v)`, recorded together with the instructions up to the `callb`.
     fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        let next = self.code.get(pc + 1).copied().unwrap_or(0);
-        let is_len = next as u8 == byte::CallB
-            && field_a(next) == field_a(w)
-            && field_c(next) == 1
-            && Builtin::from_index(field_b(next)) == Some(Builtin::Len);
-        if !is_len {
+        if !is_len_call(self.code, pc, w) {
             return self.push(pc, w);
         }
         let (obj, aref) = self.array(byte::Move, field_b(w))?;

@@ -164,6 +164,12 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         self.stack.get_mut(i)
     }
 
+    /// A new array of `items`, charged to the VM's meter as `newarr` charges it; `None` when
+    /// the memory cap refuses it (nothing charged; the interpreter then raises the error).
+    pub fn new_array(&mut self, items: Vec<Value>) -> Option<Value> {
+        Value::new_array(&self.vm.meter, items).ok()
+    }
+
     /// Parks a trap for the native code's caller to pick up with [`take_pending`](Self::take_pending).
     pub fn set_pending(&mut self, t: Trap) {
         self.pending = Some(t);
