@@ -81,8 +81,8 @@ pub(super) fn stack_pointer() -> usize {
     core::hint::black_box(&marker) as *const u8 as usize
 }
 
-/// Register-stack slots native code gets beyond its frame window for direct calls (when the
-/// memory cap leaves room for them).
+/// Register-stack slots native code gets beyond its frame window for direct calls (when no
+/// memory cap is set).
 pub const DIRECT_SLACK: usize = 1024;
 
 /// What [`LoopHook::hot_func`] is told.
@@ -270,7 +270,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
     /// (without the VM): how many nested calls (the call depth left before the VM's limit,
     /// capped so the machine stack stays bounded, [`MAX_NATIVE_DEPTH`] activations in all),
     /// and how many register-stack slots exist from `base` on (the stack first grows by
-    /// [`DIRECT_SLACK`] slots if the memory cap allows).
+    /// [`DIRECT_SLACK`] slots when no memory cap is set).
     pub fn direct_room(&mut self, base: usize) -> (usize, usize) {
         let depth_left = self
             .vm
@@ -288,7 +288,10 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
                 .min(self.vm.native_frames_left())
         };
         let want = base + FRAME_WINDOW + DIRECT_SLACK;
-        if self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
+        // Under a memory cap the stack grows only where the interpreter grows it (calls
+        // through the helper), so the cap is reached at the same allocation with the JIT on.
+        let uncapped = self.vm.config.memory_cap == usize::MAX;
+        if uncapped && self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
             let _ = self.vm.grow_stack(self.stack, want);
         }
         (budget, self.stack.len().saturating_sub(base))
