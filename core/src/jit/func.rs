@@ -494,15 +494,16 @@ impl FuncCode {
                     .funcs
                     .get(self.func)
                     .map_or(0, |f| f.nregs as usize);
-                let v = value.and_then(|r| env.slot_mut(base + r).map(core::mem::take));
-                for r in 0..nregs {
-                    if let Some(slot) = env.slot_mut(base + r) {
-                        if slot.tag() >= TAG_STR {
-                            *slot = Value::Nil;
-                        }
+                let Some(frame) = env.frame_mut(base, nregs) else {
+                    return 1;
+                };
+                let v = value.and_then(|r| frame.get_mut(r).map(core::mem::take));
+                for slot in frame.iter_mut() {
+                    if slot.tag() >= TAG_STR {
+                        *slot = Value::Nil;
                     }
                 }
-                if let (Some(v), Some(slot)) = (v, env.slot_mut(base)) {
+                if let (Some(v), Some(slot)) = (v, frame.first_mut()) {
                     *slot = v;
                 }
                 0
@@ -571,7 +572,14 @@ pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
     // SAFETY: native code passes the call area of its own, running activation.
     let (env, code, base, ddepth) = unsafe { activation(area) };
     let status = match code.sites.get(site as usize) {
-        Some(s) if s.op != SiteOp::Call => code.heap_site(env, base, s, area),
+        Some(s) if !matches!(s.op, SiteOp::Call) => {
+            let status = code.heap_site(env, base, s, area);
+            // SAFETY: STATUS is a word of that call area.
+            unsafe { area.add(callframe::STATUS).write(status) };
+            // No VM call ran: the register stack has not moved, and the frame (which
+            // native code was running on) is still there.
+            return env.slot_addr(base) as usize as i64;
+        }
         _ => env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area)),
     };
     // SAFETY: STATUS is a word of that call area.

@@ -159,6 +159,17 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         Some(self.stack[base..].as_mut_ptr())
     }
 
+    /// The address of slot `base` (not checked: for native code that only addresses slots the
+    /// stack has, see [`Self::frame_ptr`]).
+    pub fn slot_addr(&mut self, base: usize) -> *mut Value {
+        self.stack.as_mut_ptr().wrapping_add(base)
+    }
+
+    /// The `n` slots from `base` on.
+    pub fn frame_mut(&mut self, base: usize, n: usize) -> Option<&mut [Value]> {
+        self.stack.get_mut(base..base.checked_add(n)?)
+    }
+
     /// Slot `i` of the register stack.
     pub fn slot_mut(&mut self, i: usize) -> Option<&mut Value> {
         self.stack.get_mut(i)
