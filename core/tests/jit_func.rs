@@ -550,3 +550,27 @@ fn array_arguments_element_types_and_bounds() {
     assert!(r.outcome.err.contains("out of range"), "{:?}", r.outcome);
     assert!(r.stats.compiled >= 3, "{:?}\n{}", r.stats, r.log);
 }
+
+/// Branches on call results (whose payload the recorder does not know) are recorded as
+/// falling through behind a guard; the other way becomes a side trace. Both ways agree with
+/// the interpreter, and the function compiles instead of aborting.
+#[test]
+fn branches_on_call_results() {
+    let src = "fn sign(x) { if x < 0 { return -1; } return 1; }\n\
+               fn f(n) { let s = sign(n - 50); if s > 0 { return n * 2 + f(n - 40); } return n - 1; }\n\
+               let i = 0; let t = 0;\n\
+               while i < 100 { t = t + f(i); i = i + 1; }\n\
+               print(t, f(120));";
+    let r = agrees(src, 100_000);
+    assert_eq!(r.outcome.out, "10990 439\n");
+    assert!(
+        r.log.contains("[JIT] Compiled function f ("),
+        "f not compiled:\n{}",
+        r.log
+    );
+    assert!(
+        !r.log.contains("a branch depends on a call result"),
+        "{}",
+        r.log
+    );
+}

@@ -23,10 +23,16 @@
 //! - the trace ends in `RetI`/`RetF`/`RetN`, which hands the value to the caller without a
 //!   snapshot (see [`crate::jit::callframe`]); an entry trace whose recursive calls expected
 //!   another type than it returns is refused (`TypeUnstable`);
-//! - ints and floats only (int `/` and `%` behind a non-zero-divisor guard, as host calls
-//!   after the two helpers); a backward jump (a loop), any other bytecode, a branch on a call
-//!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
-//!   bytecodes abort with a reason from [`Abort`].
+//! - numbers in the trace's own values (int `/` and `%` behind a non-zero-divisor guard, as
+//!   host calls after the two helpers); arrays and other heap values stay in their VM
+//!   registers, and the bytecodes on them (`getidx`, `newarr`, the frame's release at `ret`)
+//!   are helper sites ([`SiteOp`]) that do what the interpreter does or refuse (the trace then
+//!   leaves at the bytecode); `len` of an array loads its length natively;
+//! - a branch on a call result (no payload known) is recorded as falling through, behind a
+//!   guard;
+//! - a backward jump (a loop, also a backward branch on a call result), any other bytecode, a
+//!   call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`] bytecodes
+//!   abort with a reason from [`Abort`].
 use alloc::rc::Rc;
 use alloc::vec::Vec;
 
@@ -581,14 +587,19 @@ impl FuncRecorder<'_, '_> {
             (self.float_of(x), self.float_of(y))
         };
         let ord = match (x.ty, x.int().zip(y.int())) {
-            (Ty::Int, Some((p, q))) => Some(p.cmp(&q)),
-            (Ty::Int, None) => return Err(Abort::CallResultBranch),
-            _ => {
-                let (p, q) = x.float().zip(y.float()).ok_or(Abort::CallResultBranch)?;
-                p.partial_cmp(&q)
-            }
+            (Ty::Int, Some((p, q))) => Some(Some(p.cmp(&q))),
+            (Ty::Int, None) => None,
+            _ => x.float().zip(y.float()).map(|(p, q)| p.partial_cmp(&q)),
         };
-        let holds = cmp.compare_holds(ord);
+        let (target, jump_if) = (self.ext(pc)?, field_c(w) != 0);
+        let holds = match ord {
+            Some(ord) => cmp.compare_holds(ord),
+            // A call result (the recorder does not run callees): the trace guesses the fall
+            // through, and the guard's side trace takes the other way when it is hot. A
+            // backward jump is a loop, which function traces do not hold.
+            None if target > pc => !jump_if,
+            None => return Err(Abort::CallResultBranch),
+        };
         let guard = match (cmp, holds) {
             (op, true) => op,
             (Op::Lt, false) => Op::Ge,
@@ -596,8 +607,8 @@ impl FuncRecorder<'_, '_> {
             _ => Op::Ne,
         };
         self.guard(guard, x.r, y.r);
-        if holds == (field_c(w) != 0) {
-            Ok(Next::Pc(self.ext(pc)?))
+        if holds == jump_if {
+            Ok(Next::Pc(target))
         } else {
             Ok(Next::Pc(pc + 2))
         }
