@@ -25,9 +25,12 @@
 //!   another type than it returns is refused (`TypeUnstable`);
 //! - numbers in the trace's own values (int `/` and `%` behind a non-zero-divisor guard, as
 //!   host calls after the two helpers); arrays and other heap values stay in their VM
-//!   registers, and the bytecodes on them (`getidx`, `newarr`, the frame's release at `ret`)
-//!   are helper sites ([`SiteOp`]) that do what the interpreter does or refuse (the trace then
-//!   leaves at the bytecode); `len` of an array loads its length natively;
+//!   registers. `len` and `getidx` on an array the recorder knows are recorded by the loop
+//!   recorder's element code ([`crate::jit::record::array`]: native loads behind bounds and
+//!   tag guards, `put_element` copying a heap element into its register); `newarr`, the drop
+//!   of an overwritten heap register and the frame's release at `ret` are helper sites
+//!   ([`SiteOp`]) that do what the interpreter does or refuse (the trace then leaves at the
+//!   bytecode);
 //! - a branch on a call result (no payload known) is recorded as falling through, behind a
 //!   guard;
 //! - a backward jump (a loop, also a backward branch on a call result), any other bytecode, a
@@ -38,7 +41,7 @@ use alloc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};
 use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
-use crate::jit::record::{host_div, host_rem, MAX_RECORD_OPS};
+use crate::jit::record::{array, host_div, host_rem, MAX_RECORD_OPS};
 use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
@@ -53,18 +56,6 @@ use crate::vm::value::{ArrayObj, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, 
 pub enum SiteOp {
     /// A `call` of [`CallSite::callee`].
     Call,
-    /// `dst = arr[index]` (`getidx`, index in argument word 0; `getidxi`, `literal`) whose
-    /// element has tag `tag`; a number also goes to RESULT.
-    GetIdx {
-        /// Destination register.
-        dst: usize,
-        /// Register of the array.
-        arr: usize,
-        /// The literal index of `getidxi`.
-        literal: Option<usize>,
-        /// Tag the element must have.
-        tag: u64,
-    },
     /// `dst = [first, .., first + n - 1]`: heap items ([`CallSite::heap_args`]) from their
     /// registers, numbers from the argument words.
     NewArr {
@@ -204,6 +195,7 @@ fn record_expecting(
         heap: alloc::vec![None; f.nregs as usize],
         self_ret,
         reached: None,
+        epoch: NONE,
     };
     for (i, v) in regs.iter().enumerate() {
         let shadow = match v {
@@ -218,7 +210,7 @@ fn record_expecting(
             _ => None,
         };
         let malformed = (Abort::Malformed, None);
-        *rec.shadow.get_mut(i).ok_or(malformed.clone())? = shadow;
+        *rec.shadow.get_mut(i).ok_or(malformed)? = shadow;
         *rec.heap.get_mut(i).ok_or(malformed)? = heap;
     }
     let (ret_ty, ret_heap) = match rec.run(start_pc) {
@@ -280,6 +272,27 @@ struct FuncRecorder<'p, 'c> {
     self_ret: (Ty, bool),
     /// The return the path reached (type, array), for a second recording.
     reached: Option<(Ty, bool)>,
+    /// The status of the last call recorded (after which the register stack may have moved):
+    /// the operand that keeps slot addresses (`SAddr`) taken after it from being merged with
+    /// ones taken before.
+    epoch: Ref,
+}
+
+impl array::ArrayIr for FuncRecorder<'_, '_> {
+    fn kint(&mut self, v: i64) -> Ref {
+        self.konst(Op::KInt, Ty::Int, v)
+    }
+    fn op(&mut self, op: Op, a: Ref, b: Ref) -> Ref {
+        FuncRecorder::op(self, op, a, b)
+    }
+    fn guard(&mut self, op: Op, a: Ref, b: Ref) {
+        FuncRecorder::guard(self, op, a, b)
+    }
+    fn load(&mut self, op: Op, base: Ref, disp: i64) -> Ref {
+        let mut i = Inst::new(op, op.result(), base, NONE);
+        i.imm = disp;
+        self.push(i)
+    }
 }
 
 /// Where the recording goes next.
@@ -554,6 +567,15 @@ impl FuncRecorder<'_, '_> {
             byte::Div | byte::DivK => (host_div, i64::wrapping_div),
             _ => (host_rem, i64::wrapping_rem),
         };
+        Ok(Val {
+            ty: Ty::Int,
+            bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
+            r: self.host_call(f, x.r, y.r),
+        })
+    }
+
+    /// `f(a, b)`, a host function of the trace (listed once).
+    fn host_call(&mut self, f: HostFn, a: Ref, b: Ref) -> Ref {
         let index = match self
             .trace
             .calls
@@ -566,13 +588,9 @@ impl FuncRecorder<'_, '_> {
                 self.trace.calls.len() - 1
             }
         };
-        let mut call = Inst::new(Op::Call, Ty::Int, x.r, y.r);
+        let mut call = Inst::new(Op::Call, Ty::Int, a, b);
         call.imm = index as i64;
-        Ok(Val {
-            ty: Ty::Int,
-            bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
-            r: self.push(call),
-        })
+        self.push(call)
     }
 
     /// A compare-and-branch, guarded to go the way it goes now; the guard resumes at the
@@ -683,6 +701,7 @@ impl FuncRecorder<'_, '_> {
             call.imm |= (heap_args as i64) << 32;
         }
         let status = self.push(call);
+        self.epoch = status;
         // The callee owns the window and everything above it from now on.
         self.slots.entries.retain(|e| (e.slot as usize) < window);
         self.loaded.entries.retain(|e| (e.slot as usize) < window);
@@ -808,7 +827,9 @@ impl FuncRecorder<'_, '_> {
         });
         let mut call = Inst::new(Op::CallV, Ty::Int, NONE, NONE);
         call.imm = (self.sites.len() - 1) as i64;
-        self.push(call)
+        let status = self.push(call);
+        self.epoch = status;
+        status
     }
 
     /// A helper site that may refuse (STATUS 1): guarded to have done its work; the guard
@@ -874,66 +895,48 @@ impl FuncRecorder<'_, '_> {
         Ok(Next::Pc(pc + 2))
     }
 
-    /// `getidx`/`getidxi` on an array the recorder knows: a helper site (the interpreter's
-    /// indexing) whose element must have the tag it has now; a number continues as the
-    /// site's result, an array or a string stays in the register's slot.
+    /// `getidx`/`getidxi` on an array the recorder knows, recorded as loop traces record it
+    /// ([`crate::jit::record::array`]): bounds and element-tag guards resuming at the
+    /// bytecode; a number is loaded, an array or a string is copied into the register's slot
+    /// by `put_element` (reference counted, the old value dropped, as the interpreter's
+    /// assignment does).
     fn get_index(&mut self, w: u32) -> Result<(), Abort> {
         let op = w as u8;
         let unsupported = Abort::UnsupportedOperand(op);
         let (dst, arr) = (field_a(w), field_b(w));
-        let Some(Some(HeapReg {
-            array: Some(Some(obj)),
-            ..
-        })) = self.heap.get(arr).cloned()
-        else {
+        let (Some(obj), aref) = self.array_of(arr, op)? else {
             return Err(unsupported);
         };
-        let literal = (op == byte::GetIdxI).then(|| field_c(w));
-        let (i, args) = match literal {
-            Some(k) => (k as i64, Vec::new()),
-            None => {
-                let v = self.reg(field_c(w))?;
-                let i = v.int().ok_or(unsupported.clone())?;
-                self.site_arg(0, v);
-                (i, alloc::vec![Ty::Int])
-            }
+        let (i, iref) = if op == byte::GetIdxI {
+            let k = field_c(w) as i64;
+            (k, self.konst(Op::KInt, Ty::Int, k))
+        } else {
+            let v = self.reg(field_c(w))?;
+            (v.int().ok_or(unsupported)?, v.r)
         };
         let elem = usize::try_from(i)
             .ok()
             .and_then(|i| obj.get(i))
             .ok_or(Abort::IndexOutOfRange)?;
-        let tag = elem.tag();
-        let site = SiteOp::GetIdx {
-            dst,
-            arr,
-            literal,
-            tag,
-        };
-        let (ty, bits) = match &elem {
-            Value::Int(x) => (Ty::Int, *x),
-            Value::Float(x) => (Ty::Float, x.to_bits() as i64),
-            Value::Array(a) => {
-                self.checked_site(site, args, 0);
-                return self.set_heap(dst, HeapReg::array(Some(Rc::clone(a))));
-            }
+        let (ty, bits, load) = match &elem {
+            Value::Int(x) => (Ty::Int, *x, Op::LdI),
+            Value::Float(x) => (Ty::Float, x.to_bits() as i64, Op::LdF),
             v if v.tag() >= TAG_STR => {
-                self.checked_site(site, args, 0);
-                return self.set_heap(dst, HeapReg::other());
+                let addr = array::heap_element(self, aref, iref, v.tag());
+                let mut slot = Inst::new(Op::SAddr, Ty::Int, self.epoch, NONE);
+                slot.imm = dst as i64;
+                let slot = self.push(slot);
+                self.host_call(array::put_element, slot, addr);
+                let h = match elem {
+                    Value::Array(a) => HeapReg::array(Some(a)),
+                    _ => HeapReg::other(),
+                };
+                return self.set_heap(dst, h);
             }
             _ => return Err(unsupported),
         };
-        debug_assert!(tag == TAG_INT || tag == TAG_FLOAT);
-        let status = self.checked_site(site, args, 0);
-        let res = if ty == Ty::Float {
-            Op::CResF
-        } else {
-            Op::CResI
-        };
-        let r = self.op(res, status, NONE);
-        // The site replaced the slot's value (dropping a heap value there).
-        if let Some(h) = self.heap.get_mut(dst) {
-            *h = None;
-        }
+        let tag = if ty == Ty::Int { TAG_INT } else { TAG_FLOAT };
+        let (r, _) = array::number_element(self, aref, iref, tag, load);
         self.set(
             dst,
             Val {

@@ -429,33 +429,6 @@ impl FuncCode {
         let arg = |i: usize| unsafe { area.add(callframe::ARGS + i).read() };
         match s.op {
             SiteOp::Call => 1,
-            SiteOp::GetIdx {
-                dst,
-                arr,
-                literal,
-                tag,
-            } => {
-                let i = literal.map_or_else(|| arg(0) as i64, |k| k as i64);
-                let v = match env.slot_mut(base + arr) {
-                    Some(Value::Array(a)) => usize::try_from(i).ok().and_then(|i| a.get(i)),
-                    _ => None,
-                };
-                let Some(v) = v.filter(|v| v.tag() == tag) else {
-                    return 1;
-                };
-                let bits = match &v {
-                    Value::Int(x) => *x as u64,
-                    Value::Float(x) => x.to_bits(),
-                    _ => 0,
-                };
-                let Some(slot) = env.slot_mut(base + dst) else {
-                    return 1;
-                };
-                *slot = v;
-                // SAFETY: RESULT is a word of the live call area.
-                unsafe { area.add(callframe::RESULT).write(bits) };
-                0
-            }
             SiteOp::NewArr { dst, first, n } => {
                 let mut items = Vec::with_capacity(n);
                 for (i, ty) in s.args.iter().enumerate().take(n) {
