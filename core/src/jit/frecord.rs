@@ -27,9 +27,10 @@
 //!   host calls after the two helpers); arrays and other heap values stay in their VM
 //!   registers. `len` and `getidx` on an array the recorder knows are recorded by the loop
 //!   recorder's element code ([`crate::jit::record::array`]: native loads behind bounds and
-//!   tag guards, `put_element` copying a heap element into its register); `newarr`, the drop
-//!   of an overwritten heap register and the frame's release at `ret` are helper sites
-//!   ([`SiteOp`]) that do what the interpreter does or refuse (the trace then leaves at the
+//!   tag guards, `put_element` copying a heap element into its register); the drop of an
+//!   overwritten heap register and the frame's release at `ret` are runtime calls
+//!   ([`drop_slot`], [`release_frame`]); `newarr` (which needs the VM's meter) is a helper site
+//!   ([`SiteOp`]) that does what the interpreter does or refuses (the trace then leaves at the
 //!   bytecode);
 //! - a branch on a call result (no payload known) is recorded as falling through, behind a
 //!   guard;
@@ -66,17 +67,42 @@ pub enum SiteOp {
         /// Item count.
         n: usize,
     },
-    /// Register `reg` (a heap value) is overwritten: the value is dropped now.
-    Drop {
-        /// The register.
-        reg: usize,
-    },
-    /// The frame's heap values are released as the interpreter's `ret` releases them;
-    /// `value`'s (a heap value) goes to slot 0, the frame's result.
-    Ret {
-        /// Register of a returned heap value.
-        value: Option<usize>,
-    },
+}
+
+/// `*slot = nil`: a register holding a heap value is overwritten (the trace keeps the new
+/// number itself); the old value is dropped now, where the interpreter drops it. Returns 0.
+pub(crate) extern "C" fn drop_slot(slot: i64, _: i64) -> i64 {
+    // SAFETY: `slot` is the address of a register of the running frame (`SAddr` taken after
+    // the trace's last call, so the register stack has not moved since); the interpreter is
+    // suspended while native code runs, and nothing holds a reference into the stack.
+    unsafe { *(slot as usize as *mut Value) = Value::Nil };
+    0
+}
+
+/// The interpreter's `ret` release of a frame: the frame's registers from `frame` (slot 0's
+/// address) on, `packed & 0xffff_ffff` of them, lose their heap values; with `packed >> 32`
+/// = r + 1, register r's value (the returned array) is taken first and put in slot 0, the
+/// frame's result. Returns 0.
+pub(crate) extern "C" fn release_frame(frame: i64, packed: i64) -> i64 {
+    let (n, ret) = ((packed & 0xffff_ffff) as usize, (packed >> 32) as usize);
+    // SAFETY: `frame` is the address of slot 0 of the running frame (`SAddr` taken after the
+    // trace's last call), whose `n` registers (the function's register count) lie inside the
+    // register stack; the interpreter is suspended while native code runs, and nothing holds
+    // a reference into the stack.
+    let regs = unsafe { core::slice::from_raw_parts_mut(frame as usize as *mut Value, n) };
+    let v = ret
+        .checked_sub(1)
+        .and_then(|r| regs.get_mut(r))
+        .map(core::mem::take);
+    for slot in regs.iter_mut() {
+        if slot.tag() >= TAG_STR {
+            *slot = Value::Nil;
+        }
+    }
+    if let (Some(v), Some(slot)) = (v, regs.first_mut()) {
+        *slot = v;
+    }
+    0
 }
 
 /// One `call` on the recorded path.
@@ -111,7 +137,7 @@ pub struct FuncTrace {
     pub sites: Vec<CallSite>,
     /// Type of the returned value (`Void` for nil or an array).
     pub ret_ty: Ty,
-    /// The trace returns an array (in slot 0, see [`SiteOp::Ret`]).
+    /// The trace returns an array (in slot 0, see [`release_frame`]).
     pub ret_heap: bool,
 }
 
@@ -373,7 +399,9 @@ impl FuncRecorder<'_, '_> {
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
         if self.is_heap(r) {
             // The interpreter drops the heap value the register held right here.
-            self.heap_site(SiteOp::Drop { reg: r }, Vec::new(), 0);
+            let slot = self.slot_addr(r);
+            let zero = self.konst(Op::KInt, Ty::Int, 0);
+            self.host_call(drop_slot, slot, zero);
             self.heap[r] = None;
         }
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some((v.ty, v.bits));
@@ -752,7 +780,7 @@ impl FuncRecorder<'_, '_> {
                 return Err(Abort::UnsupportedOperand(byte::Ret));
             }
             self.check_self_ret((Ty::Void, true))?;
-            self.heap_site(SiteOp::Ret { value: Some(r) }, Vec::new(), 0);
+            self.release_frame(Some(r));
             self.push(Inst::new(Op::RetN, Ty::Void, NONE, NONE));
             return Ok((Ty::Void, true));
         }
@@ -774,7 +802,7 @@ impl FuncRecorder<'_, '_> {
         self.check_self_ret((ty, false))?;
         if self.heap.iter().any(Option::is_some) {
             // The interpreter's `ret` releases the frame's heap values.
-            self.heap_site(SiteOp::Ret { value: None }, Vec::new(), 0);
+            self.release_frame(None);
         }
         self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
         Ok((ty, false))
@@ -796,6 +824,22 @@ impl FuncRecorder<'_, '_> {
     }
 
     // ---- heap values -------------------------------------------------------------------------
+
+    /// The address of register `r`'s slot, taken after the last call (see `epoch`).
+    fn slot_addr(&mut self, r: usize) -> Ref {
+        let mut slot = Inst::new(Op::SAddr, Ty::Int, self.epoch, NONE);
+        slot.imm = r as i64;
+        self.push(slot)
+    }
+
+    /// A call of [`release_frame`], `value` the register of a returned array.
+    fn release_frame(&mut self, value: Option<usize>) {
+        let n = self.heap.len() as i64;
+        let packed = n | (value.map_or(0, |r| r as i64 + 1) << 32);
+        let frame = self.slot_addr(0);
+        let packed = self.konst(Op::KInt, Ty::Int, packed);
+        self.host_call(release_frame, frame, packed);
+    }
 
     fn is_heap(&self, r: usize) -> bool {
         matches!(self.heap.get(r), Some(Some(_)))
@@ -923,9 +967,7 @@ impl FuncRecorder<'_, '_> {
             Value::Float(x) => (Ty::Float, x.to_bits() as i64, Op::LdF),
             v if v.tag() >= TAG_STR => {
                 let addr = array::heap_element(self, aref, iref, v.tag());
-                let mut slot = Inst::new(Op::SAddr, Ty::Int, self.epoch, NONE);
-                slot.imm = dst as i64;
-                let slot = self.push(slot);
+                let slot = self.slot_addr(dst);
                 self.host_call(array::put_element, slot, addr);
                 let h = match elem {
                     Value::Array(a) => HeapReg::array(Some(a)),

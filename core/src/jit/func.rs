@@ -80,7 +80,7 @@ use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::interp::Reply;
 use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
 use crate::vm::program::Program;
-use crate::vm::value::{Value, TAG_STR};
+use crate::vm::value::Value;
 
 /// Exits of one snapshot after which a side trace is recorded from it.
 pub const SIDE_THRESHOLD: u32 = 8;
@@ -254,7 +254,7 @@ impl FuncCode {
             return Err(t);
         }
         if exit == callframe::RET_CODE && self.ret_heap {
-            // The array is in slot 0 already (`SiteOp::Ret`).
+            // The array is in slot 0 already (`frecord::release_frame`).
             let v = env.slot_mut(base).map(core::mem::take).unwrap_or_default();
             env.return_value(self.func, base, v);
             return Ok(());
@@ -454,32 +454,6 @@ impl FuncCode {
                     }
                     None => 1,
                 }
-            }
-            SiteOp::Drop { reg } => {
-                if let Some(slot) = env.slot_mut(base + reg) {
-                    *slot = Value::Nil;
-                }
-                0
-            }
-            SiteOp::Ret { value } => {
-                let nregs = env
-                    .prog()
-                    .funcs
-                    .get(self.func)
-                    .map_or(0, |f| f.nregs as usize);
-                let Some(frame) = env.frame_mut(base, nregs) else {
-                    return 1;
-                };
-                let v = value.and_then(|r| frame.get_mut(r).map(core::mem::take));
-                for slot in frame.iter_mut() {
-                    if slot.tag() >= TAG_STR {
-                        *slot = Value::Nil;
-                    }
-                }
-                if let (Some(v), Some(slot)) = (v, frame.first_mut()) {
-                    *slot = v;
-                }
-                0
             }
         }
     }
