@@ -26,10 +26,10 @@
 //! - numbers in the trace's own values (int `/` and `%` behind a non-zero-divisor guard, as
 //!   host calls after the two helpers); arrays and other heap values stay in their VM
 //!   registers. `len` and `getidx` on an array the recorder knows are recorded by the loop
-//!   recorder's element code ([`crate::jit::record::array`]: native loads behind bounds and
+//!   recorder's element code (`record_array.rs`: native loads behind bounds and
 //!   tag guards, `put_element` copying a heap element into its register); the drop of an
 //!   overwritten heap register and the frame's release at `ret` are runtime calls
-//!   ([`drop_slot`], [`release_frame`]); `newarr` (which needs the VM's meter) is a helper site
+//!   (`drop_slot`, `release_frame`); `newarr` (which needs the VM's meter) is a helper site
 //!   ([`SiteOp`]) that does what the interpreter does or refuses (the trace then leaves at the
 //!   bytecode);
 //! - a branch on a call result (no payload known) is recorded as falling through, behind a
@@ -137,7 +137,7 @@ pub struct FuncTrace {
     pub sites: Vec<CallSite>,
     /// Type of the returned value (`Void` for nil or an array).
     pub ret_ty: Ty,
-    /// The trace returns an array (in slot 0, see [`release_frame`]).
+    /// The trace returns an array (in slot 0, see `release_frame`).
     pub ret_heap: bool,
 }
 

@@ -9,7 +9,7 @@
 //! | function trace | a linear trace of one path through a function, from its entry (*entry trace*) or from a hot side exit (*side trace*) to a `ret` ([`crate::jit::frecord`]), compiled by [`compile_linear`] |
 //! | [`FuncCode`] | an installed function trace: code, snapshots, call sites, exit links; the VM runs it through [`NativeFunc`] |
 //! | activation | one run of a function trace on one VM frame, with its own frame of [`callframe::FRAME_WORDS`](crate::jit::callframe) words (register dump, spills, call area): from the pool when Rust enters it, on the machine stack for a direct call, so recursion never shares spill slots |
-//! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (arguments stored as values into the callee's registers); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
+//! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (number arguments stored as values into the callee's registers, heap arguments already there); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
 //! | return | `RetI`/`RetF`/`RetN`: the value goes to the caller in the call area, without the interpreter |
 //! | side exit | a guard failed: a linked side trace continues natively (same frame, same slots, if the exit restores nothing); else `FuncCode::finish` restores the snapshot and a side trace (hot exits) or the interpreter finishes the frame |
 //! | budget | direct calls still allowed below an activation: the VM's depth limit minus the depth, capped by the machine-stack allowance ([`crate::vm::native::MAX_NATIVE_DEPTH`]) |
@@ -37,8 +37,13 @@
 //!   only sees the call return, so the rest of the call completes and the value reaches the
 //!   native caller.
 //! - Native code stores into VM registers only where no heap value is (it checks the tag
-//!   first and otherwise calls the VM), so heap values are always dropped by Rust, never leaked
-//!   or aliased; registers of a natively returned frame may keep numbers where the interpreter
+//!   first and otherwise calls the VM; exit stubs writing a snapshot back before a linked side
+//!   trace check the same way), so heap values are always dropped by Rust, never leaked or
+//!   aliased: the heap values a function trace handles stay in their registers, and runtime
+//!   calls (`put_element`, `frecord::drop_slot`, `frecord::release_frame`, the `newarr` helper
+//!   site) change them with the interpreter's reference counting, where it changes them (a
+//!   trace that saw a heap value releases its frame at `ret` as the interpreter's `ret`
+//!   does); registers of a natively returned frame may keep numbers where the interpreter
 //!   leaves nil (the verifier guarantees nobody reads them).
 //! - A trap (runtime error) below native code is parked in the [`NativeEnv`]; the call's status
 //!   makes the trace leave, and every activation returns it unchanged, so it surfaces with the
