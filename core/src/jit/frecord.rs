@@ -47,7 +47,9 @@ use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
 use crate::vm::program::{Const, Program};
-use crate::vm::value::{ArrayObj, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, TAG_INT, TAG_STR};
+use crate::vm::value::{
+    ArrayObj, Meter, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, TAG_INT, TAG_STR,
+};
 
 /// What a site of the helper (host function 0) does: a call, or a bytecode on heap values
 /// that native code leaves to Rust. A heap-value site answers STATUS 0 when it did what the
@@ -67,6 +69,47 @@ pub enum SiteOp {
         /// Item count.
         n: usize,
     },
+}
+
+/// A `newarr` whose items are all heap values in their registers (or none): what the native
+/// code's runtime call [`new_array`] builds and where.
+pub struct NewArr {
+    /// The VM's meter, charged as the interpreter's `newarr` charges it.
+    meter: Meter,
+    dst: usize,
+    first: usize,
+    n: usize,
+}
+
+impl core::fmt::Debug for NewArr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "newarr r{}, r{}, {}", self.dst, self.first, self.n)
+    }
+}
+
+/// `newarr` as the interpreter does it, on the frame whose slot 0 is at `frame`, as `desc` (a
+/// [`NewArr`]) says: 0, or 1 with nothing changed when the memory cap refuses the array (the
+/// trace then leaves at the `newarr`, which the interpreter redoes, raising its error).
+pub(crate) extern "C" fn new_array(frame: i64, desc: i64) -> i64 {
+    // SAFETY: `desc` points at a `NewArr` the trace's `FuncCode` keeps alive as long as its
+    // code.
+    let d = unsafe { &*(desc as usize as *const NewArr) };
+    let len = d.dst.max(d.first + d.n) + 1;
+    // SAFETY: `frame` is the address of slot 0 of the running frame (`SAddr` taken after the
+    // trace's last call), whose registers (every register the `newarr` names lies below the
+    // function's register count) are inside the register stack; the interpreter is suspended
+    // while native code runs, and nothing holds a reference into the stack.
+    let regs = unsafe { core::slice::from_raw_parts_mut(frame as usize as *mut Value, len) };
+    let Some(items) = regs.get(d.first..d.first + d.n).map(<[Value]>::to_vec) else {
+        return 1;
+    };
+    match (Value::new_array(&d.meter, items), regs.get_mut(d.dst)) {
+        (Ok(v), Some(slot)) => {
+            *slot = v;
+            0
+        }
+        _ => 1,
+    }
 }
 
 /// `*slot = nil`: a register holding a heap value is overwritten (the trace keeps the new
@@ -139,6 +182,8 @@ pub struct FuncTrace {
     pub ret_ty: Ty,
     /// The trace returns an array (in slot 0, see `release_frame`).
     pub ret_heap: bool,
+    /// The native `newarr`s' descriptions (their addresses are in the IR).
+    pub arrays: Vec<Rc<NewArr>>,
 }
 
 /// What the recorder knows about callees.
@@ -153,6 +198,8 @@ pub struct Callees<'a> {
     /// Host functions 0 and 1 of the trace: the call helper and the exit helper (see
     /// [`crate::jit::callframe`]).
     pub helpers: [HostFn; 2],
+    /// The VM's memory meter, if known: `newarr` of heap items is then a direct runtime call.
+    pub meter: Option<&'a Meter>,
 }
 
 /// A shadow register: type, the payload when known, and its IR ref.
@@ -222,6 +269,7 @@ fn record_expecting(
         self_ret,
         reached: None,
         epoch: NONE,
+        arrays: Vec::new(),
     };
     for (i, v) in regs.iter().enumerate() {
         let shadow = match v {
@@ -249,6 +297,7 @@ fn record_expecting(
         sites: rec.sites,
         ret_ty,
         ret_heap,
+        arrays: rec.arrays,
     })
 }
 
@@ -302,6 +351,8 @@ struct FuncRecorder<'p, 'c> {
     /// the operand that keeps slot addresses (`SAddr`) taken after it from being merged with
     /// ones taken before.
     epoch: Ref,
+    /// Native `newarr`s (see [`NewArr`]).
+    arrays: Vec<Rc<NewArr>>,
 }
 
 impl array::ArrayIr for FuncRecorder<'_, '_> {
@@ -1007,7 +1058,24 @@ impl FuncRecorder<'_, '_> {
             self.site_arg(i, v);
             args.push(v.ty);
         }
-        self.checked_site(SiteOp::NewArr { dst, first, n }, args, heap_args);
+        if let (Some(meter), true) = (self.callees.meter, heap_args == (1u32 << n) - 1) {
+            // Every item is in its register: a direct runtime call builds the array.
+            let desc = Rc::new(NewArr {
+                meter: meter.clone(),
+                dst,
+                first,
+                n,
+            });
+            let addr = Rc::as_ptr(&desc) as usize as i64;
+            self.arrays.push(desc);
+            let frame = self.slot_addr(0);
+            let desc = self.konst(Op::KInt, Ty::Int, addr);
+            let status = self.host_call(new_array, frame, desc);
+            let zero = self.konst(Op::KInt, Ty::Int, 0);
+            self.guard(Op::Eq, status, zero);
+        } else {
+            self.checked_site(SiteOp::NewArr { dst, first, n }, args, heap_args);
+        }
         self.set_heap(dst, HeapReg::array(None))
     }
 }

@@ -75,7 +75,7 @@ use crate::jit::backend::{
     compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
 use crate::jit::callframe;
-use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace, SiteOp};
+use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace, NewArr, SiteOp};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
 use crate::jit::slots::VM_LAYOUT;
@@ -85,7 +85,7 @@ use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::interp::Reply;
 use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
 use crate::vm::program::Program;
-use crate::vm::value::Value;
+use crate::vm::value::{Meter, Value};
 
 /// Exits of one snapshot after which a side trace is recorded from it.
 pub const SIDE_THRESHOLD: u32 = 8;
@@ -115,6 +115,8 @@ pub struct FuncCode {
     func: usize,
     compiled: Compiled,
     sites: Vec<CallSite>,
+    /// What the trace's native `newarr` calls read (their addresses are in the code).
+    _arrays: Vec<Rc<NewArr>>,
     ret_ty: Ty,
     /// The trace returns an array (left in slot 0 by its last helper site).
     ret_heap: bool,
@@ -172,6 +174,7 @@ impl FuncCode {
             body,
             func,
             sites: ft.sites.clone(),
+            _arrays: ft.arrays.clone(),
             ret_ty: ft.ret_ty,
             ret_heap: ft.ret_heap,
             compiled,
@@ -609,6 +612,8 @@ pub struct FuncJit<'a> {
     code: BTreeMap<u64, Rc<FuncCode>>,
     installed: Vec<InstalledTrace>,
     stats: FuncStats,
+    /// The VM's memory meter (from the first hot function), for native `newarr`.
+    meter: Option<Meter>,
 }
 
 /// Trace id of `func`'s entry trace (`pc` 0) or of its side trace from `pc`.
@@ -627,6 +632,7 @@ impl<'a> FuncJit<'a> {
             code: BTreeMap::new(),
             installed: Vec::new(),
             stats: FuncStats::default(),
+            meter: None,
         }
     }
 
@@ -655,6 +661,9 @@ impl<'a> FuncJit<'a> {
     /// right after, which records it).
     pub fn hot(&mut self, at: HotFunc<'_>) {
         self.stats.hot += 1;
+        if self.meter.is_none() {
+            self.meter = Some(at.meter.clone());
+        }
         self.say(format_args!(
             "[JIT] Hot function {} detected (calls: {})",
             self.name(at.func),
@@ -756,6 +765,7 @@ impl<'a> FuncJit<'a> {
             compiled: &compiled_callee,
             is_entry: id == trace_id(func, 0, false),
             helpers: [call_helper, exit_helper],
+            meter: self.meter.as_ref(),
         };
         let ft = record_func(self.prog, func, pc, regs, &callees)?;
         let mut trace = ft.trace.clone();

@@ -53,7 +53,7 @@ use super::{Frame, Pos, Start, Vm, FRAME_WINDOW};
 pub(in crate::vm) mod events;
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::program::Program;
-use crate::vm::value::Value;
+use crate::vm::value::{Meter, Value};
 use events::{LoopHook, Reply};
 
 /// Native activations that may nest on the host stack; deeper calls are interpreted.
@@ -93,6 +93,8 @@ pub struct HotFunc<'a> {
     pub count: u32,
     /// The arguments of the call that made it hot.
     pub args: &'a [Value],
+    /// The VM's memory meter (native code that builds arrays charges it as `newarr` does).
+    pub meter: &'a Meter,
 }
 
 /// A runtime error and where it happened.
@@ -464,6 +466,7 @@ impl Vm<'_> {
                         func: callee,
                         count,
                         args,
+                        meter: &self.meter,
                     });
                 }
                 h.native_func(callee, args)
