@@ -72,7 +72,7 @@ pub enum SiteOp {
 }
 
 /// A `newarr` whose items are all heap values in their registers (or none): what the native
-/// code's runtime call [`new_array`] builds and where.
+/// code's runtime call `new_array` builds and where.
 pub struct NewArr {
     /// The VM's meter, charged as the interpreter's `newarr` charges it.
     meter: Meter,
