@@ -32,6 +32,10 @@ struct Outcome {
     out: String,
     err: String,
     fuel: u64,
+    /// Heap bytes still charged when the run ended, without the register stack (which the
+    /// JIT grows ahead for direct calls): arrays native code made or copied must be released
+    /// exactly as the interpreter releases them.
+    heap: usize,
 }
 
 struct Run {
@@ -43,11 +47,19 @@ struct Run {
 /// Runs `src` with the JIT off (`threshold = None`) or on with that function threshold (loops
 /// keep a threshold of 10).
 fn run(src: &str, threshold: Option<u32>, max_depth: usize) -> Run {
+    let config = VmConfig {
+        max_depth,
+        ..VmConfig::default()
+    };
+    run_with(src, threshold, config)
+}
+
+/// [`run`] with `config` (its JIT threshold is set here).
+fn run_with(src: &str, threshold: Option<u32>, config: VmConfig) -> Run {
     let prog = lang::compile(src).expect("compiles");
     let config = VmConfig {
         jit_threshold: if threshold.is_some() { 10 } else { 0 },
-        max_depth,
-        ..VmConfig::default()
+        ..config
     };
     let mut vm = Vm::new(&prog, config).expect("verifies");
     let mut out = String::new();
@@ -64,11 +76,31 @@ fn run(src: &str, threshold: Option<u32>, max_depth: usize) -> Run {
     let err = result.err().map(|e| e.to_string()).unwrap_or_default();
     let log = String::from_utf8(log.0.into_inner().unwrap()).unwrap();
     let fuel = vm.fuel_left();
+    let heap = vm.heap_bytes() - stack_len(&vm) * std::mem::size_of::<kiln::vm::Value>();
     Run {
-        outcome: Outcome { out, err, fuel },
+        outcome: Outcome {
+            out,
+            err,
+            fuel,
+            heap,
+        },
         stats,
         log,
     }
+}
+
+/// Length of `vm`'s register stack.
+fn stack_len(vm: &Vm<'_>) -> usize {
+    let (mut lo, mut hi) = (0usize, 1usize << 40);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if vm.slot(mid).is_some() {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Same output and error with the JIT off and on (functions hot after 1, 2 and 10 calls);
@@ -414,5 +446,131 @@ fn runtime_error_in_a_linked_side_trace_deep_in_recursion() {
         r.outcome.err.contains("division by zero") && r.outcome.err.contains("fn f"),
         "{:?}",
         r.outcome
+    );
+}
+
+/// [`agrees`] with `config` (memory cap, fuel).
+fn agrees_with(src: &str, config: VmConfig) -> Run {
+    let want = run_with(src, None, config).outcome;
+    let mut keep = None;
+    for t in [1, 2, 10] {
+        let got = run_with(src, Some(t), config);
+        assert_eq!(
+            got.outcome, want,
+            "function threshold {t}\n{src}\n{}",
+            got.log
+        );
+        if t == 2 {
+            keep = Some(got);
+        }
+    }
+    keep.unwrap()
+}
+
+const TREES: &str = "fn bottom_up(depth) { if depth == 0 { return []; } \
+                       return [bottom_up(depth - 1), bottom_up(depth - 1)]; }\n\
+                     fn check(tree) { if len(tree) == 0 { return 1; } \
+                       return 1 + check(tree[0]) + check(tree[1]); }\n\
+                     let keep = bottom_up(7);\n\
+                     let d = 0; let s = 0;\n\
+                     while d < 9 { let i = 0; while i < 6 { s = s + check(bottom_up(d)); i = i + 1; } d = d + 1; }\n\
+                     print(s, check(keep));";
+
+/// Trees of arrays built and walked by recursive functions (binary_trees): both functions
+/// compile as function traces (arrays as arguments, results, returns, `newarr`, `getidx`,
+/// `len`), and the output, fuel and heap left are the interpreter's.
+#[test]
+fn array_trees_built_and_walked_by_function_traces() {
+    let r = agrees(TREES, 100_000);
+    assert_eq!(r.outcome.out, "6078 255\n");
+    for f in ["bottom_up", "check"] {
+        assert!(
+            r.log.contains(&format!("[JIT] Compiled function {f} (")),
+            "{f} not compiled:\n{}",
+            r.log
+        );
+    }
+}
+
+/// Under a memory cap the trees fit in only if every array native code dropped is released
+/// when the interpreter releases it; under a smaller cap the run fails with the interpreter's
+/// error at the same place, with the same output and heap left.
+#[test]
+fn array_trees_under_a_memory_cap() {
+    for cap in [48 * 1024, 12 * 1024, 4 * 1024] {
+        let config = VmConfig {
+            memory_cap: cap,
+            ..VmConfig::default()
+        };
+        let r = agrees_with(TREES, config);
+        if cap == 48 * 1024 {
+            assert_eq!(r.outcome.out, "6078 255\n", "{}", r.log);
+            assert!(r.stats.compiled >= 2, "{:?}\n{}", r.stats, r.log);
+        } else {
+            assert!(
+                r.outcome.err.contains("out of memory"),
+                "cap {cap}: {:?}",
+                r.outcome
+            );
+        }
+    }
+}
+
+/// With a fuel budget the trees run out of fuel where the interpreter does.
+#[test]
+fn array_trees_under_a_fuel_budget() {
+    let config = VmConfig {
+        fuel: Some(20_000),
+        ..VmConfig::default()
+    };
+    let r = agrees_with(TREES, config);
+    assert!(r.outcome.err.contains("out of fuel"), "{:?}", r.outcome);
+}
+
+/// Array arguments whose elements change type, indices that leave the array, arrays of
+/// numbers built from ints and floats, and arrays returned through several compiled callers:
+/// guards and helper sites fall back to the interpreter with its output and error.
+#[test]
+fn array_arguments_element_types_and_bounds() {
+    let src = "fn pick(a, i) { return a[i]; }\n\
+               fn twice(a, i) { let x = pick(a, i); return x + x; }\n\
+               fn pair(x, y) { return [x, y, [x]]; }\n\
+               fn nest(n) { if n == 0 { return []; } return pair(nest(n - 1), n + 0.5); }\n\
+               fn depth(t) { if len(t) == 3 { return 1 + depth(t[0]); } return 0; }\n\
+               let a = [1, 2, 3, 4.5, [7]];\n\
+               let i = 0; let s = 0;\n\
+               while i < 40 { s = s + twice(a, i % 3); i = i + 1; }\n\
+               print(s, twice(a, 3), len(pick(a, 4)));\n\
+               let t = 0; i = 0;\n\
+               while i < 30 { t = t + depth(nest(i % 6)); i = i + 1; }\n\
+               print(t, len(nest(3)), pick(pair(5, 6), 1));\n\
+               print(twice(a, 9));";
+    let r = agrees(src, 100_000);
+    assert_eq!(r.outcome.out, "158 9.0 1\n75 3 6\n");
+    assert!(r.outcome.err.contains("out of range"), "{:?}", r.outcome);
+    assert!(r.stats.compiled >= 3, "{:?}\n{}", r.stats, r.log);
+}
+
+/// Branches on call results (whose payload the recorder does not know) are recorded as
+/// falling through behind a guard; the other way becomes a side trace. Both ways agree with
+/// the interpreter, and the function compiles instead of aborting.
+#[test]
+fn branches_on_call_results() {
+    let src = "fn sign(x) { if x < 0 { return -1; } return 1; }\n\
+               fn f(n) { let s = sign(n - 50); if s > 0 { return n * 2 + f(n - 40); } return n - 1; }\n\
+               let i = 0; let t = 0;\n\
+               while i < 100 { t = t + f(i); i = i + 1; }\n\
+               print(t, f(120));";
+    let r = agrees(src, 100_000);
+    assert_eq!(r.outcome.out, "10990 439\n");
+    assert!(
+        r.log.contains("[JIT] Compiled function f ("),
+        "f not compiled:\n{}",
+        r.log
+    );
+    assert!(
+        !r.log.contains("a branch depends on a call result"),
+        "{}",
+        r.log
     );
 }

@@ -33,8 +33,10 @@
 //!   through the VM, writes STATUS (and RESULT) and returns the address of the caller's slot 0,
 //!   which native code reloads as its slot base (the register stack may have moved);
 //! - direct call (`CallD`, callee compiled): if BUDGET > 0 and no argument register holds a
-//!   heap value and LEFT covers the callee's whole frame window, the caller stores the
-//!   arguments as values into the callee's registers, adds the call's fuel (the callee's
+//!   heap value (except the arguments that are heap values themselves, named by the mask in
+//!   bits 32.. of `CallD`'s `imm`: they are already in the callee's registers and are neither
+//!   checked nor stored) and LEFT covers the callee's whole frame window, the caller stores the
+//!   number arguments as values into the callee's registers, adds the call's fuel (the callee's
 //!   length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh frame on
 //!   the machine stack, fills its ROOT..LEFT (the same ROOT, BUDGET - 1, LEFT - window) and
 //!   calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The

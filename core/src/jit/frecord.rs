@@ -23,20 +23,130 @@
 //! - the trace ends in `RetI`/`RetF`/`RetN`, which hands the value to the caller without a
 //!   snapshot (see [`crate::jit::callframe`]); an entry trace whose recursive calls expected
 //!   another type than it returns is refused (`TypeUnstable`);
-//! - ints and floats only (int `/` and `%` behind a non-zero-divisor guard, as host calls
-//!   after the two helpers); a backward jump (a loop), any other bytecode, a branch on a call
-//!   result, a call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`]
-//!   bytecodes abort with a reason from [`Abort`].
+//! - numbers in the trace's own values (int `/` and `%` behind a non-zero-divisor guard, as
+//!   host calls after the two helpers); arrays and other heap values stay in their VM
+//!   registers. `len` and `getidx` on an array the recorder knows are recorded by the loop
+//!   recorder's element code (`record_array.rs`: native loads behind bounds and
+//!   tag guards, `put_element` copying a heap element into its register); the drop of an
+//!   overwritten heap register and the frame's release at `ret` are runtime calls
+//!   (`drop_slot`, `release_frame`); `newarr` (which needs the VM's meter) is a helper site
+//!   ([`SiteOp`]) that does what the interpreter does or refuses (the trace then leaves at the
+//!   bytecode);
+//! - a branch on a call result (no payload known) is recorded as falling through, behind a
+//!   guard;
+//! - a backward jump (a loop, also a backward branch on a call result), any other bytecode, a
+//!   call with more than [`MAX_ARGS`] arguments, or more than [`MAX_RECORD_OPS`] bytecodes
+//!   abort with a reason from [`Abort`].
+use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};
 use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
-use crate::jit::record::{host_div, host_rem, MAX_RECORD_OPS};
+use crate::jit::record::{array, host_div, host_rem, MAX_RECORD_OPS};
 use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
 use crate::vm::program::{Const, Program};
-use crate::vm::value::Value;
+use crate::vm::value::{
+    ArrayObj, Meter, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, TAG_INT, TAG_STR,
+};
+
+/// What a site of the helper (host function 0) does: a call, or a bytecode on heap values
+/// that native code leaves to Rust. A heap-value site answers STATUS 0 when it did what the
+/// interpreter does, else 1 having changed nothing (the trace then leaves at the bytecode,
+/// and the interpreter redoes it, raising its error if there is one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SiteOp {
+    /// A `call` of [`CallSite::callee`].
+    Call,
+    /// `dst = [first, .., first + n - 1]`: heap items ([`CallSite::heap_args`]) from their
+    /// registers, numbers from the argument words.
+    NewArr {
+        /// Destination register.
+        dst: usize,
+        /// First item register.
+        first: usize,
+        /// Item count.
+        n: usize,
+    },
+}
+
+/// A `newarr` whose items are all heap values in their registers (or none): what the native
+/// code's runtime call `new_array` builds and where.
+pub struct NewArr {
+    /// The VM's meter, charged as the interpreter's `newarr` charges it.
+    meter: Meter,
+    dst: usize,
+    first: usize,
+    n: usize,
+}
+
+impl core::fmt::Debug for NewArr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "newarr r{}, r{}, {}", self.dst, self.first, self.n)
+    }
+}
+
+/// `newarr` as the interpreter does it, on the frame whose slot 0 is at `frame`, as `desc` (a
+/// [`NewArr`]) says: 0, or 1 with nothing changed when the memory cap refuses the array (the
+/// trace then leaves at the `newarr`, which the interpreter redoes, raising its error).
+pub(crate) extern "C" fn new_array(frame: i64, desc: i64) -> i64 {
+    // SAFETY: `desc` points at a `NewArr` the trace's `FuncCode` keeps alive as long as its
+    // code.
+    let d = unsafe { &*(desc as usize as *const NewArr) };
+    let len = d.dst.max(d.first + d.n) + 1;
+    // SAFETY: `frame` is the address of slot 0 of the running frame (`SAddr` taken after the
+    // trace's last call), whose registers (every register the `newarr` names lies below the
+    // function's register count) are inside the register stack; the interpreter is suspended
+    // while native code runs, and nothing holds a reference into the stack.
+    let regs = unsafe { core::slice::from_raw_parts_mut(frame as usize as *mut Value, len) };
+    let Some(items) = regs.get(d.first..d.first + d.n).map(<[Value]>::to_vec) else {
+        return 1;
+    };
+    match (Value::new_array(&d.meter, items), regs.get_mut(d.dst)) {
+        (Ok(v), Some(slot)) => {
+            *slot = v;
+            0
+        }
+        _ => 1,
+    }
+}
+
+/// `*slot = nil`: a register holding a heap value is overwritten (the trace keeps the new
+/// number itself); the old value is dropped now, where the interpreter drops it. Returns 0.
+pub(crate) extern "C" fn drop_slot(slot: i64, _: i64) -> i64 {
+    // SAFETY: `slot` is the address of a register of the running frame (`SAddr` taken after
+    // the trace's last call, so the register stack has not moved since); the interpreter is
+    // suspended while native code runs, and nothing holds a reference into the stack.
+    unsafe { *(slot as usize as *mut Value) = Value::Nil };
+    0
+}
+
+/// The interpreter's `ret` release of a frame: the frame's registers from `frame` (slot 0's
+/// address) on, `packed & 0xffff_ffff` of them, lose their heap values; with `packed >> 32`
+/// = r + 1, register r's value (the returned array) is taken first and put in slot 0, the
+/// frame's result. Returns 0.
+pub(crate) extern "C" fn release_frame(frame: i64, packed: i64) -> i64 {
+    let (n, ret) = ((packed & 0xffff_ffff) as usize, (packed >> 32) as usize);
+    // SAFETY: `frame` is the address of slot 0 of the running frame (`SAddr` taken after the
+    // trace's last call), whose `n` registers (the function's register count) lie inside the
+    // register stack; the interpreter is suspended while native code runs, and nothing holds
+    // a reference into the stack.
+    let regs = unsafe { core::slice::from_raw_parts_mut(frame as usize as *mut Value, n) };
+    let v = ret
+        .checked_sub(1)
+        .and_then(|r| regs.get_mut(r))
+        .map(core::mem::take);
+    for slot in regs.iter_mut() {
+        if slot.tag() >= TAG_STR {
+            *slot = Value::Nil;
+        }
+    }
+    if let (Some(v), Some(slot)) = (v, regs.first_mut()) {
+        *slot = v;
+    }
+    0
+}
 
 /// One `call` on the recorded path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +161,13 @@ pub struct CallSite {
     pub args: Vec<Ty>,
     /// The result type the trace continues with.
     pub ret: Ty,
+    /// Arguments that are heap values: they stay in their registers (the callee's), the
+    /// argument words do not carry them.
+    pub heap_args: u32,
+    /// The result is an array, left in the window's first register (`ret` is `Void`).
+    pub ret_heap: bool,
+    /// What the site does.
+    pub op: SiteOp,
 }
 
 /// A recorded function trace.
@@ -61,21 +178,28 @@ pub struct FuncTrace {
     pub trace: Trace,
     /// Call sites, indexed by `CallV`'s and `CallD`'s `imm`.
     pub sites: Vec<CallSite>,
-    /// Type of the returned value (`Void` for nil).
+    /// Type of the returned value (`Void` for nil or an array).
     pub ret_ty: Ty,
+    /// The trace returns an array (in slot 0, see `release_frame`).
+    pub ret_heap: bool,
+    /// The native `newarr`s' descriptions (their addresses are in the IR).
+    pub arrays: Vec<Rc<NewArr>>,
 }
 
 /// What the recorder knows about callees.
 pub struct Callees<'a> {
-    /// For a compiled function: its return type and the address of its entry trace's
-    /// `FuncCode` (the target of direct calls).
-    pub compiled: &'a dyn Fn(usize) -> Option<(Ty, i64)>,
+    /// For a compiled function: its return type, whether it returns an array, and the
+    /// address of its entry trace's `FuncCode` (the target of direct calls).
+    pub compiled: &'a dyn Fn(usize) -> Option<(Ty, bool, i64)>,
     /// Whether this recording is `func`'s entry trace: its calls of `func` call itself
-    /// directly (expecting int, which its own return must then be).
+    /// directly (expecting int, or an array if the first recording returned one, which its
+    /// own return must then be).
     pub is_entry: bool,
     /// Host functions 0 and 1 of the trace: the call helper and the exit helper (see
     /// [`crate::jit::callframe`]).
     pub helpers: [HostFn; 2],
+    /// The VM's memory meter, if known: `newarr` of heap items is then a direct runtime call.
+    pub meter: Option<&'a Meter>,
 }
 
 /// A shadow register: type, the payload when known, and its IR ref.
@@ -108,7 +232,26 @@ pub fn record_func(
     regs: &[Value],
     callees: &Callees<'_>,
 ) -> Result<FuncTrace, Abort> {
-    let f = prog.funcs.get(func).ok_or(Abort::Malformed)?;
+    match record_expecting(prog, func, start_pc, regs, callees, (Ty::Int, false)) {
+        // The entry trace's own calls expected an int; record again expecting what it returns.
+        Err((Abort::TypeUnstable, Some(ret))) if callees.is_entry && ret != (Ty::Int, false) => {
+            record_expecting(prog, func, start_pc, regs, callees, ret).map_err(|(a, _)| a)
+        }
+        r => r.map_err(|(a, _)| a),
+    }
+}
+
+/// [`record_func`] with the entry trace's recursive calls expecting `self_ret` (type, array);
+/// an error carries the return the path reached, if any.
+fn record_expecting(
+    prog: &Program,
+    func: usize,
+    start_pc: usize,
+    regs: &[Value],
+    callees: &Callees<'_>,
+    self_ret: (Ty, bool),
+) -> Result<FuncTrace, (Abort, Option<(Ty, bool)>)> {
+    let f = prog.funcs.get(func).ok_or((Abort::Malformed, None))?;
     let mut rec = FuncRecorder {
         prog,
         func,
@@ -122,23 +265,66 @@ pub fn record_func(
         loaded: Snapshot::default(),
         sites: Vec::new(),
         callees,
+        heap: alloc::vec![None; f.nregs as usize],
+        self_ret,
+        reached: None,
+        epoch: NONE,
+        arrays: Vec::new(),
     };
     for (i, v) in regs.iter().enumerate() {
         let shadow = match v {
             Value::Int(x) => Some((Ty::Int, Some(*x))),
             Value::Float(x) => Some((Ty::Float, Some(x.to_bits() as i64))),
-            // Registers of other types abort the recording if the path reads them.
+            // Registers of other types abort the recording if the path reads them as numbers.
             _ => None,
         };
-        *rec.shadow.get_mut(i).ok_or(Abort::Malformed)? = shadow;
+        let heap = match v {
+            Value::Array(a) => Some(HeapReg::array(Some(Rc::clone(a)))),
+            v if v.tag() >= TAG_STR => Some(HeapReg::other()),
+            _ => None,
+        };
+        let malformed = (Abort::Malformed, None);
+        *rec.shadow.get_mut(i).ok_or(malformed)? = shadow;
+        *rec.heap.get_mut(i).ok_or(malformed)? = heap;
     }
-    let ret_ty = rec.run(start_pc)?;
-    rec.trace.validate().map_err(|_| Abort::Malformed)?;
+    let (ret_ty, ret_heap) = match rec.run(start_pc) {
+        Ok(r) => r,
+        Err(a) => return Err((a, rec.reached)),
+    };
+    rec.trace.validate().map_err(|_| (Abort::Malformed, None))?;
     Ok(FuncTrace {
         trace: rec.trace,
         sites: rec.sites,
         ret_ty,
+        ret_heap,
+        arrays: rec.arrays,
     })
+}
+
+/// A register whose VM slot holds a heap value (the slot, not the trace, holds it: snapshots
+/// never name it, and native code changes it only through helper sites).
+#[derive(Clone)]
+struct HeapReg {
+    /// The array, if the register holds one: the object when the recorder knows it (an
+    /// argument or an element of a known array), `None` for a call's result.
+    array: Option<Option<Rc<ArrayObj>>>,
+    /// The ref of the array's address (`SLoadT`), [`NONE`] before it is loaded.
+    addr: Ref,
+}
+
+impl HeapReg {
+    fn array(obj: Option<Rc<ArrayObj>>) -> Self {
+        Self {
+            array: Some(obj),
+            addr: NONE,
+        }
+    }
+    fn other() -> Self {
+        Self {
+            array: None,
+            addr: NONE,
+        }
+    }
 }
 
 struct FuncRecorder<'p, 'c> {
@@ -155,6 +341,35 @@ struct FuncRecorder<'p, 'c> {
     loaded: Snapshot,
     sites: Vec<CallSite>,
     callees: &'c Callees<'c>,
+    /// Per register: the heap value its VM slot holds, if any.
+    heap: Vec<Option<HeapReg>>,
+    /// What this function's own calls expect it to return (entry traces).
+    self_ret: (Ty, bool),
+    /// The return the path reached (type, array), for a second recording.
+    reached: Option<(Ty, bool)>,
+    /// The status of the last call recorded (after which the register stack may have moved):
+    /// the operand that keeps slot addresses (`SAddr`) taken after it from being merged with
+    /// ones taken before.
+    epoch: Ref,
+    /// Native `newarr`s (see [`NewArr`]).
+    arrays: Vec<Rc<NewArr>>,
+}
+
+impl array::ArrayIr for FuncRecorder<'_, '_> {
+    fn kint(&mut self, v: i64) -> Ref {
+        self.konst(Op::KInt, Ty::Int, v)
+    }
+    fn op(&mut self, op: Op, a: Ref, b: Ref) -> Ref {
+        FuncRecorder::op(self, op, a, b)
+    }
+    fn guard(&mut self, op: Op, a: Ref, b: Ref) {
+        FuncRecorder::guard(self, op, a, b)
+    }
+    fn load(&mut self, op: Op, base: Ref, disp: i64) -> Ref {
+        let mut i = Inst::new(op, op.result(), base, NONE);
+        i.imm = disp;
+        self.push(i)
+    }
 }
 
 /// Where the recording goes next.
@@ -164,7 +379,7 @@ enum Next {
 }
 
 impl FuncRecorder<'_, '_> {
-    fn run(&mut self, start_pc: usize) -> Result<Ty, Abort> {
+    fn run(&mut self, start_pc: usize) -> Result<(Ty, bool), Abort> {
         let mut pc = start_pc;
         for _ in 0..MAX_RECORD_OPS {
             self.slots.pc = pc as u32;
@@ -233,6 +448,13 @@ impl FuncRecorder<'_, '_> {
     }
 
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
+        if self.is_heap(r) {
+            // The interpreter drops the heap value the register held right here.
+            let slot = self.slot_addr(r);
+            let zero = self.konst(Op::KInt, Ty::Int, 0);
+            self.host_call(drop_slot, slot, zero);
+            self.heap[r] = None;
+        }
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some((v.ty, v.bits));
         self.slots.set(r as u32, v.r);
         Ok(())
@@ -273,6 +495,9 @@ impl FuncRecorder<'_, '_> {
     fn step(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let op = w as u8;
         match op {
+            byte::Move if self.is_heap(field_b(w)) => return self.heap_move(pc, w),
+            byte::GetIdx | byte::GetIdxI => self.get_index(w)?,
+            byte::NewArr => self.new_array(w)?,
             byte::Move => {
                 let v = self.reg(field_b(w))?;
                 self.set(field_a(w), v)?;
@@ -421,6 +646,15 @@ impl FuncRecorder<'_, '_> {
             byte::Div | byte::DivK => (host_div, i64::wrapping_div),
             _ => (host_rem, i64::wrapping_rem),
         };
+        Ok(Val {
+            ty: Ty::Int,
+            bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
+            r: self.host_call(f, x.r, y.r),
+        })
+    }
+
+    /// `f(a, b)`, a host function of the trace (listed once).
+    fn host_call(&mut self, f: HostFn, a: Ref, b: Ref) -> Ref {
         let index = match self
             .trace
             .calls
@@ -433,13 +667,9 @@ impl FuncRecorder<'_, '_> {
                 self.trace.calls.len() - 1
             }
         };
-        let mut call = Inst::new(Op::Call, Ty::Int, x.r, y.r);
+        let mut call = Inst::new(Op::Call, Ty::Int, a, b);
         call.imm = index as i64;
-        Ok(Val {
-            ty: Ty::Int,
-            bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
-            r: self.push(call),
-        })
+        self.push(call)
     }
 
     /// A compare-and-branch, guarded to go the way it goes now; the guard resumes at the
@@ -454,14 +684,19 @@ impl FuncRecorder<'_, '_> {
             (self.float_of(x), self.float_of(y))
         };
         let ord = match (x.ty, x.int().zip(y.int())) {
-            (Ty::Int, Some((p, q))) => Some(p.cmp(&q)),
-            (Ty::Int, None) => return Err(Abort::CallResultBranch),
-            _ => {
-                let (p, q) = x.float().zip(y.float()).ok_or(Abort::CallResultBranch)?;
-                p.partial_cmp(&q)
-            }
+            (Ty::Int, Some((p, q))) => Some(Some(p.cmp(&q))),
+            (Ty::Int, None) => None,
+            _ => x.float().zip(y.float()).map(|(p, q)| p.partial_cmp(&q)),
         };
-        let holds = cmp.compare_holds(ord);
+        let (target, jump_if) = (self.ext(pc)?, field_c(w) != 0);
+        let holds = match ord {
+            Some(ord) => cmp.compare_holds(ord),
+            // A call result (the recorder does not run callees): the trace guesses the fall
+            // through, and the guard's side trace takes the other way when it is hot. A
+            // backward jump is a loop, which function traces do not hold.
+            None if target > pc => !jump_if,
+            None => return Err(Abort::CallResultBranch),
+        };
         let guard = match (cmp, holds) {
             (op, true) => op,
             (Op::Lt, false) => Op::Ge,
@@ -469,8 +704,8 @@ impl FuncRecorder<'_, '_> {
             _ => Op::Ne,
         };
         self.guard(guard, x.r, y.r);
-        if holds == (field_c(w) != 0) {
-            Ok(Next::Pc(self.ext(pc)?))
+        if holds == jump_if {
+            Ok(Next::Pc(target))
         } else {
             Ok(Next::Pc(pc + 2))
         }
@@ -484,7 +719,19 @@ impl FuncRecorder<'_, '_> {
             return Err(Abort::TooManyArgs);
         }
         let mut args = Vec::with_capacity(argc);
+        let mut heap_args = 0u32;
+        // Heap values above the arguments would be the callee's registers, which the
+        // interpreter releases when the callee returns.
+        if (window + argc..self.heap.len()).any(|r| self.is_heap(r)) {
+            return Err(Abort::UnsupportedOperand(byte::Call));
+        }
         for i in 0..argc {
+            if self.is_heap(window + i) {
+                // Stays in its register, which becomes the callee's.
+                heap_args |= 1 << i;
+                args.push(Ty::Void);
+                continue;
+            }
             let v = self.reg(window + i)?;
             let op = if v.ty == Ty::Float {
                 Op::CArgF
@@ -497,11 +744,11 @@ impl FuncRecorder<'_, '_> {
             args.push(v.ty);
         }
         let target = if callee == self.func && self.callees.is_entry {
-            Some((Ty::Int, 0))
+            Some((self.self_ret.0, self.self_ret.1, 0))
         } else {
             (self.callees.compiled)(callee)
         };
-        let ret = target.map_or(Ty::Int, |(ty, _)| ty);
+        let (ret, ret_heap) = target.map_or((Ty::Int, false), |(ty, heap, _)| (ty, heap));
         let floats = args
             .iter()
             .enumerate()
@@ -513,10 +760,13 @@ impl FuncRecorder<'_, '_> {
             window,
             args,
             ret,
+            heap_args,
+            ret_heap,
+            op: SiteOp::Call,
         });
         let site = (self.sites.len() - 1) as i64;
         let mut call = match target {
-            Some((_, meta)) => {
+            Some((_, _, meta)) => {
                 let meta = self.konst(Op::KInt, Ty::Int, meta);
                 let fuel = self.call_fuel(callee, pc)?;
                 let packed = self.konst(Op::KInt, Ty::Int, pack_direct(window, argc, floats, fuel));
@@ -525,16 +775,29 @@ impl FuncRecorder<'_, '_> {
             None => Inst::new(Op::CallV, Ty::Int, NONE, NONE),
         };
         call.imm = site;
+        if call.op == Op::CallD {
+            // Direct calls leave these argument registers alone.
+            call.imm |= (heap_args as i64) << 32;
+        }
         let status = self.push(call);
+        self.epoch = status;
         // The callee owns the window and everything above it from now on.
         self.slots.entries.retain(|e| (e.slot as usize) < window);
         self.loaded.entries.retain(|e| (e.slot as usize) < window);
         for s in self.shadow.iter_mut().skip(window) {
             *s = None;
         }
+        for h in self.heap.iter_mut().skip(window) {
+            *h = None;
+        }
         self.slots.pc = (pc + 2) as u32;
         let zero = self.konst(Op::KInt, Ty::Int, 0);
         self.guard(Op::Eq, status, zero);
+        if ret_heap {
+            // The callee left its array in the window's first register.
+            *self.heap.get_mut(window).ok_or(Abort::Malformed)? = Some(HeapReg::array(None));
+            return Ok(Next::Pc(pc + 2));
+        }
         let res = if ret == Ty::Float {
             Op::CResF
         } else {
@@ -562,7 +825,16 @@ impl FuncRecorder<'_, '_> {
     }
 
     /// `ret`: the trace ends in `RetI`/`RetF`/`RetN`.
-    fn ret(&mut self, reg: Option<usize>) -> Result<Ty, Abort> {
+    fn ret(&mut self, reg: Option<usize>) -> Result<(Ty, bool), Abort> {
+        if let Some(r) = reg.filter(|&r| self.is_heap(r)) {
+            if !matches!(self.heap.get(r), Some(Some(HeapReg { array: Some(_), .. }))) {
+                return Err(Abort::UnsupportedOperand(byte::Ret));
+            }
+            self.check_self_ret((Ty::Void, true))?;
+            self.release_frame(Some(r));
+            self.push(Inst::new(Op::RetN, Ty::Void, NONE, NONE));
+            return Ok((Ty::Void, true));
+        }
         let (op, v) = match reg {
             Some(r) => {
                 let v = self.reg(r)?;
@@ -578,15 +850,232 @@ impl FuncRecorder<'_, '_> {
             None => (Op::RetN, None),
         };
         let ty = v.map_or(Ty::Void, |v| v.ty);
-        // Recursive calls were recorded expecting a type; the function must return it.
+        self.check_self_ret((ty, false))?;
+        if self.heap.iter().any(Option::is_some) {
+            // The interpreter's `ret` releases the frame's heap values.
+            self.release_frame(None);
+        }
+        self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
+        Ok((ty, false))
+    }
+
+    /// Recursive calls were recorded expecting a return (type, array); the function must
+    /// return it.
+    fn check_self_ret(&mut self, ret: (Ty, bool)) -> Result<(), Abort> {
+        self.reached = Some(ret);
+        let recursive = |s: &CallSite| s.op == SiteOp::Call && s.callee == self.func;
         if self
             .sites
             .iter()
-            .any(|s| s.callee == self.func && s.ret != ty)
+            .any(|s| recursive(s) && (s.ret, s.ret_heap) != ret)
         {
             return Err(Abort::TypeUnstable);
         }
-        self.push(Inst::new(op, Ty::Void, v.map_or(NONE, |v| v.r), NONE));
-        Ok(ty)
+        Ok(())
+    }
+
+    // ---- heap values -------------------------------------------------------------------------
+
+    /// The address of register `r`'s slot, taken after the last call (see `epoch`).
+    fn slot_addr(&mut self, r: usize) -> Ref {
+        let mut slot = Inst::new(Op::SAddr, Ty::Int, self.epoch, NONE);
+        slot.imm = r as i64;
+        self.push(slot)
+    }
+
+    /// A call of [`release_frame`], `value` the register of a returned array.
+    fn release_frame(&mut self, value: Option<usize>) {
+        let n = self.heap.len() as i64;
+        let packed = n | (value.map_or(0, |r| r as i64 + 1) << 32);
+        let frame = self.slot_addr(0);
+        let packed = self.konst(Op::KInt, Ty::Int, packed);
+        self.host_call(release_frame, frame, packed);
+    }
+
+    fn is_heap(&self, r: usize) -> bool {
+        matches!(self.heap.get(r), Some(Some(_)))
+    }
+
+    /// Register `r` now holds heap value `h` in its VM slot (a helper site put it there): the
+    /// trace's own value of it, if any, is gone.
+    fn set_heap(&mut self, r: usize, h: HeapReg) -> Result<(), Abort> {
+        *self.heap.get_mut(r).ok_or(Abort::Malformed)? = Some(h);
+        *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = None;
+        let slot = r as u32;
+        self.slots.entries.retain(|e| e.slot != slot);
+        self.loaded.entries.retain(|e| e.slot != slot);
+        Ok(())
+    }
+
+    /// A helper site doing `op` (number operands in argument words, see [`SiteOp`]); its
+    /// status.
+    fn heap_site(&mut self, op: SiteOp, args: Vec<Ty>, heap_args: u32) -> Ref {
+        self.sites.push(CallSite {
+            callee: usize::MAX,
+            pc: self.slots.pc as usize,
+            window: 0,
+            args,
+            ret: Ty::Void,
+            heap_args,
+            ret_heap: false,
+            op,
+        });
+        let mut call = Inst::new(Op::CallV, Ty::Int, NONE, NONE);
+        call.imm = (self.sites.len() - 1) as i64;
+        let status = self.push(call);
+        self.epoch = status;
+        status
+    }
+
+    /// A helper site that may refuse (STATUS 1): guarded to have done its work; the guard
+    /// resumes at the bytecode.
+    fn checked_site(&mut self, op: SiteOp, args: Vec<Ty>, heap_args: u32) -> Ref {
+        let status = self.heap_site(op, args, heap_args);
+        let zero = self.konst(Op::KInt, Ty::Int, 0);
+        self.guard(Op::Eq, status, zero);
+        status
+    }
+
+    /// Number `v` as argument word `i` of the next helper site.
+    fn site_arg(&mut self, i: usize, v: Val) {
+        let op = if v.ty == Ty::Float {
+            Op::CArgF
+        } else {
+            Op::CArgI
+        };
+        let mut inst = Inst::new(op, Ty::Void, v.r, NONE);
+        inst.imm = i as i64;
+        self.push(inst);
+    }
+
+    /// The array register `r` (as `op`'s operand): the object if known, and the ref of its
+    /// address (loaded on first use behind a guard on the slot's tag).
+    fn array_of(&mut self, r: usize, op: u8) -> Result<(Option<Rc<ArrayObj>>, Ref), Abort> {
+        let Some(Some(HeapReg {
+            array: Some(obj),
+            addr,
+        })) = self.heap.get(r).cloned()
+        else {
+            return Err(Abort::UnsupportedOperand(op));
+        };
+        if addr != NONE {
+            return Ok((obj, addr));
+        }
+        let snap = self.snapshot(self.slots.clone());
+        let mut i = Inst::new(Op::SLoadT, Ty::Int, NONE, NONE);
+        i.imm = r as i64 | (TAG_ARRAY as i64) << 32;
+        i.snap = snap;
+        let addr = self.push(i);
+        if let Some(Some(h)) = self.heap.get_mut(r) {
+            h.addr = addr;
+        }
+        Ok((obj, addr))
+    }
+
+    /// `move t, a` of an array register: only as the argument move of `len(a)` (`move t, a;
+    /// callb t, len, 1`), recorded as one step loading the length.
+    fn heap_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        if !crate::jit::record::array::is_len_call(self.code, pc, w) {
+            return Err(Abort::UnsupportedOperand(byte::Move));
+        }
+        let (obj, addr) = self.array_of(field_b(w), byte::Move)?;
+        let mut len = Inst::new(Op::LdH, Ty::Int, addr, NONE);
+        len.imm = ARRAY_LEN_OFFSET as i64;
+        let v = Val {
+            ty: Ty::Int,
+            bits: obj.map(|o| o.len() as i64),
+            r: self.push(len),
+        };
+        self.set(field_a(w), v)?;
+        Ok(Next::Pc(pc + 2))
+    }
+
+    /// `getidx`/`getidxi` on an array the recorder knows, recorded as loop traces record it
+    /// ([`crate::jit::record::array`]): bounds and element-tag guards resuming at the
+    /// bytecode; a number is loaded, an array or a string is copied into the register's slot
+    /// by `put_element` (reference counted, the old value dropped, as the interpreter's
+    /// assignment does).
+    fn get_index(&mut self, w: u32) -> Result<(), Abort> {
+        let op = w as u8;
+        let unsupported = Abort::UnsupportedOperand(op);
+        let (dst, arr) = (field_a(w), field_b(w));
+        let (Some(obj), aref) = self.array_of(arr, op)? else {
+            return Err(unsupported);
+        };
+        let (i, iref) = if op == byte::GetIdxI {
+            let k = field_c(w) as i64;
+            (k, self.konst(Op::KInt, Ty::Int, k))
+        } else {
+            let v = self.reg(field_c(w))?;
+            (v.int().ok_or(unsupported)?, v.r)
+        };
+        let elem = usize::try_from(i)
+            .ok()
+            .and_then(|i| obj.get(i))
+            .ok_or(Abort::IndexOutOfRange)?;
+        let (ty, bits, load) = match &elem {
+            Value::Int(x) => (Ty::Int, *x, Op::LdI),
+            Value::Float(x) => (Ty::Float, x.to_bits() as i64, Op::LdF),
+            v if v.tag() >= TAG_STR => {
+                let addr = array::heap_element(self, aref, iref, v.tag());
+                let slot = self.slot_addr(dst);
+                self.host_call(array::put_element, slot, addr);
+                let h = match elem {
+                    Value::Array(a) => HeapReg::array(Some(a)),
+                    _ => HeapReg::other(),
+                };
+                return self.set_heap(dst, h);
+            }
+            _ => return Err(unsupported),
+        };
+        let tag = if ty == Ty::Int { TAG_INT } else { TAG_FLOAT };
+        let (r, _) = array::number_element(self, aref, iref, tag, load);
+        self.set(
+            dst,
+            Val {
+                ty,
+                bits: Some(bits),
+                r,
+            },
+        )
+    }
+
+    /// `newarr A, B, C`: a helper site building the array as the interpreter does (the VM's
+    /// meter charged; over the cap the trace leaves and the interpreter raises the error).
+    fn new_array(&mut self, w: u32) -> Result<(), Abort> {
+        let (dst, first, n) = (field_a(w), field_b(w), field_c(w));
+        if n > MAX_ARGS {
+            return Err(Abort::TooManyArgs);
+        }
+        let (mut args, mut heap_args) = (Vec::with_capacity(n), 0u32);
+        for i in 0..n {
+            if self.is_heap(first + i) {
+                heap_args |= 1 << i;
+                args.push(Ty::Void);
+                continue;
+            }
+            let v = self.reg(first + i)?;
+            self.site_arg(i, v);
+            args.push(v.ty);
+        }
+        if let (Some(meter), true) = (self.callees.meter, heap_args == (1u32 << n) - 1) {
+            // Every item is in its register: a direct runtime call builds the array.
+            let desc = Rc::new(NewArr {
+                meter: meter.clone(),
+                dst,
+                first,
+                n,
+            });
+            let addr = Rc::as_ptr(&desc) as usize as i64;
+            self.arrays.push(desc);
+            let frame = self.slot_addr(0);
+            let desc = self.konst(Op::KInt, Ty::Int, addr);
+            let status = self.host_call(new_array, frame, desc);
+            let zero = self.konst(Op::KInt, Ty::Int, 0);
+            self.guard(Op::Eq, status, zero);
+        } else {
+            self.checked_site(SiteOp::NewArr { dst, first, n }, args, heap_args);
+        }
+        self.set_heap(dst, HeapReg::array(None))
     }
 }

@@ -9,7 +9,7 @@
 //! | function trace | a linear trace of one path through a function, from its entry (*entry trace*) or from a hot side exit (*side trace*) to a `ret` ([`crate::jit::frecord`]), compiled by [`compile_linear`] |
 //! | [`FuncCode`] | an installed function trace: code, snapshots, call sites, exit links; the VM runs it through [`NativeFunc`] |
 //! | activation | one run of a function trace on one VM frame, with its own frame of [`callframe::FRAME_WORDS`](crate::jit::callframe) words (register dump, spills, call area): from the pool when Rust enters it, on the machine stack for a direct call, so recursion never shares spill slots |
-//! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (arguments stored as values into the callee's registers); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
+//! | direct call | `CallD`: native code calls a compiled callee's entry trace itself (number arguments stored as values into the callee's registers, heap arguments already there); `CallV`, and `CallD` without budget, go through [`call_helper`] and the VM |
 //! | return | `RetI`/`RetF`/`RetN`: the value goes to the caller in the call area, without the interpreter |
 //! | side exit | a guard failed: a linked side trace continues natively (same frame, same slots, if the exit restores nothing); else `FuncCode::finish` restores the snapshot and a side trace (hot exits) or the interpreter finishes the frame |
 //! | budget | direct calls still allowed below an activation: the VM's depth limit minus the depth, capped by the machine-stack allowance ([`crate::vm::native::MAX_NATIVE_DEPTH`]) |
@@ -37,8 +37,13 @@
 //!   only sees the call return, so the rest of the call completes and the value reaches the
 //!   native caller.
 //! - Native code stores into VM registers only where no heap value is (it checks the tag
-//!   first and otherwise calls the VM), so heap values are always dropped by Rust, never leaked
-//!   or aliased; registers of a natively returned frame may keep numbers where the interpreter
+//!   first and otherwise calls the VM; exit stubs writing a snapshot back before a linked side
+//!   trace check the same way), so heap values are always dropped by Rust, never leaked or
+//!   aliased: the heap values a function trace handles stay in their registers, and runtime
+//!   calls (`put_element`, `frecord::drop_slot`, `frecord::release_frame`, the `newarr` helper
+//!   site) change them with the interpreter's reference counting, where it changes them (a
+//!   trace that saw a heap value releases its frame at `ret` as the interpreter's `ret`
+//!   does); registers of a natively returned frame may keep numbers where the interpreter
 //!   leaves nil (the verifier guarantees nobody reads them).
 //! - A trap (runtime error) below native code is parked in the [`NativeEnv`]; the call's status
 //!   makes the trace leave, and every activation returns it unchanged, so it surfaces with the
@@ -70,7 +75,7 @@ use crate::jit::backend::{
     compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
 };
 use crate::jit::callframe;
-use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace};
+use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace, NewArr, SiteOp};
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::{Inst, Op, Ty, NONE};
 use crate::jit::slots::VM_LAYOUT;
@@ -80,7 +85,7 @@ use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::interp::Reply;
 use crate::vm::native::{HotFunc, NativeEnv, NativeFunc, Trap};
 use crate::vm::program::Program;
-use crate::vm::value::Value;
+use crate::vm::value::{Meter, Value};
 
 /// Exits of one snapshot after which a side trace is recorded from it.
 pub const SIDE_THRESHOLD: u32 = 8;
@@ -110,7 +115,11 @@ pub struct FuncCode {
     func: usize,
     compiled: Compiled,
     sites: Vec<CallSite>,
+    /// What the trace's native `newarr` calls read (their addresses are in the code).
+    _arrays: Vec<Rc<NewArr>>,
     ret_ty: Ty,
+    /// The trace returns an array (left in slot 0 by its last helper site).
+    ret_heap: bool,
     pool: RefCell<Vec<ExitFrame>>,
     exits: RefCell<Vec<u32>>,
     sides: RefCell<BTreeMap<u32, Rc<dyn NativeFunc>>>,
@@ -165,7 +174,9 @@ impl FuncCode {
             body,
             func,
             sites: ft.sites.clone(),
+            _arrays: ft.arrays.clone(),
             ret_ty: ft.ret_ty,
+            ret_heap: ft.ret_heap,
             compiled,
             pool: RefCell::new(Vec::new()),
             exits: RefCell::new(alloc::vec![0; nsnaps]),
@@ -250,6 +261,12 @@ impl FuncCode {
         if let Some(t) = env.take_pending() {
             return Err(t);
         }
+        if exit == callframe::RET_CODE && self.ret_heap {
+            // The array is in slot 0 already (`frecord::release_frame`).
+            let v = env.slot_mut(base).map(core::mem::take).unwrap_or_default();
+            env.return_value(self.func, base, v);
+            return Ok(());
+        }
         if exit == callframe::RET_CODE {
             let bits = frame.word(callframe::AREA + callframe::RESULT).unwrap_or(0);
             let v = match self.ret_ty {
@@ -332,20 +349,15 @@ impl FuncCode {
         Some(side)
     }
 
-    /// Lets native code continue in `side` at exit `exit` without leaving: only if the exit
-    /// restores nothing (the side trace reads the same slots) and `side` returns the same type
-    /// (direct callers expect it). The side trace stays alive in `sides`.
+    /// Lets native code continue in `side` at exit `exit` without leaving: only if `side`
+    /// returns the same type (direct callers expect it). The exit stub first stores the
+    /// snapshot into the VM slots, where the side trace reads it (see `exit_link` in the
+    /// backends). The side trace stays alive in `sides`.
     fn link(&self, exit: u32, side: &Rc<dyn NativeFunc>) {
         let Some(code) = side.as_any().downcast_ref::<FuncCode>() else {
             return;
         };
-        let restores_nothing = self
-            .compiled
-            .trace
-            .snaps
-            .get(exit as usize)
-            .is_some_and(|s| s.entries.is_empty());
-        if restores_nothing && code.ret_ty == self.ret_ty {
+        if code.ret_ty == self.ret_ty && code.ret_heap == self.ret_heap {
             if let Some(slot) = self.links.get(exit as usize) {
                 slot.set(code as *const FuncCode as usize as u64);
             }
@@ -368,6 +380,10 @@ impl FuncCode {
         let callee_base = base + s.window;
         let mut write_args = |regs: &mut [Value]| {
             for (i, (ty, r)) in s.args.iter().zip(regs.iter_mut()).enumerate() {
+                if s.heap_args & (1 << i) != 0 {
+                    // Already in the callee's register.
+                    continue;
+                }
                 // SAFETY: `area` is the call area of the running activation (see
                 // `call_helper`); argument word `i < MAX_ARGS` exists and `CArgI`/`CArgF`
                 // wrote it.
@@ -396,13 +412,58 @@ impl FuncCode {
             return 1;
         }
         let result = match (env.slot_mut(callee_base), s.ret) {
-            (Some(Value::Int(i)), Ty::Int) => *i as u64,
-            (Some(Value::Float(f)), Ty::Float) => f.to_bits(),
+            (Some(Value::Array(_)), _) if s.ret_heap => 0,
+            (Some(Value::Int(i)), Ty::Int) if !s.ret_heap => *i as u64,
+            (Some(Value::Float(f)), Ty::Float) if !s.ret_heap => f.to_bits(),
             _ => return 1,
         };
         // SAFETY: `area` is a live call area (see the callers); RESULT is one of its words.
         unsafe { area.add(callframe::RESULT).write(result) };
         0
+    }
+
+    /// Heap-value site `s` (not a call) of the activation on the frame at `base`, done as the
+    /// interpreter does the bytecode: STATUS 0 (RESULT set for a number), or 1 having changed
+    /// nothing.
+    fn heap_site(
+        &self,
+        env: &mut NativeEnv<'_, '_, '_>,
+        base: usize,
+        s: &CallSite,
+        area: *mut u64,
+    ) -> u64 {
+        // SAFETY: `area` is the running activation's call area (see `call_helper`); argument
+        // word `i < MAX_ARGS` exists and `CArgI`/`CArgF` wrote the ones the site reads.
+        let arg = |i: usize| unsafe { area.add(callframe::ARGS + i).read() };
+        match s.op {
+            SiteOp::Call => 1,
+            SiteOp::NewArr { dst, first, n } => {
+                let mut items = Vec::with_capacity(n);
+                for (i, ty) in s.args.iter().enumerate().take(n) {
+                    let item = if s.heap_args & (1 << i) != 0 {
+                        match env.slot_mut(base + first + i) {
+                            Some(v) => v.clone(),
+                            None => return 1,
+                        }
+                    } else if *ty == Ty::Float {
+                        Value::Float(f64::from_bits(arg(i)))
+                    } else {
+                        Value::Int(arg(i) as i64)
+                    };
+                    items.push(item);
+                }
+                let Some(v) = env.new_array(items) else {
+                    return 1;
+                };
+                match env.slot_mut(base + dst) {
+                    Some(slot) => {
+                        *slot = v;
+                        0
+                    }
+                    None => 1,
+                }
+            }
+        }
     }
 }
 
@@ -465,8 +526,17 @@ pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
     let area = area as usize as *mut u64;
     // SAFETY: native code passes the call area of its own, running activation.
     let (env, code, base, ddepth) = unsafe { activation(area) };
-    let status =
-        env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area));
+    let status = match code.sites.get(site as usize) {
+        Some(s) if !matches!(s.op, SiteOp::Call) => {
+            let status = code.heap_site(env, base, s, area);
+            // SAFETY: STATUS is a word of that call area.
+            unsafe { area.add(callframe::STATUS).write(status) };
+            // No VM call ran: the register stack has not moved, and the frame (which
+            // native code was running on) is still there.
+            return env.slot_addr(base) as usize as i64;
+        }
+        _ => env.with_direct_frames(ddepth, |env| code.call_site(env, base, site as usize, area)),
+    };
     // SAFETY: STATUS is a word of that call area.
     unsafe { area.add(callframe::STATUS).write(status) };
     slot_base(env, code, base, area)
@@ -542,6 +612,8 @@ pub struct FuncJit<'a> {
     code: BTreeMap<u64, Rc<FuncCode>>,
     installed: Vec<InstalledTrace>,
     stats: FuncStats,
+    /// The VM's memory meter (from the first hot function), for native `newarr`.
+    meter: Option<Meter>,
 }
 
 /// Trace id of `func`'s entry trace (`pc` 0) or of its side trace from `pc`.
@@ -560,6 +632,7 @@ impl<'a> FuncJit<'a> {
             code: BTreeMap::new(),
             installed: Vec::new(),
             stats: FuncStats::default(),
+            meter: None,
         }
     }
 
@@ -588,6 +661,9 @@ impl<'a> FuncJit<'a> {
     /// right after, which records it).
     pub fn hot(&mut self, at: HotFunc<'_>) {
         self.stats.hot += 1;
+        if self.meter.is_none() {
+            self.meter = Some(at.meter.clone());
+        }
         self.say(format_args!(
             "[JIT] Hot function {} detected (calls: {})",
             self.name(at.func),
@@ -683,12 +759,13 @@ impl<'a> FuncJit<'a> {
         let code = &self.code;
         let compiled_callee = |g: usize| {
             let c = code.get(&trace_id(g, 0, false))?;
-            Some((c.ret_ty, Rc::as_ptr(c) as usize as i64))
+            Some((c.ret_ty, c.ret_heap, Rc::as_ptr(c) as usize as i64))
         };
         let callees = Callees {
             compiled: &compiled_callee,
             is_entry: id == trace_id(func, 0, false),
             helpers: [call_helper, exit_helper],
+            meter: self.meter.as_ref(),
         };
         let ft = record_func(self.prog, func, pc, regs, &callees)?;
         let mut trace = ft.trace.clone();

@@ -47,7 +47,7 @@
 use alloc::vec::Vec;
 
 #[path = "record_array.rs"]
-mod array;
+pub(crate) mod array;
 #[path = "record_str.rs"]
 mod strs;
 

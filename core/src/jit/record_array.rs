@@ -80,6 +80,82 @@ pub(crate) extern "C" fn push_int(slot: i64, x: i64) -> i64 {
     }
 }
 
+/// Whether `move t, a` at `pc` (word `w`) is the argument move of `len(a)`: `move t, a;
+/// callb t, len, 1` (both recorders record the pair as one length load).
+pub(crate) fn is_len_call(code: &[u32], pc: usize, w: u32) -> bool {
+    let next = code.get(pc + 1).copied().unwrap_or(0);
+    next as u8 == byte::CallB
+        && field_a(next) == field_a(w)
+        && field_c(next) == 1
+        && Builtin::from_index(field_b(next)) == Some(Builtin::Len)
+}
+
+/// The IR-building operations the array recording needs, so loop traces
+/// ([`crate::jit::ir::TraceBuilder`]) and function traces ([`crate::jit::frecord`]) share one
+/// recording of element accesses.
+pub(crate) trait ArrayIr {
+    /// An int constant.
+    fn kint(&mut self, v: i64) -> Ref;
+    /// A pure operation.
+    fn op(&mut self, op: Op, a: Ref, b: Ref) -> Ref;
+    /// A guard that leaves at the current bytecode when `a op b` fails.
+    fn guard(&mut self, op: Op, a: Ref, b: Ref);
+    /// A load from address `base + disp`.
+    fn load(&mut self, op: Op, base: Ref, disp: i64) -> Ref;
+}
+
+impl ArrayIr for crate::jit::ir::TraceBuilder {
+    fn kint(&mut self, v: i64) -> Ref {
+        crate::jit::ir::TraceBuilder::kint(self, v)
+    }
+    fn op(&mut self, op: Op, a: Ref, b: Ref) -> Ref {
+        crate::jit::ir::TraceBuilder::op(self, op, a, b)
+    }
+    fn guard(&mut self, op: Op, a: Ref, b: Ref) {
+        crate::jit::ir::TraceBuilder::guard(self, op, a, b)
+    }
+    fn load(&mut self, op: Op, base: Ref, disp: i64) -> Ref {
+        crate::jit::ir::TraceBuilder::load(self, op, base, disp)
+    }
+}
+
+/// The guarded address of element `iref` of the array at `aref`: `0 <= index < len` in one
+/// unsigned compare, then the element pointer plus the index times the element size.
+pub(crate) fn element_addr(ir: &mut impl ArrayIr, aref: Ref, iref: Ref) -> Ref {
+    let len = ir.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
+    ir.guard(Op::ULt, iref, len);
+    let data = ir.load(Op::LdH, aref, ARRAY_PTR_OFFSET as i64);
+    let size = ir.kint(ELEM_SIZE);
+    let off = ir.op(Op::MulI, iref, size);
+    ir.op(Op::AddI, data, off)
+}
+
+/// Element `iref` of the array at `aref`, guarded to have tag `tag` (a number), loaded with
+/// `load` (`LdI`, `LdF`, `LdB`); also its address.
+pub(crate) fn number_element(
+    ir: &mut impl ArrayIr,
+    aref: Ref,
+    iref: Ref,
+    tag: u64,
+    load: Op,
+) -> (Ref, Ref) {
+    let addr = element_addr(ir, aref, iref);
+    let t = ir.load(Op::LdI, addr, TAG_OFFSET);
+    let want = ir.kint(tag as i64);
+    ir.guard(Op::Eq, t, want);
+    (ir.load(load, addr, PAYLOAD_OFFSET as i64), addr)
+}
+
+/// The address of element `iref` of the array at `aref`, guarded to have tag `tag` (an array
+/// or a string, for [`put_element`]).
+pub(crate) fn heap_element(ir: &mut impl ArrayIr, aref: Ref, iref: Ref, tag: u64) -> Ref {
+    let addr = element_addr(ir, aref, iref);
+    let t = ir.load(Op::LdI, addr, TAG_OFFSET);
+    let want = ir.kint(tag as i64);
+    ir.guard(Op::Eq, t, want);
+    addr
+}
+
 /// Bytes between two elements.
 const ELEM_SIZE: i64 = core::mem::size_of::<Value>() as i64;
 /// 2^63: the floats `int` converts natively lie strictly between minus this and this.
@@ -245,13 +321,7 @@ impl Recorder<'_> {
 
     /// The guarded address of element `iref` of the array at `aref`.
     pub(super) fn element_addr(&mut self, aref: Ref, iref: Ref) -> Ref {
-        let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
-        // `0 <= index < len` in one unsigned compare.
-        self.tb.guard(Op::ULt, iref, len);
-        let data = self.tb.load(Op::LdH, aref, ARRAY_PTR_OFFSET as i64);
-        let size = self.tb.kint(ELEM_SIZE);
-        let off = self.tb.op(Op::MulI, iref, size);
-        self.tb.op(Op::AddI, data, off)
+        element_addr(&mut self.tb, aref, iref)
     }
 
     /// `dst = arr[idx]` for a number element.
@@ -261,16 +331,12 @@ impl Recorder<'_> {
         let Some(num) = self.element(&obj, i)? else {
             return self.get_heap_element(op, dst, &obj, aref, i, iref);
         };
-        let addr = self.element_addr(aref, iref);
-        let tag = self.tb.load(Op::LdI, addr, TAG_OFFSET);
-        let want = self.tb.kint(tag_of(num) as i64);
-        self.tb.guard(Op::Eq, tag, want);
         let load = match num {
             Num::Int(_) => Op::LdI,
             Num::Float(_) => Op::LdF,
             Num::Bool(_) => Op::LdB,
         };
-        let r = self.tb.load(load, addr, PAYLOAD_OFFSET as i64);
+        let (r, _) = number_element(&mut self.tb, aref, iref, tag_of(num), load);
         self.know_tag(aref, iref, tag_of(num));
         self.set(dst, Val { num, r })
     }
@@ -303,10 +369,7 @@ impl Recorder<'_> {
             return Err(unsupported);
         }
         self.native_write(dst, op);
-        let addr = self.element_addr(aref, iref);
-        let t = self.tb.load(Op::LdI, addr, TAG_OFFSET);
-        let want = self.tb.kint(tag as i64);
-        self.tb.guard(Op::Eq, t, want);
+        let addr = heap_element(&mut self.tb, aref, iref, tag);
         let slot = self.tb.slot_addr(dst as u32);
         self.tb.call(put_element, slot, addr);
         self.tb.forget_slot(dst as u32);
@@ -452,12 +515,7 @@ impl Recorder<'_> {
     /// `move t, arr` (an array register): only as the argument move of `len(arr)` or
     /// `push(arr, v)`, recorded together with the instructions up to the `callb`.
     fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        let next = self.code.get(pc + 1).copied().unwrap_or(0);
-        let is_len = next as u8 == byte::CallB
-            && field_a(next) == field_a(w)
-            && field_c(next) == 1
-            && Builtin::from_index(field_b(next)) == Some(Builtin::Len);
-        if !is_len {
+        if !is_len_call(self.code, pc, w) {
             return self.push(pc, w);
         }
         let (obj, aref) = self.array(byte::Move, field_b(w))?;

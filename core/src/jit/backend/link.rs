@@ -102,41 +102,52 @@ pub fn exit_plans(
             at[inst.snap as usize] = pos;
         }
     }
-    let plans = t
-        .snaps
-        .iter()
-        .zip(&at)
-        .map(|(snap, &pos)| {
-            let checked = |slot: u32| {
-                t.insts[..pos.min(t.insts.len())]
-                    .iter()
-                    .any(|i| i.op == Op::SLoad && i.imm == slot as i64)
-            };
-            let checks = snap
-                .entries
-                .iter()
-                .map(|e| e.slot)
-                .filter(|&s| !checked(s))
-                .collect();
-            let stores = snap
-                .entries
-                .iter()
-                .map(|e| {
-                    let inst = t.inst(e.val);
-                    let src = if inst.op.is_const() {
-                        Src::Const(inst.imm)
-                    } else {
-                        Src::Loc(alloc.locs[e.val as usize])
-                    };
-                    Store {
-                        slot: e.slot,
-                        ty: inst.ty,
-                        src,
-                    }
-                })
-                .collect();
-            ExitPlan { checks, stores }
-        })
+    let plans = (0..t.snaps.len())
+        .map(|n| exit_plan_at(t, alloc, n, at[n]))
         .collect();
     Some(plans)
+}
+
+/// The write-back plan of snapshot `n` alone (a function trace's exit to a linked side
+/// trace), whatever the link table.
+pub fn exit_plan(t: &Trace, alloc: &Allocation, n: usize) -> ExitPlan {
+    let pos = t
+        .insts
+        .iter()
+        .position(|i| i.snap as usize == n && i.snap != NO_SNAP);
+    exit_plan_at(t, alloc, n, pos.unwrap_or(usize::MAX))
+}
+
+/// Snapshot `n`'s plan when its guard is instruction `pos`.
+fn exit_plan_at(t: &Trace, alloc: &Allocation, n: usize, pos: usize) -> ExitPlan {
+    let snap = &t.snaps[n];
+    let checked = |slot: u32| {
+        t.insts[..pos.min(t.insts.len())]
+            .iter()
+            .any(|i| i.op == Op::SLoad && i.imm == slot as i64)
+    };
+    let checks = snap
+        .entries
+        .iter()
+        .map(|e| e.slot)
+        .filter(|&s| !checked(s))
+        .collect();
+    let stores = snap
+        .entries
+        .iter()
+        .map(|e| {
+            let inst = t.inst(e.val);
+            let src = if inst.op.is_const() {
+                Src::Const(inst.imm)
+            } else {
+                Src::Loc(alloc.locs[e.val as usize])
+            };
+            Store {
+                slot: e.slot,
+                ty: inst.ty,
+                src,
+            }
+        })
+        .collect();
+    ExitPlan { checks, stores }
 }

@@ -53,7 +53,7 @@ use super::{Frame, Pos, Start, Vm, FRAME_WINDOW};
 pub(in crate::vm) mod events;
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::program::Program;
-use crate::vm::value::Value;
+use crate::vm::value::{Meter, Value};
 use events::{LoopHook, Reply};
 
 /// Native activations that may nest on the host stack; deeper calls are interpreted.
@@ -81,8 +81,8 @@ pub(super) fn stack_pointer() -> usize {
     core::hint::black_box(&marker) as *const u8 as usize
 }
 
-/// Register-stack slots native code gets beyond its frame window for direct calls (when the
-/// memory cap leaves room for them).
+/// Register-stack slots native code gets beyond its frame window for direct calls (when no
+/// memory cap is set).
 pub const DIRECT_SLACK: usize = 1024;
 
 /// What [`LoopHook::hot_func`] is told.
@@ -93,6 +93,8 @@ pub struct HotFunc<'a> {
     pub count: u32,
     /// The arguments of the call that made it hot.
     pub args: &'a [Value],
+    /// The VM's memory meter (native code that builds arrays charges it as `newarr` does).
+    pub meter: &'a Meter,
 }
 
 /// A runtime error and where it happened.
@@ -159,9 +161,26 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         Some(self.stack[base..].as_mut_ptr())
     }
 
+    /// The address of slot `base` (not checked: for native code that only addresses slots the
+    /// stack has, see [`Self::frame_ptr`]).
+    pub fn slot_addr(&mut self, base: usize) -> *mut Value {
+        self.stack.as_mut_ptr().wrapping_add(base)
+    }
+
+    /// The `n` slots from `base` on.
+    pub fn frame_mut(&mut self, base: usize, n: usize) -> Option<&mut [Value]> {
+        self.stack.get_mut(base..base.checked_add(n)?)
+    }
+
     /// Slot `i` of the register stack.
     pub fn slot_mut(&mut self, i: usize) -> Option<&mut Value> {
         self.stack.get_mut(i)
+    }
+
+    /// A new array of `items`, charged to the VM's meter as `newarr` charges it; `None` when
+    /// the memory cap refuses it (nothing charged; the interpreter then raises the error).
+    pub fn new_array(&mut self, items: Vec<Value>) -> Option<Value> {
+        Value::new_array(&self.vm.meter, items).ok()
     }
 
     /// Parks a trap for the native code's caller to pick up with [`take_pending`](Self::take_pending).
@@ -264,7 +283,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
     /// (without the VM): how many nested calls (the call depth left before the VM's limit,
     /// capped so the machine stack stays bounded, [`MAX_NATIVE_DEPTH`] activations in all),
     /// and how many register-stack slots exist from `base` on (the stack first grows by
-    /// [`DIRECT_SLACK`] slots if the memory cap allows).
+    /// [`DIRECT_SLACK`] slots when no memory cap is set).
     pub fn direct_room(&mut self, base: usize) -> (usize, usize) {
         let depth_left = self
             .vm
@@ -282,7 +301,10 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
                 .min(self.vm.native_frames_left())
         };
         let want = base + FRAME_WINDOW + DIRECT_SLACK;
-        if self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
+        // Under a memory cap the stack grows only where the interpreter grows it (calls
+        // through the helper), so the cap is reached at the same allocation with the JIT on.
+        let uncapped = self.vm.config.memory_cap == usize::MAX;
+        if uncapped && self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
             let _ = self.vm.grow_stack(self.stack, want);
         }
         (budget, self.stack.len().saturating_sub(base))
@@ -444,6 +466,7 @@ impl Vm<'_> {
                         func: callee,
                         count,
                         args,
+                        meter: &self.meter,
                     });
                 }
                 h.native_func(callee, args)

@@ -18,6 +18,25 @@ impl Isel<'_> {
         plan: &ExitPlan,
         slow: DynamicLabel,
     ) -> Result<(), CompileError> {
+        self.write_back(plan, slow)?;
+        let entry = self.links.table.wrapping_add(8 * n as u64);
+        mov_imm(&mut self.b, S0, entry as i64);
+        emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
+        let zero = Imm12::new(0).ok_or(CompileError::SlotTooFar)?;
+        emit::cmp_ri(&mut self.b, S0, zero);
+        emit::b_cond(&mut self.b, Cond::Eq, slow);
+        emit::br(&mut self.b, S0);
+        Ok(())
+    }
+
+    /// The write-back of an exit stub: check the unchecked tags (else `slow`), then store the
+    /// snapshot into the VM slots (loop traces before their link, function traces before a
+    /// linked side trace).
+    pub(super) fn write_back(
+        &mut self,
+        plan: &ExitPlan,
+        slow: DynamicLabel,
+    ) -> Result<(), CompileError> {
         let max = self.layout.scalar_tags_max.unwrap_or(0);
         for &slot in &plan.checks {
             let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
@@ -30,13 +49,6 @@ impl Isel<'_> {
         for st in &plan.stores {
             self.store_slot(st)?;
         }
-        let entry = self.links.table.wrapping_add(8 * n as u64);
-        mov_imm(&mut self.b, S0, entry as i64);
-        emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
-        let zero = Imm12::new(0).ok_or(CompileError::SlotTooFar)?;
-        emit::cmp_ri(&mut self.b, S0, zero);
-        emit::b_cond(&mut self.b, Cond::Eq, slow);
-        emit::br(&mut self.b, S0);
         Ok(())
     }
 

@@ -147,7 +147,7 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             emit::bind(&mut self.b, self.exits[n]);
-            self.exit_link(n);
+            self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
                 let slow = self.b.new_dynamic_label();
                 self.write_back_and_link(n, &plan, slow)?;

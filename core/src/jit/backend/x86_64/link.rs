@@ -18,6 +18,24 @@ impl Isel<'_> {
         plan: &ExitPlan,
         slow: DynamicLabel,
     ) -> Result<(), CompileError> {
+        self.write_back(plan, slow)?;
+        let table = self.links_table_entry(n);
+        self.mov_imm(S0, table);
+        emit::load_rm(&mut self.b, S0, S0, 0);
+        emit::cmp_ri(&mut self.b, S0, 0);
+        emit::jcc(&mut self.b, Cond::E, slow);
+        emit::jmp_r(&mut self.b, S0);
+        Ok(())
+    }
+
+    /// The write-back of an exit stub: check the unchecked tags (else `slow`), then store the
+    /// snapshot into the VM slots (loop traces before their link, function traces before a
+    /// linked side trace).
+    pub(super) fn write_back(
+        &mut self,
+        plan: &ExitPlan,
+        slow: DynamicLabel,
+    ) -> Result<(), CompileError> {
         let max = self.layout.scalar_tags_max.unwrap_or(0);
         for &slot in &plan.checks {
             let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
@@ -38,12 +56,6 @@ impl Isel<'_> {
         for st in &plan.stores {
             self.store_slot(st)?;
         }
-        let table = self.links_table_entry(n);
-        self.mov_imm(S0, table);
-        emit::load_rm(&mut self.b, S0, S0, 0);
-        emit::cmp_ri(&mut self.b, S0, 0);
-        emit::jcc(&mut self.b, Cond::E, slow);
-        emit::jmp_r(&mut self.b, S0);
         Ok(())
     }
 

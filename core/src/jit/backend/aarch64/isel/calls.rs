@@ -4,6 +4,7 @@
 use super::super::emit_call;
 use super::emit::{self, Cond, Imm12, Off8};
 use super::{mov_imm, target, Isel, Mem, ADDR, BASE, CTX, FS0, S0, S1, X0, X1};
+use crate::jit::backend::link::exit_plan;
 use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
@@ -100,14 +101,23 @@ impl Isel<'_> {
         else {
             return Ok(());
         };
-        if !self.t.snaps[n].entries.is_empty() {
-            return Ok(());
-        }
         let no_link = self.b.new_dynamic_label();
         mov_imm(&mut self.b, S0, table + 8 * n as i64);
         emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
         emit::cmp_ri(&mut self.b, S0, imm12(0)?);
         emit::b_cond(&mut self.b, Cond::Eq, no_link);
+        if !self.t.snaps[n].entries.is_empty() {
+            // The side trace reads the snapshot from the VM slots: store it there (the host's
+            // restore would write the same values if a tag check sends us to the exit).
+            if self.layout.scalar_tags_max.is_none() {
+                emit::bind(&mut self.b, no_link);
+                return Ok(());
+            }
+            let plan = exit_plan(self.t, self.alloc, n);
+            self.write_back(&plan, no_link)?;
+            mov_imm(&mut self.b, S0, table + 8 * n as i64);
+            emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
+        }
         emit::str_x(&mut self.b, S0, CTX, area(callframe::META)?);
         let body = Off8::new(callframe::BODY_OFFSET as i64).ok_or(CompileError::SlotTooFar)?;
         emit::ldr_x(&mut self.b, S1, S0, body);
@@ -177,10 +187,13 @@ impl Isel<'_> {
             (packed >> 32) & 0xffff,
         );
         let rest = (packed >> 48) & 0xffff;
+        // Site index, and the arguments that are heap values already in the callee's
+        // registers (neither checked nor stored).
+        let (site, heap_args) = (inst.imm & 0xffff_ffff, (inst.imm >> 32) as u32);
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
-            self.helper_call(r, inst.imm)?;
+            self.helper_call(r, site)?;
             return self.status(r);
         }
         let slow = self.b.new_dynamic_label();
@@ -205,7 +218,7 @@ impl Isel<'_> {
         mov_imm(&mut self.b, S1, (window + callframe::WINDOW) as i64);
         emit::cmp_rr(&mut self.b, S0, S1);
         emit::b_cond(&mut self.b, Cond::Lt, slow);
-        for i in 0..argc {
+        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
             let (tag, _) = disp(window + i)?;
             self.slot_word(tag, S0, false)?;
             emit::cmp_ri(
@@ -215,7 +228,7 @@ impl Isel<'_> {
             );
             emit::b_cond(&mut self.b, Cond::Hi, slow);
         }
-        for i in 0..argc {
+        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
             let (tag, pay) = disp(window + i)?;
             let t = if floats & (1 << i) != 0 {
                 l.float_tag
@@ -286,7 +299,7 @@ impl Isel<'_> {
         self.charge_call(-rest)?;
         emit::add_ri(&mut self.b, ADDR, SP, imm12(0)?);
         emit::str_x(&mut self.b, X0, ADDR, area(callframe::STATUS)?);
-        mov_imm(&mut self.b, S0, inst.imm);
+        mov_imm(&mut self.b, S0, site);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::RESULT)?);
         emit::mov_rr(&mut self.b, X0, ADDR);
         emit::add_ri(&mut self.b, X1, CTX, imm12(callframe::AREA * 8)?);
@@ -297,7 +310,7 @@ impl Isel<'_> {
         emit::add_ri(&mut self.b, SP, SP, frame);
         emit::b(&mut self.b, done);
         emit::bind(&mut self.b, slow);
-        self.helper_call(r, inst.imm)?;
+        self.helper_call(r, site)?;
         emit::bind(&mut self.b, done);
         self.status(r)?;
         if let Some(g) = guard {

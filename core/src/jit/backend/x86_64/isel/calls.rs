@@ -2,6 +2,7 @@
 //! `CResI`, `CResF`, `RetI`, `RetF`, `RetN`); frame and protocol in [`crate::jit::callframe`].
 use super::super::emit_call;
 use super::{emit, target, word, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
+use crate::jit::backend::link::exit_plan;
 use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
@@ -74,7 +75,7 @@ impl Isel<'_> {
     /// link table has a side trace for it, continue there (same frame, same slots, same saved
     /// registers): a jump past the side trace's prologue; its return goes straight to our
     /// caller.
-    pub(super) fn exit_link(&mut self, n: usize) {
+    pub(super) fn exit_link(&mut self, n: usize) -> Result<(), CompileError> {
         let Some(table) = self
             .t
             .insts
@@ -82,20 +83,30 @@ impl Isel<'_> {
             .find(|i| i.op == Op::Links)
             .map(|i| i.imm)
         else {
-            return;
+            return Ok(());
         };
-        if !self.t.snaps[n].entries.is_empty() {
-            return;
-        }
         let no_link = self.b.new_dynamic_label();
         emit::mov_ri64(&mut self.b, S0, table + 8 * n as i64);
         emit_call::load_rax_rax(&mut self.b, 0);
         emit::cmp_ri(&mut self.b, target::RAX, 0);
         emit::jcc(&mut self.b, Cond::E, no_link);
+        if !self.t.snaps[n].entries.is_empty() {
+            // The side trace reads the snapshot from the VM slots: store it there (the host's
+            // restore would write the same values if a tag check sends us to the exit).
+            if self.layout.scalar_tags_max.is_none() {
+                emit::bind(&mut self.b, no_link);
+                return Ok(());
+            }
+            let plan = exit_plan(self.t, self.alloc, n);
+            self.write_back(&plan, no_link)?;
+            emit::mov_ri64(&mut self.b, S0, table + 8 * n as i64);
+            emit_call::load_rax_rax(&mut self.b, 0);
+        }
         emit::mov_rr(&mut self.b, S1, target::RAX);
         emit::store_ctx(&mut self.b, area(callframe::META), S1);
         emit_call::jmp_at_r11(&mut self.b, callframe::BODY_OFFSET);
         emit::bind(&mut self.b, no_link);
+        Ok(())
     }
 
     /// Adds a direct call's fuel to the ROOT frame's FUEL word.
@@ -136,6 +147,9 @@ impl Isel<'_> {
             ((packed >> 32) & 0xffff) as i32,
         );
         let rest = ((packed >> 48) & 0xffff) as i32;
+        // Site index, and the arguments that are heap values already in the callee's
+        // registers (neither checked nor stored).
+        let (site, heap_args) = (inst.imm & 0xffff_ffff, (inst.imm >> 32) as u32);
         let slow = self.b.new_dynamic_label();
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
@@ -145,7 +159,7 @@ impl Isel<'_> {
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
-            self.helper_call(r, inst.imm)?;
+            self.helper_call(r, site)?;
             self.status(r);
             return Ok(());
         }
@@ -166,12 +180,12 @@ impl Isel<'_> {
             (window + callframe::WINDOW) as i32,
         );
         emit::jcc(&mut self.b, Cond::L, slow);
-        for i in 0..argc {
+        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
             let (tag, _) = disp(window + i)?;
             emit::cmp_tag64(&mut self.b, tag, callframe::FIRST_HEAP_TAG as i32);
             emit::jcc(&mut self.b, Cond::Ae, slow);
         }
-        for i in 0..argc {
+        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
             let (tag, pay) = disp(window + i)?;
             let t = if floats & (1 << i) != 0 {
                 l.float_tag
@@ -233,7 +247,7 @@ impl Isel<'_> {
         emit_call::mov_from_rsp(&mut self.b, S1);
         emit_call::store_r11(&mut self.b, area(callframe::STATUS), target::RAX);
         self.charge_call(-rest);
-        self.mov_imm(S0, inst.imm);
+        self.mov_imm(S0, site);
         emit_call::store_r11(&mut self.b, area(callframe::RESULT), S0);
         emit::mov_rr(&mut self.b, ARG0, S1);
         emit::mov_rr(&mut self.b, ARG1, target::CTX);
@@ -245,7 +259,7 @@ impl Isel<'_> {
         emit_call::add_rsp(&mut self.b, frame);
         emit::jmp(&mut self.b, done);
         emit::bind(&mut self.b, slow);
-        self.helper_call(r, inst.imm)?;
+        self.helper_call(r, site)?;
         emit::bind(&mut self.b, done);
         self.status(r);
         if let Some(g) = guard {
