@@ -763,9 +763,12 @@ impl Recorder<'_> {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
-        if !cmp.compare_holds(ord) {
+        let last_of_root = !self.side && target == self.header && !self.calls.inside();
+        if !cmp.compare_holds(ord) && !last_of_root {
             return self.for_loop_falls_through(pc, v, limit, before_step, shape.le);
         }
+        // Taken now, or the root loop's last iteration: either way the trace guards that the
+        // loop goes on (a guard that fails at once, in the second case, is the loop's exit).
         // Failing `v < limit` means exactly "not taken" (NaN included): resume after this
         // instruction, whose add is already in the snapshot.
         self.tb.at_pc((pc + 2) as u32);
@@ -793,8 +796,9 @@ impl Recorder<'_> {
 }
 
 impl Recorder<'_> {
-    /// The recorded iteration is the loop's last one. A root trace gives up (its loop would not
-    /// come back); a side trace guards that an int counter stays at or past its limit and
+    /// The recorded iteration is the loop's last one, and its `for` step does not jump back to
+    /// the root trace's start (that case is recorded as taken, its guard being the exit). A
+    /// root trace gives up; a side trace guards that an int counter stays at or past its limit and
     /// carries on. Failing means the loop continues: the exit resumes at this instruction with
     /// the state before the step (`before_step`), so the interpreter redoes the step and takes
     /// the backward jump itself, charging its fuel.
