@@ -175,6 +175,7 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
     let mut em = Emitter {
         out: Trace {
             calls: rec.calls.clone(),
+            keep: rec.keep.clone(),
             ..Trace::default()
         },
         cse: BTreeMap::new(),
@@ -211,6 +212,7 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
     let mut em = Emitter {
         out: Trace {
             calls: rec.calls.clone(),
+            keep: rec.keep.clone(),
             ..Trace::default()
         },
         cse: BTreeMap::new(),

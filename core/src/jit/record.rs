@@ -138,6 +138,8 @@ struct Recorder<'p> {
     str_slots: Vec<u32>,
     /// Bytecodes whose native stores hit a register the iteration had loaded (see [`strs`]).
     stale_reads: Vec<u8>,
+    /// The VM's memory meter, when a value of the frame holds it (see [`strs`]).
+    meter: Option<crate::vm::value::Meter>,
 }
 
 /// How a recording starts and where it may end.
@@ -225,6 +227,7 @@ pub fn record_with_calls(
         strs: strs::str_regs(regs),
         str_slots: Vec::new(),
         stale_reads: Vec::new(),
+        meter: strs::meter_of(regs),
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
