@@ -28,7 +28,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, TraceBuilder, Ty, NONE, NO_SNAP};
-use crate::jit::snapshot::Snapshot;
+use crate::jit::snapshot::{SnapEntry, Snapshot};
 
 /// Why a trace could not be optimised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,12 +286,30 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
 /// A body guard's snapshot: the tail's slots (previous iteration), overlaid with the guard's
 /// own entries translated into body refs.
 fn body_snapshot(own: &Snapshot, tail: &Snapshot, subst: &[Ref]) -> Snapshot {
-    let mut s = tail.clone();
-    s.pc = own.pc;
-    for e in &own.entries {
-        s.set(e.slot, remap(subst, e.val));
+    // Both entry lists are sorted by slot: one merge, the guard's own entry winning.
+    let (a, b) = (&tail.entries, &own.entries);
+    let mut entries = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let take_own = j < b.len() && (i == a.len() || b[j].slot <= a[i].slot);
+        if take_own {
+            if i < a.len() && a[i].slot == b[j].slot {
+                i += 1;
+            }
+            entries.push(SnapEntry {
+                slot: b[j].slot,
+                val: remap(subst, b[j].val),
+            });
+            j += 1;
+        } else {
+            entries.push(a[i]);
+            i += 1;
+        }
     }
-    s
+    Snapshot {
+        pc: own.pc,
+        entries,
+    }
 }
 
 /// Adds `PHI(r, subst[r])` for every pre-roll value the body uses whose body value differs.

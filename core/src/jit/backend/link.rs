@@ -28,6 +28,7 @@
 //! - a trace gets write-back stubs only when the layout names its scalar tags and the plans
 //!   stay under [`MAX_WRITEBACK_STORES`] stores in total (code size grows with exits x slots);
 //!   otherwise every exit returns to the host as before.
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -102,16 +103,19 @@ pub fn exit_plans(
             at[inst.snap as usize] = pos;
         }
     }
+    // Where each slot is first loaded (tag-checked) by an `SLoad`.
+    let mut first_load: BTreeMap<i64, usize> = BTreeMap::new();
+    for (pos, inst) in t.insts.iter().enumerate() {
+        if inst.op == Op::SLoad {
+            first_load.entry(inst.imm).or_insert(pos);
+        }
+    }
     let plans = t
         .snaps
         .iter()
         .zip(&at)
         .map(|(snap, &pos)| {
-            let checked = |slot: u32| {
-                t.insts[..pos.min(t.insts.len())]
-                    .iter()
-                    .any(|i| i.op == Op::SLoad && i.imm == slot as i64)
-            };
+            let checked = |slot: u32| first_load.get(&(slot as i64)).is_some_and(|&p| p < pos);
             let checks = snap
                 .entries
                 .iter()

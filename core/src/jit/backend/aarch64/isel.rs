@@ -55,6 +55,7 @@ impl Backend for A64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
             done_guard: None,
+            link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -114,6 +115,9 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
+    /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
+    /// every exit stub asks for it.
+    pub(super) link_table: Option<i64>,
 }
 
 impl Isel<'_> {

@@ -75,13 +75,7 @@ impl Isel<'_> {
     /// registers): a jump past the side trace's prologue; its return goes straight to our
     /// caller.
     pub(super) fn exit_link(&mut self, n: usize) {
-        let Some(table) = self
-            .t
-            .insts
-            .iter()
-            .find(|i| i.op == Op::Links)
-            .map(|i| i.imm)
-        else {
+        let Some(table) = self.link_table else {
             return;
         };
         if !self.t.snaps[n].entries.is_empty() {
