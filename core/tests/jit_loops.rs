@@ -568,3 +568,22 @@ fn a_long_string_constant_in_a_loop_matches_the_interpreter() {
         print(n, s);";
     same_as_interpreter(src, &[]);
 }
+
+#[test]
+fn float_remainder_in_a_loop_matches_the_interpreter() {
+    // Float `%` (truncated, sign of the dividend), mixed with ints, by a negative divisor, and
+    // by zero (NaN) in some iterations.
+    let src = "let s = 0.0; let t = 0.0; let i = 0; let n = 0;
+        while i < 2000 {
+            let x = i * 0.37 - 300.0;
+            s = s + x % 7.5 + x % (0.0 - 2.25) + i % 3.5;
+            let d = (i % 50) * 0.5;
+            let r = x % d;
+            if r != r { n = n + 1; } else { t = t + r; }
+            i = i + 1;
+        }
+        print(s, t, n);";
+    let r = same_as_interpreter(src, &[]);
+    assert!(!r.log.contains("aborted"), "{}", r.log);
+    assert!(r.stats.compiled >= 1, "{}", r.log);
+}

@@ -78,6 +78,18 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
                 };
                 b.guard(op, p, q);
             }
+            8 => {
+                // A float's bits as an int and an int's bits as a float (the operands and
+                // result of a runtime call on floats), any bit pattern included.
+                let p = pick_float(&mut b, &floats, x);
+                let bits = b.op(Op::FBits, p, NONE);
+                ints.push(bits);
+                b.set_slot(int_slot(x), bits);
+                let q = pick_int(&mut b, &ints, y);
+                let r = b.op(Op::BitsF, q, NONE);
+                floats.push(r);
+                b.set_slot(float_slot(y), r);
+            }
             9 => {
                 // `sqrt` (NaN for negative operands).
                 let p = pick_float(&mut b, &floats, x);

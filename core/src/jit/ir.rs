@@ -141,6 +141,8 @@ macro_rules! irdef {
             SAddr   (None, None)    -> Int   [flags::PURE]                    "the address of VM slot `imm` (for runtime calls that work on a slot's value)";
             DivIK   (Int, Int)      -> Int   [flags::PURE]                    "a / b truncated (int `/`); b a constant other than 0 and -1";
             ModIK   (Int, Int)      -> Int   [flags::PURE]                    "a % b, sign of a (int `%`); b a constant other than 0 and -1";
+            FBits   (Float, None)   -> Int   [flags::PURE]                    "the bits of float a (a float argument of a runtime call)";
+            BitsF   (Int, None)     -> Float [flags::PURE]                    "the float whose bits are a (a float result of a runtime call)";
         }
     };
 }

@@ -42,8 +42,8 @@
 //!   yield a bool constant; numbers are always truthy;
 //! - int `/` and `%` guard `divisor != 0` at the instruction's own pc (so the interpreter
 //!   raises the error there) and call a host function with the interpreter's wrapping
-//!   semantics; float `%` aborts; mixed arithmetic converts the int side with `ToFloat`, as the
-//!   interpreter does.
+//!   semantics; float `%` is a host call on the operands' bits (`FBits`, `BitsF`); mixed
+//!   arithmetic converts the int side with `ToFloat`, as the interpreter does.
 use alloc::vec::Vec;
 
 #[path = "record_array.rs"]
@@ -369,6 +369,19 @@ impl Recorder<'_> {
             byte::Sub | byte::SubK => (Op::SubF, p - q),
             byte::Mul | byte::MulK => (Op::MulF, p * q),
             byte::Div | byte::DivK => (Op::DivF, p / q),
+            byte::Mod | byte::ModK => {
+                // The interpreter's float `%` (Rust's, truncated like C's `fmod`), a runtime
+                // call on the operands' bits.
+                let (xb, yb) = (
+                    self.tb.op(Op::FBits, x.r, NONE),
+                    self.tb.op(Op::FBits, y.r, NONE),
+                );
+                let bits = self.tb.call(host_fmod, xb, yb);
+                return Ok(Val {
+                    num: Num::Float(p % q),
+                    r: self.tb.op(Op::BitsF, bits, NONE),
+                });
+            }
             other => return Err(Abort::Unsupported(other)),
         };
         Ok(Val {
@@ -834,6 +847,11 @@ pub(crate) extern "C" fn host_div(a: i64, b: i64) -> i64 {
     } else {
         a.wrapping_div(b)
     }
+}
+
+/// Float `%` as the interpreter computes it, on the operands' bits.
+pub(crate) extern "C" fn host_fmod(a: i64, b: i64) -> i64 {
+    (f64::from_bits(a as u64) % f64::from_bits(b as u64)).to_bits() as i64
 }
 
 /// Int `%` with the interpreter's wrapping semantics (the divisor is guarded non-zero).

@@ -226,6 +226,18 @@ impl Isel<'_> {
                 emit::scvtf(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
+            Op::FBits => {
+                let fa = self.float_in(inst.a, FS0)?;
+                let rd = self.out(r, S0);
+                emit::fmov_xd(&mut self.b, rd, fa);
+                self.store_result(r, rd)?;
+            }
+            Op::BitsF => {
+                let ra = self.int_in(inst.a, S0)?;
+                let fd = self.out(r, FS0);
+                emit::fmov_dx(&mut self.b, fd, ra);
+                self.store_result(r, fd)?;
+            }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r)?,
             Op::Call => self.call(r)?,
             Op::Fuel => self.fuel(r)?,

@@ -202,6 +202,18 @@ impl Isel<'_> {
                 emit::cvtsi2sd(&mut self.b, fd, ra);
                 self.store_result(r, fd);
             }
+            Op::FBits => {
+                let fa = self.float_in(inst.a, FS0);
+                let rd = self.out(r, S0);
+                emit::movq_rx(&mut self.b, rd, fa);
+                self.store_result(r, rd);
+            }
+            Op::BitsF => {
+                let ra = self.int_in(inst.a, S0);
+                let fd = self.out(r, FS0);
+                emit::movq_xr(&mut self.b, fd, ra);
+                self.store_result(r, fd);
+            }
             Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {
                 self.fused_guard(r)?
             }
