@@ -390,6 +390,7 @@ mod tests {
                     t::cmp_rr(ops, d, n);
                     t::fmov_dd(ops, d, n);
                     t::fmov_dx(ops, d, n);
+                    t::fmov_xd(ops, d, n);
                     t::fcmp(ops, d, n);
                     t::scvtf(ops, d, n);
                     t::fsqrt(ops, d, n);

@@ -354,6 +354,7 @@ mod tests {
                     t::cmp_rr(ops, d, s);
                     t::fmov_rr(ops, d, s);
                     t::movq_xr(ops, d, s);
+                    t::movq_rx(ops, d, s);
                     t::addsd(ops, d, s);
                     t::subsd(ops, d, s);
                     t::mulsd(ops, d, s);
