@@ -88,7 +88,7 @@ impl Emitter {
 
     /// Emits `inst` (operands already in output refs); returns its ref, an equivalent older
     /// ref, or `NONE` for a guard that always holds.
-    fn emit(&mut self, mut inst: Inst, snap: Option<&Snapshot>) -> Ref {
+    fn emit(&mut self, mut inst: Inst, snap: Option<Snapshot>) -> Ref {
         if inst.op.flags() & flags::COMM != 0
             && self.const_of(inst.a).is_some()
             && self.const_of(inst.b).is_none()
@@ -112,7 +112,7 @@ impl Emitter {
             }
         }
         if let Some(s) = snap {
-            self.out.snaps.push(s.clone());
+            self.out.snaps.push(s);
             inst.snap = (self.out.snaps.len() - 1) as u32;
         } else {
             inst.snap = NO_SNAP;
@@ -189,7 +189,7 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
         i.a = remap(&map, i.a);
         i.b = remap(&map, i.b);
         let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
-        map.push(em.emit(i, snap.as_ref()));
+        map.push(em.emit(i, snap));
     }
     let tail = rec.tail.map(|r| remap(&map, r));
     em.out.tail = tail.clone();
@@ -225,7 +225,7 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
         i.a = remap(&map, i.a);
         i.b = remap(&map, i.b);
         let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
-        map.push(em.emit(i, snap.as_ref()));
+        map.push(em.emit(i, snap));
     }
     let mut out = em.out;
     eliminate_dead_code(&mut out);
@@ -275,7 +275,7 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
                 i.b = remap(&subst, i.b);
                 let snap = (i.snap != NO_SNAP)
                     .then(|| body_snapshot(&em.out.snaps[i.snap as usize], tail, &subst));
-                em.emit(i, snap.as_ref())
+                em.emit(i, snap)
             }
         };
         subst[r] = new;
