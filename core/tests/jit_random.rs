@@ -78,6 +78,20 @@ fn build(prog: &[(u8, u8, u8, i16)]) -> Trace {
                 };
                 b.guard(op, p, q);
             }
+            8 => {
+                // A float's bits as an int (used by int arithmetic and stored) and back (the
+                // operands and result of a runtime call on floats). Only bits of floats the
+                // trace computed go back: which of two NaN payloads a float op keeps is not
+                // fixed across implementations, so arbitrary NaN bit patterns would compare
+                // unequal where no program could tell.
+                let p = pick_float(&mut b, &floats, x);
+                let bits = b.op(Op::FBits, p, NONE);
+                ints.push(bits);
+                b.set_slot(int_slot(x), bits);
+                let r = b.op(Op::BitsF, bits, NONE);
+                floats.push(r);
+                b.set_slot(float_slot(y), r);
+            }
             9 => {
                 // `sqrt` (NaN for negative operands).
                 let p = pick_float(&mut b, &floats, x);

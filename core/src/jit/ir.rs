@@ -141,6 +141,8 @@ macro_rules! irdef {
             SAddr   (None, None)    -> Int   [flags::PURE]                    "the address of VM slot `imm` (for runtime calls that work on a slot's value)";
             DivIK   (Int, Int)      -> Int   [flags::PURE]                    "a / b truncated (int `/`); b a constant other than 0 and -1";
             ModIK   (Int, Int)      -> Int   [flags::PURE]                    "a % b, sign of a (int `%`); b a constant other than 0 and -1";
+            FBits   (Float, None)   -> Int   [flags::PURE]                    "the bits of float a (a float argument of a runtime call)";
+            BitsF   (Int, None)     -> Float [flags::PURE]                    "the float whose bits are a (a float result of a runtime call)";
         }
     };
 }
@@ -286,6 +288,9 @@ pub struct Trace {
     pub tail: Snapshot,
     /// Host functions, indexed by `Call`'s `imm`.
     pub calls: Vec<HostFn>,
+    /// VM values the trace's code points at (string constants its `loadk`s clone, by the
+    /// address of the `Value` inside the `Rc`): alive as long as any copy of the trace is.
+    pub keep: Vec<alloc::rc::Rc<crate::vm::value::Value>>,
 }
 
 /// Why a trace is malformed.
@@ -634,6 +639,14 @@ impl TraceBuilder {
     /// itself (a runtime call), so exits must leave the slot alone.
     pub fn forget_slot(&mut self, slot: u32) {
         self.slots.entries.retain(|e| e.slot != slot);
+    }
+
+    /// Keeps `v` alive with the trace; the address its code may read it at.
+    pub fn keep(&mut self, v: crate::vm::value::Value) -> i64 {
+        let rc = alloc::rc::Rc::new(v);
+        let addr = alloc::rc::Rc::as_ptr(&rc) as i64;
+        self.trace.keep.push(rc);
+        addr
     }
 
     /// The address of VM slot `slot`.

@@ -129,6 +129,8 @@ fn step(
             Op::MulF => (f(a()) * f(b())).to_bits(),
             Op::DivF => (f(a()) / f(b())).to_bits(),
             Op::ToFloat => (a() as i64 as f64).to_bits(),
+            // Values are held as bits: a float's bits are its int image and back.
+            Op::FBits | Op::BitsF => a(),
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => {
                 let ord = match trace.ty(inst.a) {
                     Ty::Float => f(a()).partial_cmp(&f(b())),

@@ -28,7 +28,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
 use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, TraceBuilder, Ty, NONE, NO_SNAP};
-use crate::jit::snapshot::Snapshot;
+use crate::jit::snapshot::{SnapEntry, Snapshot};
 
 /// Why a trace could not be optimised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +88,7 @@ impl Emitter {
 
     /// Emits `inst` (operands already in output refs); returns its ref, an equivalent older
     /// ref, or `NONE` for a guard that always holds.
-    fn emit(&mut self, mut inst: Inst, snap: Option<&Snapshot>) -> Ref {
+    fn emit(&mut self, mut inst: Inst, snap: Option<Snapshot>) -> Ref {
         if inst.op.flags() & flags::COMM != 0
             && self.const_of(inst.a).is_some()
             && self.const_of(inst.b).is_none()
@@ -112,7 +112,7 @@ impl Emitter {
             }
         }
         if let Some(s) = snap {
-            self.out.snaps.push(s.clone());
+            self.out.snaps.push(s);
             inst.snap = (self.out.snaps.len() - 1) as u32;
         } else {
             inst.snap = NO_SNAP;
@@ -175,6 +175,7 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
     let mut em = Emitter {
         out: Trace {
             calls: rec.calls.clone(),
+            keep: rec.keep.clone(),
             ..Trace::default()
         },
         cse: BTreeMap::new(),
@@ -188,7 +189,7 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
         i.a = remap(&map, i.a);
         i.b = remap(&map, i.b);
         let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
-        map.push(em.emit(i, snap.as_ref()));
+        map.push(em.emit(i, snap));
     }
     let tail = rec.tail.map(|r| remap(&map, r));
     em.out.tail = tail.clone();
@@ -211,6 +212,7 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
     let mut em = Emitter {
         out: Trace {
             calls: rec.calls.clone(),
+            keep: rec.keep.clone(),
             ..Trace::default()
         },
         cse: BTreeMap::new(),
@@ -223,7 +225,7 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
         i.a = remap(&map, i.a);
         i.b = remap(&map, i.b);
         let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
-        map.push(em.emit(i, snap.as_ref()));
+        map.push(em.emit(i, snap));
     }
     let mut out = em.out;
     eliminate_dead_code(&mut out);
@@ -273,7 +275,7 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
                 i.b = remap(&subst, i.b);
                 let snap = (i.snap != NO_SNAP)
                     .then(|| body_snapshot(&em.out.snaps[i.snap as usize], tail, &subst));
-                em.emit(i, snap.as_ref())
+                em.emit(i, snap)
             }
         };
         subst[r] = new;
@@ -284,12 +286,30 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
 /// A body guard's snapshot: the tail's slots (previous iteration), overlaid with the guard's
 /// own entries translated into body refs.
 fn body_snapshot(own: &Snapshot, tail: &Snapshot, subst: &[Ref]) -> Snapshot {
-    let mut s = tail.clone();
-    s.pc = own.pc;
-    for e in &own.entries {
-        s.set(e.slot, remap(subst, e.val));
+    // Both entry lists are sorted by slot: one merge, the guard's own entry winning.
+    let (a, b) = (&tail.entries, &own.entries);
+    let mut entries = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let take_own = j < b.len() && (i == a.len() || b[j].slot <= a[i].slot);
+        if take_own {
+            if i < a.len() && a[i].slot == b[j].slot {
+                i += 1;
+            }
+            entries.push(SnapEntry {
+                slot: b[j].slot,
+                val: remap(subst, b[j].val),
+            });
+            j += 1;
+        } else {
+            entries.push(a[i]);
+            i += 1;
+        }
     }
-    s
+    Snapshot {
+        pc: own.pc,
+        entries,
+    }
 }
 
 /// Adds `PHI(r, subst[r])` for every pre-roll value the body uses whose body value differs.

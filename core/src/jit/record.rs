@@ -42,8 +42,8 @@
 //!   yield a bool constant; numbers are always truthy;
 //! - int `/` and `%` guard `divisor != 0` at the instruction's own pc (so the interpreter
 //!   raises the error there) and call a host function with the interpreter's wrapping
-//!   semantics; float `%` aborts; mixed arithmetic converts the int side with `ToFloat`, as the
-//!   interpreter does.
+//!   semantics; float `%` is a host call on the operands' bits (`FBits`, `BitsF`); mixed
+//!   arithmetic converts the int side with `ToFloat`, as the interpreter does.
 use alloc::vec::Vec;
 
 #[path = "record_array.rs"]
@@ -138,6 +138,8 @@ struct Recorder<'p> {
     str_slots: Vec<u32>,
     /// Bytecodes whose native stores hit a register the iteration had loaded (see [`strs`]).
     stale_reads: Vec<u8>,
+    /// The VM's memory meter, when a value of the frame holds it (see [`strs`]).
+    meter: Option<crate::vm::value::Meter>,
 }
 
 /// How a recording starts and where it may end.
@@ -225,6 +227,7 @@ pub fn record_with_calls(
         strs: strs::str_regs(regs),
         str_slots: Vec::new(),
         stale_reads: Vec::new(),
+        meter: strs::meter_of(regs),
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
@@ -366,6 +369,19 @@ impl Recorder<'_> {
             byte::Sub | byte::SubK => (Op::SubF, p - q),
             byte::Mul | byte::MulK => (Op::MulF, p * q),
             byte::Div | byte::DivK => (Op::DivF, p / q),
+            byte::Mod | byte::ModK => {
+                // The interpreter's float `%` (Rust's, truncated like C's `fmod`), a runtime
+                // call on the operands' bits.
+                let (xb, yb) = (
+                    self.tb.op(Op::FBits, x.r, NONE),
+                    self.tb.op(Op::FBits, y.r, NONE),
+                );
+                let bits = self.tb.call(host_fmod, xb, yb);
+                return Ok(Val {
+                    num: Num::Float(p % q),
+                    r: self.tb.op(Op::BitsF, bits, NONE),
+                });
+            }
             other => return Err(Abort::Unsupported(other)),
         };
         Ok(Val {
@@ -763,9 +779,12 @@ impl Recorder<'_> {
             (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
-        if !cmp.compare_holds(ord) {
+        let last_of_root = !self.side && target == self.header && !self.calls.inside();
+        if !cmp.compare_holds(ord) && !last_of_root {
             return self.for_loop_falls_through(pc, v, limit, before_step, shape.le);
         }
+        // Taken now, or the root loop's last iteration: either way the trace guards that the
+        // loop goes on (a guard that fails at once, in the second case, is the loop's exit).
         // Failing `v < limit` means exactly "not taken" (NaN included): resume after this
         // instruction, whose add is already in the snapshot.
         self.tb.at_pc((pc + 2) as u32);
@@ -793,8 +812,9 @@ impl Recorder<'_> {
 }
 
 impl Recorder<'_> {
-    /// The recorded iteration is the loop's last one. A root trace gives up (its loop would not
-    /// come back); a side trace guards that an int counter stays at or past its limit and
+    /// The recorded iteration is the loop's last one, and its `for` step does not jump back to
+    /// the root trace's start (that case is recorded as taken, its guard being the exit). A
+    /// root trace gives up; a side trace guards that an int counter stays at or past its limit and
     /// carries on. Failing means the loop continues: the exit resumes at this instruction with
     /// the state before the step (`before_step`), so the interpreter redoes the step and takes
     /// the backward jump itself, charging its fuel.
@@ -827,6 +847,11 @@ pub(crate) extern "C" fn host_div(a: i64, b: i64) -> i64 {
     } else {
         a.wrapping_div(b)
     }
+}
+
+/// Float `%` as the interpreter computes it, on the operands' bits.
+pub(crate) extern "C" fn host_fmod(a: i64, b: i64) -> i64 {
+    (f64::from_bits(a as u64) % f64::from_bits(b as u64)).to_bits() as i64
 }
 
 /// Int `%` with the interpreter's wrapping semantics (the divisor is guarded non-zero).

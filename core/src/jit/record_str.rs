@@ -16,7 +16,8 @@
 //!
 //! Recorded: `add` of two strings (concatenation, result into a register), `eq`/`lt`/`le`
 //! and `jeq`/`jlt`/`jle` on two strings (a call returning the outcome, guarded to be the one
-//! seen now), `move` of a string (a clone), `len` of a string (`move t, s; callb t, len, 1`,
+//! seen now), `move` of a string (a clone), `loadk` of a short string constant into a
+//! register (a clone of the interned constant, [`Recorder::load_str_const`]), `len` of a string (`move t, s; callb t, len, 1`,
 //! one step), `setidx`/`setidxi` of a string into an array element (the old element dropped
 //! as the interpreter drops it). Reading a string element is `put_element`
 //! ([`crate::jit::record::array`]).
@@ -33,7 +34,8 @@ use super::{Next, Num, Recorder, Val};
 use crate::jit::ir::{Op, Ref};
 use crate::jit::trace::Abort;
 use crate::vm::builtins::Builtin;
-use crate::vm::bytecode::{byte, field_a, field_b, field_c};
+use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c};
+use crate::vm::program::Const;
 use crate::vm::value::Value;
 
 /// Slot numbers a string call packs into its second argument (16 bits each).
@@ -167,6 +169,10 @@ impl Recorder<'_> {
                 };
             }
             byte::Move if self.is_str(b) => return self.str_move_or_len(pc, w).map(Some),
+            byte::LoadK => match self.prog.consts.get(field_bx(w)) {
+                Some(Const::Str(text)) => self.load_str_const(a, text)?,
+                _ => return Ok(None),
+            },
             byte::SetIdx | byte::SetIdxI if self.is_str(c) => self.str_set_index(w)?,
             _ => return Ok(None),
         }
@@ -269,6 +275,29 @@ impl Recorder<'_> {
         Ok(Next::Pc(pc + 2))
     }
 
+    /// `loadk dst, K` of a string constant: the interpreter's constant is the object entered
+    /// with `K`'s text in the VM's short-string table; the trace keeps a clone of it and
+    /// stores clones of that into the register ([`str_store`]: the old value dropped, nothing
+    /// charged, as the interpreter's `loadk`). Aborts when no such object is entered (a long
+    /// constant, or a table that could not grow) or no value of the frame reaches the table.
+    fn load_str_const(&mut self, dst: usize, text: &str) -> Result<(), Abort> {
+        let k = self
+            .meter
+            .as_ref()
+            .and_then(|m| Value::find_short(m, text))
+            .ok_or(Abort::UnsupportedType)?;
+        if self.is_array(dst) {
+            return Err(Abort::UnsupportedOperand(byte::LoadK));
+        }
+        let kaddr = self.tb.keep(k);
+        let kaddr = self.tb.kint(kaddr);
+        let slot = self.tb.slot_addr(dst as u32);
+        let status = self.tb.call(str_store, slot, kaddr);
+        let zero = self.tb.kint(0);
+        self.tb.guard(Op::Eq, status, zero);
+        self.str_written(byte::LoadK, dst, String::from(text))
+    }
+
     /// `arr[idx] = s` for a string `s`: a runtime call stores a clone and drops the old
     /// element, after the bounds guard.
     fn str_set_index(&mut self, w: u32) -> Result<(), Abort> {
@@ -317,4 +346,14 @@ pub(super) fn str_regs(regs: &[Value]) -> alloc::vec::Vec<Option<String>> {
             _ => None,
         })
         .collect()
+}
+
+/// The memory meter of the first string or array in `regs` (every heap value of a VM holds
+/// the VM's meter, which owns its short-string table).
+pub(super) fn meter_of(regs: &[Value]) -> Option<crate::vm::value::Meter> {
+    regs.iter().find_map(|v| match v {
+        Value::Str(s) => Some(s.meter().clone()),
+        Value::Array(a) => Some(a.meter().clone()),
+        _ => None,
+    })
 }

@@ -126,7 +126,9 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
             continue;
         }
         active.retain(|&(a, _)| end[a] > r);
-        let crosses = calls.iter().any(|&c| r < c && c < end[r]);
+        // `calls` is sorted: the first call after `r` decides.
+        let next_call = calls.get(calls.partition_point(|&c| c <= r));
+        let crosses = next_call.is_some_and(|&c| c < end[r]);
         let float = inst.ty == Ty::Float;
         let (caller, callee) = if float {
             (pool.float_caller, pool.float_callee)

@@ -300,6 +300,11 @@ impl ArrayObj {
         }
     }
 
+    /// The meter the array is charged to.
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
     /// Number of elements.
     #[inline(always)]
     pub fn len(&self) -> usize {
@@ -454,6 +459,23 @@ impl Value {
         s.push_str(a);
         s.push_str(b);
         Value::str_from_string(meter, s)
+    }
+
+    /// The object entered in `meter`'s short-string table with this text, if there is one:
+    /// nothing allocated, nothing charged (a clone of an interned constant is this object).
+    pub(crate) fn find_short(meter: &Meter, text: &str) -> Option<Value> {
+        if text.len() > intern::INTERN_MAX {
+            return None;
+        }
+        let p = meter
+            .strings
+            .borrow()
+            .find(text, intern::hash(text.as_bytes()))?;
+        // SAFETY: as in `short_str`: `p` is an entered object, alive while entered.
+        Some(Value::Str(unsafe {
+            Rc::increment_strong_count(p);
+            Rc::from_raw(p)
+        }))
     }
 
     /// A short string (`text.len() <= INTERN_MAX`): the entered object with this text, or a

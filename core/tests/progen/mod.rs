@@ -17,7 +17,8 @@
 //! assignments that change a variable's type at some iteration (guards failing mid-loop), `nil`
 //! arriving mid-loop (a type error), calls of small generated functions (with loops of their
 //! own, or branchy and loop-free: followed into loop traces, nested when one calls another),
-//! prints, and two arrays (`ia` of ints, `fa` of floats, `len` 8 and 4) read and written
+//! prints, string constants loaded inside loops (into `s0` or a temporary), concatenation and
+//! `!=` of strings, and two arrays (`ia` of ints, `fa` of floats, `len` 8 and 4) read and written
 //! inside loops, indexed by literals or by int loop counters (`c % len(ia)`), whose elements
 //! change type when a float lands in `ia` (element guards failing mid-loop); the other
 //! programs also index out of range or with a float and store strings.
@@ -134,6 +135,7 @@ impl Gen<'_> {
             self.line(&format!("let {v} = {init};"));
         }
         self.line("let b0 = true;");
+        self.line("let s0 = \"ab\";");
         self.line("let ia = [3, 1, 4, 1, 5, 9, 2, 6];");
         self.line("let fa = [0.5, -1.25, 2.0, 8.75];");
         let lim = 1 + self.pick(MAX_TRIPS);
@@ -161,6 +163,7 @@ impl Gen<'_> {
             }
         }
         self.line("print(i0, i1, i2, f0, f1, b0, lim);");
+        self.line("print(s0, len(s0));");
         self.line("print(ia[0], ia[1], ia[2], ia[3], ia[4], ia[5], ia[6], ia[7], len(ia));");
         self.line("print(fa[0], fa[1], fa[2], fa[3], len(fa));");
         if wide > 0 {
@@ -334,6 +337,7 @@ impl Gen<'_> {
                 let e = self.expr(1);
                 self.line(&format!("print({e});"));
             }
+            16 if self.chance(30) => self.string_stmt(),
             16 => {
                 let v = self.readable();
                 let k = self.num_lit();
@@ -365,6 +369,28 @@ impl Gen<'_> {
                 let v = self.writable();
                 let e = self.expr(1);
                 self.line(&format!("{v} = {e};"));
+            }
+        }
+    }
+
+    /// A string statement: a string constant loaded into `s0` or a temporary, a
+    /// concatenation, or `!=`/`==` of strings.
+    fn string_stmt(&mut self) {
+        let k = ["\"\"", "\"ab\"", "\"zen\""][self.pick(3) as usize];
+        match self.pick(4) {
+            0 => self.line(&format!("s0 = {k};")),
+            1 => self.line(&format!("if len(s0) < 40 {{ s0 = s0 + {k}; }}")),
+            2 => {
+                let v = self.writable();
+                self.line(&format!("if s0 != {k} {{ {v} = {v} + 1; }}"));
+            }
+            _ => {
+                let name = format!("t{}", self.next_local);
+                self.next_local += 1;
+                self.line(&format!("let {name} = {k};"));
+                self.line(&format!("s0 = {name} + s0;"));
+                self.line(&format!("{name} = 0;"));
+                self.locals.push(name);
             }
         }
     }

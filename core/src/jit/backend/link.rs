@@ -28,6 +28,7 @@
 //! - a trace gets write-back stubs only when the layout names its scalar tags and the plans
 //!   stay under [`MAX_WRITEBACK_STORES`] stores in total (code size grows with exits x slots);
 //!   otherwise every exit returns to the host as before.
+use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -102,8 +103,9 @@ pub fn exit_plans(
             at[inst.snap as usize] = pos;
         }
     }
+    let first_load = first_loads(t);
     let plans = (0..t.snaps.len())
-        .map(|n| exit_plan_at(t, alloc, n, at[n]))
+        .map(|n| exit_plan_at(t, alloc, n, at[n], &first_load))
         .collect();
     Some(plans)
 }
@@ -115,17 +117,30 @@ pub fn exit_plan(t: &Trace, alloc: &Allocation, n: usize) -> ExitPlan {
         .insts
         .iter()
         .position(|i| i.snap as usize == n && i.snap != NO_SNAP);
-    exit_plan_at(t, alloc, n, pos.unwrap_or(usize::MAX))
+    exit_plan_at(t, alloc, n, pos.unwrap_or(usize::MAX), &first_loads(t))
+}
+
+/// Where each slot is first loaded (tag-checked) by an `SLoad`: slot -> instruction position.
+fn first_loads(t: &Trace) -> BTreeMap<i64, usize> {
+    let mut first_load = BTreeMap::new();
+    for (pos, inst) in t.insts.iter().enumerate() {
+        if inst.op == Op::SLoad {
+            first_load.entry(inst.imm).or_insert(pos);
+        }
+    }
+    first_load
 }
 
 /// Snapshot `n`'s plan when its guard is instruction `pos`.
-fn exit_plan_at(t: &Trace, alloc: &Allocation, n: usize, pos: usize) -> ExitPlan {
+fn exit_plan_at(
+    t: &Trace,
+    alloc: &Allocation,
+    n: usize,
+    pos: usize,
+    first_load: &BTreeMap<i64, usize>,
+) -> ExitPlan {
     let snap = &t.snaps[n];
-    let checked = |slot: u32| {
-        t.insts[..pos.min(t.insts.len())]
-            .iter()
-            .any(|i| i.op == Op::SLoad && i.imm == slot as i64)
-    };
+    let checked = |slot: u32| first_load.get(&(slot as i64)).is_some_and(|&p| p < pos);
     let checks = snap
         .entries
         .iter()

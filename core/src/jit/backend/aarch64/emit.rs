@@ -245,6 +245,10 @@ macro_rules! a64_templates {
         pub fn fmov_dx(ops: &mut $B, d: u8, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; fmov D(d), X(n));
         }
+        /// `fmov xd, dn` (bit copy).
+        pub fn fmov_xd(ops: &mut $B, d: u8, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; fmov X(d), D(n));
+        }
         /// `fadd`.
         pub fn fadd(ops: &mut $B, d: u8, n: u8, m: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; fadd D(d), D(n), D(m));
@@ -386,6 +390,7 @@ mod tests {
                     t::cmp_rr(ops, d, n);
                     t::fmov_dd(ops, d, n);
                     t::fmov_dx(ops, d, n);
+                    t::fmov_xd(ops, d, n);
                     t::fcmp(ops, d, n);
                     t::scvtf(ops, d, n);
                     t::fsqrt(ops, d, n);

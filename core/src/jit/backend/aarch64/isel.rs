@@ -55,6 +55,7 @@ impl Backend for A64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
             done_guard: None,
+            link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -114,6 +115,9 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
+    /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
+    /// every exit stub asks for it.
+    pub(super) link_table: Option<i64>,
 }
 
 impl Isel<'_> {
@@ -220,6 +224,18 @@ impl Isel<'_> {
                 let ra = self.int_in(inst.a, S0)?;
                 let fd = self.out(r, FS0);
                 emit::scvtf(&mut self.b, fd, ra);
+                self.store_result(r, fd)?;
+            }
+            Op::FBits => {
+                let fa = self.float_in(inst.a, FS0)?;
+                let rd = self.out(r, S0);
+                emit::fmov_xd(&mut self.b, rd, fa);
+                self.store_result(r, rd)?;
+            }
+            Op::BitsF => {
+                let ra = self.int_in(inst.a, S0)?;
+                let fd = self.out(r, FS0);
+                emit::fmov_dx(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
             Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r)?,

@@ -179,6 +179,10 @@ macro_rules! x64_templates {
         pub fn movq_xr(ops: &mut $B, d: u8, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; movq Rx(d), Rq(s));
         }
+        /// `movq gpr, xmm` (bit copy).
+        pub fn movq_rx(ops: &mut $B, d: u8, s: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; movq Rq(d), Rx(s));
+        }
         /// `addsd`.
         pub fn addsd(ops: &mut $B, d: u8, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; addsd Rx(d), Rx(s));
@@ -350,6 +354,7 @@ mod tests {
                     t::cmp_rr(ops, d, s);
                     t::fmov_rr(ops, d, s);
                     t::movq_xr(ops, d, s);
+                    t::movq_rx(ops, d, s);
                     t::addsd(ops, d, s);
                     t::subsd(ops, d, s);
                     t::mulsd(ops, d, s);

@@ -61,6 +61,7 @@ impl Backend for X64 {
             plans: exit_plans(t, links, alloc, layout),
             fused: heap::fused_loads(t),
             done_guard: None,
+            link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -92,6 +93,9 @@ pub(super) struct Isel<'a> {
     fused: Vec<bool>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
+    /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
+    /// every exit stub asks for it.
+    pub(super) link_table: Option<i64>,
 }
 
 impl Isel<'_> {
@@ -196,6 +200,18 @@ impl Isel<'_> {
                 let ra = self.int_in(inst.a, S0);
                 let fd = self.out(r, FS0);
                 emit::cvtsi2sd(&mut self.b, fd, ra);
+                self.store_result(r, fd);
+            }
+            Op::FBits => {
+                let fa = self.float_in(inst.a, FS0);
+                let rd = self.out(r, S0);
+                emit::movq_rx(&mut self.b, rd, fa);
+                self.store_result(r, rd);
+            }
+            Op::BitsF => {
+                let ra = self.int_in(inst.a, S0);
+                let fd = self.out(r, FS0);
+                emit::movq_xr(&mut self.b, fd, ra);
                 self.store_result(r, fd);
             }
             Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {

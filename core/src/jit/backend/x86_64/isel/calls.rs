@@ -76,13 +76,7 @@ impl Isel<'_> {
     /// registers): a jump past the side trace's prologue; its return goes straight to our
     /// caller.
     pub(super) fn exit_link(&mut self, n: usize) -> Result<(), CompileError> {
-        let Some(table) = self
-            .t
-            .insts
-            .iter()
-            .find(|i| i.op == Op::Links)
-            .map(|i| i.imm)
-        else {
+        let Some(table) = self.link_table else {
             return Ok(());
         };
         let no_link = self.b.new_dynamic_label();
