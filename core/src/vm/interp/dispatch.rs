@@ -46,7 +46,9 @@ impl Vm<'_> {
         // `grow_stack` moves it with the stack; only the interpreter writes registers while
         // the JIT is off. With the JIT on, native code writes registers too: the watermark
         // stays at the top of the address space and every `ret` scans its frame.
-        self.heap_top = if self.config.jit_threshold != 0 || start.stop != 0 {
+        // Whether calls and loops are counted for the JIT: fixed for this run, read once.
+        let jit_on = self.config.jit_threshold != 0;
+        self.heap_top = if jit_on || start.stop != 0 {
             usize::MAX
         } else {
             let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
@@ -82,7 +84,7 @@ impl Vm<'_> {
                     }
                 };
             }
-            if self.config.jit_threshold != 0 {
+            if jit_on {
                 self.hot = self.loop_counts(fi);
             }
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
@@ -470,7 +472,7 @@ impl Vm<'_> {
                         tri!(self.charge(cf.code.len()));
                         let new_base = base + field_a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
-                        if self.config.jit_threshold != 0 {
+                        if jit_on {
                             if let Some(native) = self.count_call(stack, callee, new_base, hook) {
                                 let at = (fi, pc!());
                                 let mut env = NativeEnv::new(self, stack, consts, out, hook);
