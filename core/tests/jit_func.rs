@@ -106,20 +106,11 @@ fn stack_len(vm: &Vm<'_>) -> usize {
 /// Same output and error with the JIT off and on (functions hot after 1, 2 and 10 calls);
 /// returns the JIT run at threshold 2.
 fn agrees(src: &str, max_depth: usize) -> Run {
-    let want = run(src, None, max_depth).outcome;
-    let mut keep = None;
-    for t in [1, 2, 10] {
-        let got = run(src, Some(t), max_depth);
-        assert_eq!(
-            got.outcome, want,
-            "function threshold {t}\n{src}\n{}",
-            got.log
-        );
-        if t == 2 {
-            keep = Some(got);
-        }
-    }
-    keep.unwrap()
+    let config = VmConfig {
+        max_depth,
+        ..VmConfig::default()
+    };
+    agrees_with(src, config)
 }
 
 /// A compiled function without calls and shorter than `ENTRY_MIN_WORDS` is not entered from

@@ -733,14 +733,7 @@ impl FuncRecorder<'_, '_> {
                 continue;
             }
             let v = self.reg(window + i)?;
-            let op = if v.ty == Ty::Float {
-                Op::CArgF
-            } else {
-                Op::CArgI
-            };
-            let mut inst = Inst::new(op, Ty::Void, v.r, NONE);
-            inst.imm = i as i64;
-            self.push(inst);
+            self.site_arg(i, v);
             args.push(v.ty);
         }
         let target = if callee == self.func && self.callees.is_entry {
@@ -936,7 +929,7 @@ impl FuncRecorder<'_, '_> {
         status
     }
 
-    /// Number `v` as argument word `i` of the next helper site.
+    /// Number `v` as argument word `i` of the next helper site or direct call.
     fn site_arg(&mut self, i: usize, v: Val) {
         let op = if v.ty == Ty::Float {
             Op::CArgF
