@@ -6,12 +6,13 @@
 //! reference counts included:
 //!
 //! ```text
-//!   bytecode            recorded as
-//!   move  (heap src)    SAddr dst, SAddr src -> put_element-style copy        (heap_move)
-//!   getidx              bounds + tag guards, native load or put_element       (get_index)
-//!   newarr              helper site NewArr -> new_array (may refuse: exit)    (new_array)
-//!   overwrite heap reg  drop_slot(SAddr r)
-//!   ret                 release_frame(SAddr 0, n | (ret + 1) << 32)
+//!   bytecode              recorded as                                           method
+//!   move + len (array)    LdH [array + len offset]: the length, a number        heap_move
+//!   getidx / getidxi      bounds + tag guards; number: native load,             get_index
+//!                         array/string: put_element into the register's slot
+//!   newarr                helper site NewArr -> new_array (may refuse: exit)    new_array
+//!   heap reg overwritten  drop_slot(SAddr r)
+//!   ret                   release_frame(SAddr 0, n | (ret reg + 1) << 32)       release_frame
 //! ```
 //!
 //! Invariant: every `SAddr` is taken after the trace's last call (`epoch`), so the register
