@@ -93,12 +93,33 @@ impl Default for VmConfig {
     }
 }
 
-/// One call frame: where the caller resumes.
+/// One call frame: where the caller resumes, kept in the form the dispatch loop runs it, so a
+/// return restores the caller without looking anything up.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Frame {
+    /// The caller's code as the interpreter runs it (its `Vm::xcode` entry).
+    pub(super) code: *const u32,
+    /// Where the caller resumes: the word after its `call`, inside `code`.
+    pub(super) ret_ip: *const u32,
+    /// The caller's function index.
     pub(super) func: u32,
-    pub(super) ret_pc: u32,
+    /// The caller's register base.
     pub(super) base: u32,
+    /// Fuel the return charges: the rest of the caller's code from the return PC on.
+    pub(super) rest: u32,
+}
+
+impl Frame {
+    /// A frame that only counts towards the call depth (native activations): the interpreter
+    /// never returns into it (`Start::stop` ends the dispatch loop above it), so nothing reads
+    /// its fields.
+    pub(super) const MARKER: Frame = Frame {
+        code: core::ptr::null(),
+        ret_ip: core::ptr::null(),
+        func: 0,
+        base: 0,
+        rest: 0,
+    };
 }
 
 /// A virtual machine bound to one verified program.

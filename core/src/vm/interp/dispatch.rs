@@ -26,14 +26,22 @@ impl Vm<'_> {
     ) -> Result<Value, E> {
         let prog = self.prog;
         let mut fi = start.func;
-        let Some(mut func) = prog.funcs.get(fi) else {
+        let Some(func) = prog.funcs.get(fi) else {
             return Err(E::BadArgument("no such function"));
         };
+        if start.pc >= func.code.len() {
+            return Err(E::BadArgument("no such PC"));
+        }
         // The code per function (see `Vm::xcode`): never changed after `Vm::new`, so these
         // addresses stay valid while this loop runs.
         let xcode: *const *const u32 = self.xcode.as_ptr();
         let mut base = start.base;
-        let mut pc = start.pc;
+        // The running function's code (its `xcode` entry; a copy of the same length as the
+        // program's code) and the PC as a pointer into it: one register for fetching; the
+        // index is computed back (`pc!`) only where it is needed (jumps, calls, errors).
+        // SAFETY: `fi` was checked above; `xcode` holds one address per function.
+        let mut code: *const u32 = unsafe { *xcode.add(fi) };
+        let mut ip: *const u32 = code.wrapping_add(start.pc);
         if stack.len() < base.saturating_add(FRAME_WINDOW) {
             return Err(E::StackOverflow);
         }
@@ -55,18 +63,9 @@ impl Vm<'_> {
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
         'frames: loop {
-            // SAFETY: `xcode` holds one address per function (`Vm::new`), and `fi` is always a
-            // function index: checked above for the first frame, verified for every `call`
-            // (`check_call`), and `ret` returns to a frame pushed by a call. The address is
-            // that of the function's code or of a copy of it of the same length.
-            let code: &[u32] =
-                unsafe { core::slice::from_raw_parts(*xcode.add(fi), func.code.len()) };
-            // The PC as a pointer into the code: one register for fetching; the index is
-            // computed back (`pc!`) only where it is needed (jumps, calls, errors).
-            let mut ip: *const u32 = code.as_ptr().wrapping_add(pc);
             macro_rules! pc {
                 () => {
-                    (ip as usize - code.as_ptr() as usize) / mem::size_of::<u32>()
+                    (ip as usize - code as usize) / mem::size_of::<u32>()
                 };
             }
             macro_rules! bail {
@@ -208,7 +207,7 @@ impl Vm<'_> {
                         } else {
                             target
                         };
-                        ip = code.as_ptr().wrapping_add(to);
+                        ip = code.wrapping_add(to);
                     }};
                 }
                 // Compare-and-branch with the same-type fast paths inline.
@@ -468,8 +467,8 @@ impl Vm<'_> {
                         }
                         // SAFETY: the verifier checked that every `call` names an existing
                         // function (`check_call`).
-                        let cf = unsafe { prog.funcs.get_unchecked(callee) };
-                        tri!(self.charge(cf.code.len()));
+                        let len = unsafe { prog.funcs.get_unchecked(callee) }.code.len();
+                        tri!(self.charge(len));
                         let new_base = base + field_a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
                         if jit_on {
@@ -481,19 +480,25 @@ impl Vm<'_> {
                                     pos.pc = t.pc;
                                     return Err(t.kind);
                                 }
-                                pc = pc!() + 2;
+                                ip = ip.wrapping_add(2);
                                 continue 'frames;
                             }
                         }
+                        // SAFETY: verified as above.
+                        let caller_len = unsafe { prog.funcs.get_unchecked(fi) }.code.len();
+                        let ret_ip = ip.wrapping_add(2);
                         self.frames.push(Frame {
+                            code,
+                            ret_ip,
                             func: fi as u32,
-                            ret_pc: (pc!() + 2) as u32,
                             base: base as u32,
+                            rest: (caller_len - (pc!() + 2)) as u32,
                         });
                         fi = callee;
-                        func = cf;
+                        // SAFETY: `xcode` holds one address per function, and `callee` is one.
+                        code = unsafe { *xcode.add(callee) };
+                        ip = code;
                         base = new_base;
-                        pc = 0;
                         continue 'frames;
                     }
                     Op::CallB => {
@@ -528,9 +533,10 @@ impl Vm<'_> {
                         // heap values need it; the rest are dead and never read again (the
                         // verifier proves every register is written before it is read). No
                         // slot from `heap_top` on holds one, so a frame above it has none.
-                        let nregs = func.nregs as usize;
                         let lo = regs.as_ptr() as usize;
                         if self.heap_top > lo {
+                            // SAFETY: `fi` is the running function's index.
+                            let nregs = unsafe { prog.funcs.get_unchecked(fi) }.nregs as usize;
                             for r in regs[..nregs].iter_mut() {
                                 if r.tag() >= TAG_STR {
                                     *r = Value::Nil;
@@ -540,7 +546,9 @@ impl Vm<'_> {
                                 self.heap_top = lo;
                             }
                         }
-                        debug_assert!(regs[..nregs].iter().all(|r| r.tag() < TAG_STR));
+                        debug_assert!(regs[..prog.funcs[fi].nregs as usize]
+                            .iter()
+                            .all(|r| r.tag() < TAG_STR));
                         if self.frames.len() <= start.stop {
                             return Ok(v);
                         }
@@ -554,16 +562,12 @@ impl Vm<'_> {
                         // there), so overwriting it without a drop leaks nothing.
                         unsafe { core::ptr::write(&mut regs[0], v) };
                         fi = fr.func as usize;
-                        // SAFETY: `fr.func` was the index of a running function when the
-                        // frame was pushed.
-                        func = unsafe { prog.funcs.get_unchecked(fi) };
                         base = fr.base as usize;
-                        pc = fr.ret_pc as usize;
-                        if let Err(k) = self.charge(func.code.len() - pc) {
+                        code = fr.code;
+                        ip = fr.ret_ip;
+                        if let Err(k) = self.charge(fr.rest as usize) {
                             // Raised at the return PC of the caller, as before the switch.
-                            pos.func = fi;
-                            pos.pc = pc;
-                            return Err(k);
+                            bail!(k);
                         }
                         continue 'frames;
                     }
