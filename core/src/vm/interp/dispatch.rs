@@ -62,7 +62,7 @@ impl Vm<'_> {
             let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
-        'frames: loop {
+        {
             macro_rules! pc {
                 () => {
                     (ip as usize - code as usize) / mem::size_of::<u32>()
@@ -83,19 +83,28 @@ impl Vm<'_> {
                     }
                 };
             }
-            if jit_on {
-                self.hot = self.loop_counts(fi);
-            }
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
-            debug_assert!(base + FRAME_WINDOW <= stack.len());
             // SAFETY: the window lies inside the stack: checked on entry for the first frame;
             // `call` grows the stack to cover the callee's window before switching to it; `ret`
             // returns to a frame this loop entered before; and the stack never shrinks while
-            // the loop runs. `regs` is re-derived after every use of `stack` elsewhere (each
-            // such use ends with `continue 'frames`).
-            let regs =
-                unsafe { &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>() };
+            // the loop runs. `regs` is re-derived (`enter!`) after every use of `stack`
+            // elsewhere (a frame switch, or a native call, which ends with `continue 'frames`).
+            let mut regs: &mut [Value; FRAME_WINDOW];
+            // Switches to the frame of `fi` at `base` (the loop counters and the registers).
+            macro_rules! enter {
+                () => {{
+                    if jit_on {
+                        self.hot = self.loop_counts(fi);
+                    }
+                    debug_assert!(base + FRAME_WINDOW <= stack.len());
+                    // SAFETY: as for `regs` above.
+                    regs = unsafe {
+                        &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>()
+                    };
+                }};
+            }
+            enter!();
             // Stores into a register; dropping an old heap reference here is a collection
             // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
             // A heap value raises the watermark (see `heap_top`).
@@ -481,7 +490,8 @@ impl Vm<'_> {
                                     return Err(t.kind);
                                 }
                                 ip = ip.wrapping_add(2);
-                                continue 'frames;
+                                enter!();
+                                continue;
                             }
                         }
                         // SAFETY: verified as above.
@@ -499,7 +509,8 @@ impl Vm<'_> {
                         code = unsafe { *xcode.add(callee) };
                         ip = code;
                         base = new_base;
-                        continue 'frames;
+                        enter!();
+                        continue;
                     }
                     Op::CallB => {
                         let (first, n) = (field_a(w), field_c(w));
@@ -569,7 +580,8 @@ impl Vm<'_> {
                             // Raised at the return PC of the caller, as before the switch.
                             bail!(k);
                         }
-                        continue 'frames;
+                        enter!();
+                        continue;
                     }
                     Op::NewArr => {
                         let (first, n) = (field_b(w), field_c(w));
