@@ -91,17 +91,23 @@ impl Vm<'_> {
             // the loop runs. `regs` is re-derived (`enter!`) after every use of `stack`
             // elsewhere (a frame switch, or a native call, which ends with `continue 'frames`).
             let mut regs: &mut [Value; FRAME_WINDOW];
-            // Switches to the frame of `fi` at `base` (the loop counters and the registers).
-            macro_rules! enter {
+            // Switches to the frame of `fi` at `base`: the registers, and (`enter!`) the loop
+            // counters.
+            macro_rules! enter_regs {
                 () => {{
-                    if jit_on {
-                        self.hot = self.loop_counts(fi);
-                    }
                     debug_assert!(base + FRAME_WINDOW <= stack.len());
                     // SAFETY: as for `regs` above.
                     regs = unsafe {
                         &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>()
                     };
+                }};
+            }
+            macro_rules! enter {
+                () => {{
+                    if jit_on {
+                        self.hot = self.loop_counts(fi);
+                    }
+                    enter_regs!();
                 }};
             }
             enter!();
@@ -493,6 +499,7 @@ impl Vm<'_> {
                                 enter!();
                                 continue;
                             }
+                            self.hot = self.loop_counts(callee);
                         }
                         // SAFETY: verified as above.
                         let caller_len = unsafe { prog.funcs.get_unchecked(fi) }.code.len();
@@ -509,7 +516,7 @@ impl Vm<'_> {
                         code = unsafe { *xcode.add(callee) };
                         ip = code;
                         base = new_base;
-                        enter!();
+                        enter_regs!();
                         continue;
                     }
                     Op::CallB => {
