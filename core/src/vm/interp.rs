@@ -133,6 +133,10 @@ pub struct Vm<'p> {
     consts: Vec<Value>,
     stack: Vec<Value>,
     pub(super) frames: Vec<Frame>,
+    /// How many frames the interpreter's `call` may hold before it takes its slow path
+    /// (`Vm::make_frame_room`): `min(config.max_depth, frames.capacity())` as of the last
+    /// time that path ran. The capacity never shrinks, so a push below it never reallocates.
+    frame_room: usize,
     meter: Meter,
     fuel: u64,
     pub(super) config: VmConfig,
@@ -224,6 +228,7 @@ impl<'p> Vm<'p> {
             consts: Vec::new(),
             stack: Vec::new(),
             frames: Vec::new(),
+            frame_room: 0,
             meter,
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
@@ -299,6 +304,19 @@ impl<'p> Vm<'p> {
             pc,
             line: f.and_then(|f| f.lines.get(pc)).copied().unwrap_or(0),
         }
+    }
+
+    /// The slow path of the interpreter's call-depth check: fails at `config.max_depth`, else
+    /// makes room for at least one more frame and updates `frame_room`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn make_frame_room(&mut self) -> Result<(), E> {
+        if self.frames.len() >= self.config.max_depth {
+            return Err(E::StackOverflow);
+        }
+        self.frames.try_reserve(1).map_err(|_| E::OutOfMemory)?;
+        self.frame_room = self.config.max_depth.min(self.frames.capacity());
+        Ok(())
     }
 
     pub(super) fn charge(&mut self, words: usize) -> Result<(), E> {

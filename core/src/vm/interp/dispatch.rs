@@ -477,8 +477,9 @@ impl Vm<'_> {
                     Op::ForLeR => for_loop!(w, &regs[field_b(w)], &regs[field_c(w)], <=, le),
                     Op::Call => {
                         let callee = ext!();
-                        if self.frames.len() >= self.config.max_depth {
-                            bail!(E::StackOverflow);
+                        let depth = self.frames.len();
+                        if depth >= self.frame_room {
+                            tri!(self.make_frame_room());
                         }
                         // SAFETY: the verifier checked that every `call` names an existing
                         // function (`check_call`).
@@ -504,13 +505,24 @@ impl Vm<'_> {
                         // SAFETY: verified as above.
                         let caller_len = unsafe { prog.funcs.get_unchecked(fi) }.code.len();
                         let ret_ip = ip.wrapping_add(2);
-                        self.frames.push(Frame {
+                        let frame = Frame {
                             code,
                             ret_ip,
                             func: fi as u32,
                             base: base as u32,
                             rest: (caller_len - (pc!() + 2)) as u32,
-                        });
+                        };
+                        debug_assert!(depth < self.frames.capacity());
+                        // SAFETY: `depth` is below `frame_room`, so below the capacity (see
+                        // `Vm::frame_room`), and still the length: between the check and here
+                        // only fuel, the register stack and the call counters changed (the
+                        // hook `count_call` may consult sees the arguments, not the frames),
+                        // and the native branch, which pushes and pops its own marker, left
+                        // the arm.
+                        unsafe {
+                            self.frames.as_mut_ptr().add(depth).write(frame);
+                            self.frames.set_len(depth + 1);
+                        }
                         fi = callee;
                         // SAFETY: `xcode` holds one address per function, and `callee` is one.
                         code = unsafe { *xcode.add(callee) };
