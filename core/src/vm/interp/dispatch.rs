@@ -62,6 +62,8 @@ impl Vm<'_> {
             let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
+        // One loop runs every frame: a call or a return switches `fi`, `code`, `ip`, `base`
+        // and `regs` in place and goes on dispatching (docs/perf.md, "interpreter call path").
         {
             macro_rules! pc {
                 () => {
@@ -89,7 +91,7 @@ impl Vm<'_> {
             // `call` grows the stack to cover the callee's window before switching to it; `ret`
             // returns to a frame this loop entered before; and the stack never shrinks while
             // the loop runs. `regs` is re-derived (`enter!`) after every use of `stack`
-            // elsewhere (a frame switch, or a native call, which ends with `continue 'frames`).
+            // elsewhere (a frame switch, or the return from a native call).
             let mut regs: &mut [Value; FRAME_WINDOW];
             // Switches to the frame of `fi` at `base`: the registers, and (`enter!`) the loop
             // counters.
