@@ -101,12 +101,12 @@ pub(super) struct Frame {
     pub(super) code: *const u32,
     /// Where the caller resumes: the word after its `call`, inside `code`.
     pub(super) ret_ip: *const u32,
+    /// The end of the caller's code: the return charges the words from `ret_ip` to here.
+    pub(super) end: *const u32,
     /// The caller's function index.
     pub(super) func: u32,
     /// The caller's register base.
     pub(super) base: u32,
-    /// Fuel the return charges: the rest of the caller's code from the return PC on.
-    pub(super) rest: u32,
 }
 
 impl Frame {
@@ -116,9 +116,9 @@ impl Frame {
     pub(super) const MARKER: Frame = Frame {
         code: core::ptr::null(),
         ret_ip: core::ptr::null(),
+        end: core::ptr::null(),
         func: 0,
         base: 0,
-        rest: 0,
     };
 }
 

@@ -42,6 +42,8 @@ impl Vm<'_> {
         // SAFETY: `fi` was checked above; `xcode` holds one address per function.
         let mut code: *const u32 = unsafe { *xcode.add(fi) };
         let mut ip: *const u32 = code.wrapping_add(start.pc);
+        // The end of the running function's code (for the fuel a return charges).
+        let mut end: *const u32 = code.wrapping_add(func.code.len());
         if stack.len() < base.saturating_add(FRAME_WINDOW) {
             return Err(E::StackOverflow);
         }
@@ -504,15 +506,12 @@ impl Vm<'_> {
                             }
                             self.hot = self.loop_counts(callee);
                         }
-                        // SAFETY: verified as above.
-                        let caller_len = unsafe { prog.funcs.get_unchecked(fi) }.code.len();
-                        let ret_ip = ip.wrapping_add(2);
                         let frame = Frame {
                             code,
-                            ret_ip,
+                            ret_ip: ip.wrapping_add(2),
+                            end,
                             func: fi as u32,
                             base: base as u32,
-                            rest: (caller_len - (pc!() + 2)) as u32,
                         };
                         debug_assert!(depth < self.frames.capacity());
                         // SAFETY: `depth` is below `frame_room`, so below the capacity (see
@@ -529,6 +528,7 @@ impl Vm<'_> {
                         // SAFETY: `xcode` holds one address per function, and `callee` is one.
                         code = unsafe { *xcode.add(callee) };
                         ip = code;
+                        end = code.wrapping_add(len);
                         base = new_base;
                         enter_regs!();
                         continue;
@@ -597,7 +597,9 @@ impl Vm<'_> {
                         base = fr.base as usize;
                         code = fr.code;
                         ip = fr.ret_ip;
-                        if let Err(k) = self.charge(fr.rest as usize) {
+                        end = fr.end;
+                        let rest = (end as usize - ip as usize) / mem::size_of::<u32>();
+                        if let Err(k) = self.charge(rest) {
                             // Raised at the return PC of the caller, as before the switch.
                             bail!(k);
                         }
