@@ -762,3 +762,52 @@ fn a_call_charges_the_callee_and_its_return_the_rest_of_the_caller() {
     }
     assert_eq!(errors, total);
 }
+
+// `add`, `mul`, `div` and `modk` followed by `ret` (the tail of `return a + b;`) run as one
+// fused pair: an error in the first keeps its PC, a jump to the `ret` runs it alone, and the
+// results, errors and fuel are those of the unfused run.
+#[test]
+fn fused_returns_keep_pc_results_and_fuel() {
+    assert_eq!(
+        error_of("fn q(a, b) {\n  return a / b;\n}\nprint(q(7, 0));\n"),
+        "runtime error at line 2 (fn q, pc 0): division by zero"
+    );
+    assert_eq!(
+        error_of("fn q(a, b) {\n  return a + b;\n}\nprint(q(7, \"s\"));\n"),
+        "runtime error at line 2 (fn q, pc 0): type error: cannot add int and string"
+    );
+    let src = "fn add(a, b) {\n  return a + b;\n}\nfn sq(x) {\n  return x * x;\n}\nfn half(x) {\n  return x / 2.0;\n}\nfn odd(x) {\n  return x % 2;\n}\nfn pick(a, b, c) {\n  let r = a;\n  if c {\n    r = a * b;\n  }\n  return r;\n}\nfn cat(s, t) {\n  return s + t;\n}\nlet h = 0;\nlet i = 0;\nlet s = \"\";\nwhile i < 30 {\n  h = add(h, sq(i)) + odd(i) + pick(i, 3, odd(i) == 1);\n  s = cat(s, str(odd(i)));\n  i = i + 1;\n}\nprint(h, half(h), s);\n";
+    let prog = lang::compile(src).unwrap();
+    let fused = |f: usize| {
+        let code = &prog.funcs[f].code;
+        code.len() >= 2 && code[code.len() - 2] as u8 == Op::Ret as u8
+    };
+    // The compiler ends these functions with the pairs fused here (the `ret` is followed by
+    // the `retnil` every function ends with).
+    assert!((1..prog.funcs.len()).all(fused));
+    let outcome = |fused_pairs: bool, fuel: Option<u64>| {
+        let config = VmConfig {
+            fused_pairs,
+            fuel,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).unwrap();
+        let mut out = String::new();
+        let r = vm.run(&mut out, None);
+        (out, r.map_err(|e| e.to_string()).err(), vm.fuel_left())
+    };
+    let full = outcome(true, None);
+    assert_eq!(
+        full.0, "9455 4727.5 010101010101010101010101010101\n",
+        "{full:?}"
+    );
+    assert_eq!(full, outcome(false, None));
+    let used = u64::MAX - full.2;
+    for fuel in (0..used + 2).step_by(7) {
+        assert_eq!(
+            outcome(true, Some(fuel)),
+            outcome(false, Some(fuel)),
+            "fuel {fuel}"
+        );
+    }
+}

@@ -393,6 +393,57 @@ impl Vm<'_> {
                         $second
                     }};
                 }
+                // `ret` of the value `$v` (taken out of its register): releases the frame's
+                // registers and returns to the caller (or out of this loop).
+                macro_rules! op_ret {
+                    ($v:expr) => {{
+                        let v = $v;
+                        // Collection point: the callee's registers are released here. Only
+                        // heap values need it; the rest are dead and never read again (the
+                        // verifier proves every register is written before it is read). No
+                        // slot from `heap_top` on holds one, so a frame above it has none.
+                        let lo = regs.as_ptr() as usize;
+                        if self.heap_top > lo {
+                            // SAFETY: `fi` is the running function's index.
+                            let nregs = unsafe { prog.funcs.get_unchecked(fi) }.nregs as usize;
+                            for r in regs[..nregs].iter_mut() {
+                                if r.tag() >= TAG_STR {
+                                    *r = Value::Nil;
+                                }
+                            }
+                            if self.heap_top <= regs.as_ptr().wrapping_add(nregs) as usize {
+                                self.heap_top = lo;
+                            }
+                        }
+                        debug_assert!(regs[..prog.funcs[fi].nregs as usize]
+                            .iter()
+                            .all(|r| r.tag() < TAG_STR));
+                        if self.frames.len() <= start.stop {
+                            return Ok(v);
+                        }
+                        let Some(fr) = self.frames.pop() else {
+                            return Ok(v);
+                        };
+                        if v.tag() >= TAG_STR {
+                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
+                        }
+                        // SAFETY: the slot holds no heap value (released above, or none was
+                        // there), so overwriting it without a drop leaks nothing.
+                        unsafe { core::ptr::write(&mut regs[0], v) };
+                        fi = fr.func as usize;
+                        base = fr.base as usize;
+                        code = fr.code;
+                        ip = fr.ret_ip;
+                        end = fr.end;
+                        let rest = (end as usize - ip as usize) / mem::size_of::<u32>();
+                        if let Err(k) = self.charge(rest) {
+                            // Raised at the return PC of the caller, as before the switch.
+                            bail!(k);
+                        }
+                        enter!();
+                        continue;
+                    }};
+                }
                 // SAFETY: `Vm::new` verified that every instruction start holds a valid
                 // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
                 // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
@@ -555,57 +606,11 @@ impl Vm<'_> {
                         put!(first, v);
                         ip = ip.wrapping_add(1);
                     }
-                    Op::Ret | Op::RetNil => {
-                        let v = if op == Op::Ret {
-                            mem::take(&mut regs[field_a(w)])
-                        } else {
-                            Value::Nil
-                        };
-                        // Collection point: the callee's registers are released here. Only
-                        // heap values need it; the rest are dead and never read again (the
-                        // verifier proves every register is written before it is read). No
-                        // slot from `heap_top` on holds one, so a frame above it has none.
-                        let lo = regs.as_ptr() as usize;
-                        if self.heap_top > lo {
-                            // SAFETY: `fi` is the running function's index.
-                            let nregs = unsafe { prog.funcs.get_unchecked(fi) }.nregs as usize;
-                            for r in regs[..nregs].iter_mut() {
-                                if r.tag() >= TAG_STR {
-                                    *r = Value::Nil;
-                                }
-                            }
-                            if self.heap_top <= regs.as_ptr().wrapping_add(nregs) as usize {
-                                self.heap_top = lo;
-                            }
-                        }
-                        debug_assert!(regs[..prog.funcs[fi].nregs as usize]
-                            .iter()
-                            .all(|r| r.tag() < TAG_STR));
-                        if self.frames.len() <= start.stop {
-                            return Ok(v);
-                        }
-                        let Some(fr) = self.frames.pop() else {
-                            return Ok(v);
-                        };
-                        if v.tag() >= TAG_STR {
-                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
-                        }
-                        // SAFETY: the slot holds no heap value (released above, or none was
-                        // there), so overwriting it without a drop leaks nothing.
-                        unsafe { core::ptr::write(&mut regs[0], v) };
-                        fi = fr.func as usize;
-                        base = fr.base as usize;
-                        code = fr.code;
-                        ip = fr.ret_ip;
-                        end = fr.end;
-                        let rest = (end as usize - ip as usize) / mem::size_of::<u32>();
-                        if let Err(k) = self.charge(rest) {
-                            // Raised at the return PC of the caller, as before the switch.
-                            bail!(k);
-                        }
-                        enter!();
-                        continue;
-                    }
+                    Op::Ret | Op::RetNil => op_ret!(if op == Op::Ret {
+                        mem::take(&mut regs[field_a(w)])
+                    } else {
+                        Value::Nil
+                    }),
                     Op::NewArr => {
                         let (first, n) = (field_b(w), field_c(w));
                         let items = regs[first..first + n].to_vec();
@@ -711,6 +716,22 @@ impl Vm<'_> {
                         w1 => arith!(w1, add, &regs[field_c(w1)], wrapping_add, +)
                     ),
                     Op::MoveMove => pair!(op_move!(w), w1 => op_move!(w1)),
+                    Op::AddRet => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
+                    Op::MulRet => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
+                    Op::DivRet => pair!(
+                        arith!(w, div, &regs[field_c(w)], wrapping_div if nonzero, /),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
+                    Op::ModKRet => pair!(
+                        arith!(w, rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
                             match self.take_pending(w as u8) {
