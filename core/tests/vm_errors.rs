@@ -670,3 +670,144 @@ fn fused_pairs_keep_fuel_and_memory_cap_exact() {
     }
     assert!(capped > 2, "the sweep never reached the memory cap");
 }
+
+#[test]
+fn the_call_depth_limit_is_exact_and_holds_on_every_run_of_a_vm() {
+    // `f(n)` nests n + 1 calls under the entry function, so it needs n + 1 frames. An odd
+    // limit is never a capacity the frame stack grows to by itself.
+    let src = "fn f(n) {\n  if n == 0 {\n    return 0;\n  }\n  return f(n - 1) + 1;\n}\nreturn f(int(args()[0]));\n";
+    let prog = lang::compile(src).unwrap();
+    for max_depth in [1, 2, 37, 1000] {
+        let config = VmConfig {
+            max_depth,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).unwrap();
+        // Deeper and shallower runs alternate on one VM: its frame stack keeps its capacity.
+        for n in [
+            max_depth,
+            max_depth - 1,
+            max_depth + 5,
+            max_depth / 2,
+            max_depth - 1,
+        ] {
+            let arg = n.to_string();
+            vm.set_args(&[arg.as_str()]).unwrap();
+            let mut out = String::new();
+            match vm.run(&mut out, None) {
+                Ok(v) => {
+                    assert!(n < max_depth, "depth {} ran under limit {max_depth}", n + 1);
+                    assert!(matches!(v, Value::Int(r) if r == n as i64), "{v:?}");
+                }
+                Err(e) => {
+                    assert!(
+                        n >= max_depth,
+                        "depth {} failed under limit {max_depth}",
+                        n + 1
+                    );
+                    assert_eq!(e.kind, RuntimeErrorKind::StackOverflow, "{e:?}");
+                    // The call that would have needed one frame too many: `f`'s own.
+                    assert_eq!(e.func, "f");
+                    let call = &prog.funcs[1].code[e.pc];
+                    assert_eq!(*call as u8, Op::Call as u8, "pc {}", e.pc);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_call_charges_the_callee_and_its_return_the_rest_of_the_caller() {
+    let src = "fn f(x) {\n  return x + 1;\n}\nlet a = f(1);\nprint(a);\n";
+    let prog = lang::compile(src).unwrap();
+    let main_len = prog.funcs[0].code.len();
+    let callee_len = prog.funcs[1].code.len();
+    let call_pc = (0..main_len)
+        .find(|&pc| prog.funcs[0].code[pc] as u8 == Op::Call as u8)
+        .unwrap();
+    let ret_pc = call_pc + 2;
+    // Charged in advance: the entry function at start, the callee at the call, the rest of
+    // the caller from the return PC on at the return.
+    let total = main_len + callee_len + (main_len - ret_pc);
+    let mut errors = 0;
+    for fuel in 0..total as u64 + 3 {
+        let config = VmConfig {
+            fuel: Some(fuel),
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).unwrap();
+        let mut out = String::new();
+        let r = vm.run(&mut out, None);
+        let fuel = fuel as usize;
+        if fuel >= total {
+            assert!(r.is_ok(), "fuel {fuel}: {r:?}");
+            assert_eq!(out, "2\n");
+            assert_eq!(vm.fuel_left() as usize, fuel - total);
+            continue;
+        }
+        let e = r.unwrap_err();
+        errors += 1;
+        assert_eq!(e.kind, RuntimeErrorKind::OutOfFuel, "fuel {fuel}");
+        assert_eq!(e.func, "main", "fuel {fuel}");
+        let at = if fuel < main_len {
+            0
+        } else if fuel < main_len + callee_len {
+            call_pc
+        } else {
+            ret_pc
+        };
+        assert_eq!(e.pc, at, "fuel {fuel}");
+        // The callee ran (and printed nothing) exactly when the return failed.
+        assert_eq!(out, "", "fuel {fuel}");
+    }
+    assert_eq!(errors, total);
+}
+
+// `add`, `mul`, `div` and `modk` followed by `ret` (the tail of `return a + b;`) run as one
+// fused pair: an error in the first keeps its PC, a jump to the `ret` runs it alone, and the
+// results, errors and fuel are those of the unfused run.
+#[test]
+fn fused_returns_keep_pc_results_and_fuel() {
+    assert_eq!(
+        error_of("fn q(a, b) {\n  return a / b;\n}\nprint(q(7, 0));\n"),
+        "runtime error at line 2 (fn q, pc 0): division by zero"
+    );
+    assert_eq!(
+        error_of("fn q(a, b) {\n  return a + b;\n}\nprint(q(7, \"s\"));\n"),
+        "runtime error at line 2 (fn q, pc 0): type error: cannot add int and string"
+    );
+    let src = "fn add(a, b) {\n  return a + b;\n}\nfn sq(x) {\n  return x * x;\n}\nfn half(x) {\n  return x / 2.0;\n}\nfn odd(x) {\n  return x % 2;\n}\nfn pick(a, b, c) {\n  let r = a;\n  if c {\n    r = a * b;\n  }\n  return r;\n}\nfn cat(s, t) {\n  return s + t;\n}\nlet h = 0;\nlet i = 0;\nlet s = \"\";\nwhile i < 30 {\n  h = add(h, sq(i)) + odd(i) + pick(i, 3, odd(i) == 1);\n  s = cat(s, str(odd(i)));\n  i = i + 1;\n}\nprint(h, half(h), s);\n";
+    let prog = lang::compile(src).unwrap();
+    let fused = |f: usize| {
+        let code = &prog.funcs[f].code;
+        code.len() >= 2 && code[code.len() - 2] as u8 == Op::Ret as u8
+    };
+    // The compiler ends these functions with the pairs fused here (the `ret` is followed by
+    // the `retnil` every function ends with).
+    assert!((1..prog.funcs.len()).all(fused));
+    let outcome = |fused_pairs: bool, fuel: Option<u64>| {
+        let config = VmConfig {
+            fused_pairs,
+            fuel,
+            ..VmConfig::default()
+        };
+        let mut vm = Vm::new(&prog, config).unwrap();
+        let mut out = String::new();
+        let r = vm.run(&mut out, None);
+        (out, r.map_err(|e| e.to_string()).err(), vm.fuel_left())
+    };
+    let full = outcome(true, None);
+    assert_eq!(
+        full.0, "9455 4727.5 010101010101010101010101010101\n",
+        "{full:?}"
+    );
+    assert_eq!(full, outcome(false, None));
+    let used = u64::MAX - full.2;
+    for fuel in (0..used + 2).step_by(7) {
+        assert_eq!(
+            outcome(true, Some(fuel)),
+            outcome(false, Some(fuel)),
+            "fuel {fuel}"
+        );
+    }
+}

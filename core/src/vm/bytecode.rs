@@ -238,8 +238,9 @@ opcodes! {
     /// `A = len(buf[B])`
     BLen = "blen" [A: Write, B: Buffer];
 
-    // The interpreter's fused pairs (most frequent adjacent pairs in the suite's hot loops;
-    // docs/perf.md, 2026-12-04 interpreter dispatch). The first of each pair is one word.
+    // The interpreter's fused pairs (most frequent adjacent pairs in the suite's hot loops,
+    // and the tails of small functions, `x+ret`; docs/perf.md, 2026-12-04 interpreter dispatch
+    // and interpreter call path). The first of each pair is one word.
     @fused {
         GetIdxMul = "getidx+mul" (GetIdx, Mul);
         GetIdxAdd = "getidx+add" (GetIdx, Add);
@@ -263,6 +264,10 @@ opcodes! {
         AddSub = "add+sub" (Add, Sub);
         SubAdd = "sub+add" (Sub, Add);
         MoveMove = "move+move" (Move, Move);
+        AddRet = "add+ret" (Add, Ret);
+        MulRet = "mul+ret" (Mul, Ret);
+        DivRet = "div+ret" (Div, Ret);
+        ModKRet = "modk+ret" (ModK, Ret);
     }
 }
 

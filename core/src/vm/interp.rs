@@ -93,12 +93,33 @@ impl Default for VmConfig {
     }
 }
 
-/// One call frame: where the caller resumes.
+/// One call frame: where the caller resumes, kept in the form the dispatch loop runs it, so a
+/// return restores the caller without looking anything up.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Frame {
+    /// The caller's code as the interpreter runs it (its `Vm::xcode` entry).
+    pub(super) code: *const u32,
+    /// Where the caller resumes: the word after its `call`, inside `code`.
+    pub(super) ret_ip: *const u32,
+    /// The end of the caller's code: the return charges the words from `ret_ip` to here.
+    pub(super) end: *const u32,
+    /// The caller's function index.
     pub(super) func: u32,
-    pub(super) ret_pc: u32,
+    /// The caller's register base.
     pub(super) base: u32,
+}
+
+impl Frame {
+    /// A frame that only counts towards the call depth (native activations): the interpreter
+    /// never returns into it (`Start::stop` ends the dispatch loop above it), so nothing reads
+    /// its fields.
+    pub(super) const MARKER: Frame = Frame {
+        code: core::ptr::null(),
+        ret_ip: core::ptr::null(),
+        end: core::ptr::null(),
+        func: 0,
+        base: 0,
+    };
 }
 
 /// A virtual machine bound to one verified program.
@@ -112,6 +133,10 @@ pub struct Vm<'p> {
     consts: Vec<Value>,
     stack: Vec<Value>,
     pub(super) frames: Vec<Frame>,
+    /// How many frames the interpreter's `call` may hold before it takes its slow path
+    /// (`Vm::make_frame_room`): `min(config.max_depth, frames.capacity())` as of the last
+    /// time that path ran. The capacity never shrinks, so a push below it never reallocates.
+    frame_room: usize,
     meter: Meter,
     fuel: u64,
     pub(super) config: VmConfig,
@@ -203,6 +228,7 @@ impl<'p> Vm<'p> {
             consts: Vec::new(),
             stack: Vec::new(),
             frames: Vec::new(),
+            frame_room: 0,
             meter,
             fuel: config.fuel.unwrap_or(u64::MAX),
             config,
@@ -278,6 +304,19 @@ impl<'p> Vm<'p> {
             pc,
             line: f.and_then(|f| f.lines.get(pc)).copied().unwrap_or(0),
         }
+    }
+
+    /// The slow path of the interpreter's call-depth check: fails at `config.max_depth`, else
+    /// makes room for at least one more frame and updates `frame_room`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn make_frame_room(&mut self) -> Result<(), E> {
+        if self.frames.len() >= self.config.max_depth {
+            return Err(E::StackOverflow);
+        }
+        self.frames.try_reserve(1).map_err(|_| E::OutOfMemory)?;
+        self.frame_room = self.config.max_depth.min(self.frames.capacity());
+        Ok(())
     }
 
     pub(super) fn charge(&mut self, words: usize) -> Result<(), E> {

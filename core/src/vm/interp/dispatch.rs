@@ -26,14 +26,24 @@ impl Vm<'_> {
     ) -> Result<Value, E> {
         let prog = self.prog;
         let mut fi = start.func;
-        let Some(mut func) = prog.funcs.get(fi) else {
+        let Some(func) = prog.funcs.get(fi) else {
             return Err(E::BadArgument("no such function"));
         };
+        if start.pc >= func.code.len() {
+            return Err(E::BadArgument("no such PC"));
+        }
         // The code per function (see `Vm::xcode`): never changed after `Vm::new`, so these
         // addresses stay valid while this loop runs.
         let xcode: *const *const u32 = self.xcode.as_ptr();
         let mut base = start.base;
-        let mut pc = start.pc;
+        // The running function's code (its `xcode` entry; a copy of the same length as the
+        // program's code) and the PC as a pointer into it: one register for fetching; the
+        // index is computed back (`pc!`) only where it is needed (jumps, calls, errors).
+        // SAFETY: `fi` was checked above; `xcode` holds one address per function.
+        let mut code: *const u32 = unsafe { *xcode.add(fi) };
+        let mut ip: *const u32 = code.wrapping_add(start.pc);
+        // The end of the running function's code (for the fuel a return charges).
+        let mut end: *const u32 = code.wrapping_add(func.code.len());
         if stack.len() < base.saturating_add(FRAME_WINDOW) {
             return Err(E::StackOverflow);
         }
@@ -54,19 +64,12 @@ impl Vm<'_> {
             let last = stack.iter().rposition(|v| v.tag() >= TAG_STR);
             last.map_or(0, |i| stack.as_ptr().wrapping_add(i + 1) as usize)
         };
-        'frames: loop {
-            // SAFETY: `xcode` holds one address per function (`Vm::new`), and `fi` is always a
-            // function index: checked above for the first frame, verified for every `call`
-            // (`check_call`), and `ret` returns to a frame pushed by a call. The address is
-            // that of the function's code or of a copy of it of the same length.
-            let code: &[u32] =
-                unsafe { core::slice::from_raw_parts(*xcode.add(fi), func.code.len()) };
-            // The PC as a pointer into the code: one register for fetching; the index is
-            // computed back (`pc!`) only where it is needed (jumps, calls, errors).
-            let mut ip: *const u32 = code.as_ptr().wrapping_add(pc);
+        // One loop runs every frame: a call or a return switches `fi`, `code`, `ip`, `base`
+        // and `regs` in place and goes on dispatching (docs/perf.md, "interpreter call path").
+        {
             macro_rules! pc {
                 () => {
-                    (ip as usize - code.as_ptr() as usize) / mem::size_of::<u32>()
+                    (ip as usize - code as usize) / mem::size_of::<u32>()
                 };
             }
             macro_rules! bail {
@@ -84,19 +87,34 @@ impl Vm<'_> {
                     }
                 };
             }
-            if jit_on {
-                self.hot = self.loop_counts(fi);
-            }
             // A frame's window is a fixed 256 slots (the stack always extends that far past the
             // base), so 8-bit register operands index it without bounds checks.
-            debug_assert!(base + FRAME_WINDOW <= stack.len());
             // SAFETY: the window lies inside the stack: checked on entry for the first frame;
             // `call` grows the stack to cover the callee's window before switching to it; `ret`
             // returns to a frame this loop entered before; and the stack never shrinks while
-            // the loop runs. `regs` is re-derived after every use of `stack` elsewhere (each
-            // such use ends with `continue 'frames`).
-            let regs =
-                unsafe { &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>() };
+            // the loop runs. `regs` is re-derived (`enter!`) after every use of `stack`
+            // elsewhere (a frame switch, or the return from a native call).
+            let mut regs: &mut [Value; FRAME_WINDOW];
+            // Switches to the frame of `fi` at `base`: the registers, and (`enter!`) the loop
+            // counters.
+            macro_rules! enter_regs {
+                () => {{
+                    debug_assert!(base + FRAME_WINDOW <= stack.len());
+                    // SAFETY: as for `regs` above.
+                    regs = unsafe {
+                        &mut *stack.as_mut_ptr().add(base).cast::<[Value; FRAME_WINDOW]>()
+                    };
+                }};
+            }
+            macro_rules! enter {
+                () => {{
+                    if jit_on {
+                        self.hot = self.loop_counts(fi);
+                    }
+                    enter_regs!();
+                }};
+            }
+            enter!();
             // Stores into a register; dropping an old heap reference here is a collection
             // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
             // A heap value raises the watermark (see `heap_top`).
@@ -208,7 +226,7 @@ impl Vm<'_> {
                         } else {
                             target
                         };
-                        ip = code.as_ptr().wrapping_add(to);
+                        ip = code.wrapping_add(to);
                     }};
                 }
                 // Compare-and-branch with the same-type fast paths inline.
@@ -375,6 +393,57 @@ impl Vm<'_> {
                         $second
                     }};
                 }
+                // `ret` of the value `$v` (taken out of its register): releases the frame's
+                // registers and returns to the caller (or out of this loop).
+                macro_rules! op_ret {
+                    ($v:expr) => {{
+                        let v = $v;
+                        // Collection point: the callee's registers are released here. Only
+                        // heap values need it; the rest are dead and never read again (the
+                        // verifier proves every register is written before it is read). No
+                        // slot from `heap_top` on holds one, so a frame above it has none.
+                        let lo = regs.as_ptr() as usize;
+                        if self.heap_top > lo {
+                            // SAFETY: `fi` is the running function's index.
+                            let nregs = unsafe { prog.funcs.get_unchecked(fi) }.nregs as usize;
+                            for r in regs[..nregs].iter_mut() {
+                                if r.tag() >= TAG_STR {
+                                    *r = Value::Nil;
+                                }
+                            }
+                            if self.heap_top <= regs.as_ptr().wrapping_add(nregs) as usize {
+                                self.heap_top = lo;
+                            }
+                        }
+                        debug_assert!(regs[..prog.funcs[fi].nregs as usize]
+                            .iter()
+                            .all(|r| r.tag() < TAG_STR));
+                        if self.frames.len() <= start.stop {
+                            return Ok(v);
+                        }
+                        let Some(fr) = self.frames.pop() else {
+                            return Ok(v);
+                        };
+                        if v.tag() >= TAG_STR {
+                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
+                        }
+                        // SAFETY: the slot holds no heap value (released above, or none was
+                        // there), so overwriting it without a drop leaks nothing.
+                        unsafe { core::ptr::write(&mut regs[0], v) };
+                        fi = fr.func as usize;
+                        base = fr.base as usize;
+                        code = fr.code;
+                        ip = fr.ret_ip;
+                        end = fr.end;
+                        let rest = (end as usize - ip as usize) / mem::size_of::<u32>();
+                        if let Err(k) = self.charge(rest) {
+                            // Raised at the return PC of the caller, as before the switch.
+                            bail!(k);
+                        }
+                        enter!();
+                        continue;
+                    }};
+                }
                 // SAFETY: `Vm::new` verified that every instruction start holds a valid
                 // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
                 // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
@@ -463,13 +532,14 @@ impl Vm<'_> {
                     Op::ForLeR => for_loop!(w, &regs[field_b(w)], &regs[field_c(w)], <=, le),
                     Op::Call => {
                         let callee = ext!();
-                        if self.frames.len() >= self.config.max_depth {
-                            bail!(E::StackOverflow);
+                        let depth = self.frames.len();
+                        if depth >= self.frame_room {
+                            tri!(self.make_frame_room());
                         }
                         // SAFETY: the verifier checked that every `call` names an existing
                         // function (`check_call`).
-                        let cf = unsafe { prog.funcs.get_unchecked(callee) };
-                        tri!(self.charge(cf.code.len()));
+                        let len = unsafe { prog.funcs.get_unchecked(callee) }.code.len();
+                        tri!(self.charge(len));
                         let new_base = base + field_a(w);
                         tri!(self.grow_stack(stack, new_base + FRAME_WINDOW));
                         if jit_on {
@@ -481,20 +551,38 @@ impl Vm<'_> {
                                     pos.pc = t.pc;
                                     return Err(t.kind);
                                 }
-                                pc = pc!() + 2;
-                                continue 'frames;
+                                ip = ip.wrapping_add(2);
+                                enter!();
+                                continue;
                             }
+                            self.hot = self.loop_counts(callee);
                         }
-                        self.frames.push(Frame {
+                        let frame = Frame {
+                            code,
+                            ret_ip: ip.wrapping_add(2),
+                            end,
                             func: fi as u32,
-                            ret_pc: (pc!() + 2) as u32,
                             base: base as u32,
-                        });
+                        };
+                        debug_assert!(depth < self.frames.capacity());
+                        // SAFETY: `depth` is below `frame_room`, so below the capacity (see
+                        // `Vm::frame_room`), and still the length: between the check and here
+                        // only fuel, the register stack and the call counters changed (the
+                        // hook `count_call` may consult sees the arguments, not the frames),
+                        // and the native branch, which pushes and pops its own marker, left
+                        // the arm.
+                        unsafe {
+                            self.frames.as_mut_ptr().add(depth).write(frame);
+                            self.frames.set_len(depth + 1);
+                        }
                         fi = callee;
-                        func = cf;
+                        // SAFETY: `xcode` holds one address per function, and `callee` is one.
+                        code = unsafe { *xcode.add(callee) };
+                        ip = code;
+                        end = code.wrapping_add(len);
                         base = new_base;
-                        pc = 0;
-                        continue 'frames;
+                        enter_regs!();
+                        continue;
                     }
                     Op::CallB => {
                         let (first, n) = (field_a(w), field_c(w));
@@ -518,55 +606,11 @@ impl Vm<'_> {
                         put!(first, v);
                         ip = ip.wrapping_add(1);
                     }
-                    Op::Ret | Op::RetNil => {
-                        let v = if op == Op::Ret {
-                            mem::take(&mut regs[field_a(w)])
-                        } else {
-                            Value::Nil
-                        };
-                        // Collection point: the callee's registers are released here. Only
-                        // heap values need it; the rest are dead and never read again (the
-                        // verifier proves every register is written before it is read). No
-                        // slot from `heap_top` on holds one, so a frame above it has none.
-                        let nregs = func.nregs as usize;
-                        let lo = regs.as_ptr() as usize;
-                        if self.heap_top > lo {
-                            for r in regs[..nregs].iter_mut() {
-                                if r.tag() >= TAG_STR {
-                                    *r = Value::Nil;
-                                }
-                            }
-                            if self.heap_top <= regs.as_ptr().wrapping_add(nregs) as usize {
-                                self.heap_top = lo;
-                            }
-                        }
-                        debug_assert!(regs[..nregs].iter().all(|r| r.tag() < TAG_STR));
-                        if self.frames.len() <= start.stop {
-                            return Ok(v);
-                        }
-                        let Some(fr) = self.frames.pop() else {
-                            return Ok(v);
-                        };
-                        if v.tag() >= TAG_STR {
-                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
-                        }
-                        // SAFETY: the slot holds no heap value (released above, or none was
-                        // there), so overwriting it without a drop leaks nothing.
-                        unsafe { core::ptr::write(&mut regs[0], v) };
-                        fi = fr.func as usize;
-                        // SAFETY: `fr.func` was the index of a running function when the
-                        // frame was pushed.
-                        func = unsafe { prog.funcs.get_unchecked(fi) };
-                        base = fr.base as usize;
-                        pc = fr.ret_pc as usize;
-                        if let Err(k) = self.charge(func.code.len() - pc) {
-                            // Raised at the return PC of the caller, as before the switch.
-                            pos.func = fi;
-                            pos.pc = pc;
-                            return Err(k);
-                        }
-                        continue 'frames;
-                    }
+                    Op::Ret | Op::RetNil => op_ret!(if op == Op::Ret {
+                        mem::take(&mut regs[field_a(w)])
+                    } else {
+                        Value::Nil
+                    }),
                     Op::NewArr => {
                         let (first, n) = (field_b(w), field_c(w));
                         let items = regs[first..first + n].to_vec();
@@ -672,6 +716,22 @@ impl Vm<'_> {
                         w1 => arith!(w1, add, &regs[field_c(w1)], wrapping_add, +)
                     ),
                     Op::MoveMove => pair!(op_move!(w), w1 => op_move!(w1)),
+                    Op::AddRet => pair!(
+                        arith!(w, add, &regs[field_c(w)], wrapping_add, +),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
+                    Op::MulRet => pair!(
+                        arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
+                    Op::DivRet => pair!(
+                        arith!(w, div, &regs[field_c(w)], wrapping_div if nonzero, /),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
+                    Op::ModKRet => pair!(
+                        arith!(w, rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
+                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                    ),
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
                             match self.take_pending(w as u8) {

@@ -207,11 +207,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         at: (usize, usize),
         base: usize,
     ) -> Result<(), Trap> {
-        self.vm.frames.push(Frame {
-            func: at.0 as u32,
-            ret_pc: (at.1 + 2) as u32,
-            base: 0,
-        });
+        self.vm.frames.push(Frame::MARKER);
         self.vm.native_depth += 1;
         let r = native.run(self, base);
         self.vm.native_depth -= 1;
@@ -266,11 +262,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         match native {
             Some(code) => self.run_native(&code, at, base),
             None => {
-                self.vm.frames.push(Frame {
-                    func: at.0 as u32,
-                    ret_pc: (at.1 + 2) as u32,
-                    base: 0,
-                });
+                self.vm.frames.push(Frame::MARKER);
                 let r = self.interpret(callee, 0, base);
                 self.vm.frames.pop();
                 r?;
@@ -315,11 +307,7 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
     /// counts against [`MAX_NATIVE_DEPTH`].
     pub fn with_direct_frames<R>(&mut self, ddepth: usize, f: impl FnOnce(&mut Self) -> R) -> R {
         for _ in 0..ddepth {
-            self.vm.frames.push(Frame {
-                func: 0,
-                ret_pc: 0,
-                base: 0,
-            });
+            self.vm.frames.push(Frame::MARKER);
         }
         self.vm.native_depth += ddepth;
         let r = f(self);
