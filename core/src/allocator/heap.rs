@@ -62,6 +62,7 @@ mod queue;
 mod remote;
 
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
+use hot::{HOT_STACK_AT, HOT_STACK_AT_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -102,7 +103,11 @@ const FULL_SCAN_LIMIT: usize = 32;
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
 /// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
+#[repr(C)]
 pub struct Heap {
+    /// First, at offset 0 (`repr(C)`): the fast paths address a stack as heap + class * stride,
+    /// with no constant to add.
+    hot: [HotStack; HOT_CLASSES],
     /// Owner id written into the segments this heap owns (`NO_ID` until the first one).
     id: usize,
     /// Segments this heap owns that a free has verified (segment map, cookie, owner), indexed
@@ -111,7 +116,6 @@ pub struct Heap {
     /// what the map, cookie and owner tests prove, with one compare.
     known: [usize; KNOWN_SEGMENTS],
     pool: &'static Pool,
-    hot: [HotStack; HOT_CLASSES],
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
@@ -166,8 +170,8 @@ impl Heap {
     }
 
     /// The hot-stack pop of [`alloc_uncounted`](Self::alloc_uncounted) alone, for a caller
-    /// that wants no other path inline: a block of at most `SMALL_LOOKUP_MAX` bytes (alignment
-    /// at most 16) from its class's hot stack when it holds one, uncounted; every other request
+    /// that wants no other path inline: a block of at most `SMALL_LOOKUP_MAX` bytes aligned to
+    /// 16 from its class's hot stack when it holds one, uncounted; every other request
     /// is `refill(self, size, align)`, which must serve it (by `alloc_uncounted`, say). With
     /// `refill` a call to a function that cannot unwind, the caller's inline part ends in a tail
     /// call on every path and needs no stack frame (libkiln.so's `malloc`).
@@ -178,22 +182,21 @@ impl Heap {
         align: usize,
         refill: F,
     ) -> *mut u8 {
-        if HOT_CLASSES != 0
-            && align <= NATURAL_ALIGN
-            && align & align.wrapping_sub(1) == 0
-            && size <= SMALL_LOOKUP_MAX
-        {
-            let class = small_class_of(size, align);
-            if is_hot(class) {
-                let stack = &mut self.hot[class];
-                if stack.len != 0 {
-                    stack.len -= 1;
-                    // SAFETY: as in `alloc_class`.
-                    unsafe {
-                        let b = *stack.blocks.get_unchecked(stack.len);
-                        b.cast::<usize>().write(0);
-                        return b;
-                    }
+        if HOT_STACK_AT_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
+            // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index is at most the table's last;
+            // the entry is the byte offset of `self.hot[class]` for the request's class (`hot`
+            // is the first field of this `repr(C)` struct), so the place is that stack.
+            let stack = unsafe {
+                let at = *HOT_STACK_AT.get_unchecked((size + 15) >> 4) as usize;
+                &mut *self.hot.as_mut_ptr().byte_add(at)
+            };
+            if stack.len != 0 {
+                stack.len -= 1;
+                // SAFETY: as in `alloc_class`.
+                unsafe {
+                    let b = *stack.blocks.get_unchecked(stack.len);
+                    b.cast::<usize>().write(0);
+                    return b;
                 }
             }
         }

@@ -5,13 +5,40 @@ use core::ptr;
 use super::Heap;
 use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE};
 use crate::allocator::segment::segment_of;
-use crate::allocator::size_class::{class_of, CLASS_COUNT};
+use crate::allocator::size_class::{class_of, CLASS_COUNT, SMALL_LOOKUP_MAX};
 
 /// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
 pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
     0
 } else {
     class_of(HOT_MAX_SIZE) + 1
+};
+
+/// `HOT_STACK_AT[(size + 15) / 16]`: where in a [`Heap`] the hot stack of a 16-aligned request
+/// of `size <= SMALL_LOOKUP_MAX` bytes lies (`Heap` is `repr(C)` with `hot` first, so this is
+/// `class * size_of::<HotStack>()`, `class` as [`small_class_of`](crate::allocator::size_class)
+/// gives it). One load from size to stack: the inline `malloc` of libkiln.so needs no class
+/// number, so no multiply. Empty (never read) without hot stacks.
+pub(crate) static HOT_STACK_AT: [u16; HOT_STACK_AT_LEN] = {
+    let mut t = [0u16; HOT_STACK_AT_LEN];
+    let mut i = 0;
+    while i < t.len() {
+        // Size 0 gets a 16-byte block, like every 16-aligned request up to 16 bytes.
+        let size = if i == 0 { 16 } else { i * 16 };
+        let at = class_of(size) * core::mem::size_of::<HotStack>();
+        assert!(class_of(size) < HOT_CLASSES && at <= u16::MAX as usize);
+        t[i] = at as u16;
+        i += 1;
+    }
+    t
+};
+
+/// Entries of [`HOT_STACK_AT`]: every 16-byte step up to `SMALL_LOOKUP_MAX` when every class
+/// of that range has a hot stack, none otherwise.
+pub(crate) const HOT_STACK_AT_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP_MAX {
+    SMALL_LOOKUP_MAX / 16 + 1
+} else {
+    0
 };
 
 /// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
@@ -78,5 +105,29 @@ impl Heap {
     pub(crate) fn hot_stack(&self, class: usize) -> &[*mut u8] {
         let stack = &self.hot[class];
         &stack.blocks[..stack.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::size_class::small_class_of;
+
+    /// The table agrees with the size-class lookup it stands for, for every size it covers, and
+    /// the hot stacks start the heap.
+    #[test]
+    fn hot_stack_offsets_match_the_size_classes() {
+        assert_eq!(core::mem::offset_of!(Heap, hot), 0);
+        if HOT_STACK_AT_LEN == 0 {
+            return; // no table in this geometry
+        }
+        for size in 0..=SMALL_LOOKUP_MAX {
+            let class = small_class_of(size, 16);
+            assert_eq!(
+                HOT_STACK_AT[(size + 15) >> 4] as usize,
+                class * core::mem::size_of::<HotStack>(),
+                "size {size}"
+            );
+        }
     }
 }
