@@ -103,11 +103,7 @@ const FULL_SCAN_LIMIT: usize = 32;
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
 /// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
-#[repr(C)]
 pub struct Heap {
-    /// First, at offset 0 (`repr(C)`): the fast paths address a stack as heap + class * stride,
-    /// with no constant to add.
-    hot: [HotStack; HOT_CLASSES],
     /// Owner id written into the segments this heap owns (`NO_ID` until the first one).
     id: usize,
     /// Segments this heap owns that a free has verified (segment map, cookie, owner), indexed
@@ -116,6 +112,7 @@ pub struct Heap {
     /// what the map, cookie and owner tests prove, with one compare.
     known: [usize; KNOWN_SEGMENTS],
     pool: &'static Pool,
+    hot: [HotStack; HOT_CLASSES],
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
@@ -184,11 +181,11 @@ impl Heap {
     ) -> *mut u8 {
         if HOT_STACK_AT_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
             // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index is at most the table's last;
-            // the entry is the byte offset of `self.hot[class]` for the request's class (`hot`
-            // is the first field of this `repr(C)` struct), so the place is that stack.
+            // the entry is the byte offset of `self.hot[class]` in `Heap` for the request's
+            // class, so the place is that stack.
             let stack = unsafe {
                 let at = *HOT_STACK_AT.get_unchecked((size + 15) >> 4) as usize;
-                &mut *self.hot.as_mut_ptr().byte_add(at)
+                &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>()
             };
             if stack.len != 0 {
                 stack.len -= 1;
