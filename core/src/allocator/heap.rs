@@ -62,7 +62,7 @@ mod queue;
 mod remote;
 
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
-use hot::{HOT_STACK_AT, HOT_STACK_AT_LEN};
+use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN, HOT_STACK_OF};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -113,6 +113,8 @@ pub struct Heap {
     known: [usize; KNOWN_SEGMENTS],
     pool: &'static Pool,
     hot: [HotStack; HOT_CLASSES],
+    /// Where the free of a class without a hot stack looks for one ([`hot::HOT_STACK_OF`]).
+    no_stack: NoStack,
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
@@ -136,6 +138,7 @@ impl Heap {
             known: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
             pool,
             hot: [HotStack::EMPTY; HOT_CLASSES],
+            no_stack: NoStack::EMPTY,
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
@@ -525,23 +528,30 @@ impl Heap {
         unsafe {
             let class = (*page).class as usize;
             let size = (*page).block_size;
-            if is_hot(class) {
-                let stack = &mut self.hot[class];
-                if stack.len < stack.cap {
+            if HOT_CLASSES != 0 {
+                // The class's hot stack, or the `NoStack` (len 0, cap 0) of a class without
+                // one: raw places only, since a `NoStack` is not a whole `HotStack`. `class <
+                // CLASS_COUNT` (page invariant) keeps the index in the table.
+                let at = *HOT_STACK_OF.get_unchecked(class) as usize;
+                let stack = ptr::from_mut(self).byte_add(at).cast::<HotStack>();
+                let len = (*stack).len;
+                if len < (*stack).cap {
+                    // A real stack (`NoStack` never passes), with room at `len`.
                     // The marker: the page's encoding of a null link, so the block looks free.
                     block.cast::<usize>().write((*page).key);
-                    *stack.blocks.get_unchecked_mut(stack.len) = block;
-                    stack.len += 1;
+                    ptr::addr_of_mut!((*stack).blocks)
+                        .cast::<*mut u8>()
+                        .add(len)
+                        .write(block);
+                    (*stack).len = len + 1;
                     // Counted last, so a counter flush is a tail call.
                     if COUNT {
                         self.stats.local_free(class, size);
                     }
                     return;
                 }
-                // Full (or draining): the block goes to its page, whose metadata this free
-                // has just read; the stack keeps what it holds.
-            }
-            if HOT_CLASSES != 0 {
+                // Full (or draining), or no stack: the block goes to its page, whose metadata
+                // this free has just read; the stack keeps what it holds.
                 // Out of line when there are hot stacks, so the inline part ends in a tail
                 // call on every path and keeps no registers (no stack frame).
                 return self.free_local_page(page, block);

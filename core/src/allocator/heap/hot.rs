@@ -27,7 +27,7 @@ pub(crate) static HOT_STACK_AT: [u16; HOT_STACK_AT_LEN] = {
         let size = if i == 0 { 16 } else { i * 16 };
         let at =
             core::mem::offset_of!(Heap, hot) + class_of(size) * core::mem::size_of::<HotStack>();
-        assert!(class_of(size) < HOT_CLASSES && at <= u16::MAX as usize);
+        assert!(is_hot(class_of(size)) && at <= u16::MAX as usize);
         t[i] = at as u16;
         i += 1;
     }
@@ -35,23 +35,59 @@ pub(crate) static HOT_STACK_AT: [u16; HOT_STACK_AT_LEN] = {
 };
 
 /// Entries of [`HOT_STACK_AT`]: every 16-byte step up to `SMALL_LOOKUP_MAX` when every class
-/// of that range has a hot stack, none otherwise.
+/// of that range has a hot stack, none otherwise. (`HOT_MAX_SIZE` is 0 in the small geometry.)
+#[allow(clippy::absurd_extreme_comparisons)]
 pub(crate) const HOT_STACK_AT_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP_MAX {
     SMALL_LOOKUP_MAX / 16 + 1
 } else {
     0
 };
 
+/// `HOT_STACK_OF[class]`: the byte offset in a [`Heap`] of the hot stack of `class`, or for a
+/// class without one, of the heap's [`NoStack`], whose `len` is never below its `cap`. The
+/// owner's free reads `len` and `cap` there and pushes when `len < cap`, with no separate test
+/// for the class and no multiply.
+pub(crate) static HOT_STACK_OF: [u16; CLASS_COUNT] = {
+    let mut t = [0u16; CLASS_COUNT];
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        let at = if is_hot(class) {
+            core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>()
+        } else {
+            core::mem::offset_of!(Heap, no_stack)
+        };
+        assert!(at <= u16::MAX as usize);
+        t[class] = at as u16;
+        class += 1;
+    }
+    t
+};
+
+/// The `len` and `cap` of a [`HotStack`] that never takes a block (both 0): where
+/// [`HOT_STACK_OF`] sends the classes without a hot stack.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct NoStack {
+    len: usize,
+    cap: usize,
+}
+
+impl NoStack {
+    pub(super) const EMPTY: NoStack = NoStack { len: 0, cap: 0 };
+}
+
 /// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
 /// there: always false, which is the point.)
 #[inline(always)]
 #[allow(clippy::absurd_extreme_comparisons)]
-pub(crate) fn is_hot(class: usize) -> bool {
+pub(crate) const fn is_hot(class: usize) -> bool {
     class < HOT_CLASSES
 }
 
 /// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
+/// `repr(C)`: `len` and `cap` first, as [`NoStack`] has them.
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub(crate) struct HotStack {
     pub(crate) len: usize,
     /// How many blocks frees may stack: `HOT_DEPTH`, or 0 while the class drains (a page of
@@ -113,6 +149,25 @@ impl Heap {
 mod tests {
     use super::*;
     use crate::allocator::size_class::small_class_of;
+
+    /// The per-class table names each hot class's stack and the stackless classes' `NoStack`,
+    /// whose `len` and `cap` lie where a `HotStack`'s do.
+    #[test]
+    fn hot_stack_of_every_class() {
+        assert_eq!(core::mem::offset_of!(HotStack, len), 0);
+        assert_eq!(core::mem::offset_of!(HotStack, cap), 8);
+        assert_eq!(core::mem::offset_of!(NoStack, len), 0);
+        assert_eq!(core::mem::offset_of!(NoStack, cap), 8);
+        assert_eq!(NoStack::EMPTY.len, NoStack::EMPTY.cap);
+        for (class, &at) in HOT_STACK_OF.iter().enumerate() {
+            let want = if is_hot(class) {
+                core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>()
+            } else {
+                core::mem::offset_of!(Heap, no_stack)
+            };
+            assert_eq!(at as usize, want, "class {class}");
+        }
+    }
 
     /// The table agrees with the size-class lookup it stands for, for every size it covers.
     #[test]
