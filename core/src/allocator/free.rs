@@ -131,7 +131,7 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
         if (*page).looks_free(p) {
             return free_local_suspect(heap, page, p);
         }
-        push_local(heap, page, p);
+        push_local::<true>(heap, page, p);
     }
     Ok(())
 }
@@ -163,7 +163,7 @@ unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
         if (*page).looks_free(p) {
             return free_local_suspect(heap, page, p);
         }
-        push_local(heap, page, p);
+        push_local::<true>(heap, page, p);
     }
     Ok(())
 }
@@ -176,6 +176,36 @@ unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 /// As for [`free`].
 #[inline(always)]
 pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+    // SAFETY: forwarded (caller).
+    unsafe { free_or_report_counting::<true>(heap, p, report) }
+}
+
+/// [`free_or_report`] whose inline hot-stack push skips the per-call statistics and the load of
+/// their run-time switch: for a caller that has just found [`stats::counting`](super::stats::counting)
+/// off (libkiln.so's `free`). The out-of-line paths count as usual.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+pub unsafe fn free_or_report_uncounted(
+    heap: &mut Heap,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
+    // SAFETY: forwarded (caller).
+    unsafe { free_or_report_counting::<false>(heap, p, report) }
+}
+
+/// [`free_or_report`]; `COUNT`: whether the inline push counts.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+unsafe fn free_or_report_counting<const COUNT: bool>(
+    heap: &mut Heap,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
     let seg = segment_of(p);
     if !heap.knows(seg) {
         // SAFETY: forwarded (caller).
@@ -190,7 +220,7 @@ pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fr
         if (*page).looks_free(p) {
             return suspect_or_report(heap, page, p, report);
         }
-        push_local(heap, page, p);
+        push_local::<COUNT>(heap, page, p);
     }
 }
 
@@ -200,7 +230,14 @@ pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fr
 /// # Safety
 /// As for [`free`].
 #[inline(never)]
-unsafe fn unknown_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, FreeError)) {
+// `extern "C"` only so that it cannot unwind: the inline free reaches it by a tail call then
+// (no landing pad, no stack frame). It is never called from outside Rust.
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn unknown_or_report(
+    heap: &mut Heap,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
     let seg = segment_of(p);
     let ours = match super::segment_map::contains_at_home(seg as usize) {
         Some(mapped) => mapped && Segment::cookie_matches(seg),
@@ -227,7 +264,7 @@ unsafe fn unknown_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fre
         if (*page).looks_free(p) {
             return suspect_or_report(heap, page, p, report);
         }
-        push_local(heap, page, p);
+        push_local::<true>(heap, page, p);
     }
 }
 
@@ -263,7 +300,10 @@ unsafe fn not_ours_or_report(p: *mut u8, report: fn(*mut u8, FreeError)) {
 /// As for [`free_not_local`].
 #[cold]
 #[inline(never)]
-unsafe fn not_local_or_report(
+// `extern "C"` only so that it cannot unwind: the inline free reaches it by a tail call then
+// (no landing pad, no stack frame). It is never called from outside Rust.
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn not_local_or_report(
     heap: &mut Heap,
     seg: *mut Segment,
     page: *mut Page,
@@ -282,7 +322,10 @@ unsafe fn not_local_or_report(
 /// As for [`free_local_suspect`].
 #[cold]
 #[inline(never)]
-unsafe fn suspect_or_report(
+// `extern "C"` only so that it cannot unwind: the inline free reaches it by a tail call then
+// (no landing pad, no stack frame). It is never called from outside Rust.
+#[allow(improper_ctypes_definitions)]
+unsafe extern "C" fn suspect_or_report(
     heap: &mut Heap,
     page: *mut Page,
     p: *mut u8,
@@ -300,9 +343,9 @@ unsafe fn suspect_or_report(
 /// # Safety
 /// `heap` owns `page`; `block` is one of its blocks, allocated and not free.
 #[inline(always)]
-unsafe fn push_local(heap: &mut Heap, page: *mut Page, block: *mut u8) {
+unsafe fn push_local<const COUNT: bool>(heap: &mut Heap, page: *mut Page, block: *mut u8) {
     // SAFETY: forwarded (caller).
-    unsafe { heap.free_local(page, block) }
+    unsafe { heap.free_local::<COUNT>(page, block) }
 }
 
 /// A pointer whose segment is not a header of ours: fine if null, a huge block aligned to a
@@ -355,7 +398,7 @@ unsafe fn free_not_local(
                     if (*page).looks_free(block) {
                         return free_local_suspect(heap, page, block);
                     }
-                    push_local(heap, page, block);
+                    push_local::<true>(heap, page, block);
                 }
                 Ok(())
             } else {
@@ -385,7 +428,7 @@ unsafe fn free_local_suspect(
         if (*page).is_on_a_free_list(block, true) || heap.hot_holds((*page).class as usize, block) {
             return Err(FreeError::DoubleFree);
         }
-        push_local(heap, page, block);
+        push_local::<true>(heap, page, block);
     }
     Ok(())
 }

@@ -62,6 +62,7 @@ mod queue;
 mod remote;
 
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
+use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN, HOT_STACK_OF};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -112,6 +113,8 @@ pub struct Heap {
     known: [usize; KNOWN_SEGMENTS],
     pool: &'static Pool,
     hot: [HotStack; HOT_CLASSES],
+    /// Where the free of a class without a hot stack looks for one ([`hot::HOT_STACK_OF`]).
+    no_stack: NoStack,
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
@@ -135,6 +138,7 @@ impl Heap {
             known: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
             pool,
             hot: [HotStack::EMPTY; HOT_CLASSES],
+            no_stack: NoStack::EMPTY,
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
@@ -154,10 +158,58 @@ impl Heap {
     /// [`huge::MAX_ALIGN`], size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
+        self.alloc_counting::<true>(size, align)
+    }
+
+    /// [`alloc`](Self::alloc) whose inline fast paths (hot-stack and page pops) skip the
+    /// per-call statistics and the load of their run-time switch: for a caller that has just
+    /// found [`stats::counting`] off (libkiln.so's `malloc`). Slow paths count as usual.
+    #[inline(always)]
+    pub fn alloc_uncounted(&mut self, size: usize, align: usize) -> *mut u8 {
+        self.alloc_counting::<false>(size, align)
+    }
+
+    /// The hot-stack pop of [`alloc_uncounted`](Self::alloc_uncounted) alone, for a caller
+    /// that wants no other path inline: a block of at most `SMALL_LOOKUP_MAX` bytes aligned to
+    /// 16 from its class's hot stack when it holds one, uncounted; every other request
+    /// is `refill(self, size, align)`, which must serve it (by `alloc_uncounted`, say). With
+    /// `refill` a call to a function that cannot unwind, the caller's inline part ends in a tail
+    /// call on every path and needs no stack frame (libkiln.so's `malloc`).
+    #[inline(always)]
+    pub fn alloc_hot_or<F: FnOnce(&mut Heap, usize, usize) -> *mut u8>(
+        &mut self,
+        size: usize,
+        align: usize,
+        refill: F,
+    ) -> *mut u8 {
+        if HOT_STACK_AT_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
+            // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index is at most the table's last;
+            // the entry is the byte offset of `self.hot[class]` in `Heap` for the request's
+            // class, so the place is that stack.
+            let stack = unsafe {
+                let at = *HOT_STACK_AT.get_unchecked((size + 15) >> 4) as usize;
+                &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>()
+            };
+            if stack.len != 0 {
+                stack.len -= 1;
+                // SAFETY: as in `alloc_class`.
+                unsafe {
+                    let b = *stack.blocks.get_unchecked(stack.len);
+                    b.cast::<usize>().write(0);
+                    return b;
+                }
+            }
+        }
+        refill(self, size, align)
+    }
+
+    /// [`alloc`](Self::alloc); `COUNT`: whether the fast paths count.
+    #[inline(always)]
+    fn alloc_counting<const COUNT: bool>(&mut self, size: usize, align: usize) -> *mut u8 {
         // `align & (align - 1)`: a non-power-of-two alignment takes the checked path below.
         if align <= NATURAL_ALIGN && align & align.wrapping_sub(1) == 0 && size <= SMALL_LOOKUP_MAX
         {
-            self.alloc_class(small_class_of(size, align))
+            self.alloc_class::<COUNT>(small_class_of(size, align))
         } else if align <= NATURAL_ALIGN
             && align & align.wrapping_sub(1) == 0
             && size <= MAX_CLASS_SIZE
@@ -165,7 +217,7 @@ impl Heap {
             // Rounding to the alignment (at least one unit of it, for size 0) keeps 16-aligned
             // requests in classes whose sizes are multiples of 16.
             let rounded = ((size + align - 1) & !(align - 1)).max(align);
-            self.alloc_class(class_of(rounded))
+            self.alloc_class::<COUNT>(class_of(rounded))
         } else {
             self.alloc_large_or_aligned(size, align)
         }
@@ -182,9 +234,10 @@ impl Heap {
         p
     }
 
-    /// Allocates one block of `class`: the fast path.
+    /// Allocates one block of `class`: the fast path. `COUNT`: whether it counts (see
+    /// [`alloc_uncounted`](Self::alloc_uncounted)).
     #[inline(always)]
-    pub(crate) fn alloc_class(&mut self, class: usize) -> *mut u8 {
+    pub(crate) fn alloc_class<const COUNT: bool>(&mut self, class: usize) -> *mut u8 {
         if is_hot(class) {
             let stack = &mut self.hot[class];
             if stack.len != 0 {
@@ -196,7 +249,9 @@ impl Heap {
                 unsafe {
                     let b = *stack.blocks.get_unchecked(stack.len);
                     b.cast::<usize>().write(0);
-                    self.stats.hot_alloc(class);
+                    if COUNT {
+                        self.stats.hot_alloc(class);
+                    }
                     return b;
                 }
             }
@@ -208,7 +263,9 @@ impl Heap {
         // no reference to the sentinel; a non-empty list means `page` is a real owned page.
         unsafe {
             if !(*page).free.is_null() {
-                self.stats.fast_alloc(class, (*page).block_size);
+                if COUNT {
+                    self.stats.fast_alloc(class, (*page).block_size);
+                }
                 return (*page).pop_free();
             }
         }
@@ -249,7 +306,7 @@ impl Heap {
             // area starts at a multiple of PAGE_START_ALIGN.
             let class = class_of(rounded.max(1));
             if class_size(class).is_multiple_of(align) {
-                return self.alloc_class(class);
+                return self.alloc_class::<true>(class);
             }
         }
         match size.checked_add(align - 1) {
@@ -261,7 +318,7 @@ impl Heap {
     /// Over-allocates and returns an aligned address inside the block; the page is flagged so
     /// `free` maps such addresses back to their block.
     fn alloc_interior_aligned(&mut self, padded: usize, align: usize) -> *mut u8 {
-        let p = self.alloc_class(class_of(padded));
+        let p = self.alloc_class::<true>(class_of(padded));
         if p.is_null() {
             return p;
         }
@@ -460,31 +517,41 @@ impl Heap {
     }
 
     /// The owner's free of `block` (a block start of `page`, in use): onto the hot stack of its
-    /// class when it has one, else onto the page's `local_free`.
+    /// class when it has one, else onto the page's `local_free`. `COUNT`: whether the hot-stack
+    /// push counts (see [`Heap::alloc_uncounted`]).
     ///
     /// # Safety
     /// This heap owns `page`; `block` is one of its blocks, allocated and not free.
     #[inline(always)]
-    pub(crate) unsafe fn free_local(&mut self, page: *mut Page, block: *mut u8) {
+    pub(crate) unsafe fn free_local<const COUNT: bool>(&mut self, page: *mut Page, block: *mut u8) {
         // SAFETY: owner access (caller).
         unsafe {
             let class = (*page).class as usize;
             let size = (*page).block_size;
-            if is_hot(class) {
-                let stack = &mut self.hot[class];
-                if stack.len < stack.cap {
+            if HOT_CLASSES != 0 {
+                // The class's hot stack, or the `NoStack` (len 0, cap 0) of a class without
+                // one: raw places only, since a `NoStack` is not a whole `HotStack`. `class <
+                // CLASS_COUNT` (page invariant) keeps the index in the table.
+                let at = *HOT_STACK_OF.get_unchecked(class) as usize;
+                let stack = ptr::from_mut(self).byte_add(at).cast::<HotStack>();
+                let len = (*stack).len;
+                if len < (*stack).cap {
+                    // A real stack (`NoStack` never passes), with room at `len`.
                     // The marker: the page's encoding of a null link, so the block looks free.
                     block.cast::<usize>().write((*page).key);
-                    *stack.blocks.get_unchecked_mut(stack.len) = block;
-                    stack.len += 1;
+                    ptr::addr_of_mut!((*stack).blocks)
+                        .cast::<*mut u8>()
+                        .add(len)
+                        .write(block);
+                    (*stack).len = len + 1;
                     // Counted last, so a counter flush is a tail call.
-                    self.stats.local_free(class, size);
+                    if COUNT {
+                        self.stats.local_free(class, size);
+                    }
                     return;
                 }
-                // Full (or draining): the block goes to its page, whose metadata this free
-                // has just read; the stack keeps what it holds.
-            }
-            if HOT_CLASSES != 0 {
+                // Full (or draining), or no stack: the block goes to its page, whose metadata
+                // this free has just read; the stack keeps what it holds.
                 // Out of line when there are hot stacks, so the inline part ends in a tail
                 // call on every path and keeps no registers (no stack frame).
                 return self.free_local_page(page, block);
@@ -500,7 +567,8 @@ impl Heap {
     /// # Safety
     /// As for [`free_local`](Self::free_local).
     #[inline(never)]
-    unsafe fn free_local_page(&mut self, page: *mut Page, block: *mut u8) {
+    // `extern "C"` only so that it cannot unwind: `free_local` reaches it by a tail call then.
+    unsafe extern "C" fn free_local_page(&mut self, page: *mut Page, block: *mut u8) {
         // SAFETY: owner access (caller).
         unsafe {
             self.stats

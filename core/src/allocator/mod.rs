@@ -78,6 +78,22 @@ pub unsafe fn free_or_report(heap: &mut Heap, p: *mut u8, report: fn(*mut u8, Fr
     unsafe { free::free_or_report(heap, p, report) }
 }
 
+/// [`free_or_report`] whose inline push skips the per-call statistics and the load of their
+/// run-time switch (out-of-line paths count as usual): for a caller that has just found
+/// [`stats::counting`] off, such as libkiln.so's `free`. Also see [`Heap::alloc_uncounted`].
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+pub unsafe fn free_or_report_uncounted(
+    heap: &mut Heap,
+    p: *mut u8,
+    report: fn(*mut u8, FreeError),
+) {
+    // SAFETY: forwarded.
+    unsafe { free::free_or_report_uncounted(heap, p, report) }
+}
+
 /// Resizes the block at `p` to `new_size` bytes aligned to `align`: in place when the block's
 /// class still fits (grows into the slack, or shrinks by at most half), else by moving. On
 /// `Ok(null)` (out of memory) the old block is untouched.

@@ -396,6 +396,7 @@ pub fn set_counting(_on: bool) {
 }
 
 /// Whether the per-call counters count (false without the `stats` feature).
+#[inline(always)]
 pub fn counting() -> bool {
     #[cfg(feature = "stats")]
     return imp::counting();

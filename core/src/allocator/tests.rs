@@ -227,7 +227,28 @@ fn hot_stacks_reuse_the_last_freed_block_and_stay_checked() {
     }
     h.check().unwrap();
     assert_eq!(h.alloc(48, 8), blocks[20], "newest first");
+    // The hot-stack pop alone: a stacked block without the refill, else the refill.
+    let no_refill = |_: &mut Heap, _, _| -> *mut u8 { panic!("a stacked block was there") };
+    let refilled = |h: &mut Heap, size, align| {
+        let p = h.alloc_uncounted(size, align);
+        assert!(!p.is_null() && !blocks.contains(&p), "a fresh block");
+        p
+    };
+    assert_eq!(h.alloc_hot_or(40, 16, no_refill), blocks[10]);
+    let fresh = h.alloc_hot_or(48, 16, refilled);
+    // SAFETY: live blocks, each freed once (the first back onto the stack).
+    unsafe {
+        free(&mut h, blocks[10]).unwrap();
+        free(&mut h, fresh).unwrap();
+    }
+    assert_eq!(h.alloc_hot_or(48, 16, no_refill), fresh);
+    // SAFETY: a live block, freed once.
+    unsafe { free(&mut h, fresh) }.unwrap();
+    h.check().unwrap();
+    assert_eq!(h.alloc(48, 8), fresh);
     assert_eq!(h.alloc(48, 8), blocks[10]);
+    // SAFETY: a live block, freed once.
+    unsafe { free(&mut h, fresh) }.unwrap();
     // SAFETY: freed once; then a write after free, which `check` must see.
     unsafe {
         free(&mut h, blocks[30]).unwrap();
@@ -676,11 +697,25 @@ fn a_released_segment_is_no_longer_trusted() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Alloc { size: usize, align_shift: u8 },
-    Free { pick: usize },
-    FreeRemote { pick: usize },
+    /// `via`: 0 `alloc`, 1 `alloc_uncounted`, 2 `alloc_hot_or` (refilled by `alloc_uncounted`).
+    Alloc {
+        size: usize,
+        align_shift: u8,
+        via: u8,
+    },
+    /// `uncounted`: through `free_or_report_uncounted` instead of `free`.
+    Free {
+        pick: usize,
+        uncounted: bool,
+    },
+    FreeRemote {
+        pick: usize,
+    },
     FlushRemote,
-    Realloc { pick: usize, size: usize },
+    Realloc {
+        pick: usize,
+        size: usize,
+    },
     Collect,
 }
 
@@ -695,8 +730,8 @@ fn size_strategy() -> impl Strategy<Value = usize> {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (size_strategy(), prop_oneof![4 => 0u8..=4, 1 => 5u8..=(SEGMENT_SHIFT - 1) as u8]).prop_map(|(size, align_shift)| Op::Alloc { size, align_shift }),
-        4 => any::<usize>().prop_map(|pick| Op::Free { pick }),
+        6 => (size_strategy(), prop_oneof![4 => 0u8..=4, 1 => 5u8..=(SEGMENT_SHIFT - 1) as u8], 0u8..3).prop_map(|(size, align_shift, via)| Op::Alloc { size, align_shift, via }),
+        4 => (any::<usize>(), any::<bool>()).prop_map(|(pick, uncounted)| Op::Free { pick, uncounted }),
         2 => any::<usize>().prop_map(|pick| Op::FreeRemote { pick }),
         2 => (any::<usize>(), size_strategy()).prop_map(|(pick, size)| Op::Realloc { pick, size }),
         1 => Just(Op::Collect),
@@ -723,6 +758,11 @@ fn verify(live: &[Live]) {
     }
 }
 
+std::thread_local! {
+    /// What the report callback of `free_or_report_uncounted` was last given.
+    static REPORTED: core::cell::Cell<Option<FreeError>> = const { core::cell::Cell::new(None) };
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
@@ -735,14 +775,29 @@ proptest! {
         for op in ops {
             tag = tag.wrapping_add(1);
             match op {
-                Op::Alloc { size, align_shift } => {
+                Op::Alloc { size, align_shift, via } => {
                     let align = 1usize << align_shift;
-                    let ptr = h.alloc(size, align);
+                    let ptr = match via {
+                        0 => h.alloc(size, align),
+                        1 => h.alloc_uncounted(size, align),
+                        _ => h.alloc_hot_or(size, align, |h, size, align| h.alloc_uncounted(size, align)),
+                    };
                     prop_assert!(!ptr.is_null());
                     fill(ptr, size, tag);
                     live.push(Live { ptr, size, align, tag });
                 }
-                Op::Free { pick } | Op::FreeRemote { pick } if !live.is_empty() => {
+                Op::Free { pick, uncounted: true } if !live.is_empty() => {
+                    let l = live.swap_remove(pick % live.len());
+                    REPORTED.with(|r| r.set(None));
+                    // SAFETY: live block, freed once.
+                    unsafe {
+                        super::free_or_report_uncounted(&mut h, l.ptr, |_, e| {
+                            REPORTED.with(|r| r.set(Some(e)));
+                        })
+                    };
+                    prop_assert_eq!(REPORTED.with(|r| r.get()), None);
+                }
+                Op::Free { pick, .. } | Op::FreeRemote { pick } if !live.is_empty() => {
                     let l = live.swap_remove(pick % live.len());
                     let via = if matches!(op, Op::Free { .. }) { &mut h } else { &mut remote };
                     // SAFETY: live block, freed once.

@@ -6,7 +6,8 @@ use core::ptr;
 use crate::fail::misuse;
 use crate::heap_cache;
 use crate::reentry::{self, enter};
-use crate::report::{self, count, outcome, Entry, Outcome};
+use crate::report::{count, outcome, Entry, Outcome};
+use kiln_core::allocator::Heap;
 
 /// Alignment of every `malloc`/`calloc`/`realloc` block (glibc's on x86_64 and aarch64).
 pub const MALLOC_ALIGN: usize = 16;
@@ -29,15 +30,23 @@ fn page_size() -> usize {
 /// Allocates `size` bytes aligned to `align` (a power of two >= 16) from kiln, or from the
 /// bootstrap area on re-entry; null with `errno = ENOMEM` on failure. Inlined into each entry
 /// point so `malloc` is one function with no call on its fast path but the thread-local lookup.
-/// `COUNT`: record the outcome for the `KILN_STATS` report (the entry points that checked the
-/// report is off pass `false` and skip that load).
+/// `COUNT`: record the outcome for the `KILN_STATS` report and count in kiln's statistics (the
+/// entry points that found counting off pass `false` and skip both loads).
 #[inline(always)]
 fn allocate<const COUNT: bool>(size: usize, align: usize, zeroed: bool) -> *mut c_void {
-    // Every call gets a distinct block, as glibc does for malloc(0).
-    let size = size.max(1);
     let Some(heap) = heap_cache::heap() else {
-        return allocate_uncached(size, align, zeroed);
+        // Every call gets a distinct block, as glibc does for malloc(0). (kiln's heap serves
+        // size 0 with a block of its smallest 16-aligned class by itself.)
+        return allocate_uncached(size.max(1), align, zeroed);
     };
+    if !COUNT && !zeroed {
+        // SAFETY: `heap` is this thread's cached heap, used by nothing else during the call.
+        return heap
+            .alloc_hot_or(size, align, |heap, size, align| unsafe {
+                allocate_refill(heap, size, align)
+            })
+            .cast();
+    }
     let block = if zeroed {
         heap.alloc_zeroed(size, align)
     } else {
@@ -52,12 +61,28 @@ fn allocate<const COUNT: bool>(size: usize, align: usize, zeroed: bool) -> *mut 
     block.cast()
 }
 
+/// [`allocate`] (uncounted) past the hot stacks: kiln's allocation with the `errno` of a
+/// failure. `extern "C"`, so it cannot unwind and `malloc` reaches it by a tail call, with no
+/// stack frame of its own.
+///
+/// # Safety
+///
+/// `heap` is this thread's cached heap, used by nothing else during the call.
+#[inline(never)]
+unsafe extern "C" fn allocate_refill(heap: &mut Heap, size: usize, align: usize) -> *mut u8 {
+    let block = heap.alloc_uncounted(size, align);
+    if block.is_null() {
+        set_errno(libc::ENOMEM);
+    }
+    block
+}
+
 /// [`allocate`] before this thread's heap is cached (its first call, a re-entrant call during
 /// kiln's thread set-up, or a call while the thread exits): through kiln-std with the re-entry
 /// guard, then the heap is cached if kiln-std now serves this thread.
 #[cold]
 #[inline(never)]
-fn allocate_uncached(size: usize, align: usize, zeroed: bool) -> *mut c_void {
+extern "C" fn allocate_uncached(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     let Some(_inside) = enter() else {
         return allocate_reentrant(size, align);
     };
@@ -127,14 +152,28 @@ unsafe fn release(entry: &str, ptr: *mut c_void) {
 #[inline(always)]
 unsafe fn release_uncounted(ptr: *mut c_void) {
     let Some(heap) = heap_cache::heap() else {
-        if ptr.is_null() || reentry::owns(ptr.cast()) {
-            return; // bootstrap blocks are never reused
-        }
         // SAFETY: forwarded (caller).
-        return unsafe { release_uncached("free", ptr) };
+        return unsafe { free_uncached(ptr) };
     };
     // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block of its own.
-    unsafe { kiln_core::allocator::free_or_report(heap, ptr.cast(), invalid_free) }
+    unsafe { kiln_core::allocator::free_or_report_uncounted(heap, ptr.cast(), invalid_free) }
+}
+
+/// [`release_uncounted`] before this thread's heap is cached. `extern "C"` (it cannot unwind),
+/// like every function C `free` calls, so `free` reaches it by a tail call and needs no stack
+/// frame.
+///
+/// # Safety
+///
+/// As for [`release_uncounted`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_uncached(ptr: *mut c_void) {
+    if ptr.is_null() || reentry::owns(ptr.cast()) {
+        return; // bootstrap blocks are never reused
+    }
+    // SAFETY: forwarded (caller).
+    unsafe { release_uncached("free", ptr) }
 }
 
 /// An invalid `free` found by kiln: abort with the reason; a block of the bootstrap area (not
@@ -180,10 +219,19 @@ unsafe fn usable(ptr: *mut c_void) -> Option<usize> {
     kiln_std::usable_size(ptr.cast())
 }
 
+/// Whether `malloc` and `free` take their counted twins: kiln's per-call statistics switch,
+/// which libkiln.so's constructor turns off unless `KILN_STATS=1` (see `init.rs`). It is on
+/// whenever the `KILN_STATS` report is (and before the constructor runs), so one load serves
+/// both: off means neither the report nor kiln counts this call.
+#[inline(always)]
+fn counting() -> bool {
+    kiln_core::allocator::stats::counting()
+}
+
 /// `malloc(3)`: `size` bytes aligned to 16, or null with `errno = ENOMEM`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    if report::enabled() {
+    if counting() {
         return malloc_counted(size);
     }
     allocate::<false>(size, MALLOC_ALIGN, false)
@@ -191,7 +239,7 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
 
 #[cold]
 #[inline(never)]
-fn malloc_counted(size: usize) -> *mut c_void {
+extern "C" fn malloc_counted(size: usize) -> *mut c_void {
     count(Entry::Malloc, size);
     allocate::<true>(size, MALLOC_ALIGN, false)
 }
@@ -203,7 +251,7 @@ fn malloc_counted(size: usize) -> *mut c_void {
 /// `ptr` is null or came from this library's allocation functions and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    if report::enabled() {
+    if counting() {
         // SAFETY: forwarded (caller).
         return unsafe { free_counted(ptr) };
     }
@@ -218,7 +266,7 @@ pub unsafe extern "C" fn free(ptr: *mut c_void) {
 /// As for [`free`].
 #[cold]
 #[inline(never)]
-unsafe fn free_counted(ptr: *mut c_void) {
+unsafe extern "C" fn free_counted(ptr: *mut c_void) {
     count(Entry::Free, 0);
     if ptr.is_null() {
         outcome(Outcome::Null);

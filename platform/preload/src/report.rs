@@ -68,12 +68,6 @@ static OUTCOMES: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 /// exit handlers, which run before ours.
 pub(crate) static REPORT_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(2);
 
-/// Whether the report was asked for (`KILN_STATS=1`).
-#[inline(always)]
-pub(crate) fn enabled() -> bool {
-    ENABLED.load(Relaxed)
-}
-
 /// Counts one call of `entry` asking for `bytes`.
 #[inline]
 pub(crate) fn count(entry: Entry, bytes: usize) {

@@ -5,7 +5,7 @@ use core::ptr;
 use super::Heap;
 use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE};
 use crate::allocator::segment::segment_of;
-use crate::allocator::size_class::{class_of, CLASS_COUNT};
+use crate::allocator::size_class::{class_of, CLASS_COUNT, SMALL_LOOKUP_MAX};
 
 /// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
 pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
@@ -14,16 +14,80 @@ pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
     class_of(HOT_MAX_SIZE) + 1
 };
 
+/// `HOT_STACK_AT[(size + 15) / 16]`: the byte offset in a [`Heap`] of the hot stack of a
+/// 16-aligned request of `size <= SMALL_LOOKUP_MAX` bytes (`offset_of!(Heap, hot) + class *
+/// size_of::<HotStack>()`, `class` as `small_class_of` gives it). One load from size to stack:
+/// the inline `malloc` of libkiln.so needs no class number, so no multiply and no add. Empty
+/// (never read) without hot stacks.
+pub(crate) static HOT_STACK_AT: [u16; HOT_STACK_AT_LEN] = {
+    let mut t = [0u16; HOT_STACK_AT_LEN];
+    let mut i = 0;
+    while i < t.len() {
+        // Size 0 gets a 16-byte block, like every 16-aligned request up to 16 bytes.
+        let size = if i == 0 { 16 } else { i * 16 };
+        let at =
+            core::mem::offset_of!(Heap, hot) + class_of(size) * core::mem::size_of::<HotStack>();
+        assert!(is_hot(class_of(size)) && at <= u16::MAX as usize);
+        t[i] = at as u16;
+        i += 1;
+    }
+    t
+};
+
+/// Entries of [`HOT_STACK_AT`]: every 16-byte step up to `SMALL_LOOKUP_MAX` when every class
+/// of that range has a hot stack, none otherwise. (`HOT_MAX_SIZE` is 0 in the small geometry.)
+#[allow(clippy::absurd_extreme_comparisons)]
+pub(crate) const HOT_STACK_AT_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP_MAX {
+    SMALL_LOOKUP_MAX / 16 + 1
+} else {
+    0
+};
+
+/// `HOT_STACK_OF[class]`: the byte offset in a [`Heap`] of the hot stack of `class`, or for a
+/// class without one, of the heap's [`NoStack`], whose `len` is never below its `cap`. The
+/// owner's free reads `len` and `cap` there and pushes when `len < cap`, with no separate test
+/// for the class and no multiply.
+pub(crate) static HOT_STACK_OF: [u16; CLASS_COUNT] = {
+    let mut t = [0u16; CLASS_COUNT];
+    let mut class = 0;
+    while class < CLASS_COUNT {
+        let at = if is_hot(class) {
+            core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>()
+        } else {
+            core::mem::offset_of!(Heap, no_stack)
+        };
+        assert!(at <= u16::MAX as usize);
+        t[class] = at as u16;
+        class += 1;
+    }
+    t
+};
+
+/// The `len` and `cap` of a [`HotStack`] that never takes a block (both 0): where
+/// [`HOT_STACK_OF`] sends the classes without a hot stack.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub(crate) struct NoStack {
+    len: usize,
+    cap: usize,
+}
+
+impl NoStack {
+    pub(super) const EMPTY: NoStack = NoStack { len: 0, cap: 0 };
+}
+
 /// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
 /// there: always false, which is the point.)
 #[inline(always)]
 #[allow(clippy::absurd_extreme_comparisons)]
-pub(crate) fn is_hot(class: usize) -> bool {
+pub(crate) const fn is_hot(class: usize) -> bool {
     class < HOT_CLASSES
 }
 
 /// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
+/// `repr(C)`: `len` and `cap` first, as [`NoStack`] has them.
 #[derive(Clone, Copy)]
+#[repr(C)]
 pub(crate) struct HotStack {
     pub(crate) len: usize,
     /// How many blocks frees may stack: `HOT_DEPTH`, or 0 while the class drains (a page of
@@ -78,5 +142,46 @@ impl Heap {
     pub(crate) fn hot_stack(&self, class: usize) -> &[*mut u8] {
         let stack = &self.hot[class];
         &stack.blocks[..stack.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::size_class::small_class_of;
+
+    /// The per-class table names each hot class's stack and the stackless classes' `NoStack`,
+    /// whose `len` and `cap` lie where a `HotStack`'s do.
+    #[test]
+    fn hot_stack_of_every_class() {
+        assert_eq!(core::mem::offset_of!(HotStack, len), 0);
+        assert_eq!(core::mem::offset_of!(HotStack, cap), 8);
+        assert_eq!(core::mem::offset_of!(NoStack, len), 0);
+        assert_eq!(core::mem::offset_of!(NoStack, cap), 8);
+        assert_eq!(NoStack::EMPTY.len, NoStack::EMPTY.cap);
+        for (class, &at) in HOT_STACK_OF.iter().enumerate() {
+            let want = if is_hot(class) {
+                core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>()
+            } else {
+                core::mem::offset_of!(Heap, no_stack)
+            };
+            assert_eq!(at as usize, want, "class {class}");
+        }
+    }
+
+    /// The table agrees with the size-class lookup it stands for, for every size it covers.
+    #[test]
+    fn hot_stack_offsets_match_the_size_classes() {
+        if HOT_STACK_AT_LEN == 0 {
+            return; // no table in this geometry
+        }
+        for size in 0..=SMALL_LOOKUP_MAX {
+            let class = small_class_of(size, 16);
+            assert_eq!(
+                HOT_STACK_AT[(size + 15) >> 4] as usize,
+                core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>(),
+                "size {size}"
+            );
+        }
     }
 }
