@@ -229,6 +229,30 @@ pub(super) struct KnownTag {
     mark: usize,
 }
 
+/// Register `reg` holds a copy of element `index` (a ref) of the array at `array` (a ref),
+/// stored by `put_element` when the trace had recorded `mark` instructions
+/// ([`crate::jit::ir::TraceBuilder::recorded`]). Dropped when anything writes the register
+/// ([`Recorder::forget_copy`]); it stands while nothing since `mark` may have written an
+/// array element ([`REGISTER_WRITERS`]).
+pub(super) struct ElementCopy {
+    reg: usize,
+    array: Ref,
+    index: Ref,
+    mark: usize,
+}
+
+/// Runtime calls of loop traces that write VM registers or make strings but never change an
+/// array's elements or length (they may drop a register's old value, but an array an array
+/// register still names stays alive).
+const REGISTER_WRITERS: &[super::HostFn] = &[
+    put_element,
+    move_heap,
+    super::strs::str_rel,
+    super::strs::str_move,
+    super::strs::str_len,
+    super::strs::str_add,
+];
+
 /// Registers the slot map must never name: which registers held nil when the recording
 /// started, and the slots native code fills itself (`kept`): a recorded `push`'s result
 /// register (guarded nil and never written, so every exit leaves it nil, as the interpreter's
@@ -397,6 +421,11 @@ impl Recorder<'_> {
             Some(Value::Str(_)) => TAG_STR,
             _ => return Err(unsupported),
         };
+        if self.holds_copy(dst, aref, iref) {
+            // `dst` holds this very element already: the interpreter's clone and assignment
+            // leave everything as it is.
+            return Ok(());
+        }
         let read_before = matches!(self.arrays.get(dst), Some(Some(a)) if a.r != NONE && !a.native);
         if read_before || self.stores.iter().any(|s| s.0 == Rc::as_ptr(obj) as usize) {
             return Err(unsupported);
@@ -405,6 +434,13 @@ impl Recorder<'_> {
         let addr = heap_element(&mut self.tb, aref, iref, tag);
         let slot = self.tb.slot_addr(dst as u32);
         self.tb.call(put_element, slot, addr);
+        let mark = self.tb.recorded();
+        self.copies.push(ElementCopy {
+            reg: dst,
+            array: aref,
+            index: iref,
+            mark,
+        });
         self.tb.forget_slot(dst as u32);
         *self.shadow.get_mut(dst).ok_or(Abort::Malformed)? = None;
         self.forget_array(dst);
@@ -427,6 +463,21 @@ impl Recorder<'_> {
         }
         self.nils.kept.push((dst as u32, op));
         Ok(())
+    }
+
+    /// Forgets the element copy register `r` holds, if any (it is being written).
+    pub(super) fn forget_copy(&mut self, r: usize) {
+        self.copies.retain(|c| c.reg != r);
+    }
+
+    /// Whether register `r` holds a copy of element `iref` of `aref` that is still the
+    /// element's value: nothing wrote the register since the copy (see
+    /// [`forget_copy`](Self::forget_copy)) and nothing that may change an array ran.
+    fn holds_copy(&self, r: usize, aref: Ref, iref: Ref) -> bool {
+        self.copies.iter().any(|c| {
+            (c.reg, c.array, c.index) == (r, aref, iref)
+                && self.tb.writes_only_through(c.mark, REGISTER_WRITERS)
+        })
     }
 
     /// Records that element `iref` of `aref` has tag `tag` now.

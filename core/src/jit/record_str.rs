@@ -322,6 +322,7 @@ impl Recorder<'_> {
     /// stale read: remembered, and refused when the recording ends in a loop
     /// ([`check_str_slots`](Self::check_str_slots)); a trace that ends in a link runs once.
     pub(super) fn native_write(&mut self, dst: usize, op: u8) {
+        self.forget_copy(dst);
         if self.tb.was_loaded(dst as u32) {
             self.stale_reads.push(op);
         }
