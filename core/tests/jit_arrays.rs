@@ -309,6 +309,37 @@ fn array_moves_the_trace_cannot_keep_native_match_the_interpreter() {
 }
 
 #[test]
+fn heap_moves_inside_a_followed_call_match_the_interpreter() {
+    // The callee's move would be a side effect inside the call region: the trace exits at the
+    // call instead (the caller's own move stays native).
+    let runs = same_as_interpreter(
+        "fn g(a, i) { let b = a; return i + 1; }
+         let arr = [1, 2, 3]; let s = 0; let i = 0;
+         while i < 300 { let c = arr; s = g(c, s); i = i + 1; }
+         print(s, arr[2]);",
+    );
+    for r in &runs {
+        assert!(
+            r.log.contains("exits at the call of g") && !r.log.contains("recorder bug"),
+            "{}",
+            r.log
+        );
+    }
+    for src in [
+        "fn g(a, i) { let b = a; return i + 1; }
+         let arr = [1, 2, 3]; let s = 0; let i = 0;
+         while i < 300 { let c = arr; s = g(c, s); i = i + 1; }
+         print(s, arr[2]);",
+        "fn g(a, i) { let b = a; return i + 1; }
+         let w = \"word\"; let s = 0; let i = 0;
+         while i < 300 { let c = w; s = g(c, s); i = i + 1; }
+         print(s, w);",
+    ] {
+        same_as_interpreter(src);
+    }
+}
+
+#[test]
 fn an_array_register_reassigned_in_the_loop_stays_correct() {
     same_as_interpreter(
         "let a = [1, 2, 3]; let b = [10, 20, 30]; let s = 0; let i = 0;

@@ -632,7 +632,9 @@ impl Recorder<'_> {
             return Ok(Next::Pc(pc + 1));
         }
         let read_before = matches!(self.arrays.get(t), Some(Some(a)) if a.r != NONE && !a.native);
-        if read_before {
+        // Inside a followed call the region must stay free of side effects (an exit there
+        // redoes the call in the interpreter; see `inline`): the trace exits at the call.
+        if read_before || self.calls.inside() {
             return Err(Abort::UnsupportedOperand(op));
         }
         let (obj, aref) = self.array(op, arr)?;
