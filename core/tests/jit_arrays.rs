@@ -257,6 +257,89 @@ fn heap_elements_and_array_moves_abort_naming_the_op() {
 }
 
 #[test]
+fn array_moves_copy_the_reference_natively() {
+    // `let b = a` in the loop (a runtime call clones the reference into `b`), reads through
+    // the copy, then `b` moved from another array.
+    let runs = native(
+        "let a = [1, 2, 3]; let c = [40, 50, 60]; let s = 0; let i = 0;
+         while i < 300 { let b = a; s = s + b[i % 3]; b = c; s = s + b[i % 3]; i = i + 1; }
+         print(s, a[0], c[2]);",
+    );
+    // The copies stay native: a failing copy would leave at every iteration.
+    for r in &runs {
+        assert!(r.stats.entered < 20, "{:?}\n{}", r.stats, r.log);
+    }
+    // Array arguments of a call the trace cannot follow (the callee loops): the moves into
+    // the call window run natively, the trace exits at the call (sort calling merge). The
+    // callee's own traces may abort; the caller's loop must not.
+    let runs = same_as_interpreter(
+        "fn fill(d, s, lo, hi) { let k = lo; while k < hi { d[k] = s[k] * 2; k = k + 1; } }
+         let s = array(2000, 3); let d = array(2000, 0); let lo = 0;
+         while lo < 2000 { s[lo] = lo; fill(d, s, lo, lo + 2); lo = lo + 2; }
+         print(d[0], d[1], d[1999], len(d));",
+    );
+    for r in &runs {
+        assert!(r.log.contains("exits at the call of fill"), "{}", r.log);
+        assert!(!r.log.contains("`move`"), "{}", r.log);
+    }
+}
+
+#[test]
+fn array_moves_the_trace_cannot_keep_native_match_the_interpreter() {
+    for src in [
+        // A swap: `a` was read (its address loaded) before `move a, b` overwrites it.
+        "let a = [1, 2]; let b = [3, 4]; let s = 0; let i = 0;
+         while i < 200 { let t = a; s = s + a[0] * 10 + t[1]; a = b; b = t; i = i + 1; }
+         print(s, a[0], b[0]);",
+        // The copy overwritten by a number later in the iteration.
+        "let a = [5, 6]; let s = 0; let i = 0; let b = 0;
+         while i < 200 { b = a; s = s + b[i % 2]; b = i; i = i + 1; }
+         print(s, b);",
+        // The copy read before the move in the same iteration (last iteration's copy).
+        "let a = [[1, 2], [3, 4]]; let b = a[0]; let s = 0; let i = 0;
+         while i < 200 { s = s + b[1]; b = a[i % 2]; let c = b; s = s + c[0]; i = i + 1; }
+         print(s, b[0]);",
+        // A register that is sometimes an array, sometimes a number.
+        "let a = [7, 8]; let x = 0; let s = 0; let i = 0;
+         while i < 200 { if i % 50 == 0 { x = 1; } else { x = a; } if i % 50 != 0 { s = s + x[1]; } i = i + 1; }
+         print(s);",
+    ] {
+        same_as_interpreter(src);
+    }
+}
+
+#[test]
+fn heap_moves_inside_a_followed_call_match_the_interpreter() {
+    // The callee's move would be a side effect inside the call region: the trace exits at the
+    // call instead (the caller's own move stays native).
+    let runs = same_as_interpreter(
+        "fn g(a, i) { let b = a; return i + 1; }
+         let arr = [1, 2, 3]; let s = 0; let i = 0;
+         while i < 300 { let c = arr; s = g(c, s); i = i + 1; }
+         print(s, arr[2]);",
+    );
+    for r in &runs {
+        assert!(
+            r.log.contains("exits at the call of g") && !r.log.contains("recorder bug"),
+            "{}",
+            r.log
+        );
+    }
+    for src in [
+        "fn g(a, i) { let b = a; return i + 1; }
+         let arr = [1, 2, 3]; let s = 0; let i = 0;
+         while i < 300 { let c = arr; s = g(c, s); i = i + 1; }
+         print(s, arr[2]);",
+        "fn g(a, i) { let b = a; return i + 1; }
+         let w = \"word\"; let s = 0; let i = 0;
+         while i < 300 { let c = w; s = g(c, s); i = i + 1; }
+         print(s, w);",
+    ] {
+        same_as_interpreter(src);
+    }
+}
+
+#[test]
 fn an_array_register_reassigned_in_the_loop_stays_correct() {
     same_as_interpreter(
         "let a = [1, 2, 3]; let b = [10, 20, 30]; let s = 0; let i = 0;
@@ -462,6 +545,47 @@ fn string_comparisons_and_element_stores_run_natively() {
          while i < 200 { if s[(i + 1) % 6] != s[i % 6] { d = d + 1; best = s[i % 6]; } i = i + 1; }
          print(d, best);",
     );
+}
+
+#[test]
+fn an_element_read_again_into_its_register_matches_the_interpreter() {
+    // `x = a[j]` again with `x` and the element unchanged: the second copy is left out.
+    native(
+        "let a = [\"ka\", \"lo\", \"mi\"]; let d = array(300, \"\"); let lo = \"lo\";
+         let n = 0; let i = 0;
+         while i < 300 {
+           let j = i % 3; let x = a[j];
+           if x <= lo { x = a[j]; d[i] = x; n = n + 1; }
+           i = i + 1;
+         }
+         print(n, d[0], d[1], d[2], d[299]);",
+    );
+    for src in [
+        // The element replaced in between (a string store): the copy is made again.
+        "let a = [\"ka\", \"lo\", \"mi\"]; let d = array(300, \"\"); let i = 0;
+         while i < 300 { let j = i % 3; let x = a[j]; a[j] = x + \"!\"; x = a[j]; d[i] = x;
+           i = i + 1; }
+         print(d[0], d[4], d[299], a[1]);",
+        // The register written in between (a concatenation into it).
+        "let a = [\"ka\", \"lo\", \"mi\"]; let d = array(300, \"\"); let n = 0; let i = 0;
+         while i < 300 { let j = i % 3; let x = a[j]; x = x + \"!\"; n = n + len(x);
+           x = a[j]; d[i] = x; i = i + 1; }
+         print(n, d[0], d[299]);",
+        // The register written in between by another element copy (a runtime call that
+        // changes no array).
+        "let a = [\"ka\", \"lo\", \"mi\"]; let b = [\"x\", \"y\", \"z\"];
+         let d = array(300, \"\"); let n = 0; let i = 0;
+         while i < 300 { let j = i % 3; let x = a[j]; n = n + len(x); x = b[j];
+           x = a[j]; d[i] = x; i = i + 1; }
+         print(n, d[0], d[299]);",
+        // The register written by a number in between.
+        "let a = [\"ka\", \"lo\", \"mi\"]; let d = array(300, \"\"); let n = 0; let i = 0;
+         while i < 300 { let j = i % 3; let x = a[j]; n = n + len(x); x = 7; n = n + x;
+           x = a[j]; d[i] = x; i = i + 1; }
+         print(n, d[0], d[299]);",
+    ] {
+        same_as_interpreter(src);
+    }
 }
 
 #[test]

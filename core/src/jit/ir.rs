@@ -625,6 +625,20 @@ impl TraceBuilder {
             .is_some_and(|i| i.iter().any(|i| i.op.writes_memory()))
     }
 
+    /// Whether every instruction recorded since `mark` leaves memory alone, except calls of
+    /// the host functions in `allowed`: no store, no other call.
+    pub fn writes_only_through(&self, mark: usize, allowed: &[HostFn]) -> bool {
+        let calls = &self.trace.calls;
+        self.trace.insts.get(mark..).is_some_and(|is| {
+            is.iter().all(|i| match i.op {
+                Op::Call => calls
+                    .get(i.imm as usize)
+                    .is_some_and(|&f| allowed.iter().any(|&a| a as usize == f as usize)),
+                op => !op.writes_memory(),
+            })
+        })
+    }
+
     /// Whether the trace has written `slot` so far (it has an entry in the slot map).
     pub fn is_written(&self, slot: u32) -> bool {
         self.slots.get(slot).is_some()

@@ -127,6 +127,8 @@ struct Recorder<'p> {
     stores: Vec<(usize, i64, Num)>,
     /// Element tags the trace has checked (see [`array`]).
     known_tags: Vec<array::KnownTag>,
+    /// Registers holding a copy of a heap element (see [`array`]).
+    copies: Vec<array::ElementCopy>,
     /// Registers nil when the recording started, and the slots a `push` leaves nil (see
     /// [`array`]).
     nils: array::Nils,
@@ -222,6 +224,7 @@ pub fn record_with_calls(
         arrays: array::array_regs(regs),
         stores: Vec::new(),
         known_tags: Vec::new(),
+        copies: Vec::new(),
         nils: array::Nils::new(regs),
         calls: inline::Calls::new(start.func),
         strs: strs::str_regs(regs),
@@ -324,6 +327,7 @@ impl Recorder<'_> {
 
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some(v.num);
+        self.forget_copy(r);
         self.forget_array(r);
         self.forget_str(r);
         self.tb.set_slot(r as u32, v.r);

@@ -3,7 +3,8 @@
 //!
 //! Glossary
 //! - *array register*: a register that held a `Value::Array` when the recording started and
-//!   that the iteration has not overwritten since. The trace reads its payload (the array
+//!   that the iteration has not overwritten since, or one a runtime call of the trace filled
+//!   with an array (`put_element`, `move_heap`). The trace reads its payload (the array
 //!   object's address) once, with `SLoadT`, which guards the slot's tag; the slot itself is
 //!   never written by the trace (the optimiser refuses a loop whose tail writes it).
 //! - *element access*: `getidx`/`getidxi` and `setidx`/`setidxi` on an array register with an
@@ -17,8 +18,13 @@
 //! that the element it replaces owns nothing (a tag below `TAG_STR`), then the new tag and
 //! payload are stored. So no reference count changes in native code outside the runtime calls,
 //! exactly as the interpreter's inline paths (`ArrayObj::get` of a number,
-//! `ArrayObj::set_inline`) behave; storing a string, an array or nil, or reading nil, aborts
-//! the recording.
+//! `ArrayObj::set_inline`) behave; storing an array or nil, or reading nil, aborts the
+//! recording.
+//!
+//! `move t, a` of an array register (`let b = a`, an array argument of a call) is a runtime
+//! call, [`move_heap`], that clones the reference into `t`'s slot (the interpreter's reference
+//! counting, the old value of `t` dropped); `t` then is an array register for the same object,
+//! written only by native code (see [`Recorder::copy_array`]).
 //!
 //! Builtins: `sqrt` is `SqrtF` (the machine instruction, correctly rounded like the
 //! interpreter's), `float` of an int is `ToFloat`, `int` of a float is `ToInt` behind guards
@@ -66,6 +72,23 @@ pub(crate) extern "C" fn put_element(slot: i64, elem: i64) -> i64 {
     0
 }
 
+/// `*dst = (*src).clone()` for a heap value (an array or a string) in VM register `src`,
+/// with the interpreter's reference counting (the clone is made before the assignment drops
+/// `dst`'s old value): 0, or -1 with nothing changed when `src` holds no heap value.
+pub(crate) extern "C" fn move_heap(dst: i64, src: i64) -> i64 {
+    // SAFETY: `dst` and `src` are addresses of VM registers of the running frame (`SAddr`);
+    // the interpreter is suspended while native code runs, and the clone is an owned value
+    // before `dst` is assigned, so `dst == src` would also be sound.
+    unsafe {
+        let v = (*(src as usize as *const Value)).clone();
+        if v.tag() < TAG_STR {
+            return -1;
+        }
+        *(dst as usize as *mut Value) = v;
+    }
+    0
+}
+
 /// `push` of int `x` onto the array in the VM register at address `slot`: 0, or -1 when the
 /// register holds no array or the VM's memory cap refuses the growth (nothing changed; the
 /// trace exits and the interpreter's `push` reports it).
@@ -88,6 +111,16 @@ pub(crate) fn is_len_call(code: &[u32], pc: usize, w: u32) -> bool {
         && field_a(next) == field_a(w)
         && field_c(next) == 1
         && Builtin::from_index(field_b(next)) == Some(Builtin::Len)
+}
+
+/// Whether `move t, a` at `pc` (word `w`) is the argument move of `push(a, v)`: `move t, a;
+/// X; callb t, push, 2` (see `Recorder::push`).
+fn is_push_call(code: &[u32], pc: usize, w: u32) -> bool {
+    let call = code.get(pc + 2).copied().unwrap_or(0);
+    call as u8 == byte::CallB
+        && field_a(call) == field_a(w)
+        && field_c(call) == 2
+        && Builtin::from_index(field_b(call)) == Some(Builtin::Push)
 }
 
 /// The IR-building operations the array recording needs, so loop traces
@@ -195,6 +228,30 @@ pub(super) struct KnownTag {
     tag: u64,
     mark: usize,
 }
+
+/// Register `reg` holds a copy of element `index` (a ref) of the array at `array` (a ref),
+/// stored by `put_element` when the trace had recorded `mark` instructions
+/// ([`crate::jit::ir::TraceBuilder::recorded`]). Dropped when anything writes the register
+/// ([`Recorder::forget_copy`]); it stands while nothing since `mark` may have written an
+/// array element ([`REGISTER_WRITERS`]).
+pub(super) struct ElementCopy {
+    reg: usize,
+    array: Ref,
+    index: Ref,
+    mark: usize,
+}
+
+/// Runtime calls of loop traces that write VM registers or make strings but never change an
+/// array's elements or length (they may drop a register's old value, but an array an array
+/// register still names stays alive).
+const REGISTER_WRITERS: &[super::HostFn] = &[
+    put_element,
+    move_heap,
+    super::strs::str_rel,
+    super::strs::str_move,
+    super::strs::str_len,
+    super::strs::str_add,
+];
 
 /// Registers the slot map must never name: which registers held nil when the recording
 /// started, and the slots native code fills itself (`kept`): a recorded `push`'s result
@@ -364,6 +421,11 @@ impl Recorder<'_> {
             Some(Value::Str(_)) => TAG_STR,
             _ => return Err(unsupported),
         };
+        if self.holds_copy(dst, aref, iref) {
+            // `dst` holds this very element already: the interpreter's clone and assignment
+            // leave everything as it is.
+            return Ok(());
+        }
         let read_before = matches!(self.arrays.get(dst), Some(Some(a)) if a.r != NONE && !a.native);
         if read_before || self.stores.iter().any(|s| s.0 == Rc::as_ptr(obj) as usize) {
             return Err(unsupported);
@@ -372,6 +434,13 @@ impl Recorder<'_> {
         let addr = heap_element(&mut self.tb, aref, iref, tag);
         let slot = self.tb.slot_addr(dst as u32);
         self.tb.call(put_element, slot, addr);
+        let mark = self.tb.recorded();
+        self.copies.push(ElementCopy {
+            reg: dst,
+            array: aref,
+            index: iref,
+            mark,
+        });
         self.tb.forget_slot(dst as u32);
         *self.shadow.get_mut(dst).ok_or(Abort::Malformed)? = None;
         self.forget_array(dst);
@@ -394,6 +463,21 @@ impl Recorder<'_> {
         }
         self.nils.kept.push((dst as u32, op));
         Ok(())
+    }
+
+    /// Forgets the element copy register `r` holds, if any (it is being written).
+    pub(super) fn forget_copy(&mut self, r: usize) {
+        self.copies.retain(|c| c.reg != r);
+    }
+
+    /// Whether register `r` holds a copy of element `iref` of `aref` that is still the
+    /// element's value: nothing wrote the register since the copy (see
+    /// [`forget_copy`](Self::forget_copy)) and nothing that may change an array ran.
+    fn holds_copy(&self, r: usize, aref: Ref, iref: Ref) -> bool {
+        self.copies.iter().any(|c| {
+            (c.reg, c.array, c.index) == (r, aref, iref)
+                && self.tb.writes_only_through(c.mark, REGISTER_WRITERS)
+        })
     }
 
     /// Records that element `iref` of `aref` has tag `tag` now.
@@ -512,11 +596,15 @@ impl Recorder<'_> {
         self.set(first, v)
     }
 
-    /// `move t, arr` (an array register): only as the argument move of `len(arr)` or
-    /// `push(arr, v)`, recorded together with the instructions up to the `callb`.
+    /// `move t, arr` (an array register): the argument move of `len(arr)` or `push(arr, v)`,
+    /// recorded together with the instructions up to the `callb`, or else a copy of the
+    /// reference ([`Recorder::copy_array`]).
     fn array_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        if !is_len_call(self.code, pc, w) {
+        if is_push_call(self.code, pc, w) {
             return self.push(pc, w);
+        }
+        if !is_len_call(self.code, pc, w) {
+            return self.copy_array(pc, w);
         }
         let (obj, aref) = self.array(byte::Move, field_b(w))?;
         let len = self.tb.load(Op::LdH, aref, ARRAY_LEN_OFFSET as i64);
@@ -526,6 +614,47 @@ impl Recorder<'_> {
         };
         self.set(field_a(w), v)?;
         Ok(Next::Pc(pc + 2))
+    }
+
+    /// `move t, arr` of an array register `arr` (`let b = a`, an array argument of a call): a
+    /// runtime call, [`move_heap`], stores a clone of the reference into `t` itself (the old
+    /// value of `t` dropped, as the interpreter's assignment does), behind a guard on its
+    /// status that resumes at the `move`. `t` becomes an array register holding the same
+    /// object (its address is `arr`'s) that only native code writes: it leaves the slot map,
+    /// so in a looping trace the iteration must not have read it before (the loop body would
+    /// reuse that stale read) and neither slot may end the iteration in the slot map (the
+    /// next iteration's call reads the VM slots; see `Recorder::check_str_slots`).
+    fn copy_array(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
+        let op = byte::Move;
+        let (t, arr) = (field_a(w), field_b(w));
+        if t == arr {
+            // The interpreter's `move r, r` leaves the register as it is.
+            return Ok(Next::Pc(pc + 1));
+        }
+        let read_before = matches!(self.arrays.get(t), Some(Some(a)) if a.r != NONE && !a.native);
+        // Inside a followed call the region must stay free of side effects (an exit there
+        // redoes the call in the interpreter; see `inline`): the trace exits at the call.
+        if read_before || self.calls.inside() {
+            return Err(Abort::UnsupportedOperand(op));
+        }
+        let (obj, aref) = self.array(op, arr)?;
+        self.native_write(t, op);
+        let dst = self.tb.slot_addr(t as u32);
+        let src = self.tb.slot_addr(arr as u32);
+        let status = self.tb.call(move_heap, dst, src);
+        let zero = self.tb.kint(0);
+        self.tb.guard(Op::Eq, status, zero);
+        self.tb.forget_slot(t as u32);
+        *self.shadow.get_mut(t).ok_or(Abort::Malformed)? = None;
+        self.forget_str(t);
+        *self.arrays.get_mut(t).ok_or(Abort::Malformed)? = Some(ArrayReg {
+            obj,
+            r: aref,
+            native: true,
+        });
+        self.str_slots.push(t as u32);
+        self.str_slots.push(arr as u32);
+        Ok(Next::Pc(pc + 1))
     }
 
     /// Elements the recorded iteration appended to `obj`.

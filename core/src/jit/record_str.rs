@@ -36,7 +36,8 @@ use crate::jit::trace::Abort;
 use crate::vm::builtins::Builtin;
 use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c};
 use crate::vm::program::Const;
-use crate::vm::value::Value;
+use crate::vm::value::{StrObj, Value};
+use core::cmp::Ordering;
 
 /// Slot numbers a string call packs into its second argument (16 bits each).
 const SLOT_BITS: u32 = 16;
@@ -76,19 +77,22 @@ pub(crate) extern "C" fn str_add(base: i64, packed: i64) -> i64 {
 }
 
 /// `slot[a] relation slot[b]` for two strings (`packed` = `a | b << 16 | relation << 32`):
-/// 1 or 0 as the interpreter's `equal`/`lt`/`le` decide, -1 when an operand is not a string.
+/// 1 or 0 as the interpreter decides (`equal`/`lt`/`le` on two strings: the same object or
+/// the hashes first for `==`, the bytes otherwise), -1 when an operand is not a string.
+/// The string case directly, as the interpreter's inline compare-and-branch does: the
+/// generic `arith` entry points reach strings only through their cold out-of-line path.
 pub(crate) extern "C" fn str_rel(base: i64, packed: i64) -> i64 {
     // SAFETY: both slots are registers of the running frame (see `slot`); only read.
     let (x, y) = unsafe { (&*slot(base, packed), &*slot(base, packed >> 16)) };
-    if !matches!((x, y), (Value::Str(_), Value::Str(_))) {
+    let (Value::Str(a), Value::Str(b)) = (x, y) else {
         return -1;
-    }
-    let holds = match packed >> 32 {
-        REL_EQ => Ok(crate::vm::arith::equal(x, y)),
-        REL_LT => crate::vm::arith::lt(x, y),
-        _ => crate::vm::arith::le(x, y),
     };
-    holds.map_or(-1, |h| h as i64)
+    let holds = match packed >> 32 {
+        REL_EQ => StrObj::same_text(a, b),
+        REL_LT => StrObj::cmp_text(a, b) == Ordering::Less,
+        _ => StrObj::cmp_text(a, b) != Ordering::Greater,
+    };
+    holds as i64
 }
 
 /// `slot[a] = slot[b].clone()` for a string (`packed` = `a | b << 16`): 0, or -1 when
@@ -318,6 +322,7 @@ impl Recorder<'_> {
     /// stale read: remembered, and refused when the recording ends in a loop
     /// ([`check_str_slots`](Self::check_str_slots)); a trace that ends in a link runs once.
     pub(super) fn native_write(&mut self, dst: usize, op: u8) {
+        self.forget_copy(dst);
         if self.tb.was_loaded(dst as u32) {
             self.stale_reads.push(op);
         }
