@@ -300,6 +300,46 @@ mod tests {
         }
     }
 
+    /// `x = x * y + z` (floats): the product dies into the sum, which replaces `x` at the back
+    /// edge; both land in `x`'s register, so the body computes in place and moves nothing.
+    #[test]
+    fn a_chain_into_a_phi_computes_in_the_phis_register() {
+        const FLOATS: RegPool = RegPool {
+            int_caller: &[1, 2],
+            int_callee: &[],
+            float_caller: &[1, 2, 3, 4, 5],
+            float_callee: &[],
+        };
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(1, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        let x = b.slot(2, Ty::Float);
+        let y = b.slot(3, Ty::Float);
+        let z = b.slot(4, Ty::Float);
+        let t = b.op(Op::MulF, x, y);
+        let s = b.op(Op::AddF, t, z);
+        b.set_slot(2, s);
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let t = optimize(&b.finish(0).unwrap()).unwrap();
+        let a = allocate(&t, &FLOATS);
+        let l = t.loop_ref().unwrap() as usize;
+        let phi = t
+            .insts
+            .iter()
+            .find(|p| p.op == Op::Phi && t.ty(p.a) == Ty::Float)
+            .unwrap();
+        let body_mul = (l..t.insts.len())
+            .find(|&r| t.insts[r].op == Op::MulF)
+            .unwrap();
+        let want = a.locs[phi.a as usize];
+        assert!(matches!(want, Loc::Reg(_)), "{want:?}");
+        assert_eq!(a.locs[phi.b as usize], want, "the sum");
+        assert_eq!(a.locs[body_mul], want, "the product");
+    }
+
     /// In `i += 1; sum += i`-style loops both PHIs share registers: no moves at the back edge.
     #[test]
     fn phi_operands_share_a_register_when_lifetimes_allow() {
