@@ -298,21 +298,6 @@ fn int_division_by_powers_of_two_matches_the_interpreter() {
     assert!(r.stats.compiled >= 1, "{:?}", r.stats);
 }
 
-/// A register that held a string before the loop and a float temporary inside it: the float
-/// is dead at every exit, but the exit must still replace the string (the interpreter's run
-/// drops it there), or the JIT run would end holding more heap.
-#[test]
-fn an_exit_replaces_a_heap_value_in_a_register_dead_at_its_pc() {
-    let r = same_as_interpreter(
-        "let acc = 0.0; let i = 0;
-         if i == 0 { let s = str(i) + \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"; acc = acc + float(len(s)); }
-         while i < 3000 { let t = float(i) * 2.0; acc = acc + t; i = i + 1; }
-         print(acc);",
-        &[],
-    );
-    assert!(r.stats.compiled >= 1, "{:?}", r.stats);
-}
-
 #[test]
 fn a_divisor_that_becomes_zero_raises_the_interpreters_error_at_the_same_place() {
     // Computed inside the trace: only the divisor guard can catch it.
