@@ -49,12 +49,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::jit::backend::link::split_exit_id;
-use crate::jit::backend::{compile_linked, Backend, Compiled, ExitFrame, ExitLinks, Native};
+use crate::jit::backend::{compile_purged, Backend, Compiled, ExitFrame, ExitLinks, Native};
 use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::hostbuf::BufView;
 use crate::jit::hostcall::HostCtx;
 use crate::jit::install::InstalledTrace;
 use crate::jit::ir::Ty;
+use crate::jit::live::Liveness;
 use crate::jit::record::{record_with_calls, CallLog, Start};
 use crate::jit::slots::VM_LAYOUT;
 use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
@@ -307,7 +308,10 @@ impl<'a> Jit<'a> {
             tag,
             table: table.as_ptr() as u64,
         };
-        let compiled = compile_linked::<Native>(&rec, &VM_LAYOUT, &exit_links)?;
+        // Snapshot entries of registers dead at their exit's pc are dropped (see `jit::live`).
+        let live = self.prog.funcs.get(func).map(Liveness::of);
+        let is_live = |pc: u32, slot: u32| live.as_ref().is_none_or(|l| l.is_live(pc, slot));
+        let compiled = compile_purged::<Native>(&rec, &VM_LAYOUT, &exit_links, &is_live)?;
         if compiled.trace.snaps.len() > table.len() {
             return Err(Abort::Malformed);
         }

@@ -63,6 +63,8 @@ pub mod ir;
 #[doc(hidden)]
 pub mod irinterp;
 #[doc(hidden)]
+pub mod live;
+#[doc(hidden)]
 pub mod opt;
 // `record::record` (a loop recording without links) has no caller inside kiln any more.
 #[doc(hidden)]

@@ -23,7 +23,8 @@
 //! - output passes [`Trace::validate`]; each PHI joins two values of the same type (else the
 //!   loop is type-unstable and compilation is refused).
 //! - body snapshots name every slot the previous iteration wrote (the tail), so an exit from
-//!   the body restores the full state.
+//!   the body restores the full state; with [`optimize_purged`], a slot dead at the exit's pc
+//!   (overwritten before it is read) names the constant int 0 instead of its value.
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -124,6 +125,16 @@ impl Emitter {
         r
     }
 
+    /// Points the entries of `s` for slots dead at its pc at the constant int 0.
+    fn purge(&mut self, s: &mut Snapshot, live: &dyn Fn(u32, u32) -> bool) {
+        let pc = s.pc;
+        for i in 0..s.entries.len() {
+            if !live(pc, s.entries[i].slot) && !self.out.inst(s.entries[i].val).op.is_const() {
+                s.entries[i].val = self.konst(Ty::Int, 0);
+            }
+        }
+    }
+
     /// Constant folding and algebraic identities. `Some(ref)` replaces the instruction.
     fn fold(&mut self, inst: &Inst) -> Option<Ref> {
         let (ka, kb) = (self.const_of(inst.a), self.const_of(inst.b));
@@ -168,6 +179,16 @@ impl Emitter {
 
 /// Optimises a recorded trace into `pre-roll, LOOP, body, PHIs`.
 pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
+    optimize_purged(rec, &|_, _| true)
+}
+
+/// [`optimize`], with every snapshot entry for a slot that `live(pc, slot)` says the
+/// interpreter, resuming at the snapshot's `pc`, overwrites before it reads (see
+/// [`crate::jit::live`]) naming the constant int 0 instead: nothing keeps such a value in a
+/// register, or carries it around the back edge in a PHI, for an exit that would never read
+/// it. The entry stays so that the exit still replaces what the slot held before the trace
+/// (a heap value is released where the interpreter would release it).
+pub fn optimize_purged(rec: &Trace, live: &dyn Fn(u32, u32) -> bool) -> Result<Trace, OptError> {
     rec.validate()?;
     if rec.loop_ref().is_some() {
         return Err(OptError::AlreadyLooped);
@@ -188,13 +209,17 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
         let mut i = *inst;
         i.a = remap(&map, i.a);
         i.b = remap(&map, i.b);
-        let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
+        let snap = (i.snap != NO_SNAP).then(|| {
+            let mut s = rec.snaps[i.snap as usize].map(|r| remap(&map, r));
+            em.purge(&mut s, live);
+            s
+        });
         map.push(em.emit(i, snap));
     }
     let tail = rec.tail.map(|r| remap(&map, r));
     em.out.tail = tail.clone();
     if !TraceBuilder::is_linked(rec) {
-        unroll(&mut em, &tail)?;
+        unroll(&mut em, &tail, live)?;
     }
     let mut out = em.out;
     eliminate_dead_code(&mut out);
@@ -242,7 +267,11 @@ fn remap(map: &[Ref], r: Ref) -> Ref {
 }
 
 /// Pass 2: LOOP marker, the body copy, and the PHIs.
-fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
+fn unroll(
+    em: &mut Emitter,
+    tail: &Snapshot,
+    live: &dyn Fn(u32, u32) -> bool,
+) -> Result<(), OptError> {
     let pre_len = em.out.insts.len();
     let loop_ref = em.push(Inst::new(Op::Loop, Ty::Void, NONE, NONE));
     let mut subst: Vec<Ref> = (0..pre_len as Ref).collect();
@@ -273,8 +302,11 @@ fn unroll(em: &mut Emitter, tail: &Snapshot) -> Result<(), OptError> {
                 let mut i = inst;
                 i.a = remap(&subst, i.a);
                 i.b = remap(&subst, i.b);
-                let snap = (i.snap != NO_SNAP)
-                    .then(|| body_snapshot(&em.out.snaps[i.snap as usize], tail, &subst));
+                let snap = (i.snap != NO_SNAP).then(|| {
+                    let mut s = body_snapshot(&em.out.snaps[i.snap as usize], tail, &subst);
+                    em.purge(&mut s, live);
+                    s
+                });
                 em.emit(i, snap)
             }
         };
@@ -381,4 +413,55 @@ fn eliminate_dead_code(t: &mut Trace) {
     // A slot the iteration overwrites before every exit names a value no exit reads, which
     // is now a `Nop`; drop that entry rather than keep dead code alive for it.
     t.tail.entries.retain(|e| live[e.val as usize]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `while i < n { t = i * 2; i = i + 1 }`: slot 1 (`t`) is only ever in snapshots. Kept,
+    /// it needs a PHI around the back edge; dead at every exit's pc, every snapshot names the
+    /// constant 0 for it and the PHI goes, while `i`'s stays.
+    #[test]
+    fn purged_dead_slots_leave_snapshots_and_need_no_phi() {
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(2, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        let two = b.kint(2);
+        let t = b.op(Op::MulI, i, two);
+        b.set_slot(1, t);
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let rec = b.finish(0).unwrap();
+        let phis = |t: &Trace| t.insts.iter().filter(|i| i.op == Op::Phi).count();
+        let names = |t: &Trace, slot| {
+            t.snaps
+                .iter()
+                .any(|s| s.get(slot).is_some_and(|r| !t.inst(r).op.is_const()))
+        };
+
+        let kept = optimize(&rec).unwrap();
+        assert_eq!(phis(&kept), 2, "{:?}", kept.insts);
+        assert!(names(&kept, 1));
+
+        let purged = optimize_purged(&rec, &|_, slot| slot != 1).unwrap();
+        assert_eq!(phis(&purged), 1, "{:?}", purged.insts);
+        assert!(!names(&purged, 1));
+        assert!(
+            purged.snaps.iter().any(|s| s.get(1).is_some()),
+            "the exits still write t"
+        );
+        let zero = |s: &Snapshot| s.get(1).map(|r| *purged.inst(r));
+        assert!(purged
+            .snaps
+            .iter()
+            .filter_map(zero)
+            .all(|k| k.op == Op::KInt && k.imm == 0));
+        assert!(
+            names(&purged, 0),
+            "the counter stays in the body's snapshots"
+        );
+    }
 }

@@ -7,6 +7,11 @@
 //!   because the body repeats — except the left side `a` of a `PHI(a, b)`: its old value dies
 //!   at its last use, and the back edge writes the new one. `b` is allocated with a hint for
 //!   `a`'s register, so most PHI moves vanish.
+//! - *preference*: the register a value takes when it is free: the one its PHI wants (passed
+//!   back through operands dying in arithmetic, so a chain `t = x * y; b = t + z` computes in
+//!   `a`'s register), else that of an operand dying at it (two-address code computes in
+//!   place), else the first free one, avoiding a dying right operand of an operation that
+//!   does not commute (x86-64 would copy it out of the way).
 //! - *crossing a call*: live before and after a `Call`; such a value gets a callee-saved
 //!   register or a spill slot.
 //! - *location* ([`Loc`]): a register or a spill slot, fixed for the value's whole life (no
@@ -115,6 +120,26 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
             hint[inst.b as usize] = inst.a;
         }
     }
+    // `want[r]`: the value whose register `r` would like. A PHI's right side wants its left
+    // side's; an operand dying in an arithmetic instruction wants what the result wants (the
+    // instruction then computes in place, in the register the chain ends in).
+    let mut want = hint;
+    for r in (0..n).rev() {
+        let inst = t.insts[r];
+        if want[r] == NONE || !inst.op.is_pure() {
+            continue;
+        }
+        let commutes = matches!(inst.op, Op::AddI | Op::MulI | Op::AddF | Op::MulF);
+        let ops = [Some(inst.a), commutes.then_some(inst.b)];
+        for o in ops.into_iter().flatten() {
+            let same =
+                (o as usize) < r && (t.insts[o as usize].ty == Ty::Float) == (inst.ty == Ty::Float);
+            if same && end[o as usize] == r && want[o as usize] == NONE {
+                want[o as usize] = want[r];
+                break;
+            }
+        }
+    }
     let mut locs = vec![Loc::None; n];
     let mut spill_slots = 0u32;
     // Active intervals: (ref, register).
@@ -145,7 +170,34 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
             .into_iter()
             .flatten()
             .chain(callee.iter());
-        let free = candidates.copied().find(|&reg| !taken(reg, &active));
+        // Preferred, when free: the register of the PHI's left side this value replaces at
+        // the back edge (no move there), else that of an operand dying here (a two-address
+        // instruction then computes in place; `b` only if the operation commutes).
+        let dying = |o: Ref| {
+            (o != NONE && (o as usize) < r && end[o as usize] == r && same_class(o as usize))
+                .then(|| locs[o as usize])
+        };
+        let commutes = matches!(inst.op, Op::AddI | Op::MulI | Op::AddF | Op::MulF);
+        let preferred = [
+            (want[r] != NONE).then(|| locs[want[r] as usize]),
+            dying(inst.a),
+            if commutes { dying(inst.b) } else { None },
+        ];
+        let avoid = if commutes { None } else { dying(inst.b) };
+        let free = preferred
+            .into_iter()
+            .flatten()
+            .find_map(|l| match l {
+                Loc::Reg(x) if allowed(x) && !taken(x, &active) => Some(x),
+                _ => None,
+            })
+            .or_else(|| {
+                let ok = |reg: u8| !taken(reg, &active) && avoid != Some(Loc::Reg(reg));
+                let mut cands = candidates.clone().copied();
+                cands
+                    .find(|&reg| ok(reg))
+                    .or_else(|| candidates.copied().find(|&reg| !taken(reg, &active)))
+            });
         let reg = match free {
             Some(reg) => Some(reg),
             None if hoisted_const => continue,
@@ -246,6 +298,46 @@ mod tests {
                 a.locs[r as usize]
             );
         }
+    }
+
+    /// `x = x * y + z` (floats): the product dies into the sum, which replaces `x` at the back
+    /// edge; both land in `x`'s register, so the body computes in place and moves nothing.
+    #[test]
+    fn a_chain_into_a_phi_computes_in_the_phis_register() {
+        const FLOATS: RegPool = RegPool {
+            int_caller: &[1, 2],
+            int_callee: &[],
+            float_caller: &[1, 2, 3, 4, 5],
+            float_callee: &[],
+        };
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(1, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        let x = b.slot(2, Ty::Float);
+        let y = b.slot(3, Ty::Float);
+        let z = b.slot(4, Ty::Float);
+        let t = b.op(Op::MulF, x, y);
+        let s = b.op(Op::AddF, t, z);
+        b.set_slot(2, s);
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let t = optimize(&b.finish(0).unwrap()).unwrap();
+        let a = allocate(&t, &FLOATS);
+        let l = t.loop_ref().unwrap() as usize;
+        let phi = t
+            .insts
+            .iter()
+            .find(|p| p.op == Op::Phi && t.ty(p.a) == Ty::Float)
+            .unwrap();
+        let body_mul = (l..t.insts.len())
+            .find(|&r| t.insts[r].op == Op::MulF)
+            .unwrap();
+        let want = a.locs[phi.a as usize];
+        assert!(matches!(want, Loc::Reg(_)), "{want:?}");
+        assert_eq!(a.locs[phi.b as usize], want, "the sum");
+        assert_eq!(a.locs[body_mul], want, "the product");
     }
 
     /// In `i += 1; sum += i`-style loops both PHIs share registers: no moves at the back edge.

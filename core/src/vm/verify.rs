@@ -365,7 +365,7 @@ impl FnCheck<'_> {
 }
 
 /// Where control can go after the instruction at `pc`.
-fn successors(code: &[u32], pc: usize, op: Op) -> [Option<usize>; 2] {
+pub(crate) fn successors(code: &[u32], pc: usize, op: Op) -> [Option<usize>; 2] {
     let next = Some(pc + op.width());
     let target = || Some(code[pc + 1] as usize);
     match op {

@@ -34,7 +34,7 @@ use alloc::vec::Vec;
 
 use crate::jit::buffer::BufferError;
 use crate::jit::ir::{Trace, Ty};
-use crate::jit::opt::{optimize, OptError};
+use crate::jit::opt::{optimize_purged, OptError};
 use crate::jit::regalloc::{allocate, Allocation, Loc, RegPool};
 use crate::jit::slots::{LayoutError, SlotLayout};
 
@@ -275,8 +275,19 @@ pub fn compile_linked<B: Backend>(
     layout: &SlotLayout,
     links: &ExitLinks,
 ) -> Result<Compiled, CompileError> {
+    compile_purged::<B>(recorded, layout, links, &|_, _| true)
+}
+
+/// [`compile_linked`], with the snapshot entries of slots dead at their exit's pc dropped
+/// (`live(pc, slot)`, see [`crate::jit::opt::optimize_purged`]).
+pub fn compile_purged<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+    links: &ExitLinks,
+    live: &dyn Fn(u32, u32) -> bool,
+) -> Result<Compiled, CompileError> {
     layout.validate()?;
-    let trace = optimize(recorded)?;
+    let trace = optimize_purged(recorded, live)?;
     let alloc = allocate(&trace, &B::POOL);
     let code = B::assemble(&trace, &alloc, layout, links)?;
     Ok(Compiled {

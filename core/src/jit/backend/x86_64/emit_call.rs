@@ -67,6 +67,14 @@ macro_rules! x64_call_templates {
         pub fn add_at_rax(ops: &mut $B, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [rax + disp], imm);
         }
+        /// `sub qword [r12 + disp], imm32` (a `Fuel` charge; CF is the borrow).
+        pub fn sub_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; sub QWORD [r12 + disp], imm);
+        }
+        /// `add qword [r12 + disp], imm32` (a failed `Fuel` charge's refund).
+        pub fn add_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [r12 + disp], imm);
+        }
         /// `cmp qword [r12 + disp], imm32`.
         pub fn cmp_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [r12 + disp], imm);
@@ -103,6 +111,8 @@ mod tests {
                 t::jmp_at_r11(ops, imm);
                 t::load_rax_rsp(ops, imm);
                 t::cmp_ctx_i(ops, imm, imm);
+                t::sub_ctx_i(ops, imm, imm);
+                t::add_ctx_i(ops, 512, imm);
                 t::cmp_ctx_i(ops, imm, 0);
                 for r in 0..16u8 {
                     t::store_r11(ops, imm, r);

@@ -1,6 +1,7 @@
 //! x86-64 `dynasm!` templates for int `/` and `%` by a constant (`DivIK`, `ModIK`): `idiv`
 //! takes its dividend in `rdx:rax`, so `rdx` is saved on the machine stack around it. Bytes
-//! are compared with the real `dynasmrt` in a test.
+//! are compared with the real `dynasmrt` in a test. A power-of-two divisor takes shifts
+//! instead (`sar`, `shr`, `shl` by an immediate count).
 use crate::jit::buffer::CodeBuffer;
 
 macro_rules! x64_div_templates {
@@ -20,6 +21,18 @@ macro_rules! x64_div_templates {
         /// `idiv src` (`rax` := `rdx:rax / src`, `rdx` := the remainder).
         pub fn idiv_r(ops: &mut $B, s: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; idiv Rq(s));
+        }
+        /// `sar dst, n` (arithmetic shift right, `n` in 0..64).
+        pub fn sar_ri(ops: &mut $B, d: u8, n: i8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; sar Rq(d), n);
+        }
+        /// `shr dst, n` (logical shift right, `n` in 0..64).
+        pub fn shr_ri(ops: &mut $B, d: u8, n: i8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; shr Rq(d), n);
+        }
+        /// `shl dst, n` (`n` in 0..64).
+        pub fn shl_ri(ops: &mut $B, d: u8, n: i8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; shl Rq(d), n);
         }
     };
 }
@@ -49,6 +62,11 @@ mod tests {
                 t::push_r(ops, r);
                 t::pop_r(ops, r);
                 t::idiv_r(ops, r);
+                for n in [1i8, 2, 31, 62, 63] {
+                    t::sar_ri(ops, r, n);
+                    t::shr_ri(ops, r, n);
+                    t::shl_ri(ops, r, n);
+                }
             }
         }};
     }

@@ -62,6 +62,7 @@ impl Backend for X64 {
             fused: heap::fused_loads(t),
             done_guard: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
+            refunds: fuel_refunds(t),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -96,6 +97,8 @@ pub(super) struct Isel<'a> {
     /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
     /// every exit stub asks for it.
     pub(super) link_table: Option<i64>,
+    /// Per snapshot: the charge its exit refunds, if it is a `Fuel`'s (see [`Isel::fuel`]).
+    refunds: Vec<Option<i32>>,
 }
 
 impl Isel<'_> {
@@ -151,6 +154,9 @@ impl Isel<'_> {
         }
         for n in 0..self.t.snaps.len() {
             emit::bind(&mut self.b, self.exits[n]);
+            if let Some(k) = self.refunds[n] {
+                emit_call::add_ctx_i(&mut self.b, word(FUEL), k);
+            }
             self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
                 let slow = self.b.new_dynamic_label();
@@ -459,9 +465,9 @@ impl Isel<'_> {
         self.store_result(r, fd);
     }
 
-    /// The body's last instruction, if it is an int guard and the back edge moves nothing: it
-    /// can branch back to LOOP when it holds and jump to its exit otherwise (one taken branch
-    /// per iteration instead of a guard plus a `jmp`).
+    /// The body's last instruction, if it is an int guard or a refunding `Fuel` and the back
+    /// edge moves nothing: it can branch back to LOOP when it holds and jump to its exit
+    /// otherwise (one taken branch per iteration instead of a guard plus a `jmp`).
     fn rotatable_guard(&self) -> Option<Ref> {
         let l = self.t.loop_ref()?;
         let last = (l as usize + 1..self.t.insts.len()).rev().find(|&r| {
@@ -471,26 +477,35 @@ impl Isel<'_> {
         let int_guard = matches!(inst.op, Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne)
             && self.t.ty(inst.a) != Ty::Float
             && self.fused.get(inst.a as usize) != Some(&true);
+        let fuel = inst.op == Op::Fuel && self.refunds[inst.snap as usize].is_some();
         let moves_nothing = self
             .t
             .insts
             .iter()
             .filter(|i| i.op == Op::Phi)
             .all(|i| self.src(i.b) == Src::Loc(self.alloc.locs[i.a as usize]));
-        (int_guard && moves_nothing).then_some(last as Ref)
+        ((int_guard || fuel) && moves_nothing).then_some(last as Ref)
     }
 
-    /// The rotated form of int guard `r`: `jcc holds, LOOP; jmp exit`.
+    /// The rotated form of guard `r`: `jcc holds, LOOP; jmp exit`.
     fn guard_back_edge(&mut self, r: Ref, loop_label: DynamicLabel) {
         let inst = *self.t.inst(r);
-        self.int_compare(inst.a, inst.b);
         let holds = match inst.op {
-            Op::Lt => Cond::L,
-            Op::Le => Cond::Le,
-            Op::Gt => Cond::G,
-            Op::Ge => Cond::Ge,
-            Op::Eq => Cond::E,
-            _ => Cond::Ne,
+            Op::Fuel => {
+                self.fuel_charge(inst.imm);
+                Cond::Ae
+            }
+            op => {
+                self.int_compare(inst.a, inst.b);
+                match op {
+                    Op::Lt => Cond::L,
+                    Op::Le => Cond::Le,
+                    Op::Gt => Cond::G,
+                    Op::Ge => Cond::Ge,
+                    Op::Eq => Cond::E,
+                    _ => Cond::Ne,
+                }
+            }
         };
         emit::jcc(&mut self.b, holds, loop_label);
         emit::jmp(&mut self.b, self.exits[inst.snap as usize]);
@@ -552,20 +567,29 @@ impl Isel<'_> {
         }
     }
 
-    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word: the subtraction's
-    /// borrow (CF, unsigned) takes the exit before the store, so an exit charges nothing.
+    /// `if fuel < cost { exit } fuel -= cost` on the frame's fuel word. A charge that fits an
+    /// `imm32` is one `sub [fuel], cost` whose borrow (CF, unsigned) takes the exit, whose
+    /// stub adds the charge back first (`refunds`): an exit charges nothing. Others go through
+    /// a register and store only when the charge holds.
     fn fuel(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
-        emit::load_ctx(&mut self.b, S0, word(FUEL));
-        match i32::try_from(inst.imm) {
-            Ok(k) => emit::sub_ri(&mut self.b, S0, k),
-            Err(_) => {
-                self.mov_imm(S1, inst.imm);
-                emit::sub_rr(&mut self.b, S0, S1);
-            }
+        let exit = self.exits[inst.snap as usize];
+        if self.refunds[inst.snap as usize].is_some() {
+            self.fuel_charge(inst.imm);
+            emit::jcc(&mut self.b, Cond::B, exit);
+            return;
         }
-        emit::jcc(&mut self.b, Cond::B, self.exits[inst.snap as usize]);
+        emit::load_ctx(&mut self.b, S0, word(FUEL));
+        self.mov_imm(S1, inst.imm);
+        emit::sub_rr(&mut self.b, S0, S1);
+        emit::jcc(&mut self.b, Cond::B, exit);
         emit::store_ctx(&mut self.b, word(FUEL), S0);
+    }
+
+    /// `sub [fuel], k` for a charge with a refunding exit.
+    fn fuel_charge(&mut self, k: i64) {
+        let k = i32::try_from(k).unwrap_or(i32::MAX);
+        emit_call::sub_ctx_i(&mut self.b, word(FUEL), k);
     }
 
     fn call(&mut self, r: Ref) {
@@ -613,6 +637,24 @@ impl Isel<'_> {
             sequentialize(moves, temp, |d, s| move_value(b, float, d, s));
         }
     }
+}
+
+/// Per snapshot, the charge of the `Fuel` that owns it (no other instruction exits through
+/// it) when the charge fits an `imm32`: its exit refunds it, see [`Isel::fuel`].
+fn fuel_refunds(t: &Trace) -> Vec<Option<i32>> {
+    let n = t.snaps.len();
+    let mut users = alloc::vec![0u32; n];
+    for i in t.insts.iter().filter(|i| (i.snap as usize) < n) {
+        users[i.snap as usize] += 1;
+    }
+    let mut refunds = alloc::vec![None; n];
+    for i in t.insts.iter().filter(|i| i.op == Op::Fuel) {
+        let s = i.snap as usize;
+        if let (Some(1), Ok(k)) = (users.get(s), i32::try_from(i.imm)) {
+            refunds[s] = Some(k);
+        }
+    }
+    refunds
 }
 
 /// Displacement of exit-frame word `w` from `r12` (bounded: registers < 64, spills checked

@@ -13,6 +13,9 @@ impl Isel<'_> {
     /// written (the result may live in `rdx`).
     pub(super) fn int_div_k(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
+        if let Some(s) = self.konst(inst.b).and_then(pow2_shift) {
+            return self.int_div_pow2(r, s);
+        }
         let ra = self.int_in(inst.a, S0);
         let rb = self.int_in(inst.b, S1);
         ed::push_r(&mut self.b, RDX);
@@ -31,6 +34,42 @@ impl Isel<'_> {
         let rd = self.out(r, S0);
         if rd != S1 {
             emit::mov_rr(&mut self.b, rd, S1);
+        }
+        self.store_result(r, rd);
+    }
+}
+
+/// `s` when `k` is `2^s` with `s` in 1..63 (a divisor the shifts handle).
+fn pow2_shift(k: i64) -> Option<i8> {
+    (k > 1 && k.count_ones() == 1).then(|| k.trailing_zeros() as i8)
+}
+
+impl Isel<'_> {
+    /// `a / 2^s` truncated toward zero without `idiv`: a negative `a` is first biased by
+    /// `2^s - 1` (the sign mask shifted right logically), then shifted right arithmetically:
+    /// `q = (a + ((a >> 63) >>> (64 - s))) >> s`. `a % 2^s` is `a - (q << s)` (the sign of
+    /// `a`, as the interpreter's `%`).
+    fn int_div_pow2(&mut self, r: Ref, s: i8) {
+        let inst = *self.t.inst(r);
+        let ra = self.int_in(inst.a, S1);
+        emit::mov_rr(&mut self.b, S0, ra);
+        ed::sar_ri(&mut self.b, S0, 63);
+        ed::shr_ri(&mut self.b, S0, 64 - s);
+        emit::add_rr(&mut self.b, S0, ra);
+        ed::sar_ri(&mut self.b, S0, s);
+        let rd = self.out(r, S0);
+        let mut result = S0;
+        if inst.op == Op::ModIK {
+            // `a - (q << s)` in r11 (where `a` already is if it was spilled).
+            ed::shl_ri(&mut self.b, S0, s);
+            if ra != S1 {
+                emit::mov_rr(&mut self.b, S1, ra);
+            }
+            emit::sub_rr(&mut self.b, S1, S0);
+            result = S1;
+        }
+        if rd != result {
+            emit::mov_rr(&mut self.b, rd, result);
         }
         self.store_result(r, rd);
     }
