@@ -503,3 +503,29 @@ print(s);
         );
     }
 }
+
+/// A callee that moves a string (a runtime call that writes a VM register: a side effect) is
+/// not followed: the trace exits at the call with that reason, never as a recorder bug.
+#[test]
+fn a_callee_that_moves_a_string_exits_at_the_call() {
+    let src = "\
+fn tag(s, x) { let t = s; return x * 2 + 1; }
+let s = 0;
+let name = \"kiln\";
+let i = 0;
+while i < 300 {
+    s = s + i * 3 + 7;
+    s = s + tag(name, i);
+    s = s % 1000003;
+    i = i + 1;
+}
+print(s);
+";
+    let r = agrees(src);
+    assert!(!r.log.contains("recorder bug"), "{}", r.log);
+    assert!(
+        has_line(&r, "[JIT] ", "exits at the call of tag at PC "),
+        "{}",
+        r.log
+    );
+}
