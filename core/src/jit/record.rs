@@ -29,7 +29,10 @@
 //!
 //! - *followed call*: a `call` is recorded into the trace, the callee's bytecode included, up
 //!   to its `ret` ([`inline`]); every exit inside a callee resumes the interpreter at the call.
-//!   A callee the recorder cannot follow ends the trace with an exit to the call instead.
+//!   A callee the recorder cannot follow ends the trace with an exit to the call instead; a
+//!   loop trace (not a side trace) that would reach such a call after fewer than
+//!   [`ENTRY_MIN_WORDS`] recorded code words is refused ([`Abort::CallExitEarly`]): it would
+//!   never loop natively, and every entry would cost more than it runs.
 //!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
