@@ -245,12 +245,20 @@ fn f3(x) { return f4(x) + 3; }
 fn f2(x) { return f3(x) + 2; }
 fn f1(x) { return f2(x) + 1; }
 let s = 0;
+let h = 1;
 let i = 0;
 while i < 200 {
+    h = (h * 31 + i * 7 + 3) % 1000003;
+    h = (h * 37 + i * 5 + 1) % 1000003;
+    h = (h * 41 + i * 3 + 9) % 1000003;
+    h = (h * 43 + i + 2) % 1000003;
+    h = (h * 47 + i * 11 + 4) % 1000003;
+    h = (h * 53 + i * 13 + 6) % 1000003;
+    h = (h * 59 + i * 17 + 8) % 1000003;
     s = s + f5(i) + f1(i);
     i = i + 1;
 }
-print(s);
+print(s, h);
 ";
     let r = agrees(src);
     assert!(
@@ -271,21 +279,30 @@ print(s);
 #[test]
 fn calls_the_trace_cannot_follow_cost_an_exit_not_the_loop() {
     // A callee with a loop, a recursive callee, a callee returning nil: the trace exits at
-    // each call and the interpreter makes it; the loop itself is never blacklisted.
+    // each call and the interpreter makes it; the loop itself, which does enough work before
+    // the first call to pay for entering it, is never blacklisted.
     let src = "\
 fn steps(x) { let n = 0; while x > 1 { x = x / 2; n = n + 1; } return n; }
 fn fib(n) { if n < 2 { return n; } return fib(n - 1) + fib(n - 2); }
 fn nothing(x) { let y = x + 1; }
 let s = 0;
+let h = 1;
 let i = 0;
 while i < 300 {
+    h = (h * 31 + i * 7 + 3) % 1000003;
+    h = (h * 37 + i * 5 + 1) % 1000003;
+    h = (h * 41 + i * 3 + 9) % 1000003;
+    h = (h * 43 + i + 2) % 1000003;
+    h = (h * 47 + i * 11 + 4) % 1000003;
+    h = (h * 53 + i * 13 + 6) % 1000003;
+    h = (h * 59 + i * 17 + 8) % 1000003;
     s = s + 1;
     s = s + steps(i);
     s = s + fib(i % 9);
     nothing(i);
     i = i + 1;
 }
-print(s);
+print(s, h);
 ";
     let r = agrees(src);
     assert!(
@@ -502,4 +519,36 @@ print(s);
             "threshold {t}\n{log}"
         );
     }
+}
+
+/// A callee that moves a string (a runtime call that writes a VM register: a side effect) is
+/// not followed: the trace exits at the call with that reason, never as a recorder bug.
+#[test]
+fn a_callee_that_moves_a_string_exits_at_the_call() {
+    let src = "\
+fn tag(s, x) { let t = s; return x * 2 + 1; }
+let s = 0;
+let name = \"kiln\";
+let i = 0;
+while i < 300 {
+    s = (s * 31 + i * 7 + 3) % 1000003;
+    s = (s * 37 + i * 5 + 1) % 1000003;
+    s = (s * 41 + i * 3 + 9) % 1000003;
+    s = (s * 43 + i + 2) % 1000003;
+    s = (s * 47 + i * 11 + 4) % 1000003;
+    s = (s * 53 + i * 13 + 6) % 1000003;
+    s = (s * 59 + i * 17 + 8) % 1000003;
+    s = s + tag(name, i);
+    s = s % 1000003;
+    i = i + 1;
+}
+print(s);
+";
+    let r = agrees(src);
+    assert!(!r.log.contains("recorder bug"), "{}", r.log);
+    assert!(
+        has_line(&r, "[JIT] ", "exits at the call of tag at PC "),
+        "{}",
+        r.log
+    );
 }

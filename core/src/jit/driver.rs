@@ -136,7 +136,7 @@ struct Payoff {
 /// Entries per payoff sample.
 pub const PAYOFF_SAMPLE: u32 = 64;
 /// Average code words per entry below which entering a loop trace does not pay.
-pub const ENTRY_MIN_WORDS: u64 = 32;
+pub use crate::jit::trace::ENTRY_MIN_WORDS;
 /// Arrivals a trace that did not pay is left alone (doubled per consecutive miss, up to
 /// `PAUSE_MIN << 12`).
 pub const PAUSE_MIN: u32 = 256;

@@ -29,7 +29,10 @@
 //!
 //! - *followed call*: a `call` is recorded into the trace, the callee's bytecode included, up
 //!   to its `ret` ([`inline`]); every exit inside a callee resumes the interpreter at the call.
-//!   A callee the recorder cannot follow ends the trace with an exit to the call instead.
+//!   A callee the recorder cannot follow ends the trace with an exit to the call instead; a
+//!   loop trace (not a side trace) that would reach such a call after fewer than
+//!   [`ENTRY_MIN_WORDS`] recorded code words is refused ([`Abort::CallExitEarly`]): it would
+//!   never loop natively, and every entry would cost more than it runs.
 //!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
@@ -56,7 +59,7 @@ use crate::jit::hostcall::{
     host_arg, host_call, host_status, HostCtx, EXPECT_FALSE, EXPECT_INT, EXPECT_TRUE, MAX_ARGS,
 };
 use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
-use crate::jit::trace::Abort;
+use crate::jit::trace::{Abort, ENTRY_MIN_WORDS};
 use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
 use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
@@ -142,6 +145,9 @@ struct Recorder<'p> {
     stale_reads: Vec<u8>,
     /// The VM's memory meter, when a value of the frame holds it (see [`strs`]).
     meter: Option<crate::vm::value::Meter>,
+    /// Code words of the instructions recorded so far (those of a call region that was
+    /// rewound not counted): the work an entry does before an exit at a call.
+    words: u64,
 }
 
 /// How a recording starts and where it may end.
@@ -231,6 +237,7 @@ pub fn record_with_calls(
         str_slots: Vec::new(),
         stale_reads: Vec::new(),
         meter: strs::meter_of(regs),
+        words: 0,
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
@@ -257,7 +264,12 @@ impl Recorder<'_> {
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             self.tb.at_pc(pc as u32);
-            match self.step_or_follow(pc, w)? {
+            let next = self.step_or_follow(pc, w)?;
+            if !matches!(next, Next::StopAt(_)) {
+                self.words +=
+                    crate::vm::bytecode::Op::from_byte(w as u8).map_or(1, |o| o.width()) as u64;
+            }
+            match next {
                 Next::Pc(next)
                     if !self.calls.inside() && next != self.header && (self.links)(next) =>
                 {
@@ -268,7 +280,12 @@ impl Recorder<'_> {
                 // A host stop: the trace exits to the instruction; the driver performs it
                 // (`LoopHook::enter_hosted`) and continues with the trace that starts after it.
                 Next::Stop => return Ok(End::Link(pc)),
-                // A call the trace cannot follow: it exits there (see `inline`).
+                // A call the trace cannot follow: it exits there (see `inline`). A loop trace
+                // whose every entry would run less than that costs more than it saves (it
+                // never loops natively: the interpreter makes the call and comes back).
+                Next::StopAt(_) if !self.side && self.words < ENTRY_MIN_WORDS => {
+                    return Err(Abort::CallExitEarly)
+                }
                 Next::StopAt(call) => return Ok(End::Link(call)),
             }
         }

@@ -155,6 +155,12 @@ impl Recorder<'_> {
     pub(super) fn str_step(&mut self, pc: usize, w: u32) -> Result<Option<Next>, Abort> {
         let op = w as u8;
         let (a, b, c) = (field_a(w), field_b(w), field_c(w));
+        if self.calls.inside() && self.str_writes(pc, w) {
+            // A runtime call that stores into a VM register is a side effect, which a call
+            // region must not have (an exit inside it redoes the call in the interpreter; see
+            // `inline`): the trace exits at the call instead.
+            return Err(Abort::UnsupportedOperand(op));
+        }
         match op {
             byte::Add if self.is_str(b) && self.is_str(c) => self.concat(a, b, c)?,
             byte::Eq | byte::Lt | byte::Le if self.is_str(b) && self.is_str(c) => {
@@ -181,6 +187,30 @@ impl Recorder<'_> {
             _ => return Ok(None),
         }
         Ok(Some(Next::Pc(pc + 1)))
+    }
+
+    /// Whether `w` at `pc` is a string bytecode whose runtime call stores into a VM register
+    /// or an element (a concatenation, a string `move` other than `len`'s, a string `loadk`,
+    /// a string element store); comparisons and `len` only read.
+    fn str_writes(&self, pc: usize, w: u32) -> bool {
+        let (b, c) = (field_b(w), field_c(w));
+        match w as u8 {
+            byte::Add => self.is_str(b) && self.is_str(c),
+            byte::Move => self.is_str(b) && !self.len_follows(pc, field_a(w)),
+            byte::LoadK => matches!(self.prog.consts.get(field_bx(w)), Some(Const::Str(_))),
+            byte::SetIdx | byte::SetIdxI => self.is_str(c),
+            _ => false,
+        }
+    }
+
+    /// Whether the instruction after `pc` is `callb t, len, 1` (the `move` at `pc` is the
+    /// argument move of `len`).
+    fn len_follows(&self, pc: usize, t: usize) -> bool {
+        let next = self.code.get(pc + 1).copied().unwrap_or(0);
+        next as u8 == byte::CallB
+            && field_a(next) == t
+            && field_c(next) == 1
+            && Builtin::from_index(field_b(next)) == Some(Builtin::Len)
     }
 
     pub(super) fn is_str(&self, r: usize) -> bool {
@@ -254,11 +284,7 @@ impl Recorder<'_> {
     /// the guard resuming at the `move`), else a clone into `t`.
     fn str_move_or_len(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         let (t, s) = (field_a(w), field_b(w));
-        let next = self.code.get(pc + 1).copied().unwrap_or(0);
-        let is_len = next as u8 == byte::CallB
-            && field_a(next) == t
-            && field_c(next) == 1
-            && Builtin::from_index(field_b(next)) == Some(Builtin::Len);
+        let is_len = self.len_follows(pc, t);
         let text = self.text(s)?;
         if !is_len {
             self.str_call(str_move, pack(&[t, s])?, &[s], 0);

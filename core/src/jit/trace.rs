@@ -73,6 +73,7 @@ aborts! {
     InlineDepth             => "calls nest deeper than a loop trace follows them";
     WideFrames              => "the followed calls' frames need more than 256 registers";
     CallAtStart             => "the trace would start at a call it cannot follow";
+    CallExitEarly           => "the iteration reaches a call the trace cannot follow before doing enough work to pay for entering";
 }
 
 impl From<CompileError> for Abort {
@@ -93,6 +94,12 @@ impl From<InstallError> for Abort {
         }
     }
 }
+
+/// Code words an entry into a loop trace must run natively to pay for itself: entering and
+/// leaving native code costs about as much as interpreting this many words. The driver pauses
+/// an installed trace whose entries average fewer; the recorder refuses a loop trace whose
+/// iteration reaches a call it cannot follow after fewer.
+pub const ENTRY_MIN_WORDS: u64 = 32;
 
 /// Aborts after which a loop is blacklisted.
 pub const MAX_ATTEMPTS: u8 = 3;

@@ -18,7 +18,9 @@
 //! - *rewind*: a callee the recorder cannot follow (a loop, recursion, a bytecode it does not
 //!   record, a `retnil`, a value type it does not handle, more than [`MAX_INLINE_DEPTH`] calls
 //!   deep) makes the recording drop the whole region and end the trace with an exit to the
-//!   outermost call: a call that cannot be compiled costs one exit, not the loop.
+//!   outermost call: a call that cannot be compiled costs one exit, not the loop (unless the
+//!   loop does too little before the call to pay for entering a trace at all: see the
+//!   recorder's *followed call*).
 //!
 //! Why an exit may redo a callee's first part: a region contains only bytecodes without side
 //! effects (arithmetic, comparisons, moves, forward branches, calls, `ret`; the allowlist is
@@ -97,6 +99,8 @@ struct Region {
     fuel: u64,
     /// Notes of the calls in the region so far.
     notes: usize,
+    /// Code words recorded before the call.
+    words: u64,
 }
 
 /// The recorder's call state.
@@ -258,6 +262,7 @@ impl<'p> Recorder<'p> {
                 snap,
                 fuel: 0,
                 notes: self.calls.log.notes.len(),
+                words: self.words,
             });
         }
         if let Some(r) = self.calls.region.as_mut() {
@@ -334,6 +339,7 @@ impl<'p> Recorder<'p> {
                 self.tb.rewind(r.mark);
                 self.shadow = r.shadow;
                 self.written.truncate(r.written);
+                self.words = r.words;
                 (r.call_pc, r.notes)
             }
             None => (pc, self.calls.log.notes.len()),
