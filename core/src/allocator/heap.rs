@@ -693,10 +693,10 @@ impl Heap {
         let Some(source) = self.pool.decommit_source() else {
             return;
         };
-        // SAFETY (both loops): segments on the list are owned by this heap and were reserved
-        // by its pool; those with a free page come first, so stop at the first full one.
+        // Segments with a free page come first on the list: stop at the first full one.
         let mut held = 0;
         let mut seg = self.segments.head;
+        // SAFETY: segments on the list are owned by this heap.
         unsafe {
             while !seg.is_null() && (*seg).has_free_page() {
                 held += (*seg).purgeable_bytes();
@@ -707,6 +707,8 @@ impl Heap {
             return;
         }
         seg = self.segments.head;
+        // SAFETY: segments on the list are owned by this heap (no free page holds live data)
+        // and were reserved by its pool, whose source this is.
         unsafe {
             while !seg.is_null() && (*seg).has_free_page() {
                 if (*seg).stale_bytes() >= PURGE_MIN_BYTES {

@@ -991,7 +991,7 @@ unsafe impl MemorySource for ScribbleSource {
     }
 
     unsafe fn decommit(&self, addr: *mut u8, len: usize) {
-        assert!(addr as usize % 4096 == 0 && len % 4096 == 0 && len > 0);
+        assert!((addr as usize).is_multiple_of(4096) && len.is_multiple_of(4096) && len > 0);
         self.decommits.fetch_add(1, Ordering::SeqCst);
         // SAFETY: the range is reserved and holds nothing live (caller).
         unsafe { core::ptr::write_bytes(addr, 0xdb, len) };
