@@ -11,6 +11,7 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::geometry::SEGMENT_SHIFT;
+use super::page::PAGE_SIZE;
 use super::segment::{segment_of, Pool, HEADER_SIZE, SEGMENT_SIZE};
 use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
 use super::{free, realloc, usable_size, FreeError, Heap};
@@ -1004,7 +1005,7 @@ fn delayed_purge_decommits_only_free_pages() {
         decommits: AtomicUsize::new(0),
     }));
     let mut h = Box::new(Heap::new(Box::leak(Box::new(Pool::new(source)))));
-    let size = 24 * 1024;
+    let size = PAGE_SIZE * 3 / 8; // two blocks a page: 24 KiB, or 768 bytes in the small geometry
     let mut kept: Vec<(*mut u8, u8)> = Vec::new();
     for round in 0..6u8 {
         let count = 384usize >> round.min(4);
