@@ -101,16 +101,23 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
+// Delayed purge. Retired spans stay resident (a span retired and soon reused costs no
+// `decommit` and no page faults); their pages are marked `dirty` in their segment. Every
+// `PURGE_TICK_BYTES` of retired spans the heap looks at how many bytes of free pages it holds
+// resident. Above `PURGE_ABOVE_BYTES` it runs a purge tick: each segment whose `stale` pages
+// (free since the previous tick) add up to `PURGE_MIN_BYTES` decommits them, and every
+// segment's `dirty` pages become `stale`. So a span is decommitted only after at least one more
+// tick's worth of spans was retired after it and it was not reused meanwhile.
+
 /// Bytes of spans a heap retires between two looks at what it holds resident but free
-/// (2 MiB; 64 KiB in the small geometry).
+/// (4 MiB; 128 KiB in the small geometry).
 pub const PURGE_TICK_BYTES: usize = 2 * SEGMENT_SIZE;
-/// A look finds more than this many bytes of free pages still resident in the heap's segments
-/// (1 MiB; 32 KiB in the small geometry): a purge tick decommits those that stayed unused
-/// since the previous tick. A span reused before a tick finds it stale is never decommitted.
-/// A segment holding fewer stale bytes than this (256 KiB; 8 KiB in the small geometry) is
-/// left alone by a purge tick: a `decommit` call for a few pages costs more than it returns.
-pub const PURGE_MIN_BYTES: usize = SEGMENT_SIZE / 8;
+/// A purge tick runs when the heap's segments hold more than this many bytes of free pages
+/// still resident (1 MiB; 32 KiB in the small geometry).
 pub const PURGE_ABOVE_BYTES: usize = SEGMENT_SIZE / 2;
+/// A segment with fewer stale bytes than this (512 KiB; 16 KiB in the small geometry) keeps
+/// them for a later tick: a `decommit` call for a few pages costs more than it returns.
+pub const PURGE_MIN_BYTES: usize = SEGMENT_SIZE / 4;
 
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
@@ -683,9 +690,8 @@ impl Heap {
         }
     }
 
-    /// A purge tick: every owned segment decommits its free pages that stayed unused since the
-    /// previous tick (delayed, so a span retired and soon reused costs no `decommit` and no
-    /// page faults). Nothing when the platform cannot decommit.
+    /// Looks at the free pages the heap holds resident and, above [`PURGE_ABOVE_BYTES`], runs a
+    /// purge tick (see [`PURGE_TICK_BYTES`]). Nothing when the platform cannot decommit.
     #[cold]
     #[inline(never)]
     fn purge_tick(&mut self) {

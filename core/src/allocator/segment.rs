@@ -22,6 +22,8 @@
 //! - a segment is ours iff its bit is set in the segment map *and* its cookie matches, so a foreign
 //!   pointer is recognised without reading anything outside kiln's own memory;
 //! - bit `i` of `free_pages` is set iff page `i` is not part of a span in use;
+//! - `dirty` and `stale` (pages waiting for the owner heap's delayed purge) are disjoint subsets
+//!   of `free_pages`: claiming a span clears its bits, so a reused span is never decommitted;
 //! - `owner` is the id of the heap allowed to touch the pages' non-atomic lists (a number no
 //!   other heap ever gets, not an address a later heap could occupy); 0 while abandoned.
 //! - `pool` is the pool that reserved the span: a huge block goes back to that pool's source
