@@ -236,6 +236,14 @@ fn check_segment(s: &Segment) -> Result<usize, CheckError> {
     if s.free_pages & ((1 << FIRST_PAGE) - 1) != 0 {
         return fail("a header page is marked free", s as *const Segment as usize);
     }
+    // Only free pages wait for a purge (a reused span must never be decommitted), and a page
+    // waits in one generation at a time.
+    if (s.dirty | s.stale) & !s.free_pages != 0 || s.dirty & s.stale != 0 {
+        return fail(
+            "a page in use or in two generations is marked for purge",
+            s as *const Segment as usize,
+        );
+    }
     while i < PAGES_PER_SEGMENT {
         let page = &s.pages[i];
         let free_bit = s.free_pages & (1 << i) != 0;

@@ -45,8 +45,10 @@ use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::geometry::{HOT_DEPTH, KEEP_LAST_PAGE};
-use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT};
-use super::segment::{segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN};
+use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT, PAGE_SIZE};
+use super::segment::{
+    segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN, SEGMENT_SIZE,
+};
 use super::size_class::{
     class_of, class_size, small_class_of, span_pages, CLASS_COUNT, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX,
 };
@@ -99,6 +101,23 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
+// Delayed purge. Retired spans stay resident (a span retired and soon reused costs no
+// `decommit` and no page faults); their pages are marked `dirty` in their segment. Every
+// `PURGE_TICK_BYTES` of retired spans the heap looks at how many bytes of free pages it holds
+// resident. Above `PURGE_ABOVE_BYTES` it runs a purge tick: each segment whose `stale` pages
+// (free since the previous tick) add up to `PURGE_MIN_BYTES` decommits them, and every
+// segment's `dirty` pages become `stale`. So a span is decommitted only after at least one more
+// tick's worth of spans was retired after it and it was not reused meanwhile.
+
+/// Bytes of spans a heap retires between two looks at what it holds resident but free
+/// (4 MiB; 128 KiB in the small geometry).
+pub const PURGE_TICK_BYTES: usize = 2 * SEGMENT_SIZE;
+/// A purge tick runs when the heap's segments hold more than this many bytes of free pages
+/// still resident (1 MiB; 32 KiB in the small geometry).
+pub const PURGE_ABOVE_BYTES: usize = SEGMENT_SIZE / 2;
+/// A segment with fewer stale bytes than this (512 KiB; 16 KiB in the small geometry) keeps
+/// them for a later tick: a `decommit` call for a few pages costs more than it returns.
+pub const PURGE_MIN_BYTES: usize = SEGMENT_SIZE / 4;
 
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
@@ -119,6 +138,8 @@ pub struct Heap {
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
     segments: SegmentList,
+    /// Bytes of spans retired since the last purge tick ([`PURGE_TICK_BYTES`]).
+    retired_since_tick: usize,
     /// Frees of blocks in other heaps' pages, batched per page (`heap/remote.rs`).
     remote: RemoteFrees,
     /// This heap's statistics slot (zero-sized without the `stats` feature).
@@ -143,6 +164,7 @@ impl Heap {
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
             segments: SegmentList::new(),
+            retired_since_tick: 0,
             remote: RemoteFrees::EMPTY,
             stats: stats::HeapStats::new(),
         }
@@ -646,6 +668,7 @@ impl Heap {
             #[cfg(feature = "stats")]
             stats::page_retired((*page).lifetime_allocs, (*page).peak_used, (*page).reserved);
             let seg = segment_of(page.cast());
+            let span = (*page).span.max(1) as usize;
             (*seg).release_span((*seg).index_of(page));
             self.segments.remove(seg);
             if (*seg).is_empty() {
@@ -653,12 +676,53 @@ impl Heap {
                 self.pool.free_segment(seg);
             } else {
                 self.insert_segment(seg);
+                self.retired_since_tick += span * PAGE_SIZE;
+                if self.retired_since_tick >= PURGE_TICK_BYTES {
+                    self.purge_tick();
+                }
             }
             // A retired page means frees of this class outpace its allocations: let the class
             // drain straight into its pages until it allocates from a page again.
             if is_hot(class) {
                 self.hot[class].cap = 0;
                 self.hot_flush_class(class);
+            }
+        }
+    }
+
+    /// Looks at the free pages the heap holds resident and, above [`PURGE_ABOVE_BYTES`], runs a
+    /// purge tick (see [`PURGE_TICK_BYTES`]). Nothing when the platform cannot decommit.
+    #[cold]
+    #[inline(never)]
+    fn purge_tick(&mut self) {
+        self.retired_since_tick = 0;
+        let Some(source) = self.pool.decommit_source() else {
+            return;
+        };
+        // Segments with a free page come first on the list: stop at the first full one.
+        let mut held = 0;
+        let mut seg = self.segments.head;
+        // SAFETY: segments on the list are owned by this heap.
+        unsafe {
+            while !seg.is_null() && (*seg).has_free_page() {
+                held += (*seg).purgeable_bytes();
+                seg = (*seg).next;
+            }
+        }
+        if held <= PURGE_ABOVE_BYTES {
+            return;
+        }
+        seg = self.segments.head;
+        // SAFETY: segments on the list are owned by this heap (no free page holds live data)
+        // and were reserved by its pool, whose source this is.
+        unsafe {
+            while !seg.is_null() && (*seg).has_free_page() {
+                if (*seg).stale_bytes() >= PURGE_MIN_BYTES {
+                    (*seg).purge_stale(source);
+                } else {
+                    (*seg).age();
+                }
+                seg = (*seg).next;
             }
         }
     }

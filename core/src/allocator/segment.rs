@@ -22,6 +22,8 @@
 //! - a segment is ours iff its bit is set in the segment map *and* its cookie matches, so a foreign
 //!   pointer is recognised without reading anything outside kiln's own memory;
 //! - bit `i` of `free_pages` is set iff page `i` is not part of a span in use;
+//! - `dirty` and `stale` (pages waiting for the owner heap's delayed purge) are disjoint subsets
+//!   of `free_pages`: claiming a span clears its bits, so a reused span is never decommitted;
 //! - `owner` is the id of the heap allowed to touch the pages' non-atomic lists (a number no
 //!   other heap ever gets, not an address a later heap could occupy); 0 while abandoned.
 //! - `pool` is the pool that reserved the span: a huge block goes back to that pool's source
@@ -43,6 +45,8 @@ pub const HEADER_SIZE: usize = 4096;
 /// 2 KiB pages, which are never handed out).
 #[cfg(feature = "small-geometry")]
 pub const HEADER_SIZE: usize = core::mem::size_of::<Segment>().next_power_of_two();
+/// Alignment [`MemorySource::decommit`] wants at both ends of a range.
+const DECOMMIT_ALIGN: usize = 4096;
 /// Empty segments kept for reuse before they go back to the platform.
 pub const CACHE_MAX: usize = 4;
 /// Segments that freed huge spans of more than one segment may hold in the pool for reuse
@@ -77,6 +81,12 @@ pub struct Segment {
     pub(crate) fresh: bool,
     /// Bit `i` set: page `i` is free.
     pub(crate) free_pages: u32,
+    /// Free pages still resident that were retired since the owner heap's last purge tick
+    /// (see [`purge_stale`](Self::purge_stale)); a subset of `free_pages`.
+    pub(crate) dirty: u32,
+    /// Free pages still resident that stayed unused over a whole purge tick: the next tick
+    /// decommits them. A subset of `free_pages`, disjoint from `dirty`.
+    pub(crate) stale: u32,
     /// Id of the heap that owns the pages' lists ([`Heap::id`](super::heap::Heap)); 0 while
     /// abandoned (and always for huge segments).
     pub(crate) owner: AtomicUsize,
@@ -142,6 +152,8 @@ impl Segment {
             ptr::addr_of_mut!((*seg).kind).write(kind);
             ptr::addr_of_mut!((*seg).fresh).write(false);
             ptr::addr_of_mut!((*seg).free_pages).write(ALL_PAGES_FREE);
+            ptr::addr_of_mut!((*seg).dirty).write(0);
+            ptr::addr_of_mut!((*seg).stale).write(0);
             ptr::addr_of_mut!((*seg).owner).write(AtomicUsize::new(0));
             ptr::addr_of_mut!((*seg).pool).write(pool);
             ptr::addr_of_mut!((*seg).span_segments).write(span);
@@ -223,7 +235,11 @@ impl Segment {
             let run = (1u32 << n) - 1;
             (1..=PAGES_PER_SEGMENT - n).find(|&i| (self.free_pages >> i) & run == run)?
         };
-        self.free_pages &= !(((1u64 << n) - 1) << i) as u32;
+        let mask = (((1u64 << n) - 1) << i) as u32;
+        self.free_pages &= !mask;
+        // Reused before its purge: nothing to decommit any more.
+        self.dirty &= !mask;
+        self.stale &= !mask;
         for d in 1..n {
             self.pages[i + d].head_delta = d as u8;
             self.span_head[i + d] = i as u8;
@@ -240,12 +256,76 @@ impl Segment {
             self.span_head[i + d] = (i + d) as u8;
             self.page_off[i + d] = page_offset(i + d);
         }
-        self.free_pages |= (((1u64 << n) - 1) << i) as u32;
+        let mask = (((1u64 << n) - 1) << i) as u32;
+        self.free_pages |= mask;
+        self.dirty |= mask;
         // A kept empty page may now be the only span left: let the next free that empties it
         // decide again whether the segment should go back to the pool.
         for page in self.pages.iter_mut() {
             page.flags &= !KEPT;
         }
+    }
+
+    /// Bytes of free pages still resident that wait for a purge (`dirty` and `stale`).
+    #[inline]
+    pub(crate) fn purgeable_bytes(&self) -> usize {
+        (self.dirty | self.stale).count_ones() as usize * PAGE_SIZE
+    }
+
+    /// Bytes of free pages that stayed unused over a whole purge tick.
+    #[inline]
+    pub(crate) fn stale_bytes(&self) -> usize {
+        (self.stale & self.free_pages).count_ones() as usize * PAGE_SIZE
+    }
+
+    /// A purge tick that leaves this segment's memory alone: pages retired since the previous
+    /// tick join the stale ones.
+    #[inline]
+    pub(crate) fn age(&mut self) {
+        self.stale |= self.dirty;
+        self.dirty = 0;
+    }
+
+    /// One purge tick of the owner heap: decommits the free pages that stayed unused since the
+    /// previous tick (`stale`), and makes the pages retired since then stale. One call per run
+    /// of free pages that are not `dirty` and hold a stale page (a run may take in free pages
+    /// already decommitted or never touched, so a segment rarely needs more than one call).
+    /// Returns the number of `decommit` calls made.
+    ///
+    /// # Safety
+    /// `source` is the source that reserved this segment (and can decommit); the caller owns
+    /// the segment, so no free page holds live data.
+    pub(crate) unsafe fn purge_stale(&mut self, source: &dyn MemorySource) -> usize {
+        let runs = self.free_pages & !self.dirty;
+        let mut left = self.stale & self.free_pages;
+        let mut calls = 0;
+        while left != 0 {
+            let i = left.trailing_zeros() as usize;
+            let n = (!(runs >> i)).trailing_zeros() as usize;
+            // Extend the run backwards over free, non-dirty pages too.
+            let below = runs & ((1u32 << i) - 1);
+            let first = if below == (1u32 << i) - 1 {
+                0
+            } else {
+                32 - (!below & ((1u32 << i) - 1)).leading_zeros() as usize
+            };
+            let mask = (((1u64 << (i + n - first)) - 1) << first) as u32;
+            left &= !mask;
+            let (start, len) = self.span_area(first, i + n - first);
+            // The contract wants whole 4 KiB pages at both ends (small-geometry pages are
+            // 2 KiB): only the 4 KiB pages inside the run.
+            let lo = (start as usize).next_multiple_of(DECOMMIT_ALIGN);
+            let hi = (start as usize + len) & !(DECOMMIT_ALIGN - 1);
+            if hi > lo {
+                // SAFETY: free pages of an owned segment hold nothing live; the range is
+                // inside the reservation and 4 KiB-aligned at both ends.
+                unsafe { source.decommit(lo as *mut u8, hi - lo) };
+                calls += 1;
+            }
+        }
+        self.stale = self.dirty & self.free_pages;
+        self.dirty = 0;
+        calls
     }
 
     /// Whether the span at page `i` is the only one in use.
@@ -372,6 +452,11 @@ impl Pool {
     /// from the platform is then not cleared again by `alloc_zeroed`).
     pub fn huge_blocks_are_zeroed(&self) -> bool {
         self.source.zeroed()
+    }
+
+    /// The source, when it can take physical memory back (for the heaps' delayed purge).
+    pub(crate) fn decommit_source(&self) -> Option<&'static dyn MemorySource> {
+        self.source.can_decommit().then_some(self.source)
     }
 
     /// Segments reserved from the platform and not yet given back (cached ones included).

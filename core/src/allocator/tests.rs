@@ -11,6 +11,7 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::geometry::SEGMENT_SHIFT;
+use super::page::PAGE_SIZE;
 use super::segment::{segment_of, Pool, HEADER_SIZE, SEGMENT_SIZE};
 use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
 use super::{free, realloc, usable_size, FreeError, Heap};
@@ -959,4 +960,82 @@ fn segments_above_one_tib_in_many_windows() {
     assert_eq!(pool.segments_in_use(), 0);
     // All but (at most) the one segment the map carved leaves from, which it keeps.
     assert!(source.mapped.load(Ordering::SeqCst) <= 1);
+}
+
+/// A source that can decommit: `decommit` counts its calls and scribbles over the range (the
+/// contract allows stale bytes), so a purge of anything still in use shows up as a broken tag.
+struct ScribbleSource {
+    decommits: AtomicUsize,
+}
+
+// SAFETY: as `TestSource`, without a limit.
+unsafe impl MemorySource for ScribbleSource {
+    fn reserve(&self, count: usize) -> *mut u8 {
+        // SAFETY: non-zero size, valid alignment.
+        unsafe {
+            System.alloc(Layout::from_size_align(count * SEGMENT_SIZE, SEGMENT_SIZE).unwrap())
+        }
+    }
+
+    unsafe fn release(&self, base: *mut u8, count: usize) {
+        // SAFETY: same layout as in `reserve` (caller passes the same count).
+        unsafe {
+            System.dealloc(
+                base,
+                Layout::from_size_align(count * SEGMENT_SIZE, SEGMENT_SIZE).unwrap(),
+            )
+        }
+    }
+
+    fn can_decommit(&self) -> bool {
+        true
+    }
+
+    unsafe fn decommit(&self, addr: *mut u8, len: usize) {
+        assert!((addr as usize).is_multiple_of(4096) && len.is_multiple_of(4096) && len > 0);
+        self.decommits.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the range is reserved and holds nothing live (caller).
+        unsafe { core::ptr::write_bytes(addr, 0xdb, len) };
+    }
+}
+
+#[test]
+fn delayed_purge_decommits_only_free_pages() {
+    let source: &'static ScribbleSource = Box::leak(Box::new(ScribbleSource {
+        decommits: AtomicUsize::new(0),
+    }));
+    let mut h = Box::new(Heap::new(Box::leak(Box::new(Pool::new(source)))));
+    let size = PAGE_SIZE * 3 / 8; // two blocks a page: 24 KiB, or 768 bytes in the small geometry
+    let mut kept: Vec<(*mut u8, u8)> = Vec::new();
+    for round in 0..6u8 {
+        let count = 384usize >> round.min(4);
+        let blocks: Vec<*mut u8> = (0..count).map(|_| h.alloc(size, 8)).collect();
+        for (i, &p) in blocks.iter().enumerate() {
+            assert!(!p.is_null());
+            fill(p, size, round.wrapping_mul(31).wrapping_add(i as u8));
+        }
+        for (i, &p) in blocks.iter().enumerate() {
+            let tag = round.wrapping_mul(31).wrapping_add(i as u8);
+            if (i / 8) % 4 == 0 {
+                kept.push((p, tag));
+            } else {
+                // SAFETY: allocated above, freed once.
+                unsafe { free(&mut h, p) }.unwrap();
+            }
+        }
+        for &(p, tag) in &kept {
+            assert!(
+                holds(p, size, tag),
+                "round {round}: a live block was decommitted"
+            );
+        }
+        h.check().unwrap();
+    }
+    assert!(source.decommits.load(Ordering::SeqCst) > 0, "no purge ran");
+    for (p, tag) in kept {
+        assert!(holds(p, size, tag));
+        // SAFETY: allocated above, freed once.
+        unsafe { free(&mut h, p) }.unwrap();
+    }
+    h.check().unwrap();
 }
