@@ -301,6 +301,7 @@ impl ArrayObj {
     }
 
     /// The meter the array is charged to.
+    #[cfg(feature = "jit")]
     pub(crate) fn meter(&self) -> &Meter {
         &self.meter
     }
@@ -463,6 +464,7 @@ impl Value {
 
     /// The object entered in `meter`'s short-string table with this text, if there is one:
     /// nothing allocated, nothing charged (a clone of an interned constant is this object).
+    #[cfg(feature = "jit")]
     pub(crate) fn find_short(meter: &Meter, text: &str) -> Option<Value> {
         if text.len() > intern::INTERN_MAX {
             return None;
