@@ -62,6 +62,10 @@ mod known;
 mod queue;
 // Batches of frees into other heaps' pages.
 mod remote;
+// Empty pages back to their segment; the delayed purge.
+mod retire;
+// Segments between heaps: collect, abandon, adopt.
+mod abandon;
 
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
 use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN, HOT_STACK_OF};
@@ -101,24 +105,6 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
-// Delayed purge. Retired spans stay resident (a span retired and soon reused costs no
-// `decommit` and no page faults); their pages are marked `dirty` in their segment. Every
-// `PURGE_TICK_BYTES` of retired spans the heap looks at how many bytes of free pages it holds
-// resident. Above `PURGE_ABOVE_BYTES` it runs a purge tick: each segment whose `stale` pages
-// (free since the previous tick) add up to `PURGE_MIN_BYTES` decommits them, and every
-// segment's `dirty` pages become `stale`. So a span is decommitted only after at least one more
-// tick's worth of spans was retired after it and it was not reused meanwhile.
-
-/// Bytes of spans a heap retires between two looks at what it holds resident but free
-/// (4 MiB; 128 KiB in the small geometry).
-pub const PURGE_TICK_BYTES: usize = 2 * SEGMENT_SIZE;
-/// A purge tick runs when the heap's segments hold more than this many bytes of free pages
-/// still resident (1 MiB; 32 KiB in the small geometry).
-pub const PURGE_ABOVE_BYTES: usize = SEGMENT_SIZE / 2;
-/// A segment with fewer stale bytes than this (512 KiB; 16 KiB in the small geometry) keeps
-/// them for a later tick: a `decommit` call for a few pages costs more than it returns.
-pub const PURGE_MIN_BYTES: usize = SEGMENT_SIZE / 4;
-
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
 /// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
@@ -138,7 +124,7 @@ pub struct Heap {
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
     segments: SegmentList,
-    /// Bytes of spans retired since the last purge tick ([`PURGE_TICK_BYTES`]).
+    /// Bytes of spans retired since the last purge tick ([`retire::PURGE_TICK_BYTES`]).
     retired_since_tick: usize,
     /// Frees of blocks in other heaps' pages, batched per page (`heap/remote.rs`).
     remote: RemoteFrees,
@@ -655,125 +641,6 @@ impl Heap {
         }
     }
 
-    /// Gives an empty page back to its segment, and the segment to the pool if it empties.
-    ///
-    /// # Safety
-    /// `page` is owned, on `queues[class]`, and has no block in use.
-    unsafe fn retire(&mut self, page: *mut Page) {
-        // SAFETY: owned page and segment.
-        unsafe {
-            let class = (*page).class as usize;
-            self.queues[class].remove(page);
-            self.sync_direct(class);
-            #[cfg(feature = "stats")]
-            stats::page_retired((*page).lifetime_allocs, (*page).peak_used, (*page).reserved);
-            let seg = segment_of(page.cast());
-            let span = (*page).span.max(1) as usize;
-            (*seg).release_span((*seg).index_of(page));
-            self.segments.remove(seg);
-            if (*seg).is_empty() {
-                self.forget(seg);
-                self.pool.free_segment(seg);
-            } else {
-                self.insert_segment(seg);
-                self.retired_since_tick += span * PAGE_SIZE;
-                if self.retired_since_tick >= PURGE_TICK_BYTES {
-                    self.purge_tick();
-                }
-            }
-            // A retired page means frees of this class outpace its allocations: let the class
-            // drain straight into its pages until it allocates from a page again.
-            if is_hot(class) {
-                self.hot[class].cap = 0;
-                self.hot_flush_class(class);
-            }
-        }
-    }
-
-    /// Looks at the free pages the heap holds resident and, above [`PURGE_ABOVE_BYTES`], runs a
-    /// purge tick (see [`PURGE_TICK_BYTES`]). Nothing when the platform cannot decommit.
-    #[cold]
-    #[inline(never)]
-    fn purge_tick(&mut self) {
-        self.retired_since_tick = 0;
-        let Some(source) = self.pool.decommit_source() else {
-            return;
-        };
-        // Segments with a free page come first on the list: stop at the first full one.
-        let mut held = 0;
-        let mut seg = self.segments.head;
-        // SAFETY: segments on the list are owned by this heap.
-        unsafe {
-            while !seg.is_null() && (*seg).has_free_page() {
-                held += (*seg).purgeable_bytes();
-                seg = (*seg).next;
-            }
-        }
-        if held <= PURGE_ABOVE_BYTES {
-            return;
-        }
-        seg = self.segments.head;
-        // SAFETY: segments on the list are owned by this heap (no free page holds live data)
-        // and were reserved by its pool, whose source this is.
-        unsafe {
-            while !seg.is_null() && (*seg).has_free_page() {
-                if (*seg).stale_bytes() >= PURGE_MIN_BYTES {
-                    (*seg).purge_stale(source);
-                } else {
-                    (*seg).age();
-                }
-                seg = (*seg).next;
-            }
-        }
-    }
-
-    /// Takes over an abandoned segment: collects its pages, retires the empty ones, queues the
-    /// rest; returns the segment to the pool if nothing in it is used any more.
-    ///
-    /// # Safety
-    /// `seg` was taken off the pool's abandoned list.
-    unsafe fn adopt(&mut self, seg: *mut Segment) {
-        self.stats.register();
-        // SAFETY: nobody else owns the segment now; the pool lock ordered us after the abandoner.
-        unsafe {
-            (*seg).owner.store(self.id, Ordering::Release);
-            let mut i = 0;
-            while i < PAGES_PER_SEGMENT {
-                let page: *mut Page = &mut (*seg).pages[i];
-                if !(*page).in_use() {
-                    i += 1;
-                    continue;
-                }
-                let span = (*page).span as usize;
-                let class = (*page).class as usize;
-                (*page).collect();
-                (*page).flags &= !(IN_FULL | KEPT);
-                if (*page).used == 0 {
-                    #[cfg(feature = "stats")]
-                    stats::page_retired(
-                        (*page).lifetime_allocs,
-                        (*page).peak_used,
-                        (*page).reserved,
-                    );
-                    (*seg).release_span(i);
-                } else if (*page).free.is_null() && (*page).capacity == (*page).reserved {
-                    (*page).flags |= IN_FULL;
-                    self.full[class].push_back(page);
-                } else {
-                    self.queues[class].push_back(page);
-                    self.sync_direct(class);
-                }
-                i += span;
-            }
-            if (*seg).is_empty() {
-                self.forget(seg);
-                self.pool.free_segment(seg);
-            } else {
-                self.insert_segment(seg);
-            }
-        }
-    }
-
     /// Lists an owned segment: at the front if it has a free page, else at the back, so the
     /// search for a free page can stop at the first full segment.
     ///
@@ -800,76 +667,6 @@ impl Heap {
             }
         }
         true
-    }
-
-    /// Publishes this heap's batches of remote frees, collects every page's remote and local
-    /// frees, retires every empty page (the last page of a class included), and adopts all
-    /// abandoned segments. Memory goes back to the pool.
-    pub fn collect(&mut self) {
-        self.flush_remote();
-        while self.has_id() {
-            let seg = self.pool.take_abandoned();
-            if seg.is_null() {
-                break;
-            }
-            // SAFETY: taken off the abandoned list.
-            unsafe { self.adopt(seg) };
-        }
-        self.collect_own();
-    }
-
-    /// The part of [`collect`](Self::collect) that touches only this heap's own pages.
-    fn collect_own(&mut self) {
-        self.hot_flush();
-        for class in 0..CLASS_COUNT {
-            // Bring full pages back so their remote frees are seen.
-            // SAFETY: pages on this heap's queues are owned.
-            unsafe {
-                loop {
-                    let page = self.full[class].head;
-                    if page.is_null() {
-                        break;
-                    }
-                    self.full[class].remove(page);
-                    (*page).flags &= !IN_FULL;
-                    self.queues[class].push_back(page);
-                }
-                let mut page = self.queues[class].head;
-                while !page.is_null() {
-                    let next = (*page).next;
-                    (*page).collect();
-                    if (*page).used == 0 {
-                        self.retire(page);
-                    } else if (*page).free.is_null() && (*page).capacity == (*page).reserved {
-                        self.move_to_full(class, page);
-                    }
-                    page = next;
-                }
-            }
-            self.sync_direct(class);
-        }
-    }
-
-    /// Gives up all pages: empty ones go back to the pool, the rest are abandoned for another
-    /// heap to adopt. Called when the owning thread exits. The heap is empty afterwards and may
-    /// be used again.
-    pub fn abandon(&mut self) {
-        self.flush_remote();
-        self.collect_own();
-        loop {
-            let seg = self.segments.pop();
-            if seg.is_null() {
-                break;
-            }
-            // SAFETY: owned segment, now unlisted; we never touch it again.
-            unsafe { self.pool.abandon(seg) };
-        }
-        self.known = [NOT_A_SEGMENT; KNOWN_SEGMENTS];
-        debug_assert!(self.hot.iter().all(|s| s.len == 0));
-        self.direct = [empty_page(); CLASS_COUNT];
-        self.queues = [PageQueue::EMPTY; CLASS_COUNT];
-        self.full = [PageQueue::EMPTY; CLASS_COUNT];
-        self.stats.release();
     }
 
     /// Whether this heap owns `seg`.
