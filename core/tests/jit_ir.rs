@@ -131,6 +131,35 @@ fn malformed_traces_are_rejected() {
     assert!(t.validate().is_err());
 }
 
+/// A comparison guard's refund is a charge that fits an `i32`, and a refunding guard's snapshot
+/// is its own: a shared one would refund at the other guard's exit too.
+#[test]
+fn refunding_guards_are_validated() {
+    use kiln::jit::ir::{IrError, TraceBuilder, Ty};
+    let build = |refund: i64, share: bool| {
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let k = b.kint(10);
+        let s = b.snapshot();
+        if share {
+            b.fuel(3, s);
+        }
+        b.guard_refunding(Op::Lt, i, k, s, refund);
+        b.finish(0)
+    };
+    assert!(build(3, false).is_ok());
+    assert!(build(0, true).is_ok());
+    assert!(matches!(
+        build(-1, false),
+        Err(IrError::BadImmediate { .. })
+    ));
+    assert!(matches!(
+        build(1 << 40, false),
+        Err(IrError::BadImmediate { .. })
+    ));
+    assert!(matches!(build(3, true), Err(IrError::BadSnapshot { .. })));
+}
+
 /// A slot that every exit sees holding something else (the iteration overwrites it before its
 /// only guard) ends the iteration as a constant nothing reads: the optimiser removes the dead
 /// constant and must not leave the tail naming it (it used to fail validation and abort).

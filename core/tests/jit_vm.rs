@@ -257,3 +257,35 @@ fn fuel_through_linked_and_side_traces() {
     }
     assert!(starved >= 50, "{starved}");
 }
+
+/// A `for` step that jumps back is charged before its add, and the loop guard gives the charge
+/// back when the loop ends: short inner loops (int and float counters) that leave natively
+/// hundreds of times, under every budget near the end and a spread of others, print the same,
+/// fail at the same instruction and leave the same fuel as the interpreter.
+#[test]
+fn a_for_loop_that_ends_natively_is_not_charged_its_back_edge() {
+    for src in [
+        "let t = 0; let y = 0;
+         while y < 300 { let x = 0; while x < 3 { t = t + x * y; x = x + 1; } y = y + 1; }
+         print(t);",
+        "let t = 0.0; let y = 0;
+         while y < 300 { let x = 0.5; while x < 3.0 { t = t + x; x = x + 1.0; } y = y + 1; }
+         print(t);",
+    ] {
+        let (unmetered, stats) = run_metered(src, &[], Some(2), Some(u64::MAX));
+        assert!(stats.entered >= 1, "{stats:?}");
+        assert_eq!(unmetered, run_metered(src, &[], None, Some(u64::MAX)).0);
+        let need = u64::MAX - unmetered.2;
+        let mut starved = 0;
+        for budget in (0..need)
+            .step_by(need as usize / 61 + 1)
+            .chain(need - 30..=need)
+        {
+            let (want, _) = run_metered(src, &[], None, Some(budget));
+            let (got, stats) = run_metered(src, &[], Some(2), Some(budget));
+            assert_eq!(got, want, "fuel {budget}");
+            starved += (got.1.is_err() && stats.entered > 0) as u32;
+        }
+        assert!(starved >= 40, "{starved}");
+    }
+}

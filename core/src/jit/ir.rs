@@ -12,6 +12,10 @@
 //!   (the driver enters that one next). The optimiser does not unroll it.
 //! - *guard*: an instruction that checks a condition (a comparison, or the tag check of an
 //!   `SLoad`) and, when it fails, leaves the trace through its snapshot ([`Inst::snap`]).
+//! - *refunding guard*: a comparison guard with `imm` = k > 0 gives k fuel back when it fails,
+//!   before leaving: it undoes the charge of a `Fuel` recorded before it for a backward jump
+//!   the failing guard shows was not taken (a `for` step's loop guard, see
+//!   [`crate::jit::record`]). Its snapshot has no other user.
 //! - *pre-roll*, *loop body*: after optimisation a trace is `pre-roll, LOOP, body, PHIs`: the
 //!   pre-roll is the first iteration (it loads slots and holds every loop invariant); the body
 //!   repeats. A pre-roll ref used in the body means "its value in the previous iteration"; a
@@ -24,7 +28,9 @@
 //!
 //! Invariants (checked by [`Trace::validate`])
 //! - every operand ref is smaller than the instruction's own ref, and has the type the opcode
-//!   expects; guards carry a valid snapshot index; at most one `LOOP`, and `PHI`s only after it.
+//!   expects; guards carry a valid snapshot index; at most one `LOOP`, and `PHI`s only after it;
+//!   a comparison guard's refund (`imm`) is 0 or a charge that fits an `i32`, and a refunding
+//!   guard's snapshot belongs to it alone.
 //!
 //! The opcode table is defined once, in `irdef!`: name, operand modes, result type, flags.
 use alloc::vec::Vec;
@@ -188,6 +194,14 @@ impl Op {
     #[inline]
     pub fn is_guard(self) -> bool {
         self.flags() & flags::GUARD != 0
+    }
+    /// Whether the opcode is a comparison guard (whose `imm` is its refund, see the module doc).
+    #[inline]
+    pub fn is_compare_guard(self) -> bool {
+        matches!(
+            self,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt
+        )
     }
     /// Whether the opcode is a constant.
     #[inline]
@@ -377,6 +391,19 @@ impl Trace {
                     return Err(IrError::BadImmediate { at })
                 }
                 Op::Fuel if inst.imm < 0 => return Err(IrError::BadImmediate { at }),
+                op if op.is_compare_guard() && i32::try_from(inst.imm).map_or(true, |k| k < 0) => {
+                    return Err(IrError::BadImmediate { at })
+                }
+                op if op.is_compare_guard()
+                    && inst.imm > 0
+                    && self
+                        .insts
+                        .iter()
+                        .enumerate()
+                        .any(|(j, o)| j != i && o.op.is_guard() && o.snap == inst.snap) =>
+                {
+                    return Err(IrError::BadSnapshot { at })
+                }
                 // Native code divides without checks: only by a constant that cannot trap.
                 Op::DivIK | Op::ModIK if !self.is_safe_divisor(inst.b) => {
                     return Err(IrError::BadImmediate { at })
@@ -572,8 +599,15 @@ impl TraceBuilder {
     /// A comparison guard that exits through snapshot `snap` (taken earlier with
     /// [`snapshot`](Self::snapshot)) when it fails.
     pub fn guard_to(&mut self, op: Op, a: Ref, b: Ref, snap: u32) {
+        self.guard_refunding(op, a, b, snap, 0);
+    }
+
+    /// A comparison guard that exits through snapshot `snap` (its own) when it fails, giving
+    /// back `refund` fuel first (a *refunding guard*, see the module doc).
+    pub fn guard_refunding(&mut self, op: Op, a: Ref, b: Ref, snap: u32, refund: i64) {
         let mut i = Inst::new(op, Ty::Void, a, b);
         i.snap = snap;
+        i.imm = refund;
         self.push(i);
     }
 

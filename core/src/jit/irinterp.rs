@@ -138,6 +138,8 @@ fn step(
                     _ => Some((a() as i64).cmp(&(b() as i64))),
                 };
                 if !inst.op.compare_holds(ord) {
+                    // A refunding guard gives back its `Fuel`'s charge (`imm`, else 0).
+                    *budget = budget.saturating_add(inst.imm as u64);
                     return exit(trace, layout, mem, vals, inst.snap).map(Some);
                 }
                 continue;

@@ -19,7 +19,11 @@
 //!   (back to the start, or to a linked header), whose snapshot resumes at the jump itself with
 //!   the state before it: when the budget would run out, the interpreter re-executes the jump
 //!   and raises `OutOfFuel` exactly as without the JIT. No exit resumes at a jump's target as
-//!   if the jump had been taken, so no jump goes uncharged.
+//!   if the jump had been taken, so no jump goes uncharged. A `for` step that jumps back (outside
+//!   followed calls) charges before its add instead, and its loop guard is a refunding guard
+//!   ([`crate::jit::ir`]): when it fails the jump was not taken, and the exit gives the charge
+//!   back. So the exits after the step name only the stepped counter, and the loop's back edge
+//!   can be the guard's own branch.
 //!
 //! - *host stop*: a host call (`callh`), or a buffer access the recorder cannot record, ends
 //!   the recording with an `Exit` to it, like a link; the driver performs it and runs on
@@ -788,6 +792,26 @@ impl Recorder<'_> {
         } else {
             self.konst(field_c(w))?
         };
+        let last_of_root = !self.side && target == self.header && !self.calls.inside();
+        // Taken now (or the root loop's last iteration) and backward, outside followed calls:
+        // the back edge's charge goes before the step, where its exit needs only the counter
+        // before it; the loop guard after the step refunds it when it fails. No exit after
+        // the step then names the old counter, so old and new need not both be live.
+        let cost = (pc + 2).saturating_sub(target) as i64;
+        let charge_first = target <= pc
+            && !self.calls.inside()
+            && (last_of_root || {
+                let v = stepped(x.num, step.num);
+                let l = if shape.limit_reg && field_c(w) == field_a(w) {
+                    v
+                } else {
+                    limit.num
+                };
+                cmp.compare_holds(for_ord(v, l))
+            });
+        if charge_first {
+            self.tb.fuel(cost, before_step);
+        }
         let v = self.arith(byte::Add, x, step)?;
         self.set(field_a(w), v)?;
         // `forlt r, k, r` compares the stepped counter with itself.
@@ -796,11 +820,7 @@ impl Recorder<'_> {
         } else {
             limit
         };
-        let ord = match (v.num, limit.num) {
-            (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
-            (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
-        };
-        let last_of_root = !self.side && target == self.header && !self.calls.inside();
+        let ord = for_ord(v.num, limit.num);
         if !cmp.compare_holds(ord) && !last_of_root {
             return self.for_loop_falls_through(pc, v, limit, before_step, shape.le);
         }
@@ -813,6 +833,11 @@ impl Recorder<'_> {
             (Num::Int(_), Num::Int(_)) => (v, limit),
             _ => (self.float_of(v), self.float_of(limit)),
         };
+        if charge_first {
+            let snap = self.tb.snapshot();
+            self.tb.guard_refunding(cmp, vf.r, lf.r, snap, cost);
+            return self.jump(pc, target);
+        }
         self.tb.guard(cmp, vf.r, lf.r);
         self.take_jump(pc, target, Some(before_step))
     }
@@ -857,6 +882,23 @@ impl Recorder<'_> {
         let past = if le { Op::Gt } else { Op::Ge };
         self.tb.guard_to(past, v.r, limit.r, before_step);
         Ok(Next::Pc(pc + 2))
+    }
+}
+
+/// The counter after a `for` step of `x` by `step`, as the interpreter computes it (ints wrap;
+/// otherwise the sum of the floats).
+fn stepped(x: Num, step: Num) -> Num {
+    match (x, step) {
+        (Num::Int(p), Num::Int(q)) => Num::Int(p.wrapping_add(q)),
+        (p, q) => Num::Float(p.as_f64() + q.as_f64()),
+    }
+}
+
+/// The ordering of a stepped `for` counter against its limit (`None`: a NaN).
+fn for_ord(v: Num, limit: Num) -> Option<core::cmp::Ordering> {
+    match (v, limit) {
+        (Num::Int(p), Num::Int(q)) => Some(p.cmp(&q)),
+        (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
     }
 }
 

@@ -25,8 +25,10 @@
 //! trace's `Fuel` instruction does the same with the count in the frame's fuel word: when
 //! less than its cost is left it leaves through its snapshot, which resumes the interpreter
 //! *at* the backward jump with nothing charged, so the interpreter raises `OutOfFuel` at
-//! the same instruction with the same fuel left. The caller puts the budget into the frame
-//! before entering ([`ExitFrame::set_fuel`]) and takes what is left after the exit.
+//! the same instruction with the same fuel left. A refunding guard (a comparison guard with
+//! `imm` > 0, see [`crate::jit::ir`]) adds `imm` back to the fuel word in its exit stub,
+//! before any write-back or link. The caller puts the budget into the frame before entering
+//! ([`ExitFrame::set_fuel`]) and takes what is left after the exit.
 //!
 //! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
 //! the one that can run here, chosen by `cfg`.

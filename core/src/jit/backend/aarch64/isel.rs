@@ -163,8 +163,20 @@ impl Isel<'_> {
             self.phi_moves()?;
             emit::b(&mut self.b, l);
         }
+        let mut refunds = alloc::vec![0i64; self.t.snaps.len()];
+        // A refunding guard's snapshot is its own (`Trace::validate`).
+        for i in self.t.insts.iter() {
+            if i.op.is_compare_guard() && i.imm > 0 {
+                if let Some(r) = refunds.get_mut(i.snap as usize) {
+                    *r = i.imm;
+                }
+            }
+        }
         for n in 0..self.t.snaps.len() {
             emit::bind(&mut self.b, self.exits[n]);
+            if refunds[n] > 0 {
+                self.refund(refunds[n])?;
+            }
             self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
                 let slow = self.b.new_dynamic_label();
@@ -487,6 +499,17 @@ impl Isel<'_> {
             }
         };
         emit::b_cond(&mut self.b, fail, exit);
+        Ok(())
+    }
+
+    /// `fuel += k` on the frame's fuel word: a refunding guard's exit (see
+    /// [`crate::jit::ir`]).
+    fn refund(&mut self, k: i64) -> Result<(), CompileError> {
+        let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        emit::ldr_x(&mut self.b, S0, CTX, off);
+        mov_imm(&mut self.b, S1, k);
+        emit::add_rr(&mut self.b, S0, S0, S1);
+        emit::str_x(&mut self.b, S0, CTX, off);
         Ok(())
     }
 

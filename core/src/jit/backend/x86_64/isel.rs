@@ -640,7 +640,8 @@ impl Isel<'_> {
 }
 
 /// Per snapshot, the charge of the `Fuel` that owns it (no other instruction exits through
-/// it) when the charge fits an `imm32`: its exit refunds it, see [`Isel::fuel`].
+/// it) when the charge fits an `imm32`: its exit refunds it, see [`Isel::fuel`]; and the
+/// refund of a refunding guard (see [`crate::jit::ir`]).
 fn fuel_refunds(t: &Trace) -> Vec<Option<i32>> {
     let n = t.snaps.len();
     let mut users = alloc::vec![0u32; n];
@@ -648,6 +649,16 @@ fn fuel_refunds(t: &Trace) -> Vec<Option<i32>> {
         users[i.snap as usize] += 1;
     }
     let mut refunds = alloc::vec![None; n];
+    // A refunding guard's snapshot is its own (`Trace::validate`), its charge an `i32`.
+    for i in t
+        .insts
+        .iter()
+        .filter(|i| i.op.is_compare_guard() && i.imm > 0)
+    {
+        if let (Some(r), Ok(k)) = (refunds.get_mut(i.snap as usize), i32::try_from(i.imm)) {
+            *r = Some(k);
+        }
+    }
     for i in t.insts.iter().filter(|i| i.op == Op::Fuel) {
         let s = i.snap as usize;
         if let (Some(1), Ok(k)) = (users.get(s), i32::try_from(i.imm)) {
