@@ -229,6 +229,11 @@ impl Compiled {
             .get(exit as usize)
             .ok_or(RestoreError::BadExit(exit))?;
         for e in &snap.entries {
+            if e.dead {
+                // The constant int 0, for the rare slot that holds a heap value.
+                put(e.slot, Ty::Int, 0, true)?;
+                continue;
+            }
             let inst = self.trace.inst(e.val);
             let bits = if inst.op.is_const() {
                 inst.imm as u64
