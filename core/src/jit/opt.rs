@@ -127,7 +127,7 @@ impl Emitter {
     }
 
     /// Makes the entries of `s` for slots dead at its pc dead entries (see
-    /// [`crate::jit::snapshot`]) naming the constant int 0.
+    /// `jit/ir/snapshot.rs`) naming the constant int 0.
     fn purge(&mut self, s: &mut Snapshot, live: &dyn Fn(u32, u32) -> bool) {
         let pc = s.pc;
         for i in 0..s.entries.len() {

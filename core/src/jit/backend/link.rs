@@ -15,7 +15,7 @@
 //!   the stub first checks each such tag against [`SlotLayout::scalar_tags_max`] and takes the
 //!   host path (which drops the old value) when it is above.
 //!
-//! A dead snapshot entry (see [`crate::jit::snapshot`]) gets the check but no store: a scalar
+//! A dead snapshot entry (see `jit/ir/snapshot.rs`) gets the check but no store: a scalar
 //! stays in its slot, and a heap value sends the exit to the host, whose restore replaces it.
 //!
 //! ```text

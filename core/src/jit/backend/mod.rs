@@ -215,7 +215,7 @@ impl Compiled {
     /// After native code returned `exit`, hands each snapshot entry to
     /// `put(slot, type, bits, dead)` and returns the pc to resume at. A VM stores the values its
     /// own way (e.g. assigning typed values, so whatever the slot held before is dropped
-    /// properly). For a dead entry (see [`crate::jit::snapshot`]) the VM stores the value only
+    /// properly). For a dead entry (see `jit/ir/snapshot.rs`) the VM stores the value only
     /// if the slot holds a heap value; it leaves any other value in place.
     pub fn restore_with(
         &self,
