@@ -428,6 +428,44 @@ fn a_push_past_the_memory_cap_is_the_interpreters_error() {
     }
 }
 
+/// An array in a register that the inner loop overwrites with a number from its second
+/// iteration on: the interpreter releases the array there, so the next array fits under the
+/// cap. The inner trace is entered with the array still in the slot (the first iteration
+/// leaves it); the slot is dead where the loop exits, and the exit must still replace the
+/// array, or the JIT run holds two arrays where the interpreter holds one and hits the cap.
+#[test]
+fn a_dead_slot_does_not_keep_an_array_alive_past_the_exit() {
+    let src = "let t = 0; let s = 0; let k = 0; let b = 0; let i = 0;
+               while k < 30 {
+                   t = array(2000, 1);
+                   i = 0;
+                   while i < 40 {
+                       if i > 0 { t = i * 2; s = s + t; }
+                       i = i + 1;
+                   }
+                   b = array(2000, 2);
+                   s = s + len(b);
+                   b = 0;
+                   k = k + 1;
+               }
+               print(s);";
+    let cap = 56 * 1024;
+    let want = run_capped(src, None, cap);
+    assert_eq!(want.result, Ok(()), "one array at a time fits");
+    let doubled = src.replace("array(2000, 2)", "array(4000, 2)");
+    assert!(
+        run_capped(&doubled, None, cap).result.is_err(),
+        "two arrays' worth does not fit"
+    );
+    for t in [1, 7] {
+        let got = run_capped(src, Some(t), cap);
+        assert_eq!(got.result, want.result, "threshold {t}\n{}", got.log);
+        assert_eq!(got.out, want.out);
+        assert_eq!(got.heap_bytes, want.heap_bytes);
+        assert!(got.stats.entered >= 1, "{:?}\n{}", got.stats, got.log);
+    }
+}
+
 // ---- builtins ----------------------------------------------------------------------------------
 
 #[test]

@@ -174,7 +174,11 @@ mod tests {
     fn a_status_used_elsewhere_keeps_its_guard_in_place() {
         assert_eq!(status_guard(&call_trace(true), 1), None);
         let mut t = call_trace(false);
-        t.snaps[0].entries.push(SnapEntry { slot: 0, val: 1 });
+        t.snaps[0].entries.push(SnapEntry {
+            slot: 0,
+            val: 1,
+            dead: false,
+        });
         assert_eq!(status_guard(&t, 1), None);
         let mut t = call_trace(false);
         t.insts[2].imm = 1;

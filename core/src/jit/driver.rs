@@ -527,16 +527,21 @@ impl Jit<'_> {
         let t = self.installed.get(exited)?;
         let resume = t
             .compiled
-            .restore_with(exit, &self.frame, |slot, ty, bits| {
-                let v = match ty {
+            .restore_with(exit, &self.frame, |slot, ty, bits, dead| {
+                // In bounds: `regs` holds at least `min_slots` registers.
+                let Some(r) = regs.get_mut(slot as usize) else {
+                    return Ok(());
+                };
+                // A dead entry only replaces a heap value (the interpreter has released it
+                // by now).
+                if dead && !r.is_heap() {
+                    return Ok(());
+                }
+                *r = match ty {
                     Ty::Int => Value::Int(bits as i64),
                     Ty::Bool => Value::Bool(bits != 0),
                     _ => Value::Float(f64::from_bits(bits)),
                 };
-                // In bounds: `regs` holds at least `min_slots` registers.
-                if let Some(r) = regs.get_mut(slot as usize) {
-                    *r = v;
-                }
                 Ok(())
             });
         resume.ok().map(|pc| (pc as usize, exited))

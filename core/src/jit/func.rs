@@ -295,14 +295,17 @@ impl FuncCode {
     ) -> Result<usize, Trap> {
         let pc = self
             .compiled
-            .restore_with(exit, frame, |slot, ty, bits| {
+            .restore_with(exit, frame, |slot, ty, bits, dead| {
                 let v = match ty {
                     Ty::Float => Value::Float(f64::from_bits(bits)),
                     Ty::Bool => Value::Bool(bits & 1 != 0),
                     _ => Value::Int(bits as i64),
                 };
+                // A dead entry only replaces a heap value.
                 if let Some(s) = env.slot_mut(base + slot as usize) {
-                    *s = v;
+                    if !dead || s.is_heap() {
+                        *s = v;
+                    }
                 }
                 Ok(())
             })

@@ -24,7 +24,8 @@
 //!   loop is type-unstable and compilation is refused).
 //! - body snapshots name every slot the previous iteration wrote (the tail), so an exit from
 //!   the body restores the full state; with [`optimize_purged`], a slot dead at the exit's pc
-//!   (overwritten before it is read) names the constant int 0 instead of its value.
+//!   (overwritten before it is read) gets a dead entry instead (the constant int 0, written
+//!   only over a heap value).
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
@@ -125,12 +126,14 @@ impl Emitter {
         r
     }
 
-    /// Points the entries of `s` for slots dead at its pc at the constant int 0.
+    /// Makes the entries of `s` for slots dead at its pc dead entries (see
+    /// `jit/ir/snapshot.rs`) naming the constant int 0.
     fn purge(&mut self, s: &mut Snapshot, live: &dyn Fn(u32, u32) -> bool) {
         let pc = s.pc;
         for i in 0..s.entries.len() {
-            if !live(pc, s.entries[i].slot) && !self.out.inst(s.entries[i].val).op.is_const() {
+            if !live(pc, s.entries[i].slot) {
                 s.entries[i].val = self.konst(Ty::Int, 0);
+                s.entries[i].dead = true;
             }
         }
     }
@@ -184,10 +187,10 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
 
 /// [`optimize`], with every snapshot entry for a slot that `live(pc, slot)` says the
 /// interpreter, resuming at the snapshot's `pc`, overwrites before it reads (see
-/// [`crate::jit::live`]) naming the constant int 0 instead: nothing keeps such a value in a
-/// register, or carries it around the back edge in a PHI, for an exit that would never read
-/// it. The entry stays so that the exit still replaces what the slot held before the trace
-/// (a heap value is released where the interpreter would release it).
+/// [`crate::jit::live`]) a dead entry naming the constant int 0 instead: nothing keeps such a
+/// value in a register, or carries it around the back edge in a PHI, for an exit that would
+/// never read it. The exit writes the entry only over a heap value (released where the
+/// interpreter would have released it); a number stays as it is, at no cost.
 pub fn optimize_purged(rec: &Trace, live: &dyn Fn(u32, u32) -> bool) -> Result<Trace, OptError> {
     rec.validate()?;
     if rec.loop_ref().is_some() {
@@ -329,8 +332,8 @@ fn body_snapshot(own: &Snapshot, tail: &Snapshot, subst: &[Ref]) -> Snapshot {
                 i += 1;
             }
             entries.push(SnapEntry {
-                slot: b[j].slot,
                 val: remap(subst, b[j].val),
+                ..b[j]
             });
             j += 1;
         } else {
@@ -463,5 +466,12 @@ mod tests {
             names(&purged, 0),
             "the counter stays in the body's snapshots"
         );
+        let entries = purged.snaps.iter().flat_map(|s| s.entries.iter());
+        assert!(
+            entries.clone().all(|e| e.dead == (e.slot == 1)),
+            "t's entries, and only they, are dead: {:?}",
+            purged.snaps
+        );
+        assert!(kept.snaps.iter().all(|s| s.entries.iter().all(|e| !e.dead)));
     }
 }

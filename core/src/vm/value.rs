@@ -410,6 +410,12 @@ impl Drop for ArrayObj {
 }
 
 impl Value {
+    /// Whether the value references a heap object (a string or an array).
+    #[inline]
+    pub fn is_heap(&self) -> bool {
+        matches!(self, Value::Str(_) | Value::Array(_))
+    }
+
     /// A string value with this text, charged to `meter`: for a short text the object
     /// already entered in the VM's short-string table if there is one (no allocation),
     /// otherwise a new object.

@@ -15,9 +15,12 @@
 //!   the stub first checks each such tag against [`SlotLayout::scalar_tags_max`] and takes the
 //!   host path (which drops the old value) when it is above.
 //!
+//! A dead snapshot entry (see `jit/ir/snapshot.rs`) gets the check but no store: a scalar
+//! stays in its slot, and a heap value sends the exit to the host, whose restore replaces it.
+//!
 //! ```text
 //!   exit n:  [cmp tag(slot), scalar max; ja slow n]...   (unchecked slots only)
-//!            [store tag, store payload]...                (every snapshot entry)
+//!            [store tag, store payload]...                (every live snapshot entry)
 //!            target = table[n]; if target == 0 goto slow n; jmp target
 //!   slow n:  exit id -> return register; jmp handler      (dump registers, return)
 //! ```
@@ -78,7 +81,7 @@ pub struct Store {
 pub struct ExitPlan {
     /// Slots whose tag must be a scalar's before anything is stored.
     pub checks: Vec<u32>,
-    /// The stores, one per snapshot entry.
+    /// The stores, one per snapshot entry that is not dead.
     pub stores: Vec<Store>,
 }
 
@@ -147,9 +150,12 @@ fn exit_plan_at(
         .map(|e| e.slot)
         .filter(|&s| !checked(s))
         .collect();
+    // A dead entry is written only over a heap value: where the tag is checked (before the
+    // exit, or by the check above), the slot holds a scalar and keeps it.
     let stores = snap
         .entries
         .iter()
+        .filter(|e| !e.dead)
         .map(|e| {
             let inst = t.inst(e.val);
             let src = if inst.op.is_const() {
@@ -165,4 +171,41 @@ fn exit_plan_at(
         })
         .collect();
     ExitPlan { checks, stores }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jit::ir::TraceBuilder;
+    use crate::jit::opt::optimize_purged;
+    use crate::jit::regalloc::allocate;
+    use crate::jit::slots::VM_LAYOUT;
+
+    /// `while i < n { t = i * 2; i = i + 1 }` with `t` (slot 1) dead at every exit: each exit
+    /// stub checks slot 1's tag (the trace never loads it) but stores only `i`.
+    #[test]
+    fn dead_entries_are_checked_not_stored() {
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(2, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        let two = b.kint(2);
+        let t = b.op(Op::MulI, i, two);
+        b.set_slot(1, t);
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let rec = b.finish(0).unwrap();
+        let t = optimize_purged(&rec, &|_, slot| slot != 1).unwrap();
+        let alloc = allocate(&t, &crate::jit::backend::x86_64::target::POOL);
+        let links = ExitLinks { tag: 0, table: 8 };
+        let plans = exit_plans(&t, &links, &alloc, &VM_LAYOUT).expect("plans");
+        let with_t = t.snaps.iter().filter(|s| s.get(1).is_some()).count();
+        assert!(with_t >= 1, "{:?}", t.snaps);
+        for (s, p) in t.snaps.iter().zip(&plans) {
+            assert!(p.stores.iter().all(|st| st.slot != 1), "{p:?}");
+            assert_eq!(p.checks.contains(&1), s.get(1).is_some(), "{p:?}");
+            assert_eq!(p.stores.len(), s.entries.iter().filter(|e| !e.dead).count());
+        }
+    }
 }

@@ -214,14 +214,16 @@ impl Compiled {
         self.trace.max_slot().map_or(0, |s| s + 1)
     }
 
-    /// After native code returned `exit`, hands each snapshot entry to `put(slot, type, bits)`
-    /// and returns the pc to resume at. A VM stores the values its own way (e.g. assigning
-    /// typed values, so whatever the slot held before is dropped properly).
+    /// After native code returned `exit`, hands each snapshot entry to
+    /// `put(slot, type, bits, dead)` and returns the pc to resume at. A VM stores the values its
+    /// own way (e.g. assigning typed values, so whatever the slot held before is dropped
+    /// properly). For a dead entry (see `jit/ir/snapshot.rs`) the VM stores the value only
+    /// if the slot holds a heap value; it leaves any other value in place.
     pub fn restore_with(
         &self,
         exit: u32,
         frame: &ExitFrame,
-        mut put: impl FnMut(u32, Ty, u64) -> Result<(), RestoreError>,
+        mut put: impl FnMut(u32, Ty, u64, bool) -> Result<(), RestoreError>,
     ) -> Result<u32, RestoreError> {
         let snap = self
             .trace
@@ -229,6 +231,11 @@ impl Compiled {
             .get(exit as usize)
             .ok_or(RestoreError::BadExit(exit))?;
         for e in &snap.entries {
+            if e.dead {
+                // The constant int 0, for the rare slot that holds a heap value.
+                put(e.slot, Ty::Int, 0, true)?;
+                continue;
+            }
             let inst = self.trace.inst(e.val);
             let bits = if inst.op.is_const() {
                 inst.imm as u64
@@ -237,13 +244,14 @@ impl Compiled {
                     .read(self.alloc.locs[e.val as usize], inst.ty == Ty::Float)
                     .ok_or(RestoreError::BadFrame)?
             };
-            put(e.slot, inst.ty, bits)?;
+            put(e.slot, inst.ty, bits, e.dead)?;
         }
         Ok(snap.pc)
     }
 
     /// [`restore_with`](Self::restore_with) into a byte image of the slot array, laid out by
-    /// the trace's [`SlotLayout`].
+    /// the trace's [`SlotLayout`]. A dead entry is skipped when the slot's tag is a scalar's
+    /// ([`SlotLayout::scalar_tags_max`]; without it, every tag counts as a heap value's).
     pub fn restore(
         &self,
         exit: u32,
@@ -251,7 +259,11 @@ impl Compiled {
         slots: &mut [u8],
     ) -> Result<u32, RestoreError> {
         let layout = self.layout;
-        self.restore_with(exit, frame, |slot, ty, bits| {
+        self.restore_with(exit, frame, |slot, ty, bits, dead| {
+            let held = layout.read(slots, slot).map(|(tag, _)| tag);
+            if dead && layout.scalar_tags_max.is_some_and(|max| held <= Some(max)) {
+                return Ok(());
+            }
             let tag = layout.tag_of(ty).unwrap_or(0);
             if layout.write(slots, slot, tag, bits) {
                 Ok(())

@@ -4,6 +4,10 @@
 //! - *entry*: `slot <- value ref`: on exit, write the value (with its type's tag) into the VM
 //!   slot. Slots without an entry still hold what they held when the trace was entered.
 //! - *pc*: the bytecode position the interpreter resumes at.
+//! - *dead entry*: an entry for a slot the interpreter overwrites before it reads it, resuming
+//!   at `pc` (see [`crate::jit::live`]). Its value is the constant int 0, and the exit writes it
+//!   only over a heap value (a string or array the interpreter would have released by now);
+//!   a slot that holds a number, a bool or nil is left as it is.
 //!
 //! Invariant: entries are sorted by slot and name each slot at most once, so writing them back
 //! in any order gives the same state.
@@ -18,6 +22,8 @@ pub struct SnapEntry {
     pub slot: u32,
     /// The value (its IR type decides the tag).
     pub val: Ref,
+    /// A dead entry (see the module doc): written only over a heap value.
+    pub dead: bool,
 }
 
 /// A resumable interpreter state.
@@ -41,8 +47,18 @@ impl Snapshot {
     /// Records `slot <- val`, replacing an earlier entry for the slot.
     pub fn set(&mut self, slot: u32, val: Ref) {
         match self.entries.binary_search_by_key(&slot, |e| e.slot) {
-            Ok(i) => self.entries[i].val = val,
-            Err(i) => self.entries.insert(i, SnapEntry { slot, val }),
+            Ok(i) => {
+                self.entries[i].val = val;
+                self.entries[i].dead = false;
+            }
+            Err(i) => self.entries.insert(
+                i,
+                SnapEntry {
+                    slot,
+                    val,
+                    dead: false,
+                },
+            ),
         }
     }
 
@@ -54,8 +70,8 @@ impl Snapshot {
                 .entries
                 .iter()
                 .map(|e| SnapEntry {
-                    slot: e.slot,
                     val: f(e.val),
+                    ..*e
                 })
                 .collect(),
         }
