@@ -418,6 +418,25 @@ fn eliminate_dead_code(t: &mut Trace) {
     t.tail.entries.retain(|e| live[e.val as usize]);
 }
 
+/// `while i < n { t = i * 2; i = i + 1 }` as recorded: slot 0 `i`, slot 1 `t` (written,
+/// never read: dead at every exit's pc), slot 2 `n`. Shared by the tests of the passes that
+/// treat dead slots.
+#[cfg(test)]
+pub(crate) fn dead_temp_loop() -> Trace {
+    use crate::jit::ir::TraceBuilder;
+    let mut b = TraceBuilder::new(0);
+    let i = b.slot(0, Ty::Int);
+    let n = b.slot(2, Ty::Int);
+    b.guard(Op::Lt, i, n);
+    let two = b.kint(2);
+    let t = b.op(Op::MulI, i, two);
+    b.set_slot(1, t);
+    let one = b.kint(1);
+    let i2 = b.op(Op::AddI, i, one);
+    b.set_slot(0, i2);
+    b.finish(0).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,17 +446,7 @@ mod tests {
     /// constant 0 for it and the PHI goes, while `i`'s stays.
     #[test]
     fn purged_dead_slots_leave_snapshots_and_need_no_phi() {
-        let mut b = TraceBuilder::new(0);
-        let i = b.slot(0, Ty::Int);
-        let n = b.slot(2, Ty::Int);
-        b.guard(Op::Lt, i, n);
-        let two = b.kint(2);
-        let t = b.op(Op::MulI, i, two);
-        b.set_slot(1, t);
-        let one = b.kint(1);
-        let i2 = b.op(Op::AddI, i, one);
-        b.set_slot(0, i2);
-        let rec = b.finish(0).unwrap();
+        let rec = dead_temp_loop();
         let phis = |t: &Trace| t.insts.iter().filter(|i| i.op == Op::Phi).count();
         let names = |t: &Trace, slot| {
             t.snaps

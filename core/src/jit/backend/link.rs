@@ -176,8 +176,7 @@ fn exit_plan_at(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jit::ir::TraceBuilder;
-    use crate::jit::opt::optimize_purged;
+    use crate::jit::opt::{dead_temp_loop, optimize_purged};
     use crate::jit::regalloc::allocate;
     use crate::jit::slots::VM_LAYOUT;
 
@@ -185,17 +184,7 @@ mod tests {
     /// stub checks slot 1's tag (the trace never loads it) but stores only `i`.
     #[test]
     fn dead_entries_are_checked_not_stored() {
-        let mut b = TraceBuilder::new(0);
-        let i = b.slot(0, Ty::Int);
-        let n = b.slot(2, Ty::Int);
-        b.guard(Op::Lt, i, n);
-        let two = b.kint(2);
-        let t = b.op(Op::MulI, i, two);
-        b.set_slot(1, t);
-        let one = b.kint(1);
-        let i2 = b.op(Op::AddI, i, one);
-        b.set_slot(0, i2);
-        let rec = b.finish(0).unwrap();
+        let rec = dead_temp_loop();
         let t = optimize_purged(&rec, &|_, slot| slot != 1).unwrap();
         let alloc = allocate(&t, &crate::jit::backend::x86_64::target::POOL);
         let links = ExitLinks { tag: 0, table: 8 };
