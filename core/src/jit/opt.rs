@@ -423,7 +423,6 @@ fn eliminate_dead_code(t: &mut Trace) {
 /// treat dead slots.
 #[cfg(test)]
 pub(crate) fn dead_temp_loop() -> Trace {
-    use crate::jit::ir::TraceBuilder;
     let mut b = TraceBuilder::new(0);
     let i = b.slot(0, Ty::Int);
     let n = b.slot(2, Ty::Int);
