@@ -119,6 +119,21 @@ while i < 600 {
 print(h, odd);
 ";
 
+/// About 40 words of int arithmetic per iteration (into `h`, from `i`): enough work before a
+/// call for a loop trace to pay for entering it.
+macro_rules! busy_work {
+    () => {
+        "    h = (h * 31 + i * 7 + 3) % 1000003;
+    h = (h * 37 + i * 5 + 1) % 1000003;
+    h = (h * 41 + i * 3 + 9) % 1000003;
+    h = (h * 43 + i + 2) % 1000003;
+    h = (h * 47 + i * 11 + 4) % 1000003;
+    h = (h * 53 + i * 13 + 6) % 1000003;
+    h = (h * 59 + i * 17 + 8) % 1000003;
+"
+    };
+}
+
 #[test]
 fn calls_in_a_loop_are_inlined_and_agree() {
     let r = agrees(CALLS);
@@ -235,7 +250,8 @@ fn nested_calls_are_followed_to_the_depth_limit() {
 
 #[test]
 fn calls_nested_deeper_than_a_trace_follows_exit_at_the_outermost_call() {
-    let src = "\
+    let src = concat!(
+        "\
 fn f8(x) { return x + 8; }
 fn f7(x) { return f8(x) + 7; }
 fn f6(x) { return f7(x) + 6; }
@@ -248,18 +264,14 @@ let s = 0;
 let h = 1;
 let i = 0;
 while i < 200 {
-    h = (h * 31 + i * 7 + 3) % 1000003;
-    h = (h * 37 + i * 5 + 1) % 1000003;
-    h = (h * 41 + i * 3 + 9) % 1000003;
-    h = (h * 43 + i + 2) % 1000003;
-    h = (h * 47 + i * 11 + 4) % 1000003;
-    h = (h * 53 + i * 13 + 6) % 1000003;
-    h = (h * 59 + i * 17 + 8) % 1000003;
-    s = s + f5(i) + f1(i);
+",
+        busy_work!(),
+        "    s = s + f5(i) + f1(i);
     i = i + 1;
 }
 print(s, h);
-";
+"
+    );
     let r = agrees(src);
     assert!(
         r.log.lines().any(|l| l.starts_with("[JIT] Trace at PC ")
@@ -281,7 +293,8 @@ fn calls_the_trace_cannot_follow_cost_an_exit_not_the_loop() {
     // A callee with a loop, a recursive callee, a callee returning nil: the trace exits at
     // each call and the interpreter makes it; the loop itself, which does enough work before
     // the first call to pay for entering it, is never blacklisted.
-    let src = "\
+    let src = concat!(
+        "\
 fn steps(x) { let n = 0; while x > 1 { x = x / 2; n = n + 1; } return n; }
 fn fib(n) { if n < 2 { return n; } return fib(n - 1) + fib(n - 2); }
 fn nothing(x) { let y = x + 1; }
@@ -289,21 +302,17 @@ let s = 0;
 let h = 1;
 let i = 0;
 while i < 300 {
-    h = (h * 31 + i * 7 + 3) % 1000003;
-    h = (h * 37 + i * 5 + 1) % 1000003;
-    h = (h * 41 + i * 3 + 9) % 1000003;
-    h = (h * 43 + i + 2) % 1000003;
-    h = (h * 47 + i * 11 + 4) % 1000003;
-    h = (h * 53 + i * 13 + 6) % 1000003;
-    h = (h * 59 + i * 17 + 8) % 1000003;
-    s = s + 1;
+",
+        busy_work!(),
+        "    s = s + 1;
     s = s + steps(i);
     s = s + fib(i % 9);
     nothing(i);
     i = i + 1;
 }
 print(s, h);
-";
+"
+    );
     let r = agrees(src);
     assert!(
         has_line(
