@@ -263,9 +263,29 @@ mod tests {
         let edges = (0..64).flat_map(|s| {
             let p = 1i64.wrapping_shl(s);
             let n = p.wrapping_neg();
-            [p, p.wrapping_sub(1), p.wrapping_add(1), n, n.wrapping_add(1), n.wrapping_sub(1)]
+            [
+                p,
+                p.wrapping_sub(1),
+                p.wrapping_add(1),
+                n,
+                n.wrapping_add(1),
+                n.wrapping_sub(1),
+            ]
         });
-        edges.chain([0, 1, -1, 2, -2, 3, -3, 7, -7, i64::MIN, i64::MIN + 1, i64::MAX])
+        edges.chain([
+            0,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -3,
+            7,
+            -7,
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+        ])
     }
 
     #[test]
