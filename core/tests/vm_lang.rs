@@ -262,3 +262,62 @@ fn multiply_accumulate_keeps_mul_then_add_semantics() {
     kiln::vm::bytecode::disassemble(&mut dis, &prog).unwrap();
     assert_eq!(dis.matches("muladd ").count(), 3, "{dis}");
 }
+
+/// Int `/` and `%` by a constant (`divk`, `modk` and the interpreter's `modk`+`ret` pair; a
+/// positive power of two is a shift there) equal truncating division for every sign, the
+/// extremes and divisors 1, 2 and 2^62, with and without fused pairs.
+#[test]
+fn division_by_a_constant_truncates_like_plain_division() {
+    let dividends = [
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        3,
+        -3,
+        7,
+        -7,
+        1 << 62,
+        -(1 << 62),
+        (1 << 62) + 3,
+        -(1 << 62) - 3,
+        i64::MIN,
+        i64::MIN + 1,
+        i64::MAX,
+    ];
+    let divisors = [1, 2, 4, 1 << 62, 3, -2, -4];
+    let list: Vec<String> = dividends
+        .iter()
+        .map(|&x| match x {
+            i64::MIN => "-9223372036854775807 - 1".to_string(),
+            x => x.to_string(),
+        })
+        .collect();
+    let mut src = format!("let xs = [{}];\n", list.join(", "));
+    let mut want = String::new();
+    for (i, k) in divisors.iter().enumerate() {
+        src += &format!(
+            "fn q{i}(x) {{ let q = x / {k}; let r = x % {k}; return [q, r]; }}\n\
+             fn r{i}(x) {{ return x % {k}; }}\n\
+             let i = 0;\nwhile i < {n} {{ let p = q{i}(xs[i]); print(p[0], p[1], r{i}(xs[i])); i = i + 1; }}\n",
+            n = dividends.len()
+        );
+        for x in dividends {
+            let (q, r) = (x.wrapping_div(*k), x.wrapping_rem(*k));
+            want += &format!("{q} {r} {r}\n");
+        }
+    }
+    for fused_pairs in [true, false] {
+        let config = VmConfig {
+            jit_threshold: 0,
+            fused_pairs,
+            ..VmConfig::default()
+        };
+        let mut out = String::new();
+        if let Err(e) = run_source(&src, &[], config, &mut out) {
+            panic!("{e}\nin:\n{src}");
+        }
+        assert_eq!(out, want, "fused pairs {fused_pairs}");
+    }
+}

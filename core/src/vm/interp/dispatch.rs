@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use super::native::NativeEnv;
 use super::{Frame, LoopHook, Pos, Start, Vm, FRAME_WINDOW};
+use crate::vm::arith::DivByConst;
 use crate::vm::builtins::{self, Builtin, Env};
 use crate::vm::bytecode::{field_a, field_b, field_bx, field_c, field_sbx, Op};
 use crate::vm::error::RuntimeErrorKind as E;
@@ -479,8 +480,8 @@ impl Vm<'_> {
                     Op::AddK => arith!(w, add, &kk[field_c(w)], wrapping_add, +),
                     Op::SubK => arith!(w, sub, &kk[field_c(w)], wrapping_sub, -),
                     Op::MulK => arith!(w, mul, &kk[field_c(w)], wrapping_mul, *),
-                    Op::DivK => arith!(w, div, &kk[field_c(w)], wrapping_div if nonzero, /),
-                    Op::ModK => arith!(w, rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
+                    Op::DivK => arith!(w, div, &kk[field_c(w)], div_k if nonzero, /),
+                    Op::ModK => arith!(w, rem, &kk[field_c(w)], rem_k if nonzero, %),
                     Op::MulAdd => op_muladd!(w),
                     Op::Neg => {
                         let v = tri!(crate::vm::arith::neg(&regs[field_b(w)]));
@@ -729,7 +730,7 @@ impl Vm<'_> {
                         w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
                     ),
                     Op::ModKRet => pair!(
-                        arith!(w, rem, &kk[field_c(w)], wrapping_rem if nonzero, %),
+                        arith!(w, rem, &kk[field_c(w)], rem_k if nonzero, %),
                         w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
                     ),
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
