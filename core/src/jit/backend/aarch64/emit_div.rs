@@ -1,5 +1,6 @@
 //! AArch64 `dynasm!` templates for int `/` and `%` by a constant (`DivIK`, `ModIK`): `sdiv`,
-//! and `msub` for the remainder. Bytes are compared with the real `dynasmrt` in a test.
+//! and `msub` for the remainder; a power-of-two divisor takes shifts. Bytes are compared with
+//! the real `dynasmrt` in a test.
 use crate::jit::buffer::CodeBuffer;
 
 macro_rules! a64_div_templates {
@@ -11,6 +12,18 @@ macro_rules! a64_div_templates {
         /// `msub xd, xn, xm, xa` (`xd` := `xa - xn * xm`).
         pub fn msub(ops: &mut $B, d: u8, n: u8, m: u8, a: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; msub X(d), X(n), X(m), X(a));
+        }
+        /// `asr xd, xn, s` (arithmetic shift right, `s` in 0..64).
+        pub fn asr_ri(ops: &mut $B, d: u8, n: u8, s: u32) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; asr X(d), X(n), s);
+        }
+        /// `lsr xd, xn, s` (logical shift right, `s` in 0..64).
+        pub fn lsr_ri(ops: &mut $B, d: u8, n: u8, s: u32) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; lsr X(d), X(n), s);
+        }
+        /// `lsl xd, xn, s` (`s` in 0..64).
+        pub fn lsl_ri(ops: &mut $B, d: u8, n: u8, s: u32) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; lsl X(d), X(n), s);
         }
     };
 }
@@ -38,6 +51,10 @@ mod tests {
             for r in 0..31u8 {
                 t::sdiv(ops, r, (r + 1) % 31, (r + 7) % 31);
                 t::msub(ops, r, (r + 3) % 31, (r + 5) % 31, (r + 11) % 31);
+                let s = 1 + u32::from(r) * 2;
+                t::asr_ri(ops, r, (r + 2) % 31, s);
+                t::lsr_ri(ops, r, (r + 4) % 31, 64 - s);
+                t::lsl_ri(ops, r, (r + 6) % 31, s);
             }
         }};
     }
@@ -51,7 +68,7 @@ mod tests {
             real_dynasmrt::VecAssembler::<real_dynasmrt::aarch64::Aarch64Relocation>::new(0);
         drive!(real, &mut theirs);
         let theirs = theirs.finalize().expect("real dynasmrt");
-        assert_eq!(mine.len(), 62 * 4);
+        assert_eq!(mine.len(), 31 * 5 * 4);
         assert_eq!(mine, theirs);
     }
 }
