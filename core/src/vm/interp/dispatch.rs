@@ -446,9 +446,11 @@ impl Vm<'_> {
                     }};
                 }
                 // SAFETY: `Vm::new` verified that every instruction start holds a valid
-                // opcode byte (`Op::from_byte` succeeded for it), and execution only reaches
-                // instruction starts, so the byte is a valid `Op` discriminant. The exhaustive
-                // `match` on `Op` needs no range check before its jump table.
+                // opcode byte (`Op::from_byte` succeeded for it); the rewritten copy
+                // (`quicken`) replaces some of them only with fused opcodes, which are `Op`
+                // variants too; execution only reaches instruction starts, so the byte is a
+                // valid `Op` discriminant. The exhaustive `match` on `Op` needs no range check
+                // before its jump table.
                 let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
                 match op {
                     Op::Move => op_move!(w),
