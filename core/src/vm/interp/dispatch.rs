@@ -495,10 +495,14 @@ impl Vm<'_> {
                         ip = ip.wrapping_add(1);
                     }
                     Op::Eq => {
-                        put!(
-                            field_a(w),
-                            Value::Bool(regs[field_b(w)].equals(&regs[field_c(w)]))
-                        );
+                        // Same-type numbers inline (predicates such as `x % 2 == 1`), the rest
+                        // out of line. A bool owns nothing: `set_num!` stores it.
+                        let v = match (&regs[field_b(w)], &regs[field_c(w)]) {
+                            (Value::Int(x), Value::Int(y)) => x == y,
+                            (Value::Float(x), Value::Float(y)) => x == y,
+                            (x, y) => x.equals(y),
+                        };
+                        set_num!(field_a(w), Value::Bool(v));
                         ip = ip.wrapping_add(1);
                     }
                     Op::Lt => {
