@@ -332,6 +332,36 @@ pub fn compile_linear<B: Backend>(
     })
 }
 
+/// Per snapshot, the fuel its exit stub gives back first: the charge of the `Fuel` that owns
+/// the snapshot (no other instruction exits through it) when the charge fits an `i32`, which
+/// lets a backend charge before it tests (an exit then charges nothing); and the refund of a
+/// refunding guard (see [`crate::jit::ir`]). Both backends read it.
+pub(crate) fn fuel_refunds(t: &Trace) -> Vec<Option<i32>> {
+    let n = t.snaps.len();
+    let mut users = alloc::vec![0u32; n];
+    for i in t.insts.iter().filter(|i| (i.snap as usize) < n) {
+        users[i.snap as usize] += 1;
+    }
+    let mut refunds = alloc::vec![None; n];
+    // A refunding guard's snapshot is its own (`Trace::validate`), its charge an `i32`.
+    for i in t
+        .insts
+        .iter()
+        .filter(|i| i.op.is_compare_guard() && i.imm > 0)
+    {
+        if let (Some(r), Ok(k)) = (refunds.get_mut(i.snap as usize), i32::try_from(i.imm)) {
+            *r = Some(k);
+        }
+    }
+    for i in t.insts.iter().filter(|i| i.op == crate::jit::ir::Op::Fuel) {
+        let s = i.snap as usize;
+        if let (Some(1), Ok(k)) = (users.get(s), i32::try_from(i.imm)) {
+            refunds[s] = Some(k);
+        }
+    }
+    refunds
+}
+
 /// The source of a move: a location or a constant's bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Src {

@@ -117,10 +117,12 @@ pub enum Cond {
     Hs,
     /// positive or zero (floats: not less, or unordered)
     Pl,
+    /// unsigned lower (carry clear: a `subs` borrowed)
+    Lo,
 }
 
 /// All [`Cond`]s (for exhaustive template tests).
-pub const ALL_CONDS: [Cond; 11] = [
+pub const ALL_CONDS: [Cond; 12] = [
     Cond::Eq,
     Cond::Ne,
     Cond::Lt,
@@ -132,6 +134,7 @@ pub const ALL_CONDS: [Cond; 11] = [
     Cond::Mi,
     Cond::Pl,
     Cond::Hs,
+    Cond::Lo,
 ];
 
 /// Expands the AArch64 templates for an assembler type `$B` with dynamic label type `$L`.
@@ -228,6 +231,15 @@ macro_rules! a64_templates {
             let imm = imm.get();
             ::dynasm::dynasm!(ops ; .arch aarch64 ; sub XSP(d), XSP(n), #imm);
         }
+        /// `subs xd, xn, imm12` (sets the flags; carry clear on a borrow).
+        pub fn subs_ri(ops: &mut $B, d: u8, n: u8, imm: Imm12) {
+            let imm = imm.get();
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; subs X(d), XSP(n), #imm);
+        }
+        /// `subs xd, xn, xm` (sets the flags; carry clear on a borrow).
+        pub fn subs_rr(ops: &mut $B, d: u8, n: u8, m: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; subs X(d), X(n), X(m));
+        }
         /// `cmp xn, xm`.
         pub fn cmp_rr(ops: &mut $B, n: u8, m: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; cmp X(n), X(m));
@@ -295,6 +307,7 @@ macro_rules! a64_templates {
                 Cond::Mi => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.mi =>l),
                 Cond::Pl => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.pl =>l),
                 Cond::Hs => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.hs =>l),
+                Cond::Lo => ::dynasm::dynasm!(ops ; .arch aarch64 ; b.lo =>l),
             }
         }
         /// `b label`.
@@ -398,6 +411,7 @@ mod tests {
                     for m in [2u8, 30] {
                         t::add_rr(ops, d, n, m);
                         t::sub_rr(ops, d, n, m);
+                        t::subs_rr(ops, d, n, m);
                         t::mul_rr(ops, d, n, m);
                         t::fadd(ops, d, n, m);
                         t::fsub(ops, d, n, m);
@@ -408,6 +422,7 @@ mod tests {
                         let i = Imm12::new(v).unwrap();
                         t::add_ri(ops, d, n, i);
                         t::sub_ri(ops, d, n, i);
+                        t::subs_ri(ops, d, n, i);
                     }
                     for v in [0i64, 8, 32760] {
                         let o = Off8::new(v).unwrap();

@@ -16,7 +16,8 @@ use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL,
+    SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -56,6 +57,7 @@ impl Backend for A64 {
             plans: exit_plans(t, links, alloc, layout),
             done_guard: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
+            refunds: fuel_refunds(t),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -118,6 +120,8 @@ pub(super) struct Isel<'a> {
     /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
     /// every exit stub asks for it.
     pub(super) link_table: Option<i64>,
+    /// Per snapshot: the fuel its exit stub gives back first ([`fuel_refunds`]).
+    refunds: Vec<Option<i32>>,
 }
 
 impl Isel<'_> {
@@ -163,19 +167,10 @@ impl Isel<'_> {
             self.phi_moves()?;
             emit::b(&mut self.b, l);
         }
-        let mut refunds = alloc::vec![0i64; self.t.snaps.len()];
-        // A refunding guard's snapshot is its own (`Trace::validate`).
-        for i in self.t.insts.iter() {
-            if i.op.is_compare_guard() && i.imm > 0 {
-                if let Some(r) = refunds.get_mut(i.snap as usize) {
-                    *r = i.imm;
-                }
-            }
-        }
         for n in 0..self.t.snaps.len() {
             emit::bind(&mut self.b, self.exits[n]);
-            if refunds[n] > 0 {
-                self.refund(refunds[n])?;
+            if let Some(k) = self.refunds[n] {
+                self.refund(k.into())?;
             }
             self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
@@ -513,14 +508,30 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word (unsigned: `hi`).
+    /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word. When the exit refunds
+    /// the charge ([`fuel_refunds`]), `subs` charges first and a borrow (carry clear) takes the
+    /// exit, whose stub gives the charge back: `ldr`, `subs`, `str`, `b.lo`. Otherwise the charge
+    /// is compared first (unsigned: `hi`) and stored only when it holds.
     fn fuel(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+        let exit = self.exits[inst.snap as usize];
         emit::ldr_x(&mut self.b, S0, CTX, off);
+        if self.refunds[inst.snap as usize].is_some() {
+            match Imm12::new(inst.imm) {
+                Some(k) => emit::subs_ri(&mut self.b, S0, S0, k),
+                None => {
+                    mov_imm(&mut self.b, S1, inst.imm);
+                    emit::subs_rr(&mut self.b, S0, S0, S1);
+                }
+            }
+            emit::str_x(&mut self.b, S0, CTX, off);
+            emit::b_cond(&mut self.b, Cond::Lo, exit);
+            return Ok(());
+        }
         mov_imm(&mut self.b, S1, inst.imm);
         emit::cmp_rr(&mut self.b, S1, S0);
-        emit::b_cond(&mut self.b, Cond::Hi, self.exits[inst.snap as usize]);
+        emit::b_cond(&mut self.b, Cond::Hi, exit);
         emit::sub_rr(&mut self.b, S0, S0, S1);
         emit::str_x(&mut self.b, S0, CTX, off);
         Ok(())

@@ -21,7 +21,8 @@ use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL,
+    SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -637,35 +638,6 @@ impl Isel<'_> {
             sequentialize(moves, temp, |d, s| move_value(b, float, d, s));
         }
     }
-}
-
-/// Per snapshot, the charge of the `Fuel` that owns it (no other instruction exits through
-/// it) when the charge fits an `imm32`: its exit refunds it, see [`Isel::fuel`]; and the
-/// refund of a refunding guard (see [`crate::jit::ir`]).
-fn fuel_refunds(t: &Trace) -> Vec<Option<i32>> {
-    let n = t.snaps.len();
-    let mut users = alloc::vec![0u32; n];
-    for i in t.insts.iter().filter(|i| (i.snap as usize) < n) {
-        users[i.snap as usize] += 1;
-    }
-    let mut refunds = alloc::vec![None; n];
-    // A refunding guard's snapshot is its own (`Trace::validate`), its charge an `i32`.
-    for i in t
-        .insts
-        .iter()
-        .filter(|i| i.op.is_compare_guard() && i.imm > 0)
-    {
-        if let (Some(r), Ok(k)) = (refunds.get_mut(i.snap as usize), i32::try_from(i.imm)) {
-            *r = Some(k);
-        }
-    }
-    for i in t.insts.iter().filter(|i| i.op == Op::Fuel) {
-        let s = i.snap as usize;
-        if let (Some(1), Ok(k)) = (users.get(s), i32::try_from(i.imm)) {
-            refunds[s] = Some(k);
-        }
-    }
-    refunds
 }
 
 /// Displacement of exit-frame word `w` from `r12` (bounded: registers < 64, spills checked
