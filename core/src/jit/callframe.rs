@@ -247,4 +247,53 @@ mod tests {
         t.insts[2].imm = 1;
         assert_eq!(status_guard(&t, 1), None);
     }
+
+    /// `SLoad`s of an int and a float, `CArgI 0`, `KInt`, `CArgF 2`, the callee and packed
+    /// constants, `CallD` passing 3 arguments with argument 1 a heap value.
+    fn direct_trace(between: Op) -> Trace {
+        let mut t = Trace::default();
+        let mut k = |op, ty, a, b, imm| {
+            let mut i = Inst::new(op, ty, a, b);
+            i.imm = imm;
+            t.insts.push(i);
+        };
+        k(Op::SLoad, Ty::Int, NONE, NONE, 0); // 0
+        k(Op::SLoad, Ty::Float, NONE, NONE, 1); // 1
+        k(Op::CArgI, Ty::Void, 0, NONE, 0); // 2
+        k(between, Ty::Int, NONE, NONE, 5); // 3
+        k(Op::CArgF, Ty::Void, 1, NONE, 2); // 4
+        k(Op::KInt, Ty::Int, NONE, NONE, 0); // 5: callee
+        k(
+            Op::KInt,
+            Ty::Int,
+            NONE,
+            NONE,
+            pack_direct(4, 3, 0b100, (3, 4)),
+        ); // 6
+        k(Op::CallD, Ty::Int, 5, 6, 1 << 33); // 7
+        t
+    }
+
+    #[test]
+    fn direct_call_arguments_are_found_behind_constants() {
+        let (args, from) = direct_args(&direct_trace(Op::KInt), 7, |_| false).expect("found");
+        assert_eq!(from, 2);
+        let got: alloc::vec::Vec<_> = args.iter().map(|a| (a.index, a.val, a.float)).collect();
+        assert_eq!(got, [(2, 1, true), (0, 0, false)]);
+    }
+
+    #[test]
+    fn direct_call_arguments_behind_a_value_stay_in_the_call_area() {
+        // A constant that holds a register between the argument ops could take the register
+        // of an argument whose value died at its `CArg`.
+        assert_eq!(direct_args(&direct_trace(Op::KInt), 7, |r| r == 3), None);
+        // An op computing a value between them: the same.
+        assert_eq!(direct_args(&direct_trace(Op::SLoad), 7, |_| false), None);
+        // Not a direct call.
+        assert_eq!(direct_args(&direct_trace(Op::KInt), 6, |_| false), None);
+        // The heap argument passed by a `CArg` op: not a pattern native code makes.
+        let mut t = direct_trace(Op::KInt);
+        t.insts[7].imm = 1 << 32;
+        assert_eq!(direct_args(&t, 7, |_| false), None);
+    }
 }
