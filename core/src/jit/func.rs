@@ -72,7 +72,8 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use crate::jit::backend::{
-    compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
+    compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, RestoreError, FUEL,
+    SPILL_BASE,
 };
 use crate::jit::callframe;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace, NewArr, SiteOp};
@@ -328,11 +329,14 @@ impl FuncCode {
                     Ty::Bool => Value::Bool(bits & 1 != 0),
                     _ => Value::Int(bits as i64),
                 };
-                // A dead entry only replaces a heap value.
-                if let Some(s) = env.slot_mut(base + slot as usize) {
-                    if !dead || s.is_heap() {
-                        *s = v;
-                    }
+                // A dead entry only replaces a heap value. A slot past the register stack's end
+                // would mean native code wrote outside it (the budget keeps every direct
+                // call's window inside, see `NativeEnv::direct_room`): an error, not a skip.
+                let s = env
+                    .slot_mut(base + slot as usize)
+                    .ok_or(RestoreError::SlotOutOfBounds(slot))?;
+                if !dead || s.is_heap() {
+                    *s = v;
                 }
                 Ok(())
             })
