@@ -13,12 +13,11 @@
 //!           +1   BASE    frame base (slot index)                          | written by whoever
 //!           +2   META    *const FuncCode (running)                        | starts the
 //!           +3   BUDGET  direct calls still allowed below this activation | activation:
-//!           +4   LEFT    register-stack slots from BASE to the stack's    | FuncCode::run, or
-//!                        end (or fewer)                                   | a direct call
-//!           +5   ENV     *mut NativeEnv (read in the ROOT frame only)     /
-//!           +6   STATUS  0: call returned the expected type; 1: leave the trace
-//!           +7   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
-//!           +8   ARGS..  argument bits of the next call (CArgI/CArgF), MAX_ARGS words
+//!           +4   ENV     *mut NativeEnv (read in the ROOT frame only)     / FuncCode::run, or
+//!                                                                           a direct call
+//!           +5   STATUS  0: call returned the expected type; 1: leave the trace
+//!           +6   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
+//!           +7   ARGS..  argument bits of the next helper call (CArgI/CArgF), MAX_ARGS words
 //! ```
 //!
 //! The ROOT frame (the activation Rust entered; its ROOT word points at itself) holds what
@@ -26,7 +25,10 @@
 //! `NativeEnv` (its ENV word), the fuel the direct calls below it charged (its FUEL word, which
 //! Rust charges to the VM when native code returns) and the budget Rust gave it (its BUDGET
 //! word: the number of direct calls between an activation and its ROOT is the ROOT's BUDGET
-//! minus the activation's own).
+//! minus the activation's own). The budget Rust gives a ROOT also guarantees the register
+//! stack: every frame window of that many nested calls, each at most the largest frame of
+//! the program's called functions above its caller's, lies inside it (see
+//! `NativeEnv::direct_room`), so a direct call checks BUDGET and nothing else about room.
 //!
 //! Calls (`CallV`, `CallD`):
 //! - helper call: `helper(&area, site)` (host function 0 of the trace) runs the callee
@@ -35,15 +37,16 @@
 //! - direct call (`CallD`, callee compiled): if BUDGET > 0 and no argument register holds a
 //!   heap value (except the arguments that are heap values themselves, named by the mask in
 //!   bits 32.. of `CallD`'s `imm`: they are already in the callee's registers and are neither
-//!   checked nor stored) and LEFT covers the callee's whole frame window, the caller stores the
-//!   number arguments as values into the callee's registers, adds the call's fuel (the callee's
-//!   length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh frame on
-//!   the machine stack, fills its ROOT..LEFT (the same ROOT, BUDGET - 1, LEFT - window) and
-//!   calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The
+//!   checked nor stored), the caller stores the number arguments as values into the callee's
+//!   registers straight from where the argument values are (the `CArgI`/`CArgF` right before
+//!   a `CallD` store nothing; only the helper path writes ARGS), adds the call's fuel (the
+//!   callee's length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh
+//!   frame on the machine stack, fills its ROOT..BUDGET (the same ROOT, BASE + window,
+//!   BUDGET - 1) and calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The
 //!   callee returns [`RET_CODE`] with its value in its RESULT and its slot base in the second
 //!   return register (`rdx` / `x1`); any other exit number means the callee left its trace:
-//!   the caller takes the rest back and hands the callee's frame to the exit helper (host function 1: `exit_helper(callee frame, exit, &area, site)`), which
-//!   finishes the callee's frame in the VM and answers like the call helper. Otherwise the
+//!   the caller takes the rest back and hands the callee's frame to the exit helper (host
+//!   function 1: `exit_helper(callee frame, exit, &area, site)`), which finishes the callee's frame in the VM and answers like the call helper. Otherwise the
 //!   caller falls back to the helper call.
 //!
 //! [`ExitFrame`]: crate::jit::backend::ExitFrame
@@ -65,16 +68,14 @@ pub const BASE: usize = 1;
 pub const META: usize = 2;
 /// Word of the number of direct calls still allowed below this activation.
 pub const BUDGET: usize = 3;
-/// Word of the number of register-stack slots known to exist from BASE on.
-pub const LEFT: usize = 4;
 /// Word of the `NativeEnv` pointer (meaningful in the ROOT frame).
-pub const ENV: usize = 5;
+pub const ENV: usize = 4;
 /// Word of the call status.
-pub const STATUS: usize = 6;
+pub const STATUS: usize = 5;
 /// Word of the call result (and of the activation's own return value).
-pub const RESULT: usize = 7;
+pub const RESULT: usize = 6;
 /// First argument word.
-pub const ARGS: usize = 8;
+pub const ARGS: usize = 7;
 /// Register slots a frame may address from its base (the VM's 8-bit register operands).
 pub const WINDOW: usize = 256;
 /// Words of a whole frame (an even number: the frame keeps the stack 16-byte aligned).
@@ -135,6 +136,68 @@ pub fn status_guard(t: &Trace, call: Ref) -> Option<Ref> {
     (!other_use && !in_snapshot).then_some(g as Ref)
 }
 
+/// One number argument of a direct call: its index, its value, whether it is a float.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectArg {
+    /// Argument index (the callee's register).
+    pub index: usize,
+    /// The value passed.
+    pub val: Ref,
+    /// Passed as a float.
+    pub float: bool,
+}
+
+/// The number arguments of the direct call `call` of `t`, if the `CArgI`/`CArgF` ops right
+/// before it (nothing between them but constants for which `occupies` says they hold no
+/// register or spill slot) pass exactly the arguments it stores (all but the heap ones):
+/// nothing between them and the call then overwrites where their values are, so the call
+/// stores them into the callee's registers from there, and only its helper path writes
+/// them into ARGS. Also the first op of that run (its `CArg` ops store nothing).
+pub fn direct_args(
+    t: &Trace,
+    call: Ref,
+    occupies: impl Fn(Ref) -> bool,
+) -> Option<(heapless::Vec<DirectArg, MAX_ARGS>, Ref)> {
+    let inst = t.insts.get(call as usize)?;
+    if inst.op != Op::CallD {
+        return None;
+    }
+    let packed = t
+        .insts
+        .get(inst.b as usize)
+        .filter(|k| k.op.is_const())?
+        .imm;
+    let argc = ((packed >> 8) & 0xff) as usize;
+    let heap = (inst.imm >> 32) as u32;
+    let mut args = heapless::Vec::new();
+    let mut seen = 0u32;
+    let mut from = call;
+    while from > 0 {
+        let prev = t.insts.get(from as usize - 1)?;
+        match prev.op {
+            Op::CArgI | Op::CArgF => {
+                let index = usize::try_from(prev.imm).ok().filter(|&i| i < argc)?;
+                if seen & (1 << index) != 0 || heap & (1 << index) != 0 {
+                    return None;
+                }
+                seen |= 1 << index;
+                let float = prev.op == Op::CArgF;
+                args.push(DirectArg {
+                    index,
+                    val: prev.a,
+                    float,
+                })
+                .ok()?;
+            }
+            op if (op == Op::Nop || op.is_const()) && !occupies(from - 1) => {}
+            _ => break,
+        }
+        from -= 1;
+    }
+    let want = ((1u64 << argc) - 1) as u32 & !heap;
+    (seen == want).then_some((args, from))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +246,54 @@ mod tests {
         let mut t = call_trace(false);
         t.insts[2].imm = 1;
         assert_eq!(status_guard(&t, 1), None);
+    }
+
+    /// `SLoad`s of an int and a float, `CArgI 0`, `KInt`, `CArgF 2`, the callee and packed
+    /// constants, `CallD` passing 3 arguments with argument 1 a heap value.
+    fn direct_trace(between: Op) -> Trace {
+        let mut t = Trace::default();
+        let mut k = |op, ty, a, b, imm| {
+            let mut i = Inst::new(op, ty, a, b);
+            i.imm = imm;
+            t.insts.push(i);
+        };
+        k(Op::SLoad, Ty::Int, NONE, NONE, 0); // 0
+        k(Op::SLoad, Ty::Float, NONE, NONE, 1); // 1
+        k(Op::CArgI, Ty::Void, 0, NONE, 0); // 2
+        k(between, Ty::Int, NONE, NONE, 5); // 3
+        k(Op::CArgF, Ty::Void, 1, NONE, 2); // 4
+        k(Op::KInt, Ty::Int, NONE, NONE, 0); // 5: callee
+        k(
+            Op::KInt,
+            Ty::Int,
+            NONE,
+            NONE,
+            pack_direct(4, 3, 0b100, (3, 4)),
+        ); // 6
+        k(Op::CallD, Ty::Int, 5, 6, 1 << 33); // 7
+        t
+    }
+
+    #[test]
+    fn direct_call_arguments_are_found_behind_constants() {
+        let (args, from) = direct_args(&direct_trace(Op::KInt), 7, |_| false).expect("found");
+        assert_eq!(from, 2);
+        let got: alloc::vec::Vec<_> = args.iter().map(|a| (a.index, a.val, a.float)).collect();
+        assert_eq!(got, [(2, 1, true), (0, 0, false)]);
+    }
+
+    #[test]
+    fn direct_call_arguments_behind_a_value_stay_in_the_call_area() {
+        // A constant that holds a register between the argument ops could take the register
+        // of an argument whose value died at its `CArg`.
+        assert_eq!(direct_args(&direct_trace(Op::KInt), 7, |r| r == 3), None);
+        // An op computing a value between them: the same.
+        assert_eq!(direct_args(&direct_trace(Op::SLoad), 7, |_| false), None);
+        // Not a direct call.
+        assert_eq!(direct_args(&direct_trace(Op::KInt), 6, |_| false), None);
+        // The heap argument passed by a `CArg` op: not a pattern native code makes.
+        let mut t = direct_trace(Op::KInt);
+        t.insts[7].imm = 1 << 32;
+        assert_eq!(direct_args(&t, 7, |_| false), None);
     }
 }

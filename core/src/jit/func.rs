@@ -72,7 +72,8 @@ use alloc::rc::Rc;
 use alloc::vec::Vec;
 
 use crate::jit::backend::{
-    compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, FUEL, SPILL_BASE,
+    compile_linear, Backend, CompileError, Compiled, ExitFrame, Native, RestoreError, FUEL,
+    SPILL_BASE,
 };
 use crate::jit::callframe;
 use crate::jit::frecord::{record_func, CallSite, Callees, FuncTrace, NewArr, SiteOp};
@@ -127,6 +128,9 @@ pub struct FuncCode {
     /// `FuncCode` of the side trace a side exit continues in natively, or 0.
     links: Box<[Cell<u64>]>,
     runs: Cell<u64>,
+    /// [`largest_called_frame`] of the program: how far apart nested direct calls' frames
+    /// can be (the budget Rust gives this activation keeps them all in the register stack).
+    max_window: usize,
 }
 
 const _: () = assert!(
@@ -153,6 +157,29 @@ fn has_call(code: &[u32]) -> bool {
     false
 }
 
+/// The most registers a direct call's callee window can lie above its caller's: the largest
+/// frame of a function some `call` names (a function trace belongs to a called function, and
+/// its calls' windows are registers of its frame). At least 1.
+fn largest_called_frame(prog: &Program) -> usize {
+    let mut most = 1;
+    for f in &prog.funcs {
+        let mut pc = 0;
+        while let Some(&w) = f.code.get(pc) {
+            let Some(op) = crate::vm::bytecode::Op::from_byte(w as u8) else {
+                // Unverifiable code does not run; be safe anyway.
+                return callframe::WINDOW;
+            };
+            if op == crate::vm::bytecode::Op::Call {
+                let callee = f.code.get(pc + 1).and_then(|&c| prog.funcs.get(c as usize));
+                let regs = callee.map_or(callframe::WINDOW, |g| g.nregs as usize);
+                most = most.max(regs);
+            }
+            pc += op.width();
+        }
+    }
+    most
+}
+
 /// Spill words of every function-trace frame (the call area follows the spill slots).
 const FRAME_EXTRA: u32 = (callframe::FRAME_WORDS - SPILL_BASE) as u32;
 
@@ -163,6 +190,7 @@ impl FuncCode {
         compiled: Compiled,
         entry: NonNull<u8>,
         links: Box<[Cell<u64>]>,
+        max_window: usize,
     ) -> Self {
         let nsnaps = compiled.trace.snaps.len();
         // SAFETY: the code starts with the function-trace prologue, `func_entry_offset()`
@@ -182,6 +210,7 @@ impl FuncCode {
             exits: RefCell::new(alloc::vec![0; nsnaps]),
             sides: RefCell::new(BTreeMap::new()),
             runs: Cell::new(0),
+            max_window,
         }
     }
 
@@ -212,7 +241,7 @@ impl FuncCode {
     /// Enters the native code on the frame at `base` and returns the exit taken, with the
     /// activation's frame (for the restore).
     fn enter(&self, env: &mut NativeEnv<'_, '_, '_>, base: usize) -> Option<(u32, ExitFrame)> {
-        let (budget, left) = env.direct_room(base);
+        let budget = env.direct_room(base, self.max_window);
         let slots = env.frame_ptr(base)?;
         let mut frame = self.frame();
         let words = frame.as_mut_ptr();
@@ -229,7 +258,6 @@ impl FuncCode {
             area.add(callframe::META)
                 .write(self as *const FuncCode as usize as u64);
             area.add(callframe::BUDGET).write(budget as u64);
-            area.add(callframe::LEFT).write(left as u64);
             words.add(FUEL).write(0);
         }
         self.runs.set(self.runs.get() + 1);
@@ -301,11 +329,14 @@ impl FuncCode {
                     Ty::Bool => Value::Bool(bits & 1 != 0),
                     _ => Value::Int(bits as i64),
                 };
-                // A dead entry only replaces a heap value.
-                if let Some(s) = env.slot_mut(base + slot as usize) {
-                    if !dead || s.is_heap() {
-                        *s = v;
-                    }
+                // A dead entry only replaces a heap value. A slot past the register stack's end
+                // would mean native code wrote outside it (the budget keeps every direct
+                // call's window inside, see `NativeEnv::direct_room`): an error, not a skip.
+                let s = env
+                    .slot_mut(base + slot as usize)
+                    .ok_or(RestoreError::SlotOutOfBounds(slot))?;
+                if !dead || s.is_heap() {
+                    *s = v;
                 }
                 Ok(())
             })
@@ -617,6 +648,8 @@ pub struct FuncJit<'a> {
     stats: FuncStats,
     /// The VM's memory meter (from the first hot function), for native `newarr`.
     meter: Option<Meter>,
+    /// [`largest_called_frame`] of the program.
+    max_window: usize,
 }
 
 /// Trace id of `func`'s entry trace (`pc` 0) or of its side trace from `pc`.
@@ -636,6 +669,7 @@ impl<'a> FuncJit<'a> {
             installed: Vec::new(),
             stats: FuncStats::default(),
             meter: None,
+            max_window: largest_called_frame(prog),
         }
     }
 
@@ -791,7 +825,14 @@ impl<'a> FuncJit<'a> {
         }
         let installed = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
         let size = installed.len();
-        let fc = FuncCode::new(func, &ft, compiled, installed.entry(), links);
+        let fc = FuncCode::new(
+            func,
+            &ft,
+            compiled,
+            installed.entry(),
+            links,
+            self.max_window,
+        );
         self.installed.push(installed);
         self.code.insert(id, Rc::new(fc));
         Ok(size)

@@ -271,12 +271,13 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         }
     }
 
-    /// Room for calls native code entered now on the frame at `base` may make directly
-    /// (without the VM): how many nested calls (the call depth left before the VM's limit,
-    /// capped so the machine stack stays bounded, [`MAX_NATIVE_DEPTH`] activations in all),
-    /// and how many register-stack slots exist from `base` on (the stack first grows by
-    /// [`DIRECT_SLACK`] slots when no memory cap is set).
-    pub fn direct_room(&mut self, base: usize) -> (usize, usize) {
+    /// How many nested calls native code entered now on the frame at `base` may make directly
+    /// (without the VM): the call depth left before the VM's limit, capped so the machine
+    /// stack stays bounded ([`MAX_NATIVE_DEPTH`] activations in all), and so that every
+    /// frame window of that many nested calls, each at most `per_call` registers above its
+    /// caller's, lies inside the register stack (which first grows by [`DIRECT_SLACK`] slots
+    /// when no memory cap is set). Direct calls then check nothing but this count.
+    pub fn direct_room(&mut self, base: usize, per_call: usize) -> usize {
         let depth_left = self
             .vm
             .config
@@ -285,13 +286,12 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         // Direct calls charge their fuel without checking a budget (`jit::callframe`), so a
         // metered run makes every call through the helper, which checks and charges exactly
         // as the interpreter.
-        let budget = if self.vm.config.fuel.is_some() {
-            0
-        } else {
-            depth_left
-                .min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth))
-                .min(self.vm.native_frames_left())
-        };
+        if self.vm.config.fuel.is_some() {
+            return 0;
+        }
+        let budget = depth_left
+            .min(MAX_NATIVE_DEPTH.saturating_sub(self.vm.native_depth))
+            .min(self.vm.native_frames_left());
         let want = base + FRAME_WINDOW + DIRECT_SLACK;
         // Under a memory cap the stack grows only where the interpreter grows it (calls
         // through the helper), so the cap is reached at the same allocation with the JIT on.
@@ -299,7 +299,12 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         if uncapped && self.stack.len() < want && self.vm.heap_fits(want - self.stack.len()) {
             let _ = self.vm.grow_stack(self.stack, want);
         }
-        (budget, self.stack.len().saturating_sub(base))
+        let beyond = self
+            .stack
+            .len()
+            .saturating_sub(base)
+            .saturating_sub(FRAME_WINDOW);
+        budget.min(beyond / per_call.max(1))
     }
 
     /// Runs `f` as from an activation `ddepth` direct calls below the one the VM entered:

@@ -8,6 +8,10 @@ use crate::jit::backend::link::exit_plan;
 use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
+use crate::jit::regalloc::Loc;
+
+/// The number arguments of a direct call.
+type DirectArgs = heapless::Vec<callframe::DirectArg, { callframe::MAX_ARGS }>;
 use crate::jit::opt::OptError;
 
 /// The stack pointer in `add`/`sub` immediate forms.
@@ -37,6 +41,7 @@ impl Isel<'_> {
     pub(super) fn vm_call(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
+            Op::CArgI | Op::CArgF if self.stored_by_call(r) => {}
             Op::CArgI => {
                 let ra = self.int_in(inst.a, S0)?;
                 emit::str_x(
@@ -120,7 +125,44 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// Adds a direct call's fuel to the ROOT frame's FUEL word.
+    /// Whether the `CArgI`/`CArgF` `r` stores nothing: the direct call right after it stores
+    /// its value ([`callframe::direct_args`]).
+    fn stored_by_call(&self, r: Ref) -> bool {
+        let mut call = r as usize;
+        while let Some(i) = self.t.insts.get(call) {
+            if matches!(i.op, Op::CArgI | Op::CArgF | Op::Nop) || i.op.is_const() {
+                call += 1;
+                continue;
+            }
+            break;
+        }
+        self.direct_args(call as Ref)
+            .is_some_and(|(_, from)| from <= r)
+    }
+
+    /// [`callframe::direct_args`] with this allocation.
+    fn direct_args(&self, call: Ref) -> Option<(DirectArgs, Ref)> {
+        callframe::direct_args(self.t, call, |k| {
+            !matches!(self.alloc.locs.get(k as usize), Some(Loc::None) | None)
+        })
+    }
+
+    /// The arguments `args` into ARGS (for the helper).
+    fn store_args(&mut self, args: &[callframe::DirectArg]) -> Result<(), CompileError> {
+        for a in args {
+            let disp = area(callframe::ARGS + a.index)?;
+            if a.float {
+                let fa = self.float_in(a.val, FS0)?;
+                emit::str_d(&mut self.b, fa, CTX, disp);
+            } else {
+                let ra = self.int_in(a.val, S0)?;
+                emit::str_x(&mut self.b, ra, CTX, disp);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a direct call's fuel to the ROOT frame's FUEL word (x16 keeps the ROOT frame).
     fn charge_call(&mut self, fuel: i64) -> Result<(), CompileError> {
         let fuel_word = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
         emit::ldr_x(&mut self.b, S0, CTX, area(callframe::ROOT)?);
@@ -184,9 +226,14 @@ impl Isel<'_> {
         // Site index, and the arguments that are heap values already in the callee's
         // registers (neither checked nor stored).
         let (site, heap_args) = (inst.imm & 0xffff_ffff, (inst.imm >> 32) as u32);
+        // The arguments, from where their values are, unless their `CArg` ops stored them.
+        let args = self.direct_args(r).map(|(a, _)| a);
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
+            if let Some(a) = &args {
+                self.store_args(a)?;
+            }
             self.helper_call(r, site)?;
             return self.status(r);
         }
@@ -203,15 +250,12 @@ impl Isel<'_> {
                 l.payload_disp(s).ok_or(CompileError::SlotTooFar)?,
             ))
         };
-        // Budget left, the callee's whole window inside the register stack, and no heap value
-        // in the argument registers: else the helper.
+        // Budget left (which also guarantees the callee's whole window inside the register
+        // stack, see `NativeEnv::direct_room`), and no heap value in the argument registers:
+        // else the helper.
         emit::ldr_x(&mut self.b, S0, CTX, area(callframe::BUDGET)?);
         emit::cmp_ri(&mut self.b, S0, imm12(0)?);
         emit::b_cond(&mut self.b, Cond::Le, slow);
-        emit::ldr_x(&mut self.b, S0, CTX, area(callframe::LEFT)?);
-        mov_imm(&mut self.b, S1, (window + callframe::WINDOW) as i64);
-        emit::cmp_rr(&mut self.b, S0, S1);
-        emit::b_cond(&mut self.b, Cond::Lt, slow);
         for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
             let (tag, _) = disp(window + i)?;
             self.slot_word(tag, S0, false)?;
@@ -222,17 +266,38 @@ impl Isel<'_> {
             );
             emit::b_cond(&mut self.b, Cond::Hi, slow);
         }
-        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
-            let (tag, pay) = disp(window + i)?;
-            let t = if floats & (1 << i) != 0 {
-                l.float_tag
-            } else {
-                l.int_tag
-            };
-            emit::ldr_x(&mut self.b, S0, CTX, area(callframe::ARGS + i)?);
-            self.slot_word(pay, S0, true)?;
-            mov_imm(&mut self.b, S1, t as i64);
-            self.slot_word(tag, S1, true)?;
+        match &args {
+            Some(args) => {
+                for a in args {
+                    let (tag, pay) = disp(window + a.index)?;
+                    let t = if a.float {
+                        let fa = self.float_in(a.val, FS0)?;
+                        emit::fmov_xd(&mut self.b, S0, fa);
+                        self.slot_word(pay, S0, true)?;
+                        l.float_tag
+                    } else {
+                        let ra = self.int_in(a.val, S0)?;
+                        self.slot_word(pay, ra, true)?;
+                        l.int_tag
+                    };
+                    mov_imm(&mut self.b, S1, t as i64);
+                    self.slot_word(tag, S1, true)?;
+                }
+            }
+            None => {
+                for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
+                    let (tag, pay) = disp(window + i)?;
+                    let t = if floats & (1 << i) != 0 {
+                        l.float_tag
+                    } else {
+                        l.int_tag
+                    };
+                    emit::ldr_x(&mut self.b, S0, CTX, area(callframe::ARGS + i)?);
+                    self.slot_word(pay, S0, true)?;
+                    mov_imm(&mut self.b, S1, t as i64);
+                    self.slot_word(tag, S1, true)?;
+                }
+            }
         }
         // The interpreter charges the callee's length at the call and the rest of the caller
         // when the callee returns: both at once here (x15 is still free; an exit takes the
@@ -246,7 +311,7 @@ impl Isel<'_> {
             emit::ldr_x(&mut isel.b, S0, CTX, area(w)?);
             Ok(())
         };
-        copy(self, callframe::ROOT)?;
+        // x16 still holds the ROOT frame (`charge_call`).
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::ROOT)?);
         copy(self, callframe::BASE)?;
         emit::add_ri(&mut self.b, S0, S0, imm12(window)?);
@@ -254,9 +319,6 @@ impl Isel<'_> {
         copy(self, callframe::BUDGET)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(1)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BUDGET)?);
-        copy(self, callframe::LEFT)?;
-        emit::sub_ri(&mut self.b, S0, S0, imm12(window)?);
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::LEFT)?);
         let win_bytes = imm12(window * l.size as usize)?;
         emit::add_ri(&mut self.b, X0, BASE, win_bytes);
         emit::mov_rr(&mut self.b, X1, ADDR);
@@ -304,6 +366,9 @@ impl Isel<'_> {
         emit::add_ri(&mut self.b, SP, SP, frame);
         emit::b(&mut self.b, done);
         emit::bind(&mut self.b, slow);
+        if let Some(a) = &args {
+            self.store_args(a)?;
+        }
         self.helper_call(r, site)?;
         emit::bind(&mut self.b, done);
         self.status(r)?;

@@ -6,6 +6,10 @@ use crate::jit::backend::link::exit_plan;
 use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
+use crate::jit::regalloc::Loc;
+
+/// The number arguments of a direct call.
+type DirectArgs = heapless::Vec<callframe::DirectArg, { callframe::MAX_ARGS }>;
 use crate::jit::opt::OptError;
 
 /// rdx: the second return register (a returning trace's slot base).
@@ -31,6 +35,7 @@ impl Isel<'_> {
     pub(super) fn vm_call(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
+            Op::CArgI | Op::CArgF if self.stored_by_call(r) => {}
             Op::CArgI => {
                 let ra = self.int_in(inst.a, S0);
                 emit::store_ctx(&mut self.b, area(callframe::ARGS + inst.imm as usize), ra);
@@ -103,7 +108,43 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// Adds a direct call's fuel to the ROOT frame's FUEL word.
+    /// Whether the `CArgI`/`CArgF` `r` stores nothing: the direct call right after it stores
+    /// its value ([`callframe::direct_args`]).
+    fn stored_by_call(&self, r: Ref) -> bool {
+        let mut call = r as usize;
+        while let Some(i) = self.t.insts.get(call) {
+            if matches!(i.op, Op::CArgI | Op::CArgF | Op::Nop) || i.op.is_const() {
+                call += 1;
+                continue;
+            }
+            break;
+        }
+        self.direct_args(call as Ref)
+            .is_some_and(|(_, from)| from <= r)
+    }
+
+    /// [`callframe::direct_args`] with this allocation.
+    fn direct_args(&self, call: Ref) -> Option<(DirectArgs, Ref)> {
+        callframe::direct_args(self.t, call, |k| {
+            !matches!(self.alloc.locs.get(k as usize), Some(Loc::None) | None)
+        })
+    }
+
+    /// The arguments `args` into ARGS (for the helper).
+    fn store_args(&mut self, args: &[callframe::DirectArg]) {
+        for a in args {
+            let disp = area(callframe::ARGS + a.index);
+            if a.float {
+                let fa = self.float_in(a.val, FS0);
+                emit::store_ctx_f(&mut self.b, disp, fa);
+            } else {
+                let ra = self.int_in(a.val, S0);
+                emit::store_ctx(&mut self.b, disp, ra);
+            }
+        }
+    }
+
+    /// Adds a direct call's fuel to the ROOT frame's FUEL word (rax keeps the ROOT frame).
     fn charge_call(&mut self, fuel: i32) {
         emit::load_ctx(&mut self.b, S0, area(callframe::ROOT));
         emit_call::add_at_rax(&mut self.b, word(FUEL), fuel);
@@ -150,9 +191,14 @@ impl Isel<'_> {
         let returned = self.b.new_dynamic_label();
         // The status guard, if it can be emitted here: the return path then skips it.
         let guard = callframe::status_guard(self.t, r);
+        // The arguments, from where their values are, unless their `CArg` ops stored them.
+        let args = self.direct_args(r).map(|(a, _)| a);
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
+            if let Some(a) = &args {
+                self.store_args(a);
+            }
             self.helper_call(r, site)?;
             self.status(r);
             return Ok(());
@@ -164,31 +210,44 @@ impl Isel<'_> {
                 l.payload_disp(s).ok_or(CompileError::SlotTooFar)?,
             ))
         };
-        // Budget left, the callee's whole window inside the register stack, and no heap value
-        // in the argument registers (storing over one would leak it): else the helper.
+        // Budget left (which also guarantees the callee's whole window inside the register
+        // stack, see `NativeEnv::direct_room`), and no heap value in the argument registers
+        // (storing over one would leak it): else the helper.
         emit_call::cmp_ctx_i(&mut self.b, area(callframe::BUDGET), 0);
         emit::jcc(&mut self.b, Cond::Le, slow);
-        emit_call::cmp_ctx_i(
-            &mut self.b,
-            area(callframe::LEFT),
-            (window + callframe::WINDOW) as i32,
-        );
-        emit::jcc(&mut self.b, Cond::L, slow);
         for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
             let (tag, _) = disp(window + i)?;
             emit::cmp_tag64(&mut self.b, tag, callframe::FIRST_HEAP_TAG as i32);
             emit::jcc(&mut self.b, Cond::Ae, slow);
         }
-        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
-            let (tag, pay) = disp(window + i)?;
-            let t = if floats & (1 << i) != 0 {
-                l.float_tag
-            } else {
-                l.int_tag
-            };
-            emit::load_ctx(&mut self.b, S0, area(callframe::ARGS + i));
-            emit::store_slot(&mut self.b, pay, S0);
-            emit::store_tag64(&mut self.b, tag, t as i32);
+        match &args {
+            Some(args) => {
+                for a in args {
+                    let (tag, pay) = disp(window + a.index)?;
+                    if a.float {
+                        let fa = self.float_in(a.val, FS0);
+                        emit::store_slot_f(&mut self.b, pay, fa);
+                        emit::store_tag64(&mut self.b, tag, l.float_tag as i32);
+                    } else {
+                        let ra = self.int_in(a.val, S0);
+                        emit::store_slot(&mut self.b, pay, ra);
+                        emit::store_tag64(&mut self.b, tag, l.int_tag as i32);
+                    }
+                }
+            }
+            None => {
+                for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
+                    let (tag, pay) = disp(window + i)?;
+                    let t = if floats & (1 << i) != 0 {
+                        l.float_tag
+                    } else {
+                        l.int_tag
+                    };
+                    emit::load_ctx(&mut self.b, S0, area(callframe::ARGS + i));
+                    emit::store_slot(&mut self.b, pay, S0);
+                    emit::store_tag64(&mut self.b, tag, t as i32);
+                }
+            }
         }
         // The interpreter charges the callee's length at the call and the rest of the caller
         // when the callee returns: both at once here (an exit takes the rest back below).
@@ -197,7 +256,7 @@ impl Isel<'_> {
         let frame = (callframe::FRAME_WORDS * 8) as i32;
         emit_call::sub_rsp(&mut self.b, frame);
         emit_call::mov_from_rsp(&mut self.b, S1);
-        emit::load_ctx(&mut self.b, S0, area(callframe::ROOT));
+        // rax still holds the ROOT frame (`charge_call`).
         emit_call::store_r11(&mut self.b, area(callframe::ROOT), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BASE));
         emit::add_ri(&mut self.b, S0, window as i32);
@@ -205,9 +264,6 @@ impl Isel<'_> {
         emit::load_ctx(&mut self.b, S0, area(callframe::BUDGET));
         emit::sub_ri(&mut self.b, S0, 1);
         emit_call::store_r11(&mut self.b, area(callframe::BUDGET), S0);
-        emit::load_ctx(&mut self.b, S0, area(callframe::LEFT));
-        emit::sub_ri(&mut self.b, S0, window as i32);
-        emit_call::store_r11(&mut self.b, area(callframe::LEFT), S0);
         let win_bytes = (window as u32 * l.size) as i32;
         emit::lea_ri(&mut self.b, ARG0, target::BASE, win_bytes);
         emit::mov_rr(&mut self.b, ARG1, S1);
@@ -253,6 +309,9 @@ impl Isel<'_> {
         emit_call::add_rsp(&mut self.b, frame);
         emit::jmp(&mut self.b, done);
         emit::bind(&mut self.b, slow);
+        if let Some(a) = &args {
+            self.store_args(a);
+        }
         self.helper_call(r, site)?;
         emit::bind(&mut self.b, done);
         self.status(r);
