@@ -72,6 +72,8 @@ use crate::vm::value::Value;
 pub mod inline;
 // `for` steps: the stepped counter, its fuel and the loop guard.
 mod for_loop;
+// Ends of linked recordings: dead strings released, exits at returns and builtins.
+mod link_end;
 pub use inline::{CallLog, CallNote};
 
 /// Most bytecodes one recording may execute.
@@ -250,8 +252,14 @@ pub fn record_with_calls(
     rec.check_str_slots(matches!(end, End::Loop))?;
     let log = core::mem::take(&mut rec.calls.log);
     let built = match end {
-        End::Loop => rec.tb.finish(start.pc as u32),
-        End::Link(pc) => rec.tb.finish_exit(pc as u32),
+        End::Loop => {
+            rec.release_dead_heap(start.func, start.pc);
+            rec.tb.finish(start.pc as u32)
+        }
+        End::Link(pc) => {
+            rec.release_dead_heap(start.func, pc);
+            rec.tb.finish_exit(pc as u32)
+        }
     };
     built.map(|t| (t, log)).map_err(|_| Abort::Malformed)
 }
@@ -270,7 +278,17 @@ impl Recorder<'_> {
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             self.tb.at_pc(pc as u32);
-            let next = self.step_or_follow(pc, w)?;
+            let mark = (self.side && !self.calls.inside()).then(|| self.tb.mark());
+            let next = match self.step_or_follow(pc, w) {
+                Ok(next) => next,
+                Err(why) => match mark {
+                    Some(m) if self.exits_at(pc, why)? => {
+                        self.tb.rewind(m);
+                        return Ok(End::Link(pc));
+                    }
+                    _ => return Err(why),
+                },
+            };
             if !matches!(next, Next::StopAt(_)) {
                 self.words +=
                     crate::vm::bytecode::Op::from_byte(w as u8).map_or(1, |o| o.width()) as u64;
