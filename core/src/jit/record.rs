@@ -153,6 +153,8 @@ struct Recorder<'p> {
     stale_reads: Vec<u8>,
     /// The VM's memory meter, when a value of the frame holds it (see [`strs`]).
     meter: Option<crate::vm::value::Meter>,
+    /// Registers that held a number at some point of the recording (see [`link_end`]).
+    numeric: Vec<bool>,
     /// Code words of the instructions recorded so far (those of a call region that was
     /// rewound not counted): the work an entry does before an exit at a call.
     words: u64,
@@ -215,7 +217,7 @@ pub fn record_with_calls(
     regs: &[Value],
 ) -> Result<(Trace, CallLog), Abort> {
     let code = &prog.funcs.get(start.func).ok_or(Abort::Malformed)?.code;
-    let shadow = regs
+    let shadow: Vec<Option<Num>> = regs
         .iter()
         .map(|v| match v {
             Value::Int(i) => Some(Num::Int(*i)),
@@ -224,6 +226,7 @@ pub fn record_with_calls(
             _ => None,
         })
         .collect();
+    let numeric = shadow.iter().map(Option::is_some).collect();
     let mut rec = Recorder {
         prog,
         code,
@@ -245,6 +248,7 @@ pub fn record_with_calls(
         str_slots: Vec::new(),
         stale_reads: Vec::new(),
         meter: strs::meter_of(regs),
+        numeric,
         words: 0,
     };
     let end = rec.run()?;
@@ -368,6 +372,9 @@ impl Recorder<'_> {
 
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some(v.num);
+        if let Some(n) = self.numeric.get_mut(r) {
+            *n = true;
+        }
         self.forget_copy(r);
         self.forget_array(r);
         self.forget_str(r);

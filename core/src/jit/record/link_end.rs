@@ -3,13 +3,16 @@
 //!
 //! Glossary
 //! - *dead heap register*: a register that holds a string when the recording ends (at its
-//!   back edge, at a link or at a stop) and that the interpreter, resuming at the end pc,
-//!   overwrites before it reads it ([`crate::jit::live`]). The interpreter would drop that
-//!   string at the overwrite; the trace drops it at its end (a runtime call, [`release_heap`]),
-//!   so the register holds nil. Without that, an exit of the next trace (or of the next
-//!   iteration) that writes the register back finds a heap value there and leaves native code
-//!   through the host, which drops it, instead of jumping to the next trace: in a loop whose
-//!   every iteration leaves a string there, one trip through the host per iteration.
+//!   back edge, at a link or at a stop), held a number earlier in the recording, and that the
+//!   interpreter, resuming at the end pc, overwrites before it reads it ([`crate::jit::live`]).
+//!   The interpreter would drop that string at the overwrite; the trace drops it at its end (a
+//!   runtime call, [`release_heap`]), so the register holds nil. Without that, an exit that
+//!   writes a number back into the register (of the next iteration, or of the trace linked
+//!   to) finds a heap value there and leaves native code through the host, which drops it,
+//!   instead of jumping to the next trace: in a loop whose every iteration leaves a string
+//!   there, one trip through the host per iteration. A register that only ever held strings
+//!   is left alone: its next write is a runtime call that drops the old value anyway, and the
+//!   release would be one more call per iteration.
 //! - *exit at an instruction*: a side recording (outside a followed call) that reaches a
 //!   `ret`, `retnil` or a `callb` the recorder cannot record ends with an exit to that
 //!   instruction, which the interpreter performs: the call or return costs one side exit,
@@ -48,7 +51,7 @@ impl Recorder<'_> {
             return;
         };
         let held: alloc::vec::Vec<u32> = (0..self.strs.len())
-            .filter(|&r| self.is_str(r))
+            .filter(|&r| self.is_str(r) && self.numeric.get(r) == Some(&true))
             .map(|r| r as u32)
             .collect();
         if held.is_empty() {
