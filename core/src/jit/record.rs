@@ -282,7 +282,13 @@ impl Recorder<'_> {
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             self.tb.at_pc(pc as u32);
-            let mark = (self.side && !self.calls.inside()).then(|| self.tb.mark());
+            // A side recording may end at this instruction (see `link_end`): the point to
+            // rewind to, taken only where that can happen (a `move` may record a `callb` with it).
+            let may_end = matches!(
+                w as u8,
+                byte::CallB | byte::Ret | byte::RetNil | byte::Move
+            );
+            let mark = (may_end && self.side && !self.calls.inside()).then(|| self.tb.mark());
             let next = match self.step_or_follow(pc, w) {
                 Ok(next) => next,
                 Err(why) => match mark {
