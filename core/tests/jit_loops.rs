@@ -111,6 +111,7 @@ fn assert_log_lines_well_formed(log: &str) {
             "Side trace aborted at PC ",
             "Trace at PC ",
             "Side trace at PC ",
+            "Side exit to PC ",
             "Hot function ",
             "Compiled function ",
             "Function ",
@@ -396,9 +397,10 @@ fn mandelbrot_runs_its_whole_nest_natively() {
 }
 
 #[test]
-fn a_side_trace_that_cannot_be_recorded_leaves_the_exit_to_the_interpreter() {
-    // The escape path makes a string (not traced): its side recording aborts every time and
-    // the exit keeps resuming the interpreter.
+fn a_side_trace_ends_at_a_builtin_it_cannot_make() {
+    // The escape path makes a string (`str`, not traced): its side trace ends with an exit at
+    // that `callb`, the interpreter makes the call, and the exit to the `callb` itself (where
+    // a side recording would record nothing) stays in the interpreter without aborts.
     let r = same_as_interpreter(
         "let t = 0; let i = 0;
          while i < 6000 {
@@ -408,12 +410,14 @@ fn a_side_trace_that_cannot_be_recorded_leaves_the_exit_to_the_interpreter() {
          print(t);",
         &[],
     );
-    assert!(r.stats.compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(r.stats.side_compiled >= 1, "{:?}\n{}", r.stats, r.log);
     assert!(
-        r.log.contains("[JIT] Side trace aborted at PC "),
+        r.log.contains(": exits to the interpreter there"),
         "{}",
         r.log
     );
+    assert!(r.log.contains("[JIT] Side exit to PC "), "{}", r.log);
+    assert_no_abort_at(&r, "the str path");
     assert_log_lines_well_formed(&r.log);
 }
 
@@ -609,4 +613,102 @@ fn float_remainder_in_a_loop_matches_the_interpreter() {
     let r = same_as_interpreter(src, &[]);
     assert!(!r.log.contains("aborted"), "{}", r.log);
     assert!(r.stats.compiled >= 1, "{}", r.log);
+}
+
+// ---- ends of linked traces: dead strings, calls and returns ---------------------------------
+
+/// fasta's shape: an inner search loop of a few iterations inside the hot loop, a string built
+/// on the side path after it (`line`, and `syms[k]` in a register the next iteration
+/// overwrites), and a `print` every 60 symbols.
+const FASTA_NEST: &str = "let syms = [\"a\", \"c\", \"g\", \"t\"];
+     let cum = [0.3, 0.5, 0.7, 1.0];
+     let line = \"\"; let w = 0; let i = 0; let seed = 42;
+     while i < 12000 {
+         seed = (seed * 3877 + 29573) % 139968;
+         let r = 1.0 * seed / 139968.0;
+         let k = 0;
+         while k < 3 && r >= cum[k] { k = k + 1; }
+         line = line + syms[k];
+         w = w + 1;
+         if w == 60 { print(line); line = \"\"; w = 0; }
+         i = i + 1;
+     }
+     print(line);";
+
+#[test]
+fn a_string_left_in_a_dead_register_does_not_send_linked_exits_to_the_host() {
+    let r = same_as_interpreter(FASTA_NEST, &[]);
+    assert!(r.stats.side_compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        r.log.contains(": links to the trace there"),
+        "no trace links to another\n{}",
+        r.log
+    );
+    // Each symbol passes through the outer trace, the inner one and a side trace; the chain
+    // comes back to the driver only around the `print`s (one symbol in 60) and while the
+    // traces get hot. A linked exit that found the old `syms[k]` string in its register went
+    // through the host instead: about one return to the driver per symbol.
+    assert!(
+        r.stats.entered * 30 < 12_000,
+        "native code returned to the driver {} times for 12000 symbols\n{:?}\n{}",
+        r.stats.entered,
+        r.stats,
+        r.log
+    );
+    assert_log_lines_well_formed(&r.log);
+}
+
+#[test]
+fn a_builtin_the_side_trace_cannot_make_ends_it_with_an_exit() {
+    let r = same_as_interpreter(FASTA_NEST, &[]);
+    // The path that prints is a side trace ending at the `print` (the interpreter makes
+    // the call), not a side recording aborted and blacklisted.
+    assert!(
+        r.log.contains(": exits to the interpreter there"),
+        "the print path has no side trace\n{}",
+        r.log
+    );
+    assert!(
+        !r.log.contains("`callb` is not supported"),
+        "a side recording aborted at the print\n{}",
+        r.log
+    );
+}
+
+#[test]
+fn a_side_exit_at_a_return_is_left_to_the_interpreter_without_aborts() {
+    // nbody's `advance`: loops nested in a function called from a hot loop; the last loop's
+    // exit resumes at the function's `retnil`.
+    let src = "fn step(n, v) {
+             let i = 0;
+             while i < n {
+                 let j = i + 1;
+                 while j < n { v[i] = v[i] + 0.5 * v[j]; v[j] = v[j] * 0.75; j = j + 1; }
+                 i = i + 1;
+             }
+             i = 0;
+             while i < n { v[i] = v[i] * 0.5; i = i + 1; }
+         }
+         let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+         let s = 0;
+         while s < 3000 { step(5, v); s = s + 1; }
+         print(v[0]); print(v[4]);";
+    let r = same_as_interpreter(src, &[]);
+    assert!(r.stats.side_compiled >= 2, "{:?}\n{}", r.stats, r.log);
+    assert!(
+        !r.log.contains("`retnil` is not supported"),
+        "a side recording aborted at the return\n{}",
+        r.log
+    );
+    assert!(
+        r.log.contains("[JIT] Side exit to PC "),
+        "the exit at the return was recorded\n{}",
+        r.log
+    );
+    assert!(
+        r.log.contains(": links to the trace there"),
+        "no side trace links the nest\n{}",
+        r.log
+    );
+    assert_log_lines_well_formed(&r.log);
 }

@@ -364,6 +364,27 @@ impl<'a> Jit<'a> {
         }
     }
 
+    /// The `[JIT]` line of a trace that ends with an exit (a link, a call or a return the
+    /// interpreter makes): where, and whether a trace runs there natively.
+    fn say_end(&mut self, pc: usize, n: usize) {
+        let t = &self.installed[n].compiled.trace;
+        let end = match t.insts.last() {
+            Some(i) if i.op == crate::jit::ir::Op::Exit => t.snaps.get(i.snap as usize),
+            _ => None,
+        };
+        let Some(end) = end.map(|s| s.pc as usize) else {
+            return;
+        };
+        let func = self.installed[n].func;
+        let how = match self.traces.state(loop_id(func, end)) {
+            TraceState::Compiled { .. } if end != pc => "links to the trace there",
+            _ => "exits to the interpreter there",
+        };
+        self.say(format_args!(
+            "[JIT] Trace at PC {pc} ends at PC {end}: {how}"
+        ));
+    }
+
     /// Links the exits of every trace of the new trace's function that resume at its start
     /// to it, and its own exits to the traces installed where they resume. Never an exit to
     /// the start of the trace that takes it: the interpreter must make progress there.
@@ -427,9 +448,18 @@ impl Jit<'_> {
                     ));
                 }
                 self.say_calls(pc, &calls);
+                self.say_end(pc, n);
                 Some(n)
             }
             Err(Abort::InnerLoop) if side && self.defer(id) => None,
+            Err(why @ Abort::ExitAtStart) => {
+                let _ = self.traces.abort(id, why);
+                self.say(format_args!(
+                    "[JIT] Side exit to PC {pc} stays in the interpreter: {}",
+                    why.message()
+                ));
+                None
+            }
             Err(why) => {
                 let _ = self.traces.abort(id, why);
                 self.stats.aborted += 1;

@@ -72,6 +72,8 @@ use crate::vm::value::Value;
 pub mod inline;
 // `for` steps: the stepped counter, its fuel and the loop guard.
 mod for_loop;
+// Ends of linked recordings: dead strings released, exits at returns and builtins.
+mod link_end;
 pub use inline::{CallLog, CallNote};
 
 /// Most bytecodes one recording may execute.
@@ -151,6 +153,8 @@ struct Recorder<'p> {
     stale_reads: Vec<u8>,
     /// The VM's memory meter, when a value of the frame holds it (see [`strs`]).
     meter: Option<crate::vm::value::Meter>,
+    /// Registers that held a number at some point of the recording (see [`link_end`]).
+    numeric: Vec<bool>,
     /// Code words of the instructions recorded so far (those of a call region that was
     /// rewound not counted): the work an entry does before an exit at a call.
     words: u64,
@@ -213,7 +217,7 @@ pub fn record_with_calls(
     regs: &[Value],
 ) -> Result<(Trace, CallLog), Abort> {
     let code = &prog.funcs.get(start.func).ok_or(Abort::Malformed)?.code;
-    let shadow = regs
+    let shadow: Vec<Option<Num>> = regs
         .iter()
         .map(|v| match v {
             Value::Int(i) => Some(Num::Int(*i)),
@@ -222,6 +226,7 @@ pub fn record_with_calls(
             _ => None,
         })
         .collect();
+    let numeric = shadow.iter().map(Option::is_some).collect();
     let mut rec = Recorder {
         prog,
         code,
@@ -243,6 +248,7 @@ pub fn record_with_calls(
         str_slots: Vec::new(),
         stale_reads: Vec::new(),
         meter: strs::meter_of(regs),
+        numeric,
         words: 0,
     };
     let end = rec.run()?;
@@ -250,8 +256,14 @@ pub fn record_with_calls(
     rec.check_str_slots(matches!(end, End::Loop))?;
     let log = core::mem::take(&mut rec.calls.log);
     let built = match end {
-        End::Loop => rec.tb.finish(start.pc as u32),
-        End::Link(pc) => rec.tb.finish_exit(pc as u32),
+        End::Loop => {
+            rec.release_dead_heap(start.func, start.pc);
+            rec.tb.finish(start.pc as u32)
+        }
+        End::Link(pc) => {
+            rec.release_dead_heap(start.func, pc);
+            rec.tb.finish_exit(pc as u32)
+        }
     };
     built.map(|t| (t, log)).map_err(|_| Abort::Malformed)
 }
@@ -270,7 +282,23 @@ impl Recorder<'_> {
         for _ in 0..MAX_RECORD_OPS {
             let w = *self.code.get(pc).ok_or(Abort::Malformed)?;
             self.tb.at_pc(pc as u32);
-            let next = self.step_or_follow(pc, w)?;
+            // A side recording may end at this instruction (see `link_end`): the point to
+            // rewind to, taken only where that can happen (a `move` may record a `callb` with it).
+            let may_end = matches!(
+                w as u8,
+                byte::CallB | byte::Ret | byte::RetNil | byte::Move
+            );
+            let mark = (may_end && self.side && !self.calls.inside()).then(|| self.tb.mark());
+            let next = match self.step_or_follow(pc, w) {
+                Ok(next) => next,
+                Err(why) => match mark {
+                    Some(m) if self.exits_at(pc, why)? => {
+                        self.tb.rewind(m);
+                        return Ok(End::Link(pc));
+                    }
+                    _ => return Err(why),
+                },
+            };
             if !matches!(next, Next::StopAt(_)) {
                 self.words +=
                     crate::vm::bytecode::Op::from_byte(w as u8).map_or(1, |o| o.width()) as u64;
@@ -350,6 +378,9 @@ impl Recorder<'_> {
 
     fn set(&mut self, r: usize, v: Val) -> Result<(), Abort> {
         *self.shadow.get_mut(r).ok_or(Abort::Malformed)? = Some(v.num);
+        if let Some(n) = self.numeric.get_mut(r) {
+            *n = true;
+        }
         self.forget_copy(r);
         self.forget_array(r);
         self.forget_str(r);

@@ -73,6 +73,7 @@ aborts! {
     InlineDepth             => "calls nest deeper than a loop trace follows them";
     WideFrames              => "the followed calls' frames need more than 256 registers";
     CallAtStart             => "the trace would start at a call it cannot follow";
+    ExitAtStart             => "the side exit resumes at a return or a call the trace cannot make: nothing to record";
     CallExitEarly           => "the iteration reaches a call the trace cannot follow before doing enough work to pay for entering";
 }
 
@@ -218,13 +219,14 @@ impl Traces {
     }
 
     /// Recording or compiling `id` failed; returns the new state.
-    pub fn abort(&mut self, id: u64, _why: Abort) -> Result<TraceState, StateError> {
+    /// An [`Abort::ExitAtStart`] blacklists at once: the instruction at the start never changes.
+    pub fn abort(&mut self, id: u64, why: Abort) -> Result<TraceState, StateError> {
         let TraceState::Recording { aborts } = self.state(id) else {
             return Err(StateError::WrongState);
         };
         self.recording = None;
         let aborts = aborts.saturating_add(1);
-        let next = if aborts >= MAX_ATTEMPTS {
+        let next = if aborts >= MAX_ATTEMPTS || why == Abort::ExitAtStart {
             TraceState::Blacklisted
         } else {
             TraceState::Cold { aborts }

@@ -175,7 +175,12 @@ fn run_vm(
     let console = kiln_std::StdConsole;
     let log: Option<&dyn kiln::platform::Console> = if trace_jit { Some(&console) } else { None };
     let mut jit = kiln::jit::driver::Jit::new(prog, &EXEC, log);
-    vm.run(out, Some(&mut jit))
+    let result = vm.run(out, Some(&mut jit));
+    if trace_jit {
+        eprintln!("[JIT] Stats: {:?}", jit.stats());
+        eprintln!("[JIT] Function stats: {:?}", jit.func_stats());
+    }
+    result
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
