@@ -565,3 +565,43 @@ fn branches_on_call_results() {
         r.log
     );
 }
+
+/// Strings compared by a function trace (`<`, `<=`, `==` of array elements and arguments,
+/// kept in their registers, and moved into argument registers): the function compiles, and
+/// output, fuel and heap left are the interpreter's (the built strings are dropped at the end,
+/// so a reference count native code left too high shows in the heap left), also when
+/// the branches go the other way than where they were recorded, and when an element becomes a
+/// number (the compare's error at the interpreter's pc).
+#[test]
+fn string_comparisons_in_function_traces() {
+    let src = "fn rank(words, key, i) {\n\
+                 if i == len(words) { return 0; }\n\
+                 let w = words[i];\n\
+                 if w < key { return 1 + rank(words, key, i + 1); }\n\
+                 if w == key { return 100 + rank(words, key, i + 1); }\n\
+                 if w <= key { return 10000; }\n\
+                 return rank(words, key, i + 1);\n\
+               }\n\
+               let words = [\"pe\", \"ka\", \"zen\", \"ka\", \"lo\", \"mi\", \"da\", \"ru\"];\n\
+               let keys = [\"ka\", \"mi\", \"a\", \"zz\", \"lo\"];\n\
+               let i = 0; let s = 0;\n\
+               while i < 60 { s = s + rank(words, keys[i % 5], 0); i = i + 1; }\n\
+               print(s);\n\
+               let built = array(8, \"\");\n\
+               i = 0;\n\
+               while i < 8 { built[i] = words[i] + str(i); i = i + 1; }\n\
+               i = 0;\n\
+               while i < 40 { s = s + rank(built, built[i % 8], 0); i = i + 1; }\n\
+               print(s);\n\
+               built = 0;\n\
+               words[5] = 7;\n\
+               print(rank(words, \"ka\", 0));";
+    let r = agrees(src, 100_000);
+    assert_eq!(r.outcome.out, "4992\n9132\n", "{}", r.log);
+    assert!(r.outcome.err.contains("(fn rank, pc"), "{:?}", r.outcome);
+    assert!(
+        r.log.contains("[JIT] Compiled function rank ("),
+        "rank not compiled:\n{}",
+        r.log
+    );
+}
