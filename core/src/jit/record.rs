@@ -284,10 +284,7 @@ impl Recorder<'_> {
             self.tb.at_pc(pc as u32);
             // A side recording may end at this instruction (see `link_end`): the point to
             // rewind to, taken only where that can happen (a `move` may record a `callb` with it).
-            let may_end = matches!(
-                w as u8,
-                byte::CallB | byte::Ret | byte::RetNil | byte::Move
-            );
+            let may_end = matches!(w as u8, byte::CallB | byte::Ret | byte::RetNil | byte::Move);
             let mark = (may_end && self.side && !self.calls.inside()).then(|| self.tb.mark());
             let next = match self.step_or_follow(pc, w) {
                 Ok(next) => next,
