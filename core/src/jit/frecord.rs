@@ -205,7 +205,6 @@ fn record_expecting(
         };
         let heap = match v {
             Value::Array(a) => Some(HeapReg::array(Some(Rc::clone(a)))),
-            Value::Str(s) => Some(HeapReg::string(Rc::clone(s))),
             v if v.tag() >= TAG_STR => Some(HeapReg::other()),
             _ => None,
         };
@@ -455,11 +454,6 @@ impl FuncRecorder<'_, '_> {
                 self.set(field_a(w), v)?;
             }
             byte::Jmp => return Ok(Next::Pc(self.ext(pc)?)),
-            byte::JLt | byte::JLe | byte::JEq
-                if self.is_heap(field_a(w)) && self.is_heap(field_b(w)) =>
-            {
-                return self.str_branch(pc, w)
-            }
             byte::JLt | byte::JLe | byte::JEq => {
                 let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];

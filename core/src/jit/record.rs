@@ -56,7 +56,7 @@ use alloc::vec::Vec;
 #[path = "record_array.rs"]
 pub(crate) mod array;
 #[path = "record_str.rs"]
-pub(crate) mod strs;
+mod strs;
 
 use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
 use crate::jit::hostcall::{

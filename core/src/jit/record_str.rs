@@ -28,7 +28,6 @@
 //! and no slot a string call reads or writes may end the
 //! iteration in the slot map (the next iteration's call would read the VM slot, not the value
 //! the map names).
-use alloc::rc::Rc;
 use alloc::string::String;
 
 use super::{Next, Num, Recorder, Val};
@@ -94,23 +93,6 @@ pub(crate) extern "C" fn str_rel(base: i64, packed: i64) -> i64 {
         _ => StrObj::cmp_text(a, b) != Ordering::Greater,
     };
     holds as i64
-}
-
-/// `jlt`/`jle`/`jeq` (`op`) of the strings `p` in slot `x` and `q` in slot `y`, for a trace
-/// that keeps both in their VM registers: whether the relation holds now, and the packed
-/// argument of [`str_rel`] (after `SAddr 0`) that decides it at run time.
-pub(crate) fn branch_rel(
-    op: u8,
-    (x, p): (usize, &Rc<StrObj>),
-    (y, q): (usize, &Rc<StrObj>),
-) -> Result<(bool, i64), Abort> {
-    let (rel, holds) = match op {
-        byte::JLt => (REL_LT, StrObj::cmp_text(p, q) == Ordering::Less),
-        byte::JLe => (REL_LE, StrObj::cmp_text(p, q) != Ordering::Greater),
-        byte::JEq => (REL_EQ, StrObj::same_text(p, q)),
-        other => return Err(Abort::UnsupportedOperand(other)),
-    };
-    Ok((holds, pack(&[x, y])? | rel << 32))
 }
 
 /// `slot[a] = slot[b].clone()` for a string (`packed` = `a | b << 16`): 0, or -1 when

@@ -8,9 +8,6 @@
 //! ```text
 //!   bytecode              recorded as                                           method
 //!   move + len (array)    LdH [array + len offset]: the length, a number        heap_move
-//!   move (other)          move_heap(SAddr a, SAddr b), guarded to return 0        heap_move
-//!   jlt/jle/jeq strings   str_rel(SAddr 0, a | b << 16 | rel << 32), guarded to   str_branch
-//!                         return the relation found while recording
 //!   getidx / getidxi      bounds + tag guards; number: native load,             get_index
 //!                         array/string: put_element into the register's slot
 //!   newarr                helper site NewArr -> new_array (may refuse: exit)    new_array
@@ -26,11 +23,11 @@ use alloc::vec::Vec;
 use super::{CallSite, FuncRecorder, Next, SiteOp, Val};
 use crate::jit::callframe::MAX_ARGS;
 use crate::jit::ir::{Inst, Op, Ref, Ty, NONE};
-use crate::jit::record::{array, strs};
+use crate::jit::record::array;
 use crate::jit::trace::Abort;
 use crate::vm::bytecode::{byte, field_a, field_b, field_c};
 use crate::vm::value::{
-    ArrayObj, Meter, StrObj, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, TAG_INT, TAG_STR,
+    ArrayObj, Meter, Value, ARRAY_LEN_OFFSET, TAG_ARRAY, TAG_FLOAT, TAG_INT, TAG_STR,
 };
 
 /// A `newarr` whose items are all heap values in their registers (or none): what the native
@@ -117,9 +114,6 @@ pub(super) struct HeapReg {
     /// The array, if the register holds one: the object when the recorder knows it (an
     /// argument or an element of a known array), `None` for a call's result.
     pub(super) array: Option<Option<Rc<ArrayObj>>>,
-    /// The string, if the register holds one the recorder knows (an argument or an element
-    /// of a known array).
-    pub(super) text: Option<Rc<StrObj>>,
     /// The ref of the array's address (`SLoadT`), [`NONE`] before it is loaded.
     pub(super) addr: Ref,
 }
@@ -128,21 +122,12 @@ impl HeapReg {
     pub(super) fn array(obj: Option<Rc<ArrayObj>>) -> Self {
         Self {
             array: Some(obj),
-            text: None,
-            addr: NONE,
-        }
-    }
-    pub(super) fn string(s: Rc<StrObj>) -> Self {
-        Self {
-            array: None,
-            text: Some(s),
             addr: NONE,
         }
     }
     pub(super) fn other() -> Self {
         Self {
             array: None,
-            text: None,
             addr: NONE,
         }
     }
@@ -231,7 +216,6 @@ impl FuncRecorder<'_, '_> {
         let Some(Some(HeapReg {
             array: Some(obj),
             addr,
-            ..
         })) = self.heap.get(r).cloned()
         else {
             return Err(Abort::UnsupportedOperand(op));
@@ -250,57 +234,11 @@ impl FuncRecorder<'_, '_> {
         Ok((obj, addr))
     }
 
-    /// `jlt`/`jle`/`jeq` of two strings the recorder knows, kept in their registers:
-    /// `str_rel` decides it at run time (the interpreter's compare: the same object or the
-    /// hashes first for `==`, the bytes otherwise), guarded to go the way it goes now. The
-    /// guard resumes at the branch, which the interpreter then evaluates itself (also when an
-    /// operand is no longer a string: `str_rel` returns -1).
-    pub(super) fn str_branch(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
-        let op = w as u8;
-        let (x, y) = (field_a(w), field_b(w));
-        let text = |r: usize| match self.heap.get(r) {
-            Some(Some(HeapReg { text: Some(s), .. })) => Ok(Rc::clone(s)),
-            _ => Err(Abort::UnsupportedOperand(op)),
-        };
-        let (p, q) = (text(x)?, text(y)?);
-        let (holds, packed) = strs::branch_rel(op, (x, &p), (y, &q))?;
-        let target = self.ext(pc)?;
-        if holds == (field_c(w) != 0) && target <= pc {
-            // A backward jump is a loop, which function traces do not hold.
-            return Err(Abort::FuncLoop);
-        }
-        let base = self.slot_addr(0);
-        let packed = self.konst(Op::KInt, Ty::Int, packed);
-        let r = self.host_call(strs::str_rel, base, packed);
-        let expect = self.konst(Op::KInt, Ty::Int, holds as i64);
-        self.guard(Op::Eq, r, expect);
-        Ok(Next::Pc(if holds == (field_c(w) != 0) {
-            target
-        } else {
-            pc + 2
-        }))
-    }
-
-    /// `move t, a` of an array or string register: as the argument move of `len(a)` (`move t,
-    /// a; callb t, len, 1`) of an array, one step loading the length; otherwise `move_heap`.
+    /// `move t, a` of an array register: only as the argument move of `len(a)` (`move t, a;
+    /// callb t, len, 1`), recorded as one step loading the length.
     pub(super) fn heap_move(&mut self, pc: usize, w: u32) -> Result<Next, Abort> {
         if !crate::jit::record::array::is_len_call(self.code, pc, w) {
-            // A copy into another register, reference counted as the interpreter's `move`
-            // (the old value of the destination dropped); guarded to have found a heap value
-            // (the guard resumes at the `move`, nothing changed).
-            let (dst, src) = (field_a(w), field_b(w));
-            let h = self
-                .heap
-                .get(src)
-                .cloned()
-                .flatten()
-                .ok_or(Abort::Malformed)?;
-            let (d, s) = (self.slot_addr(dst), self.slot_addr(src));
-            let status = self.host_call(array::move_heap, d, s);
-            let zero = self.konst(Op::KInt, Ty::Int, 0);
-            self.guard(Op::Eq, status, zero);
-            self.set_heap(dst, HeapReg { addr: NONE, ..h })?;
-            return Ok(Next::Pc(pc + 1));
+            return Err(Abort::UnsupportedOperand(byte::Move));
         }
         let (obj, addr) = self.array_of(field_b(w), byte::Move)?;
         let mut len = Inst::new(Op::LdH, Ty::Int, addr, NONE);
@@ -346,7 +284,6 @@ impl FuncRecorder<'_, '_> {
                 self.host_call(array::put_element, slot, addr);
                 let h = match elem {
                     Value::Array(a) => HeapReg::array(Some(a)),
-                    Value::Str(s) => HeapReg::string(s),
                     _ => HeapReg::other(),
                 };
                 return self.set_heap(dst, h);
