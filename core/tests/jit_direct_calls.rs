@@ -8,27 +8,16 @@
 #![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
-use std::fmt::Write as _;
-use std::sync::Mutex;
-
 use kiln::jit::driver::Jit;
 use kiln::jit::func::FuncStats;
-use kiln::platform::Console;
 use kiln::vm::{lang, Vm, VmConfig};
 use kiln_std::exec::StdExecMemory;
+use std::fmt::Write as _;
+
+mod common;
+use common::log::Log;
 
 static MEM: StdExecMemory = StdExecMemory::new();
-
-/// Collects `[JIT]` lines.
-struct Log(Mutex<Vec<u8>>);
-
-// SAFETY: `write_bytes` only appends to a mutex-protected vector (the tests' allocator is the
-// system one, not kiln, so allocating here cannot re-enter kiln).
-unsafe impl Console for Log {
-    fn write_bytes(&self, bytes: &[u8]) {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-    }
-}
 
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
@@ -47,7 +36,7 @@ fn run(src: &str, threshold: Option<u32>, config: VmConfig) -> (Outcome, FuncSta
     };
     let mut vm = Vm::new(&prog, config).expect("verifies");
     let mut out = String::new();
-    let log = Log(Mutex::new(Vec::new()));
+    let log = Log::default();
     let (result, stats) = match threshold {
         Some(t) => {
             vm.set_func_threshold(t);
@@ -58,7 +47,7 @@ fn run(src: &str, threshold: Option<u32>, config: VmConfig) -> (Outcome, FuncSta
         None => (vm.run(&mut out, None), FuncStats::default()),
     };
     let err = result.err().map(|e| e.to_string()).unwrap_or_default();
-    let log = String::from_utf8(log.0.into_inner().unwrap()).unwrap();
+    let log = log.0.into_inner().unwrap();
     let fuel = vm.fuel_left();
     (Outcome { out, err, fuel }, stats, log)
 }
