@@ -53,6 +53,7 @@
 
 use crate::jit::backend::SPILL_BASE;
 use crate::jit::ir::{Op, Ref, Trace};
+use crate::jit::regalloc::Loc;
 
 /// Spill slots a function trace may use.
 pub const MAX_SPILLS: usize = 64;
@@ -145,6 +146,32 @@ pub struct DirectArg {
     pub val: Ref,
     /// Passed as a float.
     pub float: bool,
+}
+
+/// [`direct_args`] under a register allocation (`locs`, one location per instruction): a
+/// constant occupies nothing when it has no location. Both backends ask this.
+pub fn direct_args_at(
+    t: &Trace,
+    locs: &[Loc],
+    call: Ref,
+) -> Option<(heapless::Vec<DirectArg, MAX_ARGS>, Ref)> {
+    direct_args(t, call, |k| {
+        !matches!(locs.get(k as usize), Some(Loc::None) | None)
+    })
+}
+
+/// Whether the `CArgI`/`CArgF` `r` of `t` stores nothing under `locs`: the direct call right
+/// after it stores its value ([`direct_args`]).
+pub fn stored_by_call(t: &Trace, locs: &[Loc], r: Ref) -> bool {
+    let mut call = r as usize;
+    while let Some(i) = t.insts.get(call) {
+        if matches!(i.op, Op::CArgI | Op::CArgF | Op::Nop) || i.op.is_const() {
+            call += 1;
+            continue;
+        }
+        break;
+    }
+    direct_args_at(t, locs, call as Ref).is_some_and(|(_, from)| from <= r)
 }
 
 /// The number arguments of the direct call `call` of `t`, if the `CArgI`/`CArgF` ops right

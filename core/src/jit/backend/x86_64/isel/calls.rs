@@ -6,10 +6,6 @@ use crate::jit::backend::link::exit_plan;
 use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
 use crate::jit::ir::{IrError, Op, Ref};
-use crate::jit::regalloc::Loc;
-
-/// The number arguments of a direct call.
-type DirectArgs = heapless::Vec<callframe::DirectArg, { callframe::MAX_ARGS }>;
 use crate::jit::opt::OptError;
 
 /// rdx: the second return register (a returning trace's slot base).
@@ -35,7 +31,7 @@ impl Isel<'_> {
     pub(super) fn vm_call(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
         match inst.op {
-            Op::CArgI | Op::CArgF if self.stored_by_call(r) => {}
+            Op::CArgI | Op::CArgF if callframe::stored_by_call(self.t, &self.alloc.locs, r) => {}
             Op::CArgI => {
                 let ra = self.int_in(inst.a, S0);
                 emit::store_ctx(&mut self.b, area(callframe::ARGS + inst.imm as usize), ra);
@@ -108,28 +104,6 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// Whether the `CArgI`/`CArgF` `r` stores nothing: the direct call right after it stores
-    /// its value ([`callframe::direct_args`]).
-    fn stored_by_call(&self, r: Ref) -> bool {
-        let mut call = r as usize;
-        while let Some(i) = self.t.insts.get(call) {
-            if matches!(i.op, Op::CArgI | Op::CArgF | Op::Nop) || i.op.is_const() {
-                call += 1;
-                continue;
-            }
-            break;
-        }
-        self.direct_args(call as Ref)
-            .is_some_and(|(_, from)| from <= r)
-    }
-
-    /// [`callframe::direct_args`] with this allocation.
-    fn direct_args(&self, call: Ref) -> Option<(DirectArgs, Ref)> {
-        callframe::direct_args(self.t, call, |k| {
-            !matches!(self.alloc.locs.get(k as usize), Some(Loc::None) | None)
-        })
-    }
-
     /// The arguments `args` into ARGS (for the helper).
     fn store_args(&mut self, args: &[callframe::DirectArg]) {
         for a in args {
@@ -192,7 +166,7 @@ impl Isel<'_> {
         // The status guard, if it can be emitted here: the return path then skips it.
         let guard = callframe::status_guard(self.t, r);
         // The arguments, from where their values are, unless their `CArg` ops stored them.
-        let args = self.direct_args(r).map(|(a, _)| a);
+        let args = callframe::direct_args_at(self.t, &self.alloc.locs, r).map(|(a, _)| a);
         let l = *self.layout;
         if l.tag_size != 8 {
             // Direct calls store whole tag words; other layouts take the helper.
