@@ -289,3 +289,39 @@ fn a_for_loop_that_ends_natively_is_not_charged_its_back_edge() {
         assert!(starved >= 40, "{starved}");
     }
 }
+
+/// A function trace that calls a callee the function JIT refuses (it has loops, which run as
+/// loop traces inside the interpreter's run of the callee) charges the call, the callee and
+/// the return exactly where the interpreter does: every budget from 0 to the whole run's need
+/// fails at the same instruction with the same fuel left, with the JIT on and off.
+#[test]
+fn fuel_sweep_over_a_function_trace_calling_an_interpreted_callee() {
+    let src = "fn a(i, j) { let ij = i + j; return 1.0 / (ij * (ij + 1) / 2 + i + 1); }
+         fn inner(n) {
+             let s = 0.0; let i = 0;
+             while i < n { let j = 0; while j < n { s = s + a(i, j); j = j + 1; } i = i + 1; }
+             return s;
+         }
+         fn outer(n) { let x = inner(n); let y = inner(n + 1); return x - y; }
+         let t = 0.0; let k = 0;
+         while k < 6 { t = t + outer(k); k = k + 1; }
+         print(t);";
+    let (unmetered, _) = run_metered(src, &[], None, Some(u64::MAX));
+    let need = u64::MAX - unmetered.2;
+    let prog = lang::compile(src).expect("compiles");
+    let config = VmConfig {
+        jit_threshold: 1,
+        ..VmConfig::default()
+    };
+    let mut vm = Vm::new(&prog, config).expect("verifies");
+    let mut jit = Jit::new(&prog, &MEM, None);
+    vm.run(&mut String::new(), Some(&mut jit)).expect("runs");
+    assert!(jit.func_stats().compiled >= 1, "{:?}", jit.func_stats());
+    for budget in 0..=need {
+        let (want, _) = run_metered(src, &[], None, Some(budget));
+        for t in [1, 2] {
+            let (got, _) = run_metered(src, &[], Some(t), Some(budget));
+            assert_eq!(got, want, "threshold {t}, fuel {budget}");
+        }
+    }
+}
