@@ -321,3 +321,41 @@ fn division_by_a_constant_truncates_like_plain_division() {
         assert_eq!(out, want, "fused pairs {fused_pairs}");
     }
 }
+
+/// Adjacent `move a, b; move b, a` pairs in `src`'s disassembly.
+fn move_back_pairs(src: &str) -> usize {
+    let prog = kiln::vm::lang::compile(src).unwrap();
+    let mut dis = String::new();
+    kiln::vm::bytecode::disassemble(&mut dis, &prog).unwrap();
+    let moves: Vec<Option<(String, String)>> = dis
+        .lines()
+        .map(|l| {
+            let ops = l.split(']').nth(1)?.trim();
+            let rest = ops.strip_prefix("move")?;
+            let (d, s) = rest.trim().split_once(", ")?;
+            Some((d.to_string(), s.trim().to_string()))
+        })
+        .collect();
+    moves
+        .windows(2)
+        .filter(|w| matches!((&w[0], &w[1]), (Some((a, b)), Some((c, d))) if a == d && b == c))
+        .count()
+}
+
+#[test]
+fn a_move_straight_back_is_left_out_unless_a_jump_lands_between() {
+    // `h = f(h); g(h)`: the result moves into `h`, and `h` would move back into the window.
+    let src = "fn f(x) { return x * 3 + 1; } fn g(x) { return x % 7; }\n\
+               let h = 5; let s = 0; let i = 0;\n\
+               while i < 10 { h = f(h); s = s + g(h); i = i + 1; }\n\
+               print(h, s);";
+    assert_eq!(run(src), "324769 25\n");
+    assert_eq!(move_back_pairs(src), 0);
+    // The `if` jumps over `a = b` to `b = a`: that move must stay.
+    let src = "let a = 1; let b = 2;\n\
+               if len(args()) > 5 { a = b; }\n\
+               b = a;\n\
+               print(a, b);";
+    assert_eq!(run(src), "1 1\n");
+    assert_eq!(move_back_pairs(src), 1);
+}

@@ -91,6 +91,9 @@ struct FnCompiler<'c, 's, A: Allocator + Copy> {
     fresh_dst: bool,
     /// PC of the last instruction emitted (its first word).
     last_start: usize,
+    /// The highest PC known to be a jump target (a patched forward jump's target or a loop's
+    /// top): an instruction emitted there may be reached without the one before it.
+    label: usize,
     line: u32,
     col: u32,
 }
@@ -129,6 +132,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             loops: Vec::new(),
             fresh_dst: false,
             last_start: 0,
+            label: 0,
             line: 0,
             col: 0,
         }
@@ -165,6 +169,21 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     fn emit_abc(&mut self, op: Op, a: u8, b: u8, c: u8) {
         self.emit(encode_abc(op, a, b, c));
     }
+    /// `move dst, src`, left out right after `move src, dst` (`h = f(h); g(h)` copies the
+    /// result into `h` and back into the call window): `dst` already holds `src`'s value,
+    /// unless a jump lands between the two.
+    fn emit_move(&mut self, dst: u8, src: u8) {
+        let here = self.here();
+        let undo = encode_abc(Op::Move, src, dst, 0);
+        if here > 0
+            && self.label != here
+            && self.last_start + 1 == here
+            && self.func.code[self.last_start] == undo
+        {
+            return;
+        }
+        self.emit_abc(Op::Move, dst, src, 0);
+    }
     /// Emits a jump-carrying instruction with its target still open; returns the patch site.
     fn emit_jump(&mut self, word0: u32) -> usize {
         self.emit(word0);
@@ -172,6 +191,9 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         self.here() - 1
     }
     fn patch(&mut self, sites: &[usize], target: usize) {
+        if !sites.is_empty() {
+            self.label = self.label.max(target);
+        }
         sites
             .iter()
             .for_each(|&s| self.func.code[s] = target as u32);
@@ -285,7 +307,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
                 // the variable: go through a temporary.
                 if matches!(self.ast.expr(e).kind, ExprKind::And(..) | ExprKind::Or(..)) {
                     let t = self.expr_any(e)?;
-                    self.emit_abc(Op::Move, r, t, 0);
+                    self.emit_move(r, t);
                 } else if let Some((p, q)) = self.mul_add_operands(name, e) {
                     let (y, z) = (self.expr_any(p)?, self.expr_any(q)?);
                     let ex = *self.ast.expr(e);
@@ -368,6 +390,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         let mut exits = Patches::new();
         self.cond_jump(cond, false, &mut exits)?;
         let top = self.here();
+        self.label = top;
         self.loops.push(Patches::new());
         self.block(body)?;
         let e = *self.ast.expr(cond);
@@ -580,7 +603,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             ExprKind::Var(name) => {
                 let r = self.lookup(name)?;
                 if r != dst {
-                    self.emit_abc(Op::Move, dst, r, 0);
+                    self.emit_move(dst, r);
                 }
             }
             ExprKind::Neg(_) if self.num_literal(e).is_some() => match self.num_literal(e) {
@@ -743,7 +766,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             Err(b) => self.emit_abc(Op::CallB, base, b as u8, n),
         }
         if base != dst {
-            self.emit_abc(Op::Move, dst, base, 0);
+            self.emit_move(dst, base);
         }
         Ok(())
     }
@@ -802,7 +825,7 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
         self.at(ex.line, ex.col);
         self.emit_abc(Op::CallH, base, import, params.len() as u8);
         if base != dst {
-            self.emit_abc(Op::Move, dst, base, 0);
+            self.emit_move(dst, base);
         }
         Ok(())
     }
