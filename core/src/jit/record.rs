@@ -612,6 +612,9 @@ impl Recorder<'_> {
                 };
             }
             byte::Jmp => return self.take_jump(pc, self.ext(pc)?, None),
+            // Falling into a loop: nothing to record (a header with a trace is linked to
+            // when the recording reaches it, `run`).
+            byte::Loop => {}
             byte::JLt | byte::JLe | byte::JEq => {
                 let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];

@@ -237,6 +237,11 @@ opcodes! {
     BSet = "bset" [A: Buffer, B: Read, C: Read];
     /// `A = len(buf[B])`
     BLen = "blen" [A: Write, B: Buffer];
+    /// Loop entry: the next instruction is a loop header (the target of a backward jump), and
+    /// control arrives here when it falls into the loop, not when it iterates. Does nothing and
+    /// charges no fuel; the interpreter counts the arrival at the header as a backward jump
+    /// does, so a loop's compiled code runs from its first iteration (`vm::interp`).
+    Loop = "loop" [];
 
     // The interpreter's fused pairs (most frequent adjacent pairs in the suite's hot loops,
     // and the tails of small functions, `x+ret`; docs/perf.md, 2026-12-04 interpreter dispatch

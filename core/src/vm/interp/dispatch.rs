@@ -516,6 +516,10 @@ impl Vm<'_> {
                         ip = ip.wrapping_add(1);
                     }
                     Op::Jmp => jump!(),
+                    Op::Loop => {
+                        let header = pc!() + 1;
+                        ip = code.wrapping_add(self.loop_entry(fi, header, regs, hook));
+                    }
                     Op::JmpIf => {
                         if regs[field_a(w)].truthy() == (field_b(w) != 0) {
                             jump!();

@@ -218,6 +218,30 @@ impl Vm<'_> {
         Ok(target)
     }
 
+    /// Control falls into the loop whose header is `header` (a `loop` marker at `header - 1`):
+    /// counted as an arrival at the header exactly as [`Vm::back_edge`] counts one, without
+    /// fuel (no jump is taken; the first iteration was paid for with the code around the
+    /// loop). Returns the PC to continue at.
+    #[inline(always)]
+    pub(in crate::vm) fn loop_entry(
+        &mut self,
+        func: usize,
+        header: usize,
+        regs: &mut [Value],
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) -> usize {
+        if !self.hot.is_null() {
+            // SAFETY: as in `back_edge`; `header` is the instruction after a `loop`, which the
+            // verifier proved lies inside the code (nothing falls off its end).
+            let left = unsafe { &mut *self.hot.add(header) };
+            *left -= 1;
+            if *left == 0 {
+                return self.loop_event(func, header, left, regs, hook);
+            }
+        }
+        header
+    }
+
     /// The header at `target` (countdown `left`) is hot and its wait is over: tell the hook (once,
     /// at the threshold), let it run native code, and note how long to wait before asking
     /// again.
