@@ -29,7 +29,13 @@ impl LoopHook for Watched<'_> {
         self.jit.hot_loop(at)
     }
 
-    fn enter(&mut self, func: usize, pc: usize, regs: &mut [Value], fuel: &mut u64) -> Reply<usize> {
+    fn enter(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+    ) -> Reply<usize> {
         let seen = match regs.get(self.watch) {
             Some(Value::Int(i)) => Some(*i),
             _ => None,
@@ -52,14 +58,23 @@ impl LoopHook for Watched<'_> {
         self.jit.native_func(func, args)
     }
 
-    fn native_side(&mut self, func: usize, pc: usize, regs: &[Value]) -> Option<Rc<dyn NativeFunc>> {
+    fn native_side(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+    ) -> Option<Rc<dyn NativeFunc>> {
         self.jit.native_side(func, pc, regs)
     }
 }
 
 /// Runs `src` with the JIT at `threshold`, watching register `watch`; the output, the notes
 /// and the JIT's counters. Also checks the output against the interpreter's.
-fn watched(src: &str, threshold: u32, watch: usize) -> (String, Vec<(usize, Option<i64>, bool)>, JitStats) {
+fn watched(
+    src: &str,
+    threshold: u32,
+    watch: usize,
+) -> (String, Vec<(usize, Option<i64>, bool)>, JitStats) {
     let prog = lang::compile(src).expect("compiles");
     let mut want = String::new();
     Vm::new(&prog, VmConfig::default())
@@ -117,7 +132,10 @@ fn a_loop_in_a_called_function_runs_natively_from_its_first_iteration() {
     );
     // Nothing was left for a back edge to enter: every entry ran the loop to its end.
     let later = asked.iter().filter(|a| a.1 != Some(0)).count();
-    assert!(later < 100, "{later} entries after the first iteration: {stats:?}");
+    assert!(
+        later < 100,
+        "{later} entries after the first iteration: {stats:?}"
+    );
 }
 
 /// A loop that runs exactly once per arrival never takes a backward jump: only its first
@@ -186,7 +204,10 @@ fn fuel_agrees_when_loops_are_entered_at_their_first_arrival() {
         print(t);";
     let need = u64::MAX - metered(src, None, u64::MAX).2;
     let mut starved = 0;
-    for budget in (0..need).step_by(need as usize / 61 + 1).chain([need - 1, need]) {
+    for budget in (0..need)
+        .step_by(need as usize / 61 + 1)
+        .chain([need - 1, need])
+    {
         let want = metered(src, None, budget);
         for t in [1, 3, 20] {
             let got = metered(src, Some(t), budget);

@@ -3,7 +3,7 @@
 //! the exit's pc — or, when a trace starts at that pc, run that trace next.
 //!
 //! ```text
-//!   interpreter back edge --count == threshold--> hot_loop (log), then enter:
+//!   interpreter back edge or loop entry (`loop`) --count == threshold--> hot_loop (log), then enter:
 //!   enter, loop cold (first time or its wait is over) --> record -> compile -> install
 //!        (abort: Wait(penalty), doubling with a random part; blacklisted: Wait(u32::MAX))
 //!   enter, trace installed, its last 64 entries ran < 32 words each on average (Payoff):

@@ -12,8 +12,11 @@
 //!
 //! - *root* / *side* recording: a root recording starts at a hot loop header; a side recording
 //!   starts at the resume pc of a hot side exit, with the registers the exit restored.
-//! - *link*: reaching (by a jump or by falling through) a loop header that has an installed
-//!   trace ends the recording with an `Exit` to that header; the driver enters that trace next.
+//! - *link*: reaching (by a jump or by falling through, usually through the header's `loop`
+//!   marker, which records nothing) a loop header that has an installed trace ends the
+//!   recording with an `Exit` to that header; the driver enters that trace next. An outer
+//!   loop's trace thus links into its inner loop's trace at the inner loop's entry, and the
+//!   inner trace's exit (a side trace) records the rest of the outer iteration and links back.
 //! - *fuel*: the interpreter charges `pc + 2 - target` fuel at a taken backward jump at `pc`;
 //!   the recorder emits a `Fuel` instruction of that cost for every backward jump it records
 //!   (back to the start, or to a linked header), whose snapshot resumes at the jump itself with

@@ -20,6 +20,14 @@
 //!
 //! Jump targets are absolute word indices into the function's code and must name the first word
 //! of an instruction (the verifier rejects a jump into an extension word).
+//!
+//! # Loops
+//!
+//! A loop header is the target of a backward jump. The word before every header the compiler
+//! emits is a `loop` marker, reached when control falls into the loop (after `while`'s entry
+//! test), never by a jump; the verifier checks that a marker is followed by a header. The
+//! interpreter counts both the backward jumps to a header and its marker as arrivals there
+//! (`vm::interp`); only the jumps charge fuel.
 use core::fmt::{self, Write};
 
 use alloc::string::String;
@@ -273,6 +281,17 @@ opcodes! {
         MulRet = "mul+ret" (Mul, Ret);
         DivRet = "div+ret" (Div, Ret);
         ModKRet = "modk+ret" (ModK, Ret);
+        // A loop's entry test and its `loop` marker: falling through the test falls into the
+        // loop without a dispatch of the marker (the only pairs whose first is two words).
+        JmpIfLoop = "jmpif+loop" (JmpIf, Loop);
+        JLtLoop = "jlt+loop" (JLt, Loop);
+        JLeLoop = "jle+loop" (JLe, Loop);
+        JEqLoop = "jeq+loop" (JEq, Loop);
+        JLtKLoop = "jltk+loop" (JLtK, Loop);
+        JLeKLoop = "jlek+loop" (JLeK, Loop);
+        JGtKLoop = "jgtk+loop" (JGtK, Loop);
+        JGeKLoop = "jgek+loop" (JGeK, Loop);
+        JEqKLoop = "jeqk+loop" (JEqK, Loop);
     }
 }
 
