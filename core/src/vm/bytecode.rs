@@ -281,17 +281,6 @@ opcodes! {
         MulRet = "mul+ret" (Mul, Ret);
         DivRet = "div+ret" (Div, Ret);
         ModKRet = "modk+ret" (ModK, Ret);
-        // A loop's entry test and its `loop` marker: falling through the test falls into the
-        // loop without a dispatch of the marker (the only pairs whose first is two words).
-        JmpIfLoop = "jmpif+loop" (JmpIf, Loop);
-        JLtLoop = "jlt+loop" (JLt, Loop);
-        JLeLoop = "jle+loop" (JLe, Loop);
-        JEqLoop = "jeq+loop" (JEq, Loop);
-        JLtKLoop = "jltk+loop" (JLtK, Loop);
-        JLeKLoop = "jlek+loop" (JLeK, Loop);
-        JGtKLoop = "jgtk+loop" (JGtK, Loop);
-        JGeKLoop = "jgek+loop" (JGeK, Loop);
-        JEqKLoop = "jeqk+loop" (JEqK, Loop);
     }
 }
 

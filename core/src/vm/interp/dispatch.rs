@@ -230,24 +230,9 @@ impl Vm<'_> {
                         ip = code.wrapping_add(to);
                     }};
                 }
-                // Control falls into a loop: `ip` is on its `loop` marker, the header is the next
-                // word. Counted as an arrival there (no fuel) when counting is on.
-                macro_rules! fall_into_loop {
-                    () => {{
-                        ip = ip.wrapping_add(1);
-                        if !self.hot.is_null() {
-                            let header = pc!();
-                            ip = code.wrapping_add(self.loop_entry(fi, header, regs, hook));
-                        }
-                    }};
-                }
-                // Compare-and-branch with the same-type fast paths inline; `$fall` runs when
-                // the branch is not taken (default: on to the next instruction).
+                // Compare-and-branch with the same-type fast paths inline.
                 macro_rules! cmp_branch {
-                    ($w:ident, $x:expr, $y:expr, $op:tt, $slow:ident) => {
-                        cmp_branch!($w, $x, $y, $op, $slow, ip = ip.wrapping_add(2))
-                    };
-                    ($w:ident, $x:expr, $y:expr, $op:tt, $slow:ident, $fall:expr) => {{
+                    ($w:ident, $x:expr, $y:expr, $op:tt, $slow:ident) => {{
                         let taken = match ($x, $y) {
                             (Value::Float(x), Value::Float(y)) => x $op y,
                             (Value::Int(x), Value::Int(y)) => x $op y,
@@ -260,7 +245,7 @@ impl Vm<'_> {
                         if taken == (field_c($w) != 0) {
                             jump!();
                         } else {
-                            $fall;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -299,10 +284,7 @@ impl Vm<'_> {
                 }
                 // Equality-and-branch: same-type numbers inline, the rest out of line.
                 macro_rules! eq_branch {
-                    ($x:expr, $y:expr) => {
-                        eq_branch!($x, $y, ip = ip.wrapping_add(2))
-                    };
-                    ($x:expr, $y:expr, $fall:expr) => {{
+                    ($x:expr, $y:expr) => {{
                         let taken = match ($x, $y) {
                             (Value::Int(x), Value::Int(y)) => x == y,
                             (Value::Float(x), Value::Float(y)) => x == y,
@@ -311,7 +293,7 @@ impl Vm<'_> {
                         if taken == (field_c(w) != 0) {
                             jump!();
                         } else {
-                            $fall;
+                            ip = ip.wrapping_add(2);
                         }
                     }};
                 }
@@ -534,7 +516,13 @@ impl Vm<'_> {
                         ip = ip.wrapping_add(1);
                     }
                     Op::Jmp => jump!(),
-                    Op::Loop => fall_into_loop!(),
+                    Op::Loop => {
+                        ip = ip.wrapping_add(1);
+                        if !self.hot.is_null() {
+                            let header = pc!();
+                            ip = code.wrapping_add(self.loop_entry(fi, header, regs, hook));
+                        }
+                    }
                     Op::JmpIf => {
                         if regs[field_a(w)].truthy() == (field_b(w) != 0) {
                             jump!();
@@ -758,47 +746,6 @@ impl Vm<'_> {
                         arith!(w, rem, &kk[field_c(w)], rem_k if nonzero, %),
                         w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
                     ),
-                    // A loop's entry test, then (not taken) its `loop` marker.
-                    Op::JmpIfLoop => {
-                        if regs[field_a(w)].truthy() == (field_b(w) != 0) {
-                            jump!();
-                        } else {
-                            ip = ip.wrapping_add(2);
-                            fall_into_loop!();
-                        }
-                    }
-                    Op::JLtLoop => cmp_branch!(w, &regs[field_a(w)], &regs[field_b(w)], <, lt, {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JLeLoop => cmp_branch!(w, &regs[field_a(w)], &regs[field_b(w)], <=, le, {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JEqLoop => eq_branch!(&regs[field_a(w)], &regs[field_b(w)], {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JLtKLoop => cmp_branch!(w, &regs[field_a(w)], &kk[field_b(w)], <, lt, {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JLeKLoop => cmp_branch!(w, &regs[field_a(w)], &kk[field_b(w)], <=, le, {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JGtKLoop => cmp_branch!(w, &kk[field_b(w)], &regs[field_a(w)], <, lt, {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JGeKLoop => cmp_branch!(w, &kk[field_b(w)], &regs[field_a(w)], <=, le, {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
-                    Op::JEqKLoop => eq_branch!(&regs[field_a(w)], &kk[field_b(w)], {
-                        ip = ip.wrapping_add(2);
-                        fall_into_loop!()
-                    }),
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
                             match self.take_pending(w as u8) {

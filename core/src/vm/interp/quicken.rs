@@ -33,13 +33,6 @@ fn fused(first: Op, second: Op) -> Option<Op> {
         .map(|&(f, _, _)| f)
 }
 
-/// Whether `op` can be the first of a fused pair: a one-word instruction that falls through,
-/// or a conditional jump (fused only with a `loop` marker after it: its fall-through falls into
-/// the loop).
-fn fusable_first(op: Op) -> bool {
-    (op.width() == 1 && !op.is_terminator()) || (op.width() == 2 && op != Op::Jmp)
-}
-
 /// Rewrites `code` (verified) in place: every instruction that has a fused pair with the
 /// instruction after it gets that pair's opcode. Instructions are visited in order, and each
 /// one's own byte is read before it is rewritten, so every decision sees the verified opcodes.
@@ -51,10 +44,9 @@ pub(super) fn quicken(code: &mut [u32]) {
             break;
         };
         let next = pc + op.width();
-        // A fused pair's first instruction is one word and no terminator (or a conditional
-        // jump before a `loop` marker), so the second starts right after it; the verifier
-        // proved code never ends without a terminator.
-        if fusable_first(op) {
+        // A fused pair's first instruction is one word and no terminator, so the second
+        // starts right after it; the verifier proved code never ends without a terminator.
+        if op.width() == 1 && !op.is_terminator() {
             if let Some(f) = code
                 .get(next)
                 .and_then(|&w| Op::from_byte(w as u8))
@@ -99,12 +91,7 @@ mod tests {
     fn fused_opcodes_are_not_program_opcodes() {
         for &(f, a, b) in FUSED_OPS {
             assert!(Op::from_byte(f as u8).is_none(), "{}", f.mnemonic());
-            assert!(fusable_first(a), "{}", f.mnemonic());
-            assert!(
-                a.width() == 1 || b == Op::Loop,
-                "two-word firsts only before `loop`: {}",
-                f.mnemonic()
-            );
+            assert_eq!(a.width(), 1, "{}", f.mnemonic());
             assert!(!a.is_terminator(), "{}", f.mnemonic());
             assert_eq!(fused(a, b), Some(f));
         }
