@@ -16,12 +16,16 @@ use kiln_std::exec::StdExecMemory;
 
 static MEM: StdExecMemory = StdExecMemory::new();
 
+/// One time the interpreter asked the JIT to run a loop: the header PC, the watched register's
+/// int value then, and whether native code ran.
+type Asked = (usize, Option<i64>, bool);
+
 /// The JIT, with a note of every time the interpreter asked it to run a loop: the header PC,
 /// the value of register `watch` then, and whether native code ran.
 struct Watched<'a> {
     jit: Jit<'a>,
     watch: usize,
-    asked: Vec<(usize, Option<i64>, bool)>,
+    asked: Vec<Asked>,
 }
 
 impl LoopHook for Watched<'_> {
@@ -70,11 +74,7 @@ impl LoopHook for Watched<'_> {
 
 /// Runs `src` with the JIT at `threshold`, watching register `watch`; the output, the notes
 /// and the JIT's counters. Also checks the output against the interpreter's.
-fn watched(
-    src: &str,
-    threshold: u32,
-    watch: usize,
-) -> (String, Vec<(usize, Option<i64>, bool)>, JitStats) {
+fn watched(src: &str, threshold: u32, watch: usize) -> (String, Vec<Asked>, JitStats) {
     let prog = lang::compile(src).expect("compiles");
     let mut want = String::new();
     Vm::new(&prog, VmConfig::default())
