@@ -286,7 +286,8 @@ impl<'p> Vm<'p> {
         self.stack.get_mut(i)
     }
 
-    /// The backward-jump counter of a loop header (0 when counting is off).
+    /// The arrivals (backward jumps to it, entries through its `loop` marker) counted at a loop
+    /// header (0 when counting is off).
     pub fn loop_count(&self, func: usize, header_pc: usize) -> u32 {
         let left = self.counters.get(func).and_then(|c| c.get(header_pc));
         let hist = self.loop_hist.get(func).and_then(|c| c.get(header_pc));
