@@ -126,7 +126,7 @@ fn runtime_index_out_of_range_has_pc_and_line() {
     assert_eq!(out, "1\n2\n3\n");
     assert_eq!(
         err.to_string(),
-        "runtime error at line 4 (fn main, pc 7): index out of range: index 3, length 3"
+        "runtime error at line 4 (fn main, pc 8): index out of range: index 3, length 3"
     );
     assert_eq!(
         error_of("let a = [];\na[-1] = 2;"),
@@ -170,7 +170,7 @@ fn memory_cap_bounds_allocation() {
     let err = run_with(src, config).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "runtime error at line 3 (fn main, pc 3): out of memory (memory cap reached)"
+        "runtime error at line 3 (fn main, pc 4): out of memory (memory cap reached)"
     );
     let config = VmConfig {
         memory_cap: 64 * 1024,
@@ -482,13 +482,14 @@ fn hot_loop_hook_fires_once_at_the_threshold() {
     let mut hook = Recorder(Vec::new());
     let mut out = String::new();
     vm.run(&mut out, Some(&mut hook)).unwrap();
-    // Code: 0 loadint; 1 jgek (entry test); 3 forltk r0 (step, test, jump back to itself: the
-    // loop header is PC 3). The 100th backward jump follows the 100th increment.
-    assert_eq!(hook.0, vec![(0, 3, 100, 100)]);
+    // Code: 0 loadint; 1 jgek (entry test); 3 loop (falling into the loop); 4 forltk r0 (step,
+    // test, jump back to itself: the loop header is PC 4). The first arrival is the `loop`
+    // marker's, before the first increment; the 100th is the 99th backward jump.
+    assert_eq!(hook.0, vec![(0, 4, 100, 99)]);
     assert_eq!(
-        vm.loop_count(0, 3),
-        499,
-        "one backward jump per iteration but the last"
+        vm.loop_count(0, 4),
+        500,
+        "one arrival per iteration: the entry, then a backward jump per iteration but the last"
     );
 }
 
@@ -539,12 +540,13 @@ fn asked(src: &str, wait: u32) -> Waiter {
 
 #[test]
 fn the_hook_is_asked_again_only_after_the_wait_it_asked_for() {
-    // 10000 iterations: 9999 backward jumps to PC 3; hot at 100, then every 1000th.
+    // 10000 iterations: the entry at PC 3 (`loop`) and 9999 backward jumps to the header at
+    // PC 4; hot at the 100th arrival, then every 1000th.
     let src = "let i = 0;\nwhile i < 10000 {\n  i = i + 1;\n}";
     let h = asked(src, 1000);
     assert_eq!(h.hot, 1);
     assert_eq!(h.asked.len(), 10, "at 100, 1100, ..., 9100: {:?}", h.asked);
-    assert!(h.asked.iter().all(|a| *a == (0, 3, 0)));
+    assert!(h.asked.iter().all(|a| *a == (0, 4, 0)));
     // A loop the hook gave up on is never asked again.
     assert_eq!(asked(src, u32::MAX).asked.len(), 1);
     // Calls: 5000 calls of f1, hot at the 100th, then every 500th.

@@ -3,7 +3,7 @@
 //! the exit's pc — or, when a trace starts at that pc, run that trace next.
 //!
 //! ```text
-//!   interpreter back edge --count == threshold--> hot_loop (log), then enter:
+//!   interpreter back edge or loop entry (`loop`) --count == threshold--> hot_loop (log), then enter:
 //!   enter, loop cold (first time or its wait is over) --> record -> compile -> install
 //!        (abort: Wait(penalty), doubling with a random part; blacklisted: Wait(u32::MAX))
 //!   enter, trace installed, its last 64 entries ran < 32 words each on average (Payoff):
@@ -22,8 +22,9 @@
 //!   chain enters that header's trace). Traces are keyed by (function, start pc): any trace is
 //!   valid to run whenever the interpreter stands at its start pc, because it guards every
 //!   type and branch it depends on.
-//! - *deferral*: a side recording that ran into a loop header without a trace yet is retried
-//!   after twice as many exits, [`MAX_DEFERRALS`] times, before it counts as an abort.
+//! - *deferral*: a recording that ran into a loop header without a trace yet is retried (a side
+//!   recording after twice as many exits, a loop's after [`PENALTY_MIN`] arrivals, doubling),
+//!   [`MAX_DEFERRALS`] times, before it counts as an abort.
 //!
 //! Invariants
 //! - the VM's registers are `[Value]`, 16 bytes each: tag word at 0 (`TAG_INT`, `TAG_FLOAT`,
@@ -58,7 +59,7 @@ use crate::jit::ir::Ty;
 use crate::jit::live::Liveness;
 use crate::jit::record::{record_with_calls, CallLog, Start};
 use crate::jit::slots::VM_LAYOUT;
-use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS};
+use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS, PENALTY_MIN};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HostStep, HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
@@ -451,7 +452,15 @@ impl Jit<'_> {
                 self.say_end(pc, n);
                 Some(n)
             }
-            Err(Abort::InnerLoop) if side && self.defer(id) => None,
+            Err(Abort::InnerLoop) if self.defer(id) => {
+                if !side {
+                    self.say(format_args!(
+                        "[JIT] Trace at PC {pc} deferred: {}",
+                        Abort::InnerLoop.message()
+                    ));
+                }
+                None
+            }
             Err(why @ Abort::ExitAtStart) => {
                 let _ = self.traces.abort(id, why);
                 self.say(format_args!(
@@ -496,8 +505,12 @@ impl Jit<'_> {
         }
     }
 
-    /// A side recording reached a loop header that has no trace yet: try again after twice as
-    /// many exits as last time, up to [`MAX_DEFERRALS`] times (false: count it as an abort).
+    /// A recording reached a loop header that has no trace yet: try again later (a side
+    /// recording after twice as many exits as last time, a loop after [`PENALTY_MIN`] arrivals,
+    /// doubled each time: [`Jit::deferred_wait`]), up to [`MAX_DEFERRALS`] times (false: count
+    /// it as an abort). A loop entered at its first arrival reaches an inner loop before that
+    /// loop had the arrivals to get hot whenever the inner loop runs about once per iteration
+    /// of the outer one.
     fn defer(&mut self, id: u64) -> bool {
         let e = self.exits.entry(id).or_default();
         if e.deferred >= MAX_DEFERRALS {
@@ -507,6 +520,14 @@ impl Jit<'_> {
         e.count = 0;
         let _ = self.traces.defer(id);
         true
+    }
+
+    /// The arrivals a loop whose last recording was deferred waits before the next attempt;
+    /// `None` when it was not deferred (or has aborted since).
+    fn deferred_wait(&self, id: u64) -> Option<u32> {
+        let d = self.exits.get(&id).map_or(0, |e| e.deferred);
+        let fresh = self.traces.state(id) == (TraceState::Cold { aborts: 0 });
+        (d > 0 && fresh).then(|| PENALTY_MIN << u32::from(d - 1).min(12))
     }
 
     /// Counts a side exit to `id`; true when it is hot: [`HOT_EXIT`] exits, doubled after each
@@ -617,7 +638,10 @@ impl Jit<'_> {
                     None => Reply::Wait(1),
                 }
             }
-            _ => Reply::Wait(self.traces.wait(id)),
+            _ => Reply::Wait(
+                self.deferred_wait(id)
+                    .unwrap_or_else(|| self.traces.wait(id)),
+            ),
         }
     }
 

@@ -454,6 +454,8 @@ impl FuncRecorder<'_, '_> {
                 self.set(field_a(w), v)?;
             }
             byte::Jmp => return Ok(Next::Pc(self.ext(pc)?)),
+            // Falling into a loop: a no-op here (the loop's backward jump ends the recording).
+            byte::Loop => {}
             byte::JLt | byte::JLe | byte::JEq => {
                 let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];

@@ -12,8 +12,11 @@
 //!
 //! - *root* / *side* recording: a root recording starts at a hot loop header; a side recording
 //!   starts at the resume pc of a hot side exit, with the registers the exit restored.
-//! - *link*: reaching (by a jump or by falling through) a loop header that has an installed
-//!   trace ends the recording with an `Exit` to that header; the driver enters that trace next.
+//! - *link*: reaching (by a jump or by falling through, usually through the header's `loop`
+//!   marker, which records nothing) a loop header that has an installed trace ends the
+//!   recording with an `Exit` to that header; the driver enters that trace next. An outer
+//!   loop's trace thus links into its inner loop's trace at the inner loop's entry, and the
+//!   inner trace's exit (a side trace) records the rest of the outer iteration and links back.
 //! - *fuel*: the interpreter charges `pc + 2 - target` fuel at a taken backward jump at `pc`;
 //!   the recorder emits a `Fuel` instruction of that cost for every backward jump it records
 //!   (back to the start, or to a linked header), whose snapshot resumes at the jump itself with
@@ -612,6 +615,9 @@ impl Recorder<'_> {
                 };
             }
             byte::Jmp => return self.take_jump(pc, self.ext(pc)?, None),
+            // Falling into a loop: nothing to record (a header with a trace is linked to
+            // when the recording reaches it, `run`).
+            byte::Loop => {}
             byte::JLt | byte::JLe | byte::JEq => {
                 let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
                 let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];

@@ -20,6 +20,14 @@
 //!
 //! Jump targets are absolute word indices into the function's code and must name the first word
 //! of an instruction (the verifier rejects a jump into an extension word).
+//!
+//! # Loops
+//!
+//! A loop header is the target of a backward jump. The word before every header the compiler
+//! emits is a `loop` marker, reached when control falls into the loop (after `while`'s entry
+//! test), never by a jump; the verifier checks that a marker is followed by a header. The
+//! interpreter counts both the backward jumps to a header and its marker as arrivals there
+//! (`vm::interp`); only the jumps charge fuel.
 use core::fmt::{self, Write};
 
 use alloc::string::String;
@@ -237,6 +245,11 @@ opcodes! {
     BSet = "bset" [A: Buffer, B: Read, C: Read];
     /// `A = len(buf[B])`
     BLen = "blen" [A: Write, B: Buffer];
+    /// Loop entry: the next instruction is a loop header (the target of a backward jump), and
+    /// control arrives here when it falls into the loop, not when it iterates. Does nothing and
+    /// charges no fuel; the interpreter counts the arrival at the header as a backward jump
+    /// does, so a loop's compiled code runs from its first iteration (`vm::interp`).
+    Loop = "loop" [];
 
     // The interpreter's fused pairs (most frequent adjacent pairs in the suite's hot loops,
     // and the tails of small functions, `x+ret`; docs/perf.md, 2026-12-04 interpreter dispatch

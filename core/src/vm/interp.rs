@@ -7,12 +7,15 @@
 //! names the verifier guarantee or the interpreter invariant it rests on; other accesses keep
 //! their bounds checks.
 //!
-//! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, which (when
-//! counting is on) decrements the loop header PC's countdown word (`HotCount`); only when it
-//! reaches 0 does the cold path run: [`LoopHook::hot_loop`] once at
-//! [`VmConfig::jit_threshold`], then [`LoopHook::enter`], whose [`Reply`] either resumes after
-//! native code or sets how many backward jumps to wait before asking again. A loop the JIT gave
-//! up on thus costs one decrement and one branch per iteration, found by PC in O(1).
+//! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, and every
+//! `loop` marker (control falling into the loop whose header is the next word) through
+//! `Vm::loop_entry`; both (when counting is on) decrement the loop header PC's countdown word
+//! (`HotCount`), the marker without charging fuel. Only when it reaches 0 does the cold path
+//! run: [`LoopHook::hot_loop`] once at [`VmConfig::jit_threshold`] arrivals, then
+//! [`LoopHook::enter`], whose [`Reply`] either resumes after native code or sets how many
+//! arrivals to wait before asking again. A loop the JIT gave up on thus costs one decrement and
+//! one branch per iteration (and per entry), found by PC in O(1); a loop with native code is
+//! entered at its first arrival, so its first iteration runs natively too.
 //!
 //! Every `call` (while counting is on) ticks the callee's `HotCount` the same way
 //! (`count_call`, `native.rs`): [`LoopHook::hot_func`] at the threshold, native code from
@@ -62,7 +65,8 @@ pub struct VmConfig {
     pub memory_cap: usize,
     /// Maximum call depth.
     pub max_depth: usize,
-    /// Backward-jump count at which a loop header is reported hot; 0 turns counting off.
+    /// Arrivals at a loop header (backward jumps to it, entries through its `loop` marker) at
+    /// which it is reported hot; 0 turns counting off.
     pub jit_threshold: u32,
     /// Bytes of machine stack that native calls of the function JIT may take below the point
     /// where [`Vm::run`] was called. Each native frame costs at most
@@ -282,7 +286,8 @@ impl<'p> Vm<'p> {
         self.stack.get_mut(i)
     }
 
-    /// The backward-jump counter of a loop header (0 when counting is off).
+    /// The arrivals (backward jumps to it, entries through its `loop` marker) counted at a loop
+    /// header (0 when counting is off).
     pub fn loop_count(&self, func: usize, header_pc: usize) -> u32 {
         let left = self.counters.get(func).and_then(|c| c.get(header_pc));
         let hist = self.loop_hist.get(func).and_then(|c| c.get(header_pc));

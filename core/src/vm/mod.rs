@@ -9,6 +9,7 @@
 //! | frame | one active call: function, `base`, return PC; the entry function's base is 0 |
 //! | PC | index of a 32-bit code word within a function's code; instructions are 1 or 2 words |
 //! | loop header | the target of a backward jump (a jump to a lower or equal PC) |
+//! | arrival | control reaching a loop header: a taken backward jump to it, or falling into the loop through the `loop` marker right before it |
 //! | constant pool | every literal and identifier of a program, interned once ([`Program::consts`]) |
 //! | fuel | prepaid instruction budget; see [`Vm`] |
 //!
@@ -72,20 +73,22 @@
 //!
 //! # JIT hooks
 //!
-//! [`VmConfig::jit_threshold`] turns on counting of backward jumps per loop-header PC (a
-//! countdown word per PC: one decrement and one branch per backward jump);
+//! [`VmConfig::jit_threshold`] turns on counting of arrivals per loop-header PC (a countdown
+//! word per PC: one decrement and one branch per backward jump or `loop` marker);
 //! [`LoopHook::hot_loop`] is called when a header's count reaches the threshold, with the
 //! frame's registers, and [`LoopHook::enter`] whenever the countdown runs out; its [`Reply`]
 //! resumes after native code or sets the next countdown, so a loop the JIT gave up on is never
 //! asked about again. Calls are counted the same way per function.
 //! [`Vm::slot`]/[`Vm::slot_mut`] access slots by index.
 //!
-//! The compiler emits `while` loops inverted: an entry test, the body starting at the loop
-//! header, and at the bottom one backward branch — a compare-and-branch (`jlt`, `jltk`, ...), an
-//! unconditional `jmp` (`while true`), or the fused step-and-test `forlt`/`forltk`
-//! (`i = i + 1; i < n`). Every backward branch goes through the same counting hook in
-//! `interp.rs` (`back_edge`), whichever op takes it. A trace therefore runs from the header to
-//! the backward branch that targets it.
+//! The compiler emits `while` loops inverted: an entry test, a `loop` marker, the body starting
+//! at the loop header (the word after the marker), and at the bottom one backward branch — a
+//! compare-and-branch (`jlt`, `jltk`, ...), an unconditional `jmp` (`while true`), or the fused
+//! step-and-test `forlt`/`forltk` (`i = i + 1; i < n`). Every backward branch goes through the
+//! same counting hook in `interp.rs` (`back_edge`), whichever op takes it, and the marker
+//! counts the arrival of control falling into the loop the same way (`loop_entry`, no fuel), so
+//! a loop's native code runs from the first iteration of every entry into the loop. A trace
+//! runs from the header to the backward branch that targets it.
 pub(crate) mod arith;
 pub(crate) mod builtins;
 pub mod bytecode;

@@ -11,7 +11,8 @@
 //!    imports (`callh`) existing with the call's argument count equal to the import's arity,
 //!    host buffer operands below the program's buffer count (imports and buffers name string
 //!    constants);
-//! 4. control flow: no instruction falls off the end of the code;
+//! 4. control flow: no instruction falls off the end of the code; a `loop` marker is followed by
+//!    a loop header (an instruction some backward jump targets);
 //! 5. register use: a forward dataflow pass proves every register read was written on every path
 //!    (parameters count as written; a `call` at window `A` leaves registers above `A` unwritten,
 //!    because the callee's frame overlaps them).
@@ -121,7 +122,46 @@ impl FnCheck<'_> {
             }
             pc += op.width();
         }
+        self.loop_markers()?;
         self.register_flow()
+    }
+
+    /// Every `loop` marker precedes a loop header: the target of a jump at or after it.
+    /// (Step 4; operands and ends are checked, so every target is an instruction start.)
+    fn loop_markers(&self) -> Result<(), VerifyError> {
+        let code = &self.f.code;
+        let mut header = vec![false; code.len()];
+        let mut any = false;
+        let mut pc = 0;
+        while pc < code.len() {
+            let op = self.op_at(pc);
+            any |= op == Op::Loop;
+            if op.operands().iter().any(|(_, k)| *k == Kind::Target) {
+                let t = operand(code, pc, Slot::Ext, Kind::Target) as usize;
+                if t <= pc {
+                    header[t] = true;
+                }
+            }
+            pc += op.width();
+        }
+        if !any {
+            return Ok(());
+        }
+        let mut pc = 0;
+        while pc < code.len() {
+            let op = self.op_at(pc);
+            if op == Op::Loop && !header[pc + 1] {
+                return Err(self.err(
+                    pc,
+                    format!(
+                        "`loop` is not followed by a loop header (no backward jump targets {})",
+                        pc + 1
+                    ),
+                ));
+            }
+            pc += op.width();
+        }
+        Ok(())
     }
 
     fn header(&self) -> Result<(), VerifyError> {

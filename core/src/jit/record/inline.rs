@@ -157,6 +157,7 @@ pub(super) fn follows(op: u8) -> bool {
             | byte::Lt
             | byte::Le
             | byte::Jmp
+            | byte::Loop
             | byte::JmpIf
             | byte::JLt
             | byte::JLe

@@ -516,6 +516,13 @@ impl Vm<'_> {
                         ip = ip.wrapping_add(1);
                     }
                     Op::Jmp => jump!(),
+                    Op::Loop => {
+                        ip = ip.wrapping_add(1);
+                        if !self.hot.is_null() {
+                            let header = pc!();
+                            ip = code.wrapping_add(self.loop_entry(fi, header, regs, hook));
+                        }
+                    }
                     Op::JmpIf => {
                         if regs[field_a(w)].truthy() == (field_b(w) != 0) {
                             jump!();

@@ -386,9 +386,21 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
     /// `while c { body }` compiles inverted: test once on entry, then test again at the bottom
     /// and branch back, so an iteration costs one branch. When the body ends with `v = v + K`
     /// and the condition is `v < limit`, the step and the test fuse into one `forlt`/`forltk`.
+    /// A `loop` marker right before the header (after the entry test) is where control falls
+    /// into the loop: the interpreter counts that arrival like a back edge, so compiled code
+    /// for the loop runs from its first iteration.
+    ///
+    /// ```text
+    ///         <test c, jump to end when false>
+    ///         loop
+    /// top:    <body>
+    ///         <test c, jump to top when true>     (or one forlt/forltk/... step)
+    /// end:
+    /// ```
     fn while_stmt(&mut self, cond: ExprId, body: List) -> Result<(), SyntaxError> {
         let mut exits = Patches::new();
         self.cond_jump(cond, false, &mut exits)?;
+        self.emit(Op::Loop as u32);
         let top = self.here();
         self.label = top;
         self.loops.push(Patches::new());
@@ -399,6 +411,13 @@ impl<'c, 's, A: Allocator + Copy> FnCompiler<'c, 's, A> {
             let mut to_top = Patches::new();
             self.cond_jump(cond, true, &mut to_top)?;
             self.patch(&to_top, top);
+            if to_top.is_empty() {
+                // No test jumps back: the condition is a constant false (the entry test then
+                // always jumps to the end), so the marker is unreachable and `top` is no loop
+                // header. The verifier accepts a `loop` only before a header; an unreachable
+                // `retnil` keeps every PC where it is.
+                self.func.code[top - 1] = Op::RetNil as u32;
+            }
         }
         let breaks = self.loops.pop().unwrap_or_default();
         let end = self.here();

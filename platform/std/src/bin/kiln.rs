@@ -42,7 +42,7 @@ enum Cmd {
         /// exactly as the interpreter does.
         #[arg(long, value_enum, default_value_t = JitMode::Auto)]
         jit: JitMode,
-        /// Backward jumps before a loop counts as hot.
+        /// Arrivals at a loop header (backward jumps, entries into the loop) before it counts as hot.
         #[arg(long, default_value_t = 1000)]
         jit_threshold: u32,
         /// Print `[JIT]` events.

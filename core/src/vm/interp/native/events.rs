@@ -1,4 +1,5 @@
-//! Loop and call events: the countdowns the dispatch loop ticks at backward jumps and calls,
+//! Loop and call events: the countdowns the dispatch loop ticks at loop arrivals (backward jumps
+//! and `loop` markers) and calls,
 //! and the cold paths that report hot loops to a [`LoopHook`] (the JIT) and run its native
 //! code.
 use alloc::rc::Rc;
@@ -13,7 +14,7 @@ use crate::vm::value::Value;
 pub struct HotLoop<'a> {
     /// Index of the function holding the loop.
     pub func: usize,
-    /// PC of the loop header (the backward jump's target).
+    /// PC of the loop header (the backward jump's target, the word after the `loop` marker).
     pub header_pc: usize,
     /// The header's counter value (equal to the threshold).
     pub count: u32,
@@ -30,7 +31,7 @@ pub enum Reply<T> {
     Wait(u32),
 }
 
-/// Arrivals at one loop header (taken backward jumps) or calls of one function, counted down
+/// Arrivals at one loop header (taken backward jumps, `loop` markers) or calls of one function, counted down
 /// to the next time the hook is asked: the interpreter's whole per-arrival cost is one
 /// decrement and one branch, whatever state the JIT keeps for the loop. (Loop headers keep
 /// the `left` words in an array of their own, indexed by PC; see [`Vm::loop_counts`].)
@@ -104,18 +105,19 @@ impl HotCount {
 
 /// Receives hot-loop reports; the JIT implements this.
 pub trait LoopHook {
-    /// Called once per loop header, when its backward-jump count reaches the threshold.
+    /// Called once per loop header, when its arrival count reaches the threshold.
     fn hot_loop(&mut self, at: HotLoop<'_>);
 
-    /// Called at a taken backward jump to `header_pc` once the header is hot (right after
-    /// [`hot_loop`](Self::hot_loop), then whenever the wait the last reply asked for is over),
-    /// after the jump's fuel was charged, with the frame's registers and the fuel left. A JIT
-    /// that ran compiled code for the loop replies `Native(pc)`: the PC to continue at (the
+    /// Called at an arrival at `header_pc` (a taken backward jump to it, after the jump's fuel
+    /// was charged, or the `loop` marker before it, which charges none) once the header is hot
+    /// (right after [`hot_loop`](Self::hot_loop), then whenever the wait the last reply asked
+    /// for is over), with the frame's registers as they are at the header and the fuel left. A
+    /// JIT that ran compiled code for the loop replies `Native(pc)`: the PC to continue at (the
     /// registers already hold the loop's results, and `fuel` was charged as the interpreter
     /// would have charged for the same instructions), and it is asked again at the next
-    /// backward jump. `Wait(n)` keeps interpreting and asks again only after `n` more backward
-    /// jumps to this header (`u32::MAX`: practically never), so a loop the JIT gave up on
-    /// costs the interpreter one counter increment per iteration.
+    /// arrival. `Wait(n)` keeps interpreting and asks again only after `n` more arrivals at
+    /// this header (`u32::MAX`: practically never), so a loop the JIT gave up on costs the
+    /// interpreter one counter decrement per iteration.
     fn enter(
         &mut self,
         _func: usize,
@@ -216,6 +218,30 @@ impl Vm<'_> {
             }
         }
         Ok(target)
+    }
+
+    /// Control falls into the loop whose header is `header` (a `loop` marker at `header - 1`):
+    /// counted as an arrival at the header exactly as [`Vm::back_edge`] counts one, without
+    /// fuel (no jump is taken; the first iteration was paid for with the code around the
+    /// loop). Returns the PC to continue at.
+    #[inline(always)]
+    pub(in crate::vm) fn loop_entry(
+        &mut self,
+        func: usize,
+        header: usize,
+        regs: &mut [Value],
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) -> usize {
+        if !self.hot.is_null() {
+            // SAFETY: as in `back_edge`; `header` is the instruction after a `loop`, which the
+            // verifier proved lies inside the code (nothing falls off its end).
+            let left = unsafe { &mut *self.hot.add(header) };
+            *left -= 1;
+            if *left == 0 {
+                return self.loop_event(func, header, left, regs, hook);
+            }
+        }
+        header
     }
 
     /// The header at `target` (countdown `left`) is hot and its wait is over: tell the hook (once,
