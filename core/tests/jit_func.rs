@@ -4,8 +4,11 @@
 #![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
+mod common;
+
 use std::sync::Mutex;
 
+use common::vmstack::stack_len;
 use kiln::jit::driver::Jit;
 use kiln::jit::func::FuncStats;
 use kiln::platform::Console;
@@ -87,20 +90,6 @@ fn run_with(src: &str, threshold: Option<u32>, config: VmConfig) -> Run {
         stats,
         log,
     }
-}
-
-/// Length of `vm`'s register stack.
-fn stack_len(vm: &Vm<'_>) -> usize {
-    let (mut lo, mut hi) = (0usize, 1usize << 40);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if vm.slot(mid).is_some() {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 /// Same output and error with the JIT off and on (functions hot after 1, 2 and 10 calls);

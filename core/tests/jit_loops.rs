@@ -5,6 +5,7 @@
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 mod common;
+use common::vmstack::stack_len;
 
 use std::path::PathBuf;
 
@@ -26,20 +27,6 @@ struct Run {
     interpreted_back_edges: u64,
     /// Live heap bytes charged to the VM after the run, the register stack's not counted.
     heap_bytes: usize,
-}
-
-/// Length of `vm`'s register stack.
-fn stack_len(vm: &Vm<'_>) -> usize {
-    let (mut lo, mut hi) = (0usize, 1usize << 40);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if vm.slot(mid).is_some() {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
 }
 
 /// Runs `src`; with `threshold = Some(t)` the JIT is on.

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod log;
+pub mod vmstack;
 
 use kiln::jit::ir::{HostFn, Op, Trace, TraceBuilder, Ty, NONE};
 use kiln::jit::slots::SlotLayout;
