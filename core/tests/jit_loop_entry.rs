@@ -6,12 +6,15 @@
 #![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
+#[path = "common/program.rs"]
+mod program;
+use program::main_program;
 use std::rc::Rc;
 
 use kiln::jit::driver::{Jit, JitStats};
 use kiln::vm::bytecode::{encode_abc, encode_abx, Op};
 use kiln::vm::native::{HotFunc, NativeFunc};
-use kiln::vm::{lang, Const, Function, HotLoop, LoopHook, Program, Reply, Value, Vm, VmConfig};
+use kiln::vm::{lang, Const, HotLoop, LoopHook, Program, Reply, Value, Vm, VmConfig};
 use kiln_std::exec::StdExecMemory;
 
 static MEM: StdExecMemory = StdExecMemory::new();
@@ -219,18 +222,7 @@ fn fuel_agrees_when_loops_are_entered_at_their_first_arrival() {
 }
 
 fn program(nregs: u16, code: Vec<u32>) -> Program {
-    let lines = vec![1; code.len()];
-    Program {
-        consts: vec![Const::Str("main".into()), Const::Int(1), Const::Int(10)],
-        funcs: vec![Function {
-            name: 0,
-            arity: 0,
-            nregs,
-            code,
-            lines,
-        }],
-        ..Program::default()
-    }
+    main_program(nregs, code, &[Const::Int(1), Const::Int(10)])
 }
 
 /// A `loop` marker must stand right before a loop header: the target of a backward jump.

@@ -1,10 +1,13 @@
 //! Error cases: every kind of bad input gets its exact message and location.
+#[path = "common/program.rs"]
+mod program;
 use kiln::vm::bytecode::{encode_abc, encode_abx, Op};
 use kiln::vm::native::{HotFunc, NativeFunc};
 use kiln::vm::{
     lang, run_source, Const, Error, Function, HotLoop, LoopHook, Program, Reply, RuntimeErrorKind,
     Value, Vm, VmConfig,
 };
+use program::main_program;
 
 fn run(src: &str) -> Result<String, Error> {
     run_with(src, VmConfig::default())
@@ -281,18 +284,7 @@ fn unbounded_recursion_is_a_stack_overflow() {
 }
 
 fn program(nregs: u16, code: Vec<u32>) -> Program {
-    let lines = vec![1; code.len()];
-    Program {
-        consts: vec![Const::Str("main".into()), Const::Int(7)],
-        funcs: vec![Function {
-            name: 0,
-            arity: 0,
-            nregs,
-            code,
-            lines,
-        }],
-        ..Program::default()
-    }
+    main_program(nregs, code, &[Const::Int(7)])
 }
 
 fn verify_error(p: &Program) -> String {
