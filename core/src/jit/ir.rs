@@ -35,7 +35,7 @@
 //! The opcode table is defined once, in `irdef!`: name, operand modes, result type, flags.
 use alloc::vec::Vec;
 
-use crate::jit::ir::snapshot::Snapshot;
+use crate::jit::ir::snapshot::{SnapEntry, Snapshot};
 
 /// Snapshots (a child module: they name IR refs, and the IR holds them).
 pub(crate) mod snapshot;
@@ -410,20 +410,11 @@ impl Trace {
                 }
                 _ => {}
             }
-            if inst.op.is_guard() {
-                let snap = self
-                    .snaps
-                    .get(inst.snap as usize)
-                    .ok_or(IrError::BadSnapshot { at })?;
-                if snap
-                    .entries
-                    .iter()
-                    .any(|e| !self.is_value_before(e.val, at))
-                {
-                    return Err(IrError::BadSnapshot { at });
-                }
+            if inst.op.is_guard() && inst.snap as usize >= self.snaps.len() {
+                return Err(IrError::BadSnapshot { at });
             }
         }
+        self.validate_snapshots()?;
         let end = self.insts.len() as Ref;
         if self
             .tail
@@ -434,6 +425,87 @@ impl Trace {
             return Err(IrError::BadSnapshot { at: NONE });
         }
         Ok(())
+    }
+
+    /// Snapshot rules: a parent comes before its child; tombstones only in delta snapshots;
+    /// every entry names a value defined before the first guard that exits through the
+    /// snapshot or through a delta of it (linear: each snapshot's own entries once).
+    fn validate_snapshots(&self) -> Result<(), IrError> {
+        let n = self.snaps.len();
+        let mut first_use: Vec<Ref> = alloc::vec![NONE; n];
+        for (pos, inst) in self.insts.iter().enumerate() {
+            if let Some(f) = first_use.get_mut(inst.snap as usize) {
+                *f = (*f).min(pos as Ref);
+            }
+        }
+        for i in (0..n).rev() {
+            let parent = self.snaps[i].parent;
+            if parent == NO_SNAP {
+                continue;
+            }
+            if parent as usize >= i {
+                return Err(IrError::BadSnapshot { at: first_use[i] });
+            }
+            first_use[parent as usize] = first_use[parent as usize].min(first_use[i]);
+        }
+        let end = self.insts.len() as Ref;
+        for (s, &first) in self.snaps.iter().zip(&first_use) {
+            let before = first.min(end);
+            let bad = s.entries.iter().any(|e| {
+                if e.val == NONE {
+                    !s.is_delta()
+                } else {
+                    !self.is_value_before(e.val, before)
+                }
+            });
+            if bad {
+                return Err(IrError::BadSnapshot { at: first });
+            }
+        }
+        Ok(())
+    }
+
+    /// Per snapshot, whether an instruction exits through it (a snapshot that is only a
+    /// parent of others, or that no guard kept, has no exit of its own).
+    pub fn exited_snapshots(&self) -> Vec<bool> {
+        let mut exited = alloc::vec![false; self.snaps.len()];
+        for inst in &self.insts {
+            if let Some(e) = exited.get_mut(inst.snap as usize) {
+                *e = true;
+            }
+        }
+        exited
+    }
+
+    /// Snapshot `n` with its chain of parents applied: every slot an exit through it writes,
+    /// sorted by slot, without tombstones (see `jit/ir/snapshot.rs`). A full
+    /// snapshot is returned as it is.
+    pub fn resolved(&self, n: u32) -> Snapshot {
+        let own = &self.snaps[n as usize];
+        if !own.is_delta() {
+            return own.clone();
+        }
+        // Newest first: the first entry seen for a slot wins.
+        let mut all: Vec<(u32, u32, SnapEntry)> = Vec::new();
+        let (mut at, mut depth) = (n, 0u32);
+        loop {
+            let s = &self.snaps[at as usize];
+            all.extend(s.entries.iter().map(|e| (e.slot, depth, *e)));
+            // `validate` guarantees `parent < at`; stop on a malformed chain regardless.
+            if s.parent == NO_SNAP || s.parent >= at {
+                break;
+            }
+            at = s.parent;
+            depth += 1;
+        }
+        all.sort_unstable_by_key(|&(slot, depth, _)| (slot, depth));
+        all.dedup_by_key(|&mut (slot, _, _)| slot);
+        let entries = all
+            .into_iter()
+            .map(|(_, _, e)| e)
+            .filter(|e| e.val != NONE)
+            .collect();
+        Snapshot::full(own.pc, entries)
     }
 
     /// Whether `r` is an int constant other than 0 and -1 (dividing by it cannot trap or
@@ -505,7 +577,16 @@ pub struct TraceBuilder {
     /// While set, every guard exits through this snapshot instead of one of the current slot
     /// map ([`TraceBuilder::pin`]).
     pinned: Option<u32>,
+    /// The last snapshot taken: the next one is a delta of it.
+    last: Option<u32>,
+    /// Slots written or forgotten since `last` was taken (unsorted, may repeat).
+    changed: Vec<u32>,
 }
+
+/// The longest chain of delta snapshots: the next snapshot is a full one. Resolving a
+/// snapshot (an exit, a write-back plan) walks at most this many parents, and full snapshots
+/// every this many guards add `O(guards * slots / MAX_DELTA_CHAIN)` entries.
+const MAX_DELTA_CHAIN: u32 = 16;
 
 /// A point of a recording that [`TraceBuilder::rewind`] returns to: everything emitted after
 /// it is dropped and the slot map is as it was.
@@ -516,6 +597,8 @@ pub struct Mark {
     calls: usize,
     slots: Snapshot,
     loaded: Snapshot,
+    last: Option<u32>,
+    changed: Vec<u32>,
 }
 
 impl TraceBuilder {
@@ -536,12 +619,55 @@ impl TraceBuilder {
         (self.trace.insts.len() - 1) as Ref
     }
 
+    /// A snapshot of the slot map: a delta of the last one when that is shorter and the chain
+    /// is not too long, else a full copy.
     fn take_snapshot(&mut self) -> u32 {
         if let Some(snap) = self.pinned {
             return snap;
         }
-        self.trace.snaps.push(self.slots.clone());
-        (self.trace.snaps.len() - 1) as u32
+        let delta = self.last.filter(|&parent| {
+            self.changed.len() < self.slots.entries.len()
+                && self.chain_depth(parent) < MAX_DELTA_CHAIN
+        });
+        let snap = match delta {
+            Some(parent) => {
+                self.changed.sort_unstable();
+                self.changed.dedup();
+                let entries = self
+                    .changed
+                    .iter()
+                    .map(|&slot| match self.slots.get(slot) {
+                        Some(val) => SnapEntry {
+                            slot,
+                            val,
+                            dead: false,
+                        },
+                        None => Snapshot::tombstone(slot),
+                    })
+                    .collect();
+                Snapshot {
+                    pc: self.slots.pc,
+                    entries,
+                    parent,
+                }
+            }
+            None => self.slots.clone(),
+        };
+        self.trace.snaps.push(snap);
+        self.changed.clear();
+        let n = (self.trace.snaps.len() - 1) as u32;
+        self.last = Some(n);
+        n
+    }
+
+    /// How many parents snapshot `n` has.
+    fn chain_depth(&self, mut n: u32) -> u32 {
+        let mut depth = 0;
+        while let Some(s) = self.trace.snaps.get(n as usize).filter(|s| s.is_delta()) {
+            n = s.parent;
+            depth += 1;
+        }
+        depth
     }
 
     /// An int constant.
@@ -575,6 +701,7 @@ impl TraceBuilder {
     /// Writes `val` to `slot`.
     pub fn set_slot(&mut self, slot: u32, val: Ref) {
         self.slots.set(slot, val);
+        self.changed.push(slot);
     }
 
     /// A pure two-operand (or one-operand, `b = NONE`) instruction.
@@ -687,6 +814,7 @@ impl TraceBuilder {
     /// itself (a runtime call), so exits must leave the slot alone.
     pub fn forget_slot(&mut self, slot: u32) {
         self.slots.entries.retain(|e| e.slot != slot);
+        self.changed.push(slot);
     }
 
     /// Keeps `v` alive with the trace; the address its code may read it at.
@@ -734,6 +862,8 @@ impl TraceBuilder {
             calls: self.trace.calls.len(),
             slots: self.slots.clone(),
             loaded: self.loaded.clone(),
+            last: self.last,
+            changed: self.changed.clone(),
         }
     }
 
@@ -744,6 +874,8 @@ impl TraceBuilder {
         self.trace.calls.truncate(m.calls);
         self.slots = m.slots;
         self.loaded = m.loaded;
+        self.last = m.last;
+        self.changed = m.changed;
         self.pinned = None;
     }
 
@@ -759,6 +891,8 @@ impl TraceBuilder {
     /// Forgets what the recording knows about slots `from` and up (written or loaded): they
     /// belong to a callee's frame, or are dead after its return.
     pub fn forget_from(&mut self, from: u32) {
+        let gone = self.slots.entries.iter().filter(|e| e.slot >= from);
+        self.changed.extend(gone.map(|e| e.slot));
         self.slots.entries.retain(|e| e.slot < from);
         self.loaded.entries.retain(|e| e.slot < from);
     }

@@ -192,7 +192,7 @@ fn exit(
     vals: &[u64],
     snap: u32,
 ) -> Result<Exit, InterpError> {
-    let s = &trace.snaps[snap as usize];
+    let s = &trace.resolved(snap);
     write_back(trace, layout, mem, vals, s)?;
     Ok(Exit { snap, pc: s.pc })
 }

@@ -26,11 +26,46 @@
 //!   the body restores the full state; with [`optimize_purged`], a slot dead at the exit's pc
 //!   (overwritten before it is read) gets a dead entry instead (the constant int 0, written
 //!   only over a heap value).
-use alloc::collections::BTreeMap;
+//! - snapshot chains keep their shape (see `jit/ir/snapshot.rs`): a recorded delta
+//!   snapshot becomes a delta of its parent's copy; a body snapshot is a delta of the body copy
+//!   of its pre-roll parent, and the body copy of a full pre-roll snapshot is full (the tail,
+//!   the previous iteration's slots, overlaid with its entries). Snapshots are copied when a
+//!   kept guard needs them (and for their parents), one per guard, so the passes cost
+//!   `O(own entries)`. Purging compares a delta with what its parents' exits write: a slot
+//!   dead here but written by a parent gets a dead entry, a slot live here but dead where a
+//!   parent exits gets its value back (from the parents' entries before purging).
+//!
+//! ```text
+//!   pre-roll:  s0 full  <- s1 <- s2        (deltas as recorded)
+//!   body:      s0' full <- s1' <- s2'      (s' = s with refs through subst; s0' over the tail)
+//! ```
+use core::hash::{BuildHasherDefault, Hasher};
+
 use alloc::vec::Vec;
+use hashbrown::HashMap;
 
 use crate::jit::ir::{flags, Inst, IrError, Op, Ref, Trace, TraceBuilder, Ty, NONE, NO_SNAP};
 use crate::jit::snapshot::{SnapEntry, Snapshot};
+
+/// Marks `slot` in `seen` with `stamp`; whether it was not marked before.
+fn mark(seen: &mut Vec<u32>, stamp: u32, slot: u32) -> bool {
+    let i = slot as usize;
+    if i >= seen.len() {
+        seen.resize(i + 1, 0);
+    }
+    let first = seen[i] != stamp;
+    seen[i] = stamp;
+    first
+}
+
+/// `vals[slot] = val`, growing `vals` as needed.
+fn set_at(vals: &mut Vec<Ref>, slot: u32, val: Ref) {
+    let i = slot as usize;
+    if i >= vals.len() {
+        vals.resize(i + 1, NONE);
+    }
+    vals[i] = val;
+}
 
 /// Why a trace could not be optimised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +89,63 @@ impl From<IrError> for OptError {
 
 type CseKey = (Op, Ty, Ref, Ref, i64);
 
+/// A multiply-rotate hash (FxHash's) for CSE keys: a few small integers, hashed once per
+/// emitted instruction; a fixed function, so compilation is deterministic.
+#[derive(Default)]
+struct CseHasher(u64);
+
+impl Hasher for CseHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_i64(&mut self, x: i64) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `live(pc, slot)`: whether the interpreter, resuming at `pc`, may read `slot` before it
+/// writes it; `None` keeps every snapshot entry.
+type Live<'a> = Option<&'a dyn Fn(u32, u32) -> bool>;
+
 /// The folding, CSE-ing instruction funnel.
 struct Emitter {
     out: Trace,
-    cse: BTreeMap<CseKey, Ref>,
+    /// Which slots a purge walk has seen in the parents' entries as exits write them, and in
+    /// their entries before purging, stamped with `stamp` (indexed by slot).
+    seen: Vec<u32>,
+    real_seen: Vec<u32>,
+    /// Per slot, the value the parents' entries before purging name (valid where
+    /// `real_seen` has the current stamp).
+    real_val: Vec<Ref>,
+    stamp: u32,
+    /// Per output snapshot, its own entries before purging (empty without purging).
+    raw: Vec<Vec<SnapEntry>>,
+    /// Per output snapshot, whether an instruction exits through it.
+    claimed: Vec<bool>,
+    cse: HashMap<CseKey, Ref, BuildHasherDefault<CseHasher>>,
     /// The trace writes no memory (no store, no call): its loads read values that stay put,
     /// so they CSE (and, in the body, hoist) like pure instructions.
     cse_loads: bool,
@@ -72,6 +160,25 @@ impl Emitter {
         (self.out.insts.len() - 1) as Ref
     }
 
+    fn new(rec: &Trace) -> Emitter {
+        Emitter {
+            out: Trace {
+                calls: rec.calls.clone(),
+                keep: rec.keep.clone(),
+                ..Trace::default()
+            },
+            seen: Vec::new(),
+            real_seen: Vec::new(),
+            real_val: Vec::new(),
+            stamp: 0,
+            raw: Vec::new(),
+            claimed: Vec::new(),
+            cse: HashMap::default(),
+            cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
+            cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
+        }
+    }
+
     fn konst(&mut self, ty: Ty, bits: i64) -> Ref {
         let op = match ty {
             Ty::Float => Op::KFloat,
@@ -80,7 +187,12 @@ impl Emitter {
         };
         let mut i = Inst::new(op, ty, NONE, NONE);
         i.imm = bits;
-        self.emit(i, None)
+        self.emit(i)
+    }
+
+    /// Emits an instruction that has no snapshot.
+    fn emit(&mut self, inst: Inst) -> Ref {
+        self.emit_with(inst, |_| NO_SNAP)
     }
 
     fn const_of(&self, r: Ref) -> Option<i64> {
@@ -89,8 +201,9 @@ impl Emitter {
     }
 
     /// Emits `inst` (operands already in output refs); returns its ref, an equivalent older
-    /// ref, or `NONE` for a guard that always holds.
-    fn emit(&mut self, mut inst: Inst, snap: Option<Snapshot>) -> Ref {
+    /// ref, or `NONE` for a guard that always holds. `snap` makes the instruction's output
+    /// snapshot (or returns `NO_SNAP`); it runs only when the instruction is kept.
+    fn emit_with(&mut self, mut inst: Inst, snap: impl FnOnce(&mut Self) -> u32) -> Ref {
         if inst.op.flags() & flags::COMM != 0
             && self.const_of(inst.a).is_some()
             && self.const_of(inst.b).is_none()
@@ -113,12 +226,7 @@ impl Emitter {
                 return r;
             }
         }
-        if let Some(s) = snap {
-            self.out.snaps.push(s);
-            inst.snap = (self.out.snaps.len() - 1) as u32;
-        } else {
-            inst.snap = NO_SNAP;
-        }
+        inst.snap = snap(self);
         let r = self.push(inst);
         if cse {
             self.cse.insert(key, r);
@@ -126,16 +234,104 @@ impl Emitter {
         r
     }
 
-    /// Makes the entries of `s` for slots dead at its pc dead entries (see
-    /// `jit/ir/snapshot.rs`) naming the constant int 0.
-    fn purge(&mut self, s: &mut Snapshot, live: &dyn Fn(u32, u32) -> bool) {
+    /// Appends `s` (its parent, if any, already in the output) to the output's snapshots,
+    /// with the slots dead at its pc turned into dead entries (see `jit/ir/snapshot.rs`)
+    /// naming the constant int 0: its own entries, and a dead override for each live entry
+    /// it inherits from its parents.
+    /// Snapshot `n` for an instruction to exit through, or a copy of it when another
+    /// instruction already does: each guard owns its snapshot, as it did when recorded
+    /// (a `Fuel` that owns its snapshot charges before it tests, see `fuel_refunds`).
+    fn own_snapshot(&mut self, n: u32) -> u32 {
+        let i = n as usize;
+        self.claimed.resize(self.out.snaps.len(), false);
+        if !self.claimed[i] {
+            self.claimed[i] = true;
+            return n;
+        }
+        let copy = self.out.snaps[i].clone();
+        let raw = self.raw[i].clone();
+        self.out.snaps.push(copy);
+        self.raw.push(raw);
+        self.claimed.push(true);
+        (self.out.snaps.len() - 1) as u32
+    }
+
+    fn push_snapshot(&mut self, mut s: Snapshot, live: Live) -> u32 {
+        let Some(live) = live else {
+            self.out.snaps.push(s);
+            self.raw.push(Vec::new());
+            return (self.out.snaps.len() - 1) as u32;
+        };
+        let raw = s.entries.clone();
         let pc = s.pc;
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.seen.iter_mut().for_each(|x| *x = 0);
+            self.real_seen.iter_mut().for_each(|x| *x = 0);
+            self.stamp = 1;
+        }
         for i in 0..s.entries.len() {
-            if !live(pc, s.entries[i].slot) {
+            let e = s.entries[i];
+            mark(&mut self.seen, self.stamp, e.slot);
+            mark(&mut self.real_seen, self.stamp, e.slot);
+            if e.val != NONE && !live(pc, e.slot) {
                 s.entries[i].val = self.konst(Ty::Int, 0);
                 s.entries[i].dead = true;
             }
         }
+        // What the parents' exits write for each inherited slot (their purged entries), and
+        // the value the slot really holds (their entries before purging): a slot dead where a
+        // parent exits may be live here, and the other way round.
+        let mut inherited: Vec<SnapEntry> = Vec::new();
+        let mut at = s.parent;
+        while at != NO_SNAP {
+            let a = at as usize;
+            for i in 0..self.out.snaps[a].entries.len() {
+                let e = self.out.snaps[a].entries[i];
+                if mark(&mut self.seen, self.stamp, e.slot) && e.val != NONE {
+                    inherited.push(e);
+                }
+            }
+            for i in 0..self.raw[a].len() {
+                let e = self.raw[a][i];
+                if mark(&mut self.real_seen, self.stamp, e.slot) {
+                    set_at(&mut self.real_val, e.slot, e.val);
+                }
+            }
+            at = self.out.snaps[a].parent;
+        }
+        let mut changed = false;
+        for e in inherited {
+            let wanted = live(pc, e.slot);
+            if wanted && e.dead {
+                // A dead entry of a parent always stands over a real one further up.
+                let real = self.real_val.get(e.slot as usize).copied().unwrap_or(NONE);
+                s.entries.push(if real == NONE {
+                    Snapshot::tombstone(e.slot)
+                } else {
+                    SnapEntry {
+                        slot: e.slot,
+                        val: real,
+                        dead: false,
+                    }
+                });
+                changed = true;
+            } else if !wanted && !e.dead {
+                let zero = self.konst(Ty::Int, 0);
+                s.entries.push(SnapEntry {
+                    slot: e.slot,
+                    val: zero,
+                    dead: true,
+                });
+                changed = true;
+            }
+        }
+        if changed {
+            s.entries.sort_unstable_by_key(|e| e.slot);
+        }
+        self.out.snaps.push(s);
+        self.raw.push(raw);
+        (self.out.snaps.len() - 1) as u32
     }
 
     /// Constant folding and algebraic identities. `Some(ref)` replaces the instruction.
@@ -182,7 +378,7 @@ impl Emitter {
 
 /// Optimises a recorded trace into `pre-roll, LOOP, body, PHIs`.
 pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
-    optimize_purged(rec, &|_, _| true)
+    optimize_with(rec, None)
 }
 
 /// [`optimize`], with every snapshot entry for a slot that `live(pc, slot)` says the
@@ -192,33 +388,18 @@ pub fn optimize(rec: &Trace) -> Result<Trace, OptError> {
 /// never read it. The exit writes the entry only over a heap value (released where the
 /// interpreter would have released it); a number stays as it is, at no cost.
 pub fn optimize_purged(rec: &Trace, live: &dyn Fn(u32, u32) -> bool) -> Result<Trace, OptError> {
+    optimize_with(rec, Some(live))
+}
+
+/// [`optimize_purged`] when `live` is given, else [`optimize`].
+pub(crate) fn optimize_with(rec: &Trace, live: Live) -> Result<Trace, OptError> {
     rec.validate()?;
     if rec.loop_ref().is_some() {
         return Err(OptError::AlreadyLooped);
     }
-    let mut em = Emitter {
-        out: Trace {
-            calls: rec.calls.clone(),
-            keep: rec.keep.clone(),
-            ..Trace::default()
-        },
-        cse: BTreeMap::new(),
-        cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
-        cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
-    };
+    let mut em = Emitter::new(rec);
     // Pass 1: the pre-roll, folded and CSE'd.
-    let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
-    for inst in &rec.insts {
-        let mut i = *inst;
-        i.a = remap(&map, i.a);
-        i.b = remap(&map, i.b);
-        let snap = (i.snap != NO_SNAP).then(|| {
-            let mut s = rec.snaps[i.snap as usize].map(|r| remap(&map, r));
-            em.purge(&mut s, live);
-            s
-        });
-        map.push(em.emit(i, snap));
-    }
+    let map = pre_roll(&mut em, rec, live);
     let tail = rec.tail.map(|r| remap(&map, r));
     em.out.tail = tail.clone();
     if !TraceBuilder::is_linked(rec) {
@@ -237,28 +418,61 @@ pub fn optimize_linear(rec: &Trace) -> Result<Trace, OptError> {
     if rec.loop_ref().is_some() {
         return Err(OptError::AlreadyLooped);
     }
-    let mut em = Emitter {
-        out: Trace {
-            calls: rec.calls.clone(),
-            keep: rec.keep.clone(),
-            ..Trace::default()
-        },
-        cse: BTreeMap::new(),
-        cse_loads: !rec.insts.iter().any(|i| i.op.writes_memory()),
-        cse_headers: !rec.insts.iter().any(|i| i.op.is_call()),
-    };
-    let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
-    for inst in &rec.insts {
-        let mut i = *inst;
-        i.a = remap(&map, i.a);
-        i.b = remap(&map, i.b);
-        let snap = (i.snap != NO_SNAP).then(|| rec.snaps[i.snap as usize].map(|r| remap(&map, r)));
-        map.push(em.emit(i, snap));
-    }
+    let mut em = Emitter::new(rec);
+    pre_roll(&mut em, rec, None);
     let mut out = em.out;
     eliminate_dead_code(&mut out);
     out.validate()?;
     Ok(out)
+}
+
+/// Emits every recorded instruction through the emitter; returns the map from recorded refs
+/// to output refs.
+fn pre_roll(em: &mut Emitter, rec: &Trace, live: Live) -> Vec<Ref> {
+    let mut map: Vec<Ref> = Vec::with_capacity(rec.insts.len());
+    // Recorded snapshot -> its output copy (made when a kept guard first needs it).
+    let mut copies: Vec<u32> = alloc::vec![NO_SNAP; rec.snaps.len()];
+    for inst in &rec.insts {
+        let mut i = *inst;
+        i.a = remap(&map, i.a);
+        i.b = remap(&map, i.b);
+        let rs = i.snap;
+        let r = em.emit_with(i, |em| {
+            if rs == NO_SNAP {
+                NO_SNAP
+            } else {
+                let n = copy_snapshot(em, rec, rs, &map, &mut copies, live);
+                em.own_snapshot(n)
+            }
+        });
+        map.push(r);
+    }
+    map
+}
+
+/// The output copy of recorded snapshot `rs` (and of its parents first), refs through `map`.
+fn copy_snapshot(
+    em: &mut Emitter,
+    rec: &Trace,
+    rs: u32,
+    map: &[Ref],
+    copies: &mut [u32],
+    live: Live,
+) -> u32 {
+    if copies[rs as usize] != NO_SNAP {
+        return copies[rs as usize];
+    }
+    let src = &rec.snaps[rs as usize];
+    let parent = if src.is_delta() {
+        copy_snapshot(em, rec, src.parent, map, copies, live)
+    } else {
+        NO_SNAP
+    };
+    let mut copy = src.map(|r| remap(map, r));
+    copy.parent = parent;
+    let n = em.push_snapshot(copy, live);
+    copies[rs as usize] = n;
+    n
 }
 
 fn remap(map: &[Ref], r: Ref) -> Ref {
@@ -270,14 +484,12 @@ fn remap(map: &[Ref], r: Ref) -> Ref {
 }
 
 /// Pass 2: LOOP marker, the body copy, and the PHIs.
-fn unroll(
-    em: &mut Emitter,
-    tail: &Snapshot,
-    live: &dyn Fn(u32, u32) -> bool,
-) -> Result<(), OptError> {
+fn unroll(em: &mut Emitter, tail: &Snapshot, live: Live) -> Result<(), OptError> {
     let pre_len = em.out.insts.len();
     let loop_ref = em.push(Inst::new(Op::Loop, Ty::Void, NONE, NONE));
     let mut subst: Vec<Ref> = (0..pre_len as Ref).collect();
+    // Per pre-roll snapshot, its body copy.
+    let mut body_copies: Vec<u32> = alloc::vec![NO_SNAP; em.out.snaps.len()];
     for r in 0..pre_len {
         let inst = em.out.insts[r];
         let new = match inst.op {
@@ -305,12 +517,15 @@ fn unroll(
                 let mut i = inst;
                 i.a = remap(&subst, i.a);
                 i.b = remap(&subst, i.b);
-                let snap = (i.snap != NO_SNAP).then(|| {
-                    let mut s = body_snapshot(&em.out.snaps[i.snap as usize], tail, &subst);
-                    em.purge(&mut s, live);
-                    s
-                });
-                em.emit(i, snap)
+                let ps = i.snap;
+                em.emit_with(i, |em| {
+                    if ps == NO_SNAP {
+                        NO_SNAP
+                    } else {
+                        let n = body_snapshot(em, ps, tail, &subst, &mut body_copies, live);
+                        em.own_snapshot(n)
+                    }
+                })
             }
         };
         subst[r] = new;
@@ -318,11 +533,65 @@ fn unroll(
     add_phis(em, loop_ref, &subst)
 }
 
-/// A body guard's snapshot: the tail's slots (previous iteration), overlaid with the guard's
-/// own entries translated into body refs.
-fn body_snapshot(own: &Snapshot, tail: &Snapshot, subst: &[Ref]) -> Snapshot {
-    // Both entry lists are sorted by slot: one merge, the guard's own entry winning.
-    let (a, b) = (&tail.entries, &own.entries);
+/// The body copy of pre-roll snapshot `ps` (and of its parents first), with the snapshot's
+/// own entries translated into body refs: a delta of its parent's body copy, or for a full
+/// snapshot a full one, the tail (the previous iteration's slots) overlaid with its entries.
+/// A tombstone takes the tail's entry for its slot (the slot holds what the previous
+/// iteration left there).
+fn body_snapshot(
+    em: &mut Emitter,
+    ps: u32,
+    tail: &Snapshot,
+    subst: &[Ref],
+    copies: &mut [u32],
+    live: Live,
+) -> u32 {
+    if copies[ps as usize] != NO_SNAP {
+        return copies[ps as usize];
+    }
+    let src = &em.out.snaps[ps as usize];
+    let (pc, src_parent) = (src.pc, src.parent);
+    // The entries before purging: the body copy purges itself against its own parents.
+    let own = match em.raw.get(ps as usize) {
+        Some(raw) if live.is_some() => raw,
+        _ => &src.entries,
+    };
+    let entries: Vec<SnapEntry> = own
+        .iter()
+        .map(|e| match (e.val, tail.get(e.slot)) {
+            (NONE, Some(val)) => SnapEntry {
+                slot: e.slot,
+                val,
+                dead: false,
+            },
+            (NONE, None) => *e,
+            (val, _) => SnapEntry {
+                val: remap(subst, val),
+                ..*e
+            },
+        })
+        .collect();
+    let (parent, entries) = if src_parent == NO_SNAP {
+        (NO_SNAP, over_tail(tail, entries))
+    } else {
+        let parent = body_snapshot(em, src_parent, tail, subst, copies, live);
+        (parent, entries)
+    };
+    let n = em.push_snapshot(
+        Snapshot {
+            pc,
+            entries,
+            parent,
+        },
+        live,
+    );
+    copies[ps as usize] = n;
+    n
+}
+
+/// The tail's entries overlaid with `own` (both sorted by slot; `own` wins).
+fn over_tail(tail: &Snapshot, own: Vec<SnapEntry>) -> Vec<SnapEntry> {
+    let (a, b) = (&tail.entries, &own);
     let mut entries = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() || j < b.len() {
@@ -331,35 +600,44 @@ fn body_snapshot(own: &Snapshot, tail: &Snapshot, subst: &[Ref]) -> Snapshot {
             if i < a.len() && a[i].slot == b[j].slot {
                 i += 1;
             }
-            entries.push(SnapEntry {
-                val: remap(subst, b[j].val),
-                ..b[j]
-            });
+            // A full snapshot has no tombstones (translated ones took the tail's entry).
+            if b[j].val != NONE {
+                entries.push(b[j]);
+            }
             j += 1;
         } else {
             entries.push(a[i]);
             i += 1;
         }
     }
-    Snapshot {
-        pc: own.pc,
-        entries,
+    entries
+}
+
+/// Calls `visit(entry)` for every entry of snapshot `s` and of its parents not visited yet
+/// (`done`, one flag per snapshot), so a pass over the snapshots of many guards reads each
+/// snapshot's own entries once.
+fn for_each_inherited(
+    snaps: &[Snapshot],
+    mut s: u32,
+    done: &mut [bool],
+    mut visit: impl FnMut(&SnapEntry),
+) {
+    while s != NO_SNAP && !done[s as usize] {
+        done[s as usize] = true;
+        snaps[s as usize].entries.iter().for_each(&mut visit);
+        s = snaps[s as usize].parent;
     }
 }
 
 /// Adds `PHI(r, subst[r])` for every pre-roll value the body uses whose body value differs.
 fn add_phis(em: &mut Emitter, loop_ref: Ref, subst: &[Ref]) -> Result<(), OptError> {
     let mut work: Vec<Ref> = Vec::new();
+    let mut done_snaps = alloc::vec![false; em.out.snaps.len()];
     for inst in &em.out.insts[loop_ref as usize + 1..] {
         work.extend([inst.a, inst.b]);
-        if inst.snap != NO_SNAP {
-            work.extend(
-                em.out.snaps[inst.snap as usize]
-                    .entries
-                    .iter()
-                    .map(|e| e.val),
-            );
-        }
+        for_each_inherited(&em.out.snaps, inst.snap, &mut done_snaps, |e| {
+            work.push(e.val)
+        });
     }
     let mut done = alloc::vec![false; loop_ref as usize];
     let mut phis: Vec<(Ref, Ref)> = Vec::new();
@@ -385,10 +663,12 @@ fn add_phis(em: &mut Emitter, loop_ref: Ref, subst: &[Ref]) -> Result<(), OptErr
     Ok(())
 }
 
-/// Turns pure instructions nobody uses into `Nop`.
+/// Turns pure instructions nobody uses into `Nop`, and empties the snapshots no kept guard
+/// exits through (directly or as a parent).
 fn eliminate_dead_code(t: &mut Trace) {
     let n = t.insts.len();
     let mut live = alloc::vec![false; n];
+    let mut used_snaps = alloc::vec![false; t.snaps.len()];
     for r in (0..n).rev() {
         let inst = t.insts[r];
         let root = !inst.op.is_pure() && !inst.op.is_const();
@@ -401,15 +681,20 @@ fn eliminate_dead_code(t: &mut Trace) {
                 live[o as usize] = true;
             }
         }
-        if inst.snap != NO_SNAP {
-            for e in &t.snaps[inst.snap as usize].entries {
-                live[e.val as usize] = true;
+        for_each_inherited(&t.snaps, inst.snap, &mut used_snaps, |e| {
+            if let Some(l) = live.get_mut(e.val as usize) {
+                *l = true;
             }
-        }
+        });
     }
     for (r, inst) in t.insts.iter_mut().enumerate() {
         if !live[r] && (inst.op.is_pure() || inst.op.is_const()) {
             *inst = Inst::new(Op::Nop, Ty::Void, NONE, NONE);
+        }
+    }
+    for (s, used) in t.snaps.iter_mut().zip(used_snaps) {
+        if !used {
+            *s = Snapshot::full(s.pc, Vec::new());
         }
     }
     // The tail is not code: native code never writes it (body exits carry their own copies).
@@ -481,5 +766,81 @@ mod tests {
             purged.snaps
         );
         assert!(kept.snaps.iter().all(|s| s.entries.iter().all(|e| !e.dead)));
+    }
+
+    /// A slot written early, dead where the first guard after it exits and live where the
+    /// next one exits: the second guard's snapshot is a delta of the first, and its exit
+    /// writes the slot's real value, not the first exit's dead entry.
+    #[test]
+    fn a_slot_dead_at_one_exit_and_live_at_the_next_keeps_its_value() {
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(2, Ty::Int);
+        let one = b.kint(1);
+        let t = b.op(Op::AddI, i, one);
+        b.set_slot(1, t);
+        b.at_pc(5);
+        b.guard(Op::Lt, i, n);
+        b.set_slot(3, t);
+        b.at_pc(9);
+        b.guard(Op::Lt, t, n);
+        b.set_slot(0, t);
+        let rec = b.finish(0).unwrap();
+        assert!(rec.snaps.iter().any(|s| s.is_delta()), "{:?}", rec.snaps);
+        // Slot 1 is dead at pc 5 only.
+        let t = optimize_purged(&rec, &|pc, slot| !(pc == 5 && slot == 1)).unwrap();
+        let mut checked = 0;
+        for (n, exited) in t.exited_snapshots().into_iter().enumerate() {
+            let s = t.resolved(n as u32);
+            if !exited || s.pc != 9 {
+                continue;
+            }
+            let e = s
+                .entries
+                .iter()
+                .find(|e| e.slot == 1)
+                .expect("slot 1 at pc 9");
+            assert!(!e.dead && !t.inst(e.val).op.is_const(), "{s:?}");
+            checked += 1;
+        }
+        assert_eq!(checked, 2, "the pre-roll and the body exit at pc 9");
+    }
+
+    /// Snapshots of a long trace are deltas: their own entries grow linearly with the number
+    /// of guards, not with guards times written slots, before and after optimisation; every
+    /// resolved snapshot still names every slot written before its guard.
+    #[test]
+    fn snapshot_entries_grow_linearly_with_the_trace() {
+        let count = 200u32;
+        let mut b = TraceBuilder::new(0);
+        let i = b.slot(0, Ty::Int);
+        let n = b.slot(count, Ty::Int);
+        b.guard(Op::Lt, i, n);
+        for s in 1..count {
+            let k = b.kint(s as i64);
+            let v = b.op(Op::AddI, i, k);
+            b.guard(Op::Ne, v, n);
+            b.set_slot(s, v);
+        }
+        let one = b.kint(1);
+        let i2 = b.op(Op::AddI, i, one);
+        b.set_slot(0, i2);
+        let rec = b.finish(0).unwrap();
+        let own = |t: &Trace| t.snaps.iter().map(|s| s.entries.len()).sum::<usize>();
+        let full: usize = (0..rec.snaps.len() as u32)
+            .map(|n| rec.resolved(n).entries.len())
+            .sum();
+        assert!(full > 15_000, "{full}");
+        assert!(own(&rec) * 5 < full, "{} of {full}", own(&rec));
+        // Snapshots 0 and 1 belong to the two loads, 2 to the loop guard; the guard of slot
+        // `s` exits with slots 1 to `s - 1` written.
+        for n in 0..rec.snaps.len() as u32 {
+            let s = rec.resolved(n);
+            let slots: Vec<u32> = s.entries.iter().map(|e| e.slot).collect();
+            let expected: Vec<u32> = (1..n.saturating_sub(2)).collect();
+            assert_eq!(slots, expected, "snapshot {n}");
+        }
+        let t = optimize(&rec).unwrap();
+        assert!(own(&t) * 5 < 2 * full, "{}", own(&t));
     }
 }

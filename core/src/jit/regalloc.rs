@@ -28,7 +28,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::jit::ir::{Op, Ref, Trace, Ty, NONE, NO_SNAP};
+use crate::jit::ir::{Op, Ref, Trace, Ty, NONE};
 
 /// Where a value lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +78,8 @@ fn interval_ends(t: &Trace) -> Vec<usize> {
         }
     };
     let mut phi_lhs = vec![false; n];
+    // The last guard that exits through each snapshot.
+    let mut snap_end: Vec<Option<usize>> = vec![None; t.snaps.len()];
     for (pos, inst) in t.insts.iter().enumerate() {
         if inst.op == Op::Phi {
             // The back edge reads `b` and writes `a`.
@@ -89,8 +91,49 @@ fn interval_ends(t: &Trace) -> Vec<usize> {
         }
         use_at(inst.a, pos, &mut end);
         use_at(inst.b, pos, &mut end);
-        if inst.snap != NO_SNAP {
-            for e in &t.snaps[inst.snap as usize].entries {
+        if let Some(e) = snap_end.get_mut(inst.snap as usize) {
+            *e = Some(pos);
+        }
+    }
+    // An exit reads the entries of its resolved snapshot: its own, and its parents' for
+    // slots no nearer snapshot of the chain names. A value a delta overrides does not live on
+    // for the delta's exit. Each exit walks its deltas up to the chain's full snapshot (at
+    // most `MAX_DELTA_CHAIN` of them); a full snapshot's entries are then extended once each,
+    // to the last exit below it that does not override the slot.
+    let mut seen: Vec<usize> = Vec::new();
+    // (full snapshot, exit position, slots the exit's deltas name, sorted).
+    let mut below: Vec<(u32, usize, Vec<u32>)> = Vec::new();
+    for (s, pos) in snap_end.iter().enumerate() {
+        let Some(pos) = *pos else { continue };
+        let mut at = s as u32;
+        let mut named: Vec<u32> = Vec::new();
+        while let Some(snap) = t.snaps.get(at as usize) {
+            if !snap.is_delta() {
+                named.sort_unstable();
+                below.push((at, pos, named));
+                break;
+            }
+            for e in &snap.entries {
+                let i = e.slot as usize;
+                if i >= seen.len() {
+                    seen.resize(i + 1, usize::MAX);
+                }
+                if seen[i] != s {
+                    seen[i] = s;
+                    named.push(e.slot);
+                    use_at(e.val, pos, &mut end);
+                }
+            }
+            at = snap.parent;
+        }
+    }
+    below.sort_unstable_by(|x, y| x.0.cmp(&y.0).then(y.1.cmp(&x.1)));
+    for group in below.chunk_by(|x, y| x.0 == y.0) {
+        for e in &t.snaps[group[0].0 as usize].entries {
+            let last = group
+                .iter()
+                .find(|(_, _, named)| named.binary_search(&e.slot).is_err());
+            if let Some(&(_, pos, _)) = last {
                 use_at(e.val, pos, &mut end);
             }
         }
@@ -142,6 +185,9 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
     }
     let mut locs = vec![Loc::None; n];
     let mut spill_slots = 0u32;
+    let set = |regs: &[u8]| regs.iter().fold(0u64, |m, &x| m | 1u64 << (x & 63));
+    let (int_caller_set, int_callee_set) = (set(pool.int_caller), set(pool.int_callee));
+    let (float_caller_set, float_callee_set) = (set(pool.float_caller), set(pool.float_callee));
     // Active intervals: (ref, register).
     let mut active: Vec<(usize, u8)> = Vec::new();
     for r in 0..n {
@@ -161,10 +207,19 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
             (pool.int_caller, pool.int_callee)
         };
         let same_class = |a: usize| (t.insts[a].ty == Ty::Float) == float;
-        let taken = |reg: u8, active: &Vec<(usize, u8)>| {
-            active.iter().any(|&(a, x)| x == reg && same_class(a))
+        // Registers of this class held by live intervals, one bit each.
+        let held: u64 = active
+            .iter()
+            .filter(|&&(a, _)| same_class(a))
+            .fold(0, |m, &(_, x)| m | 1u64 << (x & 63));
+        let taken = |reg: u8| held & (1u64 << (reg & 63)) != 0;
+        let (caller_set, callee_set) = if float {
+            (float_caller_set, float_callee_set)
+        } else {
+            (int_caller_set, int_callee_set)
         };
-        let allowed = |reg: u8| callee.contains(&reg) || (!crosses && caller.contains(&reg));
+        let allowed_set = callee_set | if crosses { 0 } else { caller_set };
+        let allowed = |reg: u8| allowed_set & (1u64 << (reg & 63)) != 0;
         let candidates = (!crosses)
             .then_some(caller)
             .into_iter()
@@ -188,15 +243,15 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
             .into_iter()
             .flatten()
             .find_map(|l| match l {
-                Loc::Reg(x) if allowed(x) && !taken(x, &active) => Some(x),
+                Loc::Reg(x) if allowed(x) && !taken(x) => Some(x),
                 _ => None,
             })
             .or_else(|| {
-                let ok = |reg: u8| !taken(reg, &active) && avoid != Some(Loc::Reg(reg));
+                let ok = |reg: u8| !taken(reg) && avoid != Some(Loc::Reg(reg));
                 let mut cands = candidates.clone().copied();
                 cands
                     .find(|&reg| ok(reg))
-                    .or_else(|| candidates.copied().find(|&reg| !taken(reg, &active)))
+                    .or_else(|| candidates.copied().find(|&reg| !taken(reg)))
             });
         let reg = match free {
             Some(reg) => Some(reg),

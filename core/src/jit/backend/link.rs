@@ -35,6 +35,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::jit::ir::snapshot::Snapshot;
 use crate::jit::ir::{Op, Trace, Ty, NO_SNAP};
 use crate::jit::regalloc::Allocation;
 use crate::jit::slots::SlotLayout;
@@ -95,10 +96,6 @@ pub fn exit_plans(
     if links.table == 0 || layout.scalar_tags_max.is_none() {
         return None;
     }
-    let total: usize = t.snaps.iter().map(|s| s.entries.len()).sum();
-    if total > MAX_WRITEBACK_STORES {
-        return None;
-    }
     // Where each snapshot is used (its guard's position).
     let mut at = vec![usize::MAX; t.snaps.len()];
     for (pos, inst) in t.insts.iter().enumerate() {
@@ -106,9 +103,26 @@ pub fn exit_plans(
             at[inst.snap as usize] = pos;
         }
     }
+    // Each exit writes its resolved snapshot: stop resolving once the stores exceed the cap.
+    let mut resolved = Vec::with_capacity(t.snaps.len());
+    let mut total = 0;
+    for (n, &pos) in at.iter().enumerate() {
+        let snap = if pos == usize::MAX {
+            Snapshot::default()
+        } else {
+            t.resolved(n as u32)
+        };
+        total += snap.entries.len();
+        if total > MAX_WRITEBACK_STORES {
+            return None;
+        }
+        resolved.push(snap);
+    }
     let first_load = first_loads(t);
-    let plans = (0..t.snaps.len())
-        .map(|n| exit_plan_at(t, alloc, n, at[n], &first_load))
+    let plans = resolved
+        .iter()
+        .zip(&at)
+        .map(|(snap, &pos)| exit_plan_at(t, alloc, snap, pos, &first_load))
         .collect();
     Some(plans)
 }
@@ -120,7 +134,8 @@ pub fn exit_plan(t: &Trace, alloc: &Allocation, n: usize) -> ExitPlan {
         .insts
         .iter()
         .position(|i| i.snap as usize == n && i.snap != NO_SNAP);
-    exit_plan_at(t, alloc, n, pos.unwrap_or(usize::MAX), &first_loads(t))
+    let snap = t.resolved(n as u32);
+    exit_plan_at(t, alloc, &snap, pos.unwrap_or(usize::MAX), &first_loads(t))
 }
 
 /// Where each slot is first loaded (tag-checked) by an `SLoad`: slot -> instruction position.
@@ -138,11 +153,10 @@ fn first_loads(t: &Trace) -> BTreeMap<i64, usize> {
 fn exit_plan_at(
     t: &Trace,
     alloc: &Allocation,
-    n: usize,
+    snap: &Snapshot,
     pos: usize,
     first_load: &BTreeMap<i64, usize>,
 ) -> ExitPlan {
-    let snap = &t.snaps[n];
     let checked = |slot: u32| first_load.get(&(slot as i64)).is_some_and(|&p| p < pos);
     let checks = snap
         .entries
@@ -189,9 +203,14 @@ mod tests {
         let alloc = allocate(&t, &crate::jit::backend::x86_64::target::POOL);
         let links = ExitLinks { tag: 0, table: 8 };
         let plans = exit_plans(&t, &links, &alloc, &VM_LAYOUT).expect("plans");
-        let with_t = t.snaps.iter().filter(|s| s.get(1).is_some()).count();
+        let exited = t.exited_snapshots();
+        let resolved: Vec<_> = (0..t.snaps.len() as u32)
+            .filter(|&n| exited[n as usize])
+            .map(|n| (t.resolved(n), &plans[n as usize]))
+            .collect();
+        let with_t = resolved.iter().filter(|(s, _)| s.get(1).is_some()).count();
         assert!(with_t >= 1, "{:?}", t.snaps);
-        for (s, p) in t.snaps.iter().zip(&plans) {
+        for (s, p) in &resolved {
             assert!(p.stores.iter().all(|st| st.slot != 1), "{p:?}");
             assert_eq!(p.checks.contains(&1), s.get(1).is_some(), "{p:?}");
             assert_eq!(p.stores.len(), s.entries.iter().filter(|e| !e.dead).count());

@@ -33,10 +33,12 @@
 //! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
 //! the one that can run here, chosen by `cfg`.
 use alloc::vec::Vec;
+use core::cell::OnceCell;
 
 use crate::jit::buffer::BufferError;
+use crate::jit::ir::snapshot::Snapshot;
 use crate::jit::ir::{Trace, Ty};
-use crate::jit::opt::{optimize_purged, OptError};
+use crate::jit::opt::{optimize_with, OptError};
 use crate::jit::regalloc::{allocate, Allocation, Loc, RegPool};
 use crate::jit::slots::{LayoutError, SlotLayout};
 
@@ -201,9 +203,29 @@ pub struct Compiled {
     pub code: Vec<u8>,
     /// How the exits are numbered and linked.
     pub links: ExitLinks,
+    /// Each exit's resolved snapshot (see `jit/ir/snapshot.rs`), made at its first use.
+    resolved: Vec<OnceCell<Snapshot>>,
 }
 
 impl Compiled {
+    fn new(
+        trace: Trace,
+        alloc: Allocation,
+        layout: SlotLayout,
+        code: Vec<u8>,
+        links: ExitLinks,
+    ) -> Compiled {
+        let resolved = (0..trace.snaps.len()).map(|_| OnceCell::new()).collect();
+        Compiled {
+            trace,
+            alloc,
+            layout,
+            code,
+            links,
+            resolved,
+        }
+    }
+
     /// A fresh exit frame for this trace.
     pub fn frame(&self) -> ExitFrame {
         ExitFrame::new(self.alloc.spill_slots)
@@ -225,11 +247,15 @@ impl Compiled {
         frame: &ExitFrame,
         mut put: impl FnMut(u32, Ty, u64, bool) -> Result<(), RestoreError>,
     ) -> Result<u32, RestoreError> {
-        let snap = self
+        let own = self
             .trace
             .snaps
             .get(exit as usize)
             .ok_or(RestoreError::BadExit(exit))?;
+        let snap = match self.resolved.get(exit as usize) {
+            Some(cell) if own.is_delta() => cell.get_or_init(|| self.trace.resolved(exit)),
+            _ => own,
+        };
         for e in &snap.entries {
             if e.dead {
                 // The constant int 0, for the rare slot that holds a heap value.
@@ -289,7 +315,7 @@ pub fn compile_linked<B: Backend>(
     layout: &SlotLayout,
     links: &ExitLinks,
 ) -> Result<Compiled, CompileError> {
-    compile_purged::<B>(recorded, layout, links, &|_, _| true)
+    compile_with::<B>(recorded, layout, links, None)
 }
 
 /// [`compile_linked`], with the snapshot entries of slots dead at their exit's pc dropped
@@ -300,17 +326,21 @@ pub fn compile_purged<B: Backend>(
     links: &ExitLinks,
     live: &dyn Fn(u32, u32) -> bool,
 ) -> Result<Compiled, CompileError> {
+    compile_with::<B>(recorded, layout, links, Some(live))
+}
+
+/// [`compile_purged`] when `live` is given, else [`compile_linked`].
+fn compile_with<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+    links: &ExitLinks,
+    live: Option<&dyn Fn(u32, u32) -> bool>,
+) -> Result<Compiled, CompileError> {
     layout.validate()?;
-    let trace = optimize_purged(recorded, live)?;
+    let trace = optimize_with(recorded, live)?;
     let alloc = allocate(&trace, &B::POOL);
     let code = B::assemble(&trace, &alloc, layout, links)?;
-    Ok(Compiled {
-        trace,
-        alloc,
-        layout: *layout,
-        code,
-        links: *links,
-    })
+    Ok(Compiled::new(trace, alloc, *layout, code, *links))
 }
 
 /// Like [`compile`], for a trace that does not loop (a function trace, see `jit::func`).
@@ -323,13 +353,7 @@ pub fn compile_linear<B: Backend>(
     let alloc = allocate(&trace, &B::FUNC_POOL);
     let links = ExitLinks::default();
     let code = B::assemble(&trace, &alloc, layout, &links)?;
-    Ok(Compiled {
-        trace,
-        alloc,
-        layout: *layout,
-        code,
-        links,
-    })
+    Ok(Compiled::new(trace, alloc, *layout, code, links))
 }
 
 /// Per snapshot, the fuel its exit stub gives back first: the charge of the `Fuel` that owns

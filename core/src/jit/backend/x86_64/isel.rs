@@ -153,7 +153,8 @@ impl Isel<'_> {
             self.phi_moves();
             emit::jmp(&mut self.b, l);
         }
-        for n in 0..self.t.snaps.len() {
+        let exited = self.t.exited_snapshots();
+        for n in (0..self.t.snaps.len()).filter(|&n| exited[n]) {
             emit::bind(&mut self.b, self.exits[n]);
             if let Some(k) = self.refunds[n] {
                 emit_call::add_ctx_i(&mut self.b, word(FUEL), k);

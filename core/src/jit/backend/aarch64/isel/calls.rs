@@ -101,7 +101,7 @@ impl Isel<'_> {
         emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
         emit::cmp_ri(&mut self.b, S0, imm12(0)?);
         emit::b_cond(&mut self.b, Cond::Eq, no_link);
-        if !self.t.snaps[n].entries.is_empty() {
+        if !self.t.resolved(n as u32).entries.is_empty() {
             // The side trace reads the snapshot from the VM slots: store it there (the host's
             // restore would write the same values if a tag check sends us to the exit).
             if self.layout.scalar_tags_max.is_none() {

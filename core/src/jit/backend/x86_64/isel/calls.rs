@@ -85,7 +85,7 @@ impl Isel<'_> {
         emit_call::load_rax_rax(&mut self.b, 0);
         emit::cmp_ri(&mut self.b, target::RAX, 0);
         emit::jcc(&mut self.b, Cond::E, no_link);
-        if !self.t.snaps[n].entries.is_empty() {
+        if !self.t.resolved(n as u32).entries.is_empty() {
             // The side trace reads the snapshot from the VM slots: store it there (the host's
             // restore would write the same values if a tag check sends us to the exit).
             if self.layout.scalar_tags_max.is_none() {
