@@ -69,6 +69,8 @@ pub mod opt;
 // `record::record` (a loop recording without links) has no caller inside kiln any more.
 #[doc(hidden)]
 pub mod record;
+// The per-bytecode recording the loop and function recorders share.
+pub(crate) mod recorder;
 pub(crate) mod regalloc;
 #[doc(hidden)]
 pub mod slots;
