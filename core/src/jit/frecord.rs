@@ -14,6 +14,10 @@
 //! - *expected result type*: the return type of the callee's entry trace ([`Callees`]), else
 //!   int; a call returning another type leaves the trace right after the call, with the value
 //!   in the caller's register.
+//! - *shared arms*: moves, constants, arithmetic, negation, `jmp`, `loop` and the
+//!   compare-and-branches are decoded by `recorder.rs`, as for the loop recorder;
+//!   this recorder supplies its values (`Val`, payload possibly unknown), its arithmetic and
+//!   its branch guards (a branch on a call result falls through).
 //!
 //! Invariants
 //! - guards resume in this function's frame: branch guards at the branch itself, a call's

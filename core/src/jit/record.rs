@@ -41,6 +41,11 @@
 //!   [`ENTRY_MIN_WORDS`] recorded code words is refused ([`Abort::CallExitEarly`]): it would
 //!   never loop natively, and every entry would cost more than it runs.
 //!
+//! - *shared arms*: moves, constants, arithmetic, negation, `jmp`, `loop` and the
+//!   compare-and-branches are decoded by `recorder.rs`, which both recorders share;
+//!   this recorder supplies its values (`Val`), its arithmetic and where a jump leads
+//!   (`take_jump`: back edges, fuel, links).
+//!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
 //!   first jump back to it (a looping trace) or at a linked header (a linked trace); a backward
