@@ -14,6 +14,10 @@
 //! - *expected result type*: the return type of the callee's entry trace ([`Callees`]), else
 //!   int; a call returning another type leaves the trace right after the call, with the value
 //!   in the caller's register.
+//! - *shared arms*: moves, constants, arithmetic, negation, `jmp`, `loop` and the
+//!   compare-and-branches are decoded by `recorder.rs`, as for the loop recorder;
+//!   this recorder supplies its values (`Val`, payload possibly unknown), its arithmetic and
+//!   its branch guards (a branch on a call result falls through).
 //!
 //! Invariants
 //! - guards resume in this function's frame: branch guards at the branch itself, a call's
@@ -44,10 +48,13 @@ use alloc::vec::Vec;
 
 use crate::jit::callframe::{pack_direct, MAX_ARGS};
 use crate::jit::ir::{HostFn, Inst, Op, Ref, Trace, Ty, NONE};
-use crate::jit::record::{array, host_div, host_rem, MAX_RECORD_OPS};
+use crate::jit::record::{array, MAX_RECORD_OPS};
+use crate::jit::recorder::{
+    float_op, int_div_op, int_op, is_int_div, kept_outcome_guard, record_shared, BytecodeRecorder,
+};
 use crate::jit::snapshot::Snapshot;
 use crate::jit::trace::Abort;
-use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
+use crate::vm::bytecode::{byte, field_a, field_b, field_c};
 use crate::vm::program::{Const, Program};
 use crate::vm::value::{Meter, Value, TAG_STR};
 pub use heap::NewArr;
@@ -271,6 +278,67 @@ impl array::ArrayIr for FuncRecorder<'_, '_> {
     }
 }
 
+impl BytecodeRecorder for FuncRecorder<'_, '_> {
+    type Val = Val;
+    type Next = Next;
+
+    fn read_reg(&mut self, r: usize) -> Result<Val, Abort> {
+        self.reg(r)
+    }
+    fn write_reg(&mut self, r: usize, v: Val) -> Result<(), Abort> {
+        self.set(r, v)
+    }
+    fn load_const(&mut self, k: usize) -> Result<Val, Abort> {
+        self.kval(k)
+    }
+    fn int_const(&mut self, i: i64) -> Val {
+        Val {
+            ty: Ty::Int,
+            bits: Some(i),
+            r: self.konst(Op::KInt, Ty::Int, i),
+        }
+    }
+    fn arith(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
+        FuncRecorder::arith(self, opcode, x, y)
+    }
+    fn negate(&mut self, x: Val) -> Result<Val, Abort> {
+        if x.ty == Ty::Int {
+            let zero = self.konst(Op::KInt, Ty::Int, 0);
+            Ok(Val {
+                ty: Ty::Int,
+                bits: x.int().map(i64::wrapping_neg),
+                r: self.op(Op::SubI, zero, x.r),
+            })
+        } else {
+            let m1 = self.konst(Op::KFloat, Ty::Float, (-1.0f64).to_bits() as i64);
+            Ok(Val {
+                ty: Ty::Float,
+                bits: x.float().map(|f| (-f).to_bits() as i64),
+                r: self.op(Op::MulF, x.r, m1),
+            })
+        }
+    }
+    fn ext_word(&self, pc: usize) -> Result<usize, Abort> {
+        self.ext(pc)
+    }
+    fn jump_to(&mut self, _pc: usize, target: usize) -> Result<Next, Abort> {
+        Ok(Next::Pc(target))
+    }
+    fn compare_branch(
+        &mut self,
+        pc: usize,
+        w: u32,
+        cmp: Op,
+        x: Val,
+        y: Val,
+    ) -> Result<Next, Abort> {
+        self.branch(pc, w, cmp, x, y)
+    }
+    fn go_to(&self, pc: usize) -> Next {
+        Next::Pc(pc)
+    }
+}
+
 /// Where the recording goes next.
 enum Next {
     Pc(usize),
@@ -397,84 +465,6 @@ impl FuncRecorder<'_, '_> {
             byte::Move if self.is_heap(field_b(w)) => return self.heap_move(pc, w),
             byte::GetIdx | byte::GetIdxI => self.get_index(w)?,
             byte::NewArr => self.new_array(w)?,
-            byte::Move => {
-                let v = self.reg(field_b(w))?;
-                self.set(field_a(w), v)?;
-            }
-            byte::LoadK => {
-                let v = self.kval(field_bx(w))?;
-                self.set(field_a(w), v)?;
-            }
-            byte::LoadInt => {
-                let v = Val {
-                    ty: Ty::Int,
-                    bits: Some(field_sbx(w)),
-                    r: self.konst(Op::KInt, Ty::Int, field_sbx(w)),
-                };
-                self.set(field_a(w), v)?;
-            }
-            byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
-                let (x, y) = (self.reg(field_b(w))?, self.reg(field_c(w))?);
-                let v = self.arith(op, x, y)?;
-                self.set(field_a(w), v)?;
-            }
-            byte::MulAdd => {
-                // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
-                let (acc, y, z) = (
-                    self.reg(field_a(w))?,
-                    self.reg(field_b(w))?,
-                    self.reg(field_c(w))?,
-                );
-                let t = self.arith(byte::Mul, y, z)?;
-                let v = self.arith(byte::Add, acc, t)?;
-                self.set(field_a(w), v)?;
-            }
-            byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
-                let (x, y) = (self.reg(field_b(w))?, self.kval(field_c(w))?);
-                let v = self.arith(op, x, y)?;
-                self.set(field_a(w), v)?;
-            }
-            byte::Neg => {
-                let x = self.reg(field_b(w))?;
-                let v = if x.ty == Ty::Int {
-                    let zero = self.konst(Op::KInt, Ty::Int, 0);
-                    Val {
-                        ty: Ty::Int,
-                        bits: x.int().map(i64::wrapping_neg),
-                        r: self.op(Op::SubI, zero, x.r),
-                    }
-                } else {
-                    let m1 = self.konst(Op::KFloat, Ty::Float, (-1.0f64).to_bits() as i64);
-                    Val {
-                        ty: Ty::Float,
-                        bits: x.float().map(|f| (-f).to_bits() as i64),
-                        r: self.op(Op::MulF, x.r, m1),
-                    }
-                };
-                self.set(field_a(w), v)?;
-            }
-            byte::Jmp => return Ok(Next::Pc(self.ext(pc)?)),
-            // Falling into a loop: a no-op here (the loop's backward jump ends the recording).
-            byte::Loop => {}
-            byte::JLt | byte::JLe | byte::JEq => {
-                let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
-                let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
-                return self.branch(pc, w, cmp, x, y);
-            }
-            byte::JLtK | byte::JLeK | byte::JEqK => {
-                let (x, y) = (self.reg(field_a(w))?, self.kval(field_b(w))?);
-                let cmp = match op {
-                    byte::JLtK => Op::Lt,
-                    byte::JLeK => Op::Le,
-                    _ => Op::Eq,
-                };
-                return self.branch(pc, w, cmp, x, y);
-            }
-            byte::JGtK | byte::JGeK => {
-                let (x, y) = (self.kval(field_b(w))?, self.reg(field_a(w))?);
-                let cmp = if op == byte::JGtK { Op::Lt } else { Op::Le };
-                return self.branch(pc, w, cmp, x, y);
-            }
             byte::Call => return self.call(pc, w),
             byte::Ret => return Ok(Next::Ret(Some(field_a(w)))),
             byte::RetNil => return Ok(Next::Ret(None)),
@@ -485,7 +475,7 @@ impl FuncRecorder<'_, '_> {
             | byte::ForLeK
             | byte::ForLtR
             | byte::ForLeR => return Err(Abort::FuncLoop),
-            other => return Err(Abort::Unsupported(other)),
+            _ => return record_shared(self, pc, w)?.ok_or(Abort::Unsupported(op)),
         }
         Ok(Next::Pc(pc + 1))
     }
@@ -500,15 +490,10 @@ impl FuncRecorder<'_, '_> {
     /// `x op y` typed as the interpreter types it (int with int wraps, else float).
     fn arith(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
         if x.ty == Ty::Int && y.ty == Ty::Int {
-            if matches!(opcode, byte::Div | byte::DivK | byte::Mod | byte::ModK) {
+            if is_int_div(opcode) {
                 return self.int_div(opcode, x, y);
             }
-            let (op, f): (Op, fn(i64, i64) -> i64) = match opcode {
-                byte::Add | byte::AddK => (Op::AddI, i64::wrapping_add),
-                byte::Sub | byte::SubK => (Op::SubI, i64::wrapping_sub),
-                byte::Mul | byte::MulK => (Op::MulI, i64::wrapping_mul),
-                other => return Err(Abort::Unsupported(other)),
-            };
+            let (op, f) = int_op(opcode).ok_or(Abort::Unsupported(opcode))?;
             let bits = x.bits.zip(y.bits).map(|(p, q)| f(p, q));
             return Ok(Val {
                 ty: Ty::Int,
@@ -517,13 +502,7 @@ impl FuncRecorder<'_, '_> {
             });
         }
         let (x, y) = (self.float_of(x), self.float_of(y));
-        let (op, f): (Op, fn(f64, f64) -> f64) = match opcode {
-            byte::Add | byte::AddK => (Op::AddF, |p, q| p + q),
-            byte::Sub | byte::SubK => (Op::SubF, |p, q| p - q),
-            byte::Mul | byte::MulK => (Op::MulF, |p, q| p * q),
-            byte::Div | byte::DivK => (Op::DivF, |p, q| p / q),
-            other => return Err(Abort::Unsupported(other)),
-        };
+        let (op, f) = float_op(opcode).ok_or(Abort::Unsupported(opcode))?;
         let bits = x
             .float()
             .zip(y.float())
@@ -543,10 +522,7 @@ impl FuncRecorder<'_, '_> {
         }
         let zero = self.konst(Op::KInt, Ty::Int, 0);
         self.guard(Op::Ne, y.r, zero);
-        let (f, g): (HostFn, fn(i64, i64) -> i64) = match opcode {
-            byte::Div | byte::DivK => (host_div, i64::wrapping_div),
-            _ => (host_rem, i64::wrapping_rem),
-        };
+        let (f, g) = int_div_op(opcode);
         Ok(Val {
             ty: Ty::Int,
             bits: x.bits.zip(y.bits).map(|(p, q)| g(p, q)),
@@ -598,13 +574,7 @@ impl FuncRecorder<'_, '_> {
             None if target > pc => !jump_if,
             None => return Err(Abort::CallResultBranch),
         };
-        let guard = match (cmp, holds) {
-            (op, true) => op,
-            (Op::Lt, false) => Op::Ge,
-            (Op::Le, false) => Op::Gt,
-            _ => Op::Ne,
-        };
-        self.guard(guard, x.r, y.r);
+        self.guard(kept_outcome_guard(cmp, holds), x.r, y.r);
         if holds == jump_if {
             Ok(Next::Pc(target))
         } else {

@@ -11,7 +11,11 @@
 //!        |                                          |
 //!   record.rs  (one loop iteration, or          frecord.rs  (entry to `ret`, calls as
 //!   a side path to a linked header)             helper calls or direct native calls)
-//!        \____ IR + snapshots (ir.rs, ir/snapshot.rs) _____/
+//!        \                                          /
+//!    recorder.rs  (the bytecode arms both share, over each recorder's own values:
+//!                  moves, constants, arithmetic, negation, jumps, compare-and-branches)
+//!                          |
+//!                 IR + snapshots (ir.rs, ir/snapshot.rs)
 //!                          |
 //!                 opt.rs   (loop: pre-roll, LOOP, body, PHIs; CSE, folding, hoisting)
 //!                          |
@@ -69,6 +73,8 @@ pub mod opt;
 // `record::record` (a loop recording without links) has no caller inside kiln any more.
 #[doc(hidden)]
 pub mod record;
+// The per-bytecode recording the loop and function recorders share.
+pub(crate) mod recorder;
 pub(crate) mod regalloc;
 #[doc(hidden)]
 pub mod slots;

@@ -41,6 +41,11 @@
 //!   [`ENTRY_MIN_WORDS`] recorded code words is refused ([`Abort::CallExitEarly`]): it would
 //!   never loop natively, and every entry would cost more than it runs.
 //!
+//! - *shared arms*: moves, constants, arithmetic, negation, `jmp`, `loop` and the
+//!   compare-and-branches are decoded by `recorder.rs`, which both recorders share;
+//!   this recorder supplies its values (`Val`), its arithmetic and where a jump leads
+//!   (`take_jump`: back edges, fuel, links).
+//!
 //! Invariants
 //! - recording starts with the registers the interpreter holds at the start pc and ends at the
 //!   first jump back to it (a looping trace) or at a linked header (a linked trace); a backward
@@ -66,8 +71,11 @@ use crate::jit::hostcall::{
     host_arg, host_call, host_status, HostCtx, EXPECT_FALSE, EXPECT_INT, EXPECT_TRUE, MAX_ARGS,
 };
 use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
+use crate::jit::recorder::{
+    float_op, int_div_op, int_op, is_int_div, kept_outcome_guard, record_shared, BytecodeRecorder,
+};
 use crate::jit::trace::{Abort, ENTRY_MIN_WORDS};
-use crate::vm::bytecode::{byte, field_a, field_b, field_bx, field_c, field_sbx};
+use crate::vm::bytecode::{byte, field_a, field_b, field_c};
 use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
 use crate::vm::value::Value;
@@ -406,42 +414,32 @@ impl Recorder<'_> {
             return Err(Abort::UnsupportedType);
         }
         if let (Num::Int(p), Num::Int(q)) = (x.num, y.num) {
-            let (op, v) = match opcode {
-                byte::Add | byte::AddK => (Op::AddI, p.wrapping_add(q)),
-                byte::Sub | byte::SubK => (Op::SubI, p.wrapping_sub(q)),
-                byte::Mul | byte::MulK => (Op::MulI, p.wrapping_mul(q)),
-                byte::Div | byte::DivK | byte::Mod | byte::ModK => {
-                    return self.int_div(opcode, x, y, p, q)
-                }
-                other => return Err(Abort::Unsupported(other)),
-            };
+            if is_int_div(opcode) {
+                return self.int_div(opcode, x, y, p, q);
+            }
+            let (op, f) = int_op(opcode).ok_or(Abort::Unsupported(opcode))?;
             return Ok(Val {
-                num: Num::Int(v),
+                num: Num::Int(f(p, q)),
                 r: self.tb.op(op, x.r, y.r),
             });
         }
         let (x, y) = (self.float_of(x), self.float_of(y));
         let (p, q) = (x.num.as_f64(), y.num.as_f64());
-        let (op, v) = match opcode {
-            byte::Add | byte::AddK => (Op::AddF, p + q),
-            byte::Sub | byte::SubK => (Op::SubF, p - q),
-            byte::Mul | byte::MulK => (Op::MulF, p * q),
-            byte::Div | byte::DivK => (Op::DivF, p / q),
-            byte::Mod | byte::ModK => {
-                // The interpreter's float `%` (Rust's, truncated like C's `fmod`), a runtime
-                // call on the operands' bits.
-                let (xb, yb) = (
-                    self.tb.op(Op::FBits, x.r, NONE),
-                    self.tb.op(Op::FBits, y.r, NONE),
-                );
-                let bits = self.tb.call(host_fmod, xb, yb);
-                return Ok(Val {
-                    num: Num::Float(p % q),
-                    r: self.tb.op(Op::BitsF, bits, NONE),
-                });
-            }
-            other => return Err(Abort::Unsupported(other)),
-        };
+        if matches!(opcode, byte::Mod | byte::ModK) {
+            // The interpreter's float `%` (Rust's, truncated like C's `fmod`), a runtime
+            // call on the operands' bits.
+            let (xb, yb) = (
+                self.tb.op(Op::FBits, x.r, NONE),
+                self.tb.op(Op::FBits, y.r, NONE),
+            );
+            let bits = self.tb.call(host_fmod, xb, yb);
+            return Ok(Val {
+                num: Num::Float(p % q),
+                r: self.tb.op(Op::BitsF, bits, NONE),
+            });
+        }
+        let (op, f) = float_op(opcode).ok_or(Abort::Unsupported(opcode))?;
+        let v = f(p, q);
         Ok(Val {
             num: Num::Float(v),
             r: self.tb.op(op, x.r, y.r),
@@ -474,10 +472,8 @@ impl Recorder<'_> {
         }
         let zero = self.tb.kint(0);
         self.tb.guard(Op::Ne, y.r, zero);
-        let (f, v): (HostFn, i64) = match opcode {
-            byte::Div | byte::DivK => (host_div, p.wrapping_div(q)),
-            _ => (host_rem, p.wrapping_rem(q)),
-        };
+        let (f, eval) = int_div_op(opcode);
+        let v = eval(p, q);
         Ok(Val {
             num: Num::Int(v),
             r: self.tb.call(f, x.r, y.r),
@@ -497,13 +493,7 @@ impl Recorder<'_> {
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
         let holds = cmp.compare_holds(ord);
-        let guard = match (cmp, holds) {
-            (op, true) => op,
-            (Op::Lt, false) => Op::Ge,
-            (Op::Le, false) => Op::Gt,
-            _ => Op::Ne,
-        };
-        self.tb.guard(guard, x.r, y.r);
+        self.tb.guard(kept_outcome_guard(cmp, holds), x.r, y.r);
         holds
     }
 
@@ -516,65 +506,11 @@ impl Recorder<'_> {
         if let Some(next) = self.array_step(pc, w)? {
             return Ok(next);
         }
+        if let Some(next) = record_shared(self, pc, w)? {
+            return Ok(next);
+        }
         let op = w as u8;
         match op {
-            byte::Move => {
-                let v = self.reg(field_b(w))?;
-                self.set(field_a(w), v)?;
-            }
-            byte::LoadK => {
-                let v = self.konst(field_bx(w))?;
-                self.set(field_a(w), v)?;
-            }
-            byte::LoadInt => {
-                let v = Val {
-                    num: Num::Int(field_sbx(w)),
-                    r: self.tb.kint(field_sbx(w)),
-                };
-                self.set(field_a(w), v)?;
-            }
-            byte::Add | byte::Sub | byte::Mul | byte::Div | byte::Mod => {
-                let (x, y) = (self.reg(field_b(w))?, self.reg(field_c(w))?);
-                let v = self.arith(op, x, y)?;
-                self.set(field_a(w), v)?;
-            }
-            byte::MulAdd => {
-                // `A + B * C` as the interpreter does it: a `mul`, then an `add`.
-                let (acc, y, z) = (
-                    self.reg(field_a(w))?,
-                    self.reg(field_b(w))?,
-                    self.reg(field_c(w))?,
-                );
-                let t = self.arith(byte::Mul, y, z)?;
-                let v = self.arith(byte::Add, acc, t)?;
-                self.set(field_a(w), v)?;
-            }
-            byte::AddK | byte::SubK | byte::MulK | byte::DivK | byte::ModK => {
-                let (x, y) = (self.reg(field_b(w))?, self.konst(field_c(w))?);
-                let v = self.arith(op, x, y)?;
-                self.set(field_a(w), v)?;
-            }
-            byte::Neg => {
-                let x = self.reg(field_b(w))?;
-                let v = match x.num {
-                    Num::Int(i) => {
-                        let zero = self.tb.kint(0);
-                        Val {
-                            num: Num::Int(i.wrapping_neg()),
-                            r: self.tb.op(Op::SubI, zero, x.r),
-                        }
-                    }
-                    Num::Float(f) => {
-                        let m1 = self.tb.kfloat(-1.0);
-                        Val {
-                            num: Num::Float(-f),
-                            r: self.tb.op(Op::MulF, x.r, m1),
-                        }
-                    }
-                    Num::Bool(_) => return Err(Abort::UnsupportedType),
-                };
-                self.set(field_a(w), v)?;
-            }
             byte::LoadBool => {
                 let v = self.bool_const(field_b(w) != 0);
                 self.set(field_a(w), v)?;
@@ -613,30 +549,6 @@ impl Recorder<'_> {
                 } else {
                     Ok(Next::Pc(pc + 2))
                 };
-            }
-            byte::Jmp => return self.take_jump(pc, self.ext(pc)?, None),
-            // Falling into a loop: nothing to record (a header with a trace is linked to
-            // when the recording reaches it, `run`).
-            byte::Loop => {}
-            byte::JLt | byte::JLe | byte::JEq => {
-                let (x, y) = (self.reg(field_a(w))?, self.reg(field_b(w))?);
-                let cmp = [Op::Lt, Op::Le, Op::Eq][(op - byte::JLt) as usize];
-                return self.branch(pc, w, cmp, x, y);
-            }
-            byte::JLtK | byte::JLeK | byte::JEqK => {
-                let (x, y) = (self.reg(field_a(w))?, self.konst(field_b(w))?);
-                let cmp = match op {
-                    byte::JLtK => Op::Lt,
-                    byte::JLeK => Op::Le,
-                    _ => Op::Eq,
-                };
-                return self.branch(pc, w, cmp, x, y);
-            }
-            byte::JGtK | byte::JGeK => {
-                // `K < R` and `K <= R`.
-                let (x, y) = (self.konst(field_b(w))?, self.reg(field_a(w))?);
-                let cmp = if op == byte::JGtK { Op::Lt } else { Op::Le };
-                return self.branch(pc, w, cmp, x, y);
             }
             byte::ForLt
             | byte::ForLtK
@@ -816,6 +728,68 @@ impl Recorder<'_> {
             self.tb.fuel((pc + 2 - target) as i64, snap);
         }
         Ok(next)
+    }
+}
+
+impl BytecodeRecorder for Recorder<'_> {
+    type Val = Val;
+    type Next = Next;
+
+    fn read_reg(&mut self, r: usize) -> Result<Val, Abort> {
+        self.reg(r)
+    }
+    fn write_reg(&mut self, r: usize, v: Val) -> Result<(), Abort> {
+        self.set(r, v)
+    }
+    fn load_const(&mut self, k: usize) -> Result<Val, Abort> {
+        self.konst(k)
+    }
+    fn int_const(&mut self, i: i64) -> Val {
+        Val {
+            num: Num::Int(i),
+            r: self.tb.kint(i),
+        }
+    }
+    fn arith(&mut self, opcode: u8, x: Val, y: Val) -> Result<Val, Abort> {
+        Recorder::arith(self, opcode, x, y)
+    }
+    fn negate(&mut self, x: Val) -> Result<Val, Abort> {
+        match x.num {
+            Num::Int(i) => {
+                let zero = self.tb.kint(0);
+                Ok(Val {
+                    num: Num::Int(i.wrapping_neg()),
+                    r: self.tb.op(Op::SubI, zero, x.r),
+                })
+            }
+            Num::Float(f) => {
+                let m1 = self.tb.kfloat(-1.0);
+                Ok(Val {
+                    num: Num::Float(-f),
+                    r: self.tb.op(Op::MulF, x.r, m1),
+                })
+            }
+            Num::Bool(_) => Err(Abort::UnsupportedType),
+        }
+    }
+    fn ext_word(&self, pc: usize) -> Result<usize, Abort> {
+        self.ext(pc)
+    }
+    fn jump_to(&mut self, pc: usize, target: usize) -> Result<Next, Abort> {
+        self.take_jump(pc, target, None)
+    }
+    fn compare_branch(
+        &mut self,
+        pc: usize,
+        w: u32,
+        cmp: Op,
+        x: Val,
+        y: Val,
+    ) -> Result<Next, Abort> {
+        self.branch(pc, w, cmp, x, y)
+    }
+    fn go_to(&self, pc: usize) -> Next {
+        Next::Pc(pc)
     }
 }
 
