@@ -98,6 +98,56 @@ fn constants_fold() {
     assert!(t.insts.iter().any(|i| i.op == Op::KInt && i.imm == 6));
 }
 
+/// `2.0 * x` and `x * 2.0` become `x + x` (exact, and an add is shorter than a multiply on
+/// a float recurrence); other constants stay multiplies. The loop `while i < n { x = (2.0 *
+/// x) * 3.0; i = i + 1 }` leaves the same slots as recorded, also for -0.0, NaN and values
+/// that overflow to infinity.
+#[test]
+fn doubling_a_float_is_an_add() {
+    use kiln::jit::ir::{TraceBuilder, Ty};
+    let mut b = TraceBuilder::new(0);
+    let i = b.slot(0, Ty::Int);
+    let n = b.slot(1, Ty::Int);
+    b.guard(Op::Lt, i, n);
+    let x = b.slot(2, Ty::Float);
+    let two = b.kfloat(2.0);
+    let three = b.kfloat(3.0);
+    let d = b.op(Op::MulF, two, x);
+    let d = b.op(Op::MulF, d, three);
+    b.set_slot(2, d);
+    let one = b.kint(1);
+    let i2 = b.op(Op::AddI, i, one);
+    b.set_slot(0, i2);
+    let rec = b.finish(0).unwrap();
+    let opt = optimize(&rec).unwrap();
+    let live = |op| opt.insts.iter().filter(|i| i.op == op).count();
+    assert_eq!(
+        live(Op::AddF),
+        2,
+        "one doubling per iteration copy: {:?}",
+        opt.insts
+    );
+    assert_eq!(
+        live(Op::MulF),
+        2,
+        "the multiplies by 3.0 stay: {:?}",
+        opt.insts
+    );
+    for layout in &LAYOUTS {
+        for start in [1.5, -0.0, 1e300, f64::NAN] {
+            let img = common::image(
+                layout,
+                &[common::V::I(0), common::V::I(5), common::V::F(start)],
+            );
+            let (mut a, mut m) = (img.clone(), img);
+            let ea = run(&rec, layout, &mut a, 1000).unwrap();
+            let eb = run(&opt, layout, &mut m, 1000).unwrap();
+            assert_eq!(ea.pc, eb.pc);
+            assert_eq!(a, m, "start {start}");
+        }
+    }
+}
+
 /// A slot that is an int on entry and a float at the back edge is refused.
 #[test]
 fn type_unstable_loops_are_refused() {

@@ -210,6 +210,13 @@ impl Emitter {
         {
             core::mem::swap(&mut inst.a, &mut inst.b);
         }
+        if inst.op == Op::MulF && self.const_of(inst.b) == Some(2.0f64.to_bits() as i64) {
+            // `x * 2.0` is `x + x` bit for bit (NaN, infinities and signed zeros included),
+            // and an add has half a multiply's latency on current cores: it shortens float
+            // recurrences such as mandelbrot's `2.0 * zr * zi`.
+            inst.op = Op::AddF;
+            inst.b = inst.a;
+        }
         if let Some(r) = self.fold(&inst) {
             return r;
         }

@@ -203,9 +203,11 @@ macro_rules! x64_templates {
         pub fn ucomisd(ops: &mut $B, a: u8, b: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; ucomisd Rx(a), Rx(b));
         }
-        /// `cvtsi2sd xmm, gpr` (int to double).
+        /// `xorps xmm, xmm; cvtsi2sd xmm, gpr` (int to double). `cvtsi2sd` writes only the
+        /// low lane, so it waits for whatever last wrote `xmm` (often the end of a float
+        /// chain); the zeroing idiom breaks that false dependency.
         pub fn cvtsi2sd(ops: &mut $B, d: u8, s: u8) {
-            ::dynasm::dynasm!(ops ; .arch x64 ; cvtsi2sd Rx(d), Rq(s));
+            ::dynasm::dynasm!(ops ; .arch x64 ; xorps Rx(d), Rx(d) ; cvtsi2sd Rx(d), Rq(s));
         }
         /// `jcc label`.
         pub fn jcc(ops: &mut $B, cond: Cond, l: $L) {
