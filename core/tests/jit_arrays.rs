@@ -198,6 +198,51 @@ fn an_index_out_of_range_is_the_interpreter_error() {
     }
 }
 
+/// Bounds checks on a loop counter are hoisted out of the loop body (one check of the limit
+/// against the length before the loop): limits at, below and past the length, `<` and `<=`,
+/// a negative start, a loop that leaves early before reaching the end, and a loop whose array
+/// grows (nothing hoisted there) all end as in the interpreter.
+#[test]
+fn hoisted_counter_bounds_checks_end_as_the_interpreter() {
+    for (limit, cmp) in [
+        (50, "<"),
+        (49, "<="),
+        (40, "<"),
+        (51, "<"),
+        (50, "<="),
+        (70, "<"),
+    ] {
+        let src = format!(
+            "let a = array(50, 2); let s = 0; let i = 0;
+             while i {cmp} {limit} {{ s = s + a[i]; i = i + 1; }}
+             print(s);"
+        );
+        same_as_interpreter(&src);
+    }
+    for src in [
+        "let a = array(50, 1); a[30] = 7; let s = 0; let i = 0;
+         while i < 100 { if a[i] == 7 { break; } s = s + a[i]; i = i + 1; }
+         print(s, i);",
+        "let a = array(50, 1); let s = 0; let i = -3;
+         while i < 50 { s = s + a[i]; i = i + 1; }
+         print(s);",
+        "let a = array(8, 1); let s = 0; let i = 0;
+         while i < 40 { s = s + a[i]; push(a, i); i = i + 1; }
+         print(s, len(a));",
+        "let a = array(50, 1.5); let b = array(60, 2.0); let s = 0.0; let n = 55; let i = 0;
+         while i < n { s = s + a[i] * b[i]; i = i + 1; }
+         print(s);",
+    ] {
+        same_as_interpreter(src);
+    }
+    let runs = native(
+        "let a = array(50, 1.5); let b = array(50, 2.0); let s = 0.0; let i = 0;
+         while i < len(a) { s = s + a[i] * b[i]; i = i + 1; }
+         print(s);",
+    );
+    assert_eq!(runs[0].out, "150.0\n");
+}
+
 #[test]
 fn a_string_element_is_never_overwritten_natively() {
     // Stores replace numbers natively; a heap element ends the trace through the old-tag guard

@@ -492,6 +492,7 @@ fn remap(map: &[Ref], r: Ref) -> Ref {
 
 /// Pass 2: LOOP marker, the body copy, and the PHIs.
 fn unroll(em: &mut Emitter, tail: &Snapshot, live: Live) -> Result<(), OptError> {
+    let implied = hoist_counter_bounds(em, tail, live);
     let pre_len = em.out.insts.len();
     let loop_ref = em.push(Inst::new(Op::Loop, Ty::Void, NONE, NONE));
     let mut subst: Vec<Ref> = (0..pre_len as Ref).collect();
@@ -511,6 +512,9 @@ fn unroll(em: &mut Emitter, tail: &Snapshot, live: Live) -> Result<(), OptError>
                 }
                 None => r as Ref,
             },
+            // A bounds check the loop guard and a check before LOOP imply (see
+            // `hoist_counter_bounds`): the body has none.
+            Op::ULt if implied.contains(&(r as Ref)) => NONE,
             Op::SLoad => match tail.get(inst.imm as u32) {
                 Some(t) if em.out.ty(t) != inst.ty => {
                     return Err(OptError::TypeUnstable {
@@ -538,6 +542,82 @@ fn unroll(em: &mut Emitter, tail: &Snapshot, live: Live) -> Result<(), OptError>
         subst[r] = new;
     }
     add_phis(em, loop_ref, &subst)
+}
+
+/// Bounds checks on a loop counter, hoisted: a pre-roll guard `k <u len` (unsigned, so also
+/// `k >= 0`) on the value `k` of slot `s` at the top of the iteration, where the iteration
+/// ends with `s = k + 1` and the loop guard `k + 1 < n` (or `<= n`), and `len` and `n` are
+/// loop-invariant, holds in every later iteration once `n <= len` (`n < len`): by induction
+/// `0 <= k < n <= len` at the top of each of them (`k` only grows by one, and cannot
+/// overflow below `n`). So the body keeps no copy of the check, and one guard `n <= len` goes
+/// before LOOP, exiting with the tail snapshot: at the loop header after the first
+/// iteration, whose back edge is already charged, where the interpreter goes on with the
+/// loop (and raises the bounds error itself if it gets there). Returns the pre-roll checks
+/// whose body copies are dropped. LuaJIT's ABC elimination does the same for `for` loops.
+///
+/// ```text
+///   pre-roll:  k0 = SLoad s ; ULt k0, len ; ... ; k1 = AddI k0, 1 ; Lt k1, n ; Le n, len
+///   LOOP:      (no ULt on the counter)     ; ... ; k2 = AddI k1', 1 ; Lt k2, n
+/// ```
+fn hoist_counter_bounds(em: &mut Emitter, tail: &Snapshot, live: Live) -> Vec<Ref> {
+    let mut implied = Vec::new();
+    if tail.is_delta() {
+        return implied;
+    }
+    let insts = &em.out.insts;
+    // Loop-invariant values: constants, slots the iteration does not write, heap objects'
+    // slots (never written in a loop), and headers of those when headers do not change.
+    let invariant = |r: Ref| -> bool {
+        let Some(i) = insts.get(r as usize) else {
+            return false;
+        };
+        let plain = |i: &Inst| match i.op {
+            op if op.is_const() => true,
+            Op::SLoad => tail.get(i.imm as u32).is_none(),
+            Op::SLoadT => true,
+            _ => false,
+        };
+        plain(i)
+            || (i.op == Op::LdH && em.cse_headers && insts.get(i.a as usize).is_some_and(plain))
+    };
+    let mut hoisted: Vec<(Op, Ref, Ref)> = Vec::new();
+    for (g, inst) in insts.iter().enumerate() {
+        if inst.op != Op::ULt || !invariant(inst.b) {
+            continue;
+        }
+        let k0 = inst.a;
+        let counter = insts.get(k0 as usize).filter(|i| i.op == Op::SLoad);
+        let Some(k1) = counter.and_then(|i| tail.get(i.imm as u32)) else {
+            continue;
+        };
+        let step = insts[k1 as usize];
+        if step.op != Op::AddI || step.a != k0 || em.const_of(step.b) != Some(1) {
+            continue;
+        }
+        // The loop guard on the stepped counter: `k1 < n` needs `n <= len`, `k1 <= n` needs
+        // `n < len`.
+        let bound = insts.iter().find_map(|l| match l.op {
+            Op::Lt if l.a == k1 && invariant(l.b) => Some((Op::Le, l.b)),
+            Op::Le if l.a == k1 && invariant(l.b) => Some((Op::Lt, l.b)),
+            _ => None,
+        });
+        if let Some((op, n)) = bound {
+            implied.push(g as Ref);
+            if !hoisted.contains(&(op, n, inst.b)) {
+                hoisted.push((op, n, inst.b));
+            }
+        }
+    }
+    for (op, n, len) in hoisted {
+        let mut guard = Inst::new(op, Ty::Void, n, len);
+        guard.snap = NO_SNAP;
+        let exit = tail.clone();
+        em.emit_with(guard, |em| {
+            let s = em.push_snapshot(exit, live);
+            em.own_snapshot(s)
+        });
+    }
+    implied
 }
 
 /// The body copy of pre-roll snapshot `ps` (and of its parents first), with the snapshot's
@@ -773,6 +853,58 @@ mod tests {
             purged.snaps
         );
         assert!(kept.snaps.iter().all(|s| s.entries.iter().all(|e| !e.dead)));
+    }
+
+    /// `while k < n { s = s + a[k]; k = k + 1 }` with `step` as the counter's increment: the
+    /// array and the limit are loop-invariant. A step of 1 leaves the body without a bounds
+    /// check and puts one guard `n <= len` before LOOP that exits at the loop header with the
+    /// state after the first iteration; any other step keeps the check in the body.
+    fn counter_loop(step: i64) -> Trace {
+        let mut b = TraceBuilder::new(3);
+        let k = b.slot(0, Ty::Int);
+        let n = b.slot(1, Ty::Int);
+        let arr = b.slot_tagged(2, crate::vm::value::TAG_ARRAY as u32);
+        let len = b.load(Op::LdH, arr, crate::vm::value::ARRAY_LEN_OFFSET as i64);
+        b.guard(Op::ULt, k, len);
+        let s = b.slot(4, Ty::Int);
+        let s2 = b.op(Op::AddI, s, k);
+        b.set_slot(4, s2);
+        let one = b.kint(step);
+        let k2 = b.op(Op::AddI, k, one);
+        b.set_slot(0, k2);
+        b.guard(Op::Lt, k2, n);
+        b.finish(3).unwrap()
+    }
+
+    #[test]
+    fn a_counter_bounds_check_leaves_the_loop_body() {
+        let t = optimize(&counter_loop(1)).unwrap();
+        let lp = t.loop_ref().expect("loops") as usize;
+        let ult =
+            |r: core::ops::Range<usize>| t.insts[r].iter().filter(|i| i.op == Op::ULt).count();
+        assert_eq!(ult(0..lp), 1, "the first iteration checks: {:?}", t.insts);
+        assert_eq!(
+            ult(lp..t.insts.len()),
+            0,
+            "the body does not: {:?}",
+            t.insts
+        );
+        let hoisted: Vec<&Inst> = t.insts[..lp].iter().filter(|i| i.op == Op::Le).collect();
+        assert_eq!(hoisted.len(), 1, "{:?}", t.insts);
+        let g = hoisted[0];
+        assert_eq!(t.inst(g.a).op, Op::SLoad, "n");
+        assert_eq!(t.inst(g.b).op, Op::LdH, "len");
+        let exit = t.resolved(g.snap);
+        assert_eq!(exit.pc, 3, "resumes at the loop header");
+        assert!(
+            exit.get(0).is_some_and(|r| t.inst(r).op == Op::AddI),
+            "with k + 1"
+        );
+
+        let t = optimize(&counter_loop(2)).unwrap();
+        let lp = t.loop_ref().unwrap() as usize;
+        assert_eq!(t.insts[lp..].iter().filter(|i| i.op == Op::ULt).count(), 1);
+        assert!(!t.insts[..lp].iter().any(|i| i.op == Op::Le));
     }
 
     /// A slot written early, dead where the first guard after it exits and live where the
