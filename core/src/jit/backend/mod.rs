@@ -28,7 +28,10 @@
 //! the same instruction with the same fuel left. A refunding guard (a comparison guard with
 //! `imm` > 0, see [`crate::jit::ir`]) adds `imm` back to the fuel word in its exit stub,
 //! before any write-back or link. The caller puts the budget into the frame before entering
-//! ([`ExitFrame::set_fuel`]) and takes what is left after the exit.
+//! ([`ExitFrame::set_fuel`]) and takes what is left after the exit. A loop trace without calls
+//! keeps the count in a register while it runs (`fuel_in_register`): loaded after the
+//! prologue, stored back first thing in every exit stub, so the word is exact whenever the
+//! trace is left.
 //!
 //! Both backends build on every host (their bytes are unit-tested everywhere); [`Native`] names
 //! the one that can run here, chosen by `cfg`.
@@ -95,6 +98,12 @@ pub trait Backend {
     /// The registers the allocator may hand out in a function trace: fewer callee-saved ones,
     /// so the prologue and epilogue of every native call save and restore fewer.
     const FUNC_POOL: RegPool;
+    /// [`Self::POOL`] without [`Self::FUEL_REG`], for the traces that keep the fuel left in
+    /// that register (`fuel_in_register`).
+    const FUEL_POOL: RegPool;
+    /// The callee-saved register that holds the fuel left in a trace that
+    /// `fuel_in_register` accepts.
+    const FUEL_REG: u8;
     /// Assembles an optimised, allocated trace into position-independent machine code whose
     /// exits are numbered and linked as `links` says (see [`link`]).
     fn assemble(
@@ -338,7 +347,12 @@ fn compile_with<B: Backend>(
 ) -> Result<Compiled, CompileError> {
     layout.validate()?;
     let trace = optimize_with(recorded, live)?;
-    let alloc = allocate(&trace, &B::POOL);
+    let pool = if fuel_in_register(&trace) {
+        B::FUEL_POOL
+    } else {
+        B::POOL
+    };
+    let alloc = allocate(&trace, &pool);
     let code = B::assemble(&trace, &alloc, layout, links)?;
     Ok(Compiled::new(trace, alloc, *layout, code, *links))
 }
@@ -354,6 +368,19 @@ pub fn compile_linear<B: Backend>(
     let links = ExitLinks::default();
     let code = B::assemble(&trace, &alloc, layout, &links)?;
     Ok(Compiled::new(trace, alloc, *layout, code, links))
+}
+
+/// Whether loop trace `t` keeps the fuel left in [`Backend::FUEL_REG`] instead of the exit
+/// frame's word: it loops and charges fuel, and makes no call (a native call charges the
+/// frame's word; a runtime call might reach code that reads it). Such a trace loads the word
+/// into the register right after its prologue (where linked exits of other traces enter
+/// too), charges the register (`sub reg, k; jb exit`: no load-modify-store of memory on the
+/// loop's back edge, a chain through memory of about five cycles per iteration), and stores
+/// the register back first thing in every exit stub, before any refund, write-back or link.
+pub(crate) fn fuel_in_register(t: &Trace) -> bool {
+    t.loop_ref().is_some()
+        && t.insts.iter().any(|i| i.op == crate::jit::ir::Op::Fuel)
+        && !t.insts.iter().any(|i| i.op.is_call())
 }
 
 /// Per snapshot, the fuel its exit stub gives back first: the charge of the `Fuel` that owns

@@ -16,8 +16,8 @@ use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL,
-    SPILL_BASE,
+    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
+    DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -31,6 +31,8 @@ pub struct A64;
 impl Backend for A64 {
     const POOL: RegPool = target::POOL;
     const FUNC_POOL: RegPool = target::FUNC_POOL;
+    const FUEL_POOL: RegPool = target::FUEL_POOL;
+    const FUEL_REG: u8 = target::FUEL_REG;
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
@@ -58,6 +60,7 @@ impl Backend for A64 {
             done_guard: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
             refunds: fuel_refunds(t),
+            fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -122,6 +125,9 @@ pub(super) struct Isel<'a> {
     pub(super) link_table: Option<i64>,
     /// Per snapshot: the fuel its exit stub gives back first ([`fuel_refunds`]).
     refunds: Vec<Option<i32>>,
+    /// The register holding the fuel left, when the trace keeps it there
+    /// ([`fuel_in_register`]).
+    fuel_reg: Option<u8>,
 }
 
 impl Isel<'_> {
@@ -153,6 +159,11 @@ impl Isel<'_> {
 
     fn trace(&mut self) -> Result<(), CompileError> {
         self.prologue();
+        if let Some(f) = self.fuel_reg {
+            // Right after the prologue: linked exits of other traces enter here too.
+            let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+            emit::ldr_x(&mut self.b, f, CTX, off);
+        }
         let mut loop_label = None;
         for r in 0..self.t.insts.len() {
             if self.t.insts[r].op == Op::Loop {
@@ -170,6 +181,10 @@ impl Isel<'_> {
         let exited = self.t.exited_snapshots();
         for n in (0..self.t.snaps.len()).filter(|&n| exited[n]) {
             emit::bind(&mut self.b, self.exits[n]);
+            if let Some(f) = self.fuel_reg {
+                let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
+                emit::str_x(&mut self.b, f, CTX, off);
+            }
             if let Some(k) = self.refunds[n] {
                 self.refund(k.into())?;
             }
@@ -517,6 +532,25 @@ impl Isel<'_> {
         let inst = *self.t.inst(r);
         let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
         let exit = self.exits[inst.snap as usize];
+        if let Some(f) = self.fuel_reg {
+            // The same on the register; the exit stubs store it first.
+            if self.refunds[inst.snap as usize].is_some() {
+                match Imm12::new(inst.imm) {
+                    Some(k) => emit::subs_ri(&mut self.b, f, f, k),
+                    None => {
+                        mov_imm(&mut self.b, S1, inst.imm);
+                        emit::subs_rr(&mut self.b, f, f, S1);
+                    }
+                }
+                emit::b_cond(&mut self.b, Cond::Lo, exit);
+                return Ok(());
+            }
+            mov_imm(&mut self.b, S1, inst.imm);
+            emit::cmp_rr(&mut self.b, S1, f);
+            emit::b_cond(&mut self.b, Cond::Hi, exit);
+            emit::sub_rr(&mut self.b, f, f, S1);
+            return Ok(());
+        }
         emit::ldr_x(&mut self.b, S0, CTX, off);
         if self.refunds[inst.snap as usize].is_some() {
             match Imm12::new(inst.imm) {

@@ -8,6 +8,8 @@
 //!   x20        the exit frame (2nd argument): register dump and spill slots, see
 //!              [`ExitFrame`](crate::jit::backend::ExitFrame)
 //!   x0-x14     allocatable, clobbered by calls      x21-x28  allocatable, preserved
+//!                                                   (x28 holds the fuel left instead in
+//!                                                   loop traces without calls: `FUEL_REG`)
 //!   d0-d7, d16-d29  allocatable, clobbered          d8-d15   allocatable, preserved
 //!   x18 (platform), x29 (frame), x30 (link) are never touched except in prologue/epilogue
 //! ```
@@ -41,6 +43,18 @@ pub const POOL: RegPool = RegPool {
         0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
     ],
     float_callee: &[8, 9, 10, 11, 12, 13, 14, 15],
+};
+
+/// x28: the fuel left, in loop traces that keep it in a register
+/// (`backend::fuel_in_register`).
+pub const FUEL_REG: u8 = 28;
+
+/// [`POOL`] without [`FUEL_REG`].
+pub const FUEL_POOL: RegPool = RegPool {
+    int_caller: POOL.int_caller,
+    int_callee: &[21, 22, 23, 24, 25, 26, 27],
+    float_caller: POOL.float_caller,
+    float_callee: POOL.float_callee,
 };
 
 /// The allocatable registers of function traces: of the callee-saved ones only x21 and x22,

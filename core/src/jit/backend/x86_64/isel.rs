@@ -21,8 +21,8 @@ use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
-    fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src, DUMP_FLOAT, DUMP_INT, FUEL,
-    SPILL_BASE,
+    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
+    DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::ir::{Op, Ref, Trace, Ty};
@@ -36,6 +36,8 @@ pub struct X64;
 impl Backend for X64 {
     const POOL: RegPool = target::POOL;
     const FUNC_POOL: RegPool = target::FUNC_POOL;
+    const FUEL_POOL: RegPool = target::FUEL_POOL;
+    const FUEL_REG: u8 = target::FUEL_REG;
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
@@ -64,6 +66,7 @@ impl Backend for X64 {
             done_guard: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
             refunds: fuel_refunds(t),
+            fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
         };
         isel.trace()?;
         Ok(isel.b.finish()?)
@@ -100,6 +103,9 @@ pub(super) struct Isel<'a> {
     pub(super) link_table: Option<i64>,
     /// Per snapshot: the charge its exit refunds, if it is a `Fuel`'s (see [`Isel::fuel`]).
     refunds: Vec<Option<i32>>,
+    /// The register holding the fuel left, when the trace keeps it there
+    /// ([`fuel_in_register`]).
+    fuel_reg: Option<u8>,
 }
 
 impl Isel<'_> {
@@ -131,6 +137,10 @@ impl Isel<'_> {
 
     fn trace(&mut self) -> Result<(), CompileError> {
         self.prologue();
+        if let Some(f) = self.fuel_reg {
+            // Right after the prologue: linked exits of other traces enter here too.
+            emit::load_ctx(&mut self.b, f, word(FUEL));
+        }
         let mut loop_label = None;
         let rotated = self.rotatable_guard();
         for r in 0..self.t.insts.len() {
@@ -156,6 +166,9 @@ impl Isel<'_> {
         let exited = self.t.exited_snapshots();
         for n in (0..self.t.snaps.len()).filter(|&n| exited[n]) {
             emit::bind(&mut self.b, self.exits[n]);
+            if let Some(f) = self.fuel_reg {
+                emit::store_ctx(&mut self.b, word(FUEL), f);
+            }
             if let Some(k) = self.refunds[n] {
                 emit_call::add_ctx_i(&mut self.b, word(FUEL), k);
             }
@@ -576,6 +589,27 @@ impl Isel<'_> {
     fn fuel(&mut self, r: Ref) {
         let inst = *self.t.inst(r);
         let exit = self.exits[inst.snap as usize];
+        if let Some(f) = self.fuel_reg {
+            match (i32::try_from(inst.imm), self.refunds[inst.snap as usize]) {
+                // The stub stores the charged register, then gives the charge back.
+                (Ok(_), Some(_)) => {
+                    self.fuel_charge(inst.imm);
+                    emit::jcc(&mut self.b, Cond::B, exit);
+                }
+                (Ok(k), None) => {
+                    emit::cmp_ri(&mut self.b, f, k);
+                    emit::jcc(&mut self.b, Cond::B, exit);
+                    emit::sub_ri(&mut self.b, f, k);
+                }
+                (Err(_), _) => {
+                    self.mov_imm(S0, inst.imm);
+                    emit::cmp_rr(&mut self.b, f, S0);
+                    emit::jcc(&mut self.b, Cond::B, exit);
+                    emit::sub_rr(&mut self.b, f, S0);
+                }
+            }
+            return;
+        }
         if self.refunds[inst.snap as usize].is_some() {
             self.fuel_charge(inst.imm);
             emit::jcc(&mut self.b, Cond::B, exit);
@@ -588,10 +622,13 @@ impl Isel<'_> {
         emit::store_ctx(&mut self.b, word(FUEL), S0);
     }
 
-    /// `sub [fuel], k` for a charge with a refunding exit.
+    /// `sub [fuel], k` (or `sub fuel_reg, k`) for a charge with a refunding exit.
     fn fuel_charge(&mut self, k: i64) {
         let k = i32::try_from(k).unwrap_or(i32::MAX);
-        emit_call::sub_ctx_i(&mut self.b, word(FUEL), k);
+        match self.fuel_reg {
+            Some(f) => emit::sub_ri(&mut self.b, f, k),
+            None => emit_call::sub_ctx_i(&mut self.b, word(FUEL), k),
+        }
     }
 
     fn call(&mut self, r: Ref) {

@@ -5,7 +5,8 @@
 //!   rax, r11   int scratch (never allocated; rax also carries the exit number)
 //!   xmm15,14   float scratch
 //!   rcx rdx rsi rdi r8 r9 r10     allocatable, clobbered by calls
-//!   rbp r13 r14 r15               allocatable, preserved by calls
+//!   rbp r13 r14 r15               allocatable, preserved by calls (r15 holds the fuel left
+//!                                 instead in loop traces without calls: `FUEL_REG`)
 //!   xmm0-13                       allocatable, clobbered by calls (SysV has no callee-saved xmm)
 //!   r12        the exit frame (2nd argument): register dump and spill slots, see
 //!              [`ExitFrame`](crate::jit::backend::ExitFrame)
@@ -36,6 +37,18 @@ pub const POOL: RegPool = RegPool {
     int_caller: &[1, 2, 6, 7, 8, 9, 10],
     int_callee: &[5, 13, 14, 15],
     float_caller: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+    float_callee: &[],
+};
+
+/// r15: the fuel left, in loop traces that keep it in a register
+/// (`backend::fuel_in_register`).
+pub const FUEL_REG: u8 = 15;
+
+/// [`POOL`] without [`FUEL_REG`].
+pub const FUEL_POOL: RegPool = RegPool {
+    int_caller: POOL.int_caller,
+    int_callee: &[5, 13, 14],
+    float_caller: POOL.float_caller,
     float_callee: &[],
 };
 
