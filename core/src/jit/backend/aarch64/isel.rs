@@ -524,7 +524,8 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word. When the exit refunds
+    /// `if cost > fuel { exit } fuel -= cost` on the frame's fuel word, or on the fuel register
+    /// in a trace that keeps it there ([`fuel_in_register`]: no load or store). When the exit refunds
     /// the charge ([`fuel_refunds`]), `subs` charges first and a borrow (carry clear) takes the
     /// exit, whose stub gives the charge back: `ldr`, `subs`, `str`, `b.lo`. Otherwise the charge
     /// is compared first (unsigned: `hi`) and stored only when it holds.
@@ -532,43 +533,36 @@ impl Isel<'_> {
         let inst = *self.t.inst(r);
         let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
         let exit = self.exits[inst.snap as usize];
-        if let Some(f) = self.fuel_reg {
-            // The same on the register; the exit stubs store it first.
-            if self.refunds[inst.snap as usize].is_some() {
-                match Imm12::new(inst.imm) {
-                    Some(k) => emit::subs_ri(&mut self.b, f, f, k),
-                    None => {
-                        mov_imm(&mut self.b, S1, inst.imm);
-                        emit::subs_rr(&mut self.b, f, f, S1);
-                    }
-                }
-                emit::b_cond(&mut self.b, Cond::Lo, exit);
-                return Ok(());
+        // The count: in the fuel register (the exit stubs store it), or the frame's word
+        // loaded into S0 and stored back.
+        let (v, in_memory) = match self.fuel_reg {
+            Some(f) => (f, false),
+            None => {
+                emit::ldr_x(&mut self.b, S0, CTX, off);
+                (S0, true)
             }
-            mov_imm(&mut self.b, S1, inst.imm);
-            emit::cmp_rr(&mut self.b, S1, f);
-            emit::b_cond(&mut self.b, Cond::Hi, exit);
-            emit::sub_rr(&mut self.b, f, f, S1);
-            return Ok(());
-        }
-        emit::ldr_x(&mut self.b, S0, CTX, off);
+        };
         if self.refunds[inst.snap as usize].is_some() {
             match Imm12::new(inst.imm) {
-                Some(k) => emit::subs_ri(&mut self.b, S0, S0, k),
+                Some(k) => emit::subs_ri(&mut self.b, v, v, k),
                 None => {
                     mov_imm(&mut self.b, S1, inst.imm);
-                    emit::subs_rr(&mut self.b, S0, S0, S1);
+                    emit::subs_rr(&mut self.b, v, v, S1);
                 }
             }
-            emit::str_x(&mut self.b, S0, CTX, off);
+            if in_memory {
+                emit::str_x(&mut self.b, v, CTX, off);
+            }
             emit::b_cond(&mut self.b, Cond::Lo, exit);
             return Ok(());
         }
         mov_imm(&mut self.b, S1, inst.imm);
-        emit::cmp_rr(&mut self.b, S1, S0);
+        emit::cmp_rr(&mut self.b, S1, v);
         emit::b_cond(&mut self.b, Cond::Hi, exit);
-        emit::sub_rr(&mut self.b, S0, S0, S1);
-        emit::str_x(&mut self.b, S0, CTX, off);
+        emit::sub_rr(&mut self.b, v, v, S1);
+        if in_memory {
+            emit::str_x(&mut self.b, v, CTX, off);
+        }
         Ok(())
     }
 
