@@ -11,7 +11,7 @@ use crate::vm::builtins::{self, Builtin, Env};
 use crate::vm::bytecode::{field_a, field_b, field_bx, field_c, field_sbx, Op};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::host;
-use crate::vm::value::{StrObj, Value, TAG_STR};
+use crate::vm::value::{copy_plain, StrObj, Value, TAG_STR};
 
 impl Vm<'_> {
     /// Runs from `start` until the frame it starts in returns (the call depth falls back to
@@ -307,7 +307,7 @@ impl Vm<'_> {
                             // SAFETY: neither value owns anything (the heap tags are the ones
                             // at or above `TAG_STR`, and an OR below it means both are below),
                             // so a bitwise copy over the old value is a complete move.
-                            unsafe { core::ptr::copy(&regs[src], &mut regs[dst], 1) };
+                            unsafe { copy_plain(&regs[src], &mut regs[dst]) };
                         } else {
                             put!(dst, regs[src].clone());
                         }
