@@ -396,9 +396,18 @@ impl Vm<'_> {
                 }
                 // `ret` of the value `$v` (taken out of its register): releases the frame's
                 // registers and returns to the caller (or out of this loop).
+                // Returns register `$ret` (`Some(r)`) or nil (`None`). A heap result leaves
+                // its register before the frame is released; a plain one stays there (the
+                // release only touches heap values) and is copied into the result slot as two
+                // words at the end ([`copy_plain`]): it was often written just before, and a
+                // 16-byte load of it, or of a copy on the stack, would wait for the stores.
                 macro_rules! op_ret {
-                    ($v:expr) => {{
-                        let v = $v;
+                    ($ret:expr) => {{
+                        let ret: Option<usize> = $ret;
+                        let heap = match ret {
+                            Some(a) if regs[a].tag() >= TAG_STR => Some(mem::take(&mut regs[a])),
+                            _ => None,
+                        };
                         // Collection point: the callee's registers are released here. Only
                         // heap values need it; the rest are dead and never read again (the
                         // verifier proves every register is written before it is read). No
@@ -419,18 +428,25 @@ impl Vm<'_> {
                         debug_assert!(regs[..prog.funcs[fi].nregs as usize]
                             .iter()
                             .all(|r| r.tag() < TAG_STR));
-                        if self.frames.len() <= start.stop {
-                            return Ok(v);
-                        }
-                        let Some(fr) = self.frames.pop() else {
-                            return Ok(v);
+                        let top = self.frames.len() <= start.stop;
+                        let Some(fr) = (if top { None } else { self.frames.pop() }) else {
+                            return Ok(
+                                heap.unwrap_or_else(|| ret.map_or(Value::Nil, |a| regs[a].clone()))
+                            );
                         };
-                        if v.tag() >= TAG_STR {
-                            self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
+                        match (heap, ret) {
+                            (Some(v), _) => {
+                                self.heap_top = self.heap_top.max(lo + mem::size_of::<Value>());
+                                // SAFETY: the slot holds no heap value (released above, or
+                                // none was there), so overwriting it leaks nothing.
+                                unsafe { core::ptr::write(&mut regs[0], v) };
+                            }
+                            // SAFETY: neither slot holds a heap value (the result is plain,
+                            // and slot 0 was released above or held none).
+                            (None, Some(a)) => unsafe { copy_plain(&regs[a], &mut regs[0]) },
+                            // SAFETY: as above; nil owns nothing.
+                            (None, None) => unsafe { core::ptr::write(&mut regs[0], Value::Nil) },
                         }
-                        // SAFETY: the slot holds no heap value (released above, or none was
-                        // there), so overwriting it without a drop leaks nothing.
-                        unsafe { core::ptr::write(&mut regs[0], v) };
                         fi = fr.func as usize;
                         base = fr.base as usize;
                         code = fr.code;
@@ -620,11 +636,7 @@ impl Vm<'_> {
                         put!(first, v);
                         ip = ip.wrapping_add(1);
                     }
-                    Op::Ret | Op::RetNil => op_ret!(if op == Op::Ret {
-                        mem::take(&mut regs[field_a(w)])
-                    } else {
-                        Value::Nil
-                    }),
+                    Op::Ret | Op::RetNil => op_ret!((op == Op::Ret).then(|| field_a(w))),
                     Op::NewArr => {
                         let (first, n) = (field_b(w), field_c(w));
                         let items = regs[first..first + n].to_vec();
@@ -732,19 +744,19 @@ impl Vm<'_> {
                     Op::MoveMove => pair!(op_move!(w), w1 => op_move!(w1)),
                     Op::AddRet => pair!(
                         arith!(w, add, &regs[field_c(w)], wrapping_add, +),
-                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                        w1 => op_ret!(Some(field_a(w1)))
                     ),
                     Op::MulRet => pair!(
                         arith!(w, mul, &regs[field_c(w)], wrapping_mul, *),
-                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                        w1 => op_ret!(Some(field_a(w1)))
                     ),
                     Op::DivRet => pair!(
                         arith!(w, div, &regs[field_c(w)], wrapping_div if nonzero, /),
-                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                        w1 => op_ret!(Some(field_a(w1)))
                     ),
                     Op::ModKRet => pair!(
                         arith!(w, rem, &kk[field_c(w)], rem_k if nonzero, %),
-                        w1 => op_ret!(mem::take(&mut regs[field_a(w1)]))
+                        w1 => op_ret!(Some(field_a(w1)))
                     ),
                     Op::CallH | Op::BGet | Op::BSet | Op::BLen => {
                         if self.host_pending.is_some() {
