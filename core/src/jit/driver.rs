@@ -44,7 +44,6 @@
 use core::fmt::Write as _;
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -59,7 +58,7 @@ use crate::jit::ir::Ty;
 use crate::jit::live::Liveness;
 use crate::jit::record::{record_with_calls, CallLog, Start};
 use crate::jit::slots::VM_LAYOUT;
-use crate::jit::trace::{Abort, Action, TraceState, Traces, MAX_ATTEMPTS, PENALTY_MIN};
+use crate::jit::trace::{Abort, Action, PcTable, TraceState, Traces, MAX_ATTEMPTS, PENALTY_MIN};
 use crate::platform::{Console, ExecMemory};
 use crate::vm::interp::{HostStep, HotLoop, LoopHook, Reply};
 use crate::vm::native::{HotFunc, NativeFunc};
@@ -184,7 +183,7 @@ pub struct Jit<'a> {
     traces: Traces,
     installed: Vec<Installed>,
     stats: JitStats,
-    exits: BTreeMap<u64, ExitCount>,
+    exits: PcTable<ExitCount>,
     funcs: FuncJit<'a>,
     /// The exit frame every trace runs with (linked traces share it), sized for the most
     /// spill slots any installed trace uses.
@@ -219,7 +218,7 @@ impl<'a> Jit<'a> {
             traces: Traces::new(),
             installed: Vec::new(),
             stats: JitStats::default(),
-            exits: BTreeMap::new(),
+            exits: PcTable::default(),
             funcs: FuncJit::new(prog, mem, log),
             frame: ExitFrame::new(0),
             max_spills: 0,
@@ -512,7 +511,7 @@ impl Jit<'_> {
     /// loop had the arrivals to get hot whenever the inner loop runs about once per iteration
     /// of the outer one.
     fn defer(&mut self, id: u64) -> bool {
-        let e = self.exits.entry(id).or_default();
+        let e = self.exits.get_mut(id);
         if e.deferred >= MAX_DEFERRALS {
             return false;
         }
@@ -525,7 +524,7 @@ impl Jit<'_> {
     /// The arrivals a loop whose last recording was deferred waits before the next attempt;
     /// `None` when it was not deferred (or has aborted since).
     fn deferred_wait(&self, id: u64) -> Option<u32> {
-        let d = self.exits.get(&id).map_or(0, |e| e.deferred);
+        let d = self.exits.get(id).deferred;
         let fresh = self.traces.state(id) == (TraceState::Cold { aborts: 0 });
         (d > 0 && fresh).then(|| PENALTY_MIN << u32::from(d - 1).min(12))
     }
@@ -533,7 +532,7 @@ impl Jit<'_> {
     /// Counts a side exit to `id`; true when it is hot: [`HOT_EXIT`] exits, doubled after each
     /// deferral (the loop the recording ran into needs time to get hot itself).
     fn exit_is_hot(&mut self, id: u64) -> bool {
-        let e = self.exits.entry(id).or_default();
+        let e = self.exits.get_mut(id);
         e.count = e.count.saturating_add(1);
         e.count >= HOT_EXIT << e.deferred.min(16)
     }

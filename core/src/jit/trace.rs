@@ -23,8 +23,6 @@
 //!
 //! Invariants: at most one loop is `Recording` at a time; a `Blacklisted` loop never leaves that
 //! state; `Compiled` holds the index of its installed trace.
-use alloc::collections::BTreeMap;
-#[cfg(test)]
 use alloc::vec::Vec;
 
 use crate::jit::backend::CompileError;
@@ -135,6 +133,12 @@ pub enum TraceState {
     Blacklisted,
 }
 
+impl Default for TraceState {
+    fn default() -> Self {
+        TraceState::Cold { aborts: 0 }
+    }
+}
+
 /// What the interpreter should do at a loop header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -144,6 +148,56 @@ pub enum Action {
     Record,
     /// Enter installed trace `n`.
     Enter(usize),
+}
+
+/// A value per trace start, found in O(1): a dense table per function, indexed by pc, grown
+/// on the first write past its end (ids are `(function << 32) | pc`; a start never written
+/// reads as `T::default()`). The driver looks up a start on every entry and every exit, so a
+/// map's search would be paid on each.
+#[derive(Debug)]
+pub(crate) struct PcTable<T> {
+    funcs: Vec<Vec<T>>,
+}
+
+impl<T> Default for PcTable<T> {
+    fn default() -> Self {
+        Self { funcs: Vec::new() }
+    }
+}
+
+impl<T: Copy + Default> PcTable<T> {
+    fn split(id: u64) -> (usize, usize) {
+        ((id >> 32) as usize, id as u32 as usize)
+    }
+
+    /// The value at `id` (the default if never written).
+    #[inline]
+    pub(crate) fn get(&self, id: u64) -> T {
+        let (func, pc) = Self::split(id);
+        self.funcs
+            .get(func)
+            .and_then(|f| f.get(pc))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    /// The value at `id`, for writing (grows the tables to hold it).
+    pub(crate) fn get_mut(&mut self, id: u64) -> &mut T {
+        let (func, pc) = Self::split(id);
+        if self.funcs.len() <= func {
+            self.funcs.resize_with(func + 1, Vec::new);
+        }
+        let f = &mut self.funcs[func];
+        if f.len() <= pc {
+            f.resize(pc + 1, T::default());
+        }
+        &mut f[pc]
+    }
+
+    /// Sets the value at `id`.
+    pub(crate) fn set(&mut self, id: u64, v: T) {
+        *self.get_mut(id) = v;
+    }
 }
 
 /// Why a transition was refused.
@@ -158,7 +212,7 @@ pub enum StateError {
 /// The per-loop state machine, keyed by a loop id (e.g. function index and header pc).
 #[derive(Debug, Default)]
 pub struct Traces {
-    loops: BTreeMap<u64, TraceState>,
+    loops: PcTable<TraceState>,
     recording: Option<u64>,
     /// xorshift32 state for the random part of the penalty (fixed seed: runs reproduce).
     seed: u32,
@@ -171,11 +225,9 @@ impl Traces {
     }
 
     /// The state of loop `id`.
+    #[inline]
     pub fn state(&self, id: u64) -> TraceState {
-        self.loops
-            .get(&id)
-            .copied()
-            .unwrap_or(TraceState::Cold { aborts: 0 })
+        self.loops.get(id)
     }
 
     /// What to do on arriving at loop header `id`, given whether its counter says it is hot.
@@ -183,7 +235,7 @@ impl Traces {
         match self.state(id) {
             TraceState::Compiled { trace } => Action::Enter(trace),
             TraceState::Cold { aborts } if hot && self.recording.is_none() => {
-                self.loops.insert(id, TraceState::Recording { aborts });
+                self.loops.set(id, TraceState::Recording { aborts });
                 self.recording = Some(id);
                 Action::Record
             }
@@ -231,7 +283,7 @@ impl Traces {
         } else {
             TraceState::Cold { aborts }
         };
-        self.loops.insert(id, next);
+        self.loops.set(id, next);
         Ok(next)
     }
 
@@ -242,7 +294,7 @@ impl Traces {
             return Err(StateError::WrongState);
         };
         self.recording = None;
-        self.loops.insert(id, TraceState::Cold { aborts });
+        self.loops.set(id, TraceState::Cold { aborts });
         Ok(())
     }
 
@@ -252,7 +304,7 @@ impl Traces {
             return Err(StateError::WrongState);
         }
         self.recording = None;
-        self.loops.insert(id, TraceState::Compiled { trace });
+        self.loops.set(id, TraceState::Compiled { trace });
         Ok(())
     }
 }
@@ -260,6 +312,22 @@ impl Traces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pc_table_keeps_each_start_apart_and_reads_default_elsewhere() {
+        let mut t: PcTable<u32> = PcTable::default();
+        let id = |func: u64, pc: u64| (func << 32) | pc;
+        assert_eq!(t.get(id(3, 40)), 0, "never written");
+        t.set(id(3, 40), 7);
+        t.set(id(0, 2), 5);
+        *t.get_mut(id(3, 1)) += 2;
+        assert_eq!(t.get(id(3, 40)), 7);
+        assert_eq!(t.get(id(0, 2)), 5);
+        assert_eq!(t.get(id(3, 1)), 2);
+        assert_eq!(t.get(id(3, 41)), 0, "past the end of a function's table");
+        assert_eq!(t.get(id(2, 40)), 0, "same pc, other function");
+        assert_eq!(t.get(id(9, 0)), 0, "a function with no table");
+    }
 
     #[test]
     fn hot_loop_records_then_compiles_then_enters() {

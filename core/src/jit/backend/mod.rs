@@ -175,16 +175,39 @@ impl ExitFrame {
         self.words.is_empty()
     }
 
-    /// The bits of a value at `loc` after an exit.
-    fn read(&self, loc: Loc, float: bool) -> Option<u64> {
-        let word = match loc {
+    /// The frame word that holds a value at `loc` after an exit.
+    fn word_of(loc: Loc, float: bool) -> Option<usize> {
+        Some(match loc {
             Loc::Reg(r) if float => DUMP_FLOAT + r as usize,
             Loc::Reg(r) => DUMP_INT + r as usize,
             Loc::Spill(n) => SPILL_BASE + n as usize,
             Loc::None => return None,
-        };
-        self.words.get(word).copied()
+        })
     }
+}
+
+/// An exit's write-back, worked out once from its resolved snapshot and the register
+/// allocation: per entry the slot, the type, and where the bits come from (a constant, or a
+/// word of the exit frame). Restoring then reads no IR.
+#[derive(Clone, Debug)]
+struct ExitPlan {
+    pc: u32,
+    entries: Vec<PlanEntry>,
+}
+
+/// One slot of an [`ExitPlan`].
+#[derive(Clone, Copy, Debug)]
+struct PlanEntry {
+    slot: u32,
+    ty: Ty,
+    dead: bool,
+    /// The exit-frame word holding the bits, or [`PlanEntry::IMM`]: the bits are `imm`.
+    word: u32,
+    imm: u64,
+}
+
+impl PlanEntry {
+    const IMM: u32 = u32::MAX;
 }
 
 /// Why an exit could not be restored.
@@ -212,8 +235,9 @@ pub struct Compiled {
     pub code: Vec<u8>,
     /// How the exits are numbered and linked.
     pub links: ExitLinks,
-    /// Each exit's resolved snapshot (see `jit/ir/snapshot.rs`), made at its first use.
-    resolved: Vec<OnceCell<Snapshot>>,
+    /// Each exit's write-back plan (from its resolved snapshot, see `jit/ir/snapshot.rs`),
+    /// made at its first use.
+    plans: Vec<OnceCell<Result<ExitPlan, RestoreError>>>,
 }
 
 impl Compiled {
@@ -224,15 +248,59 @@ impl Compiled {
         code: Vec<u8>,
         links: ExitLinks,
     ) -> Compiled {
-        let resolved = (0..trace.snaps.len()).map(|_| OnceCell::new()).collect();
+        let plans = (0..trace.snaps.len()).map(|_| OnceCell::new()).collect();
         Compiled {
             trace,
             alloc,
             layout,
             code,
             links,
-            resolved,
+            plans,
         }
+    }
+
+    /// Exit `exit`'s write-back plan.
+    fn plan(&self, exit: u32) -> Result<ExitPlan, RestoreError> {
+        let own = self
+            .trace
+            .snaps
+            .get(exit as usize)
+            .ok_or(RestoreError::BadExit(exit))?;
+        let resolved;
+        let snap: &Snapshot = if own.is_delta() {
+            resolved = self.trace.resolved(exit);
+            &resolved
+        } else {
+            own
+        };
+        let mut entries = Vec::with_capacity(snap.entries.len());
+        for e in &snap.entries {
+            let (ty, word, imm) = if e.dead {
+                // The constant int 0, for the rare slot that holds a heap value.
+                (Ty::Int, PlanEntry::IMM, 0)
+            } else {
+                let inst = self.trace.inst(e.val);
+                if inst.op.is_const() {
+                    (inst.ty, PlanEntry::IMM, inst.imm as u64)
+                } else {
+                    let loc = self.alloc.locs[e.val as usize];
+                    let word = ExitFrame::word_of(loc, inst.ty == Ty::Float)
+                        .ok_or(RestoreError::BadFrame)?;
+                    (inst.ty, word as u32, 0)
+                }
+            };
+            entries.push(PlanEntry {
+                slot: e.slot,
+                ty,
+                dead: e.dead,
+                word,
+                imm,
+            });
+        }
+        Ok(ExitPlan {
+            pc: snap.pc,
+            entries,
+        })
     }
 
     /// A fresh exit frame for this trace.
@@ -256,32 +324,22 @@ impl Compiled {
         frame: &ExitFrame,
         mut put: impl FnMut(u32, Ty, u64, bool) -> Result<(), RestoreError>,
     ) -> Result<u32, RestoreError> {
-        let own = self
-            .trace
-            .snaps
+        let plan = self
+            .plans
             .get(exit as usize)
-            .ok_or(RestoreError::BadExit(exit))?;
-        let snap = match self.resolved.get(exit as usize) {
-            Some(cell) if own.is_delta() => cell.get_or_init(|| self.trace.resolved(exit)),
-            _ => own,
-        };
-        for e in &snap.entries {
-            if e.dead {
-                // The constant int 0, for the rare slot that holds a heap value.
-                put(e.slot, Ty::Int, 0, true)?;
-                continue;
-            }
-            let inst = self.trace.inst(e.val);
-            let bits = if inst.op.is_const() {
-                inst.imm as u64
+            .ok_or(RestoreError::BadExit(exit))?
+            .get_or_init(|| self.plan(exit))
+            .as_ref()
+            .map_err(|e| *e)?;
+        for e in &plan.entries {
+            let bits = if e.word == PlanEntry::IMM {
+                e.imm
             } else {
-                frame
-                    .read(self.alloc.locs[e.val as usize], inst.ty == Ty::Float)
-                    .ok_or(RestoreError::BadFrame)?
+                frame.word(e.word as usize).ok_or(RestoreError::BadFrame)?
             };
-            put(e.slot, inst.ty, bits, e.dead)?;
+            put(e.slot, e.ty, bits, e.dead)?;
         }
-        Ok(snap.pc)
+        Ok(plan.pc)
     }
 
     /// [`restore_with`](Self::restore_with) into a byte image of the slot array, laid out by
