@@ -186,27 +186,28 @@ impl ExitFrame {
     }
 }
 
-/// An exit's write-back, worked out once from its resolved snapshot and the register
+/// The host's restore of one exit, worked out once from its resolved snapshot and the register
 /// allocation: per entry the slot, the type, and where the bits come from (a constant, or a
-/// word of the exit frame). Restoring then reads no IR.
+/// word of the exit frame). Restoring then reads no IR. (The native write-back of a linked
+/// exit is [`link::ExitPlan`]: it skips dead entries, which the host must see.)
 #[derive(Clone, Debug)]
-struct ExitPlan {
+struct RestorePlan {
     pc: u32,
-    entries: Vec<PlanEntry>,
+    entries: Vec<RestoreEntry>,
 }
 
-/// One slot of an [`ExitPlan`].
+/// One slot of a [`RestorePlan`].
 #[derive(Clone, Copy, Debug)]
-struct PlanEntry {
+struct RestoreEntry {
     slot: u32,
     ty: Ty,
     dead: bool,
-    /// The exit-frame word holding the bits, or [`PlanEntry::IMM`]: the bits are `imm`.
+    /// The exit-frame word holding the bits, or [`RestoreEntry::IMM`]: the bits are `imm`.
     word: u32,
     imm: u64,
 }
 
-impl PlanEntry {
+impl RestoreEntry {
     const IMM: u32 = u32::MAX;
 }
 
@@ -237,7 +238,7 @@ pub struct Compiled {
     pub links: ExitLinks,
     /// Each exit's write-back plan (from its resolved snapshot, see `jit/ir/snapshot.rs`),
     /// made at its first use.
-    plans: Vec<OnceCell<Result<ExitPlan, RestoreError>>>,
+    plans: Vec<OnceCell<Result<RestorePlan, RestoreError>>>,
 }
 
 impl Compiled {
@@ -260,7 +261,7 @@ impl Compiled {
     }
 
     /// Exit `exit`'s write-back plan.
-    fn plan(&self, exit: u32) -> Result<ExitPlan, RestoreError> {
+    fn plan(&self, exit: u32) -> Result<RestorePlan, RestoreError> {
         let own = self
             .trace
             .snaps
@@ -277,11 +278,11 @@ impl Compiled {
         for e in &snap.entries {
             let (ty, word, imm) = if e.dead {
                 // The constant int 0, for the rare slot that holds a heap value.
-                (Ty::Int, PlanEntry::IMM, 0)
+                (Ty::Int, RestoreEntry::IMM, 0)
             } else {
                 let inst = self.trace.inst(e.val);
                 if inst.op.is_const() {
-                    (inst.ty, PlanEntry::IMM, inst.imm as u64)
+                    (inst.ty, RestoreEntry::IMM, inst.imm as u64)
                 } else {
                     let loc = self.alloc.locs[e.val as usize];
                     let word = ExitFrame::word_of(loc, inst.ty == Ty::Float)
@@ -289,7 +290,7 @@ impl Compiled {
                     (inst.ty, word as u32, 0)
                 }
             };
-            entries.push(PlanEntry {
+            entries.push(RestoreEntry {
                 slot: e.slot,
                 ty,
                 dead: e.dead,
@@ -297,7 +298,7 @@ impl Compiled {
                 imm,
             });
         }
-        Ok(ExitPlan {
+        Ok(RestorePlan {
             pc: snap.pc,
             entries,
         })
@@ -332,7 +333,7 @@ impl Compiled {
             .as_ref()
             .map_err(|e| *e)?;
         for e in &plan.entries {
-            let bits = if e.word == PlanEntry::IMM {
+            let bits = if e.word == RestoreEntry::IMM {
                 e.imm
             } else {
                 frame.word(e.word as usize).ok_or(RestoreError::BadFrame)?
