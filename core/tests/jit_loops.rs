@@ -377,6 +377,30 @@ fn a_loop_nest_runs_without_bouncing_through_the_interpreter() {
 }
 
 #[test]
+fn a_side_trace_whose_first_branch_alternates_gets_a_sibling_for_the_other_way() {
+    // After the inner loop, a side trace starts at the `if`: recorded one way, its first guard
+    // fails every other row, resuming at its own start. That exit links to a second trace
+    // from the same start instead of returning to the interpreter each time.
+    let src = "let t = 0; let sign = 1; let y = 0;
+         while y < 3000 {
+             let k = 0;
+             while k < 4 { t = t + k * y; k = k + 1; }
+             if sign == 1 { t = t + 2; sign = -1; } else { t = t - 1; sign = 1; }
+             y = y + 1;
+         }
+         print(t, sign);";
+    let r = same_as_interpreter(src, &[]);
+    assert_log_lines_well_formed(&r.log);
+    assert!(
+        r.log.contains("the other way out of the trace there"),
+        "{}",
+        r.log
+    );
+    // 3000 rows: without the sibling, about one entry from the interpreter every other row.
+    assert!(r.stats.entered < 100, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
 fn mandelbrot_runs_its_whole_nest_natively() {
     let (src, _) = example("mandelbrot");
     let n = "150";

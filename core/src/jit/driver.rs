@@ -111,6 +111,9 @@ struct Installed {
     /// The function and pc the trace starts at.
     func: usize,
     start: usize,
+    /// A sibling trace (see [`sibling_id`]): reached only from the exits of the trace at the
+    /// same start that resume there; its own such exits go to the interpreter.
+    sibling: bool,
     /// The link table native exit stubs read: one entry per snapshot, 0 or a trace entry
     /// address (see `backend::link`). Boxed: its address is baked into the code.
     links: Box<[u64]>,
@@ -207,6 +210,16 @@ fn loop_id(func: usize, pc: usize) -> u64 {
     ((func as u64) << 32) | pc as u64
 }
 
+/// The id of the *sibling* of the trace at `pc`: a second trace from the same start, recorded
+/// when that trace's exits that resume at its own start get hot (a first guard that fails,
+/// e.g. a branch at the start of a side trace taken the other way every other time). Those
+/// exits link to the sibling instead of returning to the interpreter; the sibling's own exits
+/// to the start do return there (never back to the first trace), so native code always makes
+/// progress.
+fn sibling_id(func: usize, pc: usize) -> u64 {
+    loop_id(func, pc) | crate::jit::trace::SIBLING
+}
+
 impl<'a> Jit<'a> {
     /// A JIT for `prog` that takes executable memory from `mem` and, if `log` is given, reports
     /// `[JIT]` events there.
@@ -281,6 +294,7 @@ impl<'a> Jit<'a> {
         start: usize,
         func: usize,
         side: bool,
+        sibling: bool,
         regs: &[Value],
     ) -> Result<(usize, CallLog), Abort> {
         let (rec, calls) = {
@@ -325,6 +339,7 @@ impl<'a> Jit<'a> {
             code,
             func,
             start,
+            sibling,
             links: table,
             payoff: Payoff::default(),
         });
@@ -387,7 +402,9 @@ impl<'a> Jit<'a> {
 
     /// Links the exits of every trace of the new trace's function that resume at its start
     /// to it, and its own exits to the traces installed where they resume. Never an exit to
-    /// the start of the trace that takes it: the interpreter must make progress there.
+    /// the start of the trace that takes it: the interpreter must make progress there. A
+    /// sibling (see [`sibling_id`]) gets only the exits of its trace that resume at their
+    /// common start.
     fn link(&mut self, new: usize) {
         let func = self.installed[new].func;
         let nregs = self.prog.funcs.get(func).map_or(0, |f| f.nregs as u32);
@@ -395,10 +412,11 @@ impl<'a> Jit<'a> {
         let entries: Vec<(usize, u64)> = self
             .installed
             .iter()
-            .filter(|t| t.func == func && fits(t))
+            .filter(|t| t.func == func && fits(t) && !t.sibling)
             .map(|t| (t.start, t.entry_addr()))
             .collect();
         let new_start = self.installed[new].start;
+        let new_sibling = self.installed[new].sibling;
         let new_entry = fits(&self.installed[new]).then(|| self.installed[new].entry_addr());
         for (i, t) in self.installed.iter_mut().enumerate() {
             if t.func != func {
@@ -406,12 +424,14 @@ impl<'a> Jit<'a> {
             }
             for (n, snap) in t.compiled.trace.snaps.iter().enumerate() {
                 let pc = snap.pc as usize;
-                if pc == t.start {
+                // An exit to the trace's own start: only to the sibling made for it.
+                let to_sibling = new_sibling && i != new && !t.sibling && t.start == new_start;
+                if pc == t.start && !to_sibling {
                     continue;
                 }
                 let target = if i == new {
                     entries.iter().find(|e| e.0 == pc).map(|e| e.1)
-                } else if pc == new_start {
+                } else if pc == new_start && (!new_sibling || to_sibling) {
                     new_entry
                 } else {
                     None
@@ -428,16 +448,37 @@ impl Jit<'_> {
     /// One recording attempt at `pc`: a hot loop header (or one aborted before and retried),
     /// or with `side`, the resume pc of a hot side exit. The new trace's index on success.
     fn attempt(&mut self, func: usize, pc: usize, side: bool, regs: &[Value]) -> Option<usize> {
-        let id = loop_id(func, pc);
+        self.attempt_keyed(loop_id(func, pc), func, pc, side, regs)
+    }
+
+    /// [`attempt`](Self::attempt) under trace id `id` (a sibling's, see [`sibling_id`]).
+    fn attempt_keyed(
+        &mut self,
+        id: u64,
+        func: usize,
+        pc: usize,
+        side: bool,
+        regs: &[Value],
+    ) -> Option<usize> {
         if self.traces.arrive(id, true) != Action::Record {
             return None;
         }
-        match self.build(pc, func, side, regs) {
+        let sibling = id != loop_id(func, pc);
+        match self.build(pc, func, side, sibling, regs) {
             Ok((n, calls)) => {
                 let _ = self.traces.compiled(id, n);
                 self.stats.compiled += 1;
                 let size = self.installed[n].code.len();
-                if side {
+                if sibling {
+                    self.stats.side_compiled += 1;
+                    self.say(format_args!(
+                        "[JIT] Compiled side trace at PC {pc} ({size} bytes)"
+                    ));
+                    self.say(format_args!(
+                        "[JIT] Side trace at PC {pc} is the other way out of the trace there: \
+                         that trace's exits to PC {pc} link to it"
+                    ));
+                } else if side {
                     self.stats.side_compiled += 1;
                     self.say(format_args!(
                         "[JIT] Compiled side trace at PC {pc} ({size} bytes)"
@@ -672,14 +713,18 @@ impl Jit<'_> {
                     self.fill_views(h);
                 }
             }
-            if pc == self.installed[exited].start {
-                return Some(pc);
-            }
-            let id = loop_id(func, pc);
+            let id = if pc == self.installed[exited].start {
+                if self.installed[exited].sibling {
+                    return Some(pc);
+                }
+                sibling_id(func, pc)
+            } else {
+                loop_id(func, pc)
+            };
             let next = match self.traces.state(id) {
                 TraceState::Compiled { trace } => Some(trace),
                 TraceState::Cold { .. } if self.exit_is_hot(id) => self
-                    .attempt(func, pc, true, regs)
+                    .attempt_keyed(id, func, pc, true, regs)
                     // The new trace may perform more calls than were checked at entry.
                     .filter(|_| self.calls_fit(func)),
                 _ => None,

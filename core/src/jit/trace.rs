@@ -150,10 +150,14 @@ pub enum Action {
     Enter(usize),
 }
 
-/// A value per trace start, found in O(1): a dense table per function, indexed by pc, grown
-/// on the first write past its end (ids are `(function << 32) | pc`; a start never written
-/// reads as `T::default()`). The driver looks up a start on every entry and every exit, so a
-/// map's search would be paid on each.
+/// The bit of a trace id that marks a second trace from the same start (the driver's
+/// siblings); ids are otherwise `(function << 32) | pc`.
+pub(crate) const SIBLING: u64 = 1 << 63;
+
+/// A value per trace start, found in O(1): a dense table per function (and one more for the
+/// [`SIBLING`] ids), indexed by pc, grown on the first write past its end (a start never
+/// written reads as `T::default()`). The driver looks up a start on every entry and every
+/// exit, so a map's search would be paid on each.
 #[derive(Debug)]
 pub(crate) struct PcTable<T> {
     funcs: Vec<Vec<T>>,
@@ -167,7 +171,11 @@ impl<T> Default for PcTable<T> {
 
 impl<T: Copy + Default> PcTable<T> {
     fn split(id: u64) -> (usize, usize) {
-        ((id >> 32) as usize, id as u32 as usize)
+        let func = ((id & !SIBLING) >> 32) as usize;
+        (
+            2 * func + usize::from(id & SIBLING != 0),
+            id as u32 as usize,
+        )
     }
 
     /// The value at `id` (the default if never written).
@@ -327,6 +335,10 @@ mod tests {
         assert_eq!(t.get(id(3, 41)), 0, "past the end of a function's table");
         assert_eq!(t.get(id(2, 40)), 0, "same pc, other function");
         assert_eq!(t.get(id(9, 0)), 0, "a function with no table");
+        t.set(id(3, 40) | SIBLING, 9);
+        assert_eq!(t.get(id(3, 40) | SIBLING), 9);
+        assert_eq!(t.get(id(3, 40)), 7, "a sibling's entry is its own");
+        assert_eq!(t.get(id(4, 40)), 0);
     }
 
     #[test]
