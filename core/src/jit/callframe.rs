@@ -10,11 +10,15 @@
 //!   word 0       register dump (int, then float)     written by the exit handler
 //!   word 64      spill slots (at most MAX_SPILLS)
 //!   word AREA+0  ROOT    *mut u64: frame of the activation Rust entered  \
-//!           +1   BASE    frame base (slot index)                          | written by whoever
-//!           +2   META    *const FuncCode (running)                        | starts the
-//!           +3   BUDGET  direct calls still allowed below this activation | activation:
-//!           +4   ENV     *mut NativeEnv (read in the ROOT frame only)     / FuncCode::run, or
+//!           +2   META    *const FuncCode (running)                        | written by whoever
+//!           +3   BUDGET  direct calls still allowed below this activation | starts the
+//!           +4   ENV     *mut NativeEnv (read in the ROOT frame only)     / activation:
+//!                                                                           FuncCode::run, or
 //!                                                                           a direct call
+//!           +1   SLOTS   address of the activation's slot 0, written by native code right
+//!                        before each helper call and at every exit (the register stack may
+//!                        move in a VM call, so the helpers turn it into a slot index at once
+//!                        and never keep it)
 //!           +5   STATUS  0: call returned the expected type; 1: leave the trace
 //!           +6   RESULT  a call's result bits; the activation's own return value (RetI/RetF)
 //!           +7   ARGS..  argument bits of the next helper call (CArgI/CArgF), MAX_ARGS words
@@ -41,7 +45,7 @@
 //!   registers straight from where the argument values are (the `CArgI`/`CArgF` right before
 //!   a `CallD` store nothing; only the helper path writes ARGS), adds the call's fuel (the
 //!   callee's length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh
-//!   frame on the machine stack, fills its ROOT..BUDGET (the same ROOT, BASE + window,
+//!   frame on the machine stack, fills its ROOT, META and BUDGET (the same ROOT, the callee,
 //!   BUDGET - 1) and calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The
 //!   callee returns [`RET_CODE`] with its value in its RESULT and its slot base in the second
 //!   return register (`rdx` / `x1`); any other exit number means the callee left its trace:
@@ -63,8 +67,8 @@ pub const MAX_ARGS: usize = 16;
 pub const AREA: usize = SPILL_BASE + MAX_SPILLS;
 /// Word of the pointer to the ROOT frame (the activation Rust entered).
 pub const ROOT: usize = 0;
-/// Word of the frame base (slot index).
-pub const BASE: usize = 1;
+/// Word of the activation's slot-0 address, written right before each helper call.
+pub const SLOTS: usize = 1;
 /// Word of the `FuncCode` pointer.
 pub const META: usize = 2;
 /// Word of the number of direct calls still allowed below this activation.

@@ -254,7 +254,6 @@ impl FuncCode {
             // their fuel to its FUEL word and count their depth from its BUDGET.
             area.add(callframe::ROOT).write(words as usize as u64);
             area.add(callframe::ENV).write(env_ptr as usize as u64);
-            area.add(callframe::BASE).write(base as u64);
             area.add(callframe::META)
                 .write(self as *const FuncCode as usize as u64);
             area.add(callframe::BUDGET).write(budget as u64);
@@ -527,30 +526,39 @@ impl NativeFunc for FuncCode {
     }
 }
 
-/// The running activation of a call area: its `NativeEnv`, `FuncCode`, base and direct depth.
+/// The running activation of a call area: its `NativeEnv`, `FuncCode` and direct depth.
 ///
 /// # Safety
-/// `area` is the call area of a function-trace frame whose ROOT, BASE, META and BUDGET words
+/// `area` is the call area of a function-trace frame whose ROOT, META and BUDGET words
 /// were written (by `FuncCode::enter` or a direct call); its ROOT frame's ENV word holds a
 /// `&mut NativeEnv` and META a `&FuncCode`, both alive and otherwise unused until the native
 /// code that owns the frame returns.
-unsafe fn activation<'e>(
-    area: *mut u64,
-) -> (&'e mut NativeEnv<'e, 'e, 'e>, &'e FuncCode, usize, usize) {
+unsafe fn activation<'e>(area: *mut u64) -> (&'e mut NativeEnv<'e, 'e, 'e>, &'e FuncCode, usize) {
     // SAFETY: per the caller's guarantee; the ROOT word points at the frame of the activation
     // Rust entered, which outlives every activation below it (`FuncCode::enter`).
     unsafe {
         let root = (area.add(callframe::ROOT).read() as usize as *const u64).add(callframe::AREA);
         let env = &mut *(root.add(callframe::ENV).read() as usize as *mut NativeEnv<'e, 'e, 'e>);
         let code = &*(area.add(callframe::META).read() as usize as *const FuncCode);
-        let base = area.add(callframe::BASE).read() as usize;
         // Each direct call took one from the budget its caller had.
         let ddepth = root
             .add(callframe::BUDGET)
             .read()
             .saturating_sub(area.add(callframe::BUDGET).read()) as usize;
-        (env, code, base, ddepth)
+        (env, code, ddepth)
     }
+}
+
+/// The slot index of the activation whose call area is `area`, from the SLOTS word native code
+/// wrote right before calling the helper (the stack's length, where no frame fits, if that is
+/// not a slot's address).
+///
+/// # Safety
+/// `area` is a live call area.
+unsafe fn slots_base(env: &NativeEnv<'_, '_, '_>, area: *mut u64) -> usize {
+    // SAFETY: SLOTS is a word of the live call area (caller).
+    let p = unsafe { area.add(callframe::SLOTS).read() };
+    env.base_of(p as usize as *const Value)
 }
 
 /// Host function 0 of every function trace: runs call site `site` of the activation whose
@@ -558,8 +566,11 @@ unsafe fn activation<'e>(
 /// (and RESULT), and returns the address of the activation's slot 0, which may have moved.
 pub extern "C" fn call_helper(area: i64, site: i64) -> i64 {
     let area = area as usize as *mut u64;
-    // SAFETY: native code passes the call area of its own, running activation.
-    let (env, code, base, ddepth) = unsafe { activation(area) };
+    // SAFETY: native code passes the call area of its own, running activation, whose SLOTS
+    // word it has just written.
+    let (env, code, ddepth) = unsafe { activation(area) };
+    // SAFETY: as above.
+    let base = unsafe { slots_base(env, area) };
     let status = match code.sites.get(site as usize) {
         Some(s) if !matches!(s.op, SiteOp::Call) => {
             let status = code.heap_site(env, base, s, area);
@@ -584,8 +595,10 @@ pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
     let (frame, area) = (frame as usize as *mut u64, area as usize as *mut u64);
     // SAFETY: native code passes its own call area and the frame of the callee it just
     // called directly, which it filled from its own ENV and a live `FuncCode` (META).
-    let ((env, code, base, _), (_, callee, callee_base, callee_dd)) =
+    let ((env, code, _), (_, callee, callee_dd)) =
         unsafe { (activation(area), activation(frame.add(callframe::AREA))) };
+    // SAFETY: the callee's exit wrote its SLOTS word (current: no VM call ran since).
+    let callee_base = unsafe { slots_base(env, frame.add(callframe::AREA)) };
     // SAFETY: the callee's frame has FRAME_WORDS words; the caller stored the exit number and
     // the site in its call area.
     let (exit, site) = unsafe {
@@ -595,27 +608,31 @@ pub extern "C" fn exit_helper(frame: i64, area: i64) -> i64 {
             a.add(callframe::RESULT).read() as usize,
         )
     };
+    // The callee's frame starts at the call's window.
+    let found = code
+        .sites
+        .get(site)
+        .and_then(|s| Some((s, callee_base.checked_sub(s.window)?)));
+    let Some((s, base)) = found else {
+        // Cannot happen: the site is the caller's own, compiled into it.
+        env.set_pending(code.internal(0));
+        // SAFETY: STATUS is a word of the caller's call area.
+        unsafe { area.add(callframe::STATUS).write(1) };
+        return 0;
+    };
     let mut copy = callee.frame();
     // SAFETY: both frames have FRAME_WORDS words and do not overlap (one is on the machine
     // stack, the other in the pool).
     unsafe { core::ptr::copy_nonoverlapping(frame, copy.as_mut_ptr(), callframe::FRAME_WORDS) };
     let status = env.with_direct_frames(callee_dd, |env| {
         let r = callee.finish(env, callee_base, exit, &copy);
-        match code.sites.get(site) {
-            Some(s) => {
-                // The call returned: the interpreter's `ret` charges the rest of the caller.
-                let r = r.and_then(|()| {
-                    let len = env.prog().funcs.get(code.func).map_or(0, |f| f.code.len());
-                    let rest = len.saturating_sub(s.pc + 2) as u64;
-                    env.charge(rest, (code.func, s.pc + 2))
-                });
-                FuncCode::answer(env, r, s, callee_base, area)
-            }
-            None => {
-                env.set_pending(code.internal(0));
-                1
-            }
-        }
+        // The call returned: the interpreter's `ret` charges the rest of the caller.
+        let r = r.and_then(|()| {
+            let len = env.prog().funcs.get(code.func).map_or(0, |f| f.code.len());
+            let rest = len.saturating_sub(s.pc + 2) as u64;
+            env.charge(rest, (code.func, s.pc + 2))
+        });
+        FuncCode::answer(env, r, s, callee_base, area)
     });
     callee.pool.borrow_mut().push(copy);
     // SAFETY: STATUS is a word of the caller's call area.

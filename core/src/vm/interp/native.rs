@@ -161,6 +161,17 @@ impl<'v, 'p, 'h> NativeEnv<'v, 'p, 'h> {
         Some(self.stack[base..].as_mut_ptr())
     }
 
+    /// The slot index of address `p` (native code's slot base): the stack's length (no frame
+    /// fits there) if `p` is not the address of a slot of the register stack.
+    pub fn base_of(&self, p: *const Value) -> usize {
+        let off = (p as usize).wrapping_sub(self.stack.as_ptr() as usize);
+        let size = core::mem::size_of::<Value>();
+        if !off.is_multiple_of(size) || off / size >= self.stack.len() {
+            return self.stack.len();
+        }
+        off / size
+    }
+
     /// The address of slot `base` (not checked: for native code that only addresses slots the
     /// stack has, see [`Self::frame_ptr`]).
     pub fn slot_addr(&mut self, base: usize) -> *mut Value {

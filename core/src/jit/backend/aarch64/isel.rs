@@ -20,6 +20,7 @@ use crate::jit::backend::{
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
+use crate::jit::callframe;
 use crate::jit::ir::{Op, Ref, Trace, Ty};
 use crate::jit::regalloc::{Allocation, Loc, RegPool};
 use crate::jit::slots::SlotLayout;
@@ -208,6 +209,12 @@ impl Isel<'_> {
     /// Dumps every allocatable register into the exit frame, then returns.
     fn exit_handler(&mut self) -> Result<(), CompileError> {
         emit::bind(&mut self.b, self.epilogue);
+        if self.is_func() {
+            // The slot base, current at every exit (see `callframe::SLOTS`).
+            let slots = target::ctx_off(callframe::AREA + callframe::SLOTS)
+                .ok_or(CompileError::TooManySpills)?;
+            emit::str_x(&mut self.b, BASE, CTX, slots);
+        }
         let pool = target::POOL;
         for &r in pool.int_caller.iter().chain(pool.int_callee) {
             let off = target::ctx_off(DUMP_INT + r as usize).ok_or(CompileError::TooManySpills)?;

@@ -25,6 +25,7 @@ use crate::jit::backend::{
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
+use crate::jit::callframe;
 use crate::jit::ir::{Op, Ref, Trace, Ty};
 use crate::jit::regalloc::{Allocation, Loc, RegPool};
 use crate::jit::slots::SlotLayout;
@@ -187,6 +188,11 @@ impl Isel<'_> {
     /// Dumps every allocatable register into the exit frame, then returns.
     fn exit_handler(&mut self) {
         emit::bind(&mut self.b, self.epilogue);
+        if self.is_func() {
+            // The slot base, current at every exit (see `callframe::SLOTS`).
+            let slots = callframe::area_disp(callframe::SLOTS) as i32;
+            emit::store_ctx(&mut self.b, slots, target::BASE);
+        }
         let pool = target::POOL;
         for &r in pool.int_caller.iter().chain(pool.int_callee) {
             emit::store_ctx(&mut self.b, word(DUMP_INT + r as usize), r);

@@ -156,6 +156,7 @@ impl Isel<'_> {
     /// `helper(&area, site)`; the helper returns our slot base.
     fn helper_call(&mut self, r: Ref, site: i64) -> Result<(), CompileError> {
         let helper = self.host_fn(r, 0)?;
+        emit::str_x(&mut self.b, BASE, CTX, area(callframe::SLOTS)?);
         emit::add_ri(&mut self.b, X0, CTX, imm12(callframe::AREA * 8)?);
         mov_imm(&mut self.b, X1, site);
         mov_imm(&mut self.b, S0, helper);
@@ -287,9 +288,6 @@ impl Isel<'_> {
         };
         // x16 still holds the ROOT frame (`charge_call`).
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::ROOT)?);
-        copy(self, callframe::BASE)?;
-        emit::add_ri(&mut self.b, S0, S0, imm12(window)?);
-        emit::str_x(&mut self.b, S0, ADDR, area(callframe::BASE)?);
         copy(self, callframe::BUDGET)?;
         emit::sub_ri(&mut self.b, S0, S0, imm12(1)?);
         emit::str_x(&mut self.b, S0, ADDR, area(callframe::BUDGET)?);

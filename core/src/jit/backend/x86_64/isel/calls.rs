@@ -127,6 +127,7 @@ impl Isel<'_> {
     /// `helper(&area, site)`; the helper returns our slot base.
     fn helper_call(&mut self, r: Ref, site: i64) -> Result<(), CompileError> {
         let helper = self.host_fn(r, 0)?;
+        emit::store_ctx(&mut self.b, area(callframe::SLOTS), target::BASE);
         emit::mov_rr(&mut self.b, ARG0, target::CTX);
         emit::add_ri(&mut self.b, ARG0, word(callframe::AREA));
         self.mov_imm(ARG1, site);
@@ -232,9 +233,6 @@ impl Isel<'_> {
         emit_call::mov_from_rsp(&mut self.b, S1);
         // rax still holds the ROOT frame (`charge_call`).
         emit_call::store_r11(&mut self.b, area(callframe::ROOT), S0);
-        emit::load_ctx(&mut self.b, S0, area(callframe::BASE));
-        emit::add_ri(&mut self.b, S0, window as i32);
-        emit_call::store_r11(&mut self.b, area(callframe::BASE), S0);
         emit::load_ctx(&mut self.b, S0, area(callframe::BUDGET));
         emit::sub_ri(&mut self.b, S0, 1);
         emit_call::store_r11(&mut self.b, area(callframe::BUDGET), S0);
