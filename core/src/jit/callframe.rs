@@ -86,10 +86,13 @@ pub const WINDOW: usize = 256;
 /// Words of a whole frame (an even number: the frame keeps the stack 16-byte aligned).
 pub const FRAME_WORDS: usize = (AREA + ARGS + MAX_ARGS + 1) & !1;
 /// Tags from this value up are heap references (strings, arrays): native code never stores
-/// over them (the VM must drop them). Nil, bool, int and float lie below.
+/// over them (the VM must drop them). Nil, bool, int and float lie below. A power of two, so
+/// the tags of several slots are tested at once: their bitwise or is below it exactly when
+/// every tag is.
 pub const FIRST_HEAP_TAG: u64 = crate::vm::value::TAG_STR;
 const _: () = assert!(
-    crate::vm::value::TAG_ARRAY > FIRST_HEAP_TAG
+    FIRST_HEAP_TAG.is_power_of_two()
+        && crate::vm::value::TAG_ARRAY > FIRST_HEAP_TAG
         && crate::vm::value::TAG_FLOAT < FIRST_HEAP_TAG
         && crate::vm::value::TAG_INT < FIRST_HEAP_TAG
         && crate::vm::value::TAG_BOOL < FIRST_HEAP_TAG

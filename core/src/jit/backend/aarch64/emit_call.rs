@@ -33,6 +33,10 @@ macro_rules! a64_call_templates {
         pub fn br(ops: &mut $B, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; br X(n));
         }
+        /// `orr xd, xn, xm`.
+        pub fn orr_rr(ops: &mut $B, d: u8, n: u8, m: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; orr X(d), X(n), X(m));
+        }
     };
 }
 #[cfg(test)]
@@ -58,6 +62,7 @@ mod tests {
             let ops = $ops;
             for r in 0..31u8 {
                 t::br(ops, r);
+                t::orr_rr(ops, r, 30 - r, (r + 7) % 31);
             }
             t::func_prologue(ops);
             t::func_epilogue(ops);
@@ -73,7 +78,7 @@ mod tests {
             real_dynasmrt::VecAssembler::<real_dynasmrt::aarch64::Aarch64Relocation>::new(0);
         drive!(real, &mut theirs);
         let theirs = theirs.finalize().expect("real dynasmrt");
-        assert_eq!(mine.len(), 41 * 4);
+        assert_eq!(mine.len(), 72 * 4);
         assert_eq!(mine, theirs);
     }
 }

@@ -79,6 +79,10 @@ macro_rules! x64_call_templates {
         pub fn cmp_ctx_i(ops: &mut $B, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [r12 + disp], imm);
         }
+        /// `or dst, qword [rbx + disp]` (a slot word into an accumulated tag).
+        pub fn or_slot(ops: &mut $B, d: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; or Rq(d), QWORD [rbx + disp]);
+        }
     };
 }
 #[cfg(test)]
@@ -117,6 +121,7 @@ mod tests {
                 for r in 0..16u8 {
                     t::store_r11(ops, imm, r);
                     t::load_r11(ops, r, imm);
+                    t::or_slot(ops, r, imm);
                 }
             }
             for r in 0..16u8 {

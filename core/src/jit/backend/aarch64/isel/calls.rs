@@ -231,9 +231,15 @@ impl Isel<'_> {
         emit::ldr_x(&mut self.b, S0, CTX, area(callframe::BUDGET)?);
         emit::cmp_ri(&mut self.b, S0, imm12(0)?);
         emit::b_cond(&mut self.b, Cond::Le, slow);
-        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
-            let (tag, _) = disp(window + i)?;
-            self.slot_word(tag, S0, false)?;
+        let checked: alloc::vec::Vec<usize> =
+            (0..argc).filter(|i| heap_args & (1 << i) == 0).collect();
+        if let [first, rest @ ..] = checked.as_slice() {
+            // One test for all the tags (see `callframe::FIRST_HEAP_TAG`).
+            self.slot_word(disp(window + first)?.0, S0, false)?;
+            for &i in rest {
+                self.slot_word(disp(window + i)?.0, S1, false)?;
+                emit_call::orr_rr(&mut self.b, S0, S0, S1);
+            }
             emit::cmp_ri(
                 &mut self.b,
                 S0,

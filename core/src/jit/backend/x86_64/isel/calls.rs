@@ -190,9 +190,20 @@ impl Isel<'_> {
         // (storing over one would leak it): else the helper.
         emit_call::cmp_ctx_i(&mut self.b, area(callframe::BUDGET), 0);
         emit::jcc(&mut self.b, Cond::Le, slow);
-        for i in (0..argc).filter(|i| heap_args & (1 << i) == 0) {
-            let (tag, _) = disp(window + i)?;
-            emit::cmp_tag64(&mut self.b, tag, callframe::FIRST_HEAP_TAG as i32);
+        let checked: alloc::vec::Vec<usize> =
+            (0..argc).filter(|i| heap_args & (1 << i) == 0).collect();
+        if let [first, rest @ ..] = checked.as_slice() {
+            // One test for all the tags (see `callframe::FIRST_HEAP_TAG`).
+            let (tag, _) = disp(window + first)?;
+            if rest.is_empty() {
+                emit::cmp_tag64(&mut self.b, tag, callframe::FIRST_HEAP_TAG as i32);
+            } else {
+                emit::load_slot(&mut self.b, S0, tag);
+                for &i in rest {
+                    emit_call::or_slot(&mut self.b, S0, disp(window + i)?.0);
+                }
+                emit::cmp_ri(&mut self.b, S0, callframe::FIRST_HEAP_TAG as i32);
+            }
             emit::jcc(&mut self.b, Cond::Ae, slow);
         }
         match &args {
