@@ -47,8 +47,8 @@
 //!   callee's length and the caller's rest at once) to the ROOT's FUEL word, pushes a fresh
 //!   frame on the machine stack, fills its ROOT, META and BUDGET (the same ROOT, the callee,
 //!   BUDGET - 1) and calls the callee's entry (`FuncCode` word 0) with `(slots of the callee, frame)`. The
-//!   callee returns [`RET_CODE`] with its value in its RESULT and its slot base in the second
-//!   return register (`rdx` / `x1`); any other exit number means the callee left its trace:
+//!   callee returns [`RET_CODE`] with its value in its RESULT (an int also in `rcx` / `x2`)
+//!   and its slot base in the second return register (`rdx` / `x1`); any other exit number means the callee left its trace:
 //!   the caller takes the rest back and hands the callee's frame to the exit helper (host
 //!   function 1: `exit_helper(callee frame, exit, &area, site)`), which finishes the callee's frame in the VM and answers like the call helper. Otherwise the
 //!   caller falls back to the helper call.
@@ -142,6 +142,18 @@ pub fn status_guard(t: &Trace, call: Ref) -> Option<Ref> {
         .iter()
         .any(|s| s.entries.iter().any(|e| e.val == call));
     (!other_use && !in_snapshot).then_some(g as Ref)
+}
+
+/// The `CResI` right after the status guard `guard` of a direct call (nothing but constants
+/// between them): the call's return path then leaves the result in its location itself,
+/// from the register the callee returned it in ([`RESULT_REG`](crate::jit::callframe)), and
+/// the op is emitted once more only for the helper paths.
+pub fn int_result_after(t: &Trace, guard: Ref) -> Option<Ref> {
+    let mut r = guard as usize + 1;
+    while matches!(t.insts.get(r)?.op, Op::Nop | Op::KInt | Op::KBool) {
+        r += 1;
+    }
+    (t.insts.get(r)?.op == Op::CResI).then_some(r as Ref)
 }
 
 /// One number argument of a direct call: its index, its value, whether it is a float.

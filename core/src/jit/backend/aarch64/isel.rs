@@ -13,7 +13,7 @@ mod heap;
 
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::emit_call;
-use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1};
+use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
 use crate::jit::backend::link::{exit_plans, ExitPlan};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
@@ -59,6 +59,7 @@ impl Backend for A64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout),
             done_guard: None,
+            done_result: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
             refunds: fuel_refunds(t),
             fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
@@ -121,6 +122,8 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
+    /// A `CallD`'s result op that the call's code already emitted (see `calls.rs`).
+    pub(super) done_result: Option<Ref>,
     /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
     /// every exit stub asks for it.
     pub(super) link_table: Option<i64>,
@@ -232,7 +235,7 @@ impl Isel<'_> {
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
-        if self.done_guard == Some(r) {
+        if self.done_guard == Some(r) || self.done_result == Some(r) {
             return Ok(());
         }
         match inst.op {

@@ -24,6 +24,8 @@ pub const CTX: u8 = 20;
 pub const X0: u8 = 0;
 /// x1: second argument.
 pub const X1: u8 = 1;
+/// x2: a returning function trace's result bits (also in its RESULT word).
+pub const X2: u8 = 2;
 /// First int scratch (x16).
 pub const S0: u8 = 16;
 /// Second int scratch (x17).

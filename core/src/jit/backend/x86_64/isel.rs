@@ -65,6 +65,7 @@ impl Backend for X64 {
             plans: exit_plans(t, links, alloc, layout),
             fused: heap::fused_loads(t),
             done_guard: None,
+            done_result: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
             refunds: fuel_refunds(t),
             fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
@@ -99,6 +100,8 @@ pub(super) struct Isel<'a> {
     fused: Vec<bool>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
+    /// A `CallD`'s result op that the call's code already emitted (see `calls.rs`).
+    pub(super) done_result: Option<Ref>,
     /// The exit link table of a function trace (its `Links` instruction's `imm`), found once:
     /// every exit stub asks for it.
     pub(super) link_table: Option<i64>,
@@ -205,7 +208,7 @@ impl Isel<'_> {
 
     fn inst(&mut self, r: Ref) -> Result<(), CompileError> {
         let inst = *self.t.inst(r);
-        if self.done_guard == Some(r) {
+        if self.done_guard == Some(r) || self.done_result == Some(r) {
             return Ok(());
         }
         match inst.op {

@@ -3,7 +3,7 @@
 //! The stack pointer is register 31 in the `XSP` forms of `add`/`sub` immediate.
 use super::super::emit_call;
 use super::emit::{self, Cond, Imm12, Off8};
-use super::{mov_imm, target, Isel, Mem, ADDR, BASE, CTX, FS0, S0, S1, X0, X1};
+use super::{mov_imm, target, Isel, Mem, ADDR, BASE, CTX, FS0, S0, S1, X0, X1, X2};
 use crate::jit::backend::link::exit_plan;
 use crate::jit::backend::{CompileError, FUEL};
 use crate::jit::callframe;
@@ -72,12 +72,17 @@ impl Isel<'_> {
                 self.store_result(r, fd)?;
             }
             Op::RetI | Op::RetF | Op::RetN => {
+                // The result also in x2, where a direct caller takes it from.
                 if inst.op == Op::RetI {
                     let ra = self.int_in(inst.a, S0)?;
                     emit::str_x(&mut self.b, ra, CTX, area(callframe::RESULT)?);
+                    if ra != X2 {
+                        emit::mov_rr(&mut self.b, X2, ra);
+                    }
                 } else if inst.op == Op::RetF {
                     let fa = self.float_in(inst.a, FS0)?;
                     emit::str_d(&mut self.b, fa, CTX, area(callframe::RESULT)?);
+                    emit::fmov_xd(&mut self.b, X2, fa);
                 }
                 emit::mov_rr(&mut self.b, X1, BASE);
                 mov_imm(&mut self.b, X0, callframe::RET_CODE as i64);
@@ -216,8 +221,10 @@ impl Isel<'_> {
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
         let returned = self.b.new_dynamic_label();
-        // The status guard, if it can be emitted here: the return path then skips it.
+        // The status guard, if it can be emitted here: the return path then skips it, and
+        // an int result right after it.
         let guard = callframe::status_guard(self.t, r);
+        let result = guard.and_then(|g| callframe::int_result_after(self.t, g));
         let disp = |slot: usize| -> Result<(i32, i32), CompileError> {
             let s = slot as u32;
             Ok((
@@ -315,10 +322,22 @@ impl Isel<'_> {
         // Returned: its value into our RESULT, our slot base from its own, and status 0
         // straight into the op's location, or past the status guard (STATUS is not written:
         // only the helpers' answers go through it).
-        emit::add_ri(&mut self.b, ADDR, SP, imm12(0)?);
-        emit::ldr_x(&mut self.b, S0, ADDR, area(callframe::RESULT)?);
-        emit::str_x(&mut self.b, S0, CTX, area(callframe::RESULT)?);
         emit::sub_ri(&mut self.b, BASE, X1, win_bytes);
+        match result {
+            Some(c) => {
+                // Straight from the callee's x2 (after x1 was read: it may be `rd`).
+                let rd = self.out(c, S0);
+                if rd != X2 {
+                    emit::mov_rr(&mut self.b, rd, X2);
+                }
+                self.store_result(c, rd)?;
+            }
+            None => {
+                emit::add_ri(&mut self.b, ADDR, SP, imm12(0)?);
+                emit::ldr_x(&mut self.b, S0, ADDR, area(callframe::RESULT)?);
+                emit::str_x(&mut self.b, S0, CTX, area(callframe::RESULT)?);
+            }
+        }
         emit::add_ri(&mut self.b, SP, SP, frame);
         if guard.is_none() {
             let rd = self.out(r, S0);
@@ -353,6 +372,13 @@ impl Isel<'_> {
         if let Some(g) = guard {
             self.guard(g)?;
             self.done_guard = Some(g);
+        }
+        if let Some(c) = result {
+            // The helper paths' result, from RESULT as usual.
+            let rd = self.out(c, S0);
+            emit::ldr_x(&mut self.b, rd, CTX, area(callframe::RESULT)?);
+            self.store_result(c, rd)?;
+            self.done_result = Some(c);
         }
         emit::bind(&mut self.b, returned);
         Ok(())

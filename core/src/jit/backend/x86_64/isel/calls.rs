@@ -10,6 +10,8 @@ use crate::jit::opt::OptError;
 
 /// rdx: the second return register (a returning trace's slot base).
 const RDX: u8 = 2;
+/// rcx: a returning trace's int result (also in its RESULT word).
+const RCX: u8 = 1;
 
 fn area(w: usize) -> i32 {
     callframe::area_disp(w) as i32
@@ -59,9 +61,13 @@ impl Isel<'_> {
                 if inst.op == Op::RetI {
                     let ra = self.int_in(inst.a, S0);
                     emit::store_ctx(&mut self.b, area(callframe::RESULT), ra);
+                    if ra != RCX {
+                        emit::mov_rr(&mut self.b, RCX, ra);
+                    }
                 } else if inst.op == Op::RetF {
                     let fa = self.float_in(inst.a, FS0);
                     emit::store_ctx_f(&mut self.b, area(callframe::RESULT), fa);
+                    emit::movq_rx(&mut self.b, RCX, fa);
                 }
                 emit::mov_rr(&mut self.b, RDX, target::BASE);
                 emit::mov_ri32(&mut self.b, target::RAX, callframe::RET_CODE as i32);
@@ -164,8 +170,10 @@ impl Isel<'_> {
         let exited = self.b.new_dynamic_label();
         let done = self.b.new_dynamic_label();
         let returned = self.b.new_dynamic_label();
-        // The status guard, if it can be emitted here: the return path then skips it.
+        // The status guard, if it can be emitted here: the return path then skips it, and
+        // an int result right after it.
         let guard = callframe::status_guard(self.t, r);
+        let result = guard.and_then(|g| callframe::int_result_after(self.t, g));
         // The arguments, from where their values are, unless their `CArg` ops stored them.
         let args = callframe::direct_args_at(self.t, &self.alloc.locs, r).map(|(a, _)| a);
         let l = *self.layout;
@@ -263,9 +271,22 @@ impl Isel<'_> {
         // Returned: its value into our RESULT, our slot base from its own, and status 0
         // straight into the op's location, or past the status guard (STATUS is not written:
         // only the helpers' answers go through it).
-        emit_call::load_rax_rsp(&mut self.b, area(callframe::RESULT));
-        emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
-        emit::lea_ri(&mut self.b, target::BASE, RDX, -win_bytes);
+        match result {
+            Some(c) => {
+                // Straight from the callee's return register (rcx is never the slot base).
+                emit::lea_ri(&mut self.b, target::BASE, RDX, -win_bytes);
+                let rd = self.out(c, S0);
+                if rd != RCX {
+                    emit::mov_rr(&mut self.b, rd, RCX);
+                }
+                self.store_result(c, rd);
+            }
+            None => {
+                emit_call::load_rax_rsp(&mut self.b, area(callframe::RESULT));
+                emit::store_ctx(&mut self.b, area(callframe::RESULT), S0);
+                emit::lea_ri(&mut self.b, target::BASE, RDX, -win_bytes);
+            }
+        }
         emit_call::add_rsp(&mut self.b, frame);
         if guard.is_none() {
             let rd = self.out(r, S0);
@@ -301,6 +322,13 @@ impl Isel<'_> {
         if let Some(g) = guard {
             self.guard(g);
             self.done_guard = Some(g);
+        }
+        if let Some(c) = result {
+            // The helper paths' result, from RESULT as usual.
+            let rd = self.out(c, S0);
+            emit::load_ctx(&mut self.b, rd, area(callframe::RESULT));
+            self.store_result(c, rd);
+            self.done_result = Some(c);
         }
         emit::bind(&mut self.b, returned);
         Ok(())
