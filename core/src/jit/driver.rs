@@ -313,11 +313,12 @@ impl<'a> Jit<'a> {
         };
         let index = self.installed.len();
         let tag = u16::try_from(index).map_err(|_| Abort::NoExecMemory)?;
-        // The optimiser emits at most one snapshot per recorded guard for the pre-roll and one
-        // for the body (checked below); guards inside a followed call share one recorded
-        // snapshot, so count guards, not snapshots.
+        // The optimiser emits at most three snapshots per recorded guard: one for the
+        // pre-roll, one for the body, or instead of that two guards hoisted before the loop
+        // (a bounds check on a strided counter: `opt::bounds`); checked below. Guards inside a
+        // followed call share one recorded snapshot, so count guards, not snapshots.
         let guards = rec.insts.iter().filter(|i| i.op.is_guard()).count();
-        let table: Box<[u64]> = vec![0u64; 2 * guards.max(rec.snaps.len()) + 1].into_boxed_slice();
+        let table: Box<[u64]> = vec![0u64; 3 * guards.max(rec.snaps.len()) + 1].into_boxed_slice();
         let exit_links = ExitLinks {
             tag,
             table: table.as_ptr() as u64,

@@ -787,54 +787,6 @@ mod tests {
     /// array and the limit are loop-invariant. A step of 1 leaves the body without a bounds
     /// check and puts one guard `n <= len` before LOOP that exits at the loop header with the
     /// state after the first iteration; any other step keeps the check in the body.
-    fn counter_loop(step: i64) -> Trace {
-        let mut b = TraceBuilder::new(3);
-        let k = b.slot(0, Ty::Int);
-        let n = b.slot(1, Ty::Int);
-        let arr = b.slot_tagged(2, crate::vm::value::TAG_ARRAY as u32);
-        let len = b.load(Op::LdH, arr, crate::vm::value::ARRAY_LEN_OFFSET as i64);
-        b.guard(Op::ULt, k, len);
-        let s = b.slot(4, Ty::Int);
-        let s2 = b.op(Op::AddI, s, k);
-        b.set_slot(4, s2);
-        let one = b.kint(step);
-        let k2 = b.op(Op::AddI, k, one);
-        b.set_slot(0, k2);
-        b.guard(Op::Lt, k2, n);
-        b.finish(3).unwrap()
-    }
-
-    #[test]
-    fn a_counter_bounds_check_leaves_the_loop_body() {
-        let t = optimize(&counter_loop(1)).unwrap();
-        let lp = t.loop_ref().expect("loops") as usize;
-        let ult =
-            |r: core::ops::Range<usize>| t.insts[r].iter().filter(|i| i.op == Op::ULt).count();
-        assert_eq!(ult(0..lp), 1, "the first iteration checks: {:?}", t.insts);
-        assert_eq!(
-            ult(lp..t.insts.len()),
-            0,
-            "the body does not: {:?}",
-            t.insts
-        );
-        let hoisted: Vec<&Inst> = t.insts[..lp].iter().filter(|i| i.op == Op::Le).collect();
-        assert_eq!(hoisted.len(), 1, "{:?}", t.insts);
-        let g = hoisted[0];
-        assert_eq!(t.inst(g.a).op, Op::SLoad, "n");
-        assert_eq!(t.inst(g.b).op, Op::LdH, "len");
-        let exit = t.resolved(g.snap);
-        assert_eq!(exit.pc, 3, "resumes at the loop header");
-        assert!(
-            exit.get(0).is_some_and(|r| t.inst(r).op == Op::AddI),
-            "with k + 1"
-        );
-
-        let t = optimize(&counter_loop(2)).unwrap();
-        let lp = t.loop_ref().unwrap() as usize;
-        assert_eq!(t.insts[lp..].iter().filter(|i| i.op == Op::ULt).count(), 1);
-        assert!(!t.insts[..lp].iter().any(|i| i.op == Op::Le));
-    }
-
     /// A slot written early, dead where the first guard after it exits and live where the
     /// next one exits: the second guard's snapshot is a delta of the first, and its exit
     /// writes the slot's real value, not the first exit's dead entry.
