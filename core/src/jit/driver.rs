@@ -48,7 +48,7 @@ use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::jit::backend::link::split_exit_id;
+use crate::jit::backend::link::{split_exit_id, MAX_TAG, WRITTEN};
 use crate::jit::backend::{compile_purged, Backend, Compiled, ExitFrame, ExitLinks, Native};
 use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::hostbuf::BufView;
@@ -312,7 +312,10 @@ impl<'a> Jit<'a> {
             record_with_calls(self.prog, from, regs)?
         };
         let index = self.installed.len();
-        let tag = u16::try_from(index).map_err(|_| Abort::NoExecMemory)?;
+        let tag = u16::try_from(index)
+            .ok()
+            .filter(|_| index < MAX_TAG)
+            .ok_or(Abort::NoExecMemory)?;
         // The optimiser emits at most three snapshots per recorded guard: one for the
         // pre-roll, one for the body, or instead of that two guards hoisted before the loop
         // (a bounds check on a strided counter: `opt::bounds`); checked below. Guards inside a
@@ -617,6 +620,11 @@ impl Jit<'_> {
         let (tag, exit) = split_exit_id(id);
         let exited = tag as usize;
         let t = self.installed.get(exited)?;
+        if id & WRITTEN != 0 {
+            // The exit stub wrote the snapshot into `regs` itself.
+            let pc = t.compiled.trace.snaps.get(exit as usize)?.pc;
+            return Some((pc as usize, exited));
+        }
         let resume = t
             .compiled
             .restore_with(exit, &self.frame, |slot, ty, bits, dead| {

@@ -21,7 +21,8 @@
 //! ```text
 //!   exit n:  [cmp tag(slot), scalar max; ja slow n]...   (unchecked slots only)
 //!            [store tag, store payload]...                (every live snapshot entry)
-//!            target = table[n]; if target == 0 goto slow n; jmp target
+//!            target = table[n]; if target == 0 goto written n; jmp target
+//!   written n: exit id | WRITTEN -> return register; jmp handler   (the host skips its restore)
 //!   slow n:  exit id -> return register; jmp handler      (dump registers, return)
 //! ```
 //!
@@ -58,9 +59,18 @@ impl ExitLinks {
     }
 }
 
-/// Splits an exit id into `(tag, snapshot)`.
+/// Set in the exit id of a stub that wrote its snapshot back and then found no link: the VM
+/// slots already hold what the host's restore would write (the stub's stores and the host's
+/// restore are the same, see the module doc), so the host only needs the resume pc. Tags are
+/// below 2^15 ([`MAX_TAG`]), so the bit is free.
+pub const WRITTEN: u32 = 1 << 31;
+
+/// One more than the largest tag (the driver's trace index) an exit id carries.
+pub const MAX_TAG: usize = 1 << 15;
+
+/// Splits an exit id into `(tag, snapshot)` ([`WRITTEN`] aside).
 pub fn split_exit_id(id: u32) -> (u16, u32) {
-    ((id >> 16) as u16, id & 0xffff)
+    (((id & !WRITTEN) >> 16) as u16, id & 0xffff)
 }
 
 /// Most write-back stores one trace's stubs may hold.

@@ -14,7 +14,7 @@ mod heap;
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
-use crate::jit::backend::link::{exit_plans, ExitPlan};
+use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -194,8 +194,11 @@ impl Isel<'_> {
             }
             self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
-                let slow = self.b.new_dynamic_label();
-                self.write_back_and_link(n, &plan, slow)?;
+                let (slow, written) = (self.b.new_dynamic_label(), self.b.new_dynamic_label());
+                self.write_back_and_link(n, &plan, slow, written)?;
+                emit::bind(&mut self.b, written);
+                mov_imm(&mut self.b, S0, (self.links.exit_id(n) | WRITTEN) as i64);
+                emit::b(&mut self.b, self.epilogue);
                 emit::bind(&mut self.b, slow);
             }
             match u16::try_from(self.links.exit_id(n)) {

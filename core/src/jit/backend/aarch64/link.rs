@@ -11,12 +11,13 @@ use crate::jit::regalloc::Loc;
 
 impl Isel<'_> {
     /// Exit stub `n`: check the unchecked tags (else `slow`), store the snapshot, then jump to
-    /// `table[n]` unless it is 0 (then fall into `slow`, the host exit).
+    /// `table[n]` unless it is 0 (then to `written`, the host exit without a restore).
     pub(super) fn write_back_and_link(
         &mut self,
         n: usize,
         plan: &ExitPlan,
         slow: DynamicLabel,
+        written: DynamicLabel,
     ) -> Result<(), CompileError> {
         self.write_back(plan, slow)?;
         let entry = self.links.table.wrapping_add(8 * n as u64);
@@ -24,7 +25,7 @@ impl Isel<'_> {
         emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);
         let zero = Imm12::new(0).ok_or(CompileError::SlotTooFar)?;
         emit::cmp_ri(&mut self.b, S0, zero);
-        emit::b_cond(&mut self.b, Cond::Eq, slow);
+        emit::b_cond(&mut self.b, Cond::Eq, written);
         emit::br(&mut self.b, S0);
         Ok(())
     }

@@ -19,7 +19,7 @@ mod heap;
 use super::emit::{self, Cond};
 use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
-use crate::jit::backend::link::{exit_plans, ExitPlan};
+use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -178,8 +178,11 @@ impl Isel<'_> {
             }
             self.exit_link(n)?;
             if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
-                let slow = self.b.new_dynamic_label();
-                self.write_back_and_link(n, &plan, slow)?;
+                let (slow, written) = (self.b.new_dynamic_label(), self.b.new_dynamic_label());
+                self.write_back_and_link(n, &plan, slow, written)?;
+                emit::bind(&mut self.b, written);
+                let id = self.links.exit_id(n) | WRITTEN;
+                emit::exit_to(&mut self.b, id as i32, self.epilogue);
                 emit::bind(&mut self.b, slow);
             }
             emit::exit_to(&mut self.b, self.links.exit_id(n) as i32, self.epilogue);

@@ -11,19 +11,20 @@ use crate::jit::regalloc::Loc;
 
 impl Isel<'_> {
     /// Exit stub `n`: check the unchecked tags (else `slow`), store the snapshot, then jump to
-    /// `table[n]` unless it is 0 (then fall into `slow`, the host exit).
+    /// `table[n]` unless it is 0 (then to `written`, the host exit without a restore).
     pub(super) fn write_back_and_link(
         &mut self,
         n: usize,
         plan: &ExitPlan,
         slow: DynamicLabel,
+        written: DynamicLabel,
     ) -> Result<(), CompileError> {
         self.write_back(plan, slow)?;
         let table = self.links_table_entry(n);
         self.mov_imm(S0, table);
         emit::load_rm(&mut self.b, S0, S0, 0);
         emit::cmp_ri(&mut self.b, S0, 0);
-        emit::jcc(&mut self.b, Cond::E, slow);
+        emit::jcc(&mut self.b, Cond::E, written);
         emit::jmp_r(&mut self.b, S0);
         Ok(())
     }
