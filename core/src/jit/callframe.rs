@@ -125,10 +125,7 @@ pub const fn area_disp(w: usize) -> usize {
 /// (`CResI`/`CResF`, which does not read it) and no snapshot: a direct call's return path,
 /// whose status is 0, may then continue past the guard.
 pub fn status_guard(t: &Trace, call: Ref) -> Option<Ref> {
-    let mut g = call as usize + 1;
-    while matches!(t.insts.get(g)?.op, Op::Nop | Op::KInt | Op::KBool) {
-        g += 1;
-    }
+    let g = next_past_constants(t, call)?;
     let guard = t.insts.get(g)?;
     let zero = t.insts.get(guard.b as usize)?;
     if guard.op != Op::Eq || guard.a != call || zero.op != Op::KInt || zero.imm != 0 {
@@ -149,11 +146,17 @@ pub fn status_guard(t: &Trace, call: Ref) -> Option<Ref> {
 /// from the register the callee returned it in ([`RESULT_REG`](crate::jit::callframe)), and
 /// the op is emitted once more only for the helper paths.
 pub fn int_result_after(t: &Trace, guard: Ref) -> Option<Ref> {
-    let mut r = guard as usize + 1;
-    while matches!(t.insts.get(r)?.op, Op::Nop | Op::KInt | Op::KBool) {
-        r += 1;
+    let r = next_past_constants(t, guard)?;
+    (t.insts[r].op == Op::CResI).then_some(r as Ref)
+}
+
+/// The position of the first instruction after `r` that is not a constant (or a `Nop`).
+fn next_past_constants(t: &Trace, r: Ref) -> Option<usize> {
+    let mut i = r as usize + 1;
+    while matches!(t.insts.get(i)?.op, Op::Nop | Op::KInt | Op::KBool) {
+        i += 1;
     }
-    (t.insts.get(r)?.op == Op::CResI).then_some(r as Ref)
+    Some(i)
 }
 
 /// One number argument of a direct call: its index, its value, whether it is a float.
