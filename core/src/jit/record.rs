@@ -64,7 +64,7 @@ use alloc::vec::Vec;
 #[path = "record_array.rs"]
 pub(crate) mod array;
 #[path = "record_str.rs"]
-mod strs;
+pub(crate) mod strs;
 
 use crate::jit::hostbuf::{buf_get, buf_len, buf_set, BufView, MAX_PACKED_INDEX};
 use crate::jit::hostcall::{

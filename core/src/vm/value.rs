@@ -352,6 +352,12 @@ pub(crate) const ARRAY_LEN_OFFSET: usize = RC_VALUE_OFFSET + core::mem::offset_o
 /// counts); checked against the real layout by a test.
 #[allow(dead_code)]
 const RC_VALUE_OFFSET: usize = 2 * size_of::<usize>();
+/// Where an `Rc`'s strong count sits behind the pointer an `Rc` holds (the first word), for
+/// native code that copies a string or array between a register and an element without
+/// calling Rust when no count reaches zero (`jit::backend::InlineCopy`); checked against the
+/// real layout by a test.
+#[allow(dead_code)]
+pub(crate) const RC_STRONG_OFFSET: usize = 0;
 
 impl ArrayObj {
     fn from_vec(items: Vec<Value>, charged: usize, meter: Meter) -> ArrayObj {
@@ -726,6 +732,26 @@ mod tests {
         let (e0, e4) = unsafe { (&*elems, &*elems.add(4)) };
         assert!(matches!(e0, Value::Int(7)));
         assert!(matches!(e4, Value::Int(11)));
+    }
+
+    #[test]
+    fn the_strong_count_is_the_first_word_behind_the_payload() {
+        let meter = MeterCell::new(usize::MAX);
+        let values = [
+            Value::new_array(&meter, Vec::from([Value::Int(7)])).unwrap(),
+            Value::new_str(&meter, "a string longer than the short-string room").unwrap(),
+        ];
+        for v in values {
+            // SAFETY: `Value` is `repr(u64)`: the payload word sits at `PAYLOAD_OFFSET`.
+            let payload =
+                unsafe { *((&v as *const Value as usize + PAYLOAD_OFFSET) as *const usize) };
+            let strong = || word_at(payload, RC_STRONG_OFFSET);
+            assert_eq!(strong(), 1);
+            let copies: Vec<Value> = (0..3).map(|_| v.clone()).collect();
+            assert_eq!(strong(), 4);
+            drop(copies);
+            assert_eq!(strong(), 1);
+        }
     }
 
     #[test]

@@ -442,6 +442,52 @@ pub(crate) fn fuel_in_register(t: &Trace) -> bool {
         && !t.insts.iter().any(|i| i.op.is_call())
 }
 
+/// A runtime call whose common case both backends emit inline: a copy of a string or array
+/// value from one 16-byte value to another with the interpreter's reference counting, when no
+/// count reaches zero. Only the drop of a value's last reference needs Rust (it frees the
+/// object and gives its bytes back to the VM's meter); that case, and a `StrStore` source that
+/// holds no string, make the call as before, with nothing changed yet.
+///
+/// ```text
+///   ARG0 = dst, ARG1 = src (the call's two arguments, both addresses of values)
+///   new = *src                                      tag, payload
+///   StrStore: new.tag != TAG_STR              -> call (it answers -1)
+///   old = *dst
+///   old.tag >= FIRST_HEAP_TAG:
+///       strong(old) == 1                      -> call (the last reference: Rust drops it)
+///       strong(old) -= 1
+///   new.tag >= FIRST_HEAP_TAG: strong(new) += 1
+///   *dst = new; result 0
+///   strong(p) = the word at p + RC_STRONG_OFFSET (p: a heap value's payload)
+/// ```
+///
+/// The old count is tested before anything is written, so the call finds the values as the
+/// trace left them. A count never reaches zero inline, and one that was at least 2 before
+/// `-= 1` cannot be the last reference of `new` either (when `dst` and `src` name one object,
+/// both counts are the same word: 2 or more, down one, up one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InlineCopy {
+    /// `put_element(slot, elem)`: a string or array element into a VM register.
+    PutElement,
+    /// `str_store(elem, src)`: a string in a VM register into an array element.
+    StrStore,
+}
+
+impl InlineCopy {
+    /// The inline form of runtime function `f`, if it has one.
+    pub(crate) fn of(f: crate::jit::ir::HostFn) -> Option<InlineCopy> {
+        let put: crate::jit::ir::HostFn = crate::jit::record::array::put_element;
+        let store: crate::jit::ir::HostFn = crate::jit::record::strs::str_store;
+        if f as usize == put as usize {
+            Some(InlineCopy::PutElement)
+        } else if f as usize == store as usize {
+            Some(InlineCopy::StrStore)
+        } else {
+            None
+        }
+    }
+}
+
 /// Per snapshot, the fuel its exit stub gives back first: the charge of the `Fuel` that owns
 /// the snapshot (no other instruction exits through it) when the charge fits an `i32`, which
 /// lets a backend charge before it tests (an exit then charges nothing); and the refund of a

@@ -16,6 +16,7 @@ use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
 use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
 use crate::jit::backend::{
+    InlineCopy,
     fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
@@ -591,9 +592,16 @@ impl Isel<'_> {
         }
         emit::mov_rr(&mut self.b, X0, S0);
         emit::mov_rr(&mut self.b, X1, S1);
-        let f = self.t.calls[inst.imm as usize] as usize as i64;
-        mov_imm(&mut self.b, S0, f);
+        let f = self.t.calls[inst.imm as usize];
+        let done = match InlineCopy::of(f) {
+            Some(kind) => Some(self.inline_copy(kind)?),
+            None => None,
+        };
+        mov_imm(&mut self.b, S0, f as usize as i64);
         emit::blr(&mut self.b, S0);
+        if let Some(done) = done {
+            emit::bind(&mut self.b, done);
+        }
         let rd = self.out(r, S0);
         if rd != X0 {
             emit::mov_rr(&mut self.b, rd, X0);

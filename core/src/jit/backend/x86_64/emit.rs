@@ -293,6 +293,10 @@ macro_rules! x64_templates {
         pub fn cmp_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [Rq(base) + disp], imm);
         }
+        /// `add qword [base + disp], imm32` (a reference count).
+        pub fn add_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [Rq(base) + disp], imm);
+        }
         /// `lea dst, [rbx + disp]` (the address of a VM slot).
         pub fn lea_slot(ops: &mut $B, d: u8, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; lea Rq(d), [rbx + disp]);
@@ -395,6 +399,7 @@ mod tests {
                     t::store_mr_f(ops, base, 8, d);
                     t::store_mr_u8(ops, base, 8, d);
                     t::cmp_mi(ops, base, 8, d as i32 - 3);
+                    t::add_mi(ops, base, 0, d as i32 - 3);
                 }
                 for s in 0..16u8 {
                     t::sqrtsd(ops, d, s);

@@ -1,8 +1,11 @@
 //! AArch64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
 //! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
 use super::emit::{self, Cond, Imm12, Off1, Off8};
-use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1};
-use crate::jit::backend::CompileError;
+use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1, X0, X1};
+use crate::jit::backend::{CompileError, InlineCopy};
+use crate::jit::buffer::DynamicLabel;
+use crate::jit::callframe::FIRST_HEAP_TAG;
+use crate::vm::value::{PAYLOAD_OFFSET, RC_STRONG_OFFSET, TAG_STR};
 use crate::jit::ir::{Op, Ref};
 
 impl Isel<'_> {
@@ -135,5 +138,60 @@ impl Isel<'_> {
         let rd = self.out(r, S0);
         emit::ldr_x(&mut self.b, rd, n, o);
         self.store_result(r, rd)
+    }
+}
+
+impl Isel<'_> {
+    /// The inline part of a runtime copy (see [`InlineCopy`]), with the call's arguments
+    /// already in `x0` (destination) and `x1` (source): on success `x0` = 0 and a branch to
+    /// the returned label, which the caller binds after its call; otherwise it falls through
+    /// to the call. Uses only registers a call clobbers anyway (`x2` to `x6`).
+    pub(super) fn inline_copy(&mut self, kind: InlineCopy) -> Result<DynamicLabel, CompileError> {
+        const TAG: u8 = 2; // the new value's tag
+        const PAY: u8 = 3; // its payload
+        const OLD_TAG: u8 = 4;
+        const OLD_PAY: u8 = 5;
+        const COUNT: u8 = 6;
+        // Constants that always fit (checked here rather than assumed).
+        let enc = || CompileError::SlotTooFar;
+        let payload = Off8::new(PAYLOAD_OFFSET as i64).ok_or_else(enc)?;
+        let strong = Off8::new(RC_STRONG_OFFSET as i64).ok_or_else(enc)?;
+        let heap = Imm12::new(FIRST_HEAP_TAG as i64).ok_or_else(enc)?;
+        let one = Imm12::new(1).ok_or_else(enc)?;
+        let b = &mut self.b;
+        let (call, old_plain, store, done) = (
+            b.new_dynamic_label(),
+            b.new_dynamic_label(),
+            b.new_dynamic_label(),
+            b.new_dynamic_label(),
+        );
+        emit::ldr_x(b, TAG, X1, Off8::ZERO);
+        if kind == InlineCopy::StrStore {
+            emit::cmp_ri(b, TAG, Imm12::new(TAG_STR as i64).ok_or_else(enc)?);
+            emit::b_cond(b, Cond::Ne, call);
+        }
+        emit::ldr_x(b, PAY, X1, payload);
+        emit::ldr_x(b, OLD_TAG, X0, Off8::ZERO);
+        emit::cmp_ri(b, OLD_TAG, heap);
+        emit::b_cond(b, Cond::Lo, old_plain);
+        emit::ldr_x(b, OLD_PAY, X0, payload);
+        emit::ldr_x(b, COUNT, OLD_PAY, strong);
+        emit::cmp_ri(b, COUNT, one);
+        emit::b_cond(b, Cond::Eq, call);
+        emit::sub_ri(b, COUNT, COUNT, one);
+        emit::str_x(b, COUNT, OLD_PAY, strong);
+        emit::bind(b, old_plain);
+        emit::cmp_ri(b, TAG, heap);
+        emit::b_cond(b, Cond::Lo, store);
+        emit::ldr_x(b, COUNT, PAY, strong);
+        emit::add_ri(b, COUNT, COUNT, one);
+        emit::str_x(b, COUNT, PAY, strong);
+        emit::bind(b, store);
+        emit::str_x(b, TAG, X0, Off8::ZERO);
+        emit::str_x(b, PAY, X0, payload);
+        emit::movz(b, X0, emit::Imm16::new(0), 0);
+        emit::b(b, done);
+        emit::bind(b, call);
+        Ok(done)
     }
 }

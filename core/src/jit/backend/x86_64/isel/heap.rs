@@ -3,8 +3,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::{emit, Cond, Isel, FS0, S0, S1};
-use crate::jit::backend::CompileError;
+use super::{emit, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
+use crate::jit::backend::{CompileError, InlineCopy};
+use crate::jit::buffer::DynamicLabel;
+use crate::jit::callframe::FIRST_HEAP_TAG;
+use crate::vm::value::{PAYLOAD_OFFSET, RC_STRONG_OFFSET, TAG_STR};
 use crate::jit::ir::{Op, Ref, Trace};
 
 /// Which `LdI`s the guard after them compares in memory (`cmp qword [base + disp], imm`): an
@@ -152,5 +155,50 @@ impl Isel<'_> {
         emit::load_slot(&mut self.b, rd, pay);
         self.store_result(r, rd);
         Ok(())
+    }
+}
+
+impl Isel<'_> {
+    /// The inline part of a runtime copy (see [`InlineCopy`]), with the call's arguments
+    /// already in `rdi` (destination) and `rsi` (source): on success `rax` = 0 and a jump to
+    /// the returned label, which the caller binds after its call; otherwise it falls through
+    /// to the call. Uses only registers a call clobbers anyway (`rcx`, `rdx`, `r8`, `r9`).
+    pub(super) fn inline_copy(&mut self, kind: InlineCopy) -> DynamicLabel {
+        const TAG: u8 = 1; // rcx: the new value's tag
+        const PAY: u8 = 2; // rdx: its payload
+        const OLD_TAG: u8 = 8;
+        const OLD_PAY: u8 = 9;
+        let strong = RC_STRONG_OFFSET as i32;
+        let b = &mut self.b;
+        let (call, old_plain, store, done) = (
+            b.new_dynamic_label(),
+            b.new_dynamic_label(),
+            b.new_dynamic_label(),
+            b.new_dynamic_label(),
+        );
+        emit::load_rm(b, TAG, ARG1, 0);
+        if kind == InlineCopy::StrStore {
+            emit::cmp_ri(b, TAG, TAG_STR as i32);
+            emit::jcc(b, Cond::Ne, call);
+        }
+        emit::load_rm(b, PAY, ARG1, PAYLOAD_OFFSET as i32);
+        emit::load_rm(b, OLD_TAG, ARG0, 0);
+        emit::cmp_ri(b, OLD_TAG, FIRST_HEAP_TAG as i32);
+        emit::jcc(b, Cond::B, old_plain);
+        emit::load_rm(b, OLD_PAY, ARG0, PAYLOAD_OFFSET as i32);
+        emit::cmp_mi(b, OLD_PAY, strong, 1);
+        emit::jcc(b, Cond::E, call);
+        emit::add_mi(b, OLD_PAY, strong, -1);
+        emit::bind(b, old_plain);
+        emit::cmp_ri(b, TAG, FIRST_HEAP_TAG as i32);
+        emit::jcc(b, Cond::B, store);
+        emit::add_mi(b, PAY, strong, 1);
+        emit::bind(b, store);
+        emit::store_mr(b, ARG0, 0, TAG);
+        emit::store_mr(b, ARG0, PAYLOAD_OFFSET as i32, PAY);
+        emit::mov_ri32(b, S0, 0);
+        emit::jmp(b, done);
+        emit::bind(b, call);
+        done
     }
 }
