@@ -718,6 +718,65 @@ fn string_comparisons_and_element_stores_run_natively() {
 }
 
 #[test]
+fn string_orders_compared_natively_match_the_interpreter() {
+    // Native code compares texts stored inside their objects (up to 22 bytes) a word at a
+    // time: pairs that differ in each of the three words (bytes 0..8, 8..16, 16..22), that
+    // differ only in length (a prefix), bytes above 0x7f (unsigned order), the empty string,
+    // and long texts (the runtime call).
+    let a22 = "a".repeat(22);
+    let mut words: Vec<String> = vec![
+        String::new(),
+        "a".into(),
+        "ab".into(),
+        "abc".into(),
+        "abd".into(),
+        "b".into(),
+        "\u{e9}t\u{e9}".into(),
+        "zz".into(),
+        // Equal rooms, different lengths: the length decides (a NUL byte in the source).
+        "ab\0".into(),
+        "ab\0\0".into(),
+        "a".repeat(7),
+        "a".repeat(8),
+        "a".repeat(9),
+        "a".repeat(15),
+        "a".repeat(16),
+        "a".repeat(21),
+        a22.clone(),
+        "a".repeat(23),
+        "a".repeat(30) + "b",
+    ];
+    for at in [0, 7, 8, 13, 14, 15, 16, 21] {
+        let mut w = a22.clone().into_bytes();
+        w[at] = b'b';
+        words.push(String::from_utf8(w).unwrap());
+        let mut w = a22.clone().into_bytes();
+        w[at] = b'0';
+        words.push(String::from_utf8(w).unwrap());
+    }
+    let list: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    let src = format!(
+        "let w = [{}]; let n = len(w); let k = 0;
+         let lt = 0; let le = 0; let eq = 0; let ne = 0; let gt = 0; let ge = 0; let sum = 0;
+         while k < n * n {{
+           let i = k / n; let j = k % n; let x = w[i]; let y = w[j];
+           if x < y {{ lt = lt + 1; sum = sum + k; }}
+           if x <= y {{ le = le + 1; }}
+           if x == y {{ eq = eq + 1; sum = sum + 3 * k; }}
+           if x != y {{ ne = ne + 1; }}
+           if x > y {{ gt = gt + 1; sum = sum + 7 * k; }}
+           if x >= y {{ ge = ge + 1; }}
+           k = k + 1;
+         }}
+         print(lt, le, eq, ne, gt, ge, sum);",
+        list.join(", ")
+    );
+    for r in same_as_interpreter(&src) {
+        assert!(r.stats.entered >= 1, "{:?}\n{src}\n{}", r.stats, r.log);
+    }
+}
+
+#[test]
 fn an_element_read_again_into_its_register_matches_the_interpreter() {
     // `x = a[j]` again with `x` and the element unchanged: the second copy is left out.
     native(

@@ -95,6 +95,17 @@ pub(crate) extern "C" fn str_rel(base: i64, packed: i64) -> i64 {
     holds as i64
 }
 
+/// For relation code `rel` of [`str_rel`]: whether it holds for equal strings and whether it
+/// holds when the left one orders first (the backends' inline compare).
+pub(crate) fn relation_truths(rel: i64) -> Option<(bool, bool)> {
+    match rel {
+        REL_EQ => Some((true, false)),
+        REL_LT => Some((false, true)),
+        REL_LE => Some((true, true)),
+        _ => None,
+    }
+}
+
 /// `slot[a] = slot[b].clone()` for a string (`packed` = `a | b << 16`): 0, or -1 when
 /// `slot[b]` holds no string.
 pub(crate) extern "C" fn str_move(base: i64, packed: i64) -> i64 {

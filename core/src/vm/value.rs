@@ -214,16 +214,31 @@ fn room_word(room: &[u8; INLINE_TEXT], i: usize) -> u64 {
 }
 
 /// A string's bytes: inside the object or in a buffer of their own.
+///
+/// `repr(u8)` fixes the layout native code reads (`jit::backend::InlineCall::StrRel`): the
+/// variant's tag in byte 0 ([`TEXT_INSIDE`] for `Inside`), then `Inside`'s `len` in byte 1 and
+/// its room in bytes `2..2 + INLINE_TEXT`.
+#[repr(u8)]
 enum Text {
     /// `bytes[..len]` is the text (valid UTF-8: copied from a `&str`).
     Inside {
         len: u8,
         bytes: [u8; INLINE_TEXT],
-    },
-    Outside(Box<str>),
+    } = TEXT_INSIDE,
+    Outside(Box<str>) = TEXT_INSIDE + 1,
 }
 
 const _: () = assert!(size_of::<Text>() <= size_of::<Box<str>>() + 8);
+
+/// The tag byte of an inline text (`Text::Inside`); see [`Text`].
+pub(crate) const TEXT_INSIDE: u8 = 0;
+/// Where a string's [`Text`] sits behind the pointer its `Rc` holds.
+#[allow(dead_code)]
+pub(crate) const STR_TEXT_OFFSET: usize = RC_VALUE_OFFSET + core::mem::offset_of!(StrObj, text);
+/// Offset of an inline text's length byte within its [`Text`].
+pub(crate) const TEXT_LEN_OFFSET: usize = 1;
+/// Offset of an inline text's room within its [`Text`].
+pub(crate) const TEXT_ROOM_OFFSET: usize = 2;
 
 impl Text {
     fn new(text: &str) -> Text {
@@ -732,6 +747,29 @@ mod tests {
         let (e0, e4) = unsafe { (&*elems, &*elems.add(4)) };
         assert!(matches!(e0, Value::Int(7)));
         assert!(matches!(e4, Value::Int(11)));
+    }
+
+    #[test]
+    fn texts_lie_where_native_code_reads_them() {
+        let meter = MeterCell::new(usize::MAX);
+        let text_of = |v: &Value| {
+            // SAFETY: `Value` is `repr(u64)`: the payload word sits at `PAYLOAD_OFFSET`.
+            let payload =
+                unsafe { *((v as *const Value as usize + PAYLOAD_OFFSET) as *const usize) };
+            let text = (payload + STR_TEXT_OFFSET) as *const u8;
+            // SAFETY: the string is alive and its `Text` (24 bytes, see `Text`) is there.
+            unsafe { core::slice::from_raw_parts(text, 2 + INLINE_TEXT).to_vec() }
+        };
+        for s in ["", "ka", "zenzenzen", "twenty-two bytes long"] {
+            let t = text_of(&Value::new_str(&meter, s).unwrap());
+            assert_eq!(t[0], TEXT_INSIDE, "{s}");
+            assert_eq!(t[TEXT_LEN_OFFSET] as usize, s.len());
+            let room = &t[TEXT_ROOM_OFFSET..];
+            assert_eq!(&room[..s.len()], s.as_bytes());
+            assert!(room[s.len()..].iter().all(|&b| b == 0), "{s}: zeros past the text");
+        }
+        let long = Value::new_str(&meter, "twenty-three bytes long").unwrap();
+        assert_ne!(text_of(&long)[0], TEXT_INSIDE);
     }
 
     #[test]

@@ -442,11 +442,16 @@ pub(crate) fn fuel_in_register(t: &Trace) -> bool {
         && !t.insts.iter().any(|i| i.op.is_call())
 }
 
-/// A runtime call whose common case both backends emit inline: a copy of a string or array
-/// value from one 16-byte value to another with the interpreter's reference counting, when no
-/// count reaches zero. Only the drop of a value's last reference needs Rust (it frees the
-/// object and gives its bytes back to the VM's meter); that case, and a `StrStore` source that
-/// holds no string, make the call as before, with nothing changed yet.
+/// A runtime call whose common case both backends emit inline, in front of the call they
+/// still make for the rest (each backend's `isel/heap.rs`). The inline part reads only the
+/// call's arguments (and, for `StrRel`, the constant that names its slots) and uses only
+/// registers a call clobbers, so the register allocator treats the op as the call it was.
+///
+/// Copies (`PutElement`, `StrStore`): a string or array value copied from one 16-byte value to
+/// another with the interpreter's reference counting, when no count reaches zero. Only the
+/// drop of a value's last reference needs Rust (it frees the object and gives its bytes back
+/// to the VM's meter); that case, and a `StrStore` source that holds no string, make the call,
+/// with nothing changed yet.
 ///
 /// ```text
 ///   ARG0 = dst, ARG1 = src (the call's two arguments, both addresses of values)
@@ -465,26 +470,71 @@ pub(crate) fn fuel_in_register(t: &Trace) -> bool {
 /// trace left them. A count never reaches zero inline, and one that was at least 2 before
 /// `-= 1` cannot be the last reference of `new` either (when `dst` and `src` name one object,
 /// both counts are the same word: 2 or more, down one, up one).
+///
+/// Comparison (`StrRel`, `==`, `<` or `<=` of two strings in VM registers): the same object is
+/// equal; two texts stored inside their objects compare their rooms a word at a time, as
+/// `Text::cmp` does; anything else (a register without a string, a long text) makes the call.
+///
+/// ```text
+///   ARG0 = slot 0's address; the constant second argument names slots x, y and the relation
+///   x.tag != TAG_STR or y.tag != TAG_STR      -> call (it answers -1)
+///   px == py                                  -> equal
+///   tag(text(px)) or tag(text(py)) != INSIDE  -> call
+///   room words at 0, 8, 14 (the last overlaps the second: bytes 14..16 are equal by then):
+///       first differing pair, byte-swapped    -> less or greater (unsigned)
+///   len(px) vs len(py)                        -> less, equal or greater
+///   result: the relation's truth (1 or 0)
+///   text(p) = p + STR_TEXT_OFFSET: tag byte, len byte, INLINE_TEXT bytes of room (zeros past len)
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum InlineCopy {
+pub(crate) enum InlineCall {
     /// `put_element(slot, elem)`: a string or array element into a VM register.
     PutElement,
     /// `str_store(elem, src)`: a string in a VM register into an array element.
     StrStore,
+    /// `str_rel(slots, packed)`: `==`, `<` or `<=` of two strings in VM registers.
+    StrRel,
 }
 
-impl InlineCopy {
+impl InlineCall {
     /// The inline form of runtime function `f`, if it has one.
-    pub(crate) fn of(f: crate::jit::ir::HostFn) -> Option<InlineCopy> {
-        let put: crate::jit::ir::HostFn = crate::jit::record::array::put_element;
-        let store: crate::jit::ir::HostFn = crate::jit::record::strs::str_store;
-        if f as usize == put as usize {
-            Some(InlineCopy::PutElement)
-        } else if f as usize == store as usize {
-            Some(InlineCopy::StrStore)
-        } else {
-            None
-        }
+    pub(crate) fn of(f: crate::jit::ir::HostFn) -> Option<InlineCall> {
+        use crate::jit::record::{array, strs};
+        let known: [(crate::jit::ir::HostFn, InlineCall); 3] = [
+            (array::put_element, InlineCall::PutElement),
+            (strs::str_store, InlineCall::StrStore),
+            (strs::str_rel, InlineCall::StrRel),
+        ];
+        known
+            .into_iter()
+            .find(|&(g, _)| g as usize == f as usize)
+            .map(|(_, kind)| kind)
+    }
+}
+
+/// What a `StrRel` call's constant argument names: the two slots and the relation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StrRelation {
+    /// The left operand's slot.
+    pub x: u32,
+    /// The right operand's slot.
+    pub y: u32,
+    /// Whether the relation holds for equal strings (`==`, `<=`).
+    pub holds_if_equal: bool,
+    /// Whether the relation holds when `x` orders first (`<`, `<=`).
+    pub holds_if_less: bool,
+}
+
+impl StrRelation {
+    /// Unpacks `str_rel`'s second argument.
+    pub(crate) fn unpack(packed: i64) -> Option<StrRelation> {
+        let (holds_if_equal, holds_if_less) = crate::jit::record::strs::relation_truths(packed >> 32)?;
+        Some(StrRelation {
+            x: (packed & 0xffff) as u32,
+            y: ((packed >> 16) & 0xffff) as u32,
+            holds_if_equal,
+            holds_if_less,
+        })
     }
 }
 

@@ -359,6 +359,10 @@ macro_rules! a64_templates {
             let exit = exit.get();
             ::dynasm::dynasm!(ops ; .arch aarch64 ; movz w16, exit ; b =>l);
         }
+        /// `rev xd, xn` (a text word in big-endian order).
+        pub fn rev(ops: &mut $B, d: u8, n: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; rev X(d), X(n));
+        }
         /// `blr xn`.
         pub fn blr(ops: &mut $B, n: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; blr X(n));
@@ -408,6 +412,7 @@ mod tests {
                     t::scvtf(ops, d, n);
                     t::fsqrt(ops, d, n);
                     t::fcvtzs(ops, d, n);
+                    t::rev(ops, d, n);
                     for m in [2u8, 30] {
                         t::add_rr(ops, d, n, m);
                         t::sub_rr(ops, d, n, m);

@@ -16,7 +16,7 @@ use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
 use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
 use crate::jit::backend::{
-    InlineCopy,
+    InlineCall, StrRelation,
     fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
@@ -593,7 +593,11 @@ impl Isel<'_> {
         emit::mov_rr(&mut self.b, X0, S0);
         emit::mov_rr(&mut self.b, X1, S1);
         let f = self.t.calls[inst.imm as usize];
-        let done = match InlineCopy::of(f) {
+        let done = match InlineCall::of(f) {
+            Some(InlineCall::StrRel) => match self.konst(inst.b).and_then(StrRelation::unpack) {
+                Some(rel) => self.inline_str_rel(rel)?,
+                None => None,
+            },
             Some(kind) => Some(self.inline_copy(kind)?),
             None => None,
         };

@@ -293,6 +293,10 @@ macro_rules! x64_templates {
         pub fn cmp_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [Rq(base) + disp], imm);
         }
+        /// `bswap reg` (64-bit: a text word in big-endian order).
+        pub fn bswap(ops: &mut $B, r: u8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; bswap Rq(r));
+        }
         /// `add qword [base + disp], imm32` (a reference count).
         pub fn add_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; add QWORD [Rq(base) + disp], imm);
@@ -390,6 +394,7 @@ mod tests {
                 }
                 t::call_r(ops, d);
                 t::jmp_r(ops, d);
+                t::bswap(ops, d);
                 for base in [0u8, 3, 4, 5, 12, 13] {
                     t::load_rm(ops, d, base, 8);
                     t::load_rm(ops, d, base, -1024);

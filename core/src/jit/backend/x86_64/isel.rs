@@ -21,7 +21,7 @@ use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
 use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
 use crate::jit::backend::{
-    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, InlineCopy, Src,
+    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, InlineCall, Src, StrRelation,
     DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
@@ -656,7 +656,14 @@ impl Isel<'_> {
         emit::mov_rr(&mut self.b, ARG0, S0);
         emit::mov_rr(&mut self.b, ARG1, S1);
         let f = self.t.calls[inst.imm as usize];
-        let done = InlineCopy::of(f).map(|kind| self.inline_copy(kind));
+        let done = match InlineCall::of(f) {
+            Some(InlineCall::StrRel) => self
+                .konst(inst.b)
+                .and_then(StrRelation::unpack)
+                .map(|rel| self.inline_str_rel(rel)),
+            Some(kind) => Some(self.inline_copy(kind)),
+            None => None,
+        };
         emit::mov_ri64(&mut self.b, S0, f as usize as i64);
         emit::call_r(&mut self.b, S0);
         if let Some(done) = done {

@@ -2,10 +2,13 @@
 //! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
 use super::emit::{self, Cond, Imm12, Off1, Off8};
 use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1, X0, X1};
-use crate::jit::backend::{CompileError, InlineCopy};
+use crate::jit::backend::{CompileError, InlineCall, StrRelation};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
-use crate::vm::value::{PAYLOAD_OFFSET, RC_STRONG_OFFSET, TAG_STR};
+use crate::vm::value::{
+    INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
+    TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
+};
 use crate::jit::ir::{Op, Ref};
 
 impl Isel<'_> {
@@ -142,11 +145,11 @@ impl Isel<'_> {
 }
 
 impl Isel<'_> {
-    /// The inline part of a runtime copy (see [`InlineCopy`]), with the call's arguments
+    /// The inline part of a runtime copy (see [`InlineCall`]), with the call's arguments
     /// already in `x0` (destination) and `x1` (source): on success `x0` = 0 and a branch to
     /// the returned label, which the caller binds after its call; otherwise it falls through
     /// to the call. Uses only registers a call clobbers anyway (`x2` to `x6`).
-    pub(super) fn inline_copy(&mut self, kind: InlineCopy) -> Result<DynamicLabel, CompileError> {
+    pub(super) fn inline_copy(&mut self, kind: InlineCall) -> Result<DynamicLabel, CompileError> {
         const TAG: u8 = 2; // the new value's tag
         const PAY: u8 = 3; // its payload
         const OLD_TAG: u8 = 4;
@@ -166,7 +169,7 @@ impl Isel<'_> {
             b.new_dynamic_label(),
         );
         emit::ldr_x(b, TAG, X1, Off8::ZERO);
-        if kind == InlineCopy::StrStore {
+        if kind == InlineCall::StrStore {
             emit::cmp_ri(b, TAG, Imm12::new(TAG_STR as i64).ok_or_else(enc)?);
             emit::b_cond(b, Cond::Ne, call);
         }
@@ -193,5 +196,94 @@ impl Isel<'_> {
         emit::b(b, done);
         emit::bind(b, call);
         Ok(done)
+    }
+}
+
+impl Isel<'_> {
+    /// The inline part of `str_rel` (see [`InlineCall`]) for `rel`, with slot 0's address in
+    /// `x0`: on success `x0` = 1 or 0 and a branch to the returned label, which the caller
+    /// binds after its call; otherwise it falls through to the call. `None` (nothing emitted)
+    /// when a slot lies too far for a load's immediate. Uses only registers a call clobbers
+    /// anyway (`x2` to `x7`).
+    pub(super) fn inline_str_rel(
+        &mut self,
+        rel: StrRelation,
+    ) -> Result<Option<DynamicLabel>, CompileError> {
+        const PX: u8 = 2; // x's tag, then its payload
+        const PY: u8 = 3; // the same for y
+        const RX: u8 = 4; // x's room
+        const RY: u8 = 5;
+        const WX: u8 = 6;
+        const WY: u8 = 7;
+        let off8 = |v: u32| Off8::new(v as i64);
+        let (Some(tx), Some(ty), Some(vx), Some(vy)) = (
+            off8(rel.x * 16),
+            off8(rel.y * 16),
+            off8(rel.x * 16 + PAYLOAD_OFFSET as u32),
+            off8(rel.y * 16 + PAYLOAD_OFFSET as u32),
+        ) else {
+            return Ok(None);
+        };
+        // Constants that always fit (checked here rather than assumed).
+        let enc = || CompileError::SlotTooFar;
+        let tag_str = Imm12::new(TAG_STR as i64).ok_or_else(enc)?;
+        let inside = Imm12::new(TEXT_INSIDE as i64).ok_or_else(enc)?;
+        let text = Off1::new(STR_TEXT_OFFSET as i64).ok_or_else(enc)?;
+        let len = Off1::new((STR_TEXT_OFFSET + TEXT_LEN_OFFSET) as i64).ok_or_else(enc)?;
+        let room = Imm12::new((STR_TEXT_OFFSET + TEXT_ROOM_OFFSET) as i64).ok_or_else(enc)?;
+        let last = Imm12::new(INLINE_TEXT as i64 - 8).ok_or_else(enc)?;
+        let eight = Off8::new(8).ok_or_else(enc)?;
+        let b = &mut self.b;
+        let [call, equal, less, greater, differ, done] = [(); 6].map(|()| b.new_dynamic_label());
+        emit::ldr_x(b, PX, X0, tx);
+        emit::cmp_ri(b, PX, tag_str);
+        emit::b_cond(b, Cond::Ne, call);
+        emit::ldr_x(b, PY, X0, ty);
+        emit::cmp_ri(b, PY, tag_str);
+        emit::b_cond(b, Cond::Ne, call);
+        emit::ldr_x(b, PX, X0, vx);
+        emit::ldr_x(b, PY, X0, vy);
+        emit::cmp_rr(b, PX, PY);
+        emit::b_cond(b, Cond::Eq, equal);
+        for p in [PX, PY] {
+            emit::ldrb(b, WX, p, text);
+            emit::cmp_ri(b, WX, inside);
+            emit::b_cond(b, Cond::Ne, call);
+        }
+        // The room in three words, the last overlapping the second (see `InlineCall`).
+        emit::add_ri(b, RX, PX, room);
+        emit::add_ri(b, RY, PY, room);
+        for (at, shift) in [(Off8::ZERO, None), (eight, None), (Off8::ZERO, Some(last))] {
+            if let Some(k) = shift {
+                emit::add_ri(b, RX, RX, k);
+                emit::add_ri(b, RY, RY, k);
+            }
+            emit::ldr_x(b, WX, RX, at);
+            emit::ldr_x(b, WY, RY, at);
+            emit::cmp_rr(b, WX, WY);
+            emit::b_cond(b, Cond::Ne, differ);
+        }
+        emit::ldrb(b, WX, PX, len);
+        emit::ldrb(b, WY, PY, len);
+        emit::cmp_rr(b, WX, WY);
+        emit::b_cond(b, Cond::Eq, equal);
+        emit::b_cond(b, Cond::Lo, less);
+        emit::b(b, greater);
+        emit::bind(b, differ);
+        emit::rev(b, WX, WX);
+        emit::rev(b, WY, WY);
+        emit::cmp_rr(b, WX, WY);
+        emit::b_cond(b, Cond::Lo, less);
+        emit::bind(b, greater);
+        emit::movz(b, X0, emit::Imm16::new(0), 0);
+        emit::b(b, done);
+        emit::bind(b, less);
+        emit::movz(b, X0, emit::Imm16::new(rel.holds_if_less as u16), 0);
+        emit::b(b, done);
+        emit::bind(b, equal);
+        emit::movz(b, X0, emit::Imm16::new(rel.holds_if_equal as u16), 0);
+        emit::b(b, done);
+        emit::bind(b, call);
+        Ok(Some(done))
     }
 }

@@ -4,10 +4,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::{emit, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
-use crate::jit::backend::{CompileError, InlineCopy};
+use crate::jit::backend::{CompileError, InlineCall, StrRelation};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
-use crate::vm::value::{PAYLOAD_OFFSET, RC_STRONG_OFFSET, TAG_STR};
+use crate::vm::value::{
+    INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
+    TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
+};
 use crate::jit::ir::{Op, Ref, Trace};
 
 /// Which `LdI`s the guard after them compares in memory (`cmp qword [base + disp], imm`): an
@@ -159,11 +162,11 @@ impl Isel<'_> {
 }
 
 impl Isel<'_> {
-    /// The inline part of a runtime copy (see [`InlineCopy`]), with the call's arguments
+    /// The inline part of a runtime copy (see [`InlineCall`]), with the call's arguments
     /// already in `rdi` (destination) and `rsi` (source): on success `rax` = 0 and a jump to
     /// the returned label, which the caller binds after its call; otherwise it falls through
     /// to the call. Uses only registers a call clobbers anyway (`rcx`, `rdx`, `r8`, `r9`).
-    pub(super) fn inline_copy(&mut self, kind: InlineCopy) -> DynamicLabel {
+    pub(super) fn inline_copy(&mut self, kind: InlineCall) -> DynamicLabel {
         const TAG: u8 = 1; // rcx: the new value's tag
         const PAY: u8 = 2; // rdx: its payload
         const OLD_TAG: u8 = 8;
@@ -177,7 +180,7 @@ impl Isel<'_> {
             b.new_dynamic_label(),
         );
         emit::load_rm(b, TAG, ARG1, 0);
-        if kind == InlineCopy::StrStore {
+        if kind == InlineCall::StrStore {
             emit::cmp_ri(b, TAG, TAG_STR as i32);
             emit::jcc(b, Cond::Ne, call);
         }
@@ -197,6 +200,68 @@ impl Isel<'_> {
         emit::store_mr(b, ARG0, 0, TAG);
         emit::store_mr(b, ARG0, PAYLOAD_OFFSET as i32, PAY);
         emit::mov_ri32(b, S0, 0);
+        emit::jmp(b, done);
+        emit::bind(b, call);
+        done
+    }
+}
+
+impl Isel<'_> {
+    /// The inline part of `str_rel` (see [`InlineCall`]) for `rel`, with slot 0's address in
+    /// `rdi`: on success `rax` = 1 or 0 and a jump to the returned label, which the caller
+    /// binds after its call; otherwise it falls through to the call. Uses only registers a
+    /// call clobbers anyway (`rcx`, `rdx`, `r8`, `r9`).
+    pub(super) fn inline_str_rel(&mut self, rel: StrRelation) -> DynamicLabel {
+        const PX: u8 = 1; // rcx: x's tag, then its payload
+        const PY: u8 = 2; // rdx: the same for y
+        const WX: u8 = 8;
+        const WY: u8 = 9;
+        let (dx, dy) = ((rel.x * 16) as i32, (rel.y * 16) as i32);
+        let text = STR_TEXT_OFFSET as i32;
+        let b = &mut self.b;
+        let [call, equal, less, greater, differ, done] = [(); 6].map(|()| b.new_dynamic_label());
+        emit::load_rm(b, PX, ARG0, dx);
+        emit::cmp_ri(b, PX, TAG_STR as i32);
+        emit::jcc(b, Cond::Ne, call);
+        emit::load_rm(b, PY, ARG0, dy);
+        emit::cmp_ri(b, PY, TAG_STR as i32);
+        emit::jcc(b, Cond::Ne, call);
+        emit::load_rm(b, PX, ARG0, dx + PAYLOAD_OFFSET as i32);
+        emit::load_rm(b, PY, ARG0, dy + PAYLOAD_OFFSET as i32);
+        emit::cmp_rr(b, PX, PY);
+        emit::jcc(b, Cond::E, equal);
+        for p in [PX, PY] {
+            emit::load_rm_u8(b, WX, p, text);
+            emit::cmp_ri(b, WX, TEXT_INSIDE as i32);
+            emit::jcc(b, Cond::Ne, call);
+        }
+        // The room in three words, the last overlapping the second (see `InlineCall`).
+        let room = text + TEXT_ROOM_OFFSET as i32;
+        for off in [0, 8, INLINE_TEXT as i32 - 8] {
+            emit::load_rm(b, WX, PX, room + off);
+            emit::load_rm(b, WY, PY, room + off);
+            emit::cmp_rr(b, WX, WY);
+            emit::jcc(b, Cond::Ne, differ);
+        }
+        emit::load_rm_u8(b, WX, PX, text + TEXT_LEN_OFFSET as i32);
+        emit::load_rm_u8(b, WY, PY, text + TEXT_LEN_OFFSET as i32);
+        emit::cmp_rr(b, WX, WY);
+        emit::jcc(b, Cond::E, equal);
+        emit::jcc(b, Cond::B, less);
+        emit::jmp(b, greater);
+        emit::bind(b, differ);
+        emit::bswap(b, WX);
+        emit::bswap(b, WY);
+        emit::cmp_rr(b, WX, WY);
+        emit::jcc(b, Cond::B, less);
+        emit::bind(b, greater);
+        emit::mov_ri32(b, S0, 0);
+        emit::jmp(b, done);
+        emit::bind(b, less);
+        emit::mov_ri32(b, S0, rel.holds_if_less as i32);
+        emit::jmp(b, done);
+        emit::bind(b, equal);
+        emit::mov_ri32(b, S0, rel.holds_if_equal as i32);
         emit::jmp(b, done);
         emit::bind(b, call);
         done
