@@ -766,7 +766,10 @@ mod tests {
             assert_eq!(t[TEXT_LEN_OFFSET] as usize, s.len());
             let room = &t[TEXT_ROOM_OFFSET..];
             assert_eq!(&room[..s.len()], s.as_bytes());
-            assert!(room[s.len()..].iter().all(|&b| b == 0), "{s}: zeros past the text");
+            assert!(
+                room[s.len()..].iter().all(|&b| b == 0),
+                "{s}: zeros past the text"
+            );
         }
         let long = Value::new_str(&meter, "twenty-three bytes long").unwrap();
         assert_ne!(text_of(&long)[0], TEXT_INSIDE);

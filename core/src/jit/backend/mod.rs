@@ -528,7 +528,8 @@ pub(crate) struct StrRelation {
 impl StrRelation {
     /// Unpacks `str_rel`'s second argument.
     pub(crate) fn unpack(packed: i64) -> Option<StrRelation> {
-        let (holds_if_equal, holds_if_less) = crate::jit::record::strs::relation_truths(packed >> 32)?;
+        let (holds_if_equal, holds_if_less) =
+            crate::jit::record::strs::relation_truths(packed >> 32)?;
         Some(StrRelation {
             x: (packed & 0xffff) as u32,
             y: ((packed >> 16) & 0xffff) as u32,

@@ -16,9 +16,8 @@ use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
 use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
 use crate::jit::backend::{
-    InlineCall, StrRelation,
-    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, Src,
-    DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, InlineCall,
+    Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::callframe;

@@ -5,11 +5,11 @@ use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1, X0, X1};
 use crate::jit::backend::{CompileError, InlineCall, StrRelation};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
+use crate::jit::ir::{Op, Ref};
 use crate::vm::value::{
     INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
     TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
 };
-use crate::jit::ir::{Op, Ref};
 
 impl Isel<'_> {
     /// A memory operand for `width` (1 or 8) bytes at `base + disp`; offsets the load/store

@@ -7,11 +7,11 @@ use super::{emit, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
 use crate::jit::backend::{CompileError, InlineCall, StrRelation};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
+use crate::jit::ir::{Op, Ref, Trace};
 use crate::vm::value::{
     INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
     TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
 };
-use crate::jit::ir::{Op, Ref, Trace};
 
 /// Which `LdI`s the guard after them compares in memory (`cmp qword [base + disp], imm`): an
 /// `LdI` whose one use is an `Eq`/`Ne` guard against an `i32` constant, with only int or bool
