@@ -20,7 +20,9 @@
 //! register (a clone of the interned constant, [`Recorder::load_str_const`]), `len` of a string (`move t, s; callb t, len, 1`,
 //! one step), `setidx`/`setidxi` of a string into an array element (the old element dropped
 //! as the interpreter drops it). Reading a string element is `put_element`
-//! ([`crate::jit::record::array`]).
+//! ([`crate::jit::record::array`]). The backends emit the common case of `str_rel`,
+//! `str_store` and `put_element` inline in front of the call
+//! ([`InlineCall`](crate::jit::backend::InlineCall)); the call stays for the rest.
 //!
 //! Invariants (checked when the recording ends, [`Recorder::check_str_slots`]): in a trace that
 //! loops, a slot native code wrote must not have been read by an `SLoad` before in the
