@@ -718,6 +718,43 @@ fn string_comparisons_and_element_stores_run_natively() {
 }
 
 #[test]
+fn values_in_registers_survive_a_copy_that_calls_the_runtime() {
+    // An inline copy keeps every register but its arguments, also on the path that calls
+    // Rust to drop a last reference (a fresh array or string in the register every fifth
+    // iteration): ints and floats live across it must come back intact.
+    for src in [
+        // The fresh array comes from the interpreter (a side exit), the copy over it at the
+        // next entry.
+        "let m = [[1.5, 2.0], [3.0, 4.5], [5.5, 6.0]]; let s = 0.0; let t = 1.0; let k = 7;
+         let i = 0; let r = m[0];
+         while i < 400 {
+           s = s + 0.25; t = t * 0.5; k = k + 1;
+           r = m[i % 3];
+           s = s + r[0] * r[1]; t = t + r[1]; k = k * 3 % 1000003;
+           if i % 5 == 0 { r = [float(i), 1.0]; }
+           i = i + 1;
+         }
+         print(s, t, k, r[0]);",
+        // The fresh string comes from native code (a concatenation), the copy over it in the
+        // next iteration.
+        "let w = [\"ka\", \"lo\", \"zen\"]; let s = 0.0; let k = 7; let n = 0; let i = 0;
+         let x = w[0];
+         while i < 400 {
+           s = s * 0.5 + 1.0; k = k + 1;
+           x = w[i % 3];
+           s = s * 0.5 + float(i); k = k * 3 % 1000003; n = n + len(x);
+           if i % 5 == 0 { x = w[i % 3] + w[(i + 1) % 3]; }
+           i = i + 1;
+         }
+         print(s, k, n, x);",
+    ] {
+        for r in same_as_interpreter(src) {
+            assert!(r.stats.entered >= 1, "{:?}\n{src}\n{}", r.stats, r.log);
+        }
+    }
+}
+
+#[test]
 fn string_orders_compared_natively_match_the_interpreter() {
     // Native code compares texts stored inside their objects (up to 22 bytes) a word at a
     // time: pairs that differ in each of the three words (bytes 0..8, 8..16, 16..22), that

@@ -52,6 +52,10 @@ pub struct RegPool {
     pub float_caller: &'static [u8],
     /// Float registers preserved across calls.
     pub float_callee: &'static [u8],
+    /// Int registers an inline runtime call clobbers (its two argument registers): a runtime
+    /// call the backends emit inline ([`crate::jit::backend::InlineCall`]) preserves every
+    /// other allocatable register, also on the path where it calls Rust.
+    pub int_args: &'static [u8],
 }
 
 /// The result: a location per ref and the number of spill slots used.
@@ -155,7 +159,13 @@ fn interval_ends(t: &Trace) -> Vec<usize> {
 pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
     let n = t.insts.len();
     let end = interval_ends(t);
-    let calls: Vec<usize> = (0..n).filter(|&i| t.insts[i].op.is_call()).collect();
+    // Calls that clobber every caller-saved register, and inline runtime calls, which
+    // clobber only the argument registers (`RegPool::int_args`).
+    let inline = |i: usize| crate::jit::backend::InlineCall::at(t, i).is_some();
+    let calls: Vec<usize> = (0..n)
+        .filter(|&i| t.insts[i].op.is_call() && !inline(i))
+        .collect();
+    let inline_calls: Vec<usize> = (0..n).filter(|&i| inline(i)).collect();
     // `hint[b] = a` for every PHI(a, b): `b` would like `a`'s register.
     let mut hint: Vec<Ref> = vec![NONE; n];
     for inst in t.insts.iter().filter(|i| i.op == Op::Phi) {
@@ -188,6 +198,7 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
     let set = |regs: &[u8]| regs.iter().fold(0u64, |m, &x| m | 1u64 << (x & 63));
     let (int_caller_set, int_callee_set) = (set(pool.int_caller), set(pool.int_callee));
     let (float_caller_set, float_callee_set) = (set(pool.float_caller), set(pool.float_callee));
+    let args_set = set(pool.int_args);
     // Active intervals: (ref, register).
     let mut active: Vec<(usize, u8)> = Vec::new();
     for r in 0..n {
@@ -200,7 +211,9 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
         // `calls` is sorted: the first call after `r` decides.
         let next_call = calls.get(calls.partition_point(|&c| c <= r));
         let crosses = next_call.is_some_and(|&c| c < end[r]);
+        let next_inline = inline_calls.get(inline_calls.partition_point(|&c| c <= r));
         let float = inst.ty == Ty::Float;
+        let crosses_inline = !float && next_inline.is_some_and(|&c| c < end[r]);
         let (caller, callee) = if float {
             (pool.float_caller, pool.float_callee)
         } else {
@@ -218,13 +231,13 @@ pub fn allocate(t: &Trace, pool: &RegPool) -> Allocation {
         } else {
             (int_caller_set, int_callee_set)
         };
-        let allowed_set = callee_set | if crosses { 0 } else { caller_set };
+        let caller_ok = if crosses { 0 } else { caller_set };
+        let allowed_set = (callee_set | caller_ok) & !if crosses_inline { args_set } else { 0 };
         let allowed = |reg: u8| allowed_set & (1u64 << (reg & 63)) != 0;
-        let candidates = (!crosses)
-            .then_some(caller)
-            .into_iter()
-            .flatten()
-            .chain(callee.iter());
+        let candidates = caller
+            .iter()
+            .chain(callee.iter())
+            .filter(move |&&reg| allowed_set & (1u64 << (reg & 63)) != 0);
         // Preferred, when free: the register of the PHI's left side this value replaces at
         // the back edge (no move there), else that of an operand dying here (a two-address
         // instruction then computes in place; `b` only if the operation commutes).
@@ -298,6 +311,7 @@ mod tests {
         int_caller: &[1, 2],
         int_callee: &[3],
         float_caller: &[1],
+        int_args: &[1],
         float_callee: &[],
     };
 
@@ -355,6 +369,29 @@ mod tests {
         }
     }
 
+    #[test]
+    fn values_live_across_an_inline_runtime_call_avoid_only_its_argument_registers() {
+        // `put_element` is emitted inline (`backend::InlineCall`): it clobbers the argument
+        // registers (1 in TINY) and keeps the others, so `y` and `z` may stay in caller-saved
+        // register 2 or callee-saved 3, never in 1.
+        let mut b = TraceBuilder::new(0);
+        let x = b.slot(0, Ty::Int);
+        let y = b.slot(1, Ty::Int);
+        let z = b.slot(2, Ty::Int);
+        let c = b.call(crate::jit::record::array::put_element, x, x);
+        let s = b.op(Op::AddI, c, y);
+        let s = b.op(Op::AddI, s, z);
+        b.set_slot(3, s);
+        let t = b.finish(0).unwrap();
+        let a = allocate(&t, &TINY);
+        let locs = [y, z].map(|r| a.locs[r as usize]);
+        assert!(locs.iter().all(|l| *l != Loc::Reg(1)), "{locs:?}");
+        assert!(
+            locs.contains(&Loc::Reg(2)),
+            "a caller-saved register is used: {locs:?}"
+        );
+    }
+
     /// `x = x * y + z` (floats): the product dies into the sum, which replaces `x` at the back
     /// edge; both land in `x`'s register, so the body computes in place and moves nothing.
     #[test]
@@ -364,6 +401,7 @@ mod tests {
             int_callee: &[],
             float_caller: &[1, 2, 3, 4, 5],
             float_callee: &[],
+            int_args: &[1],
         };
         let mut b = TraceBuilder::new(0);
         let i = b.slot(0, Ty::Int);

@@ -431,7 +431,8 @@ pub fn compile_linear<B: Backend>(
 
 /// Whether loop trace `t` keeps the fuel left in [`Backend::FUEL_REG`] instead of the exit
 /// frame's word: it loops and charges fuel, and makes no call (a native call charges the
-/// frame's word; a runtime call might reach code that reads it). Such a trace loads the word
+/// frame's word; a runtime call might reach code that reads it; the inline runtime calls of
+/// [`InlineCall`] do not, and preserve the register). Such a trace loads the word
 /// into the register right after its prologue (where linked exits of other traces enter
 /// too), charges the register (`sub reg, k; jb exit`: no load-modify-store of memory on the
 /// loop's back edge, a chain through memory of about five cycles per iteration), and stores
@@ -439,13 +440,16 @@ pub fn compile_linear<B: Backend>(
 pub(crate) fn fuel_in_register(t: &Trace) -> bool {
     t.loop_ref().is_some()
         && t.insts.iter().any(|i| i.op == crate::jit::ir::Op::Fuel)
-        && !t.insts.iter().any(|i| i.op.is_call())
+        && !(0..t.insts.len()).any(|r| t.insts[r].op.is_call() && InlineCall::at(t, r).is_none())
 }
 
 /// A runtime call whose common case both backends emit inline, in front of the call they
-/// still make for the rest (each backend's `isel/heap.rs`). The inline part reads only the
-/// call's arguments (and, for `StrRel`, the constant that names its slots) and uses only
-/// registers a call clobbers, so the register allocator treats the op as the call it was.
+/// still make for the rest (each backend's `isel/heap.rs`). Such a call clobbers only its
+/// argument registers ([`RegPool::int_args`](crate::jit::regalloc::RegPool)) and the
+/// backend's scratch registers: the inline part uses nothing else, and the path that calls
+/// Rust saves every other caller-saved register the trace allocates into the exit frame's
+/// register dump around the call. So values stay in registers across it, and a loop trace
+/// whose only calls are these keeps its fuel in a register ([`fuel_in_register`]).
 ///
 /// Copies (`PutElement`, `StrStore`): a string or array value copied from one 16-byte value to
 /// another with the interpreter's reference counting, when no count reaches zero. Only the
@@ -497,6 +501,16 @@ pub(crate) enum InlineCall {
 }
 
 impl InlineCall {
+    /// The inline runtime call instruction `r` of `t` is, if it is one.
+    pub(crate) fn at(t: &Trace, r: usize) -> Option<InlineCall> {
+        let inst = t.insts.get(r)?;
+        if inst.op != crate::jit::ir::Op::Call {
+            return None;
+        }
+        let f = *t.calls.get(usize::try_from(inst.imm).ok()?)?;
+        InlineCall::of(f)
+    }
+
     /// The inline form of runtime function `f`, if it has one.
     pub(crate) fn of(f: crate::jit::ir::HostFn) -> Option<InlineCall> {
         use crate::jit::record::{array, strs};

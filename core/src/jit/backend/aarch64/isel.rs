@@ -592,16 +592,31 @@ impl Isel<'_> {
         emit::mov_rr(&mut self.b, X0, S0);
         emit::mov_rr(&mut self.b, X1, S1);
         let f = self.t.calls[inst.imm as usize];
-        let done = match InlineCall::of(f) {
-            Some(InlineCall::StrRel) => match self.konst(inst.b).and_then(StrRelation::unpack) {
+        let inline = InlineCall::at(self.t, r as usize);
+        let packed = self.konst(inst.b);
+        let done = match inline {
+            Some(InlineCall::StrRel) => match packed.and_then(StrRelation::unpack) {
                 Some(rel) => self.inline_str_rel(rel)?,
                 None => None,
             },
             Some(kind) => Some(self.inline_copy(kind)?),
             None => None,
         };
+        if inline == Some(InlineCall::StrRel) && done.is_some() {
+            // The inline compare used `x1`; the call wants its constant back.
+            if let Some(k) = packed {
+                mov_imm(&mut self.b, X1, k);
+            }
+        }
+        let kept = inline.map(|_| self.keep_across_call());
+        if let Some(kept) = &kept {
+            self.save_regs(kept, true)?;
+        }
         mov_imm(&mut self.b, S0, f as usize as i64);
         emit::blr(&mut self.b, S0);
+        if let Some(kept) = &kept {
+            self.save_regs(kept, false)?;
+        }
         if let Some(done) = done {
             emit::bind(&mut self.b, done);
         }

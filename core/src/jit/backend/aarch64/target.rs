@@ -8,6 +8,7 @@
 //!   x20        the exit frame (2nd argument): register dump and spill slots, see
 //!              [`ExitFrame`](crate::jit::backend::ExitFrame)
 //!   x0-x14     allocatable, clobbered by calls      x21-x28  allocatable, preserved
+//!              (an inline runtime call, `backend::InlineCall`, clobbers only x0 and x1)
 //!                                                   (x28 holds the fuel left instead in
 //!                                                   loop traces without calls: `FUEL_REG`)
 //!   d0-d7, d16-d29  allocatable, clobbered          d8-d15   allocatable, preserved
@@ -45,6 +46,7 @@ pub const POOL: RegPool = RegPool {
         0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29,
     ],
     float_callee: &[8, 9, 10, 11, 12, 13, 14, 15],
+    int_args: &[0, 1],
 };
 
 /// x28: the fuel left, in loop traces that keep it in a register
@@ -57,6 +59,7 @@ pub const FUEL_POOL: RegPool = RegPool {
     int_callee: &[21, 22, 23, 24, 25, 26, 27],
     float_caller: POOL.float_caller,
     float_callee: POOL.float_callee,
+    int_args: POOL.int_args,
 };
 
 /// The allocatable registers of function traces: of the callee-saved ones only x21 and x22,
@@ -66,6 +69,7 @@ pub const FUNC_POOL: RegPool = RegPool {
     int_callee: &[21, 22],
     float_caller: POOL.float_caller,
     float_callee: &[],
+    int_args: POOL.int_args,
 };
 
 /// Offset of exit-frame word `w` from `x20`, if a scaled load/store immediate can hold it

@@ -293,6 +293,14 @@ macro_rules! x64_templates {
         pub fn cmp_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp QWORD [Rq(base) + disp], imm);
         }
+        /// `cmp byte [base + disp], imm8` (a text's tag byte).
+        pub fn cmp_mi8(ops: &mut $B, base: u8, disp: i32, imm: i8) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; cmp BYTE [Rq(base) + disp], imm);
+        }
+        /// `cmp reg, qword [base + disp]` (a text word against another).
+        pub fn cmp_rm(ops: &mut $B, r: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; cmp Rq(r), QWORD [Rq(base) + disp]);
+        }
         /// `bswap reg` (64-bit: a text word in big-endian order).
         pub fn bswap(ops: &mut $B, r: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; bswap Rq(r));
@@ -405,6 +413,8 @@ mod tests {
                     t::store_mr_u8(ops, base, 8, d);
                     t::cmp_mi(ops, base, 8, d as i32 - 3);
                     t::add_mi(ops, base, 0, d as i32 - 3);
+                    t::cmp_mi8(ops, base, 24, d as i8 - 3);
+                    t::cmp_rm(ops, d, base, 16);
                 }
                 for s in 0..16u8 {
                     t::sqrtsd(ops, d, s);

@@ -656,16 +656,31 @@ impl Isel<'_> {
         emit::mov_rr(&mut self.b, ARG0, S0);
         emit::mov_rr(&mut self.b, ARG1, S1);
         let f = self.t.calls[inst.imm as usize];
-        let done = match InlineCall::of(f) {
-            Some(InlineCall::StrRel) => self
-                .konst(inst.b)
-                .and_then(StrRelation::unpack)
-                .map(|rel| self.inline_str_rel(rel)),
+        let inline = InlineCall::at(self.t, r as usize);
+        let packed = self.konst(inst.b);
+        let done = match inline {
+            Some(InlineCall::StrRel) => {
+                let rel = packed.and_then(StrRelation::unpack);
+                rel.map(|rel| self.inline_str_rel(rel))
+            }
             Some(kind) => Some(self.inline_copy(kind)),
             None => None,
         };
+        if inline == Some(InlineCall::StrRel) && done.is_some() {
+            // The inline compare used `rsi`; the call wants its constant back.
+            if let Some(k) = packed {
+                emit::mov_ri64(&mut self.b, ARG1, k);
+            }
+        }
+        let kept = inline.map(|_| self.keep_across_call());
+        if let Some(kept) = &kept {
+            self.save_regs(kept, true);
+        }
         emit::mov_ri64(&mut self.b, S0, f as usize as i64);
         emit::call_r(&mut self.b, S0);
+        if let Some(kept) = &kept {
+            self.save_regs(kept, false);
+        }
         if let Some(done) = done {
             emit::bind(&mut self.b, done);
         }

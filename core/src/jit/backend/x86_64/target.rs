@@ -4,7 +4,8 @@
 //!   rbx        VM slot base (callee-saved; set from rdi in the prologue)
 //!   rax, r11   int scratch (never allocated; rax also carries the exit number)
 //!   xmm15,14   float scratch
-//!   rcx rdx rsi rdi r8 r9 r10     allocatable, clobbered by calls
+//!   rcx rdx rsi rdi r8 r9 r10     allocatable, clobbered by calls (an inline runtime call,
+//!                                 `backend::InlineCall`, clobbers only rdi and rsi)
 //!   rbp r13 r14 r15               allocatable, preserved by calls (r15 holds the fuel left
 //!                                 instead in loop traces without calls: `FUEL_REG`)
 //!   xmm0-13                       allocatable, clobbered by calls (SysV has no callee-saved xmm)
@@ -38,6 +39,7 @@ pub const POOL: RegPool = RegPool {
     int_callee: &[5, 13, 14, 15],
     float_caller: &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
     float_callee: &[],
+    int_args: &[6, 7],
 };
 
 /// r15: the fuel left, in loop traces that keep it in a register
@@ -50,6 +52,7 @@ pub const FUEL_POOL: RegPool = RegPool {
     int_callee: &[5, 13, 14],
     float_caller: POOL.float_caller,
     float_callee: &[],
+    int_args: POOL.int_args,
 };
 
 /// The allocatable registers of function traces: of the callee-saved ones only rbp and r13,
@@ -59,6 +62,7 @@ pub const FUNC_POOL: RegPool = RegPool {
     int_callee: &[5, 13],
     float_caller: POOL.float_caller,
     float_callee: &[],
+    int_args: POOL.int_args,
 };
 
 /// Most spill slots a trace may have (keeps every displacement far inside an `i32`).

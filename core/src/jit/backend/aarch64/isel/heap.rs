@@ -1,11 +1,16 @@
 //! AArch64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
 //! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
+use alloc::vec::Vec;
+
 use super::emit::{self, Cond, Imm12, Off1, Off8};
-use super::{mov_imm, Isel, Mem, ADDR, BASE, FS0, S0, S1, X0, X1};
+use super::{mov_imm, target, Isel, Mem, ADDR, BASE, FS0, S0, S1, X0, X1};
 use crate::jit::backend::{CompileError, InlineCall, StrRelation};
+use crate::jit::backend::{DUMP_FLOAT, DUMP_INT};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
+use crate::jit::ir::Ty;
 use crate::jit::ir::{Op, Ref};
+use crate::jit::regalloc::Loc;
 use crate::vm::value::{
     INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
     TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
@@ -144,46 +149,97 @@ impl Isel<'_> {
     }
 }
 
+/// The caller-saved registers an inline runtime call keeps (see [`InlineCall`]): int and float
+/// register numbers the trace allocates, other than the call's argument registers.
+pub(super) struct Kept {
+    ints: Vec<u8>,
+    floats: Vec<u8>,
+}
+
 impl Isel<'_> {
+    /// The registers the path of an inline runtime call that calls Rust must save.
+    pub(super) fn keep_across_call(&self) -> Kept {
+        let pool = &target::POOL;
+        let (mut ints, mut floats) = (0u64, 0u64);
+        for (r, loc) in self.alloc.locs.iter().enumerate() {
+            if let Loc::Reg(x) = *loc {
+                if self.t.insts[r].ty == Ty::Float {
+                    floats |= 1 << (x & 63);
+                } else {
+                    ints |= 1 << (x & 63);
+                }
+            }
+        }
+        let used = |m: u64| move |x: &&u8| m & (1 << (**x & 63)) != 0;
+        Kept {
+            ints: (pool.int_caller.iter())
+                .filter(|x| !pool.int_args.contains(x))
+                .filter(used(ints))
+                .copied()
+                .collect(),
+            floats: pool
+                .float_caller
+                .iter()
+                .filter(used(floats))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Stores (`save`) or reloads the kept registers in the exit frame's register dump, which
+    /// nothing reads while the trace runs (exits write it afresh).
+    pub(super) fn save_regs(&mut self, kept: &Kept, save: bool) -> Result<(), CompileError> {
+        let off = |w: usize| target::ctx_off(w).ok_or(CompileError::TooManySpills);
+        for &x in &kept.ints {
+            let o = off(DUMP_INT + x as usize)?;
+            match save {
+                true => emit::str_x(&mut self.b, x, target::CTX, o),
+                false => emit::ldr_x(&mut self.b, x, target::CTX, o),
+            }
+        }
+        for &x in &kept.floats {
+            let o = off(DUMP_FLOAT + x as usize)?;
+            match save {
+                true => emit::str_d(&mut self.b, x, target::CTX, o),
+                false => emit::ldr_d(&mut self.b, x, target::CTX, o),
+            }
+        }
+        Ok(())
+    }
+
     /// The inline part of a runtime copy (see [`InlineCall`]), with the call's arguments
     /// already in `x0` (destination) and `x1` (source): on success `x0` = 0 and a branch to
     /// the returned label, which the caller binds after its call; otherwise it falls through
-    /// to the call. Uses only registers a call clobbers anyway (`x2` to `x6`).
+    /// to the call with both arguments as they were. Uses only `x15`, `x16` and `x17`.
     pub(super) fn inline_copy(&mut self, kind: InlineCall) -> Result<DynamicLabel, CompileError> {
-        const TAG: u8 = 2; // the new value's tag
-        const PAY: u8 = 3; // its payload
-        const OLD_TAG: u8 = 4;
-        const OLD_PAY: u8 = 5;
-        const COUNT: u8 = 6;
-        // Constants that always fit (checked here rather than assumed).
+        const TAG: u8 = S0; // x16
+        const PAY: u8 = S1; // x17
+        const COUNT: u8 = ADDR; // x15
+                                // Constants that always fit (checked here rather than assumed).
         let enc = || CompileError::SlotTooFar;
         let payload = Off8::new(PAYLOAD_OFFSET as i64).ok_or_else(enc)?;
         let strong = Off8::new(RC_STRONG_OFFSET as i64).ok_or_else(enc)?;
         let heap = Imm12::new(FIRST_HEAP_TAG as i64).ok_or_else(enc)?;
         let one = Imm12::new(1).ok_or_else(enc)?;
         let b = &mut self.b;
-        let (call, old_plain, store, done) = (
-            b.new_dynamic_label(),
-            b.new_dynamic_label(),
-            b.new_dynamic_label(),
-            b.new_dynamic_label(),
-        );
-        emit::ldr_x(b, TAG, X1, Off8::ZERO);
+        let [call, old_plain, store, done] = [(); 4].map(|()| b.new_dynamic_label());
         if kind == InlineCall::StrStore {
+            emit::ldr_x(b, TAG, X1, Off8::ZERO);
             emit::cmp_ri(b, TAG, Imm12::new(TAG_STR as i64).ok_or_else(enc)?);
             emit::b_cond(b, Cond::Ne, call);
         }
-        emit::ldr_x(b, PAY, X1, payload);
-        emit::ldr_x(b, OLD_TAG, X0, Off8::ZERO);
-        emit::cmp_ri(b, OLD_TAG, heap);
+        emit::ldr_x(b, TAG, X0, Off8::ZERO);
+        emit::cmp_ri(b, TAG, heap);
         emit::b_cond(b, Cond::Lo, old_plain);
-        emit::ldr_x(b, OLD_PAY, X0, payload);
-        emit::ldr_x(b, COUNT, OLD_PAY, strong);
+        emit::ldr_x(b, PAY, X0, payload);
+        emit::ldr_x(b, COUNT, PAY, strong);
         emit::cmp_ri(b, COUNT, one);
         emit::b_cond(b, Cond::Eq, call);
         emit::sub_ri(b, COUNT, COUNT, one);
-        emit::str_x(b, COUNT, OLD_PAY, strong);
+        emit::str_x(b, COUNT, PAY, strong);
         emit::bind(b, old_plain);
+        emit::ldr_x(b, TAG, X1, Off8::ZERO);
+        emit::ldr_x(b, PAY, X1, payload);
         emit::cmp_ri(b, TAG, heap);
         emit::b_cond(b, Cond::Lo, store);
         emit::ldr_x(b, COUNT, PAY, strong);
@@ -197,24 +253,20 @@ impl Isel<'_> {
         emit::bind(b, call);
         Ok(done)
     }
-}
 
-impl Isel<'_> {
     /// The inline part of `str_rel` (see [`InlineCall`]) for `rel`, with slot 0's address in
     /// `x0`: on success `x0` = 1 or 0 and a branch to the returned label, which the caller
-    /// binds after its call; otherwise it falls through to the call. `None` (nothing emitted)
-    /// when a slot lies too far for a load's immediate. Uses only registers a call clobbers
-    /// anyway (`x2` to `x7`).
+    /// binds after its call; otherwise it falls through to the call, `x1` overwritten (the
+    /// caller loads the constant again). `None` (nothing emitted) when a slot lies too far
+    /// for a load's immediate. Uses only `x15`, `x16`, `x17` and `x1`.
     pub(super) fn inline_str_rel(
         &mut self,
         rel: StrRelation,
     ) -> Result<Option<DynamicLabel>, CompileError> {
-        const PX: u8 = 2; // x's tag, then its payload
-        const PY: u8 = 3; // the same for y
-        const RX: u8 = 4; // x's room
-        const RY: u8 = 5;
-        const WX: u8 = 6;
-        const WY: u8 = 7;
+        const PX: u8 = S0; // x16: x's tag, then its payload
+        const PY: u8 = S1; // x17: the same for y
+        const WX: u8 = ADDR; // x15
+        const WY: u8 = X1;
         let off8 = |v: u32| Off8::new(v as i64);
         let (Some(tx), Some(ty), Some(vx), Some(vy)) = (
             off8(rel.x * 16),
@@ -230,9 +282,11 @@ impl Isel<'_> {
         let inside = Imm12::new(TEXT_INSIDE as i64).ok_or_else(enc)?;
         let text = Off1::new(STR_TEXT_OFFSET as i64).ok_or_else(enc)?;
         let len = Off1::new((STR_TEXT_OFFSET + TEXT_LEN_OFFSET) as i64).ok_or_else(enc)?;
-        let room = Imm12::new((STR_TEXT_OFFSET + TEXT_ROOM_OFFSET) as i64).ok_or_else(enc)?;
-        let last = Imm12::new(INLINE_TEXT as i64 - 8).ok_or_else(enc)?;
-        let eight = Off8::new(8).ok_or_else(enc)?;
+        let room = STR_TEXT_OFFSET + TEXT_ROOM_OFFSET;
+        let words = [room, room + 8, room + INLINE_TEXT - 8].map(|w| Imm12::new(w as i64));
+        let [Some(w0), Some(w1), Some(w2)] = words else {
+            return Err(enc());
+        };
         let b = &mut self.b;
         let [call, equal, less, greater, differ, done] = [(); 6].map(|()| b.new_dynamic_label());
         emit::ldr_x(b, PX, X0, tx);
@@ -250,16 +304,13 @@ impl Isel<'_> {
             emit::cmp_ri(b, WX, inside);
             emit::b_cond(b, Cond::Ne, call);
         }
-        // The room in three words, the last overlapping the second (see `InlineCall`).
-        emit::add_ri(b, RX, PX, room);
-        emit::add_ri(b, RY, PY, room);
-        for (at, shift) in [(Off8::ZERO, None), (eight, None), (Off8::ZERO, Some(last))] {
-            if let Some(k) = shift {
-                emit::add_ri(b, RX, RX, k);
-                emit::add_ri(b, RY, RY, k);
-            }
-            emit::ldr_x(b, WX, RX, at);
-            emit::ldr_x(b, WY, RY, at);
+        // The room in three words, the last overlapping the second (see `InlineCall`): the
+        // room is not 8-byte aligned, so each word's address is formed first.
+        for w in [w0, w1, w2] {
+            emit::add_ri(b, WX, PX, w);
+            emit::ldr_x(b, WX, WX, Off8::ZERO);
+            emit::add_ri(b, WY, PY, w);
+            emit::ldr_x(b, WY, WY, Off8::ZERO);
             emit::cmp_rr(b, WX, WY);
             emit::b_cond(b, Cond::Ne, differ);
         }

@@ -5,9 +5,12 @@ use alloc::vec::Vec;
 
 use super::{emit, Cond, Isel, ARG0, ARG1, FS0, S0, S1};
 use crate::jit::backend::{CompileError, InlineCall, StrRelation};
+use crate::jit::backend::{DUMP_FLOAT, DUMP_INT};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
+use crate::jit::ir::Ty;
 use crate::jit::ir::{Op, Ref, Trace};
+use crate::jit::regalloc::Loc;
 use crate::vm::value::{
     INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
     TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
@@ -161,98 +164,144 @@ impl Isel<'_> {
     }
 }
 
+/// The caller-saved registers an inline runtime call keeps (see [`InlineCall`]): int and float
+/// register numbers the trace allocates, other than the call's argument registers.
+pub(super) struct Kept {
+    ints: Vec<u8>,
+    floats: Vec<u8>,
+}
+
 impl Isel<'_> {
+    /// The registers the path of an inline runtime call that calls Rust must save.
+    pub(super) fn keep_across_call(&self) -> Kept {
+        let pool = &super::target::POOL;
+        let (mut ints, mut floats) = (0u64, 0u64);
+        for (r, loc) in self.alloc.locs.iter().enumerate() {
+            if let Loc::Reg(x) = *loc {
+                if self.t.insts[r].ty == Ty::Float {
+                    floats |= 1 << (x & 63);
+                } else {
+                    ints |= 1 << (x & 63);
+                }
+            }
+        }
+        let used = |m: u64| move |x: &&u8| m & (1 << (**x & 63)) != 0;
+        Kept {
+            ints: (pool.int_caller.iter())
+                .filter(|x| !pool.int_args.contains(x))
+                .filter(used(ints))
+                .copied()
+                .collect(),
+            floats: pool
+                .float_caller
+                .iter()
+                .filter(used(floats))
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Stores (`save`) or reloads the kept registers in the exit frame's register dump, which
+    /// nothing reads while the trace runs (exits write it afresh).
+    pub(super) fn save_regs(&mut self, kept: &Kept, save: bool) {
+        for &x in &kept.ints {
+            let d = super::word(DUMP_INT + x as usize);
+            match save {
+                true => emit::store_ctx(&mut self.b, d, x),
+                false => emit::load_ctx(&mut self.b, x, d),
+            }
+        }
+        for &x in &kept.floats {
+            let d = super::word(DUMP_FLOAT + x as usize);
+            match save {
+                true => emit::store_ctx_f(&mut self.b, d, x),
+                false => emit::load_ctx_f(&mut self.b, x, d),
+            }
+        }
+    }
+
     /// The inline part of a runtime copy (see [`InlineCall`]), with the call's arguments
     /// already in `rdi` (destination) and `rsi` (source): on success `rax` = 0 and a jump to
     /// the returned label, which the caller binds after its call; otherwise it falls through
-    /// to the call. Uses only registers a call clobbers anyway (`rcx`, `rdx`, `r8`, `r9`).
+    /// to the call with both arguments as they were. Uses only `rax` and `r11`.
     pub(super) fn inline_copy(&mut self, kind: InlineCall) -> DynamicLabel {
-        const TAG: u8 = 1; // rcx: the new value's tag
-        const PAY: u8 = 2; // rdx: its payload
-        const OLD_TAG: u8 = 8;
-        const OLD_PAY: u8 = 9;
         let strong = RC_STRONG_OFFSET as i32;
+        let payload = PAYLOAD_OFFSET as i32;
+        let heap = FIRST_HEAP_TAG as i32;
         let b = &mut self.b;
-        let (call, old_plain, store, done) = (
-            b.new_dynamic_label(),
-            b.new_dynamic_label(),
-            b.new_dynamic_label(),
-            b.new_dynamic_label(),
-        );
-        emit::load_rm(b, TAG, ARG1, 0);
+        let [call, old_plain, store, done] = [(); 4].map(|()| b.new_dynamic_label());
         if kind == InlineCall::StrStore {
-            emit::cmp_ri(b, TAG, TAG_STR as i32);
+            emit::cmp_mi(b, ARG1, 0, TAG_STR as i32);
             emit::jcc(b, Cond::Ne, call);
         }
-        emit::load_rm(b, PAY, ARG1, PAYLOAD_OFFSET as i32);
-        emit::load_rm(b, OLD_TAG, ARG0, 0);
-        emit::cmp_ri(b, OLD_TAG, FIRST_HEAP_TAG as i32);
+        emit::cmp_mi(b, ARG0, 0, heap);
         emit::jcc(b, Cond::B, old_plain);
-        emit::load_rm(b, OLD_PAY, ARG0, PAYLOAD_OFFSET as i32);
-        emit::cmp_mi(b, OLD_PAY, strong, 1);
+        emit::load_rm(b, S0, ARG0, payload);
+        emit::cmp_mi(b, S0, strong, 1);
         emit::jcc(b, Cond::E, call);
-        emit::add_mi(b, OLD_PAY, strong, -1);
+        emit::add_mi(b, S0, strong, -1);
         emit::bind(b, old_plain);
-        emit::cmp_ri(b, TAG, FIRST_HEAP_TAG as i32);
+        emit::load_rm(b, S0, ARG1, 0);
+        emit::load_rm(b, S1, ARG1, payload);
+        emit::cmp_ri(b, S0, heap);
         emit::jcc(b, Cond::B, store);
-        emit::add_mi(b, PAY, strong, 1);
+        emit::add_mi(b, S1, strong, 1);
         emit::bind(b, store);
-        emit::store_mr(b, ARG0, 0, TAG);
-        emit::store_mr(b, ARG0, PAYLOAD_OFFSET as i32, PAY);
+        emit::store_mr(b, ARG0, 0, S0);
+        emit::store_mr(b, ARG0, payload, S1);
         emit::mov_ri32(b, S0, 0);
         emit::jmp(b, done);
         emit::bind(b, call);
         done
     }
-}
 
-impl Isel<'_> {
     /// The inline part of `str_rel` (see [`InlineCall`]) for `rel`, with slot 0's address in
     /// `rdi`: on success `rax` = 1 or 0 and a jump to the returned label, which the caller
-    /// binds after its call; otherwise it falls through to the call. Uses only registers a
-    /// call clobbers anyway (`rcx`, `rdx`, `r8`, `r9`).
+    /// binds after its call; otherwise it falls through to the call, `rsi` overwritten (the
+    /// caller loads the constant again). Uses only `rax`, `r11` and `rsi`.
     pub(super) fn inline_str_rel(&mut self, rel: StrRelation) -> DynamicLabel {
-        const PX: u8 = 1; // rcx: x's tag, then its payload
-        const PY: u8 = 2; // rdx: the same for y
-        const WX: u8 = 8;
-        const WY: u8 = 9;
+        const PX: u8 = S1; // x's payload
+        const PY: u8 = ARG1; // y's payload
         let (dx, dy) = ((rel.x * 16) as i32, (rel.y * 16) as i32);
+        let payload = PAYLOAD_OFFSET as i32;
         let text = STR_TEXT_OFFSET as i32;
+        let room = text + TEXT_ROOM_OFFSET as i32;
+        let len = text + TEXT_LEN_OFFSET as i32;
         let b = &mut self.b;
         let [call, equal, less, greater, differ, done] = [(); 6].map(|()| b.new_dynamic_label());
-        emit::load_rm(b, PX, ARG0, dx);
-        emit::cmp_ri(b, PX, TAG_STR as i32);
+        emit::cmp_mi(b, ARG0, dx, TAG_STR as i32);
         emit::jcc(b, Cond::Ne, call);
-        emit::load_rm(b, PY, ARG0, dy);
-        emit::cmp_ri(b, PY, TAG_STR as i32);
+        emit::cmp_mi(b, ARG0, dy, TAG_STR as i32);
         emit::jcc(b, Cond::Ne, call);
-        emit::load_rm(b, PX, ARG0, dx + PAYLOAD_OFFSET as i32);
-        emit::load_rm(b, PY, ARG0, dy + PAYLOAD_OFFSET as i32);
+        emit::load_rm(b, PX, ARG0, dx + payload);
+        emit::load_rm(b, PY, ARG0, dy + payload);
         emit::cmp_rr(b, PX, PY);
         emit::jcc(b, Cond::E, equal);
         for p in [PX, PY] {
-            emit::load_rm_u8(b, WX, p, text);
-            emit::cmp_ri(b, WX, TEXT_INSIDE as i32);
+            emit::cmp_mi8(b, p, text, TEXT_INSIDE as i8);
             emit::jcc(b, Cond::Ne, call);
         }
-        // The room in three words, the last overlapping the second (see `InlineCall`).
-        let room = text + TEXT_ROOM_OFFSET as i32;
+        // The room in three words, the last overlapping the second (see `InlineCall`); on the
+        // first difference `rax` holds x's word and `r11` y's.
         for off in [0, 8, INLINE_TEXT as i32 - 8] {
-            emit::load_rm(b, WX, PX, room + off);
-            emit::load_rm(b, WY, PY, room + off);
-            emit::cmp_rr(b, WX, WY);
-            emit::jcc(b, Cond::Ne, differ);
+            let same = b.new_dynamic_label();
+            emit::load_rm(b, S0, PX, room + off);
+            emit::cmp_rm(b, S0, PY, room + off);
+            emit::jcc(b, Cond::E, same);
+            emit::load_rm(b, S1, PY, room + off);
+            emit::jmp(b, differ);
+            emit::bind(b, same);
         }
-        emit::load_rm_u8(b, WX, PX, text + TEXT_LEN_OFFSET as i32);
-        emit::load_rm_u8(b, WY, PY, text + TEXT_LEN_OFFSET as i32);
-        emit::cmp_rr(b, WX, WY);
+        emit::load_rm_u8(b, S0, PX, len);
+        emit::load_rm_u8(b, S1, PY, len);
+        emit::cmp_rr(b, S0, S1);
         emit::jcc(b, Cond::E, equal);
         emit::jcc(b, Cond::B, less);
         emit::jmp(b, greater);
         emit::bind(b, differ);
-        emit::bswap(b, WX);
-        emit::bswap(b, WY);
-        emit::cmp_rr(b, WX, WY);
+        emit::bswap(b, S0);
+        emit::bswap(b, S1);
+        emit::cmp_rr(b, S0, S1);
         emit::jcc(b, Cond::B, less);
         emit::bind(b, greater);
         emit::mov_ri32(b, S0, 0);
