@@ -363,6 +363,10 @@ pub(crate) unsafe fn copy_plain(src: *const Value, dst: *mut Value) {
 }
 
 pub(crate) const ARRAY_LEN_OFFSET: usize = RC_VALUE_OFFSET + core::mem::offset_of!(ArrayObj, len);
+/// Where an array's capacity (in elements) sits behind the pointer its `Rc` holds (a push
+/// with room writes the element natively, `jit::backend::InlineCall::PushInt`).
+#[allow(dead_code)]
+pub(crate) const ARRAY_CAP_OFFSET: usize = RC_VALUE_OFFSET + core::mem::offset_of!(ArrayObj, cap);
 /// Where an `Rc`'s value sits behind the pointer an `Rc` holds (after the strong and weak
 /// counts); checked against the real layout by a test.
 #[allow(dead_code)]
@@ -742,6 +746,8 @@ mod tests {
         rc.push(Value::Int(10)).unwrap();
         rc.push(Value::Int(11)).unwrap();
         assert_eq!(word_at(payload, ARRAY_LEN_OFFSET), 5);
+        assert_eq!(word_at(payload, ARRAY_CAP_OFFSET), rc.cap.get());
+        assert!(word_at(payload, ARRAY_CAP_OFFSET) >= 5);
         let elems = word_at(payload, ARRAY_PTR_OFFSET) as *const Value;
         // SAFETY: five initialised elements, the array is alive and not being changed.
         let (e0, e4) = unsafe { (&*elems, &*elems.add(4)) };

@@ -490,6 +490,17 @@ pub(crate) fn fuel_in_register(t: &Trace) -> bool {
 ///   result: the relation's truth (1 or 0)
 ///   text(p) = p + STR_TEXT_OFFSET: tag byte, len byte, INLINE_TEXT bytes of room (zeros past len)
 /// ```
+///
+/// Push (`PushInt`, `push(a, x)` of an int onto the array in a VM register): an array with
+/// room (`len < cap`) gets the int written at `len` and `len + 1`; a full array (its growth
+/// is charged to the VM's meter) or a register without an array makes the call.
+///
+/// ```text
+///   ARG0 = the register's address, ARG1 = x
+///   tag != TAG_ARRAY or len(p) >= cap(p)      -> call
+///   element(p, len(p)) = Int(x); len(p) += 1; result 0
+///   len, cap, element: the words at p + ARRAY_LEN_OFFSET, ARRAY_CAP_OFFSET, ARRAY_PTR_OFFSET
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InlineCall {
     /// `put_element(slot, elem)`: a string or array element into a VM register.
@@ -498,6 +509,8 @@ pub(crate) enum InlineCall {
     StrStore,
     /// `str_rel(slots, packed)`: `==`, `<` or `<=` of two strings in VM registers.
     StrRel,
+    /// `push_int(slot, x)`: an int pushed onto the array in a VM register.
+    PushInt,
 }
 
 impl InlineCall {
@@ -514,10 +527,11 @@ impl InlineCall {
     /// The inline form of runtime function `f`, if it has one.
     pub(crate) fn of(f: crate::jit::ir::HostFn) -> Option<InlineCall> {
         use crate::jit::record::{array, strs};
-        let known: [(crate::jit::ir::HostFn, InlineCall); 3] = [
+        let known: [(crate::jit::ir::HostFn, InlineCall); 4] = [
             (array::put_element, InlineCall::PutElement),
             (strs::str_store, InlineCall::StrStore),
             (strs::str_rel, InlineCall::StrRel),
+            (array::push_int, InlineCall::PushInt),
         ];
         known
             .into_iter()

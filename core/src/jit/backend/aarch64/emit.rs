@@ -213,6 +213,10 @@ macro_rules! a64_templates {
         pub fn add_rr(ops: &mut $B, d: u8, n: u8, m: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; add X(d), X(n), X(m));
         }
+        /// `add xd, xn, xm, lsl #4` (an element's address: 16-byte values).
+        pub fn add_lsl4(ops: &mut $B, d: u8, n: u8, m: u8) {
+            ::dynasm::dynasm!(ops ; .arch aarch64 ; add X(d), X(n), X(m), lsl 4);
+        }
         /// `sub xd, xn, xm`.
         pub fn sub_rr(ops: &mut $B, d: u8, n: u8, m: u8) {
             ::dynasm::dynasm!(ops ; .arch aarch64 ; sub X(d), X(n), X(m));
@@ -415,6 +419,7 @@ mod tests {
                     t::rev(ops, d, n);
                     for m in [2u8, 30] {
                         t::add_rr(ops, d, n, m);
+                        t::add_lsl4(ops, d, n, m);
                         t::sub_rr(ops, d, n, m);
                         t::subs_rr(ops, d, n, m);
                         t::mul_rr(ops, d, n, m);

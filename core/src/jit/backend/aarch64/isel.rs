@@ -599,6 +599,7 @@ impl Isel<'_> {
                 Some(rel) => self.inline_str_rel(rel)?,
                 None => None,
             },
+            Some(InlineCall::PushInt) => Some(self.inline_push()?),
             Some(kind) => Some(self.inline_copy(kind)?),
             None => None,
         };

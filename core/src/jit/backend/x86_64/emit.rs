@@ -301,6 +301,14 @@ macro_rules! x64_templates {
         pub fn cmp_rm(ops: &mut $B, r: u8, base: u8, disp: i32) {
             ::dynasm::dynasm!(ops ; .arch x64 ; cmp Rq(r), QWORD [Rq(base) + disp]);
         }
+        /// `add reg, qword [base + disp]` (an array's element address).
+        pub fn add_rm(ops: &mut $B, r: u8, base: u8, disp: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; add Rq(r), QWORD [Rq(base) + disp]);
+        }
+        /// `mov qword [base + disp], imm32` (a pushed element's tag).
+        pub fn mov_mi(ops: &mut $B, base: u8, disp: i32, imm: i32) {
+            ::dynasm::dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], imm);
+        }
         /// `bswap reg` (64-bit: a text word in big-endian order).
         pub fn bswap(ops: &mut $B, r: u8) {
             ::dynasm::dynasm!(ops ; .arch x64 ; bswap Rq(r));
@@ -415,6 +423,8 @@ mod tests {
                     t::add_mi(ops, base, 0, d as i32 - 3);
                     t::cmp_mi8(ops, base, 24, d as i8 - 3);
                     t::cmp_rm(ops, d, base, 16);
+                    t::add_rm(ops, d, base, 32);
+                    t::mov_mi(ops, base, 8, d as i32 - 3);
                 }
                 for s in 0..16u8 {
                     t::sqrtsd(ops, d, s);

@@ -663,6 +663,7 @@ impl Isel<'_> {
                 let rel = packed.and_then(StrRelation::unpack);
                 rel.map(|rel| self.inline_str_rel(rel))
             }
+            Some(InlineCall::PushInt) => Some(self.inline_push()),
             Some(kind) => Some(self.inline_copy(kind)),
             None => None,
         };

@@ -12,8 +12,9 @@ use crate::jit::ir::Ty;
 use crate::jit::ir::{Op, Ref};
 use crate::jit::regalloc::Loc;
 use crate::vm::value::{
-    INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
-    TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
+    ARRAY_CAP_OFFSET, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, INLINE_TEXT, PAYLOAD_OFFSET,
+    RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_ARRAY, TAG_INT, TAG_STR, TEXT_INSIDE, TEXT_LEN_OFFSET,
+    TEXT_ROOM_OFFSET,
 };
 
 impl Isel<'_> {
@@ -248,6 +249,49 @@ impl Isel<'_> {
         emit::bind(b, store);
         emit::str_x(b, TAG, X0, Off8::ZERO);
         emit::str_x(b, PAY, X0, payload);
+        emit::movz(b, X0, emit::Imm16::new(0), 0);
+        emit::b(b, done);
+        emit::bind(b, call);
+        Ok(done)
+    }
+
+    /// The inline part of `push_int` (see [`InlineCall`]), with the register's address in
+    /// `x0` and the int in `x1`: on success `x0` = 0 and a branch to the returned label,
+    /// which the caller binds after its call; otherwise it falls through to the call with both
+    /// arguments as they were. Uses only `x15`, `x16` and `x17`.
+    pub(super) fn inline_push(&mut self) -> Result<DynamicLabel, CompileError> {
+        const ARR: u8 = S0; // x16
+        const LEN: u8 = S1; // x17
+        const T: u8 = ADDR; // x15: the capacity, then the new element's address
+                            // Constants that always fit (checked here rather than assumed).
+        let enc = || CompileError::SlotTooFar;
+        let off = |v: usize| Off8::new(v as i64).ok_or_else(enc);
+        let (payload, len, cap, ptr) = (
+            off(PAYLOAD_OFFSET)?,
+            off(ARRAY_LEN_OFFSET)?,
+            off(ARRAY_CAP_OFFSET)?,
+            off(ARRAY_PTR_OFFSET)?,
+        );
+        let tag_array = Imm12::new(TAG_ARRAY as i64).ok_or_else(enc)?;
+        let one = Imm12::new(1).ok_or_else(enc)?;
+        const _: () = assert!(core::mem::size_of::<crate::vm::value::Value>() == 16);
+        let b = &mut self.b;
+        let [call, done] = [(); 2].map(|()| b.new_dynamic_label());
+        emit::ldr_x(b, ARR, X0, Off8::ZERO);
+        emit::cmp_ri(b, ARR, tag_array);
+        emit::b_cond(b, Cond::Ne, call);
+        emit::ldr_x(b, ARR, X0, payload);
+        emit::ldr_x(b, LEN, ARR, len);
+        emit::ldr_x(b, T, ARR, cap);
+        emit::cmp_rr(b, LEN, T);
+        emit::b_cond(b, Cond::Hs, call);
+        emit::ldr_x(b, T, ARR, ptr);
+        emit::add_lsl4(b, T, T, LEN);
+        emit::add_ri(b, LEN, LEN, one);
+        emit::str_x(b, LEN, ARR, len);
+        emit::movz(b, LEN, emit::Imm16::new(TAG_INT as u16), 0);
+        emit::str_x(b, LEN, T, Off8::ZERO);
+        emit::str_x(b, X1, T, payload);
         emit::movz(b, X0, emit::Imm16::new(0), 0);
         emit::b(b, done);
         emit::bind(b, call);

@@ -12,8 +12,9 @@ use crate::jit::ir::Ty;
 use crate::jit::ir::{Op, Ref, Trace};
 use crate::jit::regalloc::Loc;
 use crate::vm::value::{
-    INLINE_TEXT, PAYLOAD_OFFSET, RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_STR, TEXT_INSIDE,
-    TEXT_LEN_OFFSET, TEXT_ROOM_OFFSET,
+    ARRAY_CAP_OFFSET, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, INLINE_TEXT, PAYLOAD_OFFSET,
+    RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_ARRAY, TAG_INT, TAG_STR, TEXT_INSIDE, TEXT_LEN_OFFSET,
+    TEXT_ROOM_OFFSET,
 };
 
 /// Which `LdI`s the guard after them compares in memory (`cmp qword [base + disp], imm`): an
@@ -249,6 +250,42 @@ impl Isel<'_> {
         emit::bind(b, store);
         emit::store_mr(b, ARG0, 0, S0);
         emit::store_mr(b, ARG0, payload, S1);
+        emit::mov_ri32(b, S0, 0);
+        emit::jmp(b, done);
+        emit::bind(b, call);
+        done
+    }
+
+    /// The inline part of `push_int` (see [`InlineCall`]), with the register's address in
+    /// `rdi` and the int in `rsi`: on success `rax` = 0 and a jump to the returned label,
+    /// which the caller binds after its call; otherwise it falls through to the call with both
+    /// arguments as they were. Uses only `rax` and `r11`.
+    pub(super) fn inline_push(&mut self) -> DynamicLabel {
+        const ARR: u8 = S0;
+        const AT: u8 = S1; // the length, then the new element's address
+        let (len, cap, ptr) = (
+            ARRAY_LEN_OFFSET as i32,
+            ARRAY_CAP_OFFSET as i32,
+            ARRAY_PTR_OFFSET as i32,
+        );
+        let b = &mut self.b;
+        let [call, done] = [(); 2].map(|()| b.new_dynamic_label());
+        emit::cmp_mi(b, ARG0, 0, TAG_ARRAY as i32);
+        emit::jcc(b, Cond::Ne, call);
+        emit::load_rm(b, ARR, ARG0, PAYLOAD_OFFSET as i32);
+        emit::load_rm(b, AT, ARR, len);
+        emit::cmp_rm(b, AT, ARR, cap);
+        emit::jcc(b, Cond::Ae, call);
+        emit::imul_rri(
+            b,
+            AT,
+            AT,
+            core::mem::size_of::<crate::vm::value::Value>() as i32,
+        );
+        emit::add_rm(b, AT, ARR, ptr);
+        emit::mov_mi(b, AT, 0, TAG_INT as i32);
+        emit::store_mr(b, AT, PAYLOAD_OFFSET as i32, ARG1);
+        emit::add_mi(b, ARR, len, 1);
         emit::mov_ri32(b, S0, 0);
         emit::jmp(b, done);
         emit::bind(b, call);
