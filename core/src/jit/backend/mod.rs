@@ -540,6 +540,45 @@ impl InlineCall {
     }
 }
 
+/// The caller-saved registers an inline runtime call keeps across its call of Rust (see
+/// [`InlineCall`]): the int and float registers of `pool` that trace `t` allocates, other
+/// than the call's argument registers. Each backend saves them in the exit frame's register
+/// dump around that call.
+pub(crate) struct Kept {
+    /// Int register numbers.
+    pub ints: Vec<u8>,
+    /// Float register numbers.
+    pub floats: Vec<u8>,
+}
+
+impl Kept {
+    /// The registers to keep in trace `t` allocated as `alloc` from `pool`.
+    pub(crate) fn of(t: &Trace, alloc: &Allocation, pool: &RegPool) -> Kept {
+        let (mut ints, mut floats) = (0u64, 0u64);
+        for (r, loc) in alloc.locs.iter().enumerate() {
+            if let Loc::Reg(x) = *loc {
+                if t.insts[r].ty == Ty::Float {
+                    floats |= 1 << (x & 63);
+                } else {
+                    ints |= 1 << (x & 63);
+                }
+            }
+        }
+        let used = |m: u64| move |x: &&u8| m & (1 << (**x & 63)) != 0;
+        Kept {
+            ints: (pool.int_caller.iter())
+                .filter(|x| !pool.int_args.contains(x))
+                .filter(used(ints))
+                .copied()
+                .collect(),
+            floats: (pool.float_caller.iter())
+                .filter(used(floats))
+                .copied()
+                .collect(),
+        }
+    }
+}
+
 /// What a `StrRel` call's constant argument names: the two slots and the relation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct StrRelation {

@@ -1,16 +1,13 @@
 //! AArch64 selection of heap accesses and float builtins: `SLoadT`, `LdI`/`LdF`/`LdB`,
-//! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`.
-use alloc::vec::Vec;
-
+//! `StI`/`StF`/`StB`, `SqrtF`, `ToInt`, and the inline runtime calls
+//! ([`InlineCall`]).
 use super::emit::{self, Cond, Imm12, Off1, Off8};
 use super::{mov_imm, target, Isel, Mem, ADDR, BASE, FS0, S0, S1, X0, X1};
-use crate::jit::backend::{CompileError, InlineCall, StrRelation};
+use crate::jit::backend::{CompileError, InlineCall, Kept, StrRelation};
 use crate::jit::backend::{DUMP_FLOAT, DUMP_INT};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::callframe::FIRST_HEAP_TAG;
-use crate::jit::ir::Ty;
 use crate::jit::ir::{Op, Ref};
-use crate::jit::regalloc::Loc;
 use crate::vm::value::{
     ARRAY_CAP_OFFSET, ARRAY_LEN_OFFSET, ARRAY_PTR_OFFSET, INLINE_TEXT, PAYLOAD_OFFSET,
     RC_STRONG_OFFSET, STR_TEXT_OFFSET, TAG_ARRAY, TAG_INT, TAG_STR, TEXT_INSIDE, TEXT_LEN_OFFSET,
@@ -150,41 +147,10 @@ impl Isel<'_> {
     }
 }
 
-/// The caller-saved registers an inline runtime call keeps (see [`InlineCall`]): int and float
-/// register numbers the trace allocates, other than the call's argument registers.
-pub(super) struct Kept {
-    ints: Vec<u8>,
-    floats: Vec<u8>,
-}
-
 impl Isel<'_> {
     /// The registers the path of an inline runtime call that calls Rust must save.
     pub(super) fn keep_across_call(&self) -> Kept {
-        let pool = &target::POOL;
-        let (mut ints, mut floats) = (0u64, 0u64);
-        for (r, loc) in self.alloc.locs.iter().enumerate() {
-            if let Loc::Reg(x) = *loc {
-                if self.t.insts[r].ty == Ty::Float {
-                    floats |= 1 << (x & 63);
-                } else {
-                    ints |= 1 << (x & 63);
-                }
-            }
-        }
-        let used = |m: u64| move |x: &&u8| m & (1 << (**x & 63)) != 0;
-        Kept {
-            ints: (pool.int_caller.iter())
-                .filter(|x| !pool.int_args.contains(x))
-                .filter(used(ints))
-                .copied()
-                .collect(),
-            floats: pool
-                .float_caller
-                .iter()
-                .filter(used(floats))
-                .copied()
-                .collect(),
-        }
+        Kept::of(self.t, self.alloc, &target::POOL)
     }
 
     /// Stores (`save`) or reloads the kept registers in the exit frame's register dump, which
