@@ -451,16 +451,17 @@ pub(crate) fn fuel_in_register(t: &Trace) -> bool {
 /// register dump around the call. So values stay in registers across it, and a loop trace
 /// whose only calls are these keeps its fuel in a register ([`fuel_in_register`]).
 ///
-/// Copies (`PutElement`, `StrStore`): a string or array value copied from one 16-byte value to
-/// another with the interpreter's reference counting, when no count reaches zero. Only the
-/// drop of a value's last reference needs Rust (it frees the object and gives its bytes back
-/// to the VM's meter); that case, and a `StrStore` source that holds no string, make the call,
-/// with nothing changed yet.
+/// Copies (`PutElement`, `StrStore`, `MoveHeap`): a string or array value copied from one
+/// 16-byte value to another with the interpreter's reference counting, when no count reaches
+/// zero. Only the drop of a value's last reference needs Rust (it frees the object and gives
+/// its bytes back to the VM's meter); that case, a `StrStore` source that holds no string and
+/// a `MoveHeap` source that holds no heap value make the call, with nothing changed yet.
 ///
 /// ```text
 ///   ARG0 = dst, ARG1 = src (the call's two arguments, both addresses of values)
 ///   new = *src                                      tag, payload
 ///   StrStore: new.tag != TAG_STR              -> call (it answers -1)
+///   MoveHeap: new.tag < FIRST_HEAP_TAG        -> call (it answers -1)
 ///   old = *dst
 ///   old.tag >= FIRST_HEAP_TAG:
 ///       strong(old) == 1                      -> call (the last reference: Rust drops it)
@@ -511,6 +512,8 @@ pub(crate) enum InlineCall {
     StrRel,
     /// `push_int(slot, x)`: an int pushed onto the array in a VM register.
     PushInt,
+    /// `move_heap(dst, src)`: a string or array register moved into another register.
+    MoveHeap,
 }
 
 impl InlineCall {
@@ -527,11 +530,12 @@ impl InlineCall {
     /// The inline form of runtime function `f`, if it has one.
     pub(crate) fn of(f: crate::jit::ir::HostFn) -> Option<InlineCall> {
         use crate::jit::record::{array, strs};
-        let known: [(crate::jit::ir::HostFn, InlineCall); 4] = [
+        let known: [(crate::jit::ir::HostFn, InlineCall); 5] = [
             (array::put_element, InlineCall::PutElement),
             (strs::str_store, InlineCall::StrStore),
             (strs::str_rel, InlineCall::StrRel),
             (array::push_int, InlineCall::PushInt),
+            (array::move_heap, InlineCall::MoveHeap),
         ];
         known
             .into_iter()

@@ -190,10 +190,18 @@ impl Isel<'_> {
         let one = Imm12::new(1).ok_or_else(enc)?;
         let b = &mut self.b;
         let [call, old_plain, store, done] = [(); 4].map(|()| b.new_dynamic_label());
-        if kind == InlineCall::StrStore {
-            emit::ldr_x(b, TAG, X1, Off8::ZERO);
-            emit::cmp_ri(b, TAG, Imm12::new(TAG_STR as i64).ok_or_else(enc)?);
-            emit::b_cond(b, Cond::Ne, call);
+        match kind {
+            InlineCall::StrStore => {
+                emit::ldr_x(b, TAG, X1, Off8::ZERO);
+                emit::cmp_ri(b, TAG, Imm12::new(TAG_STR as i64).ok_or_else(enc)?);
+                emit::b_cond(b, Cond::Ne, call);
+            }
+            InlineCall::MoveHeap => {
+                emit::ldr_x(b, TAG, X1, Off8::ZERO);
+                emit::cmp_ri(b, TAG, heap);
+                emit::b_cond(b, Cond::Lo, call);
+            }
+            _ => {}
         }
         emit::ldr_x(b, TAG, X0, Off8::ZERO);
         emit::cmp_ri(b, TAG, heap);

@@ -199,9 +199,16 @@ impl Isel<'_> {
         let heap = FIRST_HEAP_TAG as i32;
         let b = &mut self.b;
         let [call, old_plain, store, done] = [(); 4].map(|()| b.new_dynamic_label());
-        if kind == InlineCall::StrStore {
-            emit::cmp_mi(b, ARG1, 0, TAG_STR as i32);
-            emit::jcc(b, Cond::Ne, call);
+        match kind {
+            InlineCall::StrStore => {
+                emit::cmp_mi(b, ARG1, 0, TAG_STR as i32);
+                emit::jcc(b, Cond::Ne, call);
+            }
+            InlineCall::MoveHeap => {
+                emit::cmp_mi(b, ARG1, 0, heap);
+                emit::jcc(b, Cond::B, call);
+            }
+            _ => {}
         }
         emit::cmp_mi(b, ARG0, 0, heap);
         emit::jcc(b, Cond::B, old_plain);
