@@ -1,6 +1,7 @@
 //! Hand-built traces and slot images shared by the IR and native JIT tests.
 #![allow(dead_code)]
 
+pub mod agree;
 pub mod log;
 pub mod vmstack;
 
