@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::agree::run_vm;
 use common::log::Log;
 use kiln::jit::driver::{Jit, JitStats};
 use kiln::vm::{lang, RuntimeError, RuntimeErrorKind, Vm, VmConfig};
@@ -49,25 +50,15 @@ fn run(src: &str, threshold: Option<u32>, opts: Opts) -> Run {
         max_depth: opts.max_depth,
         ..VmConfig::default()
     };
-    let mut vm = Vm::new(&prog, config).expect("verifies");
-    let mut out = String::new();
-    let log = Log::default();
-    let (result, stats) = match threshold {
-        Some(_) => {
-            let mut jit = Jit::new(&prog, &MEM, Some(&log));
-            let r = vm.run(&mut out, Some(&mut jit));
-            (r, jit.stats())
-        }
-        None => (vm.run(&mut out, None), JitStats::default()),
-    };
+    let ran = run_vm(&prog, config, &[]);
     Run {
         outcome: Outcome {
-            out,
-            result: result.map(|v| format!("{v:?}")),
-            fuel_left: vm.fuel_left(),
+            out: ran.out,
+            result: ran.result.map(|v| format!("{v:?}")),
+            fuel_left: ran.vm.fuel_left(),
         },
-        stats,
-        log: log.0.into_inner().unwrap(),
+        stats: ran.stats,
+        log: ran.log,
     }
 }
 

@@ -9,12 +9,9 @@ use common::vmstack::stack_len;
 
 use std::path::PathBuf;
 
-use common::log::Log;
-use kiln::jit::driver::{Jit, JitStats};
-use kiln::vm::{lang, RuntimeError, Vm, VmConfig};
-use kiln_std::exec::StdExecMemory;
-
-static MEM: StdExecMemory = StdExecMemory::new();
+use common::agree::run_vm;
+use kiln::jit::driver::JitStats;
+use kiln::vm::{lang, RuntimeError, VmConfig};
 
 /// What one run produced.
 struct Run {
@@ -36,29 +33,18 @@ fn run(src: &str, args: &[&str], threshold: Option<u32>) -> Run {
         jit_threshold: threshold.unwrap_or(0),
         ..VmConfig::default()
     };
-    let mut vm = Vm::new(&prog, config).expect("verifies");
-    vm.set_args(args).unwrap();
-    let mut out = String::new();
-    let log = Log::default();
-    let (result, stats) = match threshold {
-        Some(_) => {
-            let mut jit = Jit::new(&prog, &MEM, Some(&log));
-            let r = vm.run(&mut out, Some(&mut jit)).map(drop);
-            (r, jit.stats())
-        }
-        None => (vm.run(&mut out, None).map(drop), JitStats::default()),
-    };
+    let ran = run_vm(&prog, config, args);
     let interpreted_back_edges = (0..prog.funcs[0].code.len())
-        .map(|pc| vm.loop_count(0, pc) as u64)
+        .map(|pc| ran.vm.loop_count(0, pc) as u64)
         .sum();
-    let log = log.0.into_inner().unwrap();
     Run {
-        out,
-        result,
-        stats,
-        log,
+        out: ran.out,
+        result: ran.result.map(drop),
+        stats: ran.stats,
+        log: ran.log,
         interpreted_back_edges,
-        heap_bytes: vm.heap_bytes() - stack_len(&vm) * std::mem::size_of::<kiln::vm::Value>(),
+        heap_bytes: ran.vm.heap_bytes()
+            - stack_len(&ran.vm) * std::mem::size_of::<kiln::vm::Value>(),
     }
 }
 

@@ -1,12 +1,13 @@
-//! Programs run by the interpreter (the oracle) and by the JIT at thresholds 1 and 7, compared:
-//! output, result (error kind, pc, line) and live heap bytes. Shared by the loop-trace tests of
-//! arrays and strings.
+//! Programs run by the interpreter (the oracle) and by the JIT, compared: [`run_vm`] runs one
+//! (every JIT test file's runs go through it); [`same_as_interpreter`] compares output, result
+//! (error kind, pc, line) and live heap bytes at thresholds 1 and 7 (the loop-trace tests of
+//! arrays and strings).
 #![cfg(feature = "jit")]
 #![cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 
 use super::log::Log;
 use kiln::jit::driver::{Jit, JitStats};
-use kiln::vm::{lang, RuntimeError, Vm, VmConfig};
+use kiln::vm::{lang, Program, RuntimeError, Value, Vm, VmConfig};
 use kiln_std::exec::StdExecMemory;
 
 pub static MEM: StdExecMemory = StdExecMemory::new();
@@ -31,21 +32,45 @@ pub fn run_capped(src: &str, threshold: Option<u32>, memory_cap: usize) -> Run {
         memory_cap,
         ..VmConfig::default()
     };
-    let mut vm = Vm::new(&prog, config).expect("verifies");
+    let ran = run_vm(&prog, config, &[]);
+    Run {
+        out: ran.out,
+        result: ran.result.map(drop),
+        heap_bytes: ran.vm.heap_bytes(),
+        stats: ran.stats,
+        log: ran.log,
+    }
+}
+
+/// A finished run: the VM as the run left it, its output and result, and the JIT's statistics
+/// and `[JIT]` log (empty with the JIT off).
+pub struct Ran<'p> {
+    pub vm: Vm<'p>,
+    pub out: String,
+    pub result: Result<Value, RuntimeError>,
+    pub stats: JitStats,
+    pub log: String,
+}
+
+/// Runs `prog` with `args` under `config`: with the JIT when `config.jit_threshold` is not 0,
+/// in the interpreter alone otherwise.
+pub fn run_vm<'p>(prog: &'p Program, config: VmConfig, args: &[&str]) -> Ran<'p> {
+    let jit_on = config.jit_threshold != 0;
+    let mut vm = Vm::new(prog, config).expect("verifies");
+    vm.set_args(args).expect("args fit");
     let mut out = String::new();
     let log = Log::default();
-    let (result, stats) = match threshold {
-        Some(_) => {
-            let mut jit = Jit::new(&prog, &MEM, Some(&log));
-            let r = vm.run(&mut out, Some(&mut jit)).map(drop);
-            (r, jit.stats())
-        }
-        None => (vm.run(&mut out, None).map(drop), JitStats::default()),
+    let (result, stats) = if jit_on {
+        let mut jit = Jit::new(prog, &MEM, Some(&log));
+        let r = vm.run(&mut out, Some(&mut jit));
+        (r, jit.stats())
+    } else {
+        (vm.run(&mut out, None), JitStats::default())
     };
-    Run {
+    Ran {
+        vm,
         out,
         result,
-        heap_bytes: vm.heap_bytes(),
         stats,
         log: log.0.into_inner().unwrap(),
     }
