@@ -550,3 +550,134 @@ print(s, h);
         r.log
     );
 }
+
+/// A loop that does most of its work after a call it cannot follow (`steps` holds a loop): the
+/// trace stops at the call, the VM makes it, and a side trace from the instruction after the
+/// call runs the rest of the iteration and links back, so the loop leaves native code only
+/// for the call. Nothing aborts, nothing is paused.
+const CALL_STOP: &str = concat!(
+    "\
+fn steps(x) { let n = 0; while x > 1 { x = x / 2; n = n + 1; } return n; }
+let s = 0;
+let h = 1;
+let i = 0;
+while i < 600 {
+    s = s + steps(i + 2);
+",
+    busy_work!(),
+    "    i = i + 1;
+}
+print(s, h);
+"
+);
+
+#[test]
+fn a_call_the_trace_cannot_follow_is_a_call_stop_and_the_loop_stays_native() {
+    let r = agrees(CALL_STOP);
+    assert!(
+        has_line(
+            &r,
+            "[JIT] Trace at PC ",
+            "a call stop (the VM makes the call"
+        ),
+        "{}",
+        r.log
+    );
+    assert!(
+        has_line(&r, "[JIT] Compiled side trace at PC ", ""),
+        "{}",
+        r.log
+    );
+    assert!(r.stats.call_stops >= 550, "{:?}\n{}", r.stats, r.log);
+    assert_eq!(r.stats.aborted, 0, "{:?}", r.stats);
+    // (`steps`'s own loop, a few iterations per call, is paused; the main loop is not.)
+    assert!(!r.log.contains("call stops included"), "{}", r.log);
+}
+
+/// A runtime error inside a call made at a call stop is reported where it happened (inside
+/// the callee), with the output and fuel of the interpreter.
+#[test]
+fn an_error_inside_a_call_made_at_a_call_stop_is_the_interpreters() {
+    let src = concat!(
+        "\
+fn share(x, d) { let n = 0; while n < 2 { n = n + 1; } return x / d; }
+let s = 0;
+let h = 1;
+let i = 0;
+while i < 600 {
+    s = s + share(1000, 400 - i);
+",
+        busy_work!(),
+        "    i = i + 1;
+}
+print(s, h);
+"
+    );
+    let r = agrees(src);
+    let e = r.outcome.result.as_ref().expect_err("divides by zero");
+    assert_eq!(e.kind, RuntimeErrorKind::DivisionByZero, "{e:?}");
+    assert_eq!(e.func, "share", "{e:?}");
+    assert!(r.stats.call_stops >= 300, "{:?}", r.stats);
+}
+
+/// Budgets that run out around call stops: at the call (the callee's length), inside the
+/// callee's loop, at its return (the caller's rest) and in the native code after the call.
+/// Same error, same place, same fuel left as the interpreter.
+#[test]
+fn fuel_running_out_around_a_call_stop_is_the_interpreters() {
+    let used = u64::MAX - run(CALL_STOP, None, PLAIN).outcome.fuel_left;
+    let mut stops = std::collections::BTreeSet::new();
+    for budget in (used / 2..used / 2 + 120).chain(used - 3..used + 2) {
+        let opts = Opts {
+            fuel: Some(budget),
+            max_depth: 100_000,
+        };
+        let r = agrees_with(CALL_STOP, opts);
+        if let Err(e) = &r.outcome.result {
+            assert_eq!(e.kind, RuntimeErrorKind::OutOfFuel, "{e:?}");
+            stops.insert((e.func.clone(), e.pc));
+        }
+    }
+    for f in ["main", "steps"] {
+        assert!(stops.iter().any(|(g, _)| g == f), "{f}: {stops:?}");
+    }
+    assert!(stops.len() >= 4, "{stops:?}");
+}
+
+/// Calls made at call stops that recurse deeper each time: the register stack grows (and
+/// moves) inside the call, and native code after it must run on the moved frame; near the
+/// depth limit the `StackOverflow` is the interpreter's, from the same call.
+#[test]
+fn calls_made_at_call_stops_grow_the_stack_and_meet_the_depth_limit_as_the_interpreter() {
+    let src = |limit: usize| {
+        format!(
+            concat!(
+                "\
+fn deep(n) {{ if n == 0 {{ return 0; }} return deep(n - 1) + 1; }}
+let s = 0;
+let h = 1;
+let i = 0;
+while i < {} {{
+    s = s + deep(i * 7);
+",
+                busy_work!(),
+                "    i = i + 1;
+}}
+print(s, h);
+"
+            ),
+            limit
+        )
+    };
+    let r = agrees(&src(300));
+    assert!(r.outcome.result.is_ok(), "{:?}", r.outcome.result);
+    assert!(r.stats.call_stops >= 250, "{:?}\n{}", r.stats, r.log);
+    let opts = Opts {
+        fuel: None,
+        max_depth: 1000,
+    };
+    let r = agrees_with(&src(300), opts);
+    let e = r.outcome.result.as_ref().expect_err("too deep");
+    assert_eq!(e.kind, RuntimeErrorKind::StackOverflow, "{e:?}");
+    assert!(r.stats.call_stops >= 100, "{:?}", r.stats);
+}

@@ -13,6 +13,10 @@
 //!        trace installed at pc?            yes: run it next (a link or a side trace)
 //!        exit to pc hot (HOT_EXIT exits)?  yes: record a side trace from pc, run it next
 //!        otherwise (or pc == where the last trace started): resume the interpreter at pc
+//!        the trace's last exit, at a call it cannot follow?  Reply::Call(pc): a call stop
+//!   after_call (the VM made that call): the trace at pc + 2 (recorded once HOT_EXIT calls
+//!        returned there) --> run_chain as above; each stop-to-stop cycle counts as an entry
+//!        for the payoff check of the trace that stopped first
 //! ```
 //!
 //! Glossary
@@ -90,6 +94,9 @@ pub struct JitStats {
     pub inlined_calls: u64,
     /// Installed traces that end with an exit at a call they cannot follow.
     pub call_exits: u64,
+    /// Call stops: exits at a `call` that the VM made before native code went on after it
+    /// (see [`Reply::Call`]).
+    pub call_stops: u64,
 }
 
 /// Side exits to one resume pc before a side trace is recorded from there.
@@ -97,6 +104,15 @@ pub const HOT_EXIT: u32 = 10;
 /// Times a side recording that reached a loop header without a trace is retried before it
 /// counts as an abort.
 pub const MAX_DEFERRALS: u8 = 16;
+
+/// An entry from the interpreter whose chain stopped at a call: judged by [`Payoff`] once native
+/// code after the call (and after any further call stops) gives control back.
+#[derive(Clone, Copy, Debug)]
+struct StoppedEntry {
+    trace: usize,
+    words: u64,
+    room: usize,
+}
 
 /// Side-exit counts of one resume pc.
 #[derive(Clone, Copy, Debug, Default)]
@@ -119,6 +135,11 @@ struct Installed {
     links: Box<[u64]>,
     /// Whether entering it from the interpreter pays (see [`Payoff`]).
     payoff: Payoff,
+    /// The exit that ends the trace at a call it cannot follow (a call stop: the VM makes
+    /// the call, see [`Reply::Call`]). Other exits that resume at a call (guards inside a
+    /// followed callee) go back to the interpreter, which makes the call and the rest of the
+    /// iteration cheaper than a call stop would.
+    call_stop: Option<u32>,
 }
 
 /// Entries from the interpreter to one trace, and the code words they ran natively (the fuel
@@ -134,6 +155,8 @@ struct Payoff {
     misses: u8,
     /// The next arrival replies with a pause instead of entering.
     pause: bool,
+    /// The first pause was logged.
+    logged: bool,
 }
 
 /// Entries per payoff sample.
@@ -201,6 +224,10 @@ pub struct Jit<'a> {
     /// Frames the VM's depth limit allows above the frame of the loop being entered now
     /// ([`LoopHook::call_room`]).
     room: usize,
+    /// Entries from the interpreter that ended at a call stop and are not judged yet (see
+    /// [`Payoff`]): the trace entered, the words run natively so far, and the call room when it
+    /// stopped (which tells the entries of nested runs apart; innermost last).
+    stopped: Vec<StoppedEntry>,
     /// Per function: the most calls inside each other any of its installed traces performs.
     /// Its traces link to each other natively, so the chain runs only where that many fit.
     frames: Vec<u32>,
@@ -238,6 +265,7 @@ impl<'a> Jit<'a> {
             views: prog.buffers.iter().map(|_| BufView::default()).collect(),
             host_ctx: Box::default(),
             room: usize::MAX,
+            stopped: Vec::new(),
             frames: alloc::vec![0; prog.funcs.len()],
         }
     }
@@ -338,6 +366,15 @@ impl<'a> Jit<'a> {
             self.max_spills = compiled.alloc.spill_slots;
             self.frame = ExitFrame::new(self.max_spills);
         }
+        let call_stop = match compiled.trace.insts.last() {
+            Some(i) if i.op == crate::jit::ir::Op::Exit => compiled
+                .trace
+                .snaps
+                .get(i.snap as usize)
+                .filter(|s| self.is_call(func, s.pc as usize))
+                .map(|_| i.snap),
+            _ => None,
+        };
         self.installed.push(Installed {
             compiled,
             code,
@@ -346,6 +383,7 @@ impl<'a> Jit<'a> {
             sibling,
             links: table,
             payoff: Payoff::default(),
+            call_stop,
         });
         if let Some(f) = self.frames.get_mut(func) {
             *f = (*f).max(calls.frames);
@@ -396,6 +434,9 @@ impl<'a> Jit<'a> {
         };
         let func = self.installed[n].func;
         let how = match self.traces.state(loop_id(func, end)) {
+            _ if self.installed[n].call_stop.is_some() => {
+                "a call stop (the VM makes the call there, native code goes on after it)"
+            }
             TraceState::Compiled { .. } if end != pc => "links to the trace there",
             _ => "exits to the interpreter there",
         };
@@ -583,14 +624,16 @@ impl Jit<'_> {
     }
 
     /// Runs installed trace `trace` (and the traces its exits link to natively) until an
-    /// exit returns, and writes that exit's values back into `regs`: the pc to resume at and
-    /// the trace that took the exit. Native code charges `fuel` as the interpreter would.
+    /// exit returns, and writes that exit's values back into `regs`: the pc to resume at, the
+    /// trace that took the exit and the exit's number. Native code charges `fuel` as the
+    /// interpreter would.
+    #[inline(always)]
     fn run_once(
         &mut self,
         trace: usize,
         regs: &mut [Value],
         fuel: &mut u64,
-    ) -> Option<(usize, usize)> {
+    ) -> Option<(usize, usize, u32)> {
         let t = self.installed.get(trace)?;
         if regs.len() < t.code.min_slots() as usize {
             return None;
@@ -623,7 +666,7 @@ impl Jit<'_> {
         if id & WRITTEN != 0 {
             // The exit stub wrote the snapshot into `regs` itself.
             let pc = t.compiled.trace.snaps.get(exit as usize)?.pc;
-            return Some((pc as usize, exited));
+            return Some((pc as usize, exited, exit));
         }
         let resume = t
             .compiled
@@ -644,7 +687,7 @@ impl Jit<'_> {
                 };
                 Ok(())
             });
-        resume.ok().map(|pc| (pc as usize, exited))
+        resume.ok().map(|pc| (pc as usize, exited, exit))
     }
 
     /// Enters (recording first if due) the loop at `header_pc`; `host` performs host stops.
@@ -677,15 +720,8 @@ impl Jit<'_> {
                 let before = *fuel;
                 let r = self.run_chain(func, trace, regs, fuel, host);
                 let words = before.saturating_sub(*fuel);
-                if let Some(t) = self.installed.get_mut(trace) {
-                    if t.payoff.entered(words) {
-                        self.stats.paused += 1;
-                    }
-                }
-                match r {
-                    Some(pc) => Reply::Native(pc),
-                    None => Reply::Wait(1),
-                }
+                self.judge(trace, words, &r);
+                r
             }
             _ => Reply::Wait(
                 self.deferred_wait(id)
@@ -696,7 +732,10 @@ impl Jit<'_> {
 
     /// Runs trace `trace`, then whatever trace its exit leads to, until an exit resumes where
     /// no trace (and no hot side exit) is, or where the trace that took it began (the
-    /// interpreter must make progress there). Returns the pc to resume at.
+    /// interpreter must make progress there): `Native(pc)`, the pc to resume at; or at a
+    /// `call`: `Call(pc)`, a call stop (the VM makes the call and asks
+    /// [`LoopHook::after_call`] for what follows).
+    #[inline(always)]
     fn run_chain(
         &mut self,
         func: usize,
@@ -704,9 +743,11 @@ impl Jit<'_> {
         regs: &mut [Value],
         fuel: &mut u64,
         mut host: Option<&mut dyn HostStep>,
-    ) -> Option<usize> {
+    ) -> Reply<usize> {
         loop {
-            let (mut pc, exited) = self.run_once(trace, regs, fuel)?;
+            let Some((mut pc, exited, exit)) = self.run_once(trace, regs, fuel) else {
+                return Reply::Wait(1);
+            };
             if let Some(h) = host.as_deref_mut() {
                 // Host stops: perform the host instructions here, then go on natively after
                 // them. On an error the interpreter resumes at the instruction and reports it.
@@ -714,7 +755,7 @@ impl Jit<'_> {
                 while h.is_host_op(func, pc) {
                     match h.step(func, pc, regs, fuel) {
                         Some(next) => pc = next,
-                        None => return Some(pc),
+                        None => return Reply::Native(pc),
                     }
                 }
                 if pc != at {
@@ -722,9 +763,13 @@ impl Jit<'_> {
                     self.fill_views(h);
                 }
             }
+            if self.installed[exited].call_stop == Some(exit) {
+                self.stats.call_stops += 1;
+                return Reply::Call(pc);
+            }
             let id = if pc == self.installed[exited].start {
                 if self.installed[exited].sibling {
-                    return Some(pc);
+                    return Reply::Native(pc);
                 }
                 sibling_id(func, pc)
             } else {
@@ -740,8 +785,115 @@ impl Jit<'_> {
             };
             match next {
                 Some(t) => trace = t,
-                None => return Some(pc),
+                None => return Reply::Native(pc),
             }
+        }
+    }
+
+    /// Counts an entry of `trace` that ran `words` natively and ended with `reply`. An entry
+    /// that stopped at a call is judged when native code after the call gives control back
+    /// or stops at the next call, with the words run there added; each further call stop
+    /// counts as one more entry of the same trace. So a loop whose iterations do little
+    /// natively around a call it cannot make (less than a call stop costs) is paused like any
+    /// other trace that does not pay.
+    #[inline]
+    fn judge(&mut self, trace: usize, words: u64, reply: &Reply<usize>) {
+        if matches!(reply, Reply::Call(_)) {
+            self.judge_later(trace, words);
+        } else if let Some(t) = self.installed.get_mut(trace) {
+            if t.payoff.entered(words) {
+                self.paused(trace);
+            }
+        }
+    }
+
+    /// An entry of `trace` stopped at a call after `words`: judged after the call.
+    #[cold]
+    #[inline(never)]
+    fn judge_later(&mut self, trace: usize, words: u64) {
+        // Entries at this depth or deeper whose calls never came back (a trap, or a hook in
+        // between that does not pass `after_call` on) are over.
+        let room = self.room;
+        self.stopped.retain(|e| e.room > room);
+        self.stopped.push(StoppedEntry { trace, words, room });
+    }
+
+    /// A payoff sample of `trace` ended without paying: counted, and logged the first time.
+    #[cold]
+    #[inline(never)]
+    fn paused(&mut self, trace: usize) {
+        self.stats.paused += 1;
+        let Some(t) = self.installed.get_mut(trace) else {
+            return;
+        };
+        if !t.payoff.logged {
+            t.payoff.logged = true;
+            let (start, stops) = (t.start, t.call_stop.is_some());
+            let why = if stops { ", call stops included" } else { "" };
+            self.say(format_args!(
+                "[JIT] Trace at PC {start} paused: its entries ran fewer than \
+                 {ENTRY_MIN_WORDS} words natively on average{why} (entering costs more)"
+            ));
+        }
+    }
+
+    /// Judges one call-stop cycle of the entry `e` (its words plus `words` run after the
+    /// call); `reply` says whether another cycle follows.
+    fn judge_cycle(&mut self, e: StoppedEntry, words: u64, reply: &Reply<usize>) {
+        self.judge(e.trace, e.words + words, &Reply::Wait(1));
+        self.judge(e.trace, 0, reply);
+    }
+
+    /// The stopped entry whose call just returned (at the current call room), if any; those
+    /// of nested runs that never came back (a trap ended them) are dropped.
+    fn take_stopped(&mut self) -> Option<StoppedEntry> {
+        while let Some(e) = self.stopped.last().copied() {
+            if e.room < self.room {
+                self.stopped.pop();
+                continue;
+            }
+            if e.room == self.room {
+                self.stopped.pop();
+                return Some(e);
+            }
+            return None;
+        }
+        None
+    }
+
+    /// Whether the instruction at `pc` of `func` is a `call`.
+    fn is_call(&self, func: usize, pc: usize) -> bool {
+        let code = self.prog.funcs.get(func).map(|f| &f.code[..]);
+        code.and_then(|c| c.get(pc))
+            .is_some_and(|&w| w as u8 == crate::vm::bytecode::byte::Call)
+    }
+
+    /// Native code after a call stop: the trace that starts at `pc` (recorded once enough
+    /// calls returned there), and the chain from it.
+    fn go_on_after_call(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        host: Option<&mut dyn HostStep>,
+    ) -> Reply<usize> {
+        if self.is_call(func, pc) {
+            // Another call right away: the VM makes it too.
+            self.stats.call_stops += 1;
+            return Reply::Call(pc);
+        }
+        let id = loop_id(func, pc);
+        let trace = match self.traces.state(id) {
+            TraceState::Compiled { trace } => Some(trace),
+            TraceState::Cold { .. } if self.exit_is_hot(id) => {
+                self.attempt_keyed(id, func, pc, true, regs)
+            }
+            _ => None,
+        };
+        match trace.filter(|_| self.calls_fit(func)) {
+            Some(t) => self.run_chain(func, t, regs, fuel, host),
+            None => Reply::Wait(1),
         }
     }
 }
@@ -796,6 +948,39 @@ impl LoopHook for Jit<'_> {
         self.fill_views(host);
         self.hot_loop(at);
         self.clear_views();
+    }
+
+    fn after_call(
+        &mut self,
+        func: usize,
+        pc: usize,
+        regs: &mut [Value],
+        fuel: &mut u64,
+        host: Option<&mut dyn HostStep>,
+    ) -> Reply<usize> {
+        let stopped = self.take_stopped();
+        if let Some(e) = stopped {
+            if self.installed.get(e.trace).is_some_and(|t| t.payoff.pause) {
+                // The loop does not pay natively: the interpreter goes on after the call and
+                // takes the pause at the loop's header.
+                return Reply::Wait(1);
+            }
+        }
+        let before = *fuel;
+        let r = match host {
+            Some(h) => {
+                self.fill_views(h);
+                let r = self.go_on_after_call(func, pc, regs, fuel, Some(h));
+                self.clear_views();
+                r
+            }
+            None => self.go_on_after_call(func, pc, regs, fuel, None),
+        };
+        // No native code ran after the call (no trace there yet): nothing to judge.
+        if let Some(e) = stopped.filter(|_| !matches!(r, Reply::Wait(_))) {
+            self.judge_cycle(e, before.saturating_sub(*fuel), &r);
+        }
+        r
     }
 
     fn hot_func(&mut self, at: HotFunc<'_>) {

@@ -27,7 +27,8 @@
 //!        /                                                   \
 //!   driver.rs: enter(slots, exit frame) -> exit id ->      func.rs FuncCode::run: frame in
 //!   restore the snapshot, link table to the next trace     memory (callframe.rs), helpers
-//!                                                          for VM calls, side traces
+//!   (a call stop: Reply::Call, the VM makes the call,      for VM calls, side traces
+//!    then after_call runs the trace after it)
 //! ```
 //!
 //! `irinterp.rs` is the reference for the optimiser and the backends; `slots.rs` is all the JIT

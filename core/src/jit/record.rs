@@ -36,10 +36,11 @@
 //!
 //! - *followed call*: a `call` is recorded into the trace, the callee's bytecode included, up
 //!   to its `ret` ([`inline`]); every exit inside a callee resumes the interpreter at the call.
-//!   A callee the recorder cannot follow ends the trace with an exit to the call instead; a
-//!   loop trace (not a side trace) that would reach such a call after fewer than
-//!   [`ENTRY_MIN_WORDS`] recorded code words is refused ([`Abort::CallExitEarly`]): it would
-//!   never loop natively, and every entry would cost more than it runs.
+//!   A callee the recorder cannot follow ends the trace with an exit to the call instead: a
+//!   *call stop*. The driver hands the call to the VM, which makes it as the interpreter's
+//!   `call` would (the callee native or interpreted) and asks for native code after it
+//!   ([`crate::vm::interp::Reply::Call`]); a side trace from the instruction after the call
+//!   records the rest of the iteration, so the loop stays native around the call.
 //!
 //! - *shared arms*: moves, constants, arithmetic, negation, `jmp`, `loop` and the
 //!   compare-and-branches are decoded by `recorder.rs`, which both recorders share;
@@ -74,7 +75,7 @@ use crate::jit::ir::{HostFn, Op, Ref, Trace, TraceBuilder, Ty, NONE};
 use crate::jit::recorder::{
     float_op, int_div_op, int_op, is_int_div, kept_outcome_guard, record_shared, BytecodeRecorder,
 };
-use crate::jit::trace::{Abort, ENTRY_MIN_WORDS};
+use crate::jit::trace::Abort;
 use crate::vm::bytecode::{byte, field_a, field_b, field_c};
 use crate::vm::host::Predicted;
 use crate::vm::program::{Const, Program};
@@ -166,9 +167,6 @@ struct Recorder<'p> {
     meter: Option<crate::vm::value::Meter>,
     /// Registers that held a number at some point of the recording (see [`link_end`]).
     numeric: Vec<bool>,
-    /// Code words of the instructions recorded so far (those of a call region that was
-    /// rewound not counted): the work an entry does before an exit at a call.
-    words: u64,
 }
 
 /// How a recording starts and where it may end.
@@ -260,7 +258,6 @@ pub fn record_with_calls(
         stale_reads: Vec::new(),
         meter: strs::meter_of(regs),
         numeric,
-        words: 0,
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
@@ -307,10 +304,6 @@ impl Recorder<'_> {
                     _ => return Err(why),
                 },
             };
-            if !matches!(next, Next::StopAt(_)) {
-                self.words +=
-                    crate::vm::bytecode::Op::from_byte(w as u8).map_or(1, |o| o.width()) as u64;
-            }
             match next {
                 Next::Pc(next)
                     if !self.calls.inside() && next != self.header && (self.links)(next) =>
@@ -322,12 +315,8 @@ impl Recorder<'_> {
                 // A host stop: the trace exits to the instruction; the driver performs it
                 // (`LoopHook::enter_hosted`) and continues with the trace that starts after it.
                 Next::Stop => return Ok(End::Link(pc)),
-                // A call the trace cannot follow: it exits there (see `inline`). A loop trace
-                // whose every entry would run less than that costs more than it saves (it
-                // never loops natively: the interpreter makes the call and comes back).
-                Next::StopAt(_) if !self.side && self.words < ENTRY_MIN_WORDS => {
-                    return Err(Abort::CallExitEarly)
-                }
+                // A call the trace cannot follow: it exits there (see `inline`), a call stop:
+                // the VM makes the call and native code goes on after it.
                 Next::StopAt(call) => return Ok(End::Link(call)),
             }
         }

@@ -72,7 +72,6 @@ aborts! {
     WideFrames              => "the followed calls' frames need more than 256 registers";
     CallAtStart             => "the trace would start at a call it cannot follow";
     ExitAtStart             => "the side exit resumes at a return or a call the trace cannot make: nothing to record";
-    CallExitEarly           => "the iteration reaches a call the trace cannot follow before doing enough work to pay for entering";
 }
 
 impl From<CompileError> for Abort {
@@ -96,8 +95,8 @@ impl From<InstallError> for Abort {
 
 /// Code words an entry into a loop trace must run natively to pay for itself: entering and
 /// leaving native code costs about as much as interpreting this many words. The driver pauses
-/// an installed trace whose entries average fewer; the recorder refuses a loop trace whose
-/// iteration reaches a call it cannot follow after fewer.
+/// an installed trace whose entries average fewer (entries that end at a call stop, after
+/// which native code goes on, are not counted).
 pub const ENTRY_MIN_WORDS: u64 = 32;
 
 /// Aborts after which a loop is blacklisted.

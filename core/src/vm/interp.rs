@@ -9,11 +9,13 @@
 //!
 //! Hooks for the JIT: every taken jump to a lower PC goes through `Vm::back_edge`, and every
 //! `loop` marker (control falling into the loop whose header is the next word) through
-//! `Vm::loop_entry`; both (when counting is on) decrement the loop header PC's countdown word
+//! `Vm::arrive`; both (when counting is on) decrement the loop header PC's countdown word
 //! (`HotCount`), the marker without charging fuel. Only when it reaches 0 does the cold path
-//! run: [`LoopHook::hot_loop`] once at [`VmConfig::jit_threshold`] arrivals, then
-//! [`LoopHook::enter`], whose [`Reply`] either resumes after native code or sets how many
-//! arrivals to wait before asking again. A loop the JIT gave up on thus costs one decrement and
+//! (`Vm::loop_event`) run: [`LoopHook::hot_loop`] once at [`VmConfig::jit_threshold`]
+//! arrivals, then [`LoopHook::enter`], whose [`Reply`] either resumes after native code, or
+//! asks the VM to make the call native code stopped at and then [`LoopHook::after_call`] (a
+//! call stop), or sets how many arrivals to wait before asking again. A loop the JIT gave up
+//! on thus costs one decrement and
 //! one branch per iteration (and per entry), found by PC in O(1); a loop with native code is
 //! entered at its first arrival, so its first iteration runs natively too.
 //!

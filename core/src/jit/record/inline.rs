@@ -99,8 +99,6 @@ struct Region {
     fuel: u64,
     /// Notes of the calls in the region so far.
     notes: usize,
-    /// Code words recorded before the call.
-    words: u64,
 }
 
 /// The recorder's call state.
@@ -263,7 +261,6 @@ impl<'p> Recorder<'p> {
                 snap,
                 fuel: 0,
                 notes: self.calls.log.notes.len(),
-                words: self.words,
             });
         }
         if let Some(r) = self.calls.region.as_mut() {
@@ -340,7 +337,6 @@ impl<'p> Recorder<'p> {
                 self.tb.rewind(r.mark);
                 self.shadow = r.shadow;
                 self.written.truncate(r.written);
-                self.words = r.words;
                 (r.call_pc, r.notes)
             }
             None => (pc, self.calls.log.notes.len()),

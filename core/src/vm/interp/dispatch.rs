@@ -116,6 +116,23 @@ impl Vm<'_> {
                 }};
             }
             enter!();
+            // A hot loop header at `$header` whose wait is over: the hook may run native code
+            // and the VM the calls it stops at; then the registers and loop counters are
+            // taken again (a call may have moved the stack). The PC to continue at.
+            macro_rules! hot_loop {
+                ($header:expr) => {{
+                    let r = self.loop_event(fi, $header, stack, base, consts, out, hook);
+                    enter!();
+                    match r {
+                        Ok(pc) => pc,
+                        Err(t) => {
+                            pos.func = t.func;
+                            pos.pc = t.pc;
+                            return Err(t.kind);
+                        }
+                    }
+                }};
+            }
             // Stores into a register; dropping an old heap reference here is a collection
             // point (see the module doc). A plain assignment measured fastest (docs/perf.md).
             // A heap value raises the watermark (see `heap_top`).
@@ -222,8 +239,8 @@ impl Vm<'_> {
                     () => {{
                         let target = ext!();
                         let at = pc!();
-                        let to = if target <= at {
-                            tri!(self.back_edge(fi, at, target, regs, hook))
+                        let to = if target <= at && tri!(self.back_edge(at, target)) {
+                            hot_loop!(target)
                         } else {
                             target
                         };
@@ -534,9 +551,9 @@ impl Vm<'_> {
                     Op::Jmp => jump!(),
                     Op::Loop => {
                         ip = ip.wrapping_add(1);
-                        if !self.hot.is_null() {
-                            let header = pc!();
-                            ip = code.wrapping_add(self.loop_entry(fi, header, regs, hook));
+                        let header = pc!();
+                        if self.arrive(header) {
+                            ip = code.wrapping_add(hot_loop!(header));
                         }
                     }
                     Op::JmpIf => {

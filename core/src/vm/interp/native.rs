@@ -494,6 +494,13 @@ impl Vm<'_> {
                 }
                 None
             }
+            // Meaningless for a function: ask again at the next call.
+            Reply::Call(_) => {
+                if let Some(c) = self.calls.get_mut(callee) {
+                    c.wait(1);
+                }
+                None
+            }
         }
     }
 }

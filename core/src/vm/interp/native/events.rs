@@ -2,11 +2,15 @@
 //! and `loop` markers) and calls,
 //! and the cold paths that report hot loops to a [`LoopHook`] (the JIT) and run its native
 //! code.
+use core::fmt::Write;
+
 use alloc::rc::Rc;
+use alloc::vec::Vec;
 
 use super::super::hosted::{HostStep, Stepper};
 use super::super::Vm;
-use super::{HotFunc, NativeFunc};
+use super::{HotFunc, NativeEnv, NativeFunc, Trap};
+use crate::vm::bytecode::{byte, field_a};
 use crate::vm::error::RuntimeErrorKind as E;
 use crate::vm::value::Value;
 
@@ -29,6 +33,12 @@ pub enum Reply<T> {
     Native(T),
     /// Keep interpreting; ask again after this many more arrivals (at least 1).
     Wait(u32),
+    /// (Loops only.) Native code ran up to the `call` at this PC and stopped there, the
+    /// frame's registers as the interpreter would have them: the VM makes the call, then asks
+    /// [`LoopHook::after_call`] to go on natively after it. A call the JIT cannot compile
+    /// thus costs native code one exit, and the loop stays native. Counted as `Wait(1)` where
+    /// a function is asked for ([`LoopHook::native_func`]).
+    Call(usize),
 }
 
 /// Arrivals at one loop header (taken backward jumps, `loop` markers) or calls of one function, counted down
@@ -155,6 +165,23 @@ pub trait LoopHook {
         self.hot_loop(at)
     }
 
+    /// After the VM made the call native code stopped at ([`Reply::Call`]; the call's result
+    /// is in its register A): native code for `func` from `pc`, the instruction after the
+    /// call, with the frame's registers as they are there. The replies are those of
+    /// [`enter`](Self::enter): `Native(pc)` ran native code up to `pc`, `Call(pc)` stopped at
+    /// another call, and `Wait(_)` lets the interpreter go on at `pc`. `host` performs host
+    /// stops as in [`enter_hosted`](Self::enter_hosted) (`None` for a program without a host).
+    fn after_call(
+        &mut self,
+        _func: usize,
+        _pc: usize,
+        _regs: &mut [Value],
+        _fuel: &mut u64,
+        _host: Option<&mut dyn HostStep>,
+    ) -> Reply<usize> {
+        Reply::Wait(1)
+    }
+
     /// Called once per function, when its call count reaches the function threshold, with
     /// the callee's arguments (see [`super`]).
     fn hot_func(&mut self, _at: HotFunc<'_>) {}
@@ -193,86 +220,78 @@ impl Vm<'_> {
             .unwrap_or(core::ptr::null_mut())
     }
 
-    /// Taken jump from `at` to a lower `target`: fuel for the loop body, hot-loop counting, and
-    /// compiled code for the loop if the JIT has some. Returns the PC to continue at.
+    /// Taken jump from `at` to a lower `target`: fuel for the loop body and hot-loop counting.
+    /// `Ok(true)` when the header is hot and its wait is over: the caller then runs
+    /// [`Vm::loop_event`] (cold), which may run native code for the loop.
     #[inline(always)]
-    pub(in crate::vm) fn back_edge(
-        &mut self,
-        func: usize,
-        at: usize,
-        target: usize,
-        regs: &mut [Value],
-        hook: &mut Option<&mut dyn LoopHook>,
-    ) -> Result<usize, E> {
+    pub(in crate::vm) fn back_edge(&mut self, at: usize, target: usize) -> Result<bool, E> {
         self.charge(at + 2 - target)?;
-        if !self.hot.is_null() {
-            // SAFETY: `hot` points at the running function's counters (set at every frame
-            // switch, and a nested run of the interpreter only happens inside a `call`, after
-            // which the frame switch sets it again), one per code word (`Vm::new`), never
-            // resized while running; `target` is a jump target the verifier checked to lie
-            // inside the code. Nothing else holds a reference to them now.
-            let left = unsafe { &mut *self.hot.add(target) };
-            *left -= 1;
-            if *left == 0 {
-                return Ok(self.loop_event(func, target, left, regs, hook));
-            }
-        }
-        Ok(target)
+        Ok(self.arrive(target))
     }
 
-    /// Control falls into the loop whose header is `header` (a `loop` marker at `header - 1`):
-    /// counted as an arrival at the header exactly as [`Vm::back_edge`] counts one, without
-    /// fuel (no jump is taken; the first iteration was paid for with the code around the
-    /// loop). Returns the PC to continue at.
+    /// An arrival at the loop header `header` (a taken backward jump to it, or control falling
+    /// into it through its `loop` marker, which charges no fuel: the first iteration was paid
+    /// for with the code around the loop): one countdown tick; true when the hook is to be
+    /// asked ([`Vm::loop_event`]).
     #[inline(always)]
-    pub(in crate::vm) fn loop_entry(
-        &mut self,
-        func: usize,
-        header: usize,
-        regs: &mut [Value],
-        hook: &mut Option<&mut dyn LoopHook>,
-    ) -> usize {
-        if !self.hot.is_null() {
-            // SAFETY: as in `back_edge`; `header` is the instruction after a `loop`, which the
-            // verifier proved lies inside the code (nothing falls off its end).
-            let left = unsafe { &mut *self.hot.add(header) };
-            *left -= 1;
-            if *left == 0 {
-                return self.loop_event(func, header, left, regs, hook);
-            }
+    pub(in crate::vm) fn arrive(&mut self, header: usize) -> bool {
+        if self.hot.is_null() {
+            return false;
         }
-        header
+        // SAFETY: `hot` points at the running function's counters (set at every frame
+        // switch, and a nested run of the interpreter only happens inside a `call` or a call
+        // stop, after which the frame switch sets it again), one per code word (`Vm::new`),
+        // never resized while running; `header` is a jump target the verifier checked to lie
+        // inside the code, or the instruction after a `loop` marker, which it proved lies
+        // inside too (nothing falls off the end). Nothing else holds a reference to them now.
+        let left = unsafe { &mut *self.hot.add(header) };
+        *left -= 1;
+        *left == 0
     }
 
-    /// The header at `target` (countdown `left`) is hot and its wait is over: tell the hook (once,
-    /// at the threshold), let it run native code, and note how long to wait before asking
-    /// again.
+    /// The header at `target` of the frame of `func` at `base` is hot and its wait is over:
+    /// tell the hook (once, at the threshold), let it run native code, make the calls native
+    /// code stops at ([`Reply::Call`]), and note how long to wait before asking again. Returns
+    /// the PC to continue at; the caller re-derives its view of the registers and the loop
+    /// counters afterwards (a call may have moved the register stack and switched `hot`).
     #[cold]
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::vm) fn loop_event(
         &mut self,
         func: usize,
         target: usize,
-        left: &mut u32,
-        regs: &mut [Value],
+        stack: &mut Vec<Value>,
+        base: usize,
+        consts: &[Value],
+        out: &mut dyn Write,
         hook: &mut Option<&mut dyn LoopHook>,
-    ) -> usize {
+    ) -> Result<usize, Trap> {
+        let nregs = self.prog.funcs.get(func).map_or(0, |f| f.nregs as usize);
+        let Some(regs) = stack.get_mut(base..base + nregs) else {
+            return Ok(target);
+        };
+        if self.hot.is_null() {
+            return Ok(target);
+        }
+        // SAFETY: as in `arrive`; this reference is not used after the hook returns (a call
+        // stop below runs other code that ticks the counters).
+        let left = unsafe { &mut *self.hot.add(target) };
         let Some(hist) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) else {
             *left = u32::MAX;
-            return target;
+            return Ok(target);
         };
         let mut hist = *hist;
         let count = hist.count(*left);
-        let (pc, wait) = match hook.as_deref_mut() {
-            None => (target, u32::MAX),
+        let (reply, wait) = match hook.as_deref_mut() {
+            None => (Reply::Wait(u32::MAX), u32::MAX),
             Some(h) => {
-                let nregs = self.prog.funcs[func].nregs as usize;
                 if count == self.config.jit_threshold {
                     let at = HotLoop {
                         func,
                         header_pc: target,
                         count,
-                        regs: &mut regs[..nregs],
+                        regs: &mut *regs,
                     };
                     if let Some(mut link) = self.host {
                         let mut stepper = Stepper {
@@ -289,7 +308,6 @@ impl Vm<'_> {
                         h.hot_loop(at);
                     }
                 }
-                let regs = &mut regs[..nregs];
                 h.call_room(self.config.max_depth.saturating_sub(self.frames.len()));
                 let reply = if let Some(mut link) = self.host {
                     let mut stepper = Stepper {
@@ -303,16 +321,84 @@ impl Vm<'_> {
                 } else {
                     h.enter(func, target, regs, &mut self.fuel)
                 };
-                match reply {
-                    Reply::Native(pc) => (pc, 1),
-                    Reply::Wait(n) => (target, n),
-                }
+                let wait = match reply {
+                    Reply::Wait(n) => n,
+                    _ => 1,
+                };
+                (reply, wait)
             }
         };
         hist.wait(left, wait);
         if let Some(h) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) {
             *h = hist;
         }
-        pc
+        match reply {
+            Reply::Native(pc) => Ok(pc),
+            Reply::Wait(_) => Ok(target),
+            Reply::Call(pc) => self.call_stops(func, pc, stack, base, consts, out, hook),
+        }
+    }
+
+    /// Native code of the frame of `func` at `base` stopped at the `call` at `call_pc`
+    /// ([`Reply::Call`]): the VM makes the call exactly as the interpreter's `call` does (same
+    /// checks, fuel and errors, the callee native or interpreted), then asks the hook to go on
+    /// natively after it ([`LoopHook::after_call`]), as long as native code stops at calls.
+    /// Returns the PC the interpreter continues at.
+    #[allow(clippy::too_many_arguments)]
+    fn call_stops(
+        &mut self,
+        func: usize,
+        mut call_pc: usize,
+        stack: &mut Vec<Value>,
+        base: usize,
+        consts: &[Value],
+        out: &mut dyn Write,
+        hook: &mut Option<&mut dyn LoopHook>,
+    ) -> Result<usize, Trap> {
+        let prog = self.prog;
+        let code = prog.funcs.get(func).map_or(&[][..], |f| &f.code[..]);
+        let nregs = prog.funcs.get(func).map_or(0, |f| f.nregs as usize);
+        loop {
+            let (Some(&w), Some(&callee)) = (code.get(call_pc), code.get(call_pc + 1)) else {
+                // Not a call (a hook bug): the interpreter runs whatever is there.
+                return Ok(call_pc);
+            };
+            if w as u8 != byte::Call {
+                return Ok(call_pc);
+            }
+            {
+                let mut env = NativeEnv::new(self, stack, consts, out, hook);
+                // The arguments are in place: the callee's frame starts at register A.
+                env.call(
+                    (func, call_pc),
+                    callee as usize,
+                    base + field_a(w),
+                    &mut |_| {},
+                )?;
+            }
+            let after = call_pc + 2;
+            let (Some(h), Some(regs)) = (hook.as_deref_mut(), stack.get_mut(base..base + nregs))
+            else {
+                return Ok(after);
+            };
+            h.call_room(self.config.max_depth.saturating_sub(self.frames.len()));
+            let reply = if let Some(mut link) = self.host {
+                let mut stepper = Stepper {
+                    prog: self.prog,
+                    // SAFETY: as in `loop_event`.
+                    link: unsafe { link.as_mut() },
+                    meter: &self.meter,
+                    pending: &mut self.host_pending,
+                };
+                h.after_call(func, after, regs, &mut self.fuel, Some(&mut stepper))
+            } else {
+                h.after_call(func, after, regs, &mut self.fuel, None)
+            };
+            match reply {
+                Reply::Native(pc) => return Ok(pc),
+                Reply::Wait(_) => return Ok(after),
+                Reply::Call(pc) => call_pc = pc,
+            }
+        }
     }
 }
