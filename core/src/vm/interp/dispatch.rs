@@ -4,6 +4,7 @@ use core::mem;
 
 use alloc::vec::Vec;
 
+use super::native::events::Resume;
 use super::native::NativeEnv;
 use super::{Frame, LoopHook, Pos, Start, Vm, FRAME_WINDOW};
 use crate::vm::arith::DivByConst;
@@ -117,18 +118,24 @@ impl Vm<'_> {
             }
             enter!();
             // A hot loop header at `$header` whose wait is over: the hook may run native code
-            // and the VM the calls it stops at; then the registers and loop counters are
-            // taken again (a call may have moved the stack). The PC to continue at.
+            // (which never moves the register stack), and the VM makes the calls it stops at,
+            // after which the registers and loop counters are taken again (a call may have
+            // moved the stack). The PC to continue at.
             macro_rules! hot_loop {
                 ($header:expr) => {{
-                    let r = self.loop_event(fi, $header, stack, base, consts, out, hook);
-                    enter!();
-                    match r {
-                        Ok(pc) => pc,
-                        Err(t) => {
-                            pos.func = t.func;
-                            pos.pc = t.pc;
-                            return Err(t.kind);
+                    match self.loop_event(fi, $header, regs, hook) {
+                        Resume::At(pc) => pc,
+                        Resume::CallStop(pc) => {
+                            let r = self.call_stops(fi, pc, stack, base, consts, out, hook);
+                            enter!();
+                            match r {
+                                Ok(pc) => pc,
+                                Err(t) => {
+                                    pos.func = t.func;
+                                    pos.pc = t.pc;
+                                    return Err(t.kind);
+                                }
+                            }
                         }
                     }
                 }};

@@ -41,6 +41,14 @@ pub enum Reply<T> {
     Call(usize),
 }
 
+/// Where the interpreter goes on after [`Vm::loop_event`].
+pub(in crate::vm) enum Resume {
+    /// At this PC (native code ran up to it, or the loop stays interpreted for now).
+    At(usize),
+    /// Native code stopped at the `call` at this PC: [`Vm::call_stops`] makes it.
+    CallStop(usize),
+}
+
 /// Arrivals at one loop header (taken backward jumps, `loop` markers) or calls of one function, counted down
 /// to the next time the hook is asked: the interpreter's whole per-arrival cost is one
 /// decrement and one branch, whatever state the JIT keeps for the loop. (Loop headers keep
@@ -249,37 +257,31 @@ impl Vm<'_> {
         *left == 0
     }
 
-    /// The header at `target` of the frame of `func` at `base` is hot and its wait is over:
-    /// tell the hook (once, at the threshold), let it run native code, make the calls native
-    /// code stops at ([`Reply::Call`]), and note how long to wait before asking again. Returns
-    /// the PC to continue at; the caller re-derives its view of the registers and the loop
-    /// counters afterwards (a call may have moved the register stack and switched `hot`).
+    /// The header at `target` of the frame of `func` (registers `regs`) is hot and its wait is
+    /// over: tell the hook (once, at the threshold), let it run native code, and note how long
+    /// to wait before asking again. Where the interpreter goes on: a PC, or a call stop
+    /// ([`Reply::Call`]) for [`Vm::call_stops`] to make.
     #[cold]
     #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
     pub(in crate::vm) fn loop_event(
         &mut self,
         func: usize,
         target: usize,
-        stack: &mut Vec<Value>,
-        base: usize,
-        consts: &[Value],
-        out: &mut dyn Write,
+        regs: &mut [Value],
         hook: &mut Option<&mut dyn LoopHook>,
-    ) -> Result<usize, Trap> {
+    ) -> Resume {
         let nregs = self.prog.funcs.get(func).map_or(0, |f| f.nregs as usize);
-        let Some(regs) = stack.get_mut(base..base + nregs) else {
-            return Ok(target);
+        let Some(regs) = regs.get_mut(..nregs) else {
+            return Resume::At(target);
         };
         if self.hot.is_null() {
-            return Ok(target);
+            return Resume::At(target);
         }
-        // SAFETY: as in `arrive`; this reference is not used after the hook returns (a call
-        // stop below runs other code that ticks the counters).
+        // SAFETY: as in `arrive`; the reference ends before the hook's reply is acted on.
         let left = unsafe { &mut *self.hot.add(target) };
         let Some(hist) = self.loop_hist.get_mut(func).and_then(|c| c.get_mut(target)) else {
             *left = u32::MAX;
-            return Ok(target);
+            return Resume::At(target);
         };
         let mut hist = *hist;
         let count = hist.count(*left);
@@ -333,9 +335,9 @@ impl Vm<'_> {
             *h = hist;
         }
         match reply {
-            Reply::Native(pc) => Ok(pc),
-            Reply::Wait(_) => Ok(target),
-            Reply::Call(pc) => self.call_stops(func, pc, stack, base, consts, out, hook),
+            Reply::Native(pc) => Resume::At(pc),
+            Reply::Wait(_) => Resume::At(target),
+            Reply::Call(pc) => Resume::CallStop(pc),
         }
     }
 
@@ -343,9 +345,13 @@ impl Vm<'_> {
     /// ([`Reply::Call`]): the VM makes the call exactly as the interpreter's `call` does (same
     /// checks, fuel and errors, the callee native or interpreted), then asks the hook to go on
     /// natively after it ([`LoopHook::after_call`]), as long as native code stops at calls.
-    /// Returns the PC the interpreter continues at.
+    /// Returns the PC the interpreter continues at; the caller re-derives its view of the
+    /// registers and the loop counters afterwards (a call may move the register stack and
+    /// switches `hot`).
+    #[cold]
+    #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn call_stops(
+    pub(in crate::vm) fn call_stops(
         &mut self,
         func: usize,
         mut call_pc: usize,
