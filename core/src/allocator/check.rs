@@ -158,14 +158,15 @@ impl Heap {
         Ok(())
     }
 
-    /// Every block on the hot stack of `class` is a block start of an owned page of that class,
-    /// on no free list, stacked once, and still holds its marker (a write after free shows).
+    /// Every block on the hot stack of `class` is a block start of a page in use of that class,
+    /// stacked once, and still holds its marker (a write after free shows); a block of an owned
+    /// page is on none of its free lists (a foreign page's lists belong to its owner's thread).
     fn check_hot(&self, class: usize) -> Result<(), CheckError> {
         let stack = self.hot_stack(class);
         for (i, &b) in stack.iter().enumerate() {
             let seg = super::segment::segment_of(b);
-            if !Segment::is_ours(seg) || !self.owns(seg) {
-                return fail("hot block not in a segment this heap owns", b as usize);
+            if !Segment::is_ours(seg) {
+                return fail("hot block not in a segment of kiln's", b as usize);
             }
             // SAFETY: the segment is a live header of ours (just checked).
             let page = unsafe { &*(*seg).page_of(b) };
@@ -176,7 +177,7 @@ impl Heap {
                 return fail("block twice on a hot stack", b as usize);
             }
             // SAFETY: the heap owns the page; no other thread changes its owner lists.
-            if unsafe { page.is_on_a_free_list(b, true) } {
+            if self.owns(seg) && unsafe { page.is_on_a_free_list(b, true) } {
                 return fail("hot block also on a free list", b as usize);
             }
             // SAFETY: a block of the page, at least one word long.

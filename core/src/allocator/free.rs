@@ -9,8 +9,9 @@
 //!                       │            pages not in use and on huge segments)
 //!                       ├ yes, owner == heap: double-free filter, push on the heap's hot
 //!                       │   stack (or the page's local_free)                           (inline)
-//!                       ├ yes, another owner: Heap::free_remote, into this heap's batch for
-//!                       │   the page (one CAS on thread_free per batch)            (out of line)
+//!                       ├ yes, another owner: Heap::free_remote, onto this heap's hot stack
+//!                       │   (reused by its next allocation), else into its batch for the
+//!                       │   page (one CAS on thread_free per batch)                (out of line)
 //!                       └ otherwise, #[cold] free_not_local: huge block back to the pool,
 //!                         interior aligned pointer, or an error
 //! ```
@@ -19,9 +20,9 @@
 //! freed already holds a word that decodes to a plausible link, the owner walks the page's lists
 //! to confirm (rare: user data seldom decodes to an in-page address), and reports
 //! `FreeError::DoubleFree` instead of corrupting the list. A double free by a thread other than
-//! the owner is confirmed only while the block still waits in that thread's batch (the owner's
-//! lists cannot be walked from outside); a block waiting in another heap's batch is invisible
-//! to the owner's walk.
+//! the owner is confirmed only while the block still waits on that thread's hot stack or in its
+//! batch (the owner's lists cannot be walked from outside); a block waiting on another heap's
+//! hot stack or in its batch is invisible to the owner's walk.
 
 use super::error::FreeError;
 use super::heap::Heap;

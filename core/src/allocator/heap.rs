@@ -709,6 +709,8 @@ impl Drop for Heap {
         if self.segments.len > 0 {
             self.abandon();
         } else {
+            // Foreign blocks may wait on the hot stacks of a heap that owns no segment.
+            self.hot_flush();
             self.flush_remote();
             self.stats.release();
         }

@@ -20,8 +20,9 @@
 //!    │ class_of(size)                                │ segment_of(p) in heap.known, else segment map + cookie
 //!    ▼                                               ▼
 //!  heap.hot[class] ── pop ──> block                owner == heap ? push hot[class]
-//!    │ empty                                         (full: older half -> local_free)
-//!    ▼                                                       : push thread_free (atomic)
+//!    │ empty                                         (full: the page's local_free)
+//!    ▼                                               : push hot[class] (room, heap owns a
+//!                                                      segment), else batch -> thread_free
 //!  heap.direct[class] ── pop free ──> block          │
 //!    │ empty: #[cold] alloc_slow                     │ page empty / was full: #[cold] page_event
 //!    ▼                                               │

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use super::geometry::SEGMENT_SHIFT;
 use super::page::PAGE_SIZE;
 use super::segment::{segment_of, Pool, HEADER_SIZE, SEGMENT_SIZE};
-use super::size_class::{class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
+use super::size_class::{class_of, class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
 use super::{free, realloc, usable_size, FreeError, Heap};
 use crate::platform::MemorySource;
 
@@ -644,6 +644,71 @@ fn remote_frees_wait_in_batches_until_published() {
     owner.collect();
     p.trim();
     assert!(waiting >= p.segments_in_use());
+    assert_eq!(p.segments_in_use(), 0);
+}
+
+/// A heap that allocates keeps the blocks it frees for another heap on its own hot stacks and
+/// hands them out again (the newest first), still counted as allocated in their pages, which
+/// therefore stay in use until the heap flushes them; `check` accepts them, a second free of
+/// one is reported, and a flush sends them home. A heap that has not allocated yet sends them
+/// home through its batches instead.
+#[test]
+fn a_heap_that_allocates_reuses_the_blocks_it_frees_for_other_heaps() {
+    if super::geometry::HOT_MAX_SIZE == 0 {
+        return; // no hot stacks in this geometry
+    }
+    let p = pool(100);
+    let mut owner = Box::new(Heap::new(p));
+    let mut other = Box::new(Heap::new(p));
+    let own = other.alloc(48, 8);
+    let blocks: Vec<*mut u8> = (0..8).map(|_| owner.alloc(48, 8)).collect();
+    for &b in &blocks {
+        // SAFETY: live, freed once, by a heap that does not own it.
+        unsafe { free(&mut other, b) }.unwrap();
+        other.check().unwrap();
+    }
+    assert_eq!(
+        other.hot_stack(class_of(48)).len(),
+        8,
+        "waiting on the freeing heap's stack"
+    );
+    // SAFETY: a second free of a block waiting on `other`'s stack: reported, nothing changed.
+    let twice = unsafe { free(&mut other, blocks[5]) };
+    assert_eq!(twice, Err(FreeError::DoubleFree));
+    other.check().unwrap();
+    // The next allocations of the class take them back, the newest first.
+    let again = other.alloc(48, 8);
+    assert_eq!(again, blocks[7]);
+    fill(again, 48, 0x3C);
+    other.check().unwrap();
+    owner.collect();
+    owner.check().unwrap();
+    // Nothing came home: the pages are in use (7 blocks waiting, one reallocated).
+    // SAFETY: live, freed once: by its owner's thread now.
+    unsafe { free(&mut owner, again) }.unwrap();
+    owner.collect();
+    p.trim();
+    assert!(p.segments_in_use() > 0);
+    // A flush sends the waiting ones to their page's `thread_free`; the owner collects them.
+    other.collect();
+    other.check().unwrap();
+    // SAFETY: live, freed once.
+    unsafe { free(&mut other, own) }.unwrap();
+    other.collect();
+    owner.collect();
+    owner.check().unwrap();
+    p.trim();
+    assert_eq!(p.segments_in_use(), 0);
+
+    // A heap that has not allocated: its frees of another heap's blocks go home (batches).
+    let mut fresh = Box::new(Heap::new(p));
+    let b = owner.alloc(48, 8);
+    // SAFETY: live, freed once, by a heap that does not own it.
+    unsafe { free(&mut fresh, b) }.unwrap();
+    assert!(fresh.hot_stack(class_of(48)).is_empty());
+    drop(fresh);
+    owner.collect();
+    p.trim();
     assert_eq!(p.segments_in_use(), 0);
 }
 

@@ -1,5 +1,15 @@
 //! Hot stacks: per class of blocks up to `HOT_MAX_SIZE` bytes, the blocks this heap freed last,
 //! reused first (LIFO, cache-warm); a stack full or draining sends frees to their page.
+//!
+//! A stacked block stays counted in its page's `used`: for the page it is still allocated, so
+//! pushing and popping never touch page metadata. That also holds for a block of a page another
+//! heap owns (a *foreign* block, freed here by another thread than its owner's): it waits on
+//! this heap's stack and this heap's next allocation of the class hands it out again, as
+//! jemalloc's thread caches do, instead of sending it back to its owner, so blocks that travel
+//! between two threads (producer and consumer) cost no atomic operation and no trip of their
+//! page's metadata between cores. A flush (collect, thread exit, a page of the class retired)
+//! sends own blocks to their page's `local_free` and foreign ones to their page's
+//! `thread_free`, where the owner collects them.
 use core::ptr;
 
 use super::Heap;
@@ -114,18 +124,25 @@ impl Heap {
         }
     }
 
-    /// Sends every block on the hot stack of `class` to its page. A page that empties on the
-    /// way may be retired, which flushes this same stack again (nested, shorter): fine, each
-    /// level pops before it frees.
+    /// Sends every block on the hot stack of `class` to its page: an own block to the page's
+    /// `local_free`, a foreign one to its `thread_free`. A page that empties on the way may be
+    /// retired, which flushes this same stack again (nested, shorter): fine, each level pops
+    /// before it frees.
     pub(super) fn hot_flush_class(&mut self, class: usize) {
         while self.hot[class].len > 0 {
             let stack = &mut self.hot[class];
             stack.len -= 1;
             let b = stack.blocks[stack.len];
-            // SAFETY: stacked blocks are owned free blocks (module invariant).
+            // SAFETY: stacked blocks are blocks of pages in use, counted in their `used`
+            // (module invariant); a foreign page is only reached through its atomic list.
             unsafe {
-                let p = (*segment_of(b)).page_of(b);
-                self.free_to_page(p, b);
+                let seg = segment_of(b);
+                let p = (*seg).page_of(b);
+                if self.owns(seg) {
+                    self.free_to_page(p, b);
+                } else {
+                    (*p).push_remote(b);
+                }
             }
         }
     }

@@ -18,6 +18,11 @@ enum Op {
     FreeRemote {
         pick: usize,
     },
+    /// An allocation by the other heap: its blocks are then freed by either heap, and the
+    /// blocks it frees for the first heap wait on its hot stacks for its own allocations.
+    AllocRemote {
+        size: usize,
+    },
     FlushRemote,
     Realloc {
         pick: usize,
@@ -40,6 +45,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         6 => (size_strategy(), prop_oneof![4 => 0u8..=4, 1 => 5u8..=(SEGMENT_SHIFT - 1) as u8], 0u8..3).prop_map(|(size, align_shift, via)| Op::Alloc { size, align_shift, via }),
         4 => (any::<usize>(), any::<bool>()).prop_map(|(pick, uncounted)| Op::Free { pick, uncounted }),
         2 => any::<usize>().prop_map(|pick| Op::FreeRemote { pick }),
+        2 => size_strategy().prop_map(|size| Op::AllocRemote { size }),
         2 => (any::<usize>(), size_strategy()).prop_map(|(pick, size)| Op::Realloc { pick, size }),
         1 => Just(Op::Collect),
         1 => Just(Op::FlushRemote),
@@ -93,6 +99,12 @@ proptest! {
                     fill(ptr, size, tag);
                     live.push(Live { ptr, size, align, tag });
                 }
+                Op::AllocRemote { size } => {
+                    let ptr = remote.alloc(size, 8);
+                    prop_assert!(!ptr.is_null());
+                    fill(ptr, size, tag);
+                    live.push(Live { ptr, size, align: 8, tag });
+                }
                 Op::Free { pick, uncounted: true } if !live.is_empty() => {
                     let l = live.swap_remove(pick % live.len());
                     REPORTED.with(|r| r.set(None));
@@ -138,11 +150,14 @@ proptest! {
             // SAFETY: live block, freed once.
             prop_assert_eq!(unsafe { free(&mut h, l.ptr) }, Ok(()));
         }
-        // The remote heap's batches reach their pages when it collects (or is dropped).
+        // Blocks waiting on either heap's hot stacks or in its batches for the other heap's
+        // pages reach them when it collects (or is dropped); then their owner collects them.
         remote.collect();
         remote.check().unwrap();
         h.collect();
         h.check().unwrap();
+        remote.collect();
+        remote.check().unwrap();
         p.trim();
         prop_assert_eq!(p.segments_in_use(), 0, "everything freed and collected: no segment left");
     }
