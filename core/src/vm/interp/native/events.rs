@@ -214,6 +214,23 @@ pub trait LoopHook {
     }
 }
 
+/// The VM's [`HostStep`] over its linked host `$link` (a copy of `$vm.host`), borrowing the
+/// VM's program, meter and pending host result; the fields stay apart from `$vm.fuel`, which
+/// the hook is handed next to it.
+macro_rules! stepper {
+    ($vm:expr, $link:expr) => {
+        Stepper {
+            prog: $vm.prog,
+            // SAFETY: as in the host arm of `execute`: `run_with` keeps the linked host alive
+            // and unaliased while the dispatch loop runs; this borrow ends with the hook call
+            // it is made for.
+            link: unsafe { $link.as_mut() },
+            meter: &$vm.meter,
+            pending: &mut $vm.host_pending,
+        }
+    };
+}
+
 impl Vm<'_> {
     /// The loop-header counters of `func`, one per PC (null when counting is off). Taken
     /// once per frame switch, so a backward jump finds its header's counter by PC alone. A raw
@@ -296,15 +313,7 @@ impl Vm<'_> {
                         regs: &mut *regs,
                     };
                     if let Some(mut link) = self.host {
-                        let mut stepper = Stepper {
-                            prog: self.prog,
-                            // SAFETY: as in the host arm of `execute`: `run_with` keeps the
-                            // linked host alive and unaliased while the dispatch loop runs;
-                            // this borrow ends here.
-                            link: unsafe { link.as_mut() },
-                            meter: &self.meter,
-                            pending: &mut self.host_pending,
-                        };
+                        let mut stepper = stepper!(self, link);
                         h.hot_loop_hosted(at, &mut stepper);
                     } else {
                         h.hot_loop(at);
@@ -312,13 +321,7 @@ impl Vm<'_> {
                 }
                 h.call_room(self.config.max_depth.saturating_sub(self.frames.len()));
                 let reply = if let Some(mut link) = self.host {
-                    let mut stepper = Stepper {
-                        prog: self.prog,
-                        // SAFETY: as above.
-                        link: unsafe { link.as_mut() },
-                        meter: &self.meter,
-                        pending: &mut self.host_pending,
-                    };
+                    let mut stepper = stepper!(self, link);
                     h.enter_hosted(func, target, regs, &mut self.fuel, &mut stepper)
                 } else {
                     h.enter(func, target, regs, &mut self.fuel)
@@ -389,13 +392,7 @@ impl Vm<'_> {
             };
             h.call_room(self.config.max_depth.saturating_sub(self.frames.len()));
             let reply = if let Some(mut link) = self.host {
-                let mut stepper = Stepper {
-                    prog: self.prog,
-                    // SAFETY: as in `loop_event`.
-                    link: unsafe { link.as_mut() },
-                    meter: &self.meter,
-                    pending: &mut self.host_pending,
-                };
+                let mut stepper = stepper!(self, link);
                 h.after_call(func, after, regs, &mut self.fuel, Some(&mut stepper))
             } else {
                 h.after_call(func, after, regs, &mut self.fuel, None)
