@@ -610,5 +610,14 @@ fn a_loop_that_only_moves_arrays_into_a_call_it_cannot_follow_stops_at_the_call(
             "{}",
             r.log
         );
+        // The function JIT's attempts at `bump` say where its loop runs.
+        assert!(
+            r.log.contains(
+                "Function bump aborted at PC 0: `setidx` is not supported (the function holds \
+                 a loop: its loops run as loop traces)"
+            ),
+            "{}",
+            r.log
+        );
     }
 }

@@ -157,6 +157,20 @@ fn has_call(code: &[u32]) -> bool {
     false
 }
 
+/// Whether verified code `code` holds a loop (a `loop` marker: the compiler marks every loop
+/// header with one).
+fn has_loop(code: &[u32]) -> bool {
+    let mut pc = 0;
+    while let Some(&w) = code.get(pc) {
+        match crate::vm::bytecode::Op::from_byte(w as u8) {
+            Some(crate::vm::bytecode::Op::Loop) => return true,
+            Some(op) => pc += op.width(),
+            None => return false,
+        }
+    }
+    false
+}
+
 /// The most registers a direct call's callee window can lie above its caller's: the largest
 /// frame of a function some `call` names (a function trace belongs to a called function, and
 /// its calls' windows are registers of its frame). At least 1.
@@ -785,16 +799,23 @@ impl<'a> FuncJit<'a> {
                 } else {
                     " at PC "
                 };
+                // A function trace has no loops: say where a function that holds one runs.
+                let code = self.prog.funcs.get(func).map_or(&[][..], |f| &f.code[..]);
+                let loops = if has_loop(code) && why != Abort::FuncLoop {
+                    " (the function holds a loop: its loops run as loop traces)"
+                } else {
+                    ""
+                };
                 match why {
                     Abort::Unsupported(op) => {
                         let op =
                             crate::vm::bytecode::Op::from_byte(op).map_or("?", |o| o.mnemonic());
                         self.say(format_args!(
-                            "[JIT] Function {name} aborted{at}{pc}: `{op}` is not supported"
+                            "[JIT] Function {name} aborted{at}{pc}: `{op}` is not supported{loops}"
                         ));
                     }
                     _ => self.say(format_args!(
-                        "[JIT] Function {name} aborted{at}{pc}: {}",
+                        "[JIT] Function {name} aborted{at}{pc}: {}{loops}",
                         why.message()
                     )),
                 }
