@@ -719,18 +719,24 @@ impl Jit<'_> {
             } else {
                 loop_id(func, pc)
             };
-            let next = match self.traces.state(id) {
-                TraceState::Compiled { trace } => Some(trace),
-                TraceState::Cold { .. } if self.exit_is_hot(id) => self
-                    .attempt_keyed(id, func, pc, true, regs)
-                    // The new trace may perform more calls than were checked at entry.
-                    .filter(|_| self.calls_fit(func)),
-                _ => None,
-            };
-            match next {
+            match self.trace_at(id, func, pc, regs) {
                 Some(t) => trace = t,
                 None => return Reply::Native(pc),
             }
+        }
+    }
+
+    /// The trace `id` that continues `func` at `pc` (registers `regs`): installed, or recorded
+    /// now as a side trace if enough arrivals made `pc` hot (kept only if its calls fit under
+    /// the depth limit: it may perform more than were checked at entry).
+    #[inline(always)]
+    fn trace_at(&mut self, id: u64, func: usize, pc: usize, regs: &[Value]) -> Option<usize> {
+        match self.traces.state(id) {
+            TraceState::Compiled { trace } => Some(trace),
+            TraceState::Cold { .. } if self.exit_is_hot(id) => self
+                .attempt_keyed(id, func, pc, true, regs)
+                .filter(|_| self.calls_fit(func)),
+            _ => None,
         }
     }
 
@@ -756,14 +762,7 @@ impl Jit<'_> {
             self.stats.call_stops += 1;
             return Reply::Call(pc);
         }
-        let id = loop_id(func, pc);
-        let trace = match self.traces.state(id) {
-            TraceState::Compiled { trace } => Some(trace),
-            TraceState::Cold { .. } if self.exit_is_hot(id) => {
-                self.attempt_keyed(id, func, pc, true, regs)
-            }
-            _ => None,
-        };
+        let trace = self.trace_at(loop_id(func, pc), func, pc, regs);
         match trace.filter(|_| self.calls_fit(func)) {
             Some(t) => self.run_chain(func, t, regs, fuel, host),
             None => Reply::Wait(1),
