@@ -300,10 +300,11 @@ fn check_page(page: &Page) -> Result<(), CheckError> {
     // `thread_free` is read once: other threads may push onto it while the owner checks, so
     // a second read could count a block the walk did not see.
     let mut owner_lists = 0u32;
+    let (remote, remote_len) = page.remote_list(page.thread_free.load(Ordering::Acquire));
     for (head, owner_list) in [
         (page.free, true),
         (page.local_free, true),
-        (page.thread_free.load(Ordering::Acquire), false),
+        (remote, false),
     ] {
         let Some(n) = page.list_len(head, page.capacity) else {
             return fail(
@@ -325,6 +326,8 @@ fn check_page(page: &Page) -> Result<(), CheckError> {
         }
         if owner_list {
             owner_lists += n;
+        } else if n != remote_len {
+            return fail("thread_free's length differs from its list", addr);
         }
     }
     if page.used + owner_lists != page.capacity {

@@ -409,7 +409,7 @@ impl Heap {
             // SAFETY: pages on the full queue are owned by this heap.
             unsafe {
                 self.full[class].remove(page);
-                if !(*page).thread_free.load(Ordering::Relaxed).is_null() {
+                if (*page).has_remote_frees() {
                     (*page).collect();
                     (*page).flags &= !IN_FULL;
                     self.queues[class].push_front(page);

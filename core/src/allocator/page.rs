@@ -15,6 +15,15 @@
 //! - `local_free`: the owner heap's frees push here, so `free` is never written by the free
 //!   path and the fast path stays a pop;
 //! - `thread_free`: other threads push here atomically; the owner takes the whole list at once.
+//!   Its word holds the list's length beside its head, so taking it never walks the list:
+//!
+//! ```text
+//!   thread_free word:  [ length of the list | index of its head block + 1 (0: empty) ]
+//!                        bits 16..            bits 0..16
+//! ```
+//!
+//!   (A remote-freed block's line was last written by the freeing core; walking a list of them
+//!   to count it costs one dependent cache miss per block on the owner.)
 //!
 //! Invariants (owner's view, checked by `check`):
 //! - `used == capacity - |free| - |local_free|`; blocks in `thread_free` are counted in `used`
@@ -23,13 +32,21 @@
 //! - `capacity <= reserved`, `reserved * block_size <= span area`.
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub use super::geometry::{PAGE_SHIFT, PAGE_SIZE};
 
 /// Bytes of blocks `Page::extend` carves at a time: one OS page, so a class with a handful of
 /// live blocks touches 4 KiB of its page, not more.
 const EXTEND_BYTES: usize = if PAGE_SIZE < 4096 { PAGE_SIZE } else { 4096 };
+
+/// Bits of the `thread_free` word that hold the head's block index + 1; the list's length is
+/// above them.
+const REMOTE_INDEX_BITS: u32 = 16;
+const REMOTE_INDEX_MASK: usize = (1 << REMOTE_INDEX_BITS) - 1;
+// Every block index + 1 and every list length (at most the blocks of a page, 8 bytes or more
+// each) fit their fields, also in a 32-bit word.
+const _: () = assert!(PAGE_SIZE / 8 < REMOTE_INDEX_MASK);
 
 /// A free block: only its first word is used, to link it into a list.
 #[repr(C)]
@@ -82,8 +99,9 @@ pub struct Page {
     pub(crate) reserved: u32,
     /// Bytes per block.
     pub(crate) block_size: usize,
-    /// Frees from other threads (any thread, atomically).
-    pub(crate) thread_free: AtomicPtr<Block>,
+    /// Frees from other threads (any thread, atomically): the list's length and its head's
+    /// block index + 1 (module doc); 0 is the empty list.
+    pub(crate) thread_free: AtomicUsize,
     /// For the pages of a span after the first: distance back to the head page.
     pub(crate) head_delta: u8,
     /// Heap queue links (owner only).
@@ -117,7 +135,7 @@ impl Page {
             span: 0,
             reserved: 0,
             block_size: 0,
-            thread_free: AtomicPtr::new(ptr::null_mut()),
+            thread_free: AtomicUsize::new(0),
             head_delta: 0,
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
@@ -208,7 +226,7 @@ impl Page {
     pub(crate) unsafe fn push_remote(&self, p: *mut u8) {
         let b = p.cast::<Block>();
         // SAFETY: a one-block list (caller).
-        unsafe { self.push_remote_list(b, b) }
+        unsafe { self.push_remote_list(b, b, 1) }
     }
 
     /// Links the block at `p` in front of `head`, a list of this page's blocks the caller
@@ -225,22 +243,25 @@ impl Page {
         b
     }
 
-    /// Publishes a list of blocks freed by other threads, `head` .. `tail` (linked with this
-    /// page's encoding; `tail`'s link is overwritten), onto `thread_free` with one
+    /// Publishes a list of `len` blocks freed by other threads, `head` .. `tail` (linked with
+    /// this page's encoding; `tail`'s link is overwritten), onto `thread_free` with one
     /// compare-and-swap (more only when another thread pushes at the same time).
     ///
     /// # Safety
     /// Every block of the list is a block of this page that is counted in `used`, and the
     /// caller holds them all (so the page cannot be retired meanwhile).
-    pub(crate) unsafe fn push_remote_list(&self, head: *mut Block, tail: *mut Block) {
-        let b = head;
+    pub(crate) unsafe fn push_remote_list(&self, head: *mut Block, tail: *mut Block, len: u32) {
+        let index = self.exact_block_index(head.cast());
+        debug_assert!(index < self.capacity as u64);
         let mut now = self.thread_free.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the freeing thread holds the list until the exchange publishes it.
-            unsafe { (*tail).next = self.encode(now) };
+            let (below, below_len) = self.remote_list(now);
+            // SAFETY: the caller holds `tail`; `below` is this page's list (or null).
+            unsafe { (*tail).next = self.encode(below) };
+            let word = ((below_len + len) as usize) << REMOTE_INDEX_BITS | (index as usize + 1);
             match self.thread_free.compare_exchange_weak(
                 now,
-                b,
+                word,
                 Ordering::Release,
                 Ordering::Relaxed,
             ) {
@@ -250,26 +271,48 @@ impl Page {
         }
     }
 
+    /// The head and length of the `thread_free` list a word of `thread_free` describes.
+    #[inline(always)]
+    pub(crate) fn remote_list(&self, word: usize) -> (*mut Block, u32) {
+        let index = word & REMOTE_INDEX_MASK;
+        if index == 0 {
+            return (ptr::null_mut(), 0);
+        }
+        (
+            self.block_start(index as u32 - 1).cast(),
+            (word >> REMOTE_INDEX_BITS) as u32,
+        )
+    }
+
+    /// Whether other threads have freed blocks of this page the owner has not collected.
+    #[inline(always)]
+    pub(crate) fn has_remote_frees(&self) -> bool {
+        self.thread_free.load(Ordering::Relaxed) != 0
+    }
+
     /// Moves `local_free` and `thread_free` onto `free` (owner's slow path).
     ///
     /// # Safety
     /// Caller is the owner heap.
     pub(crate) unsafe fn collect(&mut self) {
-        let remote = self.thread_free.swap(ptr::null_mut(), Ordering::Acquire);
+        let (remote, n) = self.remote_list(self.thread_free.swap(0, Ordering::Acquire));
         if !remote.is_null() {
-            let mut n = 0u32;
-            let mut tail = remote;
-            // SAFETY: every block on `thread_free` belongs to this page and holds an encoded link.
-            unsafe {
-                loop {
-                    n += 1;
-                    let next = self.decode((*tail).next);
-                    if next.is_null() {
-                        break;
+            // The word carries the list's length: no walk over lines other threads wrote last,
+            // unless `free` must be appended (then to the list's tail).
+            if !self.free.is_null() {
+                let mut tail = remote;
+                // SAFETY: every block on `thread_free` belongs to this page and holds an
+                // encoded link; the list ends in the encoding of null.
+                unsafe {
+                    loop {
+                        let next = self.decode((*tail).next);
+                        if next.is_null() {
+                            break;
+                        }
+                        tail = next;
                     }
-                    tail = next;
+                    (*tail).next = self.encode(self.free);
                 }
-                (*tail).next = self.encode(self.free);
             }
             self.free = remote;
             self.used -= n;
@@ -369,7 +412,7 @@ impl Page {
             self.free,
             self.local_free,
             if include_thread_free {
-                self.thread_free.load(Ordering::Acquire)
+                self.remote_list(self.thread_free.load(Ordering::Acquire)).0
             } else {
                 ptr::null_mut()
             },

@@ -80,7 +80,7 @@ fn slot_of(page: *mut Page) -> usize {
 #[inline(never)]
 unsafe fn publish(batch: &mut RemoteBatch, pending: &mut u32) {
     // SAFETY: the blocks are counted in the page's `used` and held by this heap (caller).
-    unsafe { (*batch.page).push_remote_list(batch.head, batch.tail) };
+    unsafe { (*batch.page).push_remote_list(batch.head, batch.tail, batch.len) };
     *pending -= batch.len;
     *batch = RemoteBatch::EMPTY;
 }
