@@ -66,14 +66,26 @@ pub(crate) const HAS_ALIGNED: u8 = 4;
 /// its segment is released (it may now be all that keeps the segment from the pool).
 pub(crate) const KEPT: u8 = 8;
 
-/// Page metadata, kept out of band in the segment header. The fields the free path reads come
-/// first (`free` .. `flags`), so they share a cache line more often than not.
+/// Zero-sized; in the default geometry aligned to a cache line, so the field after a field of
+/// this type starts a new line (in the small geometry it takes no room and aligns nothing).
+#[cfg_attr(not(feature = "small-geometry"), repr(align(64)))]
+#[derive(Clone, Copy)]
+pub(crate) struct LineBreak;
+
+/// Page metadata, kept out of band in the segment header, in three cache lines by who writes
+/// them (one line in the small geometry, a single-core target's):
+///
+/// ```text
+///   line 0  start key inv block_size capacity reserved flags shift class span head_delta
+///           set when the page takes a class; read by every free, also other threads'
+///   line 1  free local_free used next prev             the owner's, written on every alloc
+///   line 2  thread_free                                other threads' compare-and-swap
+/// ```
+///
+/// A thread that frees into the page reads line 0 only, and its compare-and-swap takes line 2
+/// only, so neither takes the line the owner's allocations write away from the owner.
 #[repr(C)]
 pub struct Page {
-    /// Allocation list (owner only).
-    pub(crate) free: *mut Block,
-    /// Owner's frees (owner only).
-    pub(crate) local_free: *mut Block,
     /// First block.
     pub(crate) start: *mut u8,
     /// Key the list links are encoded with (`word = next ^ key`).
@@ -82,11 +94,13 @@ pub struct Page {
     /// `shift`, is the block index when `p` is a block start and a huge number otherwise (exact
     /// division test, no divide and no second multiply).
     pub(crate) inv: u64,
-    /// Blocks handed out and not on `free`/`local_free` (owner only).
-    pub(crate) used: u32,
+    /// Bytes per block.
+    pub(crate) block_size: usize,
     /// Blocks carved so far (owner only). 0 for a page not in use, so no pointer passes the
     /// block-start test on it.
     pub(crate) capacity: u32,
+    /// Blocks that fit in the span.
+    pub(crate) reserved: u32,
     /// `IN_USE | IN_FULL | HAS_ALIGNED | KEPT`.
     pub(crate) flags: u8,
     /// Trailing zero bits of `block_size`.
@@ -95,15 +109,15 @@ pub struct Page {
     pub(crate) class: u8,
     /// Pages in the span (head page only).
     pub(crate) span: u8,
-    /// Blocks that fit in the span.
-    pub(crate) reserved: u32,
-    /// Bytes per block.
-    pub(crate) block_size: usize,
-    /// Frees from other threads (any thread, atomically): the list's length and its head's
-    /// block index + 1 (module doc); 0 is the empty list.
-    pub(crate) thread_free: AtomicUsize,
     /// For the pages of a span after the first: distance back to the head page.
     pub(crate) head_delta: u8,
+    _owner_line: LineBreak,
+    /// Allocation list (owner only).
+    pub(crate) free: *mut Block,
+    /// Owner's frees (owner only).
+    pub(crate) local_free: *mut Block,
+    /// Blocks handed out and not on `free`/`local_free` (owner only).
+    pub(crate) used: u32,
     /// Heap queue links (owner only).
     pub(crate) next: *mut Page,
     pub(crate) prev: *mut Page,
@@ -112,6 +126,10 @@ pub struct Page {
     pub(crate) lifetime_allocs: u64,
     #[cfg(feature = "stats")]
     pub(crate) peak_used: u32,
+    _remote_line: LineBreak,
+    /// Frees from other threads (any thread, atomically): the list's length and its head's
+    /// block index + 1 (module doc); 0 is the empty list.
+    pub(crate) thread_free: AtomicUsize,
 }
 
 // SAFETY: a `Page` is only mutated by its owner heap (its non-atomic fields) or through
@@ -135,8 +153,10 @@ impl Page {
             span: 0,
             reserved: 0,
             block_size: 0,
-            thread_free: AtomicUsize::new(0),
             head_delta: 0,
+            _owner_line: LineBreak,
+            _remote_line: LineBreak,
+            thread_free: AtomicUsize::new(0),
             next: ptr::null_mut(),
             prev: ptr::null_mut(),
             #[cfg(feature = "stats")]

@@ -37,13 +37,9 @@ use super::segment_map;
 use crate::platform::MemorySource;
 
 pub use super::geometry::{PAGES_PER_SEGMENT, SEGMENT_SIZE};
-/// Bytes at the start of a segment holding its header (page 0 is shorter by this much).
-#[cfg(not(feature = "small-geometry"))]
-pub const HEADER_SIZE: usize = 4096;
-/// Bytes at the start of a segment holding its header: 4 KiB, so page 0 is shorter by this
-/// much; in the small geometry the header rounded up to a power of two (4 KiB: the first two
-/// 2 KiB pages, which are never handed out).
-#[cfg(feature = "small-geometry")]
+/// Bytes at the start of a segment holding its header, rounded up to a power of two: 8 KiB by
+/// default (a `Page` takes three cache lines; page 0 is shorter by this much), 4 KiB in the
+/// small geometry (the first two 2 KiB pages, which are never handed out).
 pub const HEADER_SIZE: usize = core::mem::size_of::<Segment>().next_power_of_two();
 /// Alignment [`MemorySource::decommit`] wants at both ends of a range.
 const DECOMMIT_ALIGN: usize = 4096;
