@@ -24,10 +24,10 @@ use crate::allocator::page::{Block, Page};
 use crate::allocator::stats;
 
 /// Batches per heap (a power of two): one per page being freed into at a time.
-pub(crate) const REMOTE_SLOTS: usize = if HOT_MAX_SIZE == 0 { 1 } else { 16 };
+pub(crate) const REMOTE_SLOTS: usize = if HOT_MAX_SIZE == 0 { 1 } else { 64 };
 
 /// Blocks a heap holds back in all before it publishes every batch.
-pub(crate) const REMOTE_MAX: u32 = 64;
+pub(crate) const REMOTE_MAX: u32 = 256;
 
 /// One page's waiting remote frees.
 #[derive(Clone, Copy)]
