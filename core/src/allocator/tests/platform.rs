@@ -167,8 +167,8 @@ fn delayed_purge_decommits_only_free_pages() {
     let mut h = Box::new(Heap::new(Box::leak(Box::new(Pool::new(source)))));
     let size = PAGE_SIZE * 3 / 8; // two blocks a page: 24 KiB, or 768 bytes in the small geometry
     let mut kept: Vec<(*mut u8, u8)> = Vec::new();
-    for round in 0..6u8 {
-        let count = 384usize >> round.min(4);
+    for round in 0..12u8 {
+        let count = 384usize >> (round % 3);
         let blocks: Vec<*mut u8> = (0..count).map(|_| h.alloc(size, 8)).collect();
         for (i, &p) in blocks.iter().enumerate() {
             assert!(!p.is_null());
