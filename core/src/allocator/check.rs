@@ -301,11 +301,7 @@ fn check_page(page: &Page) -> Result<(), CheckError> {
     // a second read could count a block the walk did not see.
     let mut owner_lists = 0u32;
     let (remote, remote_len) = page.remote_list(page.thread_free.load(Ordering::Acquire));
-    for (head, owner_list) in [
-        (page.free, true),
-        (page.local_free, true),
-        (remote, false),
-    ] {
+    for (head, owner_list) in [(page.free, true), (page.local_free, true), (remote, false)] {
         let Some(n) = page.list_len(head, page.capacity) else {
             return fail(
                 "free list link outside the page, misaligned, or cyclic",
