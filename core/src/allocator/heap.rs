@@ -595,11 +595,7 @@ impl Heap {
         // SAFETY: owner access (caller).
         unsafe {
             (*page).push_local(block);
-            // An empty page already kept as the last page of its class (`KEPT`, not full) needs
-            // no second look.
-            if ((*page).used == 0 || (*page).flags & IN_FULL != 0)
-                && (*page).flags & (KEPT | IN_FULL) != KEPT
-            {
+            if (*page).used == 0 || (*page).flags & IN_FULL != 0 {
                 self.page_event(page);
             }
         }
@@ -611,9 +607,15 @@ impl Heap {
     /// `page` is owned by this heap and in use.
     #[cold]
     #[inline(never)]
-    pub(crate) unsafe fn page_event(&mut self, page: *mut Page) {
+    // `extern "C"` only so that it cannot unwind: `free_local_page` reaches it by a tail call.
+    pub(crate) unsafe extern "C" fn page_event(&mut self, page: *mut Page) {
         // SAFETY: owned page (caller).
         unsafe {
+            // An empty page already kept as the last page of its class (`KEPT`, not full) needs
+            // no second look (tested here, not on the free path, which stays two tests long).
+            if (*page).flags & (KEPT | IN_FULL) == KEPT {
+                return;
+            }
             let class = (*page).class as usize;
             if (*page).flags & IN_FULL != 0 {
                 self.full[class].remove(page);
