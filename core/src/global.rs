@@ -89,10 +89,23 @@ mod glue {
         // The closure has more than one call site in a slot's `with_heap` (its own heap, a
         // shared fallback), so without the attribute it stays an out-of-line call per
         // allocation (docs/perf.md, 2026-12-04: cheaper malloc and free fast paths).
-        let p = slot.with_heap(
+        let p = slot.with_ready_heap(
             #[inline(always)]
-            |h| h.alloc(size, align),
+            |h| h.alloc_fast(size, align),
         );
+        if let Some(p) = p.filter(|p| !p.is_null()) {
+            return p;
+        }
+        // Everything but a pop, out of line: the inline part keeps no registers across a call,
+        // so it needs no stack frame.
+        alloc_slow(slot, hooks, size, align)
+    }
+
+    /// [`alloc`] past the inline pops: the heap's slow paths, then the OOM handler.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow<S: LocalSlot>(slot: &S, hooks: &Hooks, size: usize, align: usize) -> *mut u8 {
+        let p = slot.with_heap(|h| h.alloc(size, align));
         if p.is_null() {
             return retry(slot, hooks, size, align, false);
         }

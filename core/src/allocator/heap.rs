@@ -166,7 +166,16 @@ impl Heap {
     /// [`huge::MAX_ALIGN`], size overflow).
     #[inline(always)]
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
-        self.alloc_counting::<true>(size, align)
+        self.alloc_counting::<true, false>(size, align)
+    }
+
+    /// The inline fast paths of [`alloc`](Self::alloc) alone (a hot-stack or page pop), with
+    /// no call: null when the request needs anything else (a slow path, a large or
+    /// over-aligned block, or memory is out), and then the caller calls [`alloc`](Self::alloc).
+    /// A caller whose fast path ends there needs no stack frame (kiln's `GlobalAlloc`s).
+    #[inline(always)]
+    pub fn alloc_fast(&mut self, size: usize, align: usize) -> *mut u8 {
+        self.alloc_counting::<true, true>(size, align)
     }
 
     /// [`alloc`](Self::alloc) whose inline fast paths (hot-stack and page pops) skip the
@@ -174,7 +183,7 @@ impl Heap {
     /// found [`stats::counting`] off (libkiln.so's `malloc`). Slow paths count as usual.
     #[inline(always)]
     pub fn alloc_uncounted(&mut self, size: usize, align: usize) -> *mut u8 {
-        self.alloc_counting::<false>(size, align)
+        self.alloc_counting::<false, false>(size, align)
     }
 
     /// The hot-stack pop of [`alloc_uncounted`](Self::alloc_uncounted) alone, for a caller
@@ -211,13 +220,18 @@ impl Heap {
         refill(self, size, align)
     }
 
-    /// [`alloc`](Self::alloc); `COUNT`: whether the fast paths count.
+    /// [`alloc`](Self::alloc); `COUNT`: whether the fast paths count; `FAST`: null instead of
+    /// any path that is not inline (see [`alloc_fast`](Self::alloc_fast)).
     #[inline(always)]
-    fn alloc_counting<const COUNT: bool>(&mut self, size: usize, align: usize) -> *mut u8 {
+    fn alloc_counting<const COUNT: bool, const FAST: bool>(
+        &mut self,
+        size: usize,
+        align: usize,
+    ) -> *mut u8 {
         // `align & (align - 1)`: a non-power-of-two alignment takes the checked path below.
         if align <= NATURAL_ALIGN && align & align.wrapping_sub(1) == 0 && size <= SMALL_LOOKUP_MAX
         {
-            self.alloc_class::<COUNT>(small_class_of(size, align))
+            self.alloc_class_or::<COUNT, FAST>(small_class_of(size, align))
         } else if align <= NATURAL_ALIGN
             && align & align.wrapping_sub(1) == 0
             && size <= MAX_CLASS_SIZE
@@ -225,7 +239,9 @@ impl Heap {
             // Rounding to the alignment (at least one unit of it, for size 0) keeps 16-aligned
             // requests in classes whose sizes are multiples of 16.
             let rounded = ((size + align - 1) & !(align - 1)).max(align);
-            self.alloc_class::<COUNT>(class_of(rounded))
+            self.alloc_class_or::<COUNT, FAST>(class_of(rounded))
+        } else if FAST {
+            ptr::null_mut()
         } else {
             self.alloc_large_or_aligned(size, align)
         }
@@ -246,6 +262,12 @@ impl Heap {
     /// [`alloc_uncounted`](Self::alloc_uncounted)).
     #[inline(always)]
     pub(crate) fn alloc_class<const COUNT: bool>(&mut self, class: usize) -> *mut u8 {
+        self.alloc_class_or::<COUNT, false>(class)
+    }
+
+    /// [`alloc_class`](Self::alloc_class); with `FAST`, null instead of the slow path.
+    #[inline(always)]
+    fn alloc_class_or<const COUNT: bool, const FAST: bool>(&mut self, class: usize) -> *mut u8 {
         if is_hot(class) {
             let stack = &mut self.hot[class];
             if stack.len != 0 {
@@ -276,6 +298,9 @@ impl Heap {
                 }
                 return (*page).pop_free();
             }
+        }
+        if FAST {
+            return ptr::null_mut();
         }
         self.alloc_slow(class)
     }

@@ -62,6 +62,15 @@ pub unsafe trait LocalSlot: Sync {
     /// Runs `f` with exclusive access to the local heap. Must not allocate through kiln before
     /// `f` runs (the allocator calls this on every allocation).
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R;
+
+    /// Like [`with_heap`](Self::with_heap), but `None` (without running `f`) when the slot
+    /// would have to do anything but hand over a heap that is ready: set one up, take a lock.
+    /// The allocator's inline fast path uses it so that it makes no call; `None` sends the
+    /// request to `with_heap`. The default runs `with_heap`.
+    #[inline(always)]
+    fn with_ready_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
+        Some(self.with_heap(f))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,6 +199,11 @@ unsafe impl<S: LocalSlot> LocalSlot for SlotHeaps<S> {
     #[inline(always)]
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> R {
         self.slot.with_heap(f)
+    }
+
+    #[inline(always)]
+    fn with_ready_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
+        self.slot.with_ready_heap(f)
     }
 }
 

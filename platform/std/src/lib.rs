@@ -198,6 +198,12 @@ unsafe impl LocalSlot for ThreadSlot {
             None => with_heap_cold(local, f),
         }
     }
+
+    #[inline(always)]
+    fn with_ready_heap<R>(&self, f: impl FnOnce(&mut Heap) -> R) -> Option<R> {
+        // SAFETY: as in `with_heap`.
+        active_heap_of(local()).map(|heap| f(unsafe { &mut *heap }))
+    }
 }
 
 /// This thread's `LOCAL` (one thread-local address computation).
