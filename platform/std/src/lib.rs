@@ -353,6 +353,18 @@ fn format_into(buf: &mut [u8], p: *mut u8, e: FreeError) -> &[u8] {
     &buf[..n]
 }
 
+/// `KilnAlloc::dealloc` while the thread has no heap ready (its first call, or its teardown):
+/// out of line, so the inline part keeps nothing across a call.
+///
+/// # Safety
+/// As for `GlobalAlloc::dealloc`.
+#[cold]
+#[inline(never)]
+unsafe fn dealloc_cold(p: *mut u8, layout: Layout) {
+    // SAFETY: forwarded (caller).
+    unsafe { GlobalAlloc::dealloc(&HEAPS, p, layout) }
+}
+
 /// kiln as the global allocator: [`HEAPS`] (kiln's [`SlotHeaps`] over the thread's heap). Out
 /// of memory returns null; it never panics inside `GlobalAlloc`. Freeing a pointer kiln did not
 /// allocate aborts with a `kiln: ...` message.
@@ -368,8 +380,17 @@ unsafe impl GlobalAlloc for KilnAlloc {
 
     #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        // SAFETY: forwarded (caller).
-        unsafe { GlobalAlloc::dealloc(&HEAPS, p, layout) }
+        match active_heap() {
+            // The thread's heap directly, as libkiln.so's `free` does: every path of the inline
+            // free then ends in a tail call, so this needs no stack frame. A refused pointer goes
+            // to `invalid_free` (HEAPS's handler), which allocates nothing and aborts, so it
+            // never re-enters the heap it is called from.
+            // SAFETY: only this thread uses its heap, for the duration of the call; `p` as the
+            // caller guarantees.
+            Some(heap) => unsafe { kiln::allocator::free_or_report(&mut *heap, p, invalid_free) },
+            // SAFETY: forwarded (caller).
+            None => unsafe { dealloc_cold(p, layout) },
+        }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
