@@ -319,45 +319,41 @@ impl Page {
         if !remote.is_null() {
             // The word carries the list's length: no walk over lines other threads wrote last,
             // unless `free` must be appended (then to the list's tail).
-            if !self.free.is_null() {
-                let mut tail = remote;
-                // SAFETY: every block on `thread_free` belongs to this page and holds an
-                // encoded link; the list ends in the encoding of null.
-                unsafe {
-                    loop {
-                        let next = self.decode((*tail).next);
-                        if next.is_null() {
-                            break;
-                        }
-                        tail = next;
-                    }
-                    (*tail).next = self.encode(self.free);
-                }
-            }
-            self.free = remote;
+            // SAFETY: every block on `thread_free` belongs to this page and holds an encoded
+            // link; the list ends in the encoding of null.
+            unsafe { self.put_in_front_of_free(remote) };
             self.used -= n;
         }
         if !self.local_free.is_null() {
-            if self.free.is_null() {
-                self.free = self.local_free;
-            } else {
-                // Append: walk local_free to its tail (slow path; lists are short).
-                let mut tail = self.local_free;
-                // SAFETY: blocks on `local_free` are ours and hold encoded links.
-                unsafe {
-                    loop {
-                        let next = self.decode((*tail).next);
-                        if next.is_null() {
-                            break;
-                        }
-                        tail = next;
-                    }
-                    (*tail).next = self.encode(self.free);
-                }
-                self.free = self.local_free;
-            }
+            // SAFETY: blocks on `local_free` are ours and hold encoded links (slow path; lists
+            // are short).
+            unsafe { self.put_in_front_of_free(self.local_free) };
             self.local_free = ptr::null_mut();
         }
+    }
+
+    /// Makes the list at `head` the front of `free`: walks it to its tail only when `free` is
+    /// not empty.
+    ///
+    /// # Safety
+    /// Caller is the owner heap; `head` is a non-empty list of this page's blocks, on no other
+    /// list, linked with this page's encoding and ending in the encoding of null.
+    unsafe fn put_in_front_of_free(&mut self, head: *mut Block) {
+        if !self.free.is_null() {
+            let mut tail = head;
+            // SAFETY: list blocks hold encoded links (caller).
+            unsafe {
+                loop {
+                    let next = self.decode((*tail).next);
+                    if next.is_null() {
+                        break;
+                    }
+                    tail = next;
+                }
+                (*tail).next = self.encode(self.free);
+            }
+        }
+        self.free = head;
     }
 
     /// Carves more never-used blocks onto `free`. Touches at most about `EXTEND_BYTES` (one
