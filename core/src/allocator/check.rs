@@ -101,6 +101,16 @@ impl Heap {
                 return fail("known segment is not one this heap owns", seg as usize);
             }
         }
+        for seg in self.foreign_segments() {
+            // A segment unregistered while the walk runs (by its owner, on another thread) has
+            // made the table stale first: only a valid table's entries must be kiln's.
+            if !Segment::is_ours(seg) && self.foreign_segments().next().is_some() {
+                return fail(
+                    "verified segment of another heap is not kiln's",
+                    seg as usize,
+                );
+            }
+        }
         Ok(())
     }
 

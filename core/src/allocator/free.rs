@@ -4,6 +4,8 @@
 //!
 //! ```text
 //!   p ──mask──> segment ── verified by this heap before (Heap::knows, one compare)? else
+//!                  │        another heap's, verified before (Heap::knows_foreign, while no
+//!                  │        segment was unregistered since)? else
 //!                  │        map bit + cookie? no: FreeError::Foreign (nothing read outside kiln)
 //!                  └ page_of(p) ─> block start of a carved block? (exact-division test; fails on
 //!                       │            pages not in use and on huge segments)
@@ -146,7 +148,7 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 #[inline(never)]
 unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     let seg = segment_of(p);
-    if !Segment::is_ours(seg) {
+    if !heap.knows_foreign(seg) && !Segment::is_ours(seg) {
         // SAFETY: forwarded (caller).
         return unsafe { not_ours(p) };
     }
@@ -158,6 +160,8 @@ unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
             return free_not_local(heap, seg, page, p);
         }
         if !heap.owns(seg) {
+            // SAFETY: the map and cookie (or a valid entry for them) proved `seg` is kiln's.
+            heap.remember_foreign(seg);
             return heap.free_remote(page, p);
         }
         heap.remember(seg);
@@ -240,14 +244,16 @@ unsafe extern "C" fn unknown_or_report(
     report: fn(*mut u8, FreeError),
 ) {
     let seg = segment_of(p);
-    let ours = match super::segment_map::contains_at_home(seg as usize) {
-        Some(mapped) => mapped && Segment::cookie_matches(seg),
-        // SAFETY: forwarded (caller).
-        None => return unsafe { free_probed_or_report(heap, p, report) },
-    };
-    if !ours {
-        // SAFETY: forwarded (caller).
-        return unsafe { not_ours_or_report(p, report) };
+    if !heap.knows_foreign(seg) {
+        let ours = match super::segment_map::contains_at_home(seg as usize) {
+            Some(mapped) => mapped && Segment::cookie_matches(seg),
+            // SAFETY: forwarded (caller).
+            None => return unsafe { free_probed_or_report(heap, p, report) },
+        };
+        if !ours {
+            // SAFETY: forwarded (caller).
+            return unsafe { not_ours_or_report(p, report) };
+        }
     }
     // SAFETY: as in `free_unknown`.
     unsafe {
@@ -256,6 +262,8 @@ unsafe extern "C" fn unknown_or_report(
             return not_local_or_report(heap, seg, page, p, report);
         }
         if !heap.owns(seg) {
+            // SAFETY: the map and cookie (or a valid entry for them) proved `seg` is kiln's.
+            heap.remember_foreign(seg);
             if let Err(e) = heap.free_remote(page, p) {
                 report(p, e);
             }

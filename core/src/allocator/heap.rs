@@ -8,6 +8,7 @@
 //!   full[class]:    page <-> page               pages that had none when last looked at
 //!   segments:       seg <-> seg <-> seg         segments this heap owns; those with a free page first
 //!   known[n & 63]:  seg                         owned segments a free has verified (map, cookie, owner)
+//!   foreign[n & 63]: seg                        other heaps' segments a free has verified (map, cookie)
 //!   remote[slot]:   page, head -> .. -> tail    this heap's frees into other heaps' pages, per page
 //! ```
 //!
@@ -25,6 +26,8 @@
 //! Invariants (checked by [`Heap::check`]):
 //! - every block on `hot[c]` is a block start of a page of class `c` this heap owns, on no free
 //!   list and on the stack once, and its first word is its page's `key`;
+//! - while no segment was unregistered since `foreign_removals`, every segment in `foreign` is
+//!   registered in the segment map with a valid cookie (a free into it skips those two tests);
 //! - every segment in `known` is one this heap owns and lists (an entry is cleared before its
 //!   segment goes back to the pool or is abandoned), so the owner's free of a pointer into a
 //!   known segment skips the segment map, cookie and owner tests;
@@ -116,6 +119,13 @@ pub struct Heap {
     /// before its segment leaves this heap (back to the pool, or abandoned), so a hit proves
     /// what the map, cookie and owner tests prove, with one compare.
     known: [usize; KNOWN_SEGMENTS],
+    /// Other heaps' segments a free into them has verified (segment map and cookie), indexed
+    /// like `known`; `NOT_A_SEGMENT` where none. Valid while no segment has been unregistered
+    /// since `foreign_removals` ([`segment_map::removals`]): then a hit proves what the map and
+    /// cookie tests prove (the owner test is made on every free).
+    foreign: [usize; KNOWN_SEGMENTS],
+    /// [`segment_map::removals`] when `foreign` was last found stale and emptied.
+    foreign_removals: usize,
     pool: &'static Pool,
     hot: [HotStack; HOT_CLASSES],
     /// Where the free of a class without a hot stack looks for one ([`hot::HOT_STACK_OF`]).
@@ -143,6 +153,8 @@ impl Heap {
         Heap {
             id: NO_ID,
             known: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
+            foreign: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
+            foreign_removals: 0,
             pool,
             hot: [HotStack::EMPTY; HOT_CLASSES],
             no_stack: NoStack::EMPTY,

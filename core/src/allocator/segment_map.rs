@@ -183,8 +183,20 @@ pub(crate) fn insert(addr: usize, source: &dyn MemorySource) -> bool {
     true
 }
 
-/// Unregisters the segment at `addr` (its window's leaf stays).
+/// Segments unregistered so far: a heap's table of other heaps' segments it has verified
+/// (`Heap::knows_foreign`) holds only while this has not changed since.
+static REMOVALS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many segments have been unregistered so far (see [`REMOVALS`]).
+#[inline(always)]
+pub(crate) fn removals() -> usize {
+    REMOVALS.load(Ordering::Acquire)
+}
+
+/// Unregisters the segment at `addr` (its window's leaf stays). The count of removals goes up
+/// first, so whoever sees the segment gone from the map also sees the count changed.
 pub(crate) fn remove(addr: usize) {
+    REMOVALS.fetch_add(1, Ordering::Release);
     let (window, word, bit) = split(addr);
     if let Some(leaf) = leaf_of(window) {
         leaf[word].fetch_and(!bit, Ordering::Release);

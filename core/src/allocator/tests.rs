@@ -757,5 +757,38 @@ fn a_released_segment_is_no_longer_trusted() {
     second.check().unwrap();
 }
 
+/// A heap trusts another heap's segment, which a free into it verified, only while no segment
+/// has gone back to the platform since: a dangling pointer into a segment that was unmapped is
+/// refused by the segment map, not taken for a block of a segment remembered before.
+#[test]
+fn a_segment_given_back_to_the_platform_is_not_trusted_by_other_heaps() {
+    let p = pool(100);
+    let mut owner = Box::new(Heap::new(p));
+    let mut other = Box::new(Heap::new(p));
+    let kept = owner.alloc(64, 8);
+    let handed = owner.alloc(64, 8);
+    let seg = segment_of(kept);
+    // SAFETY: live, freed once, by a heap that does not own it.
+    unsafe { free(&mut other, handed) }.unwrap();
+    // (`other` now remembers the segment, unless a segment of another test went back to the
+    // platform meanwhile: tests run in parallel and the count is global.)
+    other.check().unwrap();
+    other.collect();
+    // SAFETY: live, freed once.
+    unsafe { free(&mut owner, kept) }.unwrap();
+    owner.collect();
+    p.trim();
+    assert!(
+        !super::segment::Segment::is_ours(seg),
+        "the segment went back to the platform"
+    );
+    assert!(!other.knows_foreign(seg));
+    other.check().unwrap();
+    // SAFETY: a dangling pointer into unmapped memory: refused by the map, never read (the
+    // misuse is the test's point).
+    assert_eq!(unsafe { free(&mut other, kept) }, Err(FreeError::Foreign));
+    other.check().unwrap();
+}
+
 mod model;
 mod platform;
