@@ -11,11 +11,7 @@
 //! The ring and the tables live in the harness's own memory (`System`), never in the allocator
 //! under test.
 //!
-//! producer-consumer pins its two threads to two different CPUs (when the process may use two):
-//! unpinned, the scheduler sometimes runs both on one core, where every block and ring slot
-//! stays in that core's cache and a run is five to ten times faster, so the same allocator
-//! measured anywhere from 6 to 95 Mops/s from run to run, and the median of three runs was
-//! scheduling luck. Pinned, every block crosses cores, which is what the workload is about.
+//! producer-consumer runs its two threads pinned to different CPUs (see [`super::pin_to_cpu`]).
 use super::{layout, out_of_memory, Budget, Outcome, Probe, XorShift32, CHECK_EVERY};
 use crate::allocators::Instance;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -43,61 +39,16 @@ fn backoff(spins: &mut u32) {
     }
 }
 
-/// The calling thread's CPU affinity, to restore it later (`None` where it cannot be read).
-fn affinity() -> Option<libc::cpu_set_t> {
-    // SAFETY: an all-zero `cpu_set_t` is a valid empty set; the call writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        (libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0)
-            .then_some(set)
-    }
-}
-
-/// Sets the calling thread's CPU affinity (best effort: a refusal leaves it as it was).
-fn set_affinity(set: &libc::cpu_set_t) {
-    // SAFETY: `set` is a valid `cpu_set_t` of the size passed.
-    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
-}
-
-/// Two CPUs of `allowed`, one per thread of producer-consumer, as one-CPU sets.
-fn two_cpus(allowed: &libc::cpu_set_t) -> Option<[libc::cpu_set_t; 2]> {
-    let mut found = Vec::new();
-    for cpu in 0..libc::CPU_SETSIZE as usize {
-        // SAFETY: `cpu` is below CPU_SETSIZE.
-        if unsafe { libc::CPU_ISSET(cpu, allowed) } {
-            found.push(cpu);
-        }
-    }
-    let one = |cpu: usize| {
-        // SAFETY: as in `affinity`; `cpu` is below CPU_SETSIZE.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            set
-        }
-    };
-    (found.len() >= 2).then(|| [one(found[0]), one(found[1])])
-}
-
 pub fn producer_consumer(a: &Instance, budget: Budget, probe: Probe) -> Result<Outcome, String> {
-    let own = affinity();
-    let pins = own.as_ref().and_then(two_cpus);
-    if let Some([producer, _]) = &pins {
-        set_affinity(producer);
-    }
-    let result = producer_consumer_on(a, budget, probe, pins.map(|[_, consumer]| consumer));
+    let own = super::pin_to_cpu(0);
+    let result = producer_consumer_on(a, budget, probe);
     if let Some(own) = &own {
-        set_affinity(own);
+        super::set_affinity(own);
     }
     result
 }
 
-fn producer_consumer_on(
-    a: &Instance,
-    budget: Budget,
-    probe: Probe,
-    consumer_cpu: Option<libc::cpu_set_t>,
-) -> Result<Outcome, String> {
+fn producer_consumer_on(a: &Instance, budget: Budget, probe: Probe) -> Result<Outcome, String> {
     let blocks = budget.ops / 2;
     let mut ring: Box<heapless::spsc::Queue<Block, RING>> = Box::new(heapless::spsc::Queue::new());
     let (mut tx, mut rx) = ring.split();
@@ -105,9 +56,7 @@ fn producer_consumer_on(
     let start = Instant::now();
     let (produced, consumed) = std::thread::scope(|s| {
         let consumer = s.spawn(move || {
-            if let Some(cpu) = &consumer_cpu {
-                set_affinity(cpu);
-            }
+            super::pin_to_cpu(1);
             let mut freed = 0u64;
             let mut spins = 0;
             loop {
