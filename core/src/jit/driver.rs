@@ -140,6 +140,16 @@ struct Installed {
 
 impl Installed {
     /// Where a linked exit jumps in (past the prologue).
+    /// Whether the trace runs straight from its start to a link to another pc (no loop of its
+    /// own, no call stop): a side recording that reaches its start records on through it
+    /// (see [`Start::passes`]).
+    fn runs_to_link(&self) -> bool {
+        let t = &self.compiled.trace;
+        self.call_stop.is_none()
+            && matches!(t.insts.last(), Some(i) if i.op == crate::jit::ir::Op::Exit
+                && t.snaps.get(i.snap as usize).is_some_and(|s| s.pc as usize != self.start))
+    }
+
     fn entry_addr(&self) -> u64 {
         self.code.entry().as_ptr() as u64 + Native::entry_offset() as u64
     }
@@ -271,13 +281,19 @@ impl<'a> Jit<'a> {
     ) -> Result<(usize, CallLog), Abort> {
         let (rec, calls) = {
             let traces = &self.traces;
+            let installed = &self.installed;
             let links =
                 |p: usize| matches!(traces.state(loop_id(func, p)), TraceState::Compiled { .. });
+            let passes = |p: usize| match traces.state(loop_id(func, p)) {
+                TraceState::Compiled { trace } => installed.get(trace).is_some_and(|t| t.runs_to_link()),
+                _ => false,
+            };
             let from = Start {
                 func,
                 pc: start,
                 side,
                 links: &links,
+                passes: &passes,
                 bufs: &self.views,
                 host: Some(&self.host_ctx),
             };

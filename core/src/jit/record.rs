@@ -136,6 +136,10 @@ struct Recorder<'p> {
     side: bool,
     /// Whether a pc of this function is a loop header with an installed trace.
     links: &'p dyn Fn(usize) -> bool,
+    /// Whether a side recording may record on through a linked header (see [`Start`]).
+    passes: &'p dyn Fn(usize) -> bool,
+    /// The linked header this side recording recorded on through, if any.
+    passed: Option<usize>,
     /// The host buffers' views (see [`crate::jit::hostbuf`]).
     bufs: &'p [BufView],
     /// The VM's host, when recording for a hosted run (see [`crate::jit::hostcall`]).
@@ -182,6 +186,13 @@ pub struct Start<'a> {
     /// Loop headers of `func` that have an installed trace: reaching one (other than `pc`)
     /// ends the recording with a link to it.
     pub links: &'a dyn Fn(usize) -> bool,
+    /// Linked headers a side recording records on through instead of linking there (once per
+    /// recording): those whose trace does not loop but runs straight to a link to another
+    /// header. The side trace then runs that path itself and links where it ends: one trace
+    /// entry (slots loaded and type-checked, values stored back) less per trip. Reaching such a
+    /// header again, or the recording's own start, after that ends or aborts the recording as
+    /// usual.
+    pub passes: &'a dyn Fn(usize) -> bool,
     /// The host buffers' views: buffer accesses in range of a filled view are recorded as
     /// runtime calls; any other host instruction ends the trace with an exit to it.
     pub bufs: &'a [BufView],
@@ -204,6 +215,7 @@ pub fn record(
         pc: header_pc,
         side: false,
         links: &|_| false,
+        passes: &|_| false,
         bufs: &[],
         host: None,
     };
@@ -244,6 +256,8 @@ pub fn record_with_calls(
         tb: TraceBuilder::new(start.pc as u32),
         side: start.side,
         links: start.links,
+        passes: start.passes,
+        passed: None,
         bufs: start.bufs,
         host: start.host,
         written: Vec::new(),
@@ -308,7 +322,11 @@ impl Recorder<'_> {
                 Next::Pc(next)
                     if !self.calls.inside() && next != self.header && (self.links)(next) =>
                 {
-                    return Ok(End::Link(next))
+                    if !self.passes_through(next) {
+                        return Ok(End::Link(next));
+                    }
+                    self.passed = Some(next);
+                    pc = next;
                 }
                 Next::Pc(next) => pc = next,
                 Next::Done => return Ok(End::Loop),
@@ -321,6 +339,12 @@ impl Recorder<'_> {
             }
         }
         Err(Abort::TooLong)
+    }
+
+    /// Whether the recording goes on through the linked header `pc` instead of linking there:
+    /// a side recording, outside followed calls, that has not passed one yet.
+    fn passes_through(&self, pc: usize) -> bool {
+        self.side && self.passed.is_none() && (self.passes)(pc)
     }
 
     fn ext(&self, pc: usize) -> Result<usize, Abort> {
@@ -336,6 +360,11 @@ impl Recorder<'_> {
             return self.callee_jump(pc, target);
         }
         if target == self.header {
+            if self.passed.is_some() {
+                // Back at the start only through a header recorded on through: not a loop
+                // of this trace's own.
+                return Err(Abort::InnerLoop);
+            }
             Ok(Next::Done)
         } else if target <= pc && !(self.links)(target) {
             // An inner (or outer) loop without a trace of its own yet.
