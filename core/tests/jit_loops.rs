@@ -365,8 +365,33 @@ fn a_loop_nest_runs_without_bouncing_through_the_interpreter() {
 #[test]
 fn a_side_trace_whose_first_branch_alternates_gets_a_sibling_for_the_other_way() {
     // After the inner loop, a side trace starts at the `if`: recorded one way, its first guard
-    // fails every other row, resuming at its own start. That exit links to a second trace
-    // from the same start instead of returning to the interpreter each time.
+    // (a bool's, which resumes at the `jmpif` itself) fails every other row, resuming at its
+    // own start. That exit links to a second trace from the same start instead of returning
+    // to the interpreter each time.
+    let src = "let t = 0; let up = true; let y = 0;
+         while y < 3000 {
+             let k = 0;
+             while k < 4 { t = t + k * y; k = k + 1; }
+             if up { t = t + 2; up = false; } else { t = t - 1; up = true; }
+             y = y + 1;
+         }
+         print(t, up);";
+    let r = same_as_interpreter(src, &[]);
+    assert_log_lines_well_formed(&r.log);
+    assert!(
+        r.log.contains("the other way out of the trace there"),
+        "{}",
+        r.log
+    );
+    // 3000 rows: without the sibling, about one entry from the interpreter every other row.
+    assert!(r.stats.entered < 100, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
+fn a_compare_branch_exit_resumes_on_the_other_way() {
+    // The side trace's first guard is a compare-and-branch (`sign == 1`): its exit resumes
+    // at the `else` (the guard fails exactly when the comparison comes out the other way), so
+    // a second side trace starts there; nothing resumes at the `if`, and no sibling is needed.
     let src = "let t = 0; let sign = 1; let y = 0;
          while y < 3000 {
              let k = 0;
@@ -377,13 +402,30 @@ fn a_side_trace_whose_first_branch_alternates_gets_a_sibling_for_the_other_way()
          print(t, sign);";
     let r = same_as_interpreter(src, &[]);
     assert_log_lines_well_formed(&r.log);
-    assert!(
-        r.log.contains("the other way out of the trace there"),
-        "{}",
-        r.log
-    );
-    // 3000 rows: without the sibling, about one entry from the interpreter every other row.
+    assert!(!r.log.contains("the other way out of the trace there"), "{}", r.log);
+    assert!(r.stats.side_compiled >= 2, "{:?}\n{}", r.stats, r.log);
     assert!(r.stats.entered < 100, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
+fn float_branches_on_nan_end_as_the_interpreter() {
+    // `x > 4.0` and `x <= 2.0` recorded both ways, with NaN in some iterations: a guard kept
+    // as "not greater" lets NaN pass (`FNLt`), one kept as "greater" exits on it, and every
+    // exit resumes on the branch NaN takes in the interpreter.
+    let src = "let s = 0.0; let n = 0; let i = 0; let zero = 0.0;
+         while i < 3000 {
+             let x = (i % 7) * 1.0;
+             if i % 5 == 0 { x = zero / zero; }
+             if i % 11 == 3 { x = 0.0 - zero / zero; }
+             if x > 4.0 { n = n + 1; } else { s = s + 1.0; }
+             if x <= 2.0 { n = n + 10; } else { s = s + 0.5; }
+             if 3.0 < x { n = n + 100; }
+             if 5.0 >= x { s = s + 0.25; }
+             i = i + 1;
+         }
+         print(s, n);";
+    let r = same_as_interpreter(src, &[]);
+    assert!(r.stats.compiled >= 1, "{}", r.log);
 }
 
 #[test]

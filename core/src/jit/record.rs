@@ -237,6 +237,28 @@ pub fn record_with_calls(
     start: Start<'_>,
     regs: &[Value],
 ) -> Result<(Trace, CallLog), Abort> {
+    match record_once(prog, start, regs) {
+        // Recording on through a linked header ([`Start::passes`]) can meet what the path
+        // after it cannot record (a register the next iteration reuses for another type):
+        // then the recording that links at the header, as without passing.
+        Err(_) if start.side => record_once(
+            prog,
+            Start {
+                passes: &|_| false,
+                ..start
+            },
+            regs,
+        ),
+        done => done,
+    }
+}
+
+/// One recording attempt of [`record_with_calls`].
+fn record_once(
+    prog: &Program,
+    start: Start<'_>,
+    regs: &[Value],
+) -> Result<(Trace, CallLog), Abort> {
     let code = &prog.funcs.get(start.func).ok_or(Abort::Malformed)?.code;
     let shadow: Vec<Option<Num>> = regs
         .iter()
@@ -499,8 +521,13 @@ impl Recorder<'_> {
     }
 
     /// Guards that `x cmp y` comes out as it did now (`cmp` is `Lt`, `Le` or `Eq`); returns the
-    /// outcome. Two bools compare as ints; callers never pass a bool with a number.
-    fn compare(&mut self, cmp: Op, x: Val, y: Val) -> bool {
+    /// outcome. Two bools compare as ints; callers never pass a bool with a number. The guard
+    /// fails exactly when the outcome is the other one (a float `<` or `<=` that does not
+    /// hold keeps "not less" with `FNLt`/`FNLe`, which NaN passes, where `Ge`/`Gt` would exit
+    /// on it). With `other_way` (where control goes when the comparison holds, where it goes
+    /// when not), the guard's exit resumes where the other outcome leads instead of at the
+    /// comparison itself (see [`branch`](Self::branch)).
+    fn compare_exact(&mut self, cmp: Op, x: Val, y: Val, other_way: Option<[usize; 2]>) -> bool {
         let (x, y) = match (x.num, y.num) {
             (Num::Int(_), Num::Int(_)) | (Num::Bool(_), Num::Bool(_)) => (x, y),
             _ => (self.float_of(x), self.float_of(y)),
@@ -511,7 +538,22 @@ impl Recorder<'_> {
             (p, q) => p.as_f64().partial_cmp(&q.as_f64()),
         };
         let holds = cmp.compare_holds(ord);
-        self.tb.guard(kept_outcome_guard(cmp, holds), x.r, y.r);
+        let guard = match (x.num, cmp, holds) {
+            (Num::Float(_), Op::Lt, false) => Op::FNLt,
+            (Num::Float(_), Op::Le, false) => Op::FNLe,
+            _ => kept_outcome_guard(cmp, holds),
+        };
+        match other_way {
+            Some(ways) => {
+                // The outcome now is `holds`; the guard fails exactly on the other one.
+                let resume = if holds { ways[1] } else { ways[0] };
+                let here = self.tb.pc();
+                self.tb.at_pc(resume as u32);
+                self.tb.guard(guard, x.r, y.r);
+                self.tb.at_pc(here);
+            }
+            None => self.tb.guard(guard, x.r, y.r),
+        }
         holds
     }
 
@@ -715,20 +757,49 @@ impl Recorder<'_> {
     /// `==` on two numbers of one type or two bools (a bool never equals a number: no guard
     /// needed, the slot loads already guard the types).
     fn test(&mut self, cmp: Op, x: Val, y: Val) -> Result<bool, Abort> {
+        self.test_exact(cmp, x, y, None)
+    }
+
+    /// [`test`](Self::test), with [`compare_exact`](Self::compare_exact)'s `other_way`. A
+    /// bool compared with a number is not equal without a guard: nothing exits there.
+    fn test_exact(
+        &mut self,
+        cmp: Op,
+        x: Val,
+        y: Val,
+        other_way: Option<[usize; 2]>,
+    ) -> Result<bool, Abort> {
         let bools = (!x.num.is_number(), !y.num.is_number());
         match (cmp, bools) {
             (Op::Eq, (true, false) | (false, true)) => Ok(false),
             (Op::Eq, _) if x.num.ty() != y.num.ty() => Err(Abort::UnsupportedType),
             (Op::Lt | Op::Le, (true, _) | (_, true)) => Err(Abort::UnsupportedType),
-            _ => Ok(self.compare(cmp, x, y)),
+            _ => Ok(self.compare_exact(cmp, x, y, other_way)),
         }
     }
 
     /// A compare-and-branch: taken when the comparison equals the C flag.
+    ///
+    /// Outside followed calls, when both ways go forward, the guard's exit resumes where the
+    /// other way goes (its guard is exact: [`compare_exact`](Self::compare_exact)), so the
+    /// interpreter, or a side trace, does not test the comparison again: a side trace starts
+    /// on the other way's first instruction, needing none of the registers only the compare
+    /// reads. A backward way keeps the exit at the branch (the interpreter charges that
+    /// jump's fuel when it takes it).
     fn branch(&mut self, pc: usize, w: u32, cmp: Op, x: Val, y: Val) -> Result<Next, Abort> {
-        let holds = self.test(cmp, x, y)?;
-        if holds == (field_c(w) != 0) {
-            self.take_jump(pc, self.ext(pc)?, None)
+        let target = self.ext(pc)?;
+        let if_holds = field_c(w) != 0;
+        let ways = (target > pc && !self.calls.inside()).then(|| {
+            let (taken, fall) = (target, pc + 2);
+            if if_holds {
+                [taken, fall]
+            } else {
+                [fall, taken]
+            }
+        });
+        let holds = self.test_exact(cmp, x, y, ways)?;
+        if holds == if_holds {
+            self.take_jump(pc, target, None)
         } else {
             Ok(Next::Pc(pc + 2))
         }
