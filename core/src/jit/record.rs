@@ -171,6 +171,8 @@ struct Recorder<'p> {
     meter: Option<crate::vm::value::Meter>,
     /// Registers that held a number at some point of the recording (see [`link_end`]).
     numeric: Vec<bool>,
+    /// Registers that held a number (or a bool) when the recording started.
+    numbers_at_start: Vec<bool>,
 }
 
 /// How a recording starts and where it may end.
@@ -269,7 +271,8 @@ fn record_once(
             _ => None,
         })
         .collect();
-    let numeric = shadow.iter().map(Option::is_some).collect();
+    let numeric: Vec<bool> = shadow.iter().map(Option::is_some).collect();
+    let numbers_at_start = numeric.clone();
     let mut rec = Recorder {
         prog,
         code,
@@ -294,6 +297,7 @@ fn record_once(
         stale_reads: Vec::new(),
         meter: strs::meter_of(regs),
         numeric,
+        numbers_at_start,
     };
     let end = rec.run()?;
     rec.check_nil_slots()?;
@@ -786,10 +790,24 @@ impl Recorder<'_> {
     /// on the other way's first instruction, needing none of the registers only the compare
     /// reads. A backward way keeps the exit at the branch (the interpreter charges that
     /// jump's fuel when it takes it).
+    ///
+    /// Not when a compared register held no number when the recording started (nil, or a
+    /// string it held in an earlier iteration): resuming at the branch, the exit writes the
+    /// number the trace compared into it, and the side trace from there, reading it as a
+    /// number, drops the string it leaves there at its end ([`link_end`]); resuming past the
+    /// branch, the register may be dead there, and the string would stay in it for every
+    /// later exit to find (each one then going through the host).
     fn branch(&mut self, pc: usize, w: u32, cmp: Op, x: Val, y: Val) -> Result<Next, Abort> {
         let target = self.ext(pc)?;
         let if_holds = field_c(w) != 0;
-        let ways = (target > pc && !self.calls.inside()).then(|| {
+        let regs = match w as u8 {
+            byte::JLt | byte::JLe | byte::JEq => [field_a(w), field_b(w)],
+            _ => [field_a(w), field_a(w)],
+        };
+        let numbers = regs
+            .iter()
+            .all(|&r| self.numbers_at_start.get(r) == Some(&true));
+        let ways = (target > pc && numbers && !self.calls.inside()).then(|| {
             let (taken, fall) = (target, pc + 2);
             if if_holds {
                 [taken, fall]
