@@ -239,27 +239,31 @@ pub fn record_with_calls(
     start: Start<'_>,
     regs: &[Value],
 ) -> Result<(Trace, CallLog), Abort> {
-    match record_once(prog, start, regs) {
+    let mut passed = false;
+    match record_once(prog, start, regs, &mut passed) {
         // Recording on through a linked header ([`Start::passes`]) can meet what the path
         // after it cannot record (a register the next iteration reuses for another type):
         // then the recording that links at the header, as without passing.
-        Err(_) if start.side => record_once(
+        Err(_) if passed => record_once(
             prog,
             Start {
                 passes: &|_| false,
                 ..start
             },
             regs,
+            &mut passed,
         ),
         done => done,
     }
 }
 
-/// One recording attempt of [`record_with_calls`].
+/// One recording attempt of [`record_with_calls`]; `passed` says whether it recorded on
+/// through a linked header (also when it failed).
 fn record_once(
     prog: &Program,
     start: Start<'_>,
     regs: &[Value],
+    passed: &mut bool,
 ) -> Result<(Trace, CallLog), Abort> {
     let code = &prog.funcs.get(start.func).ok_or(Abort::Malformed)?.code;
     let shadow: Vec<Option<Num>> = regs
@@ -299,7 +303,9 @@ fn record_once(
         numeric,
         numbers_at_start,
     };
-    let end = rec.run()?;
+    let end = rec.run();
+    *passed = rec.passed.is_some();
+    let end = end?;
     rec.check_nil_slots()?;
     rec.check_str_slots(matches!(end, End::Loop))?;
     let log = core::mem::take(&mut rec.calls.log);
