@@ -408,6 +408,61 @@ fn a_compare_branch_exit_resumes_on_the_other_way() {
 }
 
 #[test]
+fn a_branch_on_a_register_that_held_a_string_resumes_at_the_branch() {
+    // bench fasta: `r >= cum[k]` compares the register that holds `syms[k]`, a string, after
+    // the search. Resuming past that branch, where the register is dead, left the string in it
+    // for every later exit to find (each one then went through the driver): its exits resume
+    // at the branch, whose side trace reads the register as a number and drops the string.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/programs");
+    let src = std::fs::read_to_string(dir.join("fasta.kl")).unwrap();
+    same_as_interpreter(&src, &["2000"]);
+    // At the CLI's threshold: 665 returns to the driver; 2803 with the exits past the branch.
+    let r = run(&src, &["2000"], Some(1000));
+    assert!(r.stats.entered < 1500, "{:?}\n{}", r.stats, r.log);
+}
+
+#[test]
+fn an_inner_loop_exit_records_on_through_the_outer_header_into_the_inner_loop() {
+    // The outer loop's trace runs straight to the inner loop's header and links there; the
+    // side trace of the inner loop's exit records the rest of the outer iteration and, instead
+    // of linking to the outer trace, the next iteration's path up to the inner loop too
+    // (mandelbrot's per-point path, as LuaJIT's traces have it).
+    let (src, _) = example("mandelbrot");
+    let r = same_as_interpreter(&src, &["60"]);
+    let ends: Vec<(String, String)> = r
+        .log
+        .lines()
+        .filter(|l| l.contains(": links to the trace there"))
+        .filter_map(|l| {
+            let rest = l.strip_prefix("[JIT] Trace at PC ")?;
+            let (from, rest) = rest.split_once(" ends at PC ")?;
+            let (to, _) = rest.split_once(':')?;
+            Some((from.to_string(), to.to_string()))
+        })
+        .collect();
+    let side_starts: Vec<&str> = r
+        .log
+        .lines()
+        .filter_map(|l| l.strip_prefix("[JIT] Compiled side trace at PC "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    // Headers whose trace loops (no "ends at" line of its own): the inner loop's.
+    let looping: Vec<&str> = r
+        .log
+        .lines()
+        .filter_map(|l| l.strip_prefix("[JIT] Compiled loop at PC "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|pc| !ends.iter().any(|e| e.0 == *pc))
+        .collect();
+    assert!(
+        ends.iter()
+            .any(|e| side_starts.contains(&e.0.as_str()) && looping.contains(&e.1.as_str())),
+        "no side trace links into the inner loop's trace\n{}",
+        r.log
+    );
+}
+
+#[test]
 fn float_branches_on_nan_end_as_the_interpreter() {
     // `x > 4.0` and `x <= 2.0` recorded both ways, with NaN in some iterations: a guard kept
     // as "not greater" lets NaN pass (`FNLt`), one kept as "greater" exits on it, and every
