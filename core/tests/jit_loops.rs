@@ -402,7 +402,11 @@ fn a_compare_branch_exit_resumes_on_the_other_way() {
          print(t, sign);";
     let r = same_as_interpreter(src, &[]);
     assert_log_lines_well_formed(&r.log);
-    assert!(!r.log.contains("the other way out of the trace there"), "{}", r.log);
+    assert!(
+        !r.log.contains("the other way out of the trace there"),
+        "{}",
+        r.log
+    );
     assert!(r.stats.side_compiled >= 2, "{:?}\n{}", r.stats, r.log);
     assert!(r.stats.entered < 100, "{:?}\n{}", r.stats, r.log);
 }

@@ -285,7 +285,9 @@ impl<'a> Jit<'a> {
             let links =
                 |p: usize| matches!(traces.state(loop_id(func, p)), TraceState::Compiled { .. });
             let passes = |p: usize| match traces.state(loop_id(func, p)) {
-                TraceState::Compiled { trace } => installed.get(trace).is_some_and(|t| t.runs_to_link()),
+                TraceState::Compiled { trace } => {
+                    installed.get(trace).is_some_and(|t| t.runs_to_link())
+                }
                 _ => false,
             };
             let from = Start {

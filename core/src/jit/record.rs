@@ -5,10 +5,13 @@
 //!   numbers, so it knows every branch direction without the interpreter's help and without
 //!   side effects on the VM. Each register maps to an IR ref through the [`TraceBuilder`]'s slot
 //!   map (VM register `r` is JIT slot `r`).
-//! - *guard resume pc*: a branch guard resumes at the branch instruction itself (the interpreter
-//!   re-evaluates it), so a guard that fails "too often" (NaN operands) is merely slow, never
-//!   wrong. `forlt`/`forltk` update their counter first; their guard is exact and resumes after
-//!   the instruction.
+//! - *guard resume pc*: a compare-and-branch's guard is exact (it fails exactly when the
+//!   comparison comes out the other way; a float "not less" that NaN passes is `FNLt`/`FNLe`),
+//!   so its exit resumes where the other way goes, when that is forward and outside followed
+//!   calls and the compared registers held numbers when the recording started; otherwise at
+//!   the branch itself (the interpreter re-evaluates it). `jmpif` guards resume at the
+//!   `jmpif`. `forlt`/`forltk` update their counter first; their guard is exact and resumes
+//!   after the instruction.
 //!
 //! - *root* / *side* recording: a root recording starts at a hot loop header; a side recording
 //!   starts at the resume pc of a hot side exit, with the registers the exit restored.
@@ -17,6 +20,10 @@
 //!   recording with an `Exit` to that header; the driver enters that trace next. An outer
 //!   loop's trace thus links into its inner loop's trace at the inner loop's entry, and the
 //!   inner trace's exit (a side trace) records the rest of the outer iteration and links back.
+//!   A side recording goes on through one linked header whose trace runs straight to a link
+//!   (no loop of its own: the outer loop's, above) and links where that path ends, into the
+//!   inner loop ([`Start::passes`]); if what follows cannot be recorded, it records again and
+//!   links at the header.
 //! - *fuel*: the interpreter charges `pc + 2 - target` fuel at a taken backward jump at `pc`;
 //!   the recorder emits a `Fuel` instruction of that cost for every backward jump it records
 //!   (back to the start, or to a linked header), whose snapshot resumes at the jump itself with

@@ -367,7 +367,14 @@ pub fn cases(layout: &SlotLayout) -> Vec<(&'static str, Trace, Vec<u8>)> {
         (
             "nan passes, infinite step becomes NaN",
             nan_passes(),
-            im(&[I(0), I(50), F(f64::INFINITY), F(0.0), F(f64::NEG_INFINITY), F(1e308)]),
+            im(&[
+                I(0),
+                I(50),
+                F(f64::INFINITY),
+                F(0.0),
+                F(f64::NEG_INFINITY),
+                F(1e308),
+            ]),
         ),
         ("fib", fib(), im(&[I(0), I(1), I(90)])),
         ("invariant", invariant(), im(&[I(0), I(0), I(100), I(5)])),

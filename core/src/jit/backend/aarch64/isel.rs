@@ -274,15 +274,9 @@ impl Isel<'_> {
                 emit::fmov_dx(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
-            Op::Lt
-            | Op::Le
-            | Op::Gt
-            | Op::Ge
-            | Op::Eq
-            | Op::Ne
-            | Op::ULt
-            | Op::FNLt
-            | Op::FNLe => self.guard(r)?,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt | Op::FNLt | Op::FNLe => {
+                self.guard(r)?
+            }
             Op::Call => self.call(r)?,
             Op::Fuel => self.fuel(r)?,
             Op::CArgI

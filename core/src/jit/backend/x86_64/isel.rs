@@ -250,15 +250,9 @@ impl Isel<'_> {
             Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {
                 self.fused_guard(r)?
             }
-            Op::Lt
-            | Op::Le
-            | Op::Gt
-            | Op::Ge
-            | Op::Eq
-            | Op::Ne
-            | Op::ULt
-            | Op::FNLt
-            | Op::FNLe => self.guard(r),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt | Op::FNLt | Op::FNLe => {
+                self.guard(r)
+            }
             Op::Call => self.call(r),
             Op::Fuel => self.fuel(r),
             Op::CArgI
