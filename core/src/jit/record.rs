@@ -20,10 +20,10 @@
 //!   recording with an `Exit` to that header; the driver enters that trace next. An outer
 //!   loop's trace thus links into its inner loop's trace at the inner loop's entry, and the
 //!   inner trace's exit (a side trace) records the rest of the outer iteration and links back.
-//!   A side recording goes on through one linked header whose trace runs straight to a link
-//!   (no loop of its own: the outer loop's, above) and links where that path ends, into the
-//!   inner loop ([`Start::passes`]); if what follows cannot be recorded, it records again and
-//!   links at the header.
+//!   A side recording of an inner loop's exit goes on through the outer header when the outer
+//!   loop's trace runs straight back into that inner loop's trace, and links there itself
+//!   ([`Start::passes`]); if what follows cannot be recorded, it records again and links at
+//!   the header.
 //! - *fuel*: the interpreter charges `pc + 2 - target` fuel at a taken backward jump at `pc`;
 //!   the recorder emits a `Fuel` instruction of that cost for every backward jump it records
 //!   (back to the start, or to a linked header), whose snapshot resumes at the jump itself with
@@ -196,11 +196,13 @@ pub struct Start<'a> {
     /// ends the recording with a link to it.
     pub links: &'a dyn Fn(usize) -> bool,
     /// Linked headers a side recording records on through instead of linking there (once per
-    /// recording): those whose trace does not loop but runs straight to a link to another
-    /// header. The side trace then runs that path itself and links where it ends: one trace
-    /// entry (slots loaded and type-checked, values stored back) less per trip. Reaching such a
-    /// header again, or the recording's own start, after that ends or aborts the recording as
-    /// usual.
+    /// recording): those whose trace does not loop but runs straight to a link back into the
+    /// loop trace whose exit the side trace continues (an outer loop's trace that links into
+    /// the inner loop the side trace left). The side trace then runs that path itself and
+    /// links where it ends: one trace entry (slots loaded and type-checked, values stored back)
+    /// less per trip. Reaching such a header again, or the recording's own start, after that
+    /// ends or aborts the recording as usual; a recording that fails after passing one is
+    /// made again without passing.
     pub passes: &'a dyn Fn(usize) -> bool,
     /// The host buffers' views: buffer accesses in range of a filled view are recorded as
     /// runtime calls; any other host instruction ends the trace with an exit to it.
