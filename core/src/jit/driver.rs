@@ -751,9 +751,7 @@ impl Jit<'_> {
             } else {
                 loop_id(func, pc)
             };
-            let t = &self.installed[exited];
-            let home = t.end_pc().is_none().then_some(t.start);
-            match self.trace_at(id, func, pc, regs, home) {
+            match self.trace_at(id, func, pc, regs, Some(exited)) {
                 Some(t) => trace = t,
                 None => return Reply::Native(pc),
             }
@@ -762,8 +760,8 @@ impl Jit<'_> {
 
     /// The trace `id` that continues `func` at `pc` (registers `regs`): installed, or recorded
     /// now as a side trace if enough arrivals made `pc` hot (kept only if its calls fit under
-    /// the depth limit: it may perform more than were checked at entry). `home`: the loop
-    /// trace whose exit resumes at `pc`, if a loop trace took it.
+    /// the depth limit: it may perform more than were checked at entry). `exited`: the trace
+    /// whose exit resumes at `pc`, if one did.
     #[inline(always)]
     fn trace_at(
         &mut self,
@@ -771,15 +769,35 @@ impl Jit<'_> {
         func: usize,
         pc: usize,
         regs: &[Value],
-        home: Option<usize>,
+        exited: Option<usize>,
     ) -> Option<usize> {
         match self.traces.state(id) {
             TraceState::Compiled { trace } => Some(trace),
-            TraceState::Cold { .. } if self.exit_is_hot(id) => self
-                .attempt_keyed(id, func, pc, true, home, regs)
-                .filter(|_| self.calls_fit(func)),
+            TraceState::Cold { .. } if self.exit_is_hot(id) => {
+                self.record_side(id, func, pc, regs, exited)
+            }
             _ => None,
         }
+    }
+
+    /// [`trace_at`](Self::trace_at)'s recording of a side trace (out of line: the chain's
+    /// loop stays small).
+    #[inline(never)]
+    fn record_side(
+        &mut self,
+        id: u64,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+        exited: Option<usize>,
+    ) -> Option<usize> {
+        // A loop trace's exit: the side trace may go back into that loop.
+        let home = exited
+            .and_then(|n| self.installed.get(n))
+            .filter(|t| t.end_pc().is_none())
+            .map(|t| t.start);
+        self.attempt_keyed(id, func, pc, true, home, regs)
+            .filter(|_| self.calls_fit(func))
     }
 
     /// Whether the instruction at `pc` of `func` is a `call`.
