@@ -389,14 +389,15 @@ fn a_side_trace_whose_first_branch_alternates_gets_a_sibling_for_the_other_way()
 
 #[test]
 fn a_compare_branch_exit_resumes_on_the_other_way() {
-    // The side trace's first guard is a compare-and-branch (`sign == 1`): its exit resumes
-    // at the `else` (the guard fails exactly when the comparison comes out the other way), so
-    // a second side trace starts there; nothing resumes at the `if`, and no sibling is needed.
-    let src = "let t = 0; let sign = 1; let y = 0;
+    // The side trace's first guard is a float compare-and-branch (`sign == 1.0`): its exit
+    // resumes at the `else` (the guard fails exactly when the comparison comes out the other
+    // way), so a second side trace starts there; nothing resumes at the `if`, and no sibling
+    // is needed.
+    let src = "let t = 0; let sign = 1.0; let y = 0;
          while y < 3000 {
              let k = 0;
              while k < 4 { t = t + k * y; k = k + 1; }
-             if sign == 1 { t = t + 2; sign = -1; } else { t = t - 1; sign = 1; }
+             if sign == 1.0 { t = t + 2; sign = -1.0; } else { t = t - 1; sign = 1.0; }
              y = y + 1;
          }
          print(t, sign);";
