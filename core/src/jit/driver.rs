@@ -139,7 +139,6 @@ struct Installed {
 }
 
 impl Installed {
-    /// Where a linked exit jumps in (past the prologue).
     /// Where the trace ends with an exit (a link, a call stop, an exit to the interpreter);
     /// `None` when it loops.
     fn end_pc(&self) -> Option<usize> {
@@ -160,6 +159,7 @@ impl Installed {
         self.call_stop.is_none() && home != self.start && self.end_pc() == Some(home)
     }
 
+    /// Where a linked exit jumps in (past the prologue).
     fn entry_addr(&self) -> u64 {
         self.code.entry().as_ptr() as u64 + Native::entry_offset() as u64
     }
