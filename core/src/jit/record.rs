@@ -9,9 +9,9 @@
 //!   comparison comes out the other way; a float "not less" that NaN passes is `FNLt`/`FNLe`),
 //!   so a float comparison's exit resumes where the other way goes, when that is forward and
 //!   outside followed calls and the compared registers held numbers when the recording
-//!   started; otherwise at the branch itself (the interpreter re-evaluates it). `jmpif` guards resume at the
-//!   `jmpif`. `forlt`/`forltk` update their counter first; their guard is exact and resumes
-//!   after the instruction.
+//!   started; otherwise at the branch itself (the interpreter re-evaluates it). `jmpif`
+//!   guards resume at the `jmpif`. `forlt`/`forltk` update their counter first; their guard
+//!   is exact and resumes after the instruction.
 //!
 //! - *root* / *side* recording: a root recording starts at a hot loop header; a side recording
 //!   starts at the resume pc of a hot side exit, with the registers the exit restored.
@@ -800,10 +800,10 @@ impl Recorder<'_> {
     /// A compare-and-branch: taken when the comparison equals the C flag.
     ///
     /// A float comparison outside followed calls, when both ways go forward: the guard's exit
-    /// resumes where the other way goes (its guard is exact: [`compare_exact`](Self::compare_exact)), so the
-    /// interpreter, or a side trace, does not test the comparison again: a side trace starts
-    /// on the other way's first instruction, needing none of the registers only the compare
-    /// reads. A backward way keeps the exit at the branch (the interpreter charges that
+    /// resumes where the other way goes (its guard is exact:
+    /// [`compare_exact`](Self::compare_exact)), so the interpreter, or a side trace, does not
+    /// test the comparison again: a side trace starts on the other way's first instruction,
+    /// needing none of the registers only the compare reads. A backward way keeps the exit at the branch (the interpreter charges that
     /// jump's fuel when it takes it).
     ///
     /// Not when a compared register held no number when the recording started (nil, or a
