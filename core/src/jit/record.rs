@@ -803,8 +803,8 @@ impl Recorder<'_> {
     /// resumes where the other way goes (its guard is exact:
     /// [`compare_exact`](Self::compare_exact)), so the interpreter, or a side trace, does not
     /// test the comparison again: a side trace starts on the other way's first instruction,
-    /// needing none of the registers only the compare reads. A backward way keeps the exit at the branch (the interpreter charges that
-    /// jump's fuel when it takes it).
+    /// needing none of the registers only the compare reads. A backward way keeps the exit at
+    /// the branch (the interpreter charges that jump's fuel when it takes it).
     ///
     /// Not when a compared register held no number when the recording started (nil, or a
     /// string it held in an earlier iteration): resuming at the branch, the exit writes the
