@@ -139,6 +139,26 @@ struct Installed {
 }
 
 impl Installed {
+    /// Where the trace ends with an exit (a link, a call stop, an exit to the interpreter);
+    /// `None` when it loops.
+    fn end_pc(&self) -> Option<usize> {
+        let t = &self.compiled.trace;
+        match t.insts.last() {
+            Some(i) if i.op == crate::jit::ir::Op::Exit => {
+                t.snaps.get(i.snap as usize).map(|s| s.pc as usize)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the trace runs straight from its start to a link to the loop trace at `home`
+    /// (no loop of its own, no call stop): a side recording that leaves `home`'s loop and
+    /// reaches this trace's start records on through it, back into `home`'s loop (see
+    /// [`Start::passes`]).
+    fn runs_to(&self, home: usize) -> bool {
+        self.call_stop.is_none() && home != self.start && self.end_pc() == Some(home)
+    }
+
     /// Where a linked exit jumps in (past the prologue).
     fn entry_addr(&self) -> u64 {
         self.code.entry().as_ptr() as u64 + Native::entry_offset() as u64
@@ -261,23 +281,34 @@ impl<'a> Jit<'a> {
     }
 
     /// Record, compile and install; the trace's index on success.
+    /// `home`: for a side trace, the start of the loop trace whose exit it continues (see
+    /// [`Installed::runs_to`]).
     fn build(
         &mut self,
         start: usize,
         func: usize,
         side: bool,
         sibling: bool,
+        home: Option<usize>,
         regs: &[Value],
     ) -> Result<(usize, CallLog), Abort> {
         let (rec, calls) = {
             let traces = &self.traces;
+            let installed = &self.installed;
             let links =
                 |p: usize| matches!(traces.state(loop_id(func, p)), TraceState::Compiled { .. });
+            let passes = |p: usize| match (home, traces.state(loop_id(func, p))) {
+                (Some(home), TraceState::Compiled { trace }) => {
+                    installed.get(trace).is_some_and(|t| t.runs_to(home))
+                }
+                _ => false,
+            };
             let from = Start {
                 func,
                 pc: start,
                 side,
                 links: &links,
+                passes: &passes,
                 bufs: &self.views,
                 host: Some(&self.host_ctx),
             };
@@ -437,7 +468,7 @@ impl Jit<'_> {
     /// One recording attempt at `pc`: a hot loop header (or one aborted before and retried),
     /// or with `side`, the resume pc of a hot side exit. The new trace's index on success.
     fn attempt(&mut self, func: usize, pc: usize, side: bool, regs: &[Value]) -> Option<usize> {
-        self.attempt_keyed(loop_id(func, pc), func, pc, side, regs)
+        self.attempt_keyed(loop_id(func, pc), func, pc, side, None, regs)
     }
 
     /// [`attempt`](Self::attempt) under trace id `id` (a sibling's, see [`sibling_id`]).
@@ -447,13 +478,14 @@ impl Jit<'_> {
         func: usize,
         pc: usize,
         side: bool,
+        home: Option<usize>,
         regs: &[Value],
     ) -> Option<usize> {
         if self.traces.arrive(id, true) != Action::Record {
             return None;
         }
         let sibling = id != loop_id(func, pc);
-        match self.build(pc, func, side, sibling, regs) {
+        match self.build(pc, func, side, sibling, home, regs) {
             Ok((n, calls)) => {
                 let _ = self.traces.compiled(id, n);
                 self.stats.compiled += 1;
@@ -719,7 +751,7 @@ impl Jit<'_> {
             } else {
                 loop_id(func, pc)
             };
-            match self.trace_at(id, func, pc, regs) {
+            match self.trace_at(id, func, pc, regs, Some(exited)) {
                 Some(t) => trace = t,
                 None => return Reply::Native(pc),
             }
@@ -728,16 +760,44 @@ impl Jit<'_> {
 
     /// The trace `id` that continues `func` at `pc` (registers `regs`): installed, or recorded
     /// now as a side trace if enough arrivals made `pc` hot (kept only if its calls fit under
-    /// the depth limit: it may perform more than were checked at entry).
+    /// the depth limit: it may perform more than were checked at entry). `exited`: the trace
+    /// whose exit resumes at `pc`, if one did.
     #[inline(always)]
-    fn trace_at(&mut self, id: u64, func: usize, pc: usize, regs: &[Value]) -> Option<usize> {
+    fn trace_at(
+        &mut self,
+        id: u64,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+        exited: Option<usize>,
+    ) -> Option<usize> {
         match self.traces.state(id) {
             TraceState::Compiled { trace } => Some(trace),
-            TraceState::Cold { .. } if self.exit_is_hot(id) => self
-                .attempt_keyed(id, func, pc, true, regs)
-                .filter(|_| self.calls_fit(func)),
+            TraceState::Cold { .. } if self.exit_is_hot(id) => {
+                self.record_side(id, func, pc, regs, exited)
+            }
             _ => None,
         }
+    }
+
+    /// [`trace_at`](Self::trace_at)'s recording of a side trace (out of line: the chain's
+    /// loop stays small).
+    #[inline(never)]
+    fn record_side(
+        &mut self,
+        id: u64,
+        func: usize,
+        pc: usize,
+        regs: &[Value],
+        exited: Option<usize>,
+    ) -> Option<usize> {
+        // A loop trace's exit: the side trace may go back into that loop.
+        let home = exited
+            .and_then(|n| self.installed.get(n))
+            .filter(|t| t.end_pc().is_none())
+            .map(|t| t.start);
+        self.attempt_keyed(id, func, pc, true, home, regs)
+            .filter(|_| self.calls_fit(func))
     }
 
     /// Whether the instruction at `pc` of `func` is a `call`.
@@ -762,7 +822,7 @@ impl Jit<'_> {
             self.stats.call_stops += 1;
             return Reply::Call(pc);
         }
-        let trace = self.trace_at(loop_id(func, pc), func, pc, regs);
+        let trace = self.trace_at(loop_id(func, pc), func, pc, regs, None);
         match trace.filter(|_| self.calls_fit(func)) {
             Some(t) => self.run_chain(func, t, regs, fuel, host),
             None => Reply::Wait(1),

@@ -153,6 +153,8 @@ macro_rules! irdef {
             ModIK   (Int, Int)      -> Int   [flags::PURE]                    "a % b, sign of a (int `%`); b a constant other than 0 and -1";
             FBits   (Float, None)   -> Int   [flags::PURE]                    "the bits of float a (a float argument of a runtime call)";
             BitsF   (Int, None)     -> Float [flags::PURE]                    "the float whose bits are a (a float result of a runtime call)";
+            FNLt    (Float, Float)  -> Void  [flags::GUARD]                   "guard !(a < b): holds on NaN (a float branch's kept 'not less' outcome)";
+            FNLe    (Float, Float)  -> Void  [flags::GUARD]                   "guard !(a <= b): holds on NaN (a float branch's kept 'not less or equal' outcome)";
         }
     };
 }
@@ -204,7 +206,7 @@ impl Op {
     pub fn is_compare_guard(self) -> bool {
         matches!(
             self,
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt | Op::FNLt | Op::FNLe
         )
     }
     /// Whether the opcode is a constant.
@@ -247,7 +249,7 @@ impl Op {
     pub fn compare_holds(self, ord: Option<core::cmp::Ordering>) -> bool {
         use core::cmp::Ordering::*;
         match (self, ord) {
-            (Op::Ne, None) => true,
+            (Op::Ne | Op::FNLt | Op::FNLe, None) => true,
             (_, None) => false,
             (Op::Lt, Some(o)) => o == Less,
             (Op::Le, Some(o)) => o != Greater,
@@ -256,6 +258,8 @@ impl Op {
             (Op::Eq, Some(o)) => o == Equal,
             (Op::Ne, Some(o)) => o != Equal,
             (Op::ULt, Some(o)) => o == Less,
+            (Op::FNLt, Some(o)) => o != Less,
+            (Op::FNLe, Some(o)) => o == Greater,
             _ => false,
         }
     }

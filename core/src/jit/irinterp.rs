@@ -131,7 +131,7 @@ fn step(
             Op::ToFloat => (a() as i64 as f64).to_bits(),
             // Values are held as bits: a float's bits are its int image and back.
             Op::FBits | Op::BitsF => a(),
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => {
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt | Op::FNLt | Op::FNLe => {
                 let ord = match trace.ty(inst.a) {
                     Ty::Float => f(a()).partial_cmp(&f(b())),
                     _ if inst.op == Op::ULt => Some(a().cmp(&b())),

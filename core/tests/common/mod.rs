@@ -112,6 +112,30 @@ pub fn mandel() -> Trace {
     b.finish(0).unwrap()
 }
 
+/// Float guards that NaN passes: `x += step` while `i < n`, leaving when `x < lo` (`FNLt`) or
+/// `hi <= x` (`FNLe`), never on NaN. Slots: 0 i, 1 n, 2 x, 3 lo, 4 step, 5 hi.
+pub fn nan_passes() -> Trace {
+    let mut b = TraceBuilder::new(0);
+    let i = b.slot(0, Ty::Int);
+    let n = b.slot(1, Ty::Int);
+    b.at_pc(1);
+    b.guard(Op::Lt, i, n);
+    let x = b.slot(2, Ty::Float);
+    let step = b.slot(4, Ty::Float);
+    let x2 = b.op(Op::AddF, x, step);
+    b.set_slot(2, x2);
+    let lo = b.slot(3, Ty::Float);
+    b.at_pc(2);
+    b.guard(Op::FNLt, x2, lo);
+    let hi = b.slot(5, Ty::Float);
+    b.at_pc(3);
+    b.guard(Op::FNLe, hi, x2);
+    let one = b.kint(1);
+    let i2 = b.op(Op::AddI, i, one);
+    b.set_slot(0, i2);
+    b.finish(0).unwrap()
+}
+
 /// A loop whose guard `i != stop` fails in the middle of an iteration, after the sum and a
 /// float slot were updated: the exit must write back the half-done iteration.
 /// Slots: 0 i, 1 sum, 2 n, 3 x (float), 4 stop.
@@ -324,6 +348,33 @@ pub fn cases(layout: &SlotLayout) -> Vec<(&'static str, Trace, Vec<u8>)> {
             "mid exit, runs out",
             mid_exit(),
             im(&[I(0), I(0), I(20), F(1.0), I(-1)]),
+        ),
+        (
+            "nan passes, NaN runs to the count",
+            nan_passes(),
+            im(&[I(0), I(50), F(f64::NAN), F(0.0), F(1.0), F(10.0)]),
+        ),
+        (
+            "nan passes, falls below lo",
+            nan_passes(),
+            im(&[I(0), I(50), F(5.0), F(0.0), F(-0.5), F(100.0)]),
+        ),
+        (
+            "nan passes, reaches hi exactly",
+            nan_passes(),
+            im(&[I(0), I(50), F(0.0), F(-1.0), F(0.5), F(3.0)]),
+        ),
+        (
+            "nan passes, infinite step becomes NaN",
+            nan_passes(),
+            im(&[
+                I(0),
+                I(50),
+                F(f64::INFINITY),
+                F(0.0),
+                F(f64::NEG_INFINITY),
+                F(1e308),
+            ]),
         ),
         ("fib", fib(), im(&[I(0), I(1), I(90)])),
         ("invariant", invariant(), im(&[I(0), I(0), I(100), I(5)])),

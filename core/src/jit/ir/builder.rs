@@ -57,6 +57,11 @@ impl TraceBuilder {
         self.slots.pc = pc;
     }
 
+    /// The pc the next snapshot resumes at.
+    pub fn pc(&self) -> u32 {
+        self.slots.pc
+    }
+
     fn push(&mut self, inst: Inst) -> Ref {
         self.trace.insts.push(inst);
         (self.trace.insts.len() - 1) as Ref

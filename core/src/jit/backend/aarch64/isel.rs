@@ -274,7 +274,9 @@ impl Isel<'_> {
                 emit::fmov_dx(&mut self.b, fd, ra);
                 self.store_result(r, fd)?;
             }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r)?,
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt | Op::FNLt | Op::FNLe => {
+                self.guard(r)?
+            }
             Op::Call => self.call(r)?,
             Op::Fuel => self.fuel(r)?,
             Op::CArgI
@@ -494,13 +496,17 @@ impl Isel<'_> {
             let fa = self.float_in(inst.a, FS0)?;
             let fb = self.float_in(inst.b, FS1)?;
             emit::fcmp(&mut self.b, fa, fb);
-            // After fcmp, "unordered" sets C and V: each failing condition includes it.
+            // After fcmp, "unordered" sets C and V: each failing condition includes it,
+            // except `FNLt` and `FNLe`'s, which fail on an ordered `a < b` (N) or `a <= b`
+            // (C clear or Z set) only.
             match inst.op {
                 Op::Lt => Cond::Pl,
                 Op::Le => Cond::Hi,
                 Op::Gt => Cond::Le,
                 Op::Ge => Cond::Lt,
                 Op::Eq => Cond::Ne,
+                Op::FNLt => Cond::Mi,
+                Op::FNLe => Cond::Ls,
                 _ => Cond::Eq,
             }
         } else {
@@ -519,6 +525,9 @@ impl Isel<'_> {
                 Op::Gt => Cond::Le,
                 Op::Ge => Cond::Lt,
                 Op::Eq => Cond::Ne,
+                // Float-only guards (the recorder emits them for floats); as ints, no NaN.
+                Op::FNLt => Cond::Lt,
+                Op::FNLe => Cond::Le,
                 _ => Cond::Eq,
             }
         };

@@ -250,7 +250,9 @@ impl Isel<'_> {
             Op::Eq | Op::Ne if self.fused.get(inst.a as usize) == Some(&true) => {
                 self.fused_guard(r)?
             }
-            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt => self.guard(r),
+            Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Eq | Op::Ne | Op::ULt | Op::FNLt | Op::FNLe => {
+                self.guard(r)
+            }
             Op::Call => self.call(r),
             Op::Fuel => self.fuel(r),
             Op::CArgI
@@ -564,23 +566,29 @@ impl Isel<'_> {
             Op::Gt => Cond::Le,
             Op::Ge => Cond::L,
             Op::Eq => Cond::Ne,
+            // Float-only guards (the recorder emits them for floats); as ints, no NaN.
+            Op::FNLt => Cond::L,
+            Op::FNLe => Cond::Le,
             _ => Cond::E,
         };
         emit::jcc(&mut self.b, fail, exit);
     }
 
     /// `ucomisd` sets CF for "below" and for unordered, so "a < b" is tested as "b above a":
-    /// every failing case, NaN included, takes the exit.
+    /// every failing case, NaN included, takes the exit. `FNLt` and `FNLe` fail only on an
+    /// ordered "a < b" ("a <= b"), tested as "b above (or equal to) a": NaN stays.
     fn float_guard(&mut self, op: Op, a: Ref, b: Ref, exit: DynamicLabel) {
         let fa = self.float_in(a, FS0);
         let fb = self.float_in(b, FS1);
         match op {
-            Op::Lt | Op::Le => emit::ucomisd(&mut self.b, fb, fa),
+            Op::Lt | Op::Le | Op::FNLt | Op::FNLe => emit::ucomisd(&mut self.b, fb, fa),
             _ => emit::ucomisd(&mut self.b, fa, fb),
         }
         match op {
             Op::Lt | Op::Gt => emit::jcc(&mut self.b, Cond::Be, exit),
             Op::Le | Op::Ge => emit::jcc(&mut self.b, Cond::B, exit),
+            Op::FNLt => emit::jcc(&mut self.b, Cond::A, exit),
+            Op::FNLe => emit::jcc(&mut self.b, Cond::Ae, exit),
             Op::Eq => {
                 emit::jcc(&mut self.b, Cond::Ne, exit);
                 emit::jcc(&mut self.b, Cond::P, exit);
