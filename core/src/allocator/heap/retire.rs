@@ -10,14 +10,8 @@
 use super::*;
 
 /// Bytes of spans a heap retires between two looks at what it holds resident but free
-/// (8 MiB; 128 KiB in the small geometry). A span is decommitted only if it stays unused over
-/// a whole tick: with 4 MiB, a steady churn of medium blocks (glibc-thread) decommitted spans
-/// that were faulted back in soon after (11 500 page faults against 5 600 with 8 MiB, in the
-/// same run, for a peak still below mimalloc's).
-#[cfg(not(feature = "small-geometry"))]
-pub const PURGE_TICK_BYTES: usize = 4 * SEGMENT_SIZE;
-/// Bytes of spans a heap retires between two looks at what it holds resident but free.
-#[cfg(feature = "small-geometry")]
+/// (4 MiB; 128 KiB in the small geometry). 8 MiB halved glibc-thread's page faults through
+/// LD_PRELOAD and made it 7% faster, but raised its peak above mimalloc's (docs/perf.md).
 pub const PURGE_TICK_BYTES: usize = 2 * SEGMENT_SIZE;
 /// A purge tick runs when the heap's segments hold more than this many bytes of free pages
 /// still resident (1 MiB; 32 KiB in the small geometry).
