@@ -388,6 +388,28 @@ fn a_side_trace_whose_first_branch_alternates_gets_a_sibling_for_the_other_way()
 }
 
 #[test]
+fn a_linked_exit_that_knows_other_tags_enters_through_the_checks() {
+    // The inner loop's trace requires `z` to hold a float (it reads it unchecked past its
+    // fast entry). Every seventh row the outer code stores an int in `z` first: the exit that
+    // links to the inner loop then knows `z` holds an int, so it takes the checked entry,
+    // which fails and leaves at the inner loop's start; the other rows enter fast. Reading
+    // the int's bits as a float would change the sum.
+    let src = "let t = 0.0; let y = 0;
+         while y < 3000 {
+             let z = 0.5;
+             if y % 7 == 0 { z = 3; }
+             let k = 0;
+             while k < 4 { t = t + z * k; k = k + 1; }
+             y = y + 1;
+         }
+         print(t);";
+    let r = same_as_interpreter(src, &[]);
+    assert_log_lines_well_formed(&r.log);
+    assert!(r.stats.side_compiled >= 1, "{:?}\n{}", r.stats, r.log);
+    assert_eq!(r.out.trim(), "15435.0");
+}
+
+#[test]
 fn a_compare_branch_exit_resumes_on_the_other_way() {
     // The side trace's first guard is a float compare-and-branch (`sign == 1.0`): its exit
     // resumes at the `else` (the guard fails exactly when the comparison comes out the other

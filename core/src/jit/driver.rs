@@ -52,8 +52,10 @@ use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::jit::backend::link::{split_exit_id, MAX_TAG, WRITTEN};
-use crate::jit::backend::{compile_purged, Backend, Compiled, ExitFrame, ExitLinks, Native};
+use crate::jit::backend::link::{split_exit_id, Known, MAX_TAG, WRITTEN};
+use crate::jit::backend::{
+    compile_entered, Backend, Compiled, ExitFrame, ExitLinks, Native, TraceStart,
+};
 use crate::jit::func::{FuncJit, FuncStats};
 use crate::jit::hostbuf::BufView;
 use crate::jit::hostcall::HostCtx;
@@ -161,9 +163,15 @@ impl Installed {
         self.call_stop.is_none() && home != self.start && self.end_pc() == Some(home)
     }
 
-    /// Where a linked exit jumps in (past the prologue).
+    /// Where a linked exit jumps in (past the prologue): the checked entry.
     fn entry_addr(&self) -> u64 {
         self.code.entry().as_ptr() as u64 + Native::entry_offset() as u64
+    }
+
+    /// Where a linked exit that knows the slots as the trace requires jumps in (see
+    /// `backend::link`).
+    fn fast_entry_addr(&self) -> u64 {
+        self.code.entry().as_ptr() as u64 + self.compiled.fast_entry as u64
     }
 }
 
@@ -287,10 +295,13 @@ impl Jit<'_> {
     /// One recording attempt at `pc`: a hot loop header (or one aborted before and retried),
     /// or with `side`, the resume pc of a hot side exit. The new trace's index on success.
     fn attempt(&mut self, func: usize, pc: usize, side: bool, regs: &[Value]) -> Option<usize> {
-        self.attempt_keyed(loop_id(func, pc), func, pc, side, None, regs)
+        let inherited = side.then_some(&[][..]);
+        self.attempt_keyed(loop_id(func, pc), func, pc, side, None, inherited, regs)
     }
 
-    /// [`attempt`](Self::attempt) under trace id `id` (a sibling's, see [`sibling_id`]).
+    /// [`attempt`](Self::attempt) under trace id `id` (a sibling's, see [`sibling_id`]);
+    /// `inherited`: for a side trace, what the exit it continues knows of the slots.
+    #[allow(clippy::too_many_arguments)]
     fn attempt_keyed(
         &mut self,
         id: u64,
@@ -298,13 +309,14 @@ impl Jit<'_> {
         pc: usize,
         side: bool,
         home: Option<usize>,
+        inherited: Option<&[(u32, Known)]>,
         regs: &[Value],
     ) -> Option<usize> {
         if self.traces.arrive(id, true) != Action::Record {
             return None;
         }
         let sibling = id != loop_id(func, pc);
-        match self.build(pc, func, side, sibling, home, regs) {
+        match self.build(pc, func, side, sibling, home, inherited, regs) {
             Ok((n, calls)) => {
                 let _ = self.traces.compiled(id, n);
                 self.stats.compiled += 1;
@@ -570,7 +582,7 @@ impl Jit<'_> {
             } else {
                 loop_id(func, pc)
             };
-            match self.trace_at(id, func, pc, regs, Some(exited)) {
+            match self.trace_at(id, func, pc, regs, Some((exited, exit))) {
                 Some(t) => trace = t,
                 None => return Reply::Native(pc),
             }
@@ -580,7 +592,7 @@ impl Jit<'_> {
     /// The trace `id` that continues `func` at `pc` (registers `regs`): installed, or recorded
     /// now as a side trace if enough arrivals made `pc` hot (kept only if its calls fit under
     /// the depth limit: it may perform more than were checked at entry). `exited`: the trace
-    /// whose exit resumes at `pc`, if one did.
+    /// and exit that resume at `pc`, if one did.
     #[inline(always)]
     fn trace_at(
         &mut self,
@@ -588,7 +600,7 @@ impl Jit<'_> {
         func: usize,
         pc: usize,
         regs: &[Value],
-        exited: Option<usize>,
+        exited: Option<(usize, u32)>,
     ) -> Option<usize> {
         match self.traces.state(id) {
             TraceState::Compiled { trace } => Some(trace),
@@ -608,14 +620,19 @@ impl Jit<'_> {
         func: usize,
         pc: usize,
         regs: &[Value],
-        exited: Option<usize>,
+        exited: Option<(usize, u32)>,
     ) -> Option<usize> {
+        let parent = exited.and_then(|(n, exit)| Some((self.installed.get(n)?, exit)));
         // A loop trace's exit: the side trace may go back into that loop.
-        let home = exited
-            .and_then(|n| self.installed.get(n))
-            .filter(|t| t.end_pc().is_none())
-            .map(|t| t.start);
-        self.attempt_keyed(id, func, pc, true, home, regs)
+        let home = parent
+            .filter(|(t, _)| t.end_pc().is_none())
+            .map(|(t, _)| t.start);
+        // What that exit knows of the slots: the side trace's fast entry requires it.
+        let inherited = parent
+            .and_then(|(t, exit)| t.compiled.exit_known.get(exit as usize))
+            .cloned()
+            .unwrap_or_default();
+        self.attempt_keyed(id, func, pc, true, home, Some(&inherited), regs)
             .filter(|_| self.calls_fit(func))
     }
 

@@ -18,15 +18,33 @@
 //! A dead snapshot entry (see `jit/ir/snapshot.rs`) gets the check but no store: a scalar
 //! stays in its slot, and a heap value sends the exit to the host, whose restore replaces it.
 //!
+//! *Typed links.* A loop or side trace has two entries. The checked entry (past the prologue,
+//! where the driver and unproven links enter) verifies the trace's *entry requirements*
+//! ([`EntryChecks`]: slot tags its code relies on: the scalar `SLoad`s before its first call,
+//! and for a side trace what the exit it was recorded from knew); a failed check leaves
+//! through the trace's *start exit* (its start pc, nothing written). The fast entry, right
+//! after the checks, is where a linked exit jumps when what it knows of the slots
+//! ([`ExitKnowledge`]: the requirements of its own trace, the tags its `SLoad`s checked, and
+//! what its stub stores) covers the target's requirements. Before the first call a trace
+//! relies on its requirements: such `SLoad`s check no tag, its stubs check no slot it knows
+//! and store no tag a slot already has.
+//!
 //! ```text
+//!   checked entry: [cmp tag(slot), required; jne start exit]...
+//!   fast entry:    body
 //!   exit n:  [cmp tag(slot), scalar max; ja slow n]...   (unchecked slots only)
-//!            [store tag, store payload]...                (every live snapshot entry)
+//!            [store tag, store payload]...                (every live snapshot entry; no tag
+//!                                                         store where the tag is known)
 //!            target = table[n]; if target == 0 goto written n; jmp target
 //!   written n: exit id | WRITTEN -> return register; jmp handler   (the host skips its restore)
 //!   slow n:  exit id -> return register; jmp handler      (dump registers, return)
 //! ```
 //!
 //! Invariants
+//! - a slot's tag in memory changes only in exit stubs and calls, so what a trace knows at
+//!   its entry holds up to its first call;
+//! - an exit links to a target's fast entry only if its [`ExitKnowledge`] gives every entry
+//!   requirement of the target ([`gives_all`]); any other way in is the checked entry;
 //! - the host's restore after a slow-path exit writes the same values again, so a stub that
 //!   stored some slots and then found no link is harmless;
 //! - a trace gets write-back stubs only when the layout names its scalar tags and the plans
@@ -85,6 +103,8 @@ pub struct Store {
     pub ty: Ty,
     /// Where the value is.
     pub src: Src,
+    /// Whether the tag is stored too (not when the slot is known to hold that tag already).
+    pub tag: bool,
 }
 
 /// What exit stub `n` does before consulting the link table.
@@ -96,23 +116,235 @@ pub struct ExitPlan {
     pub stores: Vec<Store>,
 }
 
-/// The write-back plan of every exit, or `None` when the trace's exits all go to the host.
-pub fn exit_plans(
-    t: &Trace,
-    links: &ExitLinks,
-    alloc: &Allocation,
-    layout: &SlotLayout,
-) -> Option<Vec<ExitPlan>> {
-    if links.table == 0 || layout.scalar_tags_max.is_none() {
-        return None;
+/// What a trace knows of a VM slot's tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Known {
+    /// The slot holds this (scalar) tag.
+    Tag(u64),
+    /// The slot holds some scalar's tag (at most [`SlotLayout::scalar_tags_max`]).
+    Scalar,
+}
+
+impl Known {
+    /// Whether knowing `self` of a slot gives `need`.
+    fn gives(self, need: Known) -> bool {
+        match (self, need) {
+            (_, Known::Scalar) => true,
+            (Known::Tag(a), Known::Tag(b)) => a == b,
+            (Known::Scalar, Known::Tag(_)) => false,
+        }
     }
-    // Where each snapshot is used (its guard's position).
+}
+
+/// What is known of the VM slots at one point: `(slot, known)`, sorted by slot, one per slot.
+pub type ExitKnowledge = Vec<(u32, Known)>;
+
+/// Whether `have` gives every requirement of `need` (both sorted by slot).
+pub fn gives_all(have: &[(u32, Known)], need: &[(u32, Known)]) -> bool {
+    need.iter().all(|&(slot, n)| {
+        have.binary_search_by_key(&slot, |e| e.0)
+            .is_ok_and(|i| have[i].1.gives(n))
+    })
+}
+
+/// A trace's checked entry: the slot tags it verifies, which the rest of its code relies on
+/// up to its first call (see the module doc).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EntryChecks {
+    /// The requirements, sorted by slot; empty: one entry, no checks.
+    pub checks: ExitKnowledge,
+    /// The start exit: a snapshot at the trace's start pc with no entries.
+    pub snap: u32,
+    /// The first call's position (the trace's length if none): code before it relies on
+    /// `checks`.
+    pub until: usize,
+}
+
+impl EntryChecks {
+    /// The entry checks of a trace `t` starting at `pc`. A loop trace (`inherited` is
+    /// `None`) requires the tags of its scalar `SLoad`s before its first call: they are
+    /// checked once, at the checked entry, and a linked exit that knows them skips them all.
+    /// A side trace requires what the exit it was recorded from knew (`inherited`), which its
+    /// parent's exit gives at no cost: the exact tags (they may let the traces it links to
+    /// be entered fast), and "some scalar" only of slots its own exits write (there it saves
+    /// a stub's check; elsewhere it would only keep the parent's other exits, which know
+    /// less, from the fast entry). Its own `SLoad`s keep their checks. Appends the start
+    /// exit's snapshot to `t` when there are checks. No checks without the layout's scalar
+    /// tags.
+    pub fn plan(
+        t: &mut Trace,
+        layout: &SlotLayout,
+        pc: u32,
+        inherited: Option<&[(u32, Known)]>,
+    ) -> Self {
+        let until = first_call(t);
+        let Some(max) = layout.scalar_tags_max else {
+            return Self::none(t);
+        };
+        let mut checks: ExitKnowledge = Vec::new();
+        match inherited {
+            Some(known) => {
+                let written = |slot: u32| {
+                    t.snaps
+                        .iter()
+                        .any(|s| s.entries.iter().any(|e| e.slot == slot))
+                };
+                for &(slot, k) in known {
+                    if matches!(k, Known::Tag(_)) || written(slot) {
+                        set_known(&mut checks, slot, k);
+                    }
+                }
+            }
+            None => {
+                for inst in &t.insts[..until] {
+                    if inst.op != Op::SLoad {
+                        continue;
+                    }
+                    if let Some(tag) = layout.tag_of(inst.ty).filter(|&g| g <= max) {
+                        set_known(&mut checks, inst.imm as u32, Known::Tag(tag));
+                    }
+                }
+            }
+        }
+        if checks.is_empty() {
+            return Self {
+                checks,
+                snap: 0,
+                until,
+            };
+        }
+        let snap = t.snaps.len() as u32;
+        t.snaps.push(Snapshot {
+            pc,
+            entries: Vec::new(),
+            parent: NO_SNAP,
+        });
+        Self {
+            checks,
+            snap,
+            until,
+        }
+    }
+
+    /// No checks: a trace with one entry, whose code relies on nothing but its own `SLoad`s.
+    pub fn none(t: &Trace) -> Self {
+        Self {
+            checks: Vec::new(),
+            snap: 0,
+            until: first_call(t),
+        }
+    }
+
+    /// What the entry guarantees of `slot` to code at position `pos`.
+    pub fn known_at(&self, pos: usize, slot: u32) -> Option<Known> {
+        if pos >= self.until {
+            return None;
+        }
+        self.checks
+            .binary_search_by_key(&slot, |e| e.0)
+            .ok()
+            .map(|i| self.checks[i].1)
+    }
+
+    /// Whether the `SLoad` of `slot` with `tag` at position `pos` needs no tag check.
+    pub fn covers(&self, pos: usize, slot: u32, tag: u64) -> bool {
+        self.known_at(pos, slot) == Some(Known::Tag(tag))
+    }
+}
+
+/// Sets `slot`'s entry of sorted `k`.
+fn set_known(k: &mut ExitKnowledge, slot: u32, v: Known) {
+    match k.binary_search_by_key(&slot, |e| e.0) {
+        Ok(i) => k[i].1 = v,
+        Err(i) => k.insert(i, (slot, v)),
+    }
+}
+
+/// The position of `t`'s first call (its length if none).
+fn first_call(t: &Trace) -> usize {
+    t.insts
+        .iter()
+        .position(|i| i.op.is_call())
+        .unwrap_or(t.insts.len())
+}
+
+/// Where each snapshot is used (its guard's position; `usize::MAX` if none).
+fn guard_positions(t: &Trace) -> Vec<usize> {
     let mut at = vec![usize::MAX; t.snaps.len()];
     for (pos, inst) in t.insts.iter().enumerate() {
         if inst.snap != NO_SNAP {
             at[inst.snap as usize] = pos;
         }
     }
+    at
+}
+
+/// What each exit of `t` knows of the slots once its stub has written its snapshot back (see
+/// the module doc); empty for the start exit and for traces without write-back stubs.
+pub fn exit_knowledge(
+    t: &Trace,
+    layout: &SlotLayout,
+    plans: Option<&[ExitPlan]>,
+    entry: &EntryChecks,
+) -> Vec<ExitKnowledge> {
+    let Some(plans) = plans else {
+        return Vec::new();
+    };
+    let at = guard_positions(t);
+    let first_load = first_loads(t);
+    let mut all = Vec::with_capacity(t.snaps.len());
+    for (n, plan) in plans.iter().enumerate() {
+        let pos = at[n];
+        if pos == usize::MAX || (!entry.checks.is_empty() && n as u32 == entry.snap) {
+            all.push(Vec::new());
+            continue;
+        }
+        let mut k: ExitKnowledge = Vec::new();
+        if pos < entry.until {
+            for &(slot, v) in &entry.checks {
+                set_known(&mut k, slot, v);
+            }
+            for (&slot, &p) in first_load.range(0..) {
+                if p < pos {
+                    if let Some(tag) = layout.tag_of(t.insts[p].ty) {
+                        set_known(&mut k, slot as u32, Known::Tag(tag));
+                    }
+                }
+            }
+        }
+        // The stub's checks leave scalars; its stores their own tags.
+        for &slot in &plan.checks {
+            if k.binary_search_by_key(&slot, |e| e.0).is_err() {
+                set_known(&mut k, slot, Known::Scalar);
+            }
+        }
+        for st in &plan.stores {
+            match layout.tag_of(st.ty) {
+                Some(tag) => set_known(&mut k, st.slot, Known::Tag(tag)),
+                None => {
+                    if let Ok(i) = k.binary_search_by_key(&st.slot, |e| e.0) {
+                        k.remove(i);
+                    }
+                }
+            }
+        }
+        all.push(k);
+    }
+    all
+}
+
+/// The write-back plan of every exit, or `None` when the trace's exits all go to the host.
+pub fn exit_plans(
+    t: &Trace,
+    links: &ExitLinks,
+    alloc: &Allocation,
+    layout: &SlotLayout,
+    entry: &EntryChecks,
+) -> Option<Vec<ExitPlan>> {
+    if links.table == 0 || layout.scalar_tags_max.is_none() {
+        return None;
+    }
+    let at = guard_positions(t);
     // Each exit writes its resolved snapshot: stop resolving once the stores exceed the cap.
     let mut resolved = Vec::with_capacity(t.snaps.len());
     let mut total = 0;
@@ -132,20 +364,22 @@ pub fn exit_plans(
     let plans = resolved
         .iter()
         .zip(&at)
-        .map(|(snap, &pos)| exit_plan_at(t, alloc, snap, pos, &first_load))
+        .map(|(snap, &pos)| exit_plan_at(t, alloc, layout, snap, pos, &first_load, entry))
         .collect();
     Some(plans)
 }
 
 /// The write-back plan of snapshot `n` alone (a function trace's exit to a linked side
 /// trace), whatever the link table.
-pub fn exit_plan(t: &Trace, alloc: &Allocation, n: usize) -> ExitPlan {
+pub fn exit_plan(t: &Trace, alloc: &Allocation, layout: &SlotLayout, n: usize) -> ExitPlan {
     let pos = t
         .insts
         .iter()
         .position(|i| i.snap as usize == n && i.snap != NO_SNAP);
     let snap = t.resolved(n as u32);
-    exit_plan_at(t, alloc, &snap, pos.unwrap_or(usize::MAX), &first_loads(t))
+    let entry = EntryChecks::default();
+    let pos = pos.unwrap_or(usize::MAX);
+    exit_plan_at(t, alloc, layout, &snap, pos, &first_loads(t), &entry)
 }
 
 /// Where each slot is first loaded (tag-checked) by an `SLoad`: slot -> instruction position.
@@ -163,11 +397,22 @@ fn first_loads(t: &Trace) -> BTreeMap<i64, usize> {
 fn exit_plan_at(
     t: &Trace,
     alloc: &Allocation,
+    layout: &SlotLayout,
     snap: &Snapshot,
     pos: usize,
     first_load: &BTreeMap<i64, usize>,
+    entry: &EntryChecks,
 ) -> ExitPlan {
-    let checked = |slot: u32| first_load.get(&(slot as i64)).is_some_and(|&p| p < pos);
+    let loaded = |slot: u32| first_load.get(&(slot as i64)).copied().filter(|&p| p < pos);
+    let checked = |slot: u32| loaded(slot).is_some() || entry.known_at(pos, slot).is_some();
+    // The tag a slot holds for sure at the exit: the entry's, or its `SLoad`'s if no call
+    // came between.
+    let tag_held = |slot: u32| match entry.known_at(pos, slot) {
+        Some(Known::Tag(g)) => Some(g),
+        _ => loaded(slot)
+            .filter(|_| pos < entry.until)
+            .and_then(|p| layout.tag_of(t.insts[p].ty)),
+    };
     let checks = snap
         .entries
         .iter()
@@ -187,10 +432,12 @@ fn exit_plan_at(
             } else {
                 Src::Loc(alloc.locs[e.val as usize])
             };
+            let tag = layout.tag_of(inst.ty);
             Store {
                 slot: e.slot,
                 ty: inst.ty,
                 src,
+                tag: tag.is_none() || tag != tag_held(e.slot),
             }
         })
         .collect();
@@ -212,7 +459,8 @@ mod tests {
         let t = optimize_purged(&rec, &|_, slot| slot != 1).unwrap();
         let alloc = allocate(&t, &crate::jit::backend::x86_64::target::POOL);
         let links = ExitLinks { tag: 0, table: 8 };
-        let plans = exit_plans(&t, &links, &alloc, &VM_LAYOUT).expect("plans");
+        let plans =
+            exit_plans(&t, &links, &alloc, &VM_LAYOUT, &EntryChecks::default()).expect("plans");
         let exited = t.exited_snapshots();
         let resolved: Vec<_> = (0..t.snaps.len() as u32)
             .filter(|&n| exited[n as usize])
@@ -225,5 +473,97 @@ mod tests {
             assert_eq!(p.checks.contains(&1), s.get(1).is_some(), "{p:?}");
             assert_eq!(p.stores.len(), s.entries.iter().filter(|e| !e.dead).count());
         }
+    }
+
+    fn sload_pos(t: &Trace, slot: i64) -> usize {
+        t.insts
+            .iter()
+            .position(|i| i.op == Op::SLoad && i.imm == slot)
+            .expect("an SLoad of the slot")
+    }
+
+    /// A loop trace requires the tags of its `SLoad`s (checked once, at the checked entry,
+    /// so the `SLoad`s check nothing); its stubs check no slot it knows and store no tag a
+    /// slot holds already; every exit but the start exit knows those tags afterwards, which
+    /// gives the trace's own requirements (a linked exit back into it may take the fast
+    /// entry).
+    #[test]
+    fn a_loop_trace_requires_its_loads_and_its_exits_know_them() {
+        let int = VM_LAYOUT.tag_of(Ty::Int).unwrap();
+        let mut t = optimize_purged(&dead_temp_loop(), &|_, slot| slot != 1).unwrap();
+        let snaps_before = t.snaps.len();
+        let entry = EntryChecks::plan(&mut t, &VM_LAYOUT, 7, None);
+        assert_eq!(
+            entry.checks,
+            vec![(0, Known::Tag(int)), (2, Known::Tag(int))]
+        );
+        assert_eq!(entry.snap as usize, snaps_before);
+        let start = &t.snaps[entry.snap as usize];
+        assert_eq!((start.pc, start.entries.len()), (7, 0));
+        assert!(entry.covers(sload_pos(&t, 0), 0, int));
+        assert!(!entry.covers(sload_pos(&t, 0), 0, int + 1));
+
+        let alloc = allocate(&t, &crate::jit::backend::x86_64::target::POOL);
+        let links = ExitLinks { tag: 0, table: 8 };
+        let plans = exit_plans(&t, &links, &alloc, &VM_LAYOUT, &entry).expect("plans");
+        let known = exit_knowledge(&t, &VM_LAYOUT, Some(&plans), &entry);
+        let exited = t.exited_snapshots();
+        let mut linked = 0;
+        for n in (0..t.snaps.len()).filter(|&n| exited[n]) {
+            let p = &plans[n];
+            assert!(!p.checks.contains(&0) && !p.checks.contains(&2), "{p:?}");
+            assert!(p.stores.iter().all(|st| st.slot != 0 || !st.tag), "{p:?}");
+            assert!(
+                gives_all(&known[n], &entry.checks),
+                "exit {n}: {:?}",
+                known[n]
+            );
+            if t.resolved(n as u32).get(1).is_some() {
+                // `t` is dead there: checked (the trace never loads it), not stored.
+                assert!(p.checks.contains(&1), "{p:?}");
+                assert!(known[n].contains(&(1, Known::Scalar)), "{:?}", known[n]);
+            }
+            linked += 1;
+        }
+        assert!(linked >= 2);
+        assert!(known[entry.snap as usize].is_empty());
+    }
+
+    /// A side trace requires the exact tags its parent's exit knew, and "some scalar" only of
+    /// the slots its own exits write; its own `SLoad`s keep their checks.
+    #[test]
+    fn a_side_trace_requires_what_its_parent_exit_knew() {
+        let int = VM_LAYOUT.tag_of(Ty::Int).unwrap();
+        let float = VM_LAYOUT.tag_of(Ty::Float).unwrap();
+        let mut t = optimize_purged(&dead_temp_loop(), &|_, slot| slot != 1).unwrap();
+        let parent = [
+            (1, Known::Scalar),
+            (2, Known::Tag(int)),
+            (5, Known::Scalar),
+            (6, Known::Tag(float)),
+        ];
+        let entry = EntryChecks::plan(&mut t, &VM_LAYOUT, 3, Some(&parent));
+        assert_eq!(
+            entry.checks,
+            vec![
+                (1, Known::Scalar),
+                (2, Known::Tag(int)),
+                (6, Known::Tag(float))
+            ]
+        );
+        assert!(!entry.covers(sload_pos(&t, 0), 0, int));
+        assert!(entry.covers(sload_pos(&t, 2), 2, int));
+        // Nothing is known past the first call.
+        assert_eq!(entry.known_at(entry.until, 2), None);
+    }
+
+    #[test]
+    fn knowledge_gives_requirements() {
+        let (a, b) = (Known::Tag(2), Known::Tag(3));
+        assert!(gives_all(&[(1, a), (4, b)], &[(1, a), (4, Known::Scalar)]));
+        assert!(gives_all(&[(1, a)], &[]));
+        assert!(!gives_all(&[(1, a)], &[(1, b)]));
+        assert!(!gives_all(&[(1, Known::Scalar)], &[(1, a)]));
+        assert!(!gives_all(&[(1, a)], &[(2, Known::Scalar)]));
     }
 }

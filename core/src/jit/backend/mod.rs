@@ -50,6 +50,7 @@ pub mod link;
 pub mod x86_64;
 
 pub use link::ExitLinks;
+use link::{EntryChecks, ExitKnowledge, Known};
 
 /// The backend that runs on this host, if any.
 #[cfg(target_arch = "x86_64")]
@@ -105,13 +106,15 @@ pub trait Backend {
     /// `fuel_in_register` accepts.
     const FUEL_REG: u8;
     /// Assembles an optimised, allocated trace into position-independent machine code whose
-    /// exits are numbered and linked as `links` says (see [`link`]).
+    /// exits are numbered and linked as `links` says, with `entry`'s checks in front of its
+    /// fast entry (see [`link`]).
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
         links: &ExitLinks,
-    ) -> Result<Vec<u8>, CompileError>;
+        entry: &EntryChecks,
+    ) -> Result<Assembled, CompileError>;
 
     /// Bytes from a trace's start to the end of its prologue: where a linked exit of another
     /// trace jumps in (every loop trace's prologue is the same).
@@ -120,6 +123,16 @@ pub trait Backend {
     /// The same for a function trace (a trace ending in `RetI`/`RetF`/`RetN`), whose prologue
     /// saves only the callee-saved registers of [`Self::FUNC_POOL`].
     fn func_entry_offset() -> usize;
+}
+
+/// A backend's output: the code and where its fast entry is.
+#[derive(Clone, Debug)]
+pub struct Assembled {
+    /// Machine code, placement-free.
+    pub code: Vec<u8>,
+    /// Bytes from the start to the fast entry (past the entry checks; the checked entry is
+    /// [`Backend::entry_offset`]).
+    pub fast_entry: usize,
 }
 
 /// First word of the int register dump in an [`ExitFrame`].
@@ -236,6 +249,13 @@ pub struct Compiled {
     pub code: Vec<u8>,
     /// How the exits are numbered and linked.
     pub links: ExitLinks,
+    /// Bytes from the start to the fast entry (see [`link`]).
+    pub fast_entry: usize,
+    /// What the checked entry verifies and the fast entry assumes.
+    pub requires: ExitKnowledge,
+    /// Per exit, what it knows of the slots after its write-back (empty: nothing, or no
+    /// write-back stubs).
+    pub exit_known: Vec<ExitKnowledge>,
     /// Each exit's write-back plan (from its resolved snapshot, see `jit/ir/snapshot.rs`),
     /// made at its first use.
     plans: Vec<OnceCell<Result<RestorePlan, RestoreError>>>,
@@ -246,18 +266,33 @@ impl Compiled {
         trace: Trace,
         alloc: Allocation,
         layout: SlotLayout,
-        code: Vec<u8>,
+        asm: Assembled,
         links: ExitLinks,
+        entry: EntryChecks,
     ) -> Compiled {
         let plans = (0..trace.snaps.len()).map(|_| OnceCell::new()).collect();
+        let stubs = link::exit_plans(&trace, &links, &alloc, &layout, &entry);
+        let exit_known = link::exit_knowledge(&trace, &layout, stubs.as_deref(), &entry);
         Compiled {
             trace,
             alloc,
             layout,
-            code,
+            code: asm.code,
             links,
+            fast_entry: asm.fast_entry,
+            requires: entry.checks,
+            exit_known,
             plans,
         }
+    }
+
+    /// Whether exit `n` may jump to the fast entry of a trace that requires `need`.
+    pub fn exit_gives(&self, n: usize, need: &[(u32, Known)]) -> bool {
+        need.is_empty()
+            || self
+                .exit_known
+                .get(n)
+                .is_some_and(|k| link::gives_all(k, need))
     }
 
     /// Exit `exit`'s write-back plan.
@@ -311,7 +346,8 @@ impl Compiled {
 
     /// Number of slots the trace reads or writes (highest index plus one).
     pub fn min_slots(&self) -> u32 {
-        self.trace.max_slot().map_or(0, |s| s + 1)
+        let checked = self.requires.last().map(|e| e.0);
+        self.trace.max_slot().max(checked).map_or(0, |s| s + 1)
     }
 
     /// After native code returned `exit`, hands each snapshot entry to
@@ -383,7 +419,7 @@ pub fn compile_linked<B: Backend>(
     layout: &SlotLayout,
     links: &ExitLinks,
 ) -> Result<Compiled, CompileError> {
-    compile_with::<B>(recorded, layout, links, None)
+    compile_with::<B>(recorded, layout, links, None, None)
 }
 
 /// [`compile_linked`], with the snapshot entries of slots dead at their exit's pc dropped
@@ -394,26 +430,53 @@ pub fn compile_purged<B: Backend>(
     links: &ExitLinks,
     live: &dyn Fn(u32, u32) -> bool,
 ) -> Result<Compiled, CompileError> {
-    compile_with::<B>(recorded, layout, links, Some(live))
+    compile_with::<B>(recorded, layout, links, Some(live), None)
 }
 
-/// [`compile_purged`] when `live` is given, else [`compile_linked`].
+/// Where a loop or side trace starts, and for a side trace what the exit it was recorded
+/// from knows of the slots there: what its checked entry verifies (see [`link`]).
+#[derive(Clone, Copy, Debug)]
+pub struct TraceStart<'a> {
+    /// The start pc (the start exit resumes there).
+    pub pc: u32,
+    /// A side trace's: the knowledge of the exit it continues; `None` for a loop trace.
+    pub inherited: Option<&'a [(u32, Known)]>,
+}
+
+/// [`compile_purged`] with a checked and a fast entry (see [`link`]).
+pub fn compile_entered<B: Backend>(
+    recorded: &Trace,
+    layout: &SlotLayout,
+    links: &ExitLinks,
+    live: &dyn Fn(u32, u32) -> bool,
+    start: TraceStart<'_>,
+) -> Result<Compiled, CompileError> {
+    compile_with::<B>(recorded, layout, links, Some(live), Some(start))
+}
+
+/// [`compile_purged`] when `live` is given, else [`compile_linked`]; with entry checks when
+/// `start` is given.
 fn compile_with<B: Backend>(
     recorded: &Trace,
     layout: &SlotLayout,
     links: &ExitLinks,
     live: Option<&dyn Fn(u32, u32) -> bool>,
+    start: Option<TraceStart<'_>>,
 ) -> Result<Compiled, CompileError> {
     layout.validate()?;
-    let trace = optimize_with(recorded, live)?;
+    let mut trace = optimize_with(recorded, live)?;
+    let entry = match start {
+        Some(s) if links.table != 0 => EntryChecks::plan(&mut trace, layout, s.pc, s.inherited),
+        _ => EntryChecks::none(&trace),
+    };
     let pool = if fuel_in_register(&trace) {
         B::FUEL_POOL
     } else {
         B::POOL
     };
     let alloc = allocate(&trace, &pool);
-    let code = B::assemble(&trace, &alloc, layout, links)?;
-    Ok(Compiled::new(trace, alloc, *layout, code, *links))
+    let asm = B::assemble(&trace, &alloc, layout, links, &entry)?;
+    Ok(Compiled::new(trace, alloc, *layout, asm, *links, entry))
 }
 
 /// Like [`compile`], for a trace that does not loop (a function trace, see `jit::func`).
@@ -425,8 +488,9 @@ pub fn compile_linear<B: Backend>(
     let trace = crate::jit::opt::optimize_linear(recorded)?;
     let alloc = allocate(&trace, &B::FUNC_POOL);
     let links = ExitLinks::default();
-    let code = B::assemble(&trace, &alloc, layout, &links)?;
-    Ok(Compiled::new(trace, alloc, *layout, code, links))
+    let entry = EntryChecks::none(&trace);
+    let asm = B::assemble(&trace, &alloc, layout, &links, &entry)?;
+    Ok(Compiled::new(trace, alloc, *layout, asm, links, entry))
 }
 
 /// Whether loop trace `t` keeps the fuel left in [`Backend::FUEL_REG`] instead of the exit

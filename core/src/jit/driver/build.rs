@@ -6,7 +6,9 @@ use super::*;
 impl Jit<'_> {
     /// Record, compile and install; the trace's index on success.
     /// `home`: for a side trace, the start of the loop trace whose exit it continues (see
-    /// [`Installed::runs_to`]).
+    /// [`Installed::runs_to`]); `inherited`: for a side trace, what that exit knows of the
+    /// slots.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn build(
         &mut self,
         start: usize,
@@ -14,6 +16,7 @@ impl Jit<'_> {
         side: bool,
         sibling: bool,
         home: Option<usize>,
+        inherited: Option<&[(u32, Known)]>,
         regs: &[Value],
     ) -> Result<(usize, CallLog), Abort> {
         let (rec, calls) = {
@@ -56,10 +59,11 @@ impl Jit<'_> {
         // Snapshot entries of registers dead at their exit's pc are dropped (see `jit::live`).
         let live = self.prog.funcs.get(func).map(Liveness::of);
         let is_live = |pc: u32, slot: u32| live.as_ref().is_none_or(|l| l.is_live(pc, slot));
-        let compiled = compile_purged::<Native>(&rec, &VM_LAYOUT, &exit_links, &is_live)?;
-        if compiled.trace.snaps.len() > table.len() {
-            return Err(Abort::Malformed);
-        }
+        let from = TraceStart {
+            pc: start as u32,
+            inherited,
+        };
+        let compiled = compile_entered::<Native>(&rec, &VM_LAYOUT, &exit_links, &is_live, from)?;
         let code = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;
         if compiled.alloc.spill_slots > self.max_spills {
             self.max_spills = compiled.alloc.spill_slots;
@@ -148,20 +152,27 @@ impl Jit<'_> {
     /// to it, and its own exits to the traces installed where they resume. Never an exit to
     /// the start of the trace that takes it: the interpreter must make progress there. A
     /// sibling (see [`sibling_id`]) gets only the exits of its trace that resume at their
-    /// common start.
+    /// common start. An exit jumps to the target's fast entry when what it knows of the
+    /// slots gives the target's entry requirements, else to its checked entry.
     fn link(&mut self, new: usize) {
         let func = self.installed[new].func;
         let nregs = self.prog.funcs.get(func).map_or(0, |f| f.nregs as u32);
         let fits = |t: &Installed| t.code.min_slots() <= nregs;
-        let entries: Vec<(usize, u64)> = self
+        let entry_of = |t: &Installed| Entry {
+            start: t.start,
+            checked: t.entry_addr(),
+            fast: t.fast_entry_addr(),
+            requires: t.compiled.requires.clone(),
+        };
+        let entries: Vec<Entry> = self
             .installed
             .iter()
             .filter(|t| t.func == func && fits(t) && !t.sibling)
-            .map(|t| (t.start, t.entry_addr()))
+            .map(entry_of)
             .collect();
         let new_start = self.installed[new].start;
         let new_sibling = self.installed[new].sibling;
-        let new_entry = fits(&self.installed[new]).then(|| self.installed[new].entry_addr());
+        let new_entry = fits(&self.installed[new]).then(|| entry_of(&self.installed[new]));
         for (i, t) in self.installed.iter_mut().enumerate() {
             if t.func != func {
                 continue;
@@ -174,16 +185,28 @@ impl Jit<'_> {
                     continue;
                 }
                 let target = if i == new {
-                    entries.iter().find(|e| e.0 == pc).map(|e| e.1)
+                    entries.iter().find(|e| e.start == pc)
                 } else if pc == new_start && (!new_sibling || to_sibling) {
-                    new_entry
+                    new_entry.as_ref()
                 } else {
                     None
                 };
-                if let (Some(addr), Some(slot)) = (target, t.links.get_mut(n)) {
+                let addr = target.map(|e| match t.compiled.exit_gives(n, &e.requires) {
+                    true => e.fast,
+                    false => e.checked,
+                });
+                if let (Some(addr), Some(slot)) = (addr, t.links.get_mut(n)) {
                     *slot = addr;
                 }
             }
         }
     }
+}
+
+/// A trace's two ways in, as [`Jit::link`] chooses between them.
+struct Entry {
+    start: usize,
+    checked: u64,
+    fast: u64,
+    requires: Vec<(u32, Known)>,
 }

@@ -14,10 +14,10 @@ mod heap;
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
-use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
+use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, WRITTEN};
 use crate::jit::backend::{
-    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, InlineCall,
-    Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
+    InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::callframe;
@@ -39,7 +39,8 @@ impl Backend for A64 {
         alloc: &Allocation,
         layout: &SlotLayout,
         links: &ExitLinks,
-    ) -> Result<Vec<u8>, CompileError> {
+        entry: &EntryChecks,
+    ) -> Result<Assembled, CompileError> {
         if target::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
             return Err(CompileError::TooManySpills);
         }
@@ -57,7 +58,9 @@ impl Backend for A64 {
             exits,
             epilogue,
             links: *links,
-            plans: exit_plans(t, links, alloc, layout),
+            plans: exit_plans(t, links, alloc, layout, entry),
+            entry,
+            fast_entry: 0,
             done_guard: None,
             done_result: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
@@ -65,7 +68,11 @@ impl Backend for A64 {
             fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
         };
         isel.trace()?;
-        Ok(isel.b.finish()?)
+        let fast_entry = isel.fast_entry;
+        Ok(Assembled {
+            code: isel.b.finish()?,
+            fast_entry,
+        })
     }
 
     fn entry_offset() -> usize {
@@ -120,6 +127,10 @@ pub(super) struct Isel<'a> {
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
     plans: Option<Vec<ExitPlan>>,
+    /// The checked entry's checks (see `backend::link`).
+    entry: &'a EntryChecks,
+    /// Where the fast entry is (set by [`Isel::entry_checks`]).
+    fast_entry: usize,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
     /// A `CallD`'s result op that the call's code already emitted (see `calls.rs`).
@@ -163,6 +174,7 @@ impl Isel<'_> {
 
     fn trace(&mut self) -> Result<(), CompileError> {
         self.prologue();
+        let failed = self.entry_checks()?;
         if let Some(f) = self.fuel_reg {
             // Right after the prologue: linked exits of other traces enter here too.
             let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
@@ -181,6 +193,11 @@ impl Isel<'_> {
         if let Some(l) = loop_label {
             self.phi_moves()?;
             emit::b(&mut self.b, l);
+        }
+        if let Some(l) = failed {
+            // The start exit: nothing charged, nothing written, the fuel word untouched.
+            emit::bind(&mut self.b, l);
+            self.exit_with(self.links.exit_id(self.entry.snap as usize));
         }
         let exited = self.t.exited_snapshots();
         for n in (0..self.t.snaps.len()).filter(|&n| exited[n]) {
@@ -201,15 +218,59 @@ impl Isel<'_> {
                 emit::b(&mut self.b, self.epilogue);
                 emit::bind(&mut self.b, slow);
             }
-            match u16::try_from(self.links.exit_id(n)) {
-                Ok(id) => emit::exit_to(&mut self.b, Imm16::new(id), self.epilogue),
-                Err(_) => {
-                    mov_imm(&mut self.b, S0, self.links.exit_id(n) as i64);
-                    emit::b(&mut self.b, self.epilogue);
-                }
-            }
+            self.exit_with(self.links.exit_id(n));
         }
         self.exit_handler()
+    }
+
+    /// Exit id `id` into the return register, then to the handler.
+    fn exit_with(&mut self, id: u32) {
+        match u16::try_from(id) {
+            Ok(id) => emit::exit_to(&mut self.b, Imm16::new(id), self.epilogue),
+            Err(_) => {
+                mov_imm(&mut self.b, S0, id as i64);
+                emit::b(&mut self.b, self.epilogue);
+            }
+        }
+    }
+
+    /// The checked entry's tag checks (a failure branches to the returned label, the start
+    /// exit), then the fast entry.
+    fn entry_checks(&mut self) -> Result<Option<DynamicLabel>, CompileError> {
+        let entry = self.entry;
+        let failed = (!entry.checks.is_empty()).then(|| self.b.new_dynamic_label());
+        if let Some(fail) = failed {
+            let max = self.layout.scalar_tags_max.unwrap_or(0);
+            for &(slot, known) in &entry.checks {
+                let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+                let (tag, cond) = match known {
+                    Known::Tag(g) => (g, Cond::Ne),
+                    // Unsigned: a tag above the scalar ones may own heap memory.
+                    Known::Scalar => (max, Cond::Hi),
+                };
+                self.cmp_tag(disp, tag)?;
+                emit::b_cond(&mut self.b, cond, fail);
+            }
+        }
+        self.fast_entry = self.b.offset();
+        Ok(failed)
+    }
+
+    /// Compares the tag at `disp` with `tag` (the tag in `S0`).
+    pub(super) fn cmp_tag(&mut self, disp: i32, tag: u64) -> Result<(), CompileError> {
+        match self.slot_mem(disp, self.layout.tag_size) {
+            Mem::B(n, o) => emit::ldrb(&mut self.b, S0, n, o),
+            Mem::W(n, o) => emit::ldr_w(&mut self.b, S0, n, o),
+            Mem::X(n, o) => emit::ldr_x(&mut self.b, S0, n, o),
+        }
+        match Imm12::new(tag as i64).filter(|_| tag < 4096) {
+            Some(k) => emit::cmp_ri(&mut self.b, S0, k),
+            None => {
+                mov_imm(&mut self.b, S1, tag as i64);
+                emit::cmp_rr(&mut self.b, S0, S1);
+            }
+        }
+        Ok(())
     }
 
     /// Dumps every allocatable register into the exit frame, then returns.
@@ -399,19 +460,11 @@ impl Isel<'_> {
             .payload_disp(slot)
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
-        match self.slot_mem(tag_disp, self.layout.tag_size) {
-            Mem::B(n, o) => emit::ldrb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => emit::ldr_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => emit::ldr_x(&mut self.b, S0, n, o),
+        // The checked entry verified it (see `backend::link`).
+        if !self.entry.covers(r as usize, slot, tag) {
+            self.cmp_tag(tag_disp, tag)?;
+            emit::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         }
-        match Imm12::new(tag as i64).filter(|_| tag < 4096) {
-            Some(k) => emit::cmp_ri(&mut self.b, S0, k),
-            None => {
-                mov_imm(&mut self.b, S1, tag as i64);
-                emit::cmp_rr(&mut self.b, S0, S1);
-            }
-        }
-        emit::b_cond(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         if inst.ty == Ty::Bool {
             // One byte: the rest of a bool's payload is unspecified.
             let Mem::B(n, o) = self.slot_mem(pay, 1) else {

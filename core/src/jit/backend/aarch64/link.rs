@@ -41,9 +41,7 @@ impl Isel<'_> {
         let max = self.layout.scalar_tags_max.unwrap_or(0);
         for &slot in &plan.checks {
             let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
-            self.load_tag(disp)?;
-            mov_imm(&mut self.b, S1, max as i64);
-            emit::cmp_rr(&mut self.b, S0, S1);
+            self.cmp_tag(disp, max)?;
             // Unsigned: a tag above the scalar ones may own heap memory.
             emit::b_cond(&mut self.b, Cond::Hi, slow);
         }
@@ -53,17 +51,7 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// The tag of the slot at `disp` into `S0` (zero-extended).
-    fn load_tag(&mut self, disp: i32) -> Result<(), CompileError> {
-        match self.slot_mem(disp, self.layout.tag_size) {
-            Mem::B(n, o) => emit::ldrb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => emit::ldr_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => emit::ldr_x(&mut self.b, S0, n, o),
-        }
-        Ok(())
-    }
-
-    /// One typed store of a write-back: tag, then payload.
+    /// One typed store of a write-back: tag (unless the slot holds it already), then payload.
     fn store_slot(&mut self, st: &Store) -> Result<(), CompileError> {
         let tag_disp = self
             .layout
@@ -74,11 +62,13 @@ impl Isel<'_> {
             .payload_disp(st.slot)
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(st.ty).unwrap_or(0);
-        mov_imm(&mut self.b, S0, tag as i64);
-        match self.slot_mem(tag_disp, self.layout.tag_size) {
-            Mem::B(n, o) => emit::strb(&mut self.b, S0, n, o),
-            Mem::W(n, o) => emit::str_w(&mut self.b, S0, n, o),
-            Mem::X(n, o) => emit::str_x(&mut self.b, S0, n, o),
+        if st.tag {
+            mov_imm(&mut self.b, S0, tag as i64);
+            match self.slot_mem(tag_disp, self.layout.tag_size) {
+                Mem::B(n, o) => emit::strb(&mut self.b, S0, n, o),
+                Mem::W(n, o) => emit::str_w(&mut self.b, S0, n, o),
+                Mem::X(n, o) => emit::str_x(&mut self.b, S0, n, o),
+            }
         }
         // The value first (into S1 if it is not in a register), then the address (x15).
         let (reg, float) = match st.src {

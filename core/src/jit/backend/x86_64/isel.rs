@@ -19,10 +19,10 @@ mod heap;
 use super::emit::{self, Cond};
 use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
-use crate::jit::backend::link::{exit_plans, ExitPlan, WRITTEN};
+use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, WRITTEN};
 use crate::jit::backend::{
-    fuel_in_register, fuel_refunds, sequentialize, Backend, CompileError, ExitLinks, InlineCall,
-    Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
+    fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
+    InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
 };
 use crate::jit::buffer::{Arch, CodeBuffer, DynamicLabel};
 use crate::jit::callframe;
@@ -44,7 +44,8 @@ impl Backend for X64 {
         alloc: &Allocation,
         layout: &SlotLayout,
         links: &ExitLinks,
-    ) -> Result<Vec<u8>, CompileError> {
+        entry: &EntryChecks,
+    ) -> Result<Assembled, CompileError> {
         if alloc.spill_slots > target::MAX_SPILLS {
             return Err(CompileError::TooManySpills);
         }
@@ -62,7 +63,9 @@ impl Backend for X64 {
             exits,
             epilogue,
             links: *links,
-            plans: exit_plans(t, links, alloc, layout),
+            plans: exit_plans(t, links, alloc, layout, entry),
+            entry,
+            fast_entry: 0,
             fused: heap::fused_loads(t),
             done_guard: None,
             done_result: None,
@@ -71,7 +74,11 @@ impl Backend for X64 {
             fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
         };
         isel.trace()?;
-        Ok(isel.b.finish()?)
+        let fast_entry = isel.fast_entry;
+        Ok(Assembled {
+            code: isel.b.finish()?,
+            fast_entry,
+        })
     }
 
     fn entry_offset() -> usize {
@@ -96,6 +103,10 @@ pub(super) struct Isel<'a> {
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
     plans: Option<Vec<ExitPlan>>,
+    /// The checked entry's checks (see `backend::link`).
+    entry: &'a EntryChecks,
+    /// Where the fast entry is (set by [`Isel::entry_checks`]).
+    fast_entry: usize,
     /// `LdI`s compared in memory by the guard right after them (see `heap::fused_loads`).
     fused: Vec<bool>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
@@ -141,6 +152,7 @@ impl Isel<'_> {
 
     fn trace(&mut self) -> Result<(), CompileError> {
         self.prologue();
+        let failed = self.entry_checks()?;
         if let Some(f) = self.fuel_reg {
             // Right after the prologue: linked exits of other traces enter here too.
             emit::load_ctx(&mut self.b, f, word(FUEL));
@@ -167,6 +179,12 @@ impl Isel<'_> {
             self.phi_moves();
             emit::jmp(&mut self.b, l);
         }
+        if let Some(l) = failed {
+            // The start exit: nothing charged, nothing written, the fuel word untouched.
+            emit::bind(&mut self.b, l);
+            let id = self.links.exit_id(self.entry.snap as usize);
+            emit::exit_to(&mut self.b, id as i32, self.epilogue);
+        }
         let exited = self.t.exited_snapshots();
         for n in (0..self.t.snaps.len()).filter(|&n| exited[n]) {
             emit::bind(&mut self.b, self.exits[n]);
@@ -189,6 +207,43 @@ impl Isel<'_> {
         }
         self.exit_handler();
         Ok(())
+    }
+
+    /// The checked entry's tag checks (a failure jumps to the returned label, the start
+    /// exit), then the fast entry.
+    fn entry_checks(&mut self) -> Result<Option<DynamicLabel>, CompileError> {
+        let entry = self.entry;
+        let failed = (!entry.checks.is_empty()).then(|| self.b.new_dynamic_label());
+        if let Some(fail) = failed {
+            let max = self.layout.scalar_tags_max.unwrap_or(0);
+            for &(slot, known) in &entry.checks {
+                let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
+                let (tag, cond) = match known {
+                    Known::Tag(g) => (g, Cond::Ne),
+                    // Unsigned: a tag above the scalar ones may own heap memory.
+                    Known::Scalar => (max, Cond::A),
+                };
+                self.cmp_tag(disp, tag);
+                emit::jcc(&mut self.b, cond, fail);
+            }
+        }
+        self.fast_entry = self.b.offset();
+        Ok(failed)
+    }
+
+    /// `cmp` of the tag at `disp` with `tag`.
+    pub(super) fn cmp_tag(&mut self, disp: i32, tag: u64) {
+        match self.layout.tag_size {
+            1 => emit::cmp_tag8(&mut self.b, disp, tag as u8 as i8),
+            4 => emit::cmp_tag32(&mut self.b, disp, tag as u32 as i32),
+            _ => match i32::try_from(tag as i64) {
+                Ok(t32) => emit::cmp_tag64(&mut self.b, disp, t32),
+                Err(_) => {
+                    self.mov_imm(S0, tag as i64);
+                    emit::cmp_tag64_r(&mut self.b, disp, S0);
+                }
+            },
+        }
     }
 
     /// Dumps every allocatable register into the exit frame, then returns.
@@ -359,18 +414,11 @@ impl Isel<'_> {
             .payload_disp(slot)
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(inst.ty).unwrap_or(0);
-        match self.layout.tag_size {
-            1 => emit::cmp_tag8(&mut self.b, tag_disp, tag as u8 as i8),
-            4 => emit::cmp_tag32(&mut self.b, tag_disp, tag as u32 as i32),
-            _ => match i32::try_from(tag as i64) {
-                Ok(t32) => emit::cmp_tag64(&mut self.b, tag_disp, t32),
-                Err(_) => {
-                    self.mov_imm(S0, tag as i64);
-                    emit::cmp_tag64_r(&mut self.b, tag_disp, S0);
-                }
-            },
+        // The checked entry verified it (see `backend::link`).
+        if !self.entry.covers(r as usize, slot, tag) {
+            self.cmp_tag(tag_disp, tag);
+            emit::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         }
-        emit::jcc(&mut self.b, Cond::Ne, self.exits[inst.snap as usize]);
         if inst.ty == Ty::Float {
             let fd = self.out(r, FS0);
             emit::load_slot_f(&mut self.b, fd, pay);

@@ -40,17 +40,7 @@ impl Isel<'_> {
         let max = self.layout.scalar_tags_max.unwrap_or(0);
         for &slot in &plan.checks {
             let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
-            match self.layout.tag_size {
-                1 => emit::cmp_tag8(&mut self.b, disp, max as u8 as i8),
-                4 => emit::cmp_tag32(&mut self.b, disp, max as u32 as i32),
-                _ => match i32::try_from(max as i64) {
-                    Ok(k) => emit::cmp_tag64(&mut self.b, disp, k),
-                    Err(_) => {
-                        self.mov_imm(S0, max as i64);
-                        emit::cmp_tag64_r(&mut self.b, disp, S0);
-                    }
-                },
-            }
+            self.cmp_tag(disp, max);
             // Unsigned: a tag above the scalar ones may own heap memory.
             emit::jcc(&mut self.b, Cond::A, slow);
         }
@@ -60,7 +50,7 @@ impl Isel<'_> {
         Ok(())
     }
 
-    /// One typed store of a write-back: tag, then payload.
+    /// One typed store of a write-back: tag (unless the slot holds it already), then payload.
     fn store_slot(&mut self, st: &Store) -> Result<(), CompileError> {
         let tag_disp = self
             .layout
@@ -72,6 +62,7 @@ impl Isel<'_> {
             .ok_or(CompileError::SlotTooFar)?;
         let tag = self.layout.tag_of(st.ty).unwrap_or(0);
         match self.layout.tag_size {
+            _ if !st.tag => {}
             1 => emit::store_tag8(&mut self.b, tag_disp, tag as u8 as i8),
             4 => emit::store_tag32(&mut self.b, tag_disp, tag as u32 as i32),
             _ => match i32::try_from(tag as i64) {
@@ -83,6 +74,10 @@ impl Isel<'_> {
             },
         }
         match st.src {
+            // `mov qword [slot], imm32` (sign-extended).
+            Src::Const(k) if i32::try_from(k).is_ok() => {
+                emit::store_tag64(&mut self.b, pay, k as i32)
+            }
             Src::Const(k) => {
                 self.mov_imm(S0, k);
                 emit::store_slot(&mut self.b, pay, S0);

@@ -113,7 +113,7 @@ impl Isel<'_> {
                 emit::bind(&mut self.b, no_link);
                 return Ok(());
             }
-            let plan = exit_plan(self.t, self.alloc, n);
+            let plan = exit_plan(self.t, self.alloc, self.layout, n);
             self.write_back(&plan, no_link)?;
             mov_imm(&mut self.b, S0, table + 8 * n as i64);
             emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);

@@ -98,7 +98,7 @@ impl Isel<'_> {
                 emit::bind(&mut self.b, no_link);
                 return Ok(());
             }
-            let plan = exit_plan(self.t, self.alloc, n);
+            let plan = exit_plan(self.t, self.alloc, self.layout, n);
             self.write_back(&plan, no_link)?;
             emit::mov_ri64(&mut self.b, S0, table + 8 * n as i64);
             emit_call::load_rax_rax(&mut self.b, 0);
