@@ -56,7 +56,7 @@ use alloc::vec::Vec;
 
 use crate::jit::ir::snapshot::Snapshot;
 use crate::jit::ir::{Op, Trace, Ty, NO_SNAP};
-use crate::jit::regalloc::Allocation;
+use crate::jit::regalloc::{Allocation, Loc};
 use crate::jit::slots::SlotLayout;
 
 use super::Src;
@@ -158,6 +158,9 @@ pub struct EntryChecks {
     /// The first call's position (the trace's length if none): code before it relies on
     /// `checks`.
     pub until: usize,
+    /// How many `SLoad`s lead the trace (a loop trace's, see `opt::loads_first`): a linked
+    /// exit that has their values enters after them, at the register entry.
+    pub loads: usize,
 }
 
 impl EntryChecks {
@@ -180,6 +183,14 @@ impl EntryChecks {
         let until = first_call(t);
         let Some(max) = layout.scalar_tags_max else {
             return Self::none(t);
+        };
+        let scalar = |ty: Ty| layout.tag_of(ty).is_some_and(|g| g <= max);
+        let loads = match inherited {
+            Some(_) => 0,
+            None => t.insts[..until]
+                .iter()
+                .take_while(|i| i.op == Op::SLoad && scalar(i.ty))
+                .count(),
         };
         let mut checks: ExitKnowledge = Vec::new();
         match inherited {
@@ -207,11 +218,7 @@ impl EntryChecks {
             }
         }
         if checks.is_empty() {
-            return Self {
-                checks,
-                snap: 0,
-                until,
-            };
+            return Self::none(t);
         }
         let snap = t.snaps.len() as u32;
         t.snaps.push(Snapshot {
@@ -223,6 +230,7 @@ impl EntryChecks {
             checks,
             snap,
             until,
+            loads,
         }
     }
 
@@ -232,6 +240,7 @@ impl EntryChecks {
             checks: Vec::new(),
             snap: 0,
             until: first_call(t),
+            loads: 0,
         }
     }
 
@@ -249,6 +258,56 @@ impl EntryChecks {
     /// Whether the `SLoad` of `slot` with `tag` at position `pos` needs no tag check.
     pub fn covers(&self, pos: usize, slot: u32, tag: u64) -> bool {
         self.known_at(pos, slot) == Some(Known::Tag(tag))
+    }
+}
+
+/// A loop trace's register entry, as the trace that links to it is compiled against it: past
+/// the leading `SLoad`s, which the linking exit's moves replace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegEntry {
+    /// The trace's start pc.
+    pub pc: u32,
+    /// The register entry's address.
+    pub addr: u64,
+    /// Per leading `SLoad`: its slot, type and register.
+    pub values: Vec<(u32, Ty, Loc)>,
+    /// The trace's entry requirements (the linking exit must give them).
+    pub requires: ExitKnowledge,
+}
+
+/// Which exits of a trace jump to `target`'s register entry (with its values in its
+/// registers) instead of through the link table.
+#[derive(Clone, Debug, Default)]
+pub struct RegLinks<'a> {
+    /// The trace the exits resume in.
+    pub target: Option<&'a RegEntry>,
+    /// Per snapshot: whether its exit does.
+    pub exits: Vec<bool>,
+}
+
+impl<'a> RegLinks<'a> {
+    /// The exits of `t` that resume at `target`'s start and know what it requires.
+    pub fn new(t: &Trace, target: Option<&'a RegEntry>, known: &[ExitKnowledge]) -> Self {
+        let Some(target) = target.filter(|e| !e.values.is_empty()) else {
+            return Self::default();
+        };
+        let exits = (0..t.snaps.len())
+            .map(|n| {
+                t.snaps[n].pc == target.pc
+                    && known
+                        .get(n)
+                        .is_some_and(|k| !k.is_empty() && gives_all(k, &target.requires))
+            })
+            .collect();
+        Self {
+            target: Some(target),
+            exits,
+        }
+    }
+
+    /// The register entry exit `n` jumps to, if any.
+    pub fn at(&self, n: usize) -> Option<&'a RegEntry> {
+        self.target.filter(|_| self.exits.get(n) == Some(&true))
     }
 }
 

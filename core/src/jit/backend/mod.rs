@@ -50,7 +50,7 @@ pub mod link;
 pub mod x86_64;
 
 pub use link::ExitLinks;
-use link::{EntryChecks, ExitKnowledge, Known};
+use link::{EntryChecks, ExitKnowledge, Known, RegEntry, RegLinks};
 
 /// The backend that runs on this host, if any.
 #[cfg(target_arch = "x86_64")]
@@ -114,6 +114,7 @@ pub trait Backend {
         layout: &SlotLayout,
         links: &ExitLinks,
         entry: &EntryChecks,
+        reg: &RegLinks<'_>,
     ) -> Result<Assembled, CompileError>;
 
     /// Bytes from a trace's start to the end of its prologue: where a linked exit of another
@@ -133,6 +134,8 @@ pub struct Assembled {
     /// Bytes from the start to the fast entry (past the entry checks; the checked entry is
     /// [`Backend::entry_offset`]).
     pub fast_entry: usize,
+    /// Bytes from the start to the register entry (past the leading `SLoad`s).
+    pub reg_entry: usize,
 }
 
 /// First word of the int register dump in an [`ExitFrame`].
@@ -251,6 +254,9 @@ pub struct Compiled {
     pub links: ExitLinks,
     /// Bytes from the start to the fast entry (see [`link`]).
     pub fast_entry: usize,
+    /// Bytes from the start to the register entry, and the registers it expects the leading
+    /// `SLoad`s' values in (empty: no register entry).
+    pub reg_entry: (usize, Vec<(u32, Ty, Loc)>),
     /// What the checked entry verifies and the fast entry assumes.
     pub requires: ExitKnowledge,
     /// Per exit, what it knows of the slots after its write-back (empty: nothing, or no
@@ -269,10 +275,26 @@ impl Compiled {
         asm: Assembled,
         links: ExitLinks,
         entry: EntryChecks,
+        exit_known: Vec<ExitKnowledge>,
     ) -> Compiled {
         let plans = (0..trace.snaps.len()).map(|_| OnceCell::new()).collect();
-        let stubs = link::exit_plans(&trace, &links, &alloc, &layout, &entry);
-        let exit_known = link::exit_knowledge(&trace, &layout, stubs.as_deref(), &entry);
+        // What the registers hold at the register entry: a load whose value died at once
+        // may share its register with a later one, which then holds the later value.
+        let values: Vec<(u32, Ty, Loc)> = (0..entry.loads)
+            .filter(|&r| {
+                let float = |q: usize| trace.insts[q].ty == Ty::Float;
+                let reused = (r + 1..entry.loads)
+                    .any(|q| alloc.locs[q] == alloc.locs[r] && float(q) == float(r));
+                alloc.locs[r] != Loc::None && !reused
+            })
+            .map(|r| (trace.insts[r].imm as u32, trace.insts[r].ty, alloc.locs[r]))
+            .collect();
+        // Only registers: a linking exit's moves must not write the shared spill area.
+        let in_regs = values.iter().all(|v| matches!(v.2, Loc::Reg(_)));
+        let reg_entry = match in_regs && !values.is_empty() {
+            true => (asm.reg_entry, values),
+            false => (asm.reg_entry, Vec::new()),
+        };
         Compiled {
             trace,
             alloc,
@@ -280,10 +302,23 @@ impl Compiled {
             code: asm.code,
             links,
             fast_entry: asm.fast_entry,
+            reg_entry,
             requires: entry.checks,
             exit_known,
             plans,
         }
+    }
+
+    /// The register entry of this trace, installed at `base`, as a linker is compiled against
+    /// it (`None`: it has none); `pc` is its start.
+    pub fn reg_entry_at(&self, base: u64, pc: u32) -> Option<RegEntry> {
+        let (offset, values) = &self.reg_entry;
+        (!values.is_empty()).then(|| RegEntry {
+            pc,
+            addr: base + *offset as u64,
+            values: values.clone(),
+            requires: self.requires.clone(),
+        })
     }
 
     /// Whether exit `n` may jump to the fast entry of a trace that requires `need`.
@@ -441,6 +476,9 @@ pub struct TraceStart<'a> {
     pub pc: u32,
     /// A side trace's: the knowledge of the exit it continues; `None` for a loop trace.
     pub inherited: Option<&'a [(u32, Known)]>,
+    /// The trace installed where the trace ends, if it has a register entry: the exits that
+    /// resume there and know what it requires jump into it with its values in its registers.
+    pub ends_in: Option<&'a RegEntry>,
 }
 
 /// [`compile_purged`] with a checked and a fast entry (see [`link`]).
@@ -464,6 +502,16 @@ fn compile_with<B: Backend>(
     start: Option<TraceStart<'_>>,
 ) -> Result<Compiled, CompileError> {
     layout.validate()?;
+    // A loop trace's slot loads go first (see `opt::loads_first`).
+    let front = match start {
+        Some(s)
+            if s.inherited.is_none() && links.table != 0 && layout.scalar_tags_max.is_some() =>
+        {
+            crate::jit::opt::loads_first(recorded, s.pc)
+        }
+        _ => None,
+    };
+    let recorded = front.as_ref().unwrap_or(recorded);
     let mut trace = optimize_with(recorded, live)?;
     let entry = match start {
         Some(s) if links.table != 0 => EntryChecks::plan(&mut trace, layout, s.pc, s.inherited),
@@ -475,8 +523,13 @@ fn compile_with<B: Backend>(
         B::POOL
     };
     let alloc = allocate(&trace, &pool);
-    let asm = B::assemble(&trace, &alloc, layout, links, &entry)?;
-    Ok(Compiled::new(trace, alloc, *layout, asm, *links, entry))
+    let stubs = link::exit_plans(&trace, links, &alloc, layout, &entry);
+    let known = link::exit_knowledge(&trace, layout, stubs.as_deref(), &entry);
+    let reg = RegLinks::new(&trace, start.and_then(|s| s.ends_in), &known);
+    let asm = B::assemble(&trace, &alloc, layout, links, &entry, &reg)?;
+    Ok(Compiled::new(
+        trace, alloc, *layout, asm, *links, entry, known,
+    ))
 }
 
 /// Like [`compile`], for a trace that does not loop (a function trace, see `jit::func`).
@@ -489,8 +542,16 @@ pub fn compile_linear<B: Backend>(
     let alloc = allocate(&trace, &B::FUNC_POOL);
     let links = ExitLinks::default();
     let entry = EntryChecks::none(&trace);
-    let asm = B::assemble(&trace, &alloc, layout, &links, &entry)?;
-    Ok(Compiled::new(trace, alloc, *layout, asm, links, entry))
+    let asm = B::assemble(&trace, &alloc, layout, &links, &entry, &RegLinks::default())?;
+    Ok(Compiled::new(
+        trace,
+        alloc,
+        *layout,
+        asm,
+        links,
+        entry,
+        Vec::new(),
+    ))
 }
 
 /// Whether loop trace `t` keeps the fuel left in [`Backend::FUEL_REG`] instead of the exit

@@ -59,9 +59,28 @@ impl Jit<'_> {
         // Snapshot entries of registers dead at their exit's pc are dropped (see `jit::live`).
         let live = self.prog.funcs.get(func).map(Liveness::of);
         let is_live = |pc: u32, slot: u32| live.as_ref().is_none_or(|l| l.is_live(pc, slot));
+        // The trace installed where this one ends: its exits there may enter it with its
+        // values in its registers.
+        let nregs = self.prog.funcs.get(func).map_or(0, |f| f.nregs as u32);
+        let ends_in = match rec.insts.last() {
+            Some(i) if i.op == crate::jit::ir::Op::Exit => rec.snaps.get(i.snap as usize),
+            _ => None,
+        }
+        .map(|s| s.pc as usize)
+        .filter(|&end| end != start)
+        .and_then(|end| match self.traces.state(loop_id(func, end)) {
+            TraceState::Compiled { trace } => self.installed.get(trace),
+            _ => None,
+        })
+        .filter(|t| t.func == func && !t.sibling && t.code.min_slots() <= nregs)
+        .and_then(|t| {
+            let base = t.code.entry().as_ptr() as u64;
+            t.compiled.reg_entry_at(base, t.start as u32)
+        });
         let from = TraceStart {
             pc: start as u32,
             inherited,
+            ends_in: ends_in.as_ref(),
         };
         let compiled = compile_entered::<Native>(&rec, &VM_LAYOUT, &exit_links, &is_live, from)?;
         let code = InstalledTrace::install(self.mem, &compiled.code, compiled.min_slots())?;

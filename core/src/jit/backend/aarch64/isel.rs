@@ -14,7 +14,7 @@ mod heap;
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
-use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, WRITTEN};
+use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, RegLinks, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
     InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -40,6 +40,7 @@ impl Backend for A64 {
         layout: &SlotLayout,
         links: &ExitLinks,
         entry: &EntryChecks,
+        reg: &RegLinks<'_>,
     ) -> Result<Assembled, CompileError> {
         if target::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
             return Err(CompileError::TooManySpills);
@@ -60,7 +61,9 @@ impl Backend for A64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout, entry),
             entry,
+            reg,
             fast_entry: 0,
+            reg_entry: 0,
             done_guard: None,
             done_result: None,
             link_table: t.insts.iter().find(|i| i.op == Op::Links).map(|i| i.imm),
@@ -68,10 +71,11 @@ impl Backend for A64 {
             fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
         };
         isel.trace()?;
-        let fast_entry = isel.fast_entry;
+        let (fast_entry, reg_entry) = (isel.fast_entry, isel.reg_entry);
         Ok(Assembled {
             code: isel.b.finish()?,
             fast_entry,
+            reg_entry,
         })
     }
 
@@ -129,8 +133,12 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// The checked entry's checks (see `backend::link`).
     entry: &'a EntryChecks,
+    /// The exits that jump into the register entry of the trace they resume in.
+    pub(super) reg: &'a RegLinks<'a>,
     /// Where the fast entry is (set by [`Isel::entry_checks`]).
     fast_entry: usize,
+    /// Where the register entry is: past the leading `SLoad`s.
+    reg_entry: usize,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
     pub(super) done_guard: Option<Ref>,
     /// A `CallD`'s result op that the call's code already emitted (see `calls.rs`).
@@ -175,13 +183,18 @@ impl Isel<'_> {
     fn trace(&mut self) -> Result<(), CompileError> {
         self.prologue();
         let failed = self.entry_checks()?;
+        // The leading `SLoad`s, then the register entry (see `backend::link`).
+        for r in 0..self.entry.loads {
+            self.inst(r as Ref)?;
+        }
+        self.reg_entry = self.b.offset();
         if let Some(f) = self.fuel_reg {
-            // Right after the prologue: linked exits of other traces enter here too.
+            // Linked exits of other traces enter before this too.
             let off = target::ctx_off(FUEL).ok_or(CompileError::TooManySpills)?;
             emit::ldr_x(&mut self.b, f, CTX, off);
         }
         let mut loop_label = None;
-        for r in 0..self.t.insts.len() {
+        for r in self.entry.loads..self.t.insts.len() {
             if self.t.insts[r].op == Op::Loop {
                 let l = self.b.new_dynamic_label();
                 emit::bind(&mut self.b, l);
@@ -723,7 +736,12 @@ impl Isel<'_> {
 }
 
 /// One move of the PHI resolution; memory-to-memory and constants go through `x16`.
-fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) -> Result<(), CompileError> {
+pub(super) fn move_value(
+    b: &mut CodeBuffer,
+    float: bool,
+    d: Loc,
+    s: Src,
+) -> Result<(), CompileError> {
     let sp = |n: u32| target::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills);
     match (d, s, float) {
         (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => emit::mov_rr(b, d, s),

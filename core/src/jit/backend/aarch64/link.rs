@@ -1,10 +1,12 @@
 //! AArch64 exit stubs of linked traces: native write-back, then a jump through the link table
 //! (the plan and its invariants: [`crate::jit::backend::link`]).
 use super::emit::{self, Cond, Imm12, Off8};
-use super::isel::{mov_imm, Isel, Mem};
-use super::target::{CTX, S0, S1};
+use alloc::vec::Vec;
+
+use super::isel::{mov_imm, move_value, Isel, Mem};
+use super::target::{CTX, FS1, S0, S1};
 use crate::jit::backend::link::{ExitPlan, Store};
-use crate::jit::backend::{CompileError, Src};
+use crate::jit::backend::{sequentialize, CompileError, Src};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::ir::Ty;
 use crate::jit::regalloc::Loc;
@@ -20,6 +22,56 @@ impl Isel<'_> {
         written: DynamicLabel,
     ) -> Result<(), CompileError> {
         self.write_back(plan, slow)?;
+        if let Some(target) = self.reg.at(n) {
+            // Into the trace this exit resumes in, past its slot loads: their values go
+            // straight into the registers it loads them into.
+            for float in [false, true] {
+                let class = |ty: Ty| (ty == Ty::Float) == float;
+                let stored = |slot: u32| plan.stores.iter().find(|st| st.slot == slot);
+                let moves: Vec<(Loc, Src)> = target
+                    .values
+                    .iter()
+                    .filter(|v| class(v.1))
+                    .filter_map(|&(slot, _, to)| stored(slot).map(|st| (to, st.src)))
+                    .collect();
+                let temp = Loc::Reg(if float { FS1 } else { S1 });
+                let b = &mut self.b;
+                let mut result = Ok(());
+                sequentialize(moves, temp, |d, s| {
+                    if let Err(err) = move_value(b, float, d, s) {
+                        result = Err(err);
+                    }
+                });
+                result?;
+            }
+            for &(slot, ty, to) in &target.values {
+                let (Loc::Reg(d), None) = (to, plan.stores.iter().find(|st| st.slot == slot))
+                else {
+                    continue;
+                };
+                let pay = self
+                    .layout
+                    .payload_disp(slot)
+                    .ok_or(CompileError::SlotTooFar)?;
+                if ty == Ty::Bool {
+                    let Mem::B(b, o) = self.slot_mem(pay, 1) else {
+                        return Err(CompileError::SlotTooFar);
+                    };
+                    emit::ldrb(&mut self.b, d, b, o);
+                    continue;
+                }
+                let Mem::X(b, o) = self.slot_mem(pay, 8) else {
+                    return Err(CompileError::SlotTooFar);
+                };
+                match ty {
+                    Ty::Float => emit::ldr_d(&mut self.b, d, b, o),
+                    _ => emit::ldr_x(&mut self.b, d, b, o),
+                }
+            }
+            mov_imm(&mut self.b, S0, target.addr as i64);
+            emit::br(&mut self.b, S0);
+            return Ok(());
+        }
         let entry = self.links.table.wrapping_add(8 * n as u64);
         mov_imm(&mut self.b, S0, entry as i64);
         emit::ldr_x(&mut self.b, S0, S0, Off8::ZERO);

@@ -19,7 +19,7 @@ mod heap;
 use super::emit::{self, Cond};
 use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
-use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, WRITTEN};
+use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, RegLinks, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
     InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -45,6 +45,7 @@ impl Backend for X64 {
         layout: &SlotLayout,
         links: &ExitLinks,
         entry: &EntryChecks,
+        reg: &RegLinks<'_>,
     ) -> Result<Assembled, CompileError> {
         if alloc.spill_slots > target::MAX_SPILLS {
             return Err(CompileError::TooManySpills);
@@ -65,7 +66,9 @@ impl Backend for X64 {
             links: *links,
             plans: exit_plans(t, links, alloc, layout, entry),
             entry,
+            reg,
             fast_entry: 0,
+            reg_entry: 0,
             fused: heap::fused_loads(t),
             done_guard: None,
             done_result: None,
@@ -74,10 +77,11 @@ impl Backend for X64 {
             fuel_reg: fuel_in_register(t).then_some(target::FUEL_REG),
         };
         isel.trace()?;
-        let fast_entry = isel.fast_entry;
+        let (fast_entry, reg_entry) = (isel.fast_entry, isel.reg_entry);
         Ok(Assembled {
             code: isel.b.finish()?,
             fast_entry,
+            reg_entry,
         })
     }
 
@@ -105,8 +109,12 @@ pub(super) struct Isel<'a> {
     plans: Option<Vec<ExitPlan>>,
     /// The checked entry's checks (see `backend::link`).
     entry: &'a EntryChecks,
+    /// The exits that jump into the register entry of the trace they resume in.
+    pub(super) reg: &'a RegLinks<'a>,
     /// Where the fast entry is (set by [`Isel::entry_checks`]).
     fast_entry: usize,
+    /// Where the register entry is: past the leading `SLoad`s.
+    reg_entry: usize,
     /// `LdI`s compared in memory by the guard right after them (see `heap::fused_loads`).
     fused: Vec<bool>,
     /// A `CallD`'s status guard that the call's code already emitted (see `calls.rs`).
@@ -153,13 +161,18 @@ impl Isel<'_> {
     fn trace(&mut self) -> Result<(), CompileError> {
         self.prologue();
         let failed = self.entry_checks()?;
+        // The leading `SLoad`s, then the register entry (see `backend::link`).
+        for r in 0..self.entry.loads {
+            self.inst(r as Ref)?;
+        }
+        self.reg_entry = self.b.offset();
         if let Some(f) = self.fuel_reg {
-            // Right after the prologue: linked exits of other traces enter here too.
+            // Linked exits of other traces enter before this too.
             emit::load_ctx(&mut self.b, f, word(FUEL));
         }
         let mut loop_label = None;
         let rotated = self.rotatable_guard();
-        for r in 0..self.t.insts.len() {
+        for r in self.entry.loads..self.t.insts.len() {
             let inst = self.t.insts[r];
             match inst.op {
                 Op::Loop => {
@@ -785,7 +798,7 @@ pub(super) fn spill_disp(n: u32) -> i32 {
 }
 
 /// One move of the PHI resolution; memory-to-memory and constants go through `rax`.
-fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) {
+pub(super) fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) {
     let imm = |b: &mut CodeBuffer, reg: u8, v: i64| match i32::try_from(v) {
         Ok(v32) => emit::mov_ri32(b, reg, v32),
         Err(_) => emit::mov_ri64(b, reg, v),

@@ -1,10 +1,12 @@
 //! x86-64 exit stubs of linked traces: native write-back, then a jump through the link table
 //! (the plan and its invariants: [`crate::jit::backend::link`]).
+use alloc::vec::Vec;
+
 use super::emit::{self, Cond};
-use super::isel::{spill_disp, Isel};
-use super::target::S0;
+use super::isel::{move_value, spill_disp, Isel};
+use super::target::{FS1, S0, S1};
 use crate::jit::backend::link::{ExitPlan, Store};
-use crate::jit::backend::{CompileError, Src};
+use crate::jit::backend::{sequentialize, CompileError, Src};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::ir::Ty;
 use crate::jit::regalloc::Loc;
@@ -20,6 +22,41 @@ impl Isel<'_> {
         written: DynamicLabel,
     ) -> Result<(), CompileError> {
         self.write_back(plan, slow)?;
+        if let Some(target) = self.reg.at(n) {
+            // Into the trace this exit resumes in, past its slot loads: their values go
+            // straight into the registers it loads them into.
+            for float in [false, true] {
+                let class = |ty: Ty| (ty == Ty::Float) == float;
+                let stored = |slot: u32| plan.stores.iter().find(|st| st.slot == slot);
+                let moves: Vec<(Loc, Src)> = target
+                    .values
+                    .iter()
+                    .filter(|v| class(v.1))
+                    .filter_map(|&(slot, _, to)| stored(slot).map(|st| (to, st.src)))
+                    .collect();
+                let temp = Loc::Reg(if float { FS1 } else { S1 });
+                let b = &mut self.b;
+                sequentialize(moves, temp, |d, s| move_value(b, float, d, s));
+            }
+            for &(slot, ty, to) in &target.values {
+                let (Loc::Reg(d), None) = (to, plan.stores.iter().find(|st| st.slot == slot))
+                else {
+                    continue;
+                };
+                let pay = self
+                    .layout
+                    .payload_disp(slot)
+                    .ok_or(CompileError::SlotTooFar)?;
+                match ty {
+                    Ty::Float => emit::load_slot_f(&mut self.b, d, pay),
+                    Ty::Bool => emit::load_slot_u8(&mut self.b, d, pay),
+                    _ => emit::load_slot(&mut self.b, d, pay),
+                }
+            }
+            self.mov_imm(S0, target.addr as i64);
+            emit::jmp_r(&mut self.b, S0);
+            return Ok(());
+        }
         let table = self.links_table_entry(n);
         self.mov_imm(S0, table);
         emit::load_rm(&mut self.b, S0, S0, 0);
