@@ -629,8 +629,7 @@ impl Jit<'_> {
             .map(|(t, _)| t.start);
         // What that exit knows of the slots: the side trace's fast entry requires it.
         let inherited = parent
-            .and_then(|(t, exit)| t.compiled.exit_known.get(exit as usize))
-            .cloned()
+            .map(|(t, exit)| t.compiled.exit_known.all(exit as usize))
             .unwrap_or_default();
         self.attempt_keyed(id, func, pc, true, home, Some(&inherited), regs)
             .filter(|_| self.calls_fit(func))

@@ -18,20 +18,30 @@
 //! A dead snapshot entry (see `jit/ir/snapshot.rs`) gets the check but no store: a scalar
 //! stays in its slot, and a heap value sends the exit to the host, whose restore replaces it.
 //!
-//! *Typed links.* A loop or side trace has two entries. The checked entry (past the prologue,
+//! *Typed links.* A loop or side trace has two entries, a loop trace three. The checked entry (past the prologue,
 //! where the driver and unproven links enter) verifies the trace's *entry requirements*
 //! ([`EntryChecks`]: slot tags its code relies on: the scalar `SLoad`s before its first call,
 //! and for a side trace what the exit it was recorded from knew); a failed check leaves
 //! through the trace's *start exit* (its start pc, nothing written). The fast entry, right
 //! after the checks, is where a linked exit jumps when what it knows of the slots
-//! ([`ExitKnowledge`]: the requirements of its own trace, the tags its `SLoad`s checked, and
+//! ([`ExitsKnown`]: the requirements of its own trace, the tags its `SLoad`s checked, and
 //! what its stub stores) covers the target's requirements. Before the first call a trace
 //! relies on its requirements: such `SLoad`s check no tag, its stubs check no slot it knows
 //! and store no tag a slot already has.
 //!
+//! *Register entry.* A loop trace's slot loads come first (`opt::loads_first`); past them is
+//! its register entry ([`RegEntry`]). A trace compiled while the trace where it ends is
+//! installed jumps there from each exit that resumes at that trace's start and knows its
+//! requirements ([`RegLinks`]): after the write-back, it moves the values into the registers
+//! that trace loads them into and jumps straight to the address, without the link table. The
+//! write-back stays: the target's own exits rely on the slots it does not write.
+//!
 //! ```text
-//!   checked entry: [cmp tag(slot), required; jne start exit]...
-//!   fast entry:    body
+//!   checked entry:  [cmp tag(slot), required; jne start exit]...
+//!   fast entry:     [load slot -> its register]...           (a loop trace's leading loads)
+//!   register entry: [fuel -> its register]; body
+//!   exit n to a register entry: write-back; parallel move into the target's registers;
+//!                               [load the slots it did not write]; jmp target
 //!   exit n:  [cmp tag(slot), scalar max; ja slow n]...   (unchecked slots only)
 //!            [store tag, store payload]...                (every live snapshot entry; no tag
 //!                                                         store where the tag is known)
@@ -43,8 +53,8 @@
 //! Invariants
 //! - a slot's tag in memory changes only in exit stubs and calls, so what a trace knows at
 //!   its entry holds up to its first call;
-//! - an exit links to a target's fast entry only if its [`ExitKnowledge`] gives every entry
-//!   requirement of the target ([`gives_all`]); any other way in is the checked entry;
+//! - an exit links to a target's fast entry only if what it knows gives every entry
+//!   requirement of the target ([`ExitsKnown::gives`]); any other way in is the checked entry;
 //! - the host's restore after a slow-path exit writes the same values again, so a stub that
 //!   stored some slots and then found no link is harmless;
 //! - a trace gets write-back stubs only when the layout names its scalar tags and the plans
@@ -287,17 +297,12 @@ pub struct RegLinks<'a> {
 
 impl<'a> RegLinks<'a> {
     /// The exits of `t` that resume at `target`'s start and know what it requires.
-    pub fn new(t: &Trace, target: Option<&'a RegEntry>, known: &[ExitKnowledge]) -> Self {
+    pub fn new(t: &Trace, target: Option<&'a RegEntry>, known: &ExitsKnown) -> Self {
         let Some(target) = target.filter(|e| !e.values.is_empty()) else {
             return Self::default();
         };
         let exits = (0..t.snaps.len())
-            .map(|n| {
-                t.snaps[n].pc == target.pc
-                    && known
-                        .get(n)
-                        .is_some_and(|k| !k.is_empty() && gives_all(k, &target.requires))
-            })
+            .map(|n| t.snaps[n].pc == target.pc && known.gives(n, &target.requires))
             .collect();
         Self {
             target: Some(target),
@@ -338,58 +343,116 @@ fn guard_positions(t: &Trace) -> Vec<usize> {
     at
 }
 
-/// What each exit of `t` knows of the slots once its stub has written its snapshot back (see
-/// the module doc); empty for the start exit and for traces without write-back stubs.
-pub fn exit_knowledge(
-    t: &Trace,
-    layout: &SlotLayout,
-    plans: Option<&[ExitPlan]>,
-    entry: &EntryChecks,
-) -> Vec<ExitKnowledge> {
-    let Some(plans) = plans else {
-        return Vec::new();
-    };
-    let at = guard_positions(t);
-    let first_load = first_loads(t);
-    let mut all = Vec::with_capacity(t.snaps.len());
-    for (n, plan) in plans.iter().enumerate() {
-        let pos = at[n];
-        if pos == usize::MAX || (!entry.checks.is_empty() && n as u32 == entry.snap) {
-            all.push(Vec::new());
-            continue;
-        }
-        let mut k: ExitKnowledge = Vec::new();
-        if pos < entry.until {
-            for &(slot, v) in &entry.checks {
-                set_known(&mut k, slot, v);
+/// What each exit of a trace knows of the slots once its stub has written its snapshot back
+/// (see the module doc). Kept compactly: per exit only what its stub's checks and stores
+/// leave; the rest is shared (the entry requirements and each slot's first `SLoad`, which an
+/// exit before the trace's first call knows).
+#[derive(Clone, Debug, Default)]
+pub struct ExitsKnown {
+    /// Per snapshot: its guard's position; `usize::MAX` for an exit that knows nothing (the
+    /// start exit, a snapshot no guard uses, a trace without write-back stubs).
+    at: Vec<usize>,
+    /// Per snapshot: what its stub's checks and stores leave, sorted by slot (`None`: a store
+    /// of a type without a scalar tag).
+    own: Vec<Vec<(u32, Option<Known>)>>,
+    /// The entry requirements, known before `until`.
+    entry: ExitKnowledge,
+    /// The first call's position.
+    until: usize,
+    /// Per slot an `SLoad` reads: the first such load's position and its tag, sorted by slot.
+    loads: Vec<(u32, usize, u64)>,
+}
+
+impl ExitsKnown {
+    /// What each exit of `t` knows, from its write-back plans (`None`: no stubs).
+    pub fn of(
+        t: &Trace,
+        layout: &SlotLayout,
+        plans: Option<&[ExitPlan]>,
+        entry: &EntryChecks,
+    ) -> Self {
+        let Some(plans) = plans else {
+            return Self::default();
+        };
+        let mut at = guard_positions(t);
+        if !entry.checks.is_empty() {
+            if let Some(p) = at.get_mut(entry.snap as usize) {
+                *p = usize::MAX;
             }
-            for (&slot, &p) in first_load.range(0..) {
-                if p < pos {
-                    if let Some(tag) = layout.tag_of(t.insts[p].ty) {
-                        set_known(&mut k, slot as u32, Known::Tag(tag));
-                    }
+        }
+        let own = plans
+            .iter()
+            .map(|plan| {
+                // The stub's checks leave scalars; its stores their own tags.
+                let mut k: Vec<(u32, Option<Known>)> = Vec::new();
+                let mut set =
+                    |slot: u32, v: Option<Known>| match k.binary_search_by_key(&slot, |e| e.0) {
+                        Ok(i) => k[i].1 = v,
+                        Err(i) => k.insert(i, (slot, v)),
+                    };
+                for &slot in &plan.checks {
+                    set(slot, Some(Known::Scalar));
                 }
-            }
-        }
-        // The stub's checks leave scalars; its stores their own tags.
-        for &slot in &plan.checks {
-            if k.binary_search_by_key(&slot, |e| e.0).is_err() {
-                set_known(&mut k, slot, Known::Scalar);
-            }
-        }
-        for st in &plan.stores {
-            match layout.tag_of(st.ty) {
-                Some(tag) => set_known(&mut k, st.slot, Known::Tag(tag)),
-                None => {
-                    if let Ok(i) = k.binary_search_by_key(&st.slot, |e| e.0) {
-                        k.remove(i);
-                    }
+                for st in &plan.stores {
+                    set(st.slot, layout.tag_of(st.ty).map(Known::Tag));
                 }
-            }
+                k
+            })
+            .collect();
+        let loads = first_loads(t)
+            .into_iter()
+            .filter_map(|(slot, p)| {
+                let tag = layout.tag_of(t.insts[p].ty)?;
+                Some((slot as u32, p, tag))
+            })
+            .collect();
+        Self {
+            at,
+            own,
+            entry: entry.checks.clone(),
+            until: entry.until,
+            loads,
         }
-        all.push(k);
     }
-    all
+
+    /// What exit `n` knows of `slot`.
+    pub fn slot(&self, n: usize, slot: u32) -> Option<Known> {
+        let pos = *self.at.get(n).filter(|&&p| p != usize::MAX)?;
+        let own = self.own.get(n)?;
+        if let Ok(i) = own.binary_search_by_key(&slot, |e| e.0) {
+            return own[i].1;
+        }
+        if pos >= self.until {
+            return None;
+        }
+        if let Ok(i) = self.loads.binary_search_by_key(&slot, |e| e.0) {
+            let (_, p, tag) = self.loads[i];
+            if p < pos {
+                return Some(Known::Tag(tag));
+            }
+        }
+        let i = self.entry.binary_search_by_key(&slot, |e| e.0).ok()?;
+        Some(self.entry[i].1)
+    }
+
+    /// Whether exit `n`'s knowledge gives every requirement of `need`.
+    pub fn gives(&self, n: usize, need: &[(u32, Known)]) -> bool {
+        need.iter()
+            .all(|&(slot, k)| self.slot(n, slot).is_some_and(|h| h.gives(k)))
+    }
+
+    /// Everything exit `n` knows, sorted by slot (a side trace recorded from it requires it).
+    pub fn all(&self, n: usize) -> ExitKnowledge {
+        let mut slots: Vec<u32> = self.own.get(n).into_iter().flatten().map(|e| e.0).collect();
+        slots.extend(self.loads.iter().map(|e| e.0));
+        slots.extend(self.entry.iter().map(|e| e.0));
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+            .into_iter()
+            .filter_map(|s| Some((s, self.slot(n, s)?)))
+            .collect()
+    }
 }
 
 /// The write-back plan of every exit, or `None` when the trace's exits all go to the host.
@@ -565,7 +628,7 @@ mod tests {
         let alloc = allocate(&t, &crate::jit::backend::x86_64::target::POOL);
         let links = ExitLinks { tag: 0, table: 8 };
         let plans = exit_plans(&t, &links, &alloc, &VM_LAYOUT, &entry).expect("plans");
-        let known = exit_knowledge(&t, &VM_LAYOUT, Some(&plans), &entry);
+        let known = ExitsKnown::of(&t, &VM_LAYOUT, Some(&plans), &entry);
         let exited = t.exited_snapshots();
         let mut linked = 0;
         for n in (0..t.snaps.len()).filter(|&n| exited[n]) {
@@ -573,19 +636,21 @@ mod tests {
             assert!(!p.checks.contains(&0) && !p.checks.contains(&2), "{p:?}");
             assert!(p.stores.iter().all(|st| st.slot != 0 || !st.tag), "{p:?}");
             assert!(
-                gives_all(&known[n], &entry.checks),
+                known.gives(n, &entry.checks),
                 "exit {n}: {:?}",
-                known[n]
+                known.all(n)
             );
+            assert!(gives_all(&known.all(n), &entry.checks));
             if t.resolved(n as u32).get(1).is_some() {
                 // `t` is dead there: checked (the trace never loads it), not stored.
                 assert!(p.checks.contains(&1), "{p:?}");
-                assert!(known[n].contains(&(1, Known::Scalar)), "{:?}", known[n]);
+                assert_eq!(known.slot(n, 1), Some(Known::Scalar), "{:?}", known.all(n));
             }
             linked += 1;
         }
         assert!(linked >= 2);
-        assert!(known[entry.snap as usize].is_empty());
+        assert!(known.all(entry.snap as usize).is_empty());
+        assert!(!known.gives(entry.snap as usize, &entry.checks));
     }
 
     /// A side trace requires the exact tags its parent's exit knew, and "some scalar" only of

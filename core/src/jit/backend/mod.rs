@@ -50,7 +50,7 @@ pub mod link;
 pub mod x86_64;
 
 pub use link::ExitLinks;
-use link::{EntryChecks, ExitKnowledge, Known, RegEntry, RegLinks};
+use link::{EntryChecks, ExitKnowledge, ExitsKnown, Known, RegEntry, RegLinks};
 
 /// The backend that runs on this host, if any.
 #[cfg(target_arch = "x86_64")]
@@ -259,9 +259,8 @@ pub struct Compiled {
     pub reg_entry: (usize, Vec<(u32, Ty, Loc)>),
     /// What the checked entry verifies and the fast entry assumes.
     pub requires: ExitKnowledge,
-    /// Per exit, what it knows of the slots after its write-back (empty: nothing, or no
-    /// write-back stubs).
-    pub exit_known: Vec<ExitKnowledge>,
+    /// What each exit knows of the slots after its write-back.
+    pub exit_known: ExitsKnown,
     /// Each exit's write-back plan (from its resolved snapshot, see `jit/ir/snapshot.rs`),
     /// made at its first use.
     plans: Vec<OnceCell<Result<RestorePlan, RestoreError>>>,
@@ -275,7 +274,7 @@ impl Compiled {
         asm: Assembled,
         links: ExitLinks,
         entry: EntryChecks,
-        exit_known: Vec<ExitKnowledge>,
+        exit_known: ExitsKnown,
     ) -> Compiled {
         let plans = (0..trace.snaps.len()).map(|_| OnceCell::new()).collect();
         // What the registers hold at the register entry: a load whose value died at once
@@ -323,11 +322,7 @@ impl Compiled {
 
     /// Whether exit `n` may jump to the fast entry of a trace that requires `need`.
     pub fn exit_gives(&self, n: usize, need: &[(u32, Known)]) -> bool {
-        need.is_empty()
-            || self
-                .exit_known
-                .get(n)
-                .is_some_and(|k| link::gives_all(k, need))
+        need.is_empty() || self.exit_known.gives(n, need)
     }
 
     /// Exit `exit`'s write-back plan.
@@ -524,7 +519,7 @@ fn compile_with<B: Backend>(
     };
     let alloc = allocate(&trace, &pool);
     let stubs = link::exit_plans(&trace, links, &alloc, layout, &entry);
-    let known = link::exit_knowledge(&trace, layout, stubs.as_deref(), &entry);
+    let known = ExitsKnown::of(&trace, layout, stubs.as_deref(), &entry);
     let reg = RegLinks::new(&trace, start.and_then(|s| s.ends_in), &known);
     let asm = B::assemble(&trace, &alloc, layout, links, &entry, &reg)?;
     Ok(Compiled::new(
@@ -550,7 +545,7 @@ pub fn compile_linear<B: Backend>(
         asm,
         links,
         entry,
-        Vec::new(),
+        ExitsKnown::default(),
     ))
 }
 
