@@ -23,7 +23,8 @@
 //!                          |
 //!                 backend/<arch>  (isel + dynasm! templates -> buffer.rs CodeBuffer)
 //!                          |
-//!                 install.rs  (platform ExecMemory, W^X, icache)
+//!                 install.rs  (platform ExecMemory, W^X, icache); a trace's ways in:
+//!                 checked entry, fast entry, a loop trace's register entry (backend/link.rs)
 //!        /                                                   \
 //!   driver.rs: enter(slots, exit frame) -> exit id ->      func.rs FuncCode::run: frame in
 //!   restore the snapshot, link table to the next trace     memory (callframe.rs), helpers
