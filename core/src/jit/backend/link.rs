@@ -244,6 +244,17 @@ impl EntryChecks {
         }
     }
 
+    /// The checked entry's compares, `(slot, tag, exact)`: with `exact` the check fails when
+    /// the slot's tag differs from `tag`, else when it is above `tag` (the scalar tags' top:
+    /// a tag above them may own heap memory, compared unsigned).
+    pub fn compares(&self, layout: &SlotLayout) -> impl Iterator<Item = (u32, u64, bool)> + '_ {
+        let max = layout.scalar_tags_max.unwrap_or(0);
+        self.checks.iter().map(move |&(slot, known)| match known {
+            Known::Tag(g) => (slot, g, true),
+            Known::Scalar => (slot, max, false),
+        })
+    }
+
     /// No checks: a trace with one entry, whose code relies on nothing but its own `SLoad`s.
     pub fn none(t: &Trace) -> Self {
         Self {
@@ -283,6 +294,32 @@ pub struct RegEntry {
     pub values: Vec<(u32, Ty, Loc)>,
     /// The trace's entry requirements (the linking exit must give them).
     pub requires: ExitKnowledge,
+}
+
+impl RegEntry {
+    /// The parallel move a linking exit with write-back `plan` makes for the values of one
+    /// register class (`float`): each value it stored, from where it held it.
+    pub fn moves(&self, plan: &ExitPlan, float: bool) -> Vec<(Loc, Src)> {
+        self.values
+            .iter()
+            .filter(|v| (v.1 == Ty::Float) == float)
+            .filter_map(|&(slot, _, to)| {
+                let st = plan.stores.iter().find(|st| st.slot == slot)?;
+                Some((to, st.src))
+            })
+            .collect()
+    }
+
+    /// The values `plan` did not store, which the exit loads from their slots after the
+    /// moves: `(slot, type, register)`.
+    pub fn loads<'p>(&'p self, plan: &'p ExitPlan) -> impl Iterator<Item = (u32, Ty, u8)> + 'p {
+        self.values
+            .iter()
+            .filter_map(move |&(slot, ty, to)| match to {
+                Loc::Reg(d) if !plan.stores.iter().any(|st| st.slot == slot) => Some((slot, ty, d)),
+                _ => None,
+            })
+    }
 }
 
 /// Which exits of a trace jump to `target`'s register entry (with its values in its

@@ -14,7 +14,7 @@ mod heap;
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
-use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, RegLinks, WRITTEN};
+use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, RegLinks, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
     InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -253,16 +253,10 @@ impl Isel<'_> {
         let entry = self.entry;
         let failed = (!entry.checks.is_empty()).then(|| self.b.new_dynamic_label());
         if let Some(fail) = failed {
-            let max = self.layout.scalar_tags_max.unwrap_or(0);
-            for &(slot, known) in &entry.checks {
+            for (slot, tag, exact) in entry.compares(self.layout) {
                 let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
-                let (tag, cond) = match known {
-                    Known::Tag(g) => (g, Cond::Ne),
-                    // Unsigned: a tag above the scalar ones may own heap memory.
-                    Known::Scalar => (max, Cond::Hi),
-                };
                 self.cmp_tag(disp, tag)?;
-                emit::b_cond(&mut self.b, cond, fail);
+                emit::b_cond(&mut self.b, if exact { Cond::Ne } else { Cond::Hi }, fail);
             }
         }
         self.fast_entry = self.b.offset();
@@ -722,26 +716,31 @@ impl Isel<'_> {
                 .map(|i| (self.alloc.locs[i.a as usize], self.src(i.b)))
                 .collect();
             let temp = Loc::Reg(if float { FS1 } else { S1 });
-            let b = &mut self.b;
-            let mut result = Ok(());
-            sequentialize(moves, temp, |d, s| {
-                if let Err(err) = move_value(b, float, d, s) {
-                    result = Err(err);
-                }
-            });
-            result?;
+            self.parallel_move(moves, temp, float)?;
         }
         Ok(())
+    }
+
+    /// A parallel move of one register class (`float`), cycles broken through `temp`.
+    pub(super) fn parallel_move(
+        &mut self,
+        moves: Vec<(Loc, Src)>,
+        temp: Loc,
+        float: bool,
+    ) -> Result<(), CompileError> {
+        let b = &mut self.b;
+        let mut result = Ok(());
+        sequentialize(moves, temp, |d, s| {
+            if let Err(err) = move_value(b, float, d, s) {
+                result = Err(err);
+            }
+        });
+        result
     }
 }
 
 /// One move of the PHI resolution; memory-to-memory and constants go through `x16`.
-pub(super) fn move_value(
-    b: &mut CodeBuffer,
-    float: bool,
-    d: Loc,
-    s: Src,
-) -> Result<(), CompileError> {
+fn move_value(b: &mut CodeBuffer, float: bool, d: Loc, s: Src) -> Result<(), CompileError> {
     let sp = |n: u32| target::ctx_off(SPILL_BASE + n as usize).ok_or(CompileError::TooManySpills);
     match (d, s, float) {
         (Loc::Reg(d), Src::Loc(Loc::Reg(s)), false) => emit::mov_rr(b, d, s),

@@ -1,12 +1,10 @@
 //! AArch64 exit stubs of linked traces: native write-back, then a jump through the link table
 //! (the plan and its invariants: [`crate::jit::backend::link`]).
 use super::emit::{self, Cond, Imm12, Off8};
-use alloc::vec::Vec;
-
-use super::isel::{mov_imm, move_value, Isel, Mem};
+use super::isel::{mov_imm, Isel, Mem};
 use super::target::{CTX, FS1, S0, S1};
 use crate::jit::backend::link::{ExitPlan, Store};
-use crate::jit::backend::{sequentialize, CompileError, Src};
+use crate::jit::backend::{CompileError, Src};
 use crate::jit::buffer::DynamicLabel;
 use crate::jit::ir::Ty;
 use crate::jit::regalloc::Loc;
@@ -26,29 +24,10 @@ impl Isel<'_> {
             // Into the trace this exit resumes in, past its slot loads: their values go
             // straight into the registers it loads them into.
             for float in [false, true] {
-                let class = |ty: Ty| (ty == Ty::Float) == float;
-                let stored = |slot: u32| plan.stores.iter().find(|st| st.slot == slot);
-                let moves: Vec<(Loc, Src)> = target
-                    .values
-                    .iter()
-                    .filter(|v| class(v.1))
-                    .filter_map(|&(slot, _, to)| stored(slot).map(|st| (to, st.src)))
-                    .collect();
                 let temp = Loc::Reg(if float { FS1 } else { S1 });
-                let b = &mut self.b;
-                let mut result = Ok(());
-                sequentialize(moves, temp, |d, s| {
-                    if let Err(err) = move_value(b, float, d, s) {
-                        result = Err(err);
-                    }
-                });
-                result?;
+                self.parallel_move(target.moves(plan, float), temp, float)?;
             }
-            for &(slot, ty, to) in &target.values {
-                let (Loc::Reg(d), None) = (to, plan.stores.iter().find(|st| st.slot == slot))
-                else {
-                    continue;
-                };
+            for (slot, ty, d) in target.loads(plan) {
                 let pay = self
                     .layout
                     .payload_disp(slot)

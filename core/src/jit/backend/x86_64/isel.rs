@@ -19,7 +19,7 @@ mod heap;
 use super::emit::{self, Cond};
 use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
-use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, Known, RegLinks, WRITTEN};
+use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, RegLinks, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
     InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -228,16 +228,10 @@ impl Isel<'_> {
         let entry = self.entry;
         let failed = (!entry.checks.is_empty()).then(|| self.b.new_dynamic_label());
         if let Some(fail) = failed {
-            let max = self.layout.scalar_tags_max.unwrap_or(0);
-            for &(slot, known) in &entry.checks {
+            for (slot, tag, exact) in entry.compares(self.layout) {
                 let disp = self.layout.tag_disp(slot).ok_or(CompileError::SlotTooFar)?;
-                let (tag, cond) = match known {
-                    Known::Tag(g) => (g, Cond::Ne),
-                    // Unsigned: a tag above the scalar ones may own heap memory.
-                    Known::Scalar => (max, Cond::A),
-                };
                 self.cmp_tag(disp, tag);
-                emit::jcc(&mut self.b, cond, fail);
+                emit::jcc(&mut self.b, if exact { Cond::Ne } else { Cond::A }, fail);
             }
         }
         self.fast_entry = self.b.offset();

@@ -1,7 +1,5 @@
 //! x86-64 exit stubs of linked traces: native write-back, then a jump through the link table
 //! (the plan and its invariants: [`crate::jit::backend::link`]).
-use alloc::vec::Vec;
-
 use super::emit::{self, Cond};
 use super::isel::{move_value, spill_disp, Isel};
 use super::target::{FS1, S0, S1};
@@ -26,23 +24,13 @@ impl Isel<'_> {
             // Into the trace this exit resumes in, past its slot loads: their values go
             // straight into the registers it loads them into.
             for float in [false, true] {
-                let class = |ty: Ty| (ty == Ty::Float) == float;
-                let stored = |slot: u32| plan.stores.iter().find(|st| st.slot == slot);
-                let moves: Vec<(Loc, Src)> = target
-                    .values
-                    .iter()
-                    .filter(|v| class(v.1))
-                    .filter_map(|&(slot, _, to)| stored(slot).map(|st| (to, st.src)))
-                    .collect();
                 let temp = Loc::Reg(if float { FS1 } else { S1 });
                 let b = &mut self.b;
-                sequentialize(moves, temp, |d, s| move_value(b, float, d, s));
+                sequentialize(target.moves(plan, float), temp, |d, s| {
+                    move_value(b, float, d, s)
+                });
             }
-            for &(slot, ty, to) in &target.values {
-                let (Loc::Reg(d), None) = (to, plan.stores.iter().find(|st| st.slot == slot))
-                else {
-                    continue;
-                };
+            for (slot, ty, d) in target.loads(plan) {
                 let pay = self
                     .layout
                     .payload_disp(slot)
