@@ -288,9 +288,17 @@ impl Compiled {
             })
             .map(|r| (trace.insts[r].imm as u32, trace.insts[r].ty, alloc.locs[r]))
             .collect();
-        // Only registers: a linking exit's moves must not write the shared spill area.
+        // Only registers: a linking exit's moves must not write the shared spill area. And
+        // only when the requirements give every leading load's tag (a linking exit knows
+        // them; nothing past the register entry checks them).
         let in_regs = values.iter().all(|v| matches!(v.2, Loc::Reg(_)));
-        let reg_entry = match in_regs && !values.is_empty() {
+        let covered = (0..entry.loads).all(|r| {
+            let i = &trace.insts[r];
+            layout
+                .tag_of(i.ty)
+                .is_some_and(|g| entry.covers(r, i.imm as u32, g))
+        });
+        let reg_entry = match in_regs && covered && !values.is_empty() {
             true => (asm.reg_entry, values),
             false => (asm.reg_entry, Vec::new()),
         };
