@@ -107,13 +107,15 @@ pub trait Backend {
     const FUEL_REG: u8;
     /// Assembles an optimised, allocated trace into position-independent machine code whose
     /// exits are numbered and linked as `links` says, with `entry`'s checks in front of its
-    /// fast entry (see [`link`]).
+    /// fast entry, exit stubs that write back as `plans` says (none: every exit returns to
+    /// the host) and the register links of `reg` (see [`link`]).
     fn assemble(
         t: &Trace,
         alloc: &Allocation,
         layout: &SlotLayout,
         links: &ExitLinks,
         entry: &EntryChecks,
+        plans: Option<&[link::ExitPlan]>,
         reg: &RegLinks<'_>,
     ) -> Result<Assembled, CompileError>;
 
@@ -529,7 +531,15 @@ fn compile_with<B: Backend>(
     let stubs = link::exit_plans(&trace, links, &alloc, layout, &entry);
     let known = ExitsKnown::of(&trace, layout, stubs.as_deref(), &entry);
     let reg = RegLinks::new(&trace, start.and_then(|s| s.ends_in), &known);
-    let asm = B::assemble(&trace, &alloc, layout, links, &entry, &reg)?;
+    let asm = B::assemble(
+        &trace,
+        &alloc,
+        layout,
+        links,
+        &entry,
+        stubs.as_deref(),
+        &reg,
+    )?;
     Ok(Compiled::new(
         trace, alloc, *layout, asm, *links, entry, known,
     ))
@@ -545,7 +555,8 @@ pub fn compile_linear<B: Backend>(
     let alloc = allocate(&trace, &B::FUNC_POOL);
     let links = ExitLinks::default();
     let entry = EntryChecks::none(&trace);
-    let asm = B::assemble(&trace, &alloc, layout, &links, &entry, &RegLinks::default())?;
+    let reg = RegLinks::default();
+    let asm = B::assemble(&trace, &alloc, layout, &links, &entry, None, &reg)?;
     Ok(Compiled::new(
         trace,
         alloc,

@@ -14,7 +14,7 @@ mod heap;
 use super::emit::{self, Cond, Imm12, Imm16, Off1, Off4, Off8};
 use super::emit_call;
 use super::target::{self, ADDR, BASE, CTX, FS0, FS1, S0, S1, X0, X1, X2};
-use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, RegLinks, WRITTEN};
+use crate::jit::backend::link::{EntryChecks, ExitPlan, RegLinks, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
     InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -40,6 +40,7 @@ impl Backend for A64 {
         layout: &SlotLayout,
         links: &ExitLinks,
         entry: &EntryChecks,
+        plans: Option<&[ExitPlan]>,
         reg: &RegLinks<'_>,
     ) -> Result<Assembled, CompileError> {
         if target::ctx_off(SPILL_BASE + alloc.spill_slots as usize).is_none() {
@@ -59,7 +60,7 @@ impl Backend for A64 {
             exits,
             epilogue,
             links: *links,
-            plans: exit_plans(t, links, alloc, layout, entry),
+            plans,
             entry,
             reg,
             fast_entry: 0,
@@ -130,7 +131,8 @@ pub(super) struct Isel<'a> {
     exits: Vec<DynamicLabel>,
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
-    plans: Option<Vec<ExitPlan>>,
+    /// Each exit's write-back plan (`backend::link::exit_plans`), if its stubs link.
+    plans: Option<&'a [ExitPlan]>,
     /// The checked entry's checks (see `backend::link`).
     entry: &'a EntryChecks,
     /// The exits that jump into the register entry of the trace they resume in.
@@ -223,9 +225,9 @@ impl Isel<'_> {
                 self.refund(k.into())?;
             }
             self.exit_link(n)?;
-            if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
+            if let Some(plan) = self.plans.map(|p| &p[n]) {
                 let (slow, written) = (self.b.new_dynamic_label(), self.b.new_dynamic_label());
-                self.write_back_and_link(n, &plan, slow, written)?;
+                self.write_back_and_link(n, plan, slow, written)?;
                 emit::bind(&mut self.b, written);
                 mov_imm(&mut self.b, S0, (self.links.exit_id(n) | WRITTEN) as i64);
                 emit::b(&mut self.b, self.epilogue);

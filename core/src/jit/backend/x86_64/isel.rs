@@ -19,7 +19,7 @@ mod heap;
 use super::emit::{self, Cond};
 use super::emit_call;
 use super::target::{self, ARG0, ARG1, FS0, FS1, S0, S1};
-use crate::jit::backend::link::{exit_plans, EntryChecks, ExitPlan, RegLinks, WRITTEN};
+use crate::jit::backend::link::{EntryChecks, ExitPlan, RegLinks, WRITTEN};
 use crate::jit::backend::{
     fuel_in_register, fuel_refunds, sequentialize, Assembled, Backend, CompileError, ExitLinks,
     InlineCall, Src, StrRelation, DUMP_FLOAT, DUMP_INT, FUEL, SPILL_BASE,
@@ -45,6 +45,7 @@ impl Backend for X64 {
         layout: &SlotLayout,
         links: &ExitLinks,
         entry: &EntryChecks,
+        plans: Option<&[ExitPlan]>,
         reg: &RegLinks<'_>,
     ) -> Result<Assembled, CompileError> {
         if alloc.spill_slots > target::MAX_SPILLS {
@@ -64,7 +65,7 @@ impl Backend for X64 {
             exits,
             epilogue,
             links: *links,
-            plans: exit_plans(t, links, alloc, layout, entry),
+            plans,
             entry,
             reg,
             fast_entry: 0,
@@ -106,7 +107,8 @@ pub(super) struct Isel<'a> {
     exits: Vec<DynamicLabel>,
     epilogue: DynamicLabel,
     pub(super) links: ExitLinks,
-    plans: Option<Vec<ExitPlan>>,
+    /// Each exit's write-back plan (`backend::link::exit_plans`), if its stubs link.
+    plans: Option<&'a [ExitPlan]>,
     /// The checked entry's checks (see `backend::link`).
     entry: &'a EntryChecks,
     /// The exits that jump into the register entry of the trace they resume in.
@@ -208,9 +210,9 @@ impl Isel<'_> {
                 emit_call::add_ctx_i(&mut self.b, word(FUEL), k);
             }
             self.exit_link(n)?;
-            if let Some(plan) = self.plans.as_ref().map(|p| p[n].clone()) {
+            if let Some(plan) = self.plans.map(|p| &p[n]) {
                 let (slow, written) = (self.b.new_dynamic_label(), self.b.new_dynamic_label());
-                self.write_back_and_link(n, &plan, slow, written)?;
+                self.write_back_and_link(n, plan, slow, written)?;
                 emit::bind(&mut self.b, written);
                 let id = self.links.exit_id(n) | WRITTEN;
                 emit::exit_to(&mut self.b, id as i32, self.epilogue);
