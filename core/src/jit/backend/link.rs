@@ -149,14 +149,6 @@ impl Known {
 /// What is known of the VM slots at one point: `(slot, known)`, sorted by slot, one per slot.
 pub type ExitKnowledge = Vec<(u32, Known)>;
 
-/// Whether `have` gives every requirement of `need` (both sorted by slot).
-pub fn gives_all(have: &[(u32, Known)], need: &[(u32, Known)]) -> bool {
-    need.iter().all(|&(slot, n)| {
-        have.binary_search_by_key(&slot, |e| e.0)
-            .is_ok_and(|i| have[i].1.gives(n))
-    })
-}
-
 /// A trace's checked entry: the slot tags it verifies, which the rest of its code relies on
 /// up to its first call (see the module doc).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -632,6 +624,15 @@ mod tests {
             assert_eq!(p.checks.contains(&1), s.get(1).is_some(), "{p:?}");
             assert_eq!(p.stores.len(), s.entries.iter().filter(|e| !e.dead).count());
         }
+    }
+
+    /// Whether `have` gives every requirement of `need` (both sorted by slot): what
+    /// [`ExitsKnown::gives`] answers for one exit.
+    fn gives_all(have: &[(u32, Known)], need: &[(u32, Known)]) -> bool {
+        need.iter().all(|&(slot, n)| {
+            have.binary_search_by_key(&slot, |e| e.0)
+                .is_ok_and(|i| have[i].1.gives(n))
+        })
     }
 
     fn sload_pos(t: &Trace, slot: i64) -> usize {
