@@ -137,7 +137,10 @@ pub struct Workload {
     pub run: fn(&Instance, Budget, Probe) -> Result<Outcome, String>,
 }
 
-/// Every in-process workload, in table order.
+/// Every in-process workload, in table order. The multi-threaded ones and glibc-simple run
+/// 12 to 20 million ops: at a few million, a run of the fast allocators took 10 to 25 ms, thread
+/// start-up and scheduling showed in the result (cache-scratch: one allocator measured 282 and
+/// 680 Mops/s in two runs), and runs of one pair spread by up to 70%.
 pub const ALL: &[Workload] = &[
     Workload {
         name: "random-mixed-400",
@@ -166,7 +169,7 @@ pub const ALL: &[Workload] = &[
     },
     Workload {
         name: "larson",
-        ops: 4_000_000,
+        ops: 12_000_000,
         run: threads::larson,
     },
     Workload {
@@ -181,32 +184,32 @@ pub const ALL: &[Workload] = &[
     },
     Workload {
         name: "xmalloc",
-        ops: 4_000_000,
+        ops: 12_000_000,
         run: classic::xmalloc,
     },
     Workload {
         name: "cache-scratch",
-        ops: 2_000_000,
+        ops: 20_000_000,
         run: classic::cache_scratch,
     },
     Workload {
         name: "cache-thrash",
-        ops: 2_000_000,
+        ops: 20_000_000,
         run: classic::cache_thrash,
     },
     Workload {
         name: "mstress",
-        ops: 4_000_000,
+        ops: 12_000_000,
         run: classic::mstress,
     },
     Workload {
         name: "glibc-simple",
-        ops: 5_000_000,
+        ops: 20_000_000,
         run: classic::glibc_simple,
     },
     Workload {
         name: "glibc-thread",
-        ops: 4_000_000,
+        ops: 12_000_000,
         run: classic::glibc_thread,
     },
 ];

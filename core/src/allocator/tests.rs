@@ -279,6 +279,50 @@ fn hot_stacks_reuse_the_last_freed_block_and_stay_checked() {
     assert_eq!(h.pool().segments_in_use(), 0);
 }
 
+/// A block freed into its page (its class's hot stack full) and then freed again while the
+/// stack has room is refused: the free reads the block first, and its first word is a link of
+/// the page's list. A free that wrote into the block without that read (to save the read's
+/// cache miss) would overwrite the link and break the page's list (docs/perf.md, 2026-12-06:
+/// the freed block's read).
+#[test]
+fn a_block_freed_into_its_page_and_freed_again_is_refused() {
+    let depth = super::geometry::HOT_DEPTH;
+    let mut h = heap(8);
+    let blocks: Vec<*mut u8> = (0..depth + 2).map(|_| h.alloc(32, 8)).collect();
+    let late = blocks[depth];
+    // SAFETY: the first `depth` fill the stack (if the geometry has one); `late` goes to its
+    // page.
+    unsafe {
+        for &b in &blocks[..=depth] {
+            free(&mut h, b).unwrap();
+        }
+    }
+    let top = h.alloc(32, 8);
+    // SAFETY: a second free of `late`, on purpose.
+    assert_eq!(unsafe { free(&mut h, late) }, Err(FreeError::DoubleFree));
+    h.check().unwrap();
+    // Past every block the page holds free: `late` comes back once, and no block twice.
+    let handed: Vec<*mut u8> = (0..3000).map(|_| h.alloc(32, 8)).collect();
+    let mut all: Vec<*mut u8> = handed.iter().chain([&top]).copied().collect();
+    assert!(all.iter().all(|p| !p.is_null()));
+    assert_eq!(
+        all.iter().filter(|&&p| p == late).count(),
+        1,
+        "handed out once"
+    );
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), handed.len() + 1, "no block handed out twice");
+    // SAFETY: live, freed once each.
+    unsafe {
+        for &p in handed.iter().chain([&top, &blocks[depth + 1]]) {
+            free(&mut h, p).unwrap();
+        }
+    }
+    h.collect();
+    h.check().unwrap();
+}
+
 /// A freed huge span of several segments is kept for the next huge block of about its size
 /// (no new mapping), comes back zeroed from `alloc_zeroed` although it is not fresh, refuses a
 /// second free, and goes back to the platform on `trim`.
