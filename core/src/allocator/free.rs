@@ -442,6 +442,22 @@ unsafe fn free_local_suspect(
     Ok(())
 }
 
+/// The block size of `p` when it is a block start in a segment `heap` owns and has verified
+/// ([`Heap::knows`]); `None` for anything else (which [`usable_size`] then classifies).
+#[inline(always)]
+pub(crate) fn owned_block_size(heap: &Heap, p: *const u8) -> Option<usize> {
+    let seg = segment_of(p);
+    if !heap.knows(seg) {
+        return None;
+    }
+    // SAFETY: `knows` proves `seg` is a live segment header this heap owns; `page_of` is the
+    // head page of the span holding `p`.
+    unsafe {
+        let page = (*seg).page_of(p);
+        (*page).is_block_start(p).then(|| (*page).block_size)
+    }
+}
+
 /// Bytes usable at `p` (which must be a block kiln allocated), or `None` if it is not one.
 pub fn usable_size(p: *const u8) -> Option<usize> {
     match classify(p).ok()? {

@@ -111,8 +111,14 @@ pub unsafe fn realloc(
     if p.is_null() {
         return Ok(heap.alloc(new_size, align));
     }
-    let usable =
-        usable_size(p).ok_or_else(|| free::classify(p).err().unwrap_or(FreeError::NotABlock))?;
+    // A block start in a segment the heap verified (its own) needs no segment map, cookie or
+    // classification: its page's block size is what it can hold.
+    let usable = match free::owned_block_size(heap, p) {
+        Some(size) => size,
+        None => {
+            usable_size(p).ok_or_else(|| free::classify(p).err().unwrap_or(FreeError::NotABlock))?
+        }
+    };
     if new_size <= usable && new_size >= usable / 2 && (p as usize).is_multiple_of(align) {
         return Ok(p);
     }
