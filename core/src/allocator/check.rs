@@ -7,7 +7,7 @@
 use core::fmt;
 use core::sync::atomic::Ordering;
 
-use super::heap::{is_hot, Heap, REMOTE_MAX};
+use super::heap::{is_hot, Heap, HOT_STACK_OF, REMOTE_MAX};
 use super::page::{Page, IN_FULL, KEPT, PAGE_SIZE};
 use super::segment::{Segment, FIRST_PAGE, PAGES_PER_SEGMENT};
 use super::size_class::{class_size, span_pages, CLASS_COUNT};
@@ -211,6 +211,9 @@ impl Heap {
             }
             if p.class as usize != class || !p.in_use() {
                 return fail("page on the wrong queue or not in use", page as usize);
+            }
+            if p.hot_at != HOT_STACK_OF[class] {
+                return fail("page names another class's hot stack", page as usize);
             }
             if (p.flags & IN_FULL != 0) != full {
                 return fail("IN_FULL flag disagrees with the queue", page as usize);

@@ -70,8 +70,9 @@ mod retire;
 // Segments between heaps: collect, abandon, adopt.
 mod abandon;
 
+pub(crate) use hot::HOT_STACK_OF;
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
-use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN, HOT_STACK_OF};
+use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -552,7 +553,7 @@ impl Heap {
         unsafe {
             let (start, len) = (*seg).span_area(i, span);
             let page: *mut Page = &mut (*seg).pages[i];
-            (*page).init(class, class_size(class), start, len);
+            (*page).init(class, HOT_STACK_OF[class], class_size(class), start, len);
             (*page).span = span as u8;
             (*page).extend();
             self.queues[class].push_front(page);
@@ -575,9 +576,10 @@ impl Heap {
             let size = (*page).block_size;
             if HOT_CLASSES != 0 {
                 // The class's hot stack, or the `NoStack` (len 0, cap 0) of a class without
-                // one: raw places only, since a `NoStack` is not a whole `HotStack`. `class <
-                // CLASS_COUNT` (page invariant) keeps the index in the table.
-                let at = *HOT_STACK_OF.get_unchecked(class) as usize;
+                // one: raw places only, since a `NoStack` is not a whole `HotStack`. A page in
+                // use holds its class's `HOT_STACK_OF` entry in `hot_at` (set with the class;
+                // `check` verifies it), so no table is read here.
+                let at = (*page).hot_at as usize;
                 let stack = ptr::from_mut(self).byte_add(at).cast::<HotStack>();
                 let len = (*stack).len;
                 if len < (*stack).cap {

@@ -76,7 +76,7 @@ pub(crate) struct LineBreak;
 /// them (one line in the small geometry, a single-core target's):
 ///
 /// ```text
-///   line 0  start key inv block_size capacity reserved flags shift class span head_delta
+///   line 0  start key inv block_size capacity reserved flags shift class span head_delta hot_at
 ///           set when the page takes a class; read by every free, also other threads'
 ///   line 1  free local_free used next prev             the owner's, written on every alloc
 ///   line 2  thread_free                                other threads' compare-and-swap
@@ -111,6 +111,10 @@ pub struct Page {
     pub(crate) span: u8,
     /// For the pages of a span after the first: distance back to the head page.
     pub(crate) head_delta: u8,
+    /// Where the owner's free finds the hot stack of `class` in a heap: its byte offset there
+    /// (the same in every heap; `heap::hot::HOT_STACK_OF[class]`), given with the class, so the
+    /// free needs no table lookup. Meaningless while the page is not in use.
+    pub(crate) hot_at: u16,
     _owner_line: LineBreak,
     /// Allocation list (owner only).
     pub(crate) free: *mut Block,
@@ -150,6 +154,7 @@ impl Page {
             flags: 0,
             shift: 0,
             class: 0,
+            hot_at: 0,
             span: 0,
             reserved: 0,
             block_size: 0,
@@ -166,16 +171,19 @@ impl Page {
         }
     }
 
-    /// Turns a free page into an empty page of `class` covering `area_len` bytes at `start`.
+    /// Turns a free page into an empty page of `class` covering `area_len` bytes at `start`;
+    /// `hot_at` is the class's hot-stack offset in a heap (see the field).
     pub(crate) fn init(
         &mut self,
         class: usize,
+        hot_at: u16,
         block_size: usize,
         start: *mut u8,
         area_len: usize,
     ) {
         *self = Page::empty();
         self.class = class as u8;
+        self.hot_at = hot_at;
         self.block_size = block_size;
         self.start = start;
         self.reserved = (area_len / block_size) as u32;
@@ -523,7 +531,7 @@ mod tests {
         for class in 0..CLASS_COUNT {
             let size = class_size(class);
             let mut page = Page::empty();
-            page.init(class, size, start, 16 * PAGE_SIZE);
+            page.init(class, 0, size, start, 16 * PAGE_SIZE);
             page.capacity = page.reserved;
             let check = |off: isize| {
                 let p = start.wrapping_offset(off);

@@ -35,6 +35,10 @@ fn page_size() -> usize {
 #[inline(always)]
 fn allocate<const COUNT: bool>(size: usize, align: usize, zeroed: bool) -> *mut c_void {
     let Some(heap) = heap_cache::heap() else {
+        if !COUNT && counting() {
+            // `malloc` with the counters on: the cache is empty then (see `heap_cache`).
+            return malloc_counted(size);
+        }
         // Every call gets a distinct block, as glibc does for malloc(0). (kiln's heap serves
         // size 0 with a block of its smallest 16-aligned class by itself.)
         return allocate_uncached(size.max(1), align, zeroed);
@@ -169,6 +173,11 @@ unsafe fn release_uncounted(ptr: *mut c_void) {
 #[cold]
 #[inline(never)]
 unsafe extern "C" fn free_uncached(ptr: *mut c_void) {
+    if counting() {
+        // `free` with the counters on: the cache is empty then (see `heap_cache`).
+        // SAFETY: forwarded (caller).
+        return unsafe { free_counted(ptr) };
+    }
     if ptr.is_null() || reentry::owns(ptr.cast()) {
         return; // bootstrap blocks are never reused
     }
@@ -222,7 +231,9 @@ unsafe fn usable(ptr: *mut c_void) -> Option<usize> {
 /// Whether `malloc` and `free` take their counted twins: kiln's per-call statistics switch,
 /// which libkiln.so's constructor turns off unless `KILN_STATS=1` (see `init.rs`). It is on
 /// whenever the `KILN_STATS` report is (and before the constructor runs), so one load serves
-/// both: off means neither the report nor kiln counts this call.
+/// both: off means neither the report nor kiln counts this call. `malloc` and `free` test it
+/// only when the thread's heap cache is empty: the cache is filled only while it is off
+/// (`heap_cache`), and nothing in libkiln.so turns it on again.
 #[inline(always)]
 fn counting() -> bool {
     kiln_core::allocator::stats::counting()
@@ -231,9 +242,6 @@ fn counting() -> bool {
 /// `malloc(3)`: `size` bytes aligned to 16, or null with `errno = ENOMEM`.
 #[no_mangle]
 pub extern "C" fn malloc(size: usize) -> *mut c_void {
-    if counting() {
-        return malloc_counted(size);
-    }
     allocate::<false>(size, MALLOC_ALIGN, false)
 }
 
@@ -251,10 +259,6 @@ extern "C" fn malloc_counted(size: usize) -> *mut c_void {
 /// `ptr` is null or came from this library's allocation functions and is not used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn free(ptr: *mut c_void) {
-    if counting() {
-        // SAFETY: forwarded (caller).
-        return unsafe { free_counted(ptr) };
-    }
     // SAFETY: handed over by the caller.
     unsafe { release_uncounted(ptr) };
 }

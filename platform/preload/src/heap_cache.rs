@@ -17,6 +17,10 @@
 //!   heap) again.
 //! - The slot is only filled after a call that went through the slow path, which carries the
 //!   re-entry guard; a heap's own code never calls `malloc`, so the fast path needs no guard.
+//! - The slot is null while kiln's per-call counters are on (`stats::counting()`): it is only
+//!   filled while they are off, they start on and go off at most once (libkiln.so's
+//!   constructor, without `KILN_STATS=1`), and nothing in libkiln.so turns them on again. So
+//!   `malloc` and `free` test the counters only on the way to their slow paths.
 //! - Why initial-exec is sound here: a library loaded with `LD_PRELOAD` is part of the initial
 //!   set of modules, whose TLS lives in the static TLS block of every thread (the model's one
 //!   requirement). Rust has no stable way to ask for the model, so on x86_64 Linux the slot is
@@ -101,9 +105,14 @@ pub(crate) fn heap() -> Option<&'static mut Heap> {
     (!h.is_null()).then(|| unsafe { &mut *h })
 }
 
-/// After a slow-path call: caches the thread's heap if kiln-std now serves it.
+/// After a slow-path call: caches the thread's heap if kiln-std now serves it and kiln's
+/// per-call counters are off (with them on, `malloc` and `free` must take their counted twins,
+/// which they find by the empty cache: see the module invariants).
 #[cold]
 pub(crate) fn fill() {
+    if kiln_core::allocator::stats::counting() {
+        return;
+    }
     if let Some(h) = kiln_std::active_heap() {
         // Registered here rather than only at load time, so no cache is ever filled without
         // the exit notification in place.
