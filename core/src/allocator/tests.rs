@@ -462,8 +462,11 @@ fn aligned_requests_up_to_gigabytes() {
             // SAFETY: allocated above.
             unsafe { free(&mut trimmed, p) }.unwrap();
             assert_eq!(parts.reserved.load(Ordering::SeqCst), 0, "all given back");
-            // SAFETY: freed: now foreign, reported and not touched.
-            assert_eq!(unsafe { free(&mut trimmed, p) }, Err(FreeError::Foreign));
+            // No second free of `p` here: its range went back to the platform, and a test
+            // running beside this one may already have a segment there (a free of `p` would
+            // then free that test's block; seen once as a failure of this test). A second free
+            // of a huge block is tested where its span stays cached
+            // (`huge_spans_are_reused_and_trimmed`).
         }
     }
     trimmed.check().unwrap();
