@@ -291,7 +291,11 @@ macro_rules! global_alloc_type {
         {
             #[inline]
             unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-                glue::alloc(self, &self.hooks, layout.size(), layout.align())
+                let align = layout.align();
+                // SAFETY: a `Layout`'s alignment is a power of two; said here, the inline path
+                // tests only its size.
+                unsafe { core::hint::assert_unchecked(align.is_power_of_two()) };
+                glue::alloc(self, &self.hooks, layout.size(), align)
             }
 
             #[inline]

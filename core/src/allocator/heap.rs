@@ -53,7 +53,8 @@ use super::segment::{
     segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN, SEGMENT_SIZE,
 };
 use super::size_class::{
-    class_of, class_size, small_class_of, span_pages, CLASS_COUNT, MAX_CLASS_SIZE, SMALL_LOOKUP_MAX,
+    class_of, class_size, small_class_at, small_index, span_pages, CLASS_COUNT, MAX_CLASS_SIZE,
+    SMALL_LOOKUP_MAX,
 };
 use super::{huge, stats};
 
@@ -72,7 +73,7 @@ mod abandon;
 
 pub(crate) use hot::HOT_STACK_OF;
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
-use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN};
+use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -244,7 +245,28 @@ impl Heap {
         // `align & (align - 1)`: a non-power-of-two alignment takes the checked path below.
         if align <= NATURAL_ALIGN && align & align.wrapping_sub(1) == 0 && size <= SMALL_LOOKUP_MAX
         {
-            self.alloc_class_or::<COUNT, FAST>(small_class_of(size, align))
+            let idx = small_index(size, align);
+            if HOT_STACK_BY_INDEX_LEN != 0 {
+                // SAFETY: `idx < SMALL_INDEX_LEN` (`small_index`), the table's length here; the
+                // entry is the byte offset of `self.hot[small_class_at(idx)]` in `Heap`.
+                let stack = unsafe {
+                    let at = *HOT_STACK_BY_INDEX.get_unchecked(idx) as usize;
+                    &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>()
+                };
+                if stack.len != 0 {
+                    stack.len -= 1;
+                    // SAFETY: as in `alloc_class_or`.
+                    unsafe {
+                        let b = *stack.blocks.get_unchecked(stack.len);
+                        b.cast::<usize>().write(0);
+                        if COUNT {
+                            self.stats.hot_alloc(small_class_at(idx));
+                        }
+                        return b;
+                    }
+                }
+            }
+            self.alloc_class_or::<COUNT, FAST>(small_class_at(idx))
         } else if align <= NATURAL_ALIGN
             && align & align.wrapping_sub(1) == 0
             && size <= MAX_CLASS_SIZE

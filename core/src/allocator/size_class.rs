@@ -36,13 +36,13 @@ pub const fn class_of(size: usize) -> usize {
     }
 }
 
-/// Sizes up to this are classed by a table lookup ([`small_class_of`]).
+/// Sizes up to this are classed by a table lookup ([`small_index`], [`small_class_at`]).
 pub(crate) const SMALL_LOOKUP_MAX: usize = 1024;
 
 /// `SMALL_CLASS[i]`: the class of a block of `8 * i` bytes (`i = 0`: 16 bytes, so a zero-size
 /// request with 16-byte alignment gets a 16-byte block too).
-static SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 8 + 1] = {
-    let mut t = [0u8; SMALL_LOOKUP_MAX / 8 + 1];
+static SMALL_CLASS: [u8; SMALL_INDEX_LEN] = {
+    let mut t = [0u8; SMALL_INDEX_LEN];
     t[0] = class_of(16) as u8;
     let mut i = 1;
     while i < t.len() {
@@ -56,15 +56,37 @@ static SMALL_CLASS: [u8; SMALL_LOOKUP_MAX / 8 + 1] = {
 /// checked by the caller; out of range is a logic error caught by `debug_assert`): one table
 /// load. The size is rounded up to the alignment (at least 8) first, so a 16-aligned request gets
 /// a class whose size is a multiple of 16.
-#[inline(always)]
+#[cfg(test)]
 pub(crate) fn small_class_of(size: usize, align: usize) -> usize {
-    debug_assert!(size <= SMALL_LOOKUP_MAX && align <= 16);
-    let mask = align.max(8) - 1;
-    let idx = ((size + mask) & !mask) >> 3;
+    small_class_at(small_index(size, align))
+}
+
+/// Entries of the tables indexed by [`small_index`] (`SMALL_LOOKUP_MAX / 8 + 1`).
+pub(crate) const SMALL_INDEX_LEN: usize = SMALL_LOOKUP_MAX / 8 + 1;
+
+/// The index of a block of `size <= SMALL_LOOKUP_MAX` bytes aligned to `align <= 16` in the
+/// tables of small requests ([`small_class_at`], the heap's hot-stack table): the size rounded up
+/// to the alignment (at least 8), in units of 8. At most `SMALL_INDEX_LEN - 1`.
+#[inline(always)]
+pub(crate) fn small_index(size: usize, align: usize) -> usize {
+    debug_assert!(size <= SMALL_LOOKUP_MAX && align <= 16 && align.is_power_of_two());
+    // Units of 8 bytes, rounded up; a 16-aligned request rounds up to an even count (`align >>
+    // 4` is 1 for 16 and 0 below). `size <= 1024`, a multiple of 16, so the index is at most 128.
+    let idx = (size + 7) >> 3;
+    idx + ((align >> 4) & idx & 1)
+}
+
+/// The class at a [`small_index`].
+#[inline(always)]
+pub(crate) fn small_class_at(idx: usize) -> usize {
     debug_assert!(idx < SMALL_CLASS.len());
-    // SAFETY: `size <= 1024` and `mask <= 15` (caller), and 1024 is a multiple of 16, so the
-    // rounded size is at most 1024 and `idx <= 128`, the table's last entry.
+    // SAFETY: `idx < SMALL_INDEX_LEN` (`small_index`), the table's length.
     unsafe { *SMALL_CLASS.get_unchecked(idx) as usize }
+}
+
+/// [`small_class_at`] in const context (for the tables built from it).
+pub(crate) const fn small_class_at_const(idx: usize) -> usize {
+    SMALL_CLASS[idx] as usize
 }
 
 /// The block size of `class` (`class < CLASS_COUNT`).

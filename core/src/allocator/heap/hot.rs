@@ -15,7 +15,9 @@ use core::ptr;
 use super::Heap;
 use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE};
 use crate::allocator::segment::segment_of;
-use crate::allocator::size_class::{class_of, CLASS_COUNT, SMALL_LOOKUP_MAX};
+use crate::allocator::size_class::{
+    class_of, small_class_at_const, CLASS_COUNT, SMALL_INDEX_LEN, SMALL_LOOKUP_MAX,
+};
 
 /// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
 pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
@@ -49,6 +51,31 @@ pub(crate) static HOT_STACK_AT: [u16; HOT_STACK_AT_LEN] = {
 #[allow(clippy::absurd_extreme_comparisons)]
 pub(crate) const HOT_STACK_AT_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP_MAX {
     SMALL_LOOKUP_MAX / 16 + 1
+} else {
+    0
+};
+
+/// `HOT_STACK_BY_INDEX[small_index(size, align)]`: the byte offset in a [`Heap`] of the hot
+/// stack of a request of `size <= SMALL_LOOKUP_MAX` bytes aligned to `align <= 16`, the stack of
+/// `small_class_at` of that index. One load from size to stack, no multiply (kiln's
+/// `GlobalAlloc`s). Empty (never read) without hot stacks for every class of that range.
+pub(crate) static HOT_STACK_BY_INDEX: [u16; HOT_STACK_BY_INDEX_LEN] = {
+    let mut t = [0u16; HOT_STACK_BY_INDEX_LEN];
+    let mut i = 0;
+    while i < t.len() {
+        let class = small_class_at_const(i);
+        let at = core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>();
+        assert!(is_hot(class) && at <= u16::MAX as usize);
+        t[i] = at as u16;
+        i += 1;
+    }
+    t
+};
+
+/// Entries of [`HOT_STACK_BY_INDEX`]: every small index when every class up to
+/// `SMALL_LOOKUP_MAX` has a hot stack, none otherwise (as for [`HOT_STACK_AT`]).
+pub(crate) const HOT_STACK_BY_INDEX_LEN: usize = if HOT_STACK_AT_LEN != 0 {
+    SMALL_INDEX_LEN
 } else {
     0
 };
@@ -199,6 +226,31 @@ mod tests {
                 core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>(),
                 "size {size}"
             );
+        }
+    }
+
+    /// The index table names, for every small size and alignment, the stack of a class whose
+    /// blocks hold the size at the alignment.
+    #[test]
+    fn hot_stacks_by_index_match_the_size_classes() {
+        use crate::allocator::size_class::{class_size, small_index};
+        if HOT_STACK_BY_INDEX_LEN == 0 {
+            return; // no table in this geometry
+        }
+        for align in [1, 2, 4, 8, 16] {
+            for size in 0..=SMALL_LOOKUP_MAX {
+                let class = small_class_of(size, align);
+                let block = class_size(class);
+                assert!(
+                    block >= size.max(1) && block % align.max(8) == 0,
+                    "{size} {align}"
+                );
+                assert_eq!(
+                    HOT_STACK_BY_INDEX[small_index(size, align)] as usize,
+                    core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>(),
+                    "size {size} align {align}"
+                );
+            }
         }
     }
 }
