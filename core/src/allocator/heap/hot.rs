@@ -242,7 +242,7 @@ mod tests {
                 let class = small_class_of(size, align);
                 let block = class_size(class);
                 assert!(
-                    block >= size.max(1) && block % align.max(8) == 0,
+                    block >= size.max(1) && block.is_multiple_of(align.max(8)),
                     "{size} {align}"
                 );
                 assert_eq!(
