@@ -216,22 +216,40 @@ impl Heap {
         if HOT_STACK_AT_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
             // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index is at most the table's last;
             // the entry is the byte offset of `self.hot[class]` in `Heap` for the request's
-            // class, so the place is that stack.
-            let stack = unsafe {
+            // class.
+            let popped = unsafe {
                 let at = *HOT_STACK_AT.get_unchecked((size + 15) >> 4) as usize;
-                &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>()
+                self.pop_hot_at(at)
             };
-            if stack.len != 0 {
-                stack.len -= 1;
-                // SAFETY: as in `alloc_class`.
-                unsafe {
-                    let b = *stack.blocks.get_unchecked(stack.len);
-                    b.cast::<usize>().write(0);
-                    return b;
-                }
+            if let Some(b) = popped {
+                return b;
             }
         }
         refill(self, size, align)
+    }
+
+    /// The newest block of the hot stack at byte offset `at` in this heap, its marker cleared
+    /// (a handed-out block must not look free to the double-free filter); `None` when empty.
+    ///
+    /// # Safety
+    /// `at` is the offset of one of this heap's `HotStack`s (an entry of `HOT_STACK_AT`,
+    /// `HOT_STACK_BY_INDEX`, or of `HOT_STACK_OF` for a hot class).
+    #[inline(always)]
+    unsafe fn pop_hot_at(&mut self, at: usize) -> Option<*mut u8> {
+        // SAFETY: the place is a `HotStack` of this heap (caller).
+        let stack = unsafe { &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>() };
+        if stack.len == 0 {
+            return None;
+        }
+        stack.len -= 1;
+        // SAFETY: `len < HOT_DEPTH` held before the decrement, so the index is in bounds;
+        // entries below `len` are free blocks this heap holds, at least one word long (module
+        // invariant).
+        unsafe {
+            let b = *stack.blocks.get_unchecked(stack.len);
+            b.cast::<usize>().write(0);
+            Some(b)
+        }
     }
 
     /// [`alloc`](Self::alloc); `COUNT`: whether the fast paths count; `FAST`: null instead of
@@ -246,27 +264,24 @@ impl Heap {
         if align <= NATURAL_ALIGN && align & align.wrapping_sub(1) == 0 && size <= SMALL_LOOKUP_MAX
         {
             let idx = small_index(size, align);
-            if HOT_STACK_BY_INDEX_LEN != 0 {
-                // SAFETY: `idx < SMALL_INDEX_LEN` (`small_index`), the table's length here; the
-                // entry is the byte offset of `self.hot[small_class_at(idx)]` in `Heap`.
-                let stack = unsafe {
-                    let at = *HOT_STACK_BY_INDEX.get_unchecked(idx) as usize;
-                    &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>()
-                };
-                if stack.len != 0 {
-                    stack.len -= 1;
-                    // SAFETY: as in `alloc_class_or`.
-                    unsafe {
-                        let b = *stack.blocks.get_unchecked(stack.len);
-                        b.cast::<usize>().write(0);
-                        if COUNT {
-                            self.stats.hot_alloc(small_class_at(idx));
-                        }
-                        return b;
-                    }
-                }
+            if HOT_STACK_BY_INDEX_LEN == 0 {
+                return self.alloc_class_or::<COUNT, FAST>(small_class_at(idx));
             }
-            self.alloc_class_or::<COUNT, FAST>(small_class_at(idx))
+            // SAFETY: `idx < SMALL_INDEX_LEN` (`small_index`), the table's length here; the
+            // entry is the byte offset of `self.hot[small_class_at(idx)]` in `Heap`.
+            let popped = unsafe {
+                let at = *HOT_STACK_BY_INDEX.get_unchecked(idx) as usize;
+                self.pop_hot_at(at)
+            };
+            match popped {
+                Some(b) => {
+                    if COUNT {
+                        self.stats.hot_alloc(small_class_at(idx));
+                    }
+                    b
+                }
+                None => self.alloc_class_from_pages::<COUNT, FAST>(small_class_at(idx)),
+            }
         } else if align <= NATURAL_ALIGN
             && align & align.wrapping_sub(1) == 0
             && size <= MAX_CLASS_SIZE
@@ -310,24 +325,28 @@ impl Heap {
     #[inline(always)]
     fn alloc_class_or<const COUNT: bool, const FAST: bool>(&mut self, class: usize) -> *mut u8 {
         if is_hot(class) {
-            let stack = &mut self.hot[class];
-            if stack.len != 0 {
-                stack.len -= 1;
-                // SAFETY: `len < HOT_DEPTH` held before the decrement, so the index is in bounds;
-                // entries below `len` are free blocks this heap owns (module invariant), at
-                // least one word long. Clearing the marker keeps a handed-out block from looking
-                // free to the double-free filter.
-                unsafe {
-                    let b = *stack.blocks.get_unchecked(stack.len);
-                    b.cast::<usize>().write(0);
-                    if COUNT {
-                        self.stats.hot_alloc(class);
-                    }
-                    return b;
+            // SAFETY: a hot class's stack is `self.hot[class]`, at this offset.
+            let popped = unsafe { self.pop_hot_at(HOT_STACK_OF[class] as usize) };
+            if let Some(b) = popped {
+                if COUNT {
+                    self.stats.hot_alloc(class);
                 }
+                return b;
             }
+        }
+        self.alloc_class_from_pages::<COUNT, FAST>(class)
+    }
+
+    /// [`alloc_class_or`](Self::alloc_class_or) past the hot stack (empty, or none): the
+    /// page's free list, else the slow path (or null with `FAST`).
+    #[inline(always)]
+    fn alloc_class_from_pages<const COUNT: bool, const FAST: bool>(
+        &mut self,
+        class: usize,
+    ) -> *mut u8 {
+        if is_hot(class) {
             // Allocating from pages again: frees may stack (see `HotStack::cap`).
-            stack.cap = HOT_DEPTH;
+            self.hot[class].cap = HOT_DEPTH;
         }
         let page = self.direct[class];
         // SAFETY: `direct` holds EMPTY_PAGE or a page this heap owns. The raw place read creates
