@@ -333,6 +333,26 @@ unsafe fn resize(entry: &str, ptr: *mut c_void, size: usize) -> *mut c_void {
         unsafe { release(entry, ptr) };
         return ptr::null_mut();
     }
+    if let Some(heap) = heap_cache::heap() {
+        if !reentry::owns(ptr.cast()) {
+            // The thread's cached heap, as `malloc`'s fast path uses it: kiln's `realloc`
+            // classifies the pointer (an owned block from its page, anything else through the
+            // segment map) and refuses what is not a live block.
+            // SAFETY: the C caller hands over `ptr`; kiln checks that it is a live block.
+            return match unsafe {
+                kiln_core::allocator::realloc(heap, ptr.cast(), size, MALLOC_ALIGN)
+            } {
+                Ok(block) => {
+                    outcome(Outcome::Served);
+                    if block.is_null() {
+                        set_errno(libc::ENOMEM);
+                    }
+                    block.cast()
+                }
+                Err(e) => misuse(entry, ptr.cast(), format_args!("not a live block: {e}")),
+            };
+        }
+    }
     // SAFETY: non-null.
     let Some(old_size) = (unsafe { usable(ptr) }) else {
         misuse(entry, ptr.cast(), format_args!("not a live block"));
