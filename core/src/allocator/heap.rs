@@ -73,7 +73,7 @@ mod abandon;
 
 pub(crate) use hot::HOT_STACK_OF;
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
-use hot::{NoStack, HOT_STACK_AT, HOT_STACK_AT_LEN, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
+use hot::{NoStack, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -213,12 +213,12 @@ impl Heap {
         align: usize,
         refill: F,
     ) -> *mut u8 {
-        if HOT_STACK_AT_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
-            // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index is at most the table's last;
-            // the entry is the byte offset of `self.hot[class]` in `Heap` for the request's
-            // class.
+        if HOT_STACK_BY_INDEX_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
+            // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index (`small_index(size, 16)`: the
+            // count of 16-byte units, doubled) is at most the table's last; the entry is the
+            // byte offset of `self.hot[class]` in `Heap` for the request's class.
             let popped = unsafe {
-                let at = *HOT_STACK_AT.get_unchecked((size + 15) >> 4) as usize;
+                let at = *HOT_STACK_BY_INDEX.get_unchecked(((size + 15) >> 4) << 1) as usize;
                 self.pop_hot_at(at)
             };
             if let Some(b) = popped {
@@ -232,8 +232,8 @@ impl Heap {
     /// (a handed-out block must not look free to the double-free filter); `None` when empty.
     ///
     /// # Safety
-    /// `at` is the offset of one of this heap's `HotStack`s (an entry of `HOT_STACK_AT`,
-    /// `HOT_STACK_BY_INDEX`, or of `HOT_STACK_OF` for a hot class).
+    /// `at` is the offset of one of this heap's `HotStack`s (an entry of `HOT_STACK_BY_INDEX`,
+    /// or of `HOT_STACK_OF` for a hot class).
     #[inline(always)]
     unsafe fn pop_hot_at(&mut self, at: usize) -> Option<*mut u8> {
         // SAFETY: the place is a `HotStack` of this heap (caller).

@@ -26,39 +26,11 @@ pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
     class_of(HOT_MAX_SIZE) + 1
 };
 
-/// `HOT_STACK_AT[(size + 15) / 16]`: the byte offset in a [`Heap`] of the hot stack of a
-/// 16-aligned request of `size <= SMALL_LOOKUP_MAX` bytes (`offset_of!(Heap, hot) + class *
-/// size_of::<HotStack>()`, `class` as `small_class_of` gives it). One load from size to stack:
-/// the inline `malloc` of libkiln.so needs no class number, so no multiply and no add. Empty
-/// (never read) without hot stacks.
-pub(crate) static HOT_STACK_AT: [u16; HOT_STACK_AT_LEN] = {
-    let mut t = [0u16; HOT_STACK_AT_LEN];
-    let mut i = 0;
-    while i < t.len() {
-        // Size 0 gets a 16-byte block, like every 16-aligned request up to 16 bytes.
-        let size = if i == 0 { 16 } else { i * 16 };
-        let at =
-            core::mem::offset_of!(Heap, hot) + class_of(size) * core::mem::size_of::<HotStack>();
-        assert!(is_hot(class_of(size)) && at <= u16::MAX as usize);
-        t[i] = at as u16;
-        i += 1;
-    }
-    t
-};
-
-/// Entries of [`HOT_STACK_AT`]: every 16-byte step up to `SMALL_LOOKUP_MAX` when every class
-/// of that range has a hot stack, none otherwise. (`HOT_MAX_SIZE` is 0 in the small geometry.)
-#[allow(clippy::absurd_extreme_comparisons)]
-pub(crate) const HOT_STACK_AT_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP_MAX {
-    SMALL_LOOKUP_MAX / 16 + 1
-} else {
-    0
-};
-
 /// `HOT_STACK_BY_INDEX[small_index(size, align)]`: the byte offset in a [`Heap`] of the hot
 /// stack of a request of `size <= SMALL_LOOKUP_MAX` bytes aligned to `align <= 16`, the stack of
-/// `small_class_at` of that index. One load from size to stack, no multiply (kiln's
-/// `GlobalAlloc`s). Empty (never read) without hot stacks for every class of that range.
+/// `small_class_at` of that index. One load from size to stack, no class number and no
+/// multiply (kiln's `GlobalAlloc`s and libkiln.so's inline `malloc`). Empty (never read) without
+/// hot stacks for every class of that range.
 pub(crate) static HOT_STACK_BY_INDEX: [u16; HOT_STACK_BY_INDEX_LEN] = {
     let mut t = [0u16; HOT_STACK_BY_INDEX_LEN];
     let mut i = 0;
@@ -73,8 +45,10 @@ pub(crate) static HOT_STACK_BY_INDEX: [u16; HOT_STACK_BY_INDEX_LEN] = {
 };
 
 /// Entries of [`HOT_STACK_BY_INDEX`]: every small index when every class up to
-/// `SMALL_LOOKUP_MAX` has a hot stack, none otherwise (as for [`HOT_STACK_AT`]).
-pub(crate) const HOT_STACK_BY_INDEX_LEN: usize = if HOT_STACK_AT_LEN != 0 {
+/// `SMALL_LOOKUP_MAX` has a hot stack, none otherwise. (`HOT_MAX_SIZE` is 0 in the small
+/// geometry.)
+#[allow(clippy::absurd_extreme_comparisons)]
+pub(crate) const HOT_STACK_BY_INDEX_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP_MAX {
     SMALL_INDEX_LEN
 } else {
     0
@@ -213,22 +187,6 @@ mod tests {
         }
     }
 
-    /// The table agrees with the size-class lookup it stands for, for every size it covers.
-    #[test]
-    fn hot_stack_offsets_match_the_size_classes() {
-        if HOT_STACK_AT_LEN == 0 {
-            return; // no table in this geometry
-        }
-        for size in 0..=SMALL_LOOKUP_MAX {
-            let class = small_class_of(size, 16);
-            assert_eq!(
-                HOT_STACK_AT[(size + 15) >> 4] as usize,
-                core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>(),
-                "size {size}"
-            );
-        }
-    }
-
     /// The index table names, for every small size and alignment, the stack of a class whose
     /// blocks hold the size at the alignment.
     #[test]
@@ -240,6 +198,10 @@ mod tests {
         for align in [1, 2, 4, 8, 16] {
             for size in 0..=SMALL_LOOKUP_MAX {
                 let class = small_class_of(size, align);
+                if align == 16 {
+                    // The form `Heap::alloc_hot_or` (libkiln.so's `malloc`) computes.
+                    assert_eq!(((size + 15) >> 4) << 1, small_index(size, align), "{size}");
+                }
                 let block = class_size(class);
                 assert!(
                     block >= size.max(1) && block.is_multiple_of(align.max(8)),
