@@ -290,10 +290,10 @@ impl Heap {
             // requests in classes whose sizes are multiples of 16.
             let rounded = ((size + align - 1) & !(align - 1)).max(align);
             const { assert!(MAX_CLASS_SIZE.is_multiple_of(NATURAL_ALIGN)) };
-            // SAFETY: `size <= MAX_CLASS_SIZE` and `align` is a power of two up to
-            // `NATURAL_ALIGN`, which divides `MAX_CLASS_SIZE` (checked above), so rounding up
-            // stays within it. Said here, the class indexes below need no bounds check (whose
-            // panic path would sit inside every `GlobalAlloc::alloc`).
+            // Said here, the class indexes below need no bounds check (whose panic path would
+            // sit inside every `GlobalAlloc::alloc`).
+            // SAFETY: `size <= MAX_CLASS_SIZE`, and `align` (a power of two up to
+            // `NATURAL_ALIGN`) divides `MAX_CLASS_SIZE` (asserted above): rounding stays within.
             unsafe { core::hint::assert_unchecked(rounded <= MAX_CLASS_SIZE) };
             self.alloc_class_or::<COUNT, FAST>(class_of(rounded))
         } else if FAST {
