@@ -3,7 +3,7 @@
 //!
 //! | geometry | segment | page | pages | largest class | single-page classes up to | map leaf (window) | hot stacks |
 //! |---|---|---|---|---|---|---|---|
-//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | 128 blocks for each class up to 2 KiB |
+//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | 128 blocks for each class up to 2 KiB, 256 KiB of blocks for each class up to 32 KiB |
 //! | `small-geometry` | 64 KiB | 2 KiB | 32 (the first two hold the header) | 8 KiB (36 classes) | 256 B | 128 B (64 MiB) | none |
 //!
 //! Medium spans hold about eight blocks, capped at half a segment (16 pages; 4 blocks of the
@@ -23,8 +23,9 @@ mod chosen {
     pub const SPAN_BLOCKS: usize = 8;
     pub const MAX_SPAN_PAGES: usize = 16;
     pub const KEEP_LAST_PAGE: bool = true;
-    pub const HOT_MAX_SIZE: usize = 2048;
+    pub const HOT_MAX_SIZE: usize = 32 * 1024;
     pub const HOT_DEPTH: usize = 128;
+    pub const HOT_STACK_BYTES: usize = 256 * 1024;
 }
 
 #[cfg(feature = "small-geometry")]
@@ -38,6 +39,7 @@ mod chosen {
     pub const KEEP_LAST_PAGE: bool = false;
     pub const HOT_MAX_SIZE: usize = 0;
     pub const HOT_DEPTH: usize = 0;
+    pub const HOT_STACK_BYTES: usize = 0;
 }
 
 /// log2 of [`SEGMENT_SIZE`].
@@ -69,8 +71,11 @@ pub const KEEP_LAST_PAGE: bool = chosen::KEEP_LAST_PAGE;
 /// Blocks up to this size go through a heap's hot stacks (0: no hot stacks; the small geometry
 /// cannot afford pages pinned by cached blocks, nor the stacks' room in the heap).
 pub const HOT_MAX_SIZE: usize = chosen::HOT_MAX_SIZE;
-/// Blocks one hot stack holds (per class, per heap).
+/// Blocks one hot stack holds at most (per class, per heap).
 pub const HOT_DEPTH: usize = chosen::HOT_DEPTH;
+/// Bytes of blocks one hot stack holds at most: a class of blocks larger than
+/// `HOT_STACK_BYTES / HOT_DEPTH` (2 KiB) stacks fewer than `HOT_DEPTH` of them (8 of 32 KiB).
+pub const HOT_STACK_BYTES: usize = chosen::HOT_STACK_BYTES;
 /// log2 of the segments one leaf of the segment map covers.
 pub const MAP_LEAF_BITS: usize = chosen::MAP_LEAF_BITS;
 

@@ -12,8 +12,8 @@
 //!   remote[slot]:   page, head -> .. -> tail    this heap's frees into other heaps' pages, per page
 //! ```
 //!
-//! Hot stacks (classes up to `HOT_MAX_SIZE`, `HOT_DEPTH` blocks each; none in the small
-//! geometry): the owner's free of a block pushes the block's address here instead of linking it
+//! Hot stacks (classes up to `HOT_MAX_SIZE`, at most `HOT_DEPTH` blocks and `HOT_STACK_BYTES`
+//! of them each: 128 blocks up to 2 KiB, 8 of 32 KiB; none in the small geometry): the owner's free of a block pushes the block's address here instead of linking it
 //! into its page, and allocation pops from here before it looks at a page. So the block reused
 //! first is the one freed last, whose cache line the free just touched (LIFO, as a per-thread
 //! cache), and neither path writes page metadata. When a stack is full, a free goes to the
@@ -47,7 +47,7 @@
 use core::ptr;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::geometry::{HOT_DEPTH, KEEP_LAST_PAGE};
+use super::geometry::KEEP_LAST_PAGE;
 use super::page::{Page, HAS_ALIGNED, IN_FULL, KEPT, PAGE_SIZE};
 use super::segment::{
     segment_of, Pool, Segment, SegmentList, PAGES_PER_SEGMENT, PAGE_START_ALIGN, SEGMENT_SIZE,
@@ -73,7 +73,7 @@ mod abandon;
 
 pub(crate) use hot::HOT_STACK_OF;
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
-use hot::{NoStack, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
+use hot::{NoStack, HOT_STACKS_EMPTY, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -158,7 +158,7 @@ impl Heap {
             foreign: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
             foreign_removals: 0,
             pool,
-            hot: [HotStack::EMPTY; HOT_CLASSES],
+            hot: HOT_STACKS_EMPTY,
             no_stack: NoStack::EMPTY,
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
             queues: [PageQueue::EMPTY; CLASS_COUNT],
@@ -346,7 +346,7 @@ impl Heap {
     ) -> *mut u8 {
         if is_hot(class) {
             // Allocating from pages again: frees may stack (see `HotStack::cap`).
-            self.hot[class].cap = HOT_DEPTH;
+            self.hot_refill_cap(class);
         }
         let page = self.direct[class];
         // SAFETY: `direct` holds EMPTY_PAGE or a page this heap owns. The raw place read creates

@@ -13,10 +13,10 @@
 use core::ptr;
 
 use super::Heap;
-use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE};
+use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE, HOT_STACK_BYTES};
 use crate::allocator::segment::segment_of;
 use crate::allocator::size_class::{
-    class_of, small_class_at_const, CLASS_COUNT, SMALL_INDEX_LEN, SMALL_LOOKUP_MAX,
+    class_of, class_size, small_class_at_const, CLASS_COUNT, SMALL_INDEX_LEN, SMALL_LOOKUP_MAX,
 };
 
 /// Classes with a hot stack: those of blocks up to `HOT_MAX_SIZE` bytes.
@@ -24,6 +24,38 @@ pub(crate) const HOT_CLASSES: usize = if HOT_MAX_SIZE == 0 {
     0
 } else {
     class_of(HOT_MAX_SIZE) + 1
+};
+
+/// `HOT_CAP[class]`: how many blocks the hot stack of `class` holds, `HOT_DEPTH` or
+/// `HOT_STACK_BYTES` of blocks, whichever is fewer (at least one): a class of 32 KiB blocks
+/// stacks 8, so a heap holds at most `HOT_STACK_BYTES` per class on its stacks.
+#[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
+pub(crate) static HOT_CAP: [u16; HOT_CLASSES] = {
+    let mut t = [0u16; HOT_CLASSES];
+    let mut class = 0;
+    while class < HOT_CLASSES {
+        let by_bytes = HOT_STACK_BYTES / class_size(class);
+        let cap = if by_bytes < HOT_DEPTH {
+            by_bytes
+        } else {
+            HOT_DEPTH
+        };
+        t[class] = if cap == 0 { 1 } else { cap as u16 };
+        class += 1;
+    }
+    t
+};
+
+/// Every hot stack empty, each with its class's [`HOT_CAP`] (a new heap's stacks).
+#[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
+pub(crate) const HOT_STACKS_EMPTY: [HotStack; HOT_CLASSES] = {
+    let mut t = [HotStack::EMPTY; HOT_CLASSES];
+    let mut class = 0;
+    while class < HOT_CLASSES {
+        t[class].cap = HOT_CAP[class] as usize;
+        class += 1;
+    }
+    t
 };
 
 /// `HOT_STACK_BY_INDEX[small_index(size, align)]`: the byte offset in a [`Heap`] of the hot
@@ -101,7 +133,7 @@ pub(crate) const fn is_hot(class: usize) -> bool {
 #[repr(C)]
 pub(crate) struct HotStack {
     pub(crate) len: usize,
-    /// How many blocks frees may stack: `HOT_DEPTH`, or 0 while the class drains (a page of
+    /// How many blocks frees may stack: the class's [`HOT_CAP`], or 0 while the class drains (a page of
     /// the class was retired, so frees outpace allocations: a burst is being given back, and
     /// stacked blocks would keep pages, and with them segments, from going back). The next
     /// allocation of the class from a page sets it back.
@@ -148,6 +180,12 @@ impl Heap {
         }
     }
 
+    /// Lets frees stack blocks of `class` again (its [`HOT_CAP`]) after the class drained.
+    #[inline(always)]
+    pub(super) fn hot_refill_cap(&mut self, class: usize) {
+        self.hot[class].cap = HOT_CAP[class] as usize;
+    }
+
     /// Whether `block` is on the hot stack of `class` (confirms a suspected double free).
     pub(crate) fn hot_holds(&self, class: usize, block: *mut u8) -> bool {
         is_hot(class) && {
@@ -184,6 +222,28 @@ mod tests {
                 core::mem::offset_of!(Heap, no_stack)
             };
             assert_eq!(at as usize, want, "class {class}");
+        }
+    }
+
+    /// A stack holds at most `HOT_DEPTH` blocks and at most `HOT_STACK_BYTES` of them (one at
+    /// least), and a new heap's stacks start at their cap.
+    #[test]
+    #[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
+    fn hot_caps_bound_blocks_and_bytes() {
+        for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
+            let cap = HOT_CAP[class] as usize;
+            assert!(cap >= 1, "class {class}");
+            assert!(cap <= HOT_DEPTH, "class {class}");
+            assert!(
+                cap == 1 || cap * class_size(class) <= HOT_STACK_BYTES,
+                "class {class}"
+            );
+            assert!(
+                cap == HOT_DEPTH || (cap + 1) * class_size(class) > HOT_STACK_BYTES,
+                "class {class}: a deeper stack would fit"
+            );
+            assert_eq!(HOT_STACKS_EMPTY[class].cap, cap);
+            assert_eq!(HOT_STACKS_EMPTY[class].len, 0);
         }
     }
 
