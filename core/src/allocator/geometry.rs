@@ -3,7 +3,7 @@
 //!
 //! | geometry | segment | page | pages | largest class | single-page classes up to | map leaf (window) | hot stacks |
 //! |---|---|---|---|---|---|---|---|
-//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | 128 blocks for each class up to 2 KiB, 256 KiB of blocks for each class up to 32 KiB |
+//! | default | 2 MiB | 64 KiB | 32 | 256 KiB (56 classes) | 8 KiB | 8 KiB (128 GiB) | every class: 128 blocks, at most 256 KiB of them (8 of 32 KiB, 1 of 256 KiB) |
 //! | `small-geometry` | 64 KiB | 2 KiB | 32 (the first two hold the header) | 8 KiB (36 classes) | 256 B | 128 B (64 MiB) | none |
 //!
 //! Medium spans hold about eight blocks, capped at half a segment (16 pages; 4 blocks of the
@@ -23,7 +23,7 @@ mod chosen {
     pub const SPAN_BLOCKS: usize = 8;
     pub const MAX_SPAN_PAGES: usize = 16;
     pub const KEEP_LAST_PAGE: bool = true;
-    pub const HOT_MAX_SIZE: usize = 32 * 1024;
+    pub const HOT_MAX_SIZE: usize = 256 * 1024;
     pub const HOT_DEPTH: usize = 128;
     pub const HOT_STACK_BYTES: usize = 256 * 1024;
 }
@@ -74,7 +74,8 @@ pub const HOT_MAX_SIZE: usize = chosen::HOT_MAX_SIZE;
 /// Blocks one hot stack holds at most (per class, per heap).
 pub const HOT_DEPTH: usize = chosen::HOT_DEPTH;
 /// Bytes of blocks one hot stack holds at most: a class of blocks larger than
-/// `HOT_STACK_BYTES / HOT_DEPTH` (2 KiB) stacks fewer than `HOT_DEPTH` of them (8 of 32 KiB).
+/// `HOT_STACK_BYTES / HOT_DEPTH` (2 KiB) stacks fewer than `HOT_DEPTH` of them (8 of 32 KiB,
+/// one of 256 KiB), and takes that many slots in the heap (see `heap::hot::HotArea`).
 pub const HOT_STACK_BYTES: usize = chosen::HOT_STACK_BYTES;
 /// log2 of the segments one leaf of the segment map covers.
 pub const MAP_LEAF_BITS: usize = chosen::MAP_LEAF_BITS;

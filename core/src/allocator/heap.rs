@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Hot stacks (classes up to `HOT_MAX_SIZE`, at most `HOT_DEPTH` blocks and `HOT_STACK_BYTES`
-//! of them each: 128 blocks up to 2 KiB, 8 of 32 KiB; none in the small geometry): the owner's free of a block pushes the block's address here instead of linking it
+//! of them each: 128 blocks up to 2 KiB, 8 of 32 KiB, 1 of 256 KiB; none in the small geometry): the owner's free of a block pushes the block's address here instead of linking it
 //! into its page, and allocation pops from here before it looks at a page. So the block reused
 //! first is the one freed last, whose cache line the free just touched (LIFO, as a per-thread
 //! cache), and neither path writes page metadata. When a stack is full, a free goes to the
@@ -73,7 +73,7 @@ mod abandon;
 
 pub(crate) use hot::HOT_STACK_OF;
 pub(crate) use hot::{is_hot, HotStack, HOT_CLASSES};
-use hot::{NoStack, HOT_STACKS_EMPTY, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
+use hot::{HotArea, HOT_AREA_EMPTY, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
@@ -129,9 +129,11 @@ pub struct Heap {
     /// [`segment_map::removals`] when `foreign` was last found stale and emptied.
     foreign_removals: usize,
     pool: &'static Pool,
-    hot: [HotStack; HOT_CLASSES],
-    /// Where the free of a class without a hot stack looks for one ([`hot::HOT_STACK_OF`]).
-    no_stack: NoStack,
+    /// The hot stacks, headers and slots, laid out by class (see [`hot::HotArea`]).
+    hot: HotArea,
+    /// Where the free of a class without a hot stack looks for one ([`hot::HOT_STACK_OF`]): a
+    /// header with `len == cap == 0` and no slots.
+    no_stack: HotStack,
     direct: [*mut Page; CLASS_COUNT],
     queues: [PageQueue; CLASS_COUNT],
     full: [PageQueue; CLASS_COUNT],
@@ -158,8 +160,8 @@ impl Heap {
             foreign: [NOT_A_SEGMENT; KNOWN_SEGMENTS],
             foreign_removals: 0,
             pool,
-            hot: HOT_STACKS_EMPTY,
-            no_stack: NoStack::EMPTY,
+            hot: HOT_AREA_EMPTY,
+            no_stack: HotStack::NONE,
             direct: [ptr::addr_of!(EMPTY_PAGE).cast_mut(); CLASS_COUNT],
             queues: [PageQueue::EMPTY; CLASS_COUNT],
             full: [PageQueue::EMPTY; CLASS_COUNT],
@@ -216,7 +218,7 @@ impl Heap {
         if HOT_STACK_BY_INDEX_LEN != 0 && align == NATURAL_ALIGN && size <= SMALL_LOOKUP_MAX {
             // SAFETY: `size <= SMALL_LOOKUP_MAX`, so the index (`small_index(size, 16)`: the
             // count of 16-byte units, doubled) is at most the table's last; the entry is the
-            // byte offset of `self.hot[class]` in `Heap` for the request's class.
+            // byte offset in `Heap` of the stack header of the request's class.
             let popped = unsafe {
                 let at = *HOT_STACK_BY_INDEX.get_unchecked(((size + 15) >> 4) << 1) as usize;
                 self.pop_hot_at(at)
@@ -236,17 +238,17 @@ impl Heap {
     /// or of `HOT_STACK_OF` for a hot class).
     #[inline(always)]
     unsafe fn pop_hot_at(&mut self, at: usize) -> Option<*mut u8> {
-        // SAFETY: the place is a `HotStack` of this heap (caller).
-        let stack = unsafe { &mut *ptr::from_mut(self).byte_add(at).cast::<HotStack>() };
-        if stack.len == 0 {
-            return None;
-        }
-        stack.len -= 1;
-        // SAFETY: `len < HOT_DEPTH` held before the decrement, so the index is in bounds;
-        // entries below `len` are free blocks this heap holds, at least one word long (module
-        // invariant).
+        // SAFETY: the place is a stack header in this heap's `hot` (caller); its slots follow
+        // it, and entries below `len` are free blocks this heap holds, at least one word long
+        // (module invariant).
         unsafe {
-            let b = *stack.blocks.get_unchecked(stack.len);
+            let stack = ptr::from_mut(self).byte_add(at).cast::<HotStack>();
+            let len = (*stack).len;
+            if len == 0 {
+                return None;
+            }
+            (*stack).len = len - 1;
+            let b = *HotStack::slots(stack).add(len - 1);
             b.cast::<usize>().write(0);
             Some(b)
         }
@@ -268,7 +270,7 @@ impl Heap {
                 return self.alloc_class_or::<COUNT, FAST>(small_class_at(idx));
             }
             // SAFETY: `idx < SMALL_INDEX_LEN` (`small_index`), the table's length here; the
-            // entry is the byte offset of `self.hot[small_class_at(idx)]` in `Heap`.
+            // entry is the byte offset in `Heap` of the stack header of `small_class_at(idx)`.
             let popped = unsafe {
                 let at = *HOT_STACK_BY_INDEX.get_unchecked(idx) as usize;
                 self.pop_hot_at(at)
@@ -325,7 +327,7 @@ impl Heap {
     #[inline(always)]
     fn alloc_class_or<const COUNT: bool, const FAST: bool>(&mut self, class: usize) -> *mut u8 {
         if is_hot(class) {
-            // SAFETY: a hot class's stack is `self.hot[class]`, at this offset.
+            // SAFETY: a hot class's stack header is at this offset in `self.hot`.
             let popped = unsafe { self.pop_hot_at(HOT_STACK_OF[class] as usize) };
             if let Some(b) = popped {
                 if COUNT {
@@ -622,21 +624,18 @@ impl Heap {
             let class = (*page).class as usize;
             let size = (*page).block_size;
             if HOT_CLASSES != 0 {
-                // The class's hot stack, or the `NoStack` (len 0, cap 0) of a class without
-                // one: raw places only, since a `NoStack` is not a whole `HotStack`. A page in
+                // The class's hot stack, or the `no_stack` (len 0, cap 0, no slots) of a class
+                // without one: raw places only, the stacks differ in length. A page in
                 // use holds its class's `HOT_STACK_OF` entry in `hot_at` (set with the class;
                 // `check` verifies it), so no table is read here.
                 let at = (*page).hot_at as usize;
                 let stack = ptr::from_mut(self).byte_add(at).cast::<HotStack>();
                 let len = (*stack).len;
                 if len < (*stack).cap {
-                    // A real stack (`NoStack` never passes), with room at `len`.
+                    // A real stack (`no_stack` never passes), with room at `len`.
                     // The marker: the page's encoding of a null link, so the block looks free.
                     block.cast::<usize>().write((*page).key);
-                    ptr::addr_of_mut!((*stack).blocks)
-                        .cast::<*mut u8>()
-                        .add(len)
-                        .write(block);
+                    HotStack::slots(stack).add(len).write(block);
                     (*stack).len = len + 1;
                     // Counted last, so a counter flush is a tail call.
                     if COUNT {

@@ -132,7 +132,7 @@ fn pool(limit: usize) -> &'static Pool {
     Box::leak(Box::new(Pool::new(source)))
 }
 
-fn heap(limit: usize) -> Box<Heap> {
+pub(crate) fn heap(limit: usize) -> Box<Heap> {
     Box::new(Heap::new(pool(limit)))
 }
 

@@ -114,7 +114,9 @@ impl Heap {
             unsafe { self.pool.abandon(seg) };
         }
         self.known = [NOT_A_SEGMENT; KNOWN_SEGMENTS];
-        debug_assert!(self.hot.iter().all(|s| s.len == 0));
+        debug_assert!((0..CLASS_COUNT)
+            .filter(|&c| is_hot(c))
+            .all(|c| self.hot_stack(c).is_empty()));
         self.direct = [empty_page(); CLASS_COUNT];
         self.queues = [PageQueue::EMPTY; CLASS_COUNT];
         self.full = [PageQueue::EMPTY; CLASS_COUNT];

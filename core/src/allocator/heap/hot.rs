@@ -46,17 +46,53 @@ pub(crate) static HOT_CAP: [u16; HOT_CLASSES] = {
     t
 };
 
-/// Every hot stack empty, each with its class's [`HOT_CAP`] (a new heap's stacks).
+/// `HOT_WORD_AT[class]`: where the stack of `class` starts in a heap's [`HotArea`], in words:
+/// each stack is its [`HotStack`] header (two words) and [`HOT_CAP`] block slots, one after
+/// the other, so a class of 32 KiB blocks takes 10 words and not `2 + HOT_DEPTH`.
+///
+/// ```text
+///   HotArea: | len cap b0 .. b127 | len cap b0 .. b127 | ... | len cap b0 | len cap b0 |
+///              class 0               class 1                   (256 KiB blocks: cap 1)
+/// ```
 #[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
-pub(crate) const HOT_STACKS_EMPTY: [HotStack; HOT_CLASSES] = {
-    let mut t = [HotStack::EMPTY; HOT_CLASSES];
+const HOT_WORD_AT: [usize; HOT_CLASSES + 1] = {
+    let mut t = [0usize; HOT_CLASSES + 1];
     let mut class = 0;
     while class < HOT_CLASSES {
-        t[class].cap = HOT_CAP[class] as usize;
+        t[class + 1] = t[class] + HOT_HEADER_WORDS + HOT_CAP[class] as usize;
         class += 1;
     }
     t
 };
+
+/// Words of a [`HotStack`] header (`len`, `cap`) in the [`HotArea`].
+const HOT_HEADER_WORDS: usize = core::mem::size_of::<HotStack>() / core::mem::size_of::<usize>();
+
+/// Words in a heap's [`HotArea`]: every hot class's header and slots.
+pub(crate) const HOT_AREA_WORDS: usize = HOT_WORD_AT[HOT_CLASSES];
+
+/// A heap's hot stacks, laid out by [`HOT_WORD_AT`]: headers and block slots in one array of
+/// words, reached through raw places only ([`Heap::hot_stack_ptr`]), since the stacks differ in
+/// length.
+pub(crate) type HotArea = [*mut u8; HOT_AREA_WORDS];
+
+/// A new heap's [`HotArea`]: every stack empty, with its class's [`HOT_CAP`].
+#[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
+pub(crate) const HOT_AREA_EMPTY: HotArea = {
+    let mut t = [ptr::null_mut(); HOT_AREA_WORDS];
+    let mut class = 0;
+    while class < HOT_CLASSES {
+        // The `cap` word (the `len` word stays 0).
+        t[HOT_WORD_AT[class] + 1] = ptr::without_provenance_mut(HOT_CAP[class] as usize);
+        class += 1;
+    }
+    t
+};
+
+/// The byte offset in a [`Heap`] of the stack header of hot `class`.
+const fn hot_at(class: usize) -> usize {
+    core::mem::offset_of!(Heap, hot) + HOT_WORD_AT[class] * core::mem::size_of::<usize>()
+}
 
 /// `HOT_STACK_BY_INDEX[small_index(size, align)]`: the byte offset in a [`Heap`] of the hot
 /// stack of a request of `size <= SMALL_LOOKUP_MAX` bytes aligned to `align <= 16`, the stack of
@@ -68,8 +104,9 @@ pub(crate) static HOT_STACK_BY_INDEX: [u16; HOT_STACK_BY_INDEX_LEN] = {
     let mut i = 0;
     while i < t.len() {
         let class = small_class_at_const(i);
-        let at = core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>();
-        assert!(is_hot(class) && at <= u16::MAX as usize);
+        assert!(is_hot(class));
+        let at = hot_at(class);
+        assert!(at <= u16::MAX as usize);
         t[i] = at as u16;
         i += 1;
     }
@@ -87,15 +124,15 @@ pub(crate) const HOT_STACK_BY_INDEX_LEN: usize = if HOT_MAX_SIZE >= SMALL_LOOKUP
 };
 
 /// `HOT_STACK_OF[class]`: the byte offset in a [`Heap`] of the hot stack of `class`, or for a
-/// class without one, of the heap's [`NoStack`], whose `len` is never below its `cap`. The
-/// owner's free reads `len` and `cap` there and pushes when `len < cap`, with no separate test
-/// for the class and no multiply.
+/// class without one, of the heap's `no_stack`, whose `len` is never below its `cap` (both 0).
+/// The owner's free reads `len` and `cap` there and pushes when `len < cap`, with no separate
+/// test for the class and no multiply.
 pub(crate) static HOT_STACK_OF: [u16; CLASS_COUNT] = {
     let mut t = [0u16; CLASS_COUNT];
     let mut class = 0;
     while class < CLASS_COUNT {
         let at = if is_hot(class) {
-            core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>()
+            hot_at(class)
         } else {
             core::mem::offset_of!(Heap, no_stack)
         };
@@ -106,19 +143,6 @@ pub(crate) static HOT_STACK_OF: [u16; CLASS_COUNT] = {
     t
 };
 
-/// The `len` and `cap` of a [`HotStack`] that never takes a block (both 0): where
-/// [`HOT_STACK_OF`] sends the classes without a hot stack.
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub(crate) struct NoStack {
-    len: usize,
-    cap: usize,
-}
-
-impl NoStack {
-    pub(super) const EMPTY: NoStack = NoStack { len: 0, cap: 0 };
-}
-
 /// Whether `class` has a hot stack. (The small geometry has none, so the comparison is with 0
 /// there: always false, which is the point.)
 #[inline(always)]
@@ -127,26 +151,34 @@ pub(crate) const fn is_hot(class: usize) -> bool {
     class < HOT_CLASSES
 }
 
-/// One class's hot stack: the addresses of blocks this heap freed last, newest at `len - 1`.
-/// `repr(C)`: `len` and `cap` first, as [`NoStack`] has them.
+/// One class's hot stack header, followed in the [`HotArea`] by its [`HOT_CAP`] slots: the
+/// addresses of blocks this heap freed last, newest at `len - 1`.
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub(crate) struct HotStack {
     pub(crate) len: usize,
-    /// How many blocks frees may stack: the class's [`HOT_CAP`], or 0 while the class drains (a page of
-    /// the class was retired, so frees outpace allocations: a burst is being given back, and
-    /// stacked blocks would keep pages, and with them segments, from going back). The next
-    /// allocation of the class from a page sets it back.
+    /// How many blocks frees may stack: the class's [`HOT_CAP`], or 0 while the class drains (a
+    /// page of the class was retired, so frees outpace allocations: a burst is being given
+    /// back, and stacked blocks would keep pages, and with them segments, from going back).
+    /// The next allocation of the class from a page sets it back. Always 0 for the heap's
+    /// `no_stack`.
     pub(crate) cap: usize,
-    pub(crate) blocks: [*mut u8; HOT_DEPTH],
 }
 
 impl HotStack {
-    pub(super) const EMPTY: HotStack = HotStack {
-        len: 0,
-        cap: HOT_DEPTH,
-        blocks: [ptr::null_mut(); HOT_DEPTH],
-    };
+    /// The header that never takes a block: `no_stack`, where [`HOT_STACK_OF`] sends the
+    /// classes without a hot stack.
+    pub(super) const NONE: HotStack = HotStack { len: 0, cap: 0 };
+
+    /// The first block slot of the stack whose header is at `stack`.
+    ///
+    /// # Safety
+    /// `stack` is a stack header in a heap's [`HotArea`] (not `no_stack`, which has no slots).
+    #[inline(always)]
+    pub(crate) unsafe fn slots(stack: *mut HotStack) -> *mut *mut u8 {
+        // SAFETY: the slots follow the header in the same area (caller).
+        unsafe { stack.add(1).cast::<*mut u8>() }
+    }
 }
 
 impl Heap {
@@ -162,13 +194,15 @@ impl Heap {
     /// retired, which flushes this same stack again (nested, shorter): fine, each level pops
     /// before it frees.
     pub(super) fn hot_flush_class(&mut self, class: usize) {
-        while self.hot[class].len > 0 {
-            let stack = &mut self.hot[class];
-            stack.len -= 1;
-            let b = stack.blocks[stack.len];
-            // SAFETY: stacked blocks are blocks of pages in use, counted in their `used`
-            // (module invariant); a foreign page is only reached through its atomic list.
-            unsafe {
+        let stack = self.hot_stack_ptr(class);
+        // SAFETY: `stack` is this heap's stack of hot `class`; entries below `len` are
+        // stacked blocks, blocks of pages in use counted in their `used` (module invariant); a
+        // foreign page is only reached through its atomic list. The header is re-read after
+        // every free, which may flush this stack (nested).
+        unsafe {
+            while (*stack).len > 0 {
+                (*stack).len -= 1;
+                let b = *HotStack::slots(stack).add((*stack).len);
                 let seg = segment_of(b);
                 let p = (*seg).page_of(b);
                 if self.owns(seg) {
@@ -180,24 +214,56 @@ impl Heap {
         }
     }
 
+    /// The header of the hot stack of `class` (a raw place: the stacks differ in length, see
+    /// [`HotArea`]).
+    ///
+    /// # Panics
+    /// If `class` has no hot stack.
+    #[inline(always)]
+    pub(crate) fn hot_stack_ptr(&mut self, class: usize) -> *mut HotStack {
+        assert!(is_hot(class));
+        // SAFETY: `hot_at(class)` is the offset of a stack header inside `self.hot`.
+        unsafe {
+            ptr::from_mut(self)
+                .byte_add(HOT_STACK_OF[class] as usize)
+                .cast::<HotStack>()
+        }
+    }
+
     /// Lets frees stack blocks of `class` again (its [`HOT_CAP`]) after the class drained.
     #[inline(always)]
     pub(super) fn hot_refill_cap(&mut self, class: usize) {
-        self.hot[class].cap = HOT_CAP[class] as usize;
+        let stack = self.hot_stack_ptr(class);
+        // SAFETY: this heap's stack header of hot `class`.
+        unsafe { (*stack).cap = HOT_CAP[class] as usize };
+    }
+
+    /// Lets the class drain: frees of `class` go to their pages until it allocates from a page
+    /// again (see [`HotStack::cap`]).
+    #[inline(always)]
+    pub(super) fn hot_stop(&mut self, class: usize) {
+        let stack = self.hot_stack_ptr(class);
+        // SAFETY: this heap's stack header of hot `class`.
+        unsafe { (*stack).cap = 0 };
     }
 
     /// Whether `block` is on the hot stack of `class` (confirms a suspected double free).
     pub(crate) fn hot_holds(&self, class: usize, block: *mut u8) -> bool {
-        is_hot(class) && {
-            let stack = &self.hot[class];
-            stack.blocks[..stack.len].contains(&block)
-        }
+        is_hot(class) && self.hot_stack(class).contains(&block)
     }
 
-    /// The hot stack of `class` (for `check`).
+    /// The hot stack of `class` (for `check`, and to confirm a double free).
     pub(crate) fn hot_stack(&self, class: usize) -> &[*mut u8] {
-        let stack = &self.hot[class];
-        &stack.blocks[..stack.len]
+        assert!(is_hot(class));
+        // SAFETY: `HOT_STACK_OF[class]` is the offset of this class's header in `self.hot`;
+        // its `len <= HOT_CAP[class]` slots follow it, initialised (module invariant).
+        unsafe {
+            let stack = ptr::from_ref(self)
+                .byte_add(HOT_STACK_OF[class] as usize)
+                .cast::<HotStack>()
+                .cast_mut();
+            core::slice::from_raw_parts(HotStack::slots(stack), (*stack).len)
+        }
     }
 }
 
@@ -206,30 +272,37 @@ mod tests {
     use super::*;
     use crate::allocator::size_class::small_class_of;
 
-    /// The per-class table names each hot class's stack and the stackless classes' `NoStack`,
-    /// whose `len` and `cap` lie where a `HotStack`'s do.
+    /// The per-class table names each hot class's stack header and the stackless classes'
+    /// `no_stack`; the stacks tile the area one after another, each two header words and its
+    /// cap in slots, so no stack's slots run into the next header.
     #[test]
     fn hot_stack_of_every_class() {
         assert_eq!(core::mem::offset_of!(HotStack, len), 0);
         assert_eq!(core::mem::offset_of!(HotStack, cap), 8);
-        assert_eq!(core::mem::offset_of!(NoStack, len), 0);
-        assert_eq!(core::mem::offset_of!(NoStack, cap), 8);
-        assert_eq!(NoStack::EMPTY.len, NoStack::EMPTY.cap);
+        assert_eq!(HotStack::NONE.len, HotStack::NONE.cap);
+        let base = core::mem::offset_of!(Heap, hot);
+        let mut next = base;
         for (class, &at) in HOT_STACK_OF.iter().enumerate() {
-            let want = if is_hot(class) {
-                core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>()
+            if is_hot(class) {
+                assert_eq!(at as usize, next, "class {class}");
+                next += (HOT_HEADER_WORDS + HOT_CAP[class] as usize) * 8;
             } else {
-                core::mem::offset_of!(Heap, no_stack)
-            };
-            assert_eq!(at as usize, want, "class {class}");
+                assert_eq!(
+                    at as usize,
+                    core::mem::offset_of!(Heap, no_stack),
+                    "class {class}"
+                );
+            }
         }
+        assert_eq!(next, base + core::mem::size_of::<HotArea>());
     }
 
     /// A stack holds at most `HOT_DEPTH` blocks and at most `HOT_STACK_BYTES` of them (one at
-    /// least), and a new heap's stacks start at their cap.
+    /// least), and a new heap's stacks are empty, at their cap, and read so through the heap.
     #[test]
     #[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
     fn hot_caps_bound_blocks_and_bytes() {
+        let mut heap = crate::allocator::tests::heap(1);
         for class in (0..CLASS_COUNT).filter(|&c| is_hot(c)) {
             let cap = HOT_CAP[class] as usize;
             assert!(cap >= 1, "class {class}");
@@ -242,8 +315,13 @@ mod tests {
                 cap == HOT_DEPTH || (cap + 1) * class_size(class) > HOT_STACK_BYTES,
                 "class {class}: a deeper stack would fit"
             );
-            assert_eq!(HOT_STACKS_EMPTY[class].cap, cap);
-            assert_eq!(HOT_STACKS_EMPTY[class].len, 0);
+            let stack = heap.hot_stack_ptr(class);
+            // SAFETY: the heap's own stack header.
+            unsafe {
+                assert_eq!((*stack).cap, cap, "class {class}");
+                assert_eq!((*stack).len, 0, "class {class}");
+            }
+            assert!(heap.hot_stack(class).is_empty());
         }
     }
 
@@ -268,8 +346,8 @@ mod tests {
                     "{size} {align}"
                 );
                 assert_eq!(
-                    HOT_STACK_BY_INDEX[small_index(size, align)] as usize,
-                    core::mem::offset_of!(Heap, hot) + class * core::mem::size_of::<HotStack>(),
+                    HOT_STACK_BY_INDEX[small_index(size, align)],
+                    HOT_STACK_OF[class],
                     "size {size} align {align}"
                 );
             }

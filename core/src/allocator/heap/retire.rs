@@ -50,7 +50,7 @@ impl Heap {
             // A retired page means frees of this class outpace its allocations: let the class
             // drain straight into its pages until it allocates from a page again.
             if is_hot(class) {
-                self.hot[class].cap = 0;
+                self.hot_stop(class);
                 self.hot_flush_class(class);
             }
         }
