@@ -9,7 +9,7 @@
 //! | block      | one allocation           | `page_of(p) = pages[(p - segment) >> PAGE_SHIFT]` (back to the span head) |
 //! | size class | [`size_class`]           | size -> class is arithmetic on a leading-zero count, no loop |
 //! | heap       | [`Heap`]                 | only its owner touches its non-atomic lists |
-//! | hot stack  | `Heap::hot[class]`       | the owner's last frees of a class (up to 2 KiB), reused newest first; counted as used by their pages |
+//! | hot stack  | `Heap::hot[class]`       | the owner's last frees of a class (at most 128 blocks, 256 KiB), reused newest first; counted as used by their pages |
 //! | known segments | `Heap::known`        | segments this heap owns that a free verified; a hit replaces segment map, cookie and owner tests |
 //! | free lists | `free`, `local_free`, `thread_free` | `used == capacity - |free| - |local_free|`; live = used - |thread_free| |
 //! | huge       | `huge.rs`                | its own segment span; freed straight back to the platform |
