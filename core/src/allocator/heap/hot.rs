@@ -76,8 +76,11 @@ pub(crate) const HOT_AREA_WORDS: usize = HOT_WORD_AT[HOT_CLASSES];
 /// length.
 pub(crate) type HotArea = [*mut u8; HOT_AREA_WORDS];
 
-/// A new heap's [`HotArea`]: every stack empty, with its class's [`HOT_CAP`].
+/// A new heap's [`HotArea`]: every stack empty, with its class's [`HOT_CAP`]. A `const`, not a
+/// `static`: `Heap::new` is a `const fn` (heaps live in statics and `const`-initialised
+/// thread-locals), and it is only ever copied into a heap being built.
 #[allow(clippy::absurd_extreme_comparisons)] // no hot classes in the small geometry
+#[allow(clippy::large_const_arrays)]
 pub(crate) const HOT_AREA_EMPTY: HotArea = {
     let mut t = [ptr::null_mut(); HOT_AREA_WORDS];
     let mut class = 0;
@@ -195,10 +198,9 @@ impl Heap {
     /// before it frees.
     pub(super) fn hot_flush_class(&mut self, class: usize) {
         let stack = self.hot_stack_ptr(class);
-        // SAFETY: `stack` is this heap's stack of hot `class`; entries below `len` are
-        // stacked blocks, blocks of pages in use counted in their `used` (module invariant); a
-        // foreign page is only reached through its atomic list. The header is re-read after
-        // every free, which may flush this stack (nested).
+        // The header is re-read after every free, which may flush this stack (nested).
+        // SAFETY: this heap's stack of hot `class`; entries below `len` are blocks of pages in
+        // use, counted in their `used`; a foreign page is reached through its atomic list only.
         unsafe {
             while (*stack).len > 0 {
                 (*stack).len -= 1;
