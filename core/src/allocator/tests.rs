@@ -11,6 +11,7 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::geometry::SEGMENT_SHIFT;
+use super::heap::is_hot;
 use super::page::PAGE_SIZE;
 use super::segment::{segment_of, Pool, HEADER_SIZE, SEGMENT_SIZE};
 use super::size_class::{class_of, class_size, CLASS_COUNT, MAX_CLASS_SIZE, MAX_SMALL_SIZE};
@@ -379,6 +380,53 @@ fn out_of_memory_returns_null_and_the_heap_stays_usable() {
         !h.alloc(4000, 8).is_null(),
         "a freed block is reusable after OOM"
     );
+}
+
+/// The same for blocks of 2 KiB to 256 KiB, whose classes have hot stacks of a few blocks each
+/// (`HOT_CAP`): the stacks must not keep a burst's pages, and with them its segments.
+#[test]
+fn memory_goes_back_after_a_burst_of_large_blocks() {
+    let p = pool(1000);
+    let mut h = Box::new(Heap::new(p));
+    let mut live = Vec::new();
+    // About 50 segments' worth of blocks of 2 KiB to 250 KiB (every class above 2 KiB).
+    let mut bytes = 0;
+    let mut i = 0usize;
+    while bytes < 50 * SEGMENT_SIZE {
+        let size = (2048 + (i * 7919) % (250 * 1024)).min(MAX_CLASS_SIZE);
+        let q = h.alloc(size, 8);
+        assert!(!q.is_null());
+        live.push(q);
+        bytes += size;
+        i += 1;
+    }
+    let peak = p.segments_in_use();
+    assert!(peak >= 40, "burst should use many segments, used {peak}");
+    for q in live {
+        // SAFETY: allocated above, freed once.
+        unsafe { free(&mut h, q) }.unwrap();
+    }
+    h.check().unwrap();
+    // A class that retired pages while it was freed drained its stack; what stays is the
+    // blocks of classes that never emptied a page here (one span of the largest classes: about
+    // 0.9 MiB in all), not up to 256 KiB for each of the 44 classes (4 MiB without the drain).
+    let stacked: usize = (0..CLASS_COUNT)
+        .filter(|&c| class_size(c) > 2048 && is_hot(c))
+        .map(|c| h.hot_stack(c).len() * class_size(c))
+        .sum();
+    assert!(
+        stacked <= SEGMENT_SIZE,
+        "{stacked} bytes stay on hot stacks"
+    );
+    assert!(
+        p.segments_in_use() <= 8.max(peak / 5),
+        "after the burst {} of {peak} segments remain",
+        p.segments_in_use()
+    );
+    h.collect();
+    p.trim();
+    assert_eq!(p.segments_in_use(), 0);
+    h.check().unwrap();
 }
 
 #[test]
