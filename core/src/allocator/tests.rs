@@ -382,6 +382,45 @@ fn out_of_memory_returns_null_and_the_heap_stays_usable() {
     );
 }
 
+/// Frees a burst's blocks (each once) and checks the heap; returns the segments in use at the
+/// burst's peak, checked to be many.
+fn free_burst(h: &mut Heap, p: &Pool, live: Vec<*mut u8>) -> usize {
+    let peak = p.segments_in_use();
+    assert!(peak >= 40, "burst should use many segments, used {peak}");
+    for q in live {
+        // SAFETY: allocated by the caller, freed once.
+        unsafe { free(h, q) }.unwrap();
+    }
+    h.check().unwrap();
+    peak
+}
+
+/// After a burst freed: at most the cache and segments holding the one empty page kept per
+/// class stay; `collect` and `trim` give back the rest.
+fn assert_burst_went_back(h: &mut Heap, p: &Pool, peak: usize) {
+    assert!(
+        p.segments_in_use() <= 8.max(peak / 5),
+        "after the burst {} of {peak} segments remain",
+        p.segments_in_use()
+    );
+    h.collect();
+    p.trim();
+    assert_eq!(p.segments_in_use(), 0);
+    h.check().unwrap();
+}
+
+#[test]
+fn memory_goes_back_to_the_platform_after_a_burst() {
+    let p = pool(1000);
+    let mut h = Box::new(Heap::new(p));
+    // About 50 segments' worth of blocks of 16 to 1015 bytes.
+    let live = (0..50 * SEGMENT_SIZE / 520)
+        .map(|i| h.alloc(16 + (i * 7) % 1000, 8))
+        .collect();
+    let peak = free_burst(&mut h, p, live);
+    assert_burst_went_back(&mut h, p, peak);
+}
+
 /// The same for blocks of 2 KiB to 256 KiB, whose classes have hot stacks of a few blocks each
 /// (`HOT_CAP`): the stacks must not keep a burst's pages, and with them its segments.
 #[test]
@@ -400,13 +439,7 @@ fn memory_goes_back_after_a_burst_of_large_blocks() {
         bytes += size;
         i += 1;
     }
-    let peak = p.segments_in_use();
-    assert!(peak >= 40, "burst should use many segments, used {peak}");
-    for q in live {
-        // SAFETY: allocated above, freed once.
-        unsafe { free(&mut h, q) }.unwrap();
-    }
-    h.check().unwrap();
+    let peak = free_burst(&mut h, p, live);
     // A class that retired pages while it was freed drained its stack; what stays is the
     // blocks of classes that never emptied a page here (one span of the largest classes: about
     // 0.9 MiB in all), not up to 256 KiB for each of the 44 classes (4 MiB without the drain).
@@ -418,43 +451,7 @@ fn memory_goes_back_after_a_burst_of_large_blocks() {
         stacked <= SEGMENT_SIZE,
         "{stacked} bytes stay on hot stacks"
     );
-    assert!(
-        p.segments_in_use() <= 8.max(peak / 5),
-        "after the burst {} of {peak} segments remain",
-        p.segments_in_use()
-    );
-    h.collect();
-    p.trim();
-    assert_eq!(p.segments_in_use(), 0);
-    h.check().unwrap();
-}
-
-#[test]
-fn memory_goes_back_to_the_platform_after_a_burst() {
-    let p = pool(1000);
-    let mut h = Box::new(Heap::new(p));
-    let mut live = Vec::new();
-    // About 50 segments' worth of blocks of 16 to 1015 bytes.
-    for i in 0..50 * SEGMENT_SIZE / 520 {
-        live.push(h.alloc(16 + (i * 7) % 1000, 8));
-    }
-    let peak = p.segments_in_use();
-    assert!(peak >= 40, "burst should use many segments, used {peak}");
-    for q in live {
-        // SAFETY: allocated above, freed once.
-        unsafe { free(&mut h, q) }.unwrap();
-    }
-    h.check().unwrap();
-    // The cache, plus segments holding the one empty page kept per class.
-    assert!(
-        p.segments_in_use() <= 8.max(peak / 5),
-        "after the burst {} of {peak} segments remain",
-        p.segments_in_use()
-    );
-    h.collect();
-    p.trim();
-    assert_eq!(p.segments_in_use(), 0);
-    h.check().unwrap();
+    assert_burst_went_back(&mut h, p, peak);
 }
 
 #[test]
