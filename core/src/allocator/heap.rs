@@ -77,6 +77,8 @@ use hot::{HotArea, HOT_AREA_EMPTY, HOT_STACK_BY_INDEX, HOT_STACK_BY_INDEX_LEN};
 use known::{KNOWN_SEGMENTS, NOT_A_SEGMENT};
 pub(crate) use queue::PageQueue;
 use remote::RemoteFrees;
+#[cfg(test)]
+pub(crate) use remote::BATCH_MAX_SIZE;
 pub(crate) use remote::REMOTE_MAX;
 
 /// Alignment every block has without asking: blocks of class sizes that are multiples of 16 start

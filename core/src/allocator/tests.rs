@@ -680,6 +680,38 @@ fn remote_frees_abandonment_and_adoption() {
     );
 }
 
+/// A remote free of a block above `BATCH_MAX_SIZE` (by a heap with no room to keep it: it has
+/// not allocated) reaches its page's `thread_free` at once instead of waiting in a batch, so
+/// at most `REMOTE_MAX` small blocks ever wait, however large the blocks freed.
+#[test]
+fn large_remote_frees_do_not_wait_in_batches() {
+    use super::heap::BATCH_MAX_SIZE;
+    if super::geometry::HOT_MAX_SIZE == 0 {
+        return; // no batches in this geometry
+    }
+    let p = pool(100);
+    let mut owner = Box::new(Heap::new(p));
+    let mut other = Box::new(Heap::new(p));
+    let size = (BATCH_MAX_SIZE + 1).min(MAX_CLASS_SIZE);
+    let blocks: Vec<*mut u8> = (0..16).map(|_| owner.alloc(size, 8)).collect();
+    for &b in &blocks {
+        // SAFETY: live, freed once, by a heap that does not own it.
+        unsafe { free(&mut other, b) }.unwrap();
+    }
+    assert_eq!(other.remote_batches().1, 0, "no large block waits");
+    other.check().unwrap();
+    // The owner gets every block back without `other` publishing anything.
+    owner.collect();
+    owner.check().unwrap();
+    p.trim();
+    assert_eq!(p.segments_in_use(), 0);
+    // A small one still waits.
+    let small = owner.alloc(48, 8);
+    // SAFETY: live, freed once, by a heap that does not own it.
+    unsafe { free(&mut other, small) }.unwrap();
+    assert_eq!(other.remote_batches().1, 1);
+}
+
 /// Frees into another heap's pages wait in per-page batches of the freeing heap: the owner does
 /// not see them (the pages stay in use) until the batches are published, by the freeing heap's
 /// `collect`, by reaching `REMOTE_MAX` blocks, or by dropping the freeing heap. A second free

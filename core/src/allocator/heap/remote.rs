@@ -1,14 +1,16 @@
 //! Remote-free batches: a heap's frees of blocks whose page another heap owns (classes with a
 //! hot stack) wait on this heap's hot stack of the class while it has room and the heap owns a
-//! segment (see `hot`: this heap reuses them); the others are linked per page here and handed
-//! to the page's `thread_free` with one compare-and-swap per batch instead of one per block.
+//! segment (see `hot`: this heap reuses them); the others up to `BATCH_MAX_SIZE` bytes are
+//! linked per page here and handed to the page's `thread_free` with one compare-and-swap per
+//! batch instead of one per block, and larger ones reach `thread_free` at once (one
+//! compare-and-swap each is little next to their size, and their memory goes home sooner).
 //!
 //! ```text
 //!   remote[slot(page)]:  page, head -> b -> b -> tail     links encoded with the page's key
 //! ```
 //!
 //! A batch is published when its slot is wanted by another page, when the heap holds
-//! `REMOTE_MAX` blocks in all (so at most `REMOTE_MAX` blocks of at most `HOT_MAX_SIZE` bytes,
+//! `REMOTE_MAX` blocks in all (so at most `REMOTE_MAX` blocks of at most `BATCH_MAX_SIZE` bytes,
 //! in at most `REMOTE_SLOTS` pages, wait), at the heap's next allocation slow path, and on
 //! `collect`, `abandon` and drop. A waiting block stays counted in its page's
 //! `used` (as on `thread_free`), so its page cannot be retired, and with it its segment cannot
@@ -28,6 +30,10 @@ pub(crate) const REMOTE_SLOTS: usize = if HOT_MAX_SIZE == 0 { 1 } else { 64 };
 
 /// Blocks a heap holds back in all before it publishes every batch.
 pub(crate) const REMOTE_MAX: u32 = 256;
+
+/// Largest block a batch takes (2 KiB): with `REMOTE_MAX`, at most 512 KiB wait in a heap's
+/// batches, whatever the sizes freed.
+pub(crate) const BATCH_MAX_SIZE: usize = 2048;
 
 /// One page's waiting remote frees.
 #[derive(Clone, Copy)]
@@ -124,6 +130,10 @@ impl Heap {
                 block.cast::<usize>().write((*page).key);
                 HotStack::slots(stack).add(len).write(block);
                 (*stack).len = len + 1;
+                return Ok(());
+            }
+            if (*page).block_size > BATCH_MAX_SIZE {
+                (*page).push_remote(block);
                 return Ok(());
             }
             let slot = slot_of(page);
