@@ -197,12 +197,15 @@ impl Heap {
     /// retired, which flushes this same stack again (nested, shorter): fine, each level pops
     /// before it frees.
     pub(super) fn hot_flush_class(&mut self, class: usize) {
-        let stack = self.hot_stack_ptr(class);
-        // The header is re-read after every free, which may flush this stack (nested).
-        // SAFETY: this heap's stack of hot `class`; entries below `len` are blocks of pages in
-        // use, counted in their `used`; a foreign page is reached through its atomic list only.
-        unsafe {
-            while (*stack).len > 0 {
+        loop {
+            // Taken again after every free, which uses the heap (and may flush this stack).
+            let stack = self.hot_stack_ptr(class);
+            // SAFETY: this heap's stack of hot `class`; entries below `len` are blocks of pages
+            // in use, counted in their `used`; a foreign page is reached through its atomic list.
+            unsafe {
+                if (*stack).len == 0 {
+                    return;
+                }
                 (*stack).len -= 1;
                 let b = *HotStack::slots(stack).add((*stack).len);
                 let seg = segment_of(b);
