@@ -12,8 +12,9 @@
 //!                       ├ yes, owner == heap: double-free filter, push on the heap's hot
 //!                       │   stack (or the page's local_free)                           (inline)
 //!                       ├ yes, another owner: Heap::free_remote, onto this heap's hot stack
-//!                       │   (reused by its next allocation), else into its batch for the
-//!                       │   page (one CAS on thread_free per batch)                (out of line)
+//!                       │   (reused by its next allocation; inline in the unknown-segment
+//!                       │   path), else into its batch for the page (one CAS on thread_free
+//!                       │   per batch)                                             (out of line)
 //!                       └ otherwise, #[cold] free_not_local: huge block back to the pool,
 //!                         interior aligned pointer, or an error
 //! ```
@@ -148,7 +149,8 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 #[inline(never)]
 unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
     let seg = segment_of(p);
-    if !heap.knows_foreign(seg) && !Segment::is_ours(seg) {
+    let known_foreign = heap.knows_foreign(seg);
+    if !known_foreign && !Segment::is_ours(seg) {
         // SAFETY: forwarded (caller).
         return unsafe { not_ours(p) };
     }
@@ -160,8 +162,10 @@ unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
             return free_not_local(heap, seg, page, p);
         }
         if !heap.owns(seg) {
-            // SAFETY: the map and cookie (or a valid entry for them) proved `seg` is kiln's.
-            heap.remember_foreign(seg);
+            if !known_foreign {
+                // SAFETY: the map and cookie proved `seg` is kiln's.
+                heap.remember_foreign(seg);
+            }
             return heap.free_remote(page, p);
         }
         heap.remember(seg);
@@ -244,7 +248,8 @@ unsafe extern "C" fn unknown_or_report(
     report: fn(*mut u8, FreeError),
 ) {
     let seg = segment_of(p);
-    if !heap.knows_foreign(seg) {
+    let known_foreign = heap.knows_foreign(seg);
+    if !known_foreign {
         let ours = match super::segment_map::contains_at_home(seg as usize) {
             Some(mapped) => mapped && Segment::cookie_matches(seg),
             // SAFETY: forwarded (caller).
@@ -262,8 +267,10 @@ unsafe extern "C" fn unknown_or_report(
             return not_local_or_report(heap, seg, page, p, report);
         }
         if !heap.owns(seg) {
-            // SAFETY: the map and cookie (or a valid entry for them) proved `seg` is kiln's.
-            heap.remember_foreign(seg);
+            if !known_foreign {
+                // SAFETY: the map and cookie proved `seg` is kiln's.
+                heap.remember_foreign(seg);
+            }
             if let Err(e) = heap.free_remote(page, p) {
                 report(p, e);
             }

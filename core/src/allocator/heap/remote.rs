@@ -19,7 +19,7 @@
 //! encoding of null, `tail` is the last block, and the batches hold `pending` blocks in all.
 use core::ptr;
 
-use super::{is_hot, Heap, HotStack};
+use super::{is_hot, Heap, HotStack, HOT_CLASSES};
 use crate::allocator::error::FreeError;
 use crate::allocator::geometry::{HOT_MAX_SIZE, SEGMENT_SHIFT};
 use crate::allocator::page::{Block, Page};
@@ -93,14 +93,48 @@ unsafe fn publish(batch: &mut RemoteBatch, pending: &mut u32) {
 
 impl Heap {
     /// A free of `block` (an allocated block start of `page`) by this heap, which does not own
-    /// `page`: into the page's batch, or straight onto `thread_free` for classes without a hot
-    /// stack. A second free of a block still waiting in this heap's batch is reported.
+    /// `page`: onto this heap's hot stack of the class, into the page's batch, or straight onto
+    /// `thread_free`. A second free of a block still waiting on this heap's stack or in its
+    /// batch is reported.
+    ///
+    /// The common case is inline: the class has a stack with room, this heap allocates, and the
+    /// block does not look free. The page's `hot_at` is its class's stack offset in any heap's
+    /// area (the layout is one table for all heaps), so it serves here as in the owner's free.
     ///
     /// # Safety
     /// `page` is a page in use of a live segment; `block` is one of its block starts, allocated
     /// (so the page stays in use until the block reaches its owner).
-    #[inline(never)]
+    #[inline(always)]
     pub(crate) unsafe fn free_remote(
+        &mut self,
+        page: *mut Page,
+        block: *mut u8,
+    ) -> Result<(), FreeError> {
+        if HOT_CLASSES != 0 {
+            // SAFETY: as stated (caller); `hot_at` of a page in use is its class's
+            // `HOT_STACK_OF` entry (or `no_stack`'s, whose cap is 0).
+            unsafe {
+                let stack = ptr::from_mut(self)
+                    .byte_add((*page).hot_at as usize)
+                    .cast::<HotStack>();
+                let len = (*stack).len;
+                if len < (*stack).cap && self.segments.len > 0 && !(*page).looks_free(block) {
+                    stats::remote_free((*page).class as usize, (*page).block_size);
+                    stack_block(stack, len, page, block);
+                    return Ok(());
+                }
+            }
+        }
+        // SAFETY: forwarded (caller).
+        unsafe { self.free_remote_slow(page, block) }
+    }
+
+    /// [`free_remote`](Self::free_remote) past its common case.
+    ///
+    /// # Safety
+    /// As for [`free_remote`](Self::free_remote).
+    #[inline(never)]
+    unsafe fn free_remote_slow(
         &mut self,
         page: *mut Page,
         block: *mut u8,
@@ -127,9 +161,7 @@ impl Heap {
                 if (*page).looks_free(block) && self.hot_holds(class, block) {
                     return Err(FreeError::DoubleFree);
                 }
-                block.cast::<usize>().write((*page).key);
-                HotStack::slots(stack).add(len).write(block);
-                (*stack).len = len + 1;
+                stack_block(stack, len, page, block);
                 return Ok(());
             }
             if (*page).block_size > BATCH_MAX_SIZE {
@@ -212,6 +244,22 @@ impl Heap {
     /// The batches of remote frees (for `check`).
     pub(crate) fn remote_batches(&self) -> (&[RemoteBatch], u32) {
         (&self.remote.batches, self.remote.pending)
+    }
+}
+
+/// Puts `block` on `stack` at `len` with its page's free marker (the encoding of a null link,
+/// so the block looks free).
+///
+/// # Safety
+/// `stack` is a hot stack header of this heap's area with `len < cap`; `block` is an allocated
+/// block start of `page`, a page in use.
+#[inline(always)]
+unsafe fn stack_block(stack: *mut HotStack, len: usize, page: *mut Page, block: *mut u8) {
+    // SAFETY: as stated (caller): slot `len` is inside the stack's slots.
+    unsafe {
+        block.cast::<usize>().write((*page).key);
+        HotStack::slots(stack).add(len).write(block);
+        (*stack).len = len + 1;
     }
 }
 
