@@ -635,10 +635,7 @@ impl Heap {
                 let len = (*stack).len;
                 if len < (*stack).cap {
                     // A real stack (`no_stack` never passes), with room at `len`.
-                    // The marker: the page's encoding of a null link, so the block looks free.
-                    block.cast::<usize>().write((*page).key);
-                    HotStack::slots(stack).add(len).write(block);
-                    (*stack).len = len + 1;
+                    HotStack::push_marked(stack, len, page, block);
                     // Counted last, so a counter flush is a tail call.
                     if COUNT {
                         self.stats.local_free(class, size);

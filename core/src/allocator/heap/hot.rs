@@ -14,6 +14,7 @@ use core::ptr;
 
 use super::Heap;
 use crate::allocator::geometry::{HOT_DEPTH, HOT_MAX_SIZE, HOT_STACK_BYTES};
+use crate::allocator::page::Page;
 use crate::allocator::segment::segment_of;
 use crate::allocator::size_class::{
     class_of, class_size, small_class_at_const, CLASS_COUNT, SMALL_INDEX_LEN, SMALL_LOOKUP_MAX,
@@ -181,6 +182,27 @@ impl HotStack {
     pub(crate) unsafe fn slots(stack: *mut HotStack) -> *mut *mut u8 {
         // SAFETY: the slots follow the header in the same area (caller).
         unsafe { stack.add(1).cast::<*mut u8>() }
+    }
+
+    /// Puts `block` on the stack at `stack` in slot `len` with its page's free marker (the
+    /// page's encoding of a null link, so the block looks free to the double-free filter).
+    ///
+    /// # Safety
+    /// `stack` is a stack header in a heap's [`HotArea`] with `len == (*stack).len < cap`;
+    /// `block` is an allocated block start of `page`, a page in use, held by the caller.
+    #[inline(always)]
+    pub(crate) unsafe fn push_marked(
+        stack: *mut HotStack,
+        len: usize,
+        page: *mut Page,
+        block: *mut u8,
+    ) {
+        // SAFETY: as stated (caller): slot `len` is inside the stack's slots.
+        unsafe {
+            block.cast::<usize>().write((*page).key);
+            HotStack::slots(stack).add(len).write(block);
+            (*stack).len = len + 1;
+        }
     }
 }
 

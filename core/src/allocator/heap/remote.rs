@@ -120,7 +120,7 @@ impl Heap {
                 let len = (*stack).len;
                 if len < (*stack).cap && self.segments.len > 0 && !(*page).looks_free(block) {
                     stats::remote_free((*page).class as usize, (*page).block_size);
-                    stack_block(stack, len, page, block);
+                    HotStack::push_marked(stack, len, page, block);
                     return Ok(());
                 }
             }
@@ -161,7 +161,7 @@ impl Heap {
                 if (*page).looks_free(block) && self.hot_holds(class, block) {
                     return Err(FreeError::DoubleFree);
                 }
-                stack_block(stack, len, page, block);
+                HotStack::push_marked(stack, len, page, block);
                 return Ok(());
             }
             if (*page).block_size > BATCH_MAX_SIZE {
@@ -244,22 +244,6 @@ impl Heap {
     /// The batches of remote frees (for `check`).
     pub(crate) fn remote_batches(&self) -> (&[RemoteBatch], u32) {
         (&self.remote.batches, self.remote.pending)
-    }
-}
-
-/// Puts `block` on `stack` at `len` with its page's free marker (the encoding of a null link,
-/// so the block looks free).
-///
-/// # Safety
-/// `stack` is a hot stack header of this heap's area with `len < cap`; `block` is an allocated
-/// block start of `page`, a page in use.
-#[inline(always)]
-unsafe fn stack_block(stack: *mut HotStack, len: usize, page: *mut Page, block: *mut u8) {
-    // SAFETY: as stated (caller): slot `len` is inside the stack's slots.
-    unsafe {
-        block.cast::<usize>().write((*page).key);
-        HotStack::slots(stack).add(len).write(block);
-        (*stack).len = len + 1;
     }
 }
 
