@@ -85,7 +85,8 @@ impl RegionMap {
 /// #[global_allocator]
 /// static ALLOC: kiln::global::LockedHeap = kiln::global::LockedHeap::new(&POOL);
 /// # let (ram_start, ram_len) = (0usize, 0usize);
-/// // at boot, before the first allocation:
+/// // At boot, before the first allocation.
+/// // SAFETY: the range is read/write RAM that nothing else uses for the rest of the program.
 /// unsafe { REGION.init(ram_start as *mut u8, ram_len) };
 /// ```
 pub struct Region {
