@@ -30,7 +30,7 @@
 use super::error::FreeError;
 use super::heap::Heap;
 use super::huge;
-use super::page::{Page, HAS_ALIGNED};
+use super::page::{prefetch_for_write, Page, HAS_ALIGNED};
 use super::segment::{segment_of, Segment, SegmentKind};
 
 /// A classified pointer.
@@ -148,6 +148,7 @@ pub unsafe fn free(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
 /// As for [`free`].
 #[inline(never)]
 unsafe fn free_unknown(heap: &mut Heap, p: *mut u8) -> Result<(), FreeError> {
+    prefetch_for_write(p);
     let seg = segment_of(p);
     let known_foreign = heap.knows_foreign(seg);
     if !known_foreign && !Segment::is_ours(seg) {
@@ -247,6 +248,7 @@ unsafe extern "C" fn unknown_or_report(
     p: *mut u8,
     report: fn(*mut u8, FreeError),
 ) {
+    prefetch_for_write(p);
     let seg = segment_of(p);
     let known_foreign = heap.knows_foreign(seg);
     if !known_foreign {
