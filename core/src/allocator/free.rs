@@ -19,6 +19,10 @@
 //!                         interior aligned pointer, or an error
 //! ```
 //!
+//! A free that misses the verified-segment table (mostly a remote free: another core wrote the
+//! block last) first asks for the block's line with intent to write
+//! ([`prefetch_for_write`]), since the filter reads the block and the push then writes it.
+//!
 //! Double frees: a freed block's first word is an encoded list link. When a block about to be
 //! freed already holds a word that decodes to a plausible link, the owner walks the page's lists
 //! to confirm (rare: user data seldom decodes to an in-page address), and reports
