@@ -542,6 +542,19 @@ mod tests {
 
     const SEGMENT_SIZE_FOR_TEST: usize = crate::allocator::segment::SEGMENT_SIZE;
 
+    /// The remote free issues the write prefetch before it knows the pointer is kiln's: it must
+    /// not fault on null, on an unmapped address or on a non-canonical one, and it changes
+    /// nothing it points at.
+    #[test]
+    fn the_write_prefetch_never_faults_and_writes_nothing() {
+        let word = 0x5a5a_5a5a_usize;
+        prefetch_for_write(ptr::from_ref(&word).cast());
+        assert_eq!(word, 0x5a5a_5a5a);
+        for addr in [0usize, 8, 0x1000, usize::MAX - 63, 0x8000_0000_0000_0000] {
+            prefetch_for_write(ptr::without_provenance(addr));
+        }
+    }
+
     #[test]
     fn odd_inverse_inverts() {
         for d in [1u64, 3, 5, 7, 9, 15, 17, 1001, 65535, (1 << 20) + 1] {
