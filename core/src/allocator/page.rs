@@ -550,7 +550,7 @@ mod tests {
         let word = 0x5a5a_5a5a_usize;
         prefetch_for_write(ptr::from_ref(&word).cast());
         assert_eq!(word, 0x5a5a_5a5a);
-        for addr in [0usize, 8, 0x1000, usize::MAX - 63, 0x8000_0000_0000_0000] {
+        for addr in [0usize, 8, 0x1000, usize::MAX - 63, usize::MAX / 2 + 1] {
             prefetch_for_write(ptr::without_provenance(addr));
         }
     }
