@@ -88,6 +88,20 @@ pub unsafe trait MemorySource: Sync {
     /// The range lies inside a reserved region, is aligned to 4 KiB at both ends, and holds no
     /// live data. Must not allocate through kiln.
     unsafe fn decommit(&self, _addr: *mut u8, _len: usize) {}
+
+    /// A hint about the page size backing one segment; the default ignores it.
+    ///
+    /// `large = true` comes for a segment fresh from [`reserve`](Self::reserve), before kiln
+    /// writes any byte of it, when the heap taking it already holds a segment's worth of pages
+    /// it touches throughout: the platform may back the segment with large pages (2 MiB), which
+    /// then cost no memory and save TLB misses. `large = false` comes before the first
+    /// [`decommit`](Self::decommit) of a range in a segment advised `true`: the platform should
+    /// not fill the holes kiln gives back with large pages again.
+    ///
+    /// # Safety
+    /// `segment` is the start of a segment this source reserved and has not released. The
+    /// method must not change a byte of the segment and must not allocate through kiln.
+    unsafe fn advise_large_pages(&self, _segment: *mut u8, _large: bool) {}
 }
 
 /// A region of memory for generated code.

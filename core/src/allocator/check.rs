@@ -258,6 +258,10 @@ fn check_segment(s: &Segment) -> Result<usize, CheckError> {
             s as *const Segment as usize,
         );
     }
+    // Only pages of spans in use count as dense (the large-page policy's measure).
+    if s.dense & s.free_pages != 0 {
+        return fail("a free page is counted dense", s as *const Segment as usize);
+    }
     while i < PAGES_PER_SEGMENT {
         let page = &s.pages[i];
         let free_bit = s.free_pages & (1 << i) != 0;
@@ -295,6 +299,14 @@ fn check_segment(s: &Segment) -> Result<usize, CheckError> {
                     page as *const Page as usize,
                 );
             }
+        }
+        let span_mask = (((1u64 << span) - 1) << i) as u32;
+        let dense = s.dense & span_mask;
+        if dense != 0 && (dense != span_mask || !page.touches_every_os_page()) {
+            return fail(
+                "page counted dense but not fully carved into small blocks",
+                page as *const Page as usize,
+            );
         }
         check_page(page)?;
         in_use += 1;

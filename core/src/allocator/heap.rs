@@ -112,6 +112,18 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
+/// Bytes of dense pages (see [`Segment::dense`]) a heap holds before its new segments ask the
+/// platform for large pages ([`MemorySource::advise_large_pages`]): four segments' worth.
+/// Such a heap touches every OS page of the segments it fills with small blocks, so a large
+/// page costs little memory and saves TLB misses (random-mixed at 100 000 live blocks: about
+/// +10%, in process and through libkiln.so). What it does cost: a large page is resident whole
+/// from the first touch, so the newest segment and the untouched tails of partly carved pages
+/// count in full (about 0.8 MiB more at 30 MiB of blocks). Below the threshold, and for heaps
+/// of large blocks touched sparsely, segments keep small pages: a heap of 3 MiB does not grow
+/// to 4.
+///
+/// [`MemorySource::advise_large_pages`]: crate::platform::MemorySource::advise_large_pages
+pub(crate) const LARGE_PAGES_AFTER_BYTES: usize = 4 * SEGMENT_SIZE;
 /// A heap: owns pages and the segments they live in. Only its owner thread or CPU touches it
 /// (`&mut self`). A heap may be moved and dropped freely: segments name their heap by a unique
 /// id, and dropping a heap abandons what it still owns to the pool for other heaps to adopt.
@@ -428,6 +440,23 @@ impl Heap {
         aligned
     }
 
+    /// A page just carved its last block: notes it in its segment's `dense` pages when that
+    /// touched every OS page of it.
+    ///
+    /// # Safety
+    /// `page` is an owned page in use.
+    #[cold]
+    #[inline(never)]
+    unsafe fn page_carved(&mut self, page: *mut Page) {
+        // SAFETY: an owned page in use (caller), in an owned segment.
+        unsafe {
+            if (*page).touches_every_os_page() {
+                let seg = segment_of(page.cast::<u8>());
+                (*seg).note_dense((*seg).index_of(page));
+            }
+        }
+    }
+
     /// Finds a page of `class` with a free block and makes it `direct`; null when out of memory.
     fn find_page(&mut self, class: usize) -> *mut Page {
         // SAFETY: all pages on this heap's queues are owned by it.
@@ -438,6 +467,9 @@ impl Heap {
                 (*page).collect();
                 if (*page).free.is_null() {
                     (*page).extend();
+                    if (*page).capacity == (*page).reserved {
+                        self.page_carved(page);
+                    }
                 }
                 if !(*page).free.is_null() {
                     self.make_direct(class, page);
@@ -538,7 +570,9 @@ impl Heap {
         if !self.has_id() {
             return ptr::null_mut();
         }
-        let seg = self.pool.new_segment();
+        let seg = self
+            .pool
+            .new_segment(self.holds_dense_bytes(LARGE_PAGES_AFTER_BYTES));
         if seg.is_null() {
             return ptr::null_mut();
         }
@@ -549,6 +583,21 @@ impl Heap {
         }
         self.claim_in_owned_segments(class, span)
             .unwrap_or(ptr::null_mut())
+    }
+
+    /// Whether the heap's segments hold at least `bytes` of dense pages. A walk of the owned
+    /// segments, taken only when a new segment is needed (a system call follows anyway).
+    fn holds_dense_bytes(&self, bytes: usize) -> bool {
+        let mut held = 0;
+        let mut seg = self.segments.head;
+        // SAFETY: segments on the list are owned by this heap.
+        unsafe {
+            while !seg.is_null() && held < bytes {
+                held += (*seg).dense.count_ones() as usize * PAGE_SIZE;
+                seg = (*seg).next;
+            }
+        }
+        held >= bytes
     }
 
     fn claim_in_owned_segments(&mut self, class: usize, span: usize) -> Option<*mut Page> {
@@ -607,6 +656,9 @@ impl Heap {
             (*page).init(class, HOT_STACK_OF[class], class_size(class), start, len);
             (*page).span = span as u8;
             (*page).extend();
+            if (*page).capacity == (*page).reserved {
+                self.page_carved(page);
+            }
             self.queues[class].push_front(page);
             self.direct[class] = page;
             page

@@ -388,6 +388,12 @@ impl Page {
         self.capacity += batch;
     }
 
+    /// Whether the page is fully carved into blocks no larger than an OS page (4 KiB), so that
+    /// carving wrote into every OS page of its span (a block's first word holds its link).
+    pub(crate) fn touches_every_os_page(&self) -> bool {
+        self.capacity == self.reserved && self.block_size <= 4096
+    }
+
     /// Index of the block starting at `p` if `p` is the start of a carved block; otherwise a
     /// number `>= capacity` (always so on a page not in use, whose capacity is 0).
     ///

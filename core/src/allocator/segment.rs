@@ -24,6 +24,11 @@
 //! - bit `i` of `free_pages` is set iff page `i` is not part of a span in use;
 //! - `dirty` and `stale` (pages waiting for the owner heap's delayed purge) are disjoint subsets
 //!   of `free_pages`: claiming a span clears its bits, so a reused span is never decommitted;
+//! - `dense` (spans fully carved into blocks of at most 4 KiB, so every OS page of them is
+//!   resident) is a subset of the pages in use, a whole span at a time; the heap counts it to
+//!   decide whether its next fresh segment asks the platform for large pages;
+//! - `large_pages`: the platform was asked to back the segment with large pages and has not
+//!   been told otherwise; a purge withdraws the advice before its first decommit there.
 //! - `owner` is the id of the heap allowed to touch the pages' non-atomic lists (a number no
 //!   other heap ever gets, not an address a later heap could occupy); 0 while abandoned.
 //! - `pool` is the pool that reserved the span: a huge block goes back to that pool's source
@@ -83,6 +88,13 @@ pub struct Segment {
     /// Free pages still resident that stayed unused over a whole purge tick: the next tick
     /// decommits them. A subset of `free_pages`, disjoint from `dirty`.
     pub(crate) stale: u32,
+    /// Bit `i` set: page `i` belongs to a span in use that is fully carved into blocks of at
+    /// most 4 KiB, so every OS page of it is resident ([`Page::touches_every_os_page`]). A subset
+    /// of the pages in use; the heap's large-page policy counts these.
+    pub(crate) dense: u32,
+    /// The platform was asked to back this segment with large pages
+    /// ([`MemorySource::advise_large_pages`]) and not yet told otherwise.
+    pub(crate) large_pages: bool,
     /// Id of the heap that owns the pages' lists ([`Heap::id`](super::heap::Heap)); 0 while
     /// abandoned (and always for huge segments).
     pub(crate) owner: AtomicUsize,
@@ -150,6 +162,8 @@ impl Segment {
             ptr::addr_of_mut!((*seg).free_pages).write(ALL_PAGES_FREE);
             ptr::addr_of_mut!((*seg).dirty).write(0);
             ptr::addr_of_mut!((*seg).stale).write(0);
+            ptr::addr_of_mut!((*seg).dense).write(0);
+            ptr::addr_of_mut!((*seg).large_pages).write(false);
             ptr::addr_of_mut!((*seg).owner).write(AtomicUsize::new(0));
             ptr::addr_of_mut!((*seg).pool).write(pool);
             ptr::addr_of_mut!((*seg).span_segments).write(span);
@@ -255,6 +269,7 @@ impl Segment {
         let mask = (((1u64 << n) - 1) << i) as u32;
         self.free_pages |= mask;
         self.dirty |= mask;
+        self.dense &= !mask;
         // A kept empty page may now be the only span left: let the next free that empties it
         // decide again whether the segment should go back to the pool.
         for page in self.pages.iter_mut() {
@@ -307,6 +322,13 @@ impl Segment {
             };
             let mask = (((1u64 << (i + n - first)) - 1) << first) as u32;
             left &= !mask;
+            if self.large_pages {
+                // A large page split by the decommit below must not be filled again behind
+                // kiln's back (Linux's khugepaged collapses advised ranges with holes).
+                self.large_pages = false;
+                // SAFETY: this segment was reserved by `source` (caller).
+                unsafe { source.advise_large_pages((self as *mut Segment).cast(), false) };
+            }
             let (start, len) = self.span_area(first, i + n - first);
             // The contract wants whole 4 KiB pages at both ends (small-geometry pages are
             // 2 KiB): only the 4 KiB pages inside the run.
@@ -322,6 +344,12 @@ impl Segment {
         self.stale = self.dirty & self.free_pages;
         self.dirty = 0;
         calls
+    }
+
+    /// Notes that the span at page `i` is fully carved into blocks of at most 4 KiB.
+    pub(crate) fn note_dense(&mut self, i: usize) {
+        let n = self.pages[i].span.max(1) as usize;
+        self.dense |= (((1u64 << n) - 1) << i) as u32;
     }
 
     /// Whether the span at page `i` is the only one in use.
@@ -587,12 +615,28 @@ impl Pool {
     }
 
     /// An empty segment of pages (from the cache, or the platform); null when out of memory.
-    pub(crate) fn new_segment(&self) -> *mut Segment {
+    /// `large_pages`: a segment fresh from the platform asks it for large pages first (a cached
+    /// one keeps the pages it has).
+    pub(crate) fn new_segment(&self, large_pages: bool) -> *mut Segment {
         let cached = self.lists.lock().cache.pop();
         if !cached.is_null() {
             return cached;
         }
-        self.reserve(SegmentKind::Pages, 1)
+        let base = self.source.reserve(1);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        if large_pages {
+            // SAFETY: reserved just now by this source, not yet touched.
+            unsafe { self.source.advise_large_pages(base, true) };
+        }
+        // SAFETY: just reserved, one segment, nothing in front of the header.
+        let seg = unsafe { self.register(base, SegmentKind::Pages, 1, 0) };
+        if !seg.is_null() {
+            // SAFETY: the header was just written.
+            unsafe { (*seg).large_pages = large_pages };
+        }
+        seg
     }
 
     /// Takes back an empty single segment (of pages, or a huge span of one): cached, or returned
@@ -603,7 +647,12 @@ impl Pool {
     pub(crate) unsafe fn free_segment(&self, seg: *mut Segment) {
         // SAFETY: caller guarantees `seg` is one valid, unused segment; re-initialising its header
         // keeps the cookie and map bit (still ours) and makes it an empty pages segment.
-        unsafe { Segment::init(seg.cast(), SegmentKind::Pages, 1, self) };
+        unsafe {
+            let large_pages = (*seg).large_pages;
+            Segment::init(seg.cast(), SegmentKind::Pages, 1, self);
+            // The platform keeps its advice for the memory: a later purge must withdraw it.
+            (*seg).large_pages = large_pages;
+        }
         {
             let mut lists = self.lists.lock();
             if lists.cache.len < CACHE_MAX {

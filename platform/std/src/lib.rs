@@ -92,6 +92,19 @@ unsafe impl MemorySource for MmapSource {
         // SAFETY: the range is ours and holds nothing live (caller).
         unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) };
     }
+
+    unsafe fn advise_large_pages(&self, segment: *mut u8, large: bool) {
+        // Transparent huge pages: with `MADV_HUGEPAGE` the first touch of the segment faults in
+        // one 2 MiB page (when the kernel has one); `MADV_NOHUGEPAGE` keeps khugepaged from
+        // collapsing it again once kiln has decommitted parts of it.
+        let advice = if large {
+            libc::MADV_HUGEPAGE
+        } else {
+            libc::MADV_NOHUGEPAGE
+        };
+        // SAFETY: a segment we reserved (caller); the advice changes no byte of it.
+        unsafe { libc::madvise(segment.cast(), SEGMENT_SIZE, advice) };
+    }
 }
 
 /// Writes to standard error with `write(2)`: no allocation, no lock.

@@ -1,6 +1,8 @@
 //! Platform shapes of the allocator: segments far above the host's mappings (many windows of
 //! the segment map), and a memory source that can decommit (the delayed purge).
 use super::*;
+use crate::allocator::heap::LARGE_PAGES_AFTER_BYTES;
+use crate::allocator::segment::{FIRST_PAGE, PAGES_PER_SEGMENT};
 
 /// A source that maps each reservation at a chosen address far from the host's own mappings:
 /// from 16 TiB up, each one [`WINDOW_SHIFT`](crate::allocator::segment_map::WINDOW_SHIFT) apart, so every
@@ -124,17 +126,44 @@ fn segments_above_one_tib_in_many_windows() {
 
 /// A source that can decommit: `decommit` counts its calls and scribbles over the range (the
 /// contract allows stale bytes), so a purge of anything still in use shows up as a broken tag.
+/// It logs reservations, large-page advice and decommits in the order they come.
 struct ScribbleSource {
     decommits: AtomicUsize,
+    log: std::sync::Mutex<Vec<SourceEvent>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SourceEvent {
+    Reserve(usize),
+    Advise(usize, bool),
+    Decommit(usize),
+}
+
+impl ScribbleSource {
+    fn leaked() -> &'static ScribbleSource {
+        Box::leak(Box::new(ScribbleSource {
+            decommits: AtomicUsize::new(0),
+            log: std::sync::Mutex::new(Vec::new()),
+        }))
+    }
+
+    fn events(&self) -> Vec<SourceEvent> {
+        self.log.lock().unwrap().clone()
+    }
 }
 
 // SAFETY: as `TestSource`, without a limit.
 unsafe impl MemorySource for ScribbleSource {
     fn reserve(&self, count: usize) -> *mut u8 {
         // SAFETY: non-zero size, valid alignment.
-        unsafe {
+        let p = unsafe {
             System.alloc(Layout::from_size_align(count * SEGMENT_SIZE, SEGMENT_SIZE).unwrap())
-        }
+        };
+        self.log
+            .lock()
+            .unwrap()
+            .push(SourceEvent::Reserve(p as usize));
+        p
     }
 
     unsafe fn release(&self, base: *mut u8, count: usize) {
@@ -151,9 +180,23 @@ unsafe impl MemorySource for ScribbleSource {
         true
     }
 
+    unsafe fn advise_large_pages(&self, segment: *mut u8, large: bool) {
+        assert!((segment as usize).is_multiple_of(SEGMENT_SIZE));
+        let mut log = self.log.lock().unwrap();
+        if large {
+            // Only a segment just reserved, before any decommit or other advice.
+            assert_eq!(log.last(), Some(&SourceEvent::Reserve(segment as usize)));
+        }
+        log.push(SourceEvent::Advise(segment as usize, large));
+    }
+
     unsafe fn decommit(&self, addr: *mut u8, len: usize) {
         assert!((addr as usize).is_multiple_of(4096) && len.is_multiple_of(4096) && len > 0);
         self.decommits.fetch_add(1, Ordering::SeqCst);
+        self.log
+            .lock()
+            .unwrap()
+            .push(SourceEvent::Decommit(addr as usize & !(SEGMENT_SIZE - 1)));
         // SAFETY: the range is reserved and holds nothing live (caller).
         unsafe { core::ptr::write_bytes(addr, 0xdb, len) };
     }
@@ -161,9 +204,7 @@ unsafe impl MemorySource for ScribbleSource {
 
 #[test]
 fn delayed_purge_decommits_only_free_pages() {
-    let source: &'static ScribbleSource = Box::leak(Box::new(ScribbleSource {
-        decommits: AtomicUsize::new(0),
-    }));
+    let source = ScribbleSource::leaked();
     let mut h = Box::new(Heap::new(Box::leak(Box::new(Pool::new(source)))));
     let size = PAGE_SIZE * 3 / 8; // two blocks a page: 24 KiB, or 768 bytes in the small geometry
     let mut kept: Vec<(*mut u8, u8)> = Vec::new();
@@ -194,6 +235,143 @@ fn delayed_purge_decommits_only_free_pages() {
     assert!(source.decommits.load(Ordering::SeqCst) > 0, "no purge ran");
     for (p, tag) in kept {
         assert!(holds(p, size, tag));
+        // SAFETY: allocated above, freed once.
+        unsafe { free(&mut h, p) }.unwrap();
+    }
+    h.check().unwrap();
+}
+
+/// The large-page policy: a heap asks for large pages for its new segments only once it holds a
+/// segment's worth of pages it has touched throughout (small blocks, fully carved), never for a
+/// heap of large blocks it touches sparsely; and a purge withdraws the advice from a segment
+/// before its first decommit there.
+#[test]
+fn large_pages_only_for_heaps_dense_in_small_blocks_and_withdrawn_before_a_purge() {
+    // Sparse: 8 KiB blocks, first byte written, over several segments: no advice at all.
+    let sparse = ScribbleSource::leaked();
+    let mut h = Box::new(Heap::new(Box::leak(Box::new(Pool::new(sparse)))));
+    let big = 8 << 10;
+    let blocks: Vec<*mut u8> = (0..6 * SEGMENT_SIZE / big)
+        .map(|_| h.alloc(big, 8))
+        .collect();
+    for &p in &blocks {
+        assert!(!p.is_null());
+        fill(p, 1, 1);
+    }
+    h.check().unwrap();
+    let reserved = sparse.events().len();
+    assert!(
+        reserved >= 6,
+        "{reserved} reservations for 12 MiB of 8 KiB blocks"
+    );
+    assert!(
+        sparse
+            .events()
+            .iter()
+            .all(|e| matches!(e, SourceEvent::Reserve(_))),
+        "a heap of large blocks asked for large pages: {:?}",
+        sparse.events()
+    );
+    for p in blocks {
+        // SAFETY: allocated above, freed once.
+        unsafe { free(&mut h, p) }.unwrap();
+    }
+
+    // Dense: 256-byte blocks over the threshold and four segments more, each written whole.
+    let source = ScribbleSource::leaked();
+    let mut h = Box::new(Heap::new(Box::leak(Box::new(Pool::new(source)))));
+    let size = 256;
+    // Segments the heap fills before it holds the threshold's worth of dense pages.
+    let usable = (PAGES_PER_SEGMENT - FIRST_PAGE) * PAGE_SIZE;
+    let before = LARGE_PAGES_AFTER_BYTES.div_ceil(usable);
+    let count = (before + 4) * SEGMENT_SIZE / size;
+    let blocks: Vec<*mut u8> = (0..count).map(|_| h.alloc(size, 8)).collect();
+    for (i, &p) in blocks.iter().enumerate() {
+        assert!(!p.is_null());
+        fill(p, size, i as u8);
+    }
+    h.check().unwrap();
+    let events = source.events();
+    let reserves: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Reserve(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    let advised: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Advise(a, true) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    assert!(reserves.len() >= before + 4, "{reserves:?}");
+    // The segments taken before the heap holds the threshold's worth of dense pages keep small
+    // pages; every one after a full threshold's worth is advised.
+    for (i, seg) in reserves.iter().enumerate() {
+        assert_eq!(
+            advised.contains(seg),
+            i >= before,
+            "segment {i} of {}: {events:?}",
+            reserves.len()
+        );
+    }
+
+    // Free three pages' worth of blocks in every four, keep the rest: retired pages in every
+    // segment, purge ticks, decommits in advised segments.
+    let per_page = PAGE_SIZE / size;
+    let mut kept = Vec::new();
+    for (i, p) in blocks.into_iter().enumerate() {
+        if (i / per_page).is_multiple_of(4) {
+            kept.push((p, i as u8));
+        } else {
+            // SAFETY: allocated above, freed once.
+            unsafe { free(&mut h, p) }.unwrap();
+        }
+    }
+    // More churn of a second class retires more spans, so the purge ticks run twice over the
+    // first retirements (pages go stale, then are decommitted).
+    for _ in 0..8 {
+        let churn: Vec<*mut u8> = (0..SEGMENT_SIZE / 512).map(|_| h.alloc(512, 8)).collect();
+        for p in churn {
+            assert!(!p.is_null());
+            // SAFETY: allocated just above, freed once.
+            unsafe { free(&mut h, p) }.unwrap();
+        }
+    }
+    h.collect();
+    h.check().unwrap();
+    for &(p, tag) in &kept {
+        assert!(holds(p, size, tag), "a live block was decommitted");
+    }
+    let events = source.events();
+    let mut withdrawn = std::collections::HashSet::new();
+    let mut purged_advised = 0;
+    for e in &events {
+        match *e {
+            SourceEvent::Advise(a, false) => {
+                assert!(
+                    advised.contains(&a),
+                    "advice withdrawn from {a:#x}, never given"
+                );
+                withdrawn.insert(a);
+            }
+            SourceEvent::Decommit(a) if advised.contains(&a) => {
+                assert!(
+                    withdrawn.contains(&a),
+                    "{a:#x} decommitted under large-page advice"
+                );
+                purged_advised += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        purged_advised > 0,
+        "no advised segment was purged: {events:?}"
+    );
+    for (p, _) in kept {
         // SAFETY: allocated above, freed once.
         unsafe { free(&mut h, p) }.unwrap();
     }
