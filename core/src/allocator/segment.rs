@@ -489,13 +489,24 @@ impl Pool {
     }
 
     /// Reserves `span` segments from the platform and registers the first in the segment map.
-    fn reserve(&self, kind: SegmentKind, span: usize) -> *mut Segment {
+    /// `large_pages`: the platform is asked to back the first segment with large pages before
+    /// its header is written (the first touch decides the page size).
+    fn reserve(&self, kind: SegmentKind, span: usize, large_pages: bool) -> *mut Segment {
         let base = self.source.reserve(span);
         if base.is_null() {
             return ptr::null_mut();
         }
+        if large_pages {
+            // SAFETY: reserved just now by this source, not yet touched.
+            unsafe { self.source.advise_large_pages(base, true) };
+        }
         // SAFETY: just reserved, `span` segments, nothing in front of the header.
-        unsafe { self.register(base, kind, span, 0) }
+        let seg = unsafe { self.register(base, kind, span, 0) };
+        if !seg.is_null() {
+            // SAFETY: the header was just written.
+            unsafe { (*seg).large_pages = large_pages };
+        }
+        seg
     }
 
     /// Writes the header of a span at `base` and registers it in the segment map; null (and the
@@ -622,21 +633,7 @@ impl Pool {
         if !cached.is_null() {
             return cached;
         }
-        let base = self.source.reserve(1);
-        if base.is_null() {
-            return ptr::null_mut();
-        }
-        if large_pages {
-            // SAFETY: reserved just now by this source, not yet touched.
-            unsafe { self.source.advise_large_pages(base, true) };
-        }
-        // SAFETY: just reserved, one segment, nothing in front of the header.
-        let seg = unsafe { self.register(base, SegmentKind::Pages, 1, 0) };
-        if !seg.is_null() {
-            // SAFETY: the header was just written.
-            unsafe { (*seg).large_pages = large_pages };
-        }
-        seg
+        self.reserve(SegmentKind::Pages, 1, large_pages)
     }
 
     /// Takes back an empty single segment (of pages, or a huge span of one): cached, or returned
@@ -679,7 +676,7 @@ impl Pool {
         } else if let Some(seg) = self.take_cached_huge(span) {
             return seg;
         }
-        self.reserve(SegmentKind::Huge, span)
+        self.reserve(SegmentKind::Huge, span, false)
     }
 
     /// A cached huge span of `span` to `1.5 * span` segments, if there is one.

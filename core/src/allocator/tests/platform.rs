@@ -241,9 +241,9 @@ fn delayed_purge_decommits_only_free_pages() {
     h.check().unwrap();
 }
 
-/// The large-page policy: a heap asks for large pages for its new segments only once it holds a
-/// segment's worth of pages it has touched throughout (small blocks, fully carved), never for a
-/// heap of large blocks it touches sparsely; and a purge withdraws the advice from a segment
+/// The large-page policy: a heap asks for large pages for its new segments only once it holds
+/// `LARGE_PAGES_AFTER_BYTES` of pages it has touched throughout (small blocks, fully carved),
+/// never for a heap of large blocks it touches sparsely; and a purge withdraws the advice from a segment
 /// before its first decommit there.
 #[test]
 fn large_pages_only_for_heaps_dense_in_small_blocks_and_withdrawn_before_a_purge() {
