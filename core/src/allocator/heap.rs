@@ -112,6 +112,9 @@ fn fresh_id() -> Option<usize> {
 
 /// How many full pages one slow path looks at for blocks freed by other threads.
 const FULL_SCAN_LIMIT: usize = 32;
+/// Blocks a page must hold for a free that nearly empties it to shrink its class's full hot
+/// stack ([`Heap::hot_shrink`]).
+const SHRINK_MIN_BLOCKS: usize = 64;
 /// Bytes of dense pages (see [`Segment::dense`]) a heap holds before its new segments ask the
 /// platform for large pages ([`MemorySource::advise_large_pages`]): four segments' worth.
 /// Such a heap touches every OS page of the segments it fills with small blocks, so a large
@@ -715,8 +718,24 @@ impl Heap {
     unsafe extern "C" fn free_local_page(&mut self, page: *mut Page, block: *mut u8) {
         // SAFETY: owner access (caller).
         unsafe {
-            self.stats
-                .local_free((*page).class as usize, (*page).block_size);
+            let class = (*page).class as usize;
+            self.stats.local_free(class, (*page).block_size);
+            // A full stack (not draining) sends this free to a page of many blocks that it
+            // leaves at most an eighth in use: frees are giving a burst back (see
+            // `Heap::hot_shrink`). Pages of a few large blocks pass that mark in steady churn
+            // too, and their classes stack only a few blocks: they keep their stacks.
+            let capacity = (*page).capacity as usize;
+            if HOT_CLASSES != 0
+                && ((*page).used as usize - 1) * 8 <= capacity
+                && capacity >= SHRINK_MIN_BLOCKS
+            {
+                let stack = ptr::from_mut(self)
+                    .byte_add((*page).hot_at as usize)
+                    .cast::<HotStack>();
+                if (*stack).cap != 0 {
+                    self.hot_shrink(class, stack);
+                }
+            }
             self.free_to_page(page, block);
         }
     }

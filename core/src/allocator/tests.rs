@@ -427,6 +427,27 @@ fn memory_goes_back_to_the_platform_after_a_burst() {
     assert_burst_went_back(&mut h, p, peak);
 }
 
+/// The same with the blocks freed in random order, as a program drops a table of objects: the
+/// first frees of each class fill its hot stack with blocks spread over all of the class's
+/// pages, so no page could empty (and drain the stack) if a full stack kept what it held.
+#[test]
+fn memory_goes_back_after_a_burst_freed_in_random_order() {
+    let p = pool(1000);
+    let mut h = Box::new(Heap::new(p));
+    let mut live: Vec<*mut u8> = (0..50 * SEGMENT_SIZE / 520)
+        .map(|i| h.alloc(16 + (i * 7) % 1000, 8))
+        .collect();
+    let mut x: u32 = 2_463_534_242;
+    for i in (1..live.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        live.swap(i, x as usize % (i + 1));
+    }
+    let peak = free_burst(&mut h, p, live);
+    assert_burst_went_back(&mut h, p, peak);
+}
+
 /// The same for blocks of 2 KiB to 256 KiB, whose classes have hot stacks of a few blocks each
 /// (`HOT_CAP`): the stacks must not keep a burst's pages, and with them its segments.
 #[test]

@@ -9,7 +9,9 @@
 //! between two threads (producer and consumer) cost no atomic operation and no trip of their
 //! page's metadata between cores. A flush (collect, thread exit, a page of the class retired)
 //! sends own blocks to their page's `local_free` and foreign ones to their page's
-//! `thread_free`, where the owner collects them.
+//! `thread_free`, where the owner collects them. Frees that find a stack full and empty their
+//! pages shrink it to nothing in eight steps ([`Heap::hot_shrink`]), so a burst freed in any
+//! order goes back.
 use core::ptr;
 
 use super::Heap;
@@ -161,11 +163,13 @@ pub(crate) const fn is_hot(class: usize) -> bool {
 #[repr(C)]
 pub(crate) struct HotStack {
     pub(crate) len: usize,
-    /// How many blocks frees may stack: the class's [`HOT_CAP`], or 0 while the class drains (a
-    /// page of the class was retired, so frees outpace allocations: a burst is being given
-    /// back, and stacked blocks would keep pages, and with them segments, from going back).
-    /// The next allocation of the class from a page sets it back. Always 0 for the heap's
-    /// `no_stack`.
+    /// How many blocks frees may stack: the class's [`HOT_CAP`]; less while a burst is being
+    /// given back (halved by each free that found the stack full and left its page nearly
+    /// empty, [`Heap::hot_shrink`]; `len` may then exceed it until allocations pop); 0 while
+    /// the class drains (a page of the class was retired, so frees outpace allocations, and
+    /// stacked blocks would keep pages, and with them segments, from going back). The next
+    /// allocation of the class from a page sets it back to [`HOT_CAP`]. Always 0 for the
+    /// heap's `no_stack`.
     pub(crate) cap: usize,
 }
 
@@ -238,6 +242,29 @@ impl Heap {
                     (*p).push_remote(b);
                 }
             }
+        }
+    }
+
+    /// A free found the stack of `class` full and its block's page nearly empty: frees are
+    /// giving a burst back. The stack's capacity halves (its blocks stay until allocations pop
+    /// them); at 0 the class drains straight into its pages, as it does once one of its pages
+    /// retires, until it allocates from a page again
+    /// ([`hot_refill_cap`](Self::hot_refill_cap)). Without it, a burst freed in random order
+    /// would leave each class's last frees on its stack, spread over every page of the class,
+    /// and no page (and no segment) could empty and go back.
+    ///
+    /// # Safety
+    /// `stack` is this heap's stack header of hot `class`, with `cap > 0`.
+    #[cold]
+    #[inline(never)]
+    pub(super) unsafe fn hot_shrink(&mut self, class: usize, stack: *mut HotStack) {
+        // SAFETY: this heap's stack header (caller).
+        let cap = unsafe {
+            (*stack).cap /= 2;
+            (*stack).cap
+        };
+        if cap == 0 {
+            self.hot_flush_class(class);
         }
     }
 
