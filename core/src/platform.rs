@@ -29,7 +29,8 @@
 //! ```text
 //!   trait            std shim (kiln-std)                 bare metal (kiln-bare)
 //!   ---------------  ----------------------------------  ----------------------------------
-//!   MemorySource     mmap, munmap, madvise(DONTNEED)     bitmap of free RAM segments
+//!   MemorySource     mmap, munmap, madvise(DONTNEED,      bitmap of free RAM segments
+//!                    HUGEPAGE / NOHUGEPAGE)
 //!   ExecMemory       mmap RW -> mprotect RX               page-table permission flips
 //!   Console          stderr                               16550 / PL011 UART
 //! ```
