@@ -300,7 +300,7 @@ fn check_segment(s: &Segment) -> Result<usize, CheckError> {
                 );
             }
         }
-        let span_mask = (((1u64 << span) - 1) << i) as u32;
+        let span_mask = Segment::pages_mask(i, span);
         let dense = s.dense & span_mask;
         if dense != 0 && (dense != span_mask || !page.touches_every_os_page()) {
             return fail(

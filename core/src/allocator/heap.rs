@@ -443,16 +443,15 @@ impl Heap {
         aligned
     }
 
-    /// A page just carved its last block: notes it in its segment's `dense` pages when that
-    /// touched every OS page of it.
+    /// Carves more blocks of `page` ([`Page::extend`]); a page that this carves to the end
+    /// with blocks of at most 4 KiB counts in its segment's `dense` pages.
     ///
     /// # Safety
     /// `page` is an owned page in use.
-    #[cold]
-    #[inline(never)]
-    unsafe fn page_carved(&mut self, page: *mut Page) {
+    unsafe fn extend_page(&mut self, page: *mut Page) {
         // SAFETY: an owned page in use (caller), in an owned segment.
         unsafe {
+            (*page).extend();
             if (*page).touches_every_os_page() {
                 let seg = segment_of(page.cast::<u8>());
                 (*seg).note_dense((*seg).index_of(page));
@@ -469,10 +468,7 @@ impl Heap {
                 let next = (*page).next;
                 (*page).collect();
                 if (*page).free.is_null() {
-                    (*page).extend();
-                    if (*page).capacity == (*page).reserved {
-                        self.page_carved(page);
-                    }
+                    self.extend_page(page);
                 }
                 if !(*page).free.is_null() {
                     self.make_direct(class, page);
@@ -658,10 +654,7 @@ impl Heap {
             let page: *mut Page = &mut (*seg).pages[i];
             (*page).init(class, HOT_STACK_OF[class], class_size(class), start, len);
             (*page).span = span as u8;
-            (*page).extend();
-            if (*page).capacity == (*page).reserved {
-                self.page_carved(page);
-            }
+            self.extend_page(page);
             self.queues[class].push_front(page);
             self.direct[class] = page;
             page

@@ -233,6 +233,18 @@ impl Segment {
         }
     }
 
+    /// The bits of pages `i .. i + n` in the segment's page masks.
+    #[inline]
+    pub(crate) const fn pages_mask(i: usize, n: usize) -> u32 {
+        (((1u64 << n) - 1) << i) as u32
+    }
+
+    /// The bits of the span whose head page is `i`.
+    #[inline]
+    fn span_mask(&self, i: usize) -> u32 {
+        Self::pages_mask(i, self.pages[i].span.max(1) as usize)
+    }
+
     /// Finds and claims `n` contiguous free pages; returns the first page's index. Multi-page
     /// spans never use page 0 (it is shorter by the header).
     pub(crate) fn claim_span(&mut self, n: usize) -> Option<usize> {
@@ -245,7 +257,7 @@ impl Segment {
             let run = (1u32 << n) - 1;
             (1..=PAGES_PER_SEGMENT - n).find(|&i| (self.free_pages >> i) & run == run)?
         };
-        let mask = (((1u64 << n) - 1) << i) as u32;
+        let mask = Self::pages_mask(i, n);
         self.free_pages &= !mask;
         // Reused before its purge: nothing to decommit any more.
         self.dirty &= !mask;
@@ -266,7 +278,7 @@ impl Segment {
             self.span_head[i + d] = (i + d) as u8;
             self.page_off[i + d] = page_offset(i + d);
         }
-        let mask = (((1u64 << n) - 1) << i) as u32;
+        let mask = Self::pages_mask(i, n);
         self.free_pages |= mask;
         self.dirty |= mask;
         self.dense &= !mask;
@@ -348,15 +360,13 @@ impl Segment {
 
     /// Notes that the span at page `i` is fully carved into blocks of at most 4 KiB.
     pub(crate) fn note_dense(&mut self, i: usize) {
-        let n = self.pages[i].span.max(1) as usize;
-        self.dense |= (((1u64 << n) - 1) << i) as u32;
+        self.dense |= self.span_mask(i);
     }
 
     /// Whether the span at page `i` is the only one in use.
     #[inline]
     pub(crate) fn is_only_span(&self, i: usize) -> bool {
-        let n = self.pages[i].span.max(1) as usize;
-        self.free_pages | ((((1u64 << n) - 1) << i) as u32) == ALL_PAGES_FREE
+        self.free_pages | self.span_mask(i) == ALL_PAGES_FREE
     }
 
     /// Whether no page of the segment is in use.
