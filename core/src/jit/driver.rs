@@ -460,11 +460,11 @@ impl Jit<'_> {
             self.host_ctx
                 .set_fuel(frame.wrapping_add(crate::jit::backend::FUEL))
         };
-        // SAFETY: `regs` is an exclusively borrowed array of at least `min_slots` (and
-        // `nregs`) `Value`s, laid out as VM_LAYOUT (checked at compile time above); the shared
-        // exit frame has room for the spill slots of every installed trace; the code was
-        // compiled by the native backend and is still installed, as is every trace a link
-        // table names.
+        // `regs` is an exclusively borrowed array of at least `min_slots` (and `nregs`)
+        // `Value`s, laid out as VM_LAYOUT (checked at compile time above); the shared exit
+        // frame has room for the spill slots of every installed trace.
+        // SAFETY: so the compiled code's contract holds; it came from the native backend and
+        // is still installed, as is every trace a link table names.
         let id = unsafe { t.code.enter(regs.as_mut_ptr().cast(), frame) };
         *fuel = self.frame.fuel();
         let (tag, exit) = split_exit_id(id);

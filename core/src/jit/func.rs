@@ -274,14 +274,14 @@ impl FuncCode {
             words.add(FUEL).write(0);
         }
         self.runs.set(self.runs.get() + 1);
-        // SAFETY: `entry` is this trace's code, compiled by the native backend for the
-        // `fn(slots, frame) -> exit` convention and installed executable; `slots` points at
-        // a whole frame window of `Value`s (checked by `frame_ptr`, and the trace touches only
-        // registers of this function, below the window's 256, plus the windows of its calls,
-        // which `call_helper` reserves and direct calls only make within the budget that
-        // `direct_budget` derived from the stack's reserve); `words` is this activation's
-        // own frame of FRAME_WORDS words. While it runs, `env` is used only through `env_ptr`
-        // (by the helpers), and `self` only through shared references.
+        // `slots` points at a whole frame window of `Value`s (checked by `frame_ptr`); the
+        // trace touches only registers of this function, below the window's 256, plus the
+        // windows of its calls, which `call_helper` reserves and direct calls only make within
+        // the budget that `direct_budget` derived from the stack's reserve; `words` is this
+        // activation's own frame of FRAME_WORDS words. While it runs, `env` is used only
+        // through `env_ptr` (by the helpers), and `self` only through shared references.
+        // SAFETY: with those, `entry` (this trace's code, compiled by the native backend for
+        // the `fn(slots, frame) -> exit` convention and installed executable) may run.
         let exit = unsafe {
             let f: unsafe extern "C" fn(*mut u8, *mut u64) -> u32 =
                 core::mem::transmute(self.entry.as_ptr());

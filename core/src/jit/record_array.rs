@@ -60,11 +60,11 @@ use crate::vm::value::{
 /// at address `slot` with the interpreter's reference counting (the old value is dropped).
 /// Returns 0.
 pub(crate) extern "C" fn put_element(slot: i64, elem: i64) -> i64 {
-    // SAFETY: `elem` is the address of an element of a live array (bounds-checked by the
-    // trace), and `slot` of a VM register of the running frame (`SAddr`) that the trace never
-    // writes otherwise; the interpreter is suspended while native code runs. The clone is made
-    // before the assignment drops the old register value, and nothing else holds a reference
-    // into either buffer across the call.
+    // `elem` is the address of an element of a live array (bounds-checked by the trace), and
+    // `slot` of a VM register of the running frame (`SAddr`) that the trace never writes
+    // otherwise; the interpreter is suspended while native code runs.
+    // SAFETY: so both are valid; the clone is made before the assignment drops the old
+    // register value, and nothing else holds a reference into either buffer across the call.
     unsafe {
         let v = (*(elem as usize as *const Value)).clone();
         *(slot as usize as *mut Value) = v;

@@ -136,10 +136,10 @@ pub(crate) extern "C" fn str_len(base: i64, i: i64) -> i64 {
 /// address `elem`, dropping the element's old value afterwards (as the interpreter's
 /// `setidx`): 0, or -1 (nothing changed) when the slot holds no string.
 pub(crate) extern "C" fn str_store(elem: i64, src: i64) -> i64 {
-    // SAFETY: `elem` is an element of a live array, bounds-checked by the trace, and `src` a
-    // register of the running frame (`SAddr`); the clone is made before the old element is
-    // replaced, and the old element is dropped after the store, so a drop that frees the
-    // array's last other reference cannot touch the buffer being written.
+    // `elem` is an element of a live array, bounds-checked by the trace, and `src` a
+    // register of the running frame (`SAddr`). The old element is dropped after the store, so
+    // a drop that frees the array's last other reference cannot touch the buffer written.
+    // SAFETY: both are valid, and the clone is made before the old element is replaced.
     unsafe {
         let v = (*(src as usize as *const Value)).clone();
         if !matches!(v, Value::Str(_)) {

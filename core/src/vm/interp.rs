@@ -384,11 +384,10 @@ impl<'p> Vm<'p> {
             Ok(l) => l,
             Err(k) => return Err(self.fail(0, 0, k)),
         };
-        // SAFETY: the pointer is used only by the dispatch loop inside `run_linked` below,
-        // while `linked` (and the host and buffers it borrows) is alive, and it is cleared
-        // before `linked` is dropped; every entry into the dispatch loop (`run`, `run_with`)
-        // sets the field first, so a pointer left behind by an unwinding host function is
-        // never read.
+        // Every entry into the dispatch loop (`run`, `run_with`) sets the field first, so a
+        // pointer left behind by an unwinding host function is never read.
+        // SAFETY: the pointer is used only by the dispatch loop inside `run_linked` below, while
+        // `linked` (and what it borrows) is alive, and is cleared before `linked` is dropped.
         self.host = Some(unsafe { host::erase(&mut linked) });
         self.host_pending = None;
         let result = self.run_linked(out, hook);

@@ -54,10 +54,10 @@ extern "C" fn new_array(frame: i64, desc: i64) -> i64 {
     // code.
     let d = unsafe { &*(desc as usize as *const NewArr) };
     let len = d.dst.max(d.first + d.n) + 1;
-    // SAFETY: `frame` is the address of slot 0 of the running frame (`SAddr` taken after the
-    // trace's last call), whose registers (every register the `newarr` names lies below the
-    // function's register count) are inside the register stack; the interpreter is suspended
-    // while native code runs, and nothing holds a reference into the stack.
+    // `frame` is the address of slot 0 of the running frame (`SAddr` taken after the trace's
+    // last call); every register the `newarr` names lies below the function's register count.
+    // SAFETY: so the `len` registers are inside the register stack; the interpreter is
+    // suspended while native code runs, and nothing holds a reference into the stack.
     let regs = unsafe { core::slice::from_raw_parts_mut(frame as usize as *mut Value, len) };
     let Some(items) = regs.get(d.first..d.first + d.n).map(<[Value]>::to_vec) else {
         return 1;
@@ -87,10 +87,10 @@ pub(super) extern "C" fn drop_slot(slot: i64, _: i64) -> i64 {
 /// frame's result. Returns 0.
 extern "C" fn release_frame(frame: i64, packed: i64) -> i64 {
     let (n, ret) = ((packed & 0xffff_ffff) as usize, (packed >> 32) as usize);
-    // SAFETY: `frame` is the address of slot 0 of the running frame (`SAddr` taken after the
-    // trace's last call), whose `n` registers (the function's register count) lie inside the
-    // register stack; the interpreter is suspended while native code runs, and nothing holds
-    // a reference into the stack.
+    // `frame` is the address of slot 0 of the running frame (`SAddr` taken after the trace's
+    // last call), and `n` is the function's register count.
+    // SAFETY: so the `n` registers lie inside the register stack; the interpreter is
+    // suspended while native code runs, and nothing holds a reference into the stack.
     let regs = unsafe { core::slice::from_raw_parts_mut(frame as usize as *mut Value, n) };
     let v = ret
         .checked_sub(1)

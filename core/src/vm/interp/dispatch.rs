@@ -485,12 +485,12 @@ impl Vm<'_> {
                         continue;
                     }};
                 }
-                // SAFETY: `Vm::new` verified that every instruction start holds a valid
-                // opcode byte (`Op::from_byte` succeeded for it); the rewritten copy
-                // (`quicken`) replaces some of them only with fused opcodes, which are `Op`
-                // variants too; execution only reaches instruction starts, so the byte is a
-                // valid `Op` discriminant. The exhaustive `match` on `Op` needs no range check
-                // before its jump table.
+                // `Vm::new` verified that every instruction start holds a valid opcode byte
+                // (`Op::from_byte` succeeded for it); `quicken` replaces some of them only with
+                // fused opcodes, which are `Op` variants too. The exhaustive `match` on `Op`
+                // then needs no range check before its jump table.
+                // SAFETY: execution only reaches instruction starts, so the byte is a valid
+                // `Op` discriminant.
                 let op = unsafe { core::mem::transmute::<u8, Op>(w as u8) };
                 match op {
                     Op::Move => op_move!(w),
@@ -619,12 +619,12 @@ impl Vm<'_> {
                             base: base as u32,
                         };
                         debug_assert!(depth < self.frames.capacity());
-                        // SAFETY: `depth` is below `frame_room`, so below the capacity (see
-                        // `Vm::frame_room`), and still the length: between the check and here
-                        // only fuel, the register stack and the call counters changed (the
-                        // hook `count_call` may consult sees the arguments, not the frames),
-                        // and the native branch, which pushes and pops its own marker, left
-                        // the arm.
+                        // Between the check and here only fuel, the register stack and the
+                        // call counters changed (the hook `count_call` may consult sees the
+                        // arguments, not the frames), and the native branch, which pushes and
+                        // pops its own marker, left the arm.
+                        // SAFETY: so `depth` is still the length and below `frame_room`, so
+                        // below the capacity (see `Vm::frame_room`).
                         unsafe {
                             self.frames.as_mut_ptr().add(depth).write(frame);
                             self.frames.set_len(depth + 1);

@@ -263,12 +263,12 @@ impl Vm<'_> {
         if self.hot.is_null() {
             return false;
         }
-        // SAFETY: `hot` points at the running function's counters (set at every frame
-        // switch, and a nested run of the interpreter only happens inside a `call` or a call
-        // stop, after which the frame switch sets it again), one per code word (`Vm::new`),
-        // never resized while running; `header` is a jump target the verifier checked to lie
-        // inside the code, or the instruction after a `loop` marker, which it proved lies
-        // inside too (nothing falls off the end). Nothing else holds a reference to them now.
+        // `hot` is set at every frame switch (a nested run of the interpreter only happens
+        // inside a `call` or a call stop, after which the frame switch sets it again); `header`
+        // is a jump target the verifier checked to lie inside the code, or the instruction
+        // after a `loop` marker, which it proved lies inside too (nothing falls off the end).
+        // SAFETY: so `hot` points at the running function's counters, one per code word, never
+        // resized while running, and `header` indexes them; nothing else holds a reference now.
         let left = unsafe { &mut *self.hot.add(header) };
         *left -= 1;
         *left == 0
