@@ -726,9 +726,32 @@ impl Heap {
                     .byte_add((*page).hot_at as usize)
                     .cast::<HotStack>();
                 if (*stack).cap != 0 {
-                    self.hot_shrink(class, stack);
+                    // A tail call, so that this path saves no registers.
+                    return self.free_local_shrinking(page, block, stack);
                 }
             }
+            self.free_to_page(page, block);
+        }
+    }
+
+    /// [`free_local_page`](Self::free_local_page) of a free that shrinks its class's stack
+    /// first ([`Heap::hot_shrink`]).
+    ///
+    /// # Safety
+    /// As for [`free_local`](Self::free_local); `stack` is this heap's stack header of the
+    /// page's class, with `cap > 0`.
+    #[cold]
+    #[inline(never)]
+    // `extern "C"` only so that it cannot unwind: `free_local_page` reaches it by a tail call.
+    unsafe extern "C" fn free_local_shrinking(
+        &mut self,
+        page: *mut Page,
+        block: *mut u8,
+        stack: *mut HotStack,
+    ) {
+        // SAFETY: owner access and this class's stack header (caller).
+        unsafe {
+            self.hot_shrink((*page).class as usize, stack);
             self.free_to_page(page, block);
         }
     }
