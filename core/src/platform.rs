@@ -93,11 +93,12 @@ pub unsafe trait MemorySource: Sync {
     /// A hint about the page size backing one segment; the default ignores it.
     ///
     /// `large = true` comes for a segment fresh from [`reserve`](Self::reserve), before kiln
-    /// writes any byte of it, when the heap taking it already holds a segment's worth of pages
-    /// it touches throughout: the platform may back the segment with large pages (2 MiB), which
-    /// then cost no memory and save TLB misses. `large = false` comes before the first
-    /// [`decommit`](Self::decommit) of a range in a segment advised `true`: the platform should
-    /// not fill the holes kiln gives back with large pages again.
+    /// writes any byte of it, when the heap taking it already holds four segments' worth of
+    /// pages it touches throughout: the platform may back the segment with large pages (2 MiB),
+    /// which save TLB misses and cost little memory there (the segment is resident whole while
+    /// it fills), or decline (kiln-std does after `set_large_pages(false)`). `large = false`
+    /// comes before the first [`decommit`](Self::decommit) of a range in a segment advised
+    /// `true`: the platform should not fill the holes kiln gives back with large pages again.
     ///
     /// # Safety
     /// `segment` is the start of a segment this source reserved and has not released. The

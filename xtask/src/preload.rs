@@ -1,7 +1,8 @@
 //! Lane `preload`: `libkiln.so` under real programs.
 //!
 //! Builds `cargo build --release -p kiln-preload`, then:
-//! - runs `kiln-preload-probe` (C semantics, every alignment up to 1 GiB, threads, fork) under it;
+//! - runs `kiln-preload-probe` (C semantics, every alignment up to 1 GiB, threads, fork, huge
+//!   pages with and without `KILN_LARGE_PAGES=0`) under it;
 //! - checks that double/interior frees abort a child process with a `kiln: ...` message;
 //! - runs python3 (dicts, lists, strings, threads), `sort` on a generated file and `git` on a
 //!   scratch repository with and without `LD_PRELOAD`, and requires identical output;
@@ -31,9 +32,10 @@ pub fn lane() -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).map_err(|e| format!("mkdir {scratch:?}: {e}"))?;
 
-    for scenario in ["api", "threads", "fork"] {
-        probe_passes(&lib, &probe, scenario)?;
+    for scenario in ["api", "threads", "fork", "large-pages"] {
+        probe_passes(&lib, &probe, scenario, &[])?;
     }
+    probe_passes(&lib, &probe, "large-pages", &[("KILN_LARGE_PAGES", "0")])?;
     for (scenario, message) in [
         ("double-free", "double free"),
         ("interior-free", "kiln: free(0x"),
@@ -95,12 +97,21 @@ fn output(mut cmd: Command) -> Result<Output, String> {
         .map_err(|e| format!("cannot start {cmd:?}: {e}"))
 }
 
-fn probe_passes(lib: &Path, probe: &Path, scenario: &str) -> Result<(), String> {
+fn probe_passes(
+    lib: &Path,
+    probe: &Path,
+    scenario: &str,
+    env: &[(&str, &str)],
+) -> Result<(), String> {
     let mut cmd = Command::new(probe);
-    cmd.arg(scenario);
+    cmd.arg(scenario).envs(env.iter().copied());
     with_kiln(&mut cmd, lib);
     let out = output(cmd)?;
-    eprintln!("preload: probe {scenario}: {}", out.status);
+    eprintln!(
+        "preload: probe {scenario} {env:?}: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     if !out.status.success() {
         return Err(format!(
             "probe {scenario} failed ({}): {}",

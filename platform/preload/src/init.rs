@@ -1,7 +1,8 @@
 //! Load-time set-up: a constructor in `.init_array` reads `KILN_STATS`: with `1` it registers the
 //! exit report, otherwise it turns kiln's per-call counters off (`stats::set_counting(false)`:
 //! they would cost every `malloc`/`free` about a third of its instructions for a report nobody
-//! asked for). It runs after libc is initialised and before `main`; any allocation before it is
+//! asked for). `KILN_LARGE_PAGES=0` turns transparent huge pages for kiln's segments off
+//! (`kiln_std::set_large_pages`). It runs after libc is initialised and before `main`; any allocation before it is
 //! already served by kiln (kiln sets itself up lazily on first use).
 //!
 //! `fork`: kiln-std registers `pthread_atfork` handlers on the first allocation of the process
@@ -33,5 +34,11 @@ extern "C" fn load() {
         unsafe { libc::atexit(report::print_at_exit) };
     } else {
         kiln_core::allocator::stats::set_counting(false);
+    }
+    // SAFETY: as above.
+    let value = unsafe { libc::getenv(c"KILN_LARGE_PAGES".as_ptr()) };
+    // SAFETY: as above, a non-null result's first byte is readable.
+    if !value.is_null() && unsafe { *value } == b'0' as core::ffi::c_char {
+        kiln_std::set_large_pages(false);
     }
 }

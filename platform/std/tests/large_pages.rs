@@ -1,6 +1,6 @@
 //! A thread that fills segments with small blocks gets its later segments on transparent huge
-//! pages (`MADV_HUGEPAGE`, visible as the `hg` flag of their mapping in `/proc/self/smaps`);
-//! a thread of a few blocks does not. (Its own test binary: no other test allocates meanwhile.)
+//! pages (`MADV_HUGEPAGE`, visible as the `hg` flag of their mapping in `/proc/self/smaps`),
+//! unless `kiln_std::set_large_pages(false)` turned them off; a thread of a few blocks does not. (Its own test binary: no other test allocates meanwhile.)
 
 use std::thread;
 
@@ -52,20 +52,10 @@ fn advice_is_visible() -> bool {
     }
 }
 
-#[test]
-fn a_heap_dense_in_small_blocks_gets_huge_pages_and_a_small_one_does_not() {
-    if !advice_is_visible() {
-        eprintln!("huge-page advice does not show in /proc/self/smaps here: nothing to check");
-        return;
-    }
+/// In a new thread (a new heap): 16 MiB of 64-byte blocks, each written; the `VmFlags` of the
+/// mapping holding the last one, then everything freed.
+fn flags_after_a_dense_heap() -> String {
     thread::spawn(|| {
-        let small: Vec<usize> = (0..100).map(|_| kiln_std::alloc(64, 8) as usize).collect();
-        let flags = vm_flags_at(small[99]).expect("the block's mapping");
-        assert!(
-            !flags.split(' ').any(|f| f == "hg"),
-            "a small heap advised: {flags}"
-        );
-        // 16 MiB of 64-byte blocks, each written.
         let blocks: Vec<usize> = (0..262_144)
             .map(|i| {
                 let p = kiln_std::alloc(64, 8);
@@ -76,12 +66,43 @@ fn a_heap_dense_in_small_blocks_gets_huge_pages_and_a_small_one_does_not() {
             })
             .collect();
         let flags = vm_flags_at(*blocks.last().unwrap()).expect("the block's mapping");
-        assert!(flags.split(' ').any(|f| f == "hg"), "not advised: {flags}");
-        for p in blocks.into_iter().chain(small) {
+        for p in blocks {
+            // SAFETY: live, freed once.
+            unsafe { kiln_std::free(p as *mut u8) }.unwrap();
+        }
+        flags
+    })
+    .join()
+    .unwrap()
+}
+
+fn has_hg(flags: &str) -> bool {
+    flags.split(' ').any(|f| f == "hg")
+}
+
+#[test]
+fn a_heap_dense_in_small_blocks_gets_huge_pages_unless_they_are_off_and_a_small_one_does_not() {
+    if !advice_is_visible() {
+        eprintln!("huge-page advice does not show in /proc/self/smaps here: nothing to check");
+        return;
+    }
+    thread::spawn(|| {
+        let small: Vec<usize> = (0..100).map(|_| kiln_std::alloc(64, 8) as usize).collect();
+        let flags = vm_flags_at(small[99]).expect("the block's mapping");
+        assert!(!has_hg(&flags), "a small heap advised: {flags}");
+        for p in small {
             // SAFETY: live, freed once.
             unsafe { kiln_std::free(p as *mut u8) }.unwrap();
         }
     })
     .join()
     .unwrap();
+    let flags = flags_after_a_dense_heap();
+    assert!(has_hg(&flags), "not advised: {flags}");
+    // Off: the dense heap's newest segment (fresh from mmap: the pool caches at most four)
+    // keeps small pages.
+    kiln_std::set_large_pages(false);
+    let flags = flags_after_a_dense_heap();
+    kiln_std::set_large_pages(true);
+    assert!(!has_hg(&flags), "advised with large pages off: {flags}");
 }

@@ -3,6 +3,7 @@
 //!
 //! Scenarios: `api` (C semantics and every alignment up to 1 GiB), `threads` (cross-thread frees with
 //! content checks), `fork` (fork while other threads allocate; children must not deadlock),
+//! `large-pages` (huge pages for a heap dense in small blocks, none with `KILN_LARGE_PAGES=0`),
 //! and the misuse cases `double-free`, `interior-free`, `foreign-free`, `realloc-interior`, which must abort
 //! with a `kiln: ...` message.
 use std::ffi::c_void;
@@ -470,6 +471,79 @@ fn fork() -> Check {
     Ok(())
 }
 
+/// Whether the mapping holding `addr` has the `hg` flag (`MADV_HUGEPAGE`) in `/proc/self/smaps`;
+/// `None` when no mapping holds it.
+fn advised_huge(addr: usize) -> Option<bool> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let range = line.split_once(' ').and_then(|(r, _)| r.split_once('-'));
+        if let Some((Ok(lo), Ok(hi))) =
+            range.map(|(lo, hi)| (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)))
+        {
+            inside = (lo..hi).contains(&addr);
+        } else if let Some(flags) = line.strip_prefix("VmFlags:").filter(|_| inside) {
+            return Some(flags.split_whitespace().any(|f| f == "hg"));
+        }
+    }
+    None
+}
+
+/// `KILN_LARGE_PAGES=0` keeps a heap dense in small blocks on small pages; without it, its newest
+/// segment is advised to use huge pages. Passes without a check where the advice does not show
+/// in `/proc/self/smaps` (a kernel without transparent huge pages, qemu-user).
+fn large_pages() -> Check {
+    const LEN: usize = 4 << 20;
+    // SAFETY: a fresh anonymous mapping, advised and unmapped here; nothing else is touched.
+    let visible = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            LEN,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        ensure(p != libc::MAP_FAILED, "mmap for the advice probe")?;
+        let aligned = (p as usize).next_multiple_of(2 << 20);
+        let ok = libc::madvise(aligned as *mut c_void, 2 << 20, libc::MADV_HUGEPAGE) == 0
+            && advised_huge(aligned) == Some(true);
+        libc::munmap(p, LEN);
+        ok
+    };
+    if !visible {
+        println!("probe large-pages: huge-page advice does not show here, nothing checked");
+        return Ok(());
+    }
+    let off = std::env::var("KILN_LARGE_PAGES").is_ok_and(|v| v.starts_with('0'));
+    // 16 MiB of 64-byte blocks, each written: the heap is dense in small blocks.
+    let blocks: Vec<usize> = (0..262_144)
+        .map(|i| {
+            // SAFETY: malloc has no precondition; the block is checked before it is written.
+            unsafe {
+                let p = c::malloc(64);
+                if !p.is_null() {
+                    fill(p, 64, i as u8);
+                }
+                p as usize
+            }
+        })
+        .collect();
+    ensure(blocks.iter().all(|&p| p != 0), "malloc(64) is not null")?;
+    let advised = advised_huge(*blocks.last().expect("blocks"));
+    for &p in &blocks {
+        // SAFETY: live blocks from malloc, freed once.
+        unsafe { c::free(p as *mut c_void) };
+    }
+    ensure(
+        advised == Some(!off),
+        &format!(
+            "the newest segment advised huge: {}, found {advised:?}",
+            !off
+        ),
+    )
+}
+
 // The misuse cases are deliberately wrong: the allocator must abort before any harm is done.
 
 fn double_free() -> Check {
@@ -520,12 +594,13 @@ fn main() -> ExitCode {
         "api" => api(),
         "threads" => threads(),
         "fork" => fork(),
+        "large-pages" => large_pages(),
         "double-free" => double_free(),
         "interior-free" => interior_free(),
         "foreign-free" => foreign_free(),
         "realloc-interior" => realloc_interior(),
         other => Err(format!(
-            "unknown scenario `{other}`: api, threads, fork, double-free, interior-free, foreign-free, realloc-interior"
+            "unknown scenario `{other}`: api, threads, fork, large-pages, double-free, interior-free, foreign-free, realloc-interior"
         )),
     };
     match result {
