@@ -2,8 +2,8 @@
 //! exit report, otherwise it turns kiln's per-call counters off (`stats::set_counting(false)`:
 //! they would cost every `malloc`/`free` about a third of its instructions for a report nobody
 //! asked for). `KILN_LARGE_PAGES=0` turns transparent huge pages for kiln's segments off
-//! (`kiln_std::set_large_pages`). It runs after libc is initialised and before `main`; any allocation before it is
-//! already served by kiln (kiln sets itself up lazily on first use).
+//! (`kiln_std::set_large_pages`). It runs after libc is initialised and before `main`; any
+//! allocation before it is already served by kiln (kiln sets itself up lazily on first use).
 //!
 //! `fork`: kiln-std registers `pthread_atfork` handlers on the first allocation of the process
 //! (`kiln_std::register_fork_handlers`): the prepare handler takes kiln's locks (the fallback

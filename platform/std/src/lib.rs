@@ -135,7 +135,7 @@ static LARGE_PAGES: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicB
 ///
 /// kiln asks for them only for the new segments of a heap that already holds 8 MiB of pages
 /// carved throughout into blocks of at most 4 KiB, where they cost little memory and save TLB
-/// misses (about +10% at 100 000 live blocks of 16-1040 bytes). What they cost: a huge page is
+/// misses (4-10% faster at 100 000 live blocks of 16-1040 bytes, `docs/perf.md`). What they cost: a huge page is
 /// resident whole from its first touch, so the heap's newest segment counts in full while it
 /// fills (up to 2 MiB per thread's heap). Turn them off where peak memory matters more than
 /// that speed; `libkiln.so` does so when started with `KILN_LARGE_PAGES=0`. The kernel's own
