@@ -1,60 +1,18 @@
 //! A thread that fills segments with small blocks gets its later segments on transparent huge
 //! pages (`MADV_HUGEPAGE`, visible as the `hg` flag of their mapping in `/proc/self/smaps`),
-//! unless `kiln_std::set_large_pages(false)` turned them off; a thread of a few blocks does not. (Its own test binary: no other test allocates meanwhile.)
+//! unless `kiln_std::set_large_pages(false)` turned them off; a thread of a few blocks does not.
+//! (Its own test binary: no other test allocates meanwhile.)
 
 use std::thread;
 
-/// The `VmFlags` of the mapping holding `addr`, from `/proc/self/smaps`.
-fn vm_flags_at(addr: usize) -> Option<String> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let mut inside = false;
-    for line in smaps.lines() {
-        if let Some((range, _)) = line.split_once(' ') {
-            if let Some((lo, hi)) = range.split_once('-') {
-                if let (Ok(lo), Ok(hi)) =
-                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
-                {
-                    inside = (lo..hi).contains(&addr);
-                    continue;
-                }
-            }
-        }
-        if inside {
-            if let Some(flags) = line.strip_prefix("VmFlags:") {
-                return Some(flags.trim().to_string());
-            }
-        }
-    }
-    None
-}
+#[path = "support/huge_pages.rs"]
+mod huge_pages;
 
-/// Whether `madvise(MADV_HUGEPAGE)` shows in `/proc/self/smaps` here: not on a kernel without
-/// transparent huge pages, nor under an emulator that takes the advice without passing it on
-/// (qemu-user, which runs this test for aarch64).
-fn advice_is_visible() -> bool {
-    const LEN: usize = 4 << 20;
-    // SAFETY: a fresh anonymous mapping, unmapped below; nothing else is touched.
-    unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        let aligned = (p as usize).next_multiple_of(2 << 20);
-        let ok = libc::madvise(aligned as *mut libc::c_void, 2 << 20, libc::MADV_HUGEPAGE) == 0
-            && vm_flags_at(aligned).is_some_and(|f| f.split(' ').any(|f| f == "hg"));
-        libc::munmap(p, LEN);
-        ok
-    }
-}
+use huge_pages::{advice_is_visible, advised_huge};
 
-/// In a new thread (a new heap): 16 MiB of 64-byte blocks, each written; the `VmFlags` of the
-/// mapping holding the last one, then everything freed.
-fn flags_after_a_dense_heap() -> String {
+/// In a new thread (a new heap): 16 MiB of 64-byte blocks, each written; whether the mapping
+/// holding the last one is advised huge, then everything freed.
+fn advised_after_a_dense_heap() -> bool {
     thread::spawn(|| {
         let blocks: Vec<usize> = (0..262_144)
             .map(|i| {
@@ -65,19 +23,15 @@ fn flags_after_a_dense_heap() -> String {
                 p as usize
             })
             .collect();
-        let flags = vm_flags_at(*blocks.last().unwrap()).expect("the block's mapping");
+        let advised = advised_huge(*blocks.last().unwrap()).expect("the block's mapping");
         for p in blocks {
             // SAFETY: live, freed once.
             unsafe { kiln_std::free(p as *mut u8) }.unwrap();
         }
-        flags
+        advised
     })
     .join()
     .unwrap()
-}
-
-fn has_hg(flags: &str) -> bool {
-    flags.split(' ').any(|f| f == "hg")
 }
 
 #[test]
@@ -88,8 +42,8 @@ fn a_heap_dense_in_small_blocks_gets_huge_pages_unless_they_are_off_and_a_small_
     }
     thread::spawn(|| {
         let small: Vec<usize> = (0..100).map(|_| kiln_std::alloc(64, 8) as usize).collect();
-        let flags = vm_flags_at(small[99]).expect("the block's mapping");
-        assert!(!has_hg(&flags), "a small heap advised: {flags}");
+        let advised = advised_huge(small[99]).expect("the block's mapping");
+        assert!(!advised, "a small heap advised");
         for p in small {
             // SAFETY: live, freed once.
             unsafe { kiln_std::free(p as *mut u8) }.unwrap();
@@ -97,12 +51,11 @@ fn a_heap_dense_in_small_blocks_gets_huge_pages_unless_they_are_off_and_a_small_
     })
     .join()
     .unwrap();
-    let flags = flags_after_a_dense_heap();
-    assert!(has_hg(&flags), "not advised: {flags}");
+    assert!(advised_after_a_dense_heap(), "a dense heap not advised");
     // Off: the dense heap's newest segment (fresh from mmap: the pool caches at most four)
     // keeps small pages.
     kiln_std::set_large_pages(false);
-    let flags = flags_after_a_dense_heap();
+    let advised = advised_after_a_dense_heap();
     kiln_std::set_large_pages(true);
-    assert!(!has_hg(&flags), "advised with large pages off: {flags}");
+    assert!(!advised, "advised with large pages off");
 }

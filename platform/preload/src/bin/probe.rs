@@ -471,46 +471,14 @@ fn fork() -> Check {
     Ok(())
 }
 
-/// Whether the mapping holding `addr` has the `hg` flag (`MADV_HUGEPAGE`) in `/proc/self/smaps`;
-/// `None` when no mapping holds it.
-fn advised_huge(addr: usize) -> Option<bool> {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let mut inside = false;
-    for line in smaps.lines() {
-        let range = line.split_once(' ').and_then(|(r, _)| r.split_once('-'));
-        if let Some((Ok(lo), Ok(hi))) =
-            range.map(|(lo, hi)| (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)))
-        {
-            inside = (lo..hi).contains(&addr);
-        } else if let Some(flags) = line.strip_prefix("VmFlags:").filter(|_| inside) {
-            return Some(flags.split_whitespace().any(|f| f == "hg"));
-        }
-    }
-    None
-}
+#[path = "../../../std/tests/support/huge_pages.rs"]
+mod huge_pages;
 
 /// `KILN_LARGE_PAGES=0` keeps a heap dense in small blocks on small pages; without it, its newest
 /// segment is advised to use huge pages. Passes without a check where the advice does not show
 /// in `/proc/self/smaps` (a kernel without transparent huge pages, qemu-user).
 fn large_pages() -> Check {
-    const LEN: usize = 4 << 20;
-    // SAFETY: a fresh anonymous mapping, advised and unmapped here; nothing else is touched.
-    let visible = unsafe {
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            LEN,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        ensure(p != libc::MAP_FAILED, "mmap for the advice probe")?;
-        let aligned = (p as usize).next_multiple_of(2 << 20);
-        let ok = libc::madvise(aligned as *mut c_void, 2 << 20, libc::MADV_HUGEPAGE) == 0
-            && advised_huge(aligned) == Some(true);
-        libc::munmap(p, LEN);
-        ok
-    };
+    let visible = huge_pages::advice_is_visible();
     if !visible {
         println!("probe large-pages: huge-page advice does not show here, nothing checked");
         return Ok(());
@@ -530,7 +498,7 @@ fn large_pages() -> Check {
         })
         .collect();
     ensure(blocks.iter().all(|&p| p != 0), "malloc(64) is not null")?;
-    let advised = advised_huge(*blocks.last().expect("blocks"));
+    let advised = huge_pages::advised_huge(*blocks.last().expect("blocks"));
     for &p in &blocks {
         // SAFETY: live blocks from malloc, freed once.
         unsafe { c::free(p as *mut c_void) };
